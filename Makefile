@@ -1,0 +1,38 @@
+# Two entry points matter: `make run` and `make test`. Everything else is a step they call.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint format pytest bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/rcm dev
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests migrations bench audit integrations
+	$(BIN)/ruff format --check src tests migrations bench audit integrations
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests migrations bench audit integrations
+	$(BIN)/ruff check --fix src tests migrations bench audit integrations
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/intake.py
+
+clean:
+	rm -rf $(VENV) .rcm .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,64 @@
+"""Alembic environment: bootstrap roles and schema, then migrate as the owner role.
+
+Objects are created under ``SET ROLE rcm_owner`` so the application role never owns a table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from rcm.config import OWNER_ROLE, SCHEMA, async_url, get_settings
+from rcm.kit.bootstrap import bootstrap_roles
+from rcm.kit.models import Base
+
+config = context.config
+
+
+def _url() -> str:
+    url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        settings = get_settings()
+        if settings.database_url is None:
+            raise SystemExit(
+                "RCM_DATABASE_URL is not set (or use `rcm migrate`, which starts the embedded server)"
+            )
+        url = settings.database_url.get_secret_value()
+    return str(url)
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        version_table_schema=SCHEMA,
+        include_schemas=True,
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _main() -> None:
+    engine = create_async_engine(async_url(_url()), poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            password = config.attributes.get("app_password")
+            await bootstrap_roles(conn, app_password=password)
+            await conn.commit()
+            await conn.execute(text(f"SET ROLE {OWNER_ROLE}"))
+            await conn.execute(text(f"SET search_path = {SCHEMA}, public"))
+            await conn.run_sync(_run)
+            await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported: RLS and grants need a live database")
+asyncio.run(_main())

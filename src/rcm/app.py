@@ -1,0 +1,64 @@
+"""The Litestar application: routes from every domain, errors, telemetry, limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+from rcm import __version__
+from rcm.config import Settings, app_url_from_admin, get_settings
+from rcm.kit.db import create_engine, session_factory
+from rcm.kit.errors import EXCEPTION_HANDLERS
+from rcm.kit.health import HealthController
+from rcm.kit.telemetry import configure_logging, configure_tracing
+
+
+def app_database_url(settings: Settings) -> str:
+    if settings.app_database_url is not None:
+        return settings.app_database_url.get_secret_value()
+    if settings.database_url is None:
+        raise RuntimeError("RCM_DATABASE_URL (or RCM_APP_DATABASE_URL) must be set to serve the API")
+    password = settings.app_database_password.get_secret_value() if settings.app_database_password else None
+    return app_url_from_admin(settings.database_url.get_secret_value(), password)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    configure_tracing(settings.service_name, settings.otlp_endpoint)
+    url = app_database_url(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+        engine = create_engine(url, pool_size=settings.db_pool_size, application_name="rcm-api")
+        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+        app.state.engine = engine
+        app.state.sessions = session_factory(engine)
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return Litestar(
+        route_handlers=[HealthController],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig())],
+        openapi_config=OpenAPIConfig(
+            title="RCM API",
+            version=__version__,
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        logging_config=None,  # structured JSON logging is configured above
+        debug=False,
+    )

@@ -1,0 +1,86 @@
+"""One settings object, read from ``RCM_*`` variables and validated at start-up.
+
+A bad value fails fast with pydantic's message, which names the variable (``RCM_...``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+APP_ROLE = "rcm_app"
+OWNER_ROLE = "rcm_owner"
+SCHEMA = "rcm"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RCM_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    # Administrative connection: runs migrations and role bootstrap. Unset in dev = embedded PostgreSQL.
+    database_url: SecretStr | None = None
+    # The application's connection. Unset = the admin URL with the user swapped for the app role.
+    app_database_url: SecretStr | None = None
+    app_database_password: SecretStr | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+
+    data_dir: Path = Path(".rcm")
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    # Key-encryption key provider: "local" reads a 32-byte key from kek_file (created in dev).
+    kek_provider: Literal["local"] = "local"
+    kek_file: Path | None = None
+
+    # Message broker for dramatiq. Unset = an in-process broker (dev and tests without RabbitMQ).
+    broker_url: str | None = None
+
+    # OpenTelemetry: OTLP/HTTP endpoint for traces; unset = tracing stays in-process (no exporter).
+    otlp_endpoint: str | None = None
+    service_name: str = "rcm"
+
+    # Identity
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    dev_issuer_enabled: bool = True
+    # JSON list of {"issuer": ..., "audience": ..., "jwks_uri": ...} for external OIDC issuers.
+    oidc_issuers: str = "[]"
+
+    # Request limits
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url", "app_database_url")
+    @classmethod
+    def _must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql", "postgres")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @property
+    def kek_path(self) -> Path:
+        return self.kek_file or self.data_dir / "kek.key"
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy asyncpg form of a libpq-style URL."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def app_url_from_admin(admin_url: str, password: str | None) -> str:
+    """Same server and database as the admin URL, connecting as the application role."""
+    parsed = make_url(admin_url).set(username=APP_ROLE, password=password)
+    return parsed.render_as_string(hide_password=False)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,62 @@
+"""The demo billing company seeded by `make run`: practices from tenants/demo/, people, synthetic data.
+
+Everything it creates is invented and labelled DEMO.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import yaml
+from sqlalchemy import select
+
+from rcm.app import app_database_url
+from rcm.config import Settings
+from rcm.kit.db import create_engine, platform_transaction, session_factory
+from rcm.tenancy.manifest import TENANTS_DIR, load_manifest
+from rcm.tenancy.models import AppUser, Tenant
+from rcm.tenancy.service import apply_manifest
+
+DEMO_DIR = TENANTS_DIR / "demo"
+DEV_ISSUER = "rcm-dev-issuer"
+
+
+async def seed_demo(settings: Settings, demo_dir: Path = DEMO_DIR) -> str:
+    people = yaml.safe_load((demo_dir / "people.yaml").read_text())
+    manifests = [load_manifest(p) for p in sorted(demo_dir.glob("*.yaml")) if p.name != "people.yaml"]  # noqa: ASYNC240
+    engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-demo")
+    sessions = session_factory(engine)
+    try:
+        async with platform_transaction(sessions) as session:
+            for manifest in manifests:
+                await apply_manifest(session, {**manifest, "staff": []})
+            for person in people:
+                user = (
+                    await session.execute(select(AppUser).where(AppUser.email == person["email"]))
+                ).scalar_one_or_none()
+                if user is None:
+                    tenant_id = None
+                    if "tenant" in person:
+                        tenant = (
+                            await session.execute(select(Tenant).where(Tenant.slug == person["tenant"]))
+                        ).scalar_one()
+                        tenant_id = tenant.id
+                    session.add(
+                        AppUser(
+                            id=uuid.uuid4(),
+                            issuer=DEV_ISSUER,
+                            subject=person["email"],
+                            email=person["email"],
+                            display_name=person["name"],
+                            roles=person["roles"],
+                            home_tenant_id=tenant_id,
+                        )
+                    )
+            await session.flush()
+            for manifest in manifests:
+                await apply_manifest(session, manifest)
+            tenants = (await session.execute(select(Tenant.slug).order_by(Tenant.slug))).scalars().all()
+        return f"demo seeded: {len(tenants)} practices ({', '.join(tenants)}), {len(people)} people"
+    finally:
+        await engine.dispose()

@@ -1,0 +1,1 @@
+"""Shared plumbing that knows no domain: database, base models, errors, telemetry."""

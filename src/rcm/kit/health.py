@@ -1,0 +1,37 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, get
+from litestar.datastructures import State
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from rcm.kit.errors import ServiceUnavailable
+from rcm.kit.migrations import head_revision
+
+
+class HealthController(Controller):
+    path = ""
+    tags = ["health"]
+    opt = {"public": True}
+
+    @get("/healthz", summary="The process is up")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", summary="The database answers and its schema is at the migrations' head")
+    async def readyz(self, state: State) -> dict[str, Any]:
+        try:
+            async with state.sessions() as session:
+                current = (
+                    await session.execute(text("SELECT version_num FROM rcm.alembic_version"))
+                ).scalar()
+        except (SQLAlchemyError, OSError) as exc:
+            raise ServiceUnavailable("The database is not reachable.") from exc
+        head = head_revision()
+        if current != head:
+            raise ServiceUnavailable(f"The database schema is at {current}, the code expects {head}.")
+        return {"status": "ready", "schema": current}

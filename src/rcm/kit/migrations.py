@@ -1,0 +1,36 @@
+"""Running Alembic from code, and knowing whether the database is at head."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def alembic_config(database_url: str, *, app_password: str | None = None) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = database_url
+    config.attributes["app_password"] = app_password
+    return config
+
+
+def upgrade_to_head(database_url: str, *, app_password: str | None = None) -> None:
+    command.upgrade(alembic_config(database_url, app_password=app_password), "head")
+
+
+async def upgrade_to_head_async(database_url: str, *, app_password: str | None = None) -> None:
+    # env.py runs its own event loop; keep it off ours.
+    await asyncio.to_thread(upgrade_to_head, database_url, app_password=app_password)
+
+
+@cache
+def head_revision() -> str | None:
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return script.get_current_head()

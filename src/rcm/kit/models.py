@@ -1,0 +1,48 @@
+"""Declarative base and the tenant-owned mixin.
+
+Every tenant-owned table has ``tenant_id`` as the first column of its primary key and of every foreign key,
+so the schema can be distributed by ``tenant_id`` (Citus) without rewriting keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from rcm.config import SCHEMA
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[object, object]] = {datetime: DateTime(timezone=True)}
+
+    # Columns holding PHI ciphertext (bytea). The declaration drives encryption, redaction and audit detail.
+    __phi_columns__: ClassVar[tuple[str, ...]] = ()
+
+
+class TenantOwned:
+    """Mixin: composite primary key ``(tenant_id, id)`` with an application-generated UUID.
+
+    The id is generated in Python because PHI ciphertext binds the row id in its associated data, so it must
+    be known before the INSERT.
+    """
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

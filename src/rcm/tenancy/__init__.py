@@ -1,0 +1,1 @@
+"""Tenants (client practices), their manifests, and staff assignments."""

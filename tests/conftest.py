@@ -1,0 +1,120 @@
+"""Test harness: a real PostgreSQL, migrated to head with Alembic once per run, two fresh tenants per test.
+
+RCM_TEST_DATABASE_URL names an administrative URL (CI: the local server). Without it an embedded server from
+the pgserver wheel starts under .rcm/pgtest. Either way a database private to this checkout is recreated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from rcm.app import app_database_url, create_app
+from rcm.config import Settings, async_url
+from rcm.kit.db import create_engine, platform_transaction, session_factory
+from rcm.kit.migrations import upgrade_to_head
+from rcm.kit.tenant import TenantId
+from rcm.tenancy.models import Tenant
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _server_url() -> str:
+    url = os.environ.get("RCM_TEST_DATABASE_URL")
+    if url:
+        return url
+    from rcm.kit.embedded import start_embedded_postgres
+
+    return start_embedded_postgres(ROOT / ".rcm" / "pgtest")
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    """Superuser URL of a database created for this run (and dropped before the next one)."""
+    import asyncio
+
+    server = _server_url()
+    name = "rcm_test_" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]
+
+    async def recreate() -> None:
+        engine = create_async_engine(async_url(server), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(recreate())
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir = tmp_path_factory.mktemp("rcm-data")
+    return Settings(env="test", database_url=admin_url, data_dir=data_dir, rate_limit_per_minute=100_000)
+
+
+@pytest.fixture(scope="session")
+async def app_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(app_database_url(settings), pool_size=5, application_name="rcm-tests")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(app_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(app_engine)
+
+
+@pytest.fixture(scope="session")
+async def owner_engine(admin_url: str) -> AsyncIterator[AsyncEngine]:
+    """The superuser connection, for looking beneath the app role (never used by the code under test)."""
+    engine = create_async_engine(async_url(admin_url), poolclass=NullPool)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+async def make_tenant(sessions: async_sessionmaker[AsyncSession], label: str) -> Tenant:
+    slug = f"{label}-{uuid.uuid4().hex[:10]}"
+    async with platform_transaction(sessions) as session:
+        tenant = Tenant(id=uuid.uuid4(), slug=slug, name=f"Test practice {label}", manifest={"slug": slug})
+        session.add(tenant)
+    return tenant
+
+
+@pytest.fixture
+async def tenant(sessions: async_sessionmaker[AsyncSession]) -> Tenant:
+    return await make_tenant(sessions, "a")
+
+
+@pytest.fixture
+async def other_tenant(sessions: async_sessionmaker[AsyncSession]) -> Tenant:
+    """The tenant next door: every test has one, and nothing of it may ever leak."""
+    return await make_tenant(sessions, "b")
+
+
+def tid(tenant: Tenant) -> TenantId:
+    return TenantId(tenant.id)

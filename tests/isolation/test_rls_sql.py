@@ -1,0 +1,152 @@
+"""Row-level security, checked in SQL as the application role (beneath any repository code)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from rcm.config import APP_ROLE
+from rcm.kit.db import tenant_transaction
+from rcm.kit.tenant import TenantContext, TenantId
+from tests.conftest import make_tenant
+
+TENANT_OWNED_TABLES = text(
+    """
+    SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+           (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'rcm' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+      AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
+    ORDER BY 1
+    """
+)
+
+
+async def test_app_role_owns_nothing_and_cannot_bypass_rls(owner_engine: AsyncEngine) -> None:
+    async with owner_engine.connect() as conn:
+        role = (
+            await conn.execute(
+                text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}
+            )
+        ).one()
+        owned = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
+                    "WHERE r.rolname = :r"
+                ),
+                {"r": APP_ROLE},
+            )
+        ).scalar_one()
+    assert role == (False, False)
+    assert owned == 0
+
+
+async def test_every_tenant_owned_table_has_forced_rls(owner_engine: AsyncEngine) -> None:
+    async with owner_engine.connect() as conn:
+        rows = (await conn.execute(TENANT_OWNED_TABLES)).all()
+    assert rows, "no tenant-owned tables found"
+    for name, enabled, forced, policies in rows:
+        assert enabled, f"{name}: RLS must be enabled"
+        assert forced, f"{name}: RLS must be forced"
+        assert policies >= 1, f"{name}: no policy"
+
+
+async def test_tenant_id_leads_every_primary_and_foreign_key(owner_engine: AsyncEngine) -> None:
+    """Citus-ready: a tenant-owned table's keys all start with tenant_id."""
+    query = text(
+        """
+        SELECT c.relname, con.conname, con.contype,
+               (SELECT a.attname FROM pg_attribute a
+                WHERE a.attrelid = con.conrelid AND a.attnum = con.conkey[1])
+        FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'rcm' AND con.contype IN ('p', 'f') AND NOT c.relispartition
+          AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
+          AND (con.contype = 'p' OR con.confrelid IN (
+                SELECT c2.oid FROM pg_class c2 WHERE EXISTS (
+                  SELECT 1 FROM pg_attribute a2 WHERE a2.attrelid = c2.oid AND a2.attname = 'tenant_id')))
+        """
+    )
+    async with owner_engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    offenders = [(table, name) for table, name, _, first in rows if first != "tenant_id"]
+    assert rows
+    assert offenders == []
+
+
+async def test_no_context_sees_no_rows_and_cannot_insert(
+    sessions: async_sessionmaker[AsyncSession], owner_engine: AsyncEngine
+) -> None:
+    tenant = await make_tenant(sessions, "rls")
+    user_id = await _seed_user(owner_engine)
+    async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
+        await session.execute(
+            text("INSERT INTO rcm.staff_assignment (tenant_id, user_id) VALUES (:t, :u)"),
+            {"t": tenant.id, "u": user_id},
+        )
+    async with sessions() as session, session.begin():
+        count = (await session.execute(text("SELECT count(*) FROM rcm.staff_assignment"))).scalar_one()
+        assert count == 0
+    async with sessions() as session:
+        with pytest.raises(DBAPIError, match="row-level security"):
+            async with session.begin():
+                await session.execute(
+                    text("INSERT INTO rcm.staff_assignment (tenant_id, user_id) VALUES (:t, :u)"),
+                    {"t": tenant.id, "u": await _seed_user(owner_engine)},
+                )
+
+
+async def test_cannot_write_into_another_tenant(
+    sessions: async_sessionmaker[AsyncSession], owner_engine: AsyncEngine
+) -> None:
+    mine = await make_tenant(sessions, "mine")
+    theirs = await make_tenant(sessions, "theirs")
+    user_id = await _seed_user(owner_engine)
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with tenant_transaction(sessions, TenantContext.single(TenantId(mine.id))) as session:
+            await session.execute(
+                text("INSERT INTO rcm.staff_assignment (tenant_id, user_id) VALUES (:t, :u)"),
+                {"t": theirs.id, "u": user_id},
+            )
+
+
+async def test_pooled_connections_reused_across_50_tenants_leak_nothing(
+    sessions: async_sessionmaker[AsyncSession], owner_engine: AsyncEngine
+) -> None:
+    tenants = [await make_tenant(sessions, f"pool{i}") for i in range(50)]
+    user_id = await _seed_user(owner_engine)
+    for tenant in tenants:
+        async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
+            await session.execute(
+                text("INSERT INTO rcm.staff_assignment (tenant_id, user_id) VALUES (:t, :u)"),
+                {"t": tenant.id, "u": user_id},
+            )
+    for tenant in reversed(tenants):
+        async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
+            seen = (await session.execute(text("SELECT tenant_id FROM rcm.staff_assignment"))).scalars().all()
+            assert seen == [tenant.id]
+        # The same pooled connections, now with no context: the setting died with the transaction.
+        async with sessions() as session, session.begin():
+            assert (
+                await session.execute(text("SELECT count(*) FROM rcm.staff_assignment"))
+            ).scalar_one() == 0
+            setting = (await session.execute(text("SELECT current_setting('rcm.tenant_id', true)"))).scalar()
+            assert setting in (None, "")
+
+
+async def _seed_user(owner_engine: AsyncEngine) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO rcm.app_user (id, issuer, subject, email, display_name, roles) "
+                "VALUES (:id, 'test', :s, :e, 'Test User', ARRAY['coder'])"
+            ),
+            {"id": user_id, "s": str(user_id), "e": f"{user_id}@test.invalid"},
+        )
+    return user_id
