@@ -34,9 +34,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
-    # Key-encryption key provider: "local" reads a 32-byte key from kek_file (created in dev).
+    # Key-encryption key provider: "local" keeps 32-byte KEKs as files in kek_directory (created in dev).
     kek_provider: Literal["local"] = "local"
-    kek_file: Path | None = None
+    kek_directory: Path | None = None
 
     # Message broker for dramatiq. Unset = an in-process broker (dev and tests without RabbitMQ).
     broker_url: str | None = None
@@ -65,8 +65,8 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def kek_path(self) -> Path:
-        return self.kek_file or self.data_dir / "kek.key"
+    def kek_dir(self) -> Path:
+        return self.kek_directory or self.data_dir / "keks"
 
 
 def async_url(url: str) -> str:

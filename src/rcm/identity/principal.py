@@ -1,0 +1,54 @@
+"""The authenticated caller, as every other package sees it."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+
+from rcm.kit.tenant import TenantId
+
+
+class Role(enum.StrEnum):
+    PRACTICE_CLIENT = "practice_client"  # a practice's system, OAuth2 client credentials
+    PRACTICE_OWNER = "practice_owner"
+    CODER = "coder"
+    BILLER = "biller"
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+# Roles of the billing company's own people: they reach a tenant through a staff assignment (or break-glass).
+STAFF_ROLES = frozenset({Role.CODER, Role.BILLER, Role.SUPERVISOR})
+# Roles bound to exactly one tenant, carried in the token.
+PRACTICE_ROLES = frozenset({Role.PRACTICE_CLIENT, Role.PRACTICE_OWNER})
+
+
+class PrincipalKind(enum.StrEnum):
+    CLIENT = "client"  # an API client of a practice
+    USER = "user"  # a person, through an OIDC issuer
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: PrincipalKind
+    subject: str  # the token's sub: the api_client id or the app_user id
+    roles: frozenset[Role]
+    scopes: frozenset[str]
+    token_id: str  # jti, for correlating audit events with the token that was used
+    client_id: str | None = None  # OAuth2 client_id, for API clients
+    user_id: uuid.UUID | None = None
+    # The one tenant of a practice client or practice owner; empty for staff, auditors and admins.
+    home_tenant: TenantId | None = None
+    mfa: bool = False
+    # Tenants an auditor may read; empty with Role.AUDITOR and all_tenants=True means every tenant.
+    auditor_tenants: tuple[TenantId, ...] = field(default=())
+    all_tenants: bool = False
+
+    def has_role(self, *roles: Role) -> bool:
+        return any(role in self.roles for role in roles)
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.roles & STAFF_ROLES)
