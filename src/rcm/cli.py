@@ -98,7 +98,14 @@ def dev() -> None:
         f"  health     {settings.base_url}/healthz  {settings.base_url}/readyz\n"
         "  a token    .venv/bin/rcm token --user coder@demo.rcm.test   (see README, 'First tasks')\n"
     )
-    _serve(settings)
+    from rcm.worker.cli import start_dev_worker
+    from rcm.worker.runner import stop_inprocess_worker
+
+    jobs = start_dev_worker(settings)
+    try:
+        _serve(settings)
+    finally:
+        stop_inprocess_worker(jobs)
 
 
 @main.group()
@@ -137,3 +144,11 @@ async def _apply(settings: Settings, document: dict[str, Any]) -> bool:
         return created
     finally:
         await engine.dispose()
+
+
+from rcm.crypto.cli import keys, tenants_offboard  # noqa: E402 - commands attach to the groups above
+from rcm.worker.cli import worker  # noqa: E402
+
+main.add_command(keys)
+main.add_command(worker)
+tenants.add_command(tenants_offboard)

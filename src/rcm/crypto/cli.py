@@ -1,0 +1,153 @@
+"""``rcm keys rotate`` and ``rcm tenants offboard``: key operations for operators.
+
+The functions doing the work (``rotate_keys``, ``offboard_tenant``) are separate from the click commands so
+the integrator can record audit events around them.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from dataclasses import dataclass
+
+import click
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rcm.config import Settings, get_settings
+
+
+@dataclass(frozen=True, slots=True)
+class RotationResult:
+    slug: str
+    tenant_id: uuid.UUID
+    rewrapped: int
+    version: int
+    reencrypted_inline: int | None  # rows, when no broker was configured and the job ran in this process
+
+
+def _database(settings: Settings) -> Settings:
+    from rcm.cli import admin_url
+
+    if settings.app_database_url is None:
+        admin_url(settings)  # starts the embedded PostgreSQL in dev when no URL is set
+        return get_settings()
+    return settings
+
+
+async def rotate_keys(
+    settings: Settings, *, slug: str | None, new_kek: bool, echo: bool = True
+) -> tuple[str | None, list[RotationResult]]:
+    """Optionally add a KEK; then per tenant: re-wrap its keys, rotate its PHI key, queue re-encryption."""
+    from rcm.app import app_database_url
+    from rcm.crypto.keyring import KeyStore
+    from rcm.crypto.provider import LocalFileKeyProvider, key_provider
+    from rcm.crypto.reencrypt import reencrypt_tenant_rows
+    from rcm.crypto.tasks import reencrypt_tenant, use_keystore
+    from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
+    from rcm.kit.tenant import TenantContext, TenantId
+    from rcm.tenancy.models import Tenant
+    from rcm.worker import configure_jobs, enqueue, setup_broker
+
+    provider = key_provider(settings)
+    added: str | None = None
+    if new_kek:
+        if not isinstance(provider, LocalFileKeyProvider):
+            raise click.UsageError("--new-kek needs the local KEK provider; rotate a KMS key in the KMS")
+        added = provider.add_kek()
+    store = KeyStore(provider)
+    setup_broker(settings)
+    engine = create_engine(app_database_url(settings), pool_size=2, application_name="rcm-cli")
+    sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+    configure_jobs(settings, sessions=sessions)
+    use_keystore(store)
+    results: list[RotationResult] = []
+    try:
+        async with platform_transaction(sessions) as session:
+            query = select(Tenant.id, Tenant.slug).where(Tenant.status != "offboarded").order_by(Tenant.slug)
+            if slug is not None:
+                query = query.where(Tenant.slug == slug)
+            tenants = (await session.execute(query)).all()
+        if slug is not None and not tenants:
+            raise click.ClickException(f"no active tenant with slug {slug!r}")
+        for tenant_id, tenant_slug in tenants:
+            tid = TenantId(tenant_id)
+            async with tenant_transaction(sessions, TenantContext.single(tid)) as session:
+                rewrapped = await store.rewrap(session, tid)
+                version = await store.rotate(session, tid)
+                if settings.broker_url:
+                    enqueue(session, reencrypt_tenant, tenant_id=tenant_id)
+            inline = None
+            if not settings.broker_url:
+                # No broker: no worker elsewhere would ever see the job, so it runs here and now.
+                inline = (await reencrypt_tenant_rows(sessions, store, tid)).rows
+            result = RotationResult(tenant_slug, tenant_id, rewrapped, version, inline)
+            results.append(result)
+            if echo:
+                job = "queued re-encryption" if inline is None else f"re-encrypted {inline} rows"
+                click.echo(f"{tenant_slug}: re-wrapped {rewrapped} keys, PHI key now v{version}, {job}")
+    finally:
+        use_keystore(None)
+        await engine.dispose()
+    return added, results
+
+
+async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
+    """Mark the tenant offboarded and crypto-shred its keys, in one transaction."""
+    from rcm.app import app_database_url
+    from rcm.crypto.keyring import KeyStore
+    from rcm.crypto.provider import key_provider
+    from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
+    from rcm.kit.tenant import TenantContext, TenantId
+    from rcm.tenancy.models import Tenant
+
+    engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
+    sessions = session_factory(engine)
+    try:
+        async with platform_transaction(sessions) as session:
+            tenant_id = (
+                await session.execute(select(Tenant.id).where(Tenant.slug == slug))
+            ).scalar_one_or_none()
+        if tenant_id is None:
+            raise click.ClickException(f"no tenant with slug {slug!r}")
+        tid = TenantId(tenant_id)
+        async with tenant_transaction(sessions, TenantContext.single(tid)) as session:
+            await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status="offboarded"))
+            await KeyStore(key_provider(settings)).shred(session, tid)
+        return tenant_id
+    finally:
+        await engine.dispose()
+
+
+@click.group()
+def keys() -> None:
+    """Key-encryption keys and tenant data keys."""
+
+
+@keys.command("rotate")
+@click.option("--tenant", "slug", default=None, help="Only this tenant (slug); default: every active tenant.")
+@click.option("--new-kek", is_flag=True, help="First create a new key-encryption key and re-wrap under it.")
+def keys_rotate(slug: str | None, new_kek: bool) -> None:
+    """Re-wrap data keys under the current KEK, rotate PHI keys and re-encrypt PHI in the background."""
+    from rcm.cli import run
+
+    settings = _database(get_settings())
+    added, results = run(lambda: rotate_keys(settings, slug=slug, new_kek=new_kek))
+    if added:
+        click.echo(f"new key-encryption key {added} is current")
+    click.echo(f"rotated {len(results)} tenant(s)")
+
+
+@click.command("offboard")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Confirm: the tenant's PHI becomes unreadable, for good.")
+def tenants_offboard(slug: str, yes: bool) -> None:
+    """Offboard tenant SLUG: mark it offboarded and crypto-shred its keys (irreversible)."""
+    from rcm.cli import run
+
+    if not yes:
+        click.echo("refusing without --yes: offboarding destroys the tenant's keys irreversibly", err=True)
+        sys.exit(2)
+    settings = _database(get_settings())
+    tenant_id = run(lambda: offboard_tenant(settings, slug))
+    click.echo(f"tenant {slug} ({tenant_id}) offboarded; its data keys are destroyed")

@@ -1,0 +1,35 @@
+"""Background jobs of the crypto package."""
+
+from __future__ import annotations
+
+import uuid
+
+from rcm.crypto.keyring import KeyStore
+from rcm.crypto.provider import key_provider
+from rcm.crypto.reencrypt import reencrypt_tenant_rows
+from rcm.kit.tenant import TenantId
+from rcm.worker import actor, job_context
+
+_keystore: KeyStore | None = None
+
+
+def use_keystore(store: KeyStore | None) -> None:
+    """Share a KeyStore with the jobs of this process (the API's, in ``rcm dev``; a test's)."""
+    global _keystore  # noqa: PLW0603 - one key cache per process
+    _keystore = store
+
+
+def job_keystore() -> KeyStore:
+    global _keystore  # noqa: PLW0603 - one key cache per process
+    if _keystore is None:
+        _keystore = KeyStore(key_provider(job_context().settings))
+    return _keystore
+
+
+@actor(name="crypto.reencrypt_tenant", max_retries=5, time_limit_ms=60 * 60 * 1000)
+async def reencrypt_tenant(*, tenant_id: str, batch_size: int = 500) -> int:
+    """Re-encrypt the tenant's PHI onto its active key and retire unused versions; returns rows rewritten."""
+    report = await reencrypt_tenant_rows(
+        job_context().sessions(), job_keystore(), TenantId(uuid.UUID(tenant_id)), batch_size=batch_size
+    )
+    return report.rows
