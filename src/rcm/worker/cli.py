@@ -55,7 +55,7 @@ def worker(threads: int) -> None:
 
 
 def start_dev_worker(settings: Settings) -> Worker:
-    """``rcm dev``: jobs run on worker threads inside the API process (in-process broker unless configured)."""
+    """``rcm dev``: jobs run on worker threads inside the API process (in-process broker by default)."""
     from rcm.worker import configure_jobs, setup_broker, start_inprocess_worker
 
     load_task_modules()
