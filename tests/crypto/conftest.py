@@ -49,7 +49,7 @@ def store(provider: LocalFileKeyProvider) -> KeyStore:
 async def phi_table(owner_engine: AsyncEngine) -> AsyncIterator[str]:
     async with owner_engine.begin() as conn:
         await conn.execute(text(f"SET LOCAL ROLE {OWNER_ROLE}"))
-        await conn.run_sync(lambda sync: PhiSample.__table__.create(sync))
+        await conn.run_sync(PhiSample.__table__.create)
         for statement in tenant_table_ddl(PHI_TABLE):
             await conn.execute(text(statement))
     yield PHI_TABLE

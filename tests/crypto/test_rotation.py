@@ -25,7 +25,9 @@ from tests.crypto.conftest import PHI_TABLE, PhiSample
 pytestmark = pytest.mark.usefixtures("phi_table")
 
 
-async def _keyring(store: KeyStore, sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> TenantKeyring:
+async def _keyring(
+    store: KeyStore, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> TenantKeyring:
     async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
         return await store.keyring(session, tid(tenant))
 
@@ -44,10 +46,14 @@ async def _seed(
                 PhiSample(
                     tenant_id=tenant.id,
                     id=row_id,
-                    name_enc=keyring.encrypt_str(table=PHI_TABLE, column="name_enc", row_id=row_id, value=name),
+                    name_enc=keyring.encrypt_str(
+                        table=PHI_TABLE, column="name_enc", row_id=row_id, value=name
+                    ),
                     note_enc=None
                     if i % 3 == 0
-                    else keyring.encrypt_str(table=PHI_TABLE, column="note_enc", row_id=row_id, value=f"note {i}"),
+                    else keyring.encrypt_str(
+                        table=PHI_TABLE, column="note_enc", row_id=row_id, value=f"note {i}"
+                    ),
                 )
             )
     return expected
@@ -63,13 +69,18 @@ async def _read_all(
     async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
         keyring = await store.keyring(session, tid(tenant))
         for row in (await session.execute(select(PhiSample))).scalars():
-            value = keyring.decrypt_str(table=PHI_TABLE, column="name_enc", row_id=row.id, ciphertext=row.name_enc)
+            value = keyring.decrypt_str(
+                table=PHI_TABLE, column="name_enc", row_id=row.id, ciphertext=row.name_enc
+            )
             assert value is not None
             names[row.id] = value
             versions.add(int.from_bytes(row.name_enc[1:5], "big"))
             if row.note_enc is not None:
-                note = keyring.decrypt_str(table=PHI_TABLE, column="note_enc", row_id=row.id, ciphertext=row.note_enc)
-                assert note is not None and note.startswith("note ")
+                note = keyring.decrypt_str(
+                    table=PHI_TABLE, column="note_enc", row_id=row.id, ciphertext=row.note_enc
+                )
+                assert note is not None
+                assert note.startswith("note ")
     return names, versions
 
 
@@ -109,7 +120,9 @@ async def test_rotation_then_background_reencryption_keeps_reads_working(
     # Re-encrypt in batches of 3 (four transactions for the ten v1 rows; the new row is already on v2).
     report = await reencrypt_tenant_rows(sessions, store, tid(tenant), batch_size=3)
     assert await _read_all(store, sessions, tenant) == (expected, {2})
-    assert report.rows == 10 and report.complete and report.retired == 1
+    assert report.rows == 10
+    assert report.complete
+    assert report.retired == 1
     assert (await _key_states(owner_engine, tenant))[("phi", 1)] == "retired"
     # The other tenant was not touched.
     assert await _read_all(store, sessions, other_tenant) == (theirs, {1})
@@ -132,15 +145,18 @@ async def test_reads_work_midway_through_reencryption(
         for row_id in first:
             row = await session.get(PhiSample, (tenant.id, row_id))
             assert row is not None
-            plain = keyring.decrypt(table=PHI_TABLE, column="name_enc", row_id=row_id, ciphertext=row.name_enc)
+            plain = keyring.decrypt(
+                table=PHI_TABLE, column="name_enc", row_id=row_id, ciphertext=row.name_enc
+            )
             row.name_enc = keyring.encrypt(table=PHI_TABLE, column="name_enc", row_id=row_id, plaintext=plain)
     names, versions = await _read_all(store, sessions, tenant)
-    assert names == expected and versions == {1, 2}
+    assert names == expected
+    assert versions == {1, 2}
     async with owner_engine.connect() as conn:
         stale = (
             await conn.execute(
                 text(
-                    f"SELECT count(*) FROM rcm.{PHI_TABLE} WHERE tenant_id = :t "
+                    f"SELECT count(*) FROM rcm.{PHI_TABLE} WHERE tenant_id = :t "  # noqa: S608 - constant name
                     "AND (get_byte(name_enc, 4) = 1 OR coalesce(get_byte(note_enc, 4) = 1, false))"
                 ),
                 {"t": tenant.id},
@@ -177,6 +193,7 @@ async def test_reencrypt_job_runs_from_its_json_payload(
 
 
 async def test_rewrap_under_a_new_kek(
+    *,
     provider: LocalFileKeyProvider,
     store: KeyStore,
     sessions: async_sessionmaker[AsyncSession],
@@ -194,8 +211,14 @@ async def test_rewrap_under_a_new_kek(
         assert await store.rewrap(session, tid(tenant)) == 0  # already under the current KEK
     async with owner_engine.connect() as conn:
         keks = (
-            await conn.execute(text("SELECT DISTINCT kek_id FROM rcm.data_key WHERE tenant_id = :t"), {"t": tenant.id})
-        ).scalars().all()
+            (
+                await conn.execute(
+                    text("SELECT DISTINCT kek_id FROM rcm.data_key WHERE tenant_id = :t"), {"t": tenant.id}
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert keks == [new_kek]
     # The old KEK can now go: a process that only has the new one still reads everything.
     (kek_dir / f"{old_kek}.kek").unlink()
@@ -204,6 +227,7 @@ async def test_rewrap_under_a_new_kek(
 
 
 async def test_shred_makes_phi_unreadable_even_for_a_fresh_store(
+    *,
     provider: LocalFileKeyProvider,
     store: KeyStore,
     sessions: async_sessionmaker[AsyncSession],
@@ -222,7 +246,8 @@ async def test_shred_makes_phi_unreadable_even_for_a_fresh_store(
                 text("SELECT state, wrapped IS NULL FROM rcm.data_key WHERE tenant_id = :t"), {"t": tenant.id}
             )
         ).all()
-    assert rows and all(row == ("destroyed", True) for row in rows)
+    assert rows
+    assert all(row == ("destroyed", True) for row in rows)
     for candidate in (store, KeyStore(LocalFileKeyProvider(kek_dir, create=False))):
         with pytest.raises(KeysDestroyedError):
             await _read_all(candidate, sessions, tenant)

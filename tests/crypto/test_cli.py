@@ -1,0 +1,134 @@
+"""``rcm keys rotate`` and ``rcm tenants offboard`` end to end, against the test database.
+
+The CLI runs its own event loop (``asyncio.run``), so it is invoked on a thread beside the tests' loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from rcm.cli import main
+from rcm.config import get_settings
+from rcm.crypto import KeysDestroyedError, KeyStore, LocalFileKeyProvider
+from rcm.kit.db import tenant_transaction
+from rcm.kit.tenant import TenantContext
+from rcm.tenancy.models import Tenant
+from tests.conftest import tid
+from tests.crypto.conftest import PHI_TABLE, PhiSample
+
+pytestmark = pytest.mark.usefixtures("phi_table")
+
+
+@pytest.fixture
+def cli_env(admin_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    get_settings.cache_clear()
+    yield {
+        "RCM_DATABASE_URL": admin_url,
+        "RCM_DATA_DIR": str(tmp_path),
+        "RCM_ENV": "test",
+        "RCM_BROKER_URL": "",
+    }
+    get_settings.cache_clear()
+
+
+async def _seed_one(store: KeyStore, sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> uuid.UUID:
+    row_id = uuid.uuid4()
+    async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
+        keyring = await store.keyring(session, tid(tenant))
+        session.add(
+            PhiSample(
+                tenant_id=tenant.id,
+                id=row_id,
+                name_enc=keyring.encrypt(
+                    table=PHI_TABLE, column="name_enc", row_id=row_id, plaintext=b"Ann Lee"
+                ),
+            )
+        )
+    return row_id
+
+
+async def _read(
+    store: KeyStore, sessions: async_sessionmaker[AsyncSession], tenant: Tenant, row_id: uuid.UUID
+) -> bytes:
+    async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
+        keyring = await store.keyring(session, tid(tenant))
+        row = await session.get(PhiSample, (tenant.id, row_id))
+        assert row is not None
+        return keyring.decrypt(table=PHI_TABLE, column="name_enc", row_id=row_id, ciphertext=row.name_enc)
+
+
+async def _states(owner_engine: AsyncEngine, tenant: Tenant) -> list[tuple[str, int, str, str]]:
+    async with owner_engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT purpose, version, state, kek_id FROM rcm.data_key WHERE tenant_id = :t ORDER BY 1, 2"
+            ),
+            {"t": tenant.id},
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+async def test_keys_rotate_with_new_kek(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
+    tenant: Tenant,
+) -> None:
+    store = KeyStore(LocalFileKeyProvider(tmp_path / "keks"))
+    row_id = await _seed_one(store, sessions, tenant)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["keys", "rotate", "--tenant", tenant.slug, "--new-kek"], env=cli_env
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{tenant.slug}: re-wrapped 2 keys, PHI key now v2, re-encrypted 1 rows" in result.output
+    assert "new key-encryption key kek-" in result.output
+    states = await _states(owner_engine, tenant)
+    assert [(p, v, s) for p, v, s, _ in states] == [
+        ("blind_index", 1, "active"),
+        ("phi", 1, "retired"),
+        ("phi", 2, "active"),
+    ]
+    assert len({kek for *_, kek in states}) == 1  # all under the new KEK
+    fresh = KeyStore(LocalFileKeyProvider(tmp_path / "keks", create=False))
+    assert await _read(fresh, sessions, tenant, row_id) == b"Ann Lee"
+
+
+async def test_tenants_offboard_shreds(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
+    tenant: Tenant,
+) -> None:
+    store = KeyStore(LocalFileKeyProvider(tmp_path / "keks"))
+    row_id = await _seed_one(store, sessions, tenant)
+    refused = await asyncio.to_thread(
+        CliRunner().invoke, main, ["tenants", "offboard", tenant.slug], env=cli_env
+    )
+    assert refused.exit_code == 2
+    assert await _read(KeyStore(store.provider), sessions, tenant, row_id) == b"Ann Lee"
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["tenants", "offboard", tenant.slug, "--yes"], env=cli_env
+    )
+    assert result.exit_code == 0, result.output
+    assert "offboarded" in result.output
+
+    async def status() -> str:
+        async with owner_engine.connect() as conn:
+            found = await conn.execute(text("SELECT status FROM rcm.tenant WHERE id = :t"), {"t": tenant.id})
+            return str(found.scalar_one())
+
+    assert await status() == "offboarded"
+    assert {s for _, _, s, _ in await _states(owner_engine, tenant)} == {"destroyed"}
+    with pytest.raises(KeysDestroyedError):
+        await _read(KeyStore(store.provider), sessions, tenant, row_id)
