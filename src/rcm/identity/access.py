@@ -60,7 +60,9 @@ async def resolve_tenant_access(
     return decision
 
 
-async def _decide(session: AsyncSession, principal: Principal, tenant: Tenant, now: datetime) -> AccessDecision:
+async def _decide(  # noqa: PLR0911 - one early return per access rule reads best
+    session: AsyncSession, principal: Principal, tenant: Tenant, now: datetime
+) -> AccessDecision:
     if tenant.status != "active":
         return AccessDecision.deny("tenant_not_active")
     tenant_id = TenantId(tenant.id)

@@ -65,7 +65,11 @@ async def token_issued(
             actor=principal,
             actor_hint=principal.client_id,
             resource_type="api_client",
-            detail={"grant_type": grant_type, "jti": principal.token_id, "scope": " ".join(sorted(principal.scopes))},
+            detail={
+                "grant_type": grant_type,
+                "jti": principal.token_id,
+                "scope": " ".join(sorted(principal.scopes)),
+            },
         ),
     )
 

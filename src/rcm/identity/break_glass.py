@@ -1,4 +1,4 @@
-"""Break-glass: time-boxed access to a tenant outside one's assignments, with a stated reason, always audited."""
+"""Break-glass: time-boxed access to a tenant outside one's assignments, with a reason, always audited."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import Body
+from litestar.params import FromPath, JSONBody
 
 from rcm.audit.events import Action
 from rcm.config import Settings
@@ -117,7 +117,7 @@ class DevIssuerController(Controller):
         return dev_issuer_jwks(state.settings)
 
     @post("/login", status_code=200, summary="DEV ONLY, NO PASSWORD: an ID token for any email")
-    async def login(self, data: DevLogin, state: State) -> dict[str, str]:
+    async def login(self, data: JSONBody[DevLogin], state: State) -> dict[str, str]:
         return {"id_token": mint_dev_id_token(state.settings, email=data.email, mfa=data.mfa)}
 
 
@@ -143,7 +143,11 @@ class BreakGlassController(Controller):
 
     @post(summary="Open time-boxed emergency access to a tenant outside your assignments (reason required)")
     async def open(
-        self, tenant_slug: str, data: BreakGlassCreate, request: Request[Any, Any, Any], state: State
+        self,
+        tenant_slug: FromPath[str],
+        data: JSONBody[BreakGlassCreate],
+        request: Request[Any, Any, Any],
+        state: State,
     ) -> BreakGlassGrantOut:
         principal = current_principal(request)
         async with platform_transaction(state.sessions) as session:
@@ -201,7 +205,7 @@ class AdminController(Controller):
 
     @post("/tenants", summary="Onboard or update a practice from its manifest (tenants/schema.json)")
     async def onboard(
-        self, data: Annotated[dict[str, Any], Body()], request: Request[Any, Any, Any], state: State
+        self, data: JSONBody[dict[str, Any]], request: Request[Any, Any, Any], state: State
     ) -> TenantOnboarded:
         async with platform_transaction(state.sessions) as session:
             tenant, created = await apply_manifest(session, data)
@@ -219,7 +223,7 @@ class AdminController(Controller):
 
     @post("/tenants/{slug:str}/clients", summary="Issue API client credentials (the secret is shown once)")
     async def issue_client(
-        self, slug: str, data: ClientCreate, request: Request[Any, Any, Any], state: State
+        self, slug: FromPath[str], data: JSONBody[ClientCreate], request: Request[Any, Any, Any], state: State
     ) -> ApiClientOut:
         async with platform_transaction(state.sessions) as session:
             tenant = await _tenant(session, slug)
@@ -231,36 +235,65 @@ class AdminController(Controller):
                 scopes=data.scopes,
                 jwks=data.jwks,
             )
-        await _client_audit(request, state, "api_client.issue", Action.CREATE, issued.client.tenant_id, issued.client.id)
+        await _client_audit(
+            request=request,
+            state=state,
+            event_type="api_client.issue",
+            action=Action.CREATE,
+            tenant_id=issued.client.tenant_id,
+            row_id=issued.client.id,
+        )
         return _client_out(issued.client, issued.secret)
 
-    @post("/tenants/{slug:str}/clients/{client_id:str}/rotate", status_code=200, summary="Rotate a client's credential")
+    @post(
+        "/tenants/{slug:str}/clients/{client_id:str}/rotate",
+        status_code=200,
+        summary="Rotate a client's credential",
+    )
     async def rotate_client(
         self,
-        slug: str,
-        client_id: str,
+        slug: FromPath[str],
+        client_id: FromPath[str],
         request: Request[Any, Any, Any],
         state: State,
-        data: ClientRotate | None = None,
+        data: JSONBody[ClientRotate | None] = None,
     ) -> ApiClientOut:
         async with platform_transaction(state.sessions) as session:
             tenant = await _tenant(session, slug)
             issued = await rotate_client_secret(
                 session, TenantId(tenant.id), client_id, jwks=data.jwks if data else None
             )
-        await _client_audit(request, state, "api_client.rotate", Action.UPDATE, issued.client.tenant_id, issued.client.id)
+        await _client_audit(
+            request=request,
+            state=state,
+            event_type="api_client.rotate",
+            action=Action.UPDATE,
+            tenant_id=issued.client.tenant_id,
+            row_id=issued.client.id,
+        )
         return _client_out(issued.client, issued.secret)
 
     @post("/tenants/{slug:str}/clients/{client_id:str}/revoke", status_code=200, summary="Revoke a client")
-    async def revoke(self, slug: str, client_id: str, request: Request[Any, Any, Any], state: State) -> ApiClientOut:
+    async def revoke(
+        self, slug: FromPath[str], client_id: FromPath[str], request: Request[Any, Any, Any], state: State
+    ) -> ApiClientOut:
         async with platform_transaction(state.sessions) as session:
             tenant = await _tenant(session, slug)
             client = await revoke_client(session, TenantId(tenant.id), client_id)
-        await _client_audit(request, state, "api_client.revoke", Action.UPDATE, client.tenant_id, client.id)
+        await _client_audit(
+            request=request,
+            state=state,
+            event_type="api_client.revoke",
+            action=Action.UPDATE,
+            tenant_id=client.tenant_id,
+            row_id=client.id,
+        )
         return _client_out(client, None)
 
     @get("/break-glass", summary="Break-glass grants across all tenants, newest first (review)")
-    async def break_glass_report(self, request: Request[Any, Any, Any], state: State) -> list[BreakGlassGrantOut]:
+    async def break_glass_report(
+        self, request: Request[Any, Any, Any], state: State
+    ) -> list[BreakGlassGrantOut]:
         async with platform_transaction(state.sessions) as session:
             grants = await system_break_glass_report_across_tenants(session)
         await audit_hooks.admin_action(
@@ -283,6 +316,7 @@ async def _tenant(session: Any, slug: str) -> Tenant:
 
 
 async def _client_audit(
+    *,
     request: Request[Any, Any, Any],
     state: State,
     event_type: str,
@@ -332,4 +366,3 @@ def _oauth_error(status: int, error: str, description: str) -> Response[dict[str
         status_code=status,
         headers={"Cache-Control": "no-store"},
     )
-

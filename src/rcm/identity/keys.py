@@ -141,7 +141,7 @@ class _Loaded:
 
 
 class KeyRing:
-    """The keys this process signs and verifies with, cached (the JWKS is read once a minute, not per call)."""
+    """The keys this process signs and verifies with, cached: the JWKS is read once a minute, not per call."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -181,7 +181,7 @@ class KeyRing:
         )
         self._loaded = _Loaded(
             signing=signing,
-            verifying=KeySet.import_key_set({"keys": public}),  # type: ignore[typeddict-item]
+            verifying=KeySet.import_key_set({"keys": public}),
             jwks={"keys": public},
             generation=_generation,
             loaded_at=time.monotonic(),
@@ -198,7 +198,11 @@ class KeyRing:
         loaded = await self._load(sessions)
         known = {k.kid for k in loaded.verifying.keys}
         now = time.monotonic()
-        if kid is not None and kid not in known and now - self._last_unknown_kid_reload > UNKNOWN_KID_RELOAD_SECONDS:
+        if (
+            kid is not None
+            and kid not in known
+            and now - self._last_unknown_kid_reload > UNKNOWN_KID_RELOAD_SECONDS
+        ):
             self._last_unknown_kid_reload = now
             self.invalidate()
             loaded = await self._load(sessions)

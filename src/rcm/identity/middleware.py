@@ -1,4 +1,4 @@
-"""Authentication on every request: a Bearer access token of ours, or a route marked ``opt={"public": True}``."""
+"""Authentication on every request: a Bearer access token of ours, or a route opted out as public."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def _unauthorized(error: str) -> NotAuthorizedException:
 
 
 class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
-    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         state = connection.app.state
@@ -36,7 +38,9 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
             await audit_hooks.access_denied(
                 sessions, request=audit_hooks.request_info(connection), principal=None, reason="no_token"
             )
-            raise NotAuthorizedException(detail="A valid Bearer access token is required.", headers=_CHALLENGE)
+            raise NotAuthorizedException(
+                detail="A valid Bearer access token is required.", headers=_CHALLENGE
+            )
         keyring: KeyRing = state.identity_keyring
         try:
             keys = await keyring.verification_keys(sessions, kid=unverified_kid(token.strip()))

@@ -6,7 +6,12 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from rcm.config import Settings
-from rcm.identity.controllers import AdminController, BreakGlassController, DevIssuerController, OAuthController
+from rcm.identity.controllers import (
+    AdminController,
+    BreakGlassController,
+    DevIssuerController,
+    OAuthController,
+)
 from rcm.identity.keys import KeyRing
 from rcm.identity.middleware import authentication_middleware
 from rcm.identity.oidc import dev_issuer_active

@@ -109,7 +109,7 @@ class _IssuerClient:
         return grant_type == JWT_BEARER
 
 
-class _Payload(OAuth2Payload):
+class _Payload(OAuth2Payload):  # type: ignore[misc]
     def __init__(self, form: dict[str, str]) -> None:
         self._form = form
 
@@ -252,7 +252,7 @@ class RCMAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         out["Pragma"] = "no-cache"
         return status, body, out
 
-    def _generate_token(
+    def _generate_token(  # noqa: PLR0917 - authlib calls token generators with these keywords
         self,
         grant_type: str,
         client: _OAuthClient | _IssuerClient,
@@ -325,7 +325,9 @@ class TokenResult:
 class TokenService:
     """Runs token requests; shared by the HTTP endpoint and the in-process CLI (``rcm token``)."""
 
-    def __init__(self, settings: Settings, keyring: KeyRing, issuer_keys: IssuerKeyCache | None = None) -> None:
+    def __init__(
+        self, settings: Settings, keyring: KeyRing, issuer_keys: IssuerKeyCache | None = None
+    ) -> None:
         self.settings = settings
         self.keyring = keyring
         self.issuer_keys = issuer_keys or IssuerKeyCache(settings)
@@ -343,16 +345,30 @@ class TokenService:
         oauth_request = _Request(token_endpoint_url(self.settings), form, headers)
         status, body, out_headers = server.create_token_response(oauth_request)
         principal = prepared.issued if status == 200 else None
-        if principal is not None and prepared.assertion_jti is not None:
-            if not await _record_assertion_jti(sessions, *prepared.assertion_jti):
-                status, body, out_headers = server.handle_error_response(
-                    oauth_request, InvalidClientError(description="The client assertion was used before.")
-                )
-                principal = None
-        await self._audit(sessions, form, headers, prepared, principal, body, request)
+        replayed = (
+            principal is not None
+            and prepared.assertion_jti is not None
+            and not await _record_assertion_jti(sessions, *prepared.assertion_jti)
+        )
+        if replayed:
+            status, body, out_headers = server.handle_error_response(
+                oauth_request, InvalidClientError(description="The client assertion was used before.")
+            )
+            principal = None
+        await self._audit(
+            sessions=sessions,
+            form=form,
+            headers=headers,
+            prepared=prepared,
+            principal=principal,
+            body=body,
+            request=request,
+        )
         return TokenResult(status, body, out_headers, principal)
 
-    async def _prepare(self, sessions: Sessions, form: dict[str, str], headers: Mapping[str, str]) -> _Prepared:
+    async def _prepare(
+        self, sessions: Sessions, form: dict[str, str], headers: Mapping[str, str]
+    ) -> _Prepared:
         prepared = _Prepared(signing_key=await self.keyring.signing_key(sessions))
         client_id = _presented_client_id(form, headers)
         grant_type = form.get("grant_type")
@@ -372,12 +388,13 @@ class TokenService:
                             prepared.issuer_keys = await self.issuer_keys.keys_for(
                                 issuer, kid if isinstance(kid, str) else None
                             )
-                        except Exception:  # noqa: BLE001 - an unreachable IdP is an invalid_grant, not a 500
+                        except Exception:  # an unreachable or broken IdP is an invalid_grant, not a 500
                             prepared.issuer_keys = None
         return prepared
 
     async def _audit(
         self,
+        *,
         sessions: Sessions,
         form: dict[str, str],
         headers: Mapping[str, str],
@@ -388,12 +405,16 @@ class TokenService:
     ) -> None:
         grant_type = form.get("grant_type")
         if principal is not None and principal.kind is PrincipalKind.CLIENT:
-            await audit_hooks.token_issued(sessions, request=request, principal=principal, grant_type="client_credentials")
+            await audit_hooks.token_issued(
+                sessions, request=request, principal=principal, grant_type="client_credentials"
+            )
         elif principal is not None:
             issuer = prepared.issuer.issuer if prepared.issuer else ""
             await audit_hooks.login(sessions, request=request, principal=principal, issuer=issuer)
         else:
-            hint = _presented_client_id(form, headers) or (prepared.issuer.issuer if prepared.issuer else None)
+            hint = _presented_client_id(form, headers) or (
+                prepared.issuer.issuer if prepared.issuer else None
+            )
             tenant = TenantId(prepared.client.tenant_id) if prepared.client is not None else None
             await audit_hooks.token_denied(
                 sessions,
@@ -427,4 +448,3 @@ async def _record_assertion_jti(sessions: Sessions, client_id: str, jti: str, ex
             .returning(UsedClientAssertion.jti)
         )
         return inserted.first() is not None
-

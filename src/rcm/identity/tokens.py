@@ -57,7 +57,12 @@ def principal_claims(principal: Principal) -> dict[str, Any]:
 
 
 def sign_access_token(
-    principal: Principal, key: ECKey, settings: Settings, *, now: datetime | None = None, ttl: int | None = None
+    principal: Principal,
+    key: ECKey,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    ttl: int | None = None,
 ) -> tuple[str, int]:
     """Sign an access token for ``principal``; returns (token, expires_in seconds)."""
     issued = int((now or utcnow()).timestamp())
