@@ -137,3 +137,10 @@ async def _apply(settings: Settings, document: dict[str, Any]) -> bool:
         return created
     finally:
         await engine.dispose()
+
+
+from rcm.identity.cli import identity as _identity_group  # noqa: E402 - registered after main is defined
+from rcm.identity.cli import token as _token_command  # noqa: E402
+
+main.add_command(_identity_group)
+main.add_command(_token_command)
