@@ -12,6 +12,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 
 from rcm import __version__
 from rcm.config import Settings, app_url_from_admin, get_settings
+from rcm.identity.plugin import IdentityPlugin
 from rcm.kit.db import create_engine, session_factory
 from rcm.kit.errors import EXCEPTION_HANDLERS
 from rcm.kit.health import HealthController
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig())],
+        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig()), IdentityPlugin(settings)],
         openapi_config=OpenAPIConfig(
             title="RCM API",
             version=__version__,

@@ -146,9 +146,13 @@ async def _apply(settings: Settings, document: dict[str, Any]) -> bool:
         await engine.dispose()
 
 
-from rcm.crypto.cli import keys, tenants_offboard  # noqa: E402 - commands attach to the groups above
+# Commands that live with their packages attach to the groups defined above.
+from rcm.crypto.cli import keys, tenants_offboard  # noqa: E402
+from rcm.identity.cli import identity, token  # noqa: E402
 from rcm.worker.cli import worker  # noqa: E402
 
 main.add_command(keys)
 main.add_command(worker)
+main.add_command(identity)
+main.add_command(token)
 tenants.add_command(tenants_offboard)

@@ -5,6 +5,7 @@ Everything it creates is invented and labelled DEMO.
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -13,13 +14,15 @@ from sqlalchemy import select
 
 from rcm.app import app_database_url
 from rcm.config import Settings
+from rcm.identity.dev import ensure_demo_client
+from rcm.identity.oidc import DEV_ISSUER
 from rcm.kit.db import create_engine, platform_transaction, session_factory
+from rcm.kit.tenant import TenantId
 from rcm.tenancy.manifest import TENANTS_DIR, load_manifest
 from rcm.tenancy.models import AppUser, Tenant
 from rcm.tenancy.service import apply_manifest
 
 DEMO_DIR = TENANTS_DIR / "demo"
-DEV_ISSUER = "rcm-dev-issuer"
 
 
 async def seed_demo(settings: Settings, demo_dir: Path = DEMO_DIR) -> str:
@@ -54,9 +57,21 @@ async def seed_demo(settings: Settings, demo_dir: Path = DEMO_DIR) -> str:
                         )
                     )
             await session.flush()
+            clients = {}
             for manifest in manifests:
-                await apply_manifest(session, manifest)
+                tenant, _ = await apply_manifest(session, manifest)
+                client_id, secret = await ensure_demo_client(
+                    session, settings, TenantId(tenant.id), tenant.slug
+                )
+                clients[tenant.slug] = {"client_id": client_id, "client_secret": secret}
             tenants = (await session.execute(select(Tenant.slug).order_by(Tenant.slug))).scalars().all()
-        return f"demo seeded: {len(tenants)} practices ({', '.join(tenants)}), {len(people)} people"
+        # DEV ONLY: well-known credentials of the demo practices' API clients, for the README's curl examples.
+        clients_file = settings.data_dir / "demo-clients.json"
+        clients_file.parent.mkdir(parents=True, exist_ok=True)
+        clients_file.write_text(json.dumps(clients, indent=2) + "\n")
+        return (
+            f"demo seeded: {len(tenants)} practices ({', '.join(tenants)}), {len(people)} people\n"
+            f"demo API clients (DEV ONLY secrets) in {clients_file}"
+        )
     finally:
         await engine.dispose()

@@ -1,0 +1,121 @@
+"""May this caller act in this tenant? The one decision every tenant route makes after resolving the slug.
+
+A refusal is never explained to the caller: the route answers the standard 404 (not found and not yours
+are the same answer). The decision's ``reason`` is for the audit trail only.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rcm.identity.models import BreakGlassGrant
+from rcm.identity.principal import PRACTICE_ROLES, Principal, PrincipalKind, Role
+from rcm.kit.db import apply_tenant_context
+from rcm.kit.models import utcnow
+from rcm.kit.tenant import TenantContext, TenantId
+from rcm.tenancy.models import StaffAssignment, Tenant
+
+_CLEAR_TENANT = text("SELECT set_config('rcm.tenant_id', '', true)")
+
+
+class AccessBasis(enum.StrEnum):
+    HOME_TENANT = "home_tenant"  # practice client or practice owner in their own tenant
+    ASSIGNMENT = "assignment"  # staff assigned to the tenant
+    BREAK_GLASS = "break_glass"  # an active, unexpired break-glass grant
+    AUDITOR_SCOPE = "auditor_scope"  # auditor whose scope covers the tenant (read-only by role)
+    DENIED = "denied"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessDecision:
+    allowed: bool
+    basis: AccessBasis
+    reason: str  # machine-readable, for the audit trail; never shown to the caller
+    context: TenantContext | None = None
+    break_glass_grant_id: uuid.UUID | None = None
+
+    @classmethod
+    def deny(cls, reason: str) -> AccessDecision:
+        return cls(False, AccessBasis.DENIED, reason)
+
+
+async def resolve_tenant_access(
+    session: AsyncSession, principal: Principal, tenant: Tenant, *, now: datetime | None = None
+) -> AccessDecision:
+    """Decide, and on success leave ``session``'s transaction bound to the tenant's context.
+
+    On refusal the transaction's tenant context is cleared, so nothing of the tenant can be read after it.
+    """
+    decision = await _decide(session, principal, tenant, now or utcnow())
+    if decision.context is not None:
+        await apply_tenant_context(session, decision.context)
+    else:
+        await session.execute(_CLEAR_TENANT)
+    return decision
+
+
+async def _decide(  # noqa: PLR0911 - one early return per access rule reads best
+    session: AsyncSession, principal: Principal, tenant: Tenant, now: datetime
+) -> AccessDecision:
+    if tenant.status != "active":
+        return AccessDecision.deny("tenant_not_active")
+    tenant_id = TenantId(tenant.id)
+    context = TenantContext.single(tenant_id)
+
+    if principal.kind is PrincipalKind.CLIENT or principal.roles & PRACTICE_ROLES:
+        if principal.home_tenant == tenant_id:
+            return AccessDecision(True, AccessBasis.HOME_TENANT, "home_tenant", context)
+        return AccessDecision.deny("not_home_tenant")
+
+    if principal.user_id is None:
+        return AccessDecision.deny("no_user")
+
+    if Role.AUDITOR in principal.roles and (principal.all_tenants or tenant_id in principal.auditor_tenants):
+        return AccessDecision(True, AccessBasis.AUDITOR_SCOPE, "auditor_scope", context)
+
+    # Staff assignments and break-glass grants are tenant-owned rows: read them inside that tenant's context.
+    await apply_tenant_context(session, context)
+    if principal.is_staff:
+        assigned = (
+            await session.execute(
+                select(StaffAssignment.user_id).where(
+                    StaffAssignment.tenant_id == tenant_id, StaffAssignment.user_id == principal.user_id
+                )
+            )
+        ).first()
+        if assigned is not None:
+            return AccessDecision(True, AccessBasis.ASSIGNMENT, "assignment", context)
+
+    if principal.is_staff or Role.ADMIN in principal.roles:
+        grant = await active_break_glass_grant(session, tenant_id, principal.user_id, now=now)
+        if grant is not None:
+            # Admins reach tenant data only through break-glass, and only with a second factor.
+            if Role.ADMIN in principal.roles and not principal.is_staff and not principal.mfa:
+                return AccessDecision.deny("break_glass_requires_mfa")
+            return AccessDecision(True, AccessBasis.BREAK_GLASS, "break_glass", context, grant.id)
+    return AccessDecision.deny("no_assignment")
+
+
+async def active_break_glass_grant(
+    session: AsyncSession, tenant_id: TenantId, user_id: uuid.UUID, *, now: datetime | None = None
+) -> BreakGlassGrant | None:
+    """The caller's transaction must be in ``tenant_id``'s context (RLS)."""
+    now = now or utcnow()
+    result = await session.execute(
+        select(BreakGlassGrant)
+        .where(
+            BreakGlassGrant.tenant_id == tenant_id,
+            BreakGlassGrant.user_id == user_id,
+            BreakGlassGrant.revoked_at.is_(None),
+            BreakGlassGrant.expires_at > now,
+        )
+        .order_by(BreakGlassGrant.expires_at.desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()

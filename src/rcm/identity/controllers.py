@@ -1,0 +1,368 @@
+"""HTTP routes of the identity package: token endpoint, JWKS and metadata, dev issuer, break-glass, admin."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
+
+from rcm.audit.events import Action
+from rcm.config import Settings
+from rcm.identity import audit_hooks
+from rcm.identity.break_glass import open_break_glass, system_break_glass_report_across_tenants
+from rcm.identity.clients import create_client, revoke_client, rotate_client_secret
+from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
+from rcm.identity.middleware import current_principal
+from rcm.identity.oidc import DEV_AUDIENCE, DEV_ISSUER, dev_issuer_jwks, mint_dev_id_token
+from rcm.identity.principal import Role
+from rcm.identity.scopes import ADMIN, ALL_SCOPES
+from rcm.identity.server import CLIENT_ASSERTION_TYPE, JWT_BEARER, TokenService
+from rcm.identity.tokens import issuer, token_endpoint_url
+from rcm.kit.db import platform_transaction
+from rcm.kit.errors import NotFound
+from rcm.kit.tenant import TenantId
+from rcm.tenancy.models import Tenant
+from rcm.tenancy.service import apply_manifest, tenant_by_slug
+
+PUBLIC = {"public": True}
+
+
+class OAuthController(Controller):
+    path = ""
+    tags = ["oauth"]
+    opt = PUBLIC
+
+    @post(
+        "/oauth/token",
+        status_code=200,
+        summary="OAuth2 token endpoint (client_credentials, RFC 7523 jwt-bearer)",
+        description=(
+            "Form-encoded. `client_credentials` with HTTP Basic (`client_secret_basic`) or a signed client "
+            "assertion (`private_key_jwt`, aud = this URL); `urn:ietf:params:oauth:grant-type:jwt-bearer` "
+            "with an OIDC ID token from a trusted issuer as `assertion`. Errors are RFC 6749 §5.2 JSON."
+        ),
+    )
+    async def token(self, request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
+        form = await request.form()
+        single: dict[str, str] = {}
+        for key in form:
+            values = form.getall(key)
+            if len(values) != 1 or not isinstance(values[0], str):
+                # RFC 6749 §3.2: request parameters MUST NOT be included more than once.
+                return _oauth_error(400, "invalid_request", "Repeated or non-text parameter.")
+            single[key] = values[0]
+        service: TokenService = state.identity_tokens
+        result = await service.exchange(
+            state.sessions, single, request.headers, request=audit_hooks.request_info(request)
+        )
+        return Response(result.body, status_code=result.status, headers=result.headers)
+
+    @get("/.well-known/jwks.json", summary="Public keys that verify our access tokens (active + previous)")
+    async def jwks(self, state: State) -> Response[dict[str, Any]]:
+        body = await state.identity_keyring.jwks(state.sessions)
+        return Response(body, headers={"Cache-Control": "public, max-age=60"})
+
+    @get("/.well-known/oauth-authorization-server", summary="RFC 8414 authorization server metadata")
+    async def metadata(self, state: State) -> dict[str, Any]:
+        settings: Settings = state.settings
+        base = issuer(settings)
+        return {
+            "issuer": base,
+            "token_endpoint": token_endpoint_url(settings),
+            "jwks_uri": f"{base}/.well-known/jwks.json",
+            "grant_types_supported": ["client_credentials", JWT_BEARER],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
+            "scopes_supported": sorted(ALL_SCOPES),
+            "response_types_supported": [],
+            "client_assertion_types_supported": [CLIENT_ASSERTION_TYPE],
+        }
+
+
+class DevLogin(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
+    mfa: bool = False
+
+
+class DevIssuerController(Controller):
+    """DEVELOPMENT ONLY — an OIDC issuer WITHOUT PASSWORDS: anyone who can reach it can log in as anyone.
+
+    Registered only when RCM_DEV_ISSUER_ENABLED is true and RCM_ENV is not "prod".
+    """
+
+    path = "/dev/oidc"
+    tags = ["dev issuer (development only, no passwords)"]
+    opt = PUBLIC
+
+    @get("/.well-known/openid-configuration", summary="DEV ONLY: discovery document of the dev issuer")
+    async def discovery(self, state: State) -> dict[str, Any]:
+        base = issuer(state.settings)
+        return {
+            "issuer": DEV_ISSUER,
+            "jwks_uri": f"{base}/dev/oidc/jwks",
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "subject_types_supported": ["public"],
+            "response_types_supported": ["id_token"],
+            "audience": DEV_AUDIENCE,
+            "x-rcm-login_endpoint": f"{base}/dev/oidc/login",
+        }
+
+    @get("/jwks", summary="DEV ONLY: the dev issuer's public keys")
+    async def jwks(self, state: State) -> dict[str, Any]:
+        return dev_issuer_jwks(state.settings)
+
+    @post("/login", status_code=200, summary="DEV ONLY, NO PASSWORD: an ID token for any email")
+    async def login(self, data: JSONBody[DevLogin], state: State) -> dict[str, str]:
+        return {"id_token": mint_dev_id_token(state.settings, email=data.email, mfa=data.mfa)}
+
+
+class BreakGlassCreate(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    minutes: Annotated[int, msgspec.Meta(ge=1, le=240)] = 60
+
+
+class BreakGlassGrantOut(msgspec.Struct):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    reason: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class BreakGlassController(Controller):
+    path = "/api/v1/tenants/{tenant_slug:str}/break-glass"
+    tags = ["break-glass"]
+    guards = [requires_roles(Role.CODER, Role.BILLER, Role.SUPERVISOR, Role.ADMIN)]
+
+    @post(summary="Open time-boxed emergency access to a tenant outside your assignments (reason required)")
+    async def open(
+        self,
+        tenant_slug: FromPath[str],
+        data: JSONBody[BreakGlassCreate],
+        request: Request[Any, Any, Any],
+        state: State,
+    ) -> BreakGlassGrantOut:
+        principal = current_principal(request)
+        async with platform_transaction(state.sessions) as session:
+            tenant = await tenant_by_slug(session, tenant_slug)
+            if tenant is None or tenant.status != "active":
+                raise NotFound()
+            grant = await open_break_glass(
+                session, actor=principal, tenant=tenant, reason=data.reason, minutes=data.minutes
+            )
+        await audit_hooks.break_glass_opened(
+            state.sessions,
+            request=audit_hooks.request_info(request),
+            principal=principal,
+            tenant_id=TenantId(tenant.id),
+            grant_id=grant.id,
+            expires_at=grant.expires_at,
+        )
+        return _grant_out(grant)
+
+
+class ClientCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    auth_method: str = "client_secret_basic"
+    scopes: list[str] | None = None
+    jwks: dict[str, Any] | None = None
+
+
+class ClientRotate(msgspec.Struct, forbid_unknown_fields=True):
+    jwks: dict[str, Any] | None = None
+
+
+class ApiClientOut(msgspec.Struct):
+    client_id: str
+    tenant_id: uuid.UUID
+    name: str
+    auth_method: str
+    scopes: list[str]
+    status: str
+    # Shown once, on issue and rotation of a client_secret_basic client; never retrievable again.
+    client_secret: str | None = None
+
+
+class TenantOnboarded(msgspec.Struct):
+    id: uuid.UUID
+    slug: str
+    created: bool
+
+
+class AdminController(Controller):
+    """Platform administration: admin role, the admin scope and a second factor on every route."""
+
+    path = "/api/v1/admin"
+    tags = ["admin"]
+    guards = [requires_roles(Role.ADMIN), requires_scopes(ADMIN), requires_mfa]
+
+    @post("/tenants", summary="Onboard or update a practice from its manifest (tenants/schema.json)")
+    async def onboard(
+        self, data: JSONBody[dict[str, Any]], request: Request[Any, Any, Any], state: State
+    ) -> TenantOnboarded:
+        async with platform_transaction(state.sessions) as session:
+            tenant, created = await apply_manifest(session, data)
+        await audit_hooks.admin_action(
+            state.sessions,
+            request=audit_hooks.request_info(request),
+            principal=current_principal(request),
+            event_type="tenant.onboard",
+            action=Action.CREATE if created else Action.UPDATE,
+            tenant_id=TenantId(tenant.id),
+            resource_type="tenant",
+            resource_ids=(tenant.id,),
+        )
+        return TenantOnboarded(id=tenant.id, slug=tenant.slug, created=created)
+
+    @post("/tenants/{slug:str}/clients", summary="Issue API client credentials (the secret is shown once)")
+    async def issue_client(
+        self, slug: FromPath[str], data: JSONBody[ClientCreate], request: Request[Any, Any, Any], state: State
+    ) -> ApiClientOut:
+        async with platform_transaction(state.sessions) as session:
+            tenant = await _tenant(session, slug)
+            issued = await create_client(
+                session,
+                TenantId(tenant.id),
+                name=data.name,
+                auth_method=data.auth_method,
+                scopes=data.scopes,
+                jwks=data.jwks,
+            )
+        await _client_audit(
+            request=request,
+            state=state,
+            event_type="api_client.issue",
+            action=Action.CREATE,
+            tenant_id=issued.client.tenant_id,
+            row_id=issued.client.id,
+        )
+        return _client_out(issued.client, issued.secret)
+
+    @post(
+        "/tenants/{slug:str}/clients/{client_id:str}/rotate",
+        status_code=200,
+        summary="Rotate a client's credential",
+    )
+    async def rotate_client(
+        self,
+        slug: FromPath[str],
+        client_id: FromPath[str],
+        request: Request[Any, Any, Any],
+        state: State,
+        data: JSONBody[ClientRotate | None] = None,
+    ) -> ApiClientOut:
+        async with platform_transaction(state.sessions) as session:
+            tenant = await _tenant(session, slug)
+            issued = await rotate_client_secret(
+                session, TenantId(tenant.id), client_id, jwks=data.jwks if data else None
+            )
+        await _client_audit(
+            request=request,
+            state=state,
+            event_type="api_client.rotate",
+            action=Action.UPDATE,
+            tenant_id=issued.client.tenant_id,
+            row_id=issued.client.id,
+        )
+        return _client_out(issued.client, issued.secret)
+
+    @post("/tenants/{slug:str}/clients/{client_id:str}/revoke", status_code=200, summary="Revoke a client")
+    async def revoke(
+        self, slug: FromPath[str], client_id: FromPath[str], request: Request[Any, Any, Any], state: State
+    ) -> ApiClientOut:
+        async with platform_transaction(state.sessions) as session:
+            tenant = await _tenant(session, slug)
+            client = await revoke_client(session, TenantId(tenant.id), client_id)
+        await _client_audit(
+            request=request,
+            state=state,
+            event_type="api_client.revoke",
+            action=Action.UPDATE,
+            tenant_id=client.tenant_id,
+            row_id=client.id,
+        )
+        return _client_out(client, None)
+
+    @get("/break-glass", summary="Break-glass grants across all tenants, newest first (review)")
+    async def break_glass_report(
+        self, request: Request[Any, Any, Any], state: State
+    ) -> list[BreakGlassGrantOut]:
+        async with platform_transaction(state.sessions) as session:
+            grants = await system_break_glass_report_across_tenants(session)
+        await audit_hooks.admin_action(
+            state.sessions,
+            request=audit_hooks.request_info(request),
+            principal=current_principal(request),
+            event_type="break_glass.report",
+            action=Action.READ,
+            resource_type="break_glass_grant",
+            resource_ids=tuple(g.id for g in grants),
+        )
+        return [_grant_out(g) for g in grants]
+
+
+async def _tenant(session: Any, slug: str) -> Tenant:
+    tenant = await tenant_by_slug(session, slug)
+    if tenant is None:
+        raise NotFound()
+    return tenant
+
+
+async def _client_audit(
+    *,
+    request: Request[Any, Any, Any],
+    state: State,
+    event_type: str,
+    action: Action,
+    tenant_id: uuid.UUID,
+    row_id: uuid.UUID,
+) -> None:
+    await audit_hooks.admin_action(
+        state.sessions,
+        request=audit_hooks.request_info(request),
+        principal=current_principal(request),
+        event_type=event_type,
+        action=action,
+        tenant_id=TenantId(tenant_id),
+        resource_type="api_client",
+        resource_ids=(row_id,),
+    )
+
+
+def _client_out(client: Any, secret: str | None) -> ApiClientOut:
+    return ApiClientOut(
+        client_id=client.client_id,
+        tenant_id=client.tenant_id,
+        name=client.name,
+        auth_method=client.auth_method,
+        scopes=list(client.scopes),
+        status=client.status,
+        client_secret=secret,
+    )
+
+
+def _grant_out(grant: Any) -> BreakGlassGrantOut:
+    return BreakGlassGrantOut(
+        id=grant.id,
+        tenant_id=grant.tenant_id,
+        user_id=grant.user_id,
+        reason=grant.reason,
+        created_at=grant.created_at,
+        expires_at=grant.expires_at,
+        revoked_at=grant.revoked_at,
+    )
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response[dict[str, Any]]:
+    return Response(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,69 @@
+"""Litestar guards: roles, scopes and MFA. A refusal is a 403 problem document and an audit event."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from rcm.identity import audit_hooks
+from rcm.identity.middleware import current_principal
+from rcm.identity.principal import Principal, Role
+from rcm.kit.errors import Forbidden
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+
+
+class MissingRole(Forbidden):
+    title = "Role required"
+
+
+class MissingScope(Forbidden):
+    title = "Scope required"
+
+
+class MfaRequired(Forbidden):
+    title = "Multi-factor authentication required"
+
+
+async def _deny(connection: ASGIConnection[Any, Any, Any, Any], principal: Principal, reason: str) -> None:
+    await audit_hooks.access_denied(
+        connection.app.state.sessions,
+        request=audit_hooks.request_info(connection),
+        principal=principal,
+        reason=reason,
+    )
+
+
+def requires_roles(*roles: Role) -> Guard:
+    """The caller must hold at least one of ``roles``."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = current_principal(connection)
+        if not principal.has_role(*roles):
+            await _deny(connection, principal, "missing_role")
+            raise MissingRole("Your role does not allow this operation.")
+
+    return guard
+
+
+def requires_scopes(*scopes: str) -> Guard:
+    """The token must carry every one of ``scopes``."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = current_principal(connection)
+        if not set(scopes) <= principal.scopes:
+            await _deny(connection, principal, "missing_scope")
+            raise MissingScope("The access token lacks a scope this operation needs.")
+
+    return guard
+
+
+async def requires_mfa(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The person logged in with a second factor (platform administration, break-glass review)."""
+    principal = current_principal(connection)
+    if not principal.mfa:
+        await _deny(connection, principal, "mfa_required")
+        raise MfaRequired("Log in again with multi-factor authentication for this operation.")

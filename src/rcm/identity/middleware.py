@@ -1,0 +1,65 @@
+"""Authentication on every request: a Bearer access token of ours, or a route opted out as public."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+
+from rcm.identity import audit_hooks
+from rcm.identity.keys import KeyRing
+from rcm.identity.principal import Principal
+from rcm.identity.tokens import InvalidToken, unverified_kid, verify_access_token
+
+PUBLIC_OPT_KEY = "public"
+# Paths outside any route handler's opt: the OpenAPI documents and their renderers.
+PUBLIC_PATHS = ["^/docs"]
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rcm"'}
+
+
+def _unauthorized(error: str) -> NotAuthorizedException:
+    return NotAuthorizedException(
+        detail="A valid Bearer access token is required.",
+        headers={"WWW-Authenticate": f'Bearer realm="rcm", error="{error}"'},
+    )
+
+
+class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        state = connection.app.state
+        sessions = state.sessions
+        if scheme.lower() != "bearer" or not token.strip():
+            await audit_hooks.access_denied(
+                sessions, request=audit_hooks.request_info(connection), principal=None, reason="no_token"
+            )
+            raise NotAuthorizedException(
+                detail="A valid Bearer access token is required.", headers=_CHALLENGE
+            )
+        keyring: KeyRing = state.identity_keyring
+        try:
+            keys = await keyring.verification_keys(sessions, kid=unverified_kid(token.strip()))
+            principal = verify_access_token(token.strip(), keys, keyring.settings)
+        except InvalidToken:
+            await audit_hooks.access_denied(
+                sessions, request=audit_hooks.request_info(connection), principal=None, reason="invalid_token"
+            )
+            raise _unauthorized("invalid_token") from None
+        return AuthenticationResult(user=principal, auth=token.strip())
+
+
+def authentication_middleware() -> DefineMiddleware:
+    return DefineMiddleware(BearerTokenMiddleware, exclude=PUBLIC_PATHS, exclude_from_auth_key=PUBLIC_OPT_KEY)
+
+
+def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The authenticated caller of a request (the middleware guarantees one on non-public routes)."""
+    user = connection.scope.get("user")
+    if not isinstance(user, Principal):
+        raise _unauthorized("invalid_token")
+    return user

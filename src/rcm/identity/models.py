@@ -1,0 +1,70 @@
+"""Tables of the identity package: API clients, JWT signing keys, break-glass grants, used assertion ids."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import LargeBinary, Text, func
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rcm.kit.models import Base, TenantOwned, utcnow
+
+
+class ApiClient(TenantOwned, Base):
+    """A practice system's OAuth2 client. Tenant-owned; the token endpoint finds it by ``client_id`` through
+    the ``client_lookup`` policy before any tenant context exists."""
+
+    __tablename__ = "api_client"
+
+    client_id: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    auth_method: Mapped[str] = mapped_column(Text)  # client_secret_basic | private_key_jwt
+    # SHA-256 of a 256-bit random secret: the secret itself is shown once and never stored.
+    secret_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    status: Mapped[str] = mapped_column(Text, default="active", server_default="active")
+    rotated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class SigningKey(Base):
+    """A key that signs our access tokens. Global; the private half is wrapped under the KEK provider."""
+
+    __tablename__ = "signing_key"
+
+    kid: Mapped[str] = mapped_column(Text, primary_key=True)
+    alg: Mapped[str] = mapped_column(Text)
+    kek_id: Mapped[str] = mapped_column(Text)
+    wrapped_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # active (signs) -> published (no longer signs, still in the JWKS) -> retired (gone from the JWKS)
+    state: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    # Set when the key stops signing: the last token it signed expires before this instant.
+    published_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class BreakGlassGrant(TenantOwned, Base):
+    """Time-boxed emergency access of one person to one tenant, with the reason they gave."""
+
+    __tablename__ = "break_glass_grant"
+
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class UsedClientAssertion(Base):
+    """``jti`` of accepted private_key_jwt client assertions, kept until they expire (replay guard)."""
+
+    __tablename__ = "used_client_assertion"
+
+    client_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    jti: Mapped[str] = mapped_column(Text, primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column()

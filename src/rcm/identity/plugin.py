@@ -1,0 +1,34 @@
+"""Wires identity into the app: routes, the authentication middleware, the key ring and token service."""
+
+from __future__ import annotations
+
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPluginProtocol
+
+from rcm.config import Settings
+from rcm.identity.controllers import (
+    AdminController,
+    BreakGlassController,
+    DevIssuerController,
+    OAuthController,
+)
+from rcm.identity.keys import KeyRing
+from rcm.identity.middleware import authentication_middleware
+from rcm.identity.oidc import dev_issuer_active
+from rcm.identity.server import TokenService
+
+
+class IdentityPlugin(InitPluginProtocol):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keyring = KeyRing(settings)
+        self.tokens = TokenService(settings, self.keyring)
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend([OAuthController, BreakGlassController, AdminController])
+        if dev_issuer_active(self.settings):
+            app_config.route_handlers.append(DevIssuerController)
+        app_config.middleware.insert(0, authentication_middleware())
+        app_config.state["identity_keyring"] = self.keyring
+        app_config.state["identity_tokens"] = self.tokens
+        return app_config

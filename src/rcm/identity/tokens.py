@@ -1,0 +1,135 @@
+"""Our access tokens: short-lived ES256 JWTs, and the mapping between their claims and ``Principal``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet
+
+from rcm.config import Settings
+from rcm.identity.keys import ALG, LEEWAY_SECONDS
+from rcm.identity.principal import Principal, PrincipalKind, Role
+from rcm.kit.models import utcnow
+from rcm.kit.tenant import TenantId
+
+AUDIENCE = "rcm-api"
+
+
+class InvalidToken(Exception):
+    """The bearer token is malformed, expired, not ours or signed by a key we no longer publish.
+
+    The message is a fixed phrase, never the token or any claim value.
+    """
+
+
+def token_endpoint_url(settings: Settings) -> str:
+    return settings.base_url.rstrip("/") + "/oauth/token"
+
+
+def issuer(settings: Settings) -> str:
+    return settings.base_url.rstrip("/")
+
+
+def principal_claims(principal: Principal) -> dict[str, Any]:
+    """The claims that describe the caller (everything but iss/aud/iat/exp)."""
+    claims: dict[str, Any] = {
+        "sub": principal.subject,
+        "jti": principal.token_id,
+        "kind": str(principal.kind),
+        "roles": sorted(str(r) for r in principal.roles),
+        "scope": " ".join(sorted(principal.scopes)),
+        "mfa": principal.mfa,
+    }
+    if principal.client_id is not None:
+        claims["client_id"] = principal.client_id
+    if principal.user_id is not None:
+        claims["uid"] = str(principal.user_id)
+    if principal.home_tenant is not None:
+        claims["tenant"] = str(principal.home_tenant)
+    if Role.AUDITOR in principal.roles:
+        claims["auditor_tenants"] = [str(t) for t in principal.auditor_tenants]
+        claims["all_tenants"] = principal.all_tenants
+    return claims
+
+
+def sign_access_token(
+    principal: Principal,
+    key: ECKey,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    ttl: int | None = None,
+) -> tuple[str, int]:
+    """Sign an access token for ``principal``; returns (token, expires_in seconds)."""
+    issued = int((now or utcnow()).timestamp())
+    expires_in = ttl if ttl is not None else settings.access_token_ttl_seconds
+    claims = {
+        "iss": issuer(settings),
+        "aud": AUDIENCE,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + expires_in,
+        **principal_claims(principal),
+    }
+    token = jwt.encode({"alg": ALG, "kid": key.kid, "typ": "at+jwt"}, claims, key, algorithms=[ALG])
+    return token, expires_in
+
+
+def unverified_kid(token: str) -> str | None:
+    from joserfc import jws
+
+    try:
+        kid = jws.extract_compact(token.encode()).headers().get("kid")
+    except (JoseError, ValueError):
+        raise InvalidToken("malformed token") from None
+    return kid if isinstance(kid, str) else None
+
+
+def verify_access_token(
+    token: str, keys: KeySet, settings: Settings, *, now: datetime | None = None
+) -> Principal:
+    """Check signature (active or published key), iss, aud, exp/nbf; build the Principal from the claims."""
+    try:
+        decoded = jwt.decode(token, keys, algorithms=[ALG])
+    except (JoseError, ValueError):
+        raise InvalidToken("signature or format invalid") from None
+    registry = jwt.JWTClaimsRegistry(
+        now=int(now.timestamp()) if now else None,
+        leeway=LEEWAY_SECONDS,
+        iss={"essential": True, "value": issuer(settings)},
+        aud={"essential": True, "value": AUDIENCE},
+        exp={"essential": True},
+        sub={"essential": True},
+        jti={"essential": True},
+    )
+    try:
+        registry.validate(decoded.claims)
+    except JoseError:
+        raise InvalidToken("claims invalid or expired") from None
+    return principal_from_claims(decoded.claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    try:
+        roles = frozenset(Role(r) for r in claims.get("roles", []))
+        tenant = claims.get("tenant")
+        uid = claims.get("uid")
+        return Principal(
+            kind=PrincipalKind(claims["kind"]),
+            subject=str(claims["sub"]),
+            roles=roles,
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            token_id=str(claims["jti"]),
+            client_id=claims.get("client_id"),
+            user_id=uuid.UUID(uid) if uid else None,
+            home_tenant=TenantId(uuid.UUID(tenant)) if tenant else None,
+            mfa=bool(claims.get("mfa", False)),
+            auditor_tenants=tuple(TenantId(uuid.UUID(t)) for t in claims.get("auditor_tenants", [])),
+            all_tenants=bool(claims.get("all_tenants", False)),
+        )
+    except (KeyError, ValueError, TypeError):
+        raise InvalidToken("claims invalid") from None

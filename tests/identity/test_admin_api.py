@@ -1,0 +1,117 @@
+"""Admin API: onboarding, API client issue/rotate/revoke, break-glass report."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rcm.audit.events import AuditEvent
+from rcm.identity.principal import Role
+from rcm.identity.testing import user_principal
+from rcm.tenancy.models import Tenant
+from tests.identity.conftest import Mint, make_user
+
+Client = AsyncTestClient[Litestar]
+
+
+async def _token_status(client: Client, client_id: str, secret: str) -> int:
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    response = await client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}
+    )
+    return response.status_code
+
+
+async def test_issue_rotate_revoke_client(
+    client: Client, mint: Mint, tenant: Tenant, audit_log: list[AuditEvent]
+) -> None:
+    headers = {"Authorization": f"Bearer {await mint(user_principal(Role.ADMIN, mfa=True))}"}
+    base = f"/api/v1/admin/tenants/{tenant.slug}/clients"
+    issued = await client.post(base, json={"name": "Sunrise EHR"}, headers=headers)
+    assert issued.status_code == 201, issued.text
+    body = issued.json()
+    assert body["tenant_id"] == str(tenant.id)
+    assert body["client_secret"]
+    client_id, first_secret = body["client_id"], body["client_secret"]
+    assert await _token_status(client, client_id, first_secret) == 200
+
+    rotated = await client.post(f"{base}/{client_id}/rotate", headers=headers)
+    assert rotated.status_code == 200
+    second_secret = rotated.json()["client_secret"]
+    assert second_secret != first_secret
+    assert await _token_status(client, client_id, first_secret) == 401
+    assert await _token_status(client, client_id, second_secret) == 200
+
+    revoked = await client.post(f"{base}/{client_id}/revoke", headers=headers)
+    assert revoked.status_code == 200
+    assert revoked.json()["status"] == "revoked"
+    assert revoked.json()["client_secret"] is None
+    assert await _token_status(client, client_id, second_secret) == 401
+    admin_events = [e.event_type for e in audit_log if e.event_type.startswith("api_client.")]
+    assert admin_events == ["api_client.issue", "api_client.rotate", "api_client.revoke"]
+
+
+async def test_client_of_another_tenant_is_404(
+    client: Client, mint: Mint, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    headers = {"Authorization": f"Bearer {await mint(user_principal(Role.ADMIN, mfa=True))}"}
+    issued = await client.post(
+        f"/api/v1/admin/tenants/{tenant.slug}/clients", json={"name": "EHR"}, headers=headers
+    )
+    client_id = issued.json()["client_id"]
+    wrong = await client.post(
+        f"/api/v1/admin/tenants/{other_tenant.slug}/clients/{client_id}/rotate", headers=headers
+    )
+    assert wrong.status_code == 404
+    bad_scope = await client.post(
+        f"/api/v1/admin/tenants/{tenant.slug}/clients",
+        json={"name": "EHR", "scopes": ["admin"]},
+        headers=headers,
+    )
+    assert bad_scope.status_code == 422
+
+
+async def test_onboard_tenant_from_manifest(client: Client, mint: Mint) -> None:
+    headers = {"Authorization": f"Bearer {await mint(user_principal(Role.ADMIN, mfa=True))}"}
+    slug = f"onboard-{uuid.uuid4().hex[:8]}"
+    manifest = {
+        "slug": slug,
+        "name": "Onboarded Practice (TEST)",
+        "billing_provider": {"npi": "1234567893", "name": "Onboarded PC", "taxonomy": "207Q00000X"},
+    }
+    created = await client.post("/api/v1/admin/tenants", json=manifest, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["slug"] == slug
+    assert created.json()["created"] is True
+    again = await client.post("/api/v1/admin/tenants", json=manifest, headers=headers)
+    assert again.json()["created"] is False
+    invalid = await client.post("/api/v1/admin/tenants", json={"slug": slug}, headers=headers)
+    assert invalid.status_code == 422
+    coder = {"Authorization": f"Bearer {await mint(user_principal(Role.CODER, mfa=True))}"}
+    assert (await client.post("/api/v1/admin/tenants", json=manifest, headers=coder)).status_code == 403
+
+
+async def test_break_glass_report_spans_tenants(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    mint: Mint,
+    tenant: Tenant,
+    other_tenant: Tenant,
+) -> None:
+    user = await make_user(sessions, ["supervisor"])
+    staff = {"Authorization": f"Bearer {await mint(user_principal(Role.SUPERVISOR, user_id=user.id))}"}
+    ids = set()
+    for t in (tenant, other_tenant):
+        response = await client.post(
+            f"/api/v1/tenants/{t.slug}/break-glass", json={"reason": "SLA breach review"}, headers=staff
+        )
+        assert response.status_code == 201
+        ids.add(response.json()["id"])
+    admin = {"Authorization": f"Bearer {await mint(user_principal(Role.ADMIN, mfa=True))}"}
+    report = await client.get("/api/v1/admin/break-glass", headers=admin)
+    assert report.status_code == 200
+    assert ids <= {g["id"] for g in report.json()}

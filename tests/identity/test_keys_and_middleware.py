@@ -1,0 +1,128 @@
+"""JWKS, signing-key rotation, and the authentication middleware."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rcm.audit.events import AuditEvent
+from rcm.config import Settings
+from rcm.identity.keys import KeyRing, retire_expired_keys, rotate_signing_key
+from rcm.identity.principal import Role
+from rcm.identity.testing import mint_access_token, user_principal
+from rcm.kit.db import platform_transaction
+from rcm.kit.models import utcnow
+from tests.identity.conftest import Mint
+
+Client = AsyncTestClient[Litestar]
+# A route behind the middleware whose guards the admin principal below satisfies.
+PROTECTED = "/api/v1/admin/break-glass"
+
+
+def _admin() -> object:
+    return user_principal(Role.ADMIN, mfa=True)
+
+
+async def test_jwks_publishes_the_active_key(
+    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    active = await KeyRing(settings).signing_key(sessions)
+    response = await client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    keys = response.json()["keys"]
+    assert active.kid in {k["kid"] for k in keys}
+    assert all("d" not in k for k in keys), "private key material must never be published"
+    assert all(k["alg"] == "ES256" for k in keys)
+
+
+async def test_metadata_document(client: Client, settings: Settings) -> None:
+    response = await client.get("/.well-known/oauth-authorization-server")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_endpoint"] == settings.base_url + "/oauth/token"
+    assert "private_key_jwt" in body["token_endpoint_auth_methods_supported"]
+
+
+async def test_tokens_survive_rotation_and_die_with_retirement(
+    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings, mint: Mint
+) -> None:
+    admin = user_principal(Role.ADMIN, mfa=True)
+    old_token = await mint(admin)
+    old_kid = (await KeyRing(settings).signing_key(sessions)).kid
+    assert (await client.get(PROTECTED, headers={"Authorization": f"Bearer {old_token}"})).status_code == 200
+
+    async with platform_transaction(sessions) as session:
+        new = await rotate_signing_key(session, settings)
+    assert new.kid != old_kid
+    new_token = await mint(admin)
+    jwks = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
+    assert {old_kid, new.kid} <= jwks
+    # The previous key stays published: tokens it signed keep working until they expire.
+    assert (await client.get(PROTECTED, headers={"Authorization": f"Bearer {old_token}"})).status_code == 200
+    assert (await client.get(PROTECTED, headers={"Authorization": f"Bearer {new_token}"})).status_code == 200
+
+    async with platform_transaction(sessions) as session:
+        retired = await retire_expired_keys(session, now=utcnow() + timedelta(hours=2))
+    assert old_kid in retired
+    jwks = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
+    assert old_kid not in jwks
+    assert new.kid in jwks
+    assert (await client.get(PROTECTED, headers={"Authorization": f"Bearer {old_token}"})).status_code == 401
+    assert (await client.get(PROTECTED, headers={"Authorization": f"Bearer {new_token}"})).status_code == 200
+
+
+async def test_missing_token_is_401_problem_with_bearer_challenge(
+    client: Client, audit_log: list[AuditEvent]
+) -> None:
+    response = await client.get(PROTECTED)
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["status"] == 401
+    assert [(e.event_type, e.detail["reason"]) for e in audit_log] == [("access.denied", "no_token")]
+
+
+async def test_garbage_and_foreign_tokens_are_401(client: Client) -> None:
+    for header in ("Bearer not-a-jwt", "Bearer a.b.c", "Basic dXNlcjpwYXNz", "Bearer "):
+        response = await client.get(PROTECTED, headers={"Authorization": header})
+        assert response.status_code == 401, header
+        assert "Bearer" in response.headers["www-authenticate"]
+
+
+async def test_expired_token_is_401(
+    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    token = await mint_access_token(
+        user_principal(Role.ADMIN, mfa=True),
+        sessions=sessions,
+        settings=settings,
+        now=utcnow() - timedelta(hours=1),
+    )
+    response = await client.get(PROTECTED, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_token_for_another_audience_or_issuer_is_401(
+    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    other = settings.model_copy(update={"base_url": "https://other-rcm.example"})
+    token = await mint_access_token(user_principal(Role.ADMIN, mfa=True), sessions=sessions, settings=other)
+    response = await client.get(PROTECTED, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+async def test_public_routes_need_no_token(client: Client) -> None:
+    for path in (
+        "/healthz",
+        "/readyz",
+        "/.well-known/jwks.json",
+        "/docs/openapi.json",
+        "/dev/oidc/jwks",
+        "/dev/oidc/.well-known/openid-configuration",
+    ):
+        response = await client.get(path)
+        assert response.status_code == 200, path
