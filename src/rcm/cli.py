@@ -137,3 +137,8 @@ async def _apply(settings: Settings, document: dict[str, Any]) -> bool:
         return created
     finally:
         await engine.dispose()
+
+
+from rcm.audit.cli import audit as _audit  # noqa: E402
+
+main.add_command(_audit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 import pytest
@@ -44,7 +45,7 @@ async def test_events_chain_in_order_with_valid_hashes(
     assert [r.seq for r in records] == list(range(1, 31))
     assert [r.id for r in records] == [e.id for e in events]
     assert records[0].prev_hash == GENESIS_HASH
-    for before, after in zip(records, records[1:], strict=False):
+    for before, after in itertools.pairwise(records):
         assert after.prev_hash == before.hash
     assert all(r.computed_hash() == r.hash for r in records)
     # What was recorded is what the event said (no field lost or altered on the way).
@@ -117,10 +118,13 @@ async def test_rolled_back_transaction_leaves_nothing(
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom):
+    async def access_that_fails() -> None:
         async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
             record(session, make_event(tenant.id))
             raise Boom
+
+    with pytest.raises(Boom):
+        await access_that_fails()
     await write_events(sessions, [make_event(tenant.id)])
     records = await chain(owner_engine, tenant.id)
     # Nothing from the rolled-back transaction, and no gap in seq because of it.
@@ -140,10 +144,14 @@ async def test_failing_audit_insert_fails_the_commit(
         await conn.execute(text("CREATE TABLE IF NOT EXISTS rcm.audit_probe (id uuid PRIMARY KEY)"))
         await conn.execute(text("GRANT SELECT, INSERT ON rcm.audit_probe TO rcm_app"))
     probe = uuid.uuid4()
-    with pytest.raises(DBAPIError, match="row-level security"):
+
+    async def access_with_unwritable_audit() -> None:
         async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
             await session.execute(text("INSERT INTO rcm.audit_probe (id) VALUES (:id)"), {"id": probe})
             record(session, make_event(other_tenant.id))
+
+    with pytest.raises(DBAPIError, match="row-level security"):
+        await access_with_unwritable_audit()
     async with owner_engine.connect() as conn:
         found = (
             await conn.execute(text("SELECT count(*) FROM rcm.audit_probe WHERE id = :id"), {"id": probe})

@@ -1,8 +1,8 @@
 """Signed checkpoints of the hash chains.
 
-A checkpoint signs (tenant, seq, hash, created_at, key_id) with an Ed25519 key kept OUTSIDE the database, under
-``<data_dir>/audit-keys``. Someone who can rewrite the audit table (a database superuser) can recompute an
-unkeyed hash chain, but cannot sign: history before the last checkpoint is anchored, and a chain cut short
+A checkpoint signs (tenant, seq, hash, created_at, key_id) with an Ed25519 key kept OUTSIDE the database,
+under ``<data_dir>/audit-keys``. Someone who can rewrite the audit table (a database superuser) can recompute
+an unkeyed hash chain, but cannot sign: history before the last checkpoint is anchored, and a chain cut short
 after it no longer contains the checkpointed seq/hash. Auditors get the public key (``*.pub.pem``).
 """
 

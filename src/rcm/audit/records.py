@@ -1,7 +1,7 @@
 """A stored audit record and its canonical encoding (what the hash chain covers).
 
-hash = SHA-256(prev_hash || canonical), where canonical is the UTF-8 JSON of every event field with sorted keys
-and no whitespace. The offline verifier (``audit/verify_export.py``) re-implements exactly this encoding
+hash = SHA-256(prev_hash || canonical), where canonical is the UTF-8 JSON of every event field with sorted
+keys and no whitespace. The offline verifier (``audit/verify_export.py``) re-implements exactly this encoding
 without importing the app: change one, change the other and bump ``CANONICAL_VERSION``.
 """
 

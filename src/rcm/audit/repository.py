@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -89,7 +90,8 @@ _LOCK_HEAD = text(
     """
 )
 _MOVE_HEAD = text(
-    "UPDATE rcm.audit_chain_head SET seq = :seq, hash = :hash, updated_at = now() WHERE tenant_id = :tenant_id"
+    "UPDATE rcm.audit_chain_head SET seq = :seq, hash = :hash, updated_at = now() "
+    "WHERE tenant_id = :tenant_id"
 )
 
 
@@ -171,10 +173,12 @@ async def search_page(
     c = audit_event.c
     statement = _filtered(filters)
     if after is not None:
-        statement = statement.where(tuple_(c.occurred_at, c.tenant_id, c.seq) < tuple_(*after))
+        statement = statement.where(
+            tuple_(c.occurred_at, c.tenant_id, c.seq) < tuple_(*(literal(v) for v in after))
+        )
     statement = statement.order_by(c.occurred_at.desc(), c.tenant_id.desc(), c.seq.desc()).limit(limit)
     rows = (await session.execute(statement)).mappings().all()
-    return [AuditRecord.from_row(row) for row in rows]
+    return [AuditRecord.from_row(dict(row)) for row in rows]
 
 
 async def stream_records(
@@ -184,7 +188,7 @@ async def stream_records(
     statement = _filtered(filters).order_by(audit_event.c.tenant_id, audit_event.c.seq)
     result = await session.stream(statement.execution_options(yield_per=batch))
     async for row in result.mappings():
-        yield AuditRecord.from_row(row)
+        yield AuditRecord.from_row(dict(row))
 
 
 async def stream_chain(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIterator[AuditRecord]:
@@ -192,7 +196,7 @@ async def stream_chain(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIter
     statement = select(audit_event).where(c.tenant_id == tenant_id).order_by(c.seq, c.hash)
     result = await session.stream(statement.execution_options(yield_per=1000))
     async for row in result.mappings():
-        yield AuditRecord.from_row(row)
+        yield AuditRecord.from_row(dict(row))
 
 
 async def chain_head(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, bytes] | None:
