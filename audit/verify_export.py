@@ -194,7 +194,7 @@ def check_chains(
                 if entry.seq == 1 and entry.prev_hash != GENESIS_HASH:
                     report.add(f"tenant {tenant} seq 1: chain does not start at the genesis hash")
                 elif entry.seq != 1 and not allow_gaps:
-                    report.add(f"tenant {tenant}: records 1..{entry.seq - 1} are not in the export")
+                    report.add(f"tenant {tenant}: records 1..{entry.seq - 1} are missing")
             elif entry.seq != previous.seq + 1:
                 if not allow_gaps:
                     report.add(f"tenant {tenant}: records {previous.seq + 1}..{entry.seq - 1} are missing")

@@ -1,4 +1,4 @@
-"""The access log is append-only in the database itself: privileges for the app role, triggers for everyone."""
+"""The access log is append-only in the database: privileges for the app role, triggers for everyone."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ async def _as_owner(owner_engine: AsyncEngine, tenant: Tenant, statement: str, *
 
 @pytest.mark.parametrize("role", ["superuser", "rcm_owner"])
 @pytest.mark.parametrize("statement", STATEMENTS)
-async def test_owner_and_superuser_are_refused_by_triggers(
+async def test_owner_and_superuser_are_refused_by_triggers(  # noqa: PLR0917 - pytest fixtures
     sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
     tenant: Tenant,
@@ -88,7 +88,8 @@ async def test_partitions_cannot_be_reached_directly(
             await conn.execute(
                 text(
                     "SELECT c.oid::regclass::text, c.relrowsecurity, c.relforcerowsecurity, "
-                    "(SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'audit_no_truncate') "
+                    "(SELECT count(*) FROM pg_trigger t "
+                    " WHERE t.tgrelid = c.oid AND t.tgname = 'audit_no_truncate') "
                     "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                     "WHERE i.inhparent = 'rcm.audit_event'::regclass"
                 )

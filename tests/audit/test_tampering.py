@@ -79,7 +79,7 @@ async def test_insert_is_reported(
         await _tamper(
             superuser,
             chained,
-            "INSERT INTO rcm.audit_event SELECT tenant_id, "
+            "INSERT INTO rcm.audit_event SELECT tenant_id, "  # noqa: S608 - seq is an int literal
             f"{seq}, occurred_at + interval '1 ms', gen_random_uuid(), 'patient.read', action, outcome, "
             "actor_kind, actor_subject, actor_roles, client_id, actor_hint, resource_type, resource_ids, "
             "patient_ids, source_ip, request_id, trace_id, detail, prev_hash, hash "

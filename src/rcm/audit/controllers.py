@@ -16,7 +16,7 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -179,17 +179,17 @@ class AuditController(Controller):
         self,
         request: Request[Any, Any, Any],
         *,
-        actor: str | None = None,
-        patient_id: uuid.UUID | None = None,
-        resource_type: str | None = None,
-        resource_id: uuid.UUID | None = None,
-        event_type: str | None = None,
-        action: Action | None = None,
-        outcome: Outcome | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=service.MAX_LIMIT)] = 100,
+        actor: FromQuery[str | None] = None,
+        patient_id: FromQuery[uuid.UUID | None] = None,
+        resource_type: FromQuery[str | None] = None,
+        resource_id: FromQuery[uuid.UUID | None] = None,
+        event_type: FromQuery[str | None] = None,
+        action: FromQuery[Action | None] = None,
+        outcome: FromQuery[Outcome | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT)] = 100,
     ) -> AuditEventPage:
         caller = _caller(request)
         sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
@@ -216,15 +216,15 @@ class AuditController(Controller):
         self,
         request: Request[Any, Any, Any],
         *,
-        actor: str | None = None,
-        patient_id: uuid.UUID | None = None,
-        resource_type: str | None = None,
-        resource_id: uuid.UUID | None = None,
-        event_type: str | None = None,
-        action: Action | None = None,
-        outcome: Outcome | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        actor: FromQuery[str | None] = None,
+        patient_id: FromQuery[uuid.UUID | None] = None,
+        resource_type: FromQuery[str | None] = None,
+        resource_id: FromQuery[uuid.UUID | None] = None,
+        event_type: FromQuery[str | None] = None,
+        action: FromQuery[Action | None] = None,
+        outcome: FromQuery[Outcome | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
     ) -> Stream:
         query = _query(
             actor=actor,
@@ -244,15 +244,15 @@ class AuditController(Controller):
         self,
         request: Request[Any, Any, Any],
         *,
-        actor: str | None = None,
-        patient_id: uuid.UUID | None = None,
-        resource_type: str | None = None,
-        resource_id: uuid.UUID | None = None,
-        event_type: str | None = None,
-        action: Action | None = None,
-        outcome: Outcome | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        actor: FromQuery[str | None] = None,
+        patient_id: FromQuery[uuid.UUID | None] = None,
+        resource_type: FromQuery[str | None] = None,
+        resource_id: FromQuery[uuid.UUID | None] = None,
+        event_type: FromQuery[str | None] = None,
+        action: FromQuery[Action | None] = None,
+        outcome: FromQuery[Outcome | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
     ) -> Stream:
         query = _query(
             actor=actor,
