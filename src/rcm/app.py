@@ -11,6 +11,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
 from rcm import __version__
+from rcm.audit.controllers import AuditController
 from rcm.config import Settings, app_url_from_admin, get_settings
 from rcm.identity.plugin import IdentityPlugin
 from rcm.kit.db import create_engine, session_factory
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[HealthController],
+        route_handlers=[HealthController, AuditController],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,

@@ -147,10 +147,12 @@ async def _apply(settings: Settings, document: dict[str, Any]) -> bool:
 
 
 # Commands that live with their packages attach to the groups defined above.
+from rcm.audit.cli import audit  # noqa: E402
 from rcm.crypto.cli import keys, tenants_offboard  # noqa: E402
 from rcm.identity.cli import identity, token  # noqa: E402
 from rcm.worker.cli import worker  # noqa: E402
 
+main.add_command(audit)
 main.add_command(keys)
 main.add_command(worker)
 main.add_command(identity)

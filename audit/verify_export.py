@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Verify an RCM audit export offline: no database, no RCM installation.
+
+Usage:
+    python audit/verify_export.py EXPORT [--checkpoints FILE] [--public-key PEM ...] [--allow-gaps]
+
+EXPORT is a CSV (``/api/v1/audit/events.csv``) or FHIR NDJSON (``/api/v1/audit/events.ndjson``) export.
+Each record is re-hashed (hash = SHA-256(prev_hash || canonical JSON of its fields)) and linked to the record
+before it in its tenant's chain. Checkpoints (JSON lines from ``rcm audit checkpoint --out``) are checked
+against the Ed25519 public key(s) and against the record at their seq. Exit code 0 = intact, 1 = problems.
+
+Depends only on the standard library and ``cryptography``; keep it that way (compliance staff run it on their
+own machines). The canonical encoding mirrors ``rcm.audit.records`` exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+GENESIS_HASH = bytes(32)
+CHAIN_EXTENSION = "https://rcm.dev/fhir/StructureDefinition/audit-chain"
+CHECKPOINT_DOMAIN = "rcm-audit-checkpoint-v1"
+LIST_COLUMNS = ("actor_roles", "resource_ids", "patient_ids", "detail")
+TEXT_COLUMNS = (
+    "tenant_id",
+    "occurred_at",
+    "id",
+    "event_type",
+    "action",
+    "outcome",
+    "actor_kind",
+    "actor_subject",
+    "client_id",
+    "actor_hint",
+    "resource_type",
+    "source_ip",
+    "request_id",
+    "trace_id",
+)
+REQUIRED_TEXT = {
+    "tenant_id",
+    "occurred_at",
+    "id",
+    "event_type",
+    "action",
+    "outcome",
+    "request_id",
+    "trace_id",
+}
+
+
+def canonical_bytes(fields: dict[str, Any]) -> bytes:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass
+class Entry:
+    line: int
+    tenant: str
+    seq: int
+    prev_hash: bytes
+    hash: bytes
+    canonical: bytes
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+    records: int = 0
+    tenants: set[str] = field(default_factory=set)
+    checkpoints_ok: int = 0
+
+    def add(self, message: str) -> None:
+        self.problems.append(message)
+
+
+def _uncell(value: str) -> str:
+    # The export prefixes cells that could start a spreadsheet formula (and apostrophes) with one apostrophe.
+    return value[1:] if value.startswith("'") else value
+
+
+def read_csv(path: Path, report: Report) -> list[Entry]:
+    entries: list[Entry] = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        for number, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                fields: dict[str, Any] = {"v": 1, "seq": int(row["seq"])}
+                for column in TEXT_COLUMNS:
+                    cell = _uncell(row[column])
+                    fields[column] = cell if cell or column in REQUIRED_TEXT else None
+                for column in LIST_COLUMNS:
+                    fields[column] = json.loads(row[column])
+                entries.append(
+                    Entry(
+                        number,
+                        fields["tenant_id"],
+                        fields["seq"],
+                        bytes.fromhex(row["prev_hash"]),
+                        bytes.fromhex(row["hash"]),
+                        canonical_bytes(fields),
+                    )
+                )
+            except (KeyError, ValueError) as exc:
+                report.add(f"line {number}: unreadable record ({type(exc).__name__})")
+    return entries
+
+
+def read_ndjson(path: Path, report: Report) -> list[Entry]:
+    entries: list[Entry] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                resource = json.loads(line)
+                chain = next(e for e in resource.get("extension", []) if e.get("url") == CHAIN_EXTENSION)
+                parts = {e["url"]: e for e in chain["extension"]}
+                canonical = base64.b64decode(parts["record"]["valueBase64Binary"], validate=True)
+                fields = json.loads(canonical)
+                if canonical_bytes(fields) != canonical:
+                    report.add(f"line {number}: embedded record is not in canonical form")
+                # The visible FHIR fields must say what the hashed record says.
+                visible = {
+                    "id": resource.get("id"),
+                    "action": resource.get("action"),
+                    "outcome": resource.get("outcome"),
+                    "recorded": resource.get("recorded"),
+                    "type": resource.get("type", {}).get("code"),
+                    "tenant": parts["tenant"]["valueString"],
+                    "seq": int(parts["seq"]["valueString"]),
+                }
+                hashed = {
+                    "id": fields["id"],
+                    "action": fields["action"],
+                    "outcome": fields["outcome"],
+                    "recorded": fields["occurred_at"],
+                    "type": fields["event_type"],
+                    "tenant": fields["tenant_id"],
+                    "seq": fields["seq"],
+                }
+                for name, value in visible.items():
+                    if hashed[name] != value:
+                        report.add(f"line {number}: FHIR {name} disagrees with the hashed record")
+                entries.append(
+                    Entry(
+                        number,
+                        fields["tenant_id"],
+                        fields["seq"],
+                        bytes.fromhex(parts["prevHash"]["valueString"]),
+                        bytes.fromhex(parts["hash"]["valueString"]),
+                        canonical,
+                    )
+                )
+            except (KeyError, ValueError, StopIteration, TypeError) as exc:
+                report.add(f"line {number}: unreadable record ({type(exc).__name__})")
+    return entries
+
+
+def check_chains(
+    entries: Iterable[Entry], report: Report, *, allow_gaps: bool
+) -> dict[tuple[str, int], bytes]:
+    by_tenant: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_tenant[entry.tenant].append(entry)
+    hash_at: dict[tuple[str, int], bytes] = {}
+    for tenant, chain in sorted(by_tenant.items()):
+        report.tenants.add(tenant)
+        chain.sort(key=lambda e: e.seq)
+        previous: Entry | None = None
+        for entry in chain:
+            report.records += 1
+            if hashlib.sha256(entry.prev_hash + entry.canonical).digest() != entry.hash:
+                report.add(
+                    f"tenant {tenant} seq {entry.seq} (line {entry.line}): "
+                    "edited - content does not match hash"
+                )
+            if previous is not None and previous.seq == entry.seq:
+                report.add(f"tenant {tenant} seq {entry.seq}: inserted - two records at one position")
+            elif previous is None:
+                if entry.seq == 1 and entry.prev_hash != GENESIS_HASH:
+                    report.add(f"tenant {tenant} seq 1: chain does not start at the genesis hash")
+                elif entry.seq != 1 and not allow_gaps:
+                    report.add(f"tenant {tenant}: records 1..{entry.seq - 1} are missing")
+            elif entry.seq != previous.seq + 1:
+                if not allow_gaps:
+                    report.add(f"tenant {tenant}: records {previous.seq + 1}..{entry.seq - 1} are missing")
+            elif entry.prev_hash != previous.hash:
+                report.add(
+                    f"tenant {tenant} seq {entry.seq}: broken link - does not follow seq {previous.seq}"
+                )
+            hash_at[(tenant, entry.seq)] = entry.hash
+            previous = entry
+    return hash_at
+
+
+def load_public_keys(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    for path in paths:
+        key = serialization.load_pem_public_key(path.read_bytes())
+        if not isinstance(key, Ed25519PublicKey):
+            raise SystemExit(f"{path}: not an Ed25519 public key")
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        keys["ed25519-" + hashlib.sha256(raw).hexdigest()[:16]] = key
+    return keys
+
+
+def check_checkpoints(
+    path: Path, keys: dict[str, Ed25519PublicKey], hash_at: dict[tuple[str, int], bytes], report: Report
+) -> None:
+    last_seq: dict[str, int] = defaultdict(int)
+    for tenant, seq in hash_at:
+        last_seq[tenant] = max(last_seq[tenant], seq)
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        cp = json.loads(line)
+        tenant, seq = cp["tenant_id"], int(cp["seq"])
+        if tenant not in report.tenants:
+            continue  # a checkpoint of a tenant this export does not cover
+        message = "\n".join(
+            [CHECKPOINT_DOMAIN, tenant, str(seq), cp["hash"], cp["created_at"], cp["key_id"]]
+        ).encode()
+        key = keys.get(cp["key_id"])
+        if key is None:
+            report.add(f"checkpoint line {number}: signed with unknown key {cp['key_id']}")
+            continue
+        try:
+            key.verify(base64.b64decode(cp["signature"]), message)
+        except InvalidSignature:
+            report.add(f"checkpoint line {number}: signature does not verify")
+            continue
+        found = hash_at.get((tenant, seq))
+        if found is None:
+            if seq > last_seq[tenant]:
+                report.add(
+                    f"tenant {tenant}: truncated - signed checkpoint at {seq}, "
+                    f"export ends at {last_seq[tenant]}"
+                )
+            else:
+                report.add(f"tenant {tenant}: record {seq} of a signed checkpoint is not in the export")
+        elif found.hex() != cp["hash"]:
+            report.add(f"tenant {tenant} seq {seq}: differs from the signed checkpoint")
+        else:
+            report.checkpoints_ok += 1
+
+
+def verify_file(
+    export: Path,
+    *,
+    checkpoints: Path | None = None,
+    public_keys: Iterable[Path] = (),
+    allow_gaps: bool = False,
+) -> Report:
+    report = Report()
+    with export.open("rb") as handle:
+        first = handle.read(1)
+    entries = read_ndjson(export, report) if first == b"{" else read_csv(export, report)
+    hash_at = check_chains(entries, report, allow_gaps=allow_gaps)
+    if checkpoints is not None:
+        check_checkpoints(checkpoints, load_public_keys(public_keys), hash_at, report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("export", type=Path, help="CSV or FHIR NDJSON audit export")
+    parser.add_argument("--checkpoints", type=Path, help="JSON lines of signed checkpoints")
+    parser.add_argument(
+        "--public-key", type=Path, action="append", default=[], help="Ed25519 public key (PEM)"
+    )
+    parser.add_argument(
+        "--allow-gaps", action="store_true", help="a filtered export: do not report records missing between"
+    )
+    args = parser.parse_args(argv)
+    if args.checkpoints and not args.public_key:
+        parser.error("--checkpoints needs at least one --public-key")
+    report = verify_file(
+        args.export, checkpoints=args.checkpoints, public_keys=args.public_key, allow_gaps=args.allow_gaps
+    )
+    for problem in report.problems:
+        print(f"PROBLEM: {problem}")
+    print(
+        f"{report.records} records, {len(report.tenants)} tenant(s), {report.checkpoints_ok} checkpoint(s) "
+        f"verified: {'INTACT' if not report.problems else 'NOT INTACT'}"
+    )
+    return 0 if not report.problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Signed checkpoints of the hash chains.
+
+A checkpoint signs (tenant, seq, hash, created_at, key_id) with an Ed25519 key kept OUTSIDE the database,
+under ``<data_dir>/audit-keys``. Someone who can rewrite the audit table (a database superuser) can recompute
+an unkeyed hash chain, but cannot sign: history before the last checkpoint is anchored, and a chain cut short
+after it no longer contains the checkpointed seq/hash. Auditors get the public key (``*.pub.pem``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rcm.audit import repository
+from rcm.audit.records import format_instant
+from rcm.config import Settings
+from rcm.kit.models import utcnow
+
+CHECKPOINT_DOMAIN = "rcm-audit-checkpoint-v1"
+
+
+def key_directory(settings: Settings) -> Path:
+    return settings.data_dir / "audit-keys"
+
+
+def key_id_of(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "ed25519-" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def checkpoint_message(
+    *, tenant_id: uuid.UUID, seq: int, hash_: bytes, created_at: datetime, key_id: str
+) -> bytes:
+    """The exact bytes signed; ``audit/verify_export.py`` rebuilds them the same way."""
+    return "\n".join(
+        [CHECKPOINT_DOMAIN, str(tenant_id), str(seq), hash_.hex(), format_instant(created_at), key_id]
+    ).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSigner:
+    key_id: str
+    private_key: Ed25519PrivateKey
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private_key.sign(message)
+
+
+def load_signer(directory: Path, *, create: bool) -> CheckpointSigner:
+    """The newest signing key in ``directory``; creates one (and its public half) when allowed."""
+    keys = sorted(directory.glob("*.key.pem")) if directory.exists() else []
+    if not keys:
+        if not create:
+            raise FileNotFoundError(f"no audit checkpoint signing key in {directory}")
+        return _create_key(directory)
+    path = max(keys, key=lambda p: p.stat().st_mtime)
+    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    return CheckpointSigner(key_id_of(private.public_key()), private)
+
+
+def _create_key(directory: Path) -> CheckpointSigner:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private = Ed25519PrivateKey.generate()
+    key_id = key_id_of(private.public_key())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(directory / f"{key_id}.key.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    (directory / f"{key_id}.pub.pem").write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return CheckpointSigner(key_id, private)
+
+
+def load_public_keys(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    for path in paths:
+        public = serialization.load_pem_public_key(path.read_bytes())
+        if not isinstance(public, Ed25519PublicKey):
+            raise ValueError(f"{path} is not an Ed25519 public key")
+        keys[key_id_of(public)] = public
+    return keys
+
+
+def public_keys_in(directory: Path) -> dict[str, Ed25519PublicKey]:
+    return load_public_keys(sorted(directory.glob("*.pub.pem"))) if directory.exists() else {}
+
+
+def signature_valid(checkpoint: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> bool | None:
+    """True/False for a known key; None when the checkpoint's key is not among ``keys``."""
+    public = keys.get(checkpoint["key_id"])
+    if public is None:
+        return None
+    message = checkpoint_message(
+        tenant_id=checkpoint["tenant_id"],
+        seq=checkpoint["seq"],
+        hash_=bytes(checkpoint["hash"]),
+        created_at=checkpoint["created_at"],
+        key_id=checkpoint["key_id"],
+    )
+    try:
+        public.verify(bytes(checkpoint["signature"]), message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+async def write_checkpoints(
+    session: AsyncSession, tenant_ids: Iterable[uuid.UUID], signer: CheckpointSigner
+) -> list[dict[str, Any]]:
+    """Sign each tenant's current chain head; skips tenants with no events or nothing new since the last.
+
+    The session's tenant context must cover ``tenant_ids``. The caller commits.
+    """
+    existing = await repository.checkpoints(session, list(tenant_ids))
+    last_seq: dict[uuid.UUID, int] = {}
+    for row in existing:
+        last_seq[row["tenant_id"]] = max(last_seq.get(row["tenant_id"], 0), row["seq"])
+    written: list[dict[str, Any]] = []
+    for tenant_id in tenant_ids:
+        head = await repository.chain_head(session, tenant_id)
+        if head is None or head[0] == 0 or last_seq.get(tenant_id) == head[0]:
+            continue
+        seq, hash_ = head
+        # Microseconds are what PostgreSQL keeps, so the signed text survives the round trip.
+        created_at = utcnow()
+        message = checkpoint_message(
+            tenant_id=tenant_id, seq=seq, hash_=hash_, created_at=created_at, key_id=signer.key_id
+        )
+        row = {
+            "tenant_id": tenant_id,
+            "seq": seq,
+            "hash": hash_,
+            "created_at": created_at,
+            "key_id": signer.key_id,
+            "signature": signer.sign(message),
+        }
+        await repository.insert_checkpoint(session, row)
+        written.append(row)
+    return written
+
+
+def checkpoint_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON form of a checkpoint, as handed to compliance staff with an export."""
+    return {
+        "tenant_id": str(row["tenant_id"]),
+        "seq": row["seq"],
+        "hash": bytes(row["hash"]).hex(),
+        "created_at": format_instant(row["created_at"]),
+        "key_id": row["key_id"],
+        "signature": base64.b64encode(bytes(row["signature"])).decode(),
+    }

@@ -1,0 +1,135 @@
+"""``rcm audit``: verify the access log and write signed checkpoints (operators and compliance staff)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from rcm.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@click.group()
+def audit() -> None:
+    """HIPAA access log: integrity verification and signed checkpoints."""
+
+
+@audit.command("verify")
+@click.option("--tenant", "slug", default=None, help="Verify only this tenant (slug); default: every tenant.")
+def verify_command(slug: str | None) -> None:
+    """Verify every tenant's hash chain, chain head and signed checkpoints. Exit 1 on any problem."""
+    settings = _ready_settings()
+    report_ok, lines = asyncio.run(_verify(settings, slug))
+    for line in lines:
+        click.echo(line)
+    sys.exit(0 if report_ok else 1)
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also append every tenant's checkpoints, as JSON lines, to this file (for audit/verify_export.py).",
+)
+def checkpoint_command(out: Path | None) -> None:
+    """Sign each tenant's chain head with the checkpoint key (created under RCM_DATA_DIR in dev) and
+    create the audit partitions of the coming months."""
+    settings = _ready_settings()
+    written, public_key, documents = asyncio.run(_checkpoint(settings))
+    click.echo(f"{written} checkpoint(s) written; public key for auditors: {public_key}")
+    if out is not None:
+        with out.open("a", encoding="utf-8") as handle:
+            for document in documents:
+                handle.write(json.dumps(document, sort_keys=True) + "\n")
+        click.echo(f"{len(documents)} checkpoint(s) appended to {out}")
+
+
+def _ready_settings() -> Settings:
+    from rcm.cli import admin_url
+
+    admin_url(get_settings())  # starts the embedded server in dev when no database is configured
+    return get_settings()
+
+
+async def _system_context(session: AsyncSession, slug: str | None) -> tuple[uuid.UUID, ...]:
+    """Every tenant's id plus the platform's (or one tenant's): the audit CLI's loudly cross-tenant scope."""
+    from sqlalchemy import select
+
+    from rcm.kit.tenant import PLATFORM_TENANT
+    from rcm.tenancy.models import Tenant
+
+    if slug is not None:
+        found = (await session.execute(select(Tenant.id).where(Tenant.slug == slug))).scalar_one_or_none()
+        if found is None:
+            raise click.ClickException(f"no tenant with slug {slug}")
+        return (found,)
+    ids = tuple((await session.execute(select(Tenant.id).order_by(Tenant.id))).scalars())
+    return (PLATFORM_TENANT, *ids)
+
+
+async def _verify(settings: Settings, slug: str | None) -> tuple[bool, list[str]]:
+    from rcm.app import app_database_url
+    from rcm.audit.checkpoints import key_directory, public_keys_in
+    from rcm.audit.service import verify
+    from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
+    from rcm.kit.tenant import TenantContext, TenantId
+
+    engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-audit")
+    try:
+        sessions = session_factory(engine)
+        async with platform_transaction(sessions) as session:
+            tenant_ids = await _system_context(session, slug)
+        # Cross-tenant on purpose: integrity is checked for every tenant, the platform's own chain included.
+        context = TenantContext.system_cross_tenant(tuple(TenantId(t) for t in tenant_ids))
+        async with tenant_transaction(sessions, context) as session:
+            report = await verify(session, tenant_ids, public_keys=public_keys_in(key_directory(settings)))
+    finally:
+        await engine.dispose()
+    lines = [f"DATABASE: {problem}" for problem in report.global_problems]
+    for tenant in report.tenants:
+        status = "ok" if tenant.ok else "TAMPERED"
+        lines.append(
+            f"{tenant.tenant_id}: {status} ({tenant.events} events, head {tenant.head_seq}, "
+            f"{tenant.checkpoints} checkpoints)"
+        )
+        lines.extend(f"  seq {p.seq}: {p.kind}: {p.detail}" for p in tenant.problems)
+    lines.append("audit log intact" if report.ok else "AUDIT LOG INTEGRITY PROBLEMS FOUND")
+    return report.ok, lines
+
+
+async def _checkpoint(settings: Settings) -> tuple[int, Path, list[dict[str, object]]]:
+    from rcm.app import app_database_url
+    from rcm.audit import repository
+    from rcm.audit.checkpoints import checkpoint_document, key_directory, load_signer, write_checkpoints
+    from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
+    from rcm.kit.models import utcnow
+    from rcm.kit.tenant import TenantContext, TenantId
+
+    signer = load_signer(key_directory(settings), create=settings.env != "prod")
+    engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-audit")
+    try:
+        sessions = session_factory(engine)
+        async with platform_transaction(sessions) as session:
+            tenant_ids = await _system_context(session, None)
+            now = utcnow()
+            for months in range(4):  # partitions ahead, so the DEFAULT partition stays empty
+                await repository.ensure_partition(session, now + timedelta(days=31 * months))
+        context = TenantContext.system_cross_tenant(tuple(TenantId(t) for t in tenant_ids))
+        async with tenant_transaction(sessions, context) as session:
+            written = await write_checkpoints(session, tenant_ids, signer)
+            documents = [
+                checkpoint_document(row) for row in await repository.checkpoints(session, tenant_ids)
+            ]
+    finally:
+        await engine.dispose()
+    return len(written), key_directory(settings) / f"{signer.key_id}.pub.pem", documents

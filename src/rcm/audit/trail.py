@@ -1,0 +1,136 @@
+"""Recording audit events in the caller's transaction.
+
+``record`` only buffers the event on the session. Just before the session's (outermost) commit, a
+``before_commit`` hook on the sync session locks each tenant's chain head, chains the buffered events and
+INSERTs them, all in the same transaction: the access and its audit record commit together or not at all
+(45 CFR 164.312(b)). The hook runs synchronous SQL on an ``AsyncSession``'s connection, which SQLAlchemy's
+greenlet bridge allows because ``AsyncSession.commit`` runs the sync commit inside a greenlet.
+
+The head row is locked only for the few milliseconds between the flush and the commit, so concurrent
+requests of one tenant serialise only there; seq is taken from the locked head and is therefore gapless.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction
+
+from rcm.audit import repository
+from rcm.audit.events import AuditEvent
+from rcm.audit.records import GENESIS_HASH, AuditRecord, chain_hash, format_instant
+from rcm.kit.db import tenant_transaction
+from rcm.kit.tenant import TenantContext
+
+_PENDING = "rcm.audit.pending"
+
+
+def record(session: AsyncSession, event: AuditEvent) -> None:
+    """Buffer ``event``; it is chained and inserted in this session's transaction just before commit.
+
+    The transaction's tenant context must include ``event.tenant_id`` (RLS refuses the insert otherwise,
+    and the commit fails). If the audit write fails for any reason, the commit fails.
+    """
+    _check(event)
+    pending: list[AuditEvent] = session.sync_session.info.setdefault(_PENDING, [])
+    pending.append(event)
+
+
+async def record_now(sessions: async_sessionmaker[AsyncSession], event: AuditEvent) -> None:
+    """Record ``event`` in a transaction of its own: for denials whose request transaction rolls back."""
+    async with tenant_transaction(sessions, TenantContext.single(event.tenant_id)) as session:
+        record(session, event)
+
+
+def pending_events(session: AsyncSession) -> tuple[AuditEvent, ...]:
+    """Events buffered on the session and not yet written (for tests and diagnostics)."""
+    return tuple(session.sync_session.info.get(_PENDING, ()))
+
+
+def _check(event: AuditEvent) -> None:
+    # Programming errors, caught at the call site rather than at commit. Messages carry no values.
+    if not event.event_type:
+        raise ValueError("audit event_type is required")
+    format_instant(event.occurred_at)  # refuses naive timestamps
+    for key, value in event.detail.items():
+        if not isinstance(key, str) or not (value is None or isinstance(value, str | int | bool)):
+            # Floats are excluded too: their text form would not round-trip through jsonb byte for byte.
+            raise TypeError("audit detail holds str keys and str/int/bool/None values only")
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    # Empty and absent are the same fact; one spelling keeps exports (CSV has no NULL) verifiable.
+    return value or None
+
+
+def to_record(event: AuditEvent, *, seq: int, prev_hash: bytes) -> AuditRecord:
+    actor = event.actor
+    unsigned = AuditRecord(
+        tenant_id=event.tenant_id,
+        seq=seq,
+        occurred_at=event.occurred_at,
+        id=event.id,
+        event_type=event.event_type,
+        action=event.action.value,
+        outcome=event.outcome.value,
+        actor_kind=actor.kind.value if actor else None,
+        actor_subject=_blank_to_none(actor.subject) if actor else None,
+        actor_roles=tuple(sorted(role.value for role in actor.roles)) if actor else (),
+        client_id=_blank_to_none(actor.client_id) if actor else None,
+        actor_hint=_blank_to_none(event.actor_hint),
+        resource_type=_blank_to_none(event.resource_type),
+        resource_ids=tuple(event.resource_ids),
+        patient_ids=tuple(event.patient_ids),
+        source_ip=_blank_to_none(event.request.source_ip),
+        request_id=event.request.request_id,
+        trace_id=event.request.trace_id,
+        detail=dict(event.detail),
+        prev_hash=prev_hash,
+        hash=b"",
+    )
+    return _with_hash(unsigned)
+
+
+def _with_hash(unsigned: AuditRecord) -> AuditRecord:
+    digest = chain_hash(unsigned.prev_hash, unsigned.canonical())
+    values: dict[str, Any] = {name: getattr(unsigned, name) for name in AuditRecord.__slots__}
+    values["hash"] = digest
+    return AuditRecord(**values)
+
+
+def _append(session: Session, events: list[AuditEvent]) -> None:
+    by_tenant: dict[uuid.UUID, list[AuditEvent]] = defaultdict(list)
+    for event in events:
+        by_tenant[event.tenant_id].append(event)
+    # Heads are locked in tenant order so two multi-tenant transactions cannot deadlock each other.
+    for tenant_id in sorted(by_tenant):
+        seq, head = repository.lock_chain_head(session, tenant_id, GENESIS_HASH)
+        records: list[AuditRecord] = []
+        for event in by_tenant[tenant_id]:
+            seq += 1
+            chained = to_record(event, seq=seq, prev_hash=head)
+            head = chained.hash
+            records.append(chained)
+        repository.append_records(session, records)
+        repository.move_chain_head(session, tenant_id, seq, head)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _flush_before_commit(session: Session) -> None:
+    # A savepoint release also fires before_commit: the events wait for the outermost commit.
+    if session.in_nested_transaction():
+        return
+    pending: list[AuditEvent] | None = session.info.pop(_PENDING, None)
+    if pending:
+        _append(session, pending)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_on_end(session: Session, transaction: SessionTransaction) -> None:
+    # A rolled-back transaction leaves nothing behind, its buffered events included.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)

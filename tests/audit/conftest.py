@@ -1,0 +1,90 @@
+"""Audit fixtures: principals, request info, a signing key directory and event factories."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
+from rcm.audit.trail import record
+from rcm.identity.principal import Principal, PrincipalKind, Role
+from rcm.kit.db import tenant_transaction
+from rcm.kit.tenant import TenantContext, TenantId
+
+
+def principal(*roles: Role, subject: str | None = None) -> Principal:
+    user_id = uuid.uuid4()
+    return Principal(
+        kind=PrincipalKind.USER,
+        subject=subject or str(user_id),
+        roles=frozenset(roles),
+        scopes=frozenset(),
+        token_id=uuid.uuid4().hex,
+        user_id=user_id,
+    )
+
+
+@pytest.fixture(params=[Role.AUDITOR])
+def auditor(request: pytest.FixtureRequest) -> Principal:
+    return principal(request.param)
+
+
+@pytest.fixture
+def coder() -> Principal:
+    return principal(Role.CODER)
+
+
+def request_info() -> RequestInfo:
+    return RequestInfo(request_id=uuid.uuid4().hex, trace_id=uuid.uuid4().hex, source_ip="203.0.113.7")
+
+
+MakeEvent = Callable[..., AuditEvent]
+
+
+@pytest.fixture
+def make_event(coder: Principal) -> MakeEvent:
+    def make(tenant_id: uuid.UUID, **overrides: Any) -> AuditEvent:
+        values: dict[str, Any] = {
+            "tenant_id": TenantId(tenant_id),
+            "event_type": "patient.read",
+            "action": Action.READ,
+            "outcome": Outcome.SUCCESS,
+            "request": request_info(),
+            "actor": coder,
+            "resource_type": "patient",
+            "resource_ids": (uuid.uuid4(),),
+            "patient_ids": (uuid.uuid4(),),
+            "detail": {"count": 1},
+        }
+        values.update(overrides)
+        return AuditEvent(**values)
+
+    return make
+
+
+async def write_events(sessions: async_sessionmaker[AsyncSession], events: list[AuditEvent]) -> None:
+    """Each event in its own committed transaction, as requests would."""
+    for event in events:
+        async with tenant_transaction(sessions, TenantContext.single(event.tenant_id)) as session:
+            record(session, event)
+
+
+@pytest.fixture
+def key_dir(tmp_path: Path) -> Path:
+    return tmp_path / "audit-keys"
+
+
+@pytest.fixture
+async def superuser(owner_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A superuser connection with the append-only triggers switched off for this session only
+    (``session_replication_role = replica``), as an attacker with database superuser would."""
+    async with owner_engine.connect() as conn:
+        await conn.execute(text("SET session_replication_role = replica"))
+        yield conn
+        await conn.commit()
