@@ -22,10 +22,12 @@ from sqlalchemy.pool import NullPool
 
 from rcm.app import app_database_url, create_app
 from rcm.config import Settings, async_url
+from rcm.identity.testing import client_principal, mint_access_token
 from rcm.kit.db import create_engine, platform_transaction, session_factory
 from rcm.kit.migrations import upgrade_to_head
 from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import Tenant
+from tests.support import Api
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +102,13 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 async def make_tenant(sessions: async_sessionmaker[AsyncSession], label: str) -> Tenant:
     slug = f"{label}-{uuid.uuid4().hex[:10]}"
     async with platform_transaction(sessions) as session:
-        tenant = Tenant(id=uuid.uuid4(), slug=slug, name=f"Test practice {label}", manifest={"slug": slug})
+        manifest = {
+            "slug": slug,
+            "name": f"Test practice {label}",
+            "billing_provider": {"npi": "1003000126", "name": "Test Group Practice"},
+            "payers": [{"payer_id": "DEMO-MCR", "name": "Demo Medicare"}],
+        }
+        tenant = Tenant(id=uuid.uuid4(), slug=slug, name=f"Test practice {label}", manifest=manifest)
         session.add(tenant)
     return tenant
 
@@ -118,3 +126,36 @@ async def other_tenant(sessions: async_sessionmaker[AsyncSession]) -> Tenant:
 
 def tid(tenant: Tenant) -> TenantId:
     return TenantId(tenant.id)
+
+
+async def practice_api_for(
+    client: AsyncTestClient[Litestar],
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Api:
+    """A practice system's API client for ``tenant``, with a real access token from the active signing key."""
+    token = await mint_access_token(
+        client_principal(TenantId(tenant.id)), sessions=sessions, settings=settings
+    )
+    return Api(client, token, tenant.slug, tenant_id=str(tenant.id))
+
+
+@pytest.fixture
+async def practice_api(
+    client: AsyncTestClient[Litestar],
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Api:
+    return await practice_api_for(client, tenant, sessions, settings)
+
+
+@pytest.fixture
+async def other_practice_api(
+    client: AsyncTestClient[Litestar],
+    other_tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Api:
+    return await practice_api_for(client, other_tenant, sessions, settings)

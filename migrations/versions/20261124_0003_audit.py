@@ -2,7 +2,7 @@
 signed checkpoints.
 
 Revision ID: 0003_audit
-Revises: 0001_core
+Revises: 0002_crypto
 Create Date: 2026-11-24
 
 How PostgreSQL treats partitions, and what this revision does about it:
@@ -25,7 +25,7 @@ from rcm.config import APP_ROLE, OWNER_ROLE
 from rcm.kit.rls import tenant_table_ddl
 
 revision = "0003_audit"
-down_revision = "0001_core"
+down_revision = "0002_crypto"
 branch_labels = None
 depends_on = None
 

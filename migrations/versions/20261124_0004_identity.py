@@ -1,7 +1,7 @@
 """Identity: API clients, JWT signing keys, break-glass grants, used client-assertion ids.
 
 Revision ID: 0004_identity
-Revises: 0001_core
+Revises: 0003_audit
 Create Date: 2026-11-24
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql as pg
 from rcm.kit.rls import global_table_ddl, tenant_table_ddl
 
 revision = "0004_identity"
-down_revision = "0001_core"
+down_revision = "0003_audit"
 branch_labels = None
 depends_on = None
 

@@ -13,11 +13,18 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 from rcm import __version__
 from rcm.audit.controllers import AuditController
 from rcm.config import Settings, app_url_from_admin, get_settings
+from rcm.crypto.keyring import KeyStore
+from rcm.crypto.provider import key_provider
+from rcm.encounters.controllers import EncounterController, ProviderController
 from rcm.identity.plugin import IdentityPlugin
+from rcm.identity.ratelimit import rate_limit_config
 from rcm.kit.db import create_engine, session_factory
 from rcm.kit.errors import EXCEPTION_HANDLERS
 from rcm.kit.health import HealthController
-from rcm.kit.telemetry import configure_logging, configure_tracing
+from rcm.kit.requestid import request_id_middleware
+from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
+from rcm.patients.controllers import PatientController
+from rcm.worker import current_broker
 
 
 def app_database_url(settings: Settings) -> str:
@@ -44,17 +51,33 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.settings = settings
+        # One key cache per process: unwrapped tenant keys live here for a short TTL, never on disk.
+        app.state.keystore = KeyStore(key_provider(settings))
+        # Jobs enqueued by requests go to the process's broker (`rcm dev` has already set up its in-process
+        # one and started a worker on it; replacing it here would strand those jobs).
+        current_broker()
         try:
             yield
         finally:
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[HealthController, AuditController],
+        route_handlers=[
+            HealthController,
+            AuditController,
+            PatientController,
+            ProviderController,
+            EncounterController,
+        ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig()), IdentityPlugin(settings)],
+        plugins=[
+            OpenTelemetryPlugin(OpenTelemetryConfig(server_request_hook_handler=redact_request_span)),
+            IdentityPlugin(settings),
+        ],
+        # The identity plugin puts authentication first; the rate limit then keys on the caller it found.
+        middleware=[request_id_middleware, rate_limit_config(settings).middleware],
         openapi_config=OpenAPIConfig(
             title="RCM API",
             version=__version__,

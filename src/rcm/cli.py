@@ -78,7 +78,14 @@ def _serve(settings: Settings, *, host: str | None = None, port: int | None = No
 
     from rcm.app import create_app
 
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_config=None)
+    # No uvicorn access log: its lines carry query strings; requests are traced and audited instead.
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @main.command()
@@ -158,3 +165,7 @@ main.add_command(worker)
 main.add_command(identity)
 main.add_command(token)
 tenants.add_command(tenants_offboard)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,19 +7,30 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 
 import yaml
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.app import app_database_url
+from rcm.audit.events import RequestInfo
 from rcm.config import Settings
+from rcm.crypto.keyring import KeyStore
+from rcm.crypto.provider import key_provider
+from rcm.encounters.repository import EncounterRepository
+from rcm.encounters.schemas import ChargeLineIn, DiagnosisIn, EncounterCreate, ProviderCreate
+from rcm.encounters.service import create_encounter
 from rcm.identity.dev import ensure_demo_client
 from rcm.identity.oidc import DEV_ISSUER
-from rcm.kit.db import create_engine, platform_transaction, session_factory
-from rcm.kit.tenant import TenantId
+from rcm.identity.principal import Principal, PrincipalKind, Role
+from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
+from rcm.kit.tenant import TenantContext, TenantId
+from rcm.patients.schemas import CoverageCreate, PatientCreate
 from rcm.tenancy.manifest import TENANTS_DIR, load_manifest
 from rcm.tenancy.models import AppUser, Tenant
+from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import apply_manifest
 
 DEMO_DIR = TENANTS_DIR / "demo"
@@ -64,14 +75,94 @@ async def seed_demo(settings: Settings, demo_dir: Path = DEMO_DIR) -> str:
                     session, settings, TenantId(tenant.id), tenant.slug
                 )
                 clients[tenant.slug] = {"client_id": client_id, "client_secret": secret}
-            tenants = (await session.execute(select(Tenant.slug).order_by(Tenant.slug))).scalars().all()
+            demo_slugs = [m["slug"] for m in manifests]
+            tenants = (
+                (
+                    await session.execute(
+                        select(Tenant).where(Tenant.slug.in_(demo_slugs)).order_by(Tenant.slug)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         # DEV ONLY: well-known credentials of the demo practices' API clients, for the README's curl examples.
         clients_file = settings.data_dir / "demo-clients.json"
         clients_file.parent.mkdir(parents=True, exist_ok=True)
         clients_file.write_text(json.dumps(clients, indent=2) + "\n")
+        keystore = KeyStore(key_provider(settings))
+        encounters = 0
+        for tenant in tenants:
+            encounters += await _seed_clinical(sessions, keystore, tenant)
+        slugs = ", ".join(t.slug for t in tenants)
         return (
-            f"demo seeded: {len(tenants)} practices ({', '.join(tenants)}), {len(people)} people\n"
+            f"demo seeded: {len(tenants)} practices ({slugs}), {len(people)} people, "
+            f"{encounters} new synthetic encounters\n"
             f"demo API clients (DEV ONLY secrets) in {clients_file}"
         )
     finally:
         await engine.dispose()
+
+
+SEEDER = Principal(
+    kind=PrincipalKind.USER,
+    subject="system:demo-seeder",
+    roles=frozenset({Role.ADMIN}),
+    scopes=frozenset(),
+    token_id="demo-seed",  # noqa: S106 - an audit correlation id, not a credential
+)
+GIVEN = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel"]
+CODES = [("99213", 12500, ["E11.9", "I10"]), ("99214", 18500, ["J45.909"]), ("99203", 15000, ["M54.50"])]
+
+
+async def _seed_clinical(
+    sessions: async_sessionmaker[AsyncSession], keystore: KeyStore, tenant: Tenant
+) -> int:
+    """Synthetic patients and encounters, created through the same service code as the API (idempotent)."""
+    payers = [p["payer_id"] for p in tenant.manifest.get("payers", [])]
+    context = TenantContext.single(TenantId(tenant.id))
+    created = 0
+    async with tenant_transaction(sessions, context) as session:
+        scope = TenantScope(
+            session=session,
+            context=context,
+            principal=SEEDER,
+            keyring=await keystore.keyring(session, context.tenant_id),
+            request=RequestInfo(request_id="demo-seed", trace_id=""),
+            manifest=tenant.manifest,
+        )
+        repo = EncounterRepository(session, context)
+        for index, given in enumerate(GIVEN):
+            external_id = f"DEMO-{tenant.slug[:8].upper()}-{index + 1:03d}"
+            if await repo.by_external_id(external_id) is not None:
+                continue
+            code, cents, diagnoses = CODES[index % len(CODES)]
+            data = EncounterCreate(
+                external_id=external_id,
+                service_date=date.today() - timedelta(days=3 + index),
+                place_of_service="11",
+                patient=PatientCreate(
+                    mrn=f"DEMO-MRN-{index + 1:04d}",
+                    given_name=given,
+                    family_name="Demopatient",
+                    birth_date=date(1950 + index * 7, 1 + index, 10 + index),
+                    sex="female" if index % 2 else "male",
+                ),
+                coverage=(
+                    CoverageCreate(payer_id=payers[index % len(payers)], member_id=f"DEMO{index + 1:06d}")
+                    if payers
+                    else None
+                ),
+                rendering_provider=ProviderCreate(npi="1234567893", name="Dr Demo Renderer (DEMO)"),
+                documentation=f"DEMO NOTE {index + 1}: synthetic office visit, invented for the demo.",
+                diagnoses=[DiagnosisIn(code=c) for c in diagnoses],
+                charges=[
+                    ChargeLineIn(
+                        procedure_code=code,
+                        charge_cents=cents,
+                        diagnosis_pointers=list(range(1, len(diagnoses) + 1)),
+                    )
+                ],
+            )
+            await create_encounter(scope, data, tenant.manifest)
+            created += 1
+    return created

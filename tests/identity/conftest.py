@@ -32,9 +32,21 @@ def mint(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Mint
 
 
 @pytest.fixture(autouse=True)
-def audit_log() -> list[audit_hooks.AuditEvent]:
-    audit_hooks.EMITTED.clear()
-    return audit_hooks.EMITTED
+def audit_log(monkeypatch: pytest.MonkeyPatch) -> list[audit_hooks.AuditEvent]:
+    """The events identity emitted during the test. A spy, not a stand-in: each one is still written to
+    the real audit trail first (a failure to write fails the test)."""
+    seen: list[audit_hooks.AuditEvent] = []
+    real_emit = audit_hooks._emit
+
+    async def spy(
+        sessions: async_sessionmaker[AsyncSession] | None, event: audit_hooks.AuditEvent
+    ) -> audit_hooks.AuditEvent:
+        await real_emit(sessions, event)
+        seen.append(event)
+        return event
+
+    monkeypatch.setattr(audit_hooks, "_emit", spy)
+    return seen
 
 
 async def make_user(

@@ -1,8 +1,6 @@
 """Every audit event the identity package emits, behind one small module.
 
-The audit trail (``rcm.audit.trail``) is built in parallel. Until it lands, ``_emit`` appends events to
-``EMITTED`` so tests can read them; the integrator switches ``_emit`` to
-``await rcm.audit.trail.record_now(sessions, event)``. Each hook records in its own transaction on purpose:
+Each hook records through ``rcm.audit.trail.record_now``, in its own transaction on purpose:
 denials and failed logins must be kept even when the request's transaction rolls back.
 No hook takes a secret, a token or a PHI value.
 """
@@ -17,19 +15,19 @@ from litestar.connection import ASGIConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
+from rcm.audit.trail import record_now
 from rcm.identity.principal import Principal
 from rcm.kit.telemetry import current_trace_id
 from rcm.kit.tenant import PLATFORM_TENANT, TenantId
 
 Sessions = async_sessionmaker[AsyncSession]
 
-# Stand-in sink until the audit trail is merged (see module docstring). Tests read and clear it.
-EMITTED: list[AuditEvent] = []
-
 
 async def _emit(sessions: Sessions | None, event: AuditEvent) -> AuditEvent:
-    del sessions  # the real trail writes through these
-    EMITTED.append(event)
+    """Write the event; if it cannot be written the caller's operation fails with it."""
+    if sessions is None:
+        raise RuntimeError("audit events need a database session factory")
+    await record_now(sessions, event)
     return event
 
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.utils.scope.state import ScopeState
+from sqlalchemy.exc import IntegrityError
 
 from rcm.kit.telemetry import current_trace_id
 
@@ -125,7 +126,7 @@ def _validator(struct_type: type[Any]) -> Draft202012Validator:
 def schema_errors(struct_type: type[Any], document: object) -> list[FieldError]:
     """Every place where ``document`` breaks ``struct_type``'s JSON schema (msgspec stops at the first)."""
     out: list[FieldError] = []
-    for error in _validator(struct_type).iter_errors(document):
+    for error in _leaf_errors(_validator(struct_type).iter_errors(document)):
         pointer = _pointer(error.absolute_path)
         if error.validator == "required":
             # jsonschema reports a missing property at the parent; point at the property itself.
@@ -136,6 +137,27 @@ def schema_errors(struct_type: type[Any], document: object) -> list[FieldError]:
         else:
             out.append(FieldError(pointer, _describe(error.validator, error.validator_value)))
     return sorted(set(out), key=lambda e: e.pointer)
+
+
+def _leaf_errors(errors: Iterable[ValidationError]) -> Iterable[ValidationError]:
+    """Look through ``anyOf``/``oneOf`` (how optional and union fields are written) to the branch the value
+    was meant for: the one that did not fail on the value's type at the value itself."""
+    for error in errors:
+        if error.validator not in ("anyOf", "oneOf") or not error.context:
+            yield error
+            continue
+        branches: dict[object, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        meant = [
+            subs
+            for subs in branches.values()
+            if not any(s.validator == "type" and not s.relative_path for s in subs)
+        ]
+        if len(meant) == 1:
+            yield from _leaf_errors(meant[0])
+        else:
+            yield error
 
 
 def _describe(validator: object, expected: object) -> str:
@@ -201,11 +223,23 @@ def _body_type(request: Request[Any, Any, Any]) -> type[Any] | None:
 
 def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     headers = dict(exc.headers or {})
+    if exc.status_code == 429 and "Retry-After" not in headers:
+        # Litestar's rate limiter sends RateLimit-Reset (seconds until the window frees a slot).
+        headers["Retry-After"] = headers.get("RateLimit-Reset", "60")
     title = {413: PayloadTooLarge.title, 429: "Too many requests", 404: NotFound.title}.get(
         exc.status_code, exc.detail
     )
     detail = NotFound().detail if exc.status_code == 404 else exc.detail
     return problem(exc.status_code, title, detail, headers=headers)
+
+
+def _handle_integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
+    # A unique or foreign-key race with a concurrent request; the whole transaction was rolled back.
+    # The driver's message quotes key values, so none of it is echoed.
+    log.info("integrity conflict", extra={"error_type": type(exc.orig).__name__})
+    return problem(
+        409, Conflict.title, "The request conflicts with a concurrent change; nothing was written. Retry it."
+    )
 
 
 def _handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -220,5 +254,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     RCMError: _handle_rcm_error,
     ValidationException: _handle_validation,
     HTTPException: _handle_http,
+    IntegrityError: _handle_integrity,
     Exception: _handle_unexpected,
 }

@@ -71,3 +71,15 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
+
+
+def redact_request_span(span: Any, scope: Any) -> None:
+    """Drop query strings from request spans: a URL must never carry PHI into a trace."""
+    if span is None or not span.is_recording():
+        return
+    path = scope.get("path", "")
+    for key in _URL_ATTRIBUTES:
+        span.set_attribute(key, "" if key == "url.query" else path)

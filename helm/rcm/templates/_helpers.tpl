@@ -1,0 +1,49 @@
+{{- define "rcm.labels" -}}
+app.kubernetes.io/name: rcm
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{- define "rcm.env" -}}
+{{- range $name, $value := .root.Values.env }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+- name: RCM_KEK_DIRECTORY
+  value: /var/run/rcm/keks
+{{- end -}}
+
+{{- /* Called with (dict "root" $ "container" NAME "args" LIST "extra" DICT) */ -}}
+{{- define "rcm.podSpec" -}}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 10001
+  fsGroup: 10001
+volumes:
+  - name: keks
+    secret:
+      secretName: {{ .root.Values.kekSecret }}
+      defaultMode: 0400
+containers:
+  - name: {{ .container }}
+    image: "{{ .root.Values.image.repository }}:{{ .root.Values.image.tag }}"
+    imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+    command: ["rcm"]
+    args: {{ .args | toJson }}
+    envFrom:
+      - secretRef:
+          name: {{ .root.Values.existingSecret }}
+    env:
+      {{- include "rcm.env" . | nindent 6 }}
+    volumeMounts:
+      - name: keks
+        mountPath: /var/run/rcm/keks
+        readOnly: true
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {drop: ["ALL"]}
+    {{- with .extra }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end -}}

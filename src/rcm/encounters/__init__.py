@@ -1,0 +1,1 @@
+"""Encounter intake: providers, encounters, diagnoses, charge lines, and the coding work item."""

@@ -1,0 +1,110 @@
+"""Provider and encounter routes, under a tenant."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+
+from rcm.encounters import schemas, service
+from rcm.idempotency.service import run_idempotent
+from rcm.identity.guards import requires_scopes
+from rcm.kit.pagination import DEFAULT_LIMIT, Page
+from rcm.patients.controllers import Cursor, IdemKey, Limit
+from rcm.tenancy.dependencies import provide_tenant_scope
+from rcm.tenancy.scope import TenantScope
+
+
+class ProviderController(Controller):
+    path = "/api/v1/tenants/{tenant_slug:str}/providers"
+    tags = ["providers"]
+    dependencies = {"tenant": Provide(provide_tenant_scope)}
+
+    @post("/", summary="Create a provider", guards=[requires_scopes("encounters:write")])
+    async def create(
+        self,
+        tenant: TenantScope,
+        request: Request[Any, Any, Any],
+        data: schemas.ProviderCreate,
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> tuple[int, schemas.Provider]:
+            return 201, await service.create_provider(tenant, data)
+
+        return await run_idempotent(
+            tenant, key=idempotency_key, route="POST /providers", body=await request.body(), produce=produce
+        )
+
+    @get("/", summary="List providers", guards=[requires_scopes("encounters:read")])
+    async def list_(
+        self, tenant: TenantScope, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    ) -> Page[schemas.Provider]:
+        return await service.list_providers(tenant, limit=limit, cursor=cursor)
+
+    @get("/{provider_id:uuid}", summary="Read a provider", guards=[requires_scopes("encounters:read")])
+    async def read(self, tenant: TenantScope, provider_id: uuid.UUID) -> schemas.Provider:
+        return await service.get_provider(tenant, provider_id)
+
+
+class EncounterController(Controller):
+    path = "/api/v1/tenants/{tenant_slug:str}/encounters"
+    tags = ["encounters"]
+    dependencies = {"tenant": Provide(provide_tenant_scope)}
+
+    @post(
+        "/",
+        summary="Submit an encounter (patient, coverage and providers by id or inline)",
+        guards=[requires_scopes("encounters:write")],
+    )
+    async def create(
+        self,
+        tenant: TenantScope,
+        request: Request[Any, Any, Any],
+        data: schemas.EncounterCreate,
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> tuple[int, schemas.Encounter]:
+            return 201, await service.create_encounter(tenant, data, tenant.manifest)
+
+        return await run_idempotent(
+            tenant, key=idempotency_key, route="POST /encounters", body=await request.body(), produce=produce
+        )
+
+    @get("/", summary="List encounters", guards=[requires_scopes("encounters:read")])
+    async def list_(
+        self,
+        *,
+        tenant: TenantScope,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+        status: schemas.EncounterStatus | None = None,
+        patient_id: uuid.UUID | None = None,
+        external_id: str | None = None,
+        service_date_from: date | None = None,
+        service_date_to: date | None = None,
+    ) -> Page[schemas.EncounterSummary]:
+        return await service.list_encounters(
+            tenant,
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            patient_id=patient_id,
+            external_id=external_id,
+            service_date_from=service_date_from,
+            service_date_to=service_date_to,
+        )
+
+    @get("/{encounter_id:uuid}", summary="Read an encounter", guards=[requires_scopes("encounters:read")])
+    async def read(self, tenant: TenantScope, encounter_id: uuid.UUID) -> schemas.Encounter:
+        return await service.get_encounter(tenant, encounter_id)
+
+    @get(
+        "/{encounter_id:uuid}/status",
+        summary="An encounter's status and its history",
+        guards=[requires_scopes("encounters:read")],
+    )
+    async def status(self, tenant: TenantScope, encounter_id: uuid.UUID) -> schemas.EncounterStatusView:
+        return await service.encounter_status(tenant, encounter_id)

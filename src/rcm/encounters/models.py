@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import ClassVar
+
+from sqlalchemy import BigInteger, ForeignKeyConstraint, LargeBinary, SmallInteger, Text, func
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rcm.kit.models import Base, TenantOwned, utcnow
+
+
+class Provider(TenantOwned, Base):
+    """A rendering or billing provider of the practice (no PHI)."""
+
+    __tablename__ = "provider"
+
+    npi: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)  # individual | organization
+    taxonomy: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Encounter(TenantOwned, Base):
+    __tablename__ = "encounter"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "patient_id"], ["rcm.patient.tenant_id", "rcm.patient.id"]),
+        ForeignKeyConstraint(["tenant_id", "coverage_id"], ["rcm.coverage.tenant_id", "rcm.coverage.id"]),
+        ForeignKeyConstraint(
+            ["tenant_id", "rendering_provider_id"], ["rcm.provider.tenant_id", "rcm.provider.id"]
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "billing_provider_id"], ["rcm.provider.tenant_id", "rcm.provider.id"]
+        ),
+    )
+    __phi_columns__: ClassVar[tuple[str, ...]] = ("documentation",)
+
+    external_id: Mapped[str] = mapped_column(Text)  # the practice's own id, unique per tenant
+    patient_id: Mapped[uuid.UUID]
+    coverage_id: Mapped[uuid.UUID | None]
+    rendering_provider_id: Mapped[uuid.UUID]
+    billing_provider_id: Mapped[uuid.UUID]
+    service_date: Mapped[date]
+    place_of_service: Mapped[str] = mapped_column(Text)
+    documentation: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    status: Mapped[str] = mapped_column(Text)
+    total_charge_cents: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(Text)  # json | fhir
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
+
+
+class Diagnosis(TenantOwned, Base):
+    __tablename__ = "diagnosis"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+    )
+
+    encounter_id: Mapped[uuid.UUID]
+    sequence: Mapped[int] = mapped_column(SmallInteger)  # 1-12, the order of HI01-HI12 on the 837P
+    code: Mapped[str] = mapped_column(Text)  # ICD-10-CM, stored without the dot
+
+
+class ChargeLine(TenantOwned, Base):
+    __tablename__ = "charge_line"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+    )
+
+    encounter_id: Mapped[uuid.UUID]
+    line_number: Mapped[int] = mapped_column(SmallInteger)
+    procedure_code: Mapped[str] = mapped_column(Text)  # CPT or HCPCS Level II
+    modifiers: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    units: Mapped[int]
+    charge_cents: Mapped[int] = mapped_column(BigInteger)
+    diagnosis_pointers: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))  # SV107: 1-4 pointers
+    service_date: Mapped[date | None]
+
+
+class EncounterEvent(TenantOwned, Base):
+    """Status history of an encounter: one row per transition, never updated."""
+
+    __tablename__ = "encounter_event"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+    )
+
+    encounter_id: Mapped[uuid.UUID]
+    status: Mapped[str] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)  # a fixed reason code, never free text
+
+
+class WorkItem(TenantOwned, Base):
+    """An entry of a work queue (coding, billing); the queue mechanics come with the coding issue."""
+
+    __tablename__ = "work_item"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+    )
+
+    queue: Mapped[str] = mapped_column(Text)
+    encounter_id: Mapped[uuid.UUID]
+    status: Mapped[str] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    due_at: Mapped[datetime]

@@ -1,0 +1,136 @@
+"""Encounter intake DTOs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from rcm.patients.schemas import CoverageCreate, PatientCreate
+
+Npi = Annotated[str, Meta(pattern=r"^[0-9]{10}$")]
+# ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot (U codes included).
+Icd10Cm = Annotated[str, Meta(pattern=r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")]
+# CPT (five digits, or four digits + F/T/U for categories II/III) or HCPCS Level II (letter + four digits).
+ProcedureCode = Annotated[str, Meta(pattern=r"^([0-9]{4}[0-9FTU]|[A-V][0-9]{4})$")]
+Modifier = Annotated[str, Meta(pattern=r"^[0-9A-Z]{2}$")]
+PlaceOfService = Annotated[str, Meta(pattern=r"^[0-9]{2}$")]
+Cents = Annotated[int, Meta(ge=0, le=99_999_999_99)]
+EncounterStatus = Literal["needs_coding", "coded", "on_hold", "billed", "closed"]
+
+
+class ProviderCreate(msgspec.Struct, forbid_unknown_fields=True):
+    # NPIs that fail the Luhn check digit are accepted here and flagged at scrub: practices send them.
+    npi: Npi
+    name: Annotated[str, Meta(min_length=1, max_length=120)]
+    kind: Literal["individual", "organization"] = "individual"
+    taxonomy: Annotated[str, Meta(pattern=r"^[0-9A-Z]{9}X$")] | None = None
+
+
+class Provider(msgspec.Struct):
+    id: uuid.UUID
+    npi: str
+    name: str
+    kind: Literal["individual", "organization"]
+    created_at: datetime
+    taxonomy: str | None = None
+    npi_check_digit_valid: bool = True
+
+
+class DiagnosisIn(msgspec.Struct, forbid_unknown_fields=True):
+    code: Icd10Cm
+
+
+class ChargeLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    procedure_code: ProcedureCode
+    charge_cents: Cents
+    units: Annotated[int, Meta(ge=1, le=9999)] = 1
+    modifiers: Annotated[list[Modifier], Meta(max_length=4)] = msgspec.field(default_factory=list)
+    # Pointers into the encounter's diagnoses (1-based), at most four as on the 837P SV107.
+    diagnosis_pointers: Annotated[list[Annotated[int, Meta(ge=1, le=12)]], Meta(max_length=4)] = (
+        msgspec.field(default_factory=list)
+    )
+    service_date: date | None = None
+
+
+class EncounterCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """An encounter, with its patient, coverage and providers either referenced by id or given inline.
+
+    Inline patients are matched by MRN and inline providers by NPI before anything is created.
+    """
+
+    external_id: Annotated[str, Meta(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$")]
+    service_date: date
+    place_of_service: PlaceOfService
+    patient_id: uuid.UUID | None = None
+    patient: PatientCreate | None = None
+    coverage_id: uuid.UUID | None = None
+    coverage: CoverageCreate | None = None
+    rendering_provider_id: uuid.UUID | None = None
+    rendering_provider: ProviderCreate | None = None
+    billing_provider_id: uuid.UUID | None = None
+    billing_provider: ProviderCreate | None = None
+    documentation: Annotated[str, Meta(max_length=200_000)] | None = None
+    diagnoses: Annotated[list[DiagnosisIn], Meta(max_length=12)] = msgspec.field(default_factory=list)
+    charges: Annotated[list[ChargeLineIn], Meta(max_length=50)] = msgspec.field(default_factory=list)
+
+
+class Diagnosis(msgspec.Struct):
+    sequence: int
+    code: str
+
+
+class ChargeLine(msgspec.Struct):
+    line_number: int
+    procedure_code: str
+    modifiers: list[str]
+    units: int
+    charge_cents: int
+    diagnosis_pointers: list[int]
+    service_date: date | None = None
+
+
+class Encounter(msgspec.Struct):
+    id: uuid.UUID
+    external_id: str
+    status: EncounterStatus
+    patient_id: uuid.UUID
+    rendering_provider_id: uuid.UUID
+    billing_provider_id: uuid.UUID
+    service_date: date
+    place_of_service: str
+    total_charge_cents: int
+    diagnoses: list[Diagnosis]
+    charges: list[ChargeLine]
+    created_at: datetime
+    updated_at: datetime
+    coverage_id: uuid.UUID | None = None
+    documentation: str | None = None
+
+
+class EncounterSummary(msgspec.Struct):
+    """List rows: no documentation text."""
+
+    id: uuid.UUID
+    external_id: str
+    status: EncounterStatus
+    patient_id: uuid.UUID
+    service_date: date
+    total_charge_cents: int
+    created_at: datetime
+
+
+class StatusChange(msgspec.Struct):
+    status: str
+    at: datetime
+    note: str | None = None
+
+
+class EncounterStatusView(msgspec.Struct):
+    id: uuid.UUID
+    external_id: str
+    status: EncounterStatus
+    history: list[StatusChange]

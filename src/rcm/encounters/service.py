@@ -1,0 +1,434 @@
+"""Encounter intake: validate everything first, then write the encounter and its lines in one transaction.
+
+A new encounter always enters the coding queue: even with codes from the practice, a coder confirms them
+(and FHIR from EHRs carries no ICD-10-CM/CPT at all).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from rcm.audit.events import Action
+from rcm.encounters import schemas
+from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent, Provider, WorkItem
+from rcm.encounters.npi import npi_check_digit_valid
+from rcm.encounters.repository import EncounterRepository, ProviderRepository
+from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
+from rcm.kit.pagination import Page, decode_cursor, paginate
+from rcm.patients import service as patients
+from rcm.patients.repository import CoverageRepository, PatientRepository
+from rcm.tenancy.scope import TenantScope
+
+ENCOUNTER = "encounter"
+PROVIDER = "provider"
+CODING_QUEUE = "coding"
+DEFAULT_CODING_SLA = timedelta(hours=48)
+# Dates of service a day ahead are tolerated: practices in UTC-10 send "today" while it is tomorrow in UTC.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def provider_view(row: Provider) -> schemas.Provider:
+    return schemas.Provider(
+        id=row.id,
+        npi=row.npi,
+        name=row.name,
+        kind=row.kind,  # type: ignore[arg-type]
+        created_at=row.created_at,
+        taxonomy=row.taxonomy,
+        npi_check_digit_valid=npi_check_digit_valid(row.npi),
+    )
+
+
+async def find_or_add_provider(scope: TenantScope, data: schemas.ProviderCreate) -> tuple[Provider, bool]:
+    repo = ProviderRepository(scope.session, scope.context)
+    existing = await repo.by_npi(data.npi)
+    if existing is not None:
+        return existing, False
+    row = repo.add(
+        Provider(id=uuid.uuid4(), npi=data.npi, name=data.name, kind=data.kind, taxonomy=data.taxonomy)
+    )
+    await scope.session.flush()
+    return row, True
+
+
+async def create_provider(scope: TenantScope, data: schemas.ProviderCreate) -> schemas.Provider:
+    row, created = await find_or_add_provider(scope, data)
+    if not created:
+        raise Conflict(
+            "A provider with this NPI already exists.", errors=[FieldError("/npi", "already exists")]
+        )
+    scope.audit("provider.create", Action.CREATE, resource_type=PROVIDER, resource_ids=[row.id])
+    return provider_view(row)
+
+
+async def get_provider(scope: TenantScope, provider_id: uuid.UUID) -> schemas.Provider:
+    row = await ProviderRepository(scope.session, scope.context).get(provider_id)
+    if row is None:
+        raise NotFound
+    return provider_view(row)
+
+
+async def list_providers(scope: TenantScope, *, limit: int, cursor: str | None) -> Page[schemas.Provider]:
+    rows = await ProviderRepository(scope.session, scope.context).page(
+        limit=limit + 1, after=decode_cursor(cursor) if cursor else None
+    )
+    return paginate(rows, limit, provider_view)
+
+
+# Validation ------------------------------------------------------------------------------------------
+
+
+def _exactly_one(data: schemas.EncounterCreate, name: str, *, required: bool) -> list[FieldError]:
+    by_id = getattr(data, f"{name}_id") is not None
+    inline = getattr(data, name) is not None
+    if by_id and inline:
+        return [FieldError(f"/{name}", f"give either {name} or {name}_id, not both")]
+    if required and not (by_id or inline):
+        return [FieldError(f"/{name}_id", f"is required (or give {name} inline)")]
+    return []
+
+
+def check_encounter(data: schemas.EncounterCreate, manifest: dict[str, Any], today: date) -> list[FieldError]:
+    """Every rule a schema cannot express, checked together so one answer names every problem."""
+    errors = [
+        *_exactly_one(data, "patient", required=True),
+        *_exactly_one(data, "coverage", required=False),
+        *_exactly_one(data, "rendering_provider", required=True),
+        *_exactly_one(data, "billing_provider", required=False),
+    ]
+    if data.coverage is not None:
+        errors += patients.check_coverage(data.coverage, manifest, "/coverage")
+    if data.service_date > today + FUTURE_TOLERANCE:
+        errors.append(FieldError("/service_date", "is in the future"))
+    seen: dict[str, int] = {}
+    for index, diagnosis in enumerate(data.diagnoses):
+        code = normalise_icd(diagnosis.code)
+        if code in seen:
+            errors.append(FieldError(f"/diagnoses/{index}/code", f"repeats diagnosis {seen[code] + 1}"))
+        seen.setdefault(code, index)
+    for index, line in enumerate(data.charges):
+        for p_index, pointer in enumerate(line.diagnosis_pointers):
+            if pointer > len(data.diagnoses):
+                errors.append(
+                    FieldError(
+                        f"/charges/{index}/diagnosis_pointers/{p_index}", "points past the last diagnosis"
+                    )
+                )
+        if len(set(line.diagnosis_pointers)) != len(line.diagnosis_pointers):
+            errors.append(FieldError(f"/charges/{index}/diagnosis_pointers", "has repeated pointers"))
+        if line.service_date is not None and line.service_date > today + FUTURE_TOLERANCE:
+            errors.append(FieldError(f"/charges/{index}/service_date", "is in the future"))
+    return errors
+
+
+def normalise_icd(code: str) -> str:
+    return code.replace(".", "").upper()
+
+
+def _external_id_taken() -> Conflict:
+    return Conflict(
+        "An encounter with this external_id already exists.",
+        errors=[FieldError("/external_id", "already exists")],
+    )
+
+
+# Intake ----------------------------------------------------------------------------------------------
+
+
+async def create_encounter(
+    scope: TenantScope, data: schemas.EncounterCreate, manifest: dict[str, Any], *, source: str = "json"
+) -> schemas.Encounter:
+    errors = check_encounter(data, manifest, datetime.now(UTC).date())
+    if errors:
+        raise InvalidInput("The encounter has invalid fields.", errors=errors)
+    repo = EncounterRepository(scope.session, scope.context)
+    if await repo.by_external_id(data.external_id) is not None:
+        raise _external_id_taken()
+
+    patient_id, created_patient = await _resolve_patient(scope, data)
+    coverage_id = await _resolve_coverage(scope, data, patient_id)
+    rendering = await _resolve_provider(
+        scope, data.rendering_provider_id, data.rendering_provider, "rendering_provider"
+    )
+    billing = await _resolve_billing_provider(scope, data, manifest, rendering)
+
+    encounter_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    row = repo.add(
+        Encounter(
+            id=encounter_id,
+            external_id=data.external_id,
+            patient_id=patient_id,
+            coverage_id=coverage_id,
+            rendering_provider_id=rendering,
+            billing_provider_id=billing,
+            service_date=data.service_date,
+            place_of_service=data.place_of_service,
+            documentation=scope.keyring.encrypt_str(
+                table=ENCOUNTER, column="documentation", row_id=encounter_id, value=data.documentation
+            ),
+            status="needs_coding",
+            total_charge_cents=sum(line.charge_cents * line.units for line in data.charges),
+            source=source,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    tenant_id = scope.tenant_id
+    session = scope.session
+    try:
+        # The encounter first: lines reference it, and without ORM relationships the unit of work does not
+        # order inserts by foreign key.
+        await session.flush()
+    except IntegrityError as exc:
+        # A concurrent request with the same external_id won the race (without an Idempotency-Key match).
+        raise _external_id_taken() from exc
+    for sequence, diagnosis in enumerate(data.diagnoses, start=1):
+        session.add(
+            Diagnosis(
+                tenant_id=tenant_id,
+                id=uuid.uuid4(),
+                encounter_id=encounter_id,
+                sequence=sequence,
+                code=normalise_icd(diagnosis.code),
+            )
+        )
+    for number, line in enumerate(data.charges, start=1):
+        session.add(
+            ChargeLine(
+                tenant_id=tenant_id,
+                id=uuid.uuid4(),
+                encounter_id=encounter_id,
+                line_number=number,
+                procedure_code=line.procedure_code,
+                modifiers=list(line.modifiers),
+                units=line.units,
+                charge_cents=line.charge_cents,
+                diagnosis_pointers=list(line.diagnosis_pointers),
+                service_date=line.service_date,
+            )
+        )
+    session.add(
+        EncounterEvent(tenant_id=tenant_id, id=uuid.uuid4(), encounter_id=encounter_id, status="needs_coding")
+    )
+    sla_hours = manifest.get("rules", {}).get("coding_sla_hours")
+    sla = timedelta(hours=int(sla_hours)) if isinstance(sla_hours, int) else DEFAULT_CODING_SLA
+    session.add(
+        WorkItem(
+            tenant_id=tenant_id,
+            id=uuid.uuid4(),
+            queue=CODING_QUEUE,
+            encounter_id=encounter_id,
+            status="open",
+            priority=5,
+            due_at=now + sla,
+        )
+    )
+    await session.flush()
+    if created_patient:
+        scope.audit(
+            "patient.create",
+            Action.CREATE,
+            resource_type="patient",
+            resource_ids=[patient_id],
+            patient_ids=[patient_id],
+        )
+    scope.audit(
+        "encounter.create",
+        Action.CREATE,
+        resource_type=ENCOUNTER,
+        resource_ids=[encounter_id],
+        patient_ids=[patient_id],
+    )
+    diagnoses, charges = await repo.lines(encounter_id)
+    return encounter_view(scope, row, diagnoses, charges)
+
+
+async def _resolve_patient(scope: TenantScope, data: schemas.EncounterCreate) -> tuple[uuid.UUID, bool]:
+    if data.patient is not None:
+        row, created = await patients.find_or_add_patient(scope, data.patient)
+        return row.id, created
+    assert data.patient_id is not None
+    if await PatientRepository(scope.session, scope.context).get(data.patient_id) is None:
+        raise InvalidInput(
+            "The encounter references unknown records.", errors=[FieldError("/patient_id", "does not exist")]
+        )
+    return data.patient_id, False
+
+
+async def _resolve_coverage(
+    scope: TenantScope, data: schemas.EncounterCreate, patient_id: uuid.UUID
+) -> uuid.UUID | None:
+    if data.coverage is not None:
+        row, _ = await patients.find_or_add_coverage(scope, patient_id, data.coverage)
+        return row.id
+    if data.coverage_id is None:
+        return None
+    coverage = await CoverageRepository(scope.session, scope.context).get(data.coverage_id)
+    if coverage is None or coverage.patient_id != patient_id:
+        raise InvalidInput(
+            "The encounter references unknown records.",
+            errors=[FieldError("/coverage_id", "does not exist for this patient")],
+        )
+    return coverage.id
+
+
+async def _resolve_provider(
+    scope: TenantScope, provider_id: uuid.UUID | None, inline: schemas.ProviderCreate | None, name: str
+) -> uuid.UUID:
+    if inline is not None:
+        row, _ = await find_or_add_provider(scope, inline)
+        return row.id
+    assert provider_id is not None
+    if await ProviderRepository(scope.session, scope.context).get(provider_id) is None:
+        raise InvalidInput(
+            "The encounter references unknown records.", errors=[FieldError(f"/{name}_id", "does not exist")]
+        )
+    return provider_id
+
+
+async def _resolve_billing_provider(
+    scope: TenantScope, data: schemas.EncounterCreate, manifest: dict[str, Any], rendering: uuid.UUID
+) -> uuid.UUID:
+    if data.billing_provider_id is not None or data.billing_provider is not None:
+        return await _resolve_provider(
+            scope, data.billing_provider_id, data.billing_provider, "billing_provider"
+        )
+    # Default: the practice's billing provider from its manifest (the group NPI on the 837P 2010AA loop).
+    billing = manifest.get("billing_provider")
+    if isinstance(billing, dict) and billing.get("npi"):
+        row, _ = await find_or_add_provider(
+            scope,
+            schemas.ProviderCreate(
+                npi=str(billing["npi"]),
+                name=str(billing.get("name", "")),
+                kind="organization",
+                taxonomy=billing.get("taxonomy"),
+            ),
+        )
+        return row.id
+    return rendering
+
+
+# Reads -----------------------------------------------------------------------------------------------
+
+
+def encounter_view(
+    scope: TenantScope, row: Encounter, diagnoses: list[Diagnosis] | Any, charges: list[ChargeLine] | Any
+) -> schemas.Encounter:
+    return schemas.Encounter(
+        id=row.id,
+        external_id=row.external_id,
+        status=row.status,  # type: ignore[arg-type]
+        patient_id=row.patient_id,
+        rendering_provider_id=row.rendering_provider_id,
+        billing_provider_id=row.billing_provider_id,
+        service_date=row.service_date,
+        place_of_service=row.place_of_service,
+        total_charge_cents=row.total_charge_cents,
+        diagnoses=[schemas.Diagnosis(sequence=d.sequence, code=d.code) for d in diagnoses],
+        charges=[
+            schemas.ChargeLine(
+                line_number=c.line_number,
+                procedure_code=c.procedure_code,
+                modifiers=list(c.modifiers),
+                units=c.units,
+                charge_cents=c.charge_cents,
+                diagnosis_pointers=list(c.diagnosis_pointers),
+                service_date=c.service_date,
+            )
+            for c in charges
+        ],
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        coverage_id=row.coverage_id,
+        documentation=scope.keyring.decrypt_str(
+            table=ENCOUNTER, column="documentation", row_id=row.id, ciphertext=row.documentation
+        ),
+    )
+
+
+async def _load(scope: TenantScope, encounter_id: uuid.UUID) -> Encounter:
+    row = await EncounterRepository(scope.session, scope.context).get(encounter_id)
+    if row is None:
+        raise NotFound
+    return row
+
+
+async def get_encounter(scope: TenantScope, encounter_id: uuid.UUID) -> schemas.Encounter:
+    row = await _load(scope, encounter_id)
+    diagnoses, charges = await EncounterRepository(scope.session, scope.context).lines(row.id)
+    scope.audit(
+        "encounter.read",
+        Action.READ,
+        resource_type=ENCOUNTER,
+        resource_ids=[row.id],
+        patient_ids=[row.patient_id],
+    )
+    return encounter_view(scope, row, diagnoses, charges)
+
+
+async def encounter_status(scope: TenantScope, encounter_id: uuid.UUID) -> schemas.EncounterStatusView:
+    row = await _load(scope, encounter_id)
+    history = await EncounterRepository(scope.session, scope.context).history(row.id)
+    scope.audit(
+        "encounter.status",
+        Action.READ,
+        resource_type=ENCOUNTER,
+        resource_ids=[row.id],
+        patient_ids=[row.patient_id],
+    )
+    return schemas.EncounterStatusView(
+        id=row.id,
+        external_id=row.external_id,
+        status=row.status,  # type: ignore[arg-type]
+        history=[schemas.StatusChange(status=e.status, at=e.created_at, note=e.note) for e in history],
+    )
+
+
+async def list_encounters(
+    scope: TenantScope,
+    *,
+    limit: int,
+    cursor: str | None,
+    status: str | None = None,
+    patient_id: uuid.UUID | None = None,
+    external_id: str | None = None,
+    service_date_from: date | None = None,
+    service_date_to: date | None = None,
+) -> Page[schemas.EncounterSummary]:
+    rows = await EncounterRepository(scope.session, scope.context).page(
+        limit=limit + 1,
+        after=decode_cursor(cursor) if cursor else None,
+        status=status,
+        patient_id=patient_id,
+        external_id=external_id,
+        service_date_from=service_date_from,
+        service_date_to=service_date_to,
+    )
+    page = paginate(
+        rows,
+        limit,
+        lambda r: schemas.EncounterSummary(
+            id=r.id,
+            external_id=r.external_id,
+            status=r.status,  # type: ignore[arg-type]
+            patient_id=r.patient_id,
+            service_date=r.service_date,
+            total_charge_cents=r.total_charge_cents,
+            created_at=r.created_at,
+        ),
+    )
+    scope.audit(
+        "encounter.search",
+        Action.READ,
+        resource_type=ENCOUNTER,
+        resource_ids=[item.id for item in page.items],
+        patient_ids=[item.patient_id for item in page.items],
+        detail={"count": len(page.items)},
+    )
+    return page

@@ -1,0 +1,126 @@
+"""Idempotency-Key semantics (IETF draft-ietf-httpapi-idempotency-key-header).
+
+The record is reserved with INSERT ... ON CONFLICT DO NOTHING at the start of the request transaction. A
+concurrent duplicate blocks on the unique index until the first transaction ends: if it committed, the
+duplicate finds the stored response and replays it; if it rolled back, the duplicate proceeds as the first.
+Exactly one side effect either way, without application-level locks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Response
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from rcm.idempotency.models import IdempotencyRecord
+from rcm.kit.errors import FieldError, IdempotencyMismatch, InvalidInput
+from rcm.tenancy.scope import TenantScope
+
+HEADER = "Idempotency-Key"
+_TABLE = "idempotency_record"
+_PENDING = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    status_code: int
+    body: bytes
+
+
+def request_fingerprint(route: str, body: bytes) -> bytes:
+    """Hash of the route and the body's JSON canonical form (key order and whitespace do not matter)."""
+    try:
+        canonical = msgspec.json.encode(msgspec.json.decode(body), order="sorted") if body else b""
+    except msgspec.DecodeError:
+        canonical = body
+    return hashlib.sha256(route.encode() + b"\x00" + canonical).digest()
+
+
+def check_key(key: str | None) -> str:
+    if key is None or not (1 <= len(key) <= 255) or not key.isprintable():
+        raise InvalidInput(
+            "Every POST needs an Idempotency-Key header (1-255 printable characters).",
+            errors=[FieldError("header:Idempotency-Key", "is required" if key is None else "is invalid")],
+        )
+    return key
+
+
+def principal_key(scope: TenantScope) -> str:
+    principal = scope.principal
+    return f"client:{principal.client_id}" if principal.client_id else f"user:{principal.subject}"
+
+
+async def run_idempotent(
+    scope: TenantScope,
+    *,
+    key: str | None,
+    route: str,
+    body: bytes,
+    produce: Callable[[], Awaitable[tuple[int, Any]]],
+) -> Response[bytes]:
+    key = check_key(key)
+    fingerprint = request_fingerprint(route, body)
+    who = principal_key(scope)
+    record_id = uuid.uuid4()
+    reserved = (
+        await scope.session.execute(
+            insert(IdempotencyRecord)
+            .values(
+                tenant_id=scope.tenant_id,
+                id=record_id,
+                principal=who,
+                key=key,
+                route=route,
+                request_hash=fingerprint,
+                status_code=_PENDING,
+                response_body=b"",
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "principal", "key"])
+            .returning(IdempotencyRecord.id)
+        )
+    ).scalar_one_or_none()
+    if reserved is None:
+        existing = (
+            await scope.session.execute(
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.tenant_id == scope.tenant_id,
+                    IdempotencyRecord.principal == who,
+                    IdempotencyRecord.key == key,
+                )
+            )
+        ).scalar_one()
+        if existing.request_hash != fingerprint:
+            raise IdempotencyMismatch(
+                "This Idempotency-Key was used with a different request.",
+                errors=[FieldError("header:Idempotency-Key", "was used with a different request")],
+            )
+        stored = scope.keyring.decrypt(
+            table=_TABLE, column="response_body", row_id=existing.id, ciphertext=existing.response_body
+        )
+        return _response(existing.status_code, stored, replayed=True)
+
+    status_code, payload = await produce()
+    encoded = msgspec.json.encode(payload)
+    await scope.session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.tenant_id == scope.tenant_id, IdempotencyRecord.id == record_id)
+        .values(
+            status_code=status_code,
+            response_body=scope.keyring.encrypt(
+                table=_TABLE, column="response_body", row_id=record_id, plaintext=encoded
+            ),
+        )
+    )
+    return _response(status_code, encoded, replayed=False)
+
+
+def _response(status_code: int, body: bytes, *, replayed: bool) -> Response[bytes]:
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return Response(content=body, status_code=status_code, media_type="application/json", headers=headers)

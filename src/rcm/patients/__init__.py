@@ -1,0 +1,1 @@
+"""Patients and their insurance coverage (PHI, encrypted field by field)."""

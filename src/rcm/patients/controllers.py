@@ -1,0 +1,114 @@
+"""Patient and coverage routes, under a tenant."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from rcm.idempotency.service import HEADER, run_idempotent
+from rcm.identity.guards import requires_scopes
+from rcm.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from rcm.patients import schemas, service
+from rcm.tenancy.dependencies import provide_tenant_scope
+from rcm.tenancy.scope import TenantScope
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size")]
+Cursor = Annotated[str | None, Parameter(description="Opaque cursor from the previous page's next_cursor")]
+IdemKey = Annotated[
+    str | None, Parameter(header=HEADER, description="Required: retries return the first response")
+]
+
+
+class PatientController(Controller):
+    path = "/api/v1/tenants/{tenant_slug:str}/patients"
+    tags = ["patients"]
+    dependencies = {"tenant": Provide(provide_tenant_scope)}
+
+    @post(
+        "/",
+        summary="Create a patient",
+        guards=[requires_scopes("patients:write")],
+        status_code=201,
+    )
+    async def create(
+        self,
+        tenant: TenantScope,
+        request: Request[Any, Any, Any],
+        data: schemas.PatientCreate,
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> tuple[int, schemas.Patient]:
+            return 201, await service.create_patient(tenant, data)
+
+        return await run_idempotent(
+            tenant, key=idempotency_key, route="POST /patients", body=await request.body(), produce=produce
+        )
+
+    @get("/", summary="List patients", guards=[requires_scopes("patients:read")])
+    async def list_(
+        self, tenant: TenantScope, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    ) -> Page[schemas.Patient]:
+        return await service.list_patients(tenant, limit=limit, cursor=cursor)
+
+    @post(
+        "/search",
+        summary="Find patients by exact MRN, or by family name and birth date",
+        description="A read: it takes an Idempotency-Key like every POST but does not need one.",
+        guards=[requires_scopes("patients:read")],
+        status_code=200,
+    )
+    async def search(
+        self,
+        tenant: TenantScope,
+        data: schemas.PatientSearch,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Page[schemas.Patient]:
+        return await service.list_patients(
+            tenant,
+            limit=limit,
+            cursor=cursor,
+            mrn=data.mrn,
+            family_name=data.family_name,
+            birth_date=data.birth_date,
+        )
+
+    @get("/{patient_id:uuid}", summary="Read a patient", guards=[requires_scopes("patients:read")])
+    async def read(self, tenant: TenantScope, patient_id: uuid.UUID) -> schemas.Patient:
+        return await service.get_patient(tenant, patient_id)
+
+    @post(
+        "/{patient_id:uuid}/coverages",
+        summary="Add a coverage to a patient",
+        guards=[requires_scopes("patients:write")],
+    )
+    async def add_coverage(
+        self,
+        tenant: TenantScope,
+        request: Request[Any, Any, Any],
+        patient_id: uuid.UUID,
+        data: schemas.CoverageCreate,
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> tuple[int, schemas.Coverage]:
+            return 201, await service.create_coverage(tenant, patient_id, data, tenant.manifest)
+
+        return await run_idempotent(
+            tenant,
+            key=idempotency_key,
+            route=f"POST /patients/{patient_id}/coverages",
+            body=await request.body(),
+            produce=produce,
+        )
+
+    @get(
+        "/{patient_id:uuid}/coverages",
+        summary="List a patient's coverages",
+        guards=[requires_scopes("patients:read")],
+    )
+    async def coverages(self, tenant: TenantScope, patient_id: uuid.UUID) -> list[schemas.Coverage]:
+        return await service.list_coverages(tenant, patient_id)

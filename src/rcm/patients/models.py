@@ -1,0 +1,54 @@
+"""Patient and coverage rows. PHI columns hold AES-256-GCM ciphertext (bytea); lookups use blind indexes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import ClassVar
+
+from sqlalchemy import ForeignKeyConstraint, LargeBinary, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rcm.kit.models import Base, TenantOwned, utcnow
+
+
+class Patient(TenantOwned, Base):
+    __tablename__ = "patient"
+    __phi_columns__: ClassVar[tuple[str, ...]] = (
+        "mrn",
+        "given_name",
+        "family_name",
+        "birth_date",
+        "address",
+        "phone",
+    )
+
+    mrn: Mapped[bytes] = mapped_column(LargeBinary)
+    given_name: Mapped[bytes] = mapped_column(LargeBinary)
+    family_name: Mapped[bytes] = mapped_column(LargeBinary)
+    birth_date: Mapped[bytes] = mapped_column(LargeBinary)
+    address: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # JSON, encrypted whole
+    phone: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Administrative sex is not one of HIPAA's identifiers and scrub edits need it (age/sex conflicts).
+    sex: Mapped[str] = mapped_column(Text)
+    mrn_bidx: Mapped[bytes] = mapped_column(LargeBinary)
+    name_dob_bidx: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
+
+
+class Coverage(TenantOwned, Base):
+    __tablename__ = "coverage"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "patient_id"], ["rcm.patient.tenant_id", "rcm.patient.id"]),
+    )
+    __phi_columns__: ClassVar[tuple[str, ...]] = ("member_id", "group_number")
+
+    patient_id: Mapped[uuid.UUID]
+    payer_id: Mapped[str] = mapped_column(Text)  # the payer's code from the tenant manifest
+    member_id: Mapped[bytes] = mapped_column(LargeBinary)
+    group_number: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    member_id_bidx: Mapped[bytes] = mapped_column(LargeBinary)
+    relationship: Mapped[str] = mapped_column(Text)  # subscriber relationship: self, spouse, child, other
+    priority: Mapped[str] = mapped_column(Text)  # primary, secondary, tertiary
+    start_date: Mapped[date | None]
+    end_date: Mapped[date | None]

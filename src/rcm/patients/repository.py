@@ -1,0 +1,54 @@
+"""All SQL for patients and coverages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from rcm.kit.pagination import after_key
+from rcm.kit.repository import TenantScopedRepository
+from rcm.patients.models import Coverage, Patient
+
+
+class PatientRepository(TenantScopedRepository[Patient]):
+    model = Patient
+
+    async def by_mrn_index(self, candidates: list[bytes]) -> Patient | None:
+        stmt = self.base_statement().where(Patient.mrn_bidx.in_(candidates))
+        return (await self.session.execute(stmt)).scalars().first()
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        mrn_index: list[bytes] | None = None,
+        name_dob_index: list[bytes] | None = None,
+    ) -> list[Patient]:
+        stmt = self.base_statement()
+        if mrn_index is not None:
+            stmt = stmt.where(Patient.mrn_bidx.in_(mrn_index))
+        if name_dob_index is not None:
+            stmt = stmt.where(Patient.name_dob_bidx.in_(name_dob_index))
+        if after is not None:
+            stmt = stmt.where(after_key(Patient.created_at, Patient.id, after))
+        stmt = stmt.order_by(Patient.created_at, Patient.id).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+
+class CoverageRepository(TenantScopedRepository[Coverage]):
+    model = Coverage
+
+    async def for_patient(self, patient_id: uuid.UUID) -> list[Coverage]:
+        stmt = self.base_statement().where(Coverage.patient_id == patient_id).order_by(Coverage.created_at)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def by_member_index(
+        self, patient_id: uuid.UUID, payer_id: str, candidates: list[bytes]
+    ) -> Coverage | None:
+        stmt = self.base_statement().where(
+            Coverage.patient_id == patient_id,
+            Coverage.payer_id == payer_id,
+            Coverage.member_id_bidx.in_(candidates),
+        )
+        return (await self.session.execute(stmt)).scalars().first()

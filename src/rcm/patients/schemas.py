@@ -1,0 +1,82 @@
+"""Patient and coverage DTOs. Constraints live in the types so the OpenAPI schema states them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+Name = Annotated[str, Meta(min_length=1, max_length=100)]
+Mrn = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+MemberId = Annotated[str, Meta(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9-]+$")]
+Phone = Annotated[str, Meta(pattern=r"^\+?[0-9 ().-]{7,20}$")]
+UsState = Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
+PostalCode = Annotated[str, Meta(pattern=r"^[0-9]{5}(-?[0-9]{4})?$")]
+Sex = Literal["female", "male", "other", "unknown"]
+Relationship = Literal["self", "spouse", "child", "other"]
+Priority = Literal["primary", "secondary", "tertiary"]
+
+
+class Address(msgspec.Struct, forbid_unknown_fields=True):
+    line1: Annotated[str, Meta(min_length=1, max_length=100)]
+    city: Annotated[str, Meta(min_length=1, max_length=60)]
+    state: UsState
+    postal_code: PostalCode
+    line2: Annotated[str, Meta(max_length=100)] | None = None
+
+
+class PatientCreate(msgspec.Struct, forbid_unknown_fields=True):
+    mrn: Mrn
+    given_name: Name
+    family_name: Name
+    birth_date: date
+    sex: Sex
+    address: Address | None = None
+    phone: Phone | None = None
+
+
+class Patient(msgspec.Struct):
+    id: uuid.UUID
+    mrn: str
+    given_name: str
+    family_name: str
+    birth_date: date
+    sex: Sex
+    created_at: datetime
+    address: Address | None = None
+    phone: str | None = None
+
+
+class CoverageCreate(msgspec.Struct, forbid_unknown_fields=True):
+    payer_id: Annotated[str, Meta(min_length=1, max_length=40)]
+    member_id: MemberId
+    relationship: Relationship = "self"
+    priority: Priority = "primary"
+    group_number: Annotated[str, Meta(min_length=1, max_length=50)] | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+class Coverage(msgspec.Struct):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    payer_id: str
+    member_id: str
+    relationship: Relationship
+    priority: Priority
+    created_at: datetime
+    group_number: str | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+class PatientSearch(msgspec.Struct, forbid_unknown_fields=True):
+    """Exact-match search through blind indexes. PHI travels in the body, never in a URL (URLs end up in
+    access logs and traces)."""
+
+    mrn: Mrn | None = None
+    family_name: Name | None = None
+    birth_date: date | None = None

@@ -1,0 +1,95 @@
+"""The request boundary for tenant routes: resolve the tenant, decide access, open the transaction.
+
+Not found and not yours are the same 404 with the same body. Every refusal is audited in its own
+transaction (the request's own transaction rolls back), so a probe for another tenant's ids leaves a trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+
+from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
+from rcm.audit.trail import record_now
+from rcm.identity.access import resolve_tenant_access
+from rcm.identity.principal import Principal
+from rcm.kit.db import apply_tenant_context
+from rcm.kit.errors import NotFound, RCMError
+from rcm.kit.telemetry import current_trace_id
+from rcm.kit.tenant import PLATFORM_TENANT, TenantContext, TenantId
+from rcm.tenancy.scope import TenantScope
+from rcm.tenancy.service import tenant_by_slug
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def request_info(request: Request[Any, Any, Any]) -> RequestInfo:
+    request_id = request.scope.get("state", {}).get("request_id") or request.headers.get(REQUEST_ID_HEADER)
+    return RequestInfo(
+        request_id=str(request_id or uuid.uuid4().hex),
+        trace_id=current_trace_id(),
+        source_ip=request.client.host if request.client else None,
+    )
+
+
+async def provide_tenant_scope(
+    request: Request[Principal, Any, Any], state: State, tenant_slug: str
+) -> AsyncGenerator[TenantScope, None]:
+    principal: Principal = request.user
+    info = request_info(request)
+    sessions = state.sessions
+    route = f"{request.method} {request.scope.get('path_template', request.url.path)}"
+    denied_tenant: TenantId | None = None
+    failure: RCMError | None = None
+    async with sessions() as session:
+        try:
+            async with session.begin():
+                tenant = await tenant_by_slug(session, tenant_slug)
+                allowed = (
+                    tenant is not None and (await resolve_tenant_access(session, principal, tenant)).allowed
+                )
+                if tenant is None or not allowed:
+                    denied_tenant = TenantId(tenant.id) if tenant is not None else PLATFORM_TENANT
+                    raise NotFound
+                context = TenantContext.single(TenantId(tenant.id))
+                await apply_tenant_context(session, context)
+                keyring = await state.keystore.keyring(session, context.tenant_id)
+                scope = TenantScope(
+                    session=session,
+                    context=context,
+                    principal=principal,
+                    keyring=keyring,
+                    request=info,
+                    manifest=tenant.manifest,
+                )
+                try:
+                    yield scope
+                except RCMError as exc:
+                    denied_tenant = context.tenant_id
+                    failure = exc
+                    raise
+        except RCMError as exc:
+            failure = failure or exc
+            await record_now(
+                sessions,
+                AuditEvent(
+                    tenant_id=denied_tenant or PLATFORM_TENANT,
+                    event_type="access.denied" if isinstance(failure, NotFound) else "request.refused",
+                    action=_action(request.method),
+                    outcome=Outcome.MINOR_FAILURE,
+                    request=info,
+                    actor=principal,
+                    detail={"route": route, "status": failure.status_code},
+                ),
+            )
+            raise
+
+
+def _action(method: str) -> Action:
+    return {"POST": Action.CREATE, "PUT": Action.UPDATE, "PATCH": Action.UPDATE, "DELETE": Action.DELETE}.get(
+        method, Action.READ
+    )

@@ -1,0 +1,58 @@
+"""Everything a request or job needs to act inside one tenant: the transaction, keys, caller, audit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
+from rcm.audit.trail import record
+from rcm.crypto.keyring import TenantKeyring
+from rcm.identity.principal import Principal
+from rcm.kit.tenant import TenantContext, TenantId
+
+
+@dataclass(slots=True)
+class TenantScope:
+    session: AsyncSession  # inside a transaction bound to ``context``
+    context: TenantContext
+    principal: Principal
+    keyring: TenantKeyring
+    request: RequestInfo
+    manifest: dict[str, Any] = field(default_factory=dict)  # the tenant's manifest (payers, rules)
+
+    @property
+    def tenant_id(self) -> TenantId:
+        return self.context.tenant_id
+
+    def audit(
+        self,
+        event_type: str,
+        action: Action,
+        *,
+        resource_type: str,
+        resource_ids: Iterable[uuid.UUID] = (),
+        patient_ids: Iterable[uuid.UUID] = (),
+        outcome: Outcome = Outcome.SUCCESS,
+        detail: Mapping[str, str | int | bool | None] | None = None,
+    ) -> None:
+        """Record an access in this transaction: it commits with the access or not at all."""
+        record(
+            self.session,
+            AuditEvent(
+                tenant_id=self.tenant_id,
+                event_type=event_type,
+                action=action,
+                outcome=outcome,
+                request=self.request,
+                actor=self.principal,
+                resource_type=resource_type,
+                resource_ids=tuple(resource_ids),
+                patient_ids=tuple(dict.fromkeys(patient_ids)),
+                detail=dict(detail or {}),
+            ),
+        )

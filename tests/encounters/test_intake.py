@@ -1,0 +1,274 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.support import Api, encounter_payload, patient_payload
+
+
+async def _count(owner_engine: AsyncEngine, table: str, tenant_id: uuid.UUID) -> int:
+    async with owner_engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    text(f"SELECT count(*) FROM rcm.{table} WHERE tenant_id = :t"),  # noqa: S608 - constant names
+                    {"t": tenant_id},
+                )
+            ).scalar_one()
+        )
+
+
+async def test_encounter_with_inline_patient_coverage_and_provider(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    payload = encounter_payload()
+    created = await practice_api.post("/encounters", payload)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["status"] == "needs_coding"
+    assert body["external_id"] == payload["external_id"]
+    assert body["total_charge_cents"] == 12500 + 1650
+    assert [d["code"] for d in body["diagnoses"]] == ["E119", "I10"]
+    assert body["charges"][0]["diagnosis_pointers"] == [1, 2]
+    assert body["documentation"] == payload["documentation"]
+    assert body["coverage_id"] is not None
+
+    read = await practice_api.get(f"/encounters/{body['id']}")
+    assert read.status_code == 200
+    assert read.json() == body
+
+    patient = (await practice_api.get(f"/patients/{body['patient_id']}")).json()
+    assert patient["mrn"] == payload["patient"]["mrn"]
+    assert patient["birth_date"] == "1980-02-29"
+    assert patient["address"]["city"] == "Springfield"
+
+    status = (await practice_api.get(f"/encounters/{body['id']}/status")).json()
+    assert status["status"] == "needs_coding"
+    assert [h["status"] for h in status["history"]] == ["needs_coding"]
+
+    tenant_id = uuid.UUID(practice_api.tenant_id)
+    async with owner_engine.connect() as conn:
+        queue = (
+            await conn.execute(
+                text("SELECT queue, status FROM rcm.work_item WHERE tenant_id = :t AND encounter_id = :e"),
+                {"t": tenant_id, "e": uuid.UUID(body["id"])},
+            )
+        ).all()
+    assert queue == [("coding", "open")]
+
+
+async def test_second_encounter_matches_existing_patient_by_mrn(practice_api: Api) -> None:
+    first = encounter_payload()
+    second = encounter_payload(patient=first["patient"])
+    a = (await practice_api.post("/encounters", first)).json()
+    b = (await practice_api.post("/encounters", second)).json()
+    assert a["patient_id"] == b["patient_id"]
+    assert a["rendering_provider_id"] == b["rendering_provider_id"]
+
+
+async def test_separate_resources_then_encounter_by_reference(practice_api: Api) -> None:
+    patient = await practice_api.post("/patients", patient_payload())
+    assert patient.status_code == 201, patient.text
+    patient_id = patient.json()["id"]
+    coverage = await practice_api.post(
+        f"/patients/{patient_id}/coverages", {"payer_id": "DEMO-MCR", "member_id": "XYZ123456"}
+    )
+    assert coverage.status_code == 201, coverage.text
+    provider = await practice_api.post("/providers", {"npi": "1245319599", "name": "Dr Ref Fake"})
+    assert provider.status_code == 201, provider.text
+    payload = encounter_payload()
+    for name in ("patient", "coverage", "rendering_provider"):
+        payload.pop(name)
+    payload |= {
+        "patient_id": patient_id,
+        "coverage_id": coverage.json()["id"],
+        "rendering_provider_id": provider.json()["id"],
+    }
+    created = await practice_api.post("/encounters", payload)
+    assert created.status_code == 201, created.text
+    assert created.json()["patient_id"] == patient_id
+    coverages = (await practice_api.get(f"/patients/{patient_id}/coverages")).json()
+    assert [c["member_id"] for c in coverages] == ["XYZ123456"]
+
+
+async def test_idempotent_retry_returns_first_response_and_writes_once(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    payload = encounter_payload()
+    key = uuid.uuid4().hex
+    tenant_id = uuid.UUID(practice_api.tenant_id)
+    first = await practice_api.post("/encounters", payload, key=key)
+    # Same JSON, different key order and whitespace: still the same request.
+    retry = await practice_api.post(
+        "/encounters", content=json.dumps(dict(reversed(payload.items())), indent=2).encode(), key=key
+    )
+    assert first.status_code == retry.status_code == 201
+    assert retry.content == first.content
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    async with owner_engine.connect() as conn:
+        n = (
+            await conn.execute(
+                text("SELECT count(*) FROM rcm.encounter WHERE tenant_id = :t AND external_id = :x"),
+                {"t": tenant_id, "x": payload["external_id"]},
+            )
+        ).scalar_one()
+    assert n == 1
+
+
+async def test_same_key_with_another_body_is_422(practice_api: Api) -> None:
+    key = uuid.uuid4().hex
+    assert (await practice_api.post("/encounters", encounter_payload(), key=key)).status_code == 201
+    other = await practice_api.post("/encounters", encounter_payload(), key=key)
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["pointer"] == "header:Idempotency-Key"
+
+
+async def test_post_without_idempotency_key_is_refused(practice_api: Api) -> None:
+    response = await practice_api.post("/encounters", encounter_payload(), key=None)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"pointer": "header:Idempotency-Key", "detail": "is required"}]
+
+
+async def test_concurrent_duplicates_have_one_side_effect(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    payload = encounter_payload()
+    key = uuid.uuid4().hex
+    tenant_id = uuid.UUID(practice_api.tenant_id)
+    responses = await asyncio.gather(*[practice_api.post("/encounters", payload, key=key) for _ in range(6)])
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.content for r in responses}) == 1
+    assert await _count(owner_engine, "encounter", tenant_id) == 1
+    assert await _count(owner_engine, "patient", tenant_id) == 1
+
+
+async def test_external_id_is_unique_per_tenant(practice_api: Api, other_practice_api: Api) -> None:
+    payload = encounter_payload()
+    assert (await practice_api.post("/encounters", payload)).status_code == 201
+    again = await practice_api.post("/encounters", encounter_payload(external_id=payload["external_id"]))
+    assert again.status_code == 409
+    assert again.json()["errors"] == [{"pointer": "/external_id", "detail": "already exists"}]
+    # Another practice may use the same external id.
+    assert (
+        await other_practice_api.post("/encounters", encounter_payload(external_id=payload["external_id"]))
+    ).status_code == 201
+
+
+async def test_invalid_input_names_every_field_and_writes_nothing(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    tenant_id = uuid.UUID(practice_api.tenant_id)
+    payload = encounter_payload()
+    payload["place_of_service"] = "office"
+    payload["patient"]["birth_date"] = "not-a-date"
+    payload["charges"][0]["charge_cents"] = 125.5
+    payload["charges"][1]["procedure_code"] = "ABC"
+    payload["diagnoses"][1]["code"] = "not icd"
+    del payload["service_date"]
+    response = await practice_api.post("/encounters", payload)
+    assert response.status_code == 422
+    pointers = {e["pointer"] for e in response.json()["errors"]}
+    assert pointers >= {
+        "/place_of_service",
+        "/patient/birth_date",
+        "/charges/0/charge_cents",
+        "/charges/1/procedure_code",
+        "/diagnoses/1/code",
+        "/service_date",
+    }
+    # No PHI echoed back.
+    assert payload["patient"]["family_name"] not in response.text
+    assert await _count(owner_engine, "encounter", tenant_id) == 0
+    assert await _count(owner_engine, "patient", tenant_id) == 0
+
+
+async def test_semantic_errors_are_collected(practice_api: Api, owner_engine: AsyncEngine) -> None:
+    tenant_id = uuid.UUID(practice_api.tenant_id)
+    payload = encounter_payload(service_date="2999-01-01")
+    payload["charges"][0]["diagnosis_pointers"] = [1, 5]
+    payload["coverage"]["payer_id"] = "NOT-A-PAYER"
+    payload["patient_id"] = str(uuid.uuid4())
+    response = await practice_api.post("/encounters", payload)
+    assert response.status_code == 422, response.text
+    assert {e["pointer"] for e in response.json()["errors"]} == {
+        "/service_date",
+        "/charges/0/diagnosis_pointers/1",
+        "/coverage/payer_id",
+        "/patient",
+    }
+    assert await _count(owner_engine, "patient", tenant_id) == 0
+
+
+async def test_unknown_reference_is_422_and_nothing_is_written(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    tenant_id = uuid.UUID(practice_api.tenant_id)
+    payload = encounter_payload()
+    payload.pop("rendering_provider")
+    payload["rendering_provider_id"] = str(uuid.uuid4())
+    response = await practice_api.post("/encounters", payload)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"pointer": "/rendering_provider_id", "detail": "does not exist"}]
+    # The inline patient resolved before the failure was rolled back with it.
+    assert await _count(owner_engine, "patient", tenant_id) == 0
+
+
+async def test_malformed_json_is_400(practice_api: Api) -> None:
+    response = await practice_api.post("/encounters", content=b'{"external_id": ')
+    assert response.status_code == 400
+
+
+async def test_oversized_body_is_413(practice_api: Api) -> None:
+    payload = encounter_payload(documentation="x" * (3 * 1024 * 1024))
+    response = await practice_api.post("/encounters", payload)
+    assert response.status_code == 413
+
+
+async def test_lists_are_cursor_paginated_and_filterable(practice_api: Api) -> None:
+    created = [(await practice_api.post("/encounters", encounter_payload())).json() for _ in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await practice_api.get("/encounters", params)).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [c["id"] for c in created]
+    only = (await practice_api.get("/encounters", {"external_id": created[2]["external_id"]})).json()
+    assert [i["id"] for i in only["items"]] == [created[2]["id"]]
+    by_patient = (await practice_api.get("/encounters", {"patient_id": created[0]["patient_id"]})).json()
+    assert [i["id"] for i in by_patient["items"]] == [created[0]["id"]]
+    bad = await practice_api.get("/encounters", {"cursor": "garbage!"})
+    assert bad.status_code in (400, 422)
+
+
+async def test_patient_search_by_blind_index(practice_api: Api) -> None:
+    payload = patient_payload()
+    created = (await practice_api.post("/patients", payload)).json()
+    await practice_api.post("/patients", patient_payload())
+    by_mrn = (await practice_api.post("/patients/search", {"mrn": payload["mrn"]}, key=None)).json()
+    assert [p["id"] for p in by_mrn["items"]] == [created["id"]]
+    # Normalised: case and surrounding spaces do not matter for the name.
+    by_name = (
+        await practice_api.post(
+            "/patients/search",
+            {"family_name": f"{payload['family_name'].upper()} ", "birth_date": payload["birth_date"]},
+            key=None,
+        )
+    ).json()
+    assert [p["id"] for p in by_name["items"]] == [created["id"]]
+    half = await practice_api.post("/patients/search", {"family_name": payload["family_name"]}, key=None)
+    assert half.status_code == 422
+
+
+async def test_duplicate_mrn_is_409(practice_api: Api) -> None:
+    payload = patient_payload()
+    assert (await practice_api.post("/patients", payload)).status_code == 201
+    again = await practice_api.post("/patients", patient_payload(mrn=payload["mrn"]))
+    assert again.status_code == 409

@@ -1,0 +1,142 @@
+"""The cross-tenant matrix, generated from the app's own route table.
+
+Every route and method is called by tenant A's caller against tenant B's path and B's ids, and against A's
+path with B's ids: zero successes, one identical 404 body (but for the trace id), one denial audit event per
+call, and B's rows unchanged. Every route also refuses an anonymous caller unless it is on the allow-list.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.support import Api, encounter_payload, patient_payload
+
+# Routes anyone may call: health, API docs, the OAuth2 endpoints and the dev issuer.
+PUBLIC = re.compile(r"^/(healthz|readyz|docs|swagger|oauth/|\.well-known/|dev/oidc/)")
+PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+TENANT_TABLES = ("patient", "coverage", "provider", "encounter", "diagnosis", "charge_line", "work_item")
+
+
+def http_routes(app: Litestar) -> list[tuple[str, str]]:
+    pairs = []
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            for method in sorted(route.methods):
+                if method not in ("HEAD", "OPTIONS"):
+                    pairs.append((route.path, method))
+    return sorted(set(pairs))
+
+
+def fill(path: str, values: dict[str, str]) -> str:
+    return PARAM.sub(lambda m: values.get(m.group(1), str(uuid.uuid4())), path)
+
+
+def body_for(path: str) -> dict[str, Any]:
+    if path.endswith("/encounters"):
+        return encounter_payload()
+    if path.endswith("/patients"):
+        return patient_payload()
+    if path.endswith("/coverages"):
+        return {"payer_id": "DEMO-MCR", "member_id": "ZZ999"}
+    if path.endswith("/providers"):
+        return {"npi": "1003000126", "name": "Dr Matrix Fake"}
+    return {}
+
+
+async def _snapshot(owner_engine: AsyncEngine, tenant_id: uuid.UUID) -> dict[str, list[Any]]:
+    snap = {}
+    async with owner_engine.connect() as conn:
+        for table in TENANT_TABLES:
+            rows = await conn.execute(
+                text(f"SELECT * FROM rcm.{table} WHERE tenant_id = :t ORDER BY id"),  # noqa: S608 - constant names
+                {"t": tenant_id},
+            )
+            snap[table] = [tuple(r) for r in rows]
+    return snap
+
+
+async def _denials(owner_engine: AsyncEngine) -> int:
+    async with owner_engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    text("SELECT count(*) FROM rcm.audit_event WHERE event_type = 'access.denied'")
+                )
+            ).scalar_one()
+        )
+
+
+def _strip(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "trace_id"}
+
+
+async def test_every_route_needs_authentication(app: Litestar, client: AsyncTestClient[Litestar]) -> None:
+    checked = 0
+    for path, method in http_routes(app):
+        if PUBLIC.match(path):
+            continue
+        response = await client.request(method, fill(path, {"tenant_slug": "anything"}), json={})
+        assert response.status_code == 401, f"{method} {path} answered {response.status_code} without a token"
+        checked += 1
+    assert checked >= 10
+
+
+async def test_cross_tenant_matrix(
+    app: Litestar, practice_api: Api, other_practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    # Tenant B's data, made through the API by B's own caller.
+    enc = (await other_practice_api.post("/encounters", encounter_payload())).json()
+    coverages = (await other_practice_api.get(f"/patients/{enc['patient_id']}/coverages")).json()
+    b_ids = {
+        "patient_id": enc["patient_id"],
+        "encounter_id": enc["id"],
+        "provider_id": enc["rendering_provider_id"],
+        "coverage_id": coverages[0]["id"],
+    }
+    b_tenant = uuid.UUID(other_practice_api.tenant_id)
+    before = await _snapshot(owner_engine, b_tenant)
+
+    tenant_routes = [(p, m) for p, m in http_routes(app) if p.startswith("/api/v1/tenants/{tenant_slug")]
+    assert len(tenant_routes) >= 12
+    reference: dict[str, Any] | None = None
+    calls = 0
+    for path, method in tenant_routes:
+        slugs = [other_practice_api.slug]
+        if len(PARAM.findall(path)) > 1:
+            slugs.append(practice_api.slug)  # my own tenant's path, the other tenant's ids
+        for slug in slugs:
+            denials = await _denials(owner_engine)
+            url = fill(path, {"tenant_slug": slug, **b_ids})
+            headers = {**practice_api.headers, "Idempotency-Key": uuid.uuid4().hex}
+            response = await practice_api.client.request(
+                method, url, json=body_for(path) if method == "POST" else None, headers=headers
+            )
+            calls += 1
+            assert await _denials(owner_engine) == denials + 1, f"{method} {url}: no denial audit event"
+            if response.status_code == 403:
+                # A route this caller's role may not use at all: it must say the same for its own tenant, so
+                # the answer tells nothing about the other one.
+                own = await practice_api.client.request(
+                    method,
+                    fill(path, {"tenant_slug": practice_api.slug}),
+                    json=body_for(path),
+                    headers=headers,
+                )
+                assert own.status_code == 403, f"{method} {url}: 403 only for the other tenant"
+                assert _strip(own.json()) == _strip(response.json())
+                continue
+            assert response.status_code == 404, f"{method} {url}: {response.status_code} {response.text}"
+            body = _strip(response.json())
+            reference = reference or body
+            assert body == reference, f"{method} {url}: 404 body differs"
+            assert response.json()["trace_id"]
+    assert calls >= len(tenant_routes)
+    assert await _snapshot(owner_engine, b_tenant) == before
