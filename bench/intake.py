@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -261,6 +262,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encounters", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--profile", metavar="FILE", help="run the API under cProfile and write stats here")
     args = parser.parse_args()
 
     admin = await recreate(server_url(), "rcm_bench")
@@ -279,14 +281,16 @@ async def main() -> None:
         "RCM_BASE_URL": f"http://127.0.0.1:{PORT}",
     }
     base = f"http://127.0.0.1:{PORT}"
-    process = subprocess.Popen([sys.executable, "-m", "rcm.cli", "serve", "--port", str(PORT)], env=env)  # noqa: S603
+    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+    command = [sys.executable, *profile, "-m", "rcm.cli", "serve", "--port", str(PORT)]
+    process = subprocess.Popen(command, env=env)  # noqa: S603
     try:
         wait_ready(base, process)
         api_rate, latencies = await run_api(
             base, clients["client_id"], clients["client_secret"], args.encounters, args.concurrency
         )
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGINT)  # graceful: uvicorn drains, cProfile writes its stats
         process.wait(timeout=30)
 
     app_url = make_url(admin).set(username=APP_ROLE, password=None, drivername="postgresql")

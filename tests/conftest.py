@@ -65,7 +65,9 @@ def admin_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data_dir = tmp_path_factory.mktemp("rcm-data")
-    return Settings(env="test", database_url=admin_url, data_dir=data_dir, rate_limit_per_minute=100_000)
+    return Settings(
+        env="test", database_url=admin_url, data_dir=data_dir, rate_limit_per_minute=100_000, trace_sql=True
+    )
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
         engine = create_engine(url, pool_size=settings.db_pool_size, application_name="rcm-api")
-        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+        if settings.sql_spans:
+            SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.settings = settings
@@ -73,7 +74,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         plugins=[
-            OpenTelemetryPlugin(OpenTelemetryConfig(server_request_hook_handler=redact_request_span)),
+            OpenTelemetryPlugin(
+                OpenTelemetryConfig(
+                    server_request_hook_handler=redact_request_span, exclude_spans=["receive", "send"]
+                )
+            ),
             IdentityPlugin(settings),
         ],
         # The identity plugin puts authentication first; the rate limit then keys on the caller it found.

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
 
     # OpenTelemetry: OTLP/HTTP endpoint for traces; unset = tracing stays in-process (no exporter).
     otlp_endpoint: str | None = None
+    # Spans for every SQL statement cost about a millisecond of CPU per statement with the SDK; they are
+    # recorded when traces leave the process (otlp_endpoint) or when asked for (tests, local debugging).
+    # Request spans, and so trace ids in audit events and error bodies, are always there.
+    trace_sql: bool | None = None
     service_name: str = "rcm"
 
     # Identity
@@ -63,6 +67,10 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith(("postgresql", "postgres")):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    @property
+    def sql_spans(self) -> bool:
+        return self.trace_sql if self.trace_sql is not None else self.otlp_endpoint is not None
 
     @property
     def kek_dir(self) -> Path:

@@ -187,31 +187,32 @@ async def create_encounter(
     except IntegrityError as exc:
         # A concurrent request with the same external_id won the race (without an Idempotency-Key match).
         raise _external_id_taken() from exc
-    for sequence, diagnosis in enumerate(data.diagnoses, start=1):
-        session.add(
-            Diagnosis(
-                tenant_id=tenant_id,
-                id=uuid.uuid4(),
-                encounter_id=encounter_id,
-                sequence=sequence,
-                code=normalise_icd(diagnosis.code),
-            )
+    diagnoses = [
+        Diagnosis(
+            tenant_id=tenant_id,
+            id=uuid.uuid4(),
+            encounter_id=encounter_id,
+            sequence=sequence,
+            code=normalise_icd(diagnosis.code),
         )
-    for number, line in enumerate(data.charges, start=1):
-        session.add(
-            ChargeLine(
-                tenant_id=tenant_id,
-                id=uuid.uuid4(),
-                encounter_id=encounter_id,
-                line_number=number,
-                procedure_code=line.procedure_code,
-                modifiers=list(line.modifiers),
-                units=line.units,
-                charge_cents=line.charge_cents,
-                diagnosis_pointers=list(line.diagnosis_pointers),
-                service_date=line.service_date,
-            )
+        for sequence, diagnosis in enumerate(data.diagnoses, start=1)
+    ]
+    charges = [
+        ChargeLine(
+            tenant_id=tenant_id,
+            id=uuid.uuid4(),
+            encounter_id=encounter_id,
+            line_number=number,
+            procedure_code=line.procedure_code,
+            modifiers=list(line.modifiers),
+            units=line.units,
+            charge_cents=line.charge_cents,
+            diagnosis_pointers=list(line.diagnosis_pointers),
+            service_date=line.service_date,
         )
+        for number, line in enumerate(data.charges, start=1)
+    ]
+    session.add_all([*diagnoses, *charges])
     session.add(
         EncounterEvent(tenant_id=tenant_id, id=uuid.uuid4(), encounter_id=encounter_id, status="needs_coding")
     )
@@ -244,7 +245,7 @@ async def create_encounter(
         resource_ids=[encounter_id],
         patient_ids=[patient_id],
     )
-    diagnoses, charges = await repo.lines(encounter_id)
+    # The response is built from what was just written: no second read of the same rows.
     return encounter_view(scope, row, diagnoses, charges)
 
 

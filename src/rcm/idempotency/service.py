@@ -26,6 +26,13 @@ from rcm.tenancy.scope import TenantScope
 HEADER = "Idempotency-Key"
 _TABLE = "idempotency_record"
 _PENDING = 0
+# Built once: parameters are bound at execution, so the compiled statement is cached (``.values(**kw)``
+# with an ON CONFLICT clause would be compiled afresh on every request).
+_RESERVE = (
+    insert(IdempotencyRecord)
+    .on_conflict_do_nothing(index_elements=["tenant_id", "principal", "key"])
+    .returning(IdempotencyRecord.id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,19 +78,17 @@ async def run_idempotent(
     record_id = uuid.uuid4()
     reserved = (
         await scope.session.execute(
-            insert(IdempotencyRecord)
-            .values(
-                tenant_id=scope.tenant_id,
-                id=record_id,
-                principal=who,
-                key=key,
-                route=route,
-                request_hash=fingerprint,
-                status_code=_PENDING,
-                response_body=b"",
-            )
-            .on_conflict_do_nothing(index_elements=["tenant_id", "principal", "key"])
-            .returning(IdempotencyRecord.id)
+            _RESERVE,
+            {
+                "tenant_id": scope.tenant_id,
+                "id": record_id,
+                "principal": who,
+                "key": key,
+                "route": route,
+                "request_hash": fingerprint,
+                "status_code": _PENDING,
+                "response_body": b"",
+            },
         )
     ).scalar_one_or_none()
     if reserved is None:

@@ -17,10 +17,9 @@ from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.trail import record_now
 from rcm.identity.access import resolve_tenant_access
 from rcm.identity.principal import Principal
-from rcm.kit.db import apply_tenant_context
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.telemetry import current_trace_id
-from rcm.kit.tenant import PLATFORM_TENANT, TenantContext, TenantId
+from rcm.kit.tenant import PLATFORM_TENANT, TenantId
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import tenant_by_slug
 
@@ -49,14 +48,13 @@ async def provide_tenant_scope(
         try:
             async with session.begin():
                 tenant = await tenant_by_slug(session, tenant_slug)
-                allowed = (
-                    tenant is not None and (await resolve_tenant_access(session, principal, tenant)).allowed
-                )
-                if tenant is None or not allowed:
+                decision = await resolve_tenant_access(session, principal, tenant) if tenant else None
+                if tenant is None or decision is None or not decision.allowed or decision.context is None:
                     denied_tenant = TenantId(tenant.id) if tenant is not None else PLATFORM_TENANT
                     raise NotFound
-                context = TenantContext.single(TenantId(tenant.id))
-                await apply_tenant_context(session, context)
+                # The access decision has bound this transaction to the tenant (set_config, local).
+                context = decision.context
+                assert context.tenant_ids == (TenantId(tenant.id),)
                 keyring = await state.keystore.keyring(session, context.tenant_id)
                 scope = TenantScope(
                     session=session,
