@@ -24,6 +24,7 @@ from rcm.kit.health import HealthController
 from rcm.kit.requestid import request_id_middleware
 from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
 from rcm.patients.controllers import PatientController
+from rcm.reporting.controllers import ReportController
 from rcm.worker import current_broker
 
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PatientController,
             ProviderController,
             EncounterController,
+            ReportController,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -152,7 +152,7 @@ async def _seed_clinical(
                     if payers
                     else None
                 ),
-                rendering_provider=ProviderCreate(npi="1234567893", name="Dr Demo Renderer (DEMO)"),
+                rendering_provider=ProviderCreate(npi="1910000003", name="Dr Demo Renderer (DEMO)"),
                 documentation=f"DEMO NOTE {index + 1}: synthetic office visit, invented for the demo.",
                 diagnoses=[DiagnosisIn(code=c) for c in diagnoses],
                 charges=[

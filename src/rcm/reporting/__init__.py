@@ -1,0 +1,1 @@
+"""Practice-level figures for owners: aggregates only, never a patient's data."""
