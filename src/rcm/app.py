@@ -39,7 +39,8 @@ def app_database_url(settings: Settings) -> str:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    if settings.env != "test":  # under pytest, its own capture owns the log handlers
+        configure_logging(settings.log_level)
     configure_tracing(settings.service_name, settings.otlp_endpoint)
     url = app_database_url(settings)
 

@@ -76,6 +76,19 @@ async def _states(owner_engine: AsyncEngine, tenant: Tenant) -> list[tuple[str, 
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
+async def _events(owner_engine: AsyncEngine, tenant: Tenant) -> list[tuple[str, str, str]]:
+    """Key operations land in the tenant's audit chain (the seeding above records nothing)."""
+    async with owner_engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT event_type, action, resource_type FROM rcm.audit_event WHERE tenant_id = :t "
+                "AND event_type IN ('keys.rotate', 'tenant.offboard') ORDER BY seq"
+            ),
+            {"t": tenant.id},
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
 async def test_keys_rotate_with_new_kek(
     cli_env: dict[str, str],
     tmp_path: Path,
@@ -98,6 +111,7 @@ async def test_keys_rotate_with_new_kek(
         ("phi", 2, "active"),
     ]
     assert len({kek for *_, kek in states}) == 1  # all under the new KEK
+    assert await _events(owner_engine, tenant) == [("keys.rotate", "E", "data_key")]
     fresh = KeyStore(LocalFileKeyProvider(tmp_path / "keks", create=False))
     assert await _read(fresh, sessions, tenant, row_id) == b"Ann Lee"
 
@@ -130,5 +144,6 @@ async def test_tenants_offboard_shreds(
 
     assert await status() == "offboarded"
     assert {s for _, _, s, _ in await _states(owner_engine, tenant)} == {"destroyed"}
+    assert await _events(owner_engine, tenant) == [("tenant.offboard", "D", "data_key")]
     with pytest.raises(KeysDestroyedError):
         await _read(KeyStore(store.provider), sessions, tenant, row_id)

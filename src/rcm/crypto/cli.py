@@ -1,7 +1,7 @@
 """``rcm keys rotate`` and ``rcm tenants offboard``: key operations for operators.
 
-The functions doing the work (``rotate_keys``, ``offboard_tenant``) are separate from the click commands so
-the integrator can record audit events around them.
+The functions doing the work (``rotate_keys``, ``offboard_tenant``) are separate from the click commands;
+each records its audit event in the same transaction as the key change.
 """
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ import click
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
+from rcm.audit.trail import record
 from rcm.config import Settings, get_settings
+from rcm.identity.principal import operator_principal
+from rcm.kit.telemetry import current_trace_id
+from rcm.kit.tenant import TenantId
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,25 @@ def _database(settings: Settings) -> Settings:
         admin_url(settings)  # starts the embedded PostgreSQL in dev when no URL is set
         return get_settings()
     return settings
+
+
+def _audit(
+    session: AsyncSession, tenant_id: TenantId, event_type: str, action: Action, detail: dict[str, int | bool]
+) -> None:
+    """Key operations are recorded in the tenant's chain, in the same transaction as the change."""
+    record(
+        session,
+        AuditEvent(
+            tenant_id=tenant_id,
+            event_type=event_type,
+            action=action,
+            outcome=Outcome.SUCCESS,
+            request=RequestInfo(request_id=uuid.uuid4().hex, trace_id=current_trace_id()),
+            actor=operator_principal(event_type),
+            resource_type="data_key",
+            detail=detail,
+        ),
+    )
 
 
 async def rotate_keys(
@@ -75,6 +99,13 @@ async def rotate_keys(
             async with tenant_transaction(sessions, TenantContext.single(tid)) as session:
                 rewrapped = await store.rewrap(session, tid)
                 version = await store.rotate(session, tid)
+                _audit(
+                    session,
+                    tid,
+                    "keys.rotate",
+                    Action.EXECUTE,
+                    {"phi_version": version, "rewrapped": rewrapped},
+                )
                 if settings.broker_url:
                     enqueue(session, reencrypt_tenant, tenant_id=tenant_id)
             inline = None
@@ -114,6 +145,7 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
         async with tenant_transaction(sessions, TenantContext.single(tid)) as session:
             await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status="offboarded"))
             await KeyStore(key_provider(settings)).shred(session, tid)
+            _audit(session, tid, "tenant.offboard", Action.DELETE, {"keys_destroyed": True})
         return tenant_id
     finally:
         await engine.dispose()

@@ -52,3 +52,19 @@ class Principal:
     @property
     def is_staff(self) -> bool:
         return bool(self.roles & STAFF_ROLES)
+
+
+def operator_principal(command: str) -> Principal:
+    """The actor recorded for an operator's CLI command (key rotation, offboarding, seeding).
+
+    Shell access to the deployment is the credential; the OS user and command are what the audit trail keeps.
+    """
+    import getpass
+
+    return Principal(
+        kind=PrincipalKind.USER,
+        subject=f"operator:{getpass.getuser()}",
+        roles=frozenset({Role.ADMIN}),
+        scopes=frozenset(),
+        token_id=f"cli:{command}",
+    )
