@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/rcm dev
+	RCM_ENV=dev $(BIN)/rcm dev
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests migrations bench audit integrations

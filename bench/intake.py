@@ -274,6 +274,7 @@ async def main() -> None:
 
     env = {
         **os.environ,
+        "RCM_ENV": "dev",
         "RCM_DATABASE_URL": admin,
         "RCM_DATA_DIR": str(data_dir),
         "RCM_RATE_LIMIT_PER_MINUTE": "100000000",

@@ -158,6 +158,10 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.LargeBinary(), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=False),
         sa.Column("response_body", sa.LargeBinary(), nullable=False),
+        # What the first response touched, so a replay is audited like the read it is.
+        sa.Column("resource_type", sa.Text(), nullable=False, server_default=""),
+        sa.Column("resource_ids", pg.ARRAY(pg.UUID()), nullable=False, server_default="{}"),
+        sa.Column("patient_ids", pg.ARRAY(pg.UUID()), nullable=False, server_default="{}"),
         sa.UniqueConstraint("tenant_id", "principal", "key"),
     )
 

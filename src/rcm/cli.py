@@ -90,7 +90,12 @@ def _serve(settings: Settings, *, host: str | None = None, port: int | None = No
 
 @main.command()
 def dev() -> None:
-    """What `make run` does: database, migrations, demo data, API and workers in one process."""
+    """What `make run` does: database, migrations, demo data, API and workers in one process (RCM_ENV=dev)."""
+    if os.environ.setdefault("RCM_ENV", "dev") != "dev":
+        raise click.UsageError(
+            "`rcm dev` seeds demo data with well-known secrets: it runs only with RCM_ENV=dev"
+        )
+    get_settings.cache_clear()
     from rcm.demo import seed_demo
     from rcm.kit.migrations import upgrade_to_head
 

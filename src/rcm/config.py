@@ -21,7 +21,9 @@ SCHEMA = "rcm"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RCM_", env_file=".env", extra="ignore")
 
-    env: Literal["dev", "test", "prod"] = "dev"
+    # Production unless told otherwise: the password-free dev issuer, demo clients with well-known secrets and
+    # auto-created key files exist only with RCM_ENV=dev (set by `make run`) or test.
+    env: Literal["dev", "test", "prod"] = "prod"
     # Administrative connection: runs migrations and role bootstrap. Unset in dev = embedded PostgreSQL.
     database_url: SecretStr | None = None
     # The application's connection. Unset = the admin URL with the user swapped for the app role.

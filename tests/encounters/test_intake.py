@@ -272,3 +272,76 @@ async def test_duplicate_mrn_is_409(practice_api: Api) -> None:
     assert (await practice_api.post("/patients", payload)).status_code == 201
     again = await practice_api.post("/patients", patient_payload(mrn=payload["mrn"]))
     assert again.status_code == 409
+
+
+async def test_charge_is_the_line_total_not_a_unit_price(practice_api: Api) -> None:
+    payload = encounter_payload()
+    payload["charges"] = [
+        {"procedure_code": "97110", "charge_cents": 30000, "units": 3, "diagnosis_pointers": [1]}
+    ]
+    body = (await practice_api.post("/encounters", payload)).json()
+    assert body["total_charge_cents"] == 30000
+    assert body["charges"][0]["units"] == 3
+
+
+async def test_mrn_of_another_person_is_refused_not_merged(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    first = encounter_payload()
+    assert (await practice_api.post("/encounters", first)).status_code == 201
+    impostor = encounter_payload(
+        patient=patient_payload(mrn=first["patient"]["mrn"], birth_date="1990-01-01")
+    )
+    response = await practice_api.post("/encounters", impostor)
+    assert response.status_code == 409
+    assert response.json()["errors"] == [
+        {"pointer": "/patient/mrn", "detail": "belongs to a patient with another name or birth date"}
+    ]
+    assert await _count(owner_engine, "encounter", uuid.UUID(practice_api.tenant_id)) == 1
+
+
+async def test_every_unknown_reference_is_named(practice_api: Api) -> None:
+    payload = encounter_payload()
+    for name in ("patient", "coverage", "rendering_provider"):
+        payload.pop(name)
+    payload |= {
+        "patient_id": str(uuid.uuid4()),
+        "coverage_id": str(uuid.uuid4()),
+        "rendering_provider_id": str(uuid.uuid4()),
+        "billing_provider_id": str(uuid.uuid4()),
+    }
+    response = await practice_api.post("/encounters", payload)
+    assert response.status_code == 422
+    assert {e["pointer"] for e in response.json()["errors"]} == {
+        "/patient_id",
+        "/coverage_id",
+        "/rendering_provider_id",
+        "/billing_provider_id",
+    }
+
+
+async def test_duplicate_coverage_is_409_and_inline_coverage_is_audited(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    created = (await practice_api.post("/encounters", encounter_payload())).json()
+    coverage = (await practice_api.get(f"/patients/{created['patient_id']}/coverages")).json()[0]
+    again = await practice_api.post(
+        f"/patients/{created['patient_id']}/coverages",
+        {"payer_id": coverage["payer_id"], "member_id": coverage["member_id"]},
+    )
+    assert again.status_code == 409
+    async with owner_engine.connect() as conn:
+        events = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT event_type FROM rcm.audit_event"
+                        " WHERE tenant_id = :t AND :c = ANY(resource_ids)"
+                    ),
+                    {"t": uuid.UUID(practice_api.tenant_id), "c": uuid.UUID(coverage["id"])},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert "coverage.create" in events

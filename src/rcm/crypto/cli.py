@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.trail import record
 from rcm.config import Settings, get_settings
+from rcm.crypto.keyring import KEYRING_TTL_SECONDS
 from rcm.identity.principal import operator_principal
 from rcm.kit.telemetry import current_trace_id
 from rcm.kit.tenant import TenantId
@@ -38,6 +39,9 @@ def _database(settings: Settings) -> Settings:
         admin_url(settings)  # starts the embedded PostgreSQL in dev when no URL is set
         return get_settings()
     return settings
+
+
+REENCRYPT_DELAY_MS = int((KEYRING_TTL_SECONDS + 5) * 1000)
 
 
 def _audit(
@@ -107,7 +111,8 @@ async def rotate_keys(
                     {"phi_version": version, "rewrapped": rewrapped},
                 )
                 if settings.broker_url:
-                    enqueue(session, reencrypt_tenant, tenant_id=tenant_id)
+                    # Start once every process's cached keyring knows the new version (KEYRING_TTL_SECONDS).
+                    enqueue(session, reencrypt_tenant, tenant_id=tenant_id, delay_ms=REENCRYPT_DELAY_MS)
             inline = None
             if not settings.broker_url:
                 # No broker: no worker elsewhere would ever see the job, so it runs here and now.

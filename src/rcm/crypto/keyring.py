@@ -164,6 +164,11 @@ def _evict_after_commit(session: AsyncSession, store: KeyStore, tenant_id: Tenan
     event.listen(session.sync_session, "after_commit", _evict, once=True)
 
 
+# How long a process trusts its cached keyring. After a rotation, other processes learn the new key version
+# within this time; re-encryption waits that long so no process meets a version it does not know yet.
+KEYRING_TTL_SECONDS = 60.0
+
+
 class KeyStore:
     """Process-wide cache of unwrapped tenant keyrings (bounded LRU, short TTL) in front of ``data_key``.
 
@@ -172,7 +177,9 @@ class KeyStore:
     shredded tenant's keys live in memory elsewhere (``shred`` evicts locally at once).
     """
 
-    def __init__(self, provider: KeyProvider, *, ttl_seconds: float = 60.0, max_tenants: int = 1024) -> None:
+    def __init__(
+        self, provider: KeyProvider, *, ttl_seconds: float = KEYRING_TTL_SECONDS, max_tenants: int = 1024
+    ) -> None:
         self.provider = provider
         self.ttl_seconds = ttl_seconds
         self.max_tenants = max_tenants

@@ -35,7 +35,12 @@ class ProviderController(Controller):
             return 201, await service.create_provider(tenant, data)
 
         return await run_idempotent(
-            tenant, key=idempotency_key, route="POST /providers", body=await request.body(), produce=produce
+            tenant,
+            key=idempotency_key,
+            route="POST /providers",
+            resource_type="provider",
+            body=await request.body(),
+            produce=produce,
         )
 
     @get("/", summary="List providers", guards=[requires_scopes("encounters:read")])
@@ -70,7 +75,12 @@ class EncounterController(Controller):
             return 201, await service.create_encounter(tenant, data, tenant.manifest)
 
         return await run_idempotent(
-            tenant, key=idempotency_key, route="POST /encounters", body=await request.body(), produce=produce
+            tenant,
+            key=idempotency_key,
+            route="POST /encounters",
+            resource_type="encounter",
+            body=await request.body(),
+            produce=produce,
         )
 
     @get("/", summary="List encounters", guards=[requires_scopes("encounters:read")])

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from rcm.kit.phi import MaskedRepr
 from rcm.patients.schemas import CoverageCreate, PatientCreate
 
 Npi = Annotated[str, Meta(pattern=r"^[0-9]{10}$")]
@@ -46,6 +47,7 @@ class DiagnosisIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class ChargeLineIn(msgspec.Struct, forbid_unknown_fields=True):
     procedure_code: ProcedureCode
+    # The line's billed amount for all its units, as the 837P carries it (SV102), not a unit price.
     charge_cents: Cents
     units: Annotated[int, Meta(ge=1, le=9999)] = 1
     modifiers: Annotated[list[Modifier], Meta(max_length=4)] = msgspec.field(default_factory=list)
@@ -56,7 +58,7 @@ class ChargeLineIn(msgspec.Struct, forbid_unknown_fields=True):
     service_date: date | None = None
 
 
-class EncounterCreate(msgspec.Struct, forbid_unknown_fields=True):
+class EncounterCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     """An encounter, with its patient, coverage and providers either referenced by id or given inline.
 
     Inline patients are matched by MRN and inline providers by NPI before anything is created.
@@ -93,7 +95,7 @@ class ChargeLine(msgspec.Struct):
     service_date: date | None = None
 
 
-class Encounter(msgspec.Struct):
+class Encounter(MaskedRepr, msgspec.Struct):
     id: uuid.UUID
     external_id: str
     status: EncounterStatus

@@ -149,11 +149,13 @@ async def create_encounter(
     if await repo.by_external_id(data.external_id) is not None:
         raise _external_id_taken()
 
+    # Every reference is checked before anything is written, so one answer names every unknown id.
+    unknown = await _unknown_references(scope, data)
+    if unknown:
+        raise InvalidInput("The encounter references unknown records.", errors=unknown)
     patient_id, created_patient = await _resolve_patient(scope, data)
     coverage_id = await _resolve_coverage(scope, data, patient_id)
-    rendering = await _resolve_provider(
-        scope, data.rendering_provider_id, data.rendering_provider, "rendering_provider"
-    )
+    rendering = await _resolve_provider(scope, data.rendering_provider_id, data.rendering_provider)
     billing = await _resolve_billing_provider(scope, data, manifest, rendering)
 
     encounter_id = uuid.uuid4()
@@ -172,7 +174,7 @@ async def create_encounter(
                 table=ENCOUNTER, column="documentation", row_id=encounter_id, value=data.documentation
             ),
             status="needs_coding",
-            total_charge_cents=sum(line.charge_cents * line.units for line in data.charges),
+            total_charge_cents=sum(line.charge_cents for line in data.charges),  # SV102 is the line total
             source=source,
             created_at=now,
             updated_at=now,
@@ -249,15 +251,28 @@ async def create_encounter(
     return encounter_view(scope, row, diagnoses, charges)
 
 
+async def _unknown_references(scope: TenantScope, data: schemas.EncounterCreate) -> list[FieldError]:
+    session, context = scope.session, scope.context
+    errors: list[FieldError] = []
+    if data.patient_id is not None and await PatientRepository(session, context).get(data.patient_id) is None:
+        errors.append(FieldError("/patient_id", "does not exist"))
+    if data.coverage_id is not None:
+        coverage = await CoverageRepository(session, context).get(data.coverage_id)
+        if coverage is None or (data.patient_id is not None and coverage.patient_id != data.patient_id):
+            errors.append(FieldError("/coverage_id", "does not exist for this patient"))
+    providers = ProviderRepository(session, context)
+    for name in ("rendering_provider", "billing_provider"):
+        provider_id = getattr(data, f"{name}_id")
+        if provider_id is not None and await providers.get(provider_id) is None:
+            errors.append(FieldError(f"/{name}_id", "does not exist"))
+    return errors
+
+
 async def _resolve_patient(scope: TenantScope, data: schemas.EncounterCreate) -> tuple[uuid.UUID, bool]:
     if data.patient is not None:
-        row, created = await patients.find_or_add_patient(scope, data.patient)
+        row, created = await patients.find_or_add_patient(scope, data.patient, pointer="/patient")
         return row.id, created
-    assert data.patient_id is not None
-    if await PatientRepository(scope.session, scope.context).get(data.patient_id) is None:
-        raise InvalidInput(
-            "The encounter references unknown records.", errors=[FieldError("/patient_id", "does not exist")]
-        )
+    assert data.patient_id is not None  # checked by _exactly_one and _unknown_references
     return data.patient_id, False
 
 
@@ -265,12 +280,21 @@ async def _resolve_coverage(
     scope: TenantScope, data: schemas.EncounterCreate, patient_id: uuid.UUID
 ) -> uuid.UUID | None:
     if data.coverage is not None:
-        row, _ = await patients.find_or_add_coverage(scope, patient_id, data.coverage)
+        row, created = await patients.find_or_add_coverage(scope, patient_id, data.coverage)
+        if created:
+            scope.audit(
+                "coverage.create",
+                Action.CREATE,
+                resource_type=patients.COVERAGE,
+                resource_ids=[row.id],
+                patient_ids=[patient_id],
+            )
         return row.id
     if data.coverage_id is None:
         return None
     coverage = await CoverageRepository(scope.session, scope.context).get(data.coverage_id)
     if coverage is None or coverage.patient_id != patient_id:
+        # An inline patient matched by MRN, with a coverage id of another patient.
         raise InvalidInput(
             "The encounter references unknown records.",
             errors=[FieldError("/coverage_id", "does not exist for this patient")],
@@ -279,16 +303,12 @@ async def _resolve_coverage(
 
 
 async def _resolve_provider(
-    scope: TenantScope, provider_id: uuid.UUID | None, inline: schemas.ProviderCreate | None, name: str
+    scope: TenantScope, provider_id: uuid.UUID | None, inline: schemas.ProviderCreate | None
 ) -> uuid.UUID:
     if inline is not None:
         row, _ = await find_or_add_provider(scope, inline)
         return row.id
-    assert provider_id is not None
-    if await ProviderRepository(scope.session, scope.context).get(provider_id) is None:
-        raise InvalidInput(
-            "The encounter references unknown records.", errors=[FieldError(f"/{name}_id", "does not exist")]
-        )
+    assert provider_id is not None  # checked by _exactly_one and _unknown_references
     return provider_id
 
 
@@ -296,9 +316,7 @@ async def _resolve_billing_provider(
     scope: TenantScope, data: schemas.EncounterCreate, manifest: dict[str, Any], rendering: uuid.UUID
 ) -> uuid.UUID:
     if data.billing_provider_id is not None or data.billing_provider is not None:
-        return await _resolve_provider(
-            scope, data.billing_provider_id, data.billing_provider, "billing_provider"
-        )
+        return await _resolve_provider(scope, data.billing_provider_id, data.billing_provider)
     # Default: the practice's billing provider from its manifest (the group NPI on the 837P 2010AA loop).
     billing = manifest.get("billing_provider")
     if isinstance(billing, dict) and billing.get("npi"):

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import uuid
 from typing import ClassVar
 
-from sqlalchemy import LargeBinary, Text, UniqueConstraint
+from sqlalchemy import LargeBinary, Text, UniqueConstraint, Uuid
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.kit.models import Base, TenantOwned
@@ -24,3 +26,6 @@ class IdempotencyRecord(TenantOwned, Base):
     request_hash: Mapped[bytes] = mapped_column(LargeBinary)
     status_code: Mapped[int]
     response_body: Mapped[bytes] = mapped_column(LargeBinary)
+    resource_type: Mapped[str] = mapped_column(Text, default="")
+    resource_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), default=list)
+    patient_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), default=list)

@@ -19,6 +19,7 @@ from litestar import Response
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from rcm.audit.events import Action
 from rcm.idempotency.models import IdempotencyRecord
 from rcm.kit.errors import FieldError, IdempotencyMismatch, InvalidInput
 from rcm.tenancy.scope import TenantScope
@@ -70,6 +71,7 @@ async def run_idempotent(
     key: str | None,
     route: str,
     body: bytes,
+    resource_type: str,
     produce: Callable[[], Awaitable[tuple[int, Any]]],
 ) -> Response[bytes]:
     key = check_key(key)
@@ -109,6 +111,15 @@ async def run_idempotent(
         stored = scope.keyring.decrypt(
             table=_TABLE, column="response_body", row_id=existing.id, ciphertext=existing.response_body
         )
+        # Handing the first response back discloses what it held: audited as a read of the same records.
+        scope.audit(
+            f"{existing.resource_type}.replay",
+            Action.READ,
+            resource_type=existing.resource_type,
+            resource_ids=existing.resource_ids,
+            patient_ids=existing.patient_ids,
+            detail={"idempotent_replay": True},
+        )
         return _response(existing.status_code, stored, replayed=True)
 
     status_code, payload = await produce()
@@ -121,9 +132,19 @@ async def run_idempotent(
             response_body=scope.keyring.encrypt(
                 table=_TABLE, column="response_body", row_id=record_id, plaintext=encoded
             ),
+            resource_type=resource_type,
+            resource_ids=[payload.id],
+            patient_ids=_patients_of(resource_type, payload),
         )
     )
     return _response(status_code, encoded, replayed=False)
+
+
+def _patients_of(resource_type: str, payload: Any) -> list[uuid.UUID]:
+    if resource_type == "patient":
+        return [payload.id]
+    patient_id = getattr(payload, "patient_id", None)
+    return [patient_id] if isinstance(patient_id, uuid.UUID) else []
 
 
 def _response(status_code: int, body: bytes, *, replayed: bool) -> Response[bytes]:

@@ -45,7 +45,12 @@ class PatientController(Controller):
             return 201, await service.create_patient(tenant, data)
 
         return await run_idempotent(
-            tenant, key=idempotency_key, route="POST /patients", body=await request.body(), produce=produce
+            tenant,
+            key=idempotency_key,
+            route="POST /patients",
+            resource_type="patient",
+            body=await request.body(),
+            produce=produce,
         )
 
     @get("/", summary="List patients", guards=[requires_scopes("patients:read")])
@@ -95,12 +100,13 @@ class PatientController(Controller):
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         async def produce() -> tuple[int, schemas.Coverage]:
-            return 201, await service.create_coverage(tenant, patient_id, data, tenant.manifest)
+            return 201, await service.create_coverage(tenant, patient_id, data)
 
         return await run_idempotent(
             tenant,
             key=idempotency_key,
             route=f"POST /patients/{patient_id}/coverages",
+            resource_type="coverage",
             body=await request.body(),
             produce=produce,
         )

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from rcm.kit.phi import MaskedRepr
+
 Name = Annotated[str, Meta(min_length=1, max_length=100)]
 Mrn = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
 MemberId = Annotated[str, Meta(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9-]+$")]
@@ -20,7 +22,7 @@ Relationship = Literal["self", "spouse", "child", "other"]
 Priority = Literal["primary", "secondary", "tertiary"]
 
 
-class Address(msgspec.Struct, forbid_unknown_fields=True):
+class Address(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     line1: Annotated[str, Meta(min_length=1, max_length=100)]
     city: Annotated[str, Meta(min_length=1, max_length=60)]
     state: UsState
@@ -28,7 +30,7 @@ class Address(msgspec.Struct, forbid_unknown_fields=True):
     line2: Annotated[str, Meta(max_length=100)] | None = None
 
 
-class PatientCreate(msgspec.Struct, forbid_unknown_fields=True):
+class PatientCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     mrn: Mrn
     given_name: Name
     family_name: Name
@@ -38,7 +40,7 @@ class PatientCreate(msgspec.Struct, forbid_unknown_fields=True):
     phone: Phone | None = None
 
 
-class Patient(msgspec.Struct):
+class Patient(MaskedRepr, msgspec.Struct):
     id: uuid.UUID
     mrn: str
     given_name: str
@@ -50,7 +52,7 @@ class Patient(msgspec.Struct):
     phone: str | None = None
 
 
-class CoverageCreate(msgspec.Struct, forbid_unknown_fields=True):
+class CoverageCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     payer_id: Annotated[str, Meta(min_length=1, max_length=40)]
     member_id: MemberId
     relationship: Relationship = "self"
@@ -60,7 +62,7 @@ class CoverageCreate(msgspec.Struct, forbid_unknown_fields=True):
     end_date: date | None = None
 
 
-class Coverage(msgspec.Struct):
+class Coverage(MaskedRepr, msgspec.Struct):
     id: uuid.UUID
     patient_id: uuid.UUID
     payer_id: str
@@ -73,7 +75,7 @@ class Coverage(msgspec.Struct):
     end_date: date | None = None
 
 
-class PatientSearch(msgspec.Struct, forbid_unknown_fields=True):
+class PatientSearch(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     """Exact-match search through blind indexes. PHI travels in the body, never in a URL (URLs end up in
     access logs and traces)."""
 

@@ -64,11 +64,23 @@ def patient_view(keyring: TenantKeyring, row: Patient) -> schemas.Patient:
     )
 
 
-async def find_or_add_patient(scope: TenantScope, data: schemas.PatientCreate) -> tuple[Patient, bool]:
-    """Match on the MRN blind index; create only when the practice has no patient with that MRN."""
+async def find_or_add_patient(
+    scope: TenantScope, data: schemas.PatientCreate, *, pointer: str = ""
+) -> tuple[Patient, bool]:
+    """Match on the MRN blind index; create only when the practice has no patient with that MRN.
+
+    A match must also agree on family name and birth date: an MRN typed against the wrong person must not
+    attach an encounter to someone else's record.
+    """
     repo = PatientRepository(scope.session, scope.context)
     existing = await repo.by_mrn_index([scope.keyring.blind_index("mrn", data.mrn)])
     if existing is not None:
+        expected = scope.keyring.blind_index("name_dob", name_dob_key(data.family_name, data.birth_date))
+        if existing.name_dob_bidx != expected:
+            raise Conflict(
+                "A patient with this MRN exists with another family name or birth date.",
+                errors=[FieldError(f"{pointer}/mrn", "belongs to a patient with another name or birth date")],
+            )
         return existing, False
     row = repo.add(build_patient(scope.keyring, scope.tenant_id, data))
     await scope.session.flush()
@@ -211,13 +223,18 @@ async def find_or_add_coverage(
 
 
 async def create_coverage(
-    scope: TenantScope, patient_id: uuid.UUID, data: schemas.CoverageCreate, manifest: dict[str, object]
+    scope: TenantScope, patient_id: uuid.UUID, data: schemas.CoverageCreate
 ) -> schemas.Coverage:
     await load_patient(scope, patient_id)
-    errors = check_coverage(data, manifest)
+    errors = check_coverage(data, scope.manifest)
     if errors:
         raise InvalidInput("The coverage has invalid fields.", errors=errors)
-    row, _ = await find_or_add_coverage(scope, patient_id, data)
+    row, created = await find_or_add_coverage(scope, patient_id, data)
+    if not created:
+        raise Conflict(
+            "This patient already has this member id with this payer.",
+            errors=[FieldError("/member_id", "already exists for this payer")],
+        )
     scope.audit(
         "coverage.create",
         Action.CREATE,

@@ -63,6 +63,8 @@ async def provide_tenant_scope(
                     keyring=keyring,
                     request=info,
                     manifest=tenant.manifest,
+                    access=str(decision.basis),
+                    break_glass_grant_id=decision.break_glass_grant_id,
                 )
                 try:
                     yield scope

@@ -24,10 +24,18 @@ class TenantScope:
     keyring: TenantKeyring
     request: RequestInfo
     manifest: dict[str, Any] = field(default_factory=dict)  # the tenant's manifest (payers, rules)
+    # Why the caller may act here (home tenant, assignment, break-glass...): every event says so, which is
+    # what lets a break-glass review list exactly what was touched under the grant.
+    access: str = "home_tenant"
+    break_glass_grant_id: uuid.UUID | None = None
 
     @property
     def tenant_id(self) -> TenantId:
         return self.context.tenant_id
+
+    def _access_detail(self) -> dict[str, str | None]:
+        grant = str(self.break_glass_grant_id) if self.break_glass_grant_id else None
+        return {"access": self.access, "break_glass_grant": grant} if grant else {"access": self.access}
 
     def audit(
         self,
@@ -53,6 +61,6 @@ class TenantScope:
                 resource_type=resource_type,
                 resource_ids=tuple(resource_ids),
                 patient_ids=tuple(dict.fromkeys(patient_ids)),
-                detail=dict(detail or {}),
+                detail={**(detail or {}), **self._access_detail()},
             ),
         )
