@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -150,3 +151,50 @@ async def _seed_user(owner_engine: AsyncEngine) -> uuid.UUID:
             {"id": user_id, "s": str(user_id), "e": f"{user_id}@test.invalid"},
         )
     return user_id
+
+
+async def test_every_policy_is_a_tenant_check(owner_engine: AsyncEngine) -> None:
+    """No table can slip through with a USING (true): each policy tests the tenant context, in USING and in
+    WITH CHECK; the only other allowed shape is api_client's read-only lookup by the presented client_id."""
+    async with owner_engine.connect() as conn:
+        policies = (
+            await conn.execute(
+                text(
+                    "SELECT tablename, policyname, cmd, qual, with_check FROM pg_policies"
+                    " WHERE schemaname = 'rcm' ORDER BY 1, 2"
+                )
+            )
+        ).all()
+    assert policies
+    for table, name, cmd, qual, with_check in policies:
+        if (table, name) == ("api_client", "client_lookup"):
+            assert cmd == "SELECT"
+            assert "current_setting('rcm.client_id'" in qual
+            continue
+        assert "current_tenant_ids()" in qual, f"{table}.{name}: USING {qual}"
+        if cmd in ("ALL", "INSERT", "UPDATE"):
+            assert with_check is not None, f"{table}.{name}: no WITH CHECK"
+            assert "current_tenant_ids()" in with_check, f"{table}.{name}: WITH CHECK {with_check}"
+
+
+async def test_no_context_sees_no_rows_in_any_table(
+    practice_api: Any, owner_engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    from tests.support import encounter_payload
+
+    assert (await practice_api.post("/encounters", encounter_payload())).status_code == 201
+    async with owner_engine.connect() as conn:
+        tables = [row[0] for row in await conn.execute(TENANT_OWNED_TABLES)]
+        populated = [
+            t
+            for t in tables
+            if (await conn.execute(text(f"SELECT count(*) FROM rcm.{t}"))).scalar_one() > 0  # noqa: S608
+        ]
+    # The encounter above filled the intake tables, the audit trail and the tenant's keys at least.
+    assert {"patient", "encounter", "charge_line", "audit_event", "data_key", "idempotency_record"} <= set(
+        populated
+    )
+    async with sessions() as session, session.begin():
+        for table in populated:
+            seen = (await session.execute(text(f"SELECT count(*) FROM rcm.{table}"))).scalar_one()  # noqa: S608
+            assert seen == 0, f"{table}: {seen} rows visible with no tenant context"

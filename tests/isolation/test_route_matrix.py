@@ -11,12 +11,21 @@ import re
 import uuid
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.config import Settings
+from rcm.identity.principal import Role
+from rcm.identity.testing import mint_access_token, user_principal
+from rcm.kit.db import platform_transaction
+from rcm.kit.tenant import TenantId
+from rcm.tenancy.models import Tenant
+from rcm.tenancy.service import assign_staff
+from tests.identity.conftest import make_user
 from tests.support import Api, encounter_payload, patient_payload
 
 # Routes anyone may call: health, API docs, the OAuth2 endpoints and the dev issuer.
@@ -89,9 +98,32 @@ async def test_every_route_needs_authentication(app: Litestar, client: AsyncTest
     assert checked >= 10
 
 
+@pytest.fixture(params=["practice_client", "coder", "practice_owner"])
+async def caller(
+    request: pytest.FixtureRequest,
+    practice_api: Api,
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Api:
+    """Tenant A's callers: its own system, a coder assigned to A (only), and A's owner."""
+    if request.param == "practice_client":
+        return practice_api
+    if request.param == "coder":
+        user = await make_user(sessions, ["coder"])
+        async with platform_transaction(sessions) as session:
+            await assign_staff(session, TenantId(tenant.id), [user.email])
+        principal = user_principal(Role.CODER, user_id=user.id)
+    else:
+        principal = user_principal(Role.PRACTICE_OWNER, home_tenant=tenant.id)
+    token = await mint_access_token(principal, sessions=sessions, settings=settings)
+    return Api(practice_api.client, token, tenant.slug, tenant_id=str(tenant.id))
+
+
 async def test_cross_tenant_matrix(
-    app: Litestar, practice_api: Api, other_practice_api: Api, owner_engine: AsyncEngine
+    app: Litestar, caller: Api, other_practice_api: Api, owner_engine: AsyncEngine
 ) -> None:
+    practice_api = caller
     # Tenant B's data, made through the API by B's own caller.
     enc = (await other_practice_api.post("/encounters", encounter_payload())).json()
     coverages = (await other_practice_api.get(f"/patients/{enc['patient_id']}/coverages")).json()
@@ -104,7 +136,13 @@ async def test_cross_tenant_matrix(
     b_tenant = uuid.UUID(other_practice_api.tenant_id)
     before = await _snapshot(owner_engine, b_tenant)
 
-    tenant_routes = [(p, m) for p, m in http_routes(app) if p.startswith("/api/v1/tenants/{tenant_slug")]
+    # Break-glass is the one route meant to reach a tenant outside one's assignments; it has its own tests
+    # (reason required, expiry, audited, and every access under it marked with the grant).
+    tenant_routes = [
+        (p, m)
+        for p, m in http_routes(app)
+        if p.startswith("/api/v1/tenants/{tenant_slug") and not p.endswith("/break-glass")
+    ]
     assert len(tenant_routes) >= 12
     reference: dict[str, Any] | None = None
     calls = 0
