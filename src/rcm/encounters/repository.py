@@ -64,18 +64,17 @@ class EncounterRepository(TenantScopedRepository[Encounter]):
         return list((await self.session.execute(stmt)).scalars())
 
     async def lines(self, encounter_id: uuid.UUID) -> tuple[Sequence[Diagnosis], Sequence[ChargeLine]]:
-        tenants = self.context.tenant_ids
         diagnoses = (
             await self.session.execute(
                 select(Diagnosis)
-                .where(Diagnosis.tenant_id.in_(tenants), Diagnosis.encounter_id == encounter_id)
+                .where(self.tenant_filter(Diagnosis.tenant_id), Diagnosis.encounter_id == encounter_id)
                 .order_by(Diagnosis.sequence)
             )
         ).scalars()
         charges = (
             await self.session.execute(
                 select(ChargeLine)
-                .where(ChargeLine.tenant_id.in_(tenants), ChargeLine.encounter_id == encounter_id)
+                .where(self.tenant_filter(ChargeLine.tenant_id), ChargeLine.encounter_id == encounter_id)
                 .order_by(ChargeLine.line_number)
             )
         ).scalars()
@@ -85,7 +84,7 @@ class EncounterRepository(TenantScopedRepository[Encounter]):
         stmt = (
             select(EncounterEvent)
             .where(
-                EncounterEvent.tenant_id.in_(self.context.tenant_ids),
+                self.tenant_filter(EncounterEvent.tenant_id),
                 EncounterEvent.encounter_id == encounter_id,
             )
             .order_by(EncounterEvent.created_at, EncounterEvent.id)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from rcm.kit.tenant import TenantContext
 
@@ -25,8 +26,13 @@ class TenantScopedRepository(Generic[M]):
         self.session = session
         self.context = context
 
+    def tenant_filter(self, column: QueryableAttribute[uuid.UUID]) -> ColumnElement[bool]:
+        """``tenant_id = $1`` for the usual single tenant (one cached plan), ``IN`` for cross-tenant work."""
+        tenants = self.context.tenant_ids
+        return column == tenants[0] if len(tenants) == 1 else column.in_(tenants)
+
     def base_statement(self) -> Select[tuple[M]]:
-        return select(self.model).where(self.model.tenant_id.in_(self.context.tenant_ids))
+        return select(self.model).where(self.tenant_filter(self.model.tenant_id))
 
     async def get(self, row_id: uuid.UUID) -> M | None:
         result = await self.session.execute(self.base_statement().where(self.model.id == row_id))
