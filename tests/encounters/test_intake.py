@@ -345,3 +345,37 @@ async def test_duplicate_coverage_is_409_and_inline_coverage_is_audited(
             .all()
         )
     assert "coverage.create" in events
+
+
+async def test_nul_in_provider_name_is_a_422_naming_the_field(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    """Found by the OpenAPI fuzz run: NUL reached PostgreSQL text and the driver's refusal became a 500."""
+    tenant_id = uuid.UUID(practice_api.tenant_id)
+    before = await _count(owner_engine, "provider", tenant_id)
+    response = await practice_api.post("/providers", {"npi": "1679576722", "name": "Dr\u0000Fake"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [{"pointer": "/name", "detail": "must match the pattern ^[^\\x00]*$"}]
+    assert await _count(owner_engine, "provider", tenant_id) == before
+
+
+async def test_nul_in_encounter_documentation_writes_nothing(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    tenant_id = uuid.UUID(practice_api.tenant_id)
+    response = await practice_api.post("/encounters", encounter_payload(documentation="note\u0000"))
+    assert response.status_code == 422, response.text
+    assert [e["pointer"] for e in response.json()["errors"]] == ["/documentation"]
+    for table in ("encounter", "patient", "provider"):
+        assert await _count(owner_engine, table, tenant_id) == 0
+
+
+async def test_encounter_list_refuses_a_malformed_external_id(practice_api: Api) -> None:
+    """Found by the fuzz probe: a NUL in the external_id filter reached the driver and answered 500."""
+    for bad in ("ENC\u00001", "has space", ""):
+        response = await practice_api.get("/encounters", {"external_id": bad})
+        assert response.status_code in (400, 422), (bad, response.text)
+        assert [e["pointer"] for e in response.json()["errors"]] == ["/external_id"]
+    ok = await practice_api.get("/encounters", {"external_id": "ENC-1"})
+    assert ok.status_code == 200
+    assert ok.json()["items"] == []

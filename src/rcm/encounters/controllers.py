@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
+from litestar.params import Parameter
 
 from rcm.encounters import schemas, service
 from rcm.idempotency.service import run_idempotent
@@ -16,6 +17,11 @@ from rcm.kit.pagination import DEFAULT_LIMIT, Page
 from rcm.patients.controllers import Cursor, IdemKey, Limit
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import TenantScope
+
+# The same shape as on intake: anything else names no encounter (and a NUL would fail in the driver).
+ExternalIdFilter = Annotated[
+    str | None, Parameter(min_length=1, max_length=80, pattern=schemas.EXTERNAL_ID_PATTERN)
+]
 
 
 class ProviderController(Controller):
@@ -92,7 +98,7 @@ class EncounterController(Controller):
         cursor: Cursor = None,
         status: schemas.EncounterStatus | None = None,
         patient_id: uuid.UUID | None = None,
-        external_id: str | None = None,
+        external_id: ExternalIdFilter = None,
         service_date_from: date | None = None,
         service_date_to: date | None = None,
     ) -> Page[schemas.EncounterSummary]:

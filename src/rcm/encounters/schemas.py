@@ -10,7 +10,7 @@ import msgspec
 from msgspec import Meta
 
 from rcm.kit.phi import MaskedRepr
-from rcm.patients.schemas import CoverageCreate, PatientCreate
+from rcm.patients.schemas import NO_NUL, CoverageCreate, PatientCreate
 
 Npi = Annotated[str, Meta(pattern=r"^[0-9]{10}$")]
 # ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot (U codes included).
@@ -20,13 +20,15 @@ ProcedureCode = Annotated[str, Meta(pattern=r"^([0-9]{4}[0-9FTU]|[A-V][0-9]{4})$
 Modifier = Annotated[str, Meta(pattern=r"^[0-9A-Z]{2}$")]
 PlaceOfService = Annotated[str, Meta(pattern=r"^[0-9]{2}$")]
 Cents = Annotated[int, Meta(ge=0, le=99_999_999_99)]
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+ExternalId = Annotated[str, Meta(min_length=1, max_length=80, pattern=EXTERNAL_ID_PATTERN)]
 EncounterStatus = Literal["needs_coding", "coded", "on_hold", "billed", "closed"]
 
 
 class ProviderCreate(msgspec.Struct, forbid_unknown_fields=True):
     # NPIs that fail the Luhn check digit are accepted here and flagged at scrub: practices send them.
     npi: Npi
-    name: Annotated[str, Meta(min_length=1, max_length=120)]
+    name: Annotated[str, Meta(min_length=1, max_length=120, pattern=NO_NUL)]
     kind: Literal["individual", "organization"] = "individual"
     taxonomy: Annotated[str, Meta(pattern=r"^[0-9A-Z]{9}X$")] | None = None
 
@@ -64,7 +66,7 @@ class EncounterCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     Inline patients are matched by MRN and inline providers by NPI before anything is created.
     """
 
-    external_id: Annotated[str, Meta(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$")]
+    external_id: ExternalId
     service_date: date
     place_of_service: PlaceOfService
     patient_id: uuid.UUID | None = None
@@ -75,7 +77,7 @@ class EncounterCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     rendering_provider: ProviderCreate | None = None
     billing_provider_id: uuid.UUID | None = None
     billing_provider: ProviderCreate | None = None
-    documentation: Annotated[str, Meta(max_length=200_000)] | None = None
+    documentation: Annotated[str, Meta(max_length=200_000, pattern=NO_NUL)] | None = None
     diagnoses: Annotated[list[DiagnosisIn], Meta(max_length=12)] = msgspec.field(default_factory=list)
     charges: Annotated[list[ChargeLineIn], Meta(max_length=50)] = msgspec.field(default_factory=list)
 

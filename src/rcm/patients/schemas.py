@@ -11,8 +11,11 @@ from msgspec import Meta
 
 from rcm.kit.phi import MaskedRepr
 
-Name = Annotated[str, Meta(min_length=1, max_length=100)]
-Mrn = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+# PostgreSQL text (and X12) cannot carry NUL: free text refuses it here, so the answer is a 422 naming the
+# field instead of a driver error at insert time.
+NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+Mrn = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\s\x00]([^\x00\n]*[^\s\x00])?$")]
 MemberId = Annotated[str, Meta(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9-]+$")]
 Phone = Annotated[str, Meta(pattern=r"^\+?[0-9 ().-]{7,20}$")]
 UsState = Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
@@ -23,11 +26,11 @@ Priority = Literal["primary", "secondary", "tertiary"]
 
 
 class Address(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
-    line1: Annotated[str, Meta(min_length=1, max_length=100)]
-    city: Annotated[str, Meta(min_length=1, max_length=60)]
+    line1: Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+    city: Annotated[str, Meta(min_length=1, max_length=60, pattern=NO_NUL)]
     state: UsState
     postal_code: PostalCode
-    line2: Annotated[str, Meta(max_length=100)] | None = None
+    line2: Annotated[str, Meta(max_length=100, pattern=NO_NUL)] | None = None
 
 
 class PatientCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
@@ -53,11 +56,11 @@ class Patient(MaskedRepr, msgspec.Struct):
 
 
 class CoverageCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
-    payer_id: Annotated[str, Meta(min_length=1, max_length=40)]
+    payer_id: Annotated[str, Meta(min_length=1, max_length=40, pattern=NO_NUL)]
     member_id: MemberId
     relationship: Relationship = "self"
     priority: Priority = "primary"
-    group_number: Annotated[str, Meta(min_length=1, max_length=50)] | None = None
+    group_number: Annotated[str, Meta(min_length=1, max_length=50, pattern=NO_NUL)] | None = None
     start_date: date | None = None
     end_date: date | None = None
 

@@ -53,4 +53,7 @@ async def assign_staff(session: AsyncSession, tenant_id: TenantId, emails: list[
 
 
 async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
+    if "\x00" in slug:
+        # PostgreSQL text cannot hold NUL, so no tenant has this slug; the driver would refuse the query.
+        return None
     return (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one_or_none()
