@@ -34,6 +34,20 @@ from rcm.kit.db import apply_tenant_context, platform_transaction, tenant_transa
 from rcm.kit.errors import Forbidden
 from rcm.kit.tenant import PLATFORM_TENANT, TenantContext, TenantId
 
+# Instants only: a value without a UTC offset is answered 422 naming the parameter (see AuditQuery).
+Since = Annotated[
+    datetime | None,
+    QueryParameter(
+        description="Inclusive lower bound: an ISO 8601 instant with an offset, e.g. 2025-01-31T00:00:00Z"
+    ),
+]
+Until = Annotated[
+    datetime | None,
+    QueryParameter(
+        description="Exclusive upper bound: an ISO 8601 instant with an offset, e.g. 2025-02-01T00:00:00Z"
+    ),
+]
+
 
 class AuditEventOut(msgspec.Struct):
     tenant_id: uuid.UUID
@@ -196,8 +210,8 @@ class AuditController(Controller):
         event_type: FromQuery[str | None] = None,
         action: FromQuery[Action | None] = None,
         outcome: FromQuery[Outcome | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: Since = None,
+        until: Until = None,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT)] = 100,
     ) -> AuditEventPage:
@@ -233,8 +247,8 @@ class AuditController(Controller):
         event_type: FromQuery[str | None] = None,
         action: FromQuery[Action | None] = None,
         outcome: FromQuery[Outcome | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: Since = None,
+        until: Until = None,
     ) -> Stream:
         query = _query(
             actor=actor,
@@ -261,8 +275,8 @@ class AuditController(Controller):
         event_type: FromQuery[str | None] = None,
         action: FromQuery[Action | None] = None,
         outcome: FromQuery[Outcome | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: Since = None,
+        until: Until = None,
     ) -> Stream:
         query = _query(
             actor=actor,
