@@ -10,7 +10,7 @@ import asyncio
 from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from rcm.config import OWNER_ROLE, SCHEMA, async_url, get_settings
@@ -44,6 +44,17 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+async def _audit_partitions(conn: AsyncConnection) -> None:
+    """Every migrate renews the audit log's monthly partitions, so a deployment whose checkpoint CronJob never
+    ran still has this month's and the next ones' after each release (see ``rcm.audit.partitions``)."""
+    from rcm.audit.partitions import ensure_partitions
+    from rcm.audit.repository import partitioning_installed
+
+    if await partitioning_installed(conn):
+        await ensure_partitions(conn)
+        await conn.commit()
+
+
 async def _main() -> None:
     engine = create_async_engine(async_url(_url()), poolclass=NullPool)
     try:
@@ -55,6 +66,7 @@ async def _main() -> None:
             await conn.execute(text(f"SET search_path = {SCHEMA}, public"))
             await conn.run_sync(_run)
             await conn.commit()
+            await _audit_partitions(conn)
     finally:
         await engine.dispose()
 

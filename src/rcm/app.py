@@ -21,7 +21,7 @@ from rcm.identity.ratelimit import rate_limit_config
 from rcm.kit.db import create_engine, session_factory
 from rcm.kit.errors import EXCEPTION_HANDLERS
 from rcm.kit.health import HealthController
-from rcm.kit.requestid import request_id_middleware
+from rcm.kit.requestid import echo_request_id, request_id_middleware
 from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
 from rcm.patients.controllers import PatientController
 from rcm.reporting.controllers import ReportController
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         # The identity plugin puts authentication first; the rate limit then keys on the caller it found.
         middleware=[request_id_middleware, rate_limit_config(settings).middleware],
+        before_send=[echo_request_id],
         openapi_config=OpenAPIConfig(
             title="RCM API",
             version=__version__,

@@ -1,5 +1,5 @@
-"""Routes exist, appear in the OpenAPI document and refuse callers without a principal (identity wires
-``request.user``; the integrator tests the authorised paths)."""
+"""Routes exist, appear in the OpenAPI document and refuse callers without a principal (the authorised
+paths, with real tokens, are in ``test_api.py``)."""
 
 from __future__ import annotations
 

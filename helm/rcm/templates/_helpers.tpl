@@ -11,9 +11,13 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end }}
 - name: RCM_KEK_DIRECTORY
   value: /var/run/rcm/keks
+{{- with .env }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
-{{- /* Called with (dict "root" $ "container" NAME "args" LIST "extra" DICT) */ -}}
+{{- /* Called with (dict "root" $ "container" NAME "args" LIST "extra" DICT), optionally also "env" LIST,
+"volumes" LIST and "volumeMounts" LIST for what one workload alone needs. */ -}}
 {{- define "rcm.podSpec" -}}
 securityContext:
   runAsNonRoot: true
@@ -24,6 +28,9 @@ volumes:
     secret:
       secretName: {{ .root.Values.kekSecret }}
       defaultMode: 0400
+  {{- with .volumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 containers:
   - name: {{ .container }}
     image: "{{ .root.Values.image.repository }}:{{ .root.Values.image.tag }}"
@@ -39,6 +46,9 @@ containers:
       - name: keks
         mountPath: /var/run/rcm/keks
         readOnly: true
+      {{- with .volumeMounts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
     securityContext:
       allowPrivilegeEscalation: false
       readOnlyRootFilesystem: true

@@ -130,12 +130,14 @@ async def write_checkpoints(
 
     The session's tenant context must cover ``tenant_ids``. The caller commits.
     """
-    existing = await repository.checkpoints(session, list(tenant_ids))
+    # Materialised once: the ids are read twice, and a generator would be empty the second time.
+    ids = list(dict.fromkeys(tenant_ids))
+    existing = await repository.checkpoints(session, ids)
     last_seq: dict[uuid.UUID, int] = {}
     for row in existing:
         last_seq[row["tenant_id"]] = max(last_seq.get(row["tenant_id"], 0), row["seq"])
     written: list[dict[str, Any]] = []
-    for tenant_id in tenant_ids:
+    for tenant_id in ids:
         head = await repository.chain_head(session, tenant_id)
         if head is None or head[0] == 0 or last_seq.get(tenant_id) == head[0]:
             continue

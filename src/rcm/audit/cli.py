@@ -6,7 +6,6 @@ import asyncio
 import json
 import sys
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,8 +110,8 @@ async def _checkpoint(settings: Settings) -> tuple[int, Path, list[dict[str, obj
     from rcm.app import app_database_url
     from rcm.audit import repository
     from rcm.audit.checkpoints import checkpoint_document, key_directory, load_signer, write_checkpoints
+    from rcm.audit.partitions import ensure_partitions
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
-    from rcm.kit.models import utcnow
     from rcm.kit.tenant import TenantContext, TenantId
 
     signer = load_signer(key_directory(settings), create=settings.env != "prod")
@@ -121,9 +120,7 @@ async def _checkpoint(settings: Settings) -> tuple[int, Path, list[dict[str, obj
         sessions = session_factory(engine)
         async with platform_transaction(sessions) as session:
             tenant_ids = await _system_context(session, None)
-            now = utcnow()
-            for months in range(4):  # partitions ahead, so the DEFAULT partition stays empty
-                await repository.ensure_partition(session, now + timedelta(days=31 * months))
+            await ensure_partitions(session)  # ahead of the clock, so the DEFAULT partition stays empty
         context = TenantContext.system_cross_tenant(tuple(TenantId(t) for t in tenant_ids))
         async with tenant_transaction(sessions, context) as session:
             written = await write_checkpoints(session, tenant_ids, signer)

@@ -1,8 +1,10 @@
-"""``/api/v1/audit``: auditors search and export the access log; admins and auditors verify it.
+"""``/api/v1/audit``: auditors search and export the access log; auditors and MFA admins verify it.
 
-The caller is ``request.user`` (a ``Principal`` set by the identity middleware). An auditor sees the tenants
-of ``auditor_tenants`` or, with ``all_tenants``, every tenant plus the platform's own chain: that is the
-auditor's explicit cross-tenant path. Searches and exports record their own audit events (service layer).
+The caller is the identity middleware's ``Principal``. Search and export need the auditor role and the
+``audit:read`` scope; verify also admits an admin with the ``admin`` scope and MFA. An auditor sees the
+tenants of ``auditor_tenants`` or, with ``all_tenants``, every tenant plus the platform's own chain: that is
+the auditor's explicit cross-tenant path; an MFA admin verifies every chain. Searches, exports and
+verifications record their own audit events (service layer); refusals record access.denied (identity guards).
 """
 
 from __future__ import annotations
@@ -21,13 +23,30 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit import repository, service
-from rcm.audit.events import Action, Outcome, RequestInfo
+from rcm.audit.events import Action, Outcome, request_info_from
 from rcm.audit.records import AuditRecord, format_instant
+from rcm.identity import audit_hooks
+from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
+from rcm.identity.middleware import current_principal
 from rcm.identity.principal import Principal, Role
+from rcm.identity.scopes import ADMIN, AUDIT_READ
 from rcm.kit.db import apply_tenant_context, platform_transaction, tenant_transaction
-from rcm.kit.errors import Forbidden, NotAuthenticated
-from rcm.kit.telemetry import current_trace_id
+from rcm.kit.errors import Forbidden
 from rcm.kit.tenant import PLATFORM_TENANT, TenantContext, TenantId
+
+# Instants only: a value without a UTC offset is answered 422 naming the parameter (see AuditQuery).
+Since = Annotated[
+    datetime | None,
+    QueryParameter(
+        description="Inclusive lower bound: an ISO 8601 instant with an offset, e.g. 2025-01-31T00:00:00Z"
+    ),
+]
+Until = Annotated[
+    datetime | None,
+    QueryParameter(
+        description="Exclusive upper bound: an ISO 8601 instant with an offset, e.g. 2025-02-01T00:00:00Z"
+    ),
+]
 
 
 class AuditEventOut(msgspec.Struct):
@@ -106,43 +125,48 @@ def _out(rec: AuditRecord) -> AuditEventOut:
     )
 
 
-def _caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    user = connection.scope.get("user")
-    if not isinstance(user, Principal):
-        raise NotAuthenticated()
-    return user
+_AUDITOR_GUARDS = (requires_roles(Role.AUDITOR), requires_scopes(AUDIT_READ))
+# Verifying every tenant's chain is platform administration: the admin scope and a second factor.
+_ADMIN_GUARDS = (requires_roles(Role.ADMIN), requires_scopes(ADMIN), requires_mfa)
 
 
-def requires_auditor(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if not _caller(connection).has_role(Role.AUDITOR):
-        raise Forbidden("The auditor role is required.")
+async def requires_auditor_or_mfa_admin(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """An auditor with ``audit:read``, or an admin with the ``admin`` scope who logged in with MFA.
+
+    Built from the identity guards, so every refusal is the same 403 document and leaves an access.denied
+    event. Anyone who is not an auditor is judged as a would-be admin (a coder gets "Role required").
+    """
+    principal = current_principal(connection)
+    for guard in _AUDITOR_GUARDS if principal.has_role(Role.AUDITOR) else _ADMIN_GUARDS:
+        await guard(connection, handler)
 
 
-def requires_auditor_or_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if not _caller(connection).has_role(Role.AUDITOR, Role.ADMIN):
-        raise Forbidden("The auditor or admin role is required.")
-
-
-def _request_info(request: Request[Any, Any, Any]) -> RequestInfo:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    return RequestInfo(
-        request_id=request_id[:128],
-        trace_id=current_trace_id() or "",
-        source_ip=request.client.host if request.client else None,
-    )
-
-
-async def _auditor_context(sessions: async_sessionmaker[AsyncSession], caller: Principal) -> TenantContext:
-    if caller.all_tenants or caller.has_role(Role.ADMIN):
+async def _readable_tenants(
+    connection: ASGIConnection[Any, Any, Any, Any], caller: Principal, *, admin_sees_all: bool
+) -> TenantContext:
+    """The tenants whose log the caller may read: an auditor's grant, or everything for an MFA admin
+    verifying (the guard has checked that) and for an auditor with ``all_tenants``."""
+    sessions: async_sessionmaker[AsyncSession] = connection.app.state.sessions
+    tenants: tuple[TenantId, ...]
+    if caller.has_role(Role.AUDITOR):
+        everything = caller.all_tenants
+        tenants = caller.auditor_tenants
+    else:
+        everything = admin_sees_all and caller.has_role(Role.ADMIN)
+        tenants = ()
+    if everything:
         async with platform_transaction(sessions) as session:
             ids = await repository.all_tenant_ids(session)
         tenants = (PLATFORM_TENANT, *(TenantId(t) for t in ids))
-    else:
-        tenants = caller.auditor_tenants
     if not tenants:
+        await audit_hooks.access_denied(
+            sessions, request=request_info_from(connection), principal=caller, reason="no_auditor_tenants"
+        )
         raise Forbidden("No tenant is assigned to this auditor.")
     # The auditor's loudly named cross-tenant path: exactly the tenants the token grants.
-    return TenantContext.system_cross_tenant(tuple(tenants))
+    return TenantContext.system_cross_tenant(tenants)
 
 
 def _query(
@@ -174,7 +198,7 @@ class AuditController(Controller):
     path = "/api/v1/audit"
     tags = ["audit"]
 
-    @get("/events", guards=[requires_auditor])
+    @get("/events", guards=list(_AUDITOR_GUARDS))
     async def list_events(
         self,
         request: Request[Any, Any, Any],
@@ -186,12 +210,12 @@ class AuditController(Controller):
         event_type: FromQuery[str | None] = None,
         action: FromQuery[Action | None] = None,
         outcome: FromQuery[Outcome | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: Since = None,
+        until: Until = None,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT)] = 100,
     ) -> AuditEventPage:
-        caller = _caller(request)
+        caller = current_principal(request)
         sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
         query = _query(
             actor=actor,
@@ -204,14 +228,14 @@ class AuditController(Controller):
             since=since,
             until=until,
         )
-        context = await _auditor_context(sessions, caller)
+        context = await _readable_tenants(request, caller, admin_sees_all=False)
         async with tenant_transaction(sessions, context) as session:
             page, next_cursor = await service.search(
-                session, query, limit=limit, cursor=cursor, actor=caller, request=_request_info(request)
+                session, query, limit=limit, cursor=cursor, actor=caller, request=request_info_from(request)
             )
         return AuditEventPage(items=[_out(r) for r in page], next_cursor=next_cursor)
 
-    @get("/events.csv", guards=[requires_auditor], media_type="text/csv")
+    @get("/events.csv", guards=list(_AUDITOR_GUARDS), media_type="text/csv")
     async def export_csv(
         self,
         request: Request[Any, Any, Any],
@@ -223,8 +247,8 @@ class AuditController(Controller):
         event_type: FromQuery[str | None] = None,
         action: FromQuery[Action | None] = None,
         outcome: FromQuery[Outcome | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: Since = None,
+        until: Until = None,
     ) -> Stream:
         query = _query(
             actor=actor,
@@ -239,7 +263,7 @@ class AuditController(Controller):
         )
         return await self._stream(request, query, "csv")
 
-    @get("/events.ndjson", guards=[requires_auditor], media_type="application/fhir+ndjson")
+    @get("/events.ndjson", guards=list(_AUDITOR_GUARDS), media_type="application/fhir+ndjson")
     async def export_ndjson(
         self,
         request: Request[Any, Any, Any],
@@ -251,8 +275,8 @@ class AuditController(Controller):
         event_type: FromQuery[str | None] = None,
         action: FromQuery[Action | None] = None,
         outcome: FromQuery[Outcome | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: Since = None,
+        until: Until = None,
     ) -> Stream:
         query = _query(
             actor=actor,
@@ -268,10 +292,10 @@ class AuditController(Controller):
         return await self._stream(request, query, "ndjson")
 
     async def _stream(self, request: Request[Any, Any, Any], query: service.AuditQuery, kind: str) -> Stream:
-        caller = _caller(request)
+        caller = current_principal(request)
         sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await _auditor_context(sessions, caller)
-        info = _request_info(request)
+        context = await _readable_tenants(request, caller, admin_sees_all=False)
+        info = request_info_from(request)
         exporter = service.export_csv if kind == "csv" else service.export_fhir_ndjson
 
         async def body() -> AsyncIterator[bytes]:
@@ -292,13 +316,14 @@ class AuditController(Controller):
             body(), media_type=media, headers={"content-disposition": f'attachment; filename="{filename}"'}
         )
 
-    @get("/verify", guards=[requires_auditor_or_admin])
+    @get("/verify", guards=[requires_auditor_or_mfa_admin])
     async def verify_chain(self, request: Request[Any, Any, Any]) -> VerifyOut:
-        caller = _caller(request)
+        caller = current_principal(request)
         sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await _auditor_context(sessions, caller)
+        context = await _readable_tenants(request, caller, admin_sees_all=True)
         async with tenant_transaction(sessions, context) as session:
             report = await service.verify(session, context.tenant_ids)
+            service.record_verify(session, report, actor=caller, request=request_info_from(request))
         return VerifyOut(
             ok=report.ok,
             global_problems=report.global_problems,

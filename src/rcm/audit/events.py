@@ -10,10 +10,16 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from rcm.identity.principal import Principal
 from rcm.kit.models import utcnow
+from rcm.kit.requestid import request_id_of
+from rcm.kit.telemetry import current_trace_id
 from rcm.kit.tenant import TenantId
+
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
 
 
 class Action(enum.StrEnum):
@@ -38,6 +44,23 @@ class RequestInfo:
     request_id: str
     trace_id: str
     source_ip: str | None = None
+
+
+def request_info_from(connection: ASGIConnection[Any, Any, Any, Any] | None) -> RequestInfo:
+    """THE way a request boundary describes its request to the audit trail.
+
+    The request id is the one the request-id middleware chose and echoes in X-Request-ID (never the raw
+    header), so an auditor can match an event to what the caller saw. ``None`` is an in-process caller
+    (CLI, job): a fresh id and no source address.
+    """
+    if connection is None:
+        return RequestInfo(request_id=uuid.uuid4().hex, trace_id=current_trace_id(), source_ip=None)
+    client = connection.client
+    return RequestInfo(
+        request_id=request_id_of(connection.scope),
+        trace_id=current_trace_id(),
+        source_ip=client.host if client else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from rcm.audit.records import AuditRecord
@@ -236,11 +236,17 @@ async def disabled_triggers(session: AsyncSession) -> list[str]:
     return list(rows.scalars())
 
 
-async def ensure_partition(session: AsyncSession, at: datetime) -> str | None:
+async def ensure_partition(session: AsyncSession | AsyncConnection, at: datetime) -> str | None:
     name: str | None = (
         await session.execute(text("SELECT rcm.audit_ensure_partition(:at)"), {"at": at})
     ).scalar_one()
     return name
+
+
+async def partitioning_installed(session: AsyncSession | AsyncConnection) -> bool:
+    """Whether the audit migration has run (``rcm migrate`` may stop at an earlier revision)."""
+    found = await session.execute(text("SELECT to_regprocedure('rcm.audit_ensure_partition(timestamptz)')"))
+    return found.scalar_one() is not None
 
 
 def keyset_of(record: AuditRecord) -> tuple[datetime, uuid.UUID, int]:

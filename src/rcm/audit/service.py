@@ -42,6 +42,7 @@ __all__ = [
     "VerifyReport",
     "export_csv",
     "export_fhir_ndjson",
+    "record_verify",
     "search",
     "verify",
 ]
@@ -58,8 +59,25 @@ class AuditQuery:
     event_type: str | None = None
     action: Action | None = None
     outcome: Outcome | None = None
-    since: datetime | None = None  # inclusive
-    until: datetime | None = None  # exclusive
+    since: datetime | None = None  # inclusive; must carry a UTC offset
+    until: datetime | None = None  # exclusive; must carry a UTC offset
+
+    def __post_init__(self) -> None:
+        # A time without an offset is refused rather than guessed: "09:00" means another instant in every
+        # practice's time zone, and an access report over the wrong window looks complete but is not.
+        errors = [
+            FieldError(f"/{name}", "must be an ISO 8601 instant with a UTC offset, e.g. 2025-01-31T00:00:00Z")
+            for name in ("since", "until")
+            if not _is_instant(getattr(self, name))
+        ]
+        # PostgreSQL text cannot hold NUL; the driver would fail the query with a 500.
+        errors.extend(
+            FieldError(f"/{name}", "must not contain NUL characters")
+            for name in ("actor", "resource_type", "event_type")
+            if "\x00" in (getattr(self, name) or "")
+        )
+        if errors:
+            raise InvalidInput("A filter is not valid.", errors=errors)
 
     def filters(self) -> repository.Filters:
         return repository.Filters(
@@ -93,6 +111,16 @@ class AuditQuery:
         return detail
 
 
+def _is_instant(value: datetime | None) -> bool:
+    if value is None:
+        return True
+    try:
+        format_instant(value)  # refuses naive values; converting an extreme offset can overflow
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
 # --- search --------------------------------------------------------------------------------------------
 
 
@@ -101,15 +129,24 @@ def encode_cursor(record: AuditRecord) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+_MAX_SEQ = 2**63 - 1  # bigint
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID, int]:
+    invalid = InvalidInput(
+        "The cursor is not valid.", errors=[FieldError("/cursor", "is not a cursor from this API")]
+    )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         occurred, tenant, seq = json.loads(base64.urlsafe_b64decode(padded))
-        return parse_instant(occurred), uuid.UUID(tenant), int(seq)
+        if not (isinstance(occurred, str) and isinstance(tenant, str) and type(seq) is int):
+            raise invalid
+        decoded = parse_instant(occurred), uuid.UUID(tenant), seq
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidInput(
-            "The cursor is not valid.", errors=[FieldError("/cursor", "is not a cursor from this API")]
-        ) from exc
+        raise invalid from exc
+    if not 0 < seq <= _MAX_SEQ:
+        raise invalid
+    return decoded
 
 
 async def search(
@@ -445,3 +482,28 @@ def _walk_chain(entries: list[_Entry], problems: list[Problem]) -> dict[int, byt
         # The event after a moved one cannot link to it; the move is already reported.
         expected, prev, prev_moved = seq + 1, chosen.hash, chosen.original_seq is not None
     return hash_at
+
+
+def record_verify(
+    session: AsyncSession, report: VerifyReport, *, actor: Principal, request: RequestInfo
+) -> None:
+    """``audit.verify``: checking the log is itself an access to it, one event per tenant verified."""
+    for tenant in report.tenants:
+        record(
+            session,
+            AuditEvent(
+                tenant_id=TenantId(tenant.tenant_id),
+                event_type="audit.verify",
+                action=Action.EXECUTE,
+                outcome=Outcome.SUCCESS,
+                request=request,
+                actor=actor,
+                resource_type="audit_event",
+                detail={
+                    "ok": tenant.ok,
+                    "events": tenant.events,
+                    "problems": len(tenant.problems),
+                    "tenants": len(report.tenants),
+                },
+            ),
+        )

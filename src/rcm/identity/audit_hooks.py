@@ -14,10 +14,9 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
+from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo, request_info_from
 from rcm.audit.trail import record_now
 from rcm.identity.principal import Principal
-from rcm.kit.telemetry import current_trace_id
 from rcm.kit.tenant import PLATFORM_TENANT, TenantId
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -32,16 +31,8 @@ async def _emit(sessions: Sessions | None, event: AuditEvent) -> AuditEvent:
 
 
 def request_info(connection: ASGIConnection[Any, Any, Any, Any] | None) -> RequestInfo:
-    """Where the call came from; ``None`` for in-process callers (CLI)."""
-    if connection is None:
-        return RequestInfo(request_id=str(uuid.uuid4()), trace_id=current_trace_id() or "", source_ip=None)
-    request_id = connection.headers.get("x-request-id") or str(uuid.uuid4())
-    client = connection.client
-    return RequestInfo(
-        request_id=request_id[:128],
-        trace_id=current_trace_id() or "",
-        source_ip=client.host if client else None,
-    )
+    """Where the call came from; ``None`` for in-process callers (CLI). See ``request_info_from``."""
+    return request_info_from(connection)
 
 
 def _tenant_of(principal: Principal | None) -> TenantId:

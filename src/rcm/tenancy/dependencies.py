@@ -6,40 +6,27 @@ transaction (the request's own transaction rolls back), so a probe for another t
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
 
-from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
+from rcm.audit.events import Action, AuditEvent, Outcome, request_info_from
 from rcm.audit.trail import record_now
 from rcm.identity.access import resolve_tenant_access
 from rcm.identity.principal import Principal
 from rcm.kit.errors import NotFound, RCMError
-from rcm.kit.telemetry import current_trace_id
 from rcm.kit.tenant import PLATFORM_TENANT, TenantId
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import tenant_by_slug
-
-REQUEST_ID_HEADER = "X-Request-ID"
-
-
-def request_info(request: Request[Any, Any, Any]) -> RequestInfo:
-    request_id = request.scope.get("state", {}).get("request_id") or request.headers.get(REQUEST_ID_HEADER)
-    return RequestInfo(
-        request_id=str(request_id or uuid.uuid4().hex),
-        trace_id=current_trace_id(),
-        source_ip=request.client.host if request.client else None,
-    )
 
 
 async def provide_tenant_scope(
     request: Request[Principal, Any, Any], state: State, tenant_slug: str
 ) -> AsyncGenerator[TenantScope, None]:
     principal: Principal = request.user
-    info = request_info(request)
+    info = request_info_from(request)
     sessions = state.sessions
     route = f"{request.method} {request.scope.get('path_template', request.url.path)}"
     denied_tenant: TenantId | None = None
