@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.utils.scope.state import ScopeState
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from rcm.kit.telemetry import current_trace_id
 
@@ -233,13 +233,31 @@ def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict
     return problem(exc.status_code, title, detail, headers=headers)
 
 
-def _handle_integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
-    # A unique or foreign-key race with a concurrent request; the whole transaction was rolled back.
-    # The driver's message quotes key values, so none of it is echoed.
-    log.info("integrity conflict", extra={"error_type": type(exc.orig).__name__})
-    return problem(
-        409, Conflict.title, "The request conflicts with a concurrent change; nothing was written. Retry it."
-    )
+def _sqlstate(exc: DBAPIError) -> str:
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return ""
+
+
+def _handle_database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
+    """Database refusals behind the schemas. The driver's message quotes values, so none of it is echoed;
+    the transaction was rolled back whole either way."""
+    state = _sqlstate(exc)
+    if state.startswith("23"):  # integrity: a unique or foreign-key race with a concurrent request
+        log.info("integrity conflict", extra={"error_type": state})
+        return problem(
+            409,
+            Conflict.title,
+            "The request conflicts with a concurrent change; nothing was written. Retry it.",
+        )
+    if state.startswith("22"):  # data exception: a NUL in text, a number out of range...
+        log.info("data error", extra={"error_type": state})
+        return problem(
+            422, InvalidInput.title, "A value in the request cannot be stored (for example a NUL character)."
+        )
+    return _handle_unexpected(request, exc)
 
 
 def _handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -254,6 +272,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     RCMError: _handle_rcm_error,
     ValidationException: _handle_validation,
     HTTPException: _handle_http,
-    IntegrityError: _handle_integrity,
+    DBAPIError: _handle_database,
     Exception: _handle_unexpected,
 }
