@@ -12,6 +12,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import AuditEvent, Outcome
@@ -25,7 +26,7 @@ from rcm.identity.server import CLIENT_ASSERTION_TYPE, JWT_BEARER
 from rcm.identity.tokens import token_endpoint_url, verify_access_token
 from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
-from rcm.tenancy.models import Tenant
+from rcm.tenancy.models import AppUser, Tenant
 from tests.identity.conftest import make_client, make_user
 
 Client = AsyncTestClient[Litestar]
@@ -325,3 +326,55 @@ async def test_expired_id_token_is_refused(
     response = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": token})
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
+
+
+async def test_email_fallback_never_crosses_issuers(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    audit_log: list[AuditEvent],
+) -> None:
+    # An admin provisioned for the company's IdP; the dev issuer (also trusted) vouches for the same email.
+    email = f"admin-{uuid.uuid4().hex[:8]}@test.invalid"
+    async with platform_transaction(sessions) as session:
+        session.add(
+            AppUser(
+                id=uuid.uuid4(),
+                issuer="https://idp.example",
+                subject="idp-subject-1",
+                email=email,
+                display_name="Company admin",
+                roles=["admin"],
+            )
+        )
+    forged = mint_dev_id_token(settings, email=email, mfa=True)
+    response = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": forged})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+    assert "access_token" not in response.json()
+    assert [e.event_type for e in audit_log] == ["token.denied"]
+
+
+async def test_email_fallback_links_the_subject_of_the_same_issuer_once(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    audit_log: list[AuditEvent],
+) -> None:
+    user = await make_user(sessions, ["coder"])
+    async with platform_transaction(sessions) as session:
+        # Provisioned before the first login: the issuer's subject is not known yet.
+        await session.execute(
+            update(AppUser).where(AppUser.id == user.id).values(subject="pending-first-login")
+        )
+    id_token = mint_dev_id_token(settings, email=user.email, mfa=False)  # sub = the email
+    first = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": id_token})
+    assert first.status_code == 200, first.text
+    assert (await _verify(first.json()["access_token"], sessions, settings)).user_id == user.id
+    async with platform_transaction(sessions) as session:
+        linked = (await session.execute(select(AppUser.subject).where(AppUser.id == user.id))).scalar_one()
+    assert linked == user.email
+    assert [(e.event_type, e.detail["linked"]) for e in audit_log] == [("user.login", True)]
+    again = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": id_token})
+    assert again.status_code == 200
+    assert audit_log[-1].detail["linked"] is False

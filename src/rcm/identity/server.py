@@ -47,6 +47,7 @@ from rcm.identity.oidc import (
     IssuerKeyCache,
     TrustedIssuer,
     find_app_user,
+    link_subject,
     mfa_from_claims,
     trusted_issuers,
     unverified_claims,
@@ -345,25 +346,15 @@ class TokenService:
         oauth_request = _Request(token_endpoint_url(self.settings), form, headers)
         status, body, out_headers = server.create_token_response(oauth_request)
         principal = prepared.issued if status == 200 else None
-        replayed = (
-            principal is not None
-            and prepared.assertion_jti is not None
-            and not await _record_assertion_jti(sessions, *prepared.assertion_jti)
-        )
-        if replayed:
+        if principal is not None and not await _commit_issue(sessions, prepared, principal, request):
             status, body, out_headers = server.handle_error_response(
                 oauth_request, InvalidClientError(description="The client assertion was used before.")
             )
             principal = None
-        await self._audit(
-            sessions=sessions,
-            form=form,
-            headers=headers,
-            prepared=prepared,
-            principal=principal,
-            body=body,
-            request=request,
-        )
+        if principal is None:
+            await _audit_denied(
+                sessions, form=form, headers=headers, prepared=prepared, body=body, request=request
+            )
         return TokenResult(status, body, out_headers, principal)
 
     async def _prepare(
@@ -392,38 +383,55 @@ class TokenService:
                             prepared.issuer_keys = None
         return prepared
 
-    async def _audit(
-        self,
-        *,
-        sessions: Sessions,
-        form: dict[str, str],
-        headers: Mapping[str, str],
-        prepared: _Prepared,
-        principal: Principal | None,
-        body: dict[str, Any],
-        request: RequestInfo,
-    ) -> None:
-        grant_type = form.get("grant_type")
-        if principal is not None and principal.kind is PrincipalKind.CLIENT:
+
+async def _commit_issue(
+    sessions: Sessions, prepared: _Prepared, principal: Principal, request: RequestInfo
+) -> bool:
+    """One transaction for what a granted request writes: the client assertion's jti (single use), the
+    first link of a person's subject, and the success event. The token is handed out only if it commits.
+
+    False (and nothing written) when the assertion was used before.
+    """
+    async with platform_transaction(sessions) as session:
+        if prepared.assertion_jti is not None and not await _record_assertion_jti(
+            session, *prepared.assertion_jti
+        ):
+            return False
+        if principal.kind is PrincipalKind.CLIENT:
             await audit_hooks.token_issued(
-                sessions, request=request, principal=principal, grant_type="client_credentials"
+                session, request=request, principal=principal, grant_type="client_credentials"
             )
-        elif principal is not None:
-            issuer = prepared.issuer.issuer if prepared.issuer else ""
-            await audit_hooks.login(sessions, request=request, principal=principal, issuer=issuer)
-        else:
-            hint = _presented_client_id(form, headers) or (
-                prepared.issuer.issuer if prepared.issuer else None
-            )
-            tenant = TenantId(prepared.client.tenant_id) if prepared.client is not None else None
-            await audit_hooks.token_denied(
-                sessions,
-                request=request,
-                grant_type=grant_type,
-                error=str(body.get("error", "unknown")),
-                actor_hint=hint,
-                tenant_id=tenant,
-            )
+            return True
+        issuer = prepared.issuer.issuer if prepared.issuer else ""
+        linked = False
+        subject = prepared.id_claims.get("sub")
+        if prepared.user is not None and isinstance(subject, str) and prepared.user.subject != subject:
+            # Matched by a verified email of this same issuer (first login): from now on, (iss, sub).
+            linked = await link_subject(session, prepared.user.id, issuer=issuer, subject=subject)
+        await audit_hooks.login(session, request=request, principal=principal, issuer=issuer, linked=linked)
+    return True
+
+
+async def _audit_denied(
+    sessions: Sessions,
+    *,
+    form: dict[str, str],
+    headers: Mapping[str, str],
+    prepared: _Prepared,
+    body: dict[str, Any],
+    request: RequestInfo,
+) -> None:
+    """Refusals are recorded in a transaction of their own: nothing else of the request commits."""
+    hint = _presented_client_id(form, headers) or (prepared.issuer.issuer if prepared.issuer else None)
+    tenant = TenantId(prepared.client.tenant_id) if prepared.client is not None else None
+    await audit_hooks.token_denied(
+        sessions,
+        request=request,
+        grant_type=form.get("grant_type"),
+        error=str(body.get("error", "unknown")),
+        actor_hint=hint,
+        tenant_id=tenant,
+    )
 
 
 def _presented_client_id(form: dict[str, str], headers: Mapping[str, str]) -> str | None:
@@ -437,14 +445,13 @@ def _presented_client_id(form: dict[str, str], headers: Mapping[str, str]) -> st
     return None
 
 
-async def _record_assertion_jti(sessions: Sessions, client_id: str, jti: str, exp: int) -> bool:
+async def _record_assertion_jti(session: AsyncSession, client_id: str, jti: str, exp: int) -> bool:
     """Remember an accepted assertion's jti until it expires; False if it was already used."""
-    async with platform_transaction(sessions) as session:
-        await session.execute(delete(UsedClientAssertion).where(UsedClientAssertion.expires_at < func.now()))
-        inserted = await session.execute(
-            insert(UsedClientAssertion)
-            .values(client_id=client_id, jti=jti[:200], expires_at=datetime.fromtimestamp(exp, UTC))
-            .on_conflict_do_nothing()
-            .returning(UsedClientAssertion.jti)
-        )
-        return inserted.first() is not None
+    await session.execute(delete(UsedClientAssertion).where(UsedClientAssertion.expires_at < func.now()))
+    inserted = await session.execute(
+        insert(UsedClientAssertion)
+        .values(client_id=client_id, jti=jti[:200], expires_at=datetime.fromtimestamp(exp, UTC))
+        .on_conflict_do_nothing()
+        .returning(UsedClientAssertion.jti)
+    )
+    return inserted.first() is not None
