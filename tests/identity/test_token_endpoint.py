@@ -378,3 +378,18 @@ async def test_email_fallback_links_the_subject_of_the_same_issuer_once(
     again = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": id_token})
     assert again.status_code == 200
     assert audit_log[-1].detail["linked"] is False
+
+
+async def test_assertion_replay_inside_the_leeway_window_is_refused(
+    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings, tenant: Tenant
+) -> None:
+    # exp is 10 s past: still accepted (30 s clock-skew leeway), so its jti must still be remembered, even
+    # though the purge that runs before every insert has passed the row's exp.
+    key = _key()
+    issued = await make_client(sessions, tenant, auth_method="private_key_jwt", jwks=_jwks(key))
+    assertion = _assertion(key, issued.client.client_id, token_endpoint_url(settings), exp_in=-10)
+    first = await client.post("/oauth/token", data=_assertion_form(assertion))
+    assert first.status_code == 200, first.text
+    replay = await client.post("/oauth/token", data=_assertion_form(assertion))
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "invalid_client"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
@@ -63,6 +63,9 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # A client assertion is a one-shot credential: it may not claim a longer life than this.
 MAX_ASSERTION_LIFETIME_SECONDS = 600
+# Clock skew allowed on a client assertion's exp. Its jti is remembered at least this long past exp: a replay
+# that authlib still accepts inside the window must find the jti (RFC 7523 §3, item 7).
+ASSERTION_LEEWAY_SECONDS = 30
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -142,7 +145,7 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
     def __init__(self, settings: Settings, prepared: _Prepared) -> None:
-        super().__init__(validate_jti=True, leeway=30)
+        super().__init__(validate_jti=True, leeway=ASSERTION_LEEWAY_SECONDS)
         self.settings = settings
         self.prepared = prepared
 
@@ -446,8 +449,12 @@ def _presented_client_id(form: dict[str, str], headers: Mapping[str, str]) -> st
 
 
 async def _record_assertion_jti(session: AsyncSession, client_id: str, jti: str, exp: int) -> bool:
-    """Remember an accepted assertion's jti until it expires; False if it was already used."""
-    await session.execute(delete(UsedClientAssertion).where(UsedClientAssertion.expires_at < func.now()))
+    """Remember an accepted assertion's jti until it can no longer be accepted; False if it was used before.
+
+    Rows are purged only once exp + leeway has passed: until then authlib would still accept the assertion.
+    """
+    purge_before = func.now() - timedelta(seconds=ASSERTION_LEEWAY_SECONDS)
+    await session.execute(delete(UsedClientAssertion).where(UsedClientAssertion.expires_at < purge_before))
     inserted = await session.execute(
         insert(UsedClientAssertion)
         .values(client_id=client_id, jti=jti[:200], expires_at=datetime.fromtimestamp(exp, UTC))
