@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import AuditEvent
 from rcm.config import Settings
-from rcm.identity.keys import KeyRing, retire_expired_keys, rotate_signing_key
+from rcm.identity.keys import (
+    KEYRING_TTL_SECONDS,
+    LEEWAY_SECONDS,
+    KeyRing,
+    retire_expired_keys,
+    rotate_signing_key,
+)
 from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
 from rcm.kit.db import platform_transaction
@@ -126,3 +132,22 @@ async def test_public_routes_need_no_token(client: Client) -> None:
     ):
         response = await client.get(path)
         assert response.status_code == 200, path
+
+
+async def test_demoted_key_stays_published_while_other_processes_may_still_sign_with_it(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    # Another API process notices a rotation only when its key ring reloads (up to KEYRING_TTL_SECONDS
+    # later) and keeps signing with the old key meanwhile: the last such token expires TTL after that.
+    rotated_at = utcnow()
+    old_kid = (await KeyRing(settings).signing_key(sessions)).kid
+    async with platform_transaction(sessions) as session:
+        await rotate_signing_key(session, settings, now=rotated_at)
+    last_signed_elsewhere = rotated_at + timedelta(seconds=KEYRING_TTL_SECONDS)
+    last_expiry = last_signed_elsewhere + timedelta(seconds=settings.access_token_ttl_seconds)
+    async with platform_transaction(sessions) as session:
+        early = await retire_expired_keys(session, now=last_expiry)
+    assert old_kid not in early
+    async with platform_transaction(sessions) as session:
+        late = await retire_expired_keys(session, now=last_expiry + timedelta(seconds=LEEWAY_SECONDS + 1))
+    assert old_kid in late

@@ -102,7 +102,11 @@ async def rotate_signing_key(
     """
     now = now or utcnow()
     await retire_expired_keys(session, now=now)
-    keep_until = now + timedelta(seconds=settings.access_token_ttl_seconds + LEEWAY_SECONDS)
+    # Other processes keep signing with the demoted key until their key ring reloads (KEYRING_TTL_SECONDS);
+    # the last token one of them signs expires a TTL later, and verifiers allow LEEWAY_SECONDS of skew.
+    keep_until = now + timedelta(
+        seconds=KEYRING_TTL_SECONDS + settings.access_token_ttl_seconds + LEEWAY_SECONDS
+    )
     await session.execute(
         update(SigningKey)
         .where(SigningKey.state == "active")
