@@ -12,8 +12,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.audit.events import AuditEvent, Outcome
 from rcm.config import Settings
@@ -27,7 +27,7 @@ from rcm.identity.tokens import token_endpoint_url, verify_access_token
 from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import AppUser, Tenant
-from tests.identity.conftest import make_client, make_user
+from tests.identity.conftest import audit_rows, make_client, make_user
 
 Client = AsyncTestClient[Litestar]
 
@@ -393,3 +393,50 @@ async def test_assertion_replay_inside_the_leeway_window_is_refused(
     replay = await client.post("/oauth/token", data=_assertion_form(assertion))
     assert replay.status_code == 401
     assert replay.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("status", ["suspended", "offboarded"])
+async def test_clients_of_an_inactive_tenant_get_no_token(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    status: str,
+    audit_log: list[AuditEvent],
+) -> None:
+    issued = await make_client(sessions, tenant)
+    assert issued.secret is not None
+    async with platform_transaction(sessions) as session:
+        await session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status=status))
+    response = await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers=_basic(issued.client.client_id, issued.secret),
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert [(e.event_type, e.tenant_id) for e in audit_log] == [("token.denied", TenantId(tenant.id))]
+
+
+async def test_offboarding_revokes_the_tenants_clients(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    owner_engine: AsyncEngine,
+) -> None:
+    from rcm.crypto.cli import offboard_tenant
+
+    mine, theirs = await make_client(sessions, tenant), await make_client(sessions, other_tenant)
+    await offboard_tenant(settings, tenant.slug)
+    async with owner_engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT client_id, status, xmin::text FROM rcm.api_client WHERE client_id = ANY(:ids)"),
+            {"ids": [mine.client.client_id, theirs.client.client_id]},
+        )
+        by_id = {client_id: (status, xmin) for client_id, status, xmin in rows}
+    assert by_id[mine.client.client_id][0] == "revoked"
+    assert by_id[theirs.client.client_id][0] == "active"
+    [offboard] = await audit_rows(owner_engine, "tenant.offboard", tenant_id=tenant.id)
+    assert offboard["detail"]["clients_revoked"] == 1
+    assert offboard["xmin"] == by_id[mine.client.client_id][1]  # one transaction

@@ -124,10 +124,11 @@ async def rotate_keys(
 
 
 async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
-    """Mark the tenant offboarded and crypto-shred its keys, in one transaction."""
+    """Mark the tenant offboarded, crypto-shred its keys and revoke its API clients, in one transaction."""
     from rcm.app import app_database_url
     from rcm.crypto.keyring import KeyStore
     from rcm.crypto.provider import key_provider
+    from rcm.identity.clients import revoke_tenant_clients
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
     from rcm.tenancy.models import Tenant
@@ -145,7 +146,14 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
         async with tenant_transaction(sessions, TenantContext.single(tid)) as session:
             await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status="offboarded"))
             await KeyStore(key_provider(settings)).shred(session, tid)
-            _audit(session, tid, "tenant.offboard", Action.DELETE, {"keys_destroyed": True})
+            revoked = await revoke_tenant_clients(session, tid)
+            _audit(
+                session,
+                tid,
+                "tenant.offboard",
+                Action.DELETE,
+                {"keys_destroyed": True, "clients_revoked": revoked},
+            )
         return tenant_id
     finally:
         await engine.dispose()
@@ -174,7 +182,7 @@ def keys_rotate(slug: str | None, new_kek: bool) -> None:
 @click.argument("slug")
 @click.option("--yes", is_flag=True, help="Confirm: the tenant's PHI becomes unreadable, for good.")
 def tenants_offboard(slug: str, yes: bool) -> None:
-    """Offboard tenant SLUG: mark it offboarded and crypto-shred its keys (irreversible)."""
+    """Offboard tenant SLUG: mark it offboarded, crypto-shred its keys, revoke its API clients (irreversible)."""
     from rcm.cli import run
 
     if not yes:

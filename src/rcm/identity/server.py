@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rcm.audit.events import RequestInfo
 from rcm.config import Settings
 from rcm.identity import audit_hooks
-from rcm.identity.clients import lookup_client_for_token_endpoint, secret_matches
+from rcm.identity.clients import lookup_client_for_token_endpoint, secret_matches, tenant_is_active
 from rcm.identity.keys import KeyRing
 from rcm.identity.models import ApiClient, UsedClientAssertion
 from rcm.identity.oidc import (
@@ -76,6 +76,7 @@ class _Prepared:
 
     signing_key: ECKey
     client: ApiClient | None = None
+    client_tenant_active: bool = False  # a suspended or offboarded practice's clients get no token
     issuer: TrustedIssuer | None = None
     issuer_keys: KeySet | None = None
     user: AppUser | None = None
@@ -232,6 +233,8 @@ class RCMAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         row = self.prepared.client
         if row is None or row.client_id != client_id or row.status != "active":
             return None
+        if not self.prepared.client_tenant_active:
+            return None  # authlib answers invalid_client, as for an unknown client
         return _OAuthClient(row)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
@@ -369,6 +372,8 @@ class TokenService:
         async with platform_transaction(sessions) as session:
             if client_id:
                 prepared.client = await lookup_client_for_token_endpoint(session, client_id)
+                if prepared.client is not None:
+                    prepared.client_tenant_active = await tenant_is_active(session, prepared.client.tenant_id)
             if grant_type == JWT_BEARER and form.get("assertion"):
                 parsed = unverified_claims(form["assertion"])
                 if parsed is not None:
