@@ -182,7 +182,7 @@ def keys_rotate(slug: str | None, new_kek: bool) -> None:
 @click.argument("slug")
 @click.option("--yes", is_flag=True, help="Confirm: the tenant's PHI becomes unreadable, for good.")
 def tenants_offboard(slug: str, yes: bool) -> None:
-    """Offboard tenant SLUG: mark it offboarded, crypto-shred its keys, revoke its API clients (irreversible)."""
+    """Offboard tenant SLUG: mark it offboarded, shred its keys, revoke its API clients (irreversible)."""
     from rcm.cli import run
 
     if not yes:
