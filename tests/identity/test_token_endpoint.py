@@ -418,7 +418,6 @@ async def test_clients_of_an_inactive_tenant_get_no_token(
 
 
 async def test_offboarding_revokes_the_tenants_clients(
-    client: Client,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     tenant: Tenant,
