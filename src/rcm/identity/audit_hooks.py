@@ -260,3 +260,18 @@ async def api_client_changed(
         resource_type="api_client",
         resource_ids=(client_row_id,),
     )
+
+
+async def signing_keys_rewrapped(
+    session: AsyncSession, *, request: RequestInfo, principal: Principal, rewrapped: int, unreadable: int
+) -> AuditEvent:
+    """Signing keys' private halves were re-wrapped under the current KEK (``rcm keys rotate``)."""
+    return await admin_action(
+        session,
+        request=request,
+        principal=principal,
+        event_type="signing_key.rewrap",
+        action=Action.EXECUTE,
+        resource_type="signing_key",
+        detail={"rewrapped": rewrapped, "unreadable": unreadable},
+    )
