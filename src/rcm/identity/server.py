@@ -6,7 +6,9 @@ authlib is synchronous; our database is not. So a request runs in three steps:
    the trusted issuer and its JWKS named by the ID token's ``iss``, and our user for its (iss, sub) or email.
 2. authlib (sync) verifies everything — secret, assertion signature and claims, ID token — and calls our
    token generator. Nothing from step 1 is trusted until authlib has checked the credential it came from.
-3. The async tail records the client assertion's ``jti`` (single use) and the audit event.
+3. The async tail writes, in ONE transaction, the client assertion's ``jti`` (single use), a person's
+   subject on first login, and the success event; the token is returned only if that commits. A refusal
+   is recorded in a transaction of its own.
 
 Grants: ``client_credentials`` for practice API clients (``client_secret_basic`` or ``private_key_jwt``,
 RFC 7523 §2.2) and ``urn:ietf:params:oauth:grant-type:jwt-bearer`` (RFC 7523 §2.1) for people, whose
