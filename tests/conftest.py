@@ -66,7 +66,12 @@ def admin_url() -> Iterator[str]:
 def settings(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data_dir = tmp_path_factory.mktemp("rcm-data")
     return Settings(
-        env="test", database_url=admin_url, data_dir=data_dir, rate_limit_per_minute=100_000, trace_sql=True
+        env="test",
+        database_url=admin_url,
+        data_dir=data_dir,
+        rate_limit_per_minute=100_000,
+        rate_limit_per_ip_per_minute=1_000_000,
+        trace_sql=True,
     )
 
 

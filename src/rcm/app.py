@@ -84,7 +84,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             IdentityPlugin(settings),
         ],
-        # The identity plugin puts authentication first; the rate limit then keys on the caller it found.
+        # The identity plugin puts its per-address limit and authentication first; this per-caller limit
+        # then keys on the caller authentication found.
         middleware=[request_id_middleware, rate_limit_config(settings).middleware],
         before_send=[echo_request_id],
         openapi_config=OpenAPIConfig(

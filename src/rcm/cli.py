@@ -146,13 +146,23 @@ def tenants_apply(manifest: Path) -> None:
 
 async def _apply(settings: Settings, document: dict[str, Any]) -> bool:
     from rcm.app import app_database_url
+    from rcm.identity import audit_hooks
+    from rcm.identity.principal import operator_principal
     from rcm.kit.db import create_engine, platform_transaction, session_factory
+    from rcm.kit.tenant import TenantId
     from rcm.tenancy.service import apply_manifest
 
     engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
     try:
         async with platform_transaction(session_factory(engine)) as session:
-            _, created = await apply_manifest(session, document)
+            tenant, created = await apply_manifest(session, document)
+            await audit_hooks.tenant_onboarded(
+                session,
+                request=audit_hooks.request_info(None),
+                principal=operator_principal("tenants apply"),
+                tenant_id=TenantId(tenant.id),
+                created=created,
+            )
         return created
     finally:
         await engine.dispose()

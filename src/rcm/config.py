@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # Request limits
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Per source address, before authentication, on every route (token endpoint included).
+    rate_limit_per_ip_per_minute: int = Field(default=1200, ge=1)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -16,13 +16,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.cli import main
-from rcm.config import get_settings
+from rcm.config import Settings, get_settings
 from rcm.crypto import KeysDestroyedError, KeyStore, LocalFileKeyProvider
-from rcm.kit.db import tenant_transaction
+from rcm.identity.cli import exchange_in_process
+from rcm.identity.keys import KeyRing, rotate_signing_key
+from rcm.identity.tokens import verify_access_token
+from rcm.kit.db import platform_transaction, tenant_transaction
 from rcm.kit.tenant import TenantContext
 from rcm.tenancy.models import Tenant
 from tests.conftest import tid
 from tests.crypto.conftest import PHI_TABLE, PhiSample
+from tests.identity.conftest import audit_rows, make_client
 
 pytestmark = pytest.mark.usefixtures("phi_table")
 
@@ -147,3 +151,46 @@ async def test_tenants_offboard_shreds(
     assert await _events(owner_engine, tenant) == [("tenant.offboard", "D", "data_key")]
     with pytest.raises(KeysDestroyedError):
         await _read(KeyStore(store.provider), sessions, tenant, row_id)
+
+
+async def test_signing_keys_follow_a_new_kek(
+    cli_env: dict[str, str],
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
+    tenant: Tenant,
+) -> None:
+    """Access-token signing keys are wrapped under the KEK too: after ``--new-kek`` and the old KEK's
+    removal, tokens are still issued and verified."""
+    own = settings.model_copy(update={"data_dir": Path(cli_env["RCM_DATA_DIR"])})  # the CLI's deployment
+    old_kek = LocalFileKeyProvider(own.kek_dir).current_kek_id
+    try:
+        async with platform_transaction(sessions) as session:
+            active = await rotate_signing_key(session, own)  # signing key wrapped under the first KEK
+        issued = await make_client(sessions, tenant)
+        result = await asyncio.to_thread(
+            CliRunner().invoke, main, ["keys", "rotate", "--tenant", tenant.slug, "--new-kek"], env=cli_env
+        )
+        assert result.exit_code == 0, result.output
+        (own.kek_dir / f"{old_kek}.kek").unlink()  # the old KEK is retired
+
+        async with owner_engine.connect() as conn:
+            row = await conn.execute(
+                text("SELECT kek_id, xmin::text FROM rcm.signing_key WHERE kid = :k"), {"k": active.kid}
+            )
+            kek_id, xmin = row.one()
+        assert kek_id == LocalFileKeyProvider(own.kek_dir, create=False).current_kek_id != old_kek
+        rewrap = (await audit_rows(owner_engine, "signing_key.rewrap"))[-1]
+        assert rewrap["actor_subject"].startswith("operator:")
+        assert rewrap["xmin"] == xmin  # recorded in the re-wrap's transaction
+
+        token = await exchange_in_process(
+            own, sessions, client_id=issued.client.client_id, secret=issued.secret
+        )
+        assert token.status == 200, token.body
+        keys = await KeyRing(own).verification_keys(sessions)
+        assert verify_access_token(token.body["access_token"], keys, own).client_id == issued.client.client_id
+    finally:
+        # The rest of the suite signs under the tests' own KEK directory again.
+        async with platform_transaction(sessions) as session:
+            await rotate_signing_key(session, settings)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.config import Settings
 from rcm.identity import audit_hooks
@@ -33,20 +35,46 @@ def mint(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Mint
 
 @pytest.fixture(autouse=True)
 def audit_log(monkeypatch: pytest.MonkeyPatch) -> list[audit_hooks.AuditEvent]:
-    """The events identity emitted during the test. A spy, not a stand-in: each one is still written to
-    the real audit trail first (a failure to write fails the test)."""
+    """The events identity emitted during the test, in order. A spy, not a stand-in: each event still goes
+    to the real audit trail (in the caller's transaction, or its own for denials), and a failure to write
+    it fails the operation. Tests that care whether a row committed read ``rcm.audit_event`` instead."""
     seen: list[audit_hooks.AuditEvent] = []
-    real_emit = audit_hooks._emit
+    real_emit, real_emit_now = audit_hooks._emit, audit_hooks._emit_now
 
-    async def spy(
+    async def spy(session: AsyncSession, event: audit_hooks.AuditEvent) -> audit_hooks.AuditEvent:
+        await real_emit(session, event)
+        seen.append(event)
+        return event
+
+    async def spy_now(
         sessions: async_sessionmaker[AsyncSession] | None, event: audit_hooks.AuditEvent
     ) -> audit_hooks.AuditEvent:
-        await real_emit(sessions, event)
+        await real_emit_now(sessions, event)
         seen.append(event)
         return event
 
     monkeypatch.setattr(audit_hooks, "_emit", spy)
+    monkeypatch.setattr(audit_hooks, "_emit_now", spy_now)
     return seen
+
+
+async def audit_rows(
+    owner_engine: AsyncEngine, *event_types: str, tenant_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    """Committed ``rcm.audit_event`` rows of these types (read beneath the app role), oldest first.
+
+    Each row also carries ``xmin``, the id of the transaction that wrote it, so a test can tell whether a
+    change and its event committed together.
+    """
+    async with owner_engine.connect() as conn:
+        result = await conn.execute(
+            text(
+                "SELECT xmin::text AS xmin, * FROM rcm.audit_event WHERE event_type = ANY(:types) "
+                "AND (CAST(:tenant AS uuid) IS NULL OR tenant_id = :tenant) ORDER BY occurred_at, seq"
+            ),
+            {"types": list(event_types), "tenant": tenant_id},
+        )
+        return [dict(row._mapping) for row in result]
 
 
 async def make_user(

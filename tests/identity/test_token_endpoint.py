@@ -12,7 +12,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.audit.events import AuditEvent, Outcome
 from rcm.config import Settings
@@ -25,8 +26,8 @@ from rcm.identity.server import CLIENT_ASSERTION_TYPE, JWT_BEARER
 from rcm.identity.tokens import token_endpoint_url, verify_access_token
 from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
-from rcm.tenancy.models import Tenant
-from tests.identity.conftest import make_client, make_user
+from rcm.tenancy.models import AppUser, Tenant
+from tests.identity.conftest import audit_rows, make_client, make_user
 
 Client = AsyncTestClient[Litestar]
 
@@ -325,3 +326,116 @@ async def test_expired_id_token_is_refused(
     response = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": token})
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
+
+
+async def test_email_fallback_never_crosses_issuers(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    audit_log: list[AuditEvent],
+) -> None:
+    # An admin provisioned for the company's IdP; the dev issuer (also trusted) vouches for the same email.
+    email = f"admin-{uuid.uuid4().hex[:8]}@test.invalid"
+    async with platform_transaction(sessions) as session:
+        session.add(
+            AppUser(
+                id=uuid.uuid4(),
+                issuer="https://idp.example",
+                subject="idp-subject-1",
+                email=email,
+                display_name="Company admin",
+                roles=["admin"],
+            )
+        )
+    forged = mint_dev_id_token(settings, email=email, mfa=True)
+    response = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": forged})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+    assert "access_token" not in response.json()
+    assert [e.event_type for e in audit_log] == ["token.denied"]
+
+
+async def test_email_fallback_links_the_subject_of_the_same_issuer_once(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    audit_log: list[AuditEvent],
+) -> None:
+    user = await make_user(sessions, ["coder"])
+    async with platform_transaction(sessions) as session:
+        # Provisioned before the first login: the issuer's subject is not known yet.
+        await session.execute(
+            update(AppUser).where(AppUser.id == user.id).values(subject="pending-first-login")
+        )
+    id_token = mint_dev_id_token(settings, email=user.email, mfa=False)  # sub = the email
+    first = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": id_token})
+    assert first.status_code == 200, first.text
+    assert (await _verify(first.json()["access_token"], sessions, settings)).user_id == user.id
+    async with platform_transaction(sessions) as session:
+        linked = (await session.execute(select(AppUser.subject).where(AppUser.id == user.id))).scalar_one()
+    assert linked == user.email
+    assert [(e.event_type, e.detail["linked"]) for e in audit_log] == [("user.login", True)]
+    again = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": id_token})
+    assert again.status_code == 200
+    assert audit_log[-1].detail["linked"] is False
+
+
+async def test_assertion_replay_inside_the_leeway_window_is_refused(
+    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings, tenant: Tenant
+) -> None:
+    # exp is 10 s past: still accepted (30 s clock-skew leeway), so its jti must still be remembered, even
+    # though the purge that runs before every insert has passed the row's exp.
+    key = _key()
+    issued = await make_client(sessions, tenant, auth_method="private_key_jwt", jwks=_jwks(key))
+    assertion = _assertion(key, issued.client.client_id, token_endpoint_url(settings), exp_in=-10)
+    first = await client.post("/oauth/token", data=_assertion_form(assertion))
+    assert first.status_code == 200, first.text
+    replay = await client.post("/oauth/token", data=_assertion_form(assertion))
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("status", ["suspended", "offboarded"])
+async def test_clients_of_an_inactive_tenant_get_no_token(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    status: str,
+    audit_log: list[AuditEvent],
+) -> None:
+    issued = await make_client(sessions, tenant)
+    assert issued.secret is not None
+    async with platform_transaction(sessions) as session:
+        await session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status=status))
+    response = await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers=_basic(issued.client.client_id, issued.secret),
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert [(e.event_type, e.tenant_id) for e in audit_log] == [("token.denied", TenantId(tenant.id))]
+
+
+async def test_offboarding_revokes_the_tenants_clients(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    owner_engine: AsyncEngine,
+) -> None:
+    from rcm.crypto.cli import offboard_tenant
+
+    mine, theirs = await make_client(sessions, tenant), await make_client(sessions, other_tenant)
+    await offboard_tenant(settings, tenant.slug)
+    async with owner_engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT client_id, status, xmin::text FROM rcm.api_client WHERE client_id = ANY(:ids)"),
+            {"ids": [mine.client.client_id, theirs.client.client_id]},
+        )
+        by_id = {client_id: (status, xmin) for client_id, status, xmin in rows}
+    assert by_id[mine.client.client_id][0] == "revoked"
+    assert by_id[theirs.client.client_id][0] == "active"
+    [offboard] = await audit_rows(owner_engine, "tenant.offboard", tenant_id=tenant.id)
+    assert offboard["detail"]["clients_revoked"] == 1
+    assert offboard["xmin"] == by_id[mine.client.client_id][1]  # one transaction

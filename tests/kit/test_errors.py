@@ -5,30 +5,33 @@ from __future__ import annotations
 from litestar import Litestar, post
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
+from rcm.config import async_url
 from rcm.kit.errors import EXCEPTION_HANDLERS
 
 
-async def test_data_and_integrity_errors_are_4xx_without_values(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
+async def test_data_and_integrity_errors_are_4xx_without_values(admin_url: str) -> None:
+    # The handlers run on the test client's event loop: they open their own connections there.
+    async def run(*statements: str, value: str | None = None) -> None:
+        engine = create_async_engine(async_url(admin_url), poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                for statement in statements:
+                    await conn.execute(text(statement), {"v": value} if ":v" in statement else {})
+        finally:
+            await engine.dispose()
+
     @post("/nul", status_code=200, opt={"public": True})
     async def nul() -> None:
-        async with sessions() as session:
-            await session.execute(text("SELECT CAST(:v AS text)"), {"v": "secret\x00value"})
+        await run("SELECT CAST(:v AS text)", value="secret\x00value")
 
     @post("/dup", status_code=200, opt={"public": True})
     async def dup() -> None:
-        async with sessions() as session:
-            await session.execute(
-                text("SELECT 1 FROM (VALUES ('secret-key'), ('secret-key')) v(k) GROUP BY k")
-            )
-            await session.execute(
-                text(
-                    "CREATE TEMP TABLE u (k text PRIMARY KEY); INSERT INTO u VALUES ('secret-key'), ('secret-key')"
-                )
-            )
+        await run(
+            "CREATE TEMP TABLE u (k text PRIMARY KEY)", "INSERT INTO u VALUES ('secret-key'), ('secret-key')"
+        )
 
     app = Litestar([nul, dup], exception_handlers=EXCEPTION_HANDLERS)
     async with AsyncTestClient(app=app) as client:

@@ -18,6 +18,7 @@ from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.trail import record
 from rcm.config import Settings, get_settings
 from rcm.crypto.keyring import KEYRING_TTL_SECONDS
+from rcm.crypto.provider import KeyProvider
 from rcm.identity.principal import operator_principal
 from rcm.kit.telemetry import current_trace_id
 from rcm.kit.tenant import TenantId
@@ -91,6 +92,7 @@ async def rotate_keys(
     use_keystore(store)
     results: list[RotationResult] = []
     try:
+        await _rewrap_signing_keys(sessions, provider, echo=echo)
         async with platform_transaction(sessions) as session:
             query = select(Tenant.id, Tenant.slug).where(Tenant.status != "offboarded").order_by(Tenant.slug)
             if slug is not None:
@@ -117,8 +119,7 @@ async def rotate_keys(
             if not settings.broker_url:
                 # No broker: no worker elsewhere would ever see the job, so it runs here and now.
                 inline = (await reencrypt_tenant_rows(sessions, store, tid)).rows
-            result = RotationResult(tenant_slug, tenant_id, rewrapped, version, inline)
-            results.append(result)
+            results.append(RotationResult(tenant_slug, tenant_id, rewrapped, version, inline))
             if echo:
                 job = "queued re-encryption" if inline is None else f"re-encrypted {inline} rows"
                 click.echo(f"{tenant_slug}: re-wrapped {rewrapped} keys, PHI key now v{version}, {job}")
@@ -128,11 +129,39 @@ async def rotate_keys(
     return added, results
 
 
+async def _rewrap_signing_keys(
+    sessions: async_sessionmaker[AsyncSession], provider: KeyProvider, *, echo: bool
+) -> None:
+    """Access-token signing keys are wrapped under the KEK too: re-wrap them, or retiring the old KEK
+    would stop token issuance. Recorded on the platform chain in the same transaction."""
+    from rcm.identity import audit_hooks
+    from rcm.identity.keys import rewrap_signing_keys
+    from rcm.kit.db import platform_transaction
+
+    async with platform_transaction(sessions) as session:
+        result = await rewrap_signing_keys(session, provider)
+        await audit_hooks.signing_keys_rewrapped(
+            session,
+            request=audit_hooks.request_info(None),
+            principal=operator_principal("keys rotate"),
+            rewrapped=len(result.rewrapped),
+            unreadable=len(result.unreadable),
+        )
+    if echo:
+        click.echo(f"re-wrapped {len(result.rewrapped)} signing key(s) under {provider.current_kek_id}")
+    for kid in result.unreadable:
+        click.echo(
+            f"signing key {kid} is under a KEK this provider lacks; run rcm identity rotate-signing-key",
+            err=True,
+        )
+
+
 async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
-    """Mark the tenant offboarded and crypto-shred its keys, in one transaction."""
+    """Mark the tenant offboarded, crypto-shred its keys and revoke its API clients, in one transaction."""
     from rcm.app import app_database_url
     from rcm.crypto.keyring import KeyStore
     from rcm.crypto.provider import key_provider
+    from rcm.identity.clients import revoke_tenant_clients
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
     from rcm.tenancy.models import Tenant
@@ -150,7 +179,14 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
         async with tenant_transaction(sessions, TenantContext.single(tid)) as session:
             await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status="offboarded"))
             await KeyStore(key_provider(settings)).shred(session, tid)
-            _audit(session, tid, "tenant.offboard", Action.DELETE, {"keys_destroyed": True})
+            revoked = await revoke_tenant_clients(session, tid)
+            _audit(
+                session,
+                tid,
+                "tenant.offboard",
+                Action.DELETE,
+                {"keys_destroyed": True, "clients_revoked": revoked},
+            )
         return tenant_id
     finally:
         await engine.dispose()
@@ -179,7 +215,7 @@ def keys_rotate(slug: str | None, new_kek: bool) -> None:
 @click.argument("slug")
 @click.option("--yes", is_flag=True, help="Confirm: the tenant's PHI becomes unreadable, for good.")
 def tenants_offboard(slug: str, yes: bool) -> None:
-    """Offboard tenant SLUG: mark it offboarded and crypto-shred its keys (irreversible)."""
+    """Offboard tenant SLUG: mark it offboarded, shred its keys, revoke its API clients (irreversible)."""
     from rcm.cli import run
 
     if not yes:

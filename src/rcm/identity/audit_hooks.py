@@ -1,7 +1,11 @@
 """Every audit event the identity package emits, behind one small module.
 
-Each hook records through ``rcm.audit.trail.record_now``, in its own transaction on purpose:
-denials and failed logins must be kept even when the request's transaction rolls back.
+Two ways to record, chosen by outcome:
+- successes (token issued, login, break-glass, administration) take the caller's ``AsyncSession`` and are
+  recorded with ``rcm.audit.trail.record`` in the SAME transaction as the change: the change and its audit
+  row commit together or not at all (45 CFR 164.312(b));
+- denials (failed logins, refused token requests, 401/403) take the session factory and are recorded with
+  ``record_now`` in a transaction of their own, because the request's transaction does not commit.
 No hook takes a secret, a token or a PHI value.
 """
 
@@ -15,15 +19,31 @@ from litestar.connection import ASGIConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo, request_info_from
-from rcm.audit.trail import record_now
+from rcm.audit.repository import context_tenants
+from rcm.audit.trail import record, record_now
 from rcm.identity.principal import Principal
-from rcm.kit.tenant import PLATFORM_TENANT, TenantId
+from rcm.kit.db import apply_tenant_context
+from rcm.kit.tenant import PLATFORM_TENANT, TenantContext, TenantId
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
-async def _emit(sessions: Sessions | None, event: AuditEvent) -> AuditEvent:
-    """Write the event; if it cannot be written the caller's operation fails with it."""
+async def _emit(session: AsyncSession, event: AuditEvent) -> AuditEvent:
+    """Record the event in ``session``'s transaction; if it cannot be written, that transaction fails.
+
+    Call it after the change has been flushed. The audit row goes on the event's tenant chain, and RLS on
+    the audit tables needs that tenant in the transaction's context: the context is widened to include it,
+    never narrowed, so whatever else the transaction still writes stays within its context.
+    """
+    context = [TenantId(t) for t in await context_tenants(session)]
+    if event.tenant_id not in context:
+        await apply_tenant_context(session, TenantContext.system_cross_tenant((*context, event.tenant_id)))
+    record(session, event)
+    return event
+
+
+async def _emit_now(sessions: Sessions | None, event: AuditEvent) -> AuditEvent:
+    """Record a denial in a transaction of its own (the request's transaction does not commit)."""
     if sessions is None:
         raise RuntimeError("audit events need a database session factory")
     await record_now(sessions, event)
@@ -40,11 +60,11 @@ def _tenant_of(principal: Principal | None) -> TenantId:
 
 
 async def token_issued(
-    sessions: Sessions | None, *, request: RequestInfo, principal: Principal, grant_type: str
+    session: AsyncSession, *, request: RequestInfo, principal: Principal, grant_type: str
 ) -> AuditEvent:
     """An API client obtained an access token (client_credentials)."""
     return await _emit(
-        sessions,
+        session,
         AuditEvent(
             tenant_id=_tenant_of(principal),
             event_type="token.issue",
@@ -64,11 +84,12 @@ async def token_issued(
 
 
 async def login(
-    sessions: Sessions | None, *, request: RequestInfo, principal: Principal, issuer: str
+    session: AsyncSession, *, request: RequestInfo, principal: Principal, issuer: str, linked: bool = False
 ) -> AuditEvent:
-    """A person exchanged an ID token for an access token (jwt-bearer)."""
+    """A person exchanged an ID token for an access token (jwt-bearer); ``linked``: this login recorded
+    the issuer's subject on a user found by email (first login)."""
     return await _emit(
-        sessions,
+        session,
         AuditEvent(
             tenant_id=_tenant_of(principal),
             event_type="user.login",
@@ -78,7 +99,7 @@ async def login(
             actor=principal,
             resource_type="app_user",
             resource_ids=(principal.user_id,) if principal.user_id else (),
-            detail={"issuer": issuer, "jti": principal.token_id, "mfa": principal.mfa},
+            detail={"issuer": issuer, "jti": principal.token_id, "mfa": principal.mfa, "linked": linked},
         ),
     )
 
@@ -93,7 +114,7 @@ async def token_denied(
     tenant_id: TenantId | None = None,
 ) -> AuditEvent:
     """A token request was refused (bad secret, bad assertion, untrusted issuer, unknown user...)."""
-    return await _emit(
+    return await _emit_now(
         sessions,
         AuditEvent(
             tenant_id=tenant_id or PLATFORM_TENANT,
@@ -118,7 +139,7 @@ async def access_denied(
     actor_hint: str | None = None,
 ) -> AuditEvent:
     """Authentication failed (no/bad token) or a guard or tenant-access check said no."""
-    return await _emit(
+    return await _emit_now(
         sessions,
         AuditEvent(
             tenant_id=tenant_id or _tenant_of(principal),
@@ -134,7 +155,7 @@ async def access_denied(
 
 
 async def break_glass_opened(
-    sessions: Sessions | None,
+    session: AsyncSession,
     *,
     request: RequestInfo,
     principal: Principal,
@@ -144,7 +165,7 @@ async def break_glass_opened(
 ) -> AuditEvent:
     """Emergency access was granted. The reason is in the grant row (it is free text; kept out of here)."""
     return await _emit(
-        sessions,
+        session,
         AuditEvent(
             tenant_id=tenant_id,
             event_type="break_glass.open",
@@ -160,10 +181,10 @@ async def break_glass_opened(
 
 
 async def admin_action(
-    sessions: Sessions | None,
+    session: AsyncSession,
     *,
     request: RequestInfo,
-    principal: Principal | None,
+    principal: Principal,
     event_type: str,
     action: Action,
     tenant_id: TenantId | None = None,
@@ -171,9 +192,12 @@ async def admin_action(
     resource_ids: tuple[uuid.UUID, ...] = (),
     detail: dict[str, str | int | bool | None] | None = None,
 ) -> AuditEvent:
-    """Platform administration: tenant onboarding, API client issue/rotate/revoke, signing-key rotation."""
+    """Platform administration: tenant onboarding, API client issue/rotate/revoke, signing-key rotation.
+
+    ``principal`` is the admin's token principal, or ``operator_principal(command)`` for the CLI.
+    """
     return await _emit(
-        sessions,
+        session,
         AuditEvent(
             tenant_id=tenant_id or PLATFORM_TENANT,
             event_type=event_type,
@@ -185,4 +209,60 @@ async def admin_action(
             resource_ids=resource_ids,
             detail=detail or {},
         ),
+    )
+
+
+async def tenant_onboarded(
+    session: AsyncSession, *, request: RequestInfo, principal: Principal, tenant_id: TenantId, created: bool
+) -> AuditEvent:
+    """A practice was created or updated from its manifest (admin API or ``rcm tenants apply``)."""
+    return await admin_action(
+        session,
+        request=request,
+        principal=principal,
+        event_type="tenant.onboard",
+        action=Action.CREATE if created else Action.UPDATE,
+        tenant_id=tenant_id,
+        resource_type="tenant",
+        resource_ids=(tenant_id,),
+    )
+
+
+_CLIENT_CHANGES = {"issue": Action.CREATE, "rotate": Action.UPDATE, "revoke": Action.UPDATE}
+
+
+async def api_client_changed(
+    session: AsyncSession,
+    *,
+    request: RequestInfo,
+    principal: Principal,
+    change: str,
+    tenant_id: TenantId,
+    client_row_id: uuid.UUID,
+) -> AuditEvent:
+    """An API client was issued, had its credential rotated, or was revoked (admin API or CLI)."""
+    return await admin_action(
+        session,
+        request=request,
+        principal=principal,
+        event_type=f"api_client.{change}",
+        action=_CLIENT_CHANGES[change],
+        tenant_id=tenant_id,
+        resource_type="api_client",
+        resource_ids=(client_row_id,),
+    )
+
+
+async def signing_keys_rewrapped(
+    session: AsyncSession, *, request: RequestInfo, principal: Principal, rewrapped: int, unreadable: int
+) -> AuditEvent:
+    """Signing keys' private halves were re-wrapped under the current KEK (``rcm keys rotate``)."""
+    return await admin_action(
+        session,
+        request=request,
+        principal=principal,
+        event_type="signing_key.rewrap",
+        action=Action.EXECUTE,
+        resource_type="signing_key",
+        detail={"rewrapped": rewrapped, "unreadable": unreadable},
     )

@@ -56,19 +56,20 @@ def rotate_signing_key_cmd() -> None:
     from rcm.audit.events import Action
     from rcm.identity import audit_hooks
     from rcm.identity.keys import rotate_signing_key
+    from rcm.identity.principal import operator_principal
     from rcm.kit.db import platform_transaction
 
     async def go(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> str:
         async with platform_transaction(sessions) as session:
             row = await rotate_signing_key(session, settings)
-        await audit_hooks.admin_action(
-            sessions,
-            request=audit_hooks.request_info(None),
-            principal=None,
-            event_type="signing_key.rotate",
-            action=Action.EXECUTE,
-            detail={"kid": row.kid},
-        )
+            await audit_hooks.admin_action(
+                session,
+                request=audit_hooks.request_info(None),
+                principal=operator_principal("identity rotate-signing-key"),
+                event_type="signing_key.rotate",
+                action=Action.EXECUTE,
+                detail={"kid": row.kid},
+            )
         return row.kid
 
     click.echo(f"active signing key is now {_run(go)}")
@@ -92,6 +93,22 @@ def _print_client(client: Any, secret: str | None) -> None:
     click.echo(json.dumps(out, indent=2))
     if secret:
         click.echo("The secret is shown once; store it now.", err=True)
+
+
+async def _audit_client(session: AsyncSession, change: str, client: Any) -> None:
+    """The CLI's client changes are recorded like the admin API's, in the same transaction."""
+    from rcm.identity import audit_hooks
+    from rcm.identity.principal import operator_principal
+    from rcm.kit.tenant import TenantId
+
+    await audit_hooks.api_client_changed(
+        session,
+        request=audit_hooks.request_info(None),
+        principal=operator_principal(f"identity clients {change}"),
+        change=change,
+        tenant_id=TenantId(client.tenant_id),
+        client_row_id=client.id,
+    )
 
 
 async def _tenant_id(session: AsyncSession, slug: str) -> Any:
@@ -134,6 +151,7 @@ def clients_create(
                 scopes=list(scopes) or None,
                 jwks=jwks,
             )
+            await _audit_client(session, "issue", issued.client)
         _print_client(issued.client, issued.secret)
 
     _run(go)
@@ -155,6 +173,7 @@ def clients_rotate(tenant_slug: str, client_id: str, jwks_file: Path | None) -> 
             issued = await rotate_client_secret(
                 session, await _tenant_id(session, tenant_slug), client_id, jwks=jwks
             )
+            await _audit_client(session, "rotate", issued.client)
         _print_client(issued.client, issued.secret)
 
     _run(go)
@@ -171,6 +190,7 @@ def clients_revoke(tenant_slug: str, client_id: str) -> None:
     async def go(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
         async with platform_transaction(sessions) as session:
             client = await revoke_client(session, await _tenant_id(session, tenant_slug), client_id)
+            await _audit_client(session, "revoke", client)
         _print_client(client, None)
 
     _run(go)

@@ -15,7 +15,7 @@ from typing import Any
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.identity.models import ApiClient
@@ -24,6 +24,7 @@ from rcm.kit.db import apply_tenant_context
 from rcm.kit.errors import FieldError, InvalidInput, NotFound
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext, TenantId
+from rcm.tenancy.models import Tenant
 
 AUTH_METHODS = ("client_secret_basic", "private_key_jwt")
 _SET_CLIENT = text("SELECT set_config('rcm.client_id', :client_id, true)")
@@ -160,3 +161,24 @@ async def lookup_client_for_token_endpoint(session: AsyncSession, client_id: str
     return (
         await session.execute(select(ApiClient).where(ApiClient.client_id == client_id))
     ).scalar_one_or_none()
+
+
+async def tenant_is_active(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    """Whether the client's practice may still be served: suspended and offboarded tenants get no tokens."""
+    status = (await session.execute(select(Tenant.status).where(Tenant.id == tenant_id))).scalar_one_or_none()
+    return status == "active"
+
+
+async def revoke_tenant_clients(session: AsyncSession, tenant_id: TenantId) -> int:
+    """Revoke every API client of a tenant (offboarding); returns how many were still usable.
+
+    Runs in the caller's transaction, which records the offboarding event.
+    """
+    await apply_tenant_context(session, TenantContext.single(tenant_id))
+    result = await session.execute(
+        update(ApiClient)
+        .where(ApiClient.tenant_id == tenant_id, ApiClient.status != "revoked")
+        .values(status="revoked", revoked_at=utcnow())
+        .returning(ApiClient.id)
+    )
+    return len(result.all())

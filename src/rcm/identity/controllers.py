@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.audit.events import Action
 from rcm.config import Settings
@@ -18,6 +19,7 @@ from rcm.identity.break_glass import open_break_glass, system_break_glass_report
 from rcm.identity.clients import create_client, revoke_client, rotate_client_secret
 from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
 from rcm.identity.middleware import current_principal
+from rcm.identity.models import ApiClient
 from rcm.identity.oidc import DEV_AUDIENCE, DEV_ISSUER, dev_issuer_jwks, mint_dev_id_token
 from rcm.identity.principal import Role
 from rcm.identity.scopes import ADMIN, ALL_SCOPES
@@ -157,14 +159,14 @@ class BreakGlassController(Controller):
             grant = await open_break_glass(
                 session, actor=principal, tenant=tenant, reason=data.reason, minutes=data.minutes
             )
-        await audit_hooks.break_glass_opened(
-            state.sessions,
-            request=audit_hooks.request_info(request),
-            principal=principal,
-            tenant_id=TenantId(tenant.id),
-            grant_id=grant.id,
-            expires_at=grant.expires_at,
-        )
+            await audit_hooks.break_glass_opened(
+                session,
+                request=audit_hooks.request_info(request),
+                principal=principal,
+                tenant_id=TenantId(tenant.id),
+                grant_id=grant.id,
+                expires_at=grant.expires_at,
+            )
         return _grant_out(grant)
 
 
@@ -209,16 +211,13 @@ class AdminController(Controller):
     ) -> TenantOnboarded:
         async with platform_transaction(state.sessions) as session:
             tenant, created = await apply_manifest(session, data)
-        await audit_hooks.admin_action(
-            state.sessions,
-            request=audit_hooks.request_info(request),
-            principal=current_principal(request),
-            event_type="tenant.onboard",
-            action=Action.CREATE if created else Action.UPDATE,
-            tenant_id=TenantId(tenant.id),
-            resource_type="tenant",
-            resource_ids=(tenant.id,),
-        )
+            await audit_hooks.tenant_onboarded(
+                session,
+                request=audit_hooks.request_info(request),
+                principal=current_principal(request),
+                tenant_id=TenantId(tenant.id),
+                created=created,
+            )
         return TenantOnboarded(id=tenant.id, slug=tenant.slug, created=created)
 
     @post("/tenants/{slug:str}/clients", summary="Issue API client credentials (the secret is shown once)")
@@ -235,14 +234,7 @@ class AdminController(Controller):
                 scopes=data.scopes,
                 jwks=data.jwks,
             )
-        await _client_audit(
-            request=request,
-            state=state,
-            event_type="api_client.issue",
-            action=Action.CREATE,
-            tenant_id=issued.client.tenant_id,
-            row_id=issued.client.id,
-        )
+            await _client_audit(session, request, "issue", issued.client)
         return _client_out(issued.client, issued.secret)
 
     @post(
@@ -263,14 +255,7 @@ class AdminController(Controller):
             issued = await rotate_client_secret(
                 session, TenantId(tenant.id), client_id, jwks=data.jwks if data else None
             )
-        await _client_audit(
-            request=request,
-            state=state,
-            event_type="api_client.rotate",
-            action=Action.UPDATE,
-            tenant_id=issued.client.tenant_id,
-            row_id=issued.client.id,
-        )
+            await _client_audit(session, request, "rotate", issued.client)
         return _client_out(issued.client, issued.secret)
 
     @post("/tenants/{slug:str}/clients/{client_id:str}/revoke", status_code=200, summary="Revoke a client")
@@ -280,14 +265,7 @@ class AdminController(Controller):
         async with platform_transaction(state.sessions) as session:
             tenant = await _tenant(session, slug)
             client = await revoke_client(session, TenantId(tenant.id), client_id)
-        await _client_audit(
-            request=request,
-            state=state,
-            event_type="api_client.revoke",
-            action=Action.UPDATE,
-            tenant_id=client.tenant_id,
-            row_id=client.id,
-        )
+            await _client_audit(session, request, "revoke", client)
         return _client_out(client, None)
 
     @get("/break-glass", summary="Break-glass grants across all tenants, newest first (review)")
@@ -296,15 +274,15 @@ class AdminController(Controller):
     ) -> list[BreakGlassGrantOut]:
         async with platform_transaction(state.sessions) as session:
             grants = await system_break_glass_report_across_tenants(session)
-        await audit_hooks.admin_action(
-            state.sessions,
-            request=audit_hooks.request_info(request),
-            principal=current_principal(request),
-            event_type="break_glass.report",
-            action=Action.READ,
-            resource_type="break_glass_grant",
-            resource_ids=tuple(g.id for g in grants),
-        )
+            await audit_hooks.admin_action(
+                session,
+                request=audit_hooks.request_info(request),
+                principal=current_principal(request),
+                event_type="break_glass.report",
+                action=Action.READ,
+                resource_type="break_glass_grant",
+                resource_ids=tuple(g.id for g in grants),
+            )
         return [_grant_out(g) for g in grants]
 
 
@@ -316,23 +294,15 @@ async def _tenant(session: Any, slug: str) -> Tenant:
 
 
 async def _client_audit(
-    *,
-    request: Request[Any, Any, Any],
-    state: State,
-    event_type: str,
-    action: Action,
-    tenant_id: uuid.UUID,
-    row_id: uuid.UUID,
+    session: AsyncSession, request: Request[Any, Any, Any], change: str, client: ApiClient
 ) -> None:
-    await audit_hooks.admin_action(
-        state.sessions,
+    await audit_hooks.api_client_changed(
+        session,
         request=audit_hooks.request_info(request),
         principal=current_principal(request),
-        event_type=event_type,
-        action=action,
-        tenant_id=TenantId(tenant_id),
-        resource_type="api_client",
-        resource_ids=(row_id,),
+        change=change,
+        tenant_id=TenantId(client.tenant_id),
+        client_row_id=client.id,
     )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.config import Settings
-from rcm.crypto.provider import WrappedKey, key_provider
+from rcm.crypto.provider import KeyProvider, KeyUnwrapError, WrappedKey, key_provider
 from rcm.identity.models import SigningKey
 from rcm.kit.db import platform_transaction
 from rcm.kit.models import utcnow
@@ -102,7 +102,11 @@ async def rotate_signing_key(
     """
     now = now or utcnow()
     await retire_expired_keys(session, now=now)
-    keep_until = now + timedelta(seconds=settings.access_token_ttl_seconds + LEEWAY_SECONDS)
+    # Other processes keep signing with the demoted key until their key ring reloads (KEYRING_TTL_SECONDS);
+    # the last token one of them signs expires a TTL later, and verifiers allow LEEWAY_SECONDS of skew.
+    keep_until = now + timedelta(
+        seconds=KEYRING_TTL_SECONDS + settings.access_token_ttl_seconds + LEEWAY_SECONDS
+    )
     await session.execute(
         update(SigningKey)
         .where(SigningKey.state == "active")
@@ -114,6 +118,46 @@ async def rotate_signing_key(
     await session.flush()
     _bump_generation()
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRewrap:
+    rewrapped: tuple[str, ...]  # kids now wrapped under the current KEK
+    unreadable: tuple[str, ...]  # kids whose KEK the provider does not hold: rotate them out
+
+
+async def rewrap_signing_keys(session: AsyncSession, provider: KeyProvider) -> SigningKeyRewrap:
+    """Re-wrap the private half of every active and published signing key under the current KEK.
+
+    ``rcm keys rotate --new-kek`` calls it beside the data keys' re-wrap, so retiring the old KEK does not
+    break token issuance. A key the provider cannot unwrap (its KEK is already gone) is reported, not fatal:
+    the data keys still need their re-wrap, and ``rcm identity rotate-signing-key`` replaces such a key.
+    The caller's transaction commits (and records the audit event).
+    """
+    rows = (
+        await session.execute(
+            select(SigningKey)
+            .where(SigningKey.state.in_(("active", "published")))
+            .order_by(SigningKey.kid)
+            .with_for_update()
+        )
+    ).scalars()
+    rewrapped: list[str] = []
+    unreadable: list[str] = []
+    for row in rows:
+        context = _wrap_context(row.kid)
+        try:
+            private = provider.unwrap(
+                WrappedKey(kek_id=row.kek_id, blob=row.wrapped_private_key), context=context
+            )
+        except KeyUnwrapError:
+            unreadable.append(row.kid)
+            continue
+        wrapped = provider.wrap(private, context=context)
+        row.kek_id, row.wrapped_private_key = wrapped.kek_id, wrapped.blob
+        rewrapped.append(row.kid)
+    await session.flush()
+    return SigningKeyRewrap(tuple(rewrapped), tuple(unreadable))
 
 
 async def retire_expired_keys(session: AsyncSession, *, now: datetime | None = None) -> list[str]:

@@ -61,7 +61,7 @@ class BreakGlassGrant(TenantOwned, Base):
 
 
 class UsedClientAssertion(Base):
-    """``jti`` of accepted private_key_jwt client assertions, kept until they expire (replay guard)."""
+    """``jti`` of accepted private_key_jwt client assertions, kept until exp + leeway (replay guard)."""
 
     __tablename__ = "used_client_assertion"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.config import Settings
@@ -164,7 +165,12 @@ def unverified_claims(token: str) -> tuple[dict[str, Any], dict[str, Any]] | Non
 
 
 async def find_app_user(session: AsyncSession, claims: dict[str, Any]) -> AppUser | None:
-    """Map a (verified) ID token to our user: by (iss, sub), else by a verified email."""
+    """Map an ID token to our user: by (iss, sub); else (first login) by an email THIS issuer verified.
+
+    The email fallback never crosses issuers: a user provisioned for one issuer cannot be reached through
+    another, or any trusted issuer that lets people claim an address would log in as whoever holds it
+    (an administrator included). Called before the token is verified: only a lookup, nothing is trusted.
+    """
     iss, sub = claims.get("iss"), claims.get("sub")
     if not isinstance(iss, str) or not isinstance(sub, str):
         return None
@@ -173,5 +179,21 @@ async def find_app_user(session: AsyncSession, claims: dict[str, Any]) -> AppUse
     ).scalar_one_or_none()
     email = claims.get("email")
     if user is None and isinstance(email, str) and claims.get("email_verified") is True:
-        user = (await session.execute(select(AppUser).where(AppUser.email == email))).scalar_one_or_none()
+        user = (
+            await session.execute(select(AppUser).where(AppUser.issuer == iss, AppUser.email == email))
+        ).scalar_one_or_none()
     return user
+
+
+async def link_subject(session: AsyncSession, user_id: uuid.UUID, *, issuer: str, subject: str) -> bool:
+    """Record the issuer's subject on a user first found by email; later logins match (iss, sub).
+
+    Call only after the ID token was verified. The issuer condition repeats ``find_app_user``'s rule.
+    """
+    result = await session.execute(
+        update(AppUser)
+        .where(AppUser.id == user_id, AppUser.issuer == issuer)
+        .values(subject=subject)
+        .returning(AppUser.id)
+    )
+    return result.first() is not None

@@ -1,4 +1,5 @@
-"""Wires identity into the app: routes, the authentication middleware, the key ring and token service."""
+"""Wires identity into the app: routes, the per-address rate limit and authentication middleware (outermost,
+in that order), the key ring and token service."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rcm.identity.controllers import (
 from rcm.identity.keys import KeyRing
 from rcm.identity.middleware import authentication_middleware
 from rcm.identity.oidc import dev_issuer_active
+from rcm.identity.ratelimit import peer_rate_limit_config
 from rcm.identity.server import TokenService
 
 
@@ -28,7 +30,11 @@ class IdentityPlugin(InitPluginProtocol):
         app_config.route_handlers.extend([OAuthController, BreakGlassController, AdminController])
         if dev_issuer_active(self.settings):
             app_config.route_handlers.append(DevIssuerController)
-        app_config.middleware.insert(0, authentication_middleware())
+        # Outermost first: the per-address limit, then authentication (the app's per-caller limit follows).
+        app_config.middleware[0:0] = [
+            peer_rate_limit_config(self.settings).middleware,
+            authentication_middleware(),
+        ]
         app_config.state["identity_keyring"] = self.keyring
         app_config.state["identity_tokens"] = self.tokens
         return app_config

@@ -6,7 +6,9 @@ authlib is synchronous; our database is not. So a request runs in three steps:
    the trusted issuer and its JWKS named by the ID token's ``iss``, and our user for its (iss, sub) or email.
 2. authlib (sync) verifies everything — secret, assertion signature and claims, ID token — and calls our
    token generator. Nothing from step 1 is trusted until authlib has checked the credential it came from.
-3. The async tail records the client assertion's ``jti`` (single use) and the audit event.
+3. The async tail writes, in ONE transaction, the client assertion's ``jti`` (single use), a person's
+   subject on first login, and the success event; the token is returned only if that commits. A refusal
+   is recorded in a transaction of its own.
 
 Grants: ``client_credentials`` for practice API clients (``client_secret_basic`` or ``private_key_jwt``,
 RFC 7523 §2.2) and ``urn:ietf:params:oauth:grant-type:jwt-bearer`` (RFC 7523 §2.1) for people, whose
@@ -18,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
@@ -40,13 +42,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rcm.audit.events import RequestInfo
 from rcm.config import Settings
 from rcm.identity import audit_hooks
-from rcm.identity.clients import lookup_client_for_token_endpoint, secret_matches
+from rcm.identity.clients import lookup_client_for_token_endpoint, secret_matches, tenant_is_active
 from rcm.identity.keys import KeyRing
 from rcm.identity.models import ApiClient, UsedClientAssertion
 from rcm.identity.oidc import (
     IssuerKeyCache,
     TrustedIssuer,
     find_app_user,
+    link_subject,
     mfa_from_claims,
     trusted_issuers,
     unverified_claims,
@@ -62,6 +65,9 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # A client assertion is a one-shot credential: it may not claim a longer life than this.
 MAX_ASSERTION_LIFETIME_SECONDS = 600
+# Clock skew allowed on a client assertion's exp. Its jti is remembered at least this long past exp: a replay
+# that authlib still accepts inside the window must find the jti (RFC 7523 §3, item 7).
+ASSERTION_LEEWAY_SECONDS = 30
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -72,6 +78,7 @@ class _Prepared:
 
     signing_key: ECKey
     client: ApiClient | None = None
+    client_tenant_active: bool = False  # a suspended or offboarded practice's clients get no token
     issuer: TrustedIssuer | None = None
     issuer_keys: KeySet | None = None
     user: AppUser | None = None
@@ -141,7 +148,7 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
     def __init__(self, settings: Settings, prepared: _Prepared) -> None:
-        super().__init__(validate_jti=True, leeway=30)
+        super().__init__(validate_jti=True, leeway=ASSERTION_LEEWAY_SECONDS)
         self.settings = settings
         self.prepared = prepared
 
@@ -228,6 +235,8 @@ class RCMAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         row = self.prepared.client
         if row is None or row.client_id != client_id or row.status != "active":
             return None
+        if not self.prepared.client_tenant_active:
+            return None  # authlib answers invalid_client, as for an unknown client
         return _OAuthClient(row)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
@@ -345,25 +354,15 @@ class TokenService:
         oauth_request = _Request(token_endpoint_url(self.settings), form, headers)
         status, body, out_headers = server.create_token_response(oauth_request)
         principal = prepared.issued if status == 200 else None
-        replayed = (
-            principal is not None
-            and prepared.assertion_jti is not None
-            and not await _record_assertion_jti(sessions, *prepared.assertion_jti)
-        )
-        if replayed:
+        if principal is not None and not await _commit_issue(sessions, prepared, principal, request):
             status, body, out_headers = server.handle_error_response(
                 oauth_request, InvalidClientError(description="The client assertion was used before.")
             )
             principal = None
-        await self._audit(
-            sessions=sessions,
-            form=form,
-            headers=headers,
-            prepared=prepared,
-            principal=principal,
-            body=body,
-            request=request,
-        )
+        if principal is None:
+            await _audit_denied(
+                sessions, form=form, headers=headers, prepared=prepared, body=body, request=request
+            )
         return TokenResult(status, body, out_headers, principal)
 
     async def _prepare(
@@ -375,6 +374,8 @@ class TokenService:
         async with platform_transaction(sessions) as session:
             if client_id:
                 prepared.client = await lookup_client_for_token_endpoint(session, client_id)
+                if prepared.client is not None:
+                    prepared.client_tenant_active = await tenant_is_active(session, prepared.client.tenant_id)
             if grant_type == JWT_BEARER and form.get("assertion"):
                 parsed = unverified_claims(form["assertion"])
                 if parsed is not None:
@@ -392,38 +393,55 @@ class TokenService:
                             prepared.issuer_keys = None
         return prepared
 
-    async def _audit(
-        self,
-        *,
-        sessions: Sessions,
-        form: dict[str, str],
-        headers: Mapping[str, str],
-        prepared: _Prepared,
-        principal: Principal | None,
-        body: dict[str, Any],
-        request: RequestInfo,
-    ) -> None:
-        grant_type = form.get("grant_type")
-        if principal is not None and principal.kind is PrincipalKind.CLIENT:
+
+async def _commit_issue(
+    sessions: Sessions, prepared: _Prepared, principal: Principal, request: RequestInfo
+) -> bool:
+    """One transaction for what a granted request writes: the client assertion's jti (single use), the
+    first link of a person's subject, and the success event. The token is handed out only if it commits.
+
+    False (and nothing written) when the assertion was used before.
+    """
+    async with platform_transaction(sessions) as session:
+        if prepared.assertion_jti is not None and not await _record_assertion_jti(
+            session, *prepared.assertion_jti
+        ):
+            return False
+        if principal.kind is PrincipalKind.CLIENT:
             await audit_hooks.token_issued(
-                sessions, request=request, principal=principal, grant_type="client_credentials"
+                session, request=request, principal=principal, grant_type="client_credentials"
             )
-        elif principal is not None:
-            issuer = prepared.issuer.issuer if prepared.issuer else ""
-            await audit_hooks.login(sessions, request=request, principal=principal, issuer=issuer)
-        else:
-            hint = _presented_client_id(form, headers) or (
-                prepared.issuer.issuer if prepared.issuer else None
-            )
-            tenant = TenantId(prepared.client.tenant_id) if prepared.client is not None else None
-            await audit_hooks.token_denied(
-                sessions,
-                request=request,
-                grant_type=grant_type,
-                error=str(body.get("error", "unknown")),
-                actor_hint=hint,
-                tenant_id=tenant,
-            )
+            return True
+        issuer = prepared.issuer.issuer if prepared.issuer else ""
+        linked = False
+        subject = prepared.id_claims.get("sub")
+        if prepared.user is not None and isinstance(subject, str) and prepared.user.subject != subject:
+            # Matched by a verified email of this same issuer (first login): from now on, (iss, sub).
+            linked = await link_subject(session, prepared.user.id, issuer=issuer, subject=subject)
+        await audit_hooks.login(session, request=request, principal=principal, issuer=issuer, linked=linked)
+    return True
+
+
+async def _audit_denied(
+    sessions: Sessions,
+    *,
+    form: dict[str, str],
+    headers: Mapping[str, str],
+    prepared: _Prepared,
+    body: dict[str, Any],
+    request: RequestInfo,
+) -> None:
+    """Refusals are recorded in a transaction of their own: nothing else of the request commits."""
+    hint = _presented_client_id(form, headers) or (prepared.issuer.issuer if prepared.issuer else None)
+    tenant = TenantId(prepared.client.tenant_id) if prepared.client is not None else None
+    await audit_hooks.token_denied(
+        sessions,
+        request=request,
+        grant_type=form.get("grant_type"),
+        error=str(body.get("error", "unknown")),
+        actor_hint=hint,
+        tenant_id=tenant,
+    )
 
 
 def _presented_client_id(form: dict[str, str], headers: Mapping[str, str]) -> str | None:
@@ -437,14 +455,17 @@ def _presented_client_id(form: dict[str, str], headers: Mapping[str, str]) -> st
     return None
 
 
-async def _record_assertion_jti(sessions: Sessions, client_id: str, jti: str, exp: int) -> bool:
-    """Remember an accepted assertion's jti until it expires; False if it was already used."""
-    async with platform_transaction(sessions) as session:
-        await session.execute(delete(UsedClientAssertion).where(UsedClientAssertion.expires_at < func.now()))
-        inserted = await session.execute(
-            insert(UsedClientAssertion)
-            .values(client_id=client_id, jti=jti[:200], expires_at=datetime.fromtimestamp(exp, UTC))
-            .on_conflict_do_nothing()
-            .returning(UsedClientAssertion.jti)
-        )
-        return inserted.first() is not None
+async def _record_assertion_jti(session: AsyncSession, client_id: str, jti: str, exp: int) -> bool:
+    """Remember an accepted assertion's jti until it can no longer be accepted; False if it was used before.
+
+    Rows are purged only once exp + leeway has passed: until then authlib would still accept the assertion.
+    """
+    purge_before = func.now() - timedelta(seconds=ASSERTION_LEEWAY_SECONDS)
+    await session.execute(delete(UsedClientAssertion).where(UsedClientAssertion.expires_at < purge_before))
+    inserted = await session.execute(
+        insert(UsedClientAssertion)
+        .values(client_id=client_id, jti=jti[:200], expires_at=datetime.fromtimestamp(exp, UTC))
+        .on_conflict_do_nothing()
+        .returning(UsedClientAssertion.jti)
+    )
+    return inserted.first() is not None
