@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,12 @@ def start_embedded_postgres(data_dir: Path, *, stop_on_exit: bool = True) -> str
 
     The server listens on a Unix socket inside the data directory only.
     """
-    from pgserver import get_server  # type: ignore[attr-defined,unused-ignore]
-
     data_dir.mkdir(parents=True, exist_ok=True)
-    server: Any = get_server(str(data_dir.resolve()), cleanup_mode="stop" if stop_on_exit else None)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver then uses /tmp.
+        warnings.simplefilter("ignore")
+        from pgserver import get_server  # type: ignore[attr-defined,unused-ignore]
+
+        server: Any = get_server(str(data_dir.resolve()), cleanup_mode="stop" if stop_on_exit else None)
     uri: str = server.get_uri()
     return uri
