@@ -278,6 +278,7 @@ async def main() -> None:
         "RCM_DATABASE_URL": admin,
         "RCM_DATA_DIR": str(data_dir),
         "RCM_RATE_LIMIT_PER_MINUTE": "100000000",
+        "RCM_RATE_LIMIT_PER_IP_PER_MINUTE": "100000000",
         "RCM_LOG_LEVEL": "WARNING",
         "RCM_BASE_URL": f"http://127.0.0.1:{PORT}",
     }
