@@ -22,3 +22,23 @@ async def test_openapi_is_served(client: AsyncTestClient[Litestar]) -> None:
     response = await client.get("/docs/openapi.json")
     assert response.status_code == 200
     assert response.json()["info"]["title"] == "RCM API"
+
+
+async def test_openapi_documents_bodies_and_errors_of_tenant_routes(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    spec = (await client.get("/docs/openapi.json")).json()
+    operations = [
+        (path, method, op)
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/v1/tenants/{tenant_slug}/") and not path.endswith("/break-glass")
+        for method, op in item.items()
+    ]
+    assert len(operations) >= 12
+    for path, method, op in operations:
+        for status in ("401", "403", "404", "422", "429"):
+            content = op["responses"][status]["content"]
+            assert content["application/problem+json"]["schema"]["$ref"] == "#/components/schemas/Problem"
+        if method == "post" and not path.endswith("/search"):
+            created = op["responses"]["201"]["content"]["application/json"]["schema"]
+            assert created["$ref"].startswith("#/components/schemas/"), (path, created)

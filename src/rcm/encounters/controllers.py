@@ -11,8 +11,9 @@ from litestar.di import Provide
 from litestar.params import Parameter
 
 from rcm.encounters import schemas, service
-from rcm.idempotency.service import run_idempotent
+from rcm.idempotency.service import created_responses, run_idempotent
 from rcm.identity.guards import requires_scopes
+from rcm.kit.errors import problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, Page
 from rcm.patients.controllers import Cursor, IdemKey, Limit
 from rcm.tenancy.dependencies import provide_tenant_scope
@@ -29,7 +30,12 @@ class ProviderController(Controller):
     tags = ["providers"]
     dependencies = {"tenant": Provide(provide_tenant_scope)}
 
-    @post("/", summary="Create a provider", guards=[requires_scopes("encounters:write")])
+    @post(
+        "/",
+        responses=created_responses(schemas.Provider),
+        summary="Create a provider",
+        guards=[requires_scopes("encounters:write")],
+    )
     async def create(
         self,
         tenant: TenantScope,
@@ -49,13 +55,23 @@ class ProviderController(Controller):
             produce=produce,
         )
 
-    @get("/", summary="List providers", guards=[requires_scopes("encounters:read")])
+    @get(
+        "/",
+        responses=problem_responses(),
+        summary="List providers",
+        guards=[requires_scopes("encounters:read")],
+    )
     async def list_(
         self, tenant: TenantScope, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
     ) -> Page[schemas.Provider]:
         return await service.list_providers(tenant, limit=limit, cursor=cursor)
 
-    @get("/{provider_id:uuid}", summary="Read a provider", guards=[requires_scopes("encounters:read")])
+    @get(
+        "/{provider_id:uuid}",
+        responses=problem_responses(),
+        summary="Read a provider",
+        guards=[requires_scopes("encounters:read")],
+    )
     async def read(self, tenant: TenantScope, provider_id: uuid.UUID) -> schemas.Provider:
         return await service.get_provider(tenant, provider_id)
 
@@ -67,6 +83,7 @@ class EncounterController(Controller):
 
     @post(
         "/",
+        responses=created_responses(schemas.Encounter),
         summary="Submit an encounter (patient, coverage and providers by id or inline)",
         guards=[requires_scopes("encounters:write")],
     )
@@ -89,7 +106,12 @@ class EncounterController(Controller):
             produce=produce,
         )
 
-    @get("/", summary="List encounters", guards=[requires_scopes("encounters:read")])
+    @get(
+        "/",
+        responses=problem_responses(),
+        summary="List encounters",
+        guards=[requires_scopes("encounters:read")],
+    )
     async def list_(
         self,
         *,
@@ -113,12 +135,18 @@ class EncounterController(Controller):
             service_date_to=service_date_to,
         )
 
-    @get("/{encounter_id:uuid}", summary="Read an encounter", guards=[requires_scopes("encounters:read")])
+    @get(
+        "/{encounter_id:uuid}",
+        responses=problem_responses(),
+        summary="Read an encounter",
+        guards=[requires_scopes("encounters:read")],
+    )
     async def read(self, tenant: TenantScope, encounter_id: uuid.UUID) -> schemas.Encounter:
         return await service.get_encounter(tenant, encounter_id)
 
     @get(
         "/{encounter_id:uuid}/status",
+        responses=problem_responses(),
         summary="An encounter's status and its history",
         guards=[requires_scopes("encounters:read")],
     )

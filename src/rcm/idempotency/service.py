@@ -16,12 +16,13 @@ from typing import Any
 
 import msgspec
 from litestar import Response
+from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from rcm.audit.events import Action
 from rcm.idempotency.models import IdempotencyRecord
-from rcm.kit.errors import FieldError, IdempotencyMismatch, InvalidInput
+from rcm.kit.errors import FieldError, IdempotencyMismatch, InvalidInput, problem_responses
 from rcm.tenancy.scope import TenantScope
 
 HEADER = "Idempotency-Key"
@@ -40,6 +41,16 @@ _RESERVE = (
 class Stored:
     status_code: int
     body: bytes
+
+
+def created_responses(model: type[Any]) -> dict[int, ResponseSpec]:
+    """OpenAPI for an idempotent create: the 201 body and every error it can answer."""
+    return {
+        201: ResponseSpec(
+            data_container=model, description="Created; a retry with the same Idempotency-Key gets this again"
+        ),
+        **problem_responses(400, 401, 403, 404, 409, 413, 422, 429),
+    }
 
 
 def request_fingerprint(route: str, body: bytes) -> bytes:

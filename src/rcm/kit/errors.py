@@ -16,6 +16,7 @@ import msgspec
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.utils.scope.state import ScopeState
 from sqlalchemy.exc import DBAPIError
 
@@ -90,6 +91,43 @@ class PayloadTooLarge(RCMError):
 class ServiceUnavailable(RCMError):
     status_code = 503
     title = "Service unavailable"
+
+
+class FieldProblem(msgspec.Struct):
+    pointer: str
+    detail: str
+
+
+class Problem(msgspec.Struct):
+    """RFC 9457 problem document: what every error answers, in the OpenAPI too."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    trace_id: str
+    errors: list[FieldProblem] | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request (not JSON, bad parameter)",
+    401: "No valid bearer token",
+    403: "The token's role or scopes do not allow this",
+    404: "Not found, or not visible to you (the same answer for both)",
+    409: "Conflicts with an existing record or a concurrent request",
+    413: "Request body over the size limit",
+    422: "Invalid fields, each named by JSON pointer; nothing was written",
+    429: "Rate limit reached; see Retry-After",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors a route can answer (all problem+json)."""
+    codes = statuses or (400, 401, 403, 404, 422, 429)
+    return {
+        code: ResponseSpec(data_container=Problem, description=_DESCRIPTIONS[code], media_type=PROBLEM_JSON)
+        for code in codes
+    }
 
 
 def problem(

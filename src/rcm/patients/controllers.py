@@ -9,8 +9,9 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
 from litestar.params import Parameter
 
-from rcm.idempotency.service import HEADER, run_idempotent
+from rcm.idempotency.service import HEADER, created_responses, run_idempotent
 from rcm.identity.guards import requires_scopes
+from rcm.kit.errors import problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from rcm.patients import schemas, service
 from rcm.tenancy.dependencies import provide_tenant_scope
@@ -30,6 +31,7 @@ class PatientController(Controller):
 
     @post(
         "/",
+        responses=created_responses(schemas.Patient),
         summary="Create a patient",
         guards=[requires_scopes("patients:write")],
         status_code=201,
@@ -53,7 +55,9 @@ class PatientController(Controller):
             produce=produce,
         )
 
-    @get("/", summary="List patients", guards=[requires_scopes("patients:read")])
+    @get(
+        "/", responses=problem_responses(), summary="List patients", guards=[requires_scopes("patients:read")]
+    )
     async def list_(
         self, tenant: TenantScope, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
     ) -> Page[schemas.Patient]:
@@ -61,6 +65,7 @@ class PatientController(Controller):
 
     @post(
         "/search",
+        responses=problem_responses(),
         summary="Find patients by exact MRN, or by family name and birth date",
         description="A read: it takes an Idempotency-Key like every POST but does not need one.",
         guards=[requires_scopes("patients:read")],
@@ -82,12 +87,18 @@ class PatientController(Controller):
             birth_date=data.birth_date,
         )
 
-    @get("/{patient_id:uuid}", summary="Read a patient", guards=[requires_scopes("patients:read")])
+    @get(
+        "/{patient_id:uuid}",
+        responses=problem_responses(),
+        summary="Read a patient",
+        guards=[requires_scopes("patients:read")],
+    )
     async def read(self, tenant: TenantScope, patient_id: uuid.UUID) -> schemas.Patient:
         return await service.get_patient(tenant, patient_id)
 
     @post(
         "/{patient_id:uuid}/coverages",
+        responses=created_responses(schemas.Coverage),
         summary="Add a coverage to a patient",
         guards=[requires_scopes("patients:write")],
     )
@@ -113,6 +124,7 @@ class PatientController(Controller):
 
     @get(
         "/{patient_id:uuid}/coverages",
+        responses=problem_responses(),
         summary="List a patient's coverages",
         guards=[requires_scopes("patients:read")],
     )

@@ -9,6 +9,7 @@ from litestar.di import Provide
 
 from rcm.identity.guards import requires_scopes
 from rcm.identity.scopes import REPORTS_READ
+from rcm.kit.errors import problem_responses
 from rcm.reporting import service
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import TenantScope
@@ -21,6 +22,7 @@ class ReportController(Controller):
 
     @get(
         "/intake-summary",
+        responses=problem_responses(),
         summary="Encounters and charges received, by status (aggregates, no PHI)",
         guards=[requires_scopes(REPORTS_READ)],
     )
