@@ -19,6 +19,7 @@ from rcm.encounters.npi import npi_check_digit_valid
 from rcm.encounters.repository import EncounterRepository, ProviderRepository
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
+from rcm.kit.repository import insert_rows
 from rcm.patients import service as patients
 from rcm.patients.repository import CoverageRepository, PatientRepository
 from rcm.tenancy.scope import TenantScope
@@ -48,10 +49,15 @@ async def find_or_add_provider(scope: TenantScope, data: schemas.ProviderCreate)
     existing = await repo.by_npi(data.npi)
     if existing is not None:
         return existing, False
-    row = repo.add(
-        Provider(id=uuid.uuid4(), npi=data.npi, name=data.name, kind=data.kind, taxonomy=data.taxonomy)
+    row = Provider(
+        tenant_id=scope.tenant_id,
+        id=uuid.uuid4(),
+        npi=data.npi,
+        name=data.name,
+        kind=data.kind,
+        taxonomy=data.taxonomy,
     )
-    await scope.session.flush()
+    await insert_rows(scope.session, [row])
     return row, True
 
 
@@ -160,32 +166,29 @@ async def create_encounter(
 
     encounter_id = uuid.uuid4()
     now = datetime.now(UTC)
-    row = repo.add(
-        Encounter(
-            id=encounter_id,
-            external_id=data.external_id,
-            patient_id=patient_id,
-            coverage_id=coverage_id,
-            rendering_provider_id=rendering,
-            billing_provider_id=billing,
-            service_date=data.service_date,
-            place_of_service=data.place_of_service,
-            documentation=scope.keyring.encrypt_str(
-                table=ENCOUNTER, column="documentation", row_id=encounter_id, value=data.documentation
-            ),
-            status="needs_coding",
-            total_charge_cents=sum(line.charge_cents for line in data.charges),  # SV102 is the line total
-            source=source,
-            created_at=now,
-            updated_at=now,
-        )
-    )
     tenant_id = scope.tenant_id
+    row = Encounter(
+        tenant_id=tenant_id,
+        id=encounter_id,
+        external_id=data.external_id,
+        patient_id=patient_id,
+        coverage_id=coverage_id,
+        rendering_provider_id=rendering,
+        billing_provider_id=billing,
+        service_date=data.service_date,
+        place_of_service=data.place_of_service,
+        documentation=scope.keyring.encrypt_str(
+            table=ENCOUNTER, column="documentation", row_id=encounter_id, value=data.documentation
+        ),
+        status="needs_coding",
+        total_charge_cents=sum(line.charge_cents for line in data.charges),  # SV102 is the line total
+        source=source,
+        created_at=now,
+        updated_at=now,
+    )
     session = scope.session
     try:
-        # The encounter first: lines reference it, and without ORM relationships the unit of work does not
-        # order inserts by foreign key.
-        await session.flush()
+        await insert_rows(session, [row])
     except IntegrityError as exc:
         # A concurrent request with the same external_id won the race (without an Idempotency-Key match).
         raise _external_id_taken() from exc
@@ -214,24 +217,22 @@ async def create_encounter(
         )
         for number, line in enumerate(data.charges, start=1)
     ]
-    session.add_all([*diagnoses, *charges])
-    session.add(
-        EncounterEvent(tenant_id=tenant_id, id=uuid.uuid4(), encounter_id=encounter_id, status="needs_coding")
+    event = EncounterEvent(
+        tenant_id=tenant_id, id=uuid.uuid4(), encounter_id=encounter_id, status="needs_coding", created_at=now
     )
     sla_hours = manifest.get("rules", {}).get("coding_sla_hours")
     sla = timedelta(hours=int(sla_hours)) if isinstance(sla_hours, int) else DEFAULT_CODING_SLA
-    session.add(
-        WorkItem(
-            tenant_id=tenant_id,
-            id=uuid.uuid4(),
-            queue=CODING_QUEUE,
-            encounter_id=encounter_id,
-            status="open",
-            priority=5,
-            due_at=now + sla,
-        )
+    work_item = WorkItem(
+        tenant_id=tenant_id,
+        id=uuid.uuid4(),
+        queue=CODING_QUEUE,
+        encounter_id=encounter_id,
+        status="open",
+        priority=5,
+        due_at=now + sla,
+        created_at=now,
     )
-    await session.flush()
+    await insert_rows(session, [*diagnoses, *charges, event, work_item])
     if created_patient:
         scope.audit(
             "patient.create",

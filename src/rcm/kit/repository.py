@@ -8,12 +8,14 @@ plans on the tenant index and makes intent obvious in the code.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, Table, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext
 
 M = TypeVar("M", bound=Any)
@@ -43,3 +45,28 @@ class TenantScopedRepository(Generic[M]):
         obj.tenant_id = self.context.tenant_id
         self.session.add(obj)
         return obj
+
+
+async def insert_rows(session: AsyncSession, rows: Sequence[Any]) -> None:
+    """INSERT freshly built model instances with plain Core statements, one executemany per table.
+
+    Intake writes rows it has just built and never updates them in the same request, so the ORM's unit of
+    work (identity map, change tracking, flush ordering) is pure overhead there: about half the CPU of a
+    request. Rows are inserted in the order given, parents first. Timestamps left unset are filled here so
+    the caller's objects hold what the database holds.
+    """
+    batches: dict[Table, list[dict[str, Any]]] = {}
+    now = utcnow()
+    for row in rows:
+        mapper = inspect(type(row))
+        values: dict[str, Any] = {}
+        for attr in mapper.column_attrs:
+            value = getattr(row, attr.key)
+            if value is None and attr.key in ("created_at", "updated_at"):
+                value = now
+                setattr(row, attr.key, now)
+            values[attr.key] = value
+        batches.setdefault(mapper.local_table, []).append(values)
+    connection = await session.connection()
+    for table, values_list in batches.items():
+        await connection.execute(insert(table), values_list)

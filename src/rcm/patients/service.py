@@ -11,6 +11,7 @@ from rcm.audit.events import Action
 from rcm.crypto.keyring import TenantKeyring
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
+from rcm.kit.repository import insert_rows
 from rcm.patients import schemas
 from rcm.patients.models import Coverage, Patient
 from rcm.patients.repository import CoverageRepository, PatientRepository
@@ -82,8 +83,8 @@ async def find_or_add_patient(
                 errors=[FieldError(f"{pointer}/mrn", "belongs to a patient with another name or birth date")],
             )
         return existing, False
-    row = repo.add(build_patient(scope.keyring, scope.tenant_id, data))
-    await scope.session.flush()
+    row = build_patient(scope.keyring, scope.tenant_id, data)
+    await insert_rows(scope.session, [row])
     return row, True
 
 
@@ -200,25 +201,24 @@ async def find_or_add_coverage(
         return existing, False
     row_id = uuid.uuid4()
     keyring = scope.keyring
-    row = repo.add(
-        Coverage(
-            id=row_id,
-            patient_id=patient_id,
-            payer_id=data.payer_id,
-            member_id=keyring.encrypt_str(
-                table=COVERAGE, column="member_id", row_id=row_id, value=data.member_id
-            ),
-            group_number=keyring.encrypt_str(
-                table=COVERAGE, column="group_number", row_id=row_id, value=data.group_number
-            ),
-            member_id_bidx=index,
-            relationship=data.relationship,
-            priority=data.priority,
-            start_date=data.start_date,
-            end_date=data.end_date,
-        )
+    row = Coverage(
+        tenant_id=scope.tenant_id,
+        id=row_id,
+        patient_id=patient_id,
+        payer_id=data.payer_id,
+        member_id=keyring.encrypt_str(
+            table=COVERAGE, column="member_id", row_id=row_id, value=data.member_id
+        ),
+        group_number=keyring.encrypt_str(
+            table=COVERAGE, column="group_number", row_id=row_id, value=data.group_number
+        ),
+        member_id_bidx=index,
+        relationship=data.relationship,
+        priority=data.priority,
+        start_date=data.start_date,
+        end_date=data.end_date,
     )
-    await scope.session.flush()
+    await insert_rows(scope.session, [row])
     return row, True
 
 
