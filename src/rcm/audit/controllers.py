@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get
 from litestar.connection import ASGIConnection
+from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
@@ -169,18 +170,19 @@ async def _readable_tenants(
     return TenantContext.system_cross_tenant(tenants)
 
 
-def _query(
+async def provide_audit_query(
     *,
-    actor: str | None,
-    patient_id: uuid.UUID | None,
-    resource_type: str | None,
-    resource_id: uuid.UUID | None,
-    event_type: str | None,
-    action: Action | None,
-    outcome: Outcome | None,
-    since: datetime | None,
-    until: datetime | None,
+    actor: FromQuery[str | None] = None,
+    patient_id: FromQuery[uuid.UUID | None] = None,
+    resource_type: FromQuery[str | None] = None,
+    resource_id: FromQuery[uuid.UUID | None] = None,
+    event_type: FromQuery[str | None] = None,
+    action: FromQuery[Action | None] = None,
+    outcome: FromQuery[Outcome | None] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> service.AuditQuery:
+    """The search filters, shared by the list and both exports (query parameters)."""
     return service.AuditQuery(
         actor=actor,
         patient_id=patient_id,
@@ -197,41 +199,28 @@ def _query(
 class AuditController(Controller):
     path = "/api/v1/audit"
     tags = ["audit"]
+    dependencies = {"audit_query": Provide(provide_audit_query)}
 
     @get("/events", guards=list(_AUDITOR_GUARDS))
     async def list_events(
         self,
         request: Request[Any, Any, Any],
         *,
-        actor: FromQuery[str | None] = None,
-        patient_id: FromQuery[uuid.UUID | None] = None,
-        resource_type: FromQuery[str | None] = None,
-        resource_id: FromQuery[uuid.UUID | None] = None,
-        event_type: FromQuery[str | None] = None,
-        action: FromQuery[Action | None] = None,
-        outcome: FromQuery[Outcome | None] = None,
-        since: Since = None,
-        until: Until = None,
+        audit_query: service.AuditQuery,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT)] = 100,
     ) -> AuditEventPage:
         caller = current_principal(request)
         sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        query = _query(
-            actor=actor,
-            patient_id=patient_id,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            event_type=event_type,
-            action=action,
-            outcome=outcome,
-            since=since,
-            until=until,
-        )
         context = await _readable_tenants(request, caller, admin_sees_all=False)
         async with tenant_transaction(sessions, context) as session:
             page, next_cursor = await service.search(
-                session, query, limit=limit, cursor=cursor, actor=caller, request=request_info_from(request)
+                session,
+                audit_query,
+                limit=limit,
+                cursor=cursor,
+                actor=caller,
+                request=request_info_from(request),
             )
         return AuditEventPage(items=[_out(r) for r in page], next_cursor=next_cursor)
 
@@ -240,56 +229,18 @@ class AuditController(Controller):
         self,
         request: Request[Any, Any, Any],
         *,
-        actor: FromQuery[str | None] = None,
-        patient_id: FromQuery[uuid.UUID | None] = None,
-        resource_type: FromQuery[str | None] = None,
-        resource_id: FromQuery[uuid.UUID | None] = None,
-        event_type: FromQuery[str | None] = None,
-        action: FromQuery[Action | None] = None,
-        outcome: FromQuery[Outcome | None] = None,
-        since: Since = None,
-        until: Until = None,
+        audit_query: service.AuditQuery,
     ) -> Stream:
-        query = _query(
-            actor=actor,
-            patient_id=patient_id,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            event_type=event_type,
-            action=action,
-            outcome=outcome,
-            since=since,
-            until=until,
-        )
-        return await self._stream(request, query, "csv")
+        return await self._stream(request, audit_query, "csv")
 
     @get("/events.ndjson", guards=list(_AUDITOR_GUARDS), media_type="application/fhir+ndjson")
     async def export_ndjson(
         self,
         request: Request[Any, Any, Any],
         *,
-        actor: FromQuery[str | None] = None,
-        patient_id: FromQuery[uuid.UUID | None] = None,
-        resource_type: FromQuery[str | None] = None,
-        resource_id: FromQuery[uuid.UUID | None] = None,
-        event_type: FromQuery[str | None] = None,
-        action: FromQuery[Action | None] = None,
-        outcome: FromQuery[Outcome | None] = None,
-        since: Since = None,
-        until: Until = None,
+        audit_query: service.AuditQuery,
     ) -> Stream:
-        query = _query(
-            actor=actor,
-            patient_id=patient_id,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            event_type=event_type,
-            action=action,
-            outcome=outcome,
-            since=since,
-            until=until,
-        )
-        return await self._stream(request, query, "ndjson")
+        return await self._stream(request, audit_query, "ndjson")
 
     async def _stream(self, request: Request[Any, Any, Any], query: service.AuditQuery, kind: str) -> Stream:
         caller = current_principal(request)

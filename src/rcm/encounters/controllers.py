@@ -48,10 +48,9 @@ class ProviderController(Controller):
 
         return await run_idempotent(
             tenant,
+            request,
             key=idempotency_key,
-            route="POST /providers",
             resource_type="provider",
-            body=await request.body(),
             produce=produce,
         )
 
@@ -99,10 +98,9 @@ class EncounterController(Controller):
 
         return await run_idempotent(
             tenant,
+            request,
             key=idempotency_key,
-            route="POST /encounters",
             resource_type="encounter",
-            body=await request.body(),
             produce=produce,
         )
 

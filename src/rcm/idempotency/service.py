@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar import Response
+from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -78,14 +78,20 @@ def principal_key(scope: TenantScope) -> str:
 
 async def run_idempotent(
     scope: TenantScope,
+    request: Request[Any, Any, Any],
     *,
     key: str | None,
-    route: str,
-    body: bytes,
     resource_type: str,
     produce: Callable[[], Awaitable[tuple[int, Any]]],
 ) -> Response[bytes]:
+    """Answer a create once per (caller, key): the first time by ``produce``, later from the record.
+
+    The fingerprint covers the concrete path (tenant, parent ids) and the body, so reusing a key for another
+    resource is the same 422 as reusing it with another body.
+    """
     key = check_key(key)
+    route = f"{request.method} {request.url.path}"
+    body = await request.body()
     fingerprint = request_fingerprint(route, body)
     who = principal_key(scope)
     record_id = uuid.uuid4()

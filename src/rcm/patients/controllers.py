@@ -48,10 +48,9 @@ class PatientController(Controller):
 
         return await run_idempotent(
             tenant,
+            request,
             key=idempotency_key,
-            route="POST /patients",
             resource_type="patient",
-            body=await request.body(),
             produce=produce,
         )
 
@@ -115,10 +114,9 @@ class PatientController(Controller):
 
         return await run_idempotent(
             tenant,
+            request,
             key=idempotency_key,
-            route=f"POST /patients/{patient_id}/coverages",
             resource_type="coverage",
-            body=await request.body(),
             produce=produce,
         )
 
