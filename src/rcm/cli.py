@@ -171,6 +171,7 @@ async def _apply(settings: Settings, document: dict[str, Any]) -> bool:
 # Commands that live with their packages attach to the groups defined above.
 from rcm.audit.cli import audit  # noqa: E402
 from rcm.crypto.cli import keys, tenants_offboard  # noqa: E402
+from rcm.idempotency.cli import idempotency  # noqa: E402
 from rcm.identity.cli import identity, token  # noqa: E402
 from rcm.worker.cli import worker  # noqa: E402
 
@@ -179,6 +180,7 @@ main.add_command(keys)
 main.add_command(worker)
 main.add_command(identity)
 main.add_command(token)
+main.add_command(idempotency)
 tenants.add_command(tenants_offboard)
 
 

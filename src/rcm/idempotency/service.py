@@ -12,13 +12,15 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
-from sqlalchemy import select, update
+from sqlalchemy import any_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.audit.events import Action
 from rcm.idempotency.models import IdempotencyRecord
@@ -167,3 +169,19 @@ def _patients_of(resource_type: str, payload: Any) -> list[uuid.UUID]:
 def _response(status_code: int, body: bytes, *, replayed: bool) -> Response[bytes]:
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return Response(content=body, status_code=status_code, media_type="application/json", headers=headers)
+
+
+async def purge_expired(session: AsyncSession, *, older_than: timedelta) -> int:
+    """Forget stored responses older than ``older_than`` in the session's tenants; returns how many.
+
+    Clients retry within minutes; a day or more of memory covers every sane retry policy, and the stored
+    bodies (encrypted PHI) should not outlive their use.
+    """
+    cutoff = datetime.now(UTC) - older_than
+    result = await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.tenant_id == any_(func.rcm.current_tenant_ids()),
+            IdempotencyRecord.created_at < cutoff,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
