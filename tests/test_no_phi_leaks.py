@@ -3,17 +3,22 @@ record, every span, every audit row, every error body, and in a pg_dump of the d
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from rcm.config import Settings
+from rcm.demo import seed_demo
 from rcm.kit.telemetry import configure_tracing
 from tests.support import Api, encounter_payload, patient_payload
 
@@ -113,3 +118,35 @@ def _pg_dump(admin_url: str) -> str:
         [binary, "--dbname", dsn, "--schema", "rcm"], capture_output=True, text=True, check=True
     )
     return result.stdout
+
+
+async def test_pg_dump_of_the_demo_database_holds_none_of_the_phi_the_api_returns(
+    settings: Settings, client: AsyncTestClient[Litestar], admin_url: str
+) -> None:
+    """The issue's own check, on the demo data: every PHI value the API hands back for the demo practices'
+    patients, coverages and encounters is absent from a pg_dump."""
+    await seed_demo(settings)
+    clients = json.loads((settings.data_dir / "demo-clients.json").read_text())
+    values: set[str] = set()
+    for slug, credentials in clients.items():
+        token_response = await client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(credentials["client_id"], credentials["client_secret"]),
+        )
+        assert token_response.status_code == 200, token_response.text
+        api = Api(client, token_response.json()["access_token"], slug)
+        encounters = (await api.get("/encounters", {"limit": 200})).json()["items"]
+        assert encounters, slug
+        for summary in encounters:
+            encounter = (await api.get(f"/encounters/{summary['id']}")).json()
+            patient = (await api.get(f"/patients/{encounter['patient_id']}")).json()
+            coverages = (await api.get(f"/patients/{encounter['patient_id']}/coverages")).json()
+            values |= {encounter["documentation"], patient["mrn"], patient["birth_date"]}
+            values |= {f"{patient['given_name']} {patient['family_name']}", patient["family_name"]}
+            values |= {c["member_id"] for c in coverages}
+    values.discard(None)  # type: ignore[arg-type]
+    assert len(values) > 20
+    dump = _pg_dump(admin_url)
+    leaked = sorted(v for v in values if v in dump)
+    assert leaked == []

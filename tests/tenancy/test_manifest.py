@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rcm.cli import main
+from rcm.config import get_settings
+from rcm.kit.errors import InvalidInput
+from rcm.tenancy.manifest import TENANTS_DIR, load_manifest, validate_manifest
+
+
+def test_demo_manifests_validate() -> None:
+    paths = [p for p in sorted((TENANTS_DIR / "demo").glob("*.yaml")) if p.name != "people.yaml"]
+    assert len(paths) >= 3
+    for path in paths:
+        assert load_manifest(path)["slug"] == path.stem
+
+
+def test_invalid_manifest_names_every_field() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        validate_manifest(
+            {"slug": "Bad Slug", "name": "", "billing_provider": {"npi": "12", "name": "x"}, "extra": 1}
+        )
+    pointers = {e.pointer for e in refused.value.errors}
+    assert {"/slug", "/name", "/billing_provider/npi", ""} <= pointers
+
+
+async def test_cli_apply_refuses_an_invalid_file_and_writes_nothing(tmp_path: Path, admin_url: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("slug: Not-Valid\nname: X\nbilling_provider: {npi: '1', name: Y}\n")
+    get_settings.cache_clear()
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        main,
+        ["tenants", "apply", str(bad)],
+        env={"RCM_DATABASE_URL": admin_url, "RCM_ENV": "test"},
+    )
+    get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert f"{bad}: /slug:" in result.output
+    assert f"{bad}: /billing_provider/npi:" in result.output
