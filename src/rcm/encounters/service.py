@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from rcm.audit.events import Action
+from rcm.crypto.fields import seal, unseal
 from rcm.encounters import schemas
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent, Provider, WorkItem
 from rcm.encounters.npi import npi_check_digit_valid
@@ -177,9 +178,7 @@ async def create_encounter(
         billing_provider_id=billing,
         service_date=data.service_date,
         place_of_service=data.place_of_service,
-        documentation=scope.keyring.encrypt_str(
-            table=ENCOUNTER, column="documentation", row_id=encounter_id, value=data.documentation
-        ),
+        **seal(scope.keyring, Encounter, encounter_id, {"documentation": data.documentation}),
         status="needs_coding",
         total_charge_cents=sum(line.charge_cents for line in data.charges),  # SV102 is the line total
         source=source,
@@ -366,9 +365,7 @@ def encounter_view(
         created_at=row.created_at,
         updated_at=row.updated_at,
         coverage_id=row.coverage_id,
-        documentation=scope.keyring.decrypt_str(
-            table=ENCOUNTER, column="documentation", row_id=row.id, ciphertext=row.documentation
-        ),
+        documentation=unseal(scope.keyring, row)["documentation"],
     )
 
 

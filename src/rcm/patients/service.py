@@ -8,6 +8,7 @@ from datetime import date
 import msgspec
 
 from rcm.audit.events import Action
+from rcm.crypto.fields import seal, unseal
 from rcm.crypto.keyring import TenantKeyring
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
@@ -27,41 +28,42 @@ def name_dob_key(family_name: str, birth_date: date) -> str:
 
 def build_patient(keyring: TenantKeyring, tenant_id: uuid.UUID, data: schemas.PatientCreate) -> Patient:
     row_id = uuid.uuid4()
-
-    def seal(column: str, value: str | None) -> bytes | None:
-        return keyring.encrypt_str(table=PATIENT, column=column, row_id=row_id, value=value)
-
-    address = msgspec.json.encode(data.address).decode() if data.address else None
+    sealed = seal(
+        keyring,
+        Patient,
+        row_id,
+        {
+            "mrn": data.mrn,
+            "given_name": data.given_name,
+            "family_name": data.family_name,
+            "birth_date": data.birth_date.isoformat(),
+            "address": msgspec.json.encode(data.address).decode() if data.address else None,
+            "phone": data.phone,
+        },
+    )
     return Patient(
         tenant_id=tenant_id,
         id=row_id,
-        mrn=seal("mrn", data.mrn),
-        given_name=seal("given_name", data.given_name),
-        family_name=seal("family_name", data.family_name),
-        birth_date=seal("birth_date", data.birth_date.isoformat()),
-        address=seal("address", address),
-        phone=seal("phone", data.phone),
         sex=data.sex,
         mrn_bidx=keyring.blind_index("mrn", data.mrn),
         name_dob_bidx=keyring.blind_index("name_dob", name_dob_key(data.family_name, data.birth_date)),
+        **sealed,
     )
 
 
 def patient_view(keyring: TenantKeyring, row: Patient) -> schemas.Patient:
-    def open_(column: str, value: bytes | None) -> str | None:
-        return keyring.decrypt_str(table=PATIENT, column=column, row_id=row.id, ciphertext=value)
-
-    address = open_("address", row.address)
+    phi = unseal(keyring, row)
+    address = phi["address"]
     return schemas.Patient(
         id=row.id,
-        mrn=open_("mrn", row.mrn) or "",
-        given_name=open_("given_name", row.given_name) or "",
-        family_name=open_("family_name", row.family_name) or "",
-        birth_date=date.fromisoformat(open_("birth_date", row.birth_date) or ""),
+        mrn=phi["mrn"] or "",
+        given_name=phi["given_name"] or "",
+        family_name=phi["family_name"] or "",
+        birth_date=date.fromisoformat(phi["birth_date"] or ""),
         sex=row.sex,  # type: ignore[arg-type]  # constrained by a CHECK constraint
         created_at=row.created_at,
         address=msgspec.json.decode(address, type=schemas.Address) if address else None,
-        phone=open_("phone", row.phone),
+        phone=phi["phone"],
     )
 
 
@@ -174,18 +176,16 @@ def check_coverage(
 
 
 def coverage_view(keyring: TenantKeyring, row: Coverage) -> schemas.Coverage:
-    def open_(column: str, value: bytes | None) -> str | None:
-        return keyring.decrypt_str(table=COVERAGE, column=column, row_id=row.id, ciphertext=value)
-
+    phi = unseal(keyring, row)
     return schemas.Coverage(
         id=row.id,
         patient_id=row.patient_id,
         payer_id=row.payer_id,
-        member_id=open_("member_id", row.member_id) or "",
+        member_id=phi["member_id"] or "",
         relationship=row.relationship,  # type: ignore[arg-type]
         priority=row.priority,  # type: ignore[arg-type]
         created_at=row.created_at,
-        group_number=open_("group_number", row.group_number),
+        group_number=phi["group_number"],
         start_date=row.start_date,
         end_date=row.end_date,
     )
@@ -200,23 +200,19 @@ async def find_or_add_coverage(
     if existing is not None:
         return existing, False
     row_id = uuid.uuid4()
-    keyring = scope.keyring
     row = Coverage(
         tenant_id=scope.tenant_id,
         id=row_id,
         patient_id=patient_id,
         payer_id=data.payer_id,
-        member_id=keyring.encrypt_str(
-            table=COVERAGE, column="member_id", row_id=row_id, value=data.member_id
-        ),
-        group_number=keyring.encrypt_str(
-            table=COVERAGE, column="group_number", row_id=row_id, value=data.group_number
-        ),
         member_id_bidx=index,
         relationship=data.relationship,
         priority=data.priority,
         start_date=data.start_date,
         end_date=data.end_date,
+        **seal(
+            scope.keyring, Coverage, row_id, {"member_id": data.member_id, "group_number": data.group_number}
+        ),
     )
     await insert_rows(scope.session, [row])
     return row, True

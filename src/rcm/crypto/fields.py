@@ -1,0 +1,40 @@
+"""PHI columns sealed and opened by their model's declaration (``__phi_columns__``).
+
+Writing a row goes through ``seal``, which refuses to encrypt anything but exactly the declared set: a PHI
+column added to a model cannot be written in clear by a caller that forgot it, and a non-PHI column cannot
+be smuggled into ciphertext unnoticed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from rcm.crypto.keyring import TenantKeyring
+
+
+def seal(
+    keyring: TenantKeyring, model: type[Any], row_id: uuid.UUID, values: Mapping[str, str | None]
+) -> dict[str, bytes | None]:
+    declared = set(model.__phi_columns__)
+    if set(values) != declared:
+        raise ValueError(
+            f"{model.__name__}: seal exactly its PHI columns {sorted(declared)}, got {sorted(values)}"
+        )
+    table = model.__tablename__
+    return {
+        column: keyring.encrypt_str(table=table, column=column, row_id=row_id, value=value)
+        for column, value in values.items()
+    }
+
+
+def unseal(keyring: TenantKeyring, row: Any) -> dict[str, str | None]:
+    model = type(row)
+    table = model.__tablename__
+    return {
+        column: keyring.decrypt_str(
+            table=table, column=column, row_id=row.id, ciphertext=getattr(row, column)
+        )
+        for column in model.__phi_columns__
+    }
