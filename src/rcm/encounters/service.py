@@ -51,14 +51,13 @@ async def find_or_add_provider(scope: TenantScope, data: schemas.ProviderCreate)
     if existing is not None:
         return existing, False
     row = Provider(
-        tenant_id=scope.tenant_id,
         id=uuid.uuid4(),
         npi=data.npi,
         name=data.name,
         kind=data.kind,
         taxonomy=data.taxonomy,
     )
-    await insert_rows(scope.session, [row])
+    await repo.insert(row)
     return row, True
 
 
@@ -187,7 +186,7 @@ async def create_encounter(
     )
     session = scope.session
     try:
-        await insert_rows(session, [row])
+        await repo.insert(row)
     except IntegrityError as exc:
         # A concurrent request with the same external_id won the race (without an Idempotency-Key match).
         raise _external_id_taken() from exc

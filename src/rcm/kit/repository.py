@@ -41,10 +41,11 @@ class TenantScopedRepository(Generic[M]):
         found: M | None = result.scalar_one_or_none()
         return found
 
-    def add(self, obj: M) -> M:
-        obj.tenant_id = self.context.tenant_id
-        self.session.add(obj)
-        return obj
+    async def insert(self, *rows: Any) -> None:
+        """INSERT new rows of this tenant (stamps ``tenant_id``; RLS refuses any other tenant anyway)."""
+        for row in rows:
+            row.tenant_id = self.context.tenant_id
+        await insert_rows(self.session, rows)
 
 
 async def insert_rows(session: AsyncSession, rows: Sequence[Any]) -> None:

@@ -12,7 +12,6 @@ from rcm.crypto.fields import seal, unseal
 from rcm.crypto.keyring import TenantKeyring
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
-from rcm.kit.repository import insert_rows
 from rcm.patients import schemas
 from rcm.patients.models import Coverage, Patient
 from rcm.patients.repository import CoverageRepository, PatientRepository
@@ -86,7 +85,7 @@ async def find_or_add_patient(
             )
         return existing, False
     row = build_patient(scope.keyring, scope.tenant_id, data)
-    await insert_rows(scope.session, [row])
+    await repo.insert(row)
     return row, True
 
 
@@ -201,7 +200,6 @@ async def find_or_add_coverage(
         return existing, False
     row_id = uuid.uuid4()
     row = Coverage(
-        tenant_id=scope.tenant_id,
         id=row_id,
         patient_id=patient_id,
         payer_id=data.payer_id,
@@ -214,7 +212,7 @@ async def find_or_add_coverage(
             scope.keyring, Coverage, row_id, {"member_id": data.member_id, "group_number": data.group_number}
         ),
     )
-    await insert_rows(scope.session, [row])
+    await repo.insert(row)
     return row, True
 
 
