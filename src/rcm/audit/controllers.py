@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get
 from litestar.connection import ASGIConnection
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
@@ -206,7 +206,7 @@ class AuditController(Controller):
         self,
         request: Request[Any, Any, Any],
         *,
-        audit_query: service.AuditQuery,
+        audit_query: NamedDependency[service.AuditQuery],
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT)] = 100,
     ) -> AuditEventPage:
@@ -229,7 +229,7 @@ class AuditController(Controller):
         self,
         request: Request[Any, Any, Any],
         *,
-        audit_query: service.AuditQuery,
+        audit_query: NamedDependency[service.AuditQuery],
     ) -> Stream:
         return await self._stream(request, audit_query, "csv")
 
@@ -238,7 +238,7 @@ class AuditController(Controller):
         self,
         request: Request[Any, Any, Any],
         *,
-        audit_query: service.AuditQuery,
+        audit_query: NamedDependency[service.AuditQuery],
     ) -> Stream:
         return await self._stream(request, audit_query, "ndjson")
 

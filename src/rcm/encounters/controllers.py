@@ -7,8 +7,8 @@ from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from rcm.encounters import schemas, service
 from rcm.idempotency.service import created_responses, run_idempotent
@@ -21,7 +21,7 @@ from rcm.tenancy.scope import TenantScope
 
 # The same shape as on intake: anything else names no encounter (and a NUL would fail in the driver).
 ExternalIdFilter = Annotated[
-    str | None, Parameter(min_length=1, max_length=80, pattern=schemas.EXTERNAL_ID_PATTERN)
+    str | None, QueryParameter(min_length=1, max_length=80, pattern=schemas.EXTERNAL_ID_PATTERN)
 ]
 
 
@@ -38,9 +38,9 @@ class ProviderController(Controller):
     )
     async def create(
         self,
-        tenant: TenantScope,
+        tenant: NamedDependency[TenantScope],
         request: Request[Any, Any, Any],
-        data: schemas.ProviderCreate,
+        data: JSONBody[schemas.ProviderCreate],
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         async def produce() -> tuple[int, schemas.Provider]:
@@ -61,7 +61,7 @@ class ProviderController(Controller):
         guards=[requires_scopes("encounters:read")],
     )
     async def list_(
-        self, tenant: TenantScope, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+        self, tenant: NamedDependency[TenantScope], limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
     ) -> Page[schemas.Provider]:
         return await service.list_providers(tenant, limit=limit, cursor=cursor)
 
@@ -71,7 +71,9 @@ class ProviderController(Controller):
         summary="Read a provider",
         guards=[requires_scopes("encounters:read")],
     )
-    async def read(self, tenant: TenantScope, provider_id: uuid.UUID) -> schemas.Provider:
+    async def read(
+        self, tenant: NamedDependency[TenantScope], provider_id: FromPath[uuid.UUID]
+    ) -> schemas.Provider:
         return await service.get_provider(tenant, provider_id)
 
 
@@ -88,9 +90,9 @@ class EncounterController(Controller):
     )
     async def create(
         self,
-        tenant: TenantScope,
+        tenant: NamedDependency[TenantScope],
         request: Request[Any, Any, Any],
-        data: schemas.EncounterCreate,
+        data: JSONBody[schemas.EncounterCreate],
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         async def produce() -> tuple[int, schemas.Encounter]:
@@ -113,14 +115,14 @@ class EncounterController(Controller):
     async def list_(
         self,
         *,
-        tenant: TenantScope,
+        tenant: NamedDependency[TenantScope],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
-        status: schemas.EncounterStatus | None = None,
-        patient_id: uuid.UUID | None = None,
+        status: FromQuery[schemas.EncounterStatus | None] = None,
+        patient_id: FromQuery[uuid.UUID | None] = None,
         external_id: ExternalIdFilter = None,
-        service_date_from: date | None = None,
-        service_date_to: date | None = None,
+        service_date_from: FromQuery[date | None] = None,
+        service_date_to: FromQuery[date | None] = None,
     ) -> Page[schemas.EncounterSummary]:
         return await service.list_encounters(
             tenant,
@@ -139,7 +141,9 @@ class EncounterController(Controller):
         summary="Read an encounter",
         guards=[requires_scopes("encounters:read")],
     )
-    async def read(self, tenant: TenantScope, encounter_id: uuid.UUID) -> schemas.Encounter:
+    async def read(
+        self, tenant: NamedDependency[TenantScope], encounter_id: FromPath[uuid.UUID]
+    ) -> schemas.Encounter:
         return await service.get_encounter(tenant, encounter_id)
 
     @get(
@@ -148,5 +152,7 @@ class EncounterController(Controller):
         summary="An encounter's status and its history",
         guards=[requires_scopes("encounters:read")],
     )
-    async def status(self, tenant: TenantScope, encounter_id: uuid.UUID) -> schemas.EncounterStatusView:
+    async def status(
+        self, tenant: NamedDependency[TenantScope], encounter_id: FromPath[uuid.UUID]
+    ) -> schemas.EncounterStatusView:
         return await service.encounter_status(tenant, encounter_id)

@@ -6,8 +6,8 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from rcm.idempotency.service import HEADER, created_responses, run_idempotent
 from rcm.identity.guards import requires_scopes
@@ -17,10 +17,13 @@ from rcm.patients import schemas, service
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import TenantScope
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size")]
-Cursor = Annotated[str | None, Parameter(description="Opaque cursor from the previous page's next_cursor")]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Page size")]
+Cursor = Annotated[
+    str | None, QueryParameter(description="Opaque cursor from the previous page's next_cursor")
+]
 IdemKey = Annotated[
-    str | None, Parameter(header=HEADER, description="Required: retries return the first response")
+    str | None,
+    HeaderParameter(name=HEADER, description="Required on writes: a retry returns the first response"),
 ]
 
 
@@ -38,9 +41,9 @@ class PatientController(Controller):
     )
     async def create(
         self,
-        tenant: TenantScope,
+        tenant: NamedDependency[TenantScope],
         request: Request[Any, Any, Any],
-        data: schemas.PatientCreate,
+        data: JSONBody[schemas.PatientCreate],
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         async def produce() -> tuple[int, schemas.Patient]:
@@ -58,7 +61,7 @@ class PatientController(Controller):
         "/", responses=problem_responses(), summary="List patients", guards=[requires_scopes("patients:read")]
     )
     async def list_(
-        self, tenant: TenantScope, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+        self, tenant: NamedDependency[TenantScope], limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
     ) -> Page[schemas.Patient]:
         return await service.list_patients(tenant, limit=limit, cursor=cursor)
 
@@ -72,8 +75,8 @@ class PatientController(Controller):
     )
     async def search(
         self,
-        tenant: TenantScope,
-        data: schemas.PatientSearch,
+        tenant: NamedDependency[TenantScope],
+        data: JSONBody[schemas.PatientSearch],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> Page[schemas.Patient]:
@@ -92,7 +95,9 @@ class PatientController(Controller):
         summary="Read a patient",
         guards=[requires_scopes("patients:read")],
     )
-    async def read(self, tenant: TenantScope, patient_id: uuid.UUID) -> schemas.Patient:
+    async def read(
+        self, tenant: NamedDependency[TenantScope], patient_id: FromPath[uuid.UUID]
+    ) -> schemas.Patient:
         return await service.get_patient(tenant, patient_id)
 
     @post(
@@ -103,10 +108,10 @@ class PatientController(Controller):
     )
     async def add_coverage(
         self,
-        tenant: TenantScope,
+        tenant: NamedDependency[TenantScope],
         request: Request[Any, Any, Any],
-        patient_id: uuid.UUID,
-        data: schemas.CoverageCreate,
+        patient_id: FromPath[uuid.UUID],
+        data: JSONBody[schemas.CoverageCreate],
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         async def produce() -> tuple[int, schemas.Coverage]:
@@ -126,5 +131,7 @@ class PatientController(Controller):
         summary="List a patient's coverages",
         guards=[requires_scopes("patients:read")],
     )
-    async def coverages(self, tenant: TenantScope, patient_id: uuid.UUID) -> list[schemas.Coverage]:
+    async def coverages(
+        self, tenant: NamedDependency[TenantScope], patient_id: FromPath[uuid.UUID]
+    ) -> list[schemas.Coverage]:
         return await service.list_coverages(tenant, patient_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from litestar import Controller, get
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery
 
 from rcm.identity.guards import requires_scopes
 from rcm.identity.scopes import REPORTS_READ
@@ -27,7 +28,10 @@ class ReportController(Controller):
         guards=[requires_scopes(REPORTS_READ)],
     )
     async def intake_summary(
-        self, tenant: TenantScope, service_date_from: date | None = None, service_date_to: date | None = None
+        self,
+        tenant: NamedDependency[TenantScope],
+        service_date_from: FromQuery[date | None] = None,
+        service_date_to: FromQuery[date | None] = None,
     ) -> service.IntakeSummary:
         return await service.intake_summary(
             tenant, service_date_from=service_date_from, service_date_to=service_date_to

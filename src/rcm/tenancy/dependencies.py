@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.params import FromPath
 
 from rcm.audit.events import Action, AuditEvent, Outcome, request_info_from
 from rcm.audit.trail import record_now
@@ -23,7 +24,7 @@ from rcm.tenancy.service import tenant_by_slug
 
 
 async def provide_tenant_scope(
-    request: Request[Principal, Any, Any], state: State, tenant_slug: str
+    request: Request[Principal, Any, Any], state: State, tenant_slug: FromPath[str]
 ) -> AsyncGenerator[TenantScope, None]:
     principal: Principal = request.user
     info = request_info_from(request)
