@@ -60,6 +60,7 @@ from rcm.identity.tokens import sign_access_token, token_endpoint_url
 from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import AppUser
+from rcm.tenancy.service import system_assigned_tenants
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -82,6 +83,7 @@ class _Prepared:
     issuer: TrustedIssuer | None = None
     issuer_keys: KeySet | None = None
     user: AppUser | None = None
+    assigned_tenants: tuple[TenantId, ...] = ()  # an auditor's scope, besides a home tenant
     id_claims: dict[str, Any] = field(default_factory=dict)
     assertion_jti: tuple[str, str, int] | None = None  # (client_id, jti, exp)
     issued: Principal | None = None
@@ -288,7 +290,9 @@ class RCMAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             )
         else:
             assert user is not None
-            principal = _person_principal(user, self.prepared.id_claims, requested, jti)
+            principal = _person_principal(
+                user, self.prepared.id_claims, requested, jti, self.prepared.assigned_tenants
+            )
         token, ttl = sign_access_token(principal, self.prepared.signing_key, self.settings)
         self.prepared.issued = principal
         return {
@@ -299,7 +303,13 @@ class RCMAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         }
 
 
-def _person_principal(user: AppUser, id_claims: dict[str, Any], requested: set[str], jti: str) -> Principal:
+def _person_principal(
+    user: AppUser,
+    id_claims: dict[str, Any],
+    requested: set[str],
+    jti: str,
+    assigned: tuple[TenantId, ...] = (),
+) -> Principal:
     roles = frozenset(Role(r) for r in user.roles if r in Role._value2member_map_)
     allowed = scopes_for_roles(roles)
     granted = frozenset(requested) if requested else allowed
@@ -307,6 +317,9 @@ def _person_principal(user: AppUser, id_claims: dict[str, Any], requested: set[s
         raise InvalidScopeError(description="A requested scope is not available to this user's roles.")
     home = TenantId(user.home_tenant_id) if user.home_tenant_id else None
     auditor = Role.AUDITOR in roles
+    # An auditor sees their home tenant and the tenants they are assigned to; one with neither is the
+    # billing company's own auditor and sees every tenant.
+    audited = tuple(dict.fromkeys([*([home] if home else []), *assigned])) if auditor else ()
     return Principal(
         kind=PrincipalKind.USER,
         subject=str(user.id),
@@ -317,9 +330,8 @@ def _person_principal(user: AppUser, id_claims: dict[str, Any], requested: set[s
         # Only practice people carry a tenant in the token; staff reach tenants through assignments.
         home_tenant=home if roles & PRACTICE_ROLES else None,
         mfa=mfa_from_claims(id_claims),
-        # An auditor with a home tenant is scoped to it; one without is scoped to every tenant.
-        auditor_tenants=(home,) if auditor and home else (),
-        all_tenants=auditor and home is None,
+        auditor_tenants=audited,
+        all_tenants=auditor and not audited,
     )
 
 
@@ -384,6 +396,10 @@ class TokenService:
                     if issuer is not None:
                         prepared.issuer = issuer
                         prepared.user = await find_app_user(session, claims)
+                        if prepared.user is not None and Role.AUDITOR.value in prepared.user.roles:
+                            prepared.assigned_tenants = await system_assigned_tenants(
+                                session, prepared.user.id
+                            )
                         kid = header.get("kid")
                         try:
                             prepared.issuer_keys = await self.issuer_keys.keys_for(

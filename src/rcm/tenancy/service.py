@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.kit.db import apply_tenant_context
@@ -57,3 +57,23 @@ async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
         # PostgreSQL text cannot hold NUL, so no tenant has this slug; the driver would refuse the query.
         return None
     return (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one_or_none()
+
+
+async def system_assigned_tenants(session: AsyncSession, user_id: uuid.UUID) -> tuple[TenantId, ...]:
+    """Every tenant a person is assigned to, read across tenants (the loudly named system path).
+
+    The transaction's tenant context is cleared again afterwards, so nothing after this sees any tenant.
+    """
+    all_tenants = tuple(TenantId(t) for t in (await session.execute(select(Tenant.id))).scalars())
+    if not all_tenants:
+        return ()
+    await apply_tenant_context(session, TenantContext.system_cross_tenant(all_tenants))
+    try:
+        rows = await session.execute(
+            select(StaffAssignment.tenant_id)
+            .where(StaffAssignment.user_id == user_id)
+            .order_by(StaffAssignment.tenant_id)
+        )
+        return tuple(TenantId(t) for t in rows.scalars())
+    finally:
+        await session.execute(text("SELECT set_config('rcm.tenant_id', '', true)"))
