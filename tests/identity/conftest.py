@@ -105,3 +105,8 @@ async def make_client(
 ) -> IssuedClient:
     async with platform_transaction(sessions) as session:
         return await create_client(session, TenantId(tenant.id), name="Test EHR", **kwargs)  # type: ignore[arg-type]
+
+
+def idem(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` plus a fresh Idempotency-Key, as every POST needs."""
+    return {**headers, "Idempotency-Key": uuid.uuid4().hex}

@@ -19,7 +19,7 @@ from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant
 from rcm.tenancy.service import assign_staff
-from tests.identity.conftest import Mint, make_client, make_user
+from tests.identity.conftest import Mint, idem, make_client, make_user
 
 Client = AsyncTestClient[Litestar]
 Sessions = async_sessionmaker[AsyncSession]
@@ -92,7 +92,7 @@ async def test_break_glass_grants_access_until_expiry(
     response = await client.post(
         f"/api/v1/tenants/{tenant.slug}/break-glass",
         json={"reason": "Payer called about a denied claim; assigned biller is out", "minutes": 30},
-        headers={"Authorization": f"Bearer {token}"},
+        headers=idem({"Authorization": f"Bearer {token}"}),
     )
     assert response.status_code == 201, response.text
     grant = response.json()
@@ -115,17 +115,17 @@ async def test_break_glass_requires_a_reason_and_a_short_window(
     headers = {"Authorization": f"Bearer {token}"}
     url = f"/api/v1/tenants/{tenant.slug}/break-glass"
     for body in ({"reason": "", "minutes": 30}, {"minutes": 30}, {"reason": "x", "minutes": 241}):
-        response = await client.post(url, json=body, headers=headers)
+        response = await client.post(url, json=body, headers=idem(headers))
         assert response.status_code in (400, 422), body
-    blank = await client.post(url, json={"reason": "   ", "minutes": 30}, headers=headers)
+    blank = await client.post(url, json={"reason": "   ", "minutes": 30}, headers=idem(headers))
     assert blank.status_code == 422
     missing = await client.post(
-        "/api/v1/tenants/no-such-practice/break-glass", json={"reason": "x"}, headers=headers
+        "/api/v1/tenants/no-such-practice/break-glass", json={"reason": "x"}, headers=idem(headers)
     )
     assert missing.status_code == 404
     # Practice people cannot break the glass into anyone's tenant.
     owner = await mint(user_principal(Role.PRACTICE_OWNER, home_tenant=other_tenant.id))
-    refused = await client.post(url, json={"reason": "x"}, headers={"Authorization": f"Bearer {owner}"})
+    refused = await client.post(url, json={"reason": "x"}, headers=idem({"Authorization": f"Bearer {owner}"}))
     assert refused.status_code == 403
 
 

@@ -7,13 +7,14 @@ import uuid
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.audit.events import AuditEvent
 from rcm.identity.principal import Role
 from rcm.identity.testing import user_principal
 from rcm.tenancy.models import Tenant
-from tests.identity.conftest import Mint, make_user
+from tests.identity.conftest import Mint, idem, make_user
 
 Client = AsyncTestClient[Litestar]
 
@@ -31,7 +32,7 @@ async def test_issue_rotate_revoke_client(
 ) -> None:
     headers = {"Authorization": f"Bearer {await mint(user_principal(Role.ADMIN, mfa=True))}"}
     base = f"/api/v1/admin/tenants/{tenant.slug}/clients"
-    issued = await client.post(base, json={"name": "Sunrise EHR"}, headers=headers)
+    issued = await client.post(base, json={"name": "Sunrise EHR"}, headers=idem(headers))
     assert issued.status_code == 201, issued.text
     body = issued.json()
     assert body["tenant_id"] == str(tenant.id)
@@ -39,14 +40,14 @@ async def test_issue_rotate_revoke_client(
     client_id, first_secret = body["client_id"], body["client_secret"]
     assert await _token_status(client, client_id, first_secret) == 200
 
-    rotated = await client.post(f"{base}/{client_id}/rotate", headers=headers)
+    rotated = await client.post(f"{base}/{client_id}/rotate", headers=idem(headers))
     assert rotated.status_code == 200
     second_secret = rotated.json()["client_secret"]
     assert second_secret != first_secret
     assert await _token_status(client, client_id, first_secret) == 401
     assert await _token_status(client, client_id, second_secret) == 200
 
-    revoked = await client.post(f"{base}/{client_id}/revoke", headers=headers)
+    revoked = await client.post(f"{base}/{client_id}/revoke", headers=idem(headers))
     assert revoked.status_code == 200
     assert revoked.json()["status"] == "revoked"
     assert revoked.json()["client_secret"] is None
@@ -60,17 +61,17 @@ async def test_client_of_another_tenant_is_404(
 ) -> None:
     headers = {"Authorization": f"Bearer {await mint(user_principal(Role.ADMIN, mfa=True))}"}
     issued = await client.post(
-        f"/api/v1/admin/tenants/{tenant.slug}/clients", json={"name": "EHR"}, headers=headers
+        f"/api/v1/admin/tenants/{tenant.slug}/clients", json={"name": "EHR"}, headers=idem(headers)
     )
     client_id = issued.json()["client_id"]
     wrong = await client.post(
-        f"/api/v1/admin/tenants/{other_tenant.slug}/clients/{client_id}/rotate", headers=headers
+        f"/api/v1/admin/tenants/{other_tenant.slug}/clients/{client_id}/rotate", headers=idem(headers)
     )
     assert wrong.status_code == 404
     bad_scope = await client.post(
         f"/api/v1/admin/tenants/{tenant.slug}/clients",
         json={"name": "EHR", "scopes": ["admin"]},
-        headers=headers,
+        headers=idem(headers),
     )
     assert bad_scope.status_code == 422
 
@@ -107,7 +108,7 @@ async def test_break_glass_report_spans_tenants(
     ids = set()
     for t in (tenant, other_tenant):
         response = await client.post(
-            f"/api/v1/tenants/{t.slug}/break-glass", json={"reason": "SLA breach review"}, headers=staff
+            f"/api/v1/tenants/{t.slug}/break-glass", json={"reason": "SLA breach review"}, headers=idem(staff)
         )
         assert response.status_code == 201
         ids.add(response.json()["id"])
@@ -115,3 +116,29 @@ async def test_break_glass_report_spans_tenants(
     report = await client.get("/api/v1/admin/break-glass", headers=admin)
     assert report.status_code == 200
     assert ids <= {g["id"] for g in report.json()}
+
+
+async def test_issuing_credentials_twice_with_one_key_issues_once(
+    client: Client, mint: Mint, tenant: Tenant, owner_engine: AsyncEngine
+) -> None:
+    headers = idem({"Authorization": f"Bearer {await mint(user_principal(Role.ADMIN, mfa=True))}"})
+    url = f"/api/v1/admin/tenants/{tenant.slug}/clients"
+    first = await client.post(url, json={"name": "EHR once"}, headers=headers)
+    retry = await client.post(url, json={"name": "EHR once"}, headers=headers)
+    assert first.status_code == retry.status_code == 201
+    assert retry.content == first.content
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    async with owner_engine.connect() as conn:
+        count = (
+            await conn.execute(
+                text("SELECT count(*) FROM rcm.api_client WHERE tenant_id = :t AND name = 'EHR once'"),
+                {"t": tenant.id},
+            )
+        ).scalar_one()
+    assert count == 1
+    other_body = await client.post(url, json={"name": "EHR twice"}, headers=headers)
+    assert other_body.status_code == 422
+    missing = await client.post(
+        url, json={"name": "EHR none"}, headers={"Authorization": headers["Authorization"]}
+    )
+    assert missing.status_code == 422

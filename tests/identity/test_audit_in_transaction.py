@@ -24,7 +24,7 @@ from rcm.config import Settings, get_settings
 from rcm.identity.principal import Role
 from rcm.identity.testing import user_principal
 from rcm.tenancy.models import Tenant
-from tests.identity.conftest import Mint, audit_rows, make_user
+from tests.identity.conftest import Mint, audit_rows, idem, make_user
 
 Client = AsyncTestClient[Litestar]
 
@@ -43,12 +43,12 @@ async def test_client_issue_rotate_revoke_commit_with_their_events(
 ) -> None:
     headers = {"Authorization": f"Bearer {await mint(user_principal(Role.ADMIN, mfa=True))}"}
     base = f"/api/v1/admin/tenants/{tenant.slug}/clients"
-    issued = await client.post(base, json={"name": "Sunrise EHR"}, headers=headers)
+    issued = await client.post(base, json={"name": "Sunrise EHR"}, headers=idem(headers))
     assert issued.status_code == 201, issued.text
     client_id = issued.json()["client_id"]
     for step, path in (("issue", None), ("rotate", "rotate"), ("revoke", "revoke")):
         if path:
-            assert (await client.post(f"{base}/{client_id}/{path}", headers=headers)).status_code == 200
+            assert (await client.post(f"{base}/{client_id}/{path}", headers=idem(headers))).status_code == 200
         rows = await audit_rows(owner_engine, f"api_client.{step}", tenant_id=tenant.id)
         assert len(rows) == 1
         assert rows[0]["actor_roles"] == ["admin"]
@@ -65,7 +65,9 @@ async def test_break_glass_open_and_onboarding_commit_with_their_events(
     user = await make_user(sessions, ["biller"])
     staff = {"Authorization": f"Bearer {await mint(user_principal(Role.BILLER, user_id=user.id))}"}
     opened = await client.post(
-        f"/api/v1/tenants/{tenant.slug}/break-glass", json={"reason": "Payer on the phone"}, headers=staff
+        f"/api/v1/tenants/{tenant.slug}/break-glass",
+        json={"reason": "Payer on the phone"},
+        headers=idem(staff),
     )
     assert opened.status_code == 201, opened.text
     grant_id = uuid.UUID(opened.json()["id"])
@@ -132,7 +134,7 @@ async def test_a_failed_audit_write_rolls_the_change_back(
     await refuse_audit_of(tenant.id, "api_client.issue")  # type: ignore[operator]
     headers = {"Authorization": f"Bearer {await mint(user_principal(Role.ADMIN, mfa=True))}"}
     response = await client.post(
-        f"/api/v1/admin/tenants/{tenant.slug}/clients", json={"name": "Never issued"}, headers=headers
+        f"/api/v1/admin/tenants/{tenant.slug}/clients", json={"name": "Never issued"}, headers=idem(headers)
     )
     assert response.status_code == 500
     assert "client_secret" not in response.text

@@ -13,11 +13,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import HeaderParameter
 from sqlalchemy import any_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +29,11 @@ from rcm.kit.errors import FieldError, IdempotencyMismatch, InvalidInput, proble
 from rcm.tenancy.scope import TenantScope
 
 HEADER = "Idempotency-Key"
+# The header as a handler parameter: optional in the signature so a missing key is our own 422 naming it.
+IdemKey = Annotated[
+    str | None,
+    HeaderParameter(name=HEADER, description="Required on writes: a retry returns the first response"),
+]
 _TABLE = "idempotency_record"
 _PENDING = 0
 # Built once: parameters are bound at execution, so the compiled statement is cached (``.values(**kw)``
@@ -45,11 +51,11 @@ class Stored:
     body: bytes
 
 
-def created_responses(model: type[Any]) -> dict[int, ResponseSpec]:
-    """OpenAPI for an idempotent create: the 201 body and every error it can answer."""
+def created_responses(model: type[Any], status: int = 201) -> dict[int, ResponseSpec]:
+    """OpenAPI for an idempotent POST: its body and every error it can answer."""
     return {
-        201: ResponseSpec(
-            data_container=model, description="Created; a retry with the same Idempotency-Key gets this again"
+        status: ResponseSpec(
+            data_container=model, description="Done; a retry with the same Idempotency-Key gets this again"
         ),
         **problem_responses(400, 401, 403, 404, 409, 413, 422, 429),
     }
@@ -152,11 +158,16 @@ async def run_idempotent(
                 table=_TABLE, column="response_body", row_id=record_id, plaintext=encoded
             ),
             resource_type=resource_type,
-            resource_ids=[payload.id],
+            resource_ids=_ids_of(payload),
             patient_ids=_patients_of(resource_type, payload),
         )
     )
     return _response(status_code, encoded, replayed=False)
+
+
+def _ids_of(payload: Any) -> list[uuid.UUID]:
+    row_id = getattr(payload, "id", None)
+    return [row_id] if isinstance(row_id, uuid.UUID) else []
 
 
 def _patients_of(resource_type: str, payload: Any) -> list[uuid.UUID]:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.audit.events import Action
 from rcm.config import Settings
+from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
 from rcm.identity import audit_hooks
 from rcm.identity.break_glass import open_break_glass, system_break_glass_report_across_tenants
 from rcm.identity.clients import create_client, revoke_client, rotate_client_secret
@@ -25,10 +26,11 @@ from rcm.identity.principal import Role
 from rcm.identity.scopes import ADMIN, ALL_SCOPES
 from rcm.identity.server import CLIENT_ASSERTION_TYPE, JWT_BEARER, TokenService
 from rcm.identity.tokens import issuer, token_endpoint_url
-from rcm.kit.db import platform_transaction
+from rcm.kit.db import apply_tenant_context, platform_transaction
 from rcm.kit.errors import NotFound
-from rcm.kit.tenant import TenantId
+from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant
+from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import apply_manifest, tenant_by_slug
 
 PUBLIC = {"public": True}
@@ -143,31 +145,59 @@ class BreakGlassController(Controller):
     tags = ["break-glass"]
     guards = [requires_roles(Role.CODER, Role.BILLER, Role.SUPERVISOR, Role.ADMIN)]
 
-    @post(summary="Open time-boxed emergency access to a tenant outside your assignments (reason required)")
+    @post(
+        summary="Open time-boxed emergency access to a tenant outside your assignments (reason required)",
+        responses=created_responses(BreakGlassGrantOut),
+    )
     async def open(
         self,
         tenant_slug: FromPath[str],
         data: JSONBody[BreakGlassCreate],
         request: Request[Any, Any, Any],
         state: State,
-    ) -> BreakGlassGrantOut:
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
         principal = current_principal(request)
         async with platform_transaction(state.sessions) as session:
             tenant = await tenant_by_slug(session, tenant_slug)
             if tenant is None or tenant.status != "active":
                 raise NotFound()
-            grant = await open_break_glass(
-                session, actor=principal, tenant=tenant, reason=data.reason, minutes=data.minutes
+            scope = await _system_tenant_scope(session, request, state, tenant, access="break_glass_request")
+
+            async def produce() -> tuple[int, BreakGlassGrantOut]:
+                grant = await open_break_glass(
+                    session, actor=principal, tenant=tenant, reason=data.reason, minutes=data.minutes
+                )
+                await audit_hooks.break_glass_opened(
+                    session,
+                    request=audit_hooks.request_info(request),
+                    principal=principal,
+                    tenant_id=TenantId(tenant.id),
+                    grant_id=grant.id,
+                    expires_at=grant.expires_at,
+                )
+                return 201, _grant_out(grant)
+
+            return await run_idempotent(
+                scope, request, key=idempotency_key, resource_type="break_glass_grant", produce=produce
             )
-            await audit_hooks.break_glass_opened(
-                session,
-                request=audit_hooks.request_info(request),
-                principal=principal,
-                tenant_id=TenantId(tenant.id),
-                grant_id=grant.id,
-                expires_at=grant.expires_at,
-            )
-        return _grant_out(grant)
+
+
+async def _system_tenant_scope(
+    session: AsyncSession, request: Request[Any, Any, Any], state: State, tenant: Tenant, *, access: str
+) -> TenantScope:
+    """A tenant scope for platform-level writes into one tenant (idempotency records live per tenant)."""
+    context = TenantContext.single(TenantId(tenant.id))
+    await apply_tenant_context(session, context)
+    return TenantScope(
+        session=session,
+        context=context,
+        principal=current_principal(request),
+        keyring=await state.keystore.keyring(session, context.tenant_id),
+        request=audit_hooks.request_info(request),
+        manifest=tenant.manifest,
+        access=access,
+    )
 
 
 class ClientCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -220,53 +250,96 @@ class AdminController(Controller):
             )
         return TenantOnboarded(id=tenant.id, slug=tenant.slug, created=created)
 
-    @post("/tenants/{slug:str}/clients", summary="Issue API client credentials (the secret is shown once)")
+    @post(
+        "/tenants/{slug:str}/clients",
+        summary="Issue API client credentials (the secret is shown once)",
+        responses=created_responses(ApiClientOut),
+    )
     async def issue_client(
-        self, slug: FromPath[str], data: JSONBody[ClientCreate], request: Request[Any, Any, Any], state: State
-    ) -> ApiClientOut:
+        self,
+        slug: FromPath[str],
+        data: JSONBody[ClientCreate],
+        request: Request[Any, Any, Any],
+        state: State,
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
         async with platform_transaction(state.sessions) as session:
             tenant = await _tenant(session, slug)
-            issued = await create_client(
-                session,
-                TenantId(tenant.id),
-                name=data.name,
-                auth_method=data.auth_method,
-                scopes=data.scopes,
-                jwks=data.jwks,
+            scope = await _system_tenant_scope(session, request, state, tenant, access="platform_admin")
+
+            async def produce() -> tuple[int, ApiClientOut]:
+                issued = await create_client(
+                    session,
+                    TenantId(tenant.id),
+                    name=data.name,
+                    auth_method=data.auth_method,
+                    scopes=data.scopes,
+                    jwks=data.jwks,
+                )
+                await _client_audit(session, request, "issue", issued.client)
+                return 201, _client_out(issued.client, issued.secret)
+
+            return await run_idempotent(
+                scope, request, key=idempotency_key, resource_type="api_client", produce=produce
             )
-            await _client_audit(session, request, "issue", issued.client)
-        return _client_out(issued.client, issued.secret)
 
     @post(
         "/tenants/{slug:str}/clients/{client_id:str}/rotate",
         status_code=200,
         summary="Rotate a client's credential",
+        responses=created_responses(ApiClientOut, status=200),
     )
     async def rotate_client(
         self,
+        *,
         slug: FromPath[str],
         client_id: FromPath[str],
         request: Request[Any, Any, Any],
         state: State,
         data: JSONBody[ClientRotate | None] = None,
-    ) -> ApiClientOut:
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
         async with platform_transaction(state.sessions) as session:
             tenant = await _tenant(session, slug)
-            issued = await rotate_client_secret(
-                session, TenantId(tenant.id), client_id, jwks=data.jwks if data else None
-            )
-            await _client_audit(session, request, "rotate", issued.client)
-        return _client_out(issued.client, issued.secret)
+            scope = await _system_tenant_scope(session, request, state, tenant, access="platform_admin")
 
-    @post("/tenants/{slug:str}/clients/{client_id:str}/revoke", status_code=200, summary="Revoke a client")
+            async def produce() -> tuple[int, ApiClientOut]:
+                issued = await rotate_client_secret(
+                    session, TenantId(tenant.id), client_id, jwks=data.jwks if data else None
+                )
+                await _client_audit(session, request, "rotate", issued.client)
+                return 200, _client_out(issued.client, issued.secret)
+
+            return await run_idempotent(
+                scope, request, key=idempotency_key, resource_type="api_client", produce=produce
+            )
+
+    @post(
+        "/tenants/{slug:str}/clients/{client_id:str}/revoke",
+        status_code=200,
+        summary="Revoke a client",
+        responses=created_responses(ApiClientOut, status=200),
+    )
     async def revoke(
-        self, slug: FromPath[str], client_id: FromPath[str], request: Request[Any, Any, Any], state: State
-    ) -> ApiClientOut:
+        self,
+        slug: FromPath[str],
+        client_id: FromPath[str],
+        request: Request[Any, Any, Any],
+        state: State,
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
         async with platform_transaction(state.sessions) as session:
             tenant = await _tenant(session, slug)
-            client = await revoke_client(session, TenantId(tenant.id), client_id)
-            await _client_audit(session, request, "revoke", client)
-        return _client_out(client, None)
+            scope = await _system_tenant_scope(session, request, state, tenant, access="platform_admin")
+
+            async def produce() -> tuple[int, ApiClientOut]:
+                client = await revoke_client(session, TenantId(tenant.id), client_id)
+                await _client_audit(session, request, "revoke", client)
+                return 200, _client_out(client, None)
+
+            return await run_idempotent(
+                scope, request, key=idempotency_key, resource_type="api_client", produce=produce
+            )
 
     @get("/break-glass", summary="Break-glass grants across all tenants, newest first (review)")
     async def break_glass_report(

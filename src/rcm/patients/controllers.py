@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from rcm.idempotency.service import HEADER, created_responses, run_idempotent
+from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
 from rcm.identity.guards import requires_scopes
 from rcm.kit.errors import problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
@@ -20,10 +20,6 @@ from rcm.tenancy.scope import TenantScope
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Page size")]
 Cursor = Annotated[
     str | None, QueryParameter(description="Opaque cursor from the previous page's next_cursor")
-]
-IdemKey = Annotated[
-    str | None,
-    HeaderParameter(name=HEADER, description="Required on writes: a retry returns the first response"),
 ]
 
 
