@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -263,25 +264,20 @@ class AdminController(Controller):
         state: State,
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
-        async with platform_transaction(state.sessions) as session:
-            tenant = await _tenant(session, slug)
-            scope = await _system_tenant_scope(session, request, state, tenant, access="platform_admin")
-
-            async def produce() -> tuple[int, ApiClientOut]:
-                issued = await create_client(
-                    session,
-                    TenantId(tenant.id),
-                    name=data.name,
-                    auth_method=data.auth_method,
-                    scopes=data.scopes,
-                    jwks=data.jwks,
-                )
-                await _client_audit(session, request, "issue", issued.client)
-                return 201, _client_out(issued.client, issued.secret)
-
-            return await run_idempotent(
-                scope, request, key=idempotency_key, resource_type="api_client", produce=produce
+        async def issue(session: AsyncSession, tenant_id: TenantId) -> tuple[ApiClient, str | None]:
+            issued = await create_client(
+                session,
+                tenant_id,
+                name=data.name,
+                auth_method=data.auth_method,
+                scopes=data.scopes,
+                jwks=data.jwks,
             )
+            return issued.client, issued.secret
+
+        return await _client_change(
+            request, state, slug=slug, idempotency_key=idempotency_key, change="issue", status=201, act=issue
+        )
 
     @post(
         "/tenants/{slug:str}/clients/{client_id:str}/rotate",
@@ -299,20 +295,21 @@ class AdminController(Controller):
         data: JSONBody[ClientRotate | None] = None,
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
-        async with platform_transaction(state.sessions) as session:
-            tenant = await _tenant(session, slug)
-            scope = await _system_tenant_scope(session, request, state, tenant, access="platform_admin")
-
-            async def produce() -> tuple[int, ApiClientOut]:
-                issued = await rotate_client_secret(
-                    session, TenantId(tenant.id), client_id, jwks=data.jwks if data else None
-                )
-                await _client_audit(session, request, "rotate", issued.client)
-                return 200, _client_out(issued.client, issued.secret)
-
-            return await run_idempotent(
-                scope, request, key=idempotency_key, resource_type="api_client", produce=produce
+        async def rotate(session: AsyncSession, tenant_id: TenantId) -> tuple[ApiClient, str | None]:
+            issued = await rotate_client_secret(
+                session, tenant_id, client_id, jwks=data.jwks if data else None
             )
+            return issued.client, issued.secret
+
+        return await _client_change(
+            request,
+            state,
+            slug=slug,
+            idempotency_key=idempotency_key,
+            change="rotate",
+            status=200,
+            act=rotate,
+        )
 
     @post(
         "/tenants/{slug:str}/clients/{client_id:str}/revoke",
@@ -328,18 +325,18 @@ class AdminController(Controller):
         state: State,
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
-        async with platform_transaction(state.sessions) as session:
-            tenant = await _tenant(session, slug)
-            scope = await _system_tenant_scope(session, request, state, tenant, access="platform_admin")
+        async def revoke(session: AsyncSession, tenant_id: TenantId) -> tuple[ApiClient, str | None]:
+            return await revoke_client(session, tenant_id, client_id), None
 
-            async def produce() -> tuple[int, ApiClientOut]:
-                client = await revoke_client(session, TenantId(tenant.id), client_id)
-                await _client_audit(session, request, "revoke", client)
-                return 200, _client_out(client, None)
-
-            return await run_idempotent(
-                scope, request, key=idempotency_key, resource_type="api_client", produce=produce
-            )
+        return await _client_change(
+            request,
+            state,
+            slug=slug,
+            idempotency_key=idempotency_key,
+            change="revoke",
+            status=200,
+            act=revoke,
+        )
 
     @get("/break-glass", summary="Break-glass grants across all tenants, newest first (review)")
     async def break_glass_report(
@@ -364,6 +361,32 @@ async def _tenant(session: Any, slug: str) -> Tenant:
     if tenant is None:
         raise NotFound()
     return tenant
+
+
+async def _client_change(
+    request: Request[Any, Any, Any],
+    state: State,
+    *,
+    slug: str,
+    idempotency_key: str | None,
+    change: str,
+    status: int,
+    act: Callable[[AsyncSession, TenantId], Awaitable[tuple[ApiClient, str | None]]],
+) -> Response[bytes]:
+    """Issue, rotate or revoke a practice's API client: once per Idempotency-Key, audited in the same
+    transaction as the change."""
+    async with platform_transaction(state.sessions) as session:
+        tenant = await _tenant(session, slug)
+        scope = await _system_tenant_scope(session, request, state, tenant, access="platform_admin")
+
+        async def produce() -> tuple[int, ApiClientOut]:
+            client, secret = await act(session, TenantId(tenant.id))
+            await _client_audit(session, request, change, client)
+            return status, _client_out(client, secret)
+
+        return await run_idempotent(
+            scope, request, key=idempotency_key, resource_type="api_client", produce=produce
+        )
 
 
 async def _client_audit(
