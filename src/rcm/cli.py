@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
+from pydantic import ValidationError
 
-from rcm.config import Settings, get_settings
+from rcm.config import SettingError, Settings, describe_invalid_settings, get_settings, require_dev_env
 
 T = TypeVar("T")
 
@@ -37,7 +39,29 @@ def _app_password(settings: Settings) -> str | None:
     return settings.app_database_password.get_secret_value() if settings.app_database_password else None
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command tree; a bad or missing setting anywhere below ends in one line on stderr, exit status 2.
+
+    A newcomer who mistypes RCM_PORT should read which variable is wrong, not a pydantic traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            _fail(describe_invalid_settings(exc))
+        except SettingError as exc:
+            _fail(str(exc))
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"rcm: {' '.join(message.split())}", err=True)
+    sys.exit(2)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """RCM: revenue-cycle management backend."""
 
@@ -58,6 +82,7 @@ def demo() -> None:
     from rcm.demo import seed_demo
 
     settings = get_settings()
+    require_dev_env(settings, "rcm demo")
     admin_url(settings)
     summary = run(lambda: seed_demo(get_settings()))
     click.echo(summary)
@@ -68,34 +93,83 @@ def demo() -> None:
 @click.option("--port", type=int, default=None, help="Port (RCM_PORT).")
 def serve(host: str | None, port: int | None) -> None:
     """Serve the HTTP API."""
-    settings = get_settings()
-    admin_url(settings)
-    _serve(get_settings(), host=host, port=port)
+    # The options are the variables by another name, so the issuer and the banner follow them too.
+    if host is not None:
+        os.environ["RCM_HOST"] = host
+    if port is not None:
+        os.environ["RCM_PORT"] = str(port)
+    get_settings.cache_clear()
+    admin_url(get_settings())
+    _serve(get_settings())
 
 
-def _serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+def banner(settings: Settings, *, dev: bool = False) -> str:
+    """What a newcomer reads once the API answers: where everything is, under the public base URL."""
+    base = settings.base_url
+    lines = [
+        f"RCM is up at {base} (listening on {settings.host}:{settings.port}):",
+        f"  API        {base}/api/v1",
+        f"  OpenAPI    {base}/docs   (JSON: {base}/docs/openapi.json)",
+        f"  health     {base}/healthz  {base}/readyz",
+    ]
+    if dev:
+        lines.append(
+            "  a token    .venv/bin/rcm token --user coder@demo.rcm.test   (see README, 'First tasks')"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _listen_socket(settings: Settings) -> socket.socket:
+    """Bind the port before the app starts, so a taken port is one clear line, not a log record later.
+
+    Only bound here: uvicorn starts listening after the app's startup, so no connection is accepted early.
+    """
+    host = settings.host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise SettingError(
+            "RCM_PORT",
+            f"cannot listen on {host}:{settings.port} ({exc.strerror or exc}); set RCM_PORT/RCM_HOST",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(settings: Settings, *, dev: bool = False) -> None:
     import uvicorn
 
     from rcm.app import create_app
 
+    class AnnouncingServer(uvicorn.Server):
+        """Prints the banner from the server-started point: after the app's startup and the listen call,
+        so "up" is only ever said of a port that accepts connections."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                click.echo(banner(settings, dev=dev))
+
+    sock = _listen_socket(settings)
     # No uvicorn access log: its lines carry query strings; requests are traced and audited instead.
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
+    config: uvicorn.Config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False
     )
+    try:
+        AnnouncingServer(config).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 @main.command()
 def dev() -> None:
     """What `make run` does: database, migrations, demo data, API and workers in one process (RCM_ENV=dev)."""
-    if os.environ.setdefault("RCM_ENV", "dev") != "dev":
-        raise click.UsageError(
-            "`rcm dev` seeds demo data with well-known secrets: it runs only with RCM_ENV=dev"
-        )
-    get_settings.cache_clear()
+    # Demo data comes with well-known secrets: asked for explicitly (`make run` sets it), never by default.
+    require_dev_env(get_settings(), "rcm dev", allow_test=False)
     from rcm.demo import seed_demo
     from rcm.kit.migrations import upgrade_to_head
 
@@ -105,17 +179,12 @@ def dev() -> None:
     settings = get_settings()
     summary = run(lambda: seed_demo(settings))
     click.echo(summary)
-    click.echo(
-        f"\nRCM is up:\n  API        {settings.base_url}/api/v1\n  OpenAPI    {settings.base_url}/docs\n"
-        f"  health     {settings.base_url}/healthz  {settings.base_url}/readyz\n"
-        "  a token    .venv/bin/rcm token --user coder@demo.rcm.test   (see README, 'First tasks')\n"
-    )
     from rcm.worker.cli import start_dev_worker
     from rcm.worker.runner import stop_inprocess_worker
 
     jobs = start_dev_worker(settings)
     try:
-        _serve(settings)
+        _serve(settings, dev=True)
     finally:
         stop_inprocess_worker(jobs)
 

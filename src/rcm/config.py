@@ -1,15 +1,17 @@
 """One settings object, read from ``RCM_*`` variables and validated at start-up.
 
-A bad value fails fast with pydantic's message, which names the variable (``RCM_...``).
+A bad value fails fast with pydantic's message, which names the variable (``RCM_...``); the CLI turns it into
+one line (``describe_invalid_settings``), never a traceback.
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -32,9 +34,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
 
     data_dir: Path = Path(".rcm")
-    base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The API's public URL: the token issuer (``iss``), the OAuth metadata and the startup banner use it.
+    # Unset = http://RCM_HOST:RCM_PORT, so changing the port changes them all; set it when a proxy or TLS
+    # terminator stands in front (every replica must then agree on it, since tokens carry it).
+    base_url: str = ""
 
     # Key-encryption key provider: "local" keeps 32-byte KEKs as files in kek_directory (created in dev).
     kek_provider: Literal["local"] = "local"
@@ -72,6 +77,34 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL")
         return value
 
+    @field_validator("base_url")
+    @classmethod
+    def _must_be_http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("oidc_issuers")
+    @classmethod
+    def _must_list_issuers(cls, value: str) -> str:
+        # Checked here so a malformed list stops start-up naming the variable, not the first login.
+        try:
+            entries = json.loads(value)
+        except ValueError:
+            entries = None
+        keys = ("issuer", "audience", "jwks_uri")
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and all(isinstance(e.get(k), str) for k in keys) for e in entries
+        ):
+            raise ValueError("must be a JSON list of {issuer, audience, jwks_uri} objects")
+        return value
+
+    @model_validator(mode="after")
+    def _derive_base_url(self) -> Settings:
+        if not self.base_url:
+            self.base_url = f"http://{_url_host(self.host)}:{self.port}"
+        return self
+
     @property
     def sql_spans(self) -> bool:
         return self.trace_sql if self.trace_sql is not None else self.otlp_endpoint is not None
@@ -79,6 +112,43 @@ class Settings(BaseSettings):
     @property
     def kek_dir(self) -> Path:
         return self.kek_directory or self.data_dir / "keks"
+
+
+def _url_host(host: str) -> str:
+    """The host part of a URL for a bind address: a wildcard is reached through the loopback address."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - mapping the wildcard away, not binding to it
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class SettingError(Exception):
+    """A setting is missing or wrong for what was asked; the CLI prints it as one line and exits 2."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+def require_dev_env(settings: Settings, command: str, *, allow_test: bool = True) -> None:
+    """Refuse a development-only command (demo data and the password-free dev issuer) outside dev."""
+    allowed = ("dev", "test") if allow_test else ("dev",)
+    if settings.env not in allowed:
+        raise SettingError(
+            "RCM_ENV",
+            f"`{command}` is for development only and runs only with RCM_ENV=dev (RCM_ENV is {settings.env})",
+        )
+
+
+def describe_invalid_settings(error: ValidationError) -> str:
+    """One line naming each bad variable and what is wrong with it; never the value (it may be a secret)."""
+    parts = []
+    for item in error.errors(include_url=False, include_input=False, include_context=False):
+        name = "RCM_" + "_".join(str(part) for part in item["loc"]).upper() if item["loc"] else "RCM_*"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{name}: {' '.join(message.split())}")
+    return "invalid setting " + "; ".join(parts)
 
 
 def async_url(url: str) -> str:

@@ -178,3 +178,25 @@ async def test_cross_tenant_matrix(
             assert response.json()["trace_id"]
     assert calls >= len(tenant_routes)
     assert await _snapshot(owner_engine, b_tenant) == before
+
+
+async def test_admin_routes_refuse_tenant_callers(
+    app: Litestar, caller: Api, owner_engine: AsyncEngine
+) -> None:
+    """Platform administration is not a tenant's: each of tenant A's callers gets the same 403 on every admin
+    route, for A's own slug and ids as for anything else, and each refusal is audited."""
+    admin_routes = [(p, m) for p, m in http_routes(app) if p.startswith("/api/v1/admin")]
+    assert len(admin_routes) >= 8
+    reference: dict[str, Any] | None = None
+    for path, method in admin_routes:
+        denials = await _denials(owner_engine)
+        url = fill(path, {"slug": caller.slug, "tenant_slug": caller.slug})
+        headers = {**caller.headers, "Idempotency-Key": uuid.uuid4().hex}
+        response = await caller.client.request(
+            method, url, json={} if method == "POST" else None, headers=headers
+        )
+        assert response.status_code == 403, f"{method} {url}: {response.status_code} {response.text}"
+        assert await _denials(owner_engine) == denials + 1, f"{method} {url}: no denial audit event"
+        body = _strip(response.json())
+        reference = reference or body
+        assert body == reference, f"{method} {url}: 403 body differs"

@@ -170,9 +170,27 @@ async def _readable_tenants(
     return TenantContext.system_cross_tenant(tenants)
 
 
+TenantSlug = Annotated[
+    str | None,
+    QueryParameter(
+        description="Events of this practice, by slug: one unknown, or outside your grant, finds nothing"
+    ),
+]
+ActorEmail = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=320,
+        description="Events by this person, by email (case-insensitive); an unknown email finds nothing",
+    ),
+]
+
+
 async def provide_audit_query(
     *,
     actor: FromQuery[str | None] = None,
+    actor_email: ActorEmail = None,
+    tenant: TenantSlug = None,
+    tenant_id: FromQuery[uuid.UUID | None] = None,
     patient_id: FromQuery[uuid.UUID | None] = None,
     resource_type: FromQuery[str | None] = None,
     resource_id: FromQuery[uuid.UUID | None] = None,
@@ -185,6 +203,9 @@ async def provide_audit_query(
     """The search filters, shared by the list and both exports (query parameters)."""
     return service.AuditQuery(
         actor=actor,
+        actor_email=actor_email,
+        tenant=tenant,
+        tenant_id=tenant_id,
         patient_id=patient_id,
         resource_type=resource_type,
         resource_id=resource_id,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
+    false,
     insert,
     literal,
     or_,
@@ -125,8 +126,29 @@ async def all_tenant_ids(session: AsyncSession) -> list[uuid.UUID]:
     return list((await session.execute(text("SELECT id FROM rcm.tenant ORDER BY id"))).scalars())
 
 
+async def tenant_id_for_slug(session: AsyncSession, slug: str) -> uuid.UUID | None:
+    """A practice's id from the global registry (a filter given by slug)."""
+    found = await session.execute(text("SELECT id FROM rcm.tenant WHERE slug = :slug"), {"slug": slug})
+    tenant_id: uuid.UUID | None = found.scalar_one_or_none()
+    return tenant_id
+
+
+async def user_id_for_email(session: AsyncSession, email: str) -> uuid.UUID | None:
+    """A person's id from the global directory, the email compared case-insensitively."""
+    found = await session.execute(
+        text("SELECT id FROM rcm.app_user WHERE lower(email) = lower(:email)"), {"email": email}
+    )
+    user_id: uuid.UUID | None = found.scalar_one_or_none()
+    return user_id
+
+
 @dataclass(frozen=True, slots=True)
 class Filters:
+    # A name that resolved to nothing (unknown slug or email): no record matches, and the answer is the same
+    # empty page as any other search that finds nothing, so it does not tell whether the name exists.
+    match_nothing: bool = False
+    tenant_id: uuid.UUID | None = None
+    actor_subject: str | None = None  # a person's principal subject (their app_user id), exactly
     actor: str | None = None
     patient_id: uuid.UUID | None = None
     resource_type: str | None = None
@@ -141,6 +163,12 @@ class Filters:
 def _filtered(filters: Filters) -> Select[Any]:
     c = audit_event.c
     statement = select(audit_event)
+    if filters.match_nothing:
+        statement = statement.where(false())
+    if filters.tenant_id is not None:
+        statement = statement.where(c.tenant_id == filters.tenant_id)
+    if filters.actor_subject is not None:
+        statement = statement.where(c.actor_subject == filters.actor_subject)
     if filters.actor is not None:
         statement = statement.where(or_(c.actor_subject == filters.actor, c.client_id == filters.actor))
     if filters.patient_id is not None:

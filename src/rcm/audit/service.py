@@ -53,6 +53,9 @@ MAX_LIMIT = 500
 @dataclass(frozen=True, slots=True)
 class AuditQuery:
     actor: str | None = None  # principal subject (user id / api client id) or OAuth2 client_id
+    actor_email: str | None = None  # a person, by email: resolved to their id server-side
+    tenant: str | None = None  # a practice, by slug: resolved to its id server-side
+    tenant_id: uuid.UUID | None = None
     patient_id: uuid.UUID | None = None
     resource_type: str | None = None
     resource_id: uuid.UUID | None = None
@@ -73,14 +76,28 @@ class AuditQuery:
         # PostgreSQL text cannot hold NUL; the driver would fail the query with a 500.
         errors.extend(
             FieldError(f"/{name}", "must not contain NUL characters")
-            for name in ("actor", "resource_type", "event_type")
+            for name in ("actor", "actor_email", "tenant", "resource_type", "event_type")
             if "\x00" in (getattr(self, name) or "")
         )
         if errors:
             raise InvalidInput("A filter is not valid.", errors=errors)
 
-    def filters(self) -> repository.Filters:
+    async def filters(self, session: AsyncSession) -> repository.Filters:
+        """The filters as ids: a slug or an email that names nothing matches nothing (never an error, which
+        would tell a caller whether a practice or a person exists)."""
+        tenant_id, nothing, subject = self.tenant_id, False, None
+        if self.tenant is not None:
+            by_slug = await repository.tenant_id_for_slug(session, self.tenant)
+            nothing = by_slug is None or (tenant_id is not None and tenant_id != by_slug)
+            tenant_id = by_slug
+        if self.actor_email is not None:
+            user_id = await repository.user_id_for_email(session, self.actor_email)
+            nothing = nothing or user_id is None
+            subject = str(user_id) if user_id else None
         return repository.Filters(
+            match_nothing=nothing,
+            tenant_id=tenant_id,
+            actor_subject=subject,
             actor=self.actor,
             patient_id=self.patient_id,
             resource_type=self.resource_type,
@@ -96,7 +113,12 @@ class AuditQuery:
         """The query's parameters as audit detail: ids and codes only (patient/resource ids go in their
         own columns of the recorded event)."""
         detail: dict[str, str | int | bool | None] = {}
-        for name in ("actor", "resource_type", "event_type"):
+        # The email itself stays out of the trail (a name, not an id); that it was a filter is recorded.
+        if self.actor_email is not None:
+            detail["filter.actor_email"] = True
+        if self.tenant_id is not None:
+            detail["filter.tenant_id"] = str(self.tenant_id)
+        for name in ("actor", "tenant", "resource_type", "event_type"):
             value = getattr(self, name)
             if value is not None:
                 detail[f"filter.{name}"] = value
@@ -162,7 +184,8 @@ async def search(
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput("limit out of range", errors=[FieldError("/limit", f"must be 1..{MAX_LIMIT}")])
     after = decode_cursor(cursor) if cursor else None
-    rows = await repository.search_page(session, query.filters(), limit=limit + 1, after=after)
+    filters = await query.filters(session)
+    rows = await repository.search_page(session, filters, limit=limit + 1, after=after)
     page, more = rows[:limit], len(rows) > limit
     await _record_access(
         session,
@@ -170,7 +193,7 @@ async def search(
         query,
         actor=actor,
         request=request,
-        extra={"limit": limit, "paged": cursor is not None, "returned": len(page)},
+        extra={"limit": limit, "paged": cursor is not None, "returned": len(page), **_resolved(filters)},
     )
     return page, (encode_cursor(page[-1]) if more and page else None)
 
@@ -236,13 +259,19 @@ async def export_csv(
     The ``audit.export`` event is buffered before the first byte; the caller's transaction must commit
     (also when the client goes away mid-download) for it to be written.
     """
+    filters = await query.filters(session)
     await _record_access(
-        session, "audit.export", query, actor=actor, request=request, extra={"format": "csv"}
+        session,
+        "audit.export",
+        query,
+        actor=actor,
+        request=request,
+        extra={"format": "csv", **_resolved(filters)},
     )
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    async for batch in _batches(repository.stream_records(session, query.filters()), 200):
+    async for batch in _batches(repository.stream_records(session, filters), 200):
         writer.writerows(csv_row(rec) for rec in batch)
         yield buffer.getvalue().encode()
         buffer.seek(0)
@@ -255,10 +284,16 @@ async def export_fhir_ndjson(
     session: AsyncSession, query: AuditQuery, *, actor: Principal, request: RequestInfo
 ) -> AsyncIterator[bytes]:
     """Every matching record as a FHIR R4 AuditEvent, one JSON document per line, in chain order."""
+    filters = await query.filters(session)
     await _record_access(
-        session, "audit.export", query, actor=actor, request=request, extra={"format": "fhir-ndjson"}
+        session,
+        "audit.export",
+        query,
+        actor=actor,
+        request=request,
+        extra={"format": "fhir-ndjson", **_resolved(filters)},
     )
-    async for batch in _batches(repository.stream_records(session, query.filters()), 200):
+    async for batch in _batches(repository.stream_records(session, filters), 200):
         yield b"".join(
             json.dumps(to_fhir(rec), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
             for rec in batch
@@ -274,6 +309,11 @@ async def _batches(source: AsyncIterator[AuditRecord], size: int) -> AsyncIterat
             batch = []
     if batch:
         yield batch
+
+
+def _resolved(filters: repository.Filters) -> dict[str, str | int | bool | None]:
+    """Whom an email filter named, as an id (the email itself is kept out of the trail)."""
+    return {"filter.actor_email_user": filters.actor_subject} if filters.actor_subject else {}
 
 
 async def _record_access(

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.config import Settings, get_settings
+from rcm.config import Settings, get_settings, require_dev_env
 
 T = TypeVar("T")
 
@@ -206,6 +206,9 @@ def token(email: str | None, mfa: bool, client_id: str | None, secret: str | Non
     """Print an access token, through the same grant code as POST /oauth/token (in-process, no HTTP)."""
     if bool(email) == bool(client_id) or (client_id and not secret):
         raise click.UsageError("use either --user EMAIL [--mfa] or --client ID --secret SECRET")
+    if email:
+        # The dev issuer logs anyone in without a password: refused before any database work outside dev.
+        require_dev_env(get_settings(), "rcm token --user")
     result = _run(
         lambda settings, sessions: exchange_in_process(
             settings, sessions, email=email, mfa=mfa, client_id=client_id, secret=secret, scope=scope

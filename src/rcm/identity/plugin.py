@@ -3,10 +3,12 @@ in that order), the key ring and token service."""
 
 from __future__ import annotations
 
+from litestar import Router
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from rcm.config import Settings
+from rcm.identity.admin_read import AdminReadController
 from rcm.identity.controllers import (
     AdminController,
     BreakGlassController,
@@ -27,7 +29,11 @@ class IdentityPlugin(InitPluginProtocol):
         self.tokens = TokenService(settings, self.keyring)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([OAuthController, BreakGlassController, AdminController])
+        # The admin controllers share paths (POST and GET /api/v1/admin/tenants/{slug}/clients): registered
+        # apart, Litestar 2.25 builds a second OPTIONS handler for a shared path with parameters and refuses
+        # to start, so every admin controller goes into this one router.
+        admin = Router(path="/", route_handlers=[AdminController, AdminReadController])
+        app_config.route_handlers.extend([OAuthController, BreakGlassController, admin])
         if dev_issuer_active(self.settings):
             app_config.route_handlers.append(DevIssuerController)
         # Outermost first: the per-address limit, then authentication (the app's per-caller limit follows).
