@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     # JSON list of {"issuer": ..., "audience": ..., "jwks_uri": ...} for external OIDC issuers.
     oidc_issuers: str = "[]"
 
+    # Break-glass (45 CFR 164.312(a)(2)(ii) emergency access): a short default window, a ceiling per
+    # deployment (never above the four hours the database allows), an optional second approver before access
+    # starts, and at most this many requests per person in any rolling 24 hours.
+    break_glass_default_minutes: int = Field(default=30, ge=1, le=240)
+    break_glass_max_minutes: int = Field(default=60, ge=1, le=240)
+    break_glass_require_approval: bool = False
+    break_glass_max_grants_per_day: int = Field(default=3, ge=1, le=100)
+
     # Request limits
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
@@ -71,6 +79,12 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith(("postgresql", "postgres")):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _break_glass_default_within_max(self) -> Settings:
+        if self.break_glass_default_minutes > self.break_glass_max_minutes:
+            raise ValueError("RCM_BREAK_GLASS_DEFAULT_MINUTES must not exceed RCM_BREAK_GLASS_MAX_MINUTES")
+        return self
 
     @property
     def sql_spans(self) -> bool:

@@ -7,12 +7,8 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from rcm.config import Settings
-from rcm.identity.controllers import (
-    AdminController,
-    BreakGlassController,
-    DevIssuerController,
-    OAuthController,
-)
+from rcm.identity.break_glass_routes import BreakGlassController, BreakGlassReviewController
+from rcm.identity.controllers import AdminController, DevIssuerController, OAuthController
 from rcm.identity.keys import KeyRing
 from rcm.identity.middleware import authentication_middleware
 from rcm.identity.oidc import dev_issuer_active
@@ -27,7 +23,9 @@ class IdentityPlugin(InitPluginProtocol):
         self.tokens = TokenService(settings, self.keyring)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([OAuthController, BreakGlassController, AdminController])
+        app_config.route_handlers.extend(
+            [OAuthController, BreakGlassController, BreakGlassReviewController, AdminController]
+        )
         if dev_issuer_active(self.settings):
             app_config.route_handlers.append(DevIssuerController)
         # Outermost first: the per-address limit, then authentication (the app's per-caller limit follows).
