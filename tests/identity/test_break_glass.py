@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from rcm.app import create_app
 from rcm.audit.events import AuditEvent
 from rcm.config import Settings
+from rcm.identity.access import resolve_tenant_access
 from rcm.identity.models import BreakGlassGrant
 from rcm.identity.principal import Role
 from rcm.identity.testing import user_principal
@@ -434,3 +435,29 @@ async def test_the_app_role_cannot_rewrite_who_asked_or_self_approve(
                 .where(BreakGlassGrant.id == grant_id)
                 .values(expires_at=datetime.now(UTC) + timedelta(hours=5))
             )
+
+
+async def test_admins_reach_a_tenant_only_through_a_grant_and_only_with_mfa(
+    client: Client, mint: Mint, sessions: Sessions, tenant: Tenant, audit_log: list[AuditEvent]
+) -> None:
+    # Decided by the access rule itself: an admin token carries only the admin scope, so no PHI route would
+    # let it through its scope guard whatever the grant says.
+    user = await make_user(sessions, ["admin"])
+    with_mfa = user_principal(Role.ADMIN, user_id=user.id, mfa=True)
+    without = user_principal(Role.ADMIN, user_id=user.id, mfa=False)
+    async with platform_transaction(sessions) as session:
+        assert not (await resolve_tenant_access(session, with_mfa, tenant)).allowed
+    refused = await open_grant(client, tenant, {"Authorization": f"Bearer {await mint(without)}"})
+    assert refused.status_code == 403
+    headers = {"Authorization": f"Bearer {await mint(with_mfa)}"}
+    grant = await open_grant(client, tenant, headers, category="legal_request", minutes=10)
+    assert grant.status_code == 201, grant.text
+    async with platform_transaction(sessions) as session:
+        used = await resolve_tenant_access(session, with_mfa, tenant)
+        plain = await resolve_tenant_access(session, without, tenant)
+    assert (used.allowed, str(used.break_glass_grant_id)) == (True, grant.json()["id"])
+    assert (plain.allowed, plain.reason) == (False, "break_glass_requires_mfa")
+    opened = [e for e in audit_log if e.event_type == "break_glass.open"]
+    assert [(e.tenant_id, e.detail["category"], e.detail["minutes"]) for e in opened] == [
+        (tenant.id, "legal_request", 10)
+    ]
