@@ -38,11 +38,15 @@ UPGRADE = [
         ADD COLUMN approved_at timestamptz,
         ADD COLUMN revoked_by uuid
     """,
+    # RLS is forced on the owner too, and a migration has no tenant context: the backfill must see every
+    # tenant's rows, so forcing is lifted for this one statement (inside the revision's transaction).
+    "ALTER TABLE rcm.break_glass_grant NO FORCE ROW LEVEL SECURITY",
     """
     UPDATE rcm.break_glass_grant
        SET starts_at = created_at,
            minutes = GREATEST(1, LEAST(240, CEIL(EXTRACT(EPOCH FROM expires_at - created_at) / 60)))::integer
     """,
+    "ALTER TABLE rcm.break_glass_grant FORCE ROW LEVEL SECURITY",
     "ALTER TABLE rcm.break_glass_grant ALTER COLUMN category DROP DEFAULT",
     "ALTER TABLE rcm.break_glass_grant ALTER COLUMN minutes SET NOT NULL",
     "ALTER TABLE rcm.break_glass_grant DROP CONSTRAINT ck_break_glass_grant_expiry",
@@ -78,7 +82,9 @@ DOWNGRADE = [
     "GRANT UPDATE ON rcm.break_glass_grant TO rcm_app",
     "DROP INDEX rcm.ix_break_glass_grant_requests",
     # Pending grants never started: they leave with the columns that describe them.
+    "ALTER TABLE rcm.break_glass_grant NO FORCE ROW LEVEL SECURITY",
     "DELETE FROM rcm.break_glass_grant WHERE starts_at IS NULL",
+    "ALTER TABLE rcm.break_glass_grant FORCE ROW LEVEL SECURITY",
     "ALTER TABLE rcm.break_glass_grant DROP CONSTRAINT ck_break_glass_grant_revoker",
     "ALTER TABLE rcm.break_glass_grant DROP CONSTRAINT ck_break_glass_grant_approval",
     "ALTER TABLE rcm.break_glass_grant DROP CONSTRAINT ck_break_glass_grant_window",
