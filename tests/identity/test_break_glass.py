@@ -270,6 +270,13 @@ async def test_second_approver_before_access_starts(
     assert (await client.post(approvals, headers=idem(approver.plain))).status_code == 403
     assert await read_encounter(client, tenant, encounter, requester.mfa) == 404
 
+    waiting = await client.get(
+        "/api/v1/break-glass/pending", params={"tenant": tenant.slug}, headers=approver.mfa
+    )
+    assert [(g["id"], g["reason"]) for g in waiting.json()] == [(pending["id"], REASON)]
+    assert (await client.get("/api/v1/break-glass/pending", headers=approver.plain)).status_code == 403
+    assert (await client.get("/api/v1/break-glass/pending", headers=coder.mfa)).status_code == 403
+
     approved = await client.post(approvals, headers=idem(approver.mfa))
     assert approved.status_code == 201, approved.text
     body = approved.json()
@@ -278,6 +285,10 @@ async def test_second_approver_before_access_starts(
     assert window == timedelta(minutes=20)
     assert await read_encounter(client, tenant, encounter, requester.mfa) == 200
     assert (await client.post(approvals, headers=idem(approver.mfa))).status_code == 409
+    waiting = await client.get(
+        "/api/v1/break-glass/pending", params={"tenant": tenant.slug}, headers=approver.mfa
+    )
+    assert waiting.json() == []
 
     [opened] = await audit_rows(owner_engine, "break_glass.open", tenant_id=tenant.id)
     [approval] = await audit_rows(owner_engine, "break_glass.approve", tenant_id=tenant.id)

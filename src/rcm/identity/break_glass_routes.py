@@ -8,7 +8,7 @@ Under ``/api/v1/tenants/{slug}/break-glass``:
   text, which is free text and may say anything).
 Review: ``GET /api/v1/admin/break-glass`` (admin, admin scope, MFA) over every tenant and
 ``GET /api/v1/audit/break-glass`` (auditor, audit:read) over the auditor's tenants, filterable by tenant,
-person, status and time.
+person, status and time; ``GET /api/v1/break-glass/pending`` shows approvers what waits for them.
 
 Every change is audited in its own transaction; every refusal is audited under the tenant that was probed.
 """
@@ -399,6 +399,28 @@ class BreakGlassReviewController(Controller):
             status=status,
             since=since,
             until=until,
+        )
+
+    @get(
+        "/break-glass/pending",
+        summary="Grants waiting for a second approver, across tenants, for supervisors and admins with MFA "
+        "(with the reason, which the approver judges)",
+        guards=[requires_roles(Role.SUPERVISOR, Role.ADMIN), requires_mfa],
+        responses=problem_responses(),
+    )
+    async def pending(
+        self, request: Req, state: State, tenant: FromQuery[str | None] = None
+    ) -> list[BreakGlassGrantOut]:
+        return await _report(
+            request,
+            state,
+            readable=None,
+            tenant=tenant,
+            user_id=None,
+            email=None,
+            status=BreakGlassStatus.PENDING,
+            since=None,
+            until=None,
         )
 
     @get(
