@@ -7,16 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum as SqlEnum
-from sqlalchemy import LargeBinary, Text, func
+from sqlalchemy import Dialect, LargeBinary, Text, TypeDecorator, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.kit.models import Base, TenantOwned, utcnow
-
-
-def _values(enum_type: type[enum.StrEnum]) -> list[str]:
-    return [member.value for member in enum_type]
 
 
 class ApiClient(TenantOwned, Base):
@@ -66,6 +61,19 @@ class BreakGlassCategory(enum.StrEnum):
     OTHER = "other"  # the reason text must say what (grants from before categories are "other")
 
 
+class _CategoryText(TypeDecorator[BreakGlassCategory]):
+    """``text`` in the database (its check constraint names the values), the enum in Python."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: BreakGlassCategory | None, dialect: Dialect) -> str | None:
+        return None if value is None else BreakGlassCategory(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> BreakGlassCategory | None:
+        return None if value is None else BreakGlassCategory(value)
+
+
 class BreakGlassStatus(enum.StrEnum):
     PENDING = "pending"  # waiting for a second approver; grants no access
     ACTIVE = "active"
@@ -85,12 +93,10 @@ class BreakGlassGrant(TenantOwned, Base):
     __tablename__ = "break_glass_grant"
 
     user_id: Mapped[uuid.UUID] = mapped_column()
-    category: Mapped[BreakGlassCategory] = mapped_column(
-        SqlEnum(BreakGlassCategory, native_enum=False, create_constraint=False, values_callable=_values)
-    )
+    category: Mapped[BreakGlassCategory] = mapped_column(_CategoryText)
     reason: Mapped[str] = mapped_column(Text)
     minutes: Mapped[int] = mapped_column()
-    requires_approval: Mapped[bool] = mapped_column(default=False)
+    requires_approval: Mapped[bool] = mapped_column(default=False, server_default="false")
     starts_at: Mapped[datetime | None] = mapped_column(nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     approved_by: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
