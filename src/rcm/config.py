@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     # JSON list of {"issuer": ..., "audience": ..., "jwks_uri": ...} for external OIDC issuers.
     oidc_issuers: str = "[]"
 
+    # Break-glass (45 CFR 164.312(a)(2)(ii) emergency access): a short default window, a ceiling per
+    # deployment (never above the four hours the database allows), an optional second approver before access
+    # starts, and at most this many requests per person in any rolling 24 hours.
+    break_glass_default_minutes: int = Field(default=30, ge=1, le=240)
+    break_glass_max_minutes: int = Field(default=60, ge=1, le=240)
+    break_glass_require_approval: bool = False
+    break_glass_max_grants_per_day: int = Field(default=3, ge=1, le=100)
+
     # Request limits
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
@@ -103,6 +111,12 @@ class Settings(BaseSettings):
     def _derive_base_url(self) -> Settings:
         if not self.base_url:
             self.base_url = f"http://{_url_host(self.host)}:{self.port}"
+        return self
+
+    @model_validator(mode="after")
+    def _break_glass_default_within_max(self) -> Settings:
+        if self.break_glass_default_minutes > self.break_glass_max_minutes:
+            raise ValueError("RCM_BREAK_GLASS_DEFAULT_MINUTES must not exceed RCM_BREAK_GLASS_MAX_MINUTES")
         return self
 
     @property

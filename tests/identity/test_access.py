@@ -84,14 +84,18 @@ async def test_break_glass_grants_access_until_expiry(
     client: Client, sessions: Sessions, mint: Mint, tenant: Tenant, audit_log: list[AuditEvent]
 ) -> None:
     user = await make_user(sessions, ["biller"])
-    principal = user_principal(Role.BILLER, user_id=user.id)
+    principal = user_principal(Role.BILLER, user_id=user.id, mfa=True)
     async with platform_transaction(sessions) as session:
         assert not (await resolve_tenant_access(session, principal, tenant)).allowed
 
     token = await mint(principal)
     response = await client.post(
         f"/api/v1/tenants/{tenant.slug}/break-glass",
-        json={"reason": "Payer called about a denied claim; assigned biller is out", "minutes": 30},
+        json={
+            "category": "payer_deadline",
+            "reason": "Payer called about a denied claim; assigned biller is out",
+            "minutes": 30,
+        },
         headers=idem({"Authorization": f"Bearer {token}"}),
     )
     assert response.status_code == 201, response.text
@@ -111,21 +115,35 @@ async def test_break_glass_requires_a_reason_and_a_short_window(
     client: Client, sessions: Sessions, mint: Mint, tenant: Tenant, other_tenant: Tenant
 ) -> None:
     user = await make_user(sessions, ["coder"])
-    token = await mint(user_principal(Role.CODER, user_id=user.id))
+    token = await mint(user_principal(Role.CODER, user_id=user.id, mfa=True))
     headers = {"Authorization": f"Bearer {token}"}
     url = f"/api/v1/tenants/{tenant.slug}/break-glass"
-    for body in ({"reason": "", "minutes": 30}, {"minutes": 30}, {"reason": "x", "minutes": 241}):
+    reason = "Clearinghouse outage; the assigned coder cannot reach the chart"
+    for body in (
+        {"category": "system_outage", "reason": "", "minutes": 30},
+        {"category": "system_outage", "minutes": 30},
+        {"reason": reason, "minutes": 30},
+        {"category": "system_outage", "reason": reason, "minutes": 241},
+    ):
         response = await client.post(url, json=body, headers=idem(headers))
-        assert response.status_code in (400, 422), body
-    blank = await client.post(url, json={"reason": "   ", "minutes": 30}, headers=idem(headers))
+        assert response.status_code == 422, body
+    blank = await client.post(
+        url, json={"category": "system_outage", "reason": "   ", "minutes": 30}, headers=idem(headers)
+    )
     assert blank.status_code == 422
     missing = await client.post(
-        "/api/v1/tenants/no-such-practice/break-glass", json={"reason": "x"}, headers=idem(headers)
+        "/api/v1/tenants/no-such-practice/break-glass",
+        json={"category": "system_outage", "reason": reason},
+        headers=idem(headers),
     )
     assert missing.status_code == 404
     # Practice people cannot break the glass into anyone's tenant.
-    owner = await mint(user_principal(Role.PRACTICE_OWNER, home_tenant=other_tenant.id))
-    refused = await client.post(url, json={"reason": "x"}, headers=idem({"Authorization": f"Bearer {owner}"}))
+    owner = await mint(user_principal(Role.PRACTICE_OWNER, home_tenant=other_tenant.id, mfa=True))
+    refused = await client.post(
+        url,
+        json={"category": "system_outage", "reason": reason},
+        headers=idem({"Authorization": f"Bearer {owner}"}),
+    )
     assert refused.status_code == 403
 
 

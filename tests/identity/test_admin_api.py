@@ -104,12 +104,12 @@ async def test_break_glass_report_spans_tenants(
     other_tenant: Tenant,
 ) -> None:
     user = await make_user(sessions, ["supervisor"])
-    staff = {"Authorization": f"Bearer {await mint(user_principal(Role.SUPERVISOR, user_id=user.id))}"}
+    token = await mint(user_principal(Role.SUPERVISOR, user_id=user.id, mfa=True))
+    staff = {"Authorization": f"Bearer {token}"}
+    body = {"category": "payer_deadline", "reason": "SLA breach review: appeals due to the payer today"}
     ids = set()
     for t in (tenant, other_tenant):
-        response = await client.post(
-            f"/api/v1/tenants/{t.slug}/break-glass", json={"reason": "SLA breach review"}, headers=idem(staff)
-        )
+        response = await client.post(f"/api/v1/tenants/{t.slug}/break-glass", json=body, headers=idem(staff))
         assert response.status_code == 201
         ids.add(response.json()["id"])
     admin = {"Authorization": f"Bearer {await mint(user_principal(Role.ADMIN, mfa=True))}"}

@@ -63,10 +63,10 @@ async def test_break_glass_open_and_onboarding_commit_with_their_events(
     owner_engine: AsyncEngine,
 ) -> None:
     user = await make_user(sessions, ["biller"])
-    staff = {"Authorization": f"Bearer {await mint(user_principal(Role.BILLER, user_id=user.id))}"}
+    staff = {"Authorization": f"Bearer {await mint(user_principal(Role.BILLER, user_id=user.id, mfa=True))}"}
     opened = await client.post(
         f"/api/v1/tenants/{tenant.slug}/break-glass",
-        json={"reason": "Payer on the phone"},
+        json={"category": "payer_deadline", "reason": "Payer on the phone about a denied claim"},
         headers=idem(staff),
     )
     assert opened.status_code == 201, opened.text

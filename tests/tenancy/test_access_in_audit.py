@@ -29,12 +29,13 @@ async def test_break_glass_reads_are_marked_with_the_grant(
     created = (await practice_api.post("/encounters", encounter_payload())).json()
     user = await make_user(sessions, ["biller"])
     token = await mint_access_token(
-        user_principal(Role.BILLER, user_id=user.id), sessions=sessions, settings=settings
+        user_principal(Role.BILLER, user_id=user.id, mfa=True), sessions=sessions, settings=settings
     )
     biller = Api(client, token, tenant.slug)
     assert (await biller.get(f"/encounters/{created['id']}")).status_code == 404  # not assigned
     grant = await biller.post(
-        "/break-glass", {"reason": "Payer on the phone about a denied claim", "minutes": 30}
+        "/break-glass",
+        {"category": "payer_deadline", "reason": "Payer on the phone about a denied claim", "minutes": 30},
     )
     assert grant.status_code == 201, grant.text
     assert (await biller.get(f"/encounters/{created['id']}")).status_code == 200

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rcm.identity.models import BreakGlassGrant
+from rcm.identity.break_glass_store import BreakGlassStore
 from rcm.identity.principal import PRACTICE_ROLES, Principal, PrincipalKind, Role
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.models import utcnow
@@ -27,7 +27,7 @@ _CLEAR_TENANT = text("SELECT set_config('rcm.tenant_id', '', true)")
 class AccessBasis(enum.StrEnum):
     HOME_TENANT = "home_tenant"  # practice client or practice owner in their own tenant
     ASSIGNMENT = "assignment"  # staff assigned to the tenant
-    BREAK_GLASS = "break_glass"  # an active, unexpired break-glass grant
+    BREAK_GLASS = "break_glass"  # a started, unexpired, unrevoked grant of this person, used with MFA
     AUDITOR_SCOPE = "auditor_scope"  # auditor whose scope covers the tenant (read-only by role)
     DENIED = "denied"
 
@@ -93,29 +93,11 @@ async def _decide(  # noqa: PLR0911 - one early return per access rule reads bes
             return AccessDecision(True, AccessBasis.ASSIGNMENT, "assignment", context)
 
     if principal.is_staff or Role.ADMIN in principal.roles:
-        grant = await active_break_glass_grant(session, tenant_id, principal.user_id, now=now)
+        grant = await BreakGlassStore(session).active_grant(tenant_id, principal.user_id, now)
         if grant is not None:
-            # Admins reach tenant data only through break-glass, and only with a second factor.
-            if Role.ADMIN in principal.roles and not principal.is_staff and not principal.mfa:
+            # Emergency access is used, as it is opened, only with a second factor: a grant opened with MFA
+            # is not honoured for a session (a token) of the same person without it.
+            if not principal.mfa:
                 return AccessDecision.deny("break_glass_requires_mfa")
             return AccessDecision(True, AccessBasis.BREAK_GLASS, "break_glass", context, grant.id)
     return AccessDecision.deny("no_assignment")
-
-
-async def active_break_glass_grant(
-    session: AsyncSession, tenant_id: TenantId, user_id: uuid.UUID, *, now: datetime | None = None
-) -> BreakGlassGrant | None:
-    """The caller's transaction must be in ``tenant_id``'s context (RLS)."""
-    now = now or utcnow()
-    result = await session.execute(
-        select(BreakGlassGrant)
-        .where(
-            BreakGlassGrant.tenant_id == tenant_id,
-            BreakGlassGrant.user_id == user_id,
-            BreakGlassGrant.revoked_at.is_(None),
-            BreakGlassGrant.expires_at > now,
-        )
-        .order_by(BreakGlassGrant.expires_at.desc())
-        .limit(1)
-    )
-    return result.scalar_one_or_none()

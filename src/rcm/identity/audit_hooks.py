@@ -12,7 +12,6 @@ No hook takes a secret, a token or a PHI value.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -154,29 +153,81 @@ async def access_denied(
     )
 
 
-async def break_glass_opened(
+_BREAK_GLASS_ACTIONS = {
+    "open": Action.CREATE,
+    "approve": Action.UPDATE,
+    "revoke": Action.UPDATE,
+    "use": Action.EXECUTE,
+}
+
+
+async def break_glass_changed(
     session: AsyncSession,
+    *,
+    request: RequestInfo,
+    principal: Principal,
+    change: str,
+    tenant_id: TenantId,
+    grant_id: uuid.UUID,
+    detail: dict[str, str | int | bool | None],
+) -> AuditEvent:
+    """Emergency access was requested (``open``), approved or revoked, in the change's own transaction, on
+    the tenant's chain. The free-text reason stays in the grant row (it may hold anything); the category,
+    status, window and the grant's holder are in ``detail``."""
+    return await _emit(
+        session,
+        _break_glass_event(
+            request=request,
+            principal=principal,
+            change=change,
+            tenant_id=tenant_id,
+            grant_id=grant_id,
+            detail=detail,
+        ),
+    )
+
+
+async def break_glass_used(
+    sessions: Sessions | None,
     *,
     request: RequestInfo,
     principal: Principal,
     tenant_id: TenantId,
     grant_id: uuid.UUID,
-    expires_at: datetime,
+    route: str,
 ) -> AuditEvent:
-    """Emergency access was granted. The reason is in the grant row (it is free text; kept out of here)."""
-    return await _emit(
-        session,
-        AuditEvent(
-            tenant_id=tenant_id,
-            event_type="break_glass.open",
-            action=Action.CREATE,
-            outcome=Outcome.SUCCESS,
-            request=request,
-            actor=principal,
-            resource_type="break_glass_grant",
-            resource_ids=(grant_id,),
-            detail={"expires_at": expires_at.isoformat()},
-        ),
+    """A request was let into a tenant on a break-glass grant. Recorded in its own transaction, so the use
+    is on record whether or not the request then succeeds (what it touched is audited by the route)."""
+    event = _break_glass_event(
+        request=request,
+        principal=principal,
+        change="use",
+        tenant_id=tenant_id,
+        grant_id=grant_id,
+        detail={"route": route},
+    )
+    return await _emit_now(sessions, event)
+
+
+def _break_glass_event(
+    *,
+    request: RequestInfo,
+    principal: Principal,
+    change: str,
+    tenant_id: TenantId,
+    grant_id: uuid.UUID,
+    detail: dict[str, str | int | bool | None],
+) -> AuditEvent:
+    return AuditEvent(
+        tenant_id=tenant_id,
+        event_type=f"break_glass.{change}",
+        action=_BREAK_GLASS_ACTIONS[change],
+        outcome=Outcome.SUCCESS,
+        request=request,
+        actor=principal,
+        resource_type="break_glass_grant",
+        resource_ids=(grant_id,),
+        detail=detail,
     )
 
 

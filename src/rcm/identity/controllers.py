@@ -1,10 +1,12 @@
-"""HTTP routes of the identity package: token endpoint, JWKS and metadata, dev issuer, break-glass, admin."""
+"""HTTP routes of the identity package: token endpoint, JWKS and metadata, dev issuer, admin.
+
+Break-glass routes live in ``rcm.identity.break_glass_routes``.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -13,11 +15,9 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rcm.audit.events import Action
 from rcm.config import Settings
 from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
 from rcm.identity import audit_hooks
-from rcm.identity.break_glass import open_break_glass, system_break_glass_report_across_tenants
 from rcm.identity.clients import create_client, revoke_client, rotate_client_secret
 from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
 from rcm.identity.middleware import current_principal
@@ -124,64 +124,6 @@ class DevIssuerController(Controller):
     @post("/login", status_code=200, summary="DEV ONLY, NO PASSWORD: an ID token for any email")
     async def login(self, data: JSONBody[DevLogin], state: State) -> dict[str, str]:
         return {"id_token": mint_dev_id_token(state.settings, email=data.email, mfa=data.mfa)}
-
-
-class BreakGlassCreate(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-    minutes: Annotated[int, msgspec.Meta(ge=1, le=240)] = 60
-
-
-class BreakGlassGrantOut(msgspec.Struct):
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    user_id: uuid.UUID
-    reason: str
-    created_at: datetime
-    expires_at: datetime
-    revoked_at: datetime | None
-
-
-class BreakGlassController(Controller):
-    path = "/api/v1/tenants/{tenant_slug:str}/break-glass"
-    tags = ["break-glass"]
-    guards = [requires_roles(Role.CODER, Role.BILLER, Role.SUPERVISOR, Role.ADMIN)]
-
-    @post(
-        summary="Open time-boxed emergency access to a tenant outside your assignments (reason required)",
-        responses=created_responses(BreakGlassGrantOut),
-    )
-    async def open(
-        self,
-        tenant_slug: FromPath[str],
-        data: JSONBody[BreakGlassCreate],
-        request: Request[Any, Any, Any],
-        state: State,
-        idempotency_key: IdemKey = None,
-    ) -> Response[bytes]:
-        principal = current_principal(request)
-        async with platform_transaction(state.sessions) as session:
-            tenant = await tenant_by_slug(session, tenant_slug)
-            if tenant is None or tenant.status != "active":
-                raise NotFound()
-            scope = await _system_tenant_scope(session, request, state, tenant, access="break_glass_request")
-
-            async def produce() -> tuple[int, BreakGlassGrantOut]:
-                grant = await open_break_glass(
-                    session, actor=principal, tenant=tenant, reason=data.reason, minutes=data.minutes
-                )
-                await audit_hooks.break_glass_opened(
-                    session,
-                    request=audit_hooks.request_info(request),
-                    principal=principal,
-                    tenant_id=TenantId(tenant.id),
-                    grant_id=grant.id,
-                    expires_at=grant.expires_at,
-                )
-                return 201, _grant_out(grant)
-
-            return await run_idempotent(
-                scope, request, key=idempotency_key, resource_type="break_glass_grant", produce=produce
-            )
 
 
 async def _system_tenant_scope(
@@ -338,23 +280,6 @@ class AdminController(Controller):
             act=revoke,
         )
 
-    @get("/break-glass", summary="Break-glass grants across all tenants, newest first (review)")
-    async def break_glass_report(
-        self, request: Request[Any, Any, Any], state: State
-    ) -> list[BreakGlassGrantOut]:
-        async with platform_transaction(state.sessions) as session:
-            grants = await system_break_glass_report_across_tenants(session)
-            await audit_hooks.admin_action(
-                session,
-                request=audit_hooks.request_info(request),
-                principal=current_principal(request),
-                event_type="break_glass.report",
-                action=Action.READ,
-                resource_type="break_glass_grant",
-                resource_ids=tuple(g.id for g in grants),
-            )
-        return [_grant_out(g) for g in grants]
-
 
 async def _tenant(session: Any, slug: str) -> Tenant:
     tenant = await tenant_by_slug(session, slug)
@@ -411,18 +336,6 @@ def _client_out(client: Any, secret: str | None) -> ApiClientOut:
         scopes=list(client.scopes),
         status=client.status,
         client_secret=secret,
-    )
-
-
-def _grant_out(grant: Any) -> BreakGlassGrantOut:
-    return BreakGlassGrantOut(
-        id=grant.id,
-        tenant_id=grant.tenant_id,
-        user_id=grant.user_id,
-        reason=grant.reason,
-        created_at=grant.created_at,
-        expires_at=grant.expires_at,
-        revoked_at=grant.revoked_at,
     )
 
 

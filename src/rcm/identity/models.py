@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, Text, func
+from sqlalchemy import Dialect, LargeBinary, Text, TypeDecorator, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,14 +50,58 @@ class SigningKey(Base):
     retired_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class BreakGlassCategory(enum.StrEnum):
+    """Why the glass was broken: the classes of emergency a HIPAA emergency-access procedure names."""
+
+    PATIENT_SAFETY = "patient_safety"  # care waits on billing data (e.g. coverage for a procedure today)
+    SYSTEM_OUTAGE = "system_outage"  # the assigned staff cannot reach the practice's data
+    COVERAGE_EMERGENCY = "coverage_emergency"  # eligibility or authorisation needed urgently
+    PAYER_DEADLINE = "payer_deadline"  # a timely-filing or appeal deadline would otherwise be missed
+    LEGAL_REQUEST = "legal_request"  # subpoena, court order, regulator
+    OTHER = "other"  # the reason text must say what (grants from before categories are "other")
+
+
+class _CategoryText(TypeDecorator[BreakGlassCategory]):
+    """``text`` in the database (its check constraint names the values), the enum in Python."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: BreakGlassCategory | None, dialect: Dialect) -> str | None:
+        return None if value is None else BreakGlassCategory(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> BreakGlassCategory | None:
+        return None if value is None else BreakGlassCategory(value)
+
+
+class BreakGlassStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for a second approver; grants no access
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    LAPSED = "lapsed"  # pending, and nobody approved it in time; grants no access
+
+
 class BreakGlassGrant(TenantOwned, Base):
-    """Time-boxed emergency access of one person to one tenant, with the reason they gave."""
+    """Emergency access of one person to one tenant: requested with a category and a reason, possibly
+    approved by a second person, time-boxed from the moment it starts, revocable.
+
+    ``starts_at``/``expires_at`` are NULL while the grant waits for approval; access exists only while
+    ``starts_at <= now < expires_at`` and ``revoked_at`` is NULL.
+    """
 
     __tablename__ = "break_glass_grant"
 
     user_id: Mapped[uuid.UUID] = mapped_column()
+    category: Mapped[BreakGlassCategory] = mapped_column(_CategoryText)
     reason: Mapped[str] = mapped_column(Text)
-    expires_at: Mapped[datetime] = mapped_column()
+    minutes: Mapped[int] = mapped_column()
+    requires_approval: Mapped[bool] = mapped_column(default=False, server_default="false")
+    starts_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    approved_by: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_by: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 

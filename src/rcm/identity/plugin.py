@@ -9,12 +9,8 @@ from litestar.plugins import InitPluginProtocol
 
 from rcm.config import Settings
 from rcm.identity.admin_read import AdminReadController
-from rcm.identity.controllers import (
-    AdminController,
-    BreakGlassController,
-    DevIssuerController,
-    OAuthController,
-)
+from rcm.identity.break_glass_routes import BreakGlassController, BreakGlassReviewController
+from rcm.identity.controllers import AdminController, DevIssuerController, OAuthController
 from rcm.identity.keys import KeyRing
 from rcm.identity.middleware import authentication_middleware
 from rcm.identity.oidc import dev_issuer_active
@@ -32,7 +28,9 @@ class IdentityPlugin(InitPluginProtocol):
         # The admin controllers share paths (POST and GET /api/v1/admin/tenants/{slug}/clients): registered
         # apart, Litestar 2.25 builds a second OPTIONS handler for a shared path with parameters and refuses
         # to start, so every admin controller goes into this one router.
-        admin = Router(path="/", route_handlers=[AdminController, AdminReadController])
+        admin = Router(
+            path="/", route_handlers=[AdminController, AdminReadController, BreakGlassReviewController]
+        )
         app_config.route_handlers.extend([OAuthController, BreakGlassController, admin])
         if dev_issuer_active(self.settings):
             app_config.route_handlers.append(DevIssuerController)

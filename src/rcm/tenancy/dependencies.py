@@ -15,6 +15,7 @@ from litestar.params import FromPath
 
 from rcm.audit.events import Action, AuditEvent, Outcome, request_info_from
 from rcm.audit.trail import record_now
+from rcm.identity import audit_hooks
 from rcm.identity.access import resolve_tenant_access
 from rcm.identity.principal import Principal
 from rcm.kit.errors import NotFound, RCMError
@@ -54,6 +55,16 @@ async def provide_tenant_scope(
                     access=str(decision.basis),
                     break_glass_grant_id=decision.break_glass_grant_id,
                 )
+                if decision.break_glass_grant_id is not None:
+                    # Every use of emergency access is on record, committed even if the request then fails.
+                    await audit_hooks.break_glass_used(
+                        sessions,
+                        request=info,
+                        principal=principal,
+                        tenant_id=context.tenant_id,
+                        grant_id=decision.break_glass_grant_id,
+                        route=route,
+                    )
                 try:
                     yield scope
                 except RCMError as exc:
