@@ -76,16 +76,10 @@ def serve(host: str | None, port: int | None) -> None:
 def _serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
 
-    from rcm.app import create_app
+    from rcm.app import create_app, server_config
 
-    # No uvicorn access log: its lines carry query strings; requests are traced and audited instead.
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    config = server_config(create_app(settings), host=host or settings.host, port=port or settings.port)
+    uvicorn.Server(config).run()
 
 
 @main.command()
