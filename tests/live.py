@@ -24,7 +24,9 @@ def free_port() -> int:
 def serving(app: Litestar) -> Iterator[str]:
     """Serve ``app`` in a thread with its own event loop (lifespan on); yields the base URL."""
     port = free_port()
-    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
+    server = uvicorn.Server(
+        server_config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+    )
     # uvicorn installs signal handlers only on the main thread, so running it in a thread is safe.
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

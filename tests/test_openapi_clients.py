@@ -102,7 +102,8 @@ def _readme_practice_task() -> tuple[dict[str, Any], str]:
     readme = (ROOT / "README.md").read_text()
     encounter = re.search(r"ENCOUNTER='(\{.*?\})'", readme, re.DOTALL)
     key = re.search(r'-H "Idempotency-Key: ([^"]+)"', readme)
-    assert encounter is not None and key is not None, "README's practice task changed shape"
+    assert encounter is not None, "README's practice task lost its ENCOUNTER"
+    assert key is not None, "README's practice task lost its Idempotency-Key"
     return json.loads(encounter.group(1)), key.group(1)
 
 
@@ -111,12 +112,22 @@ def generated_client(served_document: Path, tmp_path: Path) -> Iterator[Any]:
     """``openapi-python-client`` run on the served document; the generated package, imported."""
     config = tmp_path / "generator.json"
     # The audit export's FHIR NDJSON stream is a download to the generator (it knows no such media type).
-    config.write_text(json.dumps({"content_type_overrides": {"application/fhir+ndjson": "application/octet-stream"}}))
+    config.write_text(
+        json.dumps({"content_type_overrides": {"application/fhir+ndjson": "application/octet-stream"}})
+    )
     tool = Path(sys.executable).with_name("openapi-python-client")
     done = subprocess.run(  # noqa: S603 - fixed arguments, our own document
         [
-            str(tool), "generate", "--path", str(served_document), "--meta", "none",
-            "--output-path", str(tmp_path / "rcm_client"), "--config", str(config),
+            str(tool),
+            "generate",
+            "--path",
+            str(served_document),
+            "--meta",
+            "none",
+            "--output-path",
+            str(tmp_path / "rcm_client"),
+            "--config",
+            str(config),
         ],
         capture_output=True,
         text=True,
@@ -148,7 +159,9 @@ async def test_a_generated_client_performs_the_readme_practice_task(
     client_module = importlib.import_module("rcm_client.client")
     models = importlib.import_module("rcm_client.models")
     token_api = importlib.import_module("rcm_client.api.oauth.oauth_token_token")
-    create_api = importlib.import_module("rcm_client.api.encounters.api_v1_tenants_tenant_slug_encounters_create")
+    create_api = importlib.import_module(
+        "rcm_client.api.encounters.api_v1_tenants_tenant_slug_encounters_create"
+    )
     status_api = importlib.import_module(
         "rcm_client.api.encounters.api_v1_tenants_tenant_slug_encounters_encounter_id_status_status"
     )
@@ -166,10 +179,14 @@ async def test_a_generated_client_performs_the_readme_practice_task(
     # 2. The README's encounter, with its Idempotency-Key; the retry answers the first response again.
     api = client_module.AuthenticatedClient(base_url=base_url, token=token.access_token)
     body = models.EncounterCreate.from_dict(encounter_json)
-    first = await create_api.asyncio_detailed(tenant.slug, client=api, body=body, idempotency_key=idempotency_key)
+    first = await create_api.asyncio_detailed(
+        tenant.slug, client=api, body=body, idempotency_key=idempotency_key
+    )
     assert first.status_code == 201, first.content
     assert isinstance(first.parsed, models.Encounter)
-    retry = await create_api.asyncio_detailed(tenant.slug, client=api, body=body, idempotency_key=idempotency_key)
+    retry = await create_api.asyncio_detailed(
+        tenant.slug, client=api, body=body, idempotency_key=idempotency_key
+    )
     assert retry.status_code == 201
     assert retry.parsed.id == first.parsed.id
     assert retry.headers["idempotent-replayed"] == "true"

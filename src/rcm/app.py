@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
-
 from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
@@ -33,8 +32,8 @@ from rcm.kit.db import create_engine, session_factory
 from rcm.kit.edge import forwarded_middleware_factory, security_headers_hook
 from rcm.kit.errors import EXCEPTION_HANDLERS
 from rcm.kit.health import HealthController
-from rcm.kit.requestid import echo_request_id, request_id_middleware
 from rcm.kit.openapi import OpenAPIPolicy, finish_openapi
+from rcm.kit.requestid import echo_request_id, request_id_middleware
 from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
 from rcm.kit.windows import open_windows
 from rcm.patients.controllers import PatientController
@@ -82,7 +81,7 @@ def _docs(settings: Settings) -> tuple[list[OpenAPIRenderPlugin], list[Router]]:
 # The one security scheme of the API: Bearer access tokens from /oauth/token (client credentials for
 # practice systems, jwt-bearer for people). The token endpoint itself authenticates clients with HTTP Basic
 # or a client assertion, documented on the operation.
-SECURITY_SCHEMES = {
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "oauth2": {
         "type": "oauth2",
         "description": "Access tokens from the token endpoint, sent as `Authorization: Bearer <token>`.",

@@ -101,7 +101,9 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _must_be_redis(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 

@@ -45,11 +45,19 @@ def _scope(peer: str, *headers: tuple[str, str], scheme: str = "http") -> dict[s
         # Trusted hops are skipped from the right; the first untrusted address is the caller.
         ("10.0.0.5", [("X-Forwarded-For", "1.2.3.4, 198.51.100.1, 10.1.1.1")], ("198.51.100.1", "http")),
         # Two header lines count as one list, in order.
-        ("10.0.0.5", [("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-For", "198.51.100.1")], ("198.51.100.1", "http")),
+        (
+            "10.0.0.5",
+            [("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-For", "198.51.100.1")],
+            ("198.51.100.1", "http"),
+        ),
         # Garbage next to the proxy stops the walk at the last trusted hop, never at the garbage.
         ("10.0.0.5", [("X-Forwarded-For", "not-an-ip, 10.1.1.1")], ("10.1.1.1", "http")),
         ("10.0.0.5", [], ("10.0.0.5", "http")),
-        ("10.0.0.5", [("X-Forwarded-For", "2001:db8::1"), ("X-Forwarded-Proto", "https")], ("2001:db8::1", "https")),
+        (
+            "10.0.0.5",
+            [("X-Forwarded-For", "2001:db8::1"), ("X-Forwarded-Proto", "https")],
+            ("2001:db8::1", "https"),
+        ),
         ("10.0.0.5", [("X-Forwarded-Proto", "gopher")], ("10.0.0.5", "http")),
         ("not-an-ip", [("X-Forwarded-For", "198.51.100.1")], None),
     ],
@@ -63,7 +71,9 @@ def test_forwarded_client_believes_only_trusted_proxies(
 
 
 @asynccontextmanager
-async def _edge(settings: Settings, peer: tuple[str, int] = PROXY, **update: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def _edge(
+    settings: Settings, peer: tuple[str, int] = PROXY, **update: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     """The app (lifespan running) called from ``peer``, as a real socket would show it."""
     app: Litestar = create_app(settings.model_copy(update=update))
     async with app.lifespan():  # engine, key store, windows, on this test's event loop
@@ -105,7 +115,10 @@ async def test_forwarded_for_cannot_dodge_the_per_address_limit(settings: Settin
 
 async def test_behind_a_trusted_proxy_each_caller_has_its_own_window(settings: Settings) -> None:
     async with _edge(settings, rate_limit_per_ip_per_minute=2, trusted_proxies=PROXIES) as client:
-        first = [(await client.get(PROTECTED, headers={"X-Forwarded-For": "198.51.100.1"})).status_code for _ in range(3)]
+        first = [
+            (await client.get(PROTECTED, headers={"X-Forwarded-For": "198.51.100.1"})).status_code
+            for _ in range(3)
+        ]
         other = await client.get(PROTECTED, headers={"X-Forwarded-For": "198.51.100.2"})
     assert first == [401, 401, 429]
     assert other.status_code == 401
@@ -126,7 +139,9 @@ async def test_every_response_carries_the_security_headers(settings: Settings, m
     # Six requests reach a route (an unknown path is answered before any middleware runs).
     async with _edge(settings, rate_limit_per_ip_per_minute=5) as client:
         responses = [
-            await client.get(PROTECTED, headers={"Authorization": f"Bearer {token}"}),  # 200 with PHI-adjacent data
+            await client.get(
+                PROTECTED, headers={"Authorization": f"Bearer {token}"}
+            ),  # 200 with PHI-adjacent data
             await client.get(PROTECTED),  # 401 from authentication
             await client.get("/api/v1/no-such-route"),  # 404 from routing
             await client.post("/oauth/token", data={"grant_type": "client_credentials"}),  # RFC 6749 error

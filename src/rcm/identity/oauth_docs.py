@@ -50,7 +50,9 @@ class OAuthError(msgspec.Struct):
 
 TOKEN_RESPONSES = {
     200: ResponseSpec(TokenResponse, description="An access token (RFC 6749 §5.1)", generate_examples=False),
-    400: ResponseSpec(OAuthError, description="The request is invalid (RFC 6749 §5.2)", generate_examples=False),
+    400: ResponseSpec(
+        OAuthError, description="The request is invalid (RFC 6749 §5.2)", generate_examples=False
+    ),
     401: ResponseSpec(
         OAuthError, description="Client authentication failed (RFC 6749 §5.2)", generate_examples=False
     ),

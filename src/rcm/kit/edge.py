@@ -101,8 +101,8 @@ def forwarded_middleware_factory(proxies: Iterable[Network]) -> type:
                 found = forwarded_client(scope, trusted)
                 if found is not None:
                     address, scheme = found
-                    port = scope["client"][1] if scope.get("client") else 0
-                    scope["client"] = (address, port)
+                    peer = scope.get("client")
+                    scope["client"] = (address, peer[1] if peer else 0)
                     scope["scheme"] = scheme
             await self.app(scope, receive, send)
 

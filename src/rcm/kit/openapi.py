@@ -139,6 +139,19 @@ def _handlers(app: Litestar) -> Iterator[HTTPRouteHandler]:
             yield from route.route_handlers
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What an operation takes, which decides what it can answer."""
+
+    public: bool
+    guarded: bool
+    form: bool  # reads its own form and answers in its own error format (declared by its handler)
+    body: bool
+    path: bool
+    input: bool  # a body, a query or a header parameter
+    replays: bool  # takes a required header whose replay is announced (Idempotency-Key)
+
+
 def _finish_operation(
     operation: dict[str, Any], handler: HTTPRouteHandler, policy: OpenAPIPolicy, schemas: dict[str, Any]
 ) -> None:
@@ -146,58 +159,76 @@ def _finish_operation(
     if public:
         operation["security"] = []
     parameters: list[dict[str, Any]] = operation.get("parameters", [])
-    takes_replay = False
-    for parameter in parameters:
-        if parameter.get("in") == "header" and parameter.get("name") in policy.required_headers:
-            parameter["required"] = True
-            parameter["schema"] = _without_null(parameter.get("schema", {}))
-            takes_replay = True
+    replays = _require_headers(parameters, policy.required_headers)
     form = handler.opt.get(FORM_BODY_OPT)
+    is_form = isinstance(form, type) and issubclass(form, msgspec.Struct)
     if isinstance(form, type) and issubclass(form, msgspec.Struct):
         name = _add_struct_schemas(schemas, form)
         operation["requestBody"] = {
             "required": True,
             "content": {"application/x-www-form-urlencoded": {"schema": {"$ref": _REF.format(name=name)}}},
         }
-    has_body = "requestBody" in operation
-    has_path = any(p.get("in") == "path" for p in parameters)
-    has_input = has_body or any(p.get("in") in ("query", "header") for p in parameters)
-
+    shape = _Shape(
+        public=public,
+        guarded=bool(handler.resolve_guards()),
+        form=is_form,
+        body="requestBody" in operation,
+        path=any(p.get("in") == "path" for p in parameters),
+        input="requestBody" in operation or any(p.get("in") in ("query", "header") for p in parameters),
+        replays=replays,
+    )
     responses: dict[str, Any] = operation.setdefault("responses", {})
     # Litestar documents a 400 of its own ValidationException shape, which our error handler never sends.
-    for code, response in list(responses.items()):
+    for status, response in list(responses.items()):
         if _is_litestar_validation_body(response):
-            del responses[code]
-    wanted = {429}
-    if not public:
-        wanted |= {401}
-        if handler.resolve_guards():
-            wanted.add(403)
-    if has_path:
-        wanted.add(404)
-    if has_input and form is None:
-        wanted |= {400, 422}
-    elif form is not None:
-        wanted.add(400)  # a form endpoint answers in its own error format, declared by its handler
-    if has_body and form is None:
-        wanted |= {413, 415}
-    for code in sorted(wanted):
+            del responses[status]
+    for code in sorted(_problem_statuses(shape)):
         responses.setdefault(str(code), _problem_response(code))
+    for status, response in responses.items():
+        _add_response_headers(status, response.setdefault("headers", {}), shape, policy)
 
-    for code, response in responses.items():
-        headers = response.setdefault("headers", {})
-        headers["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
-        if code == "429":
-            for name in ("Retry-After", *_RATE_HEADERS):
-                headers[name] = {"$ref": f"#/components/headers/{name}"}
-        elif code == "401":
-            headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}
-        elif code.startswith("2"):
-            if not public:
-                for name in _RATE_HEADERS:
-                    headers[name] = {"$ref": f"#/components/headers/{name}"}
-            if takes_replay and policy.replay_header:
-                headers[policy.replay_header] = {"$ref": f"#/components/headers/{policy.replay_header}"}
+
+def _require_headers(parameters: list[dict[str, Any]], required: frozenset[str]) -> bool:
+    """Mark the policy's required headers required (without the null branch); whether any was there."""
+    found = False
+    for parameter in parameters:
+        if parameter.get("in") == "header" and parameter.get("name") in required:
+            parameter["required"] = True
+            parameter["schema"] = _without_null(parameter.get("schema", {}))
+            found = True
+    return found
+
+
+def _problem_statuses(shape: _Shape) -> set[int]:
+    wanted = {429}  # the per-address limit runs first, on every route
+    if not shape.public:
+        wanted.add(401)
+        if shape.guarded:
+            wanted.add(403)
+    if shape.path:
+        wanted.add(404)
+    if shape.form:
+        wanted.add(400)
+    elif shape.input:
+        wanted |= {400, 422}
+    if shape.body and not shape.form:
+        wanted |= {413, 415}
+    return wanted
+
+
+def _add_response_headers(code: str, headers: dict[str, Any], shape: _Shape, policy: OpenAPIPolicy) -> None:
+    names = ["X-Request-ID"]
+    if code == "429":
+        names += ["Retry-After", *_RATE_HEADERS]
+    elif code == "401":
+        names.append("WWW-Authenticate")
+    elif code.startswith("2"):
+        if not shape.public:  # the per-caller window's headers; public routes have none
+            names += _RATE_HEADERS
+        if shape.replays and policy.replay_header:
+            names.append(policy.replay_header)
+    for name in names:
+        headers[name] = {"$ref": f"#/components/headers/{name}"}
 
 
 def _problem_response(code: int) -> dict[str, Any]:
@@ -210,7 +241,9 @@ def _problem_response(code: int) -> dict[str, Any]:
 def _is_litestar_validation_body(response: Mapping[str, Any]) -> bool:
     for media in (response.get("content") or {}).values():
         schema = media.get("schema") or {}
-        if schema.get("description") == "Validation Exception" and "status_code" in schema.get("properties", {}):
+        if schema.get("description") == "Validation Exception" and "status_code" in schema.get(
+            "properties", {}
+        ):
             return True
     return False
 
@@ -235,6 +268,7 @@ def _add_struct_schemas(schemas: dict[str, Any], struct: type[msgspec.Struct]) -
 
 
 # --- one component per enum ------------------------------------------------------------------------------
+
 
 def _enum_body(schema: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """The enum's own schema (no null) and whether this place also allows null: litestar writes an optional

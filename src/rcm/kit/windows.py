@@ -87,7 +87,9 @@ class RedisWindows:
         except RedisError as exc:
             # Fail open: an unreachable Redis must not take the API down with it. The outage is logged
             # (type only) so monitoring sees that limits are not being enforced.
-            log.error("rate-limit store unavailable; request not counted", extra={"error_type": type(exc).__name__})
+            log.error(
+                "rate-limit store unavailable; request not counted", extra={"error_type": type(exc).__name__}
+            )
             return Hit(count=0, reset_ms=window_ms)
         return Hit(count=int(count), reset_ms=int(ttl))
 
