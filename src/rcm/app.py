@@ -188,6 +188,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             replay_header="Idempotent-Replayed",
             security_schemes=SECURITY_SCHEMES,
             security=[{"oauth2": []}, {"bearer": []}],
+            scoped_scheme="oauth2",
         ),
     )
     return app

@@ -5,7 +5,7 @@ Litestar writes each operation from its handler's signature and its declared ``r
 know is decided here, once, from facts of the route table:
 
 - security: every operation needs a bearer token unless its handler is public (``opt``), which says so
-  with an empty ``security``;
+  with an empty ``security``; the OAuth2 scopes its guards demand are listed in its requirement;
 - errors: the problem documents a route can answer follow from its shape — every route can be rate
   limited (429, the per-address limit runs before anything else); a non-public one answers 401, a guarded
   one 403, one with path parameters 404, one with input 400 and 422, one with a body 413 and 415. What a
@@ -39,6 +39,8 @@ from rcm.kit.errors import PROBLEM_JSON, Problem
 
 # Handler opt key: the msgspec Struct of an application/x-www-form-urlencoded body the handler reads itself.
 FORM_BODY_OPT = "form_body"
+# A guard may carry the OAuth2 scopes it requires under this attribute; they go into the operation's security.
+GUARD_SCOPES_ATTR = "openapi_scopes"
 _REF = "#/components/schemas/{name}"
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
@@ -89,6 +91,8 @@ class OpenAPIPolicy:
     replay_header: str | None = None
     security_schemes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     security: Sequence[Mapping[str, Sequence[str]]] = ()
+    # The scheme (of ``security``) whose requirement lists the scopes a route's guards demand.
+    scoped_scheme: str | None = None
 
 
 def no_generated_examples(app: Litestar) -> None:
@@ -156,8 +160,15 @@ def _finish_operation(
     operation: dict[str, Any], handler: HTTPRouteHandler, policy: OpenAPIPolicy, schemas: dict[str, Any]
 ) -> None:
     public = bool(handler.opt.get(policy.public_opt_key))
+    guards = handler.resolve_guards()
+    scopes = sorted({s for guard in guards for s in getattr(guard, GUARD_SCOPES_ATTR, ())})
     if public:
         operation["security"] = []
+    elif scopes and policy.scoped_scheme:
+        operation["security"] = [
+            {name: scopes if name == policy.scoped_scheme else list(needed) for name, needed in req.items()}
+            for req in policy.security
+        ]
     parameters: list[dict[str, Any]] = operation.get("parameters", [])
     replays = _require_headers(parameters, policy.required_headers)
     form = handler.opt.get(FORM_BODY_OPT)
@@ -170,7 +181,7 @@ def _finish_operation(
         }
     shape = _Shape(
         public=public,
-        guarded=bool(handler.resolve_guards()),
+        guarded=bool(guards),
         form=is_form,
         body="requestBody" in operation,
         path=any(p.get("in") == "path" for p in parameters),
