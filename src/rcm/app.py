@@ -24,6 +24,7 @@ from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.encounters.controllers import EncounterController, ProviderController
 from rcm.idempotency.service import HEADER as IDEMPOTENCY_HEADER
+from rcm.idempotency.service import REPLAYED_HEADER
 from rcm.identity.middleware import PUBLIC_OPT_KEY
 from rcm.identity.plugin import IdentityPlugin
 from rcm.identity.ratelimit import WINDOWS_STATE_KEY, rate_limit_config
@@ -185,7 +186,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         OpenAPIPolicy(
             public_opt_key=PUBLIC_OPT_KEY,
             required_headers=frozenset({IDEMPOTENCY_HEADER}),
-            replay_header="Idempotent-Replayed",
+            replay_header=REPLAYED_HEADER,
             security_schemes=SECURITY_SCHEMES,
             security=[{"oauth2": []}, {"bearer": []}],
             scoped_scheme="oauth2",
