@@ -90,7 +90,9 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: object) -> object:
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+            # "10.0.0.0/8, 192.0.2.7" (or the same as a JSON list, as pydantic-settings writes lists)
+            text = value.strip().removeprefix("[").removesuffix("]")
+            value = [part.strip().strip('"') for part in text.split(",") if part.strip()]
         if isinstance(value, list | tuple):
             try:
                 return tuple(ipaddress.ip_network(str(part), strict=False) for part in value)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
+from pydantic import ValidationError
 
 from rcm.app import create_app
 from rcm.audit.events import AuditEvent
@@ -170,3 +171,17 @@ async def test_hsts_over_tls_and_from_a_trusted_proxy_only(settings: Settings) -
     assert via_proxy.headers["strict-transport-security"] == HSTS
     assert direct_tls.headers["strict-transport-security"] == HSTS
     assert "strict-transport-security" not in forged.headers
+
+
+def test_trusted_proxies_setting_takes_addresses_and_cidrs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RCM_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,2001:db8::/32")
+    assert Settings().trusted_proxies == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.0.2.7/32"),
+        ipaddress.ip_network("2001:db8::/32"),
+    )
+    monkeypatch.setenv("RCM_TRUSTED_PROXIES", "10.0.0.0/8, not-a-network")
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        Settings()
+    monkeypatch.delenv("RCM_TRUSTED_PROXIES")
+    assert Settings().trusted_proxies == ()
