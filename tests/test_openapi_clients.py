@@ -150,13 +150,9 @@ async def test_a_generated_client_performs_the_readme_practice_task(
 
     client_module = importlib.import_module("rcm_client.client")
     models = importlib.import_module("rcm_client.models")
-    token_api = importlib.import_module("rcm_client.api.oauth.oauth_token_token")
-    create_api = importlib.import_module(
-        "rcm_client.api.encounters.api_v1_tenants_tenant_slug_encounters_create"
-    )
-    status_api = importlib.import_module(
-        "rcm_client.api.encounters.api_v1_tenants_tenant_slug_encounters_encounter_id_status_status"
-    )
+    token_api = importlib.import_module("rcm_client.api.oauth.oauth_token")
+    create_api = importlib.import_module("rcm_client.api.encounters.encounter_create")
+    status_api = importlib.import_module("rcm_client.api.encounters.encounter_status")
 
     # 1. A token by client credentials (HTTP Basic, as `curl -u` does in the README).
     anonymous = client_module.Client(

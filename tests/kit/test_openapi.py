@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import pytest
-from litestar import Litestar, get, post
+from litestar import Controller, Litestar, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
@@ -71,9 +71,28 @@ async def login() -> dict[str, str]:
     return {}
 
 
+class GadgetController(Controller):
+    path = "/gadgets"
+
+    @get("/{gadget_id:int}")
+    async def read(self, gadget_id: FromPath[int]) -> dict[str, int]:
+        return {"id": gadget_id}
+
+    @get("/{gadget_id:int}/parts", operation_id="listGadgetParts")
+    async def parts(self, gadget_id: FromPath[int]) -> list[int]:
+        return []
+
+
+def _twin(path: str) -> Any:
+    async def twin() -> dict[str, str]:
+        return {}
+
+    return get(path)(twin)
+
+
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    app = Litestar([create_widget, list_widgets, status, login])
+    app = Litestar([create_widget, list_widgets, status, login, GadgetController, _twin("/a"), _twin("/b")])
     return finish_openapi(
         app,
         OpenAPIPolicy(
@@ -145,3 +164,15 @@ def test_no_generated_examples(document: dict[str, Any]) -> None:
     import json
 
     assert '"examples"' not in json.dumps(document)
+
+
+def test_operation_ids_name_the_controller_and_the_handler(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    assert paths["/gadgets/{gadget_id}"]["get"]["operationId"] == "gadgetRead"
+    assert paths["/gadgets/{gadget_id}/parts"]["get"]["operationId"] == "listGadgetParts"  # its own choice
+    assert paths["/tenants/{slug}/widgets"]["post"]["operationId"] == "createWidget"
+    # Two handlers that would get the same name keep litestar's path-spelled ids.
+    assert paths["/a"]["get"]["operationId"] != paths["/b"]["get"]["operationId"]
+    assert "twin" not in (paths["/a"]["get"]["operationId"], paths["/b"]["get"]["operationId"])
+    ids = [op["operationId"] for item in paths.values() for op in item.values()]
+    assert len(ids) == len(set(ids))

@@ -118,6 +118,19 @@ def finish_openapi(app: Litestar, policy: OpenAPIPolicy) -> dict[str, Any]:
     if policy.security_schemes:
         components["securitySchemes"] = {k: dict(v) for k, v in policy.security_schemes.items()}
         document["security"] = [{k: list(v) for k, v in req.items()} for req in policy.security]
+    operations = list(_operations(app, document))
+    for operation, handler, _ in operations:
+        _finish_operation(operation, handler, policy, schemas)
+    _name_operations(operations)
+    _hoist_enums(document)
+    _drop_unused_headers(document)
+    return document
+
+
+def _operations(
+    app: Litestar, document: dict[str, Any]
+) -> Iterator[tuple[dict[str, Any], HTTPRouteHandler, str]]:
+    """(operation in the document, its handler, its method) for every documented route."""
     paths = document.get("paths", {})
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
@@ -128,13 +141,42 @@ def finish_openapi(app: Litestar, policy: OpenAPIPolicy) -> dict[str, Any]:
         for handler in route.route_handlers:
             if not handler.include_in_schema:
                 continue
-            for method in handler.http_methods:
+            for method in sorted(handler.http_methods):
                 operation = item.get(method.lower())
                 if operation is not None:
-                    _finish_operation(operation, handler, policy, schemas)
-    _hoist_enums(document)
-    _drop_unused_headers(document)
-    return document
+                    yield operation, handler, method.lower()
+
+
+def _name_operations(operations: list[tuple[dict[str, Any], HTTPRouteHandler, str]]) -> None:
+    """operationIds from the controller and the handler (``EncounterController.create`` ->
+    ``encounterCreate``): what a generated client names its functions. Litestar's own id (every path
+    segment spelled out) stays where a handler chose its id or two would come out the same."""
+    chosen: dict[str, list[dict[str, Any]]] = {}
+    for operation, handler, method in operations:
+        if handler.operation_id is not None:
+            continue
+        # The function's qualified name is "EncounterController.create" in a controller, "create" alone.
+        qualified = getattr(handler.fn, "__qualname__", handler.handler_name).split(".")
+        owner = qualified[-2] if len(qualified) > 1 and qualified[-2] != "<locals>" else ""
+        prefix = _snake(owner.removesuffix("Controller"))
+        name = handler.handler_name.strip("_")
+        parts = [prefix, name] if prefix and name != prefix else [name]
+        if len(handler.http_methods) > 1:
+            parts.append(method)
+        chosen.setdefault(_lower_camel("_".join(parts)), []).append(operation)
+    taken = {op.get("operationId") for ops in chosen.values() if len(ops) > 1 for op in ops}
+    for operation_id, ops in chosen.items():
+        if len(ops) == 1 and operation_id not in taken:
+            ops[0]["operationId"] = operation_id
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _lower_camel(name: str) -> str:
+    camel = _camel(name)
+    return camel[:1].lower() + camel[1:]
 
 
 def _handlers(app: Litestar) -> Iterator[HTTPRouteHandler]:
