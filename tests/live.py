@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 from litestar import Litestar
 
-from rcm.app import server_config
+from rcm.surface import server_config
 
 
 def free_port() -> int:

@@ -27,11 +27,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.app import OPENAPI_JSON, create_app
+from rcm.app import create_app
 from rcm.config import Settings
 from rcm.identity.clients import create_client
 from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
+from rcm.surface import OPENAPI_JSON
 from tests.live import serving
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -76,7 +76,8 @@ def serve(host: str | None, port: int | None) -> None:
 def _serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
 
-    from rcm.app import create_app, server_config
+    from rcm.app import create_app
+    from rcm.surface import server_config
 
     config = server_config(create_app(settings), host=host or settings.host, port=port or settings.port)
     uvicorn.Server(config).run()
