@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import License
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
 from rcm import __version__
@@ -17,14 +17,16 @@ from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.encounters.controllers import EncounterController, ProviderController
 from rcm.identity.plugin import IdentityPlugin
-from rcm.identity.ratelimit import rate_limit_config
+from rcm.identity.ratelimit import WINDOWS_STATE_KEY, rate_limit_config
 from rcm.kit.db import create_engine, session_factory
 from rcm.kit.errors import EXCEPTION_HANDLERS
 from rcm.kit.health import HealthController
 from rcm.kit.requestid import echo_request_id, request_id_middleware
 from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
+from rcm.kit.windows import open_windows
 from rcm.patients.controllers import PatientController
 from rcm.reporting.controllers import ReportController
+from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.worker import current_broker
 
 
@@ -56,16 +58,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.settings = settings
         # One key cache per process: unwrapped tenant keys live here for a short TTL, never on disk.
         app.state.keystore = KeyStore(key_provider(settings))
+        # Rate-limit windows: Redis shared by the replicas when configured, this process's memory otherwise.
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        windows = open_windows(redis_url, prefix=f"{settings.redis_key_prefix}ratelimit:")
+        app.state[WINDOWS_STATE_KEY] = windows
         # Jobs enqueued by requests go to the process's broker (`rcm dev` has already set up its in-process
         # one and started a worker on it; replacing it here would strand those jobs).
         current_broker()
         try:
             yield
         finally:
+            await windows.aclose()
             await engine.dispose()
 
-    return Litestar(
+    render_plugins, docs_routers = docs(settings)
+    app = Litestar(
         route_handlers=[
+            *docs_routers,
             HealthController,
             AuditController,
             PatientController,
@@ -83,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 )
             ),
             IdentityPlugin(settings),
+            EdgePlugin(settings),
         ],
         # The identity plugin puts its per-address limit and authentication first; this per-caller limit
         # then keys on the caller authentication found.
@@ -91,9 +101,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="RCM API",
             version=__version__,
-            path="/docs",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            path=DOCS_PATH,
+            render_plugins=render_plugins,
+            license=License(name="Apache-2.0", identifier="Apache-2.0"),
+            create_examples=False,
         ),
         logging_config=None,  # structured JSON logging is configured above
         debug=False,
     )
+    # The document is finished from the route table once, here, so a bad route fails at start-up.
+    finish_document(app)
+    return app

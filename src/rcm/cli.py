@@ -144,6 +144,7 @@ def _serve(settings: Settings, *, dev: bool = False) -> None:
     import uvicorn
 
     from rcm.app import create_app
+    from rcm.surface import server_config
 
     class AnnouncingServer(uvicorn.Server):
         """Prints the banner from the server-started point: after the app's startup and the listen call,
@@ -155,10 +156,7 @@ def _serve(settings: Settings, *, dev: bool = False) -> None:
                 click.echo(banner(settings, dev=dev))
 
     sock = _listen_socket(settings)
-    # No uvicorn access log: its lines carry query strings; requests are traced and audited instead.
-    config: uvicorn.Config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False
-    )
+    config = server_config(create_app(settings), host=settings.host, port=settings.port)
     try:
         AnnouncingServer(config).run(sockets=[sock])
     finally:

@@ -6,13 +6,14 @@ one line (``describe_invalid_settings``), never a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 APP_ROLE = "rcm_app"
@@ -76,6 +77,19 @@ class Settings(BaseSettings):
     # Per source address, before authentication, on every route (token endpoint included).
     rate_limit_per_ip_per_minute: int = Field(default=1200, ge=1)
 
+    # Redis shared by the API replicas for rate-limit windows (redis://, rediss:// or unix://). Unset = each
+    # process keeps its own windows in memory (one process in dev; N replicas would allow N times the limit).
+    redis_url: SecretStr | None = None
+    # Prefix of every key this deployment writes to Redis, so several deployments can share one database.
+    redis_key_prefix: str = Field(default="rcm:", max_length=64)
+    # Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    # Empty = none: the TCP peer is the caller, so a header cannot forge the audit source address or dodge
+    # the per-address rate limit.
+    trusted_proxies: Annotated[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode] = ()
+    # The interactive API pages (/docs, assets served from the installed package, no CDN). Production may turn
+    # them off; the OpenAPI JSON stays at /docs/openapi.json for clients and generators.
+    api_docs: bool = True
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url", "app_database_url")
@@ -118,6 +132,29 @@ class Settings(BaseSettings):
         if self.break_glass_default_minutes > self.break_glass_max_minutes:
             raise ValueError("RCM_BREAK_GLASS_DEFAULT_MINUTES must not exceed RCM_BREAK_GLASS_MAX_MINUTES")
         return self
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            # "10.0.0.0/8, 192.0.2.7" (or the same as a JSON list, as pydantic-settings writes lists)
+            text = value.strip().removeprefix("[").removesuffix("]")
+            value = [part.strip().strip('"') for part in text.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            try:
+                return tuple(ipaddress.ip_network(str(part), strict=False) for part in value)
+            except ValueError as exc:
+                raise ValueError(f"must be IP addresses or CIDRs, comma-separated ({exc})") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _must_be_redis(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
 
     @property
     def sql_spans(self) -> bool:

@@ -29,6 +29,7 @@ from rcm.kit.errors import FieldError, IdempotencyMismatch, InvalidInput, proble
 from rcm.tenancy.scope import TenantScope
 
 HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on a stored first response answering a retry
 # The header as a handler parameter: optional in the signature so a missing key is our own 422 naming it.
 IdemKey = Annotated[
     str | None,
@@ -178,7 +179,7 @@ def _patients_of(resource_type: str, payload: Any) -> list[uuid.UUID]:
 
 
 def _response(status_code: int, body: bytes, *, replayed: bool) -> Response[bytes]:
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    headers = {REPLAYED_HEADER: "true"} if replayed else {}
     return Response(content=body, status_code=status_code, media_type="application/json", headers=headers)
 
 

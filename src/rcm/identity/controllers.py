@@ -22,6 +22,7 @@ from rcm.identity.clients import create_client, revoke_client, rotate_client_sec
 from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
 from rcm.identity.middleware import current_principal
 from rcm.identity.models import ApiClient
+from rcm.identity.oauth_docs import TOKEN_RESPONSES, TokenRequest
 from rcm.identity.oidc import DEV_AUDIENCE, DEV_ISSUER, dev_issuer_jwks, mint_dev_id_token
 from rcm.identity.principal import Role
 from rcm.identity.scopes import ADMIN, ALL_SCOPES
@@ -29,6 +30,7 @@ from rcm.identity.server import CLIENT_ASSERTION_TYPE, JWT_BEARER, TokenService
 from rcm.identity.tokens import issuer, token_endpoint_url
 from rcm.kit.db import apply_tenant_context, platform_transaction
 from rcm.kit.errors import NotFound
+from rcm.kit.openapi import FORM_BODY_OPT
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant
 from rcm.tenancy.scope import TenantScope
@@ -51,6 +53,8 @@ class OAuthController(Controller):
             "assertion (`private_key_jwt`, aud = this URL); `urn:ietf:params:oauth:grant-type:jwt-bearer` "
             "with an OIDC ID token from a trusted issuer as `assertion`. Errors are RFC 6749 §5.2 JSON."
         ),
+        responses=TOKEN_RESPONSES,
+        opt={FORM_BODY_OPT: TokenRequest},
     )
     async def token(self, request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
         form = await request.form()

@@ -58,6 +58,8 @@ def requires_scopes(*scopes: str) -> Guard:
             await _deny(connection, principal, "missing_scope")
             raise MissingScope("The access token lacks a scope this operation needs.")
 
+    # Read by the OpenAPI finishing (kit/openapi.py): the operation's oauth2 security lists these scopes.
+    guard.openapi_scopes = frozenset(scopes)  # type: ignore[attr-defined]
     return guard
 
 
