@@ -154,11 +154,13 @@ async def test_tenants_offboard_shreds(
 
 
 async def test_signing_keys_follow_a_new_kek(
+    *,
     cli_env: dict[str, str],
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
     tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """Access-token signing keys are wrapped under the KEK too: after ``--new-kek`` and the old KEK's
     removal, tokens are still issued and verified."""
@@ -167,7 +169,7 @@ async def test_signing_keys_follow_a_new_kek(
     try:
         async with platform_transaction(sessions) as session:
             active = await rotate_signing_key(session, own)  # signing key wrapped under the first KEK
-        issued = await make_client(sessions, tenant)
+        issued = await make_client(control_sessions, tenant)
         result = await asyncio.to_thread(
             CliRunner().invoke, main, ["keys", "rotate", "--tenant", tenant.slug, "--new-kek"], env=cli_env
         )

@@ -97,13 +97,15 @@ async def test_onboard_tenant_from_manifest(client: Client, mint: Mint) -> None:
 
 
 async def test_break_glass_report_spans_tenants(
+    *,
     client: Client,
     sessions: async_sessionmaker[AsyncSession],
     mint: Mint,
     tenant: Tenant,
     other_tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["supervisor"])
+    user = await make_user(control_sessions, ["supervisor"])
     staff = {"Authorization": f"Bearer {await mint(user_principal(Role.SUPERVISOR, user_id=user.id))}"}
     ids = set()
     for t in (tenant, other_tenant):

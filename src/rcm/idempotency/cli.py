@@ -27,7 +27,7 @@ def purge(older_than_hours: int) -> None:
 
 
 async def _purge(older_than: timedelta) -> int:
-    from rcm.app import app_database_url
+    from rcm.config import app_database_url
     from rcm.idempotency.service import purge_expired
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId

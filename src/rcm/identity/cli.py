@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,28 +20,18 @@ T = TypeVar("T")
 
 
 def _run(fn: Callable[[Settings, async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    from rcm.cli import admin_url, run
+    """Run an operator command on control-role sessions: signing keys, API clients and a person's first
+    login are control-plane writes (``rcm.kit.control``)."""
+    from rcm.cli import role_database, run
+    from rcm.kit.control import open_control_sessions
 
-    admin_url(get_settings())
-    settings = get_settings()
+    settings = role_database(get_settings(), control=True)
 
     async def go() -> T:
-        async with _sessions(settings) as sessions:
+        async with open_control_sessions(settings, application_name="rcm-cli") as sessions:
             return await fn(settings, sessions)
 
     return run(go)
-
-
-@asynccontextmanager
-async def _sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    from rcm.app import app_database_url
-    from rcm.kit.db import create_engine, session_factory
-
-    engine = create_engine(app_database_url(settings), pool_size=2, application_name="rcm-cli")
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 @click.group("identity")
@@ -243,5 +232,9 @@ async def exchange_in_process(
         headers["Authorization"] = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     if scope:
         form["scope"] = scope
-    service = TokenService(settings, KeyRing(settings))
-    return await service.exchange(sessions, form, headers, request=audit_hooks.request_info(None))
+    # The CLI holds control-role sessions: they read like the app's, and may create the first signing key
+    # and link a person's subject on first login.
+    service = TokenService(settings, KeyRing(settings, control=sessions))
+    return await service.exchange(
+        sessions, form, headers, request=audit_hooks.request_info(None), control=sessions
+    )

@@ -11,6 +11,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from rcm.identity import audit_hooks
 from rcm.identity.keys import KeyRing
 from rcm.identity.principal import Principal
+from rcm.identity.status import PrincipalStatus, RevokedToken
 from rcm.identity.tokens import InvalidToken, unverified_kid, verify_access_token
 
 PUBLIC_OPT_KEY = "public"
@@ -45,6 +46,14 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         try:
             keys = await keyring.verification_keys(sessions, kid=unverified_kid(token.strip()))
             principal = verify_access_token(token.strip(), keys, keyring.settings)
+            # Genuine is not enough: the client or person must still be allowed, with the roles they have now.
+            status: PrincipalStatus = state.identity_status
+            principal = await status.check(sessions, principal)
+        except RevokedToken:
+            await audit_hooks.access_denied(
+                sessions, request=audit_hooks.request_info(connection), principal=None, reason="revoked"
+            )
+            raise _unauthorized("invalid_token") from None
         except InvalidToken:
             await audit_hooks.access_denied(
                 sessions, request=audit_hooks.request_info(connection), principal=None, reason="invalid_token"

@@ -18,6 +18,7 @@ from rcm.identity.middleware import authentication_middleware
 from rcm.identity.oidc import dev_issuer_active
 from rcm.identity.ratelimit import peer_rate_limit_config
 from rcm.identity.server import TokenService
+from rcm.identity.status import PrincipalStatus
 
 
 class IdentityPlugin(InitPluginProtocol):
@@ -25,6 +26,7 @@ class IdentityPlugin(InitPluginProtocol):
         self.settings = settings
         self.keyring = KeyRing(settings)
         self.tokens = TokenService(settings, self.keyring)
+        self.status = PrincipalStatus(settings.principal_status_ttl_seconds)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend([OAuthController, BreakGlassController, AdminController])
@@ -37,4 +39,5 @@ class IdentityPlugin(InitPluginProtocol):
         ]
         app_config.state["identity_keyring"] = self.keyring
         app_config.state["identity_tokens"] = self.tokens
+        app_config.state["identity_status"] = self.status
         return app_config
