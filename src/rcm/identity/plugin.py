@@ -7,6 +7,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from rcm.config import Settings
+from rcm.identity.admin_people import AdminPeopleController
 from rcm.identity.controllers import (
     AdminController,
     BreakGlassController,
@@ -29,7 +30,9 @@ class IdentityPlugin(InitPluginProtocol):
         self.status = PrincipalStatus(settings.principal_status_ttl_seconds)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([OAuthController, BreakGlassController, AdminController])
+        app_config.route_handlers.extend(
+            [OAuthController, BreakGlassController, AdminController, AdminPeopleController]
+        )
         if dev_issuer_active(self.settings):
             app_config.route_handlers.append(DevIssuerController)
         # Outermost first: the per-address limit, then authentication (the app's per-caller limit follows).

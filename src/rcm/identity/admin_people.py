@@ -1,0 +1,315 @@
+"""Admin API for people: their roles, whether they may log in, and their staff assignments.
+
+Every route needs the admin role, the admin scope and a second factor (as the other admin routes), writes
+through the control role (``rcm.kit.control``: ``rcm_app`` cannot write people or assignments) and records
+its audit event in the same transaction as the change. A change applies to the person's next request in this
+process and within ``RCM_PRINCIPAL_STATUS_TTL_SECONDS`` in the others (``rcm.identity.status``).
+
+Manifests stay the declarative path for assignments (``staff:`` in a tenant manifest); these routes are for
+the changes an administrator makes by hand. Roles and activity are set with PUT (the same body twice is the
+same state); a new assignment is a POST with an Idempotency-Key; removing one is a DELETE.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, post, put
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rcm.audit.events import Action
+from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
+from rcm.identity import audit_hooks
+from rcm.identity.controllers import _system_tenant_scope
+from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
+from rcm.identity.middleware import current_principal
+from rcm.identity.principal import PRACTICE_ROLES, STAFF_ROLES, Principal, Role
+from rcm.identity.scopes import ADMIN
+from rcm.identity.status import status_changed
+from rcm.kit.control import control_transaction
+from rcm.kit.db import apply_tenant_context
+from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound, problem_responses
+from rcm.kit.tenant import TenantContext, TenantId
+from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
+from rcm.tenancy.service import tenant_by_slug
+
+# Roles that reach practices through staff assignments (an auditor's assignments scope what they may read).
+ASSIGNABLE_ROLES = STAFF_ROLES | {Role.AUDITOR}
+
+
+class RolesUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    roles: Annotated[list[Role], msgspec.Meta(max_length=len(Role))]
+
+
+class ActiveUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    active: bool
+
+
+class AssignmentCreate(msgspec.Struct, forbid_unknown_fields=True):
+    tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=63, description="The practice's slug")]
+
+
+class PersonOut(msgspec.Struct):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    roles: list[Role]
+    home_tenant_id: uuid.UUID | None
+    active: bool
+
+
+class AssignmentOut(msgspec.Struct):
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    tenant: str
+    assigned_by: uuid.UUID | None
+    created_at: datetime
+
+
+_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429)
+
+
+class AdminPeopleController(Controller):
+    """People's roles, activity and staff assignments: admin role, admin scope and MFA on every route."""
+
+    path = "/api/v1/admin/people/{user_id:uuid}"
+    tags = ["admin"]
+    guards = [requires_roles(Role.ADMIN), requires_scopes(ADMIN), requires_mfa]
+
+    @put("/roles", summary="Set a person's roles (applies to their next request)", responses=_ERRORS)
+    async def set_roles(
+        self,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[RolesUpdate],
+        request: Request[Any, Any, Any],
+        state: State,
+    ) -> PersonOut:
+        actor = current_principal(request)
+        roles = sorted(set(data.roles))
+        async with control_transaction(state) as session:
+            person = await _person(session, user_id)
+            _check_roles(person, frozenset(roles))
+            if actor.user_id == person.id and Role.ADMIN not in roles:
+                raise Conflict("An administrator cannot remove their own admin role; ask another admin.")
+            previous = ",".join(sorted(person.roles))
+            person.roles = [str(r) for r in roles]
+            await session.flush()
+            await _audit_person(
+                session,
+                request,
+                actor,
+                person,
+                "person.roles",
+                detail={"roles": ",".join(person.roles), "previous": previous},
+            )
+        status_changed()
+        return _person_out(person)
+
+    @put(
+        "/active",
+        summary="Allow or stop a person's logins; stopping ends their tokens within seconds",
+        responses=_ERRORS,
+    )
+    async def set_active(
+        self,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[ActiveUpdate],
+        request: Request[Any, Any, Any],
+        state: State,
+    ) -> PersonOut:
+        actor = current_principal(request)
+        async with control_transaction(state) as session:
+            person = await _person(session, user_id)
+            if actor.user_id == person.id and not data.active:
+                raise Conflict("An administrator cannot deactivate themselves; ask another admin.")
+            person.active = data.active
+            await session.flush()
+            event = "person.activate" if data.active else "person.deactivate"
+            await _audit_person(session, request, actor, person, event, detail={"active": data.active})
+        status_changed()
+        return _person_out(person)
+
+    @post(
+        "/assignments",
+        summary="Assign a person to a practice (staff work there; an auditor may read its log)",
+        responses=created_responses(AssignmentOut),
+    )
+    async def assign(
+        self,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[AssignmentCreate],
+        request: Request[Any, Any, Any],
+        state: State,
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        actor = current_principal(request)
+        async with control_transaction(state) as session:
+            person = await _person(session, user_id)
+            tenant = await _tenant(session, data.tenant, pointer="/tenant")
+            if (
+                not frozenset(Role(r) for r in person.roles if r in Role._value2member_map_)
+                & ASSIGNABLE_ROLES
+            ):
+                raise Conflict(
+                    "Only staff and auditors are assigned to practices.",
+                    errors=[FieldError("/tenant", "the person holds no role that is assigned to practices")],
+                )
+            # Idempotency records live per tenant: the scope binds this transaction to the practice.
+            scope = await _system_tenant_scope(session, request, state, tenant, access="platform_admin")
+
+            async def produce() -> tuple[int, AssignmentOut]:
+                assignment = await _assignment(session, TenantId(tenant.id), person.id)
+                if assignment is None:
+                    assignment = StaffAssignment(
+                        tenant_id=tenant.id, user_id=person.id, assigned_by=actor.user_id
+                    )
+                    session.add(assignment)
+                    await session.flush()
+                await _audit_assignment(session, request, actor, tenant, person, Action.CREATE)
+                return 201, _assignment_out(assignment, tenant)
+
+            return await run_idempotent(
+                scope, request, key=idempotency_key, resource_type="staff_assignment", produce=produce
+            )
+
+    @delete(
+        "/assignments/{tenant_slug:str}",
+        status_code=204,
+        summary="End a person's assignment to a practice (applies to their next request)",
+        responses=_ERRORS,
+    )
+    async def unassign(
+        self,
+        user_id: FromPath[uuid.UUID],
+        tenant_slug: FromPath[str],
+        request: Request[Any, Any, Any],
+        state: State,
+    ) -> None:
+        actor = current_principal(request)
+        async with control_transaction(state) as session:
+            person = await _person(session, user_id)
+            tenant = await _tenant(session, tenant_slug)
+            await apply_tenant_context(session, TenantContext.single(TenantId(tenant.id)))
+            removed = (
+                await session.execute(
+                    sql_delete(StaffAssignment)
+                    .where(StaffAssignment.tenant_id == tenant.id, StaffAssignment.user_id == person.id)
+                    .returning(StaffAssignment.user_id)
+                )
+            ).first()
+            if removed is None:
+                raise NotFound()
+            await _audit_assignment(session, request, actor, tenant, person, Action.DELETE)
+
+
+async def _person(session: AsyncSession, user_id: uuid.UUID) -> AppUser:
+    # Locked: two admins changing one person serialise instead of overwriting each other's read.
+    person = await session.get(AppUser, user_id, with_for_update=True)
+    if person is None:
+        raise NotFound()
+    return person
+
+
+async def _tenant(session: AsyncSession, slug: str, *, pointer: str | None = None) -> Tenant:
+    tenant = await tenant_by_slug(session, slug)
+    if tenant is None or tenant.status == "offboarded":
+        if pointer is not None:
+            raise InvalidInput("No such practice.", errors=[FieldError(pointer, "names no practice")])
+        raise NotFound()
+    return tenant
+
+
+async def _assignment(
+    session: AsyncSession, tenant_id: TenantId, user_id: uuid.UUID
+) -> StaffAssignment | None:
+    return (
+        await session.execute(
+            select(StaffAssignment).where(
+                StaffAssignment.tenant_id == tenant_id, StaffAssignment.user_id == user_id
+            )
+        )
+    ).scalar_one_or_none()
+
+
+def _check_roles(person: AppUser, roles: frozenset[Role]) -> None:
+    """People hold people's roles; a practice owner belongs to one practice and is nothing else."""
+    errors: list[FieldError] = []
+    if Role.PRACTICE_CLIENT in roles:
+        errors.append(FieldError("/roles", "practice_client is the role of an API client, not of a person"))
+    if Role.PRACTICE_OWNER in roles:
+        if person.home_tenant_id is None:
+            errors.append(FieldError("/roles", "practice_owner needs a home practice (set by the manifest)"))
+        if roles - PRACTICE_ROLES:
+            errors.append(FieldError("/roles", "practice_owner cannot be combined with company roles"))
+    if errors:
+        raise InvalidInput("The roles are invalid.", errors=errors)
+
+
+async def _audit_person(
+    session: AsyncSession,
+    request: Request[Any, Any, Any],
+    actor: Principal,
+    person: AppUser,
+    event_type: str,
+    *,
+    detail: dict[str, str | int | bool | None],
+) -> None:
+    await audit_hooks.admin_action(
+        session,
+        request=audit_hooks.request_info(request),
+        principal=actor,
+        event_type=event_type,
+        action=Action.UPDATE,
+        resource_type="app_user",
+        resource_ids=(person.id,),
+        detail=detail,
+    )
+
+
+async def _audit_assignment(  # noqa: PLR0917 - one call shape, two callers
+    session: AsyncSession,
+    request: Request[Any, Any, Any],
+    actor: Principal,
+    tenant: Tenant,
+    person: AppUser,
+    action: Action,
+) -> None:
+    """On the practice's own chain: its owner and auditors see who was given access to it, and when."""
+    await audit_hooks.admin_action(
+        session,
+        request=audit_hooks.request_info(request),
+        principal=actor,
+        event_type="staff_assignment.create" if action is Action.CREATE else "staff_assignment.delete",
+        action=action,
+        tenant_id=TenantId(tenant.id),
+        resource_type="app_user",
+        resource_ids=(person.id,),
+    )
+
+
+def _person_out(person: AppUser) -> PersonOut:
+    return PersonOut(
+        id=person.id,
+        email=person.email,
+        display_name=person.display_name,
+        roles=[Role(r) for r in person.roles if r in Role._value2member_map_],
+        home_tenant_id=person.home_tenant_id,
+        active=person.active,
+    )
+
+
+def _assignment_out(assignment: StaffAssignment, tenant: Tenant) -> AssignmentOut:
+    return AssignmentOut(
+        user_id=assignment.user_id,
+        tenant_id=assignment.tenant_id,
+        tenant=tenant.slug,
+        assigned_by=assignment.assigned_by,
+        created_at=assignment.created_at,
+    )
