@@ -25,9 +25,7 @@ async def _admin(mint: Mint, user_id: uuid.UUID | None = None) -> dict[str, str]
 
 async def _roles_in_db(owner_engine: AsyncEngine, user_id: uuid.UUID) -> list[str]:
     async with owner_engine.connect() as conn:
-        row = await conn.execute(
-            text("SELECT roles FROM rcm.app_user WHERE id = :u"), {"u": user_id}
-        )
+        row = await conn.execute(text("SELECT roles FROM rcm.app_user WHERE id = :u"), {"u": user_id})
         return list(row.one()[0])
 
 
