@@ -14,6 +14,15 @@ Who connects as ``rcm_control`` (and nobody else):
 In a request handler, take the factory from the app state with ``control_sessions(state)`` and open
 ``control_transaction(state)``; in a command, ``open_control_sessions(settings)``. Ordinary tenant routes
 use ``state.sessions`` (the app role) and never these.
+
+Moving another table's writes to the control role (break-glass grants are next) takes two steps:
+1. the routes that write it open ``control_transaction(state)`` instead of
+   ``platform_transaction(state.sessions)`` (the transaction still records its audit event and idempotency
+   record: the control role inherits the app role's rights);
+2. a migration revokes the app role's writes and grants them here, e.g.
+   ``REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON rcm.break_glass_grant FROM rcm_app`` and
+   ``GRANT INSERT, UPDATE ON rcm.break_glass_grant TO rcm_control``.
+Reads (the access decision reading a grant) stay on the app role.
 """
 
 from __future__ import annotations
