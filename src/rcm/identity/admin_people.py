@@ -13,6 +13,7 @@ same state); a new assignment is a POST with an Idempotency-Key; removing one is
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,7 +31,7 @@ from rcm.identity import audit_hooks
 from rcm.identity.controllers import _system_tenant_scope
 from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
 from rcm.identity.middleware import current_principal
-from rcm.identity.principal import PRACTICE_ROLES, STAFF_ROLES, Principal, Role
+from rcm.identity.principal import PRACTICE_ROLES, STAFF_ROLES, Principal, Role, parse_roles
 from rcm.identity.scopes import ADMIN
 from rcm.identity.status import status_changed
 from rcm.kit.control import control_transaction
@@ -39,6 +40,8 @@ from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound, problem
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
 from rcm.tenancy.service import tenant_by_slug
+
+Detail = dict[str, str | int | bool | None]
 
 # Roles that reach practices through staff assignments (an auditor's assignments scope what they may read).
 ASSIGNABLE_ROLES = STAFF_ROLES | {Role.AUDITOR}
@@ -91,26 +94,17 @@ class AdminPeopleController(Controller):
         request: Request[Any, Any, Any],
         state: State,
     ) -> PersonOut:
-        actor = current_principal(request)
-        roles = sorted(set(data.roles))
-        async with control_transaction(state) as session:
-            person = await _person(session, user_id)
-            _check_roles(person, frozenset(roles))
+        roles = frozenset(data.roles)
+
+        def change(actor: Principal, person: AppUser) -> tuple[str, Detail]:
+            _check_roles(person, roles)
             if actor.user_id == person.id and Role.ADMIN not in roles:
                 raise Conflict("An administrator cannot remove their own admin role; ask another admin.")
             previous = ",".join(sorted(person.roles))
-            person.roles = [str(r) for r in roles]
-            await session.flush()
-            await _audit_person(
-                session,
-                request,
-                actor,
-                person,
-                "person.roles",
-                detail={"roles": ",".join(person.roles), "previous": previous},
-            )
-        status_changed()
-        return _person_out(person)
+            person.roles = sorted(str(r) for r in roles)
+            return "person.roles", {"roles": ",".join(person.roles), "previous": previous}
+
+        return await _change_person(request, state, user_id, change)
 
     @put(
         "/active",
@@ -124,17 +118,13 @@ class AdminPeopleController(Controller):
         request: Request[Any, Any, Any],
         state: State,
     ) -> PersonOut:
-        actor = current_principal(request)
-        async with control_transaction(state) as session:
-            person = await _person(session, user_id)
+        def change(actor: Principal, person: AppUser) -> tuple[str, Detail]:
             if actor.user_id == person.id and not data.active:
                 raise Conflict("An administrator cannot deactivate themselves; ask another admin.")
             person.active = data.active
-            await session.flush()
-            event = "person.activate" if data.active else "person.deactivate"
-            await _audit_person(session, request, actor, person, event, detail={"active": data.active})
-        status_changed()
-        return _person_out(person)
+            return ("person.activate" if data.active else "person.deactivate"), {"active": data.active}
+
+        return await _change_person(request, state, user_id, change)
 
     @post(
         "/assignments",
@@ -153,10 +143,7 @@ class AdminPeopleController(Controller):
         async with control_transaction(state) as session:
             person = await _person(session, user_id)
             tenant = await _tenant(session, data.tenant, pointer="/tenant")
-            if (
-                not frozenset(Role(r) for r in person.roles if r in Role._value2member_map_)
-                & ASSIGNABLE_ROLES
-            ):
+            if not parse_roles(person.roles) & ASSIGNABLE_ROLES:
                 raise Conflict(
                     "Only staff and auditors are assigned to practices.",
                     errors=[FieldError("/tenant", "the person holds no role that is assigned to practices")],
@@ -166,13 +153,16 @@ class AdminPeopleController(Controller):
 
             async def produce() -> tuple[int, AssignmentOut]:
                 assignment = await _assignment(session, TenantId(tenant.id), person.id)
+                created = assignment is None
                 if assignment is None:
                     assignment = StaffAssignment(
                         tenant_id=tenant.id, user_id=person.id, assigned_by=actor.user_id
                     )
                     session.add(assignment)
                     await session.flush()
-                await _audit_assignment(session, request, actor, tenant, person, Action.CREATE)
+                await _audit_assignment(
+                    session, request, actor, tenant, person, Action.CREATE, detail={"created": created}
+                )
                 return 201, _assignment_out(assignment, tenant)
 
             return await run_idempotent(
@@ -207,6 +197,33 @@ class AdminPeopleController(Controller):
             if removed is None:
                 raise NotFound()
             await _audit_assignment(session, request, actor, tenant, person, Action.DELETE)
+
+
+async def _change_person(
+    request: Request[Any, Any, Any],
+    state: State,
+    user_id: uuid.UUID,
+    change: Callable[[Principal, AppUser], tuple[str, Detail]],
+) -> PersonOut:
+    """Apply ``change`` to the person as the control role, audit it in the same transaction, and make this
+    process's status cache forget them (the change applies to their next request)."""
+    actor = current_principal(request)
+    async with control_transaction(state) as session:
+        person = await _person(session, user_id)
+        event_type, detail = change(actor, person)
+        await session.flush()
+        await audit_hooks.admin_action(
+            session,
+            request=audit_hooks.request_info(request),
+            principal=actor,
+            event_type=event_type,
+            action=Action.UPDATE,
+            resource_type="app_user",
+            resource_ids=(person.id,),
+            detail=detail,
+        )
+    status_changed()
+    return _person_out(person)
 
 
 async def _person(session: AsyncSession, user_id: uuid.UUID) -> AppUser:
@@ -252,27 +269,6 @@ def _check_roles(person: AppUser, roles: frozenset[Role]) -> None:
         raise InvalidInput("The roles are invalid.", errors=errors)
 
 
-async def _audit_person(
-    session: AsyncSession,
-    request: Request[Any, Any, Any],
-    actor: Principal,
-    person: AppUser,
-    event_type: str,
-    *,
-    detail: dict[str, str | int | bool | None],
-) -> None:
-    await audit_hooks.admin_action(
-        session,
-        request=audit_hooks.request_info(request),
-        principal=actor,
-        event_type=event_type,
-        action=Action.UPDATE,
-        resource_type="app_user",
-        resource_ids=(person.id,),
-        detail=detail,
-    )
-
-
 async def _audit_assignment(  # noqa: PLR0917 - one call shape, two callers
     session: AsyncSession,
     request: Request[Any, Any, Any],
@@ -280,6 +276,8 @@ async def _audit_assignment(  # noqa: PLR0917 - one call shape, two callers
     tenant: Tenant,
     person: AppUser,
     action: Action,
+    *,
+    detail: Detail | None = None,
 ) -> None:
     """On the practice's own chain: its owner and auditors see who was given access to it, and when."""
     await audit_hooks.admin_action(
@@ -291,6 +289,7 @@ async def _audit_assignment(  # noqa: PLR0917 - one call shape, two callers
         tenant_id=TenantId(tenant.id),
         resource_type="app_user",
         resource_ids=(person.id,),
+        detail=detail,
     )
 
 
@@ -299,7 +298,7 @@ def _person_out(person: AppUser) -> PersonOut:
         id=person.id,
         email=person.email,
         display_name=person.display_name,
-        roles=[Role(r) for r in person.roles if r in Role._value2member_map_],
+        roles=sorted(parse_roles(person.roles)),
         home_tenant_id=person.home_tenant_id,
         active=person.active,
     )

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.identity.clients import lookup_client_for_token_endpoint
-from rcm.identity.principal import Principal, PrincipalKind, Role
+from rcm.identity.principal import Principal, PrincipalKind, Role, parse_roles
 from rcm.identity.scopes import scopes_for_roles
 from rcm.identity.tokens import InvalidToken
 from rcm.kit.db import platform_transaction
@@ -116,5 +116,4 @@ async def _user(session: AsyncSession, principal: Principal) -> _Live:
     ).first()
     if row is None:
         return _Live(active=False)
-    roles = frozenset(Role(r) for r in row.roles if r in Role._value2member_map_)
-    return _Live(active=bool(row.active), roles=roles, tenant=row.home_tenant_id)
+    return _Live(active=bool(row.active), roles=parse_roles(row.roles), tenant=row.home_tenant_id)
