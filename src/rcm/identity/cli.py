@@ -172,7 +172,7 @@ def clients_rotate(tenant_slug: str, client_id: str, jwks_file: Path | None) -> 
 @click.argument("tenant_slug")
 @click.argument("client_id")
 def clients_revoke(tenant_slug: str, client_id: str) -> None:
-    """Revoke a client: it can get no new tokens (issued ones expire within the access-token TTL)."""
+    """Revoke a client: no new tokens; its issued ones stop working within the status TTL (seconds)."""
     from rcm.identity.clients import revoke_client
     from rcm.kit.db import platform_transaction
 
