@@ -57,7 +57,12 @@ async def test_a_revoked_clients_token_is_401_on_the_next_call(
     refused = await client.get(url, headers=practice)
     assert refused.status_code == 401
     assert 'error="invalid_token"' in refused.headers["www-authenticate"]
-    assert [e.detail.get("reason") for e in audit_log if e.event_type == "access.denied"] == ["revoked"]
+    denied = [e for e in audit_log if e.event_type == "access.denied"]
+    assert [e.detail.get("reason") for e in denied] == ["revoked"]
+    # On the practice's own chain, naming the client that tried.
+    assert denied[0].tenant_id == TenantId(tenant.id)
+    assert denied[0].actor is not None
+    assert denied[0].actor.client_id == issued.client.client_id
 
 
 async def test_a_revocation_made_elsewhere_applies_within_the_status_ttl(

@@ -46,17 +46,19 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         try:
             keys = await keyring.verification_keys(sessions, kid=unverified_kid(token.strip()))
             principal = verify_access_token(token.strip(), keys, keyring.settings)
-            # Genuine is not enough: the client or person must still be allowed, with the roles they have now.
-            status: PrincipalStatus = state.identity_status
-            principal = await status.check(sessions, principal)
-        except RevokedToken:
-            await audit_hooks.access_denied(
-                sessions, request=audit_hooks.request_info(connection), principal=None, reason="revoked"
-            )
-            raise _unauthorized("invalid_token") from None
         except InvalidToken:
             await audit_hooks.access_denied(
                 sessions, request=audit_hooks.request_info(connection), principal=None, reason="invalid_token"
+            )
+            raise _unauthorized("invalid_token") from None
+        # Genuine is not enough: the client or person must still be allowed, with the roles they have now.
+        status: PrincipalStatus = state.identity_status
+        try:
+            principal = await status.check(sessions, principal)
+        except RevokedToken:
+            # Recorded against the (genuine) caller, on their practice's chain when they have one.
+            await audit_hooks.access_denied(
+                sessions, request=audit_hooks.request_info(connection), principal=principal, reason="revoked"
             )
             raise _unauthorized("invalid_token") from None
         return AuthenticationResult(user=principal, auth=token.strip())
