@@ -138,3 +138,19 @@ async def test_a_removed_role_is_403_on_the_next_request(
     refused = await client.put(route, json={"active": True}, headers=headers)
     assert refused.status_code == 403
     assert refused.json()["title"] == "Role required"
+
+
+async def test_a_removed_assignment_ends_an_auditors_reading_on_the_next_request(
+    client: Client, mint: Mint, tenant: Tenant, control_sessions: Sessions
+) -> None:
+    auditor = await make_user(control_sessions, ["auditor"])
+    admin = await _admin(mint)
+    assign = f"/api/v1/admin/people/{auditor.id}/assignments"
+    assert (await client.post(assign, json={"tenant": tenant.slug}, headers=idem(admin))).status_code == 201
+    token = await mint(user_principal(Role.AUDITOR, user_id=auditor.id, auditor_tenants=(tenant.id,)))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/v1/audit/events", headers=headers)).status_code == 200
+
+    assert (await client.delete(f"{assign}/{tenant.slug}", headers=admin)).status_code == 204
+    # The token still names the practice; the live assignments no longer do.
+    assert (await client.get("/api/v1/audit/events", headers=headers)).status_code == 403

@@ -165,9 +165,11 @@ class AdminPeopleController(Controller):
                 )
                 return 201, _assignment_out(assignment, tenant)
 
-            return await run_idempotent(
+            response = await run_idempotent(
                 scope, request, key=idempotency_key, resource_type="staff_assignment", produce=produce
             )
+        status_changed()  # an auditor's live scope follows their assignments
+        return response
 
     @delete(
         "/assignments/{tenant_slug:str}",
@@ -197,6 +199,7 @@ class AdminPeopleController(Controller):
             if removed is None:
                 raise NotFound()
             await _audit_assignment(session, request, actor, tenant, person, Action.DELETE)
+        status_changed()  # an auditor's live scope follows their assignments
 
 
 async def _change_person(

@@ -7,7 +7,8 @@ default 5 s; the process that makes a change forgets its cache at once):
 - an API client must still exist, be ``active`` and belong to the token's tenant;
 - a person must still exist and be ``active``, keep the token's home tenant, and the token's roles are
   intersected with the person's live roles (and its scopes with what those roles allow), so a removed role
-  is gone on the next request while a role added later needs a new token.
+  is gone on the next request while a role added later needs a new token; an auditor's practices are
+  likewise intersected with their live assignments.
 
 Reads go through the app role: checking needs no control-plane rights.
 """
@@ -28,7 +29,9 @@ from rcm.identity.principal import Principal, PrincipalKind, Role, parse_roles
 from rcm.identity.scopes import scopes_for_roles
 from rcm.identity.tokens import InvalidToken
 from rcm.kit.db import platform_transaction
+from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import AppUser
+from rcm.tenancy.service import system_assigned_tenants
 
 # Entries beyond this are dropped wholesale: a flood of distinct callers costs a reload, never memory.
 MAX_ENTRIES = 10_000
@@ -53,6 +56,7 @@ class _Live:
     roles: frozenset[Role] | None = None  # people only
     tenant: uuid.UUID | None = None  # a client's tenant, a person's home tenant
     subject: str | None = None  # a client's row id, to match the token's sub
+    audited: frozenset[TenantId] = frozenset()  # an auditor's home and assigned practices, now
 
 
 class PrincipalStatus:
@@ -73,9 +77,14 @@ class PrincipalStatus:
         if principal.home_tenant is not None and live.tenant != principal.home_tenant:
             raise RevokedToken("home tenant changed")
         roles = principal.roles & (live.roles or frozenset())
-        if roles == principal.roles:
-            return principal
-        return dataclasses.replace(principal, roles=roles, scopes=principal.scopes & scopes_for_roles(roles))
+        narrowed = principal
+        if roles != principal.roles:
+            narrowed = dataclasses.replace(
+                principal, roles=roles, scopes=principal.scopes & scopes_for_roles(roles)
+            )
+        if Role.AUDITOR in roles:
+            narrowed = _auditor_scope_now(narrowed, live.audited)
+        return narrowed
 
     async def _live(self, sessions: async_sessionmaker[AsyncSession], principal: Principal) -> _Live:
         key = (principal.kind, principal.client_id or str(principal.user_id))
@@ -97,6 +106,21 @@ class PrincipalStatus:
         return live
 
 
+def _auditor_scope_now(principal: Principal, audited: frozenset[TenantId]) -> Principal:
+    """An auditor reads at most the practices they are assigned to now: a removed assignment ends at once,
+    and a company-wide auditor who has since been given practices is scoped to them."""
+    if principal.all_tenants:
+        if not audited:
+            return principal
+        return dataclasses.replace(principal, all_tenants=False, auditor_tenants=tuple(sorted(audited)))
+    kept = tuple(t for t in principal.auditor_tenants if t in audited)
+    return (
+        principal
+        if kept == principal.auditor_tenants
+        else dataclasses.replace(principal, auditor_tenants=kept)
+    )
+
+
 async def _client(session: AsyncSession, principal: Principal) -> _Live:
     row = await lookup_client_for_token_endpoint(session, principal.client_id or "")
     if row is None:
@@ -116,4 +140,9 @@ async def _user(session: AsyncSession, principal: Principal) -> _Live:
     ).first()
     if row is None:
         return _Live(active=False)
-    return _Live(active=bool(row.active), roles=parse_roles(row.roles), tenant=row.home_tenant_id)
+    roles = parse_roles(row.roles)
+    audited: frozenset[TenantId] = frozenset()
+    if Role.AUDITOR in roles:
+        home = [TenantId(row.home_tenant_id)] if row.home_tenant_id else []
+        audited = frozenset([*await system_assigned_tenants(session, principal.user_id), *home])
+    return _Live(active=bool(row.active), roles=roles, tenant=row.home_tenant_id, audited=audited)

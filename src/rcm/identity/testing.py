@@ -3,7 +3,8 @@
 ``mint_access_token`` signs with the deployment's active key (created on first use), so the token passes
 the authentication middleware exactly like one from ``/oauth/token``. A token's caller is checked live on
 every request (``rcm.identity.status``), so minting also registers the caller when it does not exist yet: an
-active ``app_user`` with the token's roles, or an active ``api_client`` of the token's tenant. Callers that
+active ``app_user`` with the token's roles (and an auditor's assignments), or an active ``api_client`` of the
+token's tenant. Callers that
 exist already (made by a test) are left as they are.
 """
 
@@ -25,7 +26,7 @@ from rcm.identity.tokens import sign_access_token
 from rcm.kit.control import open_control_sessions
 from rcm.kit.db import apply_tenant_context, platform_transaction
 from rcm.kit.tenant import TenantContext, TenantId
-from rcm.tenancy.models import AppUser, Tenant
+from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
 
 
 async def mint_access_token(
@@ -92,6 +93,13 @@ async def register_caller(control: async_sessionmaker[AsyncSession], principal: 
                 active=True,
             )
         )
+        await session.flush()
+        # An auditor's token names the practices they may read; the live check wants the assignments.
+        for tenant_id in principal.auditor_tenants:
+            if tenant_id != home and await session.get(Tenant, tenant_id) is not None:
+                await apply_tenant_context(session, TenantContext.single(tenant_id))
+                session.add(StaffAssignment(tenant_id=tenant_id, user_id=principal.user_id))
+                await session.flush()
 
 
 def client_principal(tenant_id: uuid.UUID, *, scopes: frozenset[str] | None = None) -> Principal:
