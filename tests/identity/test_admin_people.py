@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
+from pathlib import Path
 
+from click.testing import CliRunner
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.cli import main
+from rcm.config import Settings, get_settings
+from rcm.identity.oidc import mint_dev_id_token
 from rcm.identity.principal import Role
+from rcm.identity.server import JWT_BEARER
 from rcm.identity.testing import user_principal
 from rcm.tenancy.models import Tenant
 from tests.identity.conftest import Mint, audit_rows, idem, make_user
@@ -160,3 +168,93 @@ async def test_assignment_needs_a_key_a_practice_and_an_assignable_person(
         f"/api/v1/admin/people/{uuid.uuid4()}/assignments", json={"tenant": tenant.slug}, headers=idem(admin)
     )
     assert nobody.status_code == 404
+
+
+async def test_a_person_added_by_an_admin_logs_in_through_their_issuer(
+    *,
+    client: Client,
+    mint: Mint,
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    email = f"new-biller-{uuid.uuid4().hex[:8]}@test.invalid"
+    body = {"email": email, "display_name": "New Biller", "roles": ["biller"]}
+    admin = await _admin(mint)
+    created = await client.post("/api/v1/admin/people", json=body, headers=idem(admin))
+    assert created.status_code == 201, created.text
+    person = created.json()
+    assert person["roles"] == ["biller"]
+    assert person["active"] is True
+    # A retry (the response was lost) finds the same person and answers the same.
+    again = await client.post("/api/v1/admin/people", json=body, headers=idem(admin))
+    assert again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == person
+    assert len(await audit_rows(owner_engine, "person.create")) >= 1
+    # Someone else with the same email is a conflict, not an overwrite.
+    other = await client.post("/api/v1/admin/people", json={**body, "roles": ["admin"]}, headers=idem(admin))
+    assert other.status_code == 409
+    assert other.json()["errors"][0]["pointer"] == "/email"
+
+    # First login through the (only trusted) dev issuer: matched by email, subject linked.
+    id_token = mint_dev_id_token(settings, email=email, mfa=False)
+    login = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": id_token})
+    assert login.status_code == 200, login.text
+    async with owner_engine.connect() as conn:
+        subject = (
+            await conn.execute(text("SELECT subject FROM rcm.app_user WHERE email = :e"), {"e": email})
+        ).scalar_one()
+    assert subject == email  # the dev issuer's subject is the email
+
+
+async def test_adding_a_person_checks_issuer_roles_home_and_key(
+    client: Client, mint: Mint, tenant: Tenant
+) -> None:
+    admin = await _admin(mint)
+    base = {"email": f"x-{uuid.uuid4().hex[:8]}@test.invalid", "display_name": "X"}
+    cases = [
+        ({**base, "roles": ["coder"], "issuer": "https://unknown.example"}, "/issuer"),
+        ({**base, "roles": ["practice_owner"]}, "/roles"),
+        ({**base, "roles": ["coder"], "home_tenant": "no-such-practice"}, "/home_tenant"),
+        ({**base, "roles": ["coder"], "email": "not-an-email"}, "/email"),
+    ]
+    for body, pointer in cases:
+        response = await client.post("/api/v1/admin/people", json=body, headers=idem(admin))
+        assert response.status_code in (400, 422), body
+        assert response.json()["errors"][0]["pointer"] == pointer, response.json()
+    no_key = await client.post("/api/v1/admin/people", json={**base, "roles": ["coder"]}, headers=admin)
+    assert no_key.status_code == 422
+    owner = await client.post(
+        "/api/v1/admin/people",
+        json={**base, "roles": ["practice_owner"], "home_tenant": tenant.slug},
+        headers=idem(admin),
+    )
+    assert owner.status_code == 201, owner.text
+    assert owner.json()["home_tenant_id"] == str(tenant.id)
+
+
+async def test_the_first_admin_is_added_from_the_command_line(
+    admin_url: str, tmp_path: Path, owner_engine: AsyncEngine
+) -> None:
+    email = f"first-admin-{uuid.uuid4().hex[:8]}@test.invalid"
+    env = {"RCM_DATABASE_URL": admin_url, "RCM_DATA_DIR": str(tmp_path), "RCM_ENV": "test"}
+    get_settings.cache_clear()
+    try:
+        args = ["identity", "people", "add", email, "--name", "First Admin", "--role", "admin"]
+        result = await asyncio.to_thread(CliRunner().invoke, main, args, env=env)
+        refused = await asyncio.to_thread(
+            CliRunner().invoke, main, [*args[:3], "not-an-email", *args[4:]], env=env
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["created"] is True
+    assert refused.exit_code == 2
+    assert "Traceback" not in refused.output
+    async with owner_engine.connect() as conn:
+        roles = (
+            await conn.execute(text("SELECT roles FROM rcm.app_user WHERE email = :e"), {"e": email})
+        ).scalar_one()
+    assert roles == ["admin"]
+    event = (await audit_rows(owner_engine, "person.create"))[-1]
+    assert event["actor_subject"].startswith("operator:")

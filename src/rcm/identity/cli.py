@@ -15,6 +15,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.config import Settings, get_settings
+from rcm.identity.principal import Role
 
 T = TypeVar("T")
 
@@ -183,6 +184,72 @@ def clients_revoke(tenant_slug: str, client_id: str) -> None:
         _print_client(client, None)
 
     _run(go)
+
+
+@identity.group("people")
+def people() -> None:
+    """People who log in through a trusted OIDC issuer (the admin API manages them once an admin exists)."""
+
+
+@people.command("add")
+@click.argument("email")
+@click.option("--name", "display_name", required=True, help="How the person is shown.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(sorted(r.value for r in Role if r is not Role.PRACTICE_CLIENT)),
+    help="Repeat for several roles.",
+)
+@click.option(
+    "--issuer", default=None, help="The trusted issuer they log in through (default: the only one)."
+)
+@click.option("--home-tenant", default=None, help="A practice owner's practice (slug).")
+def people_add(
+    email: str, display_name: str, roles: tuple[str, ...], issuer: str | None, home_tenant: str | None
+) -> None:
+    """Add a person, e.g. the first admin; they are matched by their verified email at first login."""
+    import msgspec
+
+    from rcm.audit.events import Action
+    from rcm.identity import audit_hooks
+    from rcm.identity.admin_people import PersonCreate, create_person
+    from rcm.identity.principal import operator_principal
+    from rcm.kit.db import platform_transaction
+    from rcm.kit.errors import RCMError
+
+    fields = {"email": email, "display_name": display_name, "roles": list(roles)}
+    fields |= {"issuer": issuer} if issuer else {}
+    fields |= {"home_tenant": home_tenant} if home_tenant else {}
+    try:
+        data = msgspec.convert(fields, PersonCreate)
+    except msgspec.ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    async def go(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        async with platform_transaction(sessions) as session:
+            person, created = await create_person(session, settings, data)
+            if created:
+                await audit_hooks.admin_action(
+                    session,
+                    request=audit_hooks.request_info(None),
+                    principal=operator_principal("identity people add"),
+                    event_type="person.create",
+                    action=Action.CREATE,
+                    resource_type="app_user",
+                    resource_ids=(person.id,),
+                    detail={"roles": ",".join(person.roles)},
+                )
+        return {"id": str(person.id), "email": person.email, "roles": person.roles, "created": created}
+
+    try:
+        click.echo(json.dumps(_run(go), indent=2))
+    except RCMError as exc:
+        for error in exc.errors:
+            click.echo(f"{error.pointer}: {error.detail}", err=True)
+        click.echo(exc.detail, err=True)
+        sys.exit(2)
 
 
 @click.command("token")
