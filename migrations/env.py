@@ -59,8 +59,11 @@ async def _main() -> None:
     engine = create_async_engine(async_url(_url()), poolclass=NullPool)
     try:
         async with engine.connect() as conn:
-            password = config.attributes.get("app_password")
-            await bootstrap_roles(conn, app_password=password)
+            await bootstrap_roles(
+                conn,
+                app_password=config.attributes.get("app_password"),
+                control_password=config.attributes.get("control_password"),
+            )
             await conn.commit()
             await conn.execute(text(f"SET ROLE {OWNER_ROLE}"))
             await conn.execute(text(f"SET search_path = {SCHEMA}, public"))

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
 from rcm.app import app_database_url, create_app
-from rcm.config import Settings, async_url
+from rcm.config import Settings, async_url, control_database_url
 from rcm.identity.testing import client_principal, mint_access_token
 from rcm.kit.db import create_engine, platform_transaction, session_factory
 from rcm.kit.migrations import upgrade_to_head
@@ -85,6 +85,20 @@ async def app_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(scope="session")
 def sessions(app_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(app_engine)
+
+
+@pytest.fixture(scope="session")
+async def control_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The control role (``rcm_control``): what admin routes and operator commands write people and clients
+    with. Tests make their people, assignments and API clients through it, as the platform would."""
+    engine = create_engine(control_database_url(settings), pool_size=2, application_name="rcm-tests-control")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def control_sessions(control_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(control_engine)
 
 
 @pytest.fixture(scope="session")

@@ -140,12 +140,15 @@ def generated_client(served_document: Path, tmp_path: Path) -> Iterator[Any]:
 
 
 async def test_a_generated_client_performs_the_readme_practice_task(
-    generated_client: Any, base_url: str, sessions: async_sessionmaker[AsyncSession]
+    generated_client: Any,
+    base_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     from tests.conftest import make_tenant
 
     tenant = await make_tenant(sessions, "gen")
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         issued = await create_client(session, TenantId(tenant.id), name="Generated client")
     encounter_json, idempotency_key = _readme_practice_task()
 

@@ -10,7 +10,7 @@ Grants from before this revision keep their window (``starts_at`` = ``created_at
 ``other``. The DDL is frozen here as SQL text.
 
 Revision ID: 0007_break_glass
-Revises: 0005_intake
+Revises: 0006_control_plane
 Create Date: 2026-12-01
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0007_break_glass"
-down_revision = "0005_intake"
+down_revision = "0006_control_plane"
 branch_labels = None
 depends_on = None
 
@@ -71,15 +71,19 @@ UPGRADE = [
     " CHECK (revoked_by IS NULL OR revoked_at IS NOT NULL)",
     # The per-person limit counts a person's requests across tenants over the last day.
     "CREATE INDEX ix_break_glass_grant_requests ON rcm.break_glass_grant (user_id, created_at)",
-    "REVOKE UPDATE ON rcm.break_glass_grant FROM rcm_app",
+    # Grants widen access, so only the control role writes them (a leaked app credential cannot grant itself
+    # a practice), and even it may change only a grant's life cycle, never who asked, why or for how long.
+    "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON rcm.break_glass_grant FROM rcm_app",
+    "GRANT INSERT ON rcm.break_glass_grant TO rcm_control",
     "GRANT UPDATE (starts_at, expires_at, approved_by, approved_at, revoked_by, revoked_at)"
-    " ON rcm.break_glass_grant TO rcm_app",
+    " ON rcm.break_glass_grant TO rcm_control",
 ]
 
 DOWNGRADE = [
     "REVOKE UPDATE (starts_at, expires_at, approved_by, approved_at, revoked_by, revoked_at)"
-    " ON rcm.break_glass_grant FROM rcm_app",
-    "GRANT UPDATE ON rcm.break_glass_grant TO rcm_app",
+    " ON rcm.break_glass_grant FROM rcm_control",
+    "REVOKE INSERT ON rcm.break_glass_grant FROM rcm_control",
+    "GRANT INSERT, UPDATE ON rcm.break_glass_grant TO rcm_app",
     "DROP INDEX rcm.ix_break_glass_grant_requests",
     # Pending grants never started: they leave with the columns that describe them.
     "ALTER TABLE rcm.break_glass_grant NO FORCE ROW LEVEL SECURITY",

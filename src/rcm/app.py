@@ -12,12 +12,13 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 
 from rcm import __version__
 from rcm.audit.controllers import AuditController
-from rcm.config import Settings, app_url_from_admin, get_settings
+from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.encounters.controllers import EncounterController, ProviderController
 from rcm.identity.plugin import IdentityPlugin
 from rcm.identity.ratelimit import WINDOWS_STATE_KEY, rate_limit_config
+from rcm.kit.control import STATE_KEY as CONTROL_STATE_KEY
 from rcm.kit.db import create_engine, session_factory
 from rcm.kit.errors import EXCEPTION_HANDLERS
 from rcm.kit.health import HealthController
@@ -29,14 +30,7 @@ from rcm.reporting.controllers import ReportController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.worker import current_broker
 
-
-def app_database_url(settings: Settings) -> str:
-    if settings.app_database_url is not None:
-        return settings.app_database_url.get_secret_value()
-    if settings.database_url is None:
-        raise RuntimeError("RCM_DATABASE_URL (or RCM_APP_DATABASE_URL) must be set to serve the API")
-    password = settings.app_database_password.get_secret_value() if settings.app_database_password else None
-    return app_url_from_admin(settings.database_url.get_secret_value(), password)
+__all__ = ["app_database_url", "create_app"]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -45,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         configure_logging(settings.log_level)
     configure_tracing(settings.service_name, settings.otlp_endpoint)
     url = app_database_url(settings)
+    control_url = control_database_url(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -53,8 +48,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine = create_engine(url, pool_size=settings.db_pool_size, application_name="rcm-api")
         if settings.sql_spans:
             SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+        # The control-plane pool is small: admin routes, first logins and a first signing key are rare.
+        control_engine = create_engine(control_url, pool_size=2, application_name="rcm-api-control")
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
+        app.state[CONTROL_STATE_KEY] = session_factory(control_engine)
+        # Keys are read as the app role; only a first start with no key at all creates one, as control.
+        app.state.identity_keyring.control = app.state[CONTROL_STATE_KEY]
         app.state.settings = settings
         # One key cache per process: unwrapped tenant keys live here for a short TTL, never on disk.
         app.state.keystore = KeyStore(key_provider(settings))
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await windows.aclose()
             await engine.dispose()
+            await control_engine.dispose()
 
     render_plugins, docs_routers = docs(settings)
     app = Litestar(

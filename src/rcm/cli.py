@@ -35,8 +35,30 @@ def admin_url(settings: Settings) -> str:
     return url
 
 
+def role_database(settings: Settings, *, control: bool = False) -> Settings:
+    """Settings from which the app-role (or control-role) URL resolves, without demanding the admin URL.
+
+    ``RCM_APP_DATABASE_URL`` / ``RCM_CONTROL_DATABASE_URL`` are used as given; without them the URL is derived
+    from ``RCM_DATABASE_URL``, and with neither, in dev, the embedded server is started. Anywhere else the
+    missing variable is named and the command stops.
+    """
+    configured = settings.control_database_url if control else settings.app_database_url
+    if configured is not None or settings.database_url is not None:
+        return settings
+    if settings.env != "dev":
+        variable = "RCM_CONTROL_DATABASE_URL" if control else "RCM_APP_DATABASE_URL"
+        raise SettingError(variable, "is not set (nor RCM_DATABASE_URL, from which it can be derived)")
+    admin_url(settings)
+    return get_settings()
+
+
 def _app_password(settings: Settings) -> str | None:
     return settings.app_database_password.get_secret_value() if settings.app_database_password else None
+
+
+def _control_password(settings: Settings) -> str | None:
+    secret = settings.control_database_password
+    return secret.get_secret_value() if secret else None
 
 
 class _Commands(click.Group):
@@ -72,7 +94,11 @@ def migrate() -> None:
     from rcm.kit.migrations import upgrade_to_head
 
     settings = get_settings()
-    upgrade_to_head(admin_url(settings), app_password=_app_password(settings))
+    upgrade_to_head(
+        admin_url(settings),
+        app_password=_app_password(settings),
+        control_password=_control_password(settings),
+    )
     click.echo("database at head")
 
 
@@ -92,15 +118,21 @@ def demo() -> None:
 @click.option("--host", default=None, help="Interface to bind (RCM_HOST).")
 @click.option("--port", type=int, default=None, help="Port (RCM_PORT).")
 def serve(host: str | None, port: int | None) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API (needs RCM_APP_DATABASE_URL and RCM_CONTROL_DATABASE_URL, not the admin URL)."""
     # The options are the variables by another name, so the issuer and the banner follow them too.
     if host is not None:
         os.environ["RCM_HOST"] = host
     if port is not None:
         os.environ["RCM_PORT"] = str(port)
     get_settings.cache_clear()
-    admin_url(get_settings())
-    _serve(get_settings())
+    settings = role_database(role_database(get_settings()), control=True)
+    if settings.env == "prod" and settings.database_url is not None:
+        click.echo(
+            "RCM_DATABASE_URL is set: the API needs only RCM_APP_DATABASE_URL and RCM_CONTROL_DATABASE_URL; "
+            "keep the administrative URL to migrations and operator commands",
+            err=True,
+        )
+    _serve(settings)
 
 
 def banner(settings: Settings, *, dev: bool = False) -> str:
@@ -173,7 +205,7 @@ def dev() -> None:
 
     settings = get_settings()
     url = admin_url(settings)
-    upgrade_to_head(url, app_password=_app_password(settings))
+    upgrade_to_head(url, app_password=_app_password(settings), control_password=_control_password(settings))
     settings = get_settings()
     summary = run(lambda: seed_demo(settings))
     click.echo(summary)
@@ -205,34 +237,33 @@ def tenants_apply(manifest: Path) -> None:
         for error in exc.errors:
             click.echo(f"{manifest}: {error.pointer or '/'}: {error.detail}", err=True)
         sys.exit(2)
-    settings = get_settings()
-    admin_url(settings)
-    created = run(lambda: _apply(get_settings(), document))
+    settings = role_database(get_settings(), control=True)
+    created = run(lambda: _apply(settings, document))
     click.echo(f"{'created' if created else 'updated'} tenant {document['slug']}")
 
 
 async def _apply(settings: Settings, document: dict[str, Any]) -> bool:
-    from rcm.app import app_database_url
     from rcm.identity import audit_hooks
     from rcm.identity.principal import operator_principal
-    from rcm.kit.db import create_engine, platform_transaction, session_factory
+    from rcm.kit.control import open_control_sessions
+    from rcm.kit.db import platform_transaction
     from rcm.kit.tenant import TenantId
     from rcm.tenancy.service import apply_manifest
 
-    engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
-    try:
-        async with platform_transaction(session_factory(engine)) as session:
-            tenant, created = await apply_manifest(session, document)
-            await audit_hooks.tenant_onboarded(
-                session,
-                request=audit_hooks.request_info(None),
-                principal=operator_principal("tenants apply"),
-                tenant_id=TenantId(tenant.id),
-                created=created,
-            )
-        return created
-    finally:
-        await engine.dispose()
+    # A manifest assigns staff: a control-plane write.
+    async with (
+        open_control_sessions(settings, application_name="rcm-cli") as control,
+        platform_transaction(control) as session,
+    ):
+        tenant, created = await apply_manifest(session, document)
+        await audit_hooks.tenant_onboarded(
+            session,
+            request=audit_hooks.request_info(None),
+            principal=operator_principal("tenants apply"),
+            tenant_id=TenantId(tenant.id),
+            created=created,
+        )
+    return created
 
 
 # Commands that live with their packages attach to the groups defined above.

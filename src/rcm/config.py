@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 APP_ROLE = "rcm_app"
+# Writes the control plane (signing keys, people's roles and activity, staff assignments, API clients):
+# a leaked app credential or an SQL injection in a tenant request cannot mint trust. See rcm.kit.control.
+CONTROL_ROLE = "rcm_control"
 OWNER_ROLE = "rcm_owner"
 SCHEMA = "rcm"
 
@@ -32,6 +35,10 @@ class Settings(BaseSettings):
     # The application's connection. Unset = the admin URL with the user swapped for the app role.
     app_database_url: SecretStr | None = None
     app_database_password: SecretStr | None = None
+    # The control-plane connection (admin routes, assignment changes, operator commands). Unset = the admin
+    # URL with the user swapped for the control role. API pods hold it; workers need it not.
+    control_database_url: SecretStr | None = None
+    control_database_password: SecretStr | None = None
     db_pool_size: int = Field(default=10, ge=1, le=200)
 
     data_dir: Path = Path(".rcm")
@@ -92,7 +99,11 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("database_url", "app_database_url")
+    # A revoked API client's or a deactivated person's tokens stop working, and role changes apply, within
+    # this many seconds in every API process (the process that made the change applies it at once).
+    principal_status_ttl_seconds: float = Field(default=5.0, ge=0, le=60)
+
+    @field_validator("database_url", "app_database_url", "control_database_url")
     @classmethod
     def _must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("postgresql", "postgres")):
@@ -208,10 +219,38 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def app_url_from_admin(admin_url: str, password: str | None) -> str:
-    """Same server and database as the admin URL, connecting as the application role."""
-    parsed = make_url(admin_url).set(username=APP_ROLE, password=password)
+def app_url_from_admin(admin_url: str, password: str | None, *, role: str = APP_ROLE) -> str:
+    """Same server and database as the admin URL, connecting as ``role`` (the application role by default)."""
+    parsed = make_url(admin_url).set(username=role, password=password)
     return parsed.render_as_string(hide_password=False)
+
+
+class MissingSetting(RuntimeError):
+    """A setting a command needs is absent; the message names the variable."""
+
+
+def _role_url(settings: Settings, *, role: str, variable: str) -> str:
+    url, password = (
+        (settings.app_database_url, settings.app_database_password)
+        if role == APP_ROLE
+        else (settings.control_database_url, settings.control_database_password)
+    )
+    if url is not None:
+        return url.get_secret_value()
+    if settings.database_url is None:
+        raise MissingSetting(f"{variable} must be set (or RCM_DATABASE_URL, from which it is derived)")
+    secret = password.get_secret_value() if password is not None else None
+    return app_url_from_admin(settings.database_url.get_secret_value(), secret, role=role)
+
+
+def app_database_url(settings: Settings) -> str:
+    """The ``rcm_app`` URL: RCM_APP_DATABASE_URL, else derived from RCM_DATABASE_URL."""
+    return _role_url(settings, role=APP_ROLE, variable="RCM_APP_DATABASE_URL")
+
+
+def control_database_url(settings: Settings) -> str:
+    """The ``rcm_control`` URL: RCM_CONTROL_DATABASE_URL, else derived from RCM_DATABASE_URL."""
+    return _role_url(settings, role=CONTROL_ROLE, variable="RCM_CONTROL_DATABASE_URL")
 
 
 @lru_cache(maxsize=1)

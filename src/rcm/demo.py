@@ -14,9 +14,8 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.app import app_database_url
 from rcm.audit.events import RequestInfo
-from rcm.config import Settings
+from rcm.config import Settings, app_database_url
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.encounters.repository import EncounterRepository
@@ -25,6 +24,7 @@ from rcm.encounters.service import create_encounter
 from rcm.identity.dev import ensure_demo_client
 from rcm.identity.oidc import DEV_ISSUER
 from rcm.identity.principal import Principal, PrincipalKind, Role
+from rcm.kit.control import open_control_sessions
 from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.patients.schemas import CoverageCreate, PatientCreate
@@ -42,7 +42,12 @@ async def seed_demo(settings: Settings, demo_dir: Path = DEMO_DIR) -> str:
     engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-demo")
     sessions = session_factory(engine)
     try:
-        async with platform_transaction(sessions) as session:
+        # Practices, people, assignments and API clients are the control plane; the clinical data below is
+        # written as the app role, like any practice's.
+        async with (
+            open_control_sessions(settings, application_name="rcm-demo") as control,
+            platform_transaction(control) as session,
+        ):
             for manifest in manifests:
                 await apply_manifest(session, {**manifest, "staff": []})
             for person in people:

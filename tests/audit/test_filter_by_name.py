@@ -52,12 +52,13 @@ async def test_filter_by_practice_slug_and_by_a_persons_email(  # noqa: PLR0917 
     client: Client,
     mint: Mint,
     sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
     tenant: Tenant,
     other_tenant: Tenant,
     make_event: MakeEvent,
 ) -> None:
-    person = await make_user(sessions, ["coder"])
+    person = await make_user(control_sessions, ["coder"])
     as_person = user_principal(Role.CODER, user_id=person.id)
     mine_here = make_event(tenant.id, actor=as_person)
     mine_there = make_event(other_tenant.id, actor=as_person)

@@ -154,20 +154,22 @@ async def test_tenants_offboard_shreds(
 
 
 async def test_signing_keys_follow_a_new_kek(
+    *,
     cli_env: dict[str, str],
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
     tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """Access-token signing keys are wrapped under the KEK too: after ``--new-kek`` and the old KEK's
     removal, tokens are still issued and verified."""
     own = settings.model_copy(update={"data_dir": Path(cli_env["RCM_DATA_DIR"])})  # the CLI's deployment
     old_kek = LocalFileKeyProvider(own.kek_dir).current_kek_id
     try:
-        async with platform_transaction(sessions) as session:
+        async with platform_transaction(control_sessions) as session:
             active = await rotate_signing_key(session, own)  # signing key wrapped under the first KEK
-        issued = await make_client(sessions, tenant)
+        issued = await make_client(control_sessions, tenant)
         result = await asyncio.to_thread(
             CliRunner().invoke, main, ["keys", "rotate", "--tenant", tenant.slug, "--new-kek"], env=cli_env
         )
@@ -192,5 +194,5 @@ async def test_signing_keys_follow_a_new_kek(
         assert verify_access_token(token.body["access_token"], keys, own).client_id == issued.client.client_id
     finally:
         # The rest of the suite signs under the tests' own KEK directory again.
-        async with platform_transaction(sessions) as session:
+        async with platform_transaction(control_sessions) as session:
             await rotate_signing_key(session, settings)

@@ -41,9 +41,14 @@ async def test_practice_client_reaches_only_its_home_tenant(
     assert theirs.context is None
 
 
-async def test_staff_need_an_assignment(sessions: Sessions, tenant: Tenant, other_tenant: Tenant) -> None:
-    user = await make_user(sessions, ["coder"])
-    async with platform_transaction(sessions) as session:
+async def test_staff_need_an_assignment(
+    sessions: Sessions,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    user = await make_user(control_sessions, ["coder"])
+    async with platform_transaction(control_sessions) as session:
         await assign_staff(session, TenantId(tenant.id), [user.email])
     principal = user_principal(Role.CODER, user_id=user.id)
     async with platform_transaction(sessions) as session:
@@ -81,9 +86,15 @@ async def test_auditor_scope_and_admin_without_break_glass(
 
 
 async def test_break_glass_grants_access_until_expiry(
-    client: Client, sessions: Sessions, mint: Mint, tenant: Tenant, audit_log: list[AuditEvent]
+    *,
+    client: Client,
+    sessions: Sessions,
+    mint: Mint,
+    tenant: Tenant,
+    audit_log: list[AuditEvent],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["biller"])
+    user = await make_user(control_sessions, ["biller"])
     principal = user_principal(Role.BILLER, user_id=user.id, mfa=True)
     async with platform_transaction(sessions) as session:
         assert not (await resolve_tenant_access(session, principal, tenant)).allowed
@@ -112,9 +123,15 @@ async def test_break_glass_grants_access_until_expiry(
 
 
 async def test_break_glass_requires_a_reason_and_a_short_window(
-    client: Client, sessions: Sessions, mint: Mint, tenant: Tenant, other_tenant: Tenant
+    *,
+    client: Client,
+    sessions: Sessions,
+    mint: Mint,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["coder"])
+    user = await make_user(control_sessions, ["coder"])
     token = await mint(user_principal(Role.CODER, user_id=user.id, mfa=True))
     headers = {"Authorization": f"Bearer {token}"}
     url = f"/api/v1/tenants/{tenant.slug}/break-glass"
@@ -148,10 +165,13 @@ async def test_break_glass_requires_a_reason_and_a_short_window(
 
 
 async def test_api_client_rows_are_invisible_without_context_except_by_presented_id(
-    sessions: Sessions, tenant: Tenant, other_tenant: Tenant
+    sessions: Sessions,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    mine = await make_client(sessions, tenant)
-    theirs = await make_client(sessions, other_tenant)
+    mine = await make_client(control_sessions, tenant)
+    theirs = await make_client(control_sessions, other_tenant)
     async with platform_transaction(sessions) as session:
         assert (await session.execute(select(ApiClient))).scalars().all() == []
     async with platform_transaction(sessions) as session:
@@ -160,7 +180,11 @@ async def test_api_client_rows_are_invisible_without_context_except_by_presented
         )
         seen = (await session.execute(select(ApiClient.client_id))).scalars().all()
         assert seen == [mine.client.client_id]
-        # The lookup policy is SELECT-only: it grants no write.
+    async with platform_transaction(control_sessions) as session:
+        await session.execute(
+            text("SELECT set_config('rcm.client_id', :c, true)"), {"c": mine.client.client_id}
+        )
+        # The lookup policy is SELECT-only: it grants no write, even to the role that may write clients.
         await session.execute(update(ApiClient).values(name="renamed"))
     async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
         names = (await session.execute(select(ApiClient.name, ApiClient.client_id))).all()

@@ -97,13 +97,15 @@ async def test_onboard_tenant_from_manifest(client: Client, mint: Mint) -> None:
 
 
 async def test_break_glass_report_spans_tenants(
+    *,
     client: Client,
     sessions: async_sessionmaker[AsyncSession],
     mint: Mint,
     tenant: Tenant,
     other_tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["supervisor"])
+    user = await make_user(control_sessions, ["supervisor"])
     token = await mint(user_principal(Role.SUPERVISOR, user_id=user.id, mfa=True))
     staff = {"Authorization": f"Bearer {token}"}
     body = {"category": "payer_deadline", "reason": "SLA breach review: appeals due to the payer today"}

@@ -96,15 +96,16 @@ async def test_admin_lists_a_practices_clients_without_credentials(
     client: Client,
     mint: Mint,
     sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
     tenant: Tenant,
     other_tenant: Tenant,
     audit_log: list[AuditEvent],
 ) -> None:
-    basic = await make_client(sessions, tenant)
+    basic = await make_client(control_sessions, tenant)
     public = ECKey.generate_key("P-256", private=True, auto_kid=True).as_dict(private=False)
     jwks = {"keys": [public]}
-    keyed = await make_client(sessions, tenant, auth_method="private_key_jwt", jwks=jwks)
-    await make_client(sessions, other_tenant)
+    keyed = await make_client(control_sessions, tenant, auth_method="private_key_jwt", jwks=jwks)
+    await make_client(control_sessions, other_tenant)
     headers = await _admin(mint)
     url = f"{ADMIN}/tenants/{tenant.slug}/clients"
 
@@ -149,14 +150,15 @@ async def test_admin_lists_and_reads_people_with_roles_and_assignments(
     client: Client,
     mint: Mint,
     sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
     tenant: Tenant,
     other_tenant: Tenant,
     audit_log: list[AuditEvent],
 ) -> None:
-    coder = await make_user(sessions, ["coder", "biller"])
-    owner = await make_user(sessions, ["practice_owner"], home_tenant=tenant)
-    gone = await make_user(sessions, ["biller"], active=False)
-    async with platform_transaction(sessions) as session:
+    coder = await make_user(control_sessions, ["coder", "biller"])
+    owner = await make_user(control_sessions, ["practice_owner"], home_tenant=tenant)
+    gone = await make_user(control_sessions, ["biller"], active=False)
+    async with platform_transaction(control_sessions) as session:
         await assign_staff(session, TenantId(tenant.id), [coder.email])
         await assign_staff(session, TenantId(other_tenant.id), [coder.email])
     headers = await _admin(mint)

@@ -56,13 +56,15 @@ async def test_client_issue_rotate_revoke_commit_with_their_events(
 
 
 async def test_break_glass_open_and_onboarding_commit_with_their_events(
+    *,
     client: Client,
     sessions: async_sessionmaker[AsyncSession],
     mint: Mint,
     tenant: Tenant,
     owner_engine: AsyncEngine,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["biller"])
+    user = await make_user(control_sessions, ["biller"])
     staff = {"Authorization": f"Bearer {await mint(user_principal(Role.BILLER, user_id=user.id, mfa=True))}"}
     opened = await client.post(
         f"/api/v1/tenants/{tenant.slug}/break-glass",

@@ -16,15 +16,17 @@ from tests.identity.conftest import make_user
 
 
 async def test_auditor_tokens_carry_their_assigned_tenants(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     a, b, c = [await make_tenant(sessions, label) for label in ("aud-a", "aud-b", "aud-c")]
-    scoped = await make_user(sessions, ["auditor"])
-    company_wide = await make_user(sessions, ["auditor"])
-    async with platform_transaction(sessions) as session:
+    scoped = await make_user(control_sessions, ["auditor"])
+    company_wide = await make_user(control_sessions, ["auditor"])
+    async with platform_transaction(control_sessions) as session:
         for tenant in (a, b):
             await assign_staff(session, TenantId(tenant.id), [scoped.email])
-    keys = await KeyRing(settings).verification_keys(sessions)
+    keys = await KeyRing(settings, control=control_sessions).verification_keys(sessions)
 
     result = await exchange_in_process(settings, sessions, email=scoped.email)
     assert result.status == 200, result.body

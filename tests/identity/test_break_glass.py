@@ -14,7 +14,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pydantic import ValidationError
-from sqlalchemy import text, update
+from sqlalchemy import insert, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -48,9 +48,9 @@ class Person:
 
 
 @pytest.fixture
-def person(sessions: Sessions, mint: Mint) -> Any:
+def person(control_sessions: Sessions, mint: Mint) -> Any:
     async def _person(role: Role, **kwargs: Any) -> Person:
-        user = await make_user(sessions, [str(role)])
+        user = await make_user(control_sessions, [str(role)])
         with_mfa = await mint(user_principal(role, user_id=user.id, mfa=True, **kwargs))
         without = await mint(user_principal(role, user_id=user.id, mfa=False, **kwargs))
         return Person(
@@ -152,10 +152,10 @@ def test_window_settings_are_validated_at_start() -> None:
 
 
 async def test_assigned_staff_do_not_break_the_glass(
-    client: Client, person: Any, tenant: Tenant, sessions: Sessions
+    client: Client, person: Any, tenant: Tenant, control_sessions: Sessions
 ) -> None:
     coder = await person(Role.CODER)
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         await assign_staff(session, TenantId(tenant.id), [coder.email])
     assert (await open_grant(client, tenant, coder.mfa)).status_code == 409
 
@@ -193,7 +193,7 @@ async def test_a_grant_serves_only_its_holder_with_mfa_in_its_tenant(
 
 
 async def test_expired_grants_are_not_honoured(
-    client: Client, person: Any, practice_api: Api, tenant: Tenant, sessions: Sessions
+    client: Client, person: Any, practice_api: Api, tenant: Tenant, control_sessions: Sessions
 ) -> None:
     encounter = (await practice_api.post("/encounters", encounter_payload())).json()["id"]
     holder = await person(Role.CODER)
@@ -201,7 +201,7 @@ async def test_expired_grants_are_not_honoured(
     assert await read_encounter(client, tenant, encounter, holder.mfa) == 200
     # Time passes: the window is moved into the past (beneath the API, as the clock would).
     ended = datetime.now(UTC) - timedelta(minutes=1)
-    async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
+    async with tenant_transaction(control_sessions, TenantContext.single(TenantId(tenant.id))) as session:
         await session.execute(
             update(BreakGlassGrant)
             .where(BreakGlassGrant.id == uuid.UUID(grant["id"]))
@@ -420,27 +420,46 @@ async def test_review_report_for_admins_and_auditors_is_filterable(
     assert any(uuid.UUID(a["id"]) in r["resource_ids"] for r in reviews)
 
 
-async def test_the_app_role_cannot_rewrite_who_asked_or_self_approve(
-    client: Client, person: Any, tenant: Tenant, sessions: Sessions
+async def test_only_the_control_role_writes_grants_and_never_who_asked_or_self_approval(
+    client: Client,
+    person: Any,
+    tenant: Tenant,
+    sessions: Sessions,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     holder = await person(Role.BILLER)
     grant_id = uuid.UUID((await open_grant(client, tenant, holder.mfa)).json()["id"])
     context = TenantContext.single(TenantId(tenant.id))
-    for values in ({"reason": "rewritten after the fact"}, {"user_id": uuid.uuid4()}, {"minutes": 240}):
+    # A leaked app credential can neither start, stretch nor plant a grant.
+    for values in ({"revoked_at": None}, {"expires_at": datetime.now(UTC) + timedelta(hours=1)}):
         with pytest.raises(DBAPIError, match="permission denied"):
             async with tenant_transaction(sessions, context) as session:
                 await session.execute(
                     update(BreakGlassGrant).where(BreakGlassGrant.id == grant_id).values(**values)
                 )
-    with pytest.raises(DBAPIError, match="ck_break_glass_grant_approval"):
+    with pytest.raises(DBAPIError, match="permission denied"):
         async with tenant_transaction(sessions, context) as session:
+            await session.execute(
+                insert(BreakGlassGrant).values(
+                    id=uuid.uuid4(), tenant_id=tenant.id, user_id=holder.id, reason="planted by the app role"
+                )
+            )
+    # Even the control role changes only a grant's life cycle, and the database holds the rules.
+    for values in ({"reason": "rewritten after the fact"}, {"user_id": uuid.uuid4()}, {"minutes": 240}):
+        with pytest.raises(DBAPIError, match="permission denied"):
+            async with tenant_transaction(control_sessions, context) as session:
+                await session.execute(
+                    update(BreakGlassGrant).where(BreakGlassGrant.id == grant_id).values(**values)
+                )
+    with pytest.raises(DBAPIError, match="ck_break_glass_grant_approval"):
+        async with tenant_transaction(control_sessions, context) as session:
             await session.execute(
                 update(BreakGlassGrant)
                 .where(BreakGlassGrant.id == grant_id)
                 .values(approved_by=holder.id, approved_at=datetime.now(UTC))
             )
     with pytest.raises(DBAPIError, match="ck_break_glass_grant_window"):
-        async with tenant_transaction(sessions, context) as session:
+        async with tenant_transaction(control_sessions, context) as session:
             await session.execute(
                 update(BreakGlassGrant)
                 .where(BreakGlassGrant.id == grant_id)
@@ -449,11 +468,17 @@ async def test_the_app_role_cannot_rewrite_who_asked_or_self_approve(
 
 
 async def test_admins_reach_a_tenant_only_through_a_grant_and_only_with_mfa(
-    client: Client, mint: Mint, sessions: Sessions, tenant: Tenant, audit_log: list[AuditEvent]
+    *,
+    client: Client,
+    mint: Mint,
+    sessions: Sessions,
+    control_sessions: Sessions,
+    tenant: Tenant,
+    audit_log: list[AuditEvent],
 ) -> None:
     # Decided by the access rule itself: an admin token carries only the admin scope, so no PHI route would
     # let it through its scope guard whatever the grant says.
-    user = await make_user(sessions, ["admin"])
+    user = await make_user(control_sessions, ["admin"])
     with_mfa = user_principal(Role.ADMIN, user_id=user.id, mfa=True)
     without = user_principal(Role.ADMIN, user_id=user.id, mfa=False)
     async with platform_transaction(sessions) as session:

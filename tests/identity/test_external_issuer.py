@@ -62,13 +62,17 @@ def _id_token(key: ECKey, *, audience: str = AUDIENCE, subject: str, amr: list[s
 
 
 async def test_external_issuer_login(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], idp_key: ECKey, jwks_url: str
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    idp_key: ECKey,
+    jwks_url: str,
 ) -> None:
     configured = settings.model_copy(
         update={"oidc_issuers": json.dumps([{"issuer": ISSUER, "audience": AUDIENCE, "jwks_uri": jwks_url}])}
     )
     subject = f"ext-{uuid.uuid4().hex[:8]}"
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         session.add(
             AppUser(
                 id=uuid.uuid4(),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -11,6 +9,7 @@ from rcm.audit.events import AuditEvent
 from rcm.identity.principal import Role
 from rcm.identity.scopes import ADMIN, AUDIT_READ
 from rcm.identity.testing import client_principal, user_principal
+from rcm.tenancy.models import Tenant
 from tests.identity.conftest import Mint
 
 Client = AsyncTestClient[Litestar]
@@ -27,13 +26,15 @@ async def test_admin_with_mfa_passes(client: Client, mint: Mint) -> None:
     assert status == 200
 
 
-async def test_wrong_role_is_403(client: Client, mint: Mint, audit_log: list[AuditEvent]) -> None:
+async def test_wrong_role_is_403(
+    client: Client, mint: Mint, audit_log: list[AuditEvent], tenant: Tenant
+) -> None:
     status, body, content_type = await _get(client, await mint(user_principal(Role.CODER, mfa=True)))
     assert status == 403
     assert content_type.startswith("application/problem+json")
     assert body["title"] == "Role required"
     assert [e.detail["reason"] for e in audit_log] == ["missing_role"]
-    status, _, _ = await _get(client, await mint(client_principal(uuid.uuid4())))
+    status, _, _ = await _get(client, await mint(client_principal(tenant.id)))
     assert status == 403
 
 

@@ -60,14 +60,18 @@ async def test_metadata_document(client: Client, settings: Settings) -> None:
 
 
 async def test_tokens_survive_rotation_and_die_with_retirement(
-    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings, mint: Mint
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    mint: Mint,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     admin = user_principal(Role.ADMIN, mfa=True)
     old_token = await mint(admin)
     old_kid = (await KeyRing(settings).signing_key(sessions)).kid
     assert (await client.get(PROTECTED, headers={"Authorization": f"Bearer {old_token}"})).status_code == 200
 
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         new = await rotate_signing_key(session, settings)
     assert new.kid != old_kid
     new_token = await mint(admin)
@@ -77,7 +81,7 @@ async def test_tokens_survive_rotation_and_die_with_retirement(
     assert (await client.get(PROTECTED, headers={"Authorization": f"Bearer {old_token}"})).status_code == 200
     assert (await client.get(PROTECTED, headers={"Authorization": f"Bearer {new_token}"})).status_code == 200
 
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         retired = await retire_expired_keys(session, now=utcnow() + timedelta(hours=2))
     assert old_kid in retired
     jwks = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
@@ -142,20 +146,22 @@ async def test_public_routes_need_no_token(client: Client) -> None:
 
 
 async def test_demoted_key_stays_published_while_other_processes_may_still_sign_with_it(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     # Another API process notices a rotation only when its key ring reloads (up to KEYRING_TTL_SECONDS
     # later) and keeps signing with the old key meanwhile: the last such token expires TTL after that.
     rotated_at = utcnow()
     old_kid = (await KeyRing(settings).signing_key(sessions)).kid
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         await rotate_signing_key(session, settings, now=rotated_at)
     last_signed_elsewhere = rotated_at + timedelta(seconds=KEYRING_TTL_SECONDS)
     last_expiry = last_signed_elsewhere + timedelta(seconds=settings.access_token_ttl_seconds)
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         early = await retire_expired_keys(session, now=last_expiry)
     assert old_kid not in early
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         late = await retire_expired_keys(session, now=last_expiry + timedelta(seconds=LEEWAY_SECONDS + 1))
     assert old_kid in late
 

@@ -42,13 +42,15 @@ async def _verify(token: str, sessions: async_sessionmaker[AsyncSession], settin
 
 
 async def test_client_secret_basic_issues_a_tenant_bound_token(
+    *,
     client: Client,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     tenant: Tenant,
     audit_log: list[AuditEvent],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    issued = await make_client(sessions, tenant)
+    issued = await make_client(control_sessions, tenant)
     assert issued.secret is not None
     response = await client.post(
         "/oauth/token",
@@ -72,9 +74,13 @@ async def test_client_secret_basic_issues_a_tenant_bound_token(
 
 
 async def test_requested_scope_is_narrowed_and_limited_by_registration(
-    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings, tenant: Tenant
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    issued = await make_client(sessions, tenant, scopes=[ENCOUNTERS_READ])
+    issued = await make_client(control_sessions, tenant, scopes=[ENCOUNTERS_READ])
     assert issued.secret is not None
     headers = _basic(issued.client.client_id, issued.secret)
     ok = await client.post(
@@ -90,9 +96,13 @@ async def test_requested_scope_is_narrowed_and_limited_by_registration(
 
 
 async def test_wrong_secret_is_invalid_client_401(
-    client: Client, sessions: async_sessionmaker[AsyncSession], tenant: Tenant, audit_log: list[AuditEvent]
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    audit_log: list[AuditEvent],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    issued = await make_client(sessions, tenant)
+    issued = await make_client(control_sessions, tenant)
     response = await client.post(
         "/oauth/token",
         data={"grant_type": "client_credentials"},
@@ -117,11 +127,14 @@ async def test_unknown_client_and_missing_credentials_are_401(client: Client) ->
 
 
 async def test_revoked_client_cannot_get_tokens(
-    client: Client, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    issued = await make_client(sessions, tenant)
+    issued = await make_client(control_sessions, tenant)
     assert issued.secret is not None
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         await revoke_client(session, TenantId(tenant.id), issued.client.client_id)
     response = await client.post(
         "/oauth/token",
@@ -171,10 +184,14 @@ def _assertion_form(assertion: str) -> dict[str, str]:
 
 
 async def test_private_key_jwt_good_assertion_and_single_use(
-    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings, tenant: Tenant
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     key = _key()
-    issued = await make_client(sessions, tenant, auth_method="private_key_jwt", jwks=_jwks(key))
+    issued = await make_client(control_sessions, tenant, auth_method="private_key_jwt", jwks=_jwks(key))
     assert issued.secret is None
     assertion = _assertion(key, issued.client.client_id, token_endpoint_url(settings))
     response = await client.post("/oauth/token", data=_assertion_form(assertion))
@@ -188,14 +205,16 @@ async def test_private_key_jwt_good_assertion_and_single_use(
 
 @pytest.mark.parametrize("defect", ["wrong_key", "expired", "wrong_aud", "too_long_lived"])
 async def test_private_key_jwt_bad_assertions_are_refused(
+    *,
     client: Client,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     tenant: Tenant,
     defect: str,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     key = _key()
-    issued = await make_client(sessions, tenant, auth_method="private_key_jwt", jwks=_jwks(key))
+    issued = await make_client(control_sessions, tenant, auth_method="private_key_jwt", jwks=_jwks(key))
     cid, aud = issued.client.client_id, token_endpoint_url(settings)
     assertion = {
         "wrong_key": lambda: _assertion(_key(), cid, aud),
@@ -210,9 +229,13 @@ async def test_private_key_jwt_bad_assertions_are_refused(
 
 
 async def test_secret_client_cannot_use_an_assertion(
-    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings, tenant: Tenant
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    issued = await make_client(sessions, tenant)
+    issued = await make_client(control_sessions, tenant)
     assertion = _assertion(_key(), issued.client.client_id, token_endpoint_url(settings))
     response = await client.post("/oauth/token", data=_assertion_form(assertion))
     assert response.status_code == 401
@@ -226,8 +249,9 @@ async def test_dev_issuer_id_token_gives_roles_from_our_table(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     audit_log: list[AuditEvent],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["coder"])
+    user = await make_user(control_sessions, ["coder"])
     id_token = mint_dev_id_token(settings, email=user.email, mfa=False)
     response = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": id_token})
     assert response.status_code == 200, response.text
@@ -243,9 +267,12 @@ async def test_dev_issuer_id_token_gives_roles_from_our_table(
 
 
 async def test_mfa_claim_comes_from_amr(
-    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["admin"])
+    user = await make_user(control_sessions, ["admin"])
     id_token = mint_dev_id_token(settings, email=user.email, mfa=True)
     response = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": id_token})
     assert response.status_code == 200
@@ -255,9 +282,13 @@ async def test_mfa_claim_comes_from_amr(
 
 
 async def test_practice_owner_token_carries_the_tenant(
-    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings, tenant: Tenant
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["practice_owner"], home_tenant=tenant)
+    user = await make_user(control_sessions, ["practice_owner"], home_tenant=tenant)
     id_token = mint_dev_id_token(settings, email=user.email, mfa=False)
     response = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": id_token})
     principal = await _verify(response.json()["access_token"], sessions, settings)
@@ -265,9 +296,12 @@ async def test_practice_owner_token_carries_the_tenant(
 
 
 async def test_untrusted_issuer_is_refused(
-    client: Client, sessions: async_sessionmaker[AsyncSession], audit_log: list[AuditEvent]
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    audit_log: list[AuditEvent],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["coder"])
+    user = await make_user(control_sessions, ["coder"])
     key = _key()
     now = int(time.time())
     forged = jwt.encode(
@@ -290,9 +324,11 @@ async def test_untrusted_issuer_is_refused(
 
 
 async def test_dev_issuer_name_with_a_foreign_key_is_refused(
-    client: Client, sessions: async_sessionmaker[AsyncSession]
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["coder"])
+    user = await make_user(control_sessions, ["coder"])
     key = _key()
     now = int(time.time())
     forged = jwt.encode(
@@ -306,22 +342,28 @@ async def test_dev_issuer_name_with_a_foreign_key_is_refused(
 
 
 async def test_unknown_or_inactive_people_are_refused(
-    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     stranger = mint_dev_id_token(settings, email="nobody@test.invalid", mfa=False)
     response = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": stranger})
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
-    gone = await make_user(sessions, ["biller"], active=False)
+    gone = await make_user(control_sessions, ["biller"], active=False)
     token = mint_dev_id_token(settings, email=gone.email, mfa=False)
     response = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": token})
     assert response.status_code == 400
 
 
 async def test_expired_id_token_is_refused(
-    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["coder"])
+    user = await make_user(control_sessions, ["coder"])
     token = mint_dev_id_token(settings, email=user.email, mfa=False, ttl_seconds=-600)
     response = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": token})
     assert response.status_code == 400
@@ -330,13 +372,13 @@ async def test_expired_id_token_is_refused(
 
 async def test_email_fallback_never_crosses_issuers(
     client: Client,
-    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     audit_log: list[AuditEvent],
 ) -> None:
     # An admin provisioned for the company's IdP; the dev issuer (also trusted) vouches for the same email.
     email = f"admin-{uuid.uuid4().hex[:8]}@test.invalid"
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         session.add(
             AppUser(
                 id=uuid.uuid4(),
@@ -360,9 +402,10 @@ async def test_email_fallback_links_the_subject_of_the_same_issuer_once(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     audit_log: list[AuditEvent],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    user = await make_user(sessions, ["coder"])
-    async with platform_transaction(sessions) as session:
+    user = await make_user(control_sessions, ["coder"])
+    async with platform_transaction(control_sessions) as session:
         # Provisioned before the first login: the issuer's subject is not known yet.
         await session.execute(
             update(AppUser).where(AppUser.id == user.id).values(subject="pending-first-login")
@@ -371,7 +414,7 @@ async def test_email_fallback_links_the_subject_of_the_same_issuer_once(
     first = await client.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": id_token})
     assert first.status_code == 200, first.text
     assert (await _verify(first.json()["access_token"], sessions, settings)).user_id == user.id
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         linked = (await session.execute(select(AppUser.subject).where(AppUser.id == user.id))).scalar_one()
     assert linked == user.email
     assert [(e.event_type, e.detail["linked"]) for e in audit_log] == [("user.login", True)]
@@ -381,12 +424,16 @@ async def test_email_fallback_links_the_subject_of_the_same_issuer_once(
 
 
 async def test_assertion_replay_inside_the_leeway_window_is_refused(
-    client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings, tenant: Tenant
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     # exp is 10 s past: still accepted (30 s clock-skew leeway), so its jti must still be remembered, even
     # though the purge that runs before every insert has passed the row's exp.
     key = _key()
-    issued = await make_client(sessions, tenant, auth_method="private_key_jwt", jwks=_jwks(key))
+    issued = await make_client(control_sessions, tenant, auth_method="private_key_jwt", jwks=_jwks(key))
     assertion = _assertion(key, issued.client.client_id, token_endpoint_url(settings), exp_in=-10)
     first = await client.post("/oauth/token", data=_assertion_form(assertion))
     assert first.status_code == 200, first.text
@@ -397,13 +444,15 @@ async def test_assertion_replay_inside_the_leeway_window_is_refused(
 
 @pytest.mark.parametrize("status", ["suspended", "offboarded"])
 async def test_clients_of_an_inactive_tenant_get_no_token(
+    *,
     client: Client,
     sessions: async_sessionmaker[AsyncSession],
     tenant: Tenant,
     status: str,
     audit_log: list[AuditEvent],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    issued = await make_client(sessions, tenant)
+    issued = await make_client(control_sessions, tenant)
     assert issued.secret is not None
     async with platform_transaction(sessions) as session:
         await session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status=status))
@@ -418,15 +467,20 @@ async def test_clients_of_an_inactive_tenant_get_no_token(
 
 
 async def test_offboarding_revokes_the_tenants_clients(
+    *,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     tenant: Tenant,
     other_tenant: Tenant,
     owner_engine: AsyncEngine,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     from rcm.crypto.cli import offboard_tenant
 
-    mine, theirs = await make_client(sessions, tenant), await make_client(sessions, other_tenant)
+    mine, theirs = (
+        await make_client(control_sessions, tenant),
+        await make_client(control_sessions, other_tenant),
+    )
     await offboard_tenant(settings, tenant.slug)
     async with owner_engine.connect() as conn:
         rows = await conn.execute(

@@ -81,11 +81,14 @@ async def test_tenant_id_leads_every_primary_and_foreign_key(owner_engine: Async
 
 
 async def test_no_context_sees_no_rows_and_cannot_insert(
-    sessions: async_sessionmaker[AsyncSession], owner_engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
 ) -> None:
+    # staff_assignment is written by the control role, which row-level security binds like the app.
     tenant = await make_tenant(sessions, "rls")
     user_id = await _seed_user(owner_engine)
-    async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
+    async with tenant_transaction(control_sessions, TenantContext.single(TenantId(tenant.id))) as session:
         await session.execute(
             text("INSERT INTO rcm.staff_assignment (tenant_id, user_id) VALUES (:t, :u)"),
             {"t": tenant.id, "u": user_id},
@@ -93,7 +96,7 @@ async def test_no_context_sees_no_rows_and_cannot_insert(
     async with sessions() as session, session.begin():
         count = (await session.execute(text("SELECT count(*) FROM rcm.staff_assignment"))).scalar_one()
         assert count == 0
-    async with sessions() as session:
+    async with control_sessions() as session:
         with pytest.raises(DBAPIError, match="row-level security"):
             async with session.begin():
                 await session.execute(
@@ -103,13 +106,16 @@ async def test_no_context_sees_no_rows_and_cannot_insert(
 
 
 async def test_cannot_write_into_another_tenant(
-    sessions: async_sessionmaker[AsyncSession], owner_engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
 ) -> None:
+    # staff_assignment is written by the control role, which row-level security binds like the app.
     mine = await make_tenant(sessions, "mine")
     theirs = await make_tenant(sessions, "theirs")
     user_id = await _seed_user(owner_engine)
     with pytest.raises(DBAPIError, match="row-level security"):
-        async with tenant_transaction(sessions, TenantContext.single(TenantId(mine.id))) as session:
+        async with tenant_transaction(control_sessions, TenantContext.single(TenantId(mine.id))) as session:
             await session.execute(
                 text("INSERT INTO rcm.staff_assignment (tenant_id, user_id) VALUES (:t, :u)"),
                 {"t": theirs.id, "u": user_id},
@@ -117,22 +123,25 @@ async def test_cannot_write_into_another_tenant(
 
 
 async def test_pooled_connections_reused_across_50_tenants_leak_nothing(
-    sessions: async_sessionmaker[AsyncSession], owner_engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
 ) -> None:
+    # staff_assignment is written by the control role, which row-level security binds like the app.
     tenants = [await make_tenant(sessions, f"pool{i}") for i in range(50)]
     user_id = await _seed_user(owner_engine)
     for tenant in tenants:
-        async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
+        async with tenant_transaction(control_sessions, TenantContext.single(TenantId(tenant.id))) as session:
             await session.execute(
                 text("INSERT INTO rcm.staff_assignment (tenant_id, user_id) VALUES (:t, :u)"),
                 {"t": tenant.id, "u": user_id},
             )
     for tenant in reversed(tenants):
-        async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
+        async with tenant_transaction(control_sessions, TenantContext.single(TenantId(tenant.id))) as session:
             seen = (await session.execute(text("SELECT tenant_id FROM rcm.staff_assignment"))).scalars().all()
             assert seen == [tenant.id]
         # The same pooled connections, now with no context: the setting died with the transaction.
-        async with sessions() as session, session.begin():
+        async with control_sessions() as session, session.begin():
             assert (
                 await session.execute(text("SELECT count(*) FROM rcm.staff_assignment"))
             ).scalar_one() == 0

@@ -100,18 +100,20 @@ async def test_every_route_needs_authentication(app: Litestar, client: AsyncTest
 
 @pytest.fixture(params=["practice_client", "coder", "practice_owner"])
 async def caller(
+    *,
     request: pytest.FixtureRequest,
     practice_api: Api,
     tenant: Tenant,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> Api:
     """Tenant A's callers: its own system, a coder assigned to A (only), and A's owner."""
     if request.param == "practice_client":
         return practice_api
     if request.param == "coder":
-        user = await make_user(sessions, ["coder"])
-        async with platform_transaction(sessions) as session:
+        user = await make_user(control_sessions, ["coder"])
+        async with platform_transaction(control_sessions) as session:
             await assign_staff(session, TenantId(tenant.id), [user.email])
         principal = user_principal(Role.CODER, user_id=user.id)
     else:

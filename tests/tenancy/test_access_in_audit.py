@@ -25,9 +25,10 @@ async def test_break_glass_reads_are_marked_with_the_grant(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     owner_engine: AsyncEngine,
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     created = (await practice_api.post("/encounters", encounter_payload())).json()
-    user = await make_user(sessions, ["biller"])
+    user = await make_user(control_sessions, ["biller"])
     token = await mint_access_token(
         user_principal(Role.BILLER, user_id=user.id, mfa=True), sessions=sessions, settings=settings
     )

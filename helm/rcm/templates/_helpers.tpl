@@ -17,7 +17,8 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end -}}
 
 {{- /* Called with (dict "root" $ "container" NAME "args" LIST "extra" DICT), optionally also "env" LIST,
-"volumes" LIST and "volumeMounts" LIST for what one workload alone needs. */ -}}
+"volumes" LIST and "volumeMounts" LIST for what one workload alone needs, and "secrets" LIST: the keys of
+.Values.secrets the pod loads (default: app only; the API adds control, the migration Job uses admin). */ -}}
 {{- define "rcm.podSpec" -}}
 securityContext:
   runAsNonRoot: true
@@ -38,8 +39,10 @@ containers:
     command: ["rcm"]
     args: {{ .args | toJson }}
     envFrom:
+      {{- range (.secrets | default (list "app")) }}
       - secretRef:
-          name: {{ .root.Values.existingSecret }}
+          name: {{ index $.root.Values.secrets . }}
+      {{- end }}
     env:
       {{- include "rcm.env" . | nindent 6 }}
     volumeMounts:

@@ -77,9 +77,9 @@ async def _system_context(session: AsyncSession, slug: str | None) -> tuple[uuid
 
 
 async def _verify(settings: Settings, slug: str | None) -> tuple[bool, list[str]]:
-    from rcm.app import app_database_url
     from rcm.audit.checkpoints import key_directory, public_keys_in
     from rcm.audit.service import verify
+    from rcm.config import app_database_url
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
 
@@ -107,10 +107,10 @@ async def _verify(settings: Settings, slug: str | None) -> tuple[bool, list[str]
 
 
 async def _checkpoint(settings: Settings) -> tuple[int, Path, list[dict[str, object]]]:
-    from rcm.app import app_database_url
     from rcm.audit import repository
     from rcm.audit.checkpoints import checkpoint_document, key_directory, load_signer, write_checkpoints
     from rcm.audit.partitions import ensure_partitions
+    from rcm.config import app_database_url
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
 

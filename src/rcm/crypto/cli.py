@@ -34,12 +34,10 @@ class RotationResult:
 
 
 def _database(settings: Settings) -> Settings:
-    from rcm.cli import admin_url
+    """Key operations re-wrap signing keys and revoke API clients: they run as the control role."""
+    from rcm.cli import role_database
 
-    if settings.app_database_url is None:
-        admin_url(settings)  # starts the embedded PostgreSQL in dev when no URL is set
-        return get_settings()
-    return settings
+    return role_database(settings, control=True)
 
 
 REENCRYPT_DELAY_MS = int((KEYRING_TTL_SECONDS + 5) * 1000)
@@ -68,7 +66,7 @@ async def rotate_keys(
     settings: Settings, *, slug: str | None, new_kek: bool, echo: bool = True
 ) -> tuple[str | None, list[RotationResult]]:
     """Optionally add a KEK; then per tenant: re-wrap its keys, rotate its PHI key, queue re-encryption."""
-    from rcm.app import app_database_url
+    from rcm.config import control_database_url
     from rcm.crypto.keyring import KeyStore
     from rcm.crypto.provider import LocalFileKeyProvider, key_provider
     from rcm.crypto.reencrypt import reencrypt_tenant_rows
@@ -86,7 +84,7 @@ async def rotate_keys(
         added = provider.add_kek()
     store = KeyStore(provider)
     setup_broker(settings)
-    engine = create_engine(app_database_url(settings), pool_size=2, application_name="rcm-cli")
+    engine = create_engine(control_database_url(settings), pool_size=2, application_name="rcm-cli")
     sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
     configure_jobs(settings, sessions=sessions)
     use_keystore(store)
@@ -158,7 +156,7 @@ async def _rewrap_signing_keys(
 
 async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
     """Mark the tenant offboarded, crypto-shred its keys and revoke its API clients, in one transaction."""
-    from rcm.app import app_database_url
+    from rcm.config import control_database_url
     from rcm.crypto.keyring import KeyStore
     from rcm.crypto.provider import key_provider
     from rcm.identity.clients import revoke_tenant_clients
@@ -166,7 +164,7 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
     from rcm.kit.tenant import TenantContext, TenantId
     from rcm.tenancy.models import Tenant
 
-    engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
+    engine = create_engine(control_database_url(settings), pool_size=1, application_name="rcm-cli")
     sessions = session_factory(engine)
     try:
         async with platform_transaction(sessions) as session:

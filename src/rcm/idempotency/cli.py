@@ -19,15 +19,15 @@ def idempotency() -> None:
 @click.option("--older-than-hours", type=click.IntRange(min=1), default=72, show_default=True)
 def purge(older_than_hours: int) -> None:
     """Delete stored responses older than the given age, in every tenant."""
-    from rcm.cli import admin_url, run
+    from rcm.cli import role_database, run
 
-    admin_url(get_settings())
+    role_database(get_settings())  # the app role's URL is all it needs
     count = run(lambda: _purge(timedelta(hours=older_than_hours)))
     click.echo(f"purged {count} idempotency record(s) older than {older_than_hours} h")
 
 
 async def _purge(older_than: timedelta) -> int:
-    from rcm.app import app_database_url
+    from rcm.config import app_database_url
     from rcm.idempotency.service import purge_expired
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId

@@ -46,6 +46,7 @@ from rcm.identity.middleware import current_principal
 from rcm.identity.models import BreakGlassCategory, BreakGlassGrant, BreakGlassStatus
 from rcm.identity.principal import Principal, Role
 from rcm.identity.scopes import ADMIN, AUDIT_READ, REPORTS_READ
+from rcm.kit.control import control_transaction
 from rcm.kit.db import platform_transaction
 from rcm.kit.errors import FieldError, Forbidden, InvalidInput, NotFound, RCMError, problem_responses
 from rcm.kit.models import utcnow
@@ -58,8 +59,8 @@ Req = Request[Any, Any, Any]
 
 
 def grant_store(session: AsyncSession) -> BreakGlassStore:
-    """THE ONE PLACE break-glass routes get their repository: hand it the control role's session here to
-    route every grant write through that role."""
+    """THE ONE PLACE break-glass routes get their repository. Opening, approving and revoking hand it a
+    control-role session (only ``rcm_control`` may write grants); the reports read as the app role."""
     return BreakGlassStore(session)
 
 
@@ -180,7 +181,7 @@ class BreakGlassController(Controller):
         principal = current_principal(request)
         policy = BreakGlassPolicy.from_settings(state.settings)
         probed: list[TenantId] = []
-        async with _refusals_audited(request, state, probed), platform_transaction(state.sessions) as session:
+        async with _refusals_audited(request, state, probed), control_transaction(state) as session:
             tenant = await _active_tenant(session, tenant_slug, probed)
             scope = await _system_tenant_scope(session, request, state, tenant, access="break_glass_request")
 
@@ -217,7 +218,7 @@ class BreakGlassController(Controller):
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         probed: list[TenantId] = []
-        async with _refusals_audited(request, state, probed), platform_transaction(state.sessions) as session:
+        async with _refusals_audited(request, state, probed), control_transaction(state) as session:
             tenant = await _active_tenant(session, tenant_slug, probed)
             scope = await _system_tenant_scope(session, request, state, tenant, access="break_glass_approval")
 
@@ -246,7 +247,7 @@ class BreakGlassController(Controller):
         self, tenant_slug: FromPath[str], grant_id: FromPath[uuid.UUID], request: Req, state: State
     ) -> BreakGlassGrantOut:
         probed: list[TenantId] = []
-        async with _refusals_audited(request, state, probed), platform_transaction(state.sessions) as session:
+        async with _refusals_audited(request, state, probed), control_transaction(state) as session:
             tenant = await _active_tenant(session, tenant_slug, probed)
             grant, revoked = await revoke_grant(
                 grant_store(session),

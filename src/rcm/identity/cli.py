@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,33 +15,24 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.config import Settings, get_settings, require_dev_env
+from rcm.identity.principal import Role
 
 T = TypeVar("T")
 
 
 def _run(fn: Callable[[Settings, async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    from rcm.cli import admin_url, run
+    """Run an operator command on control-role sessions: signing keys, API clients and a person's first
+    login are control-plane writes (``rcm.kit.control``)."""
+    from rcm.cli import role_database, run
+    from rcm.kit.control import open_control_sessions
 
-    admin_url(get_settings())
-    settings = get_settings()
+    settings = role_database(get_settings(), control=True)
 
     async def go() -> T:
-        async with _sessions(settings) as sessions:
+        async with open_control_sessions(settings, application_name="rcm-cli") as sessions:
             return await fn(settings, sessions)
 
     return run(go)
-
-
-@asynccontextmanager
-async def _sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    from rcm.app import app_database_url
-    from rcm.kit.db import create_engine, session_factory
-
-    engine = create_engine(app_database_url(settings), pool_size=2, application_name="rcm-cli")
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 @click.group("identity")
@@ -183,7 +173,7 @@ def clients_rotate(tenant_slug: str, client_id: str, jwks_file: Path | None) -> 
 @click.argument("tenant_slug")
 @click.argument("client_id")
 def clients_revoke(tenant_slug: str, client_id: str) -> None:
-    """Revoke a client: it can get no new tokens (issued ones expire within the access-token TTL)."""
+    """Revoke a client: no new tokens; its issued ones stop working within the status TTL (seconds)."""
     from rcm.identity.clients import revoke_client
     from rcm.kit.db import platform_transaction
 
@@ -194,6 +184,72 @@ def clients_revoke(tenant_slug: str, client_id: str) -> None:
         _print_client(client, None)
 
     _run(go)
+
+
+@identity.group("people")
+def people() -> None:
+    """People who log in through a trusted OIDC issuer (the admin API manages them once an admin exists)."""
+
+
+@people.command("add")
+@click.argument("email")
+@click.option("--name", "display_name", required=True, help="How the person is shown.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(sorted(r.value for r in Role if r is not Role.PRACTICE_CLIENT)),
+    help="Repeat for several roles.",
+)
+@click.option(
+    "--issuer", default=None, help="The trusted issuer they log in through (default: the only one)."
+)
+@click.option("--home-tenant", default=None, help="A practice owner's practice (slug).")
+def people_add(
+    email: str, display_name: str, roles: tuple[str, ...], issuer: str | None, home_tenant: str | None
+) -> None:
+    """Add a person, e.g. the first admin; they are matched by their verified email at first login."""
+    import msgspec
+
+    from rcm.audit.events import Action
+    from rcm.identity import audit_hooks
+    from rcm.identity.admin_people import PersonCreate, create_person
+    from rcm.identity.principal import operator_principal
+    from rcm.kit.db import platform_transaction
+    from rcm.kit.errors import RCMError
+
+    fields = {"email": email, "display_name": display_name, "roles": list(roles)}
+    fields |= {"issuer": issuer} if issuer else {}
+    fields |= {"home_tenant": home_tenant} if home_tenant else {}
+    try:
+        data = msgspec.convert(fields, PersonCreate)
+    except msgspec.ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    async def go(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        async with platform_transaction(sessions) as session:
+            person, created = await create_person(session, settings, data)
+            if created:
+                await audit_hooks.admin_action(
+                    session,
+                    request=audit_hooks.request_info(None),
+                    principal=operator_principal("identity people add"),
+                    event_type="person.create",
+                    action=Action.CREATE,
+                    resource_type="app_user",
+                    resource_ids=(person.id,),
+                    detail={"roles": ",".join(person.roles)},
+                )
+        return {"id": str(person.id), "email": person.email, "roles": person.roles, "created": created}
+
+    try:
+        click.echo(json.dumps(_run(go), indent=2))
+    except RCMError as exc:
+        for error in exc.errors:
+            click.echo(f"{error.pointer}: {error.detail}", err=True)
+        click.echo(exc.detail, err=True)
+        sys.exit(2)
 
 
 @click.command("token")
@@ -246,5 +302,9 @@ async def exchange_in_process(
         headers["Authorization"] = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     if scope:
         form["scope"] = scope
-    service = TokenService(settings, KeyRing(settings))
-    return await service.exchange(sessions, form, headers, request=audit_hooks.request_info(None))
+    # The CLI holds control-role sessions: they read like the app's, and may create the first signing key
+    # and link a person's subject on first login.
+    service = TokenService(settings, KeyRing(settings, control=sessions))
+    return await service.exchange(
+        sessions, form, headers, request=audit_hooks.request_info(None), control=sessions
+    )

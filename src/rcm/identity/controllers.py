@@ -27,8 +27,10 @@ from rcm.identity.oidc import DEV_AUDIENCE, DEV_ISSUER, dev_issuer_jwks, mint_de
 from rcm.identity.principal import Role
 from rcm.identity.scopes import ADMIN, ALL_SCOPES
 from rcm.identity.server import CLIENT_ASSERTION_TYPE, JWT_BEARER, TokenService
+from rcm.identity.status import status_changed
 from rcm.identity.tokens import issuer, token_endpoint_url
-from rcm.kit.db import apply_tenant_context, platform_transaction
+from rcm.kit.control import control_sessions, control_transaction
+from rcm.kit.db import apply_tenant_context
 from rcm.kit.errors import NotFound
 from rcm.kit.openapi import FORM_BODY_OPT
 from rcm.kit.tenant import TenantContext, TenantId
@@ -67,7 +69,11 @@ class OAuthController(Controller):
             single[key] = values[0]
         service: TokenService = state.identity_tokens
         result = await service.exchange(
-            state.sessions, single, request.headers, request=audit_hooks.request_info(request)
+            state.sessions,
+            single,
+            request.headers,
+            request=audit_hooks.request_info(request),
+            control=control_sessions(state),
         )
         return Response(result.body, status_code=result.status, headers=result.headers)
 
@@ -186,7 +192,7 @@ class AdminController(Controller):
     async def onboard(
         self, data: JSONBody[dict[str, Any]], request: Request[Any, Any, Any], state: State
     ) -> TenantOnboarded:
-        async with platform_transaction(state.sessions) as session:
+        async with control_transaction(state) as session:
             tenant, created = await apply_manifest(session, data)
             await audit_hooks.tenant_onboarded(
                 session,
@@ -303,8 +309,8 @@ async def _client_change(
     act: Callable[[AsyncSession, TenantId], Awaitable[tuple[ApiClient, str | None]]],
 ) -> Response[bytes]:
     """Issue, rotate or revoke a practice's API client: once per Idempotency-Key, audited in the same
-    transaction as the change."""
-    async with platform_transaction(state.sessions) as session:
+    transaction as the change (as the control role: ``rcm_app`` cannot write API clients)."""
+    async with control_transaction(state) as session:
         tenant = await _tenant(session, slug)
         scope = await _system_tenant_scope(session, request, state, tenant, access="platform_admin")
 
@@ -313,9 +319,11 @@ async def _client_change(
             await _client_audit(session, request, change, client)
             return status, _client_out(client, secret)
 
-        return await run_idempotent(
+        response = await run_idempotent(
             scope, request, key=idempotency_key, resource_type="api_client", produce=produce
         )
+    status_changed()  # a revoked client's tokens stop working in this process at once
+    return response
 
 
 async def _client_audit(

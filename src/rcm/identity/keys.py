@@ -74,18 +74,33 @@ async def active_key_row(session: AsyncSession) -> SigningKey | None:
     return result.scalar_one_or_none()
 
 
-async def ensure_active_key(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> SigningKey:
-    """The active signing key, created on first use. Concurrent first starts race on a unique index."""
+class NoSigningKey(RuntimeError):
+    """No active signing key exists and this process may not create one (no control-plane connection)."""
+
+
+async def ensure_active_key(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    control: async_sessionmaker[AsyncSession] | None = None,
+) -> SigningKey:
+    """The active signing key, created on first use. Concurrent first starts race on a unique index.
+
+    Read with ``sessions`` (the app role); only ``control`` (the control role) may create the key: the app
+    role cannot write ``signing_key``, so it cannot plant a key of its own in the JWKS.
+    """
     async with platform_transaction(sessions) as session:
         row = await active_key_row(session)
         if row is not None:
             return row
+    if control is None:
+        raise NoSigningKey("no active signing key; run `rcm identity rotate-signing-key`")
     try:
-        async with platform_transaction(sessions) as session:
+        async with platform_transaction(control) as session:
             row = _new_key_row(settings, state="active")
             session.add(row)
     except IntegrityError:
-        async with platform_transaction(sessions) as session:
+        async with platform_transaction(control) as session:
             existing = await active_key_row(session)
             assert existing is not None
             return existing
@@ -187,8 +202,12 @@ class _Loaded:
 class KeyRing:
     """The keys this process signs and verifies with, cached: the JWKS is read once a minute, not per call."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, control: async_sessionmaker[AsyncSession] | None = None
+    ) -> None:
         self.settings = settings
+        # The control-role sessions that may create the first signing key; keys are READ with the app role.
+        self.control = control
         self._loaded: _Loaded | None = None
         self._last_unknown_kid_reload = 0.0
 
@@ -204,7 +223,7 @@ class KeyRing:
         )
         if loaded is not None and fresh:
             return loaded
-        active = await ensure_active_key(sessions, self.settings)
+        active = await ensure_active_key(sessions, self.settings, control=self.control)
         async with platform_transaction(sessions) as session:
             rows = (
                 (

@@ -11,6 +11,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from rcm.identity import audit_hooks
 from rcm.identity.keys import KeyRing
 from rcm.identity.principal import Principal
+from rcm.identity.status import PrincipalStatus, RevokedToken
 from rcm.identity.tokens import InvalidToken, unverified_kid, verify_access_token
 
 PUBLIC_OPT_KEY = "public"
@@ -48,6 +49,16 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         except InvalidToken:
             await audit_hooks.access_denied(
                 sessions, request=audit_hooks.request_info(connection), principal=None, reason="invalid_token"
+            )
+            raise _unauthorized("invalid_token") from None
+        # Genuine is not enough: the client or person must still be allowed, with the roles they have now.
+        status: PrincipalStatus = state.identity_status
+        try:
+            principal = await status.check(sessions, principal)
+        except RevokedToken:
+            # Recorded against the (genuine) caller, on their practice's chain when they have one.
+            await audit_hooks.access_denied(
+                sessions, request=audit_hooks.request_info(connection), principal=principal, reason="revoked"
             )
             raise _unauthorized("invalid_token") from None
         return AuthenticationResult(user=principal, auth=token.strip())

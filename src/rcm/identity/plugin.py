@@ -8,6 +8,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from rcm.config import Settings
+from rcm.identity.admin_people import AdminPeopleController
 from rcm.identity.admin_read import AdminReadController
 from rcm.identity.break_glass_routes import BreakGlassController, BreakGlassReviewController
 from rcm.identity.controllers import AdminController, DevIssuerController, OAuthController
@@ -16,6 +17,7 @@ from rcm.identity.middleware import authentication_middleware
 from rcm.identity.oidc import dev_issuer_active
 from rcm.identity.ratelimit import peer_rate_limit_config
 from rcm.identity.server import TokenService
+from rcm.identity.status import PrincipalStatus
 
 
 class IdentityPlugin(InitPluginProtocol):
@@ -23,13 +25,20 @@ class IdentityPlugin(InitPluginProtocol):
         self.settings = settings
         self.keyring = KeyRing(settings)
         self.tokens = TokenService(settings, self.keyring)
+        self.status = PrincipalStatus(settings.principal_status_ttl_seconds)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         # The admin controllers share paths (POST and GET /api/v1/admin/tenants/{slug}/clients): registered
         # apart, Litestar 2.25 builds a second OPTIONS handler for a shared path with parameters and refuses
         # to start, so every admin controller goes into this one router.
         admin = Router(
-            path="/", route_handlers=[AdminController, AdminReadController, BreakGlassReviewController]
+            path="/",
+            route_handlers=[
+                AdminController,
+                AdminPeopleController,
+                AdminReadController,
+                BreakGlassReviewController,
+            ],
         )
         app_config.route_handlers.extend([OAuthController, BreakGlassController, admin])
         if dev_issuer_active(self.settings):
@@ -41,4 +50,5 @@ class IdentityPlugin(InitPluginProtocol):
         ]
         app_config.state["identity_keyring"] = self.keyring
         app_config.state["identity_tokens"] = self.tokens
+        app_config.state["identity_status"] = self.status
         return app_config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rcm.kit.tenant import TenantId
@@ -17,6 +18,11 @@ class Role(enum.StrEnum):
     SUPERVISOR = "supervisor"
     AUDITOR = "auditor"
     ADMIN = "admin"
+
+
+def parse_roles(values: Iterable[str]) -> frozenset[Role]:
+    """The roles among stored strings; a string naming no role (e.g. one since retired) grants nothing."""
+    return frozenset(Role(v) for v in values if v in Role._value2member_map_)
 
 
 # Roles of the billing company's own people: they reach a tenant through a staff assignment (or break-glass).

@@ -360,13 +360,16 @@ class TokenService:
         headers: Mapping[str, str],
         *,
         request: RequestInfo,
+        control: Sessions | None = None,
     ) -> TokenResult:
+        """Run one token request. ``control`` (the control role) is used only to link a person's subject on
+        their first login; without it the person still logs in (matched by email again next time)."""
         prepared = await self._prepare(sessions, form, headers)
         server = RCMAuthorizationServer(self.settings, prepared)
         oauth_request = _Request(token_endpoint_url(self.settings), form, headers)
         status, body, out_headers = server.create_token_response(oauth_request)
         principal = prepared.issued if status == 200 else None
-        if principal is not None and not await _commit_issue(sessions, prepared, principal, request):
+        if principal is not None and not await _commit_issue(sessions, prepared, principal, request, control):
             status, body, out_headers = server.handle_error_response(
                 oauth_request, InvalidClientError(description="The client assertion was used before.")
             )
@@ -411,14 +414,26 @@ class TokenService:
 
 
 async def _commit_issue(
-    sessions: Sessions, prepared: _Prepared, principal: Principal, request: RequestInfo
+    sessions: Sessions,
+    prepared: _Prepared,
+    principal: Principal,
+    request: RequestInfo,
+    control: Sessions | None = None,
 ) -> bool:
     """One transaction for what a granted request writes: the client assertion's jti (single use), the
     first link of a person's subject, and the success event. The token is handed out only if it commits.
 
+    Linking writes ``app_user``, a control-plane table: that one transaction runs as the control role.
     False (and nothing written) when the assertion was used before.
     """
-    async with platform_transaction(sessions) as session:
+    subject = prepared.id_claims.get("sub")
+    link = (
+        prepared.user is not None
+        and isinstance(subject, str)
+        and prepared.user.subject != subject
+        and control is not None
+    )
+    async with platform_transaction(control if link and control is not None else sessions) as session:
         if prepared.assertion_jti is not None and not await _record_assertion_jti(
             session, *prepared.assertion_jti
         ):
@@ -430,8 +445,7 @@ async def _commit_issue(
             return True
         issuer = prepared.issuer.issuer if prepared.issuer else ""
         linked = False
-        subject = prepared.id_claims.get("sub")
-        if prepared.user is not None and isinstance(subject, str) and prepared.user.subject != subject:
+        if link and prepared.user is not None and isinstance(subject, str):
             # Matched by a verified email of this same issuer (first login): from now on, (iss, sub).
             linked = await link_subject(session, prepared.user.id, issuer=issuer, subject=subject)
         await audit_hooks.login(session, request=request, principal=principal, issuer=issuer, linked=linked)

@@ -1,7 +1,11 @@
 """Helpers for tests anywhere in the code base: principals and access tokens without the token endpoint.
 
 ``mint_access_token`` signs with the deployment's active key (created on first use), so the token passes
-the authentication middleware exactly like one from ``/oauth/token``.
+the authentication middleware exactly like one from ``/oauth/token``. A token's caller is checked live on
+every request (``rcm.identity.status``), so minting also registers the caller when it does not exist yet: an
+active ``app_user`` with the token's roles (and an auditor's assignments), or an active ``api_client`` of the
+token's tenant. Callers that
+exist already (made by a test) are left as they are.
 """
 
 from __future__ import annotations
@@ -12,11 +16,17 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.config import Settings
+from rcm.identity.clients import hash_secret, lookup_client_for_token_endpoint
 from rcm.identity.keys import KeyRing
+from rcm.identity.models import ApiClient
+from rcm.identity.oidc import DEV_ISSUER
 from rcm.identity.principal import Principal, PrincipalKind, Role
 from rcm.identity.scopes import PRACTICE_CLIENT_SCOPES, scopes_for_roles
 from rcm.identity.tokens import sign_access_token
-from rcm.kit.tenant import TenantId
+from rcm.kit.control import open_control_sessions
+from rcm.kit.db import apply_tenant_context, platform_transaction
+from rcm.kit.tenant import TenantContext, TenantId
+from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
 
 
 async def mint_access_token(
@@ -26,10 +36,70 @@ async def mint_access_token(
     settings: Settings,
     ttl: int | None = None,
     now: datetime | None = None,
+    control: async_sessionmaker[AsyncSession] | None = None,
 ) -> str:
-    key = await KeyRing(settings).signing_key(sessions)
+    """A signed access token for ``principal``; ``control`` (control-role sessions) registers its caller and
+    creates the first signing key. Without it, a short-lived control pool is opened from ``settings``."""
+    if control is None:
+        async with open_control_sessions(settings, application_name="rcm-tests-mint") as opened:
+            return await mint_access_token(
+                principal, sessions=sessions, settings=settings, ttl=ttl, now=now, control=opened
+            )
+    await register_caller(control, principal)
+    key = await KeyRing(settings, control=control).signing_key(sessions)
     token, _ = sign_access_token(principal, key, settings, now=now, ttl=ttl)
     return token
+
+
+async def register_caller(control: async_sessionmaker[AsyncSession], principal: Principal) -> None:
+    """Make the row the live status check will look for, unless it exists (or its tenant does not)."""
+    async with platform_transaction(control) as session:
+        if principal.kind is PrincipalKind.CLIENT:
+            if principal.home_tenant is None or principal.client_id is None:
+                return
+            if await session.get(Tenant, principal.home_tenant) is None:
+                return  # a made-up tenant: the token is refused, as it would be in production
+            if await lookup_client_for_token_endpoint(session, principal.client_id) is not None:
+                return
+            await apply_tenant_context(session, TenantContext.single(principal.home_tenant))
+            session.add(
+                ApiClient(
+                    tenant_id=principal.home_tenant,
+                    id=uuid.UUID(principal.subject),
+                    client_id=principal.client_id,
+                    name="Test client (minted)",
+                    auth_method="client_secret_basic",
+                    secret_hash=hash_secret(uuid.uuid4().hex),
+                    scopes=sorted(principal.scopes),
+                    status="active",
+                )
+            )
+            return
+        if principal.user_id is None or await session.get(AppUser, principal.user_id) is not None:
+            return
+        home = principal.home_tenant
+        if home is not None and await session.get(Tenant, home) is None:
+            return
+        email = f"minted-{principal.user_id.hex[:12]}@test.invalid"
+        session.add(
+            AppUser(
+                id=principal.user_id,
+                issuer=DEV_ISSUER,
+                subject=email,
+                email=email,
+                display_name="Test person (minted)",
+                roles=sorted(str(r) for r in principal.roles),
+                home_tenant_id=home,
+                active=True,
+            )
+        )
+        await session.flush()
+        # An auditor's token names the practices they may read; the live check wants the assignments.
+        for tenant_id in principal.auditor_tenants:
+            if tenant_id != home and await session.get(Tenant, tenant_id) is not None:
+                await apply_tenant_context(session, TenantContext.single(tenant_id))
+                session.add(StaffAssignment(tenant_id=tenant_id, user_id=principal.user_id))
+                await session.flush()
 
 
 def client_principal(tenant_id: uuid.UUID, *, scopes: frozenset[str] | None = None) -> Principal:

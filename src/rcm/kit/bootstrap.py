@@ -2,6 +2,10 @@
 
 - ``rcm_owner`` (NOLOGIN) owns every table; migrations ``SET ROLE`` to it.
 - ``rcm_app`` (LOGIN, NOBYPASSRLS) is what the API and workers connect as; it owns nothing.
+- ``rcm_control`` (LOGIN, NOBYPASSRLS, owns nothing) writes the control plane: signing keys, people's roles
+  and activity, staff assignments, API clients. It is a member of ``rcm_app`` (it may do what the app does,
+  audit included) and holds the control-plane writes that ``rcm_app`` lacks; never the other way round.
+  Only the MFA-guarded admin routes, assignment changes and operator commands connect as it.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rcm.config import APP_ROLE, OWNER_ROLE, SCHEMA
+from rcm.config import APP_ROLE, CONTROL_ROLE, OWNER_ROLE, SCHEMA
 
 # Role and schema names are module constants, never input.
 _STATEMENTS = [
@@ -22,26 +26,36 @@ _STATEMENTS = [
       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
         CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
       END IF;
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{CONTROL_ROLE}') THEN
+        CREATE ROLE {CONTROL_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE INHERIT;
+      END IF;
     END
     $$
     """,
     f"ALTER ROLE {APP_ROLE} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
+    f"ALTER ROLE {CONTROL_ROLE} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE INHERIT",
+    # The control role does what the app does (tenant context, audit events, idempotency records) plus the
+    # control-plane writes granted to it alone by the migrations.
+    f"GRANT {APP_ROLE} TO {CONTROL_ROLE}",
     f"GRANT {OWNER_ROLE} TO CURRENT_USER",
     f"CREATE SCHEMA IF NOT EXISTS {SCHEMA} AUTHORIZATION {OWNER_ROLE}",
     f"GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE}",
 ]
 
 
-async def bootstrap_roles(conn: AsyncConnection, *, app_password: str | None = None) -> None:
+async def bootstrap_roles(
+    conn: AsyncConnection, *, app_password: str | None = None, control_password: str | None = None
+) -> None:
     for statement in _STATEMENTS:
         await conn.execute(text(statement))
     database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
-    await conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {APP_ROLE}'))
-    if app_password is not None:
-        # Utility statements take no bind parameters; quote with format(%L) server-side.
-        statement = (
-            await conn.execute(
-                text("SELECT format('ALTER ROLE %I PASSWORD %L', :r, :p)"), {"r": APP_ROLE, "p": app_password}
-            )
-        ).scalar_one()
-        await conn.execute(text(statement))
+    for role, password in ((APP_ROLE, app_password), (CONTROL_ROLE, control_password)):
+        await conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {role}'))
+        if password is not None:
+            # Utility statements take no bind parameters; quote with format(%L) server-side.
+            statement = (
+                await conn.execute(
+                    text("SELECT format('ALTER ROLE %I PASSWORD %L', :r, :p)"), {"r": role, "p": password}
+                )
+            ).scalar_one()
+            await conn.execute(text(statement))

@@ -13,21 +13,31 @@ from alembic.script import ScriptDirectory
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def alembic_config(database_url: str, *, app_password: str | None = None) -> Config:
+def alembic_config(
+    database_url: str, *, app_password: str | None = None, control_password: str | None = None
+) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.attributes["database_url"] = database_url
     config.attributes["app_password"] = app_password
+    config.attributes["control_password"] = control_password
     return config
 
 
-def upgrade_to_head(database_url: str, *, app_password: str | None = None) -> None:
-    command.upgrade(alembic_config(database_url, app_password=app_password), "head")
+def upgrade_to_head(
+    database_url: str, *, app_password: str | None = None, control_password: str | None = None
+) -> None:
+    config = alembic_config(database_url, app_password=app_password, control_password=control_password)
+    command.upgrade(config, "head")
 
 
-async def upgrade_to_head_async(database_url: str, *, app_password: str | None = None) -> None:
+async def upgrade_to_head_async(
+    database_url: str, *, app_password: str | None = None, control_password: str | None = None
+) -> None:
     # env.py runs its own event loop; keep it off ours.
-    await asyncio.to_thread(upgrade_to_head, database_url, app_password=app_password)
+    await asyncio.to_thread(
+        upgrade_to_head, database_url, app_password=app_password, control_password=control_password
+    )
 
 
 @cache

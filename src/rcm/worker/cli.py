@@ -24,14 +24,12 @@ def load_task_modules() -> None:
 @click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True, help="Worker threads.")
 def worker(threads: int) -> None:
     """Run a worker process (RabbitMQ from RCM_BROKER_URL; without it, only in-process jobs exist)."""
-    from rcm.cli import admin_url
+    from rcm.cli import role_database
     from rcm.kit.telemetry import configure_logging, configure_tracing
     from rcm.worker import configure_jobs, setup_broker, start_inprocess_worker, stop_inprocess_worker
 
-    settings = get_settings()
-    if settings.app_database_url is None:
-        admin_url(settings)  # dev: starts the embedded PostgreSQL when no URL is configured
-        settings = get_settings()
+    # Workers hold the app role's URL only (RCM_APP_DATABASE_URL): no control-plane and no admin rights.
+    settings = role_database(get_settings())
     if not settings.broker_url:
         click.echo(
             "RCM_BROKER_URL is not set: an in-process broker receives nothing from other processes", err=True

@@ -33,7 +33,7 @@ class JobContext:
         with self._lock:
             found = self._engines.get(loop)
             if found is None:
-                from rcm.app import app_database_url
+                from rcm.config import app_database_url
 
                 engine = create_engine(
                     app_database_url(self.settings),
