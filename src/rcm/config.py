@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # Per source address, before authentication, on every route (token endpoint included).
     rate_limit_per_ip_per_minute: int = Field(default=1200, ge=1)
 
+    # Intake dates: how many days past today (UTC) a date of service or birth may be, since a practice in
+    # UTC-10 sends "today" while it is already tomorrow in UTC. Old dates of service are accepted.
+    future_date_skew_days: int = Field(default=1, ge=0, le=7)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url", "app_database_url")

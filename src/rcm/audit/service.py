@@ -134,7 +134,7 @@ _MAX_SEQ = 2**63 - 1  # bigint
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID, int]:
     invalid = InvalidInput(
-        "The cursor is not valid.", errors=[FieldError("/cursor", "is not a cursor from this API")]
+        "The cursor is not valid.", errors=[FieldError("query:cursor", "is not a cursor from this API")]
     )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -160,7 +160,9 @@ async def search(
 ) -> tuple[list[AuditRecord], str | None]:
     """One page, newest first; returns the page and the cursor of the next one (None at the end)."""
     if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput("limit out of range", errors=[FieldError("/limit", f"must be 1..{MAX_LIMIT}")])
+        raise InvalidInput(
+            "limit out of range", errors=[FieldError("query:limit", f"must be 1..{MAX_LIMIT}")]
+        )
     after = decode_cursor(cursor) if cursor else None
     rows = await repository.search_page(session, query.filters(), limit=limit + 1, after=after)
     page, more = rows[:limit], len(rows) > limit

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, ForeignKeyConstraint, LargeBinary, SmallInteger, Text, func
+from sqlalchemy import BigInteger, ForeignKeyConstraint, LargeBinary, SmallInteger, Text, func, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,6 +20,8 @@ class Provider(TenantOwned, Base):
     name: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)  # individual | organization
     taxonomy: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # NPIs failing their check digit are accepted at intake and flagged here for the scrub (and for people).
+    npi_valid: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class Encounter(TenantOwned, Base):
