@@ -128,9 +128,14 @@ def body_errors(body_type: Any, raw: bytes) -> list[FieldError]:
     try:
         value = msgspec.json.decode(raw, type=body_type, strict=True)
     except msgspec.ValidationError as exc:
-        return _named_errors(body_type, raw, exc)
+        # A typed decode stops at the first wrong type, before it has seen whether the rest is JSON at all.
+        try:
+            document = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            raise _not_json() from None
+        return _named_errors(body_type, document, exc)
     except msgspec.DecodeError:
-        raise MalformedBody("The body is not valid JSON.", errors=[FieldError("", "is not JSON")]) from None
+        raise _not_json() from None
     return [
         FieldError(pointer, f"must not be before {EARLIEST_DATE.isoformat()}")
         for pointer, day in _dates(value, "")
@@ -138,11 +143,15 @@ def body_errors(body_type: Any, raw: bytes) -> list[FieldError]:
     ]
 
 
-def _named_errors(body_type: Any, raw: bytes, exc: msgspec.ValidationError) -> list[FieldError]:
+def _not_json() -> MalformedBody:
+    return MalformedBody("The body is not valid JSON.", errors=[FieldError("", "is not JSON")])
+
+
+def _named_errors(body_type: Any, document: object, exc: msgspec.ValidationError) -> list[FieldError]:
     # msgspec stops at the first error; the JSON schema names them all (the depth is bounded by now).
     struct_type = _struct_of(body_type)
     if struct_type is not None:
-        errors = schema_errors(struct_type, msgspec.json.decode(raw))
+        errors = schema_errors(struct_type, document)
         if errors:
             return errors
     # What the schema cannot see (an integral float such as 12.0 for an integer): msgspec's own path.
