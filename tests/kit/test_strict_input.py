@@ -282,6 +282,7 @@ async def test_stored_patient_born_after_the_service_is_named(practice_api: Api)
         ("GET", "/encounters", {"status": "coded", "statuss": "coded"}, {"query:statuss"}),
         ("GET", "/patients", {"limit": "1", "mrn": "X", "b": ""}, {"query:mrn", "query:b"}),
         ("GET", "/providers", {"page": "2"}, {"query:page"}),
+        ("GET", "/providers", {"é": "\u0000"}, {"query:é"}),
         ("POST", "/patients/search", {"mrn": "MRN-1"}, {"query:mrn"}),
     ],
 )

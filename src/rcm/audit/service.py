@@ -66,13 +66,15 @@ class AuditQuery:
         # A time without an offset is refused rather than guessed: "09:00" means another instant in every
         # practice's time zone, and an access report over the wrong window looks complete but is not.
         errors = [
-            FieldError(f"/{name}", "must be an ISO 8601 instant with a UTC offset, e.g. 2025-01-31T00:00:00Z")
+            FieldError(
+                f"query:{name}", "must be an ISO 8601 instant with a UTC offset, e.g. 2025-01-31T00:00:00Z"
+            )
             for name in ("since", "until")
             if not _is_instant(getattr(self, name))
         ]
         # PostgreSQL text cannot hold NUL; the driver would fail the query with a 500.
         errors.extend(
-            FieldError(f"/{name}", "must not contain NUL characters")
+            FieldError(f"query:{name}", "must not contain NUL characters")
             for name in ("actor", "resource_type", "event_type")
             if "\x00" in (getattr(self, name) or "")
         )

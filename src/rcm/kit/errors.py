@@ -247,17 +247,19 @@ def _handle_validation(request: Request[Any, Any, Any], exc: ValidationException
             return problem(422, InvalidInput.title, "The request body has invalid fields.", errors=errors)
     # Query/path parameters, or a constraint the schema cannot express: litestar names the key.
     extra = exc.extra if isinstance(exc.extra, list) else []
-    fields = [_parameter_error(e) for e in extra if isinstance(e, dict)]
+    fields = [_parameter_error(e, request) for e in extra if isinstance(e, dict)]
     return problem(
         400 if not fields else 422, InvalidInput.title, "The request has invalid fields.", errors=fields
     )
 
 
-def _parameter_error(error: dict[str, Any]) -> FieldError:
+def _parameter_error(error: dict[str, Any], request: Request[Any, Any, Any]) -> FieldError:
     """A parameter is named by where it travels ("query:limit", "header:X"); a body field by JSON pointer."""
     raw_source = error.get("source", "")
     key, source = str(error.get("key", "")), str(getattr(raw_source, "value", raw_source))
     message = str(error.get("message", "invalid"))
+    if not source and key in request.query_params:
+        source = "query"  # Litestar leaves the source out when it collects several errors
     if source in ("query", "header", "cookie", "path") and key:
         return FieldError(f"{source}:{key}", message)
     return FieldError(_msgspec_pointer(key), message)

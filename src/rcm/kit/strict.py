@@ -86,7 +86,7 @@ _DECLARED: dict[tuple[HTTPRouteHandler, frozenset[str]], frozenset[str] | None] 
 
 
 def unknown_query_parameters(scope: Scope, handler: HTTPRouteHandler) -> list[FieldError]:
-    sent = {key.decode("latin-1") for key, _ in _query_pairs(scope)}
+    sent = _query_names(scope)
     if not sent:
         return []
     declared = query_parameters_declared(handler, frozenset(scope.get("path_params") or ()))
@@ -97,9 +97,9 @@ def unknown_query_parameters(scope: Scope, handler: HTTPRouteHandler) -> list[Fi
     ]
 
 
-def _query_pairs(scope: Scope) -> list[tuple[bytes, bytes]]:
-    raw = scope.get("query_string", b"")
-    return parse_qsl(raw, keep_blank_values=True) if raw else []
+def _query_names(scope: Scope) -> set[str]:
+    raw = scope.get("query_string", b"").decode("latin-1")
+    return {key for key, _ in parse_qsl(raw, keep_blank_values=True, errors="replace")}
 
 
 def json_body_type(handler: HTTPRouteHandler) -> tuple[Any, bool] | None:
