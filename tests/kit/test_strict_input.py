@@ -455,3 +455,14 @@ def test_depth_scan() -> None:
 )
 def test_json_media_types(value: str, ok: bool) -> None:
     assert is_json_media_type(value) is ok
+
+
+async def test_framework_refusals_name_the_header_or_body(
+    practice_api: Api, client: AsyncTestClient[Litestar]
+) -> None:
+    anonymous = await client.post(practice_api.url("/encounters"), json=encounter_payload())
+    assert anonymous.status_code == 401
+    assert _named(anonymous) == {"header:Authorization"}
+    too_big = await practice_api.post("/encounters", encounter_payload(documentation="x" * (3 * 1024 * 1024)))
+    assert too_big.status_code == 413
+    assert _named(too_big) == {""}

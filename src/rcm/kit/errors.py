@@ -290,7 +290,16 @@ def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict
         exc.status_code, exc.detail
     )
     detail = NotFound().detail if exc.status_code == 404 else exc.detail
-    return problem(exc.status_code, title, detail, headers=headers)
+    return problem(
+        exc.status_code, title, detail, headers=headers, errors=_HTTP_NAMES.get(exc.status_code, ())
+    )
+
+
+# What the framework's own refusals are about, so these bodies name it too.
+_HTTP_NAMES: dict[int, tuple[FieldError, ...]] = {
+    401: (FieldError("header:Authorization", "must carry a valid Bearer access token"),),
+    413: (FieldError("", "is larger than the size limit"),),
+}
 
 
 def _sqlstate(exc: DBAPIError) -> str:

@@ -69,7 +69,7 @@ class PatientController(Controller):
 
     @post(
         "/search",
-        responses=problem_responses(),
+        responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 429),
         summary="Find patients by exact MRN, or by family name and birth date",
         description="A read: it takes an Idempotency-Key like every POST but does not need one.",
         guards=[requires_scopes("patients:read")],
