@@ -54,6 +54,8 @@ _UNKNOWN_FIELD = re.compile(r"unknown field `(?P<name>[^`]*)`")
 
 def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether ``raw`` nests arrays/objects deeper than ``limit``. A scan, not a parse: nothing recurses."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # the usual body: too few openers to nest that deep, whatever the strings hold
     depth = 0
     for match in _BRACKETS.finditer(_STRING.sub(b'""', raw)):
         if match.group() in b"[{":
