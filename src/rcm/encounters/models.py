@@ -4,7 +4,17 @@ import uuid
 from datetime import date, datetime
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, ForeignKeyConstraint, LargeBinary, SmallInteger, Text, func, true
+from sqlalchemy import (
+    BigInteger,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    func,
+    text,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,6 +25,8 @@ class Provider(TenantOwned, Base):
     """A rendering or billing provider of the practice (no PHI)."""
 
     __tablename__ = "provider"
+    # Intake looks a name up before a mistyped NPI would make a second provider of it.
+    __table_args__ = (Index("provider_name_idx", "tenant_id", text("lower(name)")),)
 
     npi: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
