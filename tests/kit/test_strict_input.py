@@ -21,9 +21,13 @@ from litestar.handlers.http_handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from rcm.kit.strict import MAX_JSON_DEPTH, is_json_media_type, json_depth_exceeds
+from rcm.config import Settings
+from rcm.identity.principal import Role
+from rcm.identity.testing import client_principal, mint_access_token, user_principal
+from rcm.kit.tenant import TenantId
+from rcm.kit.strict import MAX_JSON_DEPTH, check_request, is_json_media_type, json_depth_exceeds
 from tests.support import Api, encounter_payload, patient_payload
 
 TODAY = date.today()
@@ -323,30 +327,47 @@ def _fill(path: str) -> str:
 
 
 async def test_every_route_refuses_unknown_query_parameters(
-    app: Litestar, client: AsyncTestClient[Litestar], practice_api: Api
+    app: Litestar,
+    client: AsyncTestClient[Litestar],
+    practice_api: Api,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
 ) -> None:
-    """Generic: from each route's own declaration, so routes added later are covered the day they land."""
-    checked: list[str] = []
+    """Generic: from each route's own declaration, so routes added later are covered the day they land.
+
+    Each route is called with the first of several callers its guards let through (the check runs after
+    them, so a refused caller sees its 403); every route must run the strict-input hook.
+    """
+    tokens = [practice_api.token] + [
+        await mint_access_token(user_principal(*roles, mfa=True), sessions=sessions, settings=settings)
+        for roles in ((Role.ADMIN,), (Role.AUDITOR,), (Role.SUPERVISOR, Role.CODER, Role.BILLER))
+    ]
+    reached: list[str] = []
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
         for method, (handler, _) in route.route_handler_map.items():
             if method in ("HEAD", "OPTIONS") or not isinstance(handler, HTTPRouteHandler):
                 continue
-            response = await client.request(
-                method,
-                _fill(route.path),
-                params={"zz_not_a_parameter": "1"},
-                headers=practice_api.headers,
-            )
-            assert response.status_code == 400, (method, route.path, response.text)
-            body = response.json()
-            named = _named(response) if "errors" in body else set()
-            assert named == {"query:zz_not_a_parameter"} or "zz_not_a_parameter" in body.get(
-                "error_description", ""
-            ), (method, route.path, body)
-            checked.append(f"{method} {route.path}")
-    assert len(checked) > 20
+            assert handler.resolve_before_request() is check_request, f"{method} {route.path} replaces it"
+            for token in tokens:
+                response = await client.request(
+                    method,
+                    _fill(route.path),
+                    params={"zz_not_a_parameter": "1"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                if response.status_code in (401, 403):
+                    continue
+                assert response.status_code == 400, (method, route.path, response.text)
+                body = response.json()
+                named = _named(response) if "errors" in body else set()
+                assert named == {"query:zz_not_a_parameter"} or "zz_not_a_parameter" in body.get(
+                    "error_description", ""
+                ), (method, route.path, body)
+                reached.append(f"{method} {route.path}")
+                break
+    assert len(reached) > 20, reached
 
 
 # NPIs failing their check digit: accepted and flagged, never a second provider of the same name.
@@ -466,3 +487,24 @@ async def test_framework_refusals_name_the_header_or_body(
     too_big = await practice_api.post("/encounters", encounter_payload(documentation="x" * (3 * 1024 * 1024)))
     assert too_big.status_code == 413
     assert _named(too_big) == {""}
+
+
+async def test_a_caller_without_the_scope_gets_403_before_any_input_check(
+    practice_api: Api,
+    client: AsyncTestClient[Litestar],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    """Guards come first: the refusal is the 403 (audited as a denial), not a hint about the body."""
+    reader = await mint_access_token(
+        client_principal(TenantId(uuid.UUID(practice_api.tenant_id)), scopes=frozenset({"encounters:read"})),
+        sessions=sessions,
+        settings=settings,
+    )
+    response = await client.post(
+        practice_api.url("/encounters"),
+        content=b"[" * 1000,
+        params={"zz": "1"},
+        headers={"Authorization": f"Bearer {reader}", "Content-Type": "text/plain", "Idempotency-Key": "k-1"},
+    )
+    assert response.status_code == 403, response.text

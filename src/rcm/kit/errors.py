@@ -53,6 +53,11 @@ class MalformedBody(RCMError):
     title = "Malformed request body"
 
 
+class UnknownParameter(RCMError):
+    status_code = 400
+    title = "Unknown query parameter"
+
+
 class NotAuthenticated(RCMError):
     status_code = 401
     title = "Not authenticated"
