@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from rcm.config import Settings
 from rcm.identity.principal import Role
 from rcm.identity.testing import client_principal, mint_access_token, user_principal
-from rcm.kit.tenant import TenantId
 from rcm.kit.strict import MAX_JSON_DEPTH, check_request, is_json_media_type, json_depth_exceeds
+from rcm.kit.tenant import TenantId
 from tests.support import Api, encounter_payload, patient_payload
 
 TODAY = date.today()
