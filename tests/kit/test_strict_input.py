@@ -508,3 +508,12 @@ async def test_a_caller_without_the_scope_gets_403_before_any_input_check(
         headers={"Authorization": f"Bearer {reader}", "Content-Type": "text/plain", "Idempotency-Key": "k-1"},
     )
     assert response.status_code == 403, response.text
+
+
+@pytest.mark.parametrize("value", ["5.0", "1e1", "true", " 5", "0x5", ""])
+async def test_integer_query_parameters_are_not_coerced(practice_api: Api, value: str) -> None:
+    for path in ("/encounters", "/patients", "/providers"):
+        response = await practice_api.get(path, {"limit": value})
+        assert response.status_code == 422, (path, value, response.text)
+        assert _named(response) == {"query:limit"}
+    assert (await practice_api.get("/encounters", {"limit": "5"})).status_code == 200

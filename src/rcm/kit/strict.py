@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -69,41 +70,68 @@ def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def query_parameters_declared(handler: HTTPRouteHandler, path_names: frozenset[str]) -> frozenset[str] | None:
-    """The query parameter names ``handler`` declares (its own and its dependencies'); None = it takes any."""
+@dataclass(frozen=True, slots=True)
+class QueryDeclaration:
+    names: frozenset[str] | None  # None: the route takes any parameter (it reads ``query`` whole)
+    # Parameters whose text must be a plain integer or boolean: Litestar's lax conversion would read
+    # "5.0" and "1e1" as integers and "1" as true.
+    shapes: dict[str, re.Pattern[str]]
+
+
+_INTEGER = re.compile(r"^-?[0-9]+$")
+_BOOLEAN = re.compile(r"^(true|false)$")
+
+
+def query_declaration(handler: HTTPRouteHandler, path_names: frozenset[str]) -> QueryDeclaration:
+    """What ``handler`` declares about its query (its own parameters and its dependencies'), cached."""
     key = (handler, path_names)
-    cached = _DECLARED.get(key, _MISSING)
-    if cached is not _MISSING:
-        return cached  # type: ignore[return-value]
+    cached = _DECLARED.get(key)
+    if cached is not None:
+        return cached
     model = handler.create_kwargs_model(path_parameters=dict.fromkeys(path_names))  # type: ignore[arg-type]
-    names = (
-        None
-        if "query" in model.expected_reserved_kwargs
-        else frozenset(p.field_alias for p in model.expected_query_params)
-    )
-    _DECLARED[key] = names
-    return names
+    aliases = {p.field_name: p.field_alias for p in model.expected_query_params}
+    fields = dict(handler.parsed_fn_signature.parameters)
+    for provide in handler.resolve_dependencies().values():
+        parsed = getattr(provide, "parsed_fn_signature", None)
+        fields.update(parsed.parameters if parsed is not None else {})
+    shapes: dict[str, re.Pattern[str]] = {}
+    for name, alias in aliases.items():
+        field = fields.get(name)
+        members = (
+            [t for t in (field.inner_types if field.is_union else (field,)) if not t.is_none_type]
+            if field
+            else []
+        )
+        if members and all(t.is_subclass_of(bool) for t in members):
+            shapes[alias] = _BOOLEAN
+        elif members and all(t.is_subclass_of(int) and not t.is_subclass_of(bool) for t in members):
+            shapes[alias] = _INTEGER
+    names = None if "query" in model.expected_reserved_kwargs else frozenset(aliases.values())
+    declaration = _DECLARED[key] = QueryDeclaration(names, shapes)
+    return declaration
 
 
-_MISSING = object()
-_DECLARED: dict[tuple[HTTPRouteHandler, frozenset[str]], frozenset[str] | None] = {}
+_DECLARED: dict[tuple[HTTPRouteHandler, frozenset[str]], QueryDeclaration] = {}
 
 
-def unknown_query_parameters(scope: Scope, handler: HTTPRouteHandler) -> list[FieldError]:
-    sent = _query_names(scope)
+def query_errors(scope: Scope, handler: HTTPRouteHandler) -> tuple[list[FieldError], list[FieldError]]:
+    """Unknown query parameters (400), and declared ones whose text is not plainly their type (422)."""
+    sent = _query_pairs(scope)
     if not sent:
-        return []
-    declared = query_parameters_declared(handler, frozenset(scope.get("path_params") or ()))
-    if declared is None:
-        return []
-    return [
-        FieldError(f"query:{name}", "is not a parameter of this route") for name in sorted(sent - declared)
+        return [], []
+    declared = query_declaration(handler, frozenset(scope.get("path_params") or ()))
+    unknown = sorted({name for name, _ in sent} - declared.names) if declared.names is not None else []
+    malformed = [
+        FieldError(f"query:{name}", "must be " + ("true or false" if shape is _BOOLEAN else "an integer"))
+        for name, value in sent
+        if (shape := declared.shapes.get(name)) is not None and not shape.match(value)
     ]
+    return [FieldError(f"query:{name}", "is not a parameter of this route") for name in unknown], malformed
 
 
-def _query_names(scope: Scope) -> set[str]:
+def _query_pairs(scope: Scope) -> list[tuple[str, str]]:
     raw = scope.get("query_string", b"").decode("latin-1")
-    return {key for key, _ in parse_qsl(raw, keep_blank_values=True, errors="replace")}
+    return parse_qsl(raw, keep_blank_values=True, errors="replace")
 
 
 def json_body_type(handler: HTTPRouteHandler) -> tuple[Any, bool] | None:
@@ -216,10 +244,12 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     handler = request.route_handler
     if not isinstance(handler, HTTPRouteHandler):
         return
-    unknown = unknown_query_parameters(request.scope, handler)
+    unknown, malformed = query_errors(request.scope, handler)
     if unknown:
         names = ", ".join(e.pointer.removeprefix("query:") for e in unknown)
         raise UnknownParameter(f"Unknown query parameter(s): {names}.", errors=unknown)
+    if malformed:
+        raise InvalidInput("A query parameter is not of its type.", errors=malformed)
     body = json_body_type(handler)
     if body is None:
         return
