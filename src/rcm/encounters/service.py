@@ -30,8 +30,6 @@ ENCOUNTER = "encounter"
 PROVIDER = "provider"
 CODING_QUEUE = "coding"
 DEFAULT_CODING_SLA = timedelta(hours=48)
-
-
 NPI_CHECK_DIGIT_FAILED = "npi_check_digit_failed"  # the event note that flags an intake for the scrub
 
 

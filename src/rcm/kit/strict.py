@@ -5,7 +5,8 @@ Litestar converts bodies and parameters in msgspec's lax mode, which coerces: ``
 this hook:
 
 - refuses query parameters the route does not declare (400 naming each one), so a misspelt filter is not
-  silently ignored and answered with the unfiltered list;
+  silently ignored and answered with the unfiltered list, and integer or boolean parameters whose text is not
+  plainly one (``limit=5.0``, ``limit=1e1``: 422);
 - for a route with a JSON body, refuses a Content-Type that is not JSON (415 naming the header);
 - refuses JSON nested deeper than ``MAX_JSON_DEPTH`` (400 naming the limit) with a byte scan, before any
   parser recurses (1,000 levels used to be a RecursionError and a 500);
