@@ -23,6 +23,7 @@ from rcm.kit.db import create_engine, session_factory
 from rcm.kit.errors import EXCEPTION_HANDLERS
 from rcm.kit.health import HealthController
 from rcm.kit.requestid import echo_request_id, request_id_middleware
+from rcm.kit.strict import check_request
 from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
 from rcm.kit.windows import open_windows
 from rcm.patients.controllers import PatientController
@@ -98,6 +99,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The identity plugin puts its per-address limit and authentication first; this per-caller limit
         # then keys on the caller authentication found.
         middleware=[request_id_middleware, rate_limit_config(settings).middleware],
+        # Strict input on every route, from what the route declares (after guards, before any parsing).
+        before_request=check_request,
         before_send=[echo_request_id],
         openapi_config=OpenAPIConfig(
             title="RCM API",

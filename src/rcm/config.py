@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # The interactive API pages (/docs, assets served from the installed package, no CDN). Production may turn
     # them off; the OpenAPI JSON stays at /docs/openapi.json for clients and generators.
     api_docs: bool = True
+    # Intake dates: how many days past today (UTC) a date of service or birth may be, since a practice in
+    # UTC-10 sends "today" while it is already tomorrow in UTC. Old dates of service are accepted.
+    future_date_skew_days: int = Field(default=1, ge=0, le=7)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -289,10 +289,10 @@ async def test_an_admin_verify_is_audited_in_every_chain_it_read(
 @pytest.mark.parametrize(
     ("params", "pointers"),
     [
-        ({"since": "2025-01-01T00:00:00"}, ["/since"]),
-        ({"until": "2025-01-01T09:30:00"}, ["/until"]),
-        ({"since": "2025-01-01", "until": "2025-02-01"}, ["/since", "/until"]),
-        ({"since": "0001-01-01T00:00:00+05:00"}, ["/since"]),  # before year 1 in UTC
+        ({"since": "2025-01-01T00:00:00"}, ["query:since"]),
+        ({"until": "2025-01-01T09:30:00"}, ["query:until"]),
+        ({"since": "2025-01-01", "until": "2025-02-01"}, ["query:since", "query:until"]),
+        ({"since": "0001-01-01T00:00:00+05:00"}, ["query:since"]),  # before year 1 in UTC
     ],
 )
 async def test_time_filters_without_a_time_zone_are_422(  # noqa: PLR0917 - fixtures and parameters
@@ -341,7 +341,7 @@ def _cursor(raw: str) -> str:
 async def test_a_forged_cursor_is_422(client: Client, mint: Mint, tenant: Tenant, cursor: str) -> None:
     response = await call(client, mint, auditor_of(tenant), "/events", {"cursor": cursor})
     assert response.status_code == 422
-    assert [e["pointer"] for e in response.json()["errors"]] == ["/cursor"]
+    assert [e["pointer"] for e in response.json()["errors"]] == ["query:cursor"]
 
 
 @pytest.mark.parametrize(

@@ -375,7 +375,7 @@ async def test_encounter_list_refuses_a_malformed_external_id(practice_api: Api)
     for bad in ("ENC\u00001", "has space", ""):
         response = await practice_api.get("/encounters", {"external_id": bad})
         assert response.status_code in (400, 422), (bad, response.text)
-        assert [e["pointer"] for e in response.json()["errors"]] == ["/external_id"]
+        assert [e["pointer"] for e in response.json()["errors"]] == ["query:external_id"]
     ok = await practice_api.get("/encounters", {"external_id": "ENC-1"})
     assert ok.status_code == 200
     assert ok.json()["items"] == []

@@ -80,7 +80,7 @@ async def test_admin_lists_and_reads_practices(
     assert missing.status_code == 404
     bad_cursor = await client.get(f"{ADMIN}/tenants", params={"cursor": "not-a-cursor"}, headers=headers)
     assert bad_cursor.status_code == 422
-    assert bad_cursor.json()["errors"][0]["pointer"] == "/cursor"
+    assert bad_cursor.json()["errors"][0]["pointer"] == "query:cursor"
 
     lists = _reads(audit_log, "tenant.list")
     assert lists

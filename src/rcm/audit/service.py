@@ -69,13 +69,15 @@ class AuditQuery:
         # A time without an offset is refused rather than guessed: "09:00" means another instant in every
         # practice's time zone, and an access report over the wrong window looks complete but is not.
         errors = [
-            FieldError(f"/{name}", "must be an ISO 8601 instant with a UTC offset, e.g. 2025-01-31T00:00:00Z")
+            FieldError(
+                f"query:{name}", "must be an ISO 8601 instant with a UTC offset, e.g. 2025-01-31T00:00:00Z"
+            )
             for name in ("since", "until")
             if not _is_instant(getattr(self, name))
         ]
         # PostgreSQL text cannot hold NUL; the driver would fail the query with a 500.
         errors.extend(
-            FieldError(f"/{name}", "must not contain NUL characters")
+            FieldError(f"query:{name}", "must not contain NUL characters")
             for name in ("actor", "actor_email", "tenant", "resource_type", "event_type")
             if "\x00" in (getattr(self, name) or "")
         )
@@ -156,7 +158,7 @@ _MAX_SEQ = 2**63 - 1  # bigint
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID, int]:
     invalid = InvalidInput(
-        "The cursor is not valid.", errors=[FieldError("/cursor", "is not a cursor from this API")]
+        "The cursor is not valid.", errors=[FieldError("query:cursor", "is not a cursor from this API")]
     )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -182,7 +184,9 @@ async def search(
 ) -> tuple[list[AuditRecord], str | None]:
     """One page, newest first; returns the page and the cursor of the next one (None at the end)."""
     if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput("limit out of range", errors=[FieldError("/limit", f"must be 1..{MAX_LIMIT}")])
+        raise InvalidInput(
+            "limit out of range", errors=[FieldError("query:limit", f"must be 1..{MAX_LIMIT}")]
+        )
     after = decode_cursor(cursor) if cursor else None
     filters = await query.filters(session)
     rows = await repository.search_page(session, filters, limit=limit + 1, after=after)

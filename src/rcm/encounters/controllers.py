@@ -15,7 +15,7 @@ from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
 from rcm.identity.guards import requires_scopes
 from rcm.kit.errors import problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, Page
-from rcm.patients.controllers import Cursor, Limit
+from rcm.patients.controllers import Cursor, Limit, date_skew
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import TenantScope
 
@@ -96,7 +96,7 @@ class EncounterController(Controller):
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         async def produce() -> tuple[int, schemas.Encounter]:
-            return 201, await service.create_encounter(tenant, data, tenant.manifest)
+            return 201, await service.create_encounter(tenant, data, tenant.manifest, skew=date_skew(request))
 
         return await run_idempotent(
             tenant,

@@ -4,7 +4,17 @@ import uuid
 from datetime import date, datetime
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, ForeignKeyConstraint, LargeBinary, SmallInteger, Text, func
+from sqlalchemy import (
+    BigInteger,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    func,
+    text,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,11 +25,15 @@ class Provider(TenantOwned, Base):
     """A rendering or billing provider of the practice (no PHI)."""
 
     __tablename__ = "provider"
+    # Intake looks a name up before a mistyped NPI would make a second provider of it.
+    __table_args__ = (Index("provider_name_idx", "tenant_id", text("lower(name)")),)
 
     npi: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)  # individual | organization
     taxonomy: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # NPIs failing their check digit are accepted at intake and flagged here for the scrub (and for people).
+    npi_valid: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class Encounter(TenantOwned, Base):

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent, Provider
 from rcm.kit.pagination import after_key
@@ -20,6 +20,16 @@ class ProviderRepository(TenantScopedRepository[Provider]):
         return (
             (await self.session.execute(self.base_statement().where(Provider.npi == npi))).scalars().first()
         )
+
+    async def by_name(self, name: str, kind: str) -> Provider | None:
+        """The practice's provider of this name and kind (case-insensitive), a valid NPI first."""
+        stmt = (
+            self.base_statement()
+            .where(func.lower(Provider.name) == name.lower(), Provider.kind == kind)
+            .order_by(Provider.npi_valid.desc(), Provider.created_at, Provider.id)
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalars().first()
 
     async def page(self, *, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[Provider]:
         stmt = self.base_statement()

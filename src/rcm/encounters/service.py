@@ -7,6 +7,7 @@ A new encounter always enters the coding queue: even with codes from the practic
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -29,8 +30,7 @@ ENCOUNTER = "encounter"
 PROVIDER = "provider"
 CODING_QUEUE = "coding"
 DEFAULT_CODING_SLA = timedelta(hours=48)
-# Dates of service a day ahead are tolerated: practices in UTC-10 send "today" while it is tomorrow in UTC.
-FUTURE_TOLERANCE = timedelta(days=1)
+NPI_CHECK_DIGIT_FAILED = "npi_check_digit_failed"  # the event note that flags an intake for the scrub
 
 
 def provider_view(row: Provider) -> schemas.Provider:
@@ -41,32 +41,57 @@ def provider_view(row: Provider) -> schemas.Provider:
         kind=row.kind,  # type: ignore[arg-type]
         created_at=row.created_at,
         taxonomy=row.taxonomy,
-        npi_check_digit_valid=npi_check_digit_valid(row.npi),
+        npi_check_digit_valid=row.npi_valid,
     )
 
 
-async def find_or_add_provider(scope: TenantScope, data: schemas.ProviderCreate) -> tuple[Provider, bool]:
+@dataclass(frozen=True, slots=True)
+class ProviderMatch:
+    row: Provider
+    created: bool
+    # The NPI sent fails its check digit (``row`` may be the same-named provider found in its place).
+    npi_failed: bool
+
+
+async def find_or_add_provider(scope: TenantScope, data: schemas.ProviderCreate) -> ProviderMatch:
+    """Match by NPI, the provider's identity; create only when the practice has no provider with it.
+
+    An NPI that fails its check digit is accepted (practices and EHRs send them; the scrub flags them) but
+    never becomes a second provider of a name the practice already has: it is a typo of that provider's NPI.
+    """
     repo = ProviderRepository(scope.session, scope.context)
     existing = await repo.by_npi(data.npi)
     if existing is not None:
-        return existing, False
+        return ProviderMatch(existing, created=False, npi_failed=not existing.npi_valid)
+    valid = npi_check_digit_valid(data.npi)
+    if not valid:
+        same_name = await repo.by_name(data.name, data.kind)
+        if same_name is not None:
+            return ProviderMatch(same_name, created=False, npi_failed=True)
     row = Provider(
         id=uuid.uuid4(),
         npi=data.npi,
         name=data.name,
         kind=data.kind,
         taxonomy=data.taxonomy,
+        npi_valid=valid,
     )
     await repo.insert(row)
-    return row, True
+    return ProviderMatch(row, created=True, npi_failed=not valid)
 
 
 async def create_provider(scope: TenantScope, data: schemas.ProviderCreate) -> schemas.Provider:
-    row, created = await find_or_add_provider(scope, data)
-    if not created:
+    match = await find_or_add_provider(scope, data)
+    if match.row.npi != data.npi:
+        raise Conflict(
+            "This NPI fails its check digit and a provider with this name already exists under another NPI.",
+            errors=[FieldError("/npi", "fails its check digit; a provider with this name already exists")],
+        )
+    if not match.created:
         raise Conflict(
             "A provider with this NPI already exists.", errors=[FieldError("/npi", "already exists")]
         )
+    row = match.row
     scope.audit("provider.create", Action.CREATE, resource_type=PROVIDER, resource_ids=[row.id])
     return provider_view(row)
 
@@ -98,8 +123,14 @@ def _exactly_one(data: schemas.EncounterCreate, name: str, *, required: bool) ->
     return []
 
 
-def check_encounter(data: schemas.EncounterCreate, manifest: dict[str, Any], today: date) -> list[FieldError]:
-    """Every rule a schema cannot express, checked together so one answer names every problem."""
+def check_encounter(
+    data: schemas.EncounterCreate, manifest: dict[str, Any], latest: date
+) -> list[FieldError]:
+    """Every rule a schema cannot express, checked together so one answer names every problem.
+
+    ``latest`` is the last plausible date (today in UTC plus the time-zone skew). Old dates of service are
+    accepted: EHR history arrives too, and the timely-filing edit catches what is too old to bill.
+    """
     errors = [
         *_exactly_one(data, "patient", required=True),
         *_exactly_one(data, "coverage", required=False),
@@ -108,8 +139,11 @@ def check_encounter(data: schemas.EncounterCreate, manifest: dict[str, Any], tod
     ]
     if data.coverage is not None:
         errors += patients.check_coverage(data.coverage, manifest, "/coverage")
-    if data.service_date > today + FUTURE_TOLERANCE:
+    if data.service_date > latest:
         errors.append(FieldError("/service_date", "is in the future"))
+    if data.patient is not None:
+        errors += patients.check_patient(data.patient, latest, "/patient")
+        errors += check_dates_after_birth(data, data.patient.birth_date, "/patient/birth_date")
     seen: dict[str, int] = {}
     for index, diagnosis in enumerate(data.diagnoses):
         code = normalise_icd(diagnosis.code)
@@ -126,8 +160,29 @@ def check_encounter(data: schemas.EncounterCreate, manifest: dict[str, Any], tod
                 )
         if len(set(line.diagnosis_pointers)) != len(line.diagnosis_pointers):
             errors.append(FieldError(f"/charges/{index}/diagnosis_pointers", "has repeated pointers"))
-        if line.service_date is not None and line.service_date > today + FUTURE_TOLERANCE:
+        if line.service_date is not None and line.service_date > latest:
             errors.append(FieldError(f"/charges/{index}/service_date", "is in the future"))
+    return errors
+
+
+def check_dates_after_birth(
+    data: schemas.EncounterCreate, birth_date: date, birth_pointer: str | None
+) -> list[FieldError]:
+    """No service before the patient was born. An inline patient's birth date is named; a stored patient's
+    is not (the caller did not send it), so the service dates are."""
+    errors: list[FieldError] = []
+    if birth_date > data.service_date:
+        pointer, detail = (
+            (birth_pointer, "is after service_date")
+            if birth_pointer
+            else ("/service_date", "is before the patient's birth date")
+        )
+        errors.append(FieldError(pointer, detail))
+    errors += [
+        FieldError(f"/charges/{index}/service_date", "is before the patient's birth date")
+        for index, line in enumerate(data.charges)
+        if line.service_date is not None and line.service_date < birth_date
+    ]
     return errors
 
 
@@ -146,9 +201,14 @@ def _external_id_taken() -> Conflict:
 
 
 async def create_encounter(
-    scope: TenantScope, data: schemas.EncounterCreate, manifest: dict[str, Any], *, source: str = "json"
+    scope: TenantScope,
+    data: schemas.EncounterCreate,
+    manifest: dict[str, Any],
+    *,
+    source: str = "json",
+    skew: timedelta = patients.DEFAULT_DATE_SKEW,
 ) -> schemas.Encounter:
-    errors = check_encounter(data, manifest, datetime.now(UTC).date())
+    errors = check_encounter(data, manifest, patients.latest_plausible_date(skew))
     if errors:
         raise InvalidInput("The encounter has invalid fields.", errors=errors)
     repo = EncounterRepository(scope.session, scope.context)
@@ -158,11 +218,13 @@ async def create_encounter(
     # Every reference is checked before anything is written, so one answer names every unknown id.
     unknown = await _unknown_references(scope, data)
     if unknown:
-        raise InvalidInput("The encounter references unknown records.", errors=unknown)
+        raise InvalidInput("The encounter references unknown records or dates before birth.", errors=unknown)
     patient_id, created_patient = await _resolve_patient(scope, data)
     coverage_id = await _resolve_coverage(scope, data, patient_id)
-    rendering = await _resolve_provider(scope, data.rendering_provider_id, data.rendering_provider)
-    billing = await _resolve_billing_provider(scope, data, manifest, rendering)
+    rendering, rendering_npi_failed = await _resolve_provider(
+        scope, data.rendering_provider_id, data.rendering_provider
+    )
+    billing, billing_npi_failed = await _resolve_billing_provider(scope, data, manifest, rendering)
 
     encounter_id = uuid.uuid4()
     now = datetime.now(UTC)
@@ -216,7 +278,13 @@ async def create_encounter(
         for number, line in enumerate(data.charges, start=1)
     ]
     event = EncounterEvent(
-        tenant_id=tenant_id, id=uuid.uuid4(), encounter_id=encounter_id, status="needs_coding", created_at=now
+        tenant_id=tenant_id,
+        id=uuid.uuid4(),
+        encounter_id=encounter_id,
+        status="needs_coding",
+        # Accepted, and flagged for the scrub: the claim cannot go out with an NPI that fails its check digit.
+        note=NPI_CHECK_DIGIT_FAILED if rendering_npi_failed or billing_npi_failed else None,
+        created_at=now,
     )
     sla_hours = manifest.get("rules", {}).get("coding_sla_hours")
     sla = timedelta(hours=int(sla_hours)) if isinstance(sla_hours, int) else DEFAULT_CODING_SLA
@@ -253,8 +321,12 @@ async def create_encounter(
 async def _unknown_references(scope: TenantScope, data: schemas.EncounterCreate) -> list[FieldError]:
     session, context = scope.session, scope.context
     errors: list[FieldError] = []
-    if data.patient_id is not None and await PatientRepository(session, context).get(data.patient_id) is None:
-        errors.append(FieldError("/patient_id", "does not exist"))
+    if data.patient_id is not None:
+        patient = await PatientRepository(session, context).get(data.patient_id)
+        if patient is None:
+            errors.append(FieldError("/patient_id", "does not exist"))
+        else:
+            errors += check_dates_after_birth(data, patients.birth_date_of(scope.keyring, patient), None)
     if data.coverage_id is not None:
         coverage = await CoverageRepository(session, context).get(data.coverage_id)
         if coverage is None or (data.patient_id is not None and coverage.patient_id != data.patient_id):
@@ -303,23 +375,24 @@ async def _resolve_coverage(
 
 async def _resolve_provider(
     scope: TenantScope, provider_id: uuid.UUID | None, inline: schemas.ProviderCreate | None
-) -> uuid.UUID:
+) -> tuple[uuid.UUID, bool]:
+    """The provider's id, and whether the NPI sent inline failed its check digit."""
     if inline is not None:
-        row, _ = await find_or_add_provider(scope, inline)
-        return row.id
+        match = await find_or_add_provider(scope, inline)
+        return match.row.id, match.npi_failed
     assert provider_id is not None  # checked by _exactly_one and _unknown_references
-    return provider_id
+    return provider_id, False
 
 
 async def _resolve_billing_provider(
     scope: TenantScope, data: schemas.EncounterCreate, manifest: dict[str, Any], rendering: uuid.UUID
-) -> uuid.UUID:
+) -> tuple[uuid.UUID, bool]:
     if data.billing_provider_id is not None or data.billing_provider is not None:
         return await _resolve_provider(scope, data.billing_provider_id, data.billing_provider)
     # Default: the practice's billing provider from its manifest (the group NPI on the 837P 2010AA loop).
     billing = manifest.get("billing_provider")
     if isinstance(billing, dict) and billing.get("npi"):
-        row, _ = await find_or_add_provider(
+        match = await find_or_add_provider(
             scope,
             schemas.ProviderCreate(
                 npi=str(billing["npi"]),
@@ -328,8 +401,8 @@ async def _resolve_billing_provider(
                 taxonomy=billing.get("taxonomy"),
             ),
         )
-        return row.id
-    return rendering
+        return match.row.id, match.npi_failed
+    return rendering, False
 
 
 # Reads -----------------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def created_responses(model: type[Any], status: int = 201) -> dict[int, Response
         status: ResponseSpec(
             data_container=model, description="Done; a retry with the same Idempotency-Key gets this again"
         ),
-        **problem_responses(400, 401, 403, 404, 409, 413, 422, 429),
+        **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     }
 
 

@@ -31,7 +31,7 @@ from rcm.identity.status import status_changed
 from rcm.identity.tokens import issuer, token_endpoint_url
 from rcm.kit.control import control_sessions, control_transaction
 from rcm.kit.db import apply_tenant_context
-from rcm.kit.errors import NotFound
+from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.openapi import FORM_BODY_OPT
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant
@@ -39,12 +39,21 @@ from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import apply_manifest, tenant_by_slug
 
 PUBLIC = {"public": True}
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+
+def _oauth_problem(_: Request[Any, Any, Any], exc: RCMError) -> Response[dict[str, Any]]:
+    """Refusals raised before the handler (an unknown query parameter...) in the token endpoint's own
+    RFC 6749 format, naming what is at fault."""
+    named = "; ".join(f"{e.pointer} {e.detail}" for e in exc.errors)
+    return _oauth_error(400, "invalid_request", f"{exc.detail} {named}".strip())
 
 
 class OAuthController(Controller):
     path = ""
     tags = ["oauth"]
     opt = PUBLIC
+    exception_handlers = {RCMError: _oauth_problem}
 
     @post(
         "/oauth/token",
@@ -59,6 +68,9 @@ class OAuthController(Controller):
         opt={FORM_BODY_OPT: TokenRequest},
     )
     async def token(self, request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
+        if request.content_type[0] != FORM_MEDIA_TYPE:
+            # RFC 6749 §4.4.2: parameters travel form-encoded; JSON would read as a missing grant_type.
+            return _oauth_error(400, "invalid_request", f"The Content-Type header must be {FORM_MEDIA_TYPE}.")
         form = await request.form()
         single: dict[str, str] = {}
         for key in form:

@@ -335,6 +335,34 @@ def _person_principal(
     )
 
 
+# authlib's own texts that mislead (a missing grant_type called unsupported, "cannot authenticate with
+# methods" when no credentials were sent, or whether a client id exists, which an attacker should not learn).
+_AUTHLIB_CLIENT_TEXTS = ("The client does not exist on this server.", "The client cannot authenticate with")
+GRANT_TYPES_TEXT = f"grant_type must be client_credentials or {JWT_BEARER}."
+
+
+def rfc6749_wording(
+    body: dict[str, Any], form: Mapping[str, str], headers: Mapping[str, str]
+) -> dict[str, Any]:
+    """An RFC 6749 §5.2 error body whose description names the parameter or header at fault."""
+    error = body.get("error")
+    description = str(body.get("error_description") or "")
+    if error == "unsupported_grant_type":
+        if not form.get("grant_type"):
+            return {"error": "invalid_request", "error_description": "The grant_type parameter is required."}
+        return {"error": error, "error_description": GRANT_TYPES_TEXT}
+    if error == "invalid_client" and (not description or description.startswith(_AUTHLIB_CLIENT_TEXTS)):
+        sent = "client_assertion" in form or any(k.lower() == "authorization" for k in headers)
+        text = (
+            "Client authentication failed (Authorization header or client_assertion)."
+            if sent
+            else "No client authentication: send an HTTP Basic Authorization header (client_secret_basic) "
+            "or a client_assertion (private_key_jwt)."
+        )
+        return {"error": error, "error_description": text}
+    return body
+
+
 @dataclass(frozen=True, slots=True)
 class TokenResult:
     status: int
@@ -375,6 +403,7 @@ class TokenService:
             )
             principal = None
         if principal is None:
+            body = rfc6749_wording(body, form, headers)
             await _audit_denied(
                 sessions, form=form, headers=headers, prepared=prepared, body=body, request=request
             )

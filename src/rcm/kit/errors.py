@@ -53,6 +53,11 @@ class MalformedBody(RCMError):
     title = "Malformed request body"
 
 
+class UnknownParameter(RCMError):
+    status_code = 400
+    title = "Unknown query parameter"
+
+
 class NotAuthenticated(RCMError):
     status_code = 401
     title = "Not authenticated"
@@ -88,6 +93,11 @@ class PayloadTooLarge(RCMError):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(RCMError):
+    status_code = 415
+    title = "Unsupported media type"
+
+
 class ServiceUnavailable(RCMError):
     status_code = 503
     title = "Service unavailable"
@@ -110,12 +120,13 @@ class Problem(msgspec.Struct):
 
 
 _DESCRIPTIONS = {
-    400: "Malformed request (not JSON, bad parameter)",
+    400: "Malformed request (not JSON, nested too deep, unknown query parameter)",
     401: "No valid bearer token",
     403: "The token's role or scopes do not allow this",
     404: "Not found, or not visible to you (the same answer for both)",
     409: "Conflicts with an existing record or a concurrent request",
     413: "Request body over the size limit",
+    415: "The body is not JSON (Content-Type names the header)",
     422: "Invalid fields, each named by JSON pointer; nothing was written",
     429: "Rate limit reached; see Retry-After",
 }
@@ -170,8 +181,14 @@ def schema_errors(struct_type: type[Any], document: object) -> list[FieldError]:
             # jsonschema reports a missing property at the parent; point at the property itself.
             missing = str(error.message).split("'")[1] if "'" in str(error.message) else ""
             out.append(FieldError(f"{pointer}/{missing}", "is required"))
-        elif error.validator == "additionalProperties":
-            out.append(FieldError(pointer, "has properties that are not allowed"))
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            # Name each unknown field by its own pointer, not its parent's.
+            known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+            out.extend(
+                FieldError(_pointer([*error.absolute_path, key]), "is not a known field")
+                for key in error.instance
+                if key not in known
+            )
         else:
             out.append(FieldError(pointer, _describe(error.validator, error.validator_value)))
     return sorted(set(out), key=lambda e: e.pointer)
@@ -235,12 +252,22 @@ def _handle_validation(request: Request[Any, Any, Any], exc: ValidationException
             return problem(422, InvalidInput.title, "The request body has invalid fields.", errors=errors)
     # Query/path parameters, or a constraint the schema cannot express: litestar names the key.
     extra = exc.extra if isinstance(exc.extra, list) else []
-    fields = [
-        FieldError(_msgspec_pointer(str(e.get("key", ""))), str(e.get("message", "invalid"))) for e in extra
-    ]
+    fields = [_parameter_error(e, request) for e in extra if isinstance(e, dict)]
     return problem(
         400 if not fields else 422, InvalidInput.title, "The request has invalid fields.", errors=fields
     )
+
+
+def _parameter_error(error: dict[str, Any], request: Request[Any, Any, Any]) -> FieldError:
+    """A parameter is named by where it travels ("query:limit", "header:X"); a body field by JSON pointer."""
+    raw_source = error.get("source", "")
+    key, source = str(error.get("key", "")), str(getattr(raw_source, "value", raw_source))
+    message = str(error.get("message", "invalid"))
+    if not source and key in request.query_params:
+        source = "query"  # Litestar leaves the source out when it collects several errors
+    if source in ("query", "header", "cookie", "path") and key:
+        return FieldError(f"{source}:{key}", message)
+    return FieldError(_msgspec_pointer(key), message)
 
 
 def _msgspec_pointer(key: str) -> str:
@@ -268,7 +295,16 @@ def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict
         exc.status_code, exc.detail
     )
     detail = NotFound().detail if exc.status_code == 404 else exc.detail
-    return problem(exc.status_code, title, detail, headers=headers)
+    return problem(
+        exc.status_code, title, detail, headers=headers, errors=_HTTP_NAMES.get(exc.status_code, ())
+    )
+
+
+# What the framework's own refusals are about, so these bodies name it too.
+_HTTP_NAMES: dict[int, tuple[FieldError, ...]] = {
+    401: (FieldError("header:Authorization", "must carry a valid Bearer access token"),),
+    413: (FieldError("", "is larger than the size limit"),),
+}
 
 
 def _sqlstate(exc: DBAPIError) -> str:

@@ -47,7 +47,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(stamp), uuid.UUID(row_id)
     except ValueError as exc:
         raise InvalidInput(
-            "The cursor is not one this API issued.", errors=[FieldError("/cursor", "invalid")]
+            "The cursor is not one this API issued.", errors=[FieldError("query:cursor", "invalid")]
         ) from exc
 
 

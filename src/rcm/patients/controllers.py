@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -21,6 +22,11 @@ Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Page size
 Cursor = Annotated[
     str | None, QueryParameter(description="Opaque cursor from the previous page's next_cursor")
 ]
+
+
+def date_skew(request: Request[Any, Any, Any]) -> timedelta:
+    """RCM_FUTURE_DATE_SKEW_DAYS, as the intake services take it."""
+    return timedelta(days=request.app.state.settings.future_date_skew_days)
 
 
 class PatientController(Controller):
@@ -43,7 +49,7 @@ class PatientController(Controller):
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         async def produce() -> tuple[int, schemas.Patient]:
-            return 201, await service.create_patient(tenant, data)
+            return 201, await service.create_patient(tenant, data, skew=date_skew(request))
 
         return await run_idempotent(
             tenant,
@@ -63,7 +69,7 @@ class PatientController(Controller):
 
     @post(
         "/search",
-        responses=problem_responses(),
+        responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 429),
         summary="Find patients by exact MRN, or by family name and birth date",
         description="A read: it takes an Idempotency-Key like every POST but does not need one.",
         guards=[requires_scopes("patients:read")],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 
@@ -19,6 +19,20 @@ from rcm.tenancy.scope import TenantScope
 
 PATIENT = "patient"
 COVERAGE = "coverage"
+# The default of RCM_FUTURE_DATE_SKEW_DAYS: a practice in UTC-10 sends "today" while it is tomorrow in UTC.
+DEFAULT_DATE_SKEW = timedelta(days=1)
+
+
+def latest_plausible_date(skew: timedelta) -> date:
+    """The last date an intake may carry for a birth or a service: today in UTC plus the time-zone skew."""
+    return datetime.now(UTC).date() + skew
+
+
+def check_patient(data: schemas.PatientCreate, latest: date, pointer: str = "") -> list[FieldError]:
+    """What the schema cannot say about a patient (dates before 1900 are refused for every body upstream)."""
+    if data.birth_date > latest:
+        return [FieldError(f"{pointer}/birth_date", "is in the future")]
+    return []
 
 
 def name_dob_key(family_name: str, birth_date: date) -> str:
@@ -48,6 +62,14 @@ def build_patient(keyring: TenantKeyring, tenant_id: uuid.UUID, data: schemas.Pa
         name_dob_bidx=keyring.blind_index("name_dob", name_dob_key(data.family_name, data.birth_date)),
         **sealed,
     )
+
+
+def birth_date_of(keyring: TenantKeyring, row: Patient) -> date:
+    """Only the birth date of a stored patient (the intake's date checks need nothing else)."""
+    value = keyring.decrypt_str(
+        table=Patient.__tablename__, column="birth_date", row_id=row.id, ciphertext=row.birth_date
+    )
+    return date.fromisoformat(value or "")
 
 
 def patient_view(keyring: TenantKeyring, row: Patient) -> schemas.Patient:
@@ -89,7 +111,12 @@ async def find_or_add_patient(
     return row, True
 
 
-async def create_patient(scope: TenantScope, data: schemas.PatientCreate) -> schemas.Patient:
+async def create_patient(
+    scope: TenantScope, data: schemas.PatientCreate, *, skew: timedelta = DEFAULT_DATE_SKEW
+) -> schemas.Patient:
+    errors = check_patient(data, latest_plausible_date(skew))
+    if errors:
+        raise InvalidInput("The patient has invalid fields.", errors=errors)
     row, created = await find_or_add_patient(scope, data)
     if not created:
         raise Conflict(
