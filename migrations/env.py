@@ -60,7 +60,12 @@ async def _main() -> None:
     try:
         async with engine.connect() as conn:
             password = config.attributes.get("app_password")
-            await bootstrap_roles(conn, app_password=password)
+            audit_password = get_settings().audit_database_password
+            await bootstrap_roles(
+                conn,
+                app_password=password,
+                audit_password=audit_password.get_secret_value() if audit_password else None,
+            )
             await conn.commit()
             await conn.execute(text(f"SET ROLE {OWNER_ROLE}"))
             await conn.execute(text(f"SET search_path = {SCHEMA}, public"))

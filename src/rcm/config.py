@@ -15,6 +15,9 @@ from sqlalchemy.engine import make_url
 
 APP_ROLE = "rcm_app"
 OWNER_ROLE = "rcm_owner"
+# The audit chainer and checkpointer: seals events into the hash chains and writes checkpoints, which the app
+# role can no longer do. Owns nothing, cannot bypass RLS.
+AUDIT_ROLE = "rcm_audit"
 SCHEMA = "rcm"
 
 
@@ -30,6 +33,18 @@ class Settings(BaseSettings):
     app_database_url: SecretStr | None = None
     app_database_password: SecretStr | None = None
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # The audit chainer's connection (role rcm_audit). Unset = the admin URL with the user swapped.
+    audit_database_url: SecretStr | None = None
+    audit_database_password: SecretStr | None = None
+
+    # Audit anchoring: the chainer seals new events every `audit_seal_interval_seconds`; a tenant's chain head
+    # is signed (Ed25519, key under <data_dir>/audit-keys) once `audit_checkpoint_every_events` new events
+    # are sealed or `audit_checkpoint_every_seconds` have passed since its last checkpoint, and each
+    # checkpoint is also written to `audit_anchor_dir`, outside the database.
+    audit_seal_interval_seconds: float = Field(default=5.0, gt=0, le=60)
+    audit_checkpoint_every_events: int = Field(default=1000, ge=1)
+    audit_checkpoint_every_seconds: float = Field(default=30.0, gt=0, le=3600)
+    audit_anchor_dir: Path | None = None
 
     data_dir: Path = Path(".rcm")
     base_url: str = "http://127.0.0.1:8000"
@@ -65,7 +80,7 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("database_url", "app_database_url")
+    @field_validator("database_url", "app_database_url", "audit_database_url")
     @classmethod
     def _must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("postgresql", "postgres")):
@@ -80,6 +95,10 @@ class Settings(BaseSettings):
     def kek_dir(self) -> Path:
         return self.kek_directory or self.data_dir / "keks"
 
+    @property
+    def anchor_dir(self) -> Path:
+        return self.audit_anchor_dir or self.data_dir / "audit-anchors"
+
 
 def async_url(url: str) -> str:
     """The SQLAlchemy asyncpg form of a libpq-style URL."""
@@ -87,10 +106,24 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def app_url_from_admin(admin_url: str, password: str | None) -> str:
-    """Same server and database as the admin URL, connecting as the application role."""
-    parsed = make_url(admin_url).set(username=APP_ROLE, password=password)
+def app_url_from_admin(admin_url: str, password: str | None, *, role: str = APP_ROLE) -> str:
+    """Same server and database as the admin URL, connecting as the application (or another) role."""
+    parsed = make_url(admin_url).set(username=role, password=password)
     return parsed.render_as_string(hide_password=False)
+
+
+def audit_database_url(settings: Settings) -> str:
+    """The audit chainer's URL (role rcm_audit): RCM_AUDIT_DATABASE_URL, else derived from the admin URL."""
+    if settings.audit_database_url is not None:
+        return settings.audit_database_url.get_secret_value()
+    if settings.database_url is None:
+        raise RuntimeError("RCM_AUDIT_DATABASE_URL (or RCM_DATABASE_URL) must be set to run the audit chainer")
+    password = settings.audit_database_password
+    return app_url_from_admin(
+        settings.database_url.get_secret_value(),
+        password.get_secret_value() if password else None,
+        role=AUDIT_ROLE,
+    )
 
 
 @lru_cache(maxsize=1)

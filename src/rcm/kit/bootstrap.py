@@ -2,6 +2,8 @@
 
 - ``rcm_owner`` (NOLOGIN) owns every table; migrations ``SET ROLE`` to it.
 - ``rcm_app`` (LOGIN, NOBYPASSRLS) is what the API and workers connect as; it owns nothing.
+- ``rcm_audit`` (LOGIN, NOBYPASSRLS) is the audit chainer/checkpointer's role: the only one that may seal
+  events into the hash chains and write checkpoints; it owns nothing.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rcm.config import APP_ROLE, OWNER_ROLE, SCHEMA
+from rcm.config import APP_ROLE, AUDIT_ROLE, OWNER_ROLE, SCHEMA
 
 # Role and schema names are module constants, never input.
 _STATEMENTS = [
@@ -22,26 +24,35 @@ _STATEMENTS = [
       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
         CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
       END IF;
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{AUDIT_ROLE}') THEN
+        CREATE ROLE {AUDIT_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+      END IF;
     END
     $$
     """,
     f"ALTER ROLE {APP_ROLE} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
     f"GRANT {OWNER_ROLE} TO CURRENT_USER",
     f"CREATE SCHEMA IF NOT EXISTS {SCHEMA} AUTHORIZATION {OWNER_ROLE}",
+    f"ALTER ROLE {AUDIT_ROLE} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
     f"GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE}",
+    f"GRANT USAGE ON SCHEMA {SCHEMA} TO {AUDIT_ROLE}",
 ]
 
 
-async def bootstrap_roles(conn: AsyncConnection, *, app_password: str | None = None) -> None:
+async def bootstrap_roles(
+    conn: AsyncConnection, *, app_password: str | None = None, audit_password: str | None = None
+) -> None:
     for statement in _STATEMENTS:
         await conn.execute(text(statement))
     database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
     await conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {APP_ROLE}'))
-    if app_password is not None:
-        # Utility statements take no bind parameters; quote with format(%L) server-side.
-        statement = (
-            await conn.execute(
-                text("SELECT format('ALTER ROLE %I PASSWORD %L', :r, :p)"), {"r": APP_ROLE, "p": app_password}
-            )
-        ).scalar_one()
-        await conn.execute(text(statement))
+    await conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {AUDIT_ROLE}'))
+    for role, password in ((APP_ROLE, app_password), (AUDIT_ROLE, audit_password)):
+        if password is not None:
+            # Utility statements take no bind parameters; quote with format(%L) server-side.
+            statement = (
+                await conn.execute(
+                    text("SELECT format('ALTER ROLE %I PASSWORD %L', :r, :p)"), {"r": role, "p": password}
+                )
+            ).scalar_one()
+            await conn.execute(text(statement))
