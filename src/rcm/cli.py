@@ -110,13 +110,15 @@ def dev() -> None:
         f"  health     {settings.base_url}/healthz  {settings.base_url}/readyz\n"
         "  a token    .venv/bin/rcm token --user coder@demo.rcm.test   (see README, 'First tasks')\n"
     )
-    from rcm.worker.cli import start_dev_worker
+    from rcm.worker.cli import start_dev_worker, start_scheduler
     from rcm.worker.runner import stop_inprocess_worker
 
     jobs = start_dev_worker(settings)
+    periodic = start_scheduler(settings)  # the audit chainer seals and anchors every few seconds
     try:
         _serve(settings)
     finally:
+        periodic.stop()
         stop_inprocess_worker(jobs)
 
 

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     audit_checkpoint_every_events: int = Field(default=1000, ge=1)
     audit_checkpoint_every_seconds: float = Field(default=30.0, gt=0, le=3600)
     audit_anchor_dir: Path | None = None
+    # Stored Idempotency-Key responses are purged (hourly, by the worker's scheduler) after this long.
+    idempotency_retention_hours: int = Field(default=72, ge=1)
 
     data_dir: Path = Path(".rcm")
     base_url: str = "http://127.0.0.1:8000"
@@ -117,7 +119,9 @@ def audit_database_url(settings: Settings) -> str:
     if settings.audit_database_url is not None:
         return settings.audit_database_url.get_secret_value()
     if settings.database_url is None:
-        raise RuntimeError("RCM_AUDIT_DATABASE_URL (or RCM_DATABASE_URL) must be set to run the audit chainer")
+        raise RuntimeError(
+            "RCM_AUDIT_DATABASE_URL (or RCM_DATABASE_URL) must be set to run the audit chainer"
+        )
     password = settings.audit_database_password
     return app_url_from_admin(
         settings.database_url.get_secret_value(),
