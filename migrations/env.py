@@ -45,7 +45,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _audit_partitions(conn: AsyncConnection) -> None:
-    """Every migrate renews the audit log's monthly partitions, so a deployment whose checkpoint CronJob never
+    """Every migrate renews the audit log's monthly partitions, so a deployment whose worker never
     ran still has this month's and the next ones' after each release (see ``rcm.audit.partitions``)."""
     from rcm.audit.partitions import ensure_partitions
     from rcm.audit.repository import partitioning_installed

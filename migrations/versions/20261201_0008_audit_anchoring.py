@@ -81,7 +81,9 @@ def upgrade() -> None:
     op.execute("ALTER TABLE rcm.audit_event DROP CONSTRAINT pk_audit_event")
     op.execute("DROP INDEX rcm.ix_audit_event_recent")
     op.execute("ALTER TABLE rcm.audit_event DROP COLUMN seq, DROP COLUMN prev_hash, DROP COLUMN hash")
-    op.execute("ALTER TABLE rcm.audit_event ADD CONSTRAINT pk_audit_event PRIMARY KEY (tenant_id, id, occurred_at)")
+    op.execute(
+        "ALTER TABLE rcm.audit_event ADD CONSTRAINT pk_audit_event PRIMARY KEY (tenant_id, id, occurred_at)"
+    )
     # Auditors' searches, newest first (keyset on occurred_at, tenant, id); the chainer's scan by xid.
     op.execute("CREATE INDEX ix_audit_event_recent ON rcm.audit_event (occurred_at, tenant_id, id)")
     op.execute("CREATE INDEX ix_audit_event_xid ON rcm.audit_event (xid)")
@@ -158,7 +160,9 @@ def downgrade() -> None:
     op.execute("ALTER TABLE rcm.audit_event ALTER COLUMN prev_hash SET NOT NULL")
     op.execute("ALTER TABLE rcm.audit_event ALTER COLUMN hash SET NOT NULL")
     op.execute("ALTER TABLE rcm.audit_event DROP COLUMN xid")
-    op.execute("ALTER TABLE rcm.audit_event ADD CONSTRAINT pk_audit_event PRIMARY KEY (tenant_id, seq, occurred_at)")
+    op.execute(
+        "ALTER TABLE rcm.audit_event ADD CONSTRAINT pk_audit_event PRIMARY KEY (tenant_id, seq, occurred_at)"
+    )
     op.execute("CREATE INDEX ix_audit_event_recent ON rcm.audit_event (occurred_at, tenant_id, seq)")
     op.execute("ALTER TABLE rcm.audit_event FORCE ROW LEVEL SECURITY")
     op.execute("DROP TABLE rcm.audit_seal")

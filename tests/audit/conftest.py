@@ -115,12 +115,12 @@ async def _newest_xid(audit_sessions: async_sessionmaker[AsyncSession]) -> int:
         return int(newest or 0)
 
 
-async def seal_all(audit_sessions: async_sessionmaker[AsyncSession], *, timeout: float = 60.0) -> None:
+async def seal_all(audit_sessions: async_sessionmaker[AsyncSession], *, within: float = 60.0) -> None:
     """Run the chainer until every event committed so far is sealed (the watermark passed the newest xid).
     The horizon is the cluster's oldest running transaction, so another session's open transaction can
     delay sealing for a moment: retry, briefly."""
     target = await _newest_xid(audit_sessions)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         await seal_pending(audit_sessions)
         async with audit_sessions() as session, session.begin():

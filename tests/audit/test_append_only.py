@@ -28,12 +28,13 @@ STATEMENTS = [
 ]
 
 # What only the chainer (rcm_audit) may write: the app role, which every request holds, is refused each.
+_ZERO = "decode(repeat('00', 32), 'hex')"
 CHAINER_ONLY = [
     "UPDATE rcm.audit_chain_head SET seq = 0",
-    "INSERT INTO rcm.audit_chain_head (tenant_id, seq, hash) VALUES (:t, 99, decode(repeat('00', 32), 'hex'))",
+    f"INSERT INTO rcm.audit_chain_head (tenant_id, seq, hash) VALUES (:t, 99, {_ZERO})",  # noqa: S608
     "DELETE FROM rcm.audit_chain_head",
-    "INSERT INTO rcm.audit_seal (tenant_id, seq, event_id, occurred_at, prev_hash, hash) "
-    "SELECT tenant_id, 1000, id, occurred_at, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex') "
+    "INSERT INTO rcm.audit_seal (tenant_id, seq, event_id, occurred_at, prev_hash, hash) "  # noqa: S608
+    f"SELECT tenant_id, 1000, id, occurred_at, {_ZERO}, {_ZERO} "
     "FROM rcm.audit_event LIMIT 1",
     "INSERT INTO rcm.audit_checkpoint (tenant_id, seq, hash, created_at, key_id, signature) "
     "VALUES (:t, 1, decode(repeat('00', 32), 'hex'), now(), 'forged', decode(repeat('00', 64), 'hex'))",
@@ -103,7 +104,8 @@ async def test_chainer_role_is_unprivileged(owner_engine: AsyncEngine) -> None:
         owned = (
             await conn.execute(
                 text(
-                    "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = 'rcm_audit'"
+                    "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
+                    "WHERE r.rolname = 'rcm_audit'"
                 )
             )
         ).scalar_one()

@@ -1,4 +1,4 @@
-"""``write_checkpoints`` signs each tenant's sealed head whatever iterable names the tenants, and only when due."""
+"""``write_checkpoints`` signs each tenant's sealed head, whatever iterable names the tenants, when due."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rcm.tenancy.models import Tenant
 from tests.audit.conftest import MakeEvent, seal_all, write_events
 
 
-async def test_a_generator_of_tenant_ids_is_checkpointed(
+async def test_a_generator_of_tenant_ids_is_checkpointed(  # noqa: PLR0917 - pytest fixtures
     sessions: async_sessionmaker[AsyncSession],
     audit_sessions: async_sessionmaker[AsyncSession],
     tenant: Tenant,

@@ -304,7 +304,7 @@ async def _checkpoint_file(
         from rcm.audit import repository
 
         rows = await repository.checkpoints(session, ctx.tenant_ids)
-    out.write_text("".join(json.dumps(checkpoint_document(r)) + "\n" for r in rows))
+    out.write_text("".join(json.dumps(checkpoint_document(r)) + "\n" for r in rows))  # noqa: ASYNC240
 
 
 @pytest.mark.parametrize("kind", ["csv", "ndjson"])
@@ -347,7 +347,7 @@ async def test_export_then_checkpoint_is_intact_and_a_cut_export_is_not(  # noqa
     # The same export with its last lines cut: the checkpoints signed before it now say "truncated".
     lines = again.read_text().splitlines()
     cut = tmp_path / f"cut.{kind}"
-    sealed = [line for line in lines if '"sealed"' not in line and not line.split(",")[1:2] == [""]]
+    sealed = [line for line in lines if '"sealed"' not in line and line.split(",")[1:2] != [""]]
     cut.write_text("\n".join(sealed[:-1]) + "\n")
     exported_late = utcnow().isoformat()
     cut_report = verify_file(cut, checkpoints=checkpoints, public_keys=key, exported_at=exported_late)

@@ -74,7 +74,7 @@ async def test_intact_chain_verifies(
     assert (tenant_report.anchors, tenant_report.unsealed) == (1, 0)
 
 
-async def test_unsealed_events_are_pending_not_broken(  # noqa: PLR0917 - pytest fixtures
+async def test_unsealed_events_are_pending_not_broken(
     sessions: async_sessionmaker[AsyncSession],
     chained: Tenant,
     make_event: MakeEvent,
@@ -109,17 +109,19 @@ async def _rechain_from(owner_engine: AsyncEngine, conn: AsyncConnection, tenant
     again, as a careful attacker would leave it."""
     records = await chain(owner_engine, tenant.id)
     prev = records[seq - 2].hash if seq > 1 else bytes(32)
-    for rec in records[seq - 1 :]:
+    for stored in records[seq - 1 :]:
+        rec = stored
         if rec.seq == seq:
             await conn.execute(
                 text(
-                    "UPDATE rcm.audit_event SET event_type = 'nothing.happened' WHERE tenant_id = :t AND id = :id"
+                    "UPDATE rcm.audit_event SET event_type = 'nothing.happened' "
+                    "WHERE tenant_id = :t AND id = :id"
                 ),
                 {"t": tenant.id, "id": rec.id},
             )
             rec = AuditRecord(
                 **{**{n: getattr(rec, n) for n in AuditRecord.__slots__}, "event_type": "nothing.happened"}
-            )  # noqa: PLW2901
+            )
         digest = rec.computed_hash(prev_hash=prev)
         await conn.execute(
             text("UPDATE rcm.audit_seal SET prev_hash = :p, hash = :h WHERE tenant_id = :t AND seq = :s"),
@@ -147,7 +149,7 @@ async def test_rechained_edit_is_reported(  # noqa: PLR0917 - pytest fixtures
     assert _kinds(report, chained) == {(8, "checkpoint_mismatch"), (8, "checkpoint_missing")}
 
 
-async def test_tail_cut_is_reported(  # noqa: PLR0917 - pytest fixtures
+async def test_tail_cut_is_reported(
     sessions: async_sessionmaker[AsyncSession],
     chained: Tenant,
     superuser: AsyncConnection,
@@ -169,7 +171,7 @@ async def test_tail_cut_is_reported(  # noqa: PLR0917 - pytest fixtures
     assert _kinds(report, chained) == {(8, "truncated"), (8, "checkpoint_missing")}
 
 
-async def test_whole_chain_deleted_is_reported(  # noqa: PLR0917 - pytest fixtures
+async def test_whole_chain_deleted_is_reported(
     sessions: async_sessionmaker[AsyncSession],
     chained: Tenant,
     superuser: AsyncConnection,
@@ -247,7 +249,8 @@ async def test_insert_is_reported(
         "SELECT tenant_id, 5, event_id, occurred_at, prev_hash, decode(repeat('11', 32), 'hex') "
         "FROM rcm.audit_seal WHERE tenant_id = :t AND seq = 5",
         "INSERT INTO rcm.audit_seal (tenant_id, seq, event_id, occurred_at, prev_hash, hash) "
-        "SELECT tenant_id, 9, event_id, occurred_at, hash, hash FROM rcm.audit_seal WHERE tenant_id = :t AND seq = 8",
+        "SELECT tenant_id, 9, event_id, occurred_at, hash, hash FROM rcm.audit_seal "
+        "WHERE tenant_id = :t AND seq = 8",
     )
     try:
         report = await _verify(sessions, chained, key_dir, store)
@@ -255,7 +258,8 @@ async def test_insert_is_reported(
         await _tamper(
             superuser,
             chained,
-            "DELETE FROM rcm.audit_seal WHERE tenant_id = :t AND (seq = 9 OR hash = decode(repeat('11', 32), 'hex'))",
+            "DELETE FROM rcm.audit_seal WHERE tenant_id = :t "
+            "AND (seq = 9 OR hash = decode(repeat('11', 32), 'hex'))",
             "ALTER TABLE rcm.audit_seal ADD CONSTRAINT pk_audit_seal PRIMARY KEY (tenant_id, seq)",
             "ALTER TABLE rcm.audit_seal ADD CONSTRAINT uq_audit_seal_event UNIQUE (tenant_id, event_id)",
         )

@@ -96,7 +96,7 @@ async def test_concurrent_writers_on_one_tenant_get_gapless_seq(
     assert report.ok, report
 
 
-async def test_chainer_under_concurrent_inserts_skips_nothing_and_seals_once(
+async def test_chainer_under_concurrent_inserts_skips_nothing_and_seals_once(  # noqa: PLR0917 - fixtures
     sessions: async_sessionmaker[AsyncSession],
     audit_sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
@@ -149,7 +149,7 @@ async def test_chainer_under_concurrent_inserts_skips_nothing_and_seals_once(
     assert {r.id: r.seq for r in mine if r.id in first_seen} == first_seen
 
 
-async def test_two_tenants_chains_are_independent(
+async def test_two_tenants_chains_are_independent(  # noqa: PLR0917 - pytest fixtures
     sessions: async_sessionmaker[AsyncSession],
     audit_sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
