@@ -15,7 +15,7 @@ import json
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -71,9 +71,11 @@ class DirectoryAnchorStore:
 
     def names(self, prefix: str) -> Iterator[str]:
         base = self.root.resolve()
-        if not base.is_dir():
+        # Walk only the folder the prefix names (one tenant's checkpoints, say), not the whole store.
+        start = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else base
+        if not start.is_dir():
             return
-        for path in sorted(base.rglob("*")):
+        for path in sorted(start.rglob("*")):
             if path.is_file():
                 name = path.relative_to(base).as_posix()
                 if name.startswith(prefix):
@@ -98,11 +100,16 @@ def publish_public_key(store: AnchorStore, key_id: str, pem: bytes) -> None:
     store.put_once(f"{KEY_PREFIX}{key_id}.pub.pem", pem)
 
 
-def read_anchors(store: AnchorStore) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """Every anchored checkpoint document, by tenant. Unreadable entries come back under their tenant with
+def read_anchors(
+    store: AnchorStore, tenant_ids: Iterable[uuid.UUID] | None = None
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """The anchored checkpoint documents, by tenant: of ``tenant_ids``, or of every tenant the store knows
+    (how a vanished tenant is found). Unreadable entries come back under their tenant with
     ``"unreadable": True`` so verification reports them rather than skipping them."""
     found: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-    for name in store.names(CHECKPOINT_PREFIX):
+    prefixes = [CHECKPOINT_PREFIX] if tenant_ids is None else [f"{CHECKPOINT_PREFIX}{t}/" for t in tenant_ids]
+    names = [name for prefix in prefixes for name in store.names(prefix)]
+    for name in names:
         tenant_part = name[len(CHECKPOINT_PREFIX) :].split("/", 1)[0]
         try:
             tenant_id = uuid.UUID(tenant_part)

@@ -115,6 +115,8 @@ async def checkpoint_due(
     """
     run = ChainerRun()
     async with sessions() as session, session.begin():
+        # The chainer's lock here too: the CLI and the worker's job never sign the same head twice.
+        await repository.lock_chainer(session)
         context = await all_tenants_context(session)
         await apply_tenant_context(session, context)
         run.checkpoints = await write_checkpoints(

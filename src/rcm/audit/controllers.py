@@ -279,7 +279,7 @@ class AuditController(Controller):
         context = await _readable_tenants(request, caller, admin_sees_all=True)
         # The external copy of the checkpoints, where this process can read it (public material only).
         store = anchor_store(request.app.state.settings)
-        anchors = read_anchors(store) if store is not None else None
+        anchors = read_anchors(store, context.tenant_ids) if store is not None else None
         async with tenant_transaction(sessions, context) as session:
             report = await service.verify(session, context.tenant_ids, anchors=anchors)
             service.record_verify(session, report, actor=caller, request=request_info_from(request))
