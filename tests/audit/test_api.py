@@ -407,3 +407,31 @@ async def test_denials_are_logged_under_the_response_request_id(
         [event] = await logged(owner_engine, response.headers["x-request-id"])
         assert event["event_type"] == "access.denied"
         assert event["detail"].get("reason") == reason
+
+
+async def test_events_show_whether_the_chainer_sealed_them(  # noqa: PLR0917 - pytest fixtures
+    client: Client,
+    mint: Mint,
+    sessions: async_sessionmaker[AsyncSession],
+    audit_sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    make_event: MakeEvent,
+) -> None:
+    event = make_event(tenant.id)
+    await write_events(sessions, [event])
+    auditor = auditor_of(tenant)
+
+    async def shown() -> dict[str, Any]:
+        items = (await call(client, mint, auditor, "/events", {"event_type": "patient.read"})).json()["items"]
+        return next(i for i in items if i["id"] == str(event.id))
+
+    pending = await shown()
+    assert (pending["sealed"], pending["seq"], pending["hash"]) == (False, None, None)
+    verified = (await call(client, mint, auditor, "/verify")).json()
+    assert verified["ok"] is True  # pending is not broken
+    assert verified["tenants"][0]["unsealed"] >= 1
+    await seal_all(audit_sessions)
+    sealed = await shown()
+    assert sealed["sealed"] is True
+    assert sealed["seq"] == 1
+    assert len(bytes.fromhex(sealed["hash"])) == 32
