@@ -9,6 +9,10 @@ seal order: by tenant, then time, transaction id and event id within each sealed
 
 It works across tenants through one loudly named system path: the tenant context names every registered
 tenant and the platform's own chain; row-level security stays on.
+
+The horizon is the oldest transaction still running anywhere in the cluster: a session left idle in a
+transaction that holds an xid stalls sealing (not the requests) until it ends, so production databases
+should set ``idle_in_transaction_session_timeout``.
 """
 
 from __future__ import annotations
