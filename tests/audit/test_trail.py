@@ -259,3 +259,19 @@ async def test_detail_refuses_values_that_cannot_be_codes(
     async with sessions() as session:
         with pytest.raises(TypeError):
             record(session, make_event(tenant.id, detail={"amount": 1.5}))
+
+
+async def test_a_watermark_set_back_seals_nothing_twice(
+    sessions: async_sessionmaker[AsyncSession],
+    audit_sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
+    tenant: Tenant,
+    make_event: MakeEvent,
+) -> None:
+    await write_events(sessions, [make_event(tenant.id) for _ in range(3)])
+    await seal_all(audit_sessions)
+    before = [(r.seq, r.id) for r in await chain(owner_engine, tenant.id)]
+    async with owner_engine.begin() as conn:
+        await conn.execute(text("UPDATE rcm.audit_chainer_state SET sealed_below = '1'"))
+    await seal_all(audit_sessions)
+    assert [(r.seq, r.id) for r in await chain(owner_engine, tenant.id)] == before

@@ -168,11 +168,16 @@ async def window_end(session: AsyncSession, low: int, horizon: int, *, batch: in
 
 
 async def events_to_seal(session: AsyncSession, low: int, high: int) -> list[AuditRecord]:
-    """The window's events in seal order: by tenant, then time, transaction and id (stable)."""
+    """The window's events in seal order: by tenant, then time, transaction and id (stable).
+
+    An event that already has a seal is left out: the watermark moves with the seals, so that only happens
+    if someone set the watermark back, and then re-sealing must not fail (nor seal anything twice).
+    """
     c = audit_event.c
+    already = select(audit_seal.c.event_id).where(_SEAL_JOIN).exists()
     statement = (
         select(*_EVENT_COLUMNS)
-        .where(c.xid >= literal(low, Xid8()), c.xid < literal(high, Xid8()))
+        .where(c.xid >= literal(low, Xid8()), c.xid < literal(high, Xid8()), ~already)
         .order_by(c.tenant_id, c.occurred_at, c.xid, c.id)
     )
     rows = (await session.execute(statement)).mappings().all()
