@@ -79,3 +79,36 @@ async def test_the_job_seals_checkpoints_and_anchors_once_across_replicas(  # no
     finally:
         for resources in replicas:
             await resources.dispose()
+
+
+async def test_the_worker_scheduler_seals_and_anchors_within_seconds(  # noqa: PLR0917 - fixtures
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
+    tenant: Tenant,
+    make_event: MakeEvent,
+    tmp_path: Path,
+) -> None:
+    """What `rcm worker` starts: the shared scheduler with the audit job on its interval."""
+    from rcm.worker.cli import start_scheduler
+
+    mine = settings.model_copy(
+        update={
+            "data_dir": tmp_path,
+            "audit_seal_interval_seconds": 0.2,
+            "audit_checkpoint_every_seconds": 0.5,
+        }
+    )
+    scheduler = start_scheduler(mine)
+    try:
+        await write_events(sessions, [make_event(tenant.id) for _ in range(3)])
+        store = DirectoryAnchorStore(mine.anchor_dir)
+        for _ in range(300):
+            anchored = [int(a["seq"]) for a in read_anchors(store, [tenant.id]).get(tenant.id, [])]
+            if 3 in anchored:
+                break
+            await asyncio.sleep(0.1)
+        assert [seq for seq, _ in await _sealed(owner_engine, tenant)] == [1, 2, 3]
+        assert 3 in anchored
+    finally:
+        await asyncio.to_thread(scheduler.stop)
