@@ -4,6 +4,7 @@ must say what was done."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from rcm.audit.anchors import DirectoryAnchorStore, publish_checkpoint, read_anc
 from rcm.audit.checkpoints import load_signer, public_keys_in, write_checkpoints
 from rcm.audit.records import AuditRecord
 from rcm.audit.service import VerifyReport, verify
+from rcm.audit.verification import UNANCHORED_GRACE
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant
@@ -46,11 +48,17 @@ async def chained(  # noqa: PLR0917 - pytest fixtures
 
 
 async def _verify(
-    sessions: async_sessionmaker[AsyncSession], tenant: Tenant, key_dir: Path, store: DirectoryAnchorStore
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    key_dir: Path,
+    store: DirectoryAnchorStore,
+    *,
+    copy_grace: timedelta = UNANCHORED_GRACE,
 ) -> VerifyReport:
+    anchors = read_anchors(store)  # before the database, as the CLI and the API read them
     async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
         return await verify(
-            session, [tenant.id], public_keys=public_keys_in(key_dir), anchors=read_anchors(store)
+            session, [tenant.id], public_keys=public_keys_in(key_dir), anchors=anchors, copy_grace=copy_grace
         )
 
 
@@ -304,9 +312,16 @@ async def test_forged_checkpoint_signature_is_reported(
 
 
 async def test_a_checkpoint_missing_from_the_external_copy_is_reported(
-    sessions: async_sessionmaker[AsyncSession], chained: Tenant, key_dir: Path, tmp_path: Path
+    sessions: async_sessionmaker[AsyncSession],
+    chained: Tenant,
+    key_dir: Path,
+    tmp_path: Path,
 ) -> None:
-    report = await _verify(sessions, chained, key_dir, DirectoryAnchorStore(tmp_path / "empty"))
+    empty = DirectoryAnchorStore(tmp_path / "empty")
+    # Just written: the copy may still be on its way, not a finding.
+    assert (await _verify(sessions, chained, key_dir, empty)).ok
+    # Minutes later it should have arrived (here: no grace at all).
+    report = await _verify(sessions, chained, key_dir, empty, copy_grace=timedelta(0))
     assert _kinds(report, chained) == {(8, "unanchored")}
 
 

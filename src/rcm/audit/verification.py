@@ -18,6 +18,7 @@ import itertools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -29,6 +30,7 @@ from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.records import GENESIS_HASH, AuditRecord, format_instant, parse_instant
 from rcm.audit.trail import record
 from rcm.identity.principal import Principal
+from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantId
 
 # Problem kinds, as reported per tenant:
@@ -45,10 +47,13 @@ UNKNOWN_KEY = "unknown_key"
 SKIPPED = "skipped"  # an event below the chainer's watermark that has no seal
 CHAIN_VANISHED = "chain_vanished"  # the anchor store knows this tenant's chain; the database has none of it
 CHECKPOINT_MISSING = "checkpoint_missing"  # anchored outside, but the database's checkpoint row is gone
-UNANCHORED = "unanchored"  # a checkpoint row the anchor store does not hold (not yet copied, or forged)
+UNANCHORED = "unanchored"  # a checkpoint row (older than a few minutes) the anchor store does not hold
 ANCHOR_MISMATCH = "anchor_mismatch"  # the anchor store holds another document for this checkpoint
 
-_REORDER_SEARCH_LIMIT = 256  # re-hash attempts per broken event when looking for where it came from
+_REORDER_SEARCH_LIMIT = 256
+UNANCHORED_GRACE = timedelta(
+    minutes=5
+)  # re-hash attempts per broken event when looking for where it came from
 
 Anchors = Mapping[uuid.UUID, Sequence[Mapping[str, Any]]]
 
@@ -109,9 +114,11 @@ async def verify(
     *,
     public_keys: Mapping[str, Ed25519PublicKey] | None = None,
     anchors: Anchors | None = None,
+    copy_grace: timedelta = UNANCHORED_GRACE,
 ) -> VerifyReport:
     """Check each tenant's chain, chain head and signed checkpoints, and, given the anchor store's
-    documents (``anchors``), compare them with the external copy.
+    documents (``anchors``, read BEFORE this call: checkpoints are committed before they are copied, so
+    every anchor read then has its row by now), compare them with the external copy.
 
     The session's context must cover ``tenant_ids``; checkpoint signatures are checked against
     ``public_keys`` (default: the public keys in ``<data_dir>/audit-keys``).
@@ -131,7 +138,14 @@ async def verify(
         cps = [c for c in all_checkpoints if c["tenant_id"] == tenant_id]
         tenant = await _verify_tenant(session, tenant_id, cps, public_keys, below)
         if anchors is not None:
-            _compare_anchors(tenant, anchors.get(tenant_id, ()), cps, public_keys, tenant.hash_at)
+            _compare_anchors(
+                tenant,
+                anchors.get(tenant_id, ()),
+                cps,
+                public_keys,
+                tenant.hash_at,
+                settled=utcnow() - copy_grace,
+            )
         report.tenants.append(tenant.report)
     return report
 
@@ -240,6 +254,8 @@ def _compare_anchors(
     checkpoints: Sequence[Mapping[str, Any]],
     keys: Mapping[str, Ed25519PublicKey],
     hash_at: Mapping[int, bytes],
+    *,
+    settled: datetime,
 ) -> None:
     out = verified.report
     last_seq = max(hash_at, default=0)
@@ -268,8 +284,10 @@ def _compare_anchors(
             out.problems.append(
                 Problem(row["seq"], ANCHOR_MISMATCH, "the database's checkpoint differs from its anchor")
             )
+    # Database first, then the copy: a checkpoint of the last few minutes (after ``settled``) may not be
+    # copied yet, or was written after the caller read the store, which is not a finding.
     for key, cp in in_db.items():
-        if key not in anchored:
+        if key not in anchored and cp["created_at"] < settled:
             out.problems.append(
                 Problem(
                     key[0],
