@@ -3,11 +3,16 @@
 
 Usage:
     python audit/verify_export.py EXPORT [--checkpoints FILE] [--public-key PEM ...] [--allow-gaps]
+                                         [--exported-at INSTANT]
 
 EXPORT is a CSV (``/api/v1/audit/events.csv``) or FHIR NDJSON (``/api/v1/audit/events.ndjson``) export.
-Each record is re-hashed (hash = SHA-256(prev_hash || canonical JSON of its fields)) and linked to the record
-before it in its tenant's chain. Checkpoints (JSON lines from ``rcm audit checkpoint --out``) are checked
-against the Ed25519 public key(s) and against the record at their seq. Exit code 0 = intact, 1 = problems.
+Each sealed record is re-hashed (hash = SHA-256(prev_hash || canonical JSON of its fields)) and linked to the
+record before it in its tenant's chain; records the chainer had not sealed yet when exported carry no
+position and are counted, not checked. Checkpoints (JSON lines from ``rcm audit checkpoint --out``, or the
+anchor store's ``checkpoints/`` files) are checked against the Ed25519 public key(s) and against the record
+at their seq. A checkpoint beyond the export's end is newer than the export (a note), unless it was signed
+before ``--exported-at`` (the export's time, e.g. its response's Date header): then the export was cut.
+Exit code 0 = intact, 1 = problems.
 
 Depends only on the standard library and ``cryptography``; keep it that way (compliance staff run it on their
 own machines). The canonical encoding mirrors ``rcm.audit.records`` exactly.
@@ -80,7 +85,9 @@ class Entry:
 @dataclass
 class Report:
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     records: int = 0
+    unsealed: int = 0
     tenants: set[str] = field(default_factory=set)
     checkpoints_ok: int = 0
 
@@ -97,6 +104,10 @@ def read_csv(path: Path, report: Report) -> list[Entry]:
     entries: list[Entry] = []
     with path.open(newline="", encoding="utf-8") as handle:
         for number, row in enumerate(csv.DictReader(handle), start=2):
+            if row.get("seq") == "" and row.get("hash") == "" and row.get("prev_hash") == "":
+                report.unsealed += 1  # exported before the chainer sealed it: nothing to check yet
+                report.tenants.add(_uncell(row.get("tenant_id") or ""))
+                continue
             try:
                 fields: dict[str, Any] = {"v": 1, "seq": int(row["seq"])}
                 for column in TEXT_COLUMNS:
@@ -129,6 +140,10 @@ def read_ndjson(path: Path, report: Report) -> list[Entry]:
                 resource = json.loads(line)
                 chain = next(e for e in resource.get("extension", []) if e.get("url") == CHAIN_EXTENSION)
                 parts = {e["url"]: e for e in chain["extension"]}
+                if parts.get("sealed", {}).get("valueBoolean") is False:
+                    report.unsealed += 1
+                    report.tenants.add(parts["tenant"]["valueString"])
+                    continue
                 canonical = base64.b64decode(parts["record"]["valueBase64Binary"], validate=True)
                 fields = json.loads(canonical)
                 if canonical_bytes(fields) != canonical:
@@ -218,8 +233,29 @@ def load_public_keys(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+def _signed(cp: dict[str, Any], keys: dict[str, Ed25519PublicKey], number: int, report: Report) -> bool:
+    message = "\n".join(
+        [CHECKPOINT_DOMAIN, cp["tenant_id"], str(int(cp["seq"])), cp["hash"], cp["created_at"], cp["key_id"]]
+    ).encode()
+    key = keys.get(cp["key_id"])
+    if key is None:
+        report.add(f"checkpoint line {number}: signed with unknown key {cp['key_id']}")
+        return False
+    try:
+        key.verify(base64.b64decode(cp["signature"]), message)
+    except InvalidSignature:
+        report.add(f"checkpoint line {number}: signature does not verify")
+        return False
+    return True
+
+
 def check_checkpoints(
-    path: Path, keys: dict[str, Ed25519PublicKey], hash_at: dict[tuple[str, int], bytes], report: Report
+    path: Path,
+    keys: dict[str, Ed25519PublicKey],
+    hash_at: dict[tuple[str, int], bytes],
+    report: Report,
+    *,
+    exported_at: str | None = None,
 ) -> None:
     last_seq: dict[str, int] = defaultdict(int)
     for tenant, seq in hash_at:
@@ -231,25 +267,23 @@ def check_checkpoints(
         tenant, seq = cp["tenant_id"], int(cp["seq"])
         if tenant not in report.tenants:
             continue  # a checkpoint of a tenant this export does not cover
-        message = "\n".join(
-            [CHECKPOINT_DOMAIN, tenant, str(seq), cp["hash"], cp["created_at"], cp["key_id"]]
-        ).encode()
-        key = keys.get(cp["key_id"])
-        if key is None:
-            report.add(f"checkpoint line {number}: signed with unknown key {cp['key_id']}")
-            continue
-        try:
-            key.verify(base64.b64decode(cp["signature"]), message)
-        except InvalidSignature:
-            report.add(f"checkpoint line {number}: signature does not verify")
+        if not _signed(cp, keys, number, report):
             continue
         found = hash_at.get((tenant, seq))
         if found is None:
             if seq > last_seq[tenant]:
-                report.add(
-                    f"tenant {tenant}: truncated - signed checkpoint at {seq}, "
-                    f"export ends at {last_seq[tenant]}"
-                )
+                # Signed after the export was made (the export's own audit event is often what it covers),
+                # or the export was cut: only the export's time tells them apart.
+                if exported_at is not None and cp["created_at"] <= exported_at:
+                    report.add(
+                        f"tenant {tenant}: truncated - checkpoint at {seq} signed before the export, "
+                        f"export ends at {last_seq[tenant]}"
+                    )
+                else:
+                    report.notes.append(
+                        f"tenant {tenant}: checkpoint at {seq} is beyond this export (ends at "
+                        f"{last_seq[tenant]}): newer than the export, unless --exported-at says otherwise"
+                    )
             else:
                 report.add(f"tenant {tenant}: record {seq} of a signed checkpoint is not in the export")
         elif found.hex() != cp["hash"]:
@@ -264,6 +298,7 @@ def verify_file(
     checkpoints: Path | None = None,
     public_keys: Iterable[Path] = (),
     allow_gaps: bool = False,
+    exported_at: str | None = None,
 ) -> Report:
     report = Report()
     with export.open("rb") as handle:
@@ -271,8 +306,20 @@ def verify_file(
     entries = read_ndjson(export, report) if first == b"{" else read_csv(export, report)
     hash_at = check_chains(entries, report, allow_gaps=allow_gaps)
     if checkpoints is not None:
-        check_checkpoints(checkpoints, load_public_keys(public_keys), hash_at, report)
+        check_checkpoints(
+            checkpoints, load_public_keys(public_keys), hash_at, report, exported_at=exported_at
+        )
     return report
+
+
+def _instant(text: str) -> str:
+    """An ISO 8601 instant in the checkpoints' fixed-width form, so the two compare as text."""
+    from datetime import UTC, datetime
+
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError("needs a UTC offset, e.g. 2026-12-01T00:00:00Z")
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,17 +332,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--allow-gaps", action="store_true", help="a filtered export: do not report records missing between"
     )
+    parser.add_argument(
+        "--exported-at",
+        type=_instant,
+        help="when the export was made (UTC, e.g. 2026-12-01T00:00:00Z): checkpoints signed before it must "
+        "be covered by it",
+    )
     args = parser.parse_args(argv)
     if args.checkpoints and not args.public_key:
         parser.error("--checkpoints needs at least one --public-key")
     report = verify_file(
-        args.export, checkpoints=args.checkpoints, public_keys=args.public_key, allow_gaps=args.allow_gaps
+        args.export,
+        checkpoints=args.checkpoints,
+        public_keys=args.public_key,
+        allow_gaps=args.allow_gaps,
+        exported_at=args.exported_at,
     )
+    for note in report.notes:
+        print(f"NOTE: {note}")
     for problem in report.problems:
         print(f"PROBLEM: {problem}")
     print(
-        f"{report.records} records, {len(report.tenants)} tenant(s), {report.checkpoints_ok} checkpoint(s) "
-        f"verified: {'INTACT' if not report.problems else 'NOT INTACT'}"
+        f"{report.records} records ({report.unsealed} more not sealed yet), {len(report.tenants)} tenant(s), "
+        f"{report.checkpoints_ok} checkpoint(s) verified: {'INTACT' if not report.problems else 'NOT INTACT'}"
     )
     return 0 if not report.problems else 1
 

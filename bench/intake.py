@@ -131,11 +131,9 @@ async def run_ceiling(app_dsn: str, tenant_id: uuid.UUID, n: int, concurrency: i
             tenant_id,
             provider_id,
         )
-    seq = 0
     blob = secrets.token_bytes
 
     async def one(i: int) -> None:
-        nonlocal seq
         patient, coverage, enc = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
         now = datetime.now(UTC)
         async with pool.acquire() as conn, conn.transaction():
@@ -211,23 +209,18 @@ async def run_ceiling(app_dsn: str, tenant_id: uuid.UUID, n: int, concurrency: i
                 enc,
                 now + timedelta(hours=48),
             )
-            for kind in ("patient.create", "encounter.create"):
-                seq += 1
-                await conn.execute(
-                    "INSERT INTO rcm.audit_event (tenant_id, seq, occurred_at, id, event_type, action, outcome,"
-                    " actor_kind, actor_subject, actor_roles, resource_type, resource_ids, patient_ids, request_id,"
-                    " trace_id, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, 'C', '0', 'client', 'x',"
-                    " '{practice_client}', 'encounter', $6, $7, 'r', '', '{}', $8, $9)",
-                    tenant_id,
-                    seq,
-                    now,
-                    uuid.uuid4(),
-                    kind,
-                    [enc],
-                    [patient],
-                    blob(32),
-                    blob(32),
-                )
+            # The audit events as the app writes them: appended in the request's transaction, no chain lock
+            # (the chainer seals them afterwards, outside the request).
+            await conn.executemany(
+                "INSERT INTO rcm.audit_event (tenant_id, occurred_at, id, event_type, action, outcome,"
+                " actor_kind, actor_subject, actor_roles, resource_type, resource_ids, patient_ids, request_id,"
+                " trace_id, detail) VALUES ($1, $2, $3, $4, 'C', '0', 'client', 'x',"
+                " '{practice_client}', 'encounter', $5, $6, 'r', '', '{}')",
+                [
+                    (tenant_id, now, uuid.uuid4(), kind, [enc], [patient])
+                    for kind in ("patient.create", "encounter.create")
+                ],
+            )
 
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):

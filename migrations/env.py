@@ -45,7 +45,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _audit_partitions(conn: AsyncConnection) -> None:
-    """Every migrate renews the audit log's monthly partitions, so a deployment whose checkpoint CronJob never
+    """Every migrate renews the audit log's monthly partitions, so a deployment whose worker never
     ran still has this month's and the next ones' after each release (see ``rcm.audit.partitions``)."""
     from rcm.audit.partitions import ensure_partitions
     from rcm.audit.repository import partitioning_installed
@@ -59,10 +59,12 @@ async def _main() -> None:
     engine = create_async_engine(async_url(_url()), poolclass=NullPool)
     try:
         async with engine.connect() as conn:
+            audit_password = get_settings().audit_database_password
             await bootstrap_roles(
                 conn,
                 app_password=config.attributes.get("app_password"),
                 control_password=config.attributes.get("control_password"),
+                audit_password=audit_password.get_secret_value() if audit_password else None,
             )
             await conn.commit()
             await conn.execute(text(f"SET ROLE {OWNER_ROLE}"))

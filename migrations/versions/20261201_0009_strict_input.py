@@ -1,7 +1,7 @@
 """Providers carry whether their NPI passes its check digit (accepted at intake, flagged for the scrub).
 
 Revision ID: 0009_strict_input
-Revises: 0007_break_glass
+Revises: 0008_audit_anchoring
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision = "0009_strict_input"
-down_revision = "0007_break_glass"
+down_revision = "0008_audit_anchoring"
 branch_labels = None
 depends_on = None
 

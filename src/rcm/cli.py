@@ -209,13 +209,15 @@ def dev() -> None:
     settings = get_settings()
     summary = run(lambda: seed_demo(settings))
     click.echo(summary)
-    from rcm.worker.cli import start_dev_worker
+    from rcm.worker.cli import start_dev_worker, start_scheduler
     from rcm.worker.runner import stop_inprocess_worker
 
     jobs = start_dev_worker(settings)
+    periodic = start_scheduler(settings)  # the audit chainer seals and anchors every few seconds
     try:
         _serve(settings, dev=True)
     finally:
+        periodic.stop()
         stop_inprocess_worker(jobs)
 
 

@@ -21,6 +21,9 @@ APP_ROLE = "rcm_app"
 # a leaked app credential or an SQL injection in a tenant request cannot mint trust. See rcm.kit.control.
 CONTROL_ROLE = "rcm_control"
 OWNER_ROLE = "rcm_owner"
+# The audit chainer and checkpointer: seals events into the hash chains and writes checkpoints, which the app
+# role can no longer do. Owns nothing, cannot bypass RLS.
+AUDIT_ROLE = "rcm_audit"
 SCHEMA = "rcm"
 
 
@@ -40,6 +43,20 @@ class Settings(BaseSettings):
     control_database_url: SecretStr | None = None
     control_database_password: SecretStr | None = None
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # The audit chainer's connection (role rcm_audit). Unset = the admin URL with the user swapped.
+    audit_database_url: SecretStr | None = None
+    audit_database_password: SecretStr | None = None
+
+    # Audit anchoring: the chainer seals new events every `audit_seal_interval_seconds`; a tenant's chain head
+    # is signed (Ed25519, key under <data_dir>/audit-keys) once `audit_checkpoint_every_events` new events
+    # are sealed or `audit_checkpoint_every_seconds` have passed since its last checkpoint, and each
+    # checkpoint is also written to `audit_anchor_dir`, outside the database.
+    audit_seal_interval_seconds: float = Field(default=5.0, gt=0, le=60)
+    audit_checkpoint_every_events: int = Field(default=1000, ge=1)
+    audit_checkpoint_every_seconds: float = Field(default=30.0, gt=0, le=3600)
+    audit_anchor_dir: Path | None = None
+    # Stored Idempotency-Key responses are purged (hourly, by the worker's scheduler) after this long.
+    idempotency_retention_hours: int = Field(default=72, ge=1)
 
     data_dir: Path = Path(".rcm")
     host: str = "127.0.0.1"
@@ -106,7 +123,7 @@ class Settings(BaseSettings):
     # this many seconds in every API process (the process that made the change applies it at once).
     principal_status_ttl_seconds: float = Field(default=5.0, ge=0, le=60)
 
-    @field_validator("database_url", "app_database_url", "control_database_url")
+    @field_validator("database_url", "app_database_url", "control_database_url", "audit_database_url")
     @classmethod
     def _must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("postgresql", "postgres")):
@@ -178,6 +195,10 @@ class Settings(BaseSettings):
     def kek_dir(self) -> Path:
         return self.kek_directory or self.data_dir / "keks"
 
+    @property
+    def anchor_dir(self) -> Path:
+        return self.audit_anchor_dir or self.data_dir / "audit-anchors"
+
 
 def _url_host(host: str) -> str:
     """The host part of a URL for a bind address: a wildcard is reached through the loopback address."""
@@ -232,12 +253,17 @@ class MissingSetting(RuntimeError):
     """A setting a command needs is absent; the message names the variable."""
 
 
-def _role_url(settings: Settings, *, role: str, variable: str) -> str:
-    url, password = (
-        (settings.app_database_url, settings.app_database_password)
-        if role == APP_ROLE
-        else (settings.control_database_url, settings.control_database_password)
-    )
+_ROLE_URLS = {
+    APP_ROLE: ("app_database_url", "app_database_password", "RCM_APP_DATABASE_URL"),
+    CONTROL_ROLE: ("control_database_url", "control_database_password", "RCM_CONTROL_DATABASE_URL"),
+    AUDIT_ROLE: ("audit_database_url", "audit_database_password", "RCM_AUDIT_DATABASE_URL"),
+}
+
+
+def _role_url(settings: Settings, role: str) -> str:
+    url_field, password_field, variable = _ROLE_URLS[role]
+    url: SecretStr | None = getattr(settings, url_field)
+    password: SecretStr | None = getattr(settings, password_field)
     if url is not None:
         return url.get_secret_value()
     if settings.database_url is None:
@@ -248,12 +274,17 @@ def _role_url(settings: Settings, *, role: str, variable: str) -> str:
 
 def app_database_url(settings: Settings) -> str:
     """The ``rcm_app`` URL: RCM_APP_DATABASE_URL, else derived from RCM_DATABASE_URL."""
-    return _role_url(settings, role=APP_ROLE, variable="RCM_APP_DATABASE_URL")
+    return _role_url(settings, APP_ROLE)
 
 
 def control_database_url(settings: Settings) -> str:
     """The ``rcm_control`` URL: RCM_CONTROL_DATABASE_URL, else derived from RCM_DATABASE_URL."""
-    return _role_url(settings, role=CONTROL_ROLE, variable="RCM_CONTROL_DATABASE_URL")
+    return _role_url(settings, CONTROL_ROLE)
+
+
+def audit_database_url(settings: Settings) -> str:
+    """The audit chainer's URL (role ``rcm_audit``): RCM_AUDIT_DATABASE_URL, else derived likewise."""
+    return _role_url(settings, AUDIT_ROLE)
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -11,10 +13,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.audit import repository
+from rcm.audit.chainer import all_tenants_context, seal_pending
 from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.trail import record
+from rcm.config import Settings, audit_database_url
 from rcm.identity.principal import Principal, PrincipalKind, Role
-from rcm.kit.db import tenant_transaction
+from rcm.kit.db import apply_tenant_context, create_engine, session_factory, tenant_transaction
 from rcm.kit.tenant import TenantContext, TenantId
 
 
@@ -88,3 +93,39 @@ async def superuser(owner_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]
         await conn.execute(text("SET session_replication_role = replica"))
         yield conn
         await conn.commit()
+
+
+@pytest.fixture(scope="session")
+async def audit_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The chainer's connection: role rcm_audit, as the worker's periodic job has it."""
+    engine = create_engine(audit_database_url(settings), pool_size=4, application_name="rcm-tests-chainer")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def audit_sessions(audit_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(audit_engine)
+
+
+async def _newest_xid(audit_sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with audit_sessions() as session, session.begin():
+        await apply_tenant_context(session, await all_tenants_context(session))
+        newest = (await session.execute(text("SELECT max(xid) FROM rcm.audit_event"))).scalar_one()
+        return int(newest or 0)
+
+
+async def seal_all(audit_sessions: async_sessionmaker[AsyncSession], *, within: float = 60.0) -> None:
+    """Run the chainer until every event committed so far is sealed (the watermark passed the newest xid).
+    The horizon is the cluster's oldest running transaction, so another session's open transaction can
+    delay sealing for a moment: retry, briefly."""
+    target = await _newest_xid(audit_sessions)
+    deadline = time.monotonic() + within
+    while True:
+        await seal_pending(audit_sessions)
+        async with audit_sessions() as session, session.begin():
+            if await repository.watermark(session) > target:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError("the chainer did not seal every event in time")
+        await asyncio.sleep(0.05)

@@ -27,7 +27,7 @@ from rcm.identity.scopes import ADMIN, AUDIT_READ
 from rcm.identity.testing import mint_access_token, user_principal
 from rcm.kit.tenant import PLATFORM_TENANT
 from rcm.tenancy.models import Tenant
-from tests.audit.conftest import MakeEvent, write_events
+from tests.audit.conftest import MakeEvent, seal_all, write_events
 from tests.support import Api, patient_payload
 
 Client = AsyncTestClient[Litestar]
@@ -58,7 +58,7 @@ async def logged(owner_engine: AsyncEngine, request_id: str) -> list[dict[str, A
     """Every stored event of one request (read beneath RLS, as the superuser)."""
     async with owner_engine.connect() as conn:
         rows = await conn.execute(
-            text("SELECT * FROM rcm.audit_event WHERE request_id = :r ORDER BY tenant_id, seq"),
+            text("SELECT * FROM rcm.audit_event WHERE request_id = :r ORDER BY tenant_id, occurred_at, id"),
             {"r": request_id},
         )
         return [dict(row._mapping) for row in rows]
@@ -251,6 +251,7 @@ async def test_each_search_export_and_verify_is_itself_audited(  # noqa: PLR0917
     client: Client,
     mint: Mint,
     sessions: async_sessionmaker[AsyncSession],
+    audit_sessions: async_sessionmaker[AsyncSession],
     tenant: Tenant,
     make_event: MakeEvent,
     owner_engine: AsyncEngine,
@@ -259,6 +260,7 @@ async def test_each_search_export_and_verify_is_itself_audited(  # noqa: PLR0917
     detail: dict[str, object],
 ) -> None:
     await write_events(sessions, [make_event(tenant.id)])
+    await seal_all(audit_sessions)
     auditor = auditor_of(tenant)
     params = None if path == "/verify" else {"event_type": "patient.read"}
     response = await call(client, mint, auditor, path, params)
@@ -405,3 +407,31 @@ async def test_denials_are_logged_under_the_response_request_id(
         [event] = await logged(owner_engine, response.headers["x-request-id"])
         assert event["event_type"] == "access.denied"
         assert event["detail"].get("reason") == reason
+
+
+async def test_events_show_whether_the_chainer_sealed_them(  # noqa: PLR0917 - pytest fixtures
+    client: Client,
+    mint: Mint,
+    sessions: async_sessionmaker[AsyncSession],
+    audit_sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    make_event: MakeEvent,
+) -> None:
+    event = make_event(tenant.id)
+    await write_events(sessions, [event])
+    auditor = auditor_of(tenant)
+
+    async def shown() -> dict[str, Any]:
+        items = (await call(client, mint, auditor, "/events", {"event_type": "patient.read"})).json()["items"]
+        return next(i for i in items if i["id"] == str(event.id))
+
+    pending = await shown()
+    assert (pending["sealed"], pending["seq"], pending["hash"]) == (False, None, None)
+    verified = (await call(client, mint, auditor, "/verify")).json()
+    assert verified["ok"] is True  # pending is not broken
+    assert verified["tenants"][0]["unsealed"] >= 1
+    await seal_all(audit_sessions)
+    sealed = await shown()
+    assert sealed["sealed"] is True
+    assert sealed["seq"] == 1
+    assert len(bytes.fromhex(sealed["hash"])) == 32

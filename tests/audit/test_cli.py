@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from rcm.cli import main
 from rcm.config import Settings, get_settings
 from rcm.tenancy.models import Tenant
-from tests.audit.conftest import MakeEvent, write_events
+from tests.audit.conftest import MakeEvent, seal_all, write_events
 
 
 @pytest.fixture
@@ -27,14 +27,16 @@ def cli_env(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     get_settings.cache_clear()
 
 
-async def test_checkpoint_then_verify_a_tenant(
+async def test_checkpoint_then_verify_a_tenant(  # noqa: PLR0917 - pytest fixtures
     sessions: async_sessionmaker[AsyncSession],
+    audit_sessions: async_sessionmaker[AsyncSession],
     tenant: Tenant,
     make_event: MakeEvent,
     cli_env: Path,
     superuser: AsyncConnection,
 ) -> None:
     await write_events(sessions, [make_event(tenant.id) for _ in range(3)])
+    await seal_all(audit_sessions)  # the CLI seals too, but another session's open transaction may hold it
     runner = CliRunner()
     out = cli_env / "checkpoints.jsonl"
     # click runs asyncio.run itself: hand it a thread without our running loop.
@@ -51,10 +53,43 @@ async def test_checkpoint_then_verify_a_tenant(
     assert "audit log intact" in ok.output
 
     await superuser.execute(
-        text("UPDATE rcm.audit_event SET outcome = '4' WHERE tenant_id = :t AND seq = 2"), {"t": tenant.id}
+        text(
+            "UPDATE rcm.audit_event SET outcome = '4' WHERE tenant_id = :t AND id = "
+            "(SELECT event_id FROM rcm.audit_seal WHERE tenant_id = :t AND seq = 2)"
+        ),
+        {"t": tenant.id},
     )
     await superuser.commit()
     bad = await asyncio.to_thread(runner.invoke, main, ["audit", "verify", "--tenant", tenant.slug])
     assert bad.exit_code == 1
     assert "seq 2: edited" in bad.output
     assert "AUDIT LOG INTEGRITY PROBLEMS FOUND" in bad.output
+
+
+async def test_verify_reports_a_tenant_that_vanished_from_the_database(  # noqa: PLR0917 - pytest fixtures
+    sessions: async_sessionmaker[AsyncSession],
+    audit_sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    make_event: MakeEvent,
+    cli_env: Path,
+    superuser: AsyncConnection,
+) -> None:
+    """A superuser removes a practice's whole trail and the practice itself: only the external anchor copy
+    still knows it existed, and verify says so."""
+    import asyncio
+
+    await write_events(sessions, [make_event(tenant.id) for _ in range(2)])
+    await seal_all(audit_sessions)
+    runner = CliRunner()
+    made = await asyncio.to_thread(runner.invoke, main, ["audit", "checkpoint"])
+    assert made.exit_code == 0, made.output
+    for table in ("audit_event", "audit_seal", "audit_chain_head", "audit_checkpoint", "tenant"):
+        column = "id" if table == "tenant" else "tenant_id"
+        await superuser.execute(text(f"DELETE FROM rcm.{table} WHERE {column} = :t"), {"t": tenant.id})  # noqa: S608
+    await superuser.commit()
+
+    result = await asyncio.to_thread(runner.invoke, main, ["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"{tenant.id} NOT REGISTERED IN THE DATABASE: TAMPERED" in result.output
+    assert "seq 2: chain_vanished" in result.output
+    assert "seq 2: checkpoint_missing" in result.output

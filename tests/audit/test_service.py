@@ -24,7 +24,7 @@ from rcm.kit.db import tenant_transaction
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant
-from tests.audit.conftest import MakeEvent, request_info, write_events
+from tests.audit.conftest import MakeEvent, request_info, seal_all, write_events
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,15 +39,15 @@ async def _search_all(
     query: AuditQuery,
     auditor: Principal,
     limit: int,
-) -> list[tuple[uuid.UUID, int]]:
-    seen: list[tuple[uuid.UUID, int]] = []
+) -> list[uuid.UUID]:
+    seen: list[uuid.UUID] = []
     cursor: str | None = None
     while True:
         async with tenant_transaction(sessions, ctx) as session:
             page, cursor = await search(
                 session, query, limit=limit, cursor=cursor, actor=auditor, request=request_info()
             )
-        seen.extend((r.tenant_id, r.seq) for r in page)
+        seen.extend(r.id for r in page)
         if cursor is None:
             return seen
 
@@ -90,8 +90,8 @@ async def test_search_filters_and_cursor(  # noqa: PLR0917 - pytest fixtures
     # Pages of 3 walk all 10 events once each, newest first across both tenants.
     seen = await _search_all(sessions, ctx, AuditQuery(since=start, actor=coder.subject), auditor, limit=3)
     assert len(seen) == len(set(seen)) == 10
-    assert seen[0] == (tenant.id, 9)  # the denial, newest
-    assert seen[1] == (other_tenant.id, 1)
+    assert seen[0] == events[9].id  # the denial, newest
+    assert seen[1] == events[8].id  # the other tenant's
 
     async def ids(query: AuditQuery, context: TenantContext = ctx) -> set[uuid.UUID]:
         async with tenant_transaction(sessions, context) as session:
@@ -163,6 +163,7 @@ async def _collect(chunks: object) -> bytes:
 @pytest.fixture
 async def exported(  # noqa: PLR0917 - pytest fixtures
     sessions: async_sessionmaker[AsyncSession],
+    audit_sessions: async_sessionmaker[AsyncSession],
     tenant: Tenant,
     other_tenant: Tenant,
     make_event: MakeEvent,
@@ -176,8 +177,10 @@ async def exported(  # noqa: PLR0917 - pytest fixtures
     )
     keys = tmp_path / "keys"
     ctx = both(tenant, other_tenant)
-    async with tenant_transaction(sessions, ctx) as session:
+    await seal_all(audit_sessions)
+    async with tenant_transaction(audit_sessions, ctx) as session:
         await write_checkpoints(session, [tenant.id, other_tenant.id], load_signer(keys, create=True))
+    async with tenant_transaction(sessions, ctx) as session:
         csv_bytes = await _collect(export_csv(session, AuditQuery(), actor=auditor, request=request_info()))
         ndjson = await _collect(
             export_fhir_ndjson(session, AuditQuery(), actor=auditor, request=request_info())
@@ -282,3 +285,89 @@ async def test_offline_verifier_catches_dropped_lines_and_forged_checkpoints(
     forged.write_text("".join(json.dumps(d) + "\n" for d in docs))
     report = verify_file(exported["ndjson"], checkpoints=forged, public_keys=[exported["key"]])
     assert any("signature does not verify" in p for p in report.problems)
+
+
+async def _export_both(
+    sessions: async_sessionmaker[AsyncSession], ctx: TenantContext, auditor: Principal, kind: str
+) -> bytes:
+    exporter = export_csv if kind == "csv" else export_fhir_ndjson
+    async with tenant_transaction(sessions, ctx) as session:
+        return await _collect(exporter(session, AuditQuery(), actor=auditor, request=request_info()))
+
+
+async def _checkpoint_file(
+    audit_sessions: async_sessionmaker[AsyncSession], ctx: TenantContext, keys: Path, out: Path
+) -> None:
+    await seal_all(audit_sessions)
+    async with tenant_transaction(audit_sessions, ctx) as session:
+        await write_checkpoints(session, ctx.tenant_ids, load_signer(keys, create=True))
+        from rcm.audit import repository
+
+        rows = await repository.checkpoints(session, ctx.tenant_ids)
+    out.write_text("".join(json.dumps(checkpoint_document(r)) + "\n" for r in rows))  # noqa: ASYNC240
+
+
+@pytest.mark.parametrize("kind", ["csv", "ndjson"])
+async def test_export_then_checkpoint_is_intact_and_a_cut_export_is_not(  # noqa: PLR0917 - fixtures
+    sessions: async_sessionmaker[AsyncSession],
+    audit_sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    other_tenant: Tenant,
+    make_event: MakeEvent,
+    auditor: Principal,
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    """The export records its own audit.export event, which the next checkpoint covers: a checkpoint
+    beyond the export is newer than it, not evidence of a cut (the false "NOT INTACT" of old)."""
+    ctx = both(tenant, other_tenant)
+    await write_events(sessions, [make_event(tenant.id), make_event(other_tenant.id), make_event(tenant.id)])
+    await seal_all(audit_sessions)
+    export = tmp_path / f"events.{kind}"
+    export.write_bytes(await _export_both(sessions, ctx, auditor, kind))
+    exported_at = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    await write_events(sessions, [make_event(tenant.id)])  # events after the export, unsealed yet
+    checkpoints, keys = tmp_path / "checkpoints.jsonl", tmp_path / "keys"
+    await _checkpoint_file(audit_sessions, ctx, keys, checkpoints)
+    key = [next(keys.glob("*.pub.pem"))]
+
+    after = verify_file(export, checkpoints=checkpoints, public_keys=key, exported_at=exported_at)
+    assert after.problems == []
+    assert after.notes  # the newer checkpoints are named, not hidden
+    assert after.records == 3
+
+    # Checkpoint first, then export: intact as well, with the checkpoints verified against the export.
+    again = tmp_path / f"again.{kind}"
+    again.write_bytes(await _export_both(sessions, ctx, auditor, kind))
+    before = verify_file(again, checkpoints=checkpoints, public_keys=key, exported_at=utcnow().isoformat())
+    assert before.problems == []
+    assert before.checkpoints_ok == 2
+    assert before.records == 6  # three events, the first export's two audit.export events, one later
+
+    # The same export with its last lines cut: the checkpoints signed before it now say "truncated".
+    lines = again.read_text().splitlines()
+    cut = tmp_path / f"cut.{kind}"
+    sealed = [line for line in lines if '"sealed"' not in line and line.split(",")[1:2] != [""]]
+    cut.write_text("\n".join(sealed[:-1]) + "\n")
+    exported_late = utcnow().isoformat()
+    cut_report = verify_file(cut, checkpoints=checkpoints, public_keys=key, exported_at=exported_late)
+    assert any("truncated" in p for p in cut_report.problems), cut_report.problems
+
+
+async def test_unsealed_events_are_exported_as_such(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant, make_event: MakeEvent, auditor: Principal
+) -> None:
+    event = make_event(tenant.id)
+    await write_events(sessions, [event])
+    ctx = TenantContext.single(TenantId(tenant.id))
+    rows = list(csv.DictReader(io.StringIO((await _export_both(sessions, ctx, auditor, "csv")).decode())))
+    [row] = [r for r in rows if r["id"] == str(event.id)]
+    assert (row["seq"], row["prev_hash"], row["hash"]) == ("", "", "")
+    [line] = [
+        json.loads(x)
+        for x in (await _export_both(sessions, ctx, auditor, "ndjson")).decode().splitlines()
+        if str(event.id) in x
+    ]
+    chain = {e["url"]: e for e in line["extension"][0]["extension"]}
+    assert chain["sealed"]["valueBoolean"] is False
+    assert "hash" not in chain

@@ -86,7 +86,7 @@ async def _events(owner_engine: AsyncEngine, tenant: Tenant) -> list[tuple[str, 
         rows = await conn.execute(
             text(
                 "SELECT event_type, action, resource_type FROM rcm.audit_event WHERE tenant_id = :t "
-                "AND event_type IN ('keys.rotate', 'tenant.offboard') ORDER BY seq"
+                "AND event_type IN ('keys.rotate', 'tenant.offboard') ORDER BY occurred_at, xid, id"
             ),
             {"t": tenant.id},
         )

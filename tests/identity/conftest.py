@@ -70,7 +70,7 @@ async def audit_rows(
         result = await conn.execute(
             text(
                 "SELECT xmin::text AS xmin, * FROM rcm.audit_event WHERE event_type = ANY(:types) "
-                "AND (CAST(:tenant AS uuid) IS NULL OR tenant_id = :tenant) ORDER BY occurred_at, seq"
+                "AND (CAST(:tenant AS uuid) IS NULL OR tenant_id = :tenant) ORDER BY occurred_at, xid, id"
             ),
             {"types": list(event_types), "tenant": tenant_id},
         )

@@ -46,7 +46,7 @@ async def test_break_glass_reads_are_marked_with_the_grant(
             await conn.execute(
                 text(
                     "SELECT event_type, detail FROM rcm.audit_event"
-                    " WHERE tenant_id = :t AND :e = ANY(resource_ids) ORDER BY seq"
+                    " WHERE tenant_id = :t AND :e = ANY(resource_ids) ORDER BY occurred_at, xid, id"
                 ),
                 {"t": tenant.id, "e": uuid.UUID(created["id"])},
             )

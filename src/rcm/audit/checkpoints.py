@@ -1,9 +1,11 @@
 """Signed checkpoints of the hash chains.
 
 A checkpoint signs (tenant, seq, hash, created_at, key_id) with an Ed25519 key kept OUTSIDE the database,
-under ``<data_dir>/audit-keys``. Someone who can rewrite the audit table (a database superuser) can recompute
-an unkeyed hash chain, but cannot sign: history before the last checkpoint is anchored, and a chain cut short
-after it no longer contains the checkpointed seq/hash. Auditors get the public key (``*.pub.pem``).
+under ``<data_dir>/audit-keys``, and held by the checkpointer alone (never the API or the database). Someone
+who can rewrite the audit tables (a database superuser) can recompute an unkeyed hash chain, but cannot sign:
+history before the last checkpoint is anchored, and a chain cut short after it no longer contains the
+checkpointed seq/hash. Each checkpoint is also copied outside the database (``rcm.audit.anchors``), so
+deleting checkpoint rows, or a whole chain, is detected too. Verifying needs the public key (``*.pub.pem``).
 """
 
 from __future__ import annotations
@@ -124,24 +126,43 @@ def signature_valid(checkpoint: Mapping[str, Any], keys: Mapping[str, Ed25519Pub
 
 
 async def write_checkpoints(
-    session: AsyncSession, tenant_ids: Iterable[uuid.UUID], signer: CheckpointSigner
+    session: AsyncSession,
+    tenant_ids: Iterable[uuid.UUID],
+    signer: CheckpointSigner,
+    *,
+    every_events: int | None = None,
+    every_seconds: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Sign each tenant's current chain head; skips tenants with no events or nothing new since the last.
+    """Sign each tenant's chain head (as sealed by the chainer) and insert the checkpoints.
 
-    The session's tenant context must cover ``tenant_ids``. The caller commits.
+    Without ``every_events``/``every_seconds`` every tenant with new sealed events is signed. With them, a
+    tenant is signed once that many events were sealed since its last checkpoint, or that many seconds have
+    passed since it (and something new was sealed): that bounds the unanchored window.
+
+    The session is the chainer's (role rcm_audit; the app role may not insert checkpoints) and its tenant
+    context must cover ``tenant_ids``. The caller commits, then copies the rows to the anchor store.
     """
     # Materialised once: the ids are read twice, and a generator would be empty the second time.
     ids = list(dict.fromkeys(tenant_ids))
-    existing = await repository.checkpoints(session, ids)
-    last_seq: dict[uuid.UUID, int] = {}
-    for row in existing:
-        last_seq[row["tenant_id"]] = max(last_seq.get(row["tenant_id"], 0), row["seq"])
+    latest = {row["tenant_id"]: row for row in await repository.latest_checkpoints(session, ids)}
+    heads = await repository.chain_heads(session)
+    now = utcnow()
     written: list[dict[str, Any]] = []
     for tenant_id in ids:
-        head = await repository.chain_head(session, tenant_id)
-        if head is None or head[0] == 0 or last_seq.get(tenant_id) == head[0]:
+        head = heads.get(tenant_id)
+        if head is None or head[0] == 0:
             continue
         seq, hash_ = head
+        last = latest.get(tenant_id)
+        if last is not None and last["seq"] >= seq:
+            continue
+        if last is not None and (every_events is not None or every_seconds is not None):
+            enough_events = every_events is not None and seq - last["seq"] >= every_events
+            long_enough = (
+                every_seconds is not None and (now - last["created_at"]).total_seconds() >= every_seconds
+            )
+            if not (enough_events or long_enough):
+                continue
         # Microseconds are what PostgreSQL keeps, so the signed text survives the round trip.
         created_at = utcnow()
         message = checkpoint_message(
@@ -158,6 +179,12 @@ async def write_checkpoints(
         await repository.insert_checkpoint(session, row)
         written.append(row)
     return written
+
+
+def public_key_pem(signer: CheckpointSigner) -> bytes:
+    return signer.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def checkpoint_document(row: Mapping[str, Any]) -> dict[str, Any]:

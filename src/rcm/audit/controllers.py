@@ -24,6 +24,7 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit import repository, service
+from rcm.audit.anchors import anchor_store, read_anchors
 from rcm.audit.events import Action, Outcome, request_info_from
 from rcm.audit.records import AuditRecord, format_instant
 from rcm.identity import audit_hooks
@@ -52,7 +53,8 @@ Until = Annotated[
 
 class AuditEventOut(msgspec.Struct):
     tenant_id: uuid.UUID
-    seq: int
+    # Position and hashes in the tenant's chain; null until the chainer seals the event (within seconds).
+    seq: int | None
     id: uuid.UUID
     occurred_at: str
     event_type: str
@@ -70,8 +72,9 @@ class AuditEventOut(msgspec.Struct):
     request_id: str
     trace_id: str
     detail: dict[str, str | int | bool | None]
-    prev_hash: str
-    hash: str
+    prev_hash: str | None
+    hash: str | None
+    sealed: bool
 
 
 class AuditEventPage(msgspec.Struct):
@@ -89,6 +92,7 @@ class TenantVerifyOut(msgspec.Struct):
     tenant_id: uuid.UUID
     ok: bool
     events: int
+    unsealed: int
     head_seq: int | None
     checkpoints: int
     problems: list[VerifyProblemOut]
@@ -121,8 +125,9 @@ def _out(rec: AuditRecord) -> AuditEventOut:
         request_id=rec.request_id,
         trace_id=rec.trace_id,
         detail=dict(rec.detail),
-        prev_hash=rec.prev_hash.hex(),
-        hash=rec.hash.hex(),
+        prev_hash=rec.prev_hash.hex() if rec.prev_hash is not None else None,
+        hash=rec.hash.hex() if rec.hash is not None else None,
+        sealed=rec.sealed,
     )
 
 
@@ -293,8 +298,11 @@ class AuditController(Controller):
         caller = current_principal(request)
         sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
         context = await _readable_tenants(request, caller, admin_sees_all=True)
+        # The external copy of the checkpoints, where this process can read it (public material only).
+        store = anchor_store(request.app.state.settings)
+        anchors = read_anchors(store, context.tenant_ids) if store is not None else None
         async with tenant_transaction(sessions, context) as session:
-            report = await service.verify(session, context.tenant_ids)
+            report = await service.verify(session, context.tenant_ids, anchors=anchors)
             service.record_verify(session, report, actor=caller, request=request_info_from(request))
         return VerifyOut(
             ok=report.ok,
@@ -304,6 +312,7 @@ class AuditController(Controller):
                     tenant_id=t.tenant_id,
                     ok=t.ok,
                     events=t.events,
+                    unsealed=t.unsealed,
                     head_seq=t.head_seq,
                     checkpoints=t.checkpoints,
                     problems=[VerifyProblemOut(p.seq, p.kind, p.detail) for p in t.problems],

@@ -20,22 +20,25 @@ OBJECT_ROLE_SYSTEM = "http://terminology.hl7.org/CodeSystem/object-role"
 SOURCE_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/security-source-type"
 
 
+def _chain(record: AuditRecord) -> list[dict[str, Any]]:
+    """The chain links; an event the chainer has not sealed yet says so and carries no position."""
+    parts: list[dict[str, Any]] = [{"url": "tenant", "valueString": str(record.tenant_id)}]
+    if record.seq is None or record.prev_hash is None or record.hash is None:
+        return [*parts, {"url": "sealed", "valueBoolean": False}]
+    return [
+        *parts,
+        {"url": "seq", "valueString": str(record.seq)},
+        {"url": "prevHash", "valueString": record.prev_hash.hex()},
+        {"url": "hash", "valueString": record.hash.hex()},
+        {"url": "record", "valueBase64Binary": base64.b64encode(record.canonical()).decode()},
+    ]
+
+
 def to_fhir(record: AuditRecord) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": str(record.id),
-        "extension": [
-            {
-                "url": CHAIN_EXTENSION,
-                "extension": [
-                    {"url": "tenant", "valueString": str(record.tenant_id)},
-                    {"url": "seq", "valueString": str(record.seq)},
-                    {"url": "prevHash", "valueString": record.prev_hash.hex()},
-                    {"url": "hash", "valueString": record.hash.hex()},
-                    {"url": "record", "valueBase64Binary": base64.b64encode(record.canonical()).decode()},
-                ],
-            }
-        ],
+        "extension": [{"url": CHAIN_EXTENSION, "extension": _chain(record)}],
         "type": {"system": EVENT_TYPE_SYSTEM, "code": record.event_type},
         "action": record.action,
         "recorded": format_instant(record.occurred_at),

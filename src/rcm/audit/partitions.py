@@ -3,8 +3,8 @@
 An event whose month has no partition lands in the DEFAULT partition, and once that holds rows of a month,
 the month can no longer get a partition of its own (``audit_ensure_partition`` then leaves it there). Two
 paths keep partitions ahead of the clock, so neither depends on the other having run: every ``rcm migrate``
-(the Alembic environment calls ``ensure_partitions`` after upgrading, i.e. on each release) and the hourly
-``rcm audit checkpoint`` CronJob.
+(the Alembic environment calls ``ensure_partitions`` after upgrading, i.e. on each release) and the audit
+chainer's periodic job in the worker (hourly; ``rcm audit checkpoint`` does it too).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rcm.audit import repository
 from rcm.kit.models import utcnow
 
 MONTHS_BEHIND = 1  # late writers: a request that started before midnight UTC on the 1st
-MONTHS_AHEAD = 3  # a release or CronJob run in the next quarter renews them
+MONTHS_AHEAD = 3  # a release or the worker's job in the next quarter renews them
 
 
 def months_around(now: datetime, *, behind: int = MONTHS_BEHIND, ahead: int = MONTHS_AHEAD) -> list[datetime]:

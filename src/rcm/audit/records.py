@@ -1,8 +1,11 @@
 """A stored audit record and its canonical encoding (what the hash chain covers).
 
-hash = SHA-256(prev_hash || canonical), where canonical is the UTF-8 JSON of every event field with sorted
-keys and no whitespace. The offline verifier (``audit/verify_export.py``) re-implements exactly this encoding
-without importing the app: change one, change the other and bump ``CANONICAL_VERSION``.
+hash = SHA-256(prev_hash || canonical), where canonical is the UTF-8 JSON of every event field and its chain
+position (seq) with sorted keys and no whitespace. A request inserts the event; the chainer
+(``rcm.audit.chainer``) later gives it its position and hashes (``rcm.audit_seal``). Until then the record is
+unsealed: ``seq``, ``prev_hash`` and ``hash`` are None. The offline verifier (``audit/verify_export.py``)
+re-implements exactly this encoding without importing the app: change one, change the other and bump
+``CANONICAL_VERSION``.
 """
 
 from __future__ import annotations
@@ -42,10 +45,10 @@ def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """One row of ``rcm.audit_event``: an event with its place in its tenant's chain."""
+    """One row of ``rcm.audit_event`` with its seal (its place in its tenant's chain), if sealed yet."""
 
     tenant_id: uuid.UUID
-    seq: int
+    seq: int | None
     occurred_at: datetime
     id: uuid.UUID
     event_type: str
@@ -63,8 +66,12 @@ class AuditRecord:
     request_id: str
     trace_id: str
     detail: Mapping[str, DetailValue]
-    prev_hash: bytes
-    hash: bytes
+    prev_hash: bytes | None
+    hash: bytes | None
+
+    @property
+    def sealed(self) -> bool:
+        return self.seq is not None and self.hash is not None and self.prev_hash is not None
 
     def canonical_fields(self, *, seq: int | None = None) -> dict[str, Any]:
         return {
@@ -93,15 +100,18 @@ class AuditRecord:
     def canonical(self, *, seq: int | None = None) -> bytes:
         return canonical_bytes(self.canonical_fields(seq=seq))
 
-    def computed_hash(self, *, seq: int | None = None) -> bytes:
-        """The hash this record's content and prev_hash imply (``seq`` overrides the stored one)."""
-        return chain_hash(self.prev_hash, self.canonical(seq=seq))
+    def computed_hash(self, *, seq: int | None = None, prev_hash: bytes | None = None) -> bytes:
+        """The hash this record's content and prev_hash imply (``seq``/``prev_hash`` override the stored)."""
+        prev = prev_hash if prev_hash is not None else self.prev_hash
+        if prev is None or (seq is None and self.seq is None):
+            raise ValueError("an unsealed record has no chain position")
+        return chain_hash(prev, self.canonical(seq=seq))
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> AuditRecord:
         return cls(
             tenant_id=row["tenant_id"],
-            seq=row["seq"],
+            seq=row.get("seq"),
             occurred_at=row["occurred_at"],
             id=row["id"],
             event_type=row["event_type"],
@@ -119,14 +129,14 @@ class AuditRecord:
             request_id=row["request_id"],
             trace_id=row["trace_id"],
             detail=dict(row["detail"] or {}),
-            prev_hash=bytes(row["prev_hash"]),
-            hash=bytes(row["hash"]),
+            prev_hash=None if row.get("prev_hash") is None else bytes(row["prev_hash"]),
+            hash=None if row.get("hash") is None else bytes(row["hash"]),
         )
 
     def as_row(self) -> dict[str, Any]:
+        """The ``audit_event`` row (the event only: its seal is the chainer's)."""
         return {
             "tenant_id": self.tenant_id,
-            "seq": self.seq,
             "occurred_at": self.occurred_at,
             "id": self.id,
             "event_type": self.event_type,
@@ -144,6 +154,4 @@ class AuditRecord:
             "request_id": self.request_id,
             "trace_id": self.trace_id,
             "detail": dict(self.detail),
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
         }

@@ -1,4 +1,5 @@
-"""All SQL of the audit trail. Tables are created by migration 0003_audit (partitioning, triggers, RLS).
+"""All SQL of the audit trail. Tables are created by migrations 0003_audit (partitioning, triggers, RLS)
+and 0008_audit_anchoring (seals, the chainer's watermark, the rcm_audit role's grants).
 
 Every statement runs under the transaction's tenant context: row-level security limits reads and appends to
 the tenants the context names.
@@ -18,8 +19,10 @@ from sqlalchemy import (
     DateTime,
     LargeBinary,
     Select,
+    SmallInteger,
     Table,
     Text,
+    and_,
     false,
     insert,
     literal,
@@ -31,17 +34,27 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.types import UserDefinedType
 
 from rcm.audit.records import AuditRecord
 from rcm.kit.models import Base
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (asyncpg reads and writes it as an int)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
 
 audit_event = Table(
     "audit_event",
     Base.metadata,
     Column("tenant_id", UUID(as_uuid=True), primary_key=True),
-    Column("seq", BigInteger, primary_key=True),
+    Column("id", UUID(as_uuid=True), primary_key=True),
     Column("occurred_at", DateTime(timezone=True), primary_key=True),
-    Column("id", UUID(as_uuid=True), nullable=False),
     Column("event_type", Text, nullable=False),
     Column("action", Text, nullable=False),
     Column("outcome", Text, nullable=False),
@@ -57,8 +70,20 @@ audit_event = Table(
     Column("request_id", Text, nullable=False),
     Column("trace_id", Text, nullable=False),
     Column("detail", JSONB, nullable=False),
+    # The inserting transaction: what lets the chainer know when no earlier event can still appear.
+    Column("xid", Xid8(), nullable=False, server_default=text("pg_current_xact_id()")),
+)
+
+audit_seal = Table(
+    "audit_seal",
+    Base.metadata,
+    Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("prev_hash", LargeBinary, nullable=False),
     Column("hash", LargeBinary, nullable=False),
+    Column("sealed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
 
 audit_chain_head = Table(
@@ -81,35 +106,124 @@ audit_checkpoint = Table(
     Column("signature", LargeBinary, nullable=False),
 )
 
-# Take (creating if needed) the tenant's chain head and lock it until commit. The no-op DO UPDATE both
-# locks an existing row and returns it in one round trip.
-_LOCK_HEAD = text(
-    """
-    INSERT INTO rcm.audit_chain_head (tenant_id, seq, hash) VALUES (:tenant_id, 0, :genesis)
-    ON CONFLICT (tenant_id) DO UPDATE SET seq = rcm.audit_chain_head.seq
-    RETURNING seq, hash
-    """
+audit_chainer_state = Table(
+    "audit_chainer_state",
+    Base.metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("sealed_below", Xid8(), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
-_MOVE_HEAD = text(
-    "UPDATE rcm.audit_chain_head SET seq = :seq, hash = :hash, updated_at = now() "
-    "WHERE tenant_id = :tenant_id"
+
+_EVENT_COLUMNS = [c for c in audit_event.c if c.name != "xid"]
+_SEAL_JOIN = and_(
+    audit_seal.c.tenant_id == audit_event.c.tenant_id,
+    audit_seal.c.event_id == audit_event.c.id,
+    audit_seal.c.occurred_at == audit_event.c.occurred_at,
 )
 
 
 # --- appends: synchronous, called from the before_commit hook through SQLAlchemy's greenlet bridge ---------
 
 
-def lock_chain_head(session: Session, tenant_id: uuid.UUID, genesis: bytes) -> tuple[int, bytes]:
-    seq, head = session.execute(_LOCK_HEAD, {"tenant_id": tenant_id, "genesis": genesis}).one()
-    return int(seq), bytes(head)
-
-
 def append_records(session: Session, records: Sequence[AuditRecord]) -> None:
+    """One multi-row INSERT of the events; no lock, no chain (the chainer seals them later)."""
     session.execute(insert(audit_event), [r.as_row() for r in records])
 
 
-def move_chain_head(session: Session, tenant_id: uuid.UUID, seq: int, head: bytes) -> None:
-    session.execute(_MOVE_HEAD, {"tenant_id": tenant_id, "seq": seq, "hash": head})
+# --- the chainer (role rcm_audit) ------------------------------------------------------------------------
+
+# One chainer at a time, whoever runs it (the worker's job or the CLI): a transaction-level advisory lock.
+CHAINER_LOCK = 0x7263_6D61_7564  # "rcmaud"
+
+
+async def lock_chainer(session: AsyncSession) -> None:
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAINER_LOCK})
+
+
+async def watermark_and_horizon(session: AsyncSession) -> tuple[int, int]:
+    """``(watermark, horizon)``: every event with xid below the watermark is sealed; every transaction
+    with an xid below the horizon (the snapshot's xmin, the oldest one still running) has ended, so no event
+    with a smaller xid can still appear. The watermark row stays locked until commit."""
+    low = (
+        await session.execute(
+            text("SELECT sealed_below FROM rcm.audit_chainer_state WHERE id = 1 FOR UPDATE")
+        )
+    ).scalar_one()
+    horizon = (await session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())"))).scalar_one()
+    return int(low), int(horizon)
+
+
+async def window_end(session: AsyncSession, low: int, horizon: int, *, batch: int) -> int:
+    """The horizon, lowered to the xid of the ``batch``-th waiting event, so a backlog is sealed in bounded
+    transactions without splitting one transaction's events."""
+    cut = (
+        await session.execute(
+            text(
+                "SELECT xid FROM rcm.audit_event "
+                "WHERE xid >= CAST(:low AS xid8) AND xid < CAST(:high AS xid8) ORDER BY xid OFFSET :n LIMIT 1"
+            ),
+            {"low": low, "high": horizon, "n": batch},
+        )
+    ).scalar_one_or_none()
+    return horizon if cut is None or int(cut) <= low else int(cut)
+
+
+async def events_to_seal(session: AsyncSession, low: int, high: int) -> list[AuditRecord]:
+    """The window's events in seal order: by tenant, then time, transaction and id (stable).
+
+    An event that already has a seal is left out: the watermark moves with the seals, so that only happens
+    if someone set the watermark back, and then re-sealing must not fail (nor seal anything twice).
+    """
+    c = audit_event.c
+    already = select(audit_seal.c.event_id).where(_SEAL_JOIN).exists()
+    statement = (
+        select(*_EVENT_COLUMNS)
+        .where(c.xid >= literal(low, Xid8()), c.xid < literal(high, Xid8()), ~already)
+        .order_by(c.tenant_id, c.occurred_at, c.xid, c.id)
+    )
+    rows = (await session.execute(statement)).mappings().all()
+    return [AuditRecord.from_row(dict(row)) for row in rows]
+
+
+async def lock_head(session: AsyncSession, tenant_id: uuid.UUID, genesis: bytes) -> tuple[int, bytes]:
+    seq, head = (
+        await session.execute(
+            text(
+                "INSERT INTO rcm.audit_chain_head (tenant_id, seq, hash) VALUES (:t, 0, :g) "
+                "ON CONFLICT (tenant_id) DO UPDATE SET seq = rcm.audit_chain_head.seq RETURNING seq, hash"
+            ),
+            {"t": tenant_id, "g": genesis},
+        )
+    ).one()
+    return int(seq), bytes(head)
+
+
+async def insert_seals(session: AsyncSession, seals: Sequence[dict[str, Any]]) -> None:
+    await session.execute(insert(audit_seal), list(seals))
+
+
+async def move_head(session: AsyncSession, tenant_id: uuid.UUID, seq: int, head: bytes) -> None:
+    await session.execute(
+        text("UPDATE rcm.audit_chain_head SET seq = :s, hash = :h, updated_at = now() WHERE tenant_id = :t"),
+        {"t": tenant_id, "s": seq, "h": head},
+    )
+
+
+async def set_watermark(session: AsyncSession, high: int) -> None:
+    await session.execute(
+        text(
+            "UPDATE rcm.audit_chainer_state SET sealed_below = CAST(:h AS xid8), updated_at = now() "
+            "WHERE id = 1"
+        ),
+        {"h": high},
+    )
+
+
+async def watermark(session: AsyncSession) -> int:
+    value = (
+        await session.execute(text("SELECT sealed_below FROM rcm.audit_chainer_state WHERE id = 1"))
+    ).scalar_one()
+    return int(value)
 
 
 # --- reads ---------------------------------------------------------------------------------------------
@@ -161,8 +275,11 @@ class Filters:
 
 
 def _filtered(filters: Filters) -> Select[Any]:
+    """Events with their seal, if any (an unsealed event has NULL seq and hashes)."""
     c = audit_event.c
-    statement = select(audit_event)
+    statement = select(
+        *_EVENT_COLUMNS, audit_seal.c.seq, audit_seal.c.prev_hash, audit_seal.c.hash
+    ).select_from(audit_event.outerjoin(audit_seal, _SEAL_JOIN))
     if filters.match_nothing:
         statement = statement.where(false())
     if filters.tenant_id is not None:
@@ -195,16 +312,16 @@ async def search_page(
     filters: Filters,
     *,
     limit: int,
-    after: tuple[datetime, uuid.UUID, int] | None,
+    after: tuple[datetime, uuid.UUID, uuid.UUID] | None,
 ) -> list[AuditRecord]:
-    """Newest first by (occurred_at, tenant_id, seq), strictly after the keyset ``after``."""
+    """Newest first by (occurred_at, tenant_id, id), strictly after the keyset ``after``."""
     c = audit_event.c
     statement = _filtered(filters)
     if after is not None:
         statement = statement.where(
-            tuple_(c.occurred_at, c.tenant_id, c.seq) < tuple_(*(literal(v) for v in after))
+            tuple_(c.occurred_at, c.tenant_id, c.id) < tuple_(*(literal(v) for v in after))
         )
-    statement = statement.order_by(c.occurred_at.desc(), c.tenant_id.desc(), c.seq.desc()).limit(limit)
+    statement = statement.order_by(c.occurred_at.desc(), c.tenant_id.desc(), c.id.desc()).limit(limit)
     rows = (await session.execute(statement)).mappings().all()
     return [AuditRecord.from_row(dict(row)) for row in rows]
 
@@ -212,19 +329,68 @@ async def search_page(
 async def stream_records(
     session: AsyncSession, filters: Filters, *, batch: int = 500
 ) -> AsyncIterator[AuditRecord]:
-    """Chain order (tenant, seq), read through a server-side cursor so exports hold little memory."""
-    statement = _filtered(filters).order_by(audit_event.c.tenant_id, audit_event.c.seq)
+    """Chain order (tenant, seq), unsealed events after the sealed ones, through a server-side cursor so
+    exports hold little memory."""
+    c = audit_event.c
+    statement = _filtered(filters).order_by(
+        c.tenant_id, audit_seal.c.seq.asc().nulls_last(), c.occurred_at, c.id
+    )
     result = await session.stream(statement.execution_options(yield_per=batch))
     async for row in result.mappings():
         yield AuditRecord.from_row(dict(row))
 
 
-async def stream_chain(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIterator[AuditRecord]:
-    c = audit_event.c
-    statement = select(audit_event).where(c.tenant_id == tenant_id).order_by(c.seq, c.hash)
+async def stream_chain(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIterator[AuditRecord | Seal]:
+    """The tenant's seals in chain order, each with its event; a seal whose event is gone comes as a bare
+    ``Seal``."""
+    s = audit_seal.c
+    statement = (
+        select(
+            *(c.label(f"e_{c.name}") for c in _EVENT_COLUMNS),
+            s.seq,
+            s.prev_hash,
+            s.hash,
+            s.event_id.label("seal_event_id"),
+        )
+        .select_from(audit_seal.outerjoin(audit_event, _SEAL_JOIN))
+        .where(s.tenant_id == tenant_id)
+        .order_by(s.seq, s.hash)
+    )
     result = await session.stream(statement.execution_options(yield_per=1000))
     async for row in result.mappings():
-        yield AuditRecord.from_row(dict(row))
+        if row["e_id"] is None:
+            yield Seal(int(row["seq"]), row["seal_event_id"], bytes(row["prev_hash"]), bytes(row["hash"]))
+            continue
+        values = {name[2:]: value for name, value in row.items() if name.startswith("e_")}
+        values.update(seq=row["seq"], prev_hash=row["prev_hash"], hash=row["hash"])
+        yield AuditRecord.from_row(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """A chain position whose event row no longer exists."""
+
+    seq: int
+    event_id: uuid.UUID
+    prev_hash: bytes
+    hash: bytes
+
+
+async def unsealed_counts(session: AsyncSession, tenant_id: uuid.UUID, below: int) -> tuple[int, int]:
+    """(events waiting for the chainer, events the chainer should have sealed but did not)."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE e.xid >= CAST(:w AS xid8)), "
+                "       count(*) FILTER (WHERE e.xid < CAST(:w AS xid8)) "
+                "FROM rcm.audit_event e WHERE e.tenant_id = :t AND NOT EXISTS ("
+                "  SELECT 1 FROM rcm.audit_seal s WHERE s.tenant_id = e.tenant_id AND s.event_id = e.id"
+                "  AND s.occurred_at = e.occurred_at)"
+            ),
+            {"t": tenant_id, "w": below},
+        )
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 async def chain_head(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, bytes] | None:
@@ -238,6 +404,14 @@ async def chain_head(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, 
     return None if row is None else (int(row[0]), bytes(row[1]))
 
 
+async def chain_heads(session: AsyncSession) -> dict[uuid.UUID, tuple[int, bytes]]:
+    """Every chain head the session's tenant context can see."""
+    rows = await session.execute(
+        select(audit_chain_head.c.tenant_id, audit_chain_head.c.seq, audit_chain_head.c.hash)
+    )
+    return {row[0]: (int(row[1]), bytes(row[2])) for row in rows}
+
+
 async def checkpoints(session: AsyncSession, tenant_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
     c = audit_checkpoint.c
     rows = (
@@ -246,6 +420,18 @@ async def checkpoints(session: AsyncSession, tenant_ids: Sequence[uuid.UUID]) ->
         )
     ).mappings()
     return [dict(row) for row in rows]
+
+
+async def latest_checkpoints(session: AsyncSession, tenant_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    """Each tenant's newest checkpoint."""
+    c = audit_checkpoint.c
+    rows = await session.execute(
+        select(audit_checkpoint)
+        .where(c.tenant_id.in_(tenant_ids))
+        .order_by(c.tenant_id, c.seq.desc(), c.created_at.desc())
+        .distinct(c.tenant_id)
+    )
+    return [dict(row) for row in rows.mappings()]
 
 
 async def insert_checkpoint(session: AsyncSession, row: dict[str, Any]) -> None:
@@ -277,5 +463,5 @@ async def partitioning_installed(session: AsyncSession | AsyncConnection) -> boo
     return found.scalar_one() is not None
 
 
-def keyset_of(record: AuditRecord) -> tuple[datetime, uuid.UUID, int]:
-    return (record.occurred_at, record.tenant_id, record.seq)
+def keyset_of(record: AuditRecord) -> tuple[datetime, uuid.UUID, uuid.UUID]:
+    return (record.occurred_at, record.tenant_id, record.id)

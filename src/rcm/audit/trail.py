@@ -1,20 +1,17 @@
 """Recording audit events in the caller's transaction.
 
 ``record`` only buffers the event on the session. Just before the session's (outermost) commit, a
-``before_commit`` hook on the sync session locks each tenant's chain head, chains the buffered events and
-INSERTs them, all in the same transaction: the access and its audit record commit together or not at all
-(45 CFR 164.312(b)). The hook runs synchronous SQL on an ``AsyncSession``'s connection, which SQLAlchemy's
-greenlet bridge allows because ``AsyncSession.commit`` runs the sync commit inside a greenlet.
+``before_commit`` hook on the sync session INSERTs the buffered events in one statement, in the same
+transaction: the access and its audit record commit together or not at all (45 CFR 164.312(b)). The hook
+runs synchronous SQL on an ``AsyncSession``'s connection, which SQLAlchemy's greenlet bridge allows because
+``AsyncSession.commit`` runs the sync commit inside a greenlet.
 
-The head row is locked only for the few milliseconds between the flush and the commit, so concurrent
-requests of one tenant serialise only there; seq is taken from the locked head and is therefore gapless.
+No lock and no hashing here: each row carries its transaction id, and the chainer (``rcm.audit.chainer``,
+role rcm_audit) seals committed events into their tenant's hash chain within seconds. Concurrent requests
+of one tenant never wait for each other on the audit trail.
 """
 
 from __future__ import annotations
-
-import uuid
-from collections import defaultdict
-from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,7 +19,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from rcm.audit import repository
 from rcm.audit.events import AuditEvent
-from rcm.audit.records import GENESIS_HASH, AuditRecord, chain_hash, format_instant
+from rcm.audit.records import AuditRecord, format_instant
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext
 
@@ -30,7 +27,7 @@ _PENDING = "rcm.audit.pending"
 
 
 def record(session: AsyncSession, event: AuditEvent) -> None:
-    """Buffer ``event``; it is chained and inserted in this session's transaction just before commit.
+    """Buffer ``event``; it is inserted in this session's transaction just before commit.
 
     The transaction's tenant context must include ``event.tenant_id`` (RLS refuses the insert otherwise,
     and the commit fails). If the audit write fails for any reason, the commit fails.
@@ -67,11 +64,12 @@ def _blank_to_none(value: str | None) -> str | None:
     return value or None
 
 
-def to_record(event: AuditEvent, *, seq: int, prev_hash: bytes) -> AuditRecord:
+def to_record(event: AuditEvent) -> AuditRecord:
+    """The stored form of ``event``, unsealed (the chainer gives it its position and hashes)."""
     actor = event.actor
-    unsigned = AuditRecord(
+    return AuditRecord(
         tenant_id=event.tenant_id,
-        seq=seq,
+        seq=None,
         occurred_at=event.occurred_at,
         id=event.id,
         event_type=event.event_type,
@@ -89,34 +87,9 @@ def to_record(event: AuditEvent, *, seq: int, prev_hash: bytes) -> AuditRecord:
         request_id=event.request.request_id,
         trace_id=event.request.trace_id,
         detail=dict(event.detail),
-        prev_hash=prev_hash,
-        hash=b"",
+        prev_hash=None,
+        hash=None,
     )
-    return _with_hash(unsigned)
-
-
-def _with_hash(unsigned: AuditRecord) -> AuditRecord:
-    digest = chain_hash(unsigned.prev_hash, unsigned.canonical())
-    values: dict[str, Any] = {name: getattr(unsigned, name) for name in AuditRecord.__slots__}
-    values["hash"] = digest
-    return AuditRecord(**values)
-
-
-def _append(session: Session, events: list[AuditEvent]) -> None:
-    by_tenant: dict[uuid.UUID, list[AuditEvent]] = defaultdict(list)
-    for event in events:
-        by_tenant[event.tenant_id].append(event)
-    # Heads are locked in tenant order so two multi-tenant transactions cannot deadlock each other.
-    for tenant_id in sorted(by_tenant):
-        seq, head = repository.lock_chain_head(session, tenant_id, GENESIS_HASH)
-        records: list[AuditRecord] = []
-        for event in by_tenant[tenant_id]:
-            seq += 1
-            chained = to_record(event, seq=seq, prev_hash=head)
-            head = chained.hash
-            records.append(chained)
-        repository.append_records(session, records)
-        repository.move_chain_head(session, tenant_id, seq, head)
 
 
 @sa_event.listens_for(Session, "before_commit")
@@ -126,7 +99,7 @@ def _flush_before_commit(session: Session) -> None:
         return
     pending: list[AuditEvent] | None = session.info.pop(_PENDING, None)
     if pending:
-        _append(session, pending)
+        repository.append_records(session, [to_record(event) for event in pending])
 
 
 @sa_event.listens_for(Session, "after_transaction_end")

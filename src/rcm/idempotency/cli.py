@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import click
-from sqlalchemy import select
 
 from rcm.config import get_settings
 
@@ -16,9 +15,16 @@ def idempotency() -> None:
 
 
 @idempotency.command("purge")
-@click.option("--older-than-hours", type=click.IntRange(min=1), default=72, show_default=True)
-def purge(older_than_hours: int) -> None:
-    """Delete stored responses older than the given age, in every tenant."""
+@click.option(
+    "--older-than-hours",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Default: RCM_IDEMPOTENCY_RETENTION_HOURS.",
+)
+def purge(older_than_hours: int | None) -> None:
+    """Delete stored responses older than the given age, in every tenant (the worker's scheduler does this
+    hourly)."""
+    older_than_hours = older_than_hours or get_settings().idempotency_retention_hours
     from rcm.cli import role_database, run
 
     role_database(get_settings())  # the app role's URL is all it needs
@@ -28,20 +34,11 @@ def purge(older_than_hours: int) -> None:
 
 async def _purge(older_than: timedelta) -> int:
     from rcm.config import app_database_url
-    from rcm.idempotency.service import purge_expired
-    from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
-    from rcm.kit.tenant import TenantContext, TenantId
-    from rcm.tenancy.models import Tenant
+    from rcm.idempotency.jobs import purge_all_tenants
+    from rcm.kit.db import create_engine, session_factory
 
     engine = create_engine(app_database_url(get_settings()), pool_size=1, application_name="rcm-cli")
-    sessions = session_factory(engine)
     try:
-        async with platform_transaction(sessions) as session:
-            tenant_ids = tuple(TenantId(t) for t in (await session.execute(select(Tenant.id))).scalars())
-        if not tenant_ids:
-            return 0
-        # Housekeeping over every tenant: the loudly named cross-tenant path.
-        async with tenant_transaction(sessions, TenantContext.system_cross_tenant(tenant_ids)) as session:
-            return await purge_expired(session, older_than=older_than)
+        return await purge_all_tenants(session_factory(engine), older_than=older_than)
     finally:
         await engine.dispose()

@@ -6,6 +6,8 @@
   and activity, staff assignments, API clients. It is a member of ``rcm_app`` (it may do what the app does,
   audit included) and holds the control-plane writes that ``rcm_app`` lacks; never the other way round.
   Only the MFA-guarded admin routes, assignment changes and operator commands connect as it.
+- ``rcm_audit`` (LOGIN, NOBYPASSRLS) is the audit chainer/checkpointer's role: the only one that may seal
+  events into the hash chains and write checkpoints; it owns nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rcm.config import APP_ROLE, CONTROL_ROLE, OWNER_ROLE, SCHEMA
+from rcm.config import APP_ROLE, AUDIT_ROLE, CONTROL_ROLE, OWNER_ROLE, SCHEMA
 
 # Role and schema names are module constants, never input.
 _STATEMENTS = [
@@ -29,6 +31,9 @@ _STATEMENTS = [
       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{CONTROL_ROLE}') THEN
         CREATE ROLE {CONTROL_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE INHERIT;
       END IF;
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{AUDIT_ROLE}') THEN
+        CREATE ROLE {AUDIT_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+      END IF;
     END
     $$
     """,
@@ -39,17 +44,24 @@ _STATEMENTS = [
     f"GRANT {APP_ROLE} TO {CONTROL_ROLE}",
     f"GRANT {OWNER_ROLE} TO CURRENT_USER",
     f"CREATE SCHEMA IF NOT EXISTS {SCHEMA} AUTHORIZATION {OWNER_ROLE}",
+    f"ALTER ROLE {AUDIT_ROLE} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
     f"GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE}",
+    f"GRANT USAGE ON SCHEMA {SCHEMA} TO {AUDIT_ROLE}",
 ]
 
 
 async def bootstrap_roles(
-    conn: AsyncConnection, *, app_password: str | None = None, control_password: str | None = None
+    conn: AsyncConnection,
+    *,
+    app_password: str | None = None,
+    control_password: str | None = None,
+    audit_password: str | None = None,
 ) -> None:
     for statement in _STATEMENTS:
         await conn.execute(text(statement))
     database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
-    for role, password in ((APP_ROLE, app_password), (CONTROL_ROLE, control_password)):
+    roles = ((APP_ROLE, app_password), (CONTROL_ROLE, control_password), (AUDIT_ROLE, audit_password))
+    for role, password in roles:
         await conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {role}'))
         if password is not None:
             # Utility statements take no bind parameters; quote with format(%L) server-side.

@@ -6,11 +6,15 @@ import importlib
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 from dramatiq import Worker
 
 from rcm.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from rcm.worker.scheduler import Scheduler
 
 
 def load_task_modules() -> None:
@@ -20,9 +24,26 @@ def load_task_modules() -> None:
         importlib.import_module(module)
 
 
+def start_scheduler(settings: Settings) -> Scheduler:
+    """The periodic jobs (audit chainer and checkpointer, idempotency purge): every worker replica runs the
+    scheduler; an advisory lock per job lets one replica at a time run each tick."""
+    from rcm.config import app_database_url
+    from rcm.worker.scheduler import Scheduler, periodic_jobs
+
+    scheduler = Scheduler(settings, periodic_jobs(), lock_url=app_database_url(settings))
+    scheduler.start()
+    return scheduler
+
+
 @click.command("worker")
 @click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True, help="Worker threads.")
-def worker(threads: int) -> None:
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=True,
+    show_default=True,
+    help="Also run the periodic jobs (audit chainer and checkpoints, purges).",
+)
+def worker(threads: int, scheduler: bool) -> None:
     """Run a worker process (RabbitMQ from RCM_BROKER_URL; without it, only in-process jobs exist)."""
     from rcm.cli import role_database
     from rcm.kit.telemetry import configure_logging, configure_tracing
@@ -47,8 +68,11 @@ def worker(threads: int) -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     running = start_inprocess_worker(broker, threads=threads)
+    periodic = start_scheduler(settings) if scheduler else None
     click.echo(f"worker consuming {sorted(broker.get_declared_queues())} with {threads} threads", err=True)
     stop.wait()
+    if periodic is not None:
+        periodic.stop()
     stop_inprocess_worker(running)
 
 
