@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import yaml
 from sqlalchemy.engine import make_url
 
 from rcm.kit.embedded import MISSING as EMBEDDED_MISSING
@@ -249,3 +252,27 @@ def test_migrate_serve_readyz_and_apply_manifest(installed: Installed) -> None:
             serve.kill()
             serve.wait()
         log.close()
+
+
+def test_dockerfile_and_chart_describe_this_wheel() -> None:
+    """The image is not built here (no container engine): its recipe follows the steps proven above."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    allowed = (ROOT / ".dockerignore").read_text().splitlines()
+    copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, flags=re.MULTILINE))
+    sources = {"pyproject.toml", "README.md", "src"} | {
+        path.split("/")[0] for path in project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    }
+    assert sources <= {name for line in copied for name in line.split()}
+    assert sources <= {line.removeprefix("!") for line in allowed if line.startswith("!")}
+    assert "pip wheel --no-cache-dir --no-deps" in dockerfile  # as _build_wheel
+    assert "pip install --no-cache-dir /dist/rcm-*.whl" in dockerfile  # no extras: no dev tools, no pgserver
+
+    values = yaml.safe_load((ROOT / "helm" / "rcm" / "values.yaml").read_text())
+    helpers = (ROOT / "helm" / "rcm" / "templates" / "_helpers.tpl").read_text()
+    assert values["image"]["tag"] == project["project"]["version"]
+    uid = re.search(r"runAsUser: (\d+)", helpers)
+    assert uid is not None
+    assert f"USER {uid[1]}:{uid[1]}" in dockerfile
+    assert 'command: ["rcm"]' in helpers
+    assert 'CMD ["rcm", "serve"' in dockerfile
