@@ -9,14 +9,17 @@ that server; without it the venv gets the ``embedded`` extra and the CLI starts 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import zipfile
@@ -104,9 +107,32 @@ def _drop_database(server: str, name: str) -> None:
     asyncio.run(drop())
 
 
+def _stop_embedded(pgdata: Path) -> None:
+    """Stop an embedded server a failed step left running (a passing run stops it with `rcm serve`)."""
+    pidfile = pgdata / "postmaster.pid"
+    if not pidfile.exists():
+        return
+    with contextlib.suppress(ProcessLookupError, ValueError):
+        os.kill(int(pidfile.read_text().split()[0]), signal.SIGINT)  # PostgreSQL's fast shutdown
+    deadline = time.monotonic() + 30
+    while pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    base = tmp_path_factory.mktemp("wheel")
+def installed() -> Iterator[Installed]:
+    # Not under pytest's basetemp: that tree is kept mode 0700 by every pytest run as this user, and the
+    # embedded server runs as its own user when the suite runs as root, so it must reach its files here.
+    base = Path(tempfile.mkdtemp(prefix="rcm-wheel-"))
+    base.chmod(0o755)
+    try:
+        yield from _install(base)
+    finally:
+        _stop_embedded(base / "data" / "pg")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _install(base: Path) -> Iterator[Installed]:
     dist, workdir, venv = base / "dist", base / "work", base / "venv"
     dist.mkdir()
     workdir.mkdir()
