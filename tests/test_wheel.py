@@ -83,28 +83,18 @@ def _build_wheel(dist: Path) -> Path:
     return wheel
 
 
-def _scratch_database(server: str, name: str) -> str:
-    async def recreate() -> None:
+def _reset_database(server: str, name: str, *, create: bool) -> str:
+    async def reset() -> None:
         conn = await asyncpg.connect(server)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            if create:
+                await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
 
-    asyncio.run(recreate())
+    asyncio.run(reset())
     return make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(server: str, name: str) -> None:
-    async def drop() -> None:
-        conn = await asyncpg.connect(server)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
 
 
 def _stop_embedded(pgdata: Path) -> None:
@@ -153,12 +143,12 @@ def _install(base: Path) -> Iterator[Installed]:
     env |= {"RCM_ENV": "prod", "RCM_DATA_DIR": str(base / "data"), "RCM_KEK_DIRECTORY": str(kek_dir)}
     database = "rcm_wheel_" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]
     if server:
-        env["RCM_DATABASE_URL"] = _scratch_database(server, database)
+        env["RCM_DATABASE_URL"] = _reset_database(server, database, create=True)
     try:
         yield Installed(wheel=wheel, venv=venv, workdir=workdir, env=env, embedded=not server)
     finally:
         if server:
-            _drop_database(server, database)
+            _reset_database(server, database, create=False)
 
 
 def test_wheel_carries_the_root_files(installed: Installed) -> None:
