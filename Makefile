@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format pytest bench clean
+.PHONY: install run test lint format pytest wheel-smoke bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,6 +30,10 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint pytest
+
+# Only the wheel smoke test (make test runs it too): build, clean venv, migrate, serve, /readyz, apply.
+wheel-smoke: $(STAMP)
+	$(BIN)/pytest -m wheel
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py

@@ -26,9 +26,12 @@ def admin_url(settings: Settings) -> str:
     """The administrative URL; starts the embedded PostgreSQL under RCM_DATA_DIR when none is configured."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
-    from rcm.kit.embedded import start_embedded_postgres
+    from rcm.kit.embedded import EmbeddedPostgresUnavailable, start_embedded_postgres
 
-    url = start_embedded_postgres(settings.data_dir / "pg")
+    try:
+        url = start_embedded_postgres(settings.data_dir / "pg")
+    except EmbeddedPostgresUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     os.environ["RCM_DATABASE_URL"] = url
     get_settings.cache_clear()
     click.echo(f"embedded PostgreSQL running, data in {settings.data_dir / 'pg'}", err=True)

@@ -26,19 +26,19 @@ from rcm.identity.oidc import DEV_ISSUER
 from rcm.identity.principal import Principal, PrincipalKind, Role
 from rcm.kit.control import open_control_sessions
 from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
+from rcm.kit.package_data import data_path
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.patients.schemas import CoverageCreate, PatientCreate
-from rcm.tenancy.manifest import TENANTS_DIR, load_manifest
+from rcm.tenancy.manifest import load_manifest
 from rcm.tenancy.models import AppUser, Tenant
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import apply_manifest
 
-DEMO_DIR = TENANTS_DIR / "demo"
 
-
-async def seed_demo(settings: Settings, demo_dir: Path = DEMO_DIR) -> str:
+async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
+    demo_dir = demo_dir or data_path("tenants", "demo")
     people = yaml.safe_load((demo_dir / "people.yaml").read_text())
-    manifests = [load_manifest(p) for p in sorted(demo_dir.glob("*.yaml")) if p.name != "people.yaml"]  # noqa: ASYNC240
+    manifests = [load_manifest(p) for p in sorted(demo_dir.glob("*.yaml")) if p.name != "people.yaml"]
     engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-demo")
     sessions = session_factory(engine)
     try:

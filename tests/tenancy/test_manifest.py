@@ -9,11 +9,12 @@ from click.testing import CliRunner
 from rcm.cli import main
 from rcm.config import get_settings
 from rcm.kit.errors import InvalidInput
-from rcm.tenancy.manifest import TENANTS_DIR, load_manifest, validate_manifest
+from rcm.kit.package_data import data_path
+from rcm.tenancy.manifest import load_manifest, validate_manifest
 
 
 def test_demo_manifests_validate() -> None:
-    paths = [p for p in sorted((TENANTS_DIR / "demo").glob("*.yaml")) if p.name != "people.yaml"]
+    paths = [p for p in sorted(data_path("tenants", "demo").glob("*.yaml")) if p.name != "people.yaml"]
     assert len(paths) >= 3
     for path in paths:
         assert load_manifest(path)["slug"] == path.stem

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rcm.kit.errors import ServiceUnavailable
 from rcm.kit.migrations import head_revision
+from rcm.kit.package_data import PackageDataMissing
 
 
 class HealthController(Controller):
@@ -31,7 +32,11 @@ class HealthController(Controller):
                 ).scalar()
         except (SQLAlchemyError, OSError) as exc:
             raise ServiceUnavailable("The database is not reachable.") from exc
-        head = head_revision()
+        try:
+            head = head_revision()
+        except PackageDataMissing as exc:
+            # Without its migrations an installation cannot tell whether the schema fits: not ready, no 500.
+            raise ServiceUnavailable("This installation does not carry its database migrations.") from exc
         if current != head:
             raise ServiceUnavailable(f"The database schema is at {current}, the code expects {head}.")
         return {"status": "ready", "schema": current}

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from functools import cache
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-ROOT = Path(__file__).resolve().parents[3]
+from rcm.kit.package_data import data_path
 
 
 def alembic_config(
     database_url: str, *, app_password: str | None = None, control_password: str | None = None
 ) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    # The repository's files in a checkout, the wheel's copies in an installed package (rcm.kit.package_data).
+    config = Config(str(data_path("alembic.ini")))
+    config.set_main_option("script_location", str(data_path("migrations")))
     config.attributes["database_url"] = database_url
     config.attributes["app_password"] = app_password
     config.attributes["control_password"] = control_password

@@ -11,13 +11,12 @@ import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
 from rcm.kit.errors import FieldError, InvalidInput
-
-TENANTS_DIR = Path(__file__).resolve().parents[3] / "tenants"
+from rcm.kit.package_data import data_path
 
 
 @cache
 def _validator() -> Draft202012Validator:
-    schema = json.loads((TENANTS_DIR / "schema.json").read_text())
+    schema = json.loads(data_path("tenants", "schema.json").read_text())
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
