@@ -120,9 +120,10 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
         yield test_client
 
 
-async def make_tenant(sessions: async_sessionmaker[AsyncSession], label: str) -> Tenant:
+async def make_tenant(control: async_sessionmaker[AsyncSession], label: str) -> Tenant:
+    """A practice, written as the control role (the only one that may write ``tenant``)."""
     slug = f"{label}-{uuid.uuid4().hex[:10]}"
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control) as session:
         manifest = {
             "slug": slug,
             "name": f"Test practice {label}",
@@ -135,14 +136,14 @@ async def make_tenant(sessions: async_sessionmaker[AsyncSession], label: str) ->
 
 
 @pytest.fixture
-async def tenant(sessions: async_sessionmaker[AsyncSession]) -> Tenant:
-    return await make_tenant(sessions, "a")
+async def tenant(control_sessions: async_sessionmaker[AsyncSession]) -> Tenant:
+    return await make_tenant(control_sessions, "a")
 
 
 @pytest.fixture
-async def other_tenant(sessions: async_sessionmaker[AsyncSession]) -> Tenant:
+async def other_tenant(control_sessions: async_sessionmaker[AsyncSession]) -> Tenant:
     """The tenant next door: every test has one, and nothing of it may ever leak."""
-    return await make_tenant(sessions, "b")
+    return await make_tenant(control_sessions, "b")
 
 
 def tid(tenant: Tenant) -> TenantId:

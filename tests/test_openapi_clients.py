@@ -147,7 +147,7 @@ async def test_a_generated_client_performs_the_readme_practice_task(
 ) -> None:
     from tests.conftest import make_tenant
 
-    tenant = await make_tenant(sessions, "gen")
+    tenant = await make_tenant(control_sessions, "gen")
     async with platform_transaction(control_sessions) as session:
         issued = await create_client(session, TenantId(tenant.id), name="Generated client")
     encounter_json, idempotency_key = _readme_practice_task()

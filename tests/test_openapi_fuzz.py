@@ -95,12 +95,15 @@ class FuzzTarget:
 
 @pytest.fixture(scope="session")
 async def fuzz_target(
-    live_server: LiveServer, sessions: async_sessionmaker[AsyncSession], settings: Settings
+    live_server: LiveServer,
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
 ) -> FuzzTarget:
     """A fresh tenant with a practice-client token, one patient, one provider and one encounter."""
     from tests.conftest import make_tenant
 
-    tenant: Tenant = await make_tenant(sessions, "fuzz")
+    tenant: Tenant = await make_tenant(control_sessions, "fuzz")
     token = await mint_access_token(
         client_principal(TenantId(tenant.id)), sessions=sessions, settings=settings
     )

@@ -81,7 +81,7 @@ async def test_filter_by_practice_slug_and_by_a_persons_email(  # noqa: PLR0917 
     assert await ids(actor=str(person.id)) == by_email  # the same person by id
 
     # Names that resolve to nothing: the same empty page, whether the name is unknown or out of reach.
-    outside = await make_tenant(sessions, "c")
+    outside = await make_tenant(control_sessions, "c")
     await write_events(sessions, [make_event(outside.id, actor=as_person)])
     empty = {"items": [], "next_cursor": None}
     for params in (

@@ -46,16 +46,17 @@ def test_months_are_calendar_months_around_now() -> None:
 
 
 async def test_ensure_partitions_creates_protected_months(
-    sessions: async_sessionmaker[AsyncSession], owner_engine: AsyncEngine
+    audit_sessions: async_sessionmaker[AsyncSession], owner_engine: AsyncEngine
 ) -> None:
     now = datetime(2031, 1, 31, 12, tzinfo=UTC)
     # The app role can do it (SECURITY DEFINER function), which is how the CronJob runs.
-    async with platform_transaction(sessions) as session:
+    # Only the chainer's role (and migrations) may create partitions.
+    async with platform_transaction(audit_sessions) as session:
         made = await ensure_partitions(session, now=now)
     expected = [_name(m) for m in months_around(now)]
     assert made == expected
     assert await _protected_partitions(owner_engine, expected) == dict.fromkeys(expected, (True, True))
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(audit_sessions) as session:
         assert await ensure_partitions(session, now=now) == expected  # idempotent
 
 

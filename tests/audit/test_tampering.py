@@ -341,3 +341,51 @@ async def test_disabled_trigger_is_reported(
             await conn.execute(text("ALTER TABLE rcm.audit_checkpoint ENABLE TRIGGER audit_no_update_delete"))
     assert not report.ok
     assert "audit_checkpoint.audit_no_update_delete" in report.global_problems[0]
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        # An event repeating a sealed event's id at another time (the seal's unique key would refuse it).
+        "SELECT tenant_id, occurred_at + interval '1 second', id, event_type, action, outcome, actor_kind, "
+        "actor_subject, actor_roles, client_id, actor_hint, resource_type, resource_ids, patient_ids, "
+        "source_ip, request_id, trace_id, detail FROM rcm.audit_event WHERE tenant_id = :t LIMIT 1",
+        # An event whose detail is nested far deeper than any parser's recursion allows.
+        "SELECT tenant_id, occurred_at, gen_random_uuid(), event_type, action, outcome, actor_kind, "
+        "actor_subject, actor_roles, client_id, actor_hint, resource_type, resource_ids, patient_ids, "
+        "source_ip, request_id, trace_id, (repeat('{\"a\":', 5000) || '1' || repeat('}', 5000))::jsonb "
+        "FROM rcm.audit_event WHERE tenant_id = :t LIMIT 1",
+    ],
+    ids=["repeated-id", "deep-detail"],
+)
+async def test_an_event_planted_by_the_app_role_stalls_no_one_and_is_reported(
+    *,
+    planted: str,
+    sessions: async_sessionmaker[AsyncSession],
+    audit_sessions: async_sessionmaker[AsyncSession],
+    chained: Tenant,
+    other_tenant: Tenant,
+    make_event: MakeEvent,
+    key_dir: Path,
+    store: DirectoryAnchorStore,
+) -> None:
+    """A leaked app credential can insert audit rows; one the chainer cannot seal must not stop it sealing
+    every other tenant's events, and verify must report the planted row instead of calling the log intact."""
+    async with tenant_transaction(sessions, TenantContext.single(TenantId(chained.id))) as session:
+        await session.execute(
+            text(
+                "INSERT INTO rcm.audit_event (tenant_id, occurred_at, id, event_type, action, outcome, "
+                "actor_kind, actor_subject, actor_roles, client_id, actor_hint, resource_type, resource_ids, "
+                "patient_ids, source_ip, request_id, trace_id, detail) " + planted
+            ),
+            {"t": chained.id},
+        )
+    await write_events(sessions, [make_event(other_tenant.id), make_event(chained.id)])
+    await seal_all(audit_sessions)
+    theirs = await _verify(sessions, other_tenant, key_dir, store)
+    assert theirs.tenants[0].problems == []
+    assert theirs.tenants[0].unsealed == 0
+    report = await _verify(sessions, chained, key_dir, store)
+    assert not report.ok
+    assert "skipped" in {kind for _, kind in _kinds(report, chained)}
+    assert report.tenants[0].head_seq == 9  # the ordinary event after the planted one was sealed

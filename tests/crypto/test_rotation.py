@@ -98,15 +98,19 @@ def test_registry_finds_declared_phi_columns() -> None:
 
 
 async def test_rotation_then_background_reencryption_keeps_reads_working(
+    *,
     store: KeyStore,
     sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
     tenant: Tenant,
     other_tenant: Tenant,
 ) -> None:
     expected = await _seed(store, sessions, tenant, 10)
     theirs = await _seed(store, sessions, other_tenant, 4)
-    async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
+    async with tenant_transaction(
+        control_sessions, TenantContext.single(tid(tenant))
+    ) as session:  # operator commands: control role
         assert await store.rotate(session, tid(tenant)) == 2
     assert await _key_states(owner_engine, tenant) == {
         ("phi", 1): "decrypt_only",
@@ -132,10 +136,16 @@ async def test_rotation_then_background_reencryption_keeps_reads_working(
 
 
 async def test_reads_work_midway_through_reencryption(
-    store: KeyStore, sessions: async_sessionmaker[AsyncSession], owner_engine: AsyncEngine, tenant: Tenant
+    store: KeyStore,
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
+    tenant: Tenant,
 ) -> None:
     expected = await _seed(store, sessions, tenant, 6)
-    async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
+    async with tenant_transaction(
+        control_sessions, TenantContext.single(tid(tenant))
+    ) as session:  # operator commands: control role
         await store.rotate(session, tid(tenant))
     # Re-encrypt only part of the table (a job interrupted half-way), then read a mix of versions.
     entry = next(e for e in phi_tables() if e.name == PHI_TABLE)
@@ -169,14 +179,18 @@ async def test_reads_work_midway_through_reencryption(
 
 
 async def test_reencrypt_job_runs_from_its_json_payload(
+    *,
     settings: Settings,
     store: KeyStore,
     sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
     tenant: Tenant,
 ) -> None:
     expected = await _seed(store, sessions, tenant, 5)
-    async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
+    async with tenant_transaction(
+        control_sessions, TenantContext.single(tid(tenant))
+    ) as session:  # operator commands: control role
         await store.rotate(session, tid(tenant))
     setup_broker(settings.model_copy(update={"broker_url": None}))
     configure_jobs(settings, sessions=sessions)
@@ -197,6 +211,7 @@ async def test_rewrap_under_a_new_kek(
     provider: LocalFileKeyProvider,
     store: KeyStore,
     sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
     kek_dir: Path,
     tenant: Tenant,
@@ -205,9 +220,13 @@ async def test_rewrap_under_a_new_kek(
     old_kek = provider.current_kek_id
     new_kek = provider.add_kek()
     assert new_kek != old_kek
-    async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
+    async with tenant_transaction(
+        control_sessions, TenantContext.single(tid(tenant))
+    ) as session:  # operator commands: control role
         assert await store.rewrap(session, tid(tenant)) == 2
-    async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
+    async with tenant_transaction(
+        control_sessions, TenantContext.single(tid(tenant))
+    ) as session:  # operator commands: control role
         assert await store.rewrap(session, tid(tenant)) == 0  # already under the current KEK
     async with owner_engine.connect() as conn:
         keks = (
@@ -231,6 +250,7 @@ async def test_shred_makes_phi_unreadable_even_for_a_fresh_store(
     provider: LocalFileKeyProvider,
     store: KeyStore,
     sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
     owner_engine: AsyncEngine,
     kek_dir: Path,
     tenant: Tenant,
@@ -238,7 +258,9 @@ async def test_shred_makes_phi_unreadable_even_for_a_fresh_store(
 ) -> None:
     await _seed(store, sessions, tenant, 2)
     theirs = await _seed(store, sessions, other_tenant, 2)
-    async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
+    async with tenant_transaction(
+        control_sessions, TenantContext.single(tid(tenant))
+    ) as session:  # operator commands: control role
         await store.shred(session, tid(tenant))
     async with owner_engine.connect() as conn:
         rows = (
@@ -258,9 +280,14 @@ async def test_shred_makes_phi_unreadable_even_for_a_fresh_store(
 
 
 async def test_shred_of_a_tenant_without_keys_leaves_a_tombstone(
-    store: KeyStore, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+    store: KeyStore,
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
 ) -> None:
-    async with tenant_transaction(sessions, TenantContext.single(tid(tenant))) as session:
+    async with tenant_transaction(
+        control_sessions, TenantContext.single(tid(tenant))
+    ) as session:  # operator commands: control role
         await store.shred(session, tid(tenant))
     with pytest.raises(KeysDestroyedError):
         await _keyring(store, sessions, tenant)

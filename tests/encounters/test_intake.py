@@ -5,8 +5,11 @@ import json
 import uuid
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.idempotency.service import request_fingerprint
+from rcm.kit.db import tenant_transaction
+from rcm.kit.tenant import TenantContext, TenantId
 from tests.support import Api, encounter_payload, patient_payload
 
 
@@ -379,3 +382,37 @@ async def test_encounter_list_refuses_a_malformed_external_id(practice_api: Api)
     ok = await practice_api.get("/encounters", {"external_id": "ENC-1"})
     assert ok.status_code == 200
     assert ok.json()["items"] == []
+
+
+async def test_a_stored_response_altered_beneath_the_api_is_never_replayed(
+    practice_api: Api, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A leaked app credential may rewrite an idempotency record's clear columns; the response must not open.
+
+    Re-keying another request's stored response to a request of one's own (principal, key and fingerprint
+    rewritten) would hand its body to the wrong caller; clearing its patient ids would hide the replay from
+    the audit trail. The ciphertext is bound to all of them.
+    """
+    context = TenantContext.single(TenantId(uuid.UUID(practice_api.tenant_id)))
+    victim_key, mine = uuid.uuid4().hex, encounter_payload()
+    assert (await practice_api.post("/encounters", encounter_payload(), key=victim_key)).status_code == 201
+    route = f"POST {practice_api.url('/encounters')}"
+    async with tenant_transaction(sessions, context) as session:
+        await session.execute(
+            text("UPDATE rcm.idempotency_record SET key = 'harvest', request_hash = :h WHERE key = :k"),
+            {"h": request_fingerprint(route, json.dumps(mine).encode()), "k": victim_key},
+        )
+    harvested = await practice_api.post("/encounters", mine, key="harvest")
+    assert harvested.status_code == 409, harvested.text
+    assert harvested.json()["errors"] == [
+        {"pointer": "header:Idempotency-Key", "detail": "its stored response cannot be verified"}
+    ]
+
+    key = uuid.uuid4().hex
+    payload = encounter_payload()
+    assert (await practice_api.post("/encounters", payload, key=key)).status_code == 201
+    async with tenant_transaction(sessions, context) as session:
+        await session.execute(
+            text("UPDATE rcm.idempotency_record SET patient_ids = '{}' WHERE key = :k"), {"k": key}
+        )
+    assert (await practice_api.post("/encounters", payload, key=key)).status_code == 409

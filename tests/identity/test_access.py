@@ -59,8 +59,10 @@ async def test_staff_need_an_assignment(
     assert not unassigned.allowed
 
 
-async def test_suspended_tenant_is_refused_even_to_its_own_client(sessions: Sessions, tenant: Tenant) -> None:
-    async with platform_transaction(sessions) as session:
+async def test_suspended_tenant_is_refused_even_to_its_own_client(
+    sessions: Sessions, control_sessions: Sessions, tenant: Tenant
+) -> None:
+    async with platform_transaction(control_sessions) as session:
         await session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status="suspended"))
     async with platform_transaction(sessions) as session:
         decision = await resolve_tenant_access(

@@ -20,7 +20,7 @@ async def test_auditor_tokens_carry_their_assigned_tenants(
     sessions: async_sessionmaker[AsyncSession],
     control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    a, b, c = [await make_tenant(sessions, label) for label in ("aud-a", "aud-b", "aud-c")]
+    a, b, c = [await make_tenant(control_sessions, label) for label in ("aud-a", "aud-b", "aud-c")]
     scoped = await make_user(control_sessions, ["auditor"])
     company_wide = await make_user(control_sessions, ["auditor"])
     async with platform_transaction(control_sessions) as session:

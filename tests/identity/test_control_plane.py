@@ -69,6 +69,28 @@ FORBIDDEN: list[tuple[str, str, bool]] = [
     ("swap a client's secret", "UPDATE rcm.api_client SET secret_hash = '\\x00' WHERE client_id = :c", True),
     ("delete an API client", "DELETE FROM rcm.api_client WHERE client_id = :c", True),
     ("truncate the people", "TRUNCATE rcm.app_user CASCADE", False),
+    # Practices: a slug swap would file one practice's encounters under another covered entity.
+    ("swap a practice's slug", "UPDATE rcm.tenant SET slug = slug || '-x' WHERE id = :t", True),
+    ("lift a suspension", "UPDATE rcm.tenant SET status = 'active' WHERE id = :t", True),
+    ("repoint a practice's billing NPI", "UPDATE rcm.tenant SET manifest = '{}'::jsonb WHERE id = :t", True),
+    (
+        "create a practice",
+        "INSERT INTO rcm.tenant (id, slug, name, manifest) "
+        "VALUES (gen_random_uuid(), 'forged-practice', 'x', '{}'::jsonb)",
+        False,
+    ),
+    # Data keys: overwriting the wrapped keys would destroy a practice's PHI for good.
+    ("overwrite a practice's data keys", "UPDATE rcm.data_key SET wrapped = NULL WHERE tenant_id = :t", True),
+    ("delete a practice's data keys", "DELETE FROM rcm.data_key WHERE tenant_id = :t", True),
+    # Audit: the transaction id orders sealing; partitions are the chainer's and the migrations' to make.
+    (
+        "write an audit event's transaction id",
+        "INSERT INTO rcm.audit_event (tenant_id, occurred_at, id, event_type, action, outcome, actor_roles, "
+        "resource_ids, patient_ids, request_id, trace_id, detail, xid) VALUES (:t, now(), gen_random_uuid(), "
+        "'x', 'R', '0', '{}', '{}', '{}', 'r', 't', '{}'::jsonb, '5')",
+        True,
+    ),
+    ("create audit partitions", "SELECT rcm.audit_ensure_partition('3000-01-01Z')", False),
 ]
 
 
@@ -102,6 +124,32 @@ async def _run_as(
         return
     async with platform_transaction(sessions) as session:
         await session.execute(text(sql), params)
+
+
+async def test_app_role_only_creates_first_keys_and_retires_emptied_ones(
+    sessions: Sessions, control_sessions: Sessions, tenant: Tenant
+) -> None:
+    context = TenantContext.single(TenantId(tenant.id))
+    insert = (
+        "INSERT INTO rcm.data_key (tenant_id, purpose, version, state, kek_id, wrapped) "
+        "VALUES (:t, :p, :v, :s, 'k', '\\x00')"
+    )
+    # A tombstone (or any key not active) would lock the practice out of its PHI.
+    with pytest.raises(DBAPIError, match="permission denied"):
+        await _run_as(sessions, context, insert, {"t": tenant.id, "p": "phi", "v": 1, "s": "destroyed"})
+    await _run_as(sessions, context, insert, {"t": tenant.id, "p": "phi", "v": 1, "s": "active"})
+    await _run_as(
+        control_sessions, context, insert, {"t": tenant.id, "p": "phi", "v": 2, "s": "decrypt_only"}
+    )
+    set_state = "UPDATE rcm.data_key SET state = :new WHERE tenant_id = :t AND version = :v"
+    for version, new in ((1, "destroyed"), (1, "decrypt_only"), (2, "active")):
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await _run_as(sessions, context, set_state, {"t": tenant.id, "v": version, "new": new})
+    # What re-encryption does once a rotated key encrypts nothing any more.
+    await _run_as(sessions, context, set_state, {"t": tenant.id, "v": 2, "new": "retired"})
+    async with tenant_transaction(sessions, context) as session:
+        states = dict((await session.execute(text("SELECT version, state FROM rcm.data_key"))).all())
+    assert states == {1: "active", 2: "retired"}
 
 
 async def test_control_role_makes_the_changes_the_app_role_may_not(

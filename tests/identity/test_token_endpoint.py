@@ -454,7 +454,7 @@ async def test_clients_of_an_inactive_tenant_get_no_token(
 ) -> None:
     issued = await make_client(control_sessions, tenant)
     assert issued.secret is not None
-    async with platform_transaction(sessions) as session:
+    async with platform_transaction(control_sessions) as session:
         await session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status=status))
     response = await client.post(
         "/oauth/token",

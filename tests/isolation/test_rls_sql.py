@@ -86,7 +86,7 @@ async def test_no_context_sees_no_rows_and_cannot_insert(
     owner_engine: AsyncEngine,
 ) -> None:
     # staff_assignment is written by the control role, which row-level security binds like the app.
-    tenant = await make_tenant(sessions, "rls")
+    tenant = await make_tenant(control_sessions, "rls")
     user_id = await _seed_user(owner_engine)
     async with tenant_transaction(control_sessions, TenantContext.single(TenantId(tenant.id))) as session:
         await session.execute(
@@ -111,8 +111,8 @@ async def test_cannot_write_into_another_tenant(
     owner_engine: AsyncEngine,
 ) -> None:
     # staff_assignment is written by the control role, which row-level security binds like the app.
-    mine = await make_tenant(sessions, "mine")
-    theirs = await make_tenant(sessions, "theirs")
+    mine = await make_tenant(control_sessions, "mine")
+    theirs = await make_tenant(control_sessions, "theirs")
     user_id = await _seed_user(owner_engine)
     with pytest.raises(DBAPIError, match="row-level security"):
         async with tenant_transaction(control_sessions, TenantContext.single(TenantId(mine.id))) as session:
@@ -128,7 +128,7 @@ async def test_pooled_connections_reused_across_50_tenants_leak_nothing(
     owner_engine: AsyncEngine,
 ) -> None:
     # staff_assignment is written by the control role, which row-level security binds like the app.
-    tenants = [await make_tenant(sessions, f"pool{i}") for i in range(50)]
+    tenants = [await make_tenant(control_sessions, f"pool{i}") for i in range(50)]
     user_id = await _seed_user(owner_engine)
     for tenant in tenants:
         async with tenant_transaction(control_sessions, TenantContext.single(TenantId(tenant.id))) as session:

@@ -72,8 +72,15 @@ async def _seal_one_window(sessions: async_sessionmaker[AsyncSession], *, batch:
         if high <= low:
             return 0, False
         events = await repository.events_to_seal(session, low, high)
+        # An event whose id is already sealed (or repeats within the window) was planted beneath the API:
+        # it is left unsealed, so verify reports it as skipped, and everyone else's events still get sealed.
+        taken = await repository.sealed_event_ids(session, [e.id for e in events])
         by_tenant: dict[TenantId, list[AuditRecord]] = defaultdict(list)
         for event in events:
+            if (event.tenant_id, event.id) in taken:
+                logger.warning("audit chainer left an event with a repeated id unsealed")
+                continue
+            taken.add((event.tenant_id, event.id))
             by_tenant[TenantId(event.tenant_id)].append(event)
         # Heads are locked in tenant order, so a second chainer (which the advisory lock already keeps out)
         # could not deadlock with this one.
@@ -87,8 +94,14 @@ async def _seal_tenant(session: AsyncSession, tenant_id: TenantId, events: Seque
     seq, head = await repository.lock_head(session, tenant_id, GENESIS_HASH)
     seals: list[dict[str, Any]] = []
     for event in events:
+        try:
+            digest = event.computed_hash(seq=seq + 1, prev_hash=head)
+        except (RecursionError, ValueError, TypeError):
+            # Only a row written beneath the API can fail here (e.g. a detail nested thousands deep): it
+            # stays unsealed and verify reports it, instead of stalling every tenant's sealing.
+            logger.warning("audit chainer left an event it cannot hash unsealed")
+            continue
         seq += 1
-        digest = event.computed_hash(seq=seq, prev_hash=head)
         seals.append(
             {
                 "tenant_id": tenant_id,

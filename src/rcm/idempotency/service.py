@@ -9,8 +9,9 @@ Exactly one side effect either way, without application-level locks.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -24,8 +25,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.audit.events import Action
+from rcm.crypto.keyring import DecryptionError
 from rcm.idempotency.models import IdempotencyRecord
-from rcm.kit.errors import FieldError, IdempotencyMismatch, InvalidInput, problem_responses
+from rcm.kit.errors import Conflict, FieldError, IdempotencyMismatch, InvalidInput, problem_responses
 from rcm.tenancy.scope import TenantScope
 
 HEADER = "Idempotency-Key"
@@ -35,6 +37,7 @@ IdemKey = Annotated[
     str | None,
     HeaderParameter(name=HEADER, description="Required on writes: a retry returns the first response"),
 ]
+logger = logging.getLogger(__name__)
 _TABLE = "idempotency_record"
 _PENDING = 0
 # Built once: parameters are bound at execution, so the compiled statement is cached (``.values(**kw)``
@@ -134,9 +137,33 @@ async def run_idempotent(
                 "This Idempotency-Key was used with a different request.",
                 errors=[FieldError("header:Idempotency-Key", "was used with a different request")],
             )
-        stored = scope.keyring.decrypt(
-            table=_TABLE, column="response_body", row_id=existing.id, ciphertext=existing.response_body
-        )
+        try:
+            stored = scope.keyring.decrypt(
+                table=_TABLE,
+                column=_binding(
+                    principal=existing.principal,
+                    key=existing.key,
+                    route=existing.route,
+                    fingerprint=existing.request_hash,
+                    status_code=existing.status_code,
+                    resource_type=existing.resource_type,
+                    resource_ids=existing.resource_ids,
+                    patient_ids=existing.patient_ids,
+                ),
+                row_id=existing.id,
+                ciphertext=existing.response_body,
+            )
+        except DecryptionError:
+            # The record was altered beneath the API (another caller's response re-keyed to this one, a
+            # status or audit field rewritten): never replay it. Nothing about the record is echoed.
+            logger.warning(
+                "idempotency record failed its integrity check", extra={"record_id": str(existing.id)}
+            )
+            raise Conflict(
+                "The stored response for this Idempotency-Key failed its integrity check; "
+                "send the request again with a new Idempotency-Key.",
+                errors=[FieldError("header:Idempotency-Key", "its stored response cannot be verified")],
+            ) from None
         # Handing the first response back discloses what it held: audited as a read of the same records.
         scope.audit(
             f"{existing.resource_type}.replay",
@@ -150,20 +177,61 @@ async def run_idempotent(
 
     status_code, payload = await produce()
     encoded = msgspec.json.encode(payload)
+    resource_ids, patient_ids = _ids_of(payload), _patients_of(resource_type, payload)
+    binding = _binding(
+        principal=who,
+        key=key,
+        route=route,
+        fingerprint=fingerprint,
+        status_code=status_code,
+        resource_type=resource_type,
+        resource_ids=resource_ids,
+        patient_ids=patient_ids,
+    )
     await scope.session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.tenant_id == scope.tenant_id, IdempotencyRecord.id == record_id)
         .values(
             status_code=status_code,
             response_body=scope.keyring.encrypt(
-                table=_TABLE, column="response_body", row_id=record_id, plaintext=encoded
+                table=_TABLE, column=binding, row_id=record_id, plaintext=encoded
             ),
             resource_type=resource_type,
-            resource_ids=_ids_of(payload),
-            patient_ids=_patients_of(resource_type, payload),
+            resource_ids=resource_ids,
+            patient_ids=patient_ids,
         )
     )
     return _response(status_code, encoded, replayed=False)
+
+
+def _binding(
+    *,
+    principal: str,
+    key: str,
+    route: str,
+    fingerprint: bytes,
+    status_code: int,
+    resource_type: str | None,
+    resource_ids: Sequence[uuid.UUID],
+    patient_ids: Sequence[uuid.UUID],
+) -> str:
+    """What the stored response is encrypted to (its associated data, beside tenant, table and row id).
+
+    Every clear column that decides who gets the response back, and what its replay records in the audit
+    trail, is bound: a leaked database credential that re-keys another caller's record to itself (or edits
+    the status or the patient ids) makes the ciphertext fail to open instead of replaying it.
+    """
+    facts = [
+        principal,
+        key,
+        route,
+        fingerprint.hex(),
+        status_code,
+        resource_type or "",
+        sorted(str(i) for i in resource_ids),
+        sorted(str(i) for i in patient_ids),
+    ]
+    return "response_body#" + hashlib.sha256(msgspec.json.encode(facts)).hexdigest()
 
 
 def _ids_of(payload: Any) -> list[uuid.UUID]:
