@@ -26,6 +26,7 @@ from rcm.identity.testing import client_principal, mint_access_token
 from rcm.kit.db import create_engine, platform_transaction, session_factory
 from rcm.kit.migrations import upgrade_to_head
 from rcm.kit.tenant import TenantId
+from rcm.tenancy.manifest import validate_manifest
 from rcm.tenancy.models import Tenant
 from tests.support import Api
 
@@ -123,12 +124,14 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 async def make_tenant(sessions: async_sessionmaker[AsyncSession], label: str) -> Tenant:
     slug = f"{label}-{uuid.uuid4().hex[:10]}"
     async with platform_transaction(sessions) as session:
-        manifest = {
-            "slug": slug,
-            "name": f"Test practice {label}",
-            "billing_provider": {"npi": "1003000126", "name": "Test Group Practice"},
-            "payers": [{"payer_id": "DEMO-MCR", "name": "Demo Medicare"}],
-        }
+        manifest = validate_manifest(
+            {
+                "slug": slug,
+                "name": f"Test practice {label}",
+                "billing_provider": {"npi": "1003000126", "name": "Test Group Practice"},
+                "payers": [{"payer_id": "DEMO-MCR", "name": "Demo Medicare"}],
+            }
+        )
         tenant = Tenant(id=uuid.uuid4(), slug=slug, name=f"Test practice {label}", manifest=manifest)
         session.add(tenant)
     return tenant

@@ -8,12 +8,15 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from rcm.config import SettingError, Settings, describe_invalid_settings, get_settings, require_dev_env
+
+if TYPE_CHECKING:
+    from rcm.tenancy.manifest import TenantManifest
 
 T = TypeVar("T")
 
@@ -244,10 +247,18 @@ def tenants_apply(manifest: Path) -> None:
         sys.exit(2)
     settings = role_database(get_settings(), control=True)
     created = run(lambda: _apply(settings, document))
-    click.echo(f"{'created' if created else 'updated'} tenant {document['slug']}")
+    click.echo(f"{'created' if created else 'updated'} tenant {document.slug}")
 
 
-async def _apply(settings: Settings, document: dict[str, Any]) -> bool:
+@tenants.command("schema")
+def tenants_schema() -> None:
+    """Print the JSON Schema of tenant manifests, generated from the model (> tenants/schema.json)."""
+    from rcm.tenancy.manifest import render_schema
+
+    click.echo(render_schema(), nl=False)
+
+
+async def _apply(settings: Settings, document: TenantManifest) -> bool:
     from rcm.identity import audit_hooks
     from rcm.identity.principal import operator_principal
     from rcm.kit.control import open_control_sessions

@@ -203,7 +203,8 @@ class AdminReadController(Controller):
             tenant = await _tenant(session, slug)
             tenant_id = TenantId(tenant.id)
             await _audit_read(session, request, "tenant.read", "tenant", [tenant.id], tenant_id=tenant_id)
-        return TenantDetail(**msgspec.structs.asdict(_tenant_out(tenant)), manifest=dict(tenant.manifest))
+        manifest = tenant.manifest.document()
+        return TenantDetail(**msgspec.structs.asdict(_tenant_out(tenant)), manifest=manifest)
 
     @get(
         "/tenants/{slug:str}/clients",

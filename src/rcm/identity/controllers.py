@@ -34,6 +34,7 @@ from rcm.kit.db import apply_tenant_context
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.openapi import FORM_BODY_OPT
 from rcm.kit.tenant import TenantContext, TenantId
+from rcm.tenancy.manifest import validate_manifest
 from rcm.tenancy.models import Tenant
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import apply_manifest, tenant_by_slug
@@ -204,8 +205,10 @@ class AdminController(Controller):
     async def onboard(
         self, data: JSONBody[dict[str, Any]], request: Request[Any, Any, Any], state: State
     ) -> TenantOnboarded:
+        # Validated before any transaction: a bad manifest is a 422 naming its fields.
+        manifest = validate_manifest(data)
         async with control_transaction(state) as session:
-            tenant, created = await apply_manifest(session, data)
+            tenant, created = await apply_manifest(session, manifest)
             await audit_hooks.tenant_onboarded(
                 session,
                 request=audit_hooks.request_info(request),
