@@ -22,6 +22,7 @@ from rcm.crypto.provider import KeyProvider
 from rcm.identity.principal import operator_principal
 from rcm.kit.telemetry import current_trace_id
 from rcm.kit.tenant import TenantId
+from rcm.tenancy.vocabulary import TenantStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,11 @@ async def rotate_keys(
     try:
         await _rewrap_signing_keys(sessions, provider, echo=echo)
         async with platform_transaction(sessions) as session:
-            query = select(Tenant.id, Tenant.slug).where(Tenant.status != "offboarded").order_by(Tenant.slug)
+            query = (
+                select(Tenant.id, Tenant.slug)
+                .where(Tenant.status != TenantStatus.OFFBOARDED)
+                .order_by(Tenant.slug)
+            )
             if slug is not None:
                 query = query.where(Tenant.slug == slug)
             tenants = (await session.execute(query)).all()
@@ -175,7 +180,9 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
             raise click.ClickException(f"no tenant with slug {slug!r}")
         tid = TenantId(tenant_id)
         async with tenant_transaction(sessions, TenantContext.single(tid)) as session:
-            await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status="offboarded"))
+            await session.execute(
+                update(Tenant).where(Tenant.id == tenant_id).values(status=TenantStatus.OFFBOARDED)
+            )
             await KeyStore(key_provider(settings)).shred(session, tid)
             revoked = await revoke_tenant_clients(session, tid)
             _audit(
