@@ -20,8 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from rcm.app import app_database_url, create_app
-from rcm.config import Settings, async_url, control_database_url
+from rcm.app import create_app
+from rcm.config import Settings, app_database_url, async_url, control_database_url
 from rcm.identity.testing import client_principal, mint_access_token
 from rcm.kit.db import create_engine, platform_transaction, session_factory
 from rcm.kit.migrations import upgrade_to_head

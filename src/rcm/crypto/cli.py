@@ -36,7 +36,7 @@ class RotationResult:
 
 def _database(settings: Settings) -> Settings:
     """Key operations re-wrap signing keys and revoke API clients: they run as the control role."""
-    from rcm.cli import role_database
+    from rcm.kit.cli import role_database
 
     return role_database(settings, control=True)
 
@@ -207,7 +207,7 @@ def keys() -> None:
 @click.option("--new-kek", is_flag=True, help="First create a new key-encryption key and re-wrap under it.")
 def keys_rotate(slug: str | None, new_kek: bool) -> None:
     """Re-wrap data keys under the current KEK, rotate PHI keys and re-encrypt PHI in the background."""
-    from rcm.cli import run
+    from rcm.kit.cli import run
 
     settings = _database(get_settings())
     added, results = run(lambda: rotate_keys(settings, slug=slug, new_kek=new_kek))
@@ -221,7 +221,7 @@ def keys_rotate(slug: str | None, new_kek: bool) -> None:
 @click.option("--yes", is_flag=True, help="Confirm: the tenant's PHI becomes unreadable, for good.")
 def tenants_offboard(slug: str, yes: bool) -> None:
     """Offboard tenant SLUG: mark it offboarded, shred its keys, revoke its API clients (irreversible)."""
-    from rcm.cli import run
+    from rcm.kit.cli import run
 
     if not yes:
         click.echo("refusing without --yes: offboarding destroys the tenant's keys irreversibly", err=True)
