@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests migrations bench audit integrations
 	$(BIN)/ruff format --check src tests migrations bench audit integrations
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests migrations bench audit integrations
@@ -39,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/intake.py
 
 clean:
-	rm -rf $(VENV) .rcm .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .rcm .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

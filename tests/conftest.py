@@ -20,12 +20,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from rcm.app import app_database_url, create_app
-from rcm.config import Settings, async_url, control_database_url
+from rcm.app import create_app
+from rcm.config import Settings, app_database_url, async_url, control_database_url
 from rcm.identity.testing import client_principal, mint_access_token
 from rcm.kit.db import create_engine, platform_transaction, session_factory
 from rcm.kit.migrations import upgrade_to_head
 from rcm.kit.tenant import TenantId
+from rcm.tenancy.manifest import validate_manifest
 from rcm.tenancy.models import Tenant
 from tests.support import Api
 
@@ -124,12 +125,14 @@ async def make_tenant(control: async_sessionmaker[AsyncSession], label: str) -> 
     """A practice, written as the control role (the only one that may write ``tenant``)."""
     slug = f"{label}-{uuid.uuid4().hex[:10]}"
     async with platform_transaction(control) as session:
-        manifest = {
-            "slug": slug,
-            "name": f"Test practice {label}",
-            "billing_provider": {"npi": "1003000126", "name": "Test Group Practice"},
-            "payers": [{"payer_id": "DEMO-MCR", "name": "Demo Medicare"}],
-        }
+        manifest = validate_manifest(
+            {
+                "slug": slug,
+                "name": f"Test practice {label}",
+                "billing_provider": {"npi": "1003000126", "name": "Test Group Practice"},
+                "payers": [{"payer_id": "DEMO-MCR", "name": "Demo Medicare"}],
+            }
+        )
         tenant = Tenant(id=uuid.uuid4(), slug=slug, name=f"Test practice {label}", manifest=manifest)
         session.add(tenant)
     return tenant

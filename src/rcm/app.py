@@ -31,7 +31,7 @@ from rcm.reporting.controllers import ReportController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.worker import current_broker
 
-__all__ = ["app_database_url", "create_app"]
+__all__ = ["create_app"]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -2,66 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from pydantic import ValidationError
 
 from rcm.config import SettingError, Settings, describe_invalid_settings, get_settings, require_dev_env
+from rcm.kit.cli import admin_url, app_password, control_password, role_database, run
 
-T = TypeVar("T")
-
-
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(coro_fn())  # type: ignore[arg-type]
-
-
-def admin_url(settings: Settings) -> str:
-    """The administrative URL; starts the embedded PostgreSQL under RCM_DATA_DIR when none is configured."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    from rcm.kit.embedded import EmbeddedPostgresUnavailable, start_embedded_postgres
-
-    try:
-        url = start_embedded_postgres(settings.data_dir / "pg")
-    except EmbeddedPostgresUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    os.environ["RCM_DATABASE_URL"] = url
-    get_settings.cache_clear()
-    click.echo(f"embedded PostgreSQL running, data in {settings.data_dir / 'pg'}", err=True)
-    return url
-
-
-def role_database(settings: Settings, *, control: bool = False) -> Settings:
-    """Settings from which the app-role (or control-role) URL resolves, without demanding the admin URL.
-
-    ``RCM_APP_DATABASE_URL`` / ``RCM_CONTROL_DATABASE_URL`` are used as given; without them the URL is derived
-    from ``RCM_DATABASE_URL``, and with neither, in dev, the embedded server is started. Anywhere else the
-    missing variable is named and the command stops.
-    """
-    configured = settings.control_database_url if control else settings.app_database_url
-    if configured is not None or settings.database_url is not None:
-        return settings
-    if settings.env != "dev":
-        variable = "RCM_CONTROL_DATABASE_URL" if control else "RCM_APP_DATABASE_URL"
-        raise SettingError(variable, "is not set (nor RCM_DATABASE_URL, from which it can be derived)")
-    admin_url(settings)
-    return get_settings()
-
-
-def _app_password(settings: Settings) -> str | None:
-    return settings.app_database_password.get_secret_value() if settings.app_database_password else None
-
-
-def _control_password(settings: Settings) -> str | None:
-    secret = settings.control_database_password
-    return secret.get_secret_value() if secret else None
+if TYPE_CHECKING:
+    from rcm.tenancy.manifest import TenantManifest
 
 
 class _Commands(click.Group):
@@ -99,8 +53,8 @@ def migrate() -> None:
     settings = get_settings()
     upgrade_to_head(
         admin_url(settings),
-        app_password=_app_password(settings),
-        control_password=_control_password(settings),
+        app_password=app_password(settings),
+        control_password=control_password(settings),
     )
     click.echo("database at head")
 
@@ -208,7 +162,7 @@ def dev() -> None:
 
     settings = get_settings()
     url = admin_url(settings)
-    upgrade_to_head(url, app_password=_app_password(settings), control_password=_control_password(settings))
+    upgrade_to_head(url, app_password=app_password(settings), control_password=control_password(settings))
     settings = get_settings()
     summary = run(lambda: seed_demo(settings))
     click.echo(summary)
@@ -244,10 +198,18 @@ def tenants_apply(manifest: Path) -> None:
         sys.exit(2)
     settings = role_database(get_settings(), control=True)
     created = run(lambda: _apply(settings, document))
-    click.echo(f"{'created' if created else 'updated'} tenant {document['slug']}")
+    click.echo(f"{'created' if created else 'updated'} tenant {document.slug}")
 
 
-async def _apply(settings: Settings, document: dict[str, Any]) -> bool:
+@tenants.command("schema")
+def tenants_schema() -> None:
+    """Print the JSON Schema of tenant manifests, generated from the model (> tenants/schema.json)."""
+    from rcm.tenancy.manifest import render_schema
+
+    click.echo(render_schema(), nl=False)
+
+
+async def _apply(settings: Settings, document: TenantManifest) -> bool:
     from rcm.identity import audit_hooks
     from rcm.identity.principal import operator_principal
     from rcm.kit.control import open_control_sessions

@@ -49,7 +49,7 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
             platform_transaction(control) as session,
         ):
             for manifest in manifests:
-                await apply_manifest(session, {**manifest, "staff": []})
+                await apply_manifest(session, manifest.model_copy(update={"staff": ()}))
             for person in people:
                 user = (
                     await session.execute(select(AppUser).where(AppUser.email == person["email"]))
@@ -80,7 +80,7 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
                     session, settings, TenantId(tenant.id), tenant.slug
                 )
                 clients[tenant.slug] = {"client_id": client_id, "client_secret": secret}
-            demo_slugs = [m["slug"] for m in manifests]
+            demo_slugs = [m.slug for m in manifests]
             tenants = (
                 (
                     await session.execute(
@@ -123,7 +123,7 @@ async def _seed_clinical(
     sessions: async_sessionmaker[AsyncSession], keystore: KeyStore, tenant: Tenant
 ) -> int:
     """Synthetic patients and encounters, created through the same service code as the API (idempotent)."""
-    payers = [p["payer_id"] for p in tenant.manifest.get("payers", [])]
+    payers = [p.payer_id for p in tenant.manifest.payers]
     context = TenantContext.single(TenantId(tenant.id))
     created = 0
     async with tenant_transaction(sessions, context) as session:

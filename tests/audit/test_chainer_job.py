@@ -9,11 +9,10 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from rcm.app import app_database_url
 from rcm.audit.anchors import DirectoryAnchorStore, read_anchors
 from rcm.audit.checkpoints import key_directory, public_keys_in
 from rcm.audit.service import verify
-from rcm.config import Settings
+from rcm.config import Settings, app_database_url
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant

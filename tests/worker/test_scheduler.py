@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from rcm.app import app_database_url
-from rcm.config import Settings
+from rcm.config import Settings, app_database_url
 from rcm.worker.scheduler import JobResources, PeriodicJob, Scheduler, periodic, periodic_jobs, run_exclusive
 
 

@@ -56,7 +56,7 @@ def checkpoint_command(out: Path | None) -> None:
 
 
 def _ready_settings() -> Settings:
-    from rcm.cli import admin_url
+    from rcm.kit.cli import admin_url
 
     admin_url(get_settings())  # starts the embedded server in dev when no database is configured
     return get_settings()

@@ -27,6 +27,7 @@ from rcm.audit import repository, service
 from rcm.audit.anchors import anchor_store, read_anchors
 from rcm.audit.events import Action, Outcome, request_info_from
 from rcm.audit.records import AuditRecord, format_instant
+from rcm.audit.verification import ProblemKind
 from rcm.identity import audit_hooks
 from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
 from rcm.identity.middleware import current_principal
@@ -84,7 +85,7 @@ class AuditEventPage(msgspec.Struct):
 
 class VerifyProblemOut(msgspec.Struct):
     seq: int | None
-    kind: str
+    kind: ProblemKind
     detail: str
 
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -33,22 +34,44 @@ from rcm.identity.principal import Principal
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantId
 
-# Problem kinds, as reported per tenant:
-EDITED = "edited"  # an event's content no longer matches its hash
-DELETED = "deleted"  # a gap in seq, or a seal whose event row is gone
-INSERTED = "inserted"  # a second event at one seq, or events beyond the chain head
-REORDERED = "reordered"  # an intact event that sits at another position than the one it was chained at
-BROKEN_LINK = "broken_link"  # prev_hash does not name the previous event: chain rewritten or spliced
-TRUNCATED = "truncated"  # the chain ends before its head, a signed checkpoint or an anchored one
-HEAD_MISMATCH = "head_mismatch"  # the chain head names another hash than the last event's
-CHECKPOINT_MISMATCH = "checkpoint_mismatch"  # a signed checkpoint's hash is not the event's at that seq
-BAD_SIGNATURE = "bad_signature"
-UNKNOWN_KEY = "unknown_key"
-SKIPPED = "skipped"  # an event below the chainer's watermark that has no seal
-CHAIN_VANISHED = "chain_vanished"  # the anchor store knows this tenant's chain; the database has none of it
-CHECKPOINT_MISSING = "checkpoint_missing"  # anchored outside, but the database's checkpoint row is gone
-UNANCHORED = "unanchored"  # a checkpoint row (older than a few minutes) the anchor store does not hold
-ANCHOR_MISMATCH = "anchor_mismatch"  # the anchor store holds another document for this checkpoint
+
+class ProblemKind(StrEnum):
+    """What verification found wrong in a tenant's chain (the wire form is the value)."""
+
+    EDITED = "edited"  # an event's content no longer matches its hash
+    DELETED = "deleted"  # a gap in seq, or a seal whose event row is gone
+    INSERTED = "inserted"  # a second event at one seq, or events beyond the chain head
+    REORDERED = "reordered"  # an intact event that sits at another position than the one it was chained at
+    BROKEN_LINK = "broken_link"  # prev_hash does not name the previous event: chain rewritten or spliced
+    TRUNCATED = "truncated"  # the chain ends before its head, a signed checkpoint or an anchored one
+    HEAD_MISMATCH = "head_mismatch"  # the chain head names another hash than the last event's
+    CHECKPOINT_MISMATCH = "checkpoint_mismatch"  # a signed checkpoint's hash is not the event's at that seq
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_KEY = "unknown_key"
+    SKIPPED = "skipped"  # an event below the chainer's watermark that has no seal
+    # the anchor store knows this tenant's chain; the database has none of it
+    CHAIN_VANISHED = "chain_vanished"
+    CHECKPOINT_MISSING = "checkpoint_missing"  # anchored outside, but the database's checkpoint row is gone
+    UNANCHORED = "unanchored"  # a checkpoint row (older than a few minutes) the anchor store does not hold
+    ANCHOR_MISMATCH = "anchor_mismatch"  # the anchor store holds another document for this checkpoint
+
+
+# Short names used by the checks below and by the tests; each is the enum member.
+EDITED = ProblemKind.EDITED
+DELETED = ProblemKind.DELETED
+INSERTED = ProblemKind.INSERTED
+REORDERED = ProblemKind.REORDERED
+BROKEN_LINK = ProblemKind.BROKEN_LINK
+TRUNCATED = ProblemKind.TRUNCATED
+HEAD_MISMATCH = ProblemKind.HEAD_MISMATCH
+CHECKPOINT_MISMATCH = ProblemKind.CHECKPOINT_MISMATCH
+BAD_SIGNATURE = ProblemKind.BAD_SIGNATURE
+UNKNOWN_KEY = ProblemKind.UNKNOWN_KEY
+SKIPPED = ProblemKind.SKIPPED
+CHAIN_VANISHED = ProblemKind.CHAIN_VANISHED
+CHECKPOINT_MISSING = ProblemKind.CHECKPOINT_MISSING
+UNANCHORED = ProblemKind.UNANCHORED
+ANCHOR_MISMATCH = ProblemKind.ANCHOR_MISMATCH
 
 _REORDER_SEARCH_LIMIT = 256
 UNANCHORED_GRACE = timedelta(
@@ -61,7 +84,7 @@ Anchors = Mapping[uuid.UUID, Sequence[Mapping[str, Any]]]
 @dataclass(frozen=True, slots=True)
 class Problem:
     seq: int | None
-    kind: str
+    kind: ProblemKind
     detail: str
 
 

@@ -22,6 +22,7 @@ from rcm.crypto.provider import KeyProvider
 from rcm.identity.principal import operator_principal
 from rcm.kit.telemetry import current_trace_id
 from rcm.kit.tenant import TenantId
+from rcm.tenancy.vocabulary import TenantStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ class RotationResult:
 
 def _database(settings: Settings) -> Settings:
     """Key operations re-wrap signing keys and revoke API clients: they run as the control role."""
-    from rcm.cli import role_database
+    from rcm.kit.cli import role_database
 
     return role_database(settings, control=True)
 
@@ -92,7 +93,11 @@ async def rotate_keys(
     try:
         await _rewrap_signing_keys(sessions, provider, echo=echo)
         async with platform_transaction(sessions) as session:
-            query = select(Tenant.id, Tenant.slug).where(Tenant.status != "offboarded").order_by(Tenant.slug)
+            query = (
+                select(Tenant.id, Tenant.slug)
+                .where(Tenant.status != TenantStatus.OFFBOARDED)
+                .order_by(Tenant.slug)
+            )
             if slug is not None:
                 query = query.where(Tenant.slug == slug)
             tenants = (await session.execute(query)).all()
@@ -175,7 +180,9 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
             raise click.ClickException(f"no tenant with slug {slug!r}")
         tid = TenantId(tenant_id)
         async with tenant_transaction(sessions, TenantContext.single(tid)) as session:
-            await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status="offboarded"))
+            await session.execute(
+                update(Tenant).where(Tenant.id == tenant_id).values(status=TenantStatus.OFFBOARDED)
+            )
             await KeyStore(key_provider(settings)).shred(session, tid)
             revoked = await revoke_tenant_clients(session, tid)
             _audit(
@@ -200,7 +207,7 @@ def keys() -> None:
 @click.option("--new-kek", is_flag=True, help="First create a new key-encryption key and re-wrap under it.")
 def keys_rotate(slug: str | None, new_kek: bool) -> None:
     """Re-wrap data keys under the current KEK, rotate PHI keys and re-encrypt PHI in the background."""
-    from rcm.cli import run
+    from rcm.kit.cli import run
 
     settings = _database(get_settings())
     added, results = run(lambda: rotate_keys(settings, slug=slug, new_kek=new_kek))
@@ -214,7 +221,7 @@ def keys_rotate(slug: str | None, new_kek: bool) -> None:
 @click.option("--yes", is_flag=True, help="Confirm: the tenant's PHI becomes unreadable, for good.")
 def tenants_offboard(slug: str, yes: bool) -> None:
     """Offboard tenant SLUG: mark it offboarded, shred its keys, revoke its API clients (irreversible)."""
-    from rcm.cli import run
+    from rcm.kit.cli import run
 
     if not yes:
         click.echo("refusing without --yes: offboarding destroys the tenant's keys irreversibly", err=True)

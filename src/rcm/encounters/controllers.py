@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from rcm.encounters import schemas, service
 from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
 from rcm.identity.guards import requires_scopes
+from rcm.identity.scopes import Scope
 from rcm.kit.errors import problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, Page
 from rcm.patients.controllers import Cursor, Limit, date_skew
@@ -34,7 +35,7 @@ class ProviderController(Controller):
         "/",
         responses=created_responses(schemas.Provider),
         summary="Create a provider",
-        guards=[requires_scopes("encounters:write")],
+        guards=[requires_scopes(Scope.ENCOUNTERS_WRITE)],
     )
     async def create(
         self,
@@ -58,7 +59,7 @@ class ProviderController(Controller):
         "/",
         responses=problem_responses(),
         summary="List providers",
-        guards=[requires_scopes("encounters:read")],
+        guards=[requires_scopes(Scope.ENCOUNTERS_READ)],
     )
     async def list_(
         self, tenant: NamedDependency[TenantScope], limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
@@ -69,7 +70,7 @@ class ProviderController(Controller):
         "/{provider_id:uuid}",
         responses=problem_responses(),
         summary="Read a provider",
-        guards=[requires_scopes("encounters:read")],
+        guards=[requires_scopes(Scope.ENCOUNTERS_READ)],
     )
     async def read(
         self, tenant: NamedDependency[TenantScope], provider_id: FromPath[uuid.UUID]
@@ -86,7 +87,7 @@ class EncounterController(Controller):
         "/",
         responses=created_responses(schemas.Encounter),
         summary="Submit an encounter (patient, coverage and providers by id or inline)",
-        guards=[requires_scopes("encounters:write")],
+        guards=[requires_scopes(Scope.ENCOUNTERS_WRITE)],
     )
     async def create(
         self,
@@ -110,7 +111,7 @@ class EncounterController(Controller):
         "/",
         responses=problem_responses(),
         summary="List encounters",
-        guards=[requires_scopes("encounters:read")],
+        guards=[requires_scopes(Scope.ENCOUNTERS_READ)],
     )
     async def list_(
         self,
@@ -139,7 +140,7 @@ class EncounterController(Controller):
         "/{encounter_id:uuid}",
         responses=problem_responses(),
         summary="Read an encounter",
-        guards=[requires_scopes("encounters:read")],
+        guards=[requires_scopes(Scope.ENCOUNTERS_READ)],
     )
     async def read(
         self, tenant: NamedDependency[TenantScope], encounter_id: FromPath[uuid.UUID]
@@ -150,7 +151,7 @@ class EncounterController(Controller):
         "/{encounter_id:uuid}/status",
         responses=problem_responses(),
         summary="An encounter's status and its history",
-        guards=[requires_scopes("encounters:read")],
+        guards=[requires_scopes(Scope.ENCOUNTERS_READ)],
     )
     async def status(
         self, tenant: NamedDependency[TenantScope], encounter_id: FromPath[uuid.UUID]

@@ -24,6 +24,7 @@ from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.kit.repository import insert_rows
 from rcm.patients import service as patients
 from rcm.patients.repository import CoverageRepository, PatientRepository
+from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import TenantScope
 
 ENCOUNTER = "encounter"
@@ -124,7 +125,7 @@ def _exactly_one(data: schemas.EncounterCreate, name: str, *, required: bool) ->
 
 
 def check_encounter(
-    data: schemas.EncounterCreate, manifest: dict[str, Any], latest: date
+    data: schemas.EncounterCreate, manifest: TenantManifest, latest: date
 ) -> list[FieldError]:
     """Every rule a schema cannot express, checked together so one answer names every problem.
 
@@ -203,7 +204,7 @@ def _external_id_taken() -> Conflict:
 async def create_encounter(
     scope: TenantScope,
     data: schemas.EncounterCreate,
-    manifest: dict[str, Any],
+    manifest: TenantManifest,
     *,
     source: str = "json",
     skew: timedelta = patients.DEFAULT_DATE_SKEW,
@@ -286,8 +287,8 @@ async def create_encounter(
         note=NPI_CHECK_DIGIT_FAILED if rendering_npi_failed or billing_npi_failed else None,
         created_at=now,
     )
-    sla_hours = manifest.get("rules", {}).get("coding_sla_hours")
-    sla = timedelta(hours=int(sla_hours)) if isinstance(sla_hours, int) else DEFAULT_CODING_SLA
+    sla_hours = manifest.rules.coding_sla_hours
+    sla = timedelta(hours=sla_hours) if sla_hours is not None else DEFAULT_CODING_SLA
     work_item = WorkItem(
         tenant_id=tenant_id,
         id=uuid.uuid4(),
@@ -385,24 +386,19 @@ async def _resolve_provider(
 
 
 async def _resolve_billing_provider(
-    scope: TenantScope, data: schemas.EncounterCreate, manifest: dict[str, Any], rendering: uuid.UUID
+    scope: TenantScope, data: schemas.EncounterCreate, manifest: TenantManifest, rendering: uuid.UUID
 ) -> tuple[uuid.UUID, bool]:
     if data.billing_provider_id is not None or data.billing_provider is not None:
         return await _resolve_provider(scope, data.billing_provider_id, data.billing_provider)
     # Default: the practice's billing provider from its manifest (the group NPI on the 837P 2010AA loop).
-    billing = manifest.get("billing_provider")
-    if isinstance(billing, dict) and billing.get("npi"):
-        match = await find_or_add_provider(
-            scope,
-            schemas.ProviderCreate(
-                npi=str(billing["npi"]),
-                name=str(billing.get("name", "")),
-                kind="organization",
-                taxonomy=billing.get("taxonomy"),
-            ),
-        )
-        return match.row.id, match.npi_failed
-    return rendering, False
+    billing = manifest.billing_provider
+    match = await find_or_add_provider(
+        scope,
+        schemas.ProviderCreate(
+            npi=billing.npi, name=billing.name, kind="organization", taxonomy=billing.taxonomy
+        ),
+    )
+    return match.row.id, match.npi_failed
 
 
 # Reads -----------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def purge(older_than_hours: int | None) -> None:
     """Delete stored responses older than the given age, in every tenant (the worker's scheduler does this
     hourly)."""
     older_than_hours = older_than_hours or get_settings().idempotency_retention_hours
-    from rcm.cli import role_database, run
+    from rcm.kit.cli import role_database, run
 
     role_database(get_settings())  # the app role's URL is all it needs
     count = run(lambda: _purge(timedelta(hours=older_than_hours)))

@@ -20,6 +20,7 @@ from rcm.kit.db import apply_tenant_context
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import StaffAssignment, Tenant
+from rcm.tenancy.vocabulary import TenantStatus
 
 _CLEAR_TENANT = text("SELECT set_config('rcm.tenant_id', '', true)")
 
@@ -63,7 +64,7 @@ async def resolve_tenant_access(
 async def _decide(  # noqa: PLR0911 - one early return per access rule reads best
     session: AsyncSession, principal: Principal, tenant: Tenant, now: datetime
 ) -> AccessDecision:
-    if tenant.status != "active":
+    if tenant.status != TenantStatus.ACTIVE:
         return AccessDecision.deny("tenant_not_active")
     tenant_id = TenantId(tenant.id)
     context = TenantContext.single(tenant_id)

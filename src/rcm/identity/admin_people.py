@@ -44,6 +44,7 @@ from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound, problem
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
 from rcm.tenancy.service import tenant_by_slug
+from rcm.tenancy.vocabulary import TenantStatus
 
 Detail = dict[str, str | int | bool | None]
 
@@ -345,7 +346,7 @@ async def _person(session: AsyncSession, user_id: uuid.UUID) -> AppUser:
 
 async def _tenant(session: AsyncSession, slug: str, *, pointer: str | None = None) -> Tenant:
     tenant = await tenant_by_slug(session, slug)
-    if tenant is None or tenant.status == "offboarded":
+    if tenant is None or tenant.status == TenantStatus.OFFBOARDED:
         if pointer is not None:
             raise InvalidInput("No such practice.", errors=[FieldError(pointer, "names no practice")])
         raise NotFound()

@@ -25,14 +25,16 @@ from rcm.identity import admin_read_repository as repository
 from rcm.identity import audit_hooks
 from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
 from rcm.identity.middleware import current_principal
+from rcm.identity.models import ApiClient, ApiClientStatus, AuthMethod
 from rcm.identity.principal import Role
-from rcm.identity.scopes import ADMIN
+from rcm.identity.scopes import ADMIN, Scope, parse_scopes
 from rcm.kit.db import apply_tenant_context, platform_transaction
 from rcm.kit.errors import FieldError, InvalidInput, NotFound, problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, paginate
 from rcm.kit.tenant import PLATFORM_TENANT, TenantContext, TenantId
 from rcm.tenancy.models import AppUser, Tenant
 from rcm.tenancy.service import tenant_by_slug
+from rcm.tenancy.vocabulary import TenantStatus
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Page size")]
 Cursor = Annotated[
@@ -44,7 +46,7 @@ class TenantOut(msgspec.Struct):
     id: uuid.UUID
     slug: str
     name: str
-    status: str
+    status: TenantStatus
     created_at: datetime
     updated_at: datetime
 
@@ -60,9 +62,9 @@ class ApiClientListed(msgspec.Struct):
     client_id: str
     tenant_id: uuid.UUID
     name: str
-    auth_method: str
-    scopes: list[str]
-    status: str
+    auth_method: AuthMethod
+    scopes: list[Scope]
+    status: ApiClientStatus
     created_at: datetime
     rotated_at: datetime | None
     revoked_at: datetime | None
@@ -104,13 +106,13 @@ def _tenant_out(tenant: Tenant) -> TenantOut:
     )
 
 
-def _client_out(client: Any) -> ApiClientListed:
+def _client_out(client: ApiClient) -> ApiClientListed:
     return ApiClientListed(
         client_id=client.client_id,
         tenant_id=client.tenant_id,
         name=client.name,
         auth_method=client.auth_method,
-        scopes=list(client.scopes),
+        scopes=sorted(parse_scopes(client.scopes)),
         status=client.status,
         created_at=client.created_at,
         rotated_at=client.rotated_at,
@@ -203,7 +205,8 @@ class AdminReadController(Controller):
             tenant = await _tenant(session, slug)
             tenant_id = TenantId(tenant.id)
             await _audit_read(session, request, "tenant.read", "tenant", [tenant.id], tenant_id=tenant_id)
-        return TenantDetail(**msgspec.structs.asdict(_tenant_out(tenant)), manifest=dict(tenant.manifest))
+        manifest = tenant.manifest.document()
+        return TenantDetail(**msgspec.structs.asdict(_tenant_out(tenant)), manifest=manifest)
 
     @get(
         "/tenants/{slug:str}/clients",

@@ -54,6 +54,7 @@ from rcm.kit.tenant import PLATFORM_TENANT, TenantId
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.models import Tenant
 from rcm.tenancy.scope import TenantScope
+from rcm.tenancy.vocabulary import TenantStatus
 
 Req = Request[Any, Any, Any]
 
@@ -152,7 +153,7 @@ async def _active_tenant(session: AsyncSession, slug: str, probed: list[TenantId
     if tenant is None:
         raise NotFound
     probed.append(TenantId(tenant.id))
-    if tenant.status != "active":
+    if tenant.status != TenantStatus.ACTIVE:
         raise NotFound
     return tenant
 

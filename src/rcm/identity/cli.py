@@ -23,7 +23,7 @@ T = TypeVar("T")
 def _run(fn: Callable[[Settings, async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
     """Run an operator command on control-role sessions: signing keys, API clients and a person's first
     login are control-plane writes (``rcm.kit.control``)."""
-    from rcm.cli import role_database, run
+    from rcm.kit.cli import role_database, run
     from rcm.kit.control import open_control_sessions
 
     settings = role_database(get_settings(), control=True)

@@ -18,15 +18,16 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rcm.identity.models import ApiClient
-from rcm.identity.scopes import ALL_SCOPES, PRACTICE_CLIENT_SCOPES
+from rcm.identity.models import ApiClient, ApiClientStatus, AuthMethod
+from rcm.identity.scopes import ALL_SCOPES, PRACTICE_CLIENT_SCOPES, Scope
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.errors import FieldError, InvalidInput, NotFound
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant
+from rcm.tenancy.vocabulary import TenantStatus
 
-AUTH_METHODS = ("client_secret_basic", "private_key_jwt")
+AUTH_METHODS = tuple(AuthMethod)
 _SET_CLIENT = text("SELECT set_config('rcm.client_id', :client_id, true)")
 
 
@@ -57,11 +58,11 @@ class IssuedClient:
 def _validate(auth_method: str, scopes: list[str] | None, jwks: dict[str, Any] | None) -> list[str]:
     errors: list[FieldError] = []
     if auth_method not in AUTH_METHODS:
-        errors.append(FieldError("/auth_method", f"must be one of {list(AUTH_METHODS)}"))
-    chosen = sorted(PRACTICE_CLIENT_SCOPES) if scopes is None else sorted(set(scopes))
-    if not set(chosen) <= ALL_SCOPES or "admin" in chosen:
+        errors.append(FieldError("/auth_method", f"must be one of {[m.value for m in AuthMethod]}"))
+    chosen: list[str] = sorted(PRACTICE_CLIENT_SCOPES if scopes is None else set(scopes))
+    if not set(chosen) <= ALL_SCOPES or Scope.ADMIN in chosen:
         errors.append(FieldError("/scopes", "contains a scope an API client may not have"))
-    if auth_method == "private_key_jwt":
+    if auth_method == AuthMethod.PRIVATE_KEY_JWT:
         if not jwks:
             errors.append(FieldError("/jwks", "is required for private_key_jwt"))
         else:
@@ -81,7 +82,7 @@ async def create_client(
     tenant_id: TenantId,
     *,
     name: str,
-    auth_method: str = "client_secret_basic",
+    auth_method: str = AuthMethod.CLIENT_SECRET_BASIC,
     scopes: list[str] | None = None,
     jwks: dict[str, Any] | None = None,
     client_id: str | None = None,
@@ -91,18 +92,18 @@ async def create_client(
     chosen = _validate(auth_method, scopes, jwks)
     await apply_tenant_context(session, TenantContext.single(tenant_id))
     plain = None
-    if auth_method == "client_secret_basic":
+    if auth_method == AuthMethod.CLIENT_SECRET_BASIC:
         plain = secret or new_secret()
     client = ApiClient(
         tenant_id=tenant_id,
         id=uuid.uuid4(),
         client_id=client_id or new_client_id(),
         name=name,
-        auth_method=auth_method,
+        auth_method=AuthMethod(auth_method),
         secret_hash=hash_secret(plain) if plain else None,
-        jwks=jwks if auth_method == "private_key_jwt" else None,
+        jwks=jwks if auth_method == AuthMethod.PRIVATE_KEY_JWT else None,
         scopes=chosen,
-        status="active",
+        status=ApiClientStatus.ACTIVE,
     )
     session.add(client)
     await session.flush()
@@ -126,10 +127,10 @@ async def rotate_client_secret(
 ) -> IssuedClient:
     """New secret (secret clients) or new JWKS (private_key_jwt); the old credential stops working at once."""
     client = await get_tenant_client(session, tenant_id, client_id)
-    if client.status != "active":
+    if client.status != ApiClientStatus.ACTIVE:
         raise NotFound()
     plain = None
-    if client.auth_method == "client_secret_basic":
+    if client.auth_method == AuthMethod.CLIENT_SECRET_BASIC:
         plain = new_secret()
         client.secret_hash = hash_secret(plain)
     else:
@@ -142,8 +143,8 @@ async def rotate_client_secret(
 
 async def revoke_client(session: AsyncSession, tenant_id: TenantId, client_id: str) -> ApiClient:
     client = await get_tenant_client(session, tenant_id, client_id)
-    if client.status != "revoked":
-        client.status = "revoked"
+    if client.status != ApiClientStatus.REVOKED:
+        client.status = ApiClientStatus.REVOKED
         client.revoked_at = utcnow()
         await session.flush()
     return client
@@ -166,7 +167,7 @@ async def lookup_client_for_token_endpoint(session: AsyncSession, client_id: str
 async def tenant_is_active(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
     """Whether the client's practice may still be served: suspended and offboarded tenants get no tokens."""
     status = (await session.execute(select(Tenant.status).where(Tenant.id == tenant_id))).scalar_one_or_none()
-    return status == "active"
+    return status == TenantStatus.ACTIVE
 
 
 async def revoke_tenant_clients(session: AsyncSession, tenant_id: TenantId) -> int:
@@ -177,8 +178,8 @@ async def revoke_tenant_clients(session: AsyncSession, tenant_id: TenantId) -> i
     await apply_tenant_context(session, TenantContext.single(tenant_id))
     result = await session.execute(
         update(ApiClient)
-        .where(ApiClient.tenant_id == tenant_id, ApiClient.status != "revoked")
-        .values(status="revoked", revoked_at=utcnow())
+        .where(ApiClient.tenant_id == tenant_id, ApiClient.status != ApiClientStatus.REVOKED)
+        .values(status=ApiClientStatus.REVOKED, revoked_at=utcnow())
         .returning(ApiClient.id)
     )
     return len(result.all())

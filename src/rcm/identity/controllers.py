@@ -21,11 +21,11 @@ from rcm.identity import audit_hooks
 from rcm.identity.clients import create_client, revoke_client, rotate_client_secret
 from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
 from rcm.identity.middleware import current_principal
-from rcm.identity.models import ApiClient
+from rcm.identity.models import ApiClient, ApiClientStatus, AuthMethod
 from rcm.identity.oauth_docs import TOKEN_RESPONSES, TokenRequest
 from rcm.identity.oidc import DEV_AUDIENCE, DEV_ISSUER, dev_issuer_jwks, mint_dev_id_token
 from rcm.identity.principal import Role
-from rcm.identity.scopes import ADMIN, ALL_SCOPES
+from rcm.identity.scopes import ADMIN, ALL_SCOPES, Scope, parse_scopes
 from rcm.identity.server import CLIENT_ASSERTION_TYPE, JWT_BEARER, TokenService
 from rcm.identity.status import status_changed
 from rcm.identity.tokens import issuer, token_endpoint_url
@@ -34,6 +34,7 @@ from rcm.kit.db import apply_tenant_context
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.openapi import FORM_BODY_OPT
 from rcm.kit.tenant import TenantContext, TenantId
+from rcm.tenancy.manifest import validate_manifest
 from rcm.tenancy.models import Tenant
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import apply_manifest, tenant_by_slug
@@ -180,9 +181,9 @@ class ApiClientOut(msgspec.Struct):
     client_id: str
     tenant_id: uuid.UUID
     name: str
-    auth_method: str
-    scopes: list[str]
-    status: str
+    auth_method: AuthMethod
+    scopes: list[Scope]
+    status: ApiClientStatus
     # Shown once, on issue and rotation of a client_secret_basic client; never retrievable again.
     client_secret: str | None = None
 
@@ -204,8 +205,10 @@ class AdminController(Controller):
     async def onboard(
         self, data: JSONBody[dict[str, Any]], request: Request[Any, Any, Any], state: State
     ) -> TenantOnboarded:
+        # Validated before any transaction: a bad manifest is a 422 naming its fields.
+        manifest = validate_manifest(data)
         async with control_transaction(state) as session:
-            tenant, created = await apply_manifest(session, data)
+            tenant, created = await apply_manifest(session, manifest)
             await audit_hooks.tenant_onboarded(
                 session,
                 request=audit_hooks.request_info(request),
@@ -351,13 +354,13 @@ async def _client_audit(
     )
 
 
-def _client_out(client: Any, secret: str | None) -> ApiClientOut:
+def _client_out(client: ApiClient, secret: str | None) -> ApiClientOut:
     return ApiClientOut(
         client_id=client.client_id,
         tenant_id=client.tenant_id,
         name=client.name,
         auth_method=client.auth_method,
-        scopes=list(client.scopes),
+        scopes=sorted(parse_scopes(client.scopes)),
         status=client.status,
         client_secret=secret,
     )

@@ -11,6 +11,7 @@ from litestar.handlers.base import BaseRouteHandler
 from rcm.identity import audit_hooks
 from rcm.identity.middleware import current_principal
 from rcm.identity.principal import Principal, Role
+from rcm.identity.scopes import Scope
 from rcm.kit.errors import Forbidden
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
@@ -49,7 +50,7 @@ def requires_roles(*roles: Role) -> Guard:
     return guard
 
 
-def requires_scopes(*scopes: str) -> Guard:
+def requires_scopes(*scopes: Scope) -> Guard:
     """The token must carry every one of ``scopes``."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.config import Settings
 from rcm.crypto.provider import KeyProvider, KeyUnwrapError, WrappedKey, key_provider
-from rcm.identity.models import SigningKey
+from rcm.identity.models import SigningKey, SigningKeyState
 from rcm.kit.db import platform_transaction
 from rcm.kit.models import utcnow
 
@@ -44,7 +44,7 @@ def _wrap_context(kid: str) -> dict[str, str]:
     return {"purpose": "access-token-signing", "kid": kid}
 
 
-def _new_key_row(settings: Settings, *, state: str) -> SigningKey:
+def _new_key_row(settings: Settings, *, state: SigningKeyState) -> SigningKey:
     key = ECKey.generate_key("P-256", private=True, auto_kid=True)
     kid = key.kid
     assert kid is not None
@@ -70,7 +70,7 @@ def unwrap_private_key(settings: Settings, row: SigningKey) -> ECKey:
 
 
 async def active_key_row(session: AsyncSession) -> SigningKey | None:
-    result = await session.execute(select(SigningKey).where(SigningKey.state == "active"))
+    result = await session.execute(select(SigningKey).where(SigningKey.state == SigningKeyState.ACTIVE))
     return result.scalar_one_or_none()
 
 
@@ -97,7 +97,7 @@ async def ensure_active_key(
         raise NoSigningKey("no active signing key; run `rcm identity rotate-signing-key`")
     try:
         async with platform_transaction(control) as session:
-            row = _new_key_row(settings, state="active")
+            row = _new_key_row(settings, state=SigningKeyState.ACTIVE)
             session.add(row)
     except IntegrityError:
         async with platform_transaction(control) as session:
@@ -124,11 +124,11 @@ async def rotate_signing_key(
     )
     await session.execute(
         update(SigningKey)
-        .where(SigningKey.state == "active")
-        .values(state="published", published_until=keep_until)
+        .where(SigningKey.state == SigningKeyState.ACTIVE)
+        .values(state=SigningKeyState.PUBLISHED, published_until=keep_until)
     )
     await session.flush()
-    row = _new_key_row(settings, state="active")
+    row = _new_key_row(settings, state=SigningKeyState.ACTIVE)
     session.add(row)
     await session.flush()
     _bump_generation()
@@ -152,7 +152,7 @@ async def rewrap_signing_keys(session: AsyncSession, provider: KeyProvider) -> S
     rows = (
         await session.execute(
             select(SigningKey)
-            .where(SigningKey.state.in_(("active", "published")))
+            .where(SigningKey.state.in_((SigningKeyState.ACTIVE, SigningKeyState.PUBLISHED)))
             .order_by(SigningKey.kid)
             .with_for_update()
         )
@@ -180,8 +180,8 @@ async def retire_expired_keys(session: AsyncSession, *, now: datetime | None = N
     now = now or utcnow()
     result = await session.execute(
         update(SigningKey)
-        .where(SigningKey.state == "published", SigningKey.published_until <= now)
-        .values(state="retired", retired_at=now)
+        .where(SigningKey.state == SigningKeyState.PUBLISHED, SigningKey.published_until <= now)
+        .values(state=SigningKeyState.RETIRED, retired_at=now)
         .returning(SigningKey.kid)
     )
     retired = list(result.scalars())
@@ -229,7 +229,7 @@ class KeyRing:
                 (
                     await session.execute(
                         select(SigningKey)
-                        .where(SigningKey.state.in_(("active", "published")))
+                        .where(SigningKey.state.in_((SigningKeyState.ACTIVE, SigningKeyState.PUBLISHED)))
                         .order_by(SigningKey.created_at.desc())
                     )
                 )

@@ -7,11 +7,29 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, LargeBinary, Text, TypeDecorator, func
+from sqlalchemy import LargeBinary, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rcm.kit.models import Base, TenantOwned, utcnow
+from rcm.kit.models import Base, EnumText, TenantOwned, utcnow
+
+
+class ApiClientStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"  # final: its tokens stop working within the status cache's seconds
+
+
+class AuthMethod(enum.StrEnum):
+    """How an API client authenticates at the token endpoint (RFC 7591 names)."""
+
+    CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 (a method name, not a secret)
+    PRIVATE_KEY_JWT = "private_key_jwt"
+
+
+class SigningKeyState(enum.StrEnum):
+    ACTIVE = "active"  # signs new tokens (one at a time)
+    PUBLISHED = "published"  # no longer signs, still in the JWKS until its last token expires
+    RETIRED = "retired"  # gone from the JWKS
 
 
 class ApiClient(TenantOwned, Base):
@@ -22,12 +40,14 @@ class ApiClient(TenantOwned, Base):
 
     client_id: Mapped[str] = mapped_column(Text, unique=True)
     name: Mapped[str] = mapped_column(Text)
-    auth_method: Mapped[str] = mapped_column(Text)  # client_secret_basic | private_key_jwt
+    auth_method: Mapped[AuthMethod] = mapped_column(EnumText(AuthMethod))
     # SHA-256 of a 256-bit random secret: the secret itself is shown once and never stored.
     secret_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    status: Mapped[str] = mapped_column(Text, default="active", server_default="active")
+    status: Mapped[ApiClientStatus] = mapped_column(
+        EnumText(ApiClientStatus), default=ApiClientStatus.ACTIVE, server_default=ApiClientStatus.ACTIVE.value
+    )
     rotated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
@@ -43,7 +63,7 @@ class SigningKey(Base):
     wrapped_private_key: Mapped[bytes] = mapped_column(LargeBinary)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # active (signs) -> published (no longer signs, still in the JWKS) -> retired (gone from the JWKS)
-    state: Mapped[str] = mapped_column(Text)
+    state: Mapped[SigningKeyState] = mapped_column(EnumText(SigningKeyState))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     # Set when the key stops signing: the last token it signed expires before this instant.
     published_until: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -59,19 +79,6 @@ class BreakGlassCategory(enum.StrEnum):
     PAYER_DEADLINE = "payer_deadline"  # a timely-filing or appeal deadline would otherwise be missed
     LEGAL_REQUEST = "legal_request"  # subpoena, court order, regulator
     OTHER = "other"  # the reason text must say what (grants from before categories are "other")
-
-
-class _CategoryText(TypeDecorator[BreakGlassCategory]):
-    """``text`` in the database (its check constraint names the values), the enum in Python."""
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: BreakGlassCategory | None, dialect: Dialect) -> str | None:
-        return None if value is None else BreakGlassCategory(value).value
-
-    def process_result_value(self, value: str | None, dialect: Dialect) -> BreakGlassCategory | None:
-        return None if value is None else BreakGlassCategory(value)
 
 
 class BreakGlassStatus(enum.StrEnum):
@@ -93,7 +100,7 @@ class BreakGlassGrant(TenantOwned, Base):
     __tablename__ = "break_glass_grant"
 
     user_id: Mapped[uuid.UUID] = mapped_column()
-    category: Mapped[BreakGlassCategory] = mapped_column(_CategoryText)
+    category: Mapped[BreakGlassCategory] = mapped_column(EnumText(BreakGlassCategory))
     reason: Mapped[str] = mapped_column(Text)
     minutes: Mapped[int] = mapped_column()
     requires_approval: Mapped[bool] = mapped_column(default=False, server_default="false")

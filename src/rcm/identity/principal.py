@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from rcm.identity.vocabulary import Scope
 from rcm.kit.tenant import TenantId
 
 
@@ -41,7 +42,7 @@ class Principal:
     kind: PrincipalKind
     subject: str  # the token's sub: the api_client id or the app_user id
     roles: frozenset[Role]
-    scopes: frozenset[str]
+    scopes: frozenset[Scope]
     token_id: str  # jti, for correlating audit events with the token that was used
     client_id: str | None = None  # OAuth2 client_id, for API clients
     user_id: uuid.UUID | None = None

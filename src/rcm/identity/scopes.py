@@ -6,42 +6,38 @@ registered scopes, or a person's role scopes. Routes name the scopes they need w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rcm.identity.principal import Role
+from rcm.identity.vocabulary import Scope
 
-PATIENTS_READ = "patients:read"
-PATIENTS_WRITE = "patients:write"
-ENCOUNTERS_READ = "encounters:read"
-ENCOUNTERS_WRITE = "encounters:write"
-CODING_WRITE = "coding:write"
-CLAIMS_READ = "claims:read"
-CLAIMS_WRITE = "claims:write"
-PAYMENTS_READ = "payments:read"
-PAYMENTS_WRITE = "payments:write"
-REPORTS_READ = "reports:read"
-STAFF_MANAGE = "staff:manage"
-AUDIT_READ = "audit:read"
-ADMIN = "admin"
+__all__ = ["ALL_SCOPES", "ROLE_SCOPES", "Scope", "parse_scopes", "scopes_for_roles"]
 
-ALL_SCOPES: frozenset[str] = frozenset(
-    {
-        PATIENTS_READ,
-        PATIENTS_WRITE,
-        ENCOUNTERS_READ,
-        ENCOUNTERS_WRITE,
-        CODING_WRITE,
-        CLAIMS_READ,
-        CLAIMS_WRITE,
-        PAYMENTS_READ,
-        PAYMENTS_WRITE,
-        REPORTS_READ,
-        STAFF_MANAGE,
-        AUDIT_READ,
-        ADMIN,
-    }
-)
+# Short names for route declarations (``requires_scopes(PATIENTS_READ)``); each is the enum member.
+PATIENTS_READ = Scope.PATIENTS_READ
+PATIENTS_WRITE = Scope.PATIENTS_WRITE
+ENCOUNTERS_READ = Scope.ENCOUNTERS_READ
+ENCOUNTERS_WRITE = Scope.ENCOUNTERS_WRITE
+CODING_WRITE = Scope.CODING_WRITE
+CLAIMS_READ = Scope.CLAIMS_READ
+CLAIMS_WRITE = Scope.CLAIMS_WRITE
+PAYMENTS_READ = Scope.PAYMENTS_READ
+PAYMENTS_WRITE = Scope.PAYMENTS_WRITE
+REPORTS_READ = Scope.REPORTS_READ
+STAFF_MANAGE = Scope.STAFF_MANAGE
+AUDIT_READ = Scope.AUDIT_READ
+ADMIN = Scope.ADMIN
+
+ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
+
+
+def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
+    """The scopes among strings from a token or a row; a string naming no scope grants nothing."""
+    return frozenset(Scope(v) for v in values if v in Scope._value2member_map_)
+
 
 # What a practice's system may be registered for (the default set of a new client).
-PRACTICE_CLIENT_SCOPES: frozenset[str] = frozenset(
+PRACTICE_CLIENT_SCOPES: frozenset[Scope] = frozenset(
     {PATIENTS_READ, PATIENTS_WRITE, ENCOUNTERS_READ, ENCOUNTERS_WRITE, CLAIMS_READ}
 )
 
@@ -50,7 +46,7 @@ _BILLER = frozenset(
     {PATIENTS_READ, ENCOUNTERS_READ, CLAIMS_READ, CLAIMS_WRITE, PAYMENTS_READ, PAYMENTS_WRITE}
 )
 
-ROLE_SCOPES: dict[Role, frozenset[str]] = {
+ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.PRACTICE_CLIENT: PRACTICE_CLIENT_SCOPES,
     # Owners see reports and claim status; no patient-level PHI beyond what reports need.
     Role.PRACTICE_OWNER: frozenset({REPORTS_READ, CLAIMS_READ}),
@@ -63,8 +59,8 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
 }
 
 
-def scopes_for_roles(roles: frozenset[Role]) -> frozenset[str]:
-    out: frozenset[str] = frozenset()
+def scopes_for_roles(roles: frozenset[Role]) -> frozenset[Scope]:
+    out: frozenset[Scope] = frozenset()
     for role in roles:
         out |= ROLE_SCOPES.get(role, frozenset())
     return out

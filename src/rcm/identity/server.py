@@ -44,7 +44,7 @@ from rcm.config import Settings
 from rcm.identity import audit_hooks
 from rcm.identity.clients import lookup_client_for_token_endpoint, secret_matches, tenant_is_active
 from rcm.identity.keys import KeyRing
-from rcm.identity.models import ApiClient, UsedClientAssertion
+from rcm.identity.models import ApiClient, ApiClientStatus, UsedClientAssertion
 from rcm.identity.oidc import (
     IssuerKeyCache,
     TrustedIssuer,
@@ -55,7 +55,7 @@ from rcm.identity.oidc import (
     unverified_claims,
 )
 from rcm.identity.principal import PRACTICE_ROLES, Principal, PrincipalKind, Role
-from rcm.identity.scopes import ALL_SCOPES, scopes_for_roles
+from rcm.identity.scopes import ALL_SCOPES, parse_scopes, scopes_for_roles
 from rcm.identity.tokens import sign_access_token, token_endpoint_url
 from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
@@ -235,7 +235,7 @@ class RCMAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def query_client(self, client_id: str) -> _OAuthClient | None:
         row = self.prepared.client
-        if row is None or row.client_id != client_id or row.status != "active":
+        if row is None or row.client_id != client_id or row.status != ApiClientStatus.ACTIVE:
             return None
         if not self.prepared.client_tenant_active:
             return None  # authlib answers invalid_client, as for an unknown client
@@ -283,7 +283,7 @@ class RCMAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 kind=PrincipalKind.CLIENT,
                 subject=str(client.row.id),
                 roles=frozenset({Role.PRACTICE_CLIENT}),
-                scopes=granted,
+                scopes=parse_scopes(granted),  # granted is within allowed: every string names a scope
                 token_id=jti,
                 client_id=client.row.client_id,
                 home_tenant=TenantId(client.row.tenant_id),
@@ -324,7 +324,7 @@ def _person_principal(
         kind=PrincipalKind.USER,
         subject=str(user.id),
         roles=roles,
-        scopes=granted,
+        scopes=parse_scopes(granted),  # granted is within allowed: every string names a scope
         token_id=jti,
         user_id=user.id,
         # Only practice people carry a tenant in the token; staff reach tenants through assignments.

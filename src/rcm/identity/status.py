@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.identity.clients import lookup_client_for_token_endpoint
+from rcm.identity.models import ApiClientStatus
 from rcm.identity.principal import Principal, PrincipalKind, Role, parse_roles
 from rcm.identity.scopes import scopes_for_roles
 from rcm.identity.tokens import InvalidToken
@@ -125,7 +126,7 @@ async def _client(session: AsyncSession, principal: Principal) -> _Live:
     row = await lookup_client_for_token_endpoint(session, principal.client_id or "")
     if row is None:
         return _Live(active=False)
-    return _Live(active=row.status == "active", tenant=row.tenant_id, subject=str(row.id))
+    return _Live(active=row.status == ApiClientStatus.ACTIVE, tenant=row.tenant_id, subject=str(row.id))
 
 
 async def _user(session: AsyncSession, principal: Principal) -> _Live:

@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rcm.config import Settings
 from rcm.identity.clients import hash_secret, lookup_client_for_token_endpoint
 from rcm.identity.keys import KeyRing
-from rcm.identity.models import ApiClient
+from rcm.identity.models import ApiClient, ApiClientStatus, AuthMethod
 from rcm.identity.oidc import DEV_ISSUER
 from rcm.identity.principal import Principal, PrincipalKind, Role
-from rcm.identity.scopes import PRACTICE_CLIENT_SCOPES, scopes_for_roles
+from rcm.identity.scopes import PRACTICE_CLIENT_SCOPES, Scope, scopes_for_roles
 from rcm.identity.tokens import sign_access_token
 from rcm.kit.control import open_control_sessions
 from rcm.kit.db import apply_tenant_context, platform_transaction
@@ -68,10 +68,10 @@ async def register_caller(control: async_sessionmaker[AsyncSession], principal: 
                     id=uuid.UUID(principal.subject),
                     client_id=principal.client_id,
                     name="Test client (minted)",
-                    auth_method="client_secret_basic",
+                    auth_method=AuthMethod.CLIENT_SECRET_BASIC,
                     secret_hash=hash_secret(uuid.uuid4().hex),
                     scopes=sorted(principal.scopes),
-                    status="active",
+                    status=ApiClientStatus.ACTIVE,
                 )
             )
             return
@@ -102,7 +102,7 @@ async def register_caller(control: async_sessionmaker[AsyncSession], principal: 
                 await session.flush()
 
 
-def client_principal(tenant_id: uuid.UUID, *, scopes: frozenset[str] | None = None) -> Principal:
+def client_principal(tenant_id: uuid.UUID, *, scopes: frozenset[Scope] | None = None) -> Principal:
     """A practice API client of ``tenant_id`` (client_id and subject are random)."""
     return Principal(
         kind=PrincipalKind.CLIENT,
@@ -120,7 +120,7 @@ def user_principal(
     user_id: uuid.UUID | None = None,
     home_tenant: uuid.UUID | None = None,
     mfa: bool = False,
-    scopes: frozenset[str] | None = None,
+    scopes: frozenset[Scope] | None = None,
     auditor_tenants: tuple[uuid.UUID, ...] = (),
 ) -> Principal:
     """A person with ``roles``; ``user_id`` should name an ``app_user`` row when access checks read it."""

@@ -13,6 +13,7 @@ from joserfc.jwk import ECKey, KeySet
 from rcm.config import Settings
 from rcm.identity.keys import ALG, LEEWAY_SECONDS
 from rcm.identity.principal import Principal, PrincipalKind, Role
+from rcm.identity.scopes import parse_scopes
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantId
 
@@ -122,7 +123,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
             kind=PrincipalKind(claims["kind"]),
             subject=str(claims["sub"]),
             roles=roles,
-            scopes=frozenset(str(claims.get("scope", "")).split()),
+            scopes=parse_scopes(str(claims.get("scope", "")).split()),
             token_id=str(claims["jti"]),
             client_id=claims.get("client_id"),
             user_id=uuid.UUID(uid) if uid else None,

@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
 from rcm.identity.guards import requires_scopes
+from rcm.identity.scopes import Scope
 from rcm.kit.errors import problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from rcm.patients import schemas, service
@@ -38,7 +39,7 @@ class PatientController(Controller):
         "/",
         responses=created_responses(schemas.Patient),
         summary="Create a patient",
-        guards=[requires_scopes("patients:write")],
+        guards=[requires_scopes(Scope.PATIENTS_WRITE)],
         status_code=201,
     )
     async def create(
@@ -60,7 +61,10 @@ class PatientController(Controller):
         )
 
     @get(
-        "/", responses=problem_responses(), summary="List patients", guards=[requires_scopes("patients:read")]
+        "/",
+        responses=problem_responses(),
+        summary="List patients",
+        guards=[requires_scopes(Scope.PATIENTS_READ)],
     )
     async def list_(
         self, tenant: NamedDependency[TenantScope], limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
@@ -72,7 +76,7 @@ class PatientController(Controller):
         responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 429),
         summary="Find patients by exact MRN, or by family name and birth date",
         description="A read: it takes an Idempotency-Key like every POST but does not need one.",
-        guards=[requires_scopes("patients:read")],
+        guards=[requires_scopes(Scope.PATIENTS_READ)],
         status_code=200,
     )
     async def search(
@@ -95,7 +99,7 @@ class PatientController(Controller):
         "/{patient_id:uuid}",
         responses=problem_responses(),
         summary="Read a patient",
-        guards=[requires_scopes("patients:read")],
+        guards=[requires_scopes(Scope.PATIENTS_READ)],
     )
     async def read(
         self, tenant: NamedDependency[TenantScope], patient_id: FromPath[uuid.UUID]
@@ -106,7 +110,7 @@ class PatientController(Controller):
         "/{patient_id:uuid}/coverages",
         responses=created_responses(schemas.Coverage),
         summary="Add a coverage to a patient",
-        guards=[requires_scopes("patients:write")],
+        guards=[requires_scopes(Scope.PATIENTS_WRITE)],
     )
     async def add_coverage(
         self,
@@ -131,7 +135,7 @@ class PatientController(Controller):
         "/{patient_id:uuid}/coverages",
         responses=problem_responses(),
         summary="List a patient's coverages",
-        guards=[requires_scopes("patients:read")],
+        guards=[requires_scopes(Scope.PATIENTS_READ)],
     )
     async def coverages(
         self, tenant: NamedDependency[TenantScope], patient_id: FromPath[uuid.UUID]

@@ -15,6 +15,7 @@ from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.patients import schemas
 from rcm.patients.models import Coverage, Patient
 from rcm.patients.repository import CoverageRepository, PatientRepository
+from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import TenantScope
 
 PATIENT = "patient"
@@ -185,16 +186,11 @@ async def list_patients(
 # Coverage ---------------------------------------------------------------------------------------------
 
 
-def _payer_ids(manifest: dict[str, object]) -> set[str]:
-    payers = manifest.get("payers", [])
-    return {str(p["payer_id"]) for p in payers if isinstance(p, dict)} if isinstance(payers, list) else set()
-
-
 def check_coverage(
-    data: schemas.CoverageCreate, manifest: dict[str, object], pointer: str = ""
+    data: schemas.CoverageCreate, manifest: TenantManifest, pointer: str = ""
 ) -> list[FieldError]:
     errors: list[FieldError] = []
-    if data.payer_id not in _payer_ids(manifest):
+    if data.payer_id not in manifest.payer_ids:
         errors.append(FieldError(f"{pointer}/payer_id", "is not a payer in this practice's manifest"))
     if data.start_date and data.end_date and data.end_date < data.start_date:
         errors.append(FieldError(f"{pointer}/end_date", "is before start_date"))

@@ -1,35 +1,143 @@
-"""Tenant manifests: declarative YAML validated against ``tenants/schema.json``."""
+"""Tenant manifests: declarative YAML, typed by :class:`TenantManifest`.
+
+The model is the single source: ``tenants/schema.json`` is generated from it (``rcm tenants schema``) and a
+test keeps the committed copy equal, so editors and CI validate against exactly what the loader accepts.
+Past the loader a manifest is a ``TenantManifest``, never a dict: the ORM column converts on load.
+"""
 
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from jsonschema import Draft202012Validator, FormatChecker
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 
 from rcm.kit.errors import FieldError, InvalidInput
-from rcm.kit.package_data import data_path
+from rcm.tenancy.vocabulary import TenantStatus
+
+SCHEMA_ID = "https://rcm.example/schemas/tenant-manifest.json"
+SCHEMA_COMMAND = "rcm tenants schema > tenants/schema.json"
+
+# strict on numbers: a YAML "120" (a string) is not silently a number of days (issue 5, point 6).
+_Int1 = Annotated[int, Field(ge=1, strict=True)]
 
 
-@cache
-def _validator() -> Draft202012Validator:
-    schema = json.loads(data_path("tenants", "schema.json").read_text())
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+class _Part(BaseModel):
+    # Unknown keys are refused by name (a typo in a rule must not be ignored); parts are immutable, since a
+    # scope shares its tenant's manifest between requests.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def validate_manifest(document: object) -> dict[str, Any]:
-    errors = [
-        FieldError("".join(f"/{p}" for p in e.absolute_path), e.message)
-        for e in _validator().iter_errors(document)
-    ]
-    if errors:
-        raise InvalidInput("The tenant manifest does not match tenants/schema.json.", errors=errors)
-    assert isinstance(document, dict)
-    return document
+class BillingProvider(_Part):
+    """The group billing provider (837P loop 2010AA)."""
+
+    npi: Annotated[str, Field(pattern=r"^[0-9]{10}$")]
+    name: Annotated[str, Field(min_length=1)]
+    taxonomy: Annotated[str | None, Field(pattern=r"^[0-9A-Z]{9}X$")] = None
 
 
-def load_manifest(path: Path) -> dict[str, Any]:
+class Address(_Part):
+    line1: str
+    line2: str | None = None
+    city: str
+    state: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    postal_code: Annotated[str, Field(pattern=r"^[0-9]{5}([0-9]{4})?$")]
+
+
+class Payer(_Part):
+    payer_id: Annotated[str, Field(min_length=1)]
+    name: str
+    timely_filing_days: _Int1 | None = None
+
+
+class Rules(_Part):
+    """Practice rules the platform reads; each new rule is a typed field here, not a free-form key."""
+
+    require_referring_provider: bool | None = None
+    # At most a year: the due date is computed from it, and an unbounded value overflowed at intake.
+    coding_sla_hours: Annotated[
+        Annotated[int, Field(ge=1, le=8760, strict=True)] | None,
+        Field(description="Hours to code an encounter (1 to 8760)."),
+    ] = None
+
+
+class TenantManifest(_Part):
+    """Declarative description of one client practice. No secrets and no PHI: the TIN is a reference to the
+    operator's vault, never the number."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="RCM tenant manifest",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID},
+    )
+
+    slug: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    # Offboarding is an operator command (`rcm tenants offboard`), never a manifest edit.
+    status: Literal[TenantStatus.ACTIVE, TenantStatus.SUSPENDED] | None = None
+    billing_provider: BillingProvider
+    tin_reference: Annotated[str | None, Field(pattern=r"^[a-z]+:[A-Za-z0-9/_.-]+$")] = None
+    address: Address | None = None
+    payers: tuple[Payer, ...] = ()
+    staff: Annotated[
+        tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...],
+        Field(description="Emails of billing-company staff assigned to this practice."),
+    ] = ()
+    rules: Rules = Rules()
+
+    @property
+    def payer_ids(self) -> frozenset[str]:
+        return frozenset(p.payer_id for p in self.payers)
+
+    def document(self) -> dict[str, Any]:
+        """The JSON form stored in ``tenant.manifest`` and shown to admins (absent keys stay absent)."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`TenantManifest`, as committed in ``tenants/schema.json``."""
+    return TenantManifest.model_json_schema()
+
+
+def render_schema() -> str:
+    return json.dumps(manifest_schema(), indent=2, sort_keys=False) + "\n"
+
+
+def _pointer(location: tuple[int | str, ...]) -> str:
+    # RFC 6901: "~" and "/" inside a key are escaped.
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in location)
+
+
+def validate_manifest(document: object) -> TenantManifest:
+    """The only door from an untyped document to a manifest; every bad field is named by its pointer."""
+    try:
+        return TenantManifest.model_validate(document)
+    except ValidationError as exc:
+        errors = [FieldError(_pointer(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+        raise InvalidInput("The tenant manifest does not match tenants/schema.json.", errors=errors) from None
+
+
+def load_manifest(path: Path) -> TenantManifest:
     return validate_manifest(yaml.safe_load(path.read_text()))
+
+
+class ManifestColumn(TypeDecorator[TenantManifest]):
+    """``tenant.manifest``: JSONB in the database, a ``TenantManifest`` in Python.
+
+    Rows are written only through :func:`validate_manifest`, so reading one back cannot fail validation.
+    """
+
+    impl = JSONB
+    cache_ok = True
+
+    def process_bind_param(self, value: TenantManifest | None, dialect: Dialect) -> dict[str, Any] | None:
+        return None if value is None else value.document()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> TenantManifest | None:
+        return None if value is None else TenantManifest.model_validate(value)

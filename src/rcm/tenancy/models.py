@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey, Text, func
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rcm.kit.models import Base, utcnow
+from rcm.kit.models import Base, EnumText, utcnow
+from rcm.tenancy.manifest import ManifestColumn, TenantManifest
+from rcm.tenancy.vocabulary import TenantStatus
 
 
 class Tenant(Base):
@@ -19,8 +20,13 @@ class Tenant(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     slug: Mapped[str] = mapped_column(Text, unique=True)
     name: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text, default="active", server_default="active")
-    manifest: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    status: Mapped[TenantStatus] = mapped_column(
+        EnumText(TenantStatus),
+        default=TenantStatus.ACTIVE,
+        server_default=TenantStatus.ACTIVE.value,
+    )
+    # Written only through rcm.tenancy.manifest.validate_manifest; read back as the typed model.
+    manifest: Mapped[TenantManifest] = mapped_column(ManifestColumn, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +13,7 @@ from rcm.audit.trail import record
 from rcm.crypto.keyring import TenantKeyring
 from rcm.identity.principal import Principal
 from rcm.kit.tenant import TenantContext, TenantId
+from rcm.tenancy.manifest import TenantManifest
 
 
 @dataclass(slots=True)
@@ -23,7 +23,7 @@ class TenantScope:
     principal: Principal
     keyring: TenantKeyring
     request: RequestInfo
-    manifest: dict[str, Any] = field(default_factory=dict)  # the tenant's manifest (payers, rules)
+    manifest: TenantManifest  # the tenant's manifest (payers, rules), typed
     # Why the caller may act here (home tenant, assignment, break-glass...): every event says so, which is
     # what lets a break-glass review list exactly what was touched under the grant.
     access: str = "home_tenant"

@@ -3,36 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.tenant import TenantContext, TenantId
-from rcm.tenancy.manifest import validate_manifest
+from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
+from rcm.tenancy.vocabulary import TenantStatus
 
 
-async def apply_manifest(session: AsyncSession, document: dict[str, Any]) -> tuple[Tenant, bool]:
+async def apply_manifest(session: AsyncSession, manifest: TenantManifest) -> tuple[Tenant, bool]:
     """Create or update the tenant a manifest describes; returns (tenant, created)."""
-    manifest = validate_manifest(document)
-    tenant = (
-        await session.execute(select(Tenant).where(Tenant.slug == manifest["slug"]))
-    ).scalar_one_or_none()
+    tenant = (await session.execute(select(Tenant).where(Tenant.slug == manifest.slug))).scalar_one_or_none()
     created = tenant is None
     if tenant is None:
-        tenant = Tenant(id=uuid.uuid4(), slug=manifest["slug"], name=manifest["name"], manifest=manifest)
+        tenant = Tenant(id=uuid.uuid4(), slug=manifest.slug, name=manifest.name, manifest=manifest)
         session.add(tenant)
     else:
-        tenant.name = manifest["name"]
+        tenant.name = manifest.name
         tenant.manifest = manifest
-        if tenant.status != "offboarded":
-            tenant.status = manifest.get("status", "active")
+        if tenant.status != TenantStatus.OFFBOARDED:
+            tenant.status = manifest.status or TenantStatus.ACTIVE
     await session.flush()
-    emails = manifest.get("staff", [])
-    if emails:
-        await assign_staff(session, TenantId(tenant.id), emails)
+    if manifest.staff:
+        await assign_staff(session, TenantId(tenant.id), list(manifest.staff))
     return tenant, created
 
 

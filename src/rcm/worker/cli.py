@@ -45,7 +45,7 @@ def start_scheduler(settings: Settings) -> Scheduler:
 )
 def worker(threads: int, scheduler: bool) -> None:
     """Run a worker process (RabbitMQ from RCM_BROKER_URL; without it, only in-process jobs exist)."""
-    from rcm.cli import role_database
+    from rcm.kit.cli import role_database
     from rcm.kit.telemetry import configure_logging, configure_tracing
     from rcm.worker import configure_jobs, setup_broker, start_inprocess_worker, stop_inprocess_worker
 

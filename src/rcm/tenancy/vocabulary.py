@@ -1,0 +1,14 @@
+"""The tenancy vocabulary: one enum per closed set of values, shared by the model, the DTOs and OpenAPI.
+
+StrEnum keeps the wire and database format (the plain strings) while the code names members, not literals.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TenantStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # reads and writes refused until reactivated
+    OFFBOARDED = "offboarded"  # keys shredded; final (a manifest cannot reactivate it)
