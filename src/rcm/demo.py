@@ -19,7 +19,7 @@ from rcm.config import Settings, app_database_url
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.encounters.repository import EncounterRepository
-from rcm.encounters.schemas import ChargeLineIn, DiagnosisIn, EncounterCreate, ProviderCreate
+from rcm.encounters.schemas import ChargeLineIn, DiagnosisIn, EncounterCreate
 from rcm.encounters.service import create_encounter
 from rcm.identity.dev import ensure_demo_client
 from rcm.identity.oidc import DEV_ISSUER
@@ -29,6 +29,7 @@ from rcm.kit.db import create_engine, platform_transaction, session_factory, ten
 from rcm.kit.package_data import data_path
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.patients.schemas import CoverageCreate, PatientCreate
+from rcm.providers.schemas import ProviderCreate
 from rcm.tenancy.manifest import load_manifest
 from rcm.tenancy.models import AppUser, Tenant
 from rcm.tenancy.scope import TenantScope
@@ -135,7 +136,7 @@ async def _seed_clinical(
             request=RequestInfo(request_id="demo-seed", trace_id=""),
             manifest=tenant.manifest,
         )
-        repo = EncounterRepository(session, context)
+        repo = scope.repo(EncounterRepository)
         for index, given in enumerate(GIVEN):
             external_id = f"DEMO-{tenant.slug[:8].upper()}-{index + 1:03d}"
             if await repo.by_external_id(external_id) is not None:
