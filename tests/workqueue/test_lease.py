@@ -92,9 +92,11 @@ async def test_two_concurrent_leases_never_take_the_same_item(queue: Queue, tena
         # Alice's transaction still holds her row when Bob leases: he skips it rather than wait or share it.
         took_a = await service.lease_next(a, QueueKind.BILLING)
         took_b = await service.lease_next(b, QueueKind.BILLING)
-        assert took_a is not None and took_b is not None
+        assert took_a is not None
+        assert took_b is not None
         assert (took_a.id, took_b.id) == (first.id, second.id)
-        assert took_a.status is ItemStatus.LEASED and took_a.leased_by == alice.subject
+        assert took_a.status is ItemStatus.LEASED
+        assert took_a.leased_by == alice.subject
         assert await service.lease_next(b, QueueKind.BILLING) is None  # nothing else is free
 
 
@@ -119,7 +121,8 @@ async def test_an_expired_lease_can_be_leased_again(queue: Queue, tenant: Tenant
     alice, bob = worker("alice"), worker("bob")
     async with queue.scope(alice) as scope:
         held = await service.lease_next(scope, QueueKind.BILLING, ttl=timedelta(minutes=5))
-        assert held is not None and held.id == item.id
+        assert held is not None
+        assert held.id == item.id
     async with queue.scope(bob) as scope:
         assert await service.lease_next(scope, QueueKind.BILLING) is None  # Alice's live lease is respected
     async with queue.scope(alice) as scope:
@@ -129,13 +132,16 @@ async def test_an_expired_lease_can_be_leased_again(queue: Queue, tenant: Tenant
     await asyncio.sleep(0.01)
     async with queue.scope(bob) as scope:
         again = await service.lease_next(scope, QueueKind.BILLING)
-        assert again is not None and again.id == item.id and again.leased_by == bob.subject
+        assert again is not None
+        assert again.id == item.id
+        assert again.leased_by == bob.subject
         with pytest.raises(Conflict):
             # Alice's lease has expired: she cannot complete what Bob now holds.
             async with queue.scope(alice) as hers:
                 await service.complete(hers, item.id)
         done = await service.complete(scope, item.id)
-        assert done.status is ItemStatus.DONE and done.leased_by is None
+        assert done.status is ItemStatus.DONE
+        assert done.leased_by is None
     assert await queue.history(item) == [
         (ItemEventType.CREATED, ItemStatus.OPEN, None),
         (ItemEventType.LEASED, ItemStatus.LEASED, alice.subject),
@@ -156,7 +162,8 @@ async def test_a_lease_takes_only_the_scopes_practices_by_priority(
     async with queue.scope(worker("w"), tenant) as scope:
         taken = [await service.lease_next(scope, QueueKind.BILLING) for _ in range(3)]
     assert [t.id if t else None for t in taken] == [sooner.id, later.id, None]
-    assert theirs.id not in {t.id for t in taken if t} and coding.id not in {t.id for t in taken if t}
+    assert theirs.id not in {t.id for t in taken if t}
+    assert coding.id not in {t.id for t in taken if t}
 
 
 async def test_one_live_item_per_subject_and_queue(queue: Queue, tenant: Tenant) -> None:

@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 
+from sqlalchemy import func, select
+
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent
 from rcm.kit.repository import TenantScopedRepository
 
@@ -39,6 +41,22 @@ class EncounterRepository(TenantScopedRepository[Encounter]):
         if service_date_to is not None:
             stmt = stmt.where(Encounter.service_date <= service_date_to)
         return await self.keyset_page(stmt, limit=limit, after=after)
+
+    async def status_totals(
+        self, *, service_date_from: date | None, service_date_to: date | None
+    ) -> list[tuple[str, int, int]]:
+        """(status, encounters, total charge cents) per status, for the intake summary (no PHI column)."""
+        stmt = (
+            select(Encounter.status, func.count(), func.coalesce(func.sum(Encounter.total_charge_cents), 0))
+            .where(self.tenant_filter(Encounter.tenant_id))
+            .group_by(Encounter.status)
+            .order_by(Encounter.status)
+        )
+        if service_date_from is not None:
+            stmt = stmt.where(Encounter.service_date >= service_date_from)
+        if service_date_to is not None:
+            stmt = stmt.where(Encounter.service_date <= service_date_to)
+        return [(status, int(n), int(cents)) for status, n, cents in await self._rows(stmt)]
 
     async def lines(self, encounter_id: uuid.UUID) -> tuple[Sequence[Diagnosis], Sequence[ChargeLine]]:
         diagnoses = await self._all(

@@ -72,6 +72,10 @@ class TenantRowRepository(Generic[T]):
     async def _all(self, stmt: Select[tuple[Any_]]) -> list[Any_]:
         return list((await self.session.execute(stmt)).scalars())
 
+    async def _rows(self, stmt: Select[Any]) -> list[Any]:
+        """Plain rows (aggregates, column tuples) rather than model instances."""
+        return list((await self.session.execute(stmt)).all())
+
     async def _first(self, stmt: Select[tuple[Any_]]) -> Any_ | None:
         found: Any_ | None = (await self.session.execute(stmt)).scalars().first()
         return found

@@ -44,9 +44,13 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
                 changed.c.lease_expires_at,
             ),
         )
-        stmt: Select[tuple[WorkItem]] = select(WorkItem).from_statement(  # type: ignore[assignment]
-            select(changed).add_cte(logged.cte("logged"))
-        ).execution_options(populate_existing=True)  # the session may hold the item from an earlier step
+        stmt: Select[tuple[WorkItem]] = (
+            select(WorkItem)
+            .from_statement(  # type: ignore[assignment]
+                select(changed).add_cte(logged.cte("logged"))
+            )
+            .execution_options(populate_existing=True)
+        )  # the session may hold the item from an earlier step
         return stmt
 
     async def _run(self, changed: Any, event: ItemEventType, actor: str | None) -> list[WorkItem]:
