@@ -43,7 +43,6 @@ ALLOWED: dict[str, str] = {
     "kit/bootstrap.py": "operator DDL: creates and grants the database roles (CREATE ROLE is no tenant data)",
     "kit/health.py": "readiness probe: SELECT of the migration version, no tenant table",
     "worker/scheduler.py": "advisory locks that elect one scheduler replica; no table is read",
-    "audit/cli.py": "TODO(issue 5 point 9): move the operator's tenant lookups into rcm.tenancy.repository",
     "crypto/cli.py": "TODO(issue 5 point 9): move key rotation and shredding SQL into crypto/repository",
     "crypto/reencrypt.py": "TODO(issue 5 point 9): move the re-encryption batch SQL into crypto/repository",
     "demo.py": "TODO(issue 5 point 9): move the demo seeder's tenant and user statements into repositories",
@@ -54,7 +53,6 @@ ALLOWED: dict[str, str] = {
     "identity/keys.py": "TODO(issue 5 point 9): move signing-key statements into a repository",
     "identity/oidc.py": "TODO(issue 5 point 9): move the person lookup/upsert into a repository",
     "identity/server.py": "TODO(issue 5 point 9): move the token endpoint's client lookups into a repository",
-    "identity/status.py": "TODO(issue 5 point 9): move the live caller-status read into a repository",
     "tenancy/service.py": "TODO(issue 5 point 9): move manifest/assignment statements to tenancy/repository",
 }
 

@@ -4,34 +4,60 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.tenant import TenantContext, TenantId
-from rcm.tenancy.models import StaffAssignment, Tenant
+from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
 
 
-async def active_tenant_ids(session: AsyncSession) -> tuple[uuid.UUID, ...]:
-    """Every practice that is live (the tenant registry is global: no tenant context needed)."""
-    rows = await session.execute(select(Tenant.id).where(Tenant.status == "active").order_by(Tenant.id))
-    return tuple(rows.scalars())
+async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
+    if "\x00" in slug:
+        # PostgreSQL text cannot hold NUL, so no tenant has this slug; the driver would refuse the query.
+        return None
+    return (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one_or_none()
 
 
-async def assigned_tenant_ids(session: AsyncSession, user_id: uuid.UUID) -> tuple[TenantId, ...]:
-    """The active practices ``user_id`` is assigned to.
+async def tenant_ids(session: AsyncSession, *, active_only: bool = False) -> tuple[uuid.UUID, ...]:
+    """Every practice's id (or every live one's); the tenant registry is global: no tenant context needed."""
+    stmt = select(Tenant.id).order_by(Tenant.id)
+    if active_only:
+        stmt = stmt.where(Tenant.status == "active")
+    return tuple((await session.execute(stmt)).scalars())
+
+
+async def system_assigned_tenants(
+    session: AsyncSession, user_id: uuid.UUID, *, active_only: bool = False
+) -> tuple[TenantId, ...]:
+    """Every tenant (or every live tenant) a person is assigned to, read across tenants: the loudly named
+    system path of the auth layer.
 
     Staff assignments are tenant-owned rows under RLS, and whose they are is what we are looking for: the
-    transaction is bound to every active tenant for this one read (a system path of the auth layer), then
-    the caller rebinds it to the answer. The statement still names the person: one's own assignments only.
+    transaction is bound to every tenant for this one read, and cleared again afterwards, so nothing after
+    this sees any tenant until the caller binds the answer. The statement names the person: one's own
+    assignments only.
     """
-    active = await active_tenant_ids(session)
-    if not active:
+    candidates = await tenant_ids(session, active_only=active_only)
+    if not candidates:
         return ()
-    await apply_tenant_context(session, TenantContext.system_cross_tenant(tuple(TenantId(t) for t in active)))
-    rows = await session.execute(
-        select(StaffAssignment.tenant_id)
-        .where(StaffAssignment.user_id == user_id, StaffAssignment.tenant_id.in_(active))
-        .order_by(StaffAssignment.tenant_id)
+    await apply_tenant_context(
+        session, TenantContext.system_cross_tenant(tuple(TenantId(t) for t in candidates))
     )
-    return tuple(TenantId(t) for t in rows.scalars())
+    try:
+        rows = await session.execute(
+            select(StaffAssignment.tenant_id)
+            .where(StaffAssignment.user_id == user_id, StaffAssignment.tenant_id.in_(candidates))
+            .order_by(StaffAssignment.tenant_id)
+        )
+        return tuple(TenantId(t) for t in rows.scalars())
+    finally:
+        await apply_tenant_context(session, TenantContext(()))
+
+
+async def person_status(
+    session: AsyncSession, user_id: uuid.UUID
+) -> Row[tuple[bool, list[str], uuid.UUID | None]] | None:
+    """A person's live status (active, roles, home tenant): read on every request of theirs (revocation)."""
+    stmt = select(AppUser.active, AppUser.roles, AppUser.home_tenant_id).where(AppUser.id == user_id)
+    return (await session.execute(stmt)).first()

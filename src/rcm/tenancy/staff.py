@@ -17,7 +17,7 @@ from rcm.identity.principal import Principal
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.errors import Forbidden
 from rcm.kit.tenant import TenantContext, TenantId
-from rcm.tenancy.repository import assigned_tenant_ids
+from rcm.tenancy.repository import system_assigned_tenants
 from rcm.tenancy.scope import StaffScope, SystemScope
 
 
@@ -36,7 +36,7 @@ async def staff_scope(
     if not principal.is_staff or principal.user_id is None:
         raise Forbidden("Only staff members work across the practices they are assigned to.")
     async with sessions() as session, session.begin():
-        tenants = await assigned_tenant_ids(session, principal.user_id)
+        tenants = await system_assigned_tenants(session, principal.user_id, active_only=True)
         context = TenantContext.system_cross_tenant(tenants)
         # An empty set binds to no tenant at all: no rows, no inserts.
         await apply_tenant_context(session, context)
