@@ -96,6 +96,7 @@ def upgrade() -> None:
           actor text,
           lease_expires_at timestamptz,
           CONSTRAINT pk_work_item_event PRIMARY KEY (tenant_id, id),
+          CONSTRAINT fk_work_item_event_tenant_id_tenant FOREIGN KEY (tenant_id) REFERENCES rcm.tenant (id),
           CONSTRAINT fk_work_item_event_tenant_id_work_item FOREIGN KEY (tenant_id, work_item_id)
             REFERENCES rcm.work_item (tenant_id, id),
           CONSTRAINT ck_work_item_event_event
@@ -104,9 +105,7 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute(
-        "CREATE INDEX ix_work_item_event ON rcm.work_item_event (tenant_id, work_item_id, created_at)"
-    )
+    op.execute("CREATE INDEX ix_work_item_event ON rcm.work_item_event (tenant_id, work_item_id, created_at)")
     op.execute("ALTER TABLE rcm.work_item_event ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE rcm.work_item_event FORCE ROW LEVEL SECURITY")
     op.execute(
