@@ -5,24 +5,27 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from litestar import Litestar
+from litestar import Litestar, Router, get
+from litestar.di import NamedDependency, Provide
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.app import create_app
 from rcm.audit.events import Action, RequestInfo
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.encounters.repository import EncounterRepository
 from rcm.identity.principal import Principal, PrincipalKind, Role
+from rcm.identity.testing import client_principal, mint_access_token, user_principal
 from rcm.kit.db import platform_transaction
 from rcm.kit.errors import Forbidden, NotFound
 from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import Tenant
-from rcm.tenancy.scope import Touched
+from rcm.tenancy.scope import StaffScope, Touched
 from rcm.tenancy.service import assign_staff
-from rcm.tenancy.staff import staff_scope, system_scope
+from rcm.tenancy.staff import provide_staff_scope, staff_scope, system_scope
 from tests.audit.conftest import seal_all
 from tests.conftest import make_tenant, practice_api_for
 from tests.identity.conftest import make_user
@@ -223,3 +226,38 @@ async def test_a_system_scope_names_its_job_in_each_practices_trail(
         assert sorted(rows.all()) == sorted(
             [(tenant.id, "remittance.route"), (other_tenant.id, "remittance.route")]
         )
+
+
+@get("/test-only/my-practices")
+async def my_practices(staff: NamedDependency[StaffScope]) -> list[str]:
+    return sorted(str(t) for t in staff.tenant_ids)
+
+
+async def test_the_staff_scope_dependency_builds_the_callers_scope_from_a_real_token(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    other_tenant: Tenant,
+) -> None:
+    """Through the app's own authentication: a staff caller's routes get exactly their assignments; a
+    practice's system is refused."""
+    app = create_app(settings)
+    app.register(
+        Router("/", route_handlers=[my_practices], dependencies={"staff": Provide(provide_staff_scope)})
+    )
+    coder = await _assigned_coder(control_sessions, other_tenant)
+    coder_token = await mint_access_token(
+        user_principal(Role.CODER, user_id=coder.user_id), sessions=sessions, settings=settings
+    )
+    practice_token = await mint_access_token(
+        client_principal(tenant.id), sessions=sessions, settings=settings
+    )
+    async with AsyncTestClient(app=app) as client:
+        mine = await client.get("/test-only/my-practices", headers={"Authorization": f"Bearer {coder_token}"})
+        assert mine.status_code == 200, mine.text
+        assert mine.json() == [str(other_tenant.id)]
+        refused = await client.get(
+            "/test-only/my-practices", headers={"Authorization": f"Bearer {practice_token}"}
+        )
+        assert refused.status_code == 403

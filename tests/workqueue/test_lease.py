@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from rcm.identity.principal import Principal, PrincipalKind, Role
 from rcm.kit.errors import Conflict
 from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import Tenant
+from rcm.tenancy.scope import SystemScope
 from rcm.tenancy.staff import system_scope
 from rcm.workqueue import service
 from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem
@@ -50,7 +52,7 @@ class Queue:
         self.keystore = keystore
         self.tenants = tuple(TenantId(t.id) for t in tenants)
 
-    def scope(self, actor: Principal, *tenants: Tenant):  # type: ignore[no-untyped-def]
+    def scope(self, actor: Principal, *tenants: Tenant) -> AbstractAsyncContextManager[SystemScope]:
         ids = tuple(TenantId(t.id) for t in tenants) or self.tenants
         return system_scope(
             self.sessions, self.keystore, job="workqueue.test", tenant_ids=ids, actor=actor, request=REQUEST
