@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.kit.db import apply_tenant_context
@@ -25,6 +25,20 @@ async def tenant_ids(session: AsyncSession, *, active_only: bool = False) -> tup
     if active_only:
         stmt = stmt.where(Tenant.status == "active")
     return tuple((await session.execute(stmt)).scalars())
+
+
+async def not_offboarded_tenants(
+    session: AsyncSession, *, slug: str | None = None
+) -> list[tuple[uuid.UUID, str]]:
+    """(id, slug) of every practice whose keys still exist (or of the one named ``slug``), by slug."""
+    stmt = select(Tenant.id, Tenant.slug).where(Tenant.status != "offboarded").order_by(Tenant.slug)
+    if slug is not None:
+        stmt = stmt.where(Tenant.slug == slug)
+    return [(row.id, row.slug) for row in await session.execute(stmt)]
+
+
+async def set_tenant_status(session: AsyncSession, tenant_id: TenantId, status: str) -> None:
+    await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status=status))
 
 
 async def system_assigned_tenants(
