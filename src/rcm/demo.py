@@ -11,7 +11,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import RequestInfo
@@ -32,6 +31,7 @@ from rcm.patients.schemas import CoverageCreate, PatientCreate
 from rcm.providers.schemas import ProviderCreate
 from rcm.tenancy.manifest import load_manifest
 from rcm.tenancy.models import AppUser, Tenant
+from rcm.tenancy.repository import person_by_email, tenant_by_slug, tenants_by_slugs
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import apply_manifest
 
@@ -52,16 +52,13 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
             for manifest in manifests:
                 await apply_manifest(session, {**manifest, "staff": []})
             for person in people:
-                user = (
-                    await session.execute(select(AppUser).where(AppUser.email == person["email"]))
-                ).scalar_one_or_none()
-                if user is None:
+                if await person_by_email(session, person["email"]) is None:
                     tenant_id = None
                     if "tenant" in person:
-                        tenant = (
-                            await session.execute(select(Tenant).where(Tenant.slug == person["tenant"]))
-                        ).scalar_one()
-                        tenant_id = tenant.id
+                        home = await tenant_by_slug(session, person["tenant"])
+                        if home is None:
+                            raise ValueError(f"demo person of an unknown practice: {person['tenant']}")
+                        tenant_id = home.id
                     session.add(
                         AppUser(
                             id=uuid.uuid4(),
@@ -82,15 +79,7 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
                 )
                 clients[tenant.slug] = {"client_id": client_id, "client_secret": secret}
             demo_slugs = [m["slug"] for m in manifests]
-            tenants = (
-                (
-                    await session.execute(
-                        select(Tenant).where(Tenant.slug.in_(demo_slugs)).order_by(Tenant.slug)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            tenants = await tenants_by_slugs(session, demo_slugs)
         # DEV ONLY: well-known credentials of the demo practices' API clients, for the README's curl examples.
         clients_file = settings.data_dir / "demo-clients.json"
         clients_file.parent.mkdir(parents=True, exist_ok=True)

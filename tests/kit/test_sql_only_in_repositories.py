@@ -43,7 +43,6 @@ ALLOWED: dict[str, str] = {
     "kit/bootstrap.py": "operator DDL: creates and grants the database roles (CREATE ROLE is no tenant data)",
     "kit/health.py": "readiness probe: SELECT of the migration version, no tenant table",
     "worker/scheduler.py": "advisory locks that elect one scheduler replica; no table is read",
-    "demo.py": "TODO(issue 5 point 9): move the demo seeder's tenant and user statements into repositories",
     "idempotency/jobs.py": "TODO(issue 5 point 9): move (point 10 is reshaping idempotency now)",
     "idempotency/service.py": "TODO(issue 5 point 9): move (point 10 is reshaping idempotency now)",
     "identity/admin_people.py": "TODO(issue 5 point 9): move the people/assignment writes into a repository",

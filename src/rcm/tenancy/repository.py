@@ -19,6 +19,16 @@ async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
     return (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one_or_none()
 
 
+async def tenants_by_slugs(session: AsyncSession, slugs: list[str]) -> list[Tenant]:
+    return list(
+        (await session.execute(select(Tenant).where(Tenant.slug.in_(slugs)).order_by(Tenant.slug))).scalars()
+    )
+
+
+async def person_by_email(session: AsyncSession, email: str) -> AppUser | None:
+    return (await session.execute(select(AppUser).where(AppUser.email == email))).scalar_one_or_none()
+
+
 async def tenant_ids(session: AsyncSession, *, active_only: bool = False) -> tuple[uuid.UUID, ...]:
     """Every practice's id (or every live one's); the tenant registry is global: no tenant context needed."""
     stmt = select(Tenant.id).order_by(Tenant.id)
