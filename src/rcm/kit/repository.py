@@ -28,7 +28,7 @@ from rcm.kit.tenant import TenantContext
 T = TypeVar("T", bound=Any)
 M = TypeVar("M", bound=TenantOwned)
 Row = TypeVar("Row", bound=Any)
-Any_ = TypeVar("Any_")
+S = TypeVar("S")  # what a statement selects
 
 
 class TenantRowRepository(Generic[T]):
@@ -69,15 +69,15 @@ class TenantRowRepository(Generic[T]):
     async def _execute(self, stmt: Executable, params: Any = None) -> Result[Any]:
         return await self.session.execute(stmt, params)
 
-    async def _all(self, stmt: Select[tuple[Any_]]) -> list[Any_]:
+    async def _all(self, stmt: Select[tuple[S]]) -> list[S]:
         return list((await self.session.execute(stmt)).scalars())
 
     async def _rows(self, stmt: Select[Any]) -> list[Any]:
         """Plain rows (aggregates, column tuples) rather than model instances."""
         return list((await self.session.execute(stmt)).all())
 
-    async def _first(self, stmt: Select[tuple[Any_]]) -> Any_ | None:
-        found: Any_ | None = (await self.session.execute(stmt)).scalars().first()
+    async def _first(self, stmt: Select[tuple[S]]) -> S | None:
+        found: S | None = (await self.session.execute(stmt)).scalars().first()
         return found
 
 
