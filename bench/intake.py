@@ -201,9 +201,13 @@ async def run_ceiling(app_dsn: str, tenant_id: uuid.UUID, n: int, concurrency: i
                 uuid.uuid4(),
                 enc,
             )
+            # The coding item and its "created" event in one statement, as the work queue writes them.
             await conn.execute(
-                "INSERT INTO rcm.work_item (tenant_id, id, queue, encounter_id, status, priority, due_at)"
-                " VALUES ($1, $2, 'coding', $3, 'open', 5, $4)",
+                "WITH item AS (INSERT INTO rcm.work_item (tenant_id, id, kind, subject_type, subject_id, status,"
+                " priority, due_at) VALUES ($1, $2, 'coding', 'encounter', $3, 'open', 5, $4)"
+                " RETURNING tenant_id, id, created_at, status)"
+                " INSERT INTO rcm.work_item_event (tenant_id, id, created_at, work_item_id, event, status)"
+                " SELECT tenant_id, gen_random_uuid(), created_at, id, 'created', status FROM item",
                 tenant_id,
                 uuid.uuid4(),
                 enc,

@@ -15,7 +15,7 @@
 The DDL is frozen here as plain SQL: no import of a live helper that may change later.
 
 Revision ID: 0013_least_privilege
-Revises: 0009_strict_input
+Revises: 0010_workqueue
 Create Date: 2026-12-01
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0013_least_privilege"
-down_revision = "0009_strict_input"
+down_revision = "0010_workqueue"
 branch_labels = None
 depends_on = None
 

@@ -15,7 +15,7 @@ from rcm.audit.controllers import AuditController
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
-from rcm.encounters.controllers import EncounterController, ProviderController
+from rcm.encounters.controllers import EncounterController
 from rcm.identity.plugin import IdentityPlugin
 from rcm.identity.ratelimit import WINDOWS_STATE_KEY, rate_limit_config
 from rcm.kit.control import STATE_KEY as CONTROL_STATE_KEY
@@ -27,6 +27,7 @@ from rcm.kit.strict import check_request
 from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
 from rcm.kit.windows import open_windows
 from rcm.patients.controllers import PatientController
+from rcm.providers.controllers import ProviderController
 from rcm.reporting.controllers import ReportController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.worker import current_broker

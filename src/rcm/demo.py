@@ -11,7 +11,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import RequestInfo
@@ -19,7 +18,7 @@ from rcm.config import Settings, app_database_url
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.encounters.repository import EncounterRepository
-from rcm.encounters.schemas import ChargeLineIn, DiagnosisIn, EncounterCreate, ProviderCreate
+from rcm.encounters.schemas import ChargeLineIn, DiagnosisIn, EncounterCreate
 from rcm.encounters.service import create_encounter
 from rcm.identity.dev import ensure_demo_client
 from rcm.identity.oidc import DEV_ISSUER
@@ -29,8 +28,10 @@ from rcm.kit.db import create_engine, platform_transaction, session_factory, ten
 from rcm.kit.package_data import data_path
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.patients.schemas import CoverageCreate, PatientCreate
+from rcm.providers.schemas import ProviderCreate
 from rcm.tenancy.manifest import load_manifest
 from rcm.tenancy.models import AppUser, Tenant
+from rcm.tenancy.repository import person_by_email, tenant_by_slug, tenants_by_slugs
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import apply_manifest
 
@@ -51,16 +52,13 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
             for manifest in manifests:
                 await apply_manifest(session, manifest.model_copy(update={"staff": ()}))
             for person in people:
-                user = (
-                    await session.execute(select(AppUser).where(AppUser.email == person["email"]))
-                ).scalar_one_or_none()
-                if user is None:
+                if await person_by_email(session, person["email"]) is None:
                     tenant_id = None
                     if "tenant" in person:
-                        tenant = (
-                            await session.execute(select(Tenant).where(Tenant.slug == person["tenant"]))
-                        ).scalar_one()
-                        tenant_id = tenant.id
+                        home = await tenant_by_slug(session, person["tenant"])
+                        if home is None:
+                            raise ValueError(f"demo person of an unknown practice: {person['tenant']}")
+                        tenant_id = home.id
                     session.add(
                         AppUser(
                             id=uuid.uuid4(),
@@ -81,15 +79,7 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
                 )
                 clients[tenant.slug] = {"client_id": client_id, "client_secret": secret}
             demo_slugs = [m.slug for m in manifests]
-            tenants = (
-                (
-                    await session.execute(
-                        select(Tenant).where(Tenant.slug.in_(demo_slugs)).order_by(Tenant.slug)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            tenants = await tenants_by_slugs(session, demo_slugs)
         # DEV ONLY: well-known credentials of the demo practices' API clients, for the README's curl examples.
         clients_file = settings.data_dir / "demo-clients.json"
         clients_file.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +125,7 @@ async def _seed_clinical(
             request=RequestInfo(request_id="demo-seed", trace_id=""),
             manifest=tenant.manifest,
         )
-        repo = EncounterRepository(session, context)
+        repo = scope.repo(EncounterRepository)
         for index, given in enumerate(GIVEN):
             external_id = f"DEMO-{tenant.slug[:8].upper()}-{index + 1:03d}"
             if await repo.by_external_id(external_id) is not None:

@@ -368,9 +368,43 @@ async def test_an_event_planted_by_the_app_role_stalls_no_one_and_is_reported(
     make_event: MakeEvent,
     key_dir: Path,
     store: DirectoryAnchorStore,
+    superuser: AsyncConnection,
 ) -> None:
     """A leaked app credential can insert audit rows; one the chainer cannot seal must not stop it sealing
     every other tenant's events, and verify must report the planted row instead of calling the log intact."""
+    try:
+        await _plant_and_check(
+            planted,
+            sessions=sessions,
+            audit_sessions=audit_sessions,
+            chained=chained,
+            other_tenant=other_tenant,
+            make_event=make_event,
+            key_dir=key_dir,
+            store=store,
+        )
+    finally:
+        # The shared test database must not keep an unreadable row for the tests that read every event.
+        await _tamper(
+            superuser,
+            chained,
+            "DELETE FROM rcm.audit_event e WHERE tenant_id = :t AND NOT EXISTS (SELECT 1 "
+            "FROM rcm.audit_seal s WHERE s.tenant_id = e.tenant_id AND s.event_id = e.id "
+            "AND s.occurred_at = e.occurred_at)",
+        )
+
+
+async def _plant_and_check(
+    planted: str,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    audit_sessions: async_sessionmaker[AsyncSession],
+    chained: Tenant,
+    other_tenant: Tenant,
+    make_event: MakeEvent,
+    key_dir: Path,
+    store: DirectoryAnchorStore,
+) -> None:
     async with tenant_transaction(sessions, TenantContext.single(TenantId(chained.id))) as session:
         await session.execute(
             text(

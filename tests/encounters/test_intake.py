@@ -57,11 +57,25 @@ async def test_encounter_with_inline_patient_coverage_and_provider(
     async with owner_engine.connect() as conn:
         queue = (
             await conn.execute(
-                text("SELECT queue, status FROM rcm.work_item WHERE tenant_id = :t AND encounter_id = :e"),
+                text(
+                    "SELECT kind, status, subject_type FROM rcm.work_item"
+                    " WHERE tenant_id = :t AND subject_id = :e"
+                ),
                 {"t": tenant_id, "e": uuid.UUID(body["id"])},
             )
         ).all()
-    assert queue == [("coding", "open")]
+        events = (
+            await conn.execute(
+                text(
+                    "SELECT e.event, e.status FROM rcm.work_item_event e JOIN rcm.work_item i"
+                    " ON (i.tenant_id, i.id) = (e.tenant_id, e.work_item_id)"
+                    " WHERE i.tenant_id = :t AND i.subject_id = :e"
+                ),
+                {"t": tenant_id, "e": uuid.UUID(body["id"])},
+            )
+        ).all()
+    assert queue == [("coding", "open", "encounter")]
+    assert events == [("created", "open")]
 
 
 async def test_second_encounter_matches_existing_patient_by_mrn(practice_api: Api) -> None:

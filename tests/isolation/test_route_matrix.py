@@ -31,7 +31,16 @@ from tests.support import Api, encounter_payload, patient_payload
 # Routes anyone may call: health, API docs, the OAuth2 endpoints and the dev issuer.
 PUBLIC = re.compile(r"^/(healthz|readyz|docs|swagger|oauth/|\.well-known/|dev/oidc/)")
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
-TENANT_TABLES = ("patient", "coverage", "provider", "encounter", "diagnosis", "charge_line", "work_item")
+TENANT_TABLES = (
+    "patient",
+    "coverage",
+    "provider",
+    "encounter",
+    "diagnosis",
+    "charge_line",
+    "work_item",
+    "work_item_event",
+)
 
 
 def http_routes(app: Litestar) -> list[tuple[str, str]]:

@@ -64,18 +64,15 @@ def _ready_settings() -> Settings:
 
 async def _system_context(session: AsyncSession, slug: str | None) -> tuple[uuid.UUID, ...]:
     """Every tenant's id plus the platform's (or one tenant's): the audit CLI's loudly cross-tenant scope."""
-    from sqlalchemy import select
-
     from rcm.kit.tenant import PLATFORM_TENANT
-    from rcm.tenancy.models import Tenant
+    from rcm.tenancy.repository import tenant_by_slug, tenant_ids
 
     if slug is not None:
-        found = (await session.execute(select(Tenant.id).where(Tenant.slug == slug))).scalar_one_or_none()
+        found = await tenant_by_slug(session, slug)
         if found is None:
             raise click.ClickException(f"no tenant with slug {slug}")
-        return (found,)
-    ids = tuple((await session.execute(select(Tenant.id).order_by(Tenant.id))).scalars())
-    return (PLATFORM_TENANT, *ids)
+        return (found.id,)
+    return (PLATFORM_TENANT, *await tenant_ids(session))
 
 
 async def _verify(settings: Settings, slug: str | None) -> tuple[bool, list[str]]:

@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 
 import click
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
@@ -74,7 +73,7 @@ async def rotate_keys(
     from rcm.crypto.tasks import reencrypt_tenant, use_keystore
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
-    from rcm.tenancy.models import Tenant
+    from rcm.tenancy.repository import not_offboarded_tenants
     from rcm.worker import configure_jobs, enqueue, setup_broker
 
     provider = key_provider(settings)
@@ -93,14 +92,7 @@ async def rotate_keys(
     try:
         await _rewrap_signing_keys(sessions, provider, echo=echo)
         async with platform_transaction(sessions) as session:
-            query = (
-                select(Tenant.id, Tenant.slug)
-                .where(Tenant.status != TenantStatus.OFFBOARDED)
-                .order_by(Tenant.slug)
-            )
-            if slug is not None:
-                query = query.where(Tenant.slug == slug)
-            tenants = (await session.execute(query)).all()
+            tenants = await not_offboarded_tenants(session, slug=slug)
         if slug is not None and not tenants:
             raise click.ClickException(f"no active tenant with slug {slug!r}")
         for tenant_id, tenant_slug in tenants:
@@ -167,22 +159,18 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
     from rcm.identity.clients import revoke_tenant_clients
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
-    from rcm.tenancy.models import Tenant
+    from rcm.tenancy.repository import set_tenant_status, tenant_by_slug
 
     engine = create_engine(control_database_url(settings), pool_size=1, application_name="rcm-cli")
     sessions = session_factory(engine)
     try:
         async with platform_transaction(sessions) as session:
-            tenant_id = (
-                await session.execute(select(Tenant.id).where(Tenant.slug == slug))
-            ).scalar_one_or_none()
-        if tenant_id is None:
+            tenant = await tenant_by_slug(session, slug)
+        if tenant is None:
             raise click.ClickException(f"no tenant with slug {slug!r}")
-        tid = TenantId(tenant_id)
+        tid = TenantId(tenant.id)
         async with tenant_transaction(sessions, TenantContext.single(tid)) as session:
-            await session.execute(
-                update(Tenant).where(Tenant.id == tenant_id).values(status=TenantStatus.OFFBOARDED)
-            )
+            await set_tenant_status(session, tid, TenantStatus.OFFBOARDED)
             await KeyStore(key_provider(settings)).shred(session, tid)
             revoked = await revoke_tenant_clients(session, tid)
             _audit(
@@ -192,7 +180,7 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
                 Action.DELETE,
                 {"keys_destroyed": True, "clients_revoked": revoked},
             )
-        return tenant_id
+        return tenant.id
     finally:
         await engine.dispose()
 

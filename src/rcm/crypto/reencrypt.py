@@ -9,14 +9,11 @@ Once no row uses an older PHI key, those keys turn 'retired'.
 from __future__ import annotations
 
 import logging
-import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import LargeBinary, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
 
 from rcm.crypto import repository
 from rcm.crypto.keyring import KeyStore
@@ -36,25 +33,6 @@ class ReencryptReport:
     complete: bool  # False when a newer rotation overtook this run (its own job finishes the work)
 
 
-def _stale(entry: PhiTable, version: int) -> ColumnElement[bool]:
-    # Bytes 2..5 of a ciphertext hold its key version (see keyring's layout); SQL substring is 1-based.
-    current = literal(struct.pack(">I", version), LargeBinary)
-    return or_(
-        *(
-            and_(entry.table.c[name].is_not(None), func.substring(entry.table.c[name], 2, 4) != current)
-            for name in entry.columns
-        )
-    )
-
-
-async def _count_stale(session: AsyncSession, entry: PhiTable, tenant_id: TenantId, version: int) -> int:
-    table = entry.table
-    result = await session.execute(
-        select(func.count()).select_from(table).where(table.c.tenant_id == tenant_id, _stale(entry, version))
-    )
-    return int(result.scalar_one())
-
-
 async def reencrypt_tenant_rows(
     sessions: async_sessionmaker[AsyncSession],
     store: KeyStore,
@@ -70,12 +48,6 @@ async def reencrypt_tenant_rows(
         active = (await store.keyring(session, tenant_id)).active_version
     rows_done = 0
     for entry in entries:
-        table = entry.table
-        update_stmt = (
-            update(table)
-            .where(table.c.tenant_id == bindparam("b_tenant_id"), table.c.id == bindparam("b_row_id"))
-            .values({name: bindparam(f"b_{name}") for name in entry.columns})
-        )
         after = uuid.UUID(int=0)
         while True:
             async with tenant_transaction(sessions, context) as session:
@@ -83,20 +55,14 @@ async def reencrypt_tenant_rows(
                 if keyring.active_version != active:
                     logger.info("re-encryption overtaken by a newer rotation", extra={"tenant_id": tenant_id})
                     return ReencryptReport(active, rows_done, 0, complete=False)
-                batch = (
-                    await session.execute(
-                        select(table.c.id, *(table.c[name] for name in entry.columns))
-                        .where(table.c.tenant_id == tenant_id, table.c.id > after, _stale(entry, active))
-                        .order_by(table.c.id)
-                        .limit(batch_size)
-                        .with_for_update()
-                    )
-                ).all()
+                batch = await repository.lock_stale_batch(
+                    session, entry, tenant_id, active, after=after, limit=batch_size
+                )
                 if not batch:
                     break
-                params = []
+                rewritten = []
                 for row in batch:
-                    values: dict[str, object] = {"b_tenant_id": tenant_id, "b_row_id": row.id}
+                    values: dict[str, bytes | None] = {}
                     for name in entry.columns:
                         ciphertext: bytes | None = row._mapping[name]
                         if ciphertext is not None:
@@ -106,16 +72,16 @@ async def reencrypt_tenant_rows(
                             ciphertext = keyring.encrypt(
                                 table=entry.name, column=name, row_id=row.id, plaintext=plaintext
                             )
-                        values[f"b_{name}"] = ciphertext
-                    params.append(values)
-                await session.execute(update_stmt, params)
+                        values[name] = ciphertext
+                    rewritten.append((row.id, values))
+                await repository.store_reencrypted(session, entry, tenant_id, rewritten)
                 after = batch[-1].id
                 rows_done += len(batch)
     async with tenant_transaction(sessions, context) as session:
         await repository.lock_tenant_keys(session, tenant_id)
         remaining = 0
         for entry in entries:
-            remaining += await _count_stale(session, entry, tenant_id, active)
+            remaining += await repository.count_stale(session, entry, tenant_id, active)
         retired = 0
         if remaining == 0:
             retired = await repository.set_state(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import struct
+import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import LargeBinary, Row, and_, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.crypto.models import DataKey, KeyPurpose, KeyState
+from rcm.crypto.phi import PhiTable
 from rcm.kit.tenant import TenantId
 
 _TENANT_KEY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
@@ -101,3 +105,65 @@ async def insert_tombstone(session: AsyncSession, tenant_id: TenantId) -> None:
         )
     )
     await session.flush()
+
+
+# Re-encryption after a rotation ----------------------------------------------------------------------
+
+
+def _stale(entry: PhiTable, version: int) -> Any:
+    # Bytes 2..5 of a ciphertext hold its key version (see keyring's layout); SQL substring is 1-based.
+    current = literal(struct.pack(">I", version), LargeBinary)
+    return or_(
+        *(
+            and_(entry.table.c[name].is_not(None), func.substring(entry.table.c[name], 2, 4) != current)
+            for name in entry.columns
+        )
+    )
+
+
+async def count_stale(session: AsyncSession, entry: PhiTable, tenant_id: TenantId, version: int) -> int:
+    """Rows of ``entry`` still holding a PHI value under another key version than ``version``."""
+    table = entry.table
+    result = await session.execute(
+        select(func.count()).select_from(table).where(table.c.tenant_id == tenant_id, _stale(entry, version))
+    )
+    return int(result.scalar_one())
+
+
+async def lock_stale_batch(
+    session: AsyncSession, entry: PhiTable, tenant_id: TenantId, version: int, *, after: uuid.UUID, limit: int
+) -> Sequence[Row[Any]]:
+    """The next ``limit`` stale rows after ``after`` (keyset on the id), locked until the batch commits."""
+    table = entry.table
+    stmt = (
+        select(table.c.id, *(table.c[name] for name in entry.columns))
+        .where(table.c.tenant_id == tenant_id, table.c.id > after, _stale(entry, version))
+        .order_by(table.c.id)
+        .limit(limit)
+        .with_for_update()
+    )
+    return (await session.execute(stmt)).all()
+
+
+async def store_reencrypted(
+    session: AsyncSession,
+    entry: PhiTable,
+    tenant_id: TenantId,
+    rows: Sequence[tuple[uuid.UUID, dict[str, bytes | None]]],
+) -> None:
+    """Write re-encrypted PHI columns back, one executemany for the batch."""
+    table = entry.table
+    stmt = (
+        update(table)
+        .where(table.c.tenant_id == bindparam("b_tenant_id"), table.c.id == bindparam("b_row_id"))
+        .values({name: bindparam(f"b_{name}") for name in entry.columns})
+    )
+    params = [
+        {
+            "b_tenant_id": tenant_id,
+            "b_row_id": row_id,
+            **{f"b_{name}": value for name, value in values.items()},
+        }
+        for row_id, values in rows
+    ]
+    await session.execute(stmt, params)

@@ -4,36 +4,12 @@ import uuid
 from datetime import date, datetime
 from typing import ClassVar
 
-from sqlalchemy import (
-    BigInteger,
-    ForeignKeyConstraint,
-    Index,
-    LargeBinary,
-    SmallInteger,
-    Text,
-    func,
-    text,
-    true,
-)
+from sqlalchemy import BigInteger, ForeignKeyConstraint, LargeBinary, SmallInteger, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.kit.models import Base, TenantOwned, utcnow
-
-
-class Provider(TenantOwned, Base):
-    """A rendering or billing provider of the practice (no PHI)."""
-
-    __tablename__ = "provider"
-    # Intake looks a name up before a mistyped NPI would make a second provider of it.
-    __table_args__ = (Index("provider_name_idx", "tenant_id", text("lower(name)")),)
-
-    npi: Mapped[str] = mapped_column(Text)
-    name: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(Text)  # individual | organization
-    taxonomy: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # NPIs failing their check digit are accepted at intake and flagged here for the scrub (and for people).
-    npi_valid: Mapped[bool] = mapped_column(default=True, server_default=true())
+from rcm.providers.models import Provider  # noqa: F401 - the rcm.provider table encounters refer to
 
 
 class Encounter(TenantOwned, Base):
@@ -102,18 +78,3 @@ class EncounterEvent(TenantOwned, Base):
     encounter_id: Mapped[uuid.UUID]
     status: Mapped[str] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)  # a fixed reason code, never free text
-
-
-class WorkItem(TenantOwned, Base):
-    """An entry of a work queue (coding, billing); the queue mechanics come with the coding issue."""
-
-    __tablename__ = "work_item"
-    __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
-    )
-
-    queue: Mapped[str] = mapped_column(Text)
-    encounter_id: Mapped[uuid.UUID]
-    status: Mapped[str] = mapped_column(Text)
-    priority: Mapped[int] = mapped_column(SmallInteger)
-    due_at: Mapped[datetime]

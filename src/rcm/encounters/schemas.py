@@ -11,8 +11,8 @@ from msgspec import Meta
 
 from rcm.kit.phi import MaskedRepr
 from rcm.patients.schemas import NO_NUL, CoverageCreate, PatientCreate
+from rcm.providers.schemas import ProviderCreate
 
-Npi = Annotated[str, Meta(pattern=r"^[0-9]{10}$")]
 # ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot (U codes included).
 Icd10Cm = Annotated[str, Meta(pattern=r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")]
 # CPT (five digits, or four digits + F/T/U for categories II/III) or HCPCS Level II (letter + four digits).
@@ -23,24 +23,6 @@ Cents = Annotated[int, Meta(ge=0, le=99_999_999_99)]
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 ExternalId = Annotated[str, Meta(min_length=1, max_length=80, pattern=EXTERNAL_ID_PATTERN)]
 EncounterStatus = Literal["needs_coding", "coded", "on_hold", "billed", "closed"]
-
-
-class ProviderCreate(msgspec.Struct, forbid_unknown_fields=True):
-    # NPIs that fail the Luhn check digit are accepted here and flagged at scrub: practices send them.
-    npi: Npi
-    name: Annotated[str, Meta(min_length=1, max_length=120, pattern=NO_NUL)]
-    kind: Literal["individual", "organization"] = "individual"
-    taxonomy: Annotated[str, Meta(pattern=r"^[0-9A-Z]{9}X$")] | None = None
-
-
-class Provider(msgspec.Struct):
-    id: uuid.UUID
-    npi: str
-    name: str
-    kind: Literal["individual", "organization"]
-    created_at: datetime
-    taxonomy: str | None = None
-    npi_check_digit_valid: bool = True
 
 
 class DiagnosisIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -7,7 +7,6 @@ A new encounter always enters the coding queue: even with codes from the practic
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -16,99 +15,24 @@ from sqlalchemy.exc import IntegrityError
 from rcm.audit.events import Action
 from rcm.crypto.fields import seal, unseal
 from rcm.encounters import schemas
-from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent, Provider, WorkItem
-from rcm.encounters.npi import npi_check_digit_valid
-from rcm.encounters.repository import EncounterRepository, ProviderRepository
-from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
+from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent
+from rcm.encounters.repository import EncounterRepository
+from rcm.kit.errors import Conflict, FieldError, InvalidInput
 from rcm.kit.pagination import Page, decode_cursor, paginate
-from rcm.kit.repository import insert_rows
 from rcm.patients import service as patients
 from rcm.patients.repository import CoverageRepository, PatientRepository
+from rcm.providers.repository import ProviderRepository
+from rcm.providers.schemas import ProviderCreate
+from rcm.providers.service import find_or_add_provider
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import TenantScope
+from rcm.workqueue import service as workqueue
+from rcm.workqueue.models import QueueKind, SubjectType
+from rcm.workqueue.repository import WorkItemRepository
 
 ENCOUNTER = "encounter"
-PROVIDER = "provider"
-CODING_QUEUE = "coding"
 DEFAULT_CODING_SLA = timedelta(hours=48)
 NPI_CHECK_DIGIT_FAILED = "npi_check_digit_failed"  # the event note that flags an intake for the scrub
-
-
-def provider_view(row: Provider) -> schemas.Provider:
-    return schemas.Provider(
-        id=row.id,
-        npi=row.npi,
-        name=row.name,
-        kind=row.kind,  # type: ignore[arg-type]
-        created_at=row.created_at,
-        taxonomy=row.taxonomy,
-        npi_check_digit_valid=row.npi_valid,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderMatch:
-    row: Provider
-    created: bool
-    # The NPI sent fails its check digit (``row`` may be the same-named provider found in its place).
-    npi_failed: bool
-
-
-async def find_or_add_provider(scope: TenantScope, data: schemas.ProviderCreate) -> ProviderMatch:
-    """Match by NPI, the provider's identity; create only when the practice has no provider with it.
-
-    An NPI that fails its check digit is accepted (practices and EHRs send them; the scrub flags them) but
-    never becomes a second provider of a name the practice already has: it is a typo of that provider's NPI.
-    """
-    repo = ProviderRepository(scope.session, scope.context)
-    existing = await repo.by_npi(data.npi)
-    if existing is not None:
-        return ProviderMatch(existing, created=False, npi_failed=not existing.npi_valid)
-    valid = npi_check_digit_valid(data.npi)
-    if not valid:
-        same_name = await repo.by_name(data.name, data.kind)
-        if same_name is not None:
-            return ProviderMatch(same_name, created=False, npi_failed=True)
-    row = Provider(
-        id=uuid.uuid4(),
-        npi=data.npi,
-        name=data.name,
-        kind=data.kind,
-        taxonomy=data.taxonomy,
-        npi_valid=valid,
-    )
-    await repo.insert(row)
-    return ProviderMatch(row, created=True, npi_failed=not valid)
-
-
-async def create_provider(scope: TenantScope, data: schemas.ProviderCreate) -> schemas.Provider:
-    match = await find_or_add_provider(scope, data)
-    if match.row.npi != data.npi:
-        raise Conflict(
-            "This NPI fails its check digit and a provider with this name already exists under another NPI.",
-            errors=[FieldError("/npi", "fails its check digit; a provider with this name already exists")],
-        )
-    if not match.created:
-        raise Conflict(
-            "A provider with this NPI already exists.", errors=[FieldError("/npi", "already exists")]
-        )
-    row = match.row
-    scope.audit("provider.create", Action.CREATE, resource_type=PROVIDER, resource_ids=[row.id])
-    return provider_view(row)
-
-
-async def get_provider(scope: TenantScope, provider_id: uuid.UUID) -> schemas.Provider:
-    row = await ProviderRepository(scope.session, scope.context).get(provider_id)
-    if row is None:
-        raise NotFound
-    return provider_view(row)
-
-
-async def list_providers(scope: TenantScope, *, limit: int, cursor: str | None) -> Page[schemas.Provider]:
-    rows = await ProviderRepository(scope.session, scope.context).page(
-        limit=limit + 1, after=decode_cursor(cursor) if cursor else None
-    )
-    return paginate(rows, limit, provider_view)
 
 
 # Validation ------------------------------------------------------------------------------------------
@@ -212,7 +136,7 @@ async def create_encounter(
     errors = check_encounter(data, manifest, patients.latest_plausible_date(skew))
     if errors:
         raise InvalidInput("The encounter has invalid fields.", errors=errors)
-    repo = EncounterRepository(scope.session, scope.context)
+    repo = scope.repo(EncounterRepository)
     if await repo.by_external_id(data.external_id) is not None:
         raise _external_id_taken()
 
@@ -247,7 +171,6 @@ async def create_encounter(
         created_at=now,
         updated_at=now,
     )
-    session = scope.session
     try:
         await repo.insert(row)
     except IntegrityError as exc:
@@ -289,17 +212,18 @@ async def create_encounter(
     )
     sla_hours = manifest.rules.coding_sla_hours
     sla = timedelta(hours=sla_hours) if sla_hours is not None else DEFAULT_CODING_SLA
-    work_item = WorkItem(
-        tenant_id=tenant_id,
-        id=uuid.uuid4(),
-        queue=CODING_QUEUE,
-        encounter_id=encounter_id,
-        status="open",
-        priority=5,
-        due_at=now + sla,
-        created_at=now,
+    await repo.insert(*diagnoses, *charges, event)
+    # A new encounter always enters the coding queue (its item and the item's "created" event: one statement).
+    await scope.repo(WorkItemRepository).create(
+        workqueue.new_item(
+            kind=QueueKind.CODING,
+            subject_type=SubjectType.ENCOUNTER,
+            subject_id=encounter_id,
+            due_at=now + sla,
+            created_at=now,
+        ),
+        actor=scope.principal.subject,
     )
-    await insert_rows(session, [*diagnoses, *charges, event, work_item])
     if created_patient:
         scope.audit(
             "patient.create",
@@ -320,19 +244,18 @@ async def create_encounter(
 
 
 async def _unknown_references(scope: TenantScope, data: schemas.EncounterCreate) -> list[FieldError]:
-    session, context = scope.session, scope.context
     errors: list[FieldError] = []
     if data.patient_id is not None:
-        patient = await PatientRepository(session, context).get(data.patient_id)
+        patient = await scope.repo(PatientRepository).get(data.patient_id)
         if patient is None:
             errors.append(FieldError("/patient_id", "does not exist"))
         else:
             errors += check_dates_after_birth(data, patients.birth_date_of(scope.keyring, patient), None)
     if data.coverage_id is not None:
-        coverage = await CoverageRepository(session, context).get(data.coverage_id)
+        coverage = await scope.repo(CoverageRepository).get(data.coverage_id)
         if coverage is None or (data.patient_id is not None and coverage.patient_id != data.patient_id):
             errors.append(FieldError("/coverage_id", "does not exist for this patient"))
-    providers = ProviderRepository(session, context)
+    providers = scope.repo(ProviderRepository)
     for name in ("rendering_provider", "billing_provider"):
         provider_id = getattr(data, f"{name}_id")
         if provider_id is not None and await providers.get(provider_id) is None:
@@ -364,7 +287,7 @@ async def _resolve_coverage(
         return row.id
     if data.coverage_id is None:
         return None
-    coverage = await CoverageRepository(scope.session, scope.context).get(data.coverage_id)
+    coverage = await scope.repo(CoverageRepository).get(data.coverage_id)
     if coverage is None or coverage.patient_id != patient_id:
         # An inline patient matched by MRN, with a coverage id of another patient.
         raise InvalidInput(
@@ -375,7 +298,7 @@ async def _resolve_coverage(
 
 
 async def _resolve_provider(
-    scope: TenantScope, provider_id: uuid.UUID | None, inline: schemas.ProviderCreate | None
+    scope: TenantScope, provider_id: uuid.UUID | None, inline: ProviderCreate | None
 ) -> tuple[uuid.UUID, bool]:
     """The provider's id, and whether the NPI sent inline failed its check digit."""
     if inline is not None:
@@ -394,9 +317,7 @@ async def _resolve_billing_provider(
     billing = manifest.billing_provider
     match = await find_or_add_provider(
         scope,
-        schemas.ProviderCreate(
-            npi=billing.npi, name=billing.name, kind="organization", taxonomy=billing.taxonomy
-        ),
+        ProviderCreate(npi=billing.npi, name=billing.name, kind="organization", taxonomy=billing.taxonomy),
     )
     return match.row.id, match.npi_failed
 
@@ -438,15 +359,12 @@ def encounter_view(
 
 
 async def _load(scope: TenantScope, encounter_id: uuid.UUID) -> Encounter:
-    row = await EncounterRepository(scope.session, scope.context).get(encounter_id)
-    if row is None:
-        raise NotFound
-    return row
+    return await scope.repo(EncounterRepository).get_or_404(encounter_id)
 
 
 async def get_encounter(scope: TenantScope, encounter_id: uuid.UUID) -> schemas.Encounter:
     row = await _load(scope, encounter_id)
-    diagnoses, charges = await EncounterRepository(scope.session, scope.context).lines(row.id)
+    diagnoses, charges = await scope.repo(EncounterRepository).lines(row.id)
     scope.audit(
         "encounter.read",
         Action.READ,
@@ -459,7 +377,7 @@ async def get_encounter(scope: TenantScope, encounter_id: uuid.UUID) -> schemas.
 
 async def encounter_status(scope: TenantScope, encounter_id: uuid.UUID) -> schemas.EncounterStatusView:
     row = await _load(scope, encounter_id)
-    history = await EncounterRepository(scope.session, scope.context).history(row.id)
+    history = await scope.repo(EncounterRepository).history(row.id)
     scope.audit(
         "encounter.status",
         Action.READ,
@@ -486,7 +404,7 @@ async def list_encounters(
     service_date_from: date | None = None,
     service_date_to: date | None = None,
 ) -> Page[schemas.EncounterSummary]:
-    rows = await EncounterRepository(scope.session, scope.context).page(
+    rows = await scope.repo(EncounterRepository).page(
         limit=limit + 1,
         after=decode_cursor(cursor) if cursor else None,
         status=status,

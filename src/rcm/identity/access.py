@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.identity.break_glass_store import BreakGlassStore
@@ -19,10 +18,8 @@ from rcm.identity.principal import PRACTICE_ROLES, Principal, PrincipalKind, Rol
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext, TenantId
-from rcm.tenancy.models import StaffAssignment, Tenant
+from rcm.tenancy.models import Tenant
 from rcm.tenancy.vocabulary import TenantStatus
-
-_CLEAR_TENANT = text("SELECT set_config('rcm.tenant_id', '', true)")
 
 
 class AccessBasis(enum.StrEnum):
@@ -57,7 +54,8 @@ async def resolve_tenant_access(
     if decision.context is not None:
         await apply_tenant_context(session, decision.context)
     else:
-        await session.execute(_CLEAR_TENANT)
+        # An empty context: the transaction sees no tenant's rows from here on.
+        await apply_tenant_context(session, TenantContext(()))
     return decision
 
 
@@ -82,19 +80,13 @@ async def _decide(  # noqa: PLR0911 - one early return per access rule reads bes
 
     # Staff assignments and break-glass grants are tenant-owned rows: read them inside that tenant's context.
     await apply_tenant_context(session, context)
-    if principal.is_staff:
-        assigned = (
-            await session.execute(
-                select(StaffAssignment.user_id).where(
-                    StaffAssignment.tenant_id == tenant_id, StaffAssignment.user_id == principal.user_id
-                )
-            )
-        ).first()
-        if assigned is not None:
-            return AccessDecision(True, AccessBasis.ASSIGNMENT, "assignment", context)
+    store = BreakGlassStore(session)
+    # The caller's own assignment: someone else's assignment to this tenant grants nothing.
+    if principal.is_staff and await store.is_assigned(tenant_id, principal.user_id):
+        return AccessDecision(True, AccessBasis.ASSIGNMENT, "assignment", context)
 
     if principal.is_staff or Role.ADMIN in principal.roles:
-        grant = await BreakGlassStore(session).active_grant(tenant_id, principal.user_id, now)
+        grant = await store.active_grant(tenant_id, principal.user_id, now)
         if grant is not None:
             # Emergency access is used, as it is opened, only with a second factor: a grant opened with MFA
             # is not honoured for a session (a token) of the same person without it.

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rcm.identity.models import ApiClient
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.pagination import after_key
-from rcm.kit.repository import TenantScopedRepository
+from rcm.kit.repository import TenantRowRepository, TenantScopedRepository
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
 
@@ -82,7 +82,7 @@ class Assignment:
     assigned_at: datetime
 
 
-class _Assignments(TenantScopedRepository[StaffAssignment]):
+class _Assignments(TenantRowRepository[StaffAssignment]):
     model = StaffAssignment
 
     async def of_people(self, user_ids: Sequence[uuid.UUID]) -> list[Assignment]:

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.identity.clients import lookup_client_for_token_endpoint
@@ -31,8 +30,7 @@ from rcm.identity.scopes import scopes_for_roles
 from rcm.identity.tokens import InvalidToken
 from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
-from rcm.tenancy.models import AppUser
-from rcm.tenancy.service import system_assigned_tenants
+from rcm.tenancy.repository import person_status, system_assigned_tenants
 
 # Entries beyond this are dropped wholesale: a flood of distinct callers costs a reload, never memory.
 MAX_ENTRIES = 10_000
@@ -132,13 +130,7 @@ async def _client(session: AsyncSession, principal: Principal) -> _Live:
 async def _user(session: AsyncSession, principal: Principal) -> _Live:
     if principal.user_id is None:
         return _Live(active=False)
-    row = (
-        await session.execute(
-            select(AppUser.active, AppUser.roles, AppUser.home_tenant_id).where(
-                AppUser.id == principal.user_id
-            )
-        )
-    ).first()
+    row = await person_status(session, principal.user_id)
     if row is None:
         return _Live(active=False)
     roles = parse_roles(row.roles)

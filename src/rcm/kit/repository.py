@@ -1,60 +1,139 @@
-"""Repository base for tenant-owned models.
+"""Repository base for tenant-owned models: the one door to SQL on tenant rows.
 
-It can only be built from a ``TenantContext``: its base statement filters on the context's tenants and it
-stamps ``tenant_id`` on insert. Row-level security enforces the same rule underneath; the filter keeps query
-plans on the tenant index and makes intent obvious in the code.
+It can only be built from a ``TenantContext`` (scopes hand repositories out: ``scope.repo(XRepository)``):
+its base statement filters on the context's tenants, written here once, and it stamps ``tenant_id`` on
+insert. Row-level security enforces the same rule underneath; the filter keeps query plans on the tenant
+index and makes intent obvious in the code. It gives every repository get-or-404, keyset paging and
+``for_update(skip_locked=True)``, so no domain writes them again.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, insert, inspect, select
+from sqlalchemy import ColumnElement, Executable, Select, Table, insert, inspect, select
+from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
-from rcm.kit.models import utcnow
+from rcm.kit.errors import NotFound
+from rcm.kit.models import TenantOwned, utcnow
+from rcm.kit.pagination import after_key
 from rcm.kit.tenant import TenantContext
 
-M = TypeVar("M", bound=Any)
+# Any mapped class with a ``tenant_id`` column (a staff assignment is keyed by its tenant and person, no id).
+T = TypeVar("T", bound=Any)
+M = TypeVar("M", bound=TenantOwned)
+Row = TypeVar("Row", bound=Any)
+S = TypeVar("S")  # what a statement selects
 
 
-class TenantScopedRepository(Generic[M]):
-    model: type[M]
+class TenantRowRepository(Generic[T]):
+    """The tenant filter and statement execution, for any tenant-owned model."""
+
+    model: type[T]
 
     def __init__(self, session: AsyncSession, context: TenantContext) -> None:
         self.session = session
         self.context = context
 
-    def tenant_filter(self, column: QueryableAttribute[uuid.UUID]) -> ColumnElement[bool]:
-        """``tenant_id = $1`` for the usual single tenant (one cached plan), ``IN`` for cross-tenant work."""
+    # Statements ----------------------------------------------------------------------------------------
+
+    def tenant_filter(self, column: QueryableAttribute[uuid.UUID] | Any) -> ColumnElement[bool]:
+        """``tenant_id = $1`` for the usual single tenant (one cached plan), ``IN`` for cross-tenant work.
+
+        The only place a tenant filter is written: every statement of every repository goes through it.
+        """
         tenants = self.context.tenant_ids
-        return column == tenants[0] if len(tenants) == 1 else column.in_(tenants)
+        condition: ColumnElement[bool] = column == tenants[0] if len(tenants) == 1 else column.in_(tenants)
+        return condition
 
-    def base_statement(self) -> Select[tuple[M]]:
-        return select(self.model).where(self.tenant_filter(self.model.tenant_id))
+    def base_statement(self) -> Select[tuple[T]]:
+        return self.statement_for(self.model)
 
-    async def get(self, row_id: uuid.UUID) -> M | None:
-        result = await self.session.execute(self.base_statement().where(self.model.id == row_id))
-        found: M | None = result.scalar_one_or_none()
+    def statement_for(self, model: type[Row]) -> Select[tuple[Row]]:
+        """``SELECT model`` filtered on the context's tenants: for a model's child rows (lines, history)."""
+        return select(model).where(self.tenant_filter(model.tenant_id))
+
+    @staticmethod
+    def for_update(stmt: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
+        """Lock the selected rows for this transaction; ``skip_locked`` passes over rows another holds
+        (queue leasing: two workers never take the same row, and neither waits for the other)."""
+        return stmt.with_for_update(skip_locked=skip_locked)
+
+    # Execution (subclasses run their statements through these, not through the session) ----------------
+
+    async def _execute(self, stmt: Executable, params: Any = None) -> Result[Any]:
+        return await self.session.execute(stmt, params)
+
+    async def _all(self, stmt: Select[tuple[S]]) -> list[S]:
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def _rows(self, stmt: Select[Any]) -> list[Any]:
+        """Plain rows (aggregates, column tuples) rather than model instances."""
+        return list((await self.session.execute(stmt)).all())
+
+    async def _first(self, stmt: Select[tuple[S]]) -> S | None:
+        found: S | None = (await self.session.execute(stmt)).scalars().first()
         return found
 
-    async def insert(self, *rows: Any) -> None:
-        """INSERT new rows of this tenant (stamps ``tenant_id``; RLS refuses any other tenant anyway)."""
+
+class TenantScopedRepository(TenantRowRepository[M]):
+    """Tenant-owned models keyed ``(tenant_id, id)``: get-or-404, keyset paging, tenant-stamped inserts."""
+
+    model: type[M]
+
+    async def get(self, row_id: uuid.UUID) -> M | None:
+        return await self._first(self.base_statement().where(self.model.id == row_id))
+
+    async def get_or_404(self, row_id: uuid.UUID) -> M:
+        """The row, or the standard 404: not found and not yours (another tenant's id) are the same answer."""
+        row = await self.get(row_id)
+        if row is None:
+            raise NotFound
+        return row
+
+    async def keyset_page(
+        self,
+        stmt: Select[tuple[M]] | None = None,
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+    ) -> list[M]:
+        """One page in ``(created_at, id)`` order after the cursor (fetch ``limit + 1`` to learn if more)."""
+        stmt = self.base_statement() if stmt is None else stmt
+        if after is not None:
+            stmt = stmt.where(after_key(self.model.created_at, self.model.id, after))
+        return await self._all(stmt.order_by(self.model.created_at, self.model.id).limit(limit))
+
+    # Writes --------------------------------------------------------------------------------------------
+
+    async def insert(self, *rows: TenantOwned) -> None:
+        """INSERT new rows, parents first. A single-tenant context stamps ``tenant_id``; a cross-tenant one
+        demands each row already name one of its tenants (RLS refuses any other tenant anyway).
+
+        Rows may be of several models (an encounter's lines and history): one statement per table.
+        """
+        tenants = self.context.tenant_ids
         for row in rows:
-            row.tenant_id = self.context.tenant_id
-        await insert_rows(self.session, rows)
+            if len(tenants) == 1:
+                row.tenant_id = tenants[0]
+            elif row.tenant_id not in tenants:
+                raise ValueError("row of a tenant outside this unit of work")
+        await _insert_rows(self.session, rows)
 
 
-async def insert_rows(session: AsyncSession, rows: Sequence[Any]) -> None:
+async def _insert_rows(session: AsyncSession, rows: Sequence[Any]) -> None:
     """INSERT freshly built model instances with plain Core statements, one executemany per table.
 
     Intake writes rows it has just built and never updates them in the same request, so the ORM's unit of
     work (identity map, change tracking, flush ordering) is pure overhead there: about half the CPU of a
     request. Rows are inserted in the order given, parents first. Timestamps left unset are filled here so
-    the caller's objects hold what the database holds.
+    the caller's objects hold what the database holds. Private: only a repository (which stamps the tenant)
+    calls it.
     """
     batches: dict[Table, list[dict[str, Any]]] = {}
     now = utcnow()

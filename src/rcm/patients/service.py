@@ -97,7 +97,7 @@ async def find_or_add_patient(
     A match must also agree on family name and birth date: an MRN typed against the wrong person must not
     attach an encounter to someone else's record.
     """
-    repo = PatientRepository(scope.session, scope.context)
+    repo = scope.repo(PatientRepository)
     existing = await repo.by_mrn_index([scope.keyring.blind_index("mrn", data.mrn)])
     if existing is not None:
         expected = scope.keyring.blind_index("name_dob", name_dob_key(data.family_name, data.birth_date))
@@ -130,7 +130,7 @@ async def create_patient(
 
 
 async def load_patient(scope: TenantScope, patient_id: uuid.UUID) -> Patient:
-    row = await PatientRepository(scope.session, scope.context).get(patient_id)
+    row = await scope.repo(PatientRepository).get(patient_id)
     if row is None:
         raise NotFound
     return row
@@ -160,7 +160,7 @@ async def list_patients(
             errors=[FieldError(pointer, "is required")],
         )
     keyring = scope.keyring
-    rows = await PatientRepository(scope.session, scope.context).page(
+    rows = await scope.repo(PatientRepository).page(
         limit=limit + 1,
         after=decode_cursor(cursor) if cursor else None,
         mrn_index=[keyring.blind_index("mrn", mrn)] if mrn is not None else None,
@@ -216,7 +216,7 @@ def coverage_view(keyring: TenantKeyring, row: Coverage) -> schemas.Coverage:
 async def find_or_add_coverage(
     scope: TenantScope, patient_id: uuid.UUID, data: schemas.CoverageCreate
 ) -> tuple[Coverage, bool]:
-    repo = CoverageRepository(scope.session, scope.context)
+    repo = scope.repo(CoverageRepository)
     index = scope.keyring.blind_index("member_id", data.member_id)
     existing = await repo.by_member_index(patient_id, data.payer_id, [index])
     if existing is not None:
@@ -264,7 +264,7 @@ async def create_coverage(
 
 async def list_coverages(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.Coverage]:
     await load_patient(scope, patient_id)
-    rows = await CoverageRepository(scope.session, scope.context).for_patient(patient_id)
+    rows = await scope.repo(CoverageRepository).for_patient(patient_id)
     scope.audit(
         "coverage.search",
         Action.READ,

@@ -8,9 +8,8 @@ from __future__ import annotations
 from datetime import date
 
 import msgspec
-from sqlalchemy import func, select
 
-from rcm.encounters.models import Encounter
+from rcm.encounters.repository import EncounterRepository
 from rcm.tenancy.scope import TenantScope
 
 
@@ -31,17 +30,9 @@ class IntakeSummary(msgspec.Struct):
 async def intake_summary(
     scope: TenantScope, *, service_date_from: date | None, service_date_to: date | None
 ) -> IntakeSummary:
-    stmt = (
-        select(Encounter.status, func.count(), func.coalesce(func.sum(Encounter.total_charge_cents), 0))
-        .where(Encounter.tenant_id == scope.tenant_id)
-        .group_by(Encounter.status)
-        .order_by(Encounter.status)
+    rows = await scope.repo(EncounterRepository).status_totals(
+        service_date_from=service_date_from, service_date_to=service_date_to
     )
-    if service_date_from is not None:
-        stmt = stmt.where(Encounter.service_date >= service_date_from)
-    if service_date_to is not None:
-        stmt = stmt.where(Encounter.service_date <= service_date_to)
-    rows = (await scope.session.execute(stmt)).all()
     totals = [StatusTotals(status=s, encounters=int(n), charge_cents=int(c)) for s, n, c in rows]
     return IntakeSummary(
         service_date_from=service_date_from,

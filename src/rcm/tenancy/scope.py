@@ -1,19 +1,40 @@
-"""Everything a request or job needs to act inside one tenant: the transaction, keys, caller, audit."""
+"""Units of work, named for who is acting. Each holds a transaction bound (RLS) to its tenants.
+
+- ``TenantScope``: one practice (a practice's system, an owner, staff inside one practice's routes).
+- ``StaffScope``: the practices a staff member is assigned to, at once (coding and billing queues,
+  cross-practice lists). Multi-tenant, and loudly so: it is built only by ``rcm.tenancy.staff`` from the
+  caller's own assignments.
+- ``SystemScope``: operator jobs and routing before a practice is known (an 835 on its way to a practice).
+  It names its job in every audit event; there is no quiet default tenant.
+
+All three hand out repositories (``scope.repo(EncounterRepository)``), so no service builds one by hand, and
+all three audit per tenant: an access touching rows of several practices records one event in each
+practice's trail, because each practice verifies and reviews its own trail.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.trail import record
-from rcm.crypto.keyring import TenantKeyring
+from rcm.crypto.keyring import KeyStore, TenantKeyring
 from rcm.identity.principal import Principal
+from rcm.kit.repository import TenantScopedRepository
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.manifest import TenantManifest
+
+R = TypeVar("R", bound=TenantScopedRepository[Any])
+Detail = Mapping[str, str | int | bool | None]
+
+
+def _repo(repository: type[R], session: AsyncSession, context: TenantContext) -> R:
+    return repository(session, context)
 
 
 @dataclass(slots=True)
@@ -33,6 +54,10 @@ class TenantScope:
     def tenant_id(self) -> TenantId:
         return self.context.tenant_id
 
+    def repo(self, repository: type[R]) -> R:
+        """A repository bound to this scope's transaction and tenant."""
+        return _repo(repository, self.session, self.context)
+
     def _access_detail(self) -> dict[str, str | None]:
         grant = str(self.break_glass_grant_id) if self.break_glass_grant_id else None
         return {"access": self.access, "break_glass_grant": grant} if grant else {"access": self.access}
@@ -46,7 +71,7 @@ class TenantScope:
         resource_ids: Iterable[uuid.UUID] = (),
         patient_ids: Iterable[uuid.UUID] = (),
         outcome: Outcome = Outcome.SUCCESS,
-        detail: Mapping[str, str | int | bool | None] | None = None,
+        detail: Detail | None = None,
     ) -> None:
         """Record an access in this transaction: it commits with the access or not at all."""
         record(
@@ -64,3 +89,108 @@ class TenantScope:
                 detail={**(detail or {}), **self._access_detail()},
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Touched:
+    """One row an access touched, with its practice: the unit of per-tenant auditing."""
+
+    tenant_id: uuid.UUID
+    resource_id: uuid.UUID
+    patient_id: uuid.UUID | None = None
+
+
+@dataclass(slots=True)
+class _MultiTenantScope:
+    session: AsyncSession  # inside a transaction bound to every tenant of ``context``
+    context: TenantContext
+    principal: Principal
+    request: RequestInfo
+    keystore: KeyStore
+
+    @property
+    def tenant_ids(self) -> tuple[TenantId, ...]:
+        return self.context.tenant_ids
+
+    def repo(self, repository: type[R]) -> R:
+        """A repository over every tenant of this scope (its filter is ``tenant_id IN (...)``)."""
+        return _repo(repository, self.session, self.context)
+
+    def tenant(self, tenant_id: uuid.UUID) -> TenantId:
+        """``tenant_id`` as one of this scope's tenants; a row of any other tenant is a programming error."""
+        for known in self.context.tenant_ids:
+            if known == tenant_id:
+                return known
+        raise ValueError("tenant outside this unit of work")
+
+    async def keyring(self, tenant_id: uuid.UUID) -> TenantKeyring:
+        """The keyring of one of this scope's practices (to read that practice's PHI)."""
+        return await self.keystore.keyring(self.session, self.tenant(tenant_id))
+
+    def _access_detail(self) -> dict[str, str | None]:
+        raise NotImplementedError
+
+    def audit(
+        self,
+        event_type: str,
+        action: Action,
+        *,
+        resource_type: str,
+        touched: Iterable[Touched] = (),
+        outcome: Outcome = Outcome.SUCCESS,
+        detail: Detail | None = None,
+    ) -> None:
+        """One event in each practice's trail, naming only that practice's rows.
+
+        A search that found nothing still looked into every practice of the scope, so each records it.
+        """
+        by_tenant: dict[uuid.UUID, list[Touched]] = {}
+        for row in touched:
+            by_tenant.setdefault(self.tenant(row.tenant_id), []).append(row)
+        tenants = list(by_tenant) or list(self.context.tenant_ids)
+        for tenant_id in tenants:
+            rows = by_tenant.get(tenant_id, [])
+            record(
+                self.session,
+                AuditEvent(
+                    tenant_id=self.tenant(tenant_id),
+                    event_type=event_type,
+                    action=action,
+                    outcome=outcome,
+                    request=self.request,
+                    actor=self.principal,
+                    resource_type=resource_type,
+                    resource_ids=tuple(row.resource_id for row in rows),
+                    patient_ids=tuple(dict.fromkeys(r.patient_id for r in rows if r.patient_id is not None)),
+                    detail={**(detail or {}), **self._access_detail()},
+                ),
+            )
+
+
+@dataclass(slots=True)
+class StaffScope(_MultiTenantScope):
+    """CROSS-TENANT: the practices this staff member is assigned to, and no other.
+
+    Built only from the caller's own staff assignments (``rcm.tenancy.staff.staff_scope``); break-glass and
+    auditor access stay per practice (``TenantScope``), never folded in here.
+    """
+
+    def _access_detail(self) -> dict[str, str | None]:
+        return {"access": "staff_scope"}
+
+
+@dataclass(slots=True)
+class SystemScope(_MultiTenantScope):
+    """CROSS-TENANT, NO CALLER: an operator job or routing work before its practice is known.
+
+    ``job`` names the work (``"remittance.route"``, ``"audit.checkpoint"``) and is on every event it records.
+    """
+
+    job: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.job:
+            raise ValueError("a system scope names its job")
+
+    def _access_detail(self) -> dict[str, str | None]:
+        return {"access": "system", "job": self.job}

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
+from rcm.tenancy.repository import system_assigned_tenants, tenant_by_slug
 from rcm.tenancy.vocabulary import TenantStatus
+
+__all__ = ["apply_manifest", "assign_staff", "system_assigned_tenants", "tenant_by_slug"]
 
 
 async def apply_manifest(session: AsyncSession, manifest: TenantManifest) -> tuple[Tenant, bool]:
@@ -46,30 +49,3 @@ async def assign_staff(session: AsyncSession, tenant_id: TenantId, emails: list[
         if user.id not in existing:
             session.add(StaffAssignment(tenant_id=tenant_id, user_id=user.id))
     await session.flush()
-
-
-async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
-    if "\x00" in slug:
-        # PostgreSQL text cannot hold NUL, so no tenant has this slug; the driver would refuse the query.
-        return None
-    return (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one_or_none()
-
-
-async def system_assigned_tenants(session: AsyncSession, user_id: uuid.UUID) -> tuple[TenantId, ...]:
-    """Every tenant a person is assigned to, read across tenants (the loudly named system path).
-
-    The transaction's tenant context is cleared again afterwards, so nothing after this sees any tenant.
-    """
-    all_tenants = tuple(TenantId(t) for t in (await session.execute(select(Tenant.id))).scalars())
-    if not all_tenants:
-        return ()
-    await apply_tenant_context(session, TenantContext.system_cross_tenant(all_tenants))
-    try:
-        rows = await session.execute(
-            select(StaffAssignment.tenant_id)
-            .where(StaffAssignment.user_id == user_id)
-            .order_by(StaffAssignment.tenant_id)
-        )
-        return tuple(TenantId(t) for t in rows.scalars())
-    finally:
-        await session.execute(text("SELECT set_config('rcm.tenant_id', '', true)"))

@@ -1,0 +1,77 @@
+"""Opening the cross-tenant units of work: ``StaffScope`` from a staff caller's own assignments, and
+``SystemScope`` for operator jobs. This is where their ``TenantId``s come from, and nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rcm.audit.events import RequestInfo, request_info_from
+from rcm.crypto.keyring import KeyStore
+from rcm.identity.principal import Principal
+from rcm.kit.db import apply_tenant_context
+from rcm.kit.errors import Forbidden
+from rcm.kit.tenant import TenantContext, TenantId
+from rcm.tenancy.repository import system_assigned_tenants
+from rcm.tenancy.scope import StaffScope, SystemScope
+
+
+@asynccontextmanager
+async def staff_scope(
+    sessions: async_sessionmaker[AsyncSession],
+    keystore: KeyStore,
+    principal: Principal,
+    request: RequestInfo,
+) -> AsyncIterator[StaffScope]:
+    """A transaction over exactly the practices ``principal`` (a staff member) is assigned to.
+
+    Only the person's own live assignments count: break-glass grants and auditor scopes open one practice at
+    a time (``TenantScope``), never a queue across practices. Commits on success.
+    """
+    if not principal.is_staff or principal.user_id is None:
+        raise Forbidden("Only staff members work across the practices they are assigned to.")
+    async with sessions() as session, session.begin():
+        tenants = await system_assigned_tenants(session, principal.user_id, active_only=True)
+        context = TenantContext.system_cross_tenant(tenants)
+        # An empty set binds to no tenant at all: no rows, no inserts.
+        await apply_tenant_context(session, context)
+        yield StaffScope(
+            session=session, context=context, principal=principal, request=request, keystore=keystore
+        )
+
+
+@asynccontextmanager
+async def system_scope(
+    sessions: async_sessionmaker[AsyncSession],
+    keystore: KeyStore,
+    *,
+    job: str,
+    tenant_ids: tuple[TenantId, ...],
+    actor: Principal,
+    request: RequestInfo,
+) -> AsyncIterator[SystemScope]:
+    """A transaction over ``tenant_ids`` for the operator job ``job`` (named on every event it records)."""
+    context = TenantContext.system_cross_tenant(tenant_ids)
+    async with sessions() as session, session.begin():
+        await apply_tenant_context(session, context)
+        yield SystemScope(
+            session=session,
+            context=context,
+            principal=actor,
+            request=request,
+            keystore=keystore,
+            job=job,
+        )
+
+
+async def provide_staff_scope(
+    request: Request[Principal, Any, Any], state: State
+) -> AsyncGenerator[StaffScope, None]:
+    """Litestar dependency for staff routes that span practices (the coding and billing queues)."""
+    async with staff_scope(state.sessions, state.keystore, request.user, request_info_from(request)) as scope:
+        yield scope

@@ -1,0 +1,1 @@
+"""Work queues: coding and billing work items on any subject (encounter, claim, remittance...), leased."""

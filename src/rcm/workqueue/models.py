@@ -1,0 +1,127 @@
+"""Work items and their transitions. The vocabularies are enums shared by model, service and (later) DTOs."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import CheckConstraint, Dialect, ForeignKeyConstraint, Index, SmallInteger, Text, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from rcm.kit.models import Base, TenantOwned, utcnow
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class QueueKind(enum.StrEnum):
+    CODING = "coding"
+    BILLING = "billing"
+
+
+class SubjectType(enum.StrEnum):
+    """What an item is about. No foreign key: the subject lives in its own domain's table."""
+
+    ENCOUNTER = "encounter"
+    CLAIM = "claim"
+    REMITTANCE = "remittance"
+    ELIGIBILITY_CHECK = "eligibility_check"
+
+
+class ItemStatus(enum.StrEnum):
+    OPEN = "open"
+    LEASED = "leased"  # someone works on it until lease_expires_at; after that it is open to lease again
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class ItemEventType(enum.StrEnum):
+    CREATED = "created"
+    LEASED = "leased"
+    RELEASED = "released"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+LIVE_STATUSES = (ItemStatus.OPEN, ItemStatus.LEASED)
+
+
+class EnumText(TypeDecorator[E], Generic[E]):
+    """A ``StrEnum`` stored as text (the migration CHECKs the values): adding a value later is a CHECK
+    change, not an ``ALTER TYPE`` that cannot run in a transaction."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, enum_type: type[E]) -> None:
+        super().__init__()
+        self.enum_type = enum_type
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum_type(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum_type(value)
+
+
+def _check(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
+    listed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
+
+
+_LIVE = text("status IN ('open', 'leased')")
+
+
+class WorkItem(TenantOwned, Base):
+    """One piece of work in a queue: what it is about, how urgent, and who holds it until when."""
+
+    __tablename__ = "work_item"
+    __table_args__ = (
+        _check("kind", QueueKind),
+        _check("subject_type", SubjectType),
+        _check("status", ItemStatus),
+        CheckConstraint(
+            "(status = 'leased') = (leased_by IS NOT NULL AND lease_expires_at IS NOT NULL)", name="lease"
+        ),
+        Index(
+            "uq_work_item_live_subject",
+            "tenant_id",
+            "kind",
+            "subject_type",
+            "subject_id",
+            unique=True,
+            postgresql_where=_LIVE,
+        ),
+        Index("ix_work_item_lease", "kind", "priority", "due_at", "tenant_id", postgresql_where=_LIVE),
+        Index("ix_work_item_subject", "tenant_id", "subject_type", "subject_id"),
+    )
+
+    kind: Mapped[QueueKind] = mapped_column(EnumText(QueueKind))
+    subject_type: Mapped[SubjectType] = mapped_column(EnumText(SubjectType))
+    subject_id: Mapped[uuid.UUID]
+    status: Mapped[ItemStatus] = mapped_column(EnumText(ItemStatus))
+    priority: Mapped[int] = mapped_column(SmallInteger)  # lower is sooner
+    due_at: Mapped[datetime]  # from the practice's SLA for this queue
+    leased_by: Mapped[str | None] = mapped_column(Text, nullable=True)  # the holder's principal subject
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
+
+
+class WorkItemEvent(TenantOwned, Base):
+    """One transition of a work item, never updated."""
+
+    __tablename__ = "work_item_event"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "work_item_id"], ["rcm.work_item.tenant_id", "rcm.work_item.id"]),
+        _check("event", ItemEventType),
+        _check("status", ItemStatus),
+        Index("ix_work_item_event", "tenant_id", "work_item_id", "created_at"),
+    )
+
+    work_item_id: Mapped[uuid.UUID]
+    event: Mapped[ItemEventType] = mapped_column(EnumText(ItemEventType))
+    status: Mapped[ItemStatus] = mapped_column(EnumText(ItemStatus))  # the item's status after the event
+    actor: Mapped[str | None] = mapped_column(Text, nullable=True)  # principal subject; None for intake jobs
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -1,0 +1,90 @@
+"""Work queue operations. Services never commit: the request or job boundary does.
+
+A holder is the acting principal's subject (a person's id, or a job's name); who may work which queue is
+the next issue's guard, not decided here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from rcm.audit.events import Action
+from rcm.kit.errors import Conflict
+from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope, Touched
+from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem
+from rcm.workqueue.repository import WorkItemRepository
+
+WORK_ITEM = "work_item"
+DEFAULT_LEASE = timedelta(minutes=15)
+DEFAULT_PRIORITY = 5  # lower is sooner
+
+
+def new_item(
+    *,
+    kind: QueueKind,
+    subject_type: SubjectType,
+    subject_id: uuid.UUID,
+    due_at: datetime,
+    priority: int = DEFAULT_PRIORITY,
+    created_at: datetime | None = None,
+) -> WorkItem:
+    """A work item to hand to ``WorkItemRepository.create`` (in the subject's own transaction)."""
+    return WorkItem(
+        id=uuid.uuid4(),
+        kind=kind,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        status=ItemStatus.OPEN,
+        priority=priority,
+        due_at=due_at,
+        created_at=created_at,
+    )
+
+
+async def enqueue(scope: TenantScope, item: WorkItem) -> WorkItem:
+    """Put ``item`` in its queue for the scope's practice (recorded as its ``created`` event)."""
+    await scope.repo(WorkItemRepository).create(item, actor=scope.principal.subject)
+    return item
+
+
+async def lease_next(
+    scope: StaffScope | SystemScope, kind: QueueKind, *, ttl: timedelta = DEFAULT_LEASE
+) -> WorkItem | None:
+    """The next item of ``kind`` across the scope's practices, now held by the caller until it expires."""
+    item = await scope.repo(WorkItemRepository).lease(kind, holder=scope.principal.subject, ttl=ttl)
+    if item is not None:
+        scope.audit(
+            "work_item.lease",
+            Action.UPDATE,
+            resource_type=WORK_ITEM,
+            touched=[Touched(item.tenant_id, item.id)],
+            detail={"kind": kind.value},
+        )
+    return item
+
+
+async def _finish(
+    scope: StaffScope | SystemScope, item_id: uuid.UUID, event: ItemEventType, status: ItemStatus
+) -> WorkItem:
+    item = await scope.repo(WorkItemRepository).finish(
+        item_id, holder=scope.principal.subject, event=event, status=status
+    )
+    if item is None:
+        raise Conflict("You hold no live lease of this work item.")
+    scope.audit(
+        f"work_item.{event.value}",
+        Action.UPDATE,
+        resource_type=WORK_ITEM,
+        touched=[Touched(item.tenant_id, item.id)],
+    )
+    return item
+
+
+async def release(scope: StaffScope | SystemScope, item_id: uuid.UUID) -> WorkItem:
+    """Give a leased item back to its queue, unfinished."""
+    return await _finish(scope, item_id, ItemEventType.RELEASED, ItemStatus.OPEN)
+
+
+async def complete(scope: StaffScope | SystemScope, item_id: uuid.UUID) -> WorkItem:
+    return await _finish(scope, item_id, ItemEventType.COMPLETED, ItemStatus.DONE)
