@@ -12,6 +12,7 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     func,
+    UniqueConstraint,
     text,
     true,
 )
@@ -26,7 +27,10 @@ class Provider(TenantOwned, Base):
 
     __tablename__ = "provider"
     # Intake looks a name up before a mistyped NPI would make a second provider of it.
-    __table_args__ = (Index("provider_name_idx", "tenant_id", text("lower(name)")),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "npi"),
+        Index("provider_name_idx", "tenant_id", text("lower(name)")),
+    )
 
     npi: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
@@ -47,6 +51,10 @@ class Encounter(TenantOwned, Base):
         ForeignKeyConstraint(
             ["tenant_id", "billing_provider_id"], ["rcm.provider.tenant_id", "rcm.provider.id"]
         ),
+        # The practice's own id names one encounter: a resubmission is recognised, not duplicated.
+        UniqueConstraint("tenant_id", "external_id"),
+        Index("ix_encounter_list", "tenant_id", "created_at", "id"),
+        Index("ix_encounter_patient", "tenant_id", "patient_id"),
     )
     __phi_columns__: ClassVar[tuple[str, ...]] = ("documentation",)
 
@@ -68,6 +76,7 @@ class Diagnosis(TenantOwned, Base):
     __tablename__ = "diagnosis"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+        UniqueConstraint("tenant_id", "encounter_id", "sequence"),
     )
 
     encounter_id: Mapped[uuid.UUID]
@@ -79,6 +88,7 @@ class ChargeLine(TenantOwned, Base):
     __tablename__ = "charge_line"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+        UniqueConstraint("tenant_id", "encounter_id", "line_number"),
     )
 
     encounter_id: Mapped[uuid.UUID]
@@ -97,6 +107,7 @@ class EncounterEvent(TenantOwned, Base):
     __tablename__ = "encounter_event"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+        Index("ix_encounter_event", "tenant_id", "encounter_id", "created_at"),
     )
 
     encounter_id: Mapped[uuid.UUID]
@@ -110,6 +121,7 @@ class WorkItem(TenantOwned, Base):
     __tablename__ = "work_item"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+        Index("ix_work_item_queue", "tenant_id", "queue", "status", "priority", "due_at"),
     )
 
     queue: Mapped[str] = mapped_column(Text)

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Text, func
+from sqlalchemy import ForeignKey, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +29,8 @@ class AppUser(Base):
     """A person who logs in through an OIDC issuer. Roles are ours, not the issuer's."""
 
     __tablename__ = "app_user"
+    # An OIDC identity is its issuer and subject together: one person per pair.
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     issuer: Mapped[str] = mapped_column(Text)
