@@ -35,7 +35,9 @@ def _url() -> str:
 def _run(connection: Connection) -> None:
     # Every model, partitions and other schemas left out: what `alembic revision --autogenerate` compares
     # (rcm.kit.migrations.autogenerate_options). Revisions themselves write plain SQL and use none of it.
-    context.configure(connection=connection, transaction_per_migration=True, **autogenerate_options(connection))
+    context.configure(
+        connection=connection, transaction_per_migration=True, **autogenerate_options(connection)
+    )
     with context.begin_transaction():
         context.run_migrations()
 

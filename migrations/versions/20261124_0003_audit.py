@@ -38,6 +38,7 @@ def _isolate(table: str, privileges: str) -> list[str]:
         f"GRANT {privileges} ON rcm.{table} TO rcm_app",
     ]
 
+
 REFUSE_CHANGE = """
 CREATE FUNCTION rcm.audit_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$

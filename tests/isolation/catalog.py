@@ -10,6 +10,9 @@ and any set of roles, so tests/isolation/test_catalog.py can run the same checks
 scratch schema and show that each one would catch it.
 """
 
+# The queries are assembled from this module's constant fragments; every value is a bound parameter.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -34,7 +37,6 @@ EXTRA_POLICIES = {("api_client", "client_lookup"): "r"}
 # Privileges that row-level security does not govern: TRUNCATE empties every tenant's rows at once,
 # TRIGGER runs code on others' writes, REFERENCES probes others' keys.
 UNGOVERNED_PRIVILEGES = ("TRUNCATE", "TRIGGER", "REFERENCES")
-
 
 
 def _has_tenant_id(relation: str = "c") -> str:
@@ -158,7 +160,9 @@ async def policy_offenders(conn: AsyncConnection, schema: str = SCHEMA) -> list[
         if (command, using, with_check) == ("*", TENANT_CHECK, TENANT_CHECK):
             isolated.add(table)
         elif EXTRA_POLICIES.get((table, name)) != command:
-            found.append(f"{table}.{name}: permissive policy ({command}) USING {using} WITH CHECK {with_check}")
+            found.append(
+                f"{table}.{name}: permissive policy ({command}) USING {using} WITH CHECK {with_check}"
+            )
     found += [f"{table}: no tenant policy with USING and WITH CHECK" for table in sorted(tables - isolated)]
     return found
 
@@ -189,7 +193,9 @@ async def role_offenders(conn: AsyncConnection, roles: Sequence[str] = RUNTIME_R
     """No runtime role is a superuser, bypasses RLS or creates roles, nor is it a member (directly or not) of
     a role that does, or of the schema owner (which may switch row-level security off)."""
     rows = await conn.execute(
-        text("SELECT rolname, rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = ANY (:roles)"),
+        text(
+            "SELECT rolname, rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = ANY (:roles)"
+        ),
         {"roles": list(roles)},
     )
     found = []
@@ -198,7 +204,11 @@ async def role_offenders(conn: AsyncConnection, roles: Sequence[str] = RUNTIME_R
         seen.add(role)
         found += [
             f"{role}: {attribute}"
-            for attribute, has in (("SUPERUSER", superuser), ("BYPASSRLS", bypass), ("CREATEROLE", createrole))
+            for attribute, has in (
+                ("SUPERUSER", superuser),
+                ("BYPASSRLS", bypass),
+                ("CREATEROLE", createrole),
+            )
             if has
         ]
     found += [f"{role}: no such role" for role in roles if role not in seen]
@@ -233,7 +243,8 @@ async def grant_offenders(
               AND has_table_privilege(r.oid, c.oid, p.privilege)
             UNION ALL
             SELECT r.rolname, n.nspname, 'CREATE' FROM pg_namespace n CROSS JOIN pg_roles r
-            WHERE n.nspname = :schema AND r.rolname = ANY (:roles) AND has_schema_privilege(r.oid, n.oid, 'CREATE')
+            WHERE n.nspname = :schema AND r.rolname = ANY (:roles)
+              AND has_schema_privilege(r.oid, n.oid, 'CREATE')
             ORDER BY 1, 2, 3
             """
         ),

@@ -19,7 +19,9 @@ async def test_the_catalog_finds_tenant_owned_and_global_tables(owner_engine: As
         with_partitions = await catalog.tenant_owned_tables(conn, partitions=True)
         global_ = await catalog.global_tables(conn)
     # Not a list to maintain: a floor that shows the query sees the tables it must (intake, keys, audit).
-    assert {"patient", "encounter", "charge_line", "data_key", "audit_event", "staff_assignment"} <= set(owned)
+    assert {"patient", "encounter", "charge_line", "data_key", "audit_event", "staff_assignment"} <= set(
+        owned
+    )
     assert {"tenant", "app_user", "signing_key"} <= set(global_)
     assert not set(owned) & set(global_)
     # The audit log's monthly partitions are tenant-owned tables of their own.
@@ -75,7 +77,8 @@ async def scratch(owner_engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnect
         f"CREATE SCHEMA {schema}",
         f"CREATE TABLE {schema}.good {good}",
         # Keys: the primary key led by id; a foreign key to a tenant-owned table led by other_id.
-        f"CREATE TABLE {schema}.bad_pk (tenant_id uuid NOT NULL, id uuid NOT NULL, PRIMARY KEY (id, tenant_id))",
+        f"CREATE TABLE {schema}.bad_pk"
+        " (tenant_id uuid NOT NULL, id uuid NOT NULL, PRIMARY KEY (id, tenant_id))",
         f"CREATE TABLE {schema}.bad_fk {good}",
         f"ALTER TABLE {schema}.bad_fk ADD CONSTRAINT bad_fk_other"
         f" FOREIGN KEY (other_id, tenant_id) REFERENCES {schema}.good (id, tenant_id)",
@@ -100,7 +103,17 @@ async def scratch(owner_engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnect
         f"GRANT TRUNCATE ON {schema}.good TO {role}",
         f"GRANT CREATE ON SCHEMA {schema} TO {role}",
     ]
-    for table in ("good", "bad_pk", "bad_fk", "no_pk", "not_forced", "no_policy", "no_with_check", "open_policy", "owned"):
+    for table in (
+        "good",
+        "bad_pk",
+        "bad_fk",
+        "no_pk",
+        "not_forced",
+        "no_policy",
+        "no_with_check",
+        "open_policy",
+        "owned",
+    ):
         statements.append(f"ALTER TABLE {schema}.{table} ENABLE ROW LEVEL SECURITY")
         statements.append(f"ALTER TABLE {schema}.{table} FORCE ROW LEVEL SECURITY")
     statements.append(f"ALTER TABLE {schema}.not_forced NO FORCE ROW LEVEL SECURITY")

@@ -19,6 +19,7 @@ from rcm.kit.tenant import TenantContext, TenantId
 from tests.conftest import make_tenant
 from tests.isolation import catalog
 
+
 async def test_no_context_sees_no_rows_and_cannot_insert(
     sessions: async_sessionmaker[AsyncSession],
     control_sessions: async_sessionmaker[AsyncSession],

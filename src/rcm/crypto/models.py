@@ -28,7 +28,13 @@ class DataKey(Base):
     __tablename__ = "data_key"
     # At most one key encrypts at a time per tenant and purpose; concurrent first requests cannot both win.
     __table_args__ = (
-        Index("uq_data_key_one_active", "tenant_id", "purpose", unique=True, postgresql_where=text("state = 'active'")),
+        Index(
+            "uq_data_key_one_active",
+            "tenant_id",
+            "purpose",
+            unique=True,
+            postgresql_where=text("state = 'active'"),
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)

@@ -11,8 +11,8 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     Text,
-    func,
     UniqueConstraint,
+    func,
     text,
     true,
 )

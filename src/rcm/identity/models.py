@@ -37,7 +37,9 @@ class SigningKey(Base):
 
     __tablename__ = "signing_key"
     # At most one key signs at a time; concurrent first starts race on this index and one wins.
-    __table_args__ = (Index("uq_signing_key_one_active", "state", unique=True, postgresql_where=text("state = 'active'")),)
+    __table_args__ = (
+        Index("uq_signing_key_one_active", "state", unique=True, postgresql_where=text("state = 'active'")),
+    )
 
     kid: Mapped[str] = mapped_column(Text, primary_key=True)
     alg: Mapped[str] = mapped_column(Text)
