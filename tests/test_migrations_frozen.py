@@ -34,8 +34,12 @@ def violations(source: str) -> list[str]:
         for module in modules:
             if module.split(".")[0] not in ALLOWED_MODULES:
                 found.append((node.lineno, f"imports {module}"))
-        is_op = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "op"
-        if is_op and node.attr not in ALLOWED_OPS:
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "op"
+            and node.attr not in ALLOWED_OPS
+        ):
             found.append((node.lineno, f"op.{node.attr} (write the DDL as SQL for op.execute)"))
         if isinstance(node, ast.Call):
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
