@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from rcm.config import OWNER_ROLE, SCHEMA, async_url, get_settings
 from rcm.kit.bootstrap import bootstrap_roles
-from rcm.kit.models import Base
+from rcm.kit.migrations import autogenerate_options
 
 config = context.config
 
@@ -33,12 +33,10 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    # Every model, partitions and other schemas left out: what `alembic revision --autogenerate` compares
+    # (rcm.kit.migrations.autogenerate_options). Revisions themselves write plain SQL and use none of it.
     context.configure(
-        connection=connection,
-        target_metadata=Base.metadata,
-        version_table_schema=SCHEMA,
-        include_schemas=True,
-        transaction_per_migration=True,
+        connection=connection, transaction_per_migration=True, **autogenerate_options(connection)
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -21,15 +21,23 @@ from __future__ import annotations
 
 from alembic import op
 
-from rcm.config import APP_ROLE, OWNER_ROLE
-from rcm.kit.rls import tenant_table_ddl
-
 revision = "0003_audit"
 down_revision = "0002_crypto"
 branch_labels = None
 depends_on = None
 
+# Frozen as plain SQL (see 0001_core): role names are literals, and tenant isolation is spelled out here.
 _POLICY = "tenant_id = ANY (rcm.current_tenant_ids())"
+
+
+def _isolate(table: str, privileges: str) -> list[str]:
+    return [
+        f"ALTER TABLE rcm.{table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE rcm.{table} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY tenant_isolation ON rcm.{table} USING ({_POLICY}) WITH CHECK ({_POLICY})",
+        f"GRANT {privileges} ON rcm.{table} TO rcm_app",
+    ]
+
 
 REFUSE_CHANGE = """
 CREATE FUNCTION rcm.audit_refuse_change() RETURNS trigger
@@ -49,7 +57,7 @@ BEGIN
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', part);
   EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', part);
   EXECUTE format('CREATE POLICY tenant_isolation ON %s USING ({_POLICY}) WITH CHECK ({_POLICY})', part);
-  EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, {APP_ROLE}', part);
+  EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, rcm_app', part);
   EXECUTE format('CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON %s '
                  'FOR EACH STATEMENT EXECUTE FUNCTION rcm.audit_refuse_change()', part);
 END
@@ -135,16 +143,16 @@ def upgrade() -> None:
         "FOR EACH STATEMENT EXECUTE FUNCTION rcm.audit_refuse_change()"
     )
     # The app role may only read and append: no UPDATE, DELETE or TRUNCATE privilege exists to misuse.
-    for statement in tenant_table_ddl("audit_event", privileges="SELECT, INSERT"):
+    for statement in _isolate("audit_event", "SELECT, INSERT"):
         op.execute(statement)
 
     op.execute(PROTECT_PARTITION)
     op.execute("CREATE TABLE rcm.audit_event_default PARTITION OF rcm.audit_event DEFAULT")
     op.execute("SELECT rcm.audit_protect_partition('rcm.audit_event_default'::regclass)")
     op.execute(ENSURE_PARTITION)
-    op.execute(f"ALTER FUNCTION rcm.audit_ensure_partition(timestamptz) OWNER TO {OWNER_ROLE}")
+    op.execute("ALTER FUNCTION rcm.audit_ensure_partition(timestamptz) OWNER TO rcm_owner")
     op.execute("REVOKE ALL ON FUNCTION rcm.audit_ensure_partition(timestamptz) FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION rcm.audit_ensure_partition(timestamptz) TO {APP_ROLE}")
+    op.execute("GRANT EXECUTE ON FUNCTION rcm.audit_ensure_partition(timestamptz) TO rcm_app")
     op.execute("REVOKE ALL ON FUNCTION rcm.audit_protect_partition(regclass) FROM PUBLIC")
     # The previous month (late writers), this month and the next three.
     op.execute(
@@ -164,7 +172,7 @@ def upgrade() -> None:
         )
         """
     )
-    for statement in tenant_table_ddl("audit_chain_head", privileges="SELECT, INSERT, UPDATE"):
+    for statement in _isolate("audit_chain_head", "SELECT, INSERT, UPDATE"):
         op.execute(statement)
 
     # Signed anchors of the chain. The Ed25519 signing key lives outside the database, so a database
@@ -190,7 +198,7 @@ def upgrade() -> None:
         "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON rcm.audit_checkpoint "
         "FOR EACH STATEMENT EXECUTE FUNCTION rcm.audit_refuse_change()"
     )
-    for statement in tenant_table_ddl("audit_checkpoint", privileges="SELECT, INSERT"):
+    for statement in _isolate("audit_checkpoint", "SELECT, INSERT"):
         op.execute(statement)
 
 

@@ -1,4 +1,8 @@
-"""Row-level security, checked in SQL as the application role (beneath any repository code)."""
+"""Row-level security, checked in SQL as the application role (beneath any repository code).
+
+The schema's shape (keys, forced RLS, policies, owners, role attributes) is checked from the catalog in
+test_catalog.py; here the policies are exercised.
+"""
 
 from __future__ import annotations
 
@@ -10,74 +14,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from rcm.config import APP_ROLE
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext, TenantId
 from tests.conftest import make_tenant
-
-TENANT_OWNED_TABLES = text(
-    """
-    SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
-           (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = 'rcm' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-      AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
-    ORDER BY 1
-    """
-)
-
-
-async def test_app_role_owns_nothing_and_cannot_bypass_rls(owner_engine: AsyncEngine) -> None:
-    async with owner_engine.connect() as conn:
-        role = (
-            await conn.execute(
-                text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}
-            )
-        ).one()
-        owned = (
-            await conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
-                    "WHERE r.rolname = :r"
-                ),
-                {"r": APP_ROLE},
-            )
-        ).scalar_one()
-    assert role == (False, False)
-    assert owned == 0
-
-
-async def test_every_tenant_owned_table_has_forced_rls(owner_engine: AsyncEngine) -> None:
-    async with owner_engine.connect() as conn:
-        rows = (await conn.execute(TENANT_OWNED_TABLES)).all()
-    assert rows, "no tenant-owned tables found"
-    for name, enabled, forced, policies in rows:
-        assert enabled, f"{name}: RLS must be enabled"
-        assert forced, f"{name}: RLS must be forced"
-        assert policies >= 1, f"{name}: no policy"
-
-
-async def test_tenant_id_leads_every_primary_and_foreign_key(owner_engine: AsyncEngine) -> None:
-    """Citus-ready: a tenant-owned table's keys all start with tenant_id."""
-    query = text(
-        """
-        SELECT c.relname, con.conname, con.contype,
-               (SELECT a.attname FROM pg_attribute a
-                WHERE a.attrelid = con.conrelid AND a.attnum = con.conkey[1])
-        FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'rcm' AND con.contype IN ('p', 'f') AND NOT c.relispartition
-          AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
-          AND (con.contype = 'p' OR con.confrelid IN (
-                SELECT c2.oid FROM pg_class c2 WHERE EXISTS (
-                  SELECT 1 FROM pg_attribute a2 WHERE a2.attrelid = c2.oid AND a2.attname = 'tenant_id')))
-        """
-    )
-    async with owner_engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    offenders = [(table, name) for table, name, _, first in rows if first != "tenant_id"]
-    assert rows
-    assert offenders == []
+from tests.isolation import catalog
 
 
 async def test_no_context_sees_no_rows_and_cannot_insert(
@@ -162,38 +102,19 @@ async def _seed_user(owner_engine: AsyncEngine) -> uuid.UUID:
     return user_id
 
 
-async def test_every_policy_is_a_tenant_check(owner_engine: AsyncEngine) -> None:
-    """No table can slip through with a USING (true): each policy tests the tenant context, in USING and in
-    WITH CHECK; the only other allowed shape is api_client's read-only lookup by the presented client_id."""
-    async with owner_engine.connect() as conn:
-        policies = (
-            await conn.execute(
-                text(
-                    "SELECT tablename, policyname, cmd, qual, with_check FROM pg_policies"
-                    " WHERE schemaname = 'rcm' ORDER BY 1, 2"
-                )
-            )
-        ).all()
-    assert policies
-    for table, name, cmd, qual, with_check in policies:
-        if (table, name) == ("api_client", "client_lookup"):
-            assert cmd == "SELECT"
-            assert "current_setting('rcm.client_id'" in qual
-            continue
-        assert "current_tenant_ids()" in qual, f"{table}.{name}: USING {qual}"
-        if cmd in ("ALL", "INSERT", "UPDATE"):
-            assert with_check is not None, f"{table}.{name}: no WITH CHECK"
-            assert "current_tenant_ids()" in with_check, f"{table}.{name}: WITH CHECK {with_check}"
-
-
 async def test_no_context_sees_no_rows_in_any_table(
-    practice_api: Any, owner_engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    practice_api: Any,
+    owner_engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
+    """Every tenant-owned table the catalog knows, filled, reads empty without a tenant context, for the app
+    role and for the control role (which inherits the app's grants)."""
     from tests.support import encounter_payload
 
     assert (await practice_api.post("/encounters", encounter_payload())).status_code == 201
     async with owner_engine.connect() as conn:
-        tables = [row[0] for row in await conn.execute(TENANT_OWNED_TABLES)]
+        tables = await catalog.tenant_owned_tables(conn)
         populated = [
             t
             for t in tables
@@ -203,7 +124,10 @@ async def test_no_context_sees_no_rows_in_any_table(
     assert {"patient", "encounter", "charge_line", "audit_event", "data_key", "idempotency_record"} <= set(
         populated
     )
-    async with sessions() as session, session.begin():
-        for table in populated:
-            seen = (await session.execute(text(f"SELECT count(*) FROM rcm.{table}"))).scalar_one()  # noqa: S608
-            assert seen == 0, f"{table}: {seen} rows visible with no tenant context"
+    for role_sessions in (sessions, control_sessions):
+        async with role_sessions() as session, session.begin():
+            for table in populated:
+                # The catalog's names, not input.
+                query = text(f"SELECT count(*) FROM rcm.{table}")  # noqa: S608
+                seen = (await session.execute(query)).scalar_one()
+                assert seen == 0, f"{table}: {seen} rows visible with no tenant context"

@@ -19,11 +19,13 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     LargeBinary,
     Select,
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     and_,
     any_,
     cast,
@@ -64,18 +66,26 @@ audit_event = Table(
     Column("outcome", Text, nullable=False),
     Column("actor_kind", Text),
     Column("actor_subject", Text),
-    Column("actor_roles", ARRAY(Text), nullable=False),
+    Column("actor_roles", ARRAY(Text), nullable=False, server_default="{}"),
     Column("client_id", Text),
     Column("actor_hint", Text),
     Column("resource_type", Text),
-    Column("resource_ids", ARRAY(UUID(as_uuid=True)), nullable=False),
-    Column("patient_ids", ARRAY(UUID(as_uuid=True)), nullable=False),
+    Column("resource_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+    Column("patient_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
     Column("source_ip", Text),
     Column("request_id", Text, nullable=False),
     Column("trace_id", Text, nullable=False),
-    Column("detail", JSONB, nullable=False),
+    Column("detail", JSONB, nullable=False, server_default="{}"),
     # The inserting transaction: what lets the chainer know when no earlier event can still appear.
     Column("xid", Xid8(), nullable=False, server_default=text("pg_current_xact_id()")),
+    # Auditors' searches: newest first (keyset), by patient, by resource, by actor; the chainer's scan by xid.
+    Index("ix_audit_event_recent", "occurred_at", "tenant_id", "id"),
+    Index("ix_audit_event_patient_ids", "patient_ids", postgresql_using="gin"),
+    Index("ix_audit_event_resource_ids", "resource_ids", postgresql_using="gin"),
+    Index("ix_audit_event_actor", "tenant_id", "actor_subject", "occurred_at"),
+    Index("ix_audit_event_xid", "xid"),
+    # Monthly partitions (and the DEFAULT one) are made by rcm.audit_ensure_partition, not modelled here.
+    postgresql_partition_by="RANGE (occurred_at)",
 )
 
 audit_seal = Table(
@@ -88,6 +98,7 @@ audit_seal = Table(
     Column("prev_hash", LargeBinary, nullable=False),
     Column("hash", LargeBinary, nullable=False),
     Column("sealed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    UniqueConstraint("tenant_id", "event_id", name="uq_audit_seal_event"),
 )
 
 audit_chain_head = Table(
@@ -96,7 +107,7 @@ audit_chain_head = Table(
     Column("tenant_id", UUID(as_uuid=True), primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", LargeBinary, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
 
 audit_checkpoint = Table(
@@ -115,7 +126,7 @@ audit_chainer_state = Table(
     Base.metadata,
     Column("id", SmallInteger, primary_key=True),
     Column("sealed_below", Xid8(), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
 
 logger = logging.getLogger(__name__)

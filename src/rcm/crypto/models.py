@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, LargeBinary, Text, func
+from sqlalchemy import ForeignKey, Index, LargeBinary, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.kit.models import Base, utcnow
@@ -26,6 +26,16 @@ class KeyState(StrEnum):
 
 class DataKey(Base):
     __tablename__ = "data_key"
+    # At most one key encrypts at a time per tenant and purpose; concurrent first requests cannot both win.
+    __table_args__ = (
+        Index(
+            "uq_data_key_one_active",
+            "tenant_id",
+            "purpose",
+            unique=True,
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
     purpose: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -4,7 +4,16 @@ import uuid
 from datetime import date, datetime
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, ForeignKeyConstraint, LargeBinary, SmallInteger, Text, func
+from sqlalchemy import (
+    BigInteger,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +32,10 @@ class Encounter(TenantOwned, Base):
         ForeignKeyConstraint(
             ["tenant_id", "billing_provider_id"], ["rcm.provider.tenant_id", "rcm.provider.id"]
         ),
+        # The practice's own id names one encounter: a resubmission is recognised, not duplicated.
+        UniqueConstraint("tenant_id", "external_id"),
+        Index("ix_encounter_list", "tenant_id", "created_at", "id"),
+        Index("ix_encounter_patient", "tenant_id", "patient_id"),
     )
     __phi_columns__: ClassVar[tuple[str, ...]] = ("documentation",)
 
@@ -44,6 +57,7 @@ class Diagnosis(TenantOwned, Base):
     __tablename__ = "diagnosis"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+        UniqueConstraint("tenant_id", "encounter_id", "sequence"),
     )
 
     encounter_id: Mapped[uuid.UUID]
@@ -55,6 +69,7 @@ class ChargeLine(TenantOwned, Base):
     __tablename__ = "charge_line"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+        UniqueConstraint("tenant_id", "encounter_id", "line_number"),
     )
 
     encounter_id: Mapped[uuid.UUID]
@@ -73,6 +88,7 @@ class EncounterEvent(TenantOwned, Base):
     __tablename__ = "encounter_event"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+        Index("ix_encounter_event", "tenant_id", "encounter_id", "created_at"),
     )
 
     encounter_id: Mapped[uuid.UUID]

@@ -26,6 +26,6 @@ class IdempotencyRecord(TenantOwned, Base):
     request_hash: Mapped[bytes] = mapped_column(LargeBinary)
     status_code: Mapped[int]
     response_body: Mapped[bytes] = mapped_column(LargeBinary)
-    resource_type: Mapped[str] = mapped_column(Text, default="")
-    resource_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), default=list)
-    patient_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), default=list)
+    resource_type: Mapped[str] = mapped_column(Text, default="", server_default="")
+    resource_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), default=list, server_default="{}")
+    patient_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), default=list, server_default="{}")

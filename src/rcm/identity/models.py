@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, Text, func
+from sqlalchemy import ForeignKey, Index, LargeBinary, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,6 +56,10 @@ class SigningKey(Base):
     """A key that signs our access tokens. Global; the private half is wrapped under the KEK provider."""
 
     __tablename__ = "signing_key"
+    # At most one key signs at a time; concurrent first starts race on this index and one wins.
+    __table_args__ = (
+        Index("uq_signing_key_one_active", "state", unique=True, postgresql_where=text("state = 'active'")),
+    )
 
     kid: Mapped[str] = mapped_column(Text, primary_key=True)
     alg: Mapped[str] = mapped_column(Text)
@@ -98,17 +102,22 @@ class BreakGlassGrant(TenantOwned, Base):
     """
 
     __tablename__ = "break_glass_grant"
+    __table_args__ = (
+        # A person's grants in a tenant (is there an open one?), and across tenants (the per-person limit).
+        Index("ix_break_glass_grant_user", "tenant_id", "user_id", "expires_at"),
+        Index("ix_break_glass_grant_requests", "user_id", "created_at"),
+    )
 
-    user_id: Mapped[uuid.UUID] = mapped_column()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"))
     category: Mapped[BreakGlassCategory] = mapped_column(EnumText(BreakGlassCategory))
     reason: Mapped[str] = mapped_column(Text)
     minutes: Mapped[int] = mapped_column()
     requires_approval: Mapped[bool] = mapped_column(default=False, server_default="false")
     starts_at: Mapped[datetime | None] = mapped_column(nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    approved_by: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    approved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"), nullable=True)
     approved_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    revoked_by: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    revoked_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 

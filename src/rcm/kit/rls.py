@@ -1,4 +1,8 @@
-"""DDL for tenant isolation, used by every migration that creates a tenant-owned table.
+"""DDL for tenant isolation: the shape every tenant-owned table is given.
+
+Migrations do not import this module: each revision spells the statements out as plain SQL, so that a change
+here never rewrites history (tests/test_migrations_frozen.py). It serves code that builds tables at run time
+(tests' scratch tables) and documents the rule a new revision copies.
 
 A tenant-owned table gets, in the same revision that creates it: RLS enabled *and forced* (so the owner is
 bound too), one policy whose USING and WITH CHECK both demand ``tenant_id`` be in the transaction's tenant

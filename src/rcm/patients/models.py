@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import ClassVar
 
-from sqlalchemy import ForeignKeyConstraint, LargeBinary, Text, func
+from sqlalchemy import ForeignKeyConstraint, Index, LargeBinary, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.kit.models import Base, TenantOwned, utcnow
@@ -14,6 +14,11 @@ from rcm.kit.models import Base, TenantOwned, utcnow
 
 class Patient(TenantOwned, Base):
     __tablename__ = "patient"
+    __table_args__ = (
+        # One patient per MRN in a practice: intake matches on it instead of creating a duplicate.
+        UniqueConstraint("tenant_id", "mrn_bidx"),
+        Index("ix_patient_name_dob", "tenant_id", "name_dob_bidx"),
+    )
     __phi_columns__: ClassVar[tuple[str, ...]] = (
         "mrn",
         "given_name",
@@ -40,6 +45,8 @@ class Coverage(TenantOwned, Base):
     __tablename__ = "coverage"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "patient_id"], ["rcm.patient.tenant_id", "rcm.patient.id"]),
+        Index("ix_coverage_member", "tenant_id", "member_id_bidx"),
+        Index("ix_coverage_patient", "tenant_id", "patient_id"),
     )
     __phi_columns__: ClassVar[tuple[str, ...]] = ("member_id", "group_number")
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import Index, Text, text, true
+from sqlalchemy import Index, Text, UniqueConstraint, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.kit.models import Base, TenantOwned
@@ -11,7 +11,10 @@ class Provider(TenantOwned, Base):
 
     __tablename__ = "provider"
     # Intake looks a name up before a mistyped NPI would make a second provider of it.
-    __table_args__ = (Index("provider_name_idx", "tenant_id", text("lower(name)")),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "npi"),
+        Index("provider_name_idx", "tenant_id", text("lower(name)")),
+    )
 
     npi: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)

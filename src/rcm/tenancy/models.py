@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Text, func
+from sqlalchemy import ForeignKey, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,6 +35,8 @@ class AppUser(Base):
     """A person who logs in through an OIDC issuer. Roles are ours, not the issuer's."""
 
     __tablename__ = "app_user"
+    # An OIDC identity is its issuer and subject together: one person per pair.
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     issuer: Mapped[str] = mapped_column(Text)
