@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # A revoked API client's or a deactivated person's tokens stop working, and role changes apply, within
     # this many seconds in every API process (the process that made the change applies it at once).
     principal_status_ttl_seconds: float = Field(default=5.0, ge=0, le=60)
+    # A tenant's registry row (status, manifest) is re-read at most this often per API process: a
+    # suspension, offboarding or manifest change applies within this many seconds (at once where it is made).
+    tenant_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=60)
 
     @field_validator("database_url", "app_database_url", "control_database_url", "audit_database_url")
     @classmethod

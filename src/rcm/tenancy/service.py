@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.tenant import TenantContext, TenantId
+from rcm.tenancy.cache import tenants_changed
 from rcm.tenancy.manifest import validate_manifest
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
 
@@ -30,6 +31,7 @@ async def apply_manifest(session: AsyncSession, document: dict[str, Any]) -> tup
         if tenant.status != "offboarded":
             tenant.status = manifest.get("status", "active")
     await session.flush()
+    tenants_changed()  # this process's tenant cache reloads (others within RCM_TENANT_CACHE_TTL_SECONDS)
     emails = manifest.get("staff", [])
     if emails:
         await assign_staff(session, TenantId(tenant.id), emails)
