@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from rcm.config import async_url
@@ -53,3 +54,51 @@ async def platform_transaction(sessions: async_sessionmaker[AsyncSession]) -> As
     """A transaction with no tenant context: tenant-owned tables show no rows and refuse inserts."""
     async with sessions() as session, session.begin():
         yield session
+
+
+class RoundTrips:
+    """Counts the database round trips an engine makes (for the hot-path tests and the benchmarks).
+
+    A statement is one round trip; a transaction that runs any adds two (BEGIN, sent lazily before its first
+    statement by the asyncpg adapter, and COMMIT or ROLLBACK). Prepares of statements new to a connection
+    are not counted: a warm pool has them cached.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.sync_engine
+        self.statements: list[str] = []
+        self.transactions = 0
+
+    @property
+    def round_trips(self) -> int:
+        return len(self.statements) + 2 * self.transactions
+
+    def reset(self) -> None:
+        self.statements.clear()
+        self.transactions = 0
+
+    def _begin(self, conn: Connection) -> None:
+        conn.info["rcm.round_trips.begun"] = False
+
+    def _statement(self, conn: Connection, *_args: object) -> None:
+        statement = _args[1]
+        self.statements.append(str(statement))
+        if conn.info.get("rcm.round_trips.begun") is False:
+            conn.info["rcm.round_trips.begun"] = True
+            self.transactions += 1
+
+    def _end(self, conn: Connection) -> None:
+        conn.info.pop("rcm.round_trips.begun", None)
+
+    def __enter__(self) -> RoundTrips:
+        sa_event.listen(self.engine, "begin", self._begin)
+        sa_event.listen(self.engine, "before_cursor_execute", self._statement)
+        sa_event.listen(self.engine, "commit", self._end)
+        sa_event.listen(self.engine, "rollback", self._end)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        sa_event.remove(self.engine, "begin", self._begin)
+        sa_event.remove(self.engine, "before_cursor_execute", self._statement)
+        sa_event.remove(self.engine, "commit", self._end)
+        sa_event.remove(self.engine, "rollback", self._end)
