@@ -34,6 +34,7 @@ from benchkit import (
     drive_http,
     drive_pool,
     raw_request,
+    reference_pool,
     report,
     scratch_database,
     token,
@@ -257,7 +258,7 @@ async def main() -> None:
     two = ApiServers(db, [PORT + 1, PORT + 2], pool_size=concurrency // 2).start()
     api1, api2 = Series("API, 1 process"), Series("API, 2 processes")
     rows, lookups = Series("asyncpg rows"), Series("asyncpg rows+lookups")
-    pool = await asyncpg.create_pool(db.app, min_size=concurrency, max_size=concurrency)
+    pool = await reference_pool(db, concurrency)
     try:
         requests = intake_requests(token(PORT, db.clients[API_TENANT]))
         for servers in (one, two):  # warm-up: pools, key caches, prepared statements

@@ -33,6 +33,7 @@ from benchkit import (
     drive_http,
     drive_pool,
     raw_request,
+    reference_pool,
     report,
     scratch_database,
     token,
@@ -144,7 +145,7 @@ async def main() -> None:
     two = ApiServers(db, [PORT + 1, PORT + 2], pool_size=concurrency // 2).start()
     api1, api2 = Series("API, 1 process"), Series("API, 2 processes")
     plain, full = Series("asyncpg SELECT"), Series("asyncpg SELECT+decrypt+audit")
-    pool = await asyncpg.create_pool(db.app, min_size=concurrency, max_size=concurrency)
+    pool = await reference_pool(db, concurrency)
     try:
         bearer = token(PORT, db.clients[API_TENANT])
         await seed_patients(PORT, bearer)
