@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     # URL with the user swapped for the control role. API pods hold it; workers need it not.
     control_database_url: SecretStr | None = None
     control_database_password: SecretStr | None = None
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Connections per API process: at least the requests it has in flight (each holds one for its whole
+    # transaction), so a loaded process does not open and close overflow connections per request.
+    db_pool_size: int = Field(default=20, ge=1, le=200)
     # The audit chainer's connection (role rcm_audit). Unset = the admin URL with the user swapped.
     audit_database_url: SecretStr | None = None
     audit_database_password: SecretStr | None = None

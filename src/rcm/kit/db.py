@@ -21,11 +21,25 @@ _SET_TENANT = text("SELECT set_config('rcm.tenant_id', :tenants, true)")
 
 
 def create_engine(url: str, *, pool_size: int = 10, application_name: str = "rcm") -> AsyncEngine:
+    """An engine whose pool holds ``pool_size`` connections, and as many again for bursts.
+
+    Size the pool to the requests a process has in flight (``RCM_DB_POOL_SIZE``): beyond it, overflow
+    connections are opened and closed per checkout (connect, authentication, and every statement prepared
+    afresh), which costs more than the request. The overflow stays, because a refused request records its
+    denial on a second connection while its own is still checked out.
+
+    The reset on return stays "rollback" on purpose: with asyncpg it sends nothing unless a transaction is
+    still open (the adapter tracks that; every unit of work here ends with COMMIT or ROLLBACK, and the
+    tenant binding is transaction-local), so it costs no round trip, and it is the safety net for a request
+    cancelled mid-transaction. asyncpg's own pool reset (RESET ALL and friends, a full round trip) is
+    not used: SQLAlchemy's pool holds the raw connections.
+    """
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
+        pool_reset_on_return="rollback",
         connect_args={"server_settings": {"application_name": application_name}},
     )
 
