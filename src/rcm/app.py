@@ -28,9 +28,9 @@ from rcm.kit.telemetry import configure_logging, configure_tracing, redact_reque
 from rcm.kit.windows import open_windows
 from rcm.patients.controllers import PatientController
 from rcm.reporting.controllers import ReportController
+from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.tenancy.cache import TenantCache
 from rcm.tenancy.dependencies import STATE_KEY as TENANT_CACHE_STATE_KEY
-from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.worker import current_broker
 
 __all__ = ["app_database_url", "create_app"]

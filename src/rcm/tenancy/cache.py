@@ -80,7 +80,9 @@ class TenantCache:
         if row is None:
             # Unknown slugs are not cached: a tenant created a moment ago must be reachable at once.
             return Lookup(None, bound=False)
-        record = TenantRecord(id=row.id, slug=row.slug, name=row.name, status=row.status, manifest=row.manifest)
+        record = TenantRecord(
+            id=row.id, slug=row.slug, name=row.name, status=row.status, manifest=row.manifest
+        )
         if self.ttl > 0:
             if len(self._cache) >= MAX_ENTRIES:
                 self._cache.clear()

@@ -20,8 +20,8 @@ from rcm.identity.access import resolve_tenant_access
 from rcm.identity.principal import Principal
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.tenant import PLATFORM_TENANT, TenantId
-from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.cache import TenantCache
+from rcm.tenancy.scope import TenantScope
 
 STATE_KEY = "tenant_cache"
 
@@ -52,7 +52,9 @@ async def provide_tenant_scope(
                 lookup = await tenant_cache(state).by_slug(session, tenant_slug)
                 tenant = lookup.tenant
                 decision = (
-                    await resolve_tenant_access(session, principal, tenant, bound=lookup.bound) if tenant else None
+                    await resolve_tenant_access(session, principal, tenant, bound=lookup.bound)
+                    if tenant
+                    else None
                 )
                 if tenant is None or decision is None or not decision.allowed or decision.context is None:
                     denied_tenant = TenantId(tenant.id) if tenant is not None else PLATFORM_TENANT
