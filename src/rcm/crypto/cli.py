@@ -162,6 +162,7 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
     from rcm.identity.clients import revoke_tenant_clients
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
+    from rcm.tenancy.cache import tenants_changed
     from rcm.tenancy.models import Tenant
 
     engine = create_engine(control_database_url(settings), pool_size=1, application_name="rcm-cli")
@@ -185,6 +186,7 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
                 Action.DELETE,
                 {"keys_destroyed": True, "clients_revoked": revoked},
             )
+        tenants_changed()  # an API in this process refuses the tenant at once (others within their TTL)
         return tenant_id
     finally:
         await engine.dispose()
