@@ -1,11 +1,18 @@
-"""Encounters per second through the running API over loopback, beside the same inserts done by a plain
-asyncpg script (the ceiling). The ratio is the cost of our layers: HTTP, auth, validation, idempotency,
-field encryption, blind indexes, RLS context, ORM and the hash-chained audit trail.
+"""Encounters per second through the running API over loopback, beside plain asyncpg doing the same rows.
 
-    .venv/bin/python bench/intake.py [--encounters 2000] [--concurrency 16]
+    make bench-intake          (or: .venv/bin/python bench/intake.py [--seconds 6] [--runs 3])
 
-Uses RCM_DATABASE_URL when set, otherwise the embedded PostgreSQL under .rcm/bench-pg. It creates (and
-drops first) a database named rcm_bench, seeds the demo practices and serves the API in a child process.
+Two references, both as the app role under RLS, one transaction per encounter, on as many connections as
+the API has in flight:
+- "rows": the rows the API writes for one encounter (idempotency record, patient, coverage, encounter,
+  diagnoses, charge lines, event, work item, audit events), nothing else;
+- "rows+lookups": the same plus the lookups a correct intake must make (tenant by slug, external id,
+  patient by MRN index, coverage by member index, provider by NPI, idempotency reserve then store).
+The ratio to "rows" is the cost of all our layers; the ratio to "rows+lookups" is the cost beyond the
+statements the work needs. One API process and then two (the multi-worker figure) are measured, each phase
+for the same wall time, interleaved with the references, VACUUM ANALYZE between phases; figures are medians
+of the runs with their ranges. Uses RCM_DATABASE_URL when set, otherwise the embedded PostgreSQL under
+.rcm/bench-pg; drops and creates the database rcm_bench_intake. All traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -13,305 +20,280 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
-import signal
-import statistics
-import subprocess
-import sys
-import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import asyncpg
-import httpx
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from benchkit import (
+    API_TENANT,
+    ApiServers,
+    Database,
+    Series,
+    drive_http,
+    drive_pool,
+    raw_request,
+    reference_pool,
+    report,
+    scratch_database,
+    token,
+)
 
-from rcm.config import APP_ROLE, Settings, async_url
-from rcm.demo import seed_demo
-from rcm.kit.migrations import upgrade_to_head
-
-ROOT = Path(__file__).resolve().parents[1]
-PORT = 8765
-API_TENANT = "sunrise-family-medicine"
 CEILING_TENANT = "lakeside-pediatrics"
+PORT = 8765
+PLACEHOLDER = b"@@@@@@@@@@@@"  # replaced per request by a unique tag (cheap for the generator)
 
 
-def server_url() -> str:
-    if os.environ.get("RCM_DATABASE_URL"):
-        return os.environ["RCM_DATABASE_URL"]
-    from rcm.kit.embedded import start_embedded_postgres
-
-    return start_embedded_postgres(ROOT / ".rcm" / "bench-pg")
-
-
-async def recreate(server: str, name: str) -> str:
-    engine = create_async_engine(async_url(server), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await engine.dispose()
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
-def encounter(i: int) -> dict[str, Any]:
-    tag = f"{i:07d}-{uuid.uuid4().hex[:6]}"
-    return {
-        "external_id": f"BENCH-{tag}",
-        "service_date": (date.today() - timedelta(days=2)).isoformat(),
-        "place_of_service": "11",
-        "patient": {
-            "mrn": f"BMRN-{tag}",
-            "given_name": "Bench",
-            "family_name": f"Patient{tag}",
-            "birth_date": "1970-05-17",
-            "sex": "male",
-            "phone": "+1 555 0100",
-        },
-        "coverage": {"payer_id": "DEMO-MCR", "member_id": f"BM{tag.replace('-', '')}"},
-        "rendering_provider": {"npi": "1234567893", "name": "Dr Bench Fake"},
-        "documentation": "BENCH NOTE: synthetic office visit. " * 8,
-        "diagnoses": [{"code": "E11.9"}, {"code": "I10"}],
-        "charges": [
-            {"procedure_code": "99213", "charge_cents": 12500, "diagnosis_pointers": [1, 2]},
-            {"procedure_code": "G2211", "charge_cents": 1650, "diagnosis_pointers": [1]},
-        ],
-    }
+def encounter_template() -> bytes:
+    tag = PLACEHOLDER.decode()
+    return json.dumps(
+        {
+            "external_id": f"BENCH-{tag}",
+            "service_date": (date.today() - timedelta(days=2)).isoformat(),
+            "place_of_service": "11",
+            "patient": {
+                "mrn": f"BMRN-{tag}",
+                "given_name": "Bench",
+                "family_name": f"Patient{tag}",
+                "birth_date": "1970-05-17",
+                "sex": "male",
+                "phone": "+1 555 0100",
+            },
+            "coverage": {"payer_id": "DEMO-MCR", "member_id": f"BM{tag}"},
+            "rendering_provider": {"npi": "1234567893", "name": "Dr Bench Fake"},
+            "documentation": "BENCH NOTE: synthetic office visit. " * 8,
+            "diagnoses": [{"code": "E11.9"}, {"code": "I10"}],
+            "charges": [
+                {"procedure_code": "99213", "charge_cents": 12500, "diagnosis_pointers": [1, 2]},
+                {"procedure_code": "G2211", "charge_cents": 1650, "diagnosis_pointers": [1]},
+            ],
+        }
+    ).encode()
 
 
-async def run_api(
-    base: str, client_id: str, secret: str, n: int, concurrency: int
-) -> tuple[float, list[float]]:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-        token_response = await http.post(
-            "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
-        )
-        token_response.raise_for_status()
-        headers = {"Authorization": f"Bearer {token_response.json()['access_token']}"}
-        url = f"/api/v1/tenants/{API_TENANT}/encounters"
-        latencies: list[float] = []
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(n):
-            queue.put_nowait(i)
-
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                started = time.perf_counter()
-                response = await http.post(
-                    url, json=encounter(i), headers={**headers, "Idempotency-Key": uuid.uuid4().hex}
-                )
-                if response.status_code != 201:
-                    raise SystemExit(f"API answered {response.status_code}: {response.text[:300]}")
-                latencies.append(time.perf_counter() - started)
-
-        for i in range(50):  # warm-up: connection pool, key cache, JIT-free but cache-warm paths
-            await http.post(
-                url, json=encounter(10_000_000 + i), headers={**headers, "Idempotency-Key": uuid.uuid4().hex}
-            )
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return n / (time.perf_counter() - started), latencies
+def intake_requests(bearer: str) -> Iterator[bytes]:
+    """Pre-encoded POSTs, each with a fresh external id, MRN, member id and Idempotency-Key."""
+    path = f"/api/v1/tenants/{API_TENANT}/encounters"
+    template = encounter_template()
+    run = secrets.token_hex(3).upper()
+    for i in range(10**9):
+        tag = f"{run}{i:06d}".encode()[: len(PLACEHOLDER)].ljust(len(PLACEHOLDER), b"0")
+        body = template.replace(PLACEHOLDER, tag)
+        headers = {
+            "Authorization": f"Bearer {bearer}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": tag.decode(),
+        }
+        yield raw_request("POST", path, headers, body)
 
 
-async def run_ceiling(app_dsn: str, tenant_id: uuid.UUID, n: int, concurrency: int) -> float:
-    """The same rows per encounter, inserted with plain asyncpg as the app role, one transaction each."""
-    pool = await asyncpg.create_pool(app_dsn, min_size=concurrency, max_size=concurrency)
-    assert pool is not None
-    provider_id = uuid.uuid4()
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('rcm.tenant_id', $1, true)", str(tenant_id))
-        await conn.execute(
-            "INSERT INTO rcm.provider (tenant_id, id, npi, name, kind) VALUES ($1, $2, '1999999992', 'x', 'individual')",
-            tenant_id,
-            provider_id,
-        )
-    blob = secrets.token_bytes
+class Ceiling:
+    """The same rows as plain asyncpg as the app role; ``lookups`` adds the reads a correct intake makes."""
 
-    async def one(i: int) -> None:
-        patient, coverage, enc = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    def __init__(self, tenant_id: uuid.UUID, provider_id: uuid.UUID, *, lookups: bool) -> None:
+        self.tenant_id, self.provider_id, self.lookups = tenant_id, provider_id, lookups
+        self.run = secrets.token_hex(3)
+
+    async def one(self, conn: asyncpg.Connection, i: int) -> None:
+        tenant_id, blob = self.tenant_id, secrets.token_bytes
+        patient, coverage, enc, record = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
         now = datetime.now(UTC)
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT set_config('rcm.tenant_id', $1, true)", str(tenant_id))
-            await conn.execute(
-                "INSERT INTO rcm.idempotency_record (tenant_id, id, principal, key, route, request_hash, status_code,"
-                " response_body) VALUES ($1, $2, 'client:x', $3, 'POST /encounters', $4, 201, $5)",
+        external = f"C-{self.run}-{i}"
+        await conn.execute("SELECT set_config('rcm.tenant_id', $1, true)", str(tenant_id))
+        if self.lookups:
+            await conn.fetchrow("SELECT id, status, manifest FROM rcm.tenant WHERE slug = $1", CEILING_TENANT)
+            await conn.fetchval(
+                "INSERT INTO rcm.idempotency_record (tenant_id, id, principal, key, route, request_hash,"
+                " status_code, response_body) VALUES ($1, $2, 'client:x', $3, 'POST /encounters', $4, 0, '')"
+                " ON CONFLICT (tenant_id, principal, key) DO NOTHING RETURNING id",
                 tenant_id,
-                uuid.uuid4(),
-                uuid.uuid4().hex,
+                record,
+                external,
+                blob(32),
+            )
+            await conn.fetchrow(
+                "SELECT id FROM rcm.encounter WHERE tenant_id = $1 AND external_id = $2", tenant_id, external
+            )
+            await conn.fetchrow(
+                "SELECT * FROM rcm.patient WHERE tenant_id = $1 AND mrn_bidx = ANY($2)", tenant_id, [blob(32)]
+            )
+        else:
+            await conn.execute(
+                "INSERT INTO rcm.idempotency_record (tenant_id, id, principal, key, route, request_hash,"
+                " status_code, response_body) VALUES ($1, $2, 'client:x', $3, 'POST /encounters', $4, 201, $5)",
+                tenant_id,
+                record,
+                external,
                 blob(32),
                 blob(1400),
             )
-            await conn.execute(
-                "INSERT INTO rcm.patient (tenant_id, id, mrn, given_name, family_name, birth_date, phone, sex,"
-                " mrn_bidx, name_dob_bidx) VALUES ($1, $2, $3, $4, $5, $6, $7, 'male', $8, $9)",
+        await conn.execute(
+            "INSERT INTO rcm.patient (tenant_id, id, mrn, given_name, family_name, birth_date, phone, sex,"
+            " mrn_bidx, name_dob_bidx) VALUES ($1, $2, $3, $4, $5, $6, $7, 'male', $8, $9)",
+            tenant_id,
+            patient,
+            blob(45),
+            blob(35),
+            blob(45),
+            blob(40),
+            blob(40),
+            blob(32),
+            blob(32),
+        )
+        if self.lookups:
+            await conn.fetchrow(
+                "SELECT * FROM rcm.coverage WHERE tenant_id = $1 AND patient_id = $2 AND payer_id = 'DEMO-MCR'"
+                " AND member_id_bidx = ANY($3)",
                 tenant_id,
                 patient,
-                blob(45),
-                blob(35),
-                blob(45),
-                blob(40),
-                blob(40),
-                blob(32),
-                blob(32),
+                [blob(32)],
             )
-            await conn.execute(
-                "INSERT INTO rcm.coverage (tenant_id, id, patient_id, payer_id, member_id, member_id_bidx,"
-                " relationship, priority) VALUES ($1, $2, $3, 'DEMO-MCR', $4, $5, 'self', 'primary')",
-                tenant_id,
-                coverage,
-                patient,
-                blob(45),
-                blob(32),
+        await conn.execute(
+            "INSERT INTO rcm.coverage (tenant_id, id, patient_id, payer_id, member_id, member_id_bidx,"
+            " relationship, priority) VALUES ($1, $2, $3, 'DEMO-MCR', $4, $5, 'self', 'primary')",
+            tenant_id,
+            coverage,
+            patient,
+            blob(45),
+            blob(32),
+        )
+        if self.lookups:
+            await conn.fetchrow(
+                "SELECT * FROM rcm.provider WHERE tenant_id = $1 AND npi = '1999999992'", tenant_id
             )
+        await conn.execute(
+            "INSERT INTO rcm.encounter (tenant_id, id, external_id, patient_id, coverage_id,"
+            " rendering_provider_id, billing_provider_id, service_date, place_of_service, documentation,"
+            " status, total_charge_cents, source) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, '11', $8,"
+            " 'needs_coding', 14150, 'json')",
+            tenant_id,
+            enc,
+            external,
+            patient,
+            coverage,
+            self.provider_id,
+            date.today(),
+            blob(320),
+        )
+        await conn.executemany(
+            "INSERT INTO rcm.diagnosis (tenant_id, id, encounter_id, sequence, code) VALUES ($1, $2, $3, $4, $5)",
+            [(tenant_id, uuid.uuid4(), enc, 1, "E119"), (tenant_id, uuid.uuid4(), enc, 2, "I10")],
+        )
+        await conn.executemany(
+            "INSERT INTO rcm.charge_line (tenant_id, id, encounter_id, line_number, procedure_code, modifiers,"
+            " units, charge_cents, diagnosis_pointers) VALUES ($1, $2, $3, $4, $5, '{}', 1, $6, $7)",
+            [
+                (tenant_id, uuid.uuid4(), enc, 1, "99213", 12500, [1, 2]),
+                (tenant_id, uuid.uuid4(), enc, 2, "G2211", 1650, [1]),
+            ],
+        )
+        await conn.execute(
+            "INSERT INTO rcm.encounter_event (tenant_id, id, encounter_id, status) VALUES ($1, $2, $3, 'needs_coding')",
+            tenant_id,
+            uuid.uuid4(),
+            enc,
+        )
+        await conn.execute(
+            "WITH item AS (INSERT INTO rcm.work_item (tenant_id, id, kind, subject_type, subject_id, status,"
+            " priority, due_at) VALUES ($1, $2, 'coding', 'encounter', $3, 'open', 5, $4)"
+            " RETURNING tenant_id, id, created_at, status)"
+            " INSERT INTO rcm.work_item_event (tenant_id, id, created_at, work_item_id, event, status)"
+            " SELECT tenant_id, gen_random_uuid(), created_at, id, 'created', status FROM item",
+            tenant_id,
+            uuid.uuid4(),
+            enc,
+            now + timedelta(hours=48),
+        )
+        if self.lookups:
             await conn.execute(
-                "INSERT INTO rcm.encounter (tenant_id, id, external_id, patient_id, coverage_id,"
-                " rendering_provider_id, billing_provider_id, service_date, place_of_service, documentation,"
-                " status, total_charge_cents, source) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, '11', $8,"
-                " 'needs_coding', 14150, 'json')",
+                "UPDATE rcm.idempotency_record SET status_code = 201, response_body = $3, resource_type ="
+                " 'encounter', resource_ids = $4, patient_ids = $5 WHERE tenant_id = $1 AND id = $2",
                 tenant_id,
-                enc,
-                f"C-{i}-{enc.hex[:6]}",
-                patient,
-                coverage,
+                record,
+                blob(1400),
+                [enc],
+                [patient],
+            )
+        # The audit events as the app writes them: appended in the request's transaction, no chain lock
+        # (the chainer seals them afterwards, outside the request).
+        await conn.executemany(
+            "INSERT INTO rcm.audit_event (tenant_id, occurred_at, id, event_type, action, outcome,"
+            " actor_kind, actor_subject, actor_roles, resource_type, resource_ids, patient_ids, request_id,"
+            " trace_id, detail) VALUES ($1, $2, $3, $4, 'C', '0', 'client', 'x',"
+            " '{practice_client}', 'encounter', $5, $6, 'r', '', '{}')",
+            [
+                (tenant_id, now, uuid.uuid4(), kind, [enc], [patient])
+                for kind in ("patient.create", "encounter.create")
+            ],
+        )
+
+
+async def ceiling_provider(db: Database, tenant_id: uuid.UUID) -> uuid.UUID:
+    provider_id = uuid.uuid4()
+    conn = await asyncpg.connect(db.app)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('rcm.tenant_id', $1, true)", str(tenant_id))
+            await conn.execute(
+                "INSERT INTO rcm.provider (tenant_id, id, npi, name, kind)"
+                " VALUES ($1, $2, '1999999992', 'x', 'individual')",
+                tenant_id,
                 provider_id,
-                date.today(),
-                blob(320),
             )
-            await conn.executemany(
-                "INSERT INTO rcm.diagnosis (tenant_id, id, encounter_id, sequence, code) VALUES ($1, $2, $3, $4, $5)",
-                [(tenant_id, uuid.uuid4(), enc, 1, "E119"), (tenant_id, uuid.uuid4(), enc, 2, "I10")],
-            )
-            await conn.executemany(
-                "INSERT INTO rcm.charge_line (tenant_id, id, encounter_id, line_number, procedure_code, modifiers,"
-                " units, charge_cents, diagnosis_pointers) VALUES ($1, $2, $3, $4, $5, '{}', 1, $6, $7)",
-                [
-                    (tenant_id, uuid.uuid4(), enc, 1, "99213", 12500, [1, 2]),
-                    (tenant_id, uuid.uuid4(), enc, 2, "G2211", 1650, [1]),
-                ],
-            )
-            await conn.execute(
-                "INSERT INTO rcm.encounter_event (tenant_id, id, encounter_id, status) VALUES ($1, $2, $3, 'needs_coding')",
-                tenant_id,
-                uuid.uuid4(),
-                enc,
-            )
-            # The coding item and its "created" event in one statement, as the work queue writes them.
-            await conn.execute(
-                "WITH item AS (INSERT INTO rcm.work_item (tenant_id, id, kind, subject_type, subject_id, status,"
-                " priority, due_at) VALUES ($1, $2, 'coding', 'encounter', $3, 'open', 5, $4)"
-                " RETURNING tenant_id, id, created_at, status)"
-                " INSERT INTO rcm.work_item_event (tenant_id, id, created_at, work_item_id, event, status)"
-                " SELECT tenant_id, gen_random_uuid(), created_at, id, 'created', status FROM item",
-                tenant_id,
-                uuid.uuid4(),
-                enc,
-                now + timedelta(hours=48),
-            )
-            # The audit events as the app writes them: appended in the request's transaction, no chain lock
-            # (the chainer seals them afterwards, outside the request).
-            await conn.executemany(
-                "INSERT INTO rcm.audit_event (tenant_id, occurred_at, id, event_type, action, outcome,"
-                " actor_kind, actor_subject, actor_roles, resource_type, resource_ids, patient_ids, request_id,"
-                " trace_id, detail) VALUES ($1, $2, $3, $4, 'C', '0', 'client', 'x',"
-                " '{practice_client}', 'encounter', $5, $6, 'r', '', '{}')",
-                [
-                    (tenant_id, now, uuid.uuid4(), kind, [enc], [patient])
-                    for kind in ("patient.create", "encounter.create")
-                ],
-            )
-
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        queue.put_nowait(i)
-
-    async def worker() -> None:
-        while not queue.empty():
-            await one(queue.get_nowait())
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    rate = n / (time.perf_counter() - started)
-    await pool.close()
-    return rate
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit("the API process exited during start-up")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("the API did not become ready within 60 s")
+    finally:
+        await conn.close()
+    return provider_id
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encounters", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--profile", metavar="FILE", help="run the API under cProfile and write stats here")
+    parser.add_argument("--seconds", type=float, default=6.0, help="wall time of each phase")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved runs (medians are printed)")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests (and connections) in flight")
     args = parser.parse_args()
+    concurrency = args.concurrency
 
-    admin = await recreate(server_url(), "rcm_bench")
-    await asyncio.to_thread(upgrade_to_head, admin)
-    data_dir = ROOT / ".rcm" / "bench-data"
-    settings = Settings(env="dev", database_url=admin, data_dir=data_dir)
-    await seed_demo(settings)
-    clients = json.loads((data_dir / "demo-clients.json").read_text())[API_TENANT]
-
-    env = {
-        **os.environ,
-        "RCM_ENV": "dev",
-        "RCM_DATABASE_URL": admin,
-        "RCM_DATA_DIR": str(data_dir),
-        "RCM_RATE_LIMIT_PER_MINUTE": "100000000",
-        "RCM_RATE_LIMIT_PER_IP_PER_MINUTE": "100000000",
-        "RCM_LOG_LEVEL": "WARNING",
-        "RCM_BASE_URL": f"http://127.0.0.1:{PORT}",
-    }
-    base = f"http://127.0.0.1:{PORT}"
-    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
-    command = [sys.executable, *profile, "-m", "rcm.cli", "serve", "--port", str(PORT)]
-    process = subprocess.Popen(command, env=env)  # noqa: S603
+    db = await scratch_database("rcm_bench_intake")
+    tenant_id = await db.tenant_id(CEILING_TENANT)
+    provider_id = await ceiling_provider(db, tenant_id)
+    one = ApiServers(db, [PORT], pool_size=concurrency).start()
+    two = ApiServers(db, [PORT + 1, PORT + 2], pool_size=concurrency // 2).start()
+    api1, api2 = Series("API, 1 process"), Series("API, 2 processes")
+    rows, lookups = Series("asyncpg rows"), Series("asyncpg rows+lookups")
+    pool = await reference_pool(db, concurrency)
     try:
-        wait_ready(base, process)
-        api_rate, latencies = await run_api(
-            base, clients["client_id"], clients["client_secret"], args.encounters, args.concurrency
+        requests = intake_requests(token(PORT, db.clients[API_TENANT]))
+        for servers in (one, two):  # warm-up: pools, key caches, prepared statements
+            await drive_http(servers, requests, concurrency=concurrency, seconds=1.5, expect=201)
+        await drive_pool(
+            pool, Ceiling(tenant_id, provider_id, lookups=True).one, concurrency=concurrency, seconds=1
         )
+        for _ in range(args.runs):
+            for series, servers in ((api1, one), (api2, two)):
+                await db.vacuum()
+                series.phases.append(
+                    await drive_http(
+                        servers, requests, concurrency=concurrency, seconds=args.seconds, expect=201
+                    )
+                )
+            for series, with_lookups in ((rows, False), (lookups, True)):
+                await db.vacuum()
+                ceiling = Ceiling(tenant_id, provider_id, lookups=with_lookups)
+                series.phases.append(
+                    await drive_pool(pool, ceiling.one, concurrency=concurrency, seconds=args.seconds)
+                )
     finally:
-        process.send_signal(signal.SIGINT)  # graceful: uvicorn drains, cProfile writes its stats
-        process.wait(timeout=30)
-
-    app_url = make_url(admin).set(username=APP_ROLE, password=None, drivername="postgresql")
-    engine = create_async_engine(async_url(admin), poolclass=NullPool)
-    async with engine.connect() as conn:
-        ceiling_tenant = (
-            await conn.execute(text("SELECT id FROM rcm.tenant WHERE slug = :s"), {"s": CEILING_TENANT})
-        ).scalar_one()
-    await engine.dispose()
-    ceiling = await run_ceiling(
-        app_url.render_as_string(hide_password=False), ceiling_tenant, args.encounters, args.concurrency
+        await pool.close()
+        one.stop()
+        two.stop()
+    report(
+        f"intake: POST /encounters (inline patient+coverage+provider), {concurrency} in flight,"
+        f" {args.runs} interleaved runs of {args.seconds:.0f} s, medians [range]",
+        "enc/s",
+        [api1, api2],
+        [rows, lookups],
     )
-
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000
-    p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
-    print(f"encounters: {args.encounters}, concurrency: {args.concurrency}, one API process, loopback")
-    print(
-        f"API (POST /encounters, inline patient+coverage+provider): {api_rate:8.1f} encounters/s  p50 {p50:.1f} ms  p95 {p95:.1f} ms"
-    )
-    print(f"plain asyncpg, same inserts, app role + RLS (ceiling):   {ceiling:8.1f} encounters/s")
-    print(f"ratio API / ceiling: {api_rate / ceiling:.2f}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from rcm.patients.controllers import PatientController
 from rcm.providers.controllers import ProviderController
 from rcm.reporting.controllers import ReportController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
+from rcm.tenancy.cache import TenantCache
+from rcm.tenancy.dependencies import STATE_KEY as TENANT_CACHE_STATE_KEY
 from rcm.worker import current_broker
 
 __all__ = ["create_app"]
@@ -58,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Keys are read as the app role; only a first start with no key at all creates one, as control.
         app.state.identity_keyring.control = app.state[CONTROL_STATE_KEY]
         app.state.settings = settings
+        # Tenant registry rows by slug, for a few seconds (status changes apply within that time).
+        app.state[TENANT_CACHE_STATE_KEY] = TenantCache(settings.tenant_cache_ttl_seconds)
         # One key cache per process: unwrapped tenant keys live here for a short TTL, never on disk.
         app.state.keystore = KeyStore(key_provider(settings))
         # Rate-limit windows: Redis shared by the replicas when configured, this process's memory otherwise.

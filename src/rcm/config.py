@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     # URL with the user swapped for the control role. API pods hold it; workers need it not.
     control_database_url: SecretStr | None = None
     control_database_password: SecretStr | None = None
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Connections per API process: at least the requests it has in flight (each holds one for its whole
+    # transaction), so a loaded process does not open and close overflow connections per request.
+    db_pool_size: int = Field(default=20, ge=1, le=200)
     # The audit chainer's connection (role rcm_audit). Unset = the admin URL with the user swapped.
     audit_database_url: SecretStr | None = None
     audit_database_password: SecretStr | None = None
@@ -122,6 +124,9 @@ class Settings(BaseSettings):
     # A revoked API client's or a deactivated person's tokens stop working, and role changes apply, within
     # this many seconds in every API process (the process that made the change applies it at once).
     principal_status_ttl_seconds: float = Field(default=5.0, ge=0, le=60)
+    # A tenant's registry row (status, manifest) is re-read at most this often per API process: a
+    # suspension, offboarding or manifest change applies within this many seconds (at once where it is made).
+    tenant_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=60)
 
     @field_validator("database_url", "app_database_url", "control_database_url", "audit_database_url")
     @classmethod

@@ -159,6 +159,7 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
     from rcm.identity.clients import revoke_tenant_clients
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
+    from rcm.tenancy.cache import tenants_changed
     from rcm.tenancy.repository import set_tenant_status, tenant_by_slug
 
     engine = create_engine(control_database_url(settings), pool_size=1, application_name="rcm-cli")
@@ -180,6 +181,7 @@ async def offboard_tenant(settings: Settings, slug: str) -> uuid.UUID:
                 Action.DELETE,
                 {"keys_destroyed": True, "clients_revoked": revoked},
             )
+        tenants_changed()  # an API in this process refuses the tenant at once (others within their TTL)
         return tenant.id
     finally:
         await engine.dispose()

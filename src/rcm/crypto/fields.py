@@ -29,8 +29,10 @@ def seal(
     }
 
 
-def unseal(keyring: TenantKeyring, row: Any) -> dict[str, str | None]:
-    model = type(row)
+def unseal(keyring: TenantKeyring, row: Any, *, model: type[Any] | None = None) -> dict[str, str | None]:
+    """Decrypt ``row``'s PHI columns: an ORM object, or a plain result row of ``model``'s columns (the
+    lean read paths select columns, not entities, to skip building ORM objects they only read once)."""
+    model = model or type(row)
     table = model.__tablename__
     return {
         column: keyring.decrypt_str(

@@ -10,6 +10,7 @@ import enum
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +19,6 @@ from rcm.identity.principal import PRACTICE_ROLES, Principal, PrincipalKind, Rol
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext, TenantId
-from rcm.tenancy.models import Tenant
 from rcm.tenancy.vocabulary import TenantStatus
 
 
@@ -43,16 +43,46 @@ class AccessDecision:
         return cls(False, AccessBasis.DENIED, reason)
 
 
+class TenantRow(Protocol):
+    """The registry row as the decision reads it (the ORM row, or the request's cached copy)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class _Binding:
+    """Binds the transaction to the tenant at most once per decision (each set_config is a round trip)."""
+
+    def __init__(self, session: AsyncSession, *, bound: bool) -> None:
+        self.session, self.bound = session, bound
+
+    async def bind(self, context: TenantContext) -> None:
+        if not self.bound:
+            await apply_tenant_context(self.session, context)
+            self.bound = True
+
+
 async def resolve_tenant_access(
-    session: AsyncSession, principal: Principal, tenant: Tenant, *, now: datetime | None = None
+    session: AsyncSession,
+    principal: Principal,
+    tenant: TenantRow,
+    *,
+    now: datetime | None = None,
+    bound: bool = False,
 ) -> AccessDecision:
     """Decide, and on success leave ``session``'s transaction bound to the tenant's context.
 
-    On refusal the transaction's tenant context is cleared, so nothing of the tenant can be read after it.
+    ``bound`` says the transaction is already bound to this tenant (the tenant lookup did it in the same
+    statement). On refusal the transaction's tenant context is cleared, so nothing of the tenant can be
+    read after it.
     """
-    decision = await _decide(session, principal, tenant, now or utcnow())
+    binding = _Binding(session, bound=bound)
+    decision = await _decide(binding, principal, tenant, now or utcnow())
     if decision.context is not None:
-        await apply_tenant_context(session, decision.context)
+        await binding.bind(decision.context)
     else:
         # An empty context: the transaction sees no tenant's rows from here on.
         await apply_tenant_context(session, TenantContext(()))
@@ -60,7 +90,7 @@ async def resolve_tenant_access(
 
 
 async def _decide(  # noqa: PLR0911 - one early return per access rule reads best
-    session: AsyncSession, principal: Principal, tenant: Tenant, now: datetime
+    binding: _Binding, principal: Principal, tenant: TenantRow, now: datetime
 ) -> AccessDecision:
     if tenant.status != TenantStatus.ACTIVE:
         return AccessDecision.deny("tenant_not_active")
@@ -79,7 +109,8 @@ async def _decide(  # noqa: PLR0911 - one early return per access rule reads bes
         return AccessDecision(True, AccessBasis.AUDITOR_SCOPE, "auditor_scope", context)
 
     # Staff assignments and break-glass grants are tenant-owned rows: read them inside that tenant's context.
-    await apply_tenant_context(session, context)
+    session = binding.session
+    await binding.bind(context)
     store = BreakGlassStore(session)
     # The caller's own assignment: someone else's assignment to this tenant grants nothing.
     if principal.is_staff and await store.is_assigned(tenant_id, principal.user_id):

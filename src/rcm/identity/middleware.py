@@ -12,7 +12,7 @@ from rcm.identity import audit_hooks
 from rcm.identity.keys import KeyRing
 from rcm.identity.principal import Principal
 from rcm.identity.status import PrincipalStatus, RevokedToken
-from rcm.identity.tokens import InvalidToken, unverified_kid, verify_access_token
+from rcm.identity.tokens import InvalidToken, VerifiedTokens, unverified_kid
 
 PUBLIC_OPT_KEY = "public"
 # Paths outside any route handler's opt: the OpenAPI documents and their renderers.
@@ -43,9 +43,18 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
                 detail="A valid Bearer access token is required.", headers=_CHALLENGE
             )
         keyring: KeyRing = state.identity_keyring
+        verified: VerifiedTokens = state.identity_verified_tokens
+        token = token.strip()
         try:
-            keys = await keyring.verification_keys(sessions, kid=unverified_kid(token.strip()))
-            principal = verify_access_token(token.strip(), keys, keyring.settings)
+            keys = await keyring.verification_keys(sessions)
+            try:
+                principal = verified.verify(token, keys, keyring.settings)
+            except InvalidToken:
+                # Perhaps signed by a key newer than this process's ring: reload once (rate-limited), retry.
+                reloaded = await keyring.verification_keys(sessions, kid=unverified_kid(token))
+                if reloaded is keys:
+                    raise
+                principal = verified.verify(token, reloaded, keyring.settings)
         except InvalidToken:
             await audit_hooks.access_denied(
                 sessions, request=audit_hooks.request_info(connection), principal=None, reason="invalid_token"
@@ -61,7 +70,7 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
                 sessions, request=audit_hooks.request_info(connection), principal=principal, reason="revoked"
             )
             raise _unauthorized("invalid_token") from None
-        return AuthenticationResult(user=principal, auth=token.strip())
+        return AuthenticationResult(user=principal, auth=token)
 
 
 def authentication_middleware() -> DefineMiddleware:

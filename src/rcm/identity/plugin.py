@@ -18,6 +18,7 @@ from rcm.identity.oidc import dev_issuer_active
 from rcm.identity.ratelimit import peer_rate_limit_config
 from rcm.identity.server import TokenService
 from rcm.identity.status import PrincipalStatus
+from rcm.identity.tokens import VerifiedTokens
 
 
 class IdentityPlugin(InitPluginProtocol):
@@ -51,4 +52,5 @@ class IdentityPlugin(InitPluginProtocol):
         app_config.state["identity_keyring"] = self.keyring
         app_config.state["identity_tokens"] = self.tokens
         app_config.state["identity_status"] = self.status
+        app_config.state["identity_verified_tokens"] = VerifiedTokens()
         return app_config

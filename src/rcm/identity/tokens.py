@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from joserfc import jwt
@@ -94,6 +96,10 @@ def verify_access_token(
     token: str, keys: KeySet, settings: Settings, *, now: datetime | None = None
 ) -> Principal:
     """Check signature (active or published key), iss, aud, exp/nbf; build the Principal from the claims."""
+    return principal_from_claims(_verified_claims(token, keys, settings, now))
+
+
+def _verified_claims(token: str, keys: KeySet, settings: Settings, now: datetime | None) -> dict[str, Any]:
     try:
         decoded = jwt.decode(token, keys, algorithms=[ALG])
     except (JoseError, ValueError):
@@ -111,7 +117,39 @@ def verify_access_token(
         registry.validate(decoded.claims)
     except JoseError:
         raise InvalidToken("claims invalid or expired") from None
-    return principal_from_claims(decoded.claims)
+    return decoded.claims
+
+
+class VerifiedTokens:
+    """Per-process memory of tokens already verified, so a client's next request skips the ECDSA check and
+    the JOSE parsing (about a tenth of a one-statement request's CPU).
+
+    An entry answers only for the exact token bytes, only against the very key set it was verified with
+    (any key ring reload, every KEYRING_TTL_SECONDS or on a key change, forgets it) and only until the
+    token's ``exp`` (without the leeway a fresh check would grant). Revocation is not this cache's business:
+    the live status check still runs on every request. Failures are never remembered.
+    """
+
+    def __init__(self, max_entries: int = 10_000, *, clock: Callable[[], float] = time.time) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._keys: KeySet | None = None
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    def verify(self, token: str, keys: KeySet, settings: Settings) -> Principal:
+        if keys is not self._keys:
+            self._keys = keys
+            self._cache = {}
+        now = self._clock()
+        cached = self._cache.get(token)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        claims = _verified_claims(token, keys, settings, datetime.fromtimestamp(now, UTC))
+        principal = principal_from_claims(claims)
+        if len(self._cache) >= self.max_entries:
+            self._cache = {}  # a flood of distinct tokens costs a re-verification, never memory
+        self._cache[token] = (float(claims["exp"]), principal)
+        return principal
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

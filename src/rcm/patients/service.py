@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import msgspec
+from sqlalchemy import Row
 
 from rcm.audit.events import Action
 from rcm.crypto.fields import seal, unseal
@@ -73,8 +75,8 @@ def birth_date_of(keyring: TenantKeyring, row: Patient) -> date:
     return date.fromisoformat(value or "")
 
 
-def patient_view(keyring: TenantKeyring, row: Patient) -> schemas.Patient:
-    phi = unseal(keyring, row)
+def patient_view(keyring: TenantKeyring, row: Patient | Row[Any]) -> schemas.Patient:
+    phi = unseal(keyring, row, model=Patient)
     address = phi["address"]
     return schemas.Patient(
         id=row.id,

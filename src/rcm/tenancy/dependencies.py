@@ -20,8 +20,19 @@ from rcm.identity.access import resolve_tenant_access
 from rcm.identity.principal import Principal
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.tenant import PLATFORM_TENANT, TenantId
+from rcm.tenancy.cache import TenantCache
 from rcm.tenancy.scope import TenantScope
-from rcm.tenancy.service import tenant_by_slug
+
+STATE_KEY = "tenant_cache"
+
+
+def tenant_cache(state: State) -> TenantCache:
+    """The process's tenant cache (made by the app's lifespan; a zero-TTL one where there is none)."""
+    cache = state.get(STATE_KEY)
+    if cache is None:
+        cache = state[STATE_KEY] = TenantCache(0)
+    assert isinstance(cache, TenantCache)
+    return cache
 
 
 async def provide_tenant_scope(
@@ -36,8 +47,15 @@ async def provide_tenant_scope(
     async with sessions() as session:
         try:
             async with session.begin():
-                tenant = await tenant_by_slug(session, tenant_slug)
-                decision = await resolve_tenant_access(session, principal, tenant) if tenant else None
+                # One round trip on a cache miss (lookup and binding in one statement), one on a hit (the
+                # binding alone, after the decision).
+                lookup = await tenant_cache(state).by_slug(session, tenant_slug)
+                tenant = lookup.tenant
+                decision = (
+                    await resolve_tenant_access(session, principal, tenant, bound=lookup.bound)
+                    if tenant
+                    else None
+                )
                 if tenant is None or decision is None or not decision.allowed or decision.context is None:
                     denied_tenant = TenantId(tenant.id) if tenant is not None else PLATFORM_TENANT
                     raise NotFound

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, Text, bindparam, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.kit.db import apply_tenant_context
@@ -85,3 +86,19 @@ async def person_status(
     """A person's live status (active, roles, home tenant): read on every request of theirs (revocation)."""
     stmt = select(AppUser.active, AppUser.roles, AppUser.home_tenant_id).where(AppUser.id == user_id)
     return (await session.execute(stmt)).first()
+
+
+# Only ever the one row of the slug: set_config runs for that row alone (no row, no binding).
+_LOOKUP_AND_BIND = select(
+    Tenant.id,
+    Tenant.slug,
+    Tenant.name,
+    Tenant.status,
+    Tenant.manifest,
+    func.set_config("rcm.tenant_id", cast(Tenant.id, Text), True).label("bound"),
+).where(Tenant.slug == bindparam("slug"))
+
+
+async def lookup_and_bind(session: AsyncSession, slug: str) -> Row[Any] | None:
+    """The tenant of ``slug``, and the transaction bound to it in the same statement (one round trip)."""
+    return (await session.execute(_LOOKUP_AND_BIND, {"slug": slug})).first()

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.tenant import TenantContext, TenantId
+from rcm.tenancy.cache import tenants_changed
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
 from rcm.tenancy.repository import system_assigned_tenants, tenant_by_slug
@@ -30,6 +31,7 @@ async def apply_manifest(session: AsyncSession, manifest: TenantManifest) -> tup
         if tenant.status != TenantStatus.OFFBOARDED:
             tenant.status = manifest.status or TenantStatus.ACTIVE
     await session.flush()
+    tenants_changed()  # this process's tenant cache reloads (others within RCM_TENANT_CACHE_TTL_SECONDS)
     if manifest.staff:
         await assign_staff(session, TenantId(tenant.id), list(manifest.staff))
     return tenant, created
