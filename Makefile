@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format pytest wheel-smoke bench clean
+.PHONY: install run test lint format pytest wheel-smoke bench mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ wheel-smoke: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py
+
+# Mutation testing of the access-control modules (not in CI: tens of minutes). Needs RCM_TEST_DATABASE_URL.
+# Narrow it with MUTATE_ARGS, e.g. MUTATE_ARGS="--module src/rcm/identity/access.py --max 10" or "--list-only".
+mutate: $(STAMP)
+	$(BIN)/python bench/mutate.py $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) .rcm .mypy_cache .ruff_cache .pytest_cache

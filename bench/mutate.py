@@ -64,7 +64,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/identity/test_access.py",
     ],
     "src/rcm/identity/status.py": [
-        "tests/identity/test_access_rules.py",
+        "tests/identity/test_status_rules.py",
         "tests/identity/test_revocation.py",
         "tests/identity/test_auditor_scope.py",
     ],
