@@ -54,7 +54,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/identity/test_break_glass.py",
     ],
     "src/rcm/identity/break_glass.py": [
-        "tests/identity/test_access_rules.py",
+        "tests/identity/test_break_glass_rules.py",
         "tests/identity/test_break_glass.py",
         "tests/identity/test_access.py",
     ],
