@@ -80,6 +80,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/isolation/test_route_matrix.py",
     ],
     "src/rcm/kit/repository.py": [
+        "tests/identity/test_admin_read.py",  # a cross-tenant read through the repository
         "tests/isolation",
         "tests/encounters/test_intake.py",
     ],
@@ -221,6 +222,8 @@ def _sites(tree: ast.Module) -> Iterator[Site]:  # noqa: PLR0912 - one branch pe
                     n.value = new_value  # type: ignore[attr-defined]
 
                 yield node, f"constant {text}", change
+        if isinstance(node, ast.Call):
+            yield from _sql_sites(node)
         if isinstance(node, ast.If):
             for branch in (node.body, node.orelse):
                 for stmt in branch:
@@ -236,6 +239,29 @@ def _sites(tree: ast.Module) -> Iterator[Site]:  # noqa: PLR0912 - one branch pe
             yield node, "call statement removed", _replace_stmt_with_pass(parents)
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Await | ast.Call):
             yield node, "call statement in a guard branch removed", _replace_stmt_with_pass(parents)
+
+
+# SQL expressions say "is", "in", "and" through SQLAlchemy's methods and functions: their flips too.
+_FLIP_SQL_METHOD = {"is_": "is_not", "is_not": "is_", "in_": "not_in", "not_in": "in_"}
+_FLIP_SQL_FUNCTION = {"and_": "or_", "or_": "and_"}
+
+
+def _sql_sites(node: ast.Call) -> Iterator[Site]:
+    func = node.func
+    if isinstance(func, ast.Attribute) and func.attr in _FLIP_SQL_METHOD:
+        other = _FLIP_SQL_METHOD[func.attr]
+
+        def rename(n: ast.AST, other: str = other) -> None:
+            n.func.attr = other  # type: ignore[attr-defined]
+
+        yield node, f".{func.attr}() -> .{other}()", rename
+    elif isinstance(func, ast.Name) and func.id in _FLIP_SQL_FUNCTION:
+        other = _FLIP_SQL_FUNCTION[func.id]
+
+        def swap_function(n: ast.AST, other: str = other) -> None:
+            n.func.id = other  # type: ignore[attr-defined]
+
+        yield node, f"{func.id}() -> {other}()", swap_function
 
 
 def _inside_if_branch(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
