@@ -121,6 +121,7 @@ class Mutant:
     line: int
     description: str
     line_text: str  # the original source line, stripped: what the equivalent list matches on
+    under: str = ""  # for a statement in an if-branch, the if's line: tells apart twin statements
 
     def label(self) -> str:
         return f"{self.module}:{self.line}: {self.description}"
@@ -313,10 +314,15 @@ def mutants_of(module: str) -> list[Mutant]:
     source = (ROOT / module).read_text()
     lines = source.splitlines()
     tree = ast.parse(source)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     found = []
     for i, (node, description, _) in enumerate(_sites(tree)):
         line = getattr(node, "lineno", 0)
-        found.append(Mutant(module, i, line, description, lines[line - 1].strip() if line else ""))
+        guard = parents.get(node)
+        under = (
+            lines[guard.lineno - 1].strip() if isinstance(guard, ast.If) and node is not guard.test else ""
+        )
+        found.append(Mutant(module, i, line, description, lines[line - 1].strip() if line else "", under))
     return found
 
 
@@ -333,12 +339,14 @@ class Equivalent:
     line_text: str
     mutation: str
     reason: str
+    under: str = ""
 
     def matches(self, mutant: Mutant) -> bool:
         return (
             mutant.module == self.module
             and mutant.description == self.mutation
             and mutant.line_text == self.line_text
+            and (not self.under or mutant.under == self.under)
         )
 
 
@@ -346,7 +354,10 @@ def load_equivalents(path: Path = EQUIVALENT_FILE) -> list[Equivalent]:
     if not path.exists():
         return []
     entries = tomllib.loads(path.read_text()).get("equivalent", [])
-    return [Equivalent(e["module"], e["line"].strip(), e["mutation"], e["reason"]) for e in entries]
+    return [
+        Equivalent(e["module"], e["line"].strip(), e["mutation"], e["reason"], e.get("under", "").strip())
+        for e in entries
+    ]
 
 
 # -- running -----------------------------------------------------------------------------------------------
@@ -471,7 +482,7 @@ def _summary(name: str, tally: Tally) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - a command line reads top to bottom
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -482,8 +493,36 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - a command lin
     parser.add_argument("--list-only", action="store_true", help="print the mutants, run nothing")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per mutant (default 180)")
     parser.add_argument("--tests", nargs="+", help="test paths to run instead of the module's own subset")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def _plan(args: argparse.Namespace) -> dict[str, list[Mutant]]:
+    plan = {}
+    for module in args.module or list(TARGETS):
+        if not (ROOT / module).exists():
+            raise SystemExit(f"{module}: not found (moved?); pass --module with its new path")
+        mutants = mutants_of(module)[args.skip :]
+        if args.index:
+            mutants = [m for m in mutants if m.index in args.index]
+        plan[module] = mutants[: args.max] if args.max else mutants
+    return plan
+
+
+def _report(results: dict[str, Tally]) -> None:
+    total = Tally()
+    print("\n== mutation summary ==")
+    for module, tally in results.items():
+        print(_summary(module, tally))
+        total.add(tally)
+    print(_summary("TOTAL", total))
+    if total.survived:
+        print("survivors:")
+        for mutant in total.survived:
+            print(f"  {mutant.label()}    | {mutant.line_text}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     signal.signal(signal.SIGTERM, _on_term)
     # One run per checkout: a second one would restore the first one's backups under it.
     lock = (ROOT / ".rcm-mutate.lock").open("w")
@@ -493,29 +532,20 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - a command lin
         print("another mutation run is going on in this checkout", file=sys.stderr)
         return 2
     restore_stale_backups()
-    modules = args.module or list(TARGETS)
     equivalents = load_equivalents()
-    plan = {}
-    for module in modules:
-        if not (ROOT / module).exists():
-            print(f"{module}: not found (moved?); pass --module with its new path", file=sys.stderr)
-            return 2
-        mutants = mutants_of(module)[args.skip :]
-        if args.index:
-            mutants = [m for m in mutants if m.index in args.index]
-        plan[module] = mutants[: args.max] if args.max else mutants
+    plan = _plan(args)
     if args.list_only:
         for module, mutants in plan.items():
             print(f"{module}: {len(mutants)} mutants")
             for mutant in mutants:
                 mark = " [equivalent]" if any(e.matches(mutant) for e in equivalents) else ""
-                print(f"  #{mutant.index:<3} {mutant.label()}{mark}    | {mutant.line_text}")
+                under = f"   (under: {mutant.under})" if mutant.under else ""
+                print(f"  #{mutant.index:<3} {mutant.label()}{mark}    | {mutant.line_text}{under}")
         return 0
     if not os.environ.get("RCM_TEST_DATABASE_URL"):
         print("RCM_TEST_DATABASE_URL is not set: mutation runs need the shared test server", file=sys.stderr)
         return 2
 
-    total = Tally()
     results: dict[str, Tally] = {}
     try:
         for module, mutants in plan.items():
@@ -536,15 +566,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - a command lin
             print(_summary(module, results[module]), flush=True)
     except (KeyboardInterrupt, Interrupted):
         print("\ninterrupted; originals restored; partial figures follow", file=sys.stderr)
-    print("\n== mutation summary ==")
-    for module, tally in results.items():
-        print(_summary(module, tally))
-        total.add(tally)
-    print(_summary("TOTAL", total))
-    if total.survived:
-        print("survivors:")
-        for mutant in total.survived:
-            print(f"  {mutant.label()}    | {mutant.line_text}")
+    _report(results)
     return 0
 
 
