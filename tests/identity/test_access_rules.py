@@ -107,6 +107,8 @@ async def test_a_practice_that_is_not_active_is_reachable_by_nobody(
         headers=idem(holder),
     )
     assert again.status_code == 404
+    # That refusal too is on the probed practice's trail.
+    assert len(await audit_rows(owner_engine, "access.denied", tenant_id=tenant.id)) == before + 4
     async with platform_transaction(sessions) as session:
         stored = await tenant_by_slug(session, tenant.slug)
         assert stored is not None

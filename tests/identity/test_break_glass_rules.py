@@ -119,6 +119,7 @@ async def test_request_limits_are_checked_by_the_rules_themselves(
     "actor",
     [
         user_principal(Role.BILLER),  # no MFA
+        user_principal(Role.ADMIN),  # no MFA
         user_principal(Role.PRACTICE_OWNER, mfa=True),
         user_principal(Role.AUDITOR, mfa=True),
         dataclasses.replace(user_principal(Role.CODER, mfa=True), user_id=None),
