@@ -60,6 +60,15 @@ async def test_a_cached_status_lasts_its_ttl_and_no_longer(
     status_changed()
     assert await status.check(sessions, one) == one
 
+    # A TTL under a second still caches (for that fraction of a second).
+    brief = PrincipalStatus(0.5, clock=clock)
+    assert await brief.check(sessions, one) == one
+    await set_active(control_sessions, first.id, False)
+    assert await brief.check(sessions, one) == one
+    clock.now += 0.5
+    with pytest.raises(RevokedToken):
+        await brief.check(sessions, one)
+
     # Without a TTL nothing is cached.
     uncached = PrincipalStatus(0, clock=clock)
     assert await uncached.check(sessions, two) == two
