@@ -8,6 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.identity.break_glass import (
@@ -27,6 +29,8 @@ from rcm.identity.testing import user_principal
 from rcm.kit.db import platform_transaction
 from rcm.kit.errors import Forbidden, InvalidInput
 from rcm.kit.tenant import TenantId
+from rcm.tenancy.models import Tenant
+from tests.identity.conftest import make_user
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = BreakGlassPolicy(default_minutes=30, max_minutes=60, require_approval=False, max_grants_per_day=3)
@@ -146,3 +150,32 @@ async def test_who_may_not_approve(sessions: Sessions, actor: Principal) -> None
             await approve_grant(
                 BreakGlassStore(session), actor=actor, tenant_id=TenantId(uuid.uuid4()), grant_id=uuid.uuid4()
             )
+
+
+async def test_one_persons_requests_are_counted_one_after_the_other(
+    sessions: Sessions, control_sessions: Sessions, tenant: Tenant
+) -> None:
+    """The daily limit cannot be raced: a request waits while another of the same person is being counted;
+    another person's request does not."""
+    busy, free = await make_user(control_sessions, ["biller"]), await make_user(control_sessions, ["biller"])
+    policy = POLICY
+
+    async def ask(person: uuid.UUID) -> BreakGlassGrant:
+        async with platform_transaction(control_sessions) as session:
+            await session.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            return await request_grant(
+                BreakGlassStore(session),
+                actor=user_principal(Role.BILLER, user_id=person, mfa=True),
+                tenant_id=TenantId(tenant.id),
+                category=BreakGlassCategory.SYSTEM_OUTAGE,
+                reason=REASON,
+                minutes=None,
+                policy=policy,
+            )
+
+    async with platform_transaction(sessions) as holder:
+        await BreakGlassStore(holder).lock_person(busy.id)
+        with pytest.raises(DBAPIError, match="lock timeout"):
+            await ask(busy.id)
+        assert (await ask(free.id)).user_id == free.id
+    assert (await ask(busy.id)).user_id == busy.id
