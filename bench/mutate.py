@@ -124,6 +124,7 @@ class Mutant:
     description: str
     line_text: str  # the original source line, stripped: what the equivalent list matches on
     under: str = ""  # for a statement in an if-branch, the if's line: tells apart twin statements
+    function: str = ""  # the enclosing function's name
 
     def label(self) -> str:
         return f"{self.module}:{self.line}: {self.description}"
@@ -324,8 +325,16 @@ def mutants_of(module: str) -> list[Mutant]:
         under = (
             lines[guard.lineno - 1].strip() if isinstance(guard, ast.If) and node is not guard.test else ""
         )
-        found.append(Mutant(module, i, line, description, lines[line - 1].strip() if line else "", under))
+        text = lines[line - 1].strip() if line else ""
+        found.append(Mutant(module, i, line, description, text, under, _enclosing_function(node, parents)))
     return found
+
+
+def _enclosing_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> str:
+    parent = parents.get(node)
+    while parent is not None and not isinstance(parent, ast.FunctionDef | ast.AsyncFunctionDef):
+        parent = parents.get(parent)
+    return parent.name if parent is not None else ""
 
 
 def mutant_source(mutant: Mutant, original: str) -> str:
@@ -342,6 +351,7 @@ class Equivalent:
     mutation: str
     reason: str
     under: str = ""
+    function: str = ""
 
     def matches(self, mutant: Mutant) -> bool:
         return (
@@ -349,6 +359,7 @@ class Equivalent:
             and mutant.description == self.mutation
             and mutant.line_text == self.line_text
             and (not self.under or mutant.under == self.under)
+            and (not self.function or mutant.function == self.function)
         )
 
 
@@ -357,7 +368,14 @@ def load_equivalents(path: Path = EQUIVALENT_FILE) -> list[Equivalent]:
         return []
     entries = tomllib.loads(path.read_text()).get("equivalent", [])
     return [
-        Equivalent(e["module"], e["line"].strip(), e["mutation"], e["reason"], e.get("under", "").strip())
+        Equivalent(
+            e["module"],
+            e["line"].strip(),
+            e["mutation"],
+            e["reason"],
+            e.get("under", "").strip(),
+            e.get("function", ""),
+        )
         for e in entries
     ]
 
