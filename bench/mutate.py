@@ -55,6 +55,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "src/rcm/identity/break_glass.py": [
         "tests/identity/test_break_glass_rules.py",
+        "tests/identity/test_break_glass_store.py",
         "tests/identity/test_break_glass.py",
         "tests/identity/test_access.py",
     ],

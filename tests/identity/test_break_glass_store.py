@@ -9,9 +9,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.identity.break_glass import PENDING_LAPSES_AFTER
+from rcm.identity.break_glass import PENDING_LAPSES_AFTER, approve_grant, revoke_grant
 from rcm.identity.break_glass_store import BreakGlassStore, GrantFilter
 from rcm.identity.models import BreakGlassCategory, BreakGlassGrant, BreakGlassStatus
+from rcm.identity.principal import Role
+from rcm.identity.testing import user_principal
 from rcm.kit.db import platform_transaction, tenant_transaction
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext, TenantId
@@ -153,3 +155,22 @@ async def test_the_daily_count_is_per_person_across_tenants(
         # Strictly after ``since``: the grant made exactly at it is not counted.
         assert await store.requests_since(person, now - 10 * MINUTE) == 2
         assert await store.requests_since(uuid.uuid4(), now - timedelta(hours=3)) == 0
+
+
+async def test_approving_and_revoking_bind_the_grants_practice_themselves(
+    control_sessions: Sessions, tenant: Tenant, grants: tuple[datetime, uuid.UUID, dict[str, BreakGlassGrant]]
+) -> None:
+    """Called on a transaction bound to no practice, the rules still find the grant (and only in its own)."""
+    _, _, made = grants
+    approver = await make_user(control_sessions, ["admin"])
+    actor = user_principal(Role.ADMIN, user_id=approver.id, mfa=True)
+    async with platform_transaction(control_sessions) as session:
+        approved = await approve_grant(
+            BreakGlassStore(session), actor=actor, tenant_id=TenantId(tenant.id), grant_id=made["pending"].id
+        )
+    assert approved.approved_by == approver.id
+    async with platform_transaction(control_sessions) as session:
+        revoked, changed = await revoke_grant(
+            BreakGlassStore(session), actor=actor, tenant_id=TenantId(tenant.id), grant_id=made["active"].id
+        )
+    assert (changed, revoked.revoked_by) == (True, approver.id)
