@@ -470,8 +470,8 @@ def run_module(
     shutil.copy2(path, backup)
     try:
         for mutant in mutants:
-            tally.mutants += 1
             if any(e.matches(mutant) for e in equivalents):
+                tally.mutants += 1
                 tally.equivalent += 1
                 print(f"  equivalent  {mutant.label()}")
                 continue
@@ -480,6 +480,7 @@ def run_module(
             started = time.monotonic()
             outcome = run_tests(tests, timeout)
             took = time.monotonic() - started
+            tally.mutants += 1  # counted once run: an interrupted mutant has no outcome
             if outcome == "failed":
                 tally.killed += 1
             elif outcome == "timeout":

@@ -15,6 +15,7 @@ from rcm.identity.models import BreakGlassCategory, BreakGlassGrant, BreakGlassS
 from rcm.identity.principal import Role
 from rcm.identity.testing import user_principal
 from rcm.kit.db import platform_transaction, tenant_transaction
+from rcm.kit.errors import NotFound
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant
@@ -169,6 +170,11 @@ async def test_approving_and_revoking_bind_the_grants_practice_themselves(
             BreakGlassStore(session), actor=actor, tenant_id=TenantId(tenant.id), grant_id=made["pending"].id
         )
     assert approved.approved_by == approver.id
+    with pytest.raises(NotFound):  # an unknown grant is not found, never a crash
+        async with platform_transaction(control_sessions) as session:
+            await approve_grant(
+                BreakGlassStore(session), actor=actor, tenant_id=TenantId(tenant.id), grant_id=uuid.uuid4()
+            )
     async with platform_transaction(control_sessions) as session:
         revoked, changed = await revoke_grant(
             BreakGlassStore(session), actor=actor, tenant_id=TenantId(tenant.id), grant_id=made["active"].id
