@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format pytest wheel-smoke bench bench-intake bench-read clean
+.PHONY: install run test lint format pytest wheel-smoke bench bench-intake bench-read mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench-intake: $(STAMP)
 
 bench-read: $(STAMP)
 	$(BIN)/python bench/read.py
+
+# Mutation testing of the access-control modules (not in CI: tens of minutes). Needs RCM_TEST_DATABASE_URL.
+# Narrow it with MUTATE_ARGS, e.g. MUTATE_ARGS="--module src/rcm/identity/access.py --max 10" or "--list-only".
+mutate: $(STAMP)
+	$(BIN)/python bench/mutate.py $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) .rcm .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
