@@ -27,6 +27,8 @@ from rcm.config import Settings
 from rcm.kit.db import create_engine, session_factory
 
 logger = logging.getLogger(__name__)
+# APScheduler logs every run of every job at INFO (a line pair every few seconds); ours log what matters.
+logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 # Modules whose import declares periodic jobs; the worker imports them before starting the scheduler.
 PERIODIC_JOB_MODULES: tuple[str, ...] = ("rcm.audit.jobs", "rcm.idempotency.jobs")
