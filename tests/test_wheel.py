@@ -271,14 +271,15 @@ def test_migrate_serve_readyz_and_apply_manifest(installed: Installed) -> None:
 
         manifest = installed.workdir / "practice.yaml"
         manifest.write_text(MANIFEST)
-        applied = installed.rcm("tenants", "apply", str(manifest))
+        # Operator commands given the control role's URL, as the API is (embedded or not, no admin URL).
+        applied = installed.rcm("tenants", "apply", str(manifest), env=serve_env)
         assert applied.returncode == 0, applied.stderr
         assert applied.stdout.strip() in {"created tenant wheel-smoke", "updated tenant wheel-smoke"}
 
         # The schema ships too: a bad manifest is refused field by field, not with a traceback.
         bad = installed.workdir / "bad.yaml"
         bad.write_text(MANIFEST.replace('"1003000126"', '"12"'))
-        refused = installed.rcm("tenants", "apply", str(bad))
+        refused = installed.rcm("tenants", "apply", str(bad), env=serve_env)
         assert refused.returncode == 2
         assert "/billing_provider/npi" in refused.stderr
         assert "Traceback" not in refused.stderr
