@@ -175,6 +175,35 @@ async def test_decimal_string_is_never_stored_as_cents(practice_api: Api) -> Non
     assert listed["items"] == []
 
 
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        (b'{"mrn": "M2", "mrn": "M3"}', "/mrn"),
+        (
+            b'{"mrn": "M2", "given_name": "A", "family_name": "B", "birth_date": "1980-01-01", '
+            b'"address": {"line1": "x", "line1": "y"}}',
+            "/address/line1",
+        ),
+    ],
+    ids=["top-level", "nested"],
+)
+async def test_a_key_given_twice_is_refused_not_last_wins(
+    body: bytes, pointer: str, practice_api: Api
+) -> None:
+    """JSON parsers keep one of two equal keys silently; which one was meant is not ours to guess."""
+    response = await practice_api.post("/patients", content=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [{"pointer": pointer, "detail": "is given more than once"}]
+
+
+async def test_a_query_parameter_given_twice_is_refused(practice_api: Api) -> None:
+    response = await practice_api.client.get(
+        practice_api.url("/encounters") + "?limit=1&limit=500", headers=practice_api.headers
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [{"pointer": "query:limit", "detail": "is given more than once"}]
+
+
 async def test_the_depth_limit_is_named(practice_api: Api) -> None:
     response = await practice_api.post("/encounters", content=b"[" * 1000 + b"]" * 1000)
     assert response.status_code == 400

@@ -21,7 +21,9 @@ the only source, so a route added tomorrow is covered the day it lands.
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -122,11 +124,15 @@ def query_errors(scope: Scope, handler: HTTPRouteHandler) -> tuple[list[FieldErr
         return [], []
     declared = query_declaration(handler, frozenset(scope.get("path_params") or ()))
     unknown = sorted({name for name, _ in sent} - declared.names) if declared.names is not None else []
+    # A parameter given twice would be read as one of its values, silently (no query parameter is a list).
+    counts = Counter(name for name, _ in sent)
+    repeated = sorted({name for name, n in counts.items() if n > 1} - set(unknown))
     malformed = [
         FieldError(f"query:{name}", "must be " + ("true or false" if shape is _BOOLEAN else "an integer"))
         for name, value in sent
         if (shape := declared.shapes.get(name)) is not None and not shape.match(value)
     ]
+    malformed += [FieldError(f"query:{name}", "is given more than once") for name in repeated]
     return [FieldError(f"query:{name}", "is not a parameter of this route") for name in unknown], malformed
 
 
@@ -156,8 +162,56 @@ def is_json_media_type(value: str) -> bool:
     return charset is None or charset.group(1).lower() in ("utf-8", "utf8")
 
 
+class _Object(dict[str, Any]):
+    """A decoded JSON object that remembers the first key it met twice."""
+
+    repeated: str | None = None
+
+
+def _remember_repeats(pairs: list[tuple[str, Any]]) -> _Object:
+    found = _Object()
+    for key, value in pairs:
+        if key in found and found.repeated is None:
+            found.repeated = key
+        found[key] = value
+    return found
+
+
+def _repeated_key(value: object, pointer: str) -> str | None:
+    """The pointer of the first key repeated inside an object of ``value`` (depth is bounded by now)."""
+    if isinstance(value, _Object):
+        if value.repeated is not None:
+            return f"{pointer}/{_escape(value.repeated)}"
+        children: Iterator[tuple[str, object]] = ((f"{pointer}/{_escape(k)}", v) for k, v in value.items())
+    elif isinstance(value, list):
+        children = ((f"{pointer}/{i}", v) for i, v in enumerate(value))
+    else:
+        return None
+    for child_pointer, child in children:
+        found = _repeated_key(child, child_pointer)
+        if found is not None:
+            return found
+    return None
+
+
+def duplicate_key_errors(raw: bytes) -> list[FieldError]:
+    """A key given twice in one object: JSON parsers keep one of them silently, so it is refused (RFC 8259
+    §4 leaves the behaviour open; we take neither)."""
+    if raw.count(b":") < 2:
+        return []
+    try:
+        document = json.loads(raw, object_pairs_hook=_remember_repeats)
+    except (ValueError, RecursionError):
+        return []  # not JSON: the strict decode names that
+    pointer = _repeated_key(document, "")
+    return [FieldError(pointer, "is given more than once")] if pointer is not None else []
+
+
 def body_errors(body_type: Any, raw: bytes) -> list[FieldError]:
     """Strict decode of ``raw`` as ``body_type``: every coerced, unknown or implausible field, by pointer."""
+    repeated = duplicate_key_errors(raw)
+    if repeated:
+        return repeated
     try:
         value = msgspec.json.decode(raw, type=body_type, strict=True)
     except msgspec.ValidationError as exc:
