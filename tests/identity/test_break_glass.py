@@ -102,6 +102,8 @@ async def test_opening_needs_mfa(
     assert refused.status_code == 403
     assert refused.json()["title"] == "Multi-factor authentication required"
     assert [(e.event_type, e.detail["reason"]) for e in audit_log] == [("access.denied", "mfa_required")]
+    # The refusal is on the probed practice's own trail, where its owner and auditors look.
+    assert audit_log[0].tenant_id == tenant.id
     assert await audit_rows(owner_engine, "break_glass.open", tenant_id=tenant.id) == []
     assert (await open_grant(client, tenant, biller.mfa)).status_code == 201
 

@@ -12,7 +12,10 @@ from rcm.identity import audit_hooks
 from rcm.identity.middleware import current_principal
 from rcm.identity.principal import Principal, Role
 from rcm.identity.scopes import Scope
+from rcm.kit.db import platform_transaction
 from rcm.kit.errors import Forbidden
+from rcm.kit.tenant import TenantId
+from rcm.tenancy.repository import tenant_by_slug
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
@@ -30,12 +33,25 @@ class MfaRequired(Forbidden):
 
 
 async def _deny(connection: ASGIConnection[Any, Any, Any, Any], principal: Principal, reason: str) -> None:
+    sessions = connection.app.state.sessions
     await audit_hooks.access_denied(
-        connection.app.state.sessions,
+        sessions,
         request=audit_hooks.request_info(connection),
         principal=principal,
         reason=reason,
+        tenant_id=await _probed_tenant(sessions, connection),
     )
+
+
+async def _probed_tenant(sessions: Any, connection: ASGIConnection[Any, Any, Any, Any]) -> TenantId | None:
+    """The practice a refused request named in its path: the refusal belongs in that practice's trail (its
+    owner and auditors must see who tried), not only in the platform's. The answer stays the same 403."""
+    slug = connection.path_params.get("tenant_slug")
+    if not isinstance(slug, str) or "\x00" in slug:
+        return None
+    async with platform_transaction(sessions) as session:
+        tenant = await tenant_by_slug(session, slug)
+    return TenantId(tenant.id) if tenant is not None else None
 
 
 def requires_roles(*roles: Role) -> Guard:
