@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -301,19 +302,41 @@ def _instant(name: str, value: datetime | None) -> list[FieldError]:
     return [FieldError(f"query:{name}", "must carry a UTC offset")] if value and value.tzinfo is None else []
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewFilter:
+    """What a reviewer narrows the grants to (query parameters); every field optional."""
+
+    tenant: str | None = None
+    user_id: uuid.UUID | None = None
+    email: str | None = None
+    status: BreakGlassStatus | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def provide_review_filter(
+    *,
+    tenant: FromQuery[str | None] = None,
+    user_id: FromQuery[uuid.UUID | None] = None,
+    email: FromQuery[str | None] = None,
+    status: FromQuery[BreakGlassStatus | None] = None,
+    since: FromQuery[Instant] = None,
+    until: FromQuery[Instant] = None,
+) -> ReviewFilter:
+    """The review filters, shared by the admins' and the auditors' report (as the audit search does)."""
+    return ReviewFilter(tenant=tenant, user_id=user_id, email=email, status=status, since=since, until=until)
+
+
 async def _report(
     request: Req,
     state: State,
     *,
     readable: tuple[TenantId, ...] | None,
-    tenant: str | None,
-    user_id: uuid.UUID | None,
-    email: str | None,
-    status: BreakGlassStatus | None,
-    since: datetime | None,
-    until: datetime | None,
+    review: ReviewFilter,
 ) -> list[BreakGlassGrantOut]:
     """Grants the caller may review (``readable``; ``None`` = every tenant), filtered, newest first."""
+    tenant, user_id, email = review.tenant, review.user_id, review.email
+    status, since, until = review.status, review.since, review.until
     errors = _instant("since", since) + _instant("until", until)
     if errors:
         raise InvalidInput("The report filter is invalid.", errors=errors)
@@ -377,31 +400,13 @@ class BreakGlassReviewController(Controller):
         "/admin/break-glass",
         summary="Break-glass grants across all tenants, newest first, filterable (review)",
         guards=[requires_roles(Role.ADMIN), requires_scopes(ADMIN), requires_mfa],
+        dependencies={"review": Provide(provide_review_filter)},
         responses=problem_responses(),
     )
     async def admin_report(
-        self,
-        *,
-        request: Req,
-        state: State,
-        tenant: FromQuery[str | None] = None,
-        user_id: FromQuery[uuid.UUID | None] = None,
-        email: FromQuery[str | None] = None,
-        status: FromQuery[BreakGlassStatus | None] = None,
-        since: FromQuery[Instant] = None,
-        until: FromQuery[Instant] = None,
+        self, *, request: Req, state: State, review: NamedDependency[ReviewFilter]
     ) -> list[BreakGlassGrantOut]:
-        return await _report(
-            request,
-            state,
-            readable=None,
-            tenant=tenant,
-            user_id=user_id,
-            email=email,
-            status=status,
-            since=since,
-            until=until,
-        )
+        return await _report(request, state, readable=None, review=review)
 
     @get(
         "/break-glass/pending",
@@ -413,46 +418,19 @@ class BreakGlassReviewController(Controller):
     async def pending(
         self, request: Req, state: State, tenant: FromQuery[str | None] = None
     ) -> list[BreakGlassGrantOut]:
-        return await _report(
-            request,
-            state,
-            readable=None,
-            tenant=tenant,
-            user_id=None,
-            email=None,
-            status=BreakGlassStatus.PENDING,
-            since=None,
-            until=None,
-        )
+        pending = ReviewFilter(tenant=tenant, status=BreakGlassStatus.PENDING)
+        return await _report(request, state, readable=None, review=pending)
 
     @get(
         "/audit/break-glass",
         summary="Break-glass grants of the auditor's tenants, newest first, filterable (review)",
         guards=[requires_roles(Role.AUDITOR), requires_scopes(AUDIT_READ)],
+        dependencies={"review": Provide(provide_review_filter)},
         responses=problem_responses(),
     )
     async def auditor_report(
-        self,
-        *,
-        request: Req,
-        state: State,
-        tenant: FromQuery[str | None] = None,
-        user_id: FromQuery[uuid.UUID | None] = None,
-        email: FromQuery[str | None] = None,
-        status: FromQuery[BreakGlassStatus | None] = None,
-        since: FromQuery[Instant] = None,
-        until: FromQuery[Instant] = None,
+        self, *, request: Req, state: State, review: NamedDependency[ReviewFilter]
     ) -> list[BreakGlassGrantOut]:
         async with _refusals_audited(request, state, []):
             readable = _auditor_tenants(current_principal(request))
-        return await _report(
-            request,
-            state,
-            readable=readable,
-            tenant=tenant,
-            user_id=user_id,
-            email=email,
-            status=status,
-            since=since,
-            until=until,
-        )
+        return await _report(request, state, readable=readable, review=review)
