@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.audit import repository
 from rcm.audit.anchors import DirectoryAnchorStore, publish_checkpoint, read_anchors
 from rcm.audit.checkpoints import load_signer, public_keys_in, write_checkpoints
 from rcm.audit.records import AuditRecord
@@ -423,3 +424,15 @@ async def _plant_and_check(
     assert not report.ok
     assert "skipped" in {kind for _, kind in _kinds(report, chained)}
     assert report.tenants[0].head_seq == 9  # the ordinary event after the planted one was sealed
+    # The auditor's search still answers: every row is listed (the planted one is evidence) and a detail no
+    # parser can read is marked, not a failed page.
+    async with tenant_transaction(sessions, TenantContext.single(TenantId(chained.id))) as session:
+        page = await repository.search_page(
+            session, repository.Filters(tenant_id=chained.id), limit=100, after=None
+        )
+        streamed = [
+            r async for r in repository.stream_records(session, repository.Filters(tenant_id=chained.id))
+        ]
+    assert len(page) == len(streamed) == 10
+    unreadable = [r for r in page if r.detail == repository.UNREADABLE_DETAIL]
+    assert len(unreadable) == (1 if "repeat(" in planted else 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -131,6 +131,28 @@ audit_chainer_state = Table(
 
 logger = logging.getLogger(__name__)
 _EVENT_COLUMNS = [c for c in audit_event.c if c.name != "xid"]
+# ``detail`` is read as text and parsed here, one row at a time: a row planted beneath the API with JSON
+# nested thousands deep must fail neither a whole batch in the driver nor an auditor's page.
+_READ_COLUMNS = [col if col.name != "detail" else cast(col, Text).label("detail") for col in _EVENT_COLUMNS]
+# What an auditor sees in place of a detail no parser can read: the row is shown (it is evidence), its detail
+# is not, and verification reports the row in any case (the chainer never seals it).
+UNREADABLE_DETAIL = {"unreadable": "this event's detail cannot be parsed; it was not written by RCM"}
+
+
+def _detail(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (RecursionError, ValueError):
+        return dict(UNREADABLE_DETAIL)
+    return value if isinstance(value, dict) else dict(UNREADABLE_DETAIL)
+
+
+def _record(row: Mapping[Any, Any]) -> AuditRecord:
+    return AuditRecord.from_row({**row, "detail": _detail(row["detail"])})
+
+
 _SEAL_JOIN = and_(
     audit_seal.c.tenant_id == audit_event.c.tenant_id,
     audit_seal.c.event_id == audit_event.c.id,
@@ -192,20 +214,18 @@ async def events_to_seal(session: AsyncSession, low: int, high: int) -> list[Aud
     """
     c = audit_event.c
     already = select(audit_seal.c.event_id).where(_SEAL_JOIN).exists()
-    # ``detail`` comes as text and is parsed here, one row at a time: a row planted beneath the API with
-    # JSON nested thousands deep must not fail the whole batch in the driver.
-    columns = [col if col.name != "detail" else cast(col, Text).label("detail") for col in _EVENT_COLUMNS]
     statement = (
-        select(*columns)
+        select(*_READ_COLUMNS)
         .where(c.xid >= literal(low, Xid8()), c.xid < literal(high, Xid8()), ~already)
         .order_by(c.tenant_id, c.occurred_at, c.xid, c.id)
     )
     records = []
     for row in (await session.execute(statement)).mappings():
-        try:
-            records.append(AuditRecord.from_row({**row, "detail": json.loads(row["detail"])}))
-        except (RecursionError, ValueError, TypeError):
+        detail = _detail(row["detail"])
+        if detail == UNREADABLE_DETAIL:
             logger.warning("audit chainer left an event it cannot read unsealed")
+            continue
+        records.append(AuditRecord.from_row({**row, "detail": detail}))
     return records
 
 
@@ -316,7 +336,7 @@ def _filtered(filters: Filters) -> Select[Any]:
     """Events with their seal, if any (an unsealed event has NULL seq and hashes)."""
     c = audit_event.c
     statement = select(
-        *_EVENT_COLUMNS, audit_seal.c.seq, audit_seal.c.prev_hash, audit_seal.c.hash
+        *_READ_COLUMNS, audit_seal.c.seq, audit_seal.c.prev_hash, audit_seal.c.hash
     ).select_from(audit_event.outerjoin(audit_seal, _SEAL_JOIN))
     if filters.match_nothing:
         statement = statement.where(false())
@@ -361,7 +381,7 @@ async def search_page(
         )
     statement = statement.order_by(c.occurred_at.desc(), c.tenant_id.desc(), c.id.desc()).limit(limit)
     rows = (await session.execute(statement)).mappings().all()
-    return [AuditRecord.from_row(dict(row)) for row in rows]
+    return [_record(row) for row in rows]
 
 
 async def stream_records(
@@ -375,7 +395,7 @@ async def stream_records(
     )
     result = await session.stream(statement.execution_options(yield_per=batch))
     async for row in result.mappings():
-        yield AuditRecord.from_row(dict(row))
+        yield _record(row)
 
 
 async def stream_chain(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIterator[AuditRecord | Seal]:
@@ -384,7 +404,7 @@ async def stream_chain(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIter
     s = audit_seal.c
     statement = (
         select(
-            *(c.label(f"e_{c.name}") for c in _EVENT_COLUMNS),
+            *(c.label(f"e_{c.name}") for c in _READ_COLUMNS),
             s.seq,
             s.prev_hash,
             s.hash,
@@ -401,7 +421,7 @@ async def stream_chain(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIter
             continue
         values = {name[2:]: value for name, value in row.items() if name.startswith("e_")}
         values.update(seq=row["seq"], prev_hash=row["prev_hash"], hash=row["hash"])
-        yield AuditRecord.from_row(values)
+        yield _record(values)
 
 
 @dataclass(frozen=True, slots=True)
