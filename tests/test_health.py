@@ -15,7 +15,7 @@ async def test_healthz(client: AsyncTestClient[Litestar]) -> None:
 async def test_readyz_reports_schema_at_head(client: AsyncTestClient[Litestar]) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "schema": head_revision()}
+    assert response.json() == {"status": "ready", "schema": head_revision(), "rate_limit_store": "memory"}
 
 
 async def test_openapi_is_served(client: AsyncTestClient[Litestar]) -> None:

@@ -102,6 +102,16 @@ async def test_an_unreachable_redis_fails_open() -> None:
     assert hit.count == 0
 
 
+async def test_readiness_names_the_rate_limit_store(windows: Windows) -> None:
+    """/readyz reports where limits are counted; an unreachable Redis is reported, not hidden."""
+    assert await windows.health() == ("memory" if isinstance(windows, MemoryWindows) else "redis")
+    store = RedisWindows("redis://127.0.0.1:1/0", prefix="unreachable:")
+    try:
+        assert await store.health() == "redis unreachable"
+    finally:
+        await store.aclose()
+
+
 def _shared(settings: Settings, redis_url: str, prefix: str, **limits: int) -> Settings:
     return settings.model_copy(
         update={"redis_url": SecretStr(redis_url), "redis_key_prefix": prefix, **limits}

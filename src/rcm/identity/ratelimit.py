@@ -23,10 +23,9 @@ from litestar.types import Message, Receive, Scope, Send
 
 from rcm.config import Settings
 from rcm.identity.principal import Principal
-from rcm.kit.windows import Hit, Windows
+from rcm.kit.windows import WINDOWS_STATE_KEY, Hit, Windows
 
-# Where the app keeps its windows (``app.state``), opened and closed by the app's lifespan.
-WINDOWS_STATE_KEY = "rate_windows"
+__all__ = ["WINDOWS_STATE_KEY", "rate_limit_config"]
 
 
 def _address(request: Request[Any, Any, Any]) -> str:

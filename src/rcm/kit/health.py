@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from rcm.kit.errors import ServiceUnavailable
 from rcm.kit.migrations import head_revision
 from rcm.kit.package_data import PackageDataMissing
+from rcm.kit.windows import WINDOWS_STATE_KEY, Windows
 
 
 class HealthController(Controller):
@@ -39,4 +40,8 @@ class HealthController(Controller):
             raise ServiceUnavailable("This installation does not carry its database migrations.") from exc
         if current != head:
             raise ServiceUnavailable(f"The database schema is at {current}, the code expects {head}.")
-        return {"status": "ready", "schema": current}
+        # Rate limits fail open when Redis is down (an outage of the limiter must not take the API with it),
+        # so an unreachable Redis does not make the replica unready; it is reported for monitoring to see.
+        windows: Windows | None = state.get(WINDOWS_STATE_KEY)
+        rate_limits = await windows.health() if windows is not None else "off"
+        return {"status": "ready", "schema": current, "rate_limit_store": rate_limits}

@@ -19,6 +19,10 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 
+# Where the app keeps its windows (``app.state``), opened and closed by the app's lifespan.
+WINDOWS_STATE_KEY = "rate_windows"
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     count: int  # hits in the current window, this one included
@@ -27,6 +31,8 @@ class Hit:
 
 class Windows(Protocol):
     async def hit(self, key: str, window_ms: int) -> Hit: ...
+
+    async def health(self) -> str: ...
 
     async def aclose(self) -> None: ...
 
@@ -52,6 +58,9 @@ class MemoryWindows:
         if self._hits % self._PRUNE_EVERY == 0:  # bound memory: forget closed windows now and then
             self._windows = {k: v for k, v in self._windows.items() if v[1] > now}
         return Hit(count=count, reset_ms=max(0, int((closes - now) * 1000)))
+
+    async def health(self) -> str:
+        return "memory"
 
     async def aclose(self) -> None:
         self._windows.clear()
@@ -95,6 +104,12 @@ class RedisWindows:
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
+
+    async def health(self) -> str:
+        try:
+            return "redis" if await self.ping() else "redis unreachable"
+        except (RedisError, OSError):
+            return "redis unreachable"
 
     async def aclose(self) -> None:
         await self._redis.aclose()
