@@ -87,7 +87,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/isolation",
         "tests/encounters/test_intake.py",
     ],
-    "src/rcm/kit/rls.py": ["tests/isolation/test_rls_sql.py"],
+    "src/rcm/kit/rls.py": ["tests/kit/test_rls.py"],
 }
 DEFAULT_TESTS = ["tests/identity", "tests/tenancy", "tests/isolation"]
 
