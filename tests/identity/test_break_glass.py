@@ -26,7 +26,7 @@ from rcm.identity.models import BreakGlassGrant
 from rcm.identity.principal import Role
 from rcm.identity.testing import user_principal
 from rcm.kit.db import platform_transaction, tenant_transaction
-from rcm.kit.tenant import TenantContext, TenantId
+from rcm.kit.tenant import PLATFORM_TENANT, TenantContext, TenantId
 from rcm.tenancy.models import Tenant
 from rcm.tenancy.service import assign_staff
 from tests.identity.conftest import Mint, audit_rows, idem, make_user
@@ -106,6 +106,21 @@ async def test_opening_needs_mfa(
     assert audit_log[0].tenant_id == tenant.id
     assert await audit_rows(owner_engine, "break_glass.open", tenant_id=tenant.id) == []
     assert (await open_grant(client, tenant, biller.mfa)).status_code == 201
+
+
+async def test_a_refusal_naming_a_slug_with_a_nul_byte_is_the_same_403(
+    client: Client, person: Any, audit_log: list[AuditEvent]
+) -> None:
+    """The refused request's practice is looked up for its audit trail; a slug PostgreSQL cannot even hold
+    (a NUL byte) is no practice, and the answer stays the 403 every refusal gets, never a 500."""
+    biller = await person(Role.BILLER)
+    refused = await client.post(
+        "/api/v1/tenants/a%00b/break-glass",
+        json={"category": "payer_deadline", "reason": "x" * 30},
+        headers={**biller.plain, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert refused.status_code == 403, refused.text
+    assert [(e.event_type, e.tenant_id) for e in audit_log] == [("access.denied", PLATFORM_TENANT)]
 
 
 async def test_a_grant_needs_a_category_and_a_reason_of_real_length(

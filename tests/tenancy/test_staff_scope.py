@@ -16,6 +16,7 @@ from rcm.audit.events import Action, RequestInfo
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
+from rcm.encounters.models import EncounterEvent
 from rcm.encounters.repository import EncounterRepository
 from rcm.identity.principal import Principal, PrincipalKind, Role
 from rcm.identity.testing import client_principal, mint_access_token, user_principal
@@ -107,6 +108,43 @@ async def test_a_staff_scope_sees_exactly_the_assigned_practices(  # noqa: PLR09
         assert (await scope.keyring(tenant.id)).tenant_id == tenant.id
         with pytest.raises(ValueError, match="outside"):
             await scope.keyring(other_tenant.id)
+
+
+async def test_a_cross_practice_insert_names_one_of_its_practices(  # noqa: PLR0917 - pytest fixtures
+    client: AsyncTestClient[Litestar],
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    keystore: KeyStore,
+    tenant: Tenant,
+    other_tenant: Tenant,
+) -> None:
+    """A multi-practice unit of work never guesses a row's practice: a row must already name one of the
+    scope's practices (another practice's is refused before any SQL), and the caller's object then holds the
+    timestamps the database holds."""
+    third = await make_tenant(control_sessions, "ins")
+    encounter = await _encounter(client, tenant, sessions, settings)
+    coder = await _assigned_coder(control_sessions, tenant, third)
+
+    def event(tenant_id: uuid.UUID) -> EncounterEvent:
+        return EncounterEvent(
+            tenant_id=tenant_id, id=uuid.uuid4(), encounter_id=encounter, status="needs_coding", note=None
+        )
+
+    async with staff_scope(sessions, keystore, coder, REQUEST) as scope:
+        repo = scope.repo(EncounterRepository)
+        with pytest.raises(ValueError, match="outside"):
+            await repo.insert(event(other_tenant.id))
+        mine = event(tenant.id)
+        await repo.insert(mine)
+        assert mine.created_at is not None
+        stored = (
+            await scope.session.execute(
+                text("SELECT created_at FROM rcm.encounter_event WHERE tenant_id = :t AND id = :i"),
+                {"t": tenant.id, "i": mine.id},
+            )
+        ).scalar_one()
+        assert stored == mine.created_at
 
 
 async def test_a_staff_scope_needs_a_staff_member_and_their_own_assignments(
