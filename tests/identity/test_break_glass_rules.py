@@ -21,13 +21,14 @@ from rcm.identity.break_glass import (
     grant_status,
     meaningful_chars,
     request_grant,
+    revoke_grant,
 )
 from rcm.identity.break_glass_store import BreakGlassStore
 from rcm.identity.models import BreakGlassCategory, BreakGlassGrant, BreakGlassStatus
 from rcm.identity.principal import Principal, Role
 from rcm.identity.testing import user_principal
 from rcm.kit.db import platform_transaction
-from rcm.kit.errors import Forbidden, InvalidInput
+from rcm.kit.errors import Forbidden, InvalidInput, NotFound
 from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import Tenant
 from tests.identity.conftest import make_user
@@ -103,7 +104,8 @@ async def _request(
 @pytest.mark.parametrize(
     ("reason", "minutes", "pointers"),
     [
-        ("x" * (MAX_REASON_CHARS + 1), 30, ["/reason"]),  # only the HTTP layer's length limit hid this
+        # Only the HTTP layer's length limit hid this (a real reason, so the too-short rule does not fire).
+        ((REASON + " ") * (MAX_REASON_CHARS // len(REASON) + 1), 30, ["/reason"]),
         ("abcde" * (MIN_REASON_CHARS // 5 - 1), 30, ["/reason"]),
         (REASON, 0, ["/minutes"]),
         (REASON, 61, ["/minutes"]),
@@ -150,6 +152,35 @@ async def test_who_may_not_approve(sessions: Sessions, actor: Principal) -> None
             await approve_grant(
                 BreakGlassStore(session), actor=actor, tenant_id=TenantId(uuid.uuid4()), grant_id=uuid.uuid4()
             )
+
+
+async def test_a_caller_who_is_no_person_revokes_nothing(
+    sessions: Sessions, control_sessions: Sessions, tenant: Tenant
+) -> None:
+    """A grant is revoked by a person (the holder, a supervisor or an admin with MFA): a token that names no
+    person, whatever roles it claims, finds no grant to revoke."""
+    holder = await make_user(control_sessions, ["biller"])
+    async with platform_transaction(control_sessions) as session:
+        grant_row = await request_grant(
+            BreakGlassStore(session),
+            actor=user_principal(Role.BILLER, user_id=holder.id, mfa=True),
+            tenant_id=TenantId(tenant.id),
+            category=BreakGlassCategory.PAYER_DEADLINE,
+            reason=REASON,
+            minutes=None,
+            policy=POLICY,
+        )
+    nobody = dataclasses.replace(user_principal(Role.ADMIN, Role.SUPERVISOR, mfa=True), user_id=None)
+    async with platform_transaction(control_sessions) as session:
+        with pytest.raises(NotFound):
+            await revoke_grant(
+                BreakGlassStore(session), actor=nobody, tenant_id=TenantId(tenant.id), grant_id=grant_row.id
+            )
+        store = BreakGlassStore(session)
+        await store.bind(TenantId(tenant.id))
+        still = await store.get_for_update(TenantId(tenant.id), grant_row.id)
+        assert still is not None
+        assert still.revoked_at is None
 
 
 async def test_one_persons_requests_are_counted_one_after_the_other(
