@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Any, cast
 
 import msgspec
@@ -270,9 +271,29 @@ def _populate(table: Table, columns: Sequence[str]) -> str:
     )
 
 
-def _columns(model: Any) -> tuple[tuple[str, str], ...]:
-    """(attribute, column) of every mapped column of ``model``."""
-    return tuple((attr.key, attr.columns[0].name) for attr in inspect(model).column_attrs)
+def _columns(model: Any) -> tuple[tuple[str, str, Callable[[], Any] | None], ...]:
+    """(attribute, column, Python default) of every mapped column of ``model``.
+
+    A JSON field left out (or null) is NULL, not the column's default: defaults are applied here, as the
+    ORM would, so a column added later with a default needs no change to the intake.
+    """
+    columns = []
+    for attr in inspect(model).column_attrs:
+        column = attr.columns[0]
+        default = column.default
+        if default is None and column.server_default is not None and not column.nullable:
+            # It would be written NULL (json_populate_recordset knows no defaults): say so at import.
+            raise TypeError(f"{model.__name__}.{attr.key}: give the server default a Python default too")
+        if default is None:
+            make = None
+        elif default.is_callable:
+            make = partial(default.arg, None)  # SQLAlchemy wraps a callable to take an execution context
+        elif default.is_scalar:
+            make = partial(lambda value: value, default.arg)
+        else:
+            raise TypeError(f"{model.__name__}.{attr.key}: a SQL default cannot be applied in Python")
+        columns.append((attr.key, column.name, make))
+    return tuple(columns)
 
 
 # Parents first (the foreign keys are checked at the end of the statement anyway).
@@ -294,7 +315,7 @@ _AUDIT_COLUMNS = tuple(column.name for column in audit_event.columns if column.n
 
 def _write_statement() -> TextClause:
     parts = [
-        _populate(cast(Table, model.__table__), [name for _, name in _MODEL_COLUMNS[model]])
+        _populate(cast(Table, model.__table__), [name for _, name, _ in _MODEL_COLUMNS[model]])
         for model in _INTAKE_MODELS
     ]
     # The request's idempotent response, stored along (with ``idem_id`` NULL it stores nothing).
@@ -367,7 +388,8 @@ class IntakeRepository(TenantScopedRepository[Encounter]):
         statement of data-modifying CTEs, each table's rows one JSON parameter.
 
         Foreign keys are checked at the end of the statement, so a row may refer to another row of it.
-        Timestamps left unset are filled here, so the caller's objects hold what the database holds.
+        Columns left unset get their model's default here, so the caller's objects hold what the database
+        holds.
         """
         tenant_id = self.context.tenant_id  # one practice's intake (the property refuses a cross-tenant one)
         now = utcnow()
@@ -378,11 +400,12 @@ class IntakeRepository(TenantScopedRepository[Encounter]):
             model: Any = type(row)
             row.tenant_id = tenant_id
             values: dict[str, Any] = {}
-            for key, name in _MODEL_COLUMNS[model]:
+            for key, name, default in _MODEL_COLUMNS[model]:
                 value = getattr(row, key)
-                if value is None and key in ("created_at", "updated_at"):
-                    value = now
-                    setattr(row, key, now)
+                if value is None and default is not None:
+                    # One instant for every timestamp of the intake; other defaults as the model says.
+                    value = now if key in ("created_at", "updated_at") else default()
+                    setattr(row, key, value)
                 values[name] = _json_value(value)
             batches[cast(Table, model.__table__).name].append(values)
         batches[audit_event.name] = [
