@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.idempotency.service import request_fingerprint
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext, TenantId
+from rcm.providers.npi import npi_check_digit_valid
 from tests.support import Api, encounter_payload, patient_payload
 
 
@@ -430,3 +433,99 @@ async def test_a_stored_response_altered_beneath_the_api_is_never_replayed(
             text("UPDATE rcm.idempotency_record SET patient_ids = '{}' WHERE key = :k"), {"k": key}
         )
     assert (await practice_api.post("/encounters", payload, key=key)).status_code == 409
+
+
+# One intake names a provider twice (rendering and billing): it is created once, whichever slot names it.
+def _valid_npi(prefix: str) -> str:
+    return next(f"{prefix}{digit}" for digit in "0123456789" if npi_check_digit_valid(f"{prefix}{digit}"))
+
+
+async def test_the_same_new_npi_in_both_slots_is_one_provider(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    npi = _valid_npi("177" + str(uuid.uuid4().int)[:6])
+    before = await _count(owner_engine, "provider", uuid.UUID(practice_api.tenant_id))
+    provider = {"npi": npi, "name": "Dr Both Slots Fake"}
+    created = await practice_api.post(
+        "/encounters", encounter_payload(rendering_provider=provider, billing_provider=provider)
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["rendering_provider_id"] == body["billing_provider_id"]
+    assert await _count(owner_engine, "provider", uuid.UUID(practice_api.tenant_id)) == before + 1
+    history = (await practice_api.get(f"/encounters/{body['id']}/status")).json()["history"]
+    assert [h["note"] for h in history] == [None]
+
+
+async def test_a_mistyped_billing_npi_of_the_new_rendering_provider_is_that_provider(
+    practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    """The billing NPI fails its check digit and names the provider this same intake creates: that one,
+    flagged, never a second provider of the name."""
+    npi = _valid_npi("188" + str(uuid.uuid4().int)[:6])
+    typo = next(f"{npi[:9]}{d}" for d in "0123456789" if f"{npi[:9]}{d}" != npi)
+    before = await _count(owner_engine, "provider", uuid.UUID(practice_api.tenant_id))
+    created = await practice_api.post(
+        "/encounters",
+        encounter_payload(
+            rendering_provider={"npi": npi, "name": "Dr Pair Fake"},
+            billing_provider={"npi": typo, "name": "dr pair fake"},
+        ),
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["billing_provider_id"] == body["rendering_provider_id"]
+    assert await _count(owner_engine, "provider", uuid.UUID(practice_api.tenant_id)) == before + 1
+    history = (await practice_api.get(f"/encounters/{body['id']}/status")).json()["history"]
+    assert [h["note"] for h in history] == ["npi_check_digit_failed"]
+
+
+def _hold_then_commit(
+    admin_url: str, statement: str, args: tuple[object, ...], held: threading.Event, seconds: float
+) -> None:
+    """In a thread of its own (the test client blocks the test's loop while a request runs): run
+    ``statement`` in a transaction, signal, keep it uncommitted for ``seconds``, commit."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            async with conn.transaction():
+                await conn.execute(statement, *args)
+                held.set()
+                await asyncio.sleep(seconds)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+async def test_an_external_id_taken_between_lookup_and_write_is_the_same_409(
+    practice_api: Api, owner_engine: AsyncEngine, admin_url: str
+) -> None:
+    """A concurrent intake holds the external id uncommitted: the lookup cannot see it, the write waits on
+    the unique constraint, and once the other commits the answer is the lookup's 409 naming /external_id."""
+    first = await practice_api.post("/encounters", encounter_payload())
+    assert first.status_code == 201, first.text
+    external_id = f"ENC-race-{uuid.uuid4().hex[:8]}"
+    tenant_id = uuid.UUID(practice_api.tenant_id)
+    held = threading.Event()
+    other = threading.Thread(
+        target=_hold_then_commit,
+        args=(
+            admin_url,
+            "UPDATE rcm.encounter SET external_id = $1 WHERE tenant_id = $2 AND id = $3",
+            (external_id, tenant_id, uuid.UUID(first.json()["id"])),
+            held,
+            1.0,
+        ),
+    )
+    other.start()
+    try:
+        assert held.wait(30)
+        refused = await practice_api.post("/encounters", encounter_payload(external_id=external_id))
+    finally:
+        other.join(30)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["errors"] == [{"pointer": "/external_id", "detail": "already exists"}]
+    assert await _count(owner_engine, "encounter", tenant_id) == 1
+    assert await _count(owner_engine, "patient", tenant_id) == 1  # the loser's patient was rolled back

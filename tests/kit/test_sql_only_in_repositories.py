@@ -45,7 +45,6 @@ ALLOWED: dict[str, str] = {
     "kit/migrations.py": "autogenerate comparison: reads pg_class for partition names, no tenant data",
     "worker/scheduler.py": "advisory locks that elect one scheduler replica; no table is read",
     "idempotency/jobs.py": "TODO(issue 5 point 9): move (point 10 is reshaping idempotency now)",
-    "idempotency/service.py": "TODO(issue 5 point 9): move (point 10 is reshaping idempotency now)",
     "identity/admin_people.py": "TODO(issue 5 point 9): move the people/assignment writes into a repository",
     "identity/clients.py": "TODO(issue 5 point 9): move API-client statements into a repository",
     "identity/keys.py": "TODO(issue 5 point 9): move signing-key statements into a repository",

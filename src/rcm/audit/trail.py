@@ -43,6 +43,17 @@ async def record_now(sessions: async_sessionmaker[AsyncSession], event: AuditEve
         record(session, event)
 
 
+def take_pending(session: AsyncSession) -> list[AuditRecord]:
+    """The events buffered so far, as stored rows, taken off the buffer: for a repository that inserts
+    them with its own rows (one round trip for the rows and their audit events, in the same transaction).
+
+    The caller must insert them in this transaction; if that statement fails, the transaction fails, and
+    the events go with it as they would have at commit.
+    """
+    pending: list[AuditEvent] | None = session.sync_session.info.pop(_PENDING, None)
+    return [to_record(event) for event in pending or ()]
+
+
 def pending_events(session: AsyncSession) -> tuple[AuditEvent, ...]:
     """Events buffered on the session and not yet written (for tests and diagnostics)."""
     return tuple(session.sync_session.info.get(_PENDING, ()))

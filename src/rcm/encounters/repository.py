@@ -1,15 +1,44 @@
-"""All SQL for encounters, their lines and their history."""
+"""All SQL for encounters, their lines and their history, and the two statements of an intake."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
+from typing import Any, cast
 
-from sqlalchemy import func, select
+import msgspec
+from sqlalchemy import (
+    BindParameter,
+    LargeBinary,
+    Select,
+    Table,
+    Text,
+    TextClause,
+    Uuid,
+    and_,
+    bindparam,
+    false,
+    func,
+    inspect,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+)
 
+from rcm.audit.repository import audit_event
+from rcm.audit.trail import take_pending
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent
+from rcm.idempotency.repository import STORE_PARAMS, STORE_SQL
+from rcm.kit.models import TenantOwned, utcnow
 from rcm.kit.repository import TenantScopedRepository
+from rcm.patients.models import Coverage, Patient
+from rcm.providers.models import Provider
+from rcm.workqueue.models import WorkItem, WorkItemEvent
 
 
 class EncounterRepository(TenantScopedRepository[Encounter]):
@@ -78,3 +107,313 @@ class EncounterRepository(TenantScopedRepository[Encounter]):
             .order_by(EncounterEvent.created_at, EncounterEvent.id)
         )
         return await self._all(stmt)
+
+
+# Intake: one statement to look up everything an encounter refers to, one to write it all ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderProbe:
+    """How to find one provider slot: by id, or by NPI (and, for an NPI failing its check digit, by name
+    and kind, a valid NPI first: the practice's provider that NPI is a typo of)."""
+
+    provider_id: uuid.UUID | None = None
+    npi: str | None = None
+    name: str | None = None  # only when the NPI fails its check digit
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeProbe:
+    external_id: str
+    patient_id: uuid.UUID | None = None
+    mrn_index: bytes | None = None
+    coverage_id: uuid.UUID | None = None
+    # An inline coverage: the patient's (the one found above) with this payer and member id.
+    coverage_payer_id: str | None = None
+    member_index: bytes | None = None
+    rendering: ProviderProbe | None = None
+    billing: ProviderProbe | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundPatient:
+    id: uuid.UUID
+    name_dob_bidx: bytes
+    birth_date: bytes  # ciphertext
+
+
+@dataclass(frozen=True, slots=True)
+class FoundCoverage:
+    id: uuid.UUID
+    patient_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class FoundProvider:
+    id: uuid.UUID
+    npi: str
+    npi_valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeFound:
+    external_id_taken: bool
+    patient: FoundPatient | None
+    coverage: FoundCoverage | None
+    rendering: FoundProvider | None
+    billing: FoundProvider | None
+
+
+# The unique constraint a concurrent intake of the same external id runs into (migration 0005).
+EXTERNAL_ID_UNIQUE = "uq_encounter_tenant_id_external_id"
+_ENCOUNTER = cast(Table, Encounter.__table__)
+_PATIENT = cast(Table, Patient.__table__)
+_COVERAGE = cast(Table, Coverage.__table__)
+_PROVIDER = cast(Table, Provider.__table__)
+
+
+def _provider_slot(prefix: str, tenant: BindParameter[uuid.UUID]) -> Any:
+    """A provider by id, or by NPI, or (its NPI failing the check digit: ``name`` is then given) by name
+    and kind, the NPI's own row first, then a valid NPI, then the oldest."""
+    by_npi = _PROVIDER.c.npi == bindparam(f"{prefix}_npi", type_=Text)
+    return (
+        select(_PROVIDER.c.id, _PROVIDER.c.npi, _PROVIDER.c.npi_valid)
+        .where(
+            _PROVIDER.c.tenant_id == tenant,
+            or_(
+                _PROVIDER.c.id == bindparam(f"{prefix}_id", type_=Uuid),
+                by_npi,
+                and_(
+                    func.lower(_PROVIDER.c.name) == bindparam(f"{prefix}_name", type_=Text),
+                    _PROVIDER.c.kind == bindparam(f"{prefix}_kind", type_=Text),
+                ),
+            ),
+        )
+        .order_by(
+            func.coalesce(by_npi, false()).desc(),
+            _PROVIDER.c.npi_valid.desc(),
+            _PROVIDER.c.created_at,
+            _PROVIDER.c.id,
+        )
+        .limit(1)
+        .lateral(prefix)
+    )
+
+
+def _lookup_statement() -> Select[Any]:
+    """Built once: every part is at most one row, joined laterally off a one-row base; a part whose
+    parameters are NULL finds nothing. A constant statement is compiled and prepared once per connection."""
+    tenant = bindparam("tenant_id", type_=Uuid)
+    enc = (
+        select(_ENCOUNTER.c.id)
+        .where(
+            _ENCOUNTER.c.tenant_id == tenant,
+            _ENCOUNTER.c.external_id == bindparam("external_id", type_=Text),
+        )
+        .limit(1)
+        .lateral("enc")
+    )
+    pat = (
+        select(_PATIENT.c.id, _PATIENT.c.name_dob_bidx, _PATIENT.c.birth_date)
+        .where(
+            _PATIENT.c.tenant_id == tenant,
+            or_(
+                _PATIENT.c.id == bindparam("patient_id", type_=Uuid),
+                _PATIENT.c.mrn_bidx == bindparam("mrn_index", type_=LargeBinary),
+            ),
+        )
+        .limit(1)
+        .lateral("pat")
+    )
+    cov = (
+        select(_COVERAGE.c.id, _COVERAGE.c.patient_id)
+        .where(
+            _COVERAGE.c.tenant_id == tenant,
+            or_(
+                _COVERAGE.c.id == bindparam("coverage_id", type_=Uuid),
+                # An inline coverage: the patient's (found above) with this payer and member id.
+                and_(
+                    _COVERAGE.c.patient_id == pat.c.id,
+                    _COVERAGE.c.payer_id == bindparam("payer_id", type_=Text),
+                    _COVERAGE.c.member_id_bidx == bindparam("member_index", type_=LargeBinary),
+                ),
+            ),
+        )
+        .limit(1)
+        .lateral("cov")
+    )
+    parts = {
+        "enc": enc,
+        "pat": pat,
+        "cov": cov,
+        "rend": _provider_slot("rend", tenant),
+        "bill": _provider_slot("bill", tenant),
+    }
+    joined: Any = select(literal(1).label("one")).subquery("base")
+    for part in parts.values():
+        joined = joined.outerjoin(part, true())
+    columns = [column.label(f"{name}_{column.key}") for name, part in parts.items() for column in part.c]
+    return select(*columns).select_from(joined)
+
+
+_LOOKUP = _lookup_statement()
+
+
+def _populate(table: Table, columns: Sequence[str]) -> str:
+    """``INSERT`` of the rows given as one JSON array parameter named after the table (identifiers come
+    from the metadata, values only through the parameter). ``json_populate_recordset`` converts each field
+    to its column's type: a constant statement, whatever the number of rows."""
+    names = ", ".join(columns)
+    return (
+        f"INSERT INTO {table.fullname} ({names}) SELECT {names} "  # noqa: S608 - identifiers from metadata
+        f"FROM json_populate_recordset(NULL::{table.fullname}, CAST(:{table.name} AS json))"
+    )
+
+
+def _columns(model: Any) -> tuple[tuple[str, str, Callable[[], Any] | None], ...]:
+    """(attribute, column, Python default) of every mapped column of ``model``.
+
+    A JSON field left out (or null) is NULL, not the column's default: defaults are applied here, as the
+    ORM would, so a column added later with a default needs no change to the intake.
+    """
+    columns = []
+    for attr in inspect(model).column_attrs:
+        column = attr.columns[0]
+        default = column.default
+        if default is None and column.server_default is not None and not column.nullable:
+            # It would be written NULL (json_populate_recordset knows no defaults): say so at import.
+            raise TypeError(f"{model.__name__}.{attr.key}: give the server default a Python default too")
+        if default is None:
+            make = None
+        elif default.is_callable:
+            make = partial(default.arg, None)  # SQLAlchemy wraps a callable to take an execution context
+        elif default.is_scalar:
+            make = partial(lambda value: value, default.arg)
+        else:
+            raise TypeError(f"{model.__name__}.{attr.key}: a SQL default cannot be applied in Python")
+        columns.append((attr.key, column.name, make))
+    return tuple(columns)
+
+
+# Parents first (the foreign keys are checked at the end of the statement anyway).
+_INTAKE_MODELS: tuple[Any, ...] = (
+    Patient,
+    Coverage,
+    Provider,
+    Encounter,
+    Diagnosis,
+    ChargeLine,
+    EncounterEvent,
+    WorkItem,
+    WorkItemEvent,
+)
+_MODEL_COLUMNS = {model: _columns(model) for model in _INTAKE_MODELS}
+# What ``AuditRecord.as_row`` holds: every column but the inserting transaction's id (its default).
+_AUDIT_COLUMNS = tuple(column.name for column in audit_event.columns if column.name != "xid")
+
+
+def _write_statement() -> TextClause:
+    parts = [
+        _populate(cast(Table, model.__table__), [name for _, name, _ in _MODEL_COLUMNS[model]])
+        for model in _INTAKE_MODELS
+    ]
+    # The request's idempotent response, stored along (with ``idem_id`` NULL it stores nothing).
+    parts.append(STORE_SQL)
+    ctes = ",\n".join(f"w{index} AS ({part})" for index, part in enumerate(parts))
+    names = [cast(Table, model.__table__).name for model in _INTAKE_MODELS] + [audit_event.name]
+    return text(f"WITH {ctes}\n{_populate(audit_event, _AUDIT_COLUMNS)}").bindparams(
+        *[bindparam(name, type_=Text) for name in names],
+        bindparam("tenant_id", type_=Uuid),
+        *STORE_PARAMS,
+    )
+
+
+_WRITE = _write_statement()
+
+
+def _json_value(value: Any) -> Any:
+    # bytea's text input form; everything else msgspec encodes as PostgreSQL reads it from JSON.
+    return "\\x" + value.hex() if isinstance(value, bytes) else value
+
+
+class IntakeRepository(TenantScopedRepository[Encounter]):
+    """The SQL of one intake across the tables an encounter refers to: every lookup in one statement, and
+    every row (with the audit events recorded so far) in one more. Both statements are constant, so they
+    are compiled once per process and prepared once per connection: a round trip, and SQLAlchemy's work
+    on a statement, cost a request more than PostgreSQL's."""
+
+    model = Encounter
+
+    async def lookup(self, probe: IntakeProbe) -> IntakeFound:
+        params: dict[str, Any] = {
+            "tenant_id": self.context.tenant_id,
+            "external_id": probe.external_id,
+            "patient_id": probe.patient_id,
+            "mrn_index": probe.mrn_index,
+            "coverage_id": probe.coverage_id,
+            "payer_id": probe.coverage_payer_id,
+            "member_index": probe.member_index,
+        }
+        for prefix, given in (("rend", probe.rendering), ("bill", probe.billing)):
+            slot = given or ProviderProbe()
+            params[f"{prefix}_id"] = slot.provider_id
+            params[f"{prefix}_npi"] = slot.npi
+            params[f"{prefix}_name"] = slot.name.lower() if slot.name is not None else None
+            params[f"{prefix}_kind"] = slot.kind
+        row = (await self._execute(_LOOKUP, params)).one()._mapping
+
+        def provider(name: str) -> FoundProvider | None:
+            if row[f"{name}_id"] is None:
+                return None
+            return FoundProvider(row[f"{name}_id"], row[f"{name}_npi"], row[f"{name}_npi_valid"])
+
+        return IntakeFound(
+            external_id_taken=row["enc_id"] is not None,
+            patient=(
+                FoundPatient(row["pat_id"], row["pat_name_dob_bidx"], row["pat_birth_date"])
+                if row["pat_id"] is not None
+                else None
+            ),
+            coverage=FoundCoverage(row["cov_id"], row["cov_patient_id"])
+            if row["cov_id"] is not None
+            else None,
+            rendering=provider("rend"),
+            billing=provider("bill"),
+        )
+
+    async def write(self, rows: Sequence[TenantOwned], *, response: Mapping[str, Any]) -> None:
+        """INSERT ``rows`` (of the intake's models) and the audit events recorded so far in this
+        transaction, and store the idempotent ``response`` (``STORE_SQL``'s parameters): ONE constant
+        statement of data-modifying CTEs, each table's rows one JSON parameter.
+
+        Foreign keys are checked at the end of the statement, so a row may refer to another row of it.
+        Columns left unset get their model's default here, so the caller's objects hold what the database
+        holds.
+        """
+        tenant_id = self.context.tenant_id  # one practice's intake (the property refuses a cross-tenant one)
+        now = utcnow()
+        batches: dict[str, list[dict[str, Any]]] = {
+            cast(Table, model.__table__).name: [] for model in _INTAKE_MODELS
+        }
+        for row in rows:
+            model: Any = type(row)
+            row.tenant_id = tenant_id
+            values: dict[str, Any] = {}
+            for key, name, default in _MODEL_COLUMNS[model]:
+                value = getattr(row, key)
+                if value is None and default is not None:
+                    # One instant for every timestamp of the intake; other defaults as the model says.
+                    value = now if key in ("created_at", "updated_at") else default()
+                    setattr(row, key, value)
+                values[name] = _json_value(value)
+            batches[cast(Table, model.__table__).name].append(values)
+        batches[audit_event.name] = [
+            {key: _json_value(value) for key, value in record.as_row().items()}
+            for record in take_pending(self.session)
+        ]
+        params: dict[str, Any] = {name: _ENCODER.encode(rows).decode() for name, rows in batches.items()}
+        await self._execute(_WRITE, {**params, **response, "tenant_id": tenant_id})
+
+
+_ENCODER = msgspec.json.Encoder()

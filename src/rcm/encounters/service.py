@@ -16,19 +16,28 @@ from rcm.audit.events import Action
 from rcm.crypto.fields import seal, unseal
 from rcm.encounters import schemas
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent
-from rcm.encounters.repository import EncounterRepository
+from rcm.encounters.repository import (
+    EXTERNAL_ID_UNIQUE,
+    EncounterRepository,
+    FoundProvider,
+    IntakeFound,
+    IntakeProbe,
+    IntakeRepository,
+    ProviderProbe,
+)
+from rcm.idempotency.service import carry_response
 from rcm.kit.errors import Conflict, FieldError, InvalidInput
 from rcm.kit.pagination import Page, decode_cursor, paginate
+from rcm.kit.repository import constraint_name
 from rcm.patients import service as patients
-from rcm.patients.repository import CoverageRepository, PatientRepository
-from rcm.providers.repository import ProviderRepository
+from rcm.providers.models import Provider
+from rcm.providers.npi import npi_check_digit_valid
 from rcm.providers.schemas import ProviderCreate
-from rcm.providers.service import find_or_add_provider
+from rcm.providers.service import build_provider
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import TenantScope
 from rcm.workqueue import service as workqueue
 from rcm.workqueue.models import QueueKind, SubjectType
-from rcm.workqueue.repository import WorkItemRepository
 
 ENCOUNTER = "encounter"
 DEFAULT_CODING_SLA = timedelta(hours=48)
@@ -133,27 +142,57 @@ async def create_encounter(
     source: str = "json",
     skew: timedelta = patients.DEFAULT_DATE_SKEW,
 ) -> schemas.Encounter:
+    """Two statements: every lookup at once (external id, patient, coverage, providers), then every row
+    with its audit events. Every reference is checked before anything is written, so one answer names
+    every unknown id."""
     errors = check_encounter(data, manifest, patients.latest_plausible_date(skew))
     if errors:
         raise InvalidInput("The encounter has invalid fields.", errors=errors)
-    repo = scope.repo(EncounterRepository)
-    if await repo.by_external_id(data.external_id) is not None:
+    keyring = scope.keyring
+    billing_inline = data.billing_provider
+    if data.billing_provider_id is None and billing_inline is None:
+        # Default: the practice's billing provider from its manifest (the group NPI on the 837P 2010AA loop).
+        billing = manifest.billing_provider
+        billing_inline = ProviderCreate(
+            npi=billing.npi, name=billing.name, kind="organization", taxonomy=billing.taxonomy
+        )
+    member_index = keyring.blind_index("member_id", data.coverage.member_id) if data.coverage else None
+    intake = scope.repo(IntakeRepository)
+    found = await intake.lookup(
+        IntakeProbe(
+            external_id=data.external_id,
+            patient_id=data.patient_id,
+            mrn_index=keyring.blind_index("mrn", data.patient.mrn) if data.patient else None,
+            coverage_id=data.coverage_id,
+            coverage_payer_id=data.coverage.payer_id if data.coverage else None,
+            member_index=member_index,
+            rendering=_probe(data.rendering_provider_id, data.rendering_provider),
+            billing=_probe(data.billing_provider_id, billing_inline),
+        )
+    )
+    if found.external_id_taken:
         raise _external_id_taken()
-
-    # Every reference is checked before anything is written, so one answer names every unknown id.
-    unknown = await _unknown_references(scope, data)
+    unknown = _unknown_references(scope, data, found)
     if unknown:
         raise InvalidInput("The encounter references unknown records or dates before birth.", errors=unknown)
-    patient_id, created_patient = await _resolve_patient(scope, data)
-    coverage_id = await _resolve_coverage(scope, data, patient_id)
-    rendering, rendering_npi_failed = await _resolve_provider(
-        scope, data.rendering_provider_id, data.rendering_provider
+
+    tenant_id = scope.tenant_id
+    new_rows: list[Any] = []  # parents first
+    patient_id, created_patient = _resolve_patient(scope, data, found, new_rows)
+    coverage_id, created_coverage = _resolve_coverage(
+        scope, data, found, patient_id, member_index=member_index, new_rows=new_rows
     )
-    billing, billing_npi_failed = await _resolve_billing_provider(scope, data, manifest, rendering)
+    new_providers: list[Provider] = []
+    rendering, rendering_npi_failed = _resolve_provider(
+        data.rendering_provider_id, data.rendering_provider, found.rendering, new_providers
+    )
+    billing_id, billing_npi_failed = _resolve_provider(
+        data.billing_provider_id, billing_inline, found.billing, new_providers
+    )
+    new_rows += new_providers
 
     encounter_id = uuid.uuid4()
     now = datetime.now(UTC)
-    tenant_id = scope.tenant_id
     row = Encounter(
         tenant_id=tenant_id,
         id=encounter_id,
@@ -161,21 +200,16 @@ async def create_encounter(
         patient_id=patient_id,
         coverage_id=coverage_id,
         rendering_provider_id=rendering,
-        billing_provider_id=billing,
+        billing_provider_id=billing_id,
         service_date=data.service_date,
         place_of_service=data.place_of_service,
-        **seal(scope.keyring, Encounter, encounter_id, {"documentation": data.documentation}),
+        **seal(keyring, Encounter, encounter_id, {"documentation": data.documentation}),
         status="needs_coding",
         total_charge_cents=sum(line.charge_cents for line in data.charges),  # SV102 is the line total
         source=source,
         created_at=now,
         updated_at=now,
     )
-    try:
-        await repo.insert(row)
-    except IntegrityError as exc:
-        # A concurrent request with the same external_id won the race (without an Idempotency-Key match).
-        raise _external_id_taken() from exc
     diagnoses = [
         Diagnosis(
             tenant_id=tenant_id,
@@ -212,18 +246,25 @@ async def create_encounter(
     )
     sla_hours = manifest.rules.coding_sla_hours
     sla = timedelta(hours=sla_hours) if sla_hours is not None else DEFAULT_CODING_SLA
-    await repo.insert(*diagnoses, *charges, event)
-    # A new encounter always enters the coding queue (its item and the item's "created" event: one statement).
-    await scope.repo(WorkItemRepository).create(
-        workqueue.new_item(
-            kind=QueueKind.CODING,
-            subject_type=SubjectType.ENCOUNTER,
-            subject_id=encounter_id,
-            due_at=now + sla,
-            created_at=now,
-        ),
-        actor=scope.principal.subject,
+    # A new encounter always enters the coding queue (its item and the item's "created" event).
+    item = workqueue.new_item(
+        kind=QueueKind.CODING,
+        subject_type=SubjectType.ENCOUNTER,
+        subject_id=encounter_id,
+        due_at=now + sla,
+        created_at=now,
     )
+    item.tenant_id = tenant_id
+    item_created = workqueue.created_event(item, actor=scope.principal.subject)
+    # Recorded before the write, which carries them: the rows and their audit events in one statement.
+    if created_coverage:
+        scope.audit(
+            "coverage.create",
+            Action.CREATE,
+            resource_type=patients.COVERAGE,
+            resource_ids=[coverage_id] if coverage_id else [],
+            patient_ids=[patient_id],
+        )
     if created_patient:
         scope.audit(
             "patient.create",
@@ -239,87 +280,130 @@ async def create_encounter(
         resource_ids=[encounter_id],
         patient_ids=[patient_id],
     )
-    # The response is built from what was just written: no second read of the same rows.
-    return encounter_view(scope, row, diagnoses, charges)
+    # The response is built from what is written: no second read of the same rows. Known before the
+    # write, it is stored as the idempotent answer in the same statement.
+    view = encounter_view(scope, row, diagnoses, charges)
+    try:
+        await intake.write(
+            [*new_rows, row, *diagnoses, *charges, event, item, item_created],
+            response=carry_response(scope, 201, view),
+        )
+    except IntegrityError as exc:
+        # A concurrent request with the same external_id won the race (without an Idempotency-Key match).
+        if constraint_name(exc) == EXTERNAL_ID_UNIQUE:
+            raise _external_id_taken() from exc
+        raise
+    return view
 
 
-async def _unknown_references(scope: TenantScope, data: schemas.EncounterCreate) -> list[FieldError]:
+def _probe(provider_id: uuid.UUID | None, inline: ProviderCreate | None) -> ProviderProbe | None:
+    if provider_id is not None:
+        return ProviderProbe(provider_id=provider_id)
+    if inline is None:
+        return None
+    if npi_check_digit_valid(inline.npi):
+        return ProviderProbe(npi=inline.npi)
+    # A failing NPI never becomes a second provider of a name the practice has: look the name up too.
+    return ProviderProbe(npi=inline.npi, name=inline.name, kind=inline.kind)
+
+
+def _unknown_references(
+    scope: TenantScope, data: schemas.EncounterCreate, found: IntakeFound
+) -> list[FieldError]:
     errors: list[FieldError] = []
     if data.patient_id is not None:
-        patient = await scope.repo(PatientRepository).get(data.patient_id)
-        if patient is None:
+        if found.patient is None:
             errors.append(FieldError("/patient_id", "does not exist"))
         else:
-            errors += check_dates_after_birth(data, patients.birth_date_of(scope.keyring, patient), None)
+            birth = patients.stored_birth_date(scope.keyring, found.patient.id, found.patient.birth_date)
+            errors += check_dates_after_birth(data, birth, None)
     if data.coverage_id is not None:
-        coverage = await scope.repo(CoverageRepository).get(data.coverage_id)
+        coverage = found.coverage
         if coverage is None or (data.patient_id is not None and coverage.patient_id != data.patient_id):
             errors.append(FieldError("/coverage_id", "does not exist for this patient"))
-    providers = scope.repo(ProviderRepository)
-    for name in ("rendering_provider", "billing_provider"):
-        provider_id = getattr(data, f"{name}_id")
-        if provider_id is not None and await providers.get(provider_id) is None:
+    for name, provider in (("rendering_provider", found.rendering), ("billing_provider", found.billing)):
+        if getattr(data, f"{name}_id") is not None and provider is None:
             errors.append(FieldError(f"/{name}_id", "does not exist"))
     return errors
 
 
-async def _resolve_patient(scope: TenantScope, data: schemas.EncounterCreate) -> tuple[uuid.UUID, bool]:
+def _resolve_patient(
+    scope: TenantScope, data: schemas.EncounterCreate, found: IntakeFound, new_rows: list[Any]
+) -> tuple[uuid.UUID, bool]:
+    """The patient's id, and whether this intake creates it (an inline patient matched by MRN)."""
     if data.patient is not None:
-        row, created = await patients.find_or_add_patient(scope, data.patient, pointer="/patient")
-        return row.id, created
+        if found.patient is not None:
+            patients.check_same_patient(scope.keyring, data.patient, found.patient.name_dob_bidx, "/patient")
+            return found.patient.id, False
+        row = patients.build_patient(scope.keyring, scope.tenant_id, data.patient)
+        new_rows.append(row)
+        return row.id, True
     assert data.patient_id is not None  # checked by _exactly_one and _unknown_references
     return data.patient_id, False
 
 
-async def _resolve_coverage(
-    scope: TenantScope, data: schemas.EncounterCreate, patient_id: uuid.UUID
-) -> uuid.UUID | None:
+def _resolve_coverage(
+    scope: TenantScope,
+    data: schemas.EncounterCreate,
+    found: IntakeFound,
+    patient_id: uuid.UUID,
+    *,
+    member_index: bytes | None,
+    new_rows: list[Any],
+) -> tuple[uuid.UUID | None, bool]:
     if data.coverage is not None:
-        row, created = await patients.find_or_add_coverage(scope, patient_id, data.coverage)
-        if created:
-            scope.audit(
-                "coverage.create",
-                Action.CREATE,
-                resource_type=patients.COVERAGE,
-                resource_ids=[row.id],
-                patient_ids=[patient_id],
-            )
-        return row.id
+        assert member_index is not None
+        if found.coverage is not None:  # the patient's coverage with this payer and member id
+            return found.coverage.id, False
+        row = patients.build_coverage(scope.keyring, patient_id, data.coverage, member_index)
+        new_rows.append(row)
+        return row.id, True
     if data.coverage_id is None:
-        return None
-    coverage = await scope.repo(CoverageRepository).get(data.coverage_id)
+        return None, False
+    coverage = found.coverage
     if coverage is None or coverage.patient_id != patient_id:
         # An inline patient matched by MRN, with a coverage id of another patient.
         raise InvalidInput(
             "The encounter references unknown records.",
             errors=[FieldError("/coverage_id", "does not exist for this patient")],
         )
-    return coverage.id
+    return coverage.id, False
 
 
-async def _resolve_provider(
-    scope: TenantScope, provider_id: uuid.UUID | None, inline: ProviderCreate | None
+def _resolve_provider(
+    provider_id: uuid.UUID | None,
+    inline: ProviderCreate | None,
+    found: FoundProvider | None,
+    created: list[Provider],
 ) -> tuple[uuid.UUID, bool]:
-    """The provider's id, and whether the NPI sent inline failed its check digit."""
-    if inline is not None:
-        match = await find_or_add_provider(scope, inline)
-        return match.row.id, match.npi_failed
-    assert provider_id is not None  # checked by _exactly_one and _unknown_references
-    return provider_id, False
+    """The provider's id, and whether the NPI sent inline failed its check digit.
 
-
-async def _resolve_billing_provider(
-    scope: TenantScope, data: schemas.EncounterCreate, manifest: TenantManifest, rendering: uuid.UUID
-) -> tuple[uuid.UUID, bool]:
-    if data.billing_provider_id is not None or data.billing_provider is not None:
-        return await _resolve_provider(scope, data.billing_provider_id, data.billing_provider)
-    # Default: the practice's billing provider from its manifest (the group NPI on the 837P 2010AA loop).
-    billing = manifest.billing_provider
-    match = await find_or_add_provider(
-        scope,
-        ProviderCreate(npi=billing.npi, name=billing.name, kind="organization", taxonomy=billing.taxonomy),
-    )
-    return match.row.id, match.npi_failed
+    Matched by NPI, the provider's identity (stored, or created by this intake for its other slot). An NPI
+    failing its check digit is accepted but never becomes a second provider of a name the practice has:
+    the stored one of that name and kind (``found`` when its NPI differs), or the one this intake creates,
+    a valid NPI first and the older first. Otherwise a new provider joins ``created``.
+    """
+    if inline is None:
+        assert provider_id is not None  # checked by _exactly_one and _unknown_references
+        return provider_id, False
+    for new in created:
+        if new.npi == inline.npi:
+            return new.id, not new.npi_valid
+    if found is not None and found.npi == inline.npi:
+        return found.id, not found.npi_valid
+    valid = npi_check_digit_valid(inline.npi)
+    if not valid:
+        same_name = [(not found.npi_valid, 0, found.id)] if found is not None else []
+        same_name += [
+            (not new.npi_valid, 1, new.id)
+            for new in created
+            if new.name.lower() == inline.name.lower() and new.kind == inline.kind
+        ]
+        if same_name:
+            return min(same_name)[2], True
+    row = build_provider(inline, valid=valid)
+    created.append(row)
+    return row.id, not valid
 
 
 # Reads -----------------------------------------------------------------------------------------------

@@ -20,13 +20,11 @@ import msgspec
 from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter
-from sqlalchemy import any_, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.audit.events import Action
 from rcm.crypto.keyring import DecryptionError
-from rcm.idempotency.models import IdempotencyRecord
+from rcm.idempotency.repository import IdempotencyRepository, StoreParams, purge_expired_records
 from rcm.kit.errors import Conflict, FieldError, IdempotencyMismatch, InvalidInput, problem_responses
 from rcm.tenancy.scope import TenantScope
 
@@ -39,14 +37,20 @@ IdemKey = Annotated[
 ]
 logger = logging.getLogger(__name__)
 _TABLE = "idempotency_record"
-_PENDING = 0
-# Built once: parameters are bound at execution, so the compiled statement is cached (``.values(**kw)``
-# with an ON CONFLICT clause would be compiled afresh on every request).
-_RESERVE = (
-    insert(IdempotencyRecord)
-    .on_conflict_do_nothing(index_elements=["tenant_id", "principal", "key"])
-    .returning(IdempotencyRecord.id)
-)
+# The reservation of the request in flight, on its session: lets a write that knows the response before it
+# runs store it in its own statement (``carry_response``).
+_RESERVATION = "rcm.idempotency.reservation"
+
+
+@dataclass(slots=True)
+class _Reservation:
+    record_id: uuid.UUID
+    who: str
+    key: str
+    route: str
+    fingerprint: bytes
+    resource_type: str
+    carried: bytes | None = None  # the encoded response a write stored along with its rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,31 +111,12 @@ async def run_idempotent(
     fingerprint = request_fingerprint(route, body)
     who = principal_key(scope)
     record_id = uuid.uuid4()
-    reserved = (
-        await scope.session.execute(
-            _RESERVE,
-            {
-                "tenant_id": scope.tenant_id,
-                "id": record_id,
-                "principal": who,
-                "key": key,
-                "route": route,
-                "request_hash": fingerprint,
-                "status_code": _PENDING,
-                "response_body": b"",
-            },
-        )
-    ).scalar_one_or_none()
-    if reserved is None:
-        existing = (
-            await scope.session.execute(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.tenant_id == scope.tenant_id,
-                    IdempotencyRecord.principal == who,
-                    IdempotencyRecord.key == key,
-                )
-            )
-        ).scalar_one()
+    records = scope.repo(IdempotencyRepository)
+    reserved = await records.reserve(
+        record_id=record_id, principal=who, key=key, route=route, fingerprint=fingerprint
+    )
+    if not reserved:
+        existing = await records.existing(who, key)
         if existing.request_hash != fingerprint:
             raise IdempotencyMismatch(
                 "This Idempotency-Key was used with a different request.",
@@ -175,33 +160,69 @@ async def run_idempotent(
         )
         return _response(existing.status_code, stored, replayed=True)
 
-    status_code, payload = await produce()
+    reservation = _Reservation(record_id, who, key, route, fingerprint, resource_type)
+    info = scope.session.sync_session.info
+    info[_RESERVATION] = reservation
+    try:
+        status_code, payload = await produce()
+    finally:
+        info.pop(_RESERVATION, None)
     encoded = msgspec.json.encode(payload)
+    if reservation.carried is None or reservation.carried != _carried_form(status_code, encoded):
+        # Not stored along with the write (or the write stored another answer than the one given): here.
+        await records.store(record_id, _store_params(scope, reservation, status_code, payload, encoded))
+    return _response(status_code, encoded, replayed=False)
+
+
+def carry_response(scope: TenantScope, status_code: int, payload: Any) -> dict[str, Any]:
+    """Parameters of ``STORE_SQL`` storing ``payload`` as the answer to the request in flight, for a write
+    that knows its response before it runs and sends the storing in its own statement (one round trip
+    fewer). Outside an idempotent request, ``idem_id`` is NULL and the statement stores nothing.
+
+    ``run_idempotent`` still stores the response itself unless the one it is given is the one carried.
+    """
+    reservation: _Reservation | None = scope.session.sync_session.info.get(_RESERVATION)
+    if reservation is None:
+        return dict.fromkeys(("idem_status", "idem_body", "idem_resource_type", "idem_id"), None) | {
+            "idem_resource_ids": [],
+            "idem_patient_ids": [],
+        }
+    encoded = msgspec.json.encode(payload)
+    reservation.carried = _carried_form(status_code, encoded)
+    params = _store_params(scope, reservation, status_code, payload, encoded)
+    return params.as_params(reservation.record_id)
+
+
+def _carried_form(status_code: int, encoded: bytes) -> bytes:
+    return str(status_code).encode() + b" " + encoded
+
+
+def _store_params(
+    scope: TenantScope, reservation: _Reservation, status_code: int, payload: Any, encoded: bytes
+) -> StoreParams:
+    """The stored response: encrypted, bound to every clear column that decides its replay."""
+    resource_type = reservation.resource_type
     resource_ids, patient_ids = _ids_of(payload), _patients_of(resource_type, payload)
     binding = _binding(
-        principal=who,
-        key=key,
-        route=route,
-        fingerprint=fingerprint,
+        principal=reservation.who,
+        key=reservation.key,
+        route=reservation.route,
+        fingerprint=reservation.fingerprint,
         status_code=status_code,
         resource_type=resource_type,
         resource_ids=resource_ids,
         patient_ids=patient_ids,
     )
-    await scope.session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.tenant_id == scope.tenant_id, IdempotencyRecord.id == record_id)
-        .values(
-            status_code=status_code,
-            response_body=scope.keyring.encrypt(
-                table=_TABLE, column=binding, row_id=record_id, plaintext=encoded
-            ),
-            resource_type=resource_type,
-            resource_ids=resource_ids,
-            patient_ids=patient_ids,
-        )
+    body = scope.keyring.encrypt(
+        table=_TABLE, column=binding, row_id=reservation.record_id, plaintext=encoded
     )
-    return _response(status_code, encoded, replayed=False)
+    return StoreParams(
+        status_code=status_code,
+        body=body,
+        resource_type=resource_type,
+        resource_ids=resource_ids,
+        patient_ids=patient_ids,
+    )
 
 
 def _binding(
@@ -257,11 +278,4 @@ async def purge_expired(session: AsyncSession, *, older_than: timedelta) -> int:
     Clients retry within minutes; a day or more of memory covers every sane retry policy, and the stored
     bodies (encrypted PHI) should not outlive their use.
     """
-    cutoff = datetime.now(UTC) - older_than
-    result = await session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.tenant_id == any_(func.rcm.current_tenant_ids()),
-            IdempotencyRecord.created_at < cutoff,
-        )
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await purge_expired_records(session, datetime.now(UTC) - older_than)

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Executable, Select, Table, insert, inspect, select
 from sqlalchemy.engine import Result
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -124,6 +125,14 @@ class TenantScopedRepository(TenantRowRepository[M]):
             elif row.tenant_id not in tenants:
                 raise ValueError("row of a tenant outside this unit of work")
         await _insert_rows(self.session, rows)
+
+
+def constraint_name(exc: IntegrityError) -> str | None:
+    """The constraint an INSERT or UPDATE violated (asyncpg names it), to tell one conflict from another
+    when one statement writes several tables."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    name = getattr(cause, "constraint_name", None)
+    return name if isinstance(name, str) else None
 
 
 async def _insert_rows(session: AsyncSession, rows: Sequence[Any]) -> None:

@@ -69,10 +69,27 @@ def build_patient(keyring: TenantKeyring, tenant_id: uuid.UUID, data: schemas.Pa
 
 def birth_date_of(keyring: TenantKeyring, row: Patient) -> date:
     """Only the birth date of a stored patient (the intake's date checks need nothing else)."""
+    return stored_birth_date(keyring, row.id, row.birth_date)
+
+
+def stored_birth_date(keyring: TenantKeyring, patient_id: uuid.UUID, ciphertext: bytes) -> date:
     value = keyring.decrypt_str(
-        table=Patient.__tablename__, column="birth_date", row_id=row.id, ciphertext=row.birth_date
+        table=Patient.__tablename__, column="birth_date", row_id=patient_id, ciphertext=ciphertext
     )
     return date.fromisoformat(value or "")
+
+
+def check_same_patient(
+    keyring: TenantKeyring, data: schemas.PatientCreate, name_dob_bidx: bytes, pointer: str
+) -> None:
+    """A patient matched by MRN must also agree on family name and birth date: an MRN typed against the
+    wrong person must not attach an encounter to someone else's record."""
+    expected = keyring.blind_index("name_dob", name_dob_key(data.family_name, data.birth_date))
+    if name_dob_bidx != expected:
+        raise Conflict(
+            "A patient with this MRN exists with another family name or birth date.",
+            errors=[FieldError(f"{pointer}/mrn", "belongs to a patient with another name or birth date")],
+        )
 
 
 def patient_view(keyring: TenantKeyring, row: Patient | Row[Any]) -> schemas.Patient:
@@ -102,12 +119,7 @@ async def find_or_add_patient(
     repo = scope.repo(PatientRepository)
     existing = await repo.by_mrn_index([scope.keyring.blind_index("mrn", data.mrn)])
     if existing is not None:
-        expected = scope.keyring.blind_index("name_dob", name_dob_key(data.family_name, data.birth_date))
-        if existing.name_dob_bidx != expected:
-            raise Conflict(
-                "A patient with this MRN exists with another family name or birth date.",
-                errors=[FieldError(f"{pointer}/mrn", "belongs to a patient with another name or birth date")],
-            )
+        check_same_patient(scope.keyring, data, existing.name_dob_bidx, pointer)
         return existing, False
     row = build_patient(scope.keyring, scope.tenant_id, data)
     await repo.insert(row)
@@ -223,22 +235,26 @@ async def find_or_add_coverage(
     existing = await repo.by_member_index(patient_id, data.payer_id, [index])
     if existing is not None:
         return existing, False
+    row = build_coverage(scope.keyring, patient_id, data, index)
+    await repo.insert(row)
+    return row, True
+
+
+def build_coverage(
+    keyring: TenantKeyring, patient_id: uuid.UUID, data: schemas.CoverageCreate, member_index: bytes
+) -> Coverage:
     row_id = uuid.uuid4()
-    row = Coverage(
+    return Coverage(
         id=row_id,
         patient_id=patient_id,
         payer_id=data.payer_id,
-        member_id_bidx=index,
+        member_id_bidx=member_index,
         relationship=data.relationship,
         priority=data.priority,
         start_date=data.start_date,
         end_date=data.end_date,
-        **seal(
-            scope.keyring, Coverage, row_id, {"member_id": data.member_id, "group_number": data.group_number}
-        ),
+        **seal(keyring, Coverage, row_id, {"member_id": data.member_id, "group_number": data.group_number}),
     )
-    await repo.insert(row)
-    return row, True
 
 
 async def create_coverage(

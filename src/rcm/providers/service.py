@@ -37,6 +37,12 @@ class ProviderMatch:
     npi_failed: bool
 
 
+def build_provider(data: schemas.ProviderCreate, *, valid: bool) -> Provider:
+    return Provider(
+        id=uuid.uuid4(), npi=data.npi, name=data.name, kind=data.kind, taxonomy=data.taxonomy, npi_valid=valid
+    )
+
+
 async def find_or_add_provider(scope: TenantScope, data: schemas.ProviderCreate) -> ProviderMatch:
     """Match by NPI, the provider's identity; create only when the practice has no provider with it.
 
@@ -52,14 +58,7 @@ async def find_or_add_provider(scope: TenantScope, data: schemas.ProviderCreate)
         same_name = await repo.by_name(data.name, data.kind)
         if same_name is not None:
             return ProviderMatch(same_name, created=False, npi_failed=True)
-    row = Provider(
-        id=uuid.uuid4(),
-        npi=data.npi,
-        name=data.name,
-        kind=data.kind,
-        taxonomy=data.taxonomy,
-        npi_valid=valid,
-    )
+    row = build_provider(data, valid=valid)
     await repo.insert(row)
     return ProviderMatch(row, created=True, npi_failed=not valid)
 

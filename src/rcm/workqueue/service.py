@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from rcm.audit.events import Action
 from rcm.kit.errors import Conflict
 from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope, Touched
-from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem
+from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem, WorkItemEvent
 from rcm.workqueue.repository import WorkItemRepository
 
 WORK_ITEM = "work_item"
@@ -39,6 +39,21 @@ def new_item(
         priority=priority,
         due_at=due_at,
         created_at=created_at,
+    )
+
+
+def created_event(item: WorkItem, *, actor: str | None) -> WorkItemEvent:
+    """The ``created`` event of a new item, as ``WorkItemRepository.create`` writes it: for an intake that
+    writes the item and its event with its other rows in one statement."""
+    return WorkItemEvent(
+        tenant_id=item.tenant_id,
+        id=uuid.uuid4(),
+        created_at=item.created_at,
+        work_item_id=item.id,
+        event=ItemEventType.CREATED,
+        status=item.status,
+        actor=actor,
+        lease_expires_at=item.lease_expires_at,
     )
 
 
