@@ -187,7 +187,8 @@ async def _sealed_events(
         await conn.execute(text("SELECT set_config('rcm.tenant_id', :t, false)"), {"t": str(tenant_id)})
         rows = await conn.execute(
             text(
-                "SELECT e.resource_ids, e.actor_subject, e.detail->>'access', s.seq FROM rcm.audit_event e"
+                "SELECT e.resource_ids, e.actor_subject, e.detail->>'access', s.seq, e.patient_ids"
+                " FROM rcm.audit_event e"
                 " JOIN rcm.audit_seal s ON s.tenant_id = e.tenant_id AND s.event_id = e.id"
                 " WHERE e.tenant_id = :t AND e.event_type = :type"
             ),
@@ -226,12 +227,16 @@ async def test_a_cross_practice_access_is_recorded_in_each_practices_chain(  # n
     mine = await _sealed_events(owner_engine, tenant.id, "encounter.search")
     theirs = await _sealed_events(owner_engine, other_tenant.id, "encounter.search")
     # One event in each practice's chain, naming only that practice's row.
-    assert [(ids, actor, access) for ids, actor, access, _ in mine] == [
+    assert [(ids, actor, access) for ids, actor, access, _, _ in mine] == [
         ([first], coder.subject, "staff_scope")
     ]
-    assert [(ids, actor, access) for ids, actor, access, _ in theirs] == [
+    assert [(ids, actor, access) for ids, actor, access, _, _ in theirs] == [
         ([second], coder.subject, "staff_scope")
     ]
+    # Each practice's event names its own patient too (the access report by patient finds it).
+    patients = {r.id: r.patient_id for r in rows}
+    assert [p for *_, p in mine] == [[patients[first]]]
+    assert [p for *_, p in theirs] == [[patients[second]]]
 
 
 async def test_a_system_scope_names_its_job_in_each_practices_trail(
