@@ -15,8 +15,14 @@ from rcm.bulk.service import FHIR_NOT_WIRED, run_job
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
+from rcm.identity.principal import Role
+from rcm.identity.testing import mint_access_token, user_principal
+from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
+from rcm.tenancy.models import Tenant
+from rcm.tenancy.service import assign_staff
 from tests.bulk.conftest import ndjson, run, upload
+from tests.identity.conftest import make_user
 from tests.support import Api, encounter_payload
 
 pytestmark = pytest.mark.usefixtures("jobs")
@@ -195,3 +201,32 @@ async def test_other_practice_sees_no_job(practice_api: Api, other_practice_api:
     job_id = created.json()["id"]
     assert (await other_practice_api.get(f"/bulk-intakes/{job_id}")).status_code == 404
     assert (await other_practice_api.get(f"/bulk-intakes/{job_id}/results")).status_code == 404
+
+
+async def test_assigned_staff_see_the_job_and_others_do_not(
+    practice_api: Api,
+    control_sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+) -> None:
+    created = await upload(practice_api, ndjson(encounter_payload()))
+    job_id = created.json()["id"]
+    await run(practice_api, job_id)
+
+    async def coder(assigned: bool) -> Api:
+        user = await make_user(control_sessions, ["coder"])
+        if assigned:
+            async with platform_transaction(control_sessions) as session:
+                await assign_staff(session, TenantId(tenant.id), [user.email])
+        principal = user_principal(Role.CODER, user_id=user.id)
+        token = await mint_access_token(principal, sessions=sessions, settings=settings)
+        return Api(practice_api.client, token, tenant.slug, tenant_id=str(tenant.id))
+
+    staff = await coder(assigned=True)
+    seen = await staff.get(f"/bulk-intakes/{job_id}")
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["accepted"] == 1
+    assert (await staff.get(f"/bulk-intakes/{job_id}/results")).status_code == 200
+    stranger = await coder(assigned=False)
+    assert (await stranger.get(f"/bulk-intakes/{job_id}")).status_code == 404
