@@ -42,8 +42,9 @@ class EncounterChangeController(Controller):
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         check_key(idempotency_key)
+        # Not yours is 404 whatever the body, and before the upload is read.
+        await documents.check_encounter(tenant, encounter_id)
         kind = documents.document_type(request.headers.get("content-type"))
-        await documents.check_encounter(tenant, encounter_id)  # 404 before the upload is read
         store = BlobStore.from_settings(state.settings)
         ref = await store.put(
             tenant,
