@@ -13,7 +13,6 @@ from litestar.params import FromPath
 
 from rcm.blobs.store import BlobStore
 from rcm.bulk import schemas, service
-from rcm.bulk import tasks as _tasks  # noqa: F401 - declares the job the submission enqueues
 from rcm.idempotency.service import IdemKey, check_key, created_responses, run_idempotent
 from rcm.identity.guards import requires_scopes
 from rcm.identity.scopes import Scope

@@ -122,7 +122,9 @@ async def submit(
     )
     await repo.insert(job)
     scope.audit("bulk_intake.create", Action.CREATE, resource_type=BULK_INTAKE, resource_ids=[job.id])
-    enqueue(scope.session, JOB_NAME, tenant_id=scope.tenant_id, job_id=job.id)
+    from rcm.bulk.tasks import run_intake  # the job's module imports this one
+
+    enqueue(scope.session, run_intake, tenant_id=scope.tenant_id, job_id=job.id)
     return 202, view(job)
 
 
