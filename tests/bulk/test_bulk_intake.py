@@ -230,3 +230,23 @@ async def test_assigned_staff_see_the_job_and_others_do_not(
     assert (await staff.get(f"/bulk-intakes/{job_id}/results")).status_code == 200
     stranger = await coder(assigned=False)
     assert (await stranger.get(f"/bulk-intakes/{job_id}")).status_code == 404
+
+
+async def test_the_job_acts_for_its_submitter_on_record(practice_api: Api, owner_engine: AsyncEngine) -> None:
+    created = await upload(practice_api, ndjson(encounter_payload()))
+    await run(practice_api, created.json()["id"])
+    async with owner_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT actor_kind, client_id, detail->>'access' FROM rcm.audit_event"
+                    " WHERE tenant_id = :t AND event_type = 'encounter.create'"
+                ),
+                {"t": uuid.UUID(practice_api.tenant_id)},
+            )
+        ).all()
+    assert len(rows) == 1
+    kind, client_id, access = rows[0]
+    assert kind == "client"
+    assert client_id.startswith("rcm_c_")
+    assert access == "job:bulk.run_intake"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
+from litestar.response import Stream
 
 from rcm.blobs.store import BlobStore
 from rcm.encounters import corrections, documents, schemas
@@ -17,6 +19,7 @@ from rcm.identity.guards import requires_scopes
 from rcm.identity.scopes import Scope
 from rcm.kit.errors import problem_responses
 from rcm.tenancy.dependencies import provide_tenant_scope
+from rcm.tenancy.jobs import job_tenant_scope
 from rcm.tenancy.scope import TenantScope
 
 
@@ -87,7 +90,6 @@ class EncounterChangeController(Controller):
         responses=problem_responses(),
         summary="Download a document",
         guards=[requires_scopes(Scope.ENCOUNTERS_READ)],
-        media_type="application/octet-stream",
     )
     async def download(
         self,
@@ -95,11 +97,26 @@ class EncounterChangeController(Controller):
         state: State,
         encounter_id: FromPath[uuid.UUID],
         document_id: FromPath[uuid.UUID],
-    ) -> Response[bytes]:
-        kind, content = await documents.read_document(
-            tenant, BlobStore.from_settings(state.settings), encounter_id, document_id
+    ) -> Stream:
+        kind, blob_id = await documents.open_document(tenant, encounter_id, document_id)
+        store = BlobStore.from_settings(state.settings)
+        # The request's transaction (and its audit event) commits before the body is sent, so the content
+        # streams from a read-only transaction of its own, one chunk in memory at a time.
+        reader = job_tenant_scope(
+            state.sessions,
+            state.keystore,
+            tenant.tenant_id,
+            actor=tenant.principal,
+            request=tenant.request,
+            job="encounter_document.download",
         )
-        return Response(content=content, media_type=kind.value)
+
+        async def content() -> AsyncIterator[bytes]:
+            async with reader as scope:
+                async for chunk in store.open(scope, blob_id):
+                    yield chunk
+
+        return Stream(content(), media_type=kind.value)
 
     @post(
         "/corrections",

@@ -152,15 +152,14 @@ async def list_documents(scope: TenantScope, encounter_id: uuid.UUID) -> list[Do
     return [view(r) for r in rows]
 
 
-async def read_document(
-    scope: TenantScope, store: BlobStore, encounter_id: uuid.UUID, document_id: uuid.UUID
-) -> tuple[DocumentType, bytes]:
-    """The document's content. Held whole (documents are capped by RCM_DOCUMENT_MAX_BYTES)."""
+async def open_document(
+    scope: TenantScope, encounter_id: uuid.UUID, document_id: uuid.UUID
+) -> tuple[DocumentType, uuid.UUID]:
+    """The document's type and blob, its read recorded in this transaction (before any byte is sent)."""
     patient_id = await check_encounter(scope, encounter_id)
     row = await scope.repo(EncounterDocumentRepository).one(encounter_id, document_id)
     if row is None:
         raise NotFound
-    content = await store.read_all(scope, row.blob_id)
     scope.audit(
         "encounter_document.read",
         Action.READ,
@@ -168,4 +167,4 @@ async def read_document(
         resource_ids=[row.id],
         patient_ids=[patient_id],
     )
-    return DocumentType(row.content_type), content
+    return DocumentType(row.content_type), row.blob_id
