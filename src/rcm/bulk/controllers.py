@@ -38,6 +38,7 @@ class BulkIntakeController(Controller):
 
     @post(
         "/",
+        status_code=202,
         responses={
             **created_responses(schemas.BulkIntake, status=202),
             200: ResponseSpec(data_container=schemas.BulkIntake, description="The same file was submitted"),

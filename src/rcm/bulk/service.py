@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import Action, request_info_from
@@ -335,26 +336,40 @@ async def _run_line(
     parsed = layout.parse(raw) if layout is not None else parsing.parse_json_line(raw)
     if parsed.errors:
         return _rejected(parsed.errors)
-    mark = pending_mark(scope.session)
-    savepoint = await scope.session.begin_nested()
-    try:
-        if parsed.bundle is not None:
-            ids = await ingest_bundle(scope, parsed.bundle)
-            encounter_id = ids[0] if ids else None
-        else:
-            assert parsed.encounter is not None
-            created = await encounters.create_encounter(
-                scope, parsed.encounter, scope.manifest, source="bulk", skew=skew
-            )
-            encounter_id = created.id
-    except RCMError as exc:
-        await savepoint.rollback()
-        discard_pending_since(scope.session, mark)
-        errors = list(exc.errors) or [FieldError("", exc.detail)]
-        named = layout.named(errors) if layout is not None else _plain(errors)
-        return _rejected(named)
-    await savepoint.commit()
-    return {"outcome": LineOutcome.ACCEPTED, "encounter_id": encounter_id, "errors": None}
+    for attempt in (1, 2):
+        mark = pending_mark(scope.session)
+        savepoint = await scope.session.begin_nested()
+        try:
+            encounter_id = await _create(scope, parsed, skew=skew)
+        except RCMError as exc:
+            await savepoint.rollback()
+            discard_pending_since(scope.session, mark)
+            errors = list(exc.errors) or [FieldError("", exc.detail)]
+            return _rejected(layout.named(errors) if layout is not None else _plain(errors))
+        except IntegrityError:
+            # A concurrent writer (an API request, another job) created the same patient, coverage or
+            # provider first: once its row is committed, the second attempt finds it instead of adding one.
+            await savepoint.rollback()
+            discard_pending_since(scope.session, mark)
+            if attempt == 2:
+                return _rejected(
+                    [{"pointer": "", "detail": "conflicted twice with a concurrent write; resubmit"}]
+                )
+            continue
+        await savepoint.commit()
+        return {"outcome": LineOutcome.ACCEPTED, "encounter_id": encounter_id, "errors": None}
+    raise AssertionError("unreachable")
+
+
+async def _create(scope: TenantScope, parsed: parsing.Parsed, *, skew: timedelta) -> uuid.UUID | None:
+    if parsed.bundle is not None:
+        ids = await ingest_bundle(scope, parsed.bundle)
+        return ids[0] if ids else None
+    assert parsed.encounter is not None
+    created = await encounters.create_encounter(
+        scope, parsed.encounter, scope.manifest, source="bulk", skew=skew
+    )
+    return created.id
 
 
 def _plain(errors: list[FieldError]) -> list[dict[str, str]]:

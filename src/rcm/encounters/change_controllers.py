@@ -120,6 +120,7 @@ class EncounterChangeController(Controller):
 
     @post(
         "/corrections",
+        status_code=200,
         responses=created_responses(schemas.Encounter, status=200),
         summary="Correct an encounter that is not billed yet",
         guards=[requires_scopes(Scope.ENCOUNTERS_WRITE)],
@@ -141,6 +142,7 @@ class EncounterChangeController(Controller):
 
     @post(
         "/cancel",
+        status_code=200,
         responses=created_responses(schemas.EncounterStatusView, status=200),
         summary="Cancel an encounter that is not billed yet (its open work items are cancelled too)",
         guards=[requires_scopes(Scope.ENCOUNTERS_WRITE)],
