@@ -35,6 +35,17 @@ class BlobRepository(TenantScopedRepository[Blob]):
         found: bytes | None = (await self._execute(stmt)).scalar_one_or_none()
         return found
 
+    async def chunks(self, blob: Blob, start: int, stop: int) -> dict[int, bytes]:
+        """Chunks ``start <= seq < stop`` of ``blob`` by sequence number, in one statement."""
+        stmt = select(BlobChunk.seq, BlobChunk.data).where(
+            self.tenant_filter(BlobChunk.tenant_id),
+            BlobChunk.tenant_id == blob.tenant_id,
+            BlobChunk.blob_id == blob.id,
+            BlobChunk.seq >= start,
+            BlobChunk.seq < stop,
+        )
+        return {int(row.seq): bytes(row.data) for row in (await self._execute(stmt)).all()}
+
     async def complete(self, blob: Blob, *, chunk_count: int, size: int, sha256: bytes) -> None:
         await self._execute(
             update(Blob)

@@ -21,7 +21,8 @@ import hashlib
 import os
 import struct
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol, TypeVar
@@ -169,31 +170,57 @@ class BlobStore:
         return _ref(row)
 
     async def open(self, scope: BlobScope, blob_id: uuid.UUID) -> AsyncIterator[bytes]:
-        """The blob's plaintext, chunk by chunk. Raises ``StreamError`` on any tampering (at the chunk
-        where it is found: a consumer streaming to a client must be ready for a failure mid-way)."""
-        repo = scope.repo(BlobRepository)
-        row = await repo.get_complete(blob_id)
-        if row is None:
-            raise NotFound
-        opener = scope.keyring.stream_opener(row.id, version=row.key_version, salt=row.salt)
-        last_index = row.chunk_count - 1
-        if row.backend is BlobBackend.POSTGRES:
-            for seq in range(row.chunk_count):
-                sealed = await repo.chunk(row, seq)
-                if sealed is None:
-                    raise StreamError(f"chunk {seq} is missing")
-                yield opener.open(sealed, last=seq == last_index)
+        """The blob's plaintext, chunk by chunk, read in ``scope``'s transaction. Raises ``StreamError`` on
+        any tampering (at the chunk where it is found: a consumer streaming to a client must be ready for a
+        failure mid-way)."""
+
+        @asynccontextmanager
+        async def same() -> AsyncIterator[BlobScope]:
+            yield scope
+
+        async for plaintext in self.open_in_steps(same, blob_id):
+            yield plaintext
+
+    async def open_in_steps(
+        self,
+        open_scope: Callable[[], AbstractAsyncContextManager[BlobScope]],
+        blob_id: uuid.UUID,
+        *,
+        chunks_per_step: int = 16,
+    ) -> AsyncIterator[bytes]:
+        """As ``open``, with no transaction held while the consumer works: the metadata and then each step of
+        ``chunks_per_step`` chunks are read in short transactions of their own (``open_scope()``). A long
+        consumer (a job reading a large file, a slow client) must not hold a snapshot open: the audit
+        chainer seals only behind the oldest running transaction, and vacuum cleans only behind it."""
+        async with open_scope() as scope:
+            row = await scope.repo(BlobRepository).get_complete(blob_id)
+            if row is None:
+                raise NotFound
+            opener = scope.keyring.stream_opener(row.id, version=row.key_version, salt=row.salt)
+            tenant_id, backend = TenantId(row.tenant_id), row.backend
+            count, chunk_size = row.chunk_count, row.chunk_size
+        last_index = count - 1
+        if backend is BlobBackend.POSTGRES:
+            for start in range(0, count, chunks_per_step):
+                stop = min(start + chunks_per_step, count)
+                async with open_scope() as scope:
+                    sealed = await scope.repo(BlobRepository).chunks(row, start, stop)
+                for seq in range(start, stop):
+                    data = sealed.pop(seq, None)
+                    if data is None:
+                        raise StreamError(f"chunk {seq} is missing")
+                    yield opener.open(data, last=seq == last_index)
         else:
-            path = self._path(TenantId(row.tenant_id), row.id)
+            path = self._path(tenant_id, blob_id)
             try:
                 file = await asyncio.to_thread(path.open, "rb")
             except FileNotFoundError:
                 raise StreamError("the blob's file is missing") from None
             try:
-                limit = row.chunk_size + TAG_BYTES
-                for seq in range(row.chunk_count):
-                    sealed = await asyncio.to_thread(_read_chunk, file, limit)
-                    yield opener.open(sealed, last=seq == last_index)
+                limit = chunk_size + TAG_BYTES
+                for seq in range(count):
+                    data = await asyncio.to_thread(_read_chunk, file, limit)
+                    yield opener.open(data, last=seq == last_index)
                 if await asyncio.to_thread(file.read, 1):
                     raise StreamError("data after the final chunk")
             finally:

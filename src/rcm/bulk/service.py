@@ -13,7 +13,7 @@ events and coding work item as ``POST .../encounters``. FHIR Bundle lines go thr
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -198,13 +198,6 @@ def job_principal(job: BulkIntake) -> Principal:
     )
 
 
-async def _numbered(
-    store: BlobStore, reader: TenantScope, job: BulkIntake
-) -> AsyncIterator[tuple[int, bytes | None]]:
-    async for number, raw in parsing.lines(store.open(reader, job.blob_id)):
-        yield number, raw
-
-
 @dataclass(frozen=True, slots=True)
 class _Run:
     sessions: async_sessionmaker[AsyncSession]
@@ -256,29 +249,30 @@ async def run_job(
             return job.status
         await scope.repo(BulkIntakeRepository).set_status(job, BulkStatus.RUNNING)
         actor = job_principal(job)
-        cursor, fmt = job.cursor_line, job.format
-    # One read-only transaction streams the file; each batch writes in its own transaction.
-    async with run.scope(actor) as reader:
-        layout: parsing.CsvLayout | None = None
-        batch: list[tuple[int, bytes | None]] = []
-        batches = 0
-        try:
-            async for number, raw in _numbered(store, reader, job):
-                if fmt is BulkFormat.CSV and number == 1:
-                    layout = parsing.CsvLayout.from_header(raw or b"")
-                    continue
-                if number <= cursor or (raw is not None and not raw.strip()):
-                    continue  # done before a restart, or a blank line (not a record)
-                batch.append((number, raw))
-                if len(batch) >= batch_lines:
-                    await _run_batch(run, actor, batch, layout)
-                    batch = []
-                    batches += 1
-                    if stop_after_batches is not None and batches >= stop_after_batches:
-                        return BulkStatus.RUNNING
-        except parsing.FileError as exc:
-            return await _finish(run, BulkStatus.FAILED, str(exc))
-        await _run_batch(run, actor, batch, layout, last=True)
+        cursor, fmt, blob_id = job.cursor_line, job.format, job.blob_id
+    # The file is read in short transactions (no snapshot held for the job's length); each batch writes in
+    # a transaction of its own.
+    layout: parsing.CsvLayout | None = None
+    batch: list[tuple[int, bytes | None]] = []
+    batches = 0
+    try:
+        chunks = store.open_in_steps(lambda: run.scope(actor), blob_id)
+        async for number, raw in parsing.lines(chunks):
+            if fmt is BulkFormat.CSV and number == 1:
+                layout = parsing.CsvLayout.from_header(raw or b"")
+                continue
+            if number <= cursor or (raw is not None and not raw.strip()):
+                continue  # done before a restart, or a blank line (not a record)
+            batch.append((number, raw))
+            if len(batch) >= batch_lines:
+                await _run_batch(run, actor, batch, layout)
+                batch = []
+                batches += 1
+                if stop_after_batches is not None and batches >= stop_after_batches:
+                    return BulkStatus.RUNNING
+    except parsing.FileError as exc:
+        return await _finish(run, BulkStatus.FAILED, str(exc))
+    await _run_batch(run, actor, batch, layout, last=True)
     return BulkStatus.DONE
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -100,21 +101,23 @@ class EncounterChangeController(Controller):
     ) -> Stream:
         kind, blob_id = await documents.open_document(tenant, encounter_id, document_id)
         store = BlobStore.from_settings(state.settings)
-        # The request's transaction (and its audit event) commits before the body is sent, so the content
-        # streams from a read-only transaction of its own, one chunk in memory at a time.
-        reader = job_tenant_scope(
-            state.sessions,
-            state.keystore,
-            tenant.tenant_id,
-            actor=tenant.principal,
-            request=tenant.request,
-            job="encounter_document.download",
-        )
+
+        # The request's transaction (and its audit event) commits before the body is sent; the content is
+        # then read in short transactions of its own (a slow client holds no snapshot open), one step of
+        # chunks in memory at a time.
+        def reader() -> AbstractAsyncContextManager[TenantScope]:
+            return job_tenant_scope(
+                state.sessions,
+                state.keystore,
+                tenant.tenant_id,
+                actor=tenant.principal,
+                request=tenant.request,
+                job="encounter_document.download",
+            )
 
         async def content() -> AsyncIterator[bytes]:
-            async with reader as scope:
-                async for chunk in store.open(scope, blob_id):
-                    yield chunk
+            async for chunk in store.open_in_steps(reader, blob_id):
+                yield chunk
 
         return Stream(content(), media_type=kind.value)
 
