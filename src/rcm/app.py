@@ -12,9 +12,11 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 
 from rcm import __version__
 from rcm.audit.controllers import AuditController
+from rcm.bulk.controllers import BulkIntakeController
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
+from rcm.encounters.change_controllers import EncounterChangeController
 from rcm.encounters.controllers import EncounterController
 from rcm.identity.plugin import IdentityPlugin
 from rcm.identity.ratelimit import WINDOWS_STATE_KEY, rate_limit_config
@@ -87,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PatientController,
             ProviderController,
             EncounterController,
+            EncounterChangeController,
+            BulkIntakeController,
             ReportController,
         ],
         lifespan=[lifespan],

@@ -119,6 +119,17 @@ class Settings(BaseSettings):
     # UTC-10 sends "today" while it is already tomorrow in UTC. Old dates of service are accepted.
     future_date_skew_days: int = Field(default=1, ge=0, le=7)
 
+    # Files holding PHI (documents, bulk uploads, later raw X12 and statements), encrypted in chunks
+    # (rcm.crypto.stream): "postgres" keeps the chunks in tenant-owned tables, "directory" in files under
+    # blob_dir named by opaque ids. The metadata row is in PostgreSQL either way.
+    blob_backend: Literal["postgres", "directory"] = "postgres"
+    blob_dir: Path | None = None
+    # Size limits of an encounter's document and of a bulk intake file (413 past them).
+    document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    bulk_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    # Bulk intake commits this many lines per transaction (the job's cursor moves with them).
+    bulk_batch_lines: int = Field(default=200, ge=1, le=5000)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # A revoked API client's or a deactivated person's tokens stop working, and role changes apply, within
@@ -127,6 +138,12 @@ class Settings(BaseSettings):
     # A tenant's registry row (status, manifest) is re-read at most this often per API process: a
     # suspension, offboarding or manifest change applies within this many seconds (at once where it is made).
     tenant_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _blob_dir_for_directory(self) -> Settings:
+        if self.blob_backend == "directory" and self.blob_dir is None:
+            raise ValueError("RCM_BLOB_DIR is required when RCM_BLOB_BACKEND=directory")
+        return self
 
     @field_validator("database_url", "app_database_url", "control_database_url", "audit_database_url")
     @classmethod

@@ -59,6 +59,19 @@ def pending_events(session: AsyncSession) -> tuple[AuditEvent, ...]:
     return tuple(session.sync_session.info.get(_PENDING, ()))
 
 
+def pending_mark(session: AsyncSession) -> int:
+    """How many events are buffered now: pass it to ``discard_pending_since`` when a savepoint rolls back."""
+    return len(session.sync_session.info.get(_PENDING, ()))
+
+
+def discard_pending_since(session: AsyncSession, mark: int) -> None:
+    """Forget events buffered since ``mark``: the savepoint holding what they describe was rolled back, so
+    they would record accesses that never took effect (a bulk line rejected half-way)."""
+    pending: list[AuditEvent] | None = session.sync_session.info.get(_PENDING)
+    if pending is not None:
+        del pending[mark:]
+
+
 def _check(event: AuditEvent) -> None:
     # Programming errors, caught at the call site rather than at commit. Messages carry no values.
     if not event.event_type:

@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rcm.crypto import repository
 from rcm.crypto.models import DataKey, KeyPurpose, KeyState
 from rcm.crypto.provider import KeyProvider, KeyUnwrapError, WrappedKey
+from rcm.crypto.stream import SALT_BYTES, StreamOpener, StreamSealer
+from rcm.crypto.stream import root_key as stream_root_key
 from rcm.kit.tenant import TenantId
 
 FORMAT_V1 = 1
@@ -91,6 +93,8 @@ class TenantKeyring:
     active_version: int
     _phi_keys: dict[int, AESGCM] = field(compare=False)
     _blind_key: bytes = field(compare=False)
+    # Per PHI key version, the root of the streaming-AEAD keys of blobs (``rcm.crypto.stream``).
+    _stream_roots: dict[int, bytes] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
         return f"TenantKeyring(tenant_id={self.tenant_id}, active_version={self.active_version})"
@@ -140,6 +144,21 @@ class TenantKeyring:
             return plaintext.decode()
         except UnicodeDecodeError:
             raise DecryptionError(f"{table}.{column}: value is not UTF-8 text") from None
+
+    def stream_sealer(self, blob_id: uuid.UUID) -> tuple[int, bytes, StreamSealer]:
+        """A sealer for a new blob under the active key: (key version, fresh salt, sealer)."""
+        version = self.active_version
+        salt = secrets.token_bytes(SALT_BYTES)
+        return version, salt, StreamSealer(self._stream_root(version), salt, self.tenant_id, blob_id)
+
+    def stream_opener(self, blob_id: uuid.UUID, *, version: int, salt: bytes) -> StreamOpener:
+        return StreamOpener(self._stream_root(version), salt, self.tenant_id, blob_id)
+
+    def _stream_root(self, version: int) -> bytes:
+        root = self._stream_roots.get(version)
+        if root is None:
+            raise UnknownKeyVersionError(f"blob: no key version {version} for this tenant")
+        return root
 
     def blind_index(self, kind: str, value: str) -> bytes:
         """Keyed HMAC-SHA256 (32 bytes) of the normalised value, for equality lookups without plaintext.
@@ -263,12 +282,13 @@ class KeyStore:
         active = {row.purpose: row for row in rows if row.state == KeyState.ACTIVE}
         if KeyPurpose.PHI not in active or KeyPurpose.BLIND_INDEX not in active:
             return None
-        phi = {row.version: AESGCM(self._unwrap(row)) for row in rows if row.purpose == KeyPurpose.PHI}
+        raw = {row.version: self._unwrap(row) for row in rows if row.purpose == KeyPurpose.PHI}
         return TenantKeyring(
             tenant_id=tenant_id,
             active_version=active[KeyPurpose.PHI].version,
-            _phi_keys=phi,
+            _phi_keys={version: AESGCM(key) for version, key in raw.items()},
             _blind_key=self._unwrap(active[KeyPurpose.BLIND_INDEX]),
+            _stream_roots={version: stream_root_key(key) for version, key in raw.items()},
         )
 
     async def rotate(self, session: AsyncSession, tenant_id: TenantId) -> int:

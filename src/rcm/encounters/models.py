@@ -94,3 +94,23 @@ class EncounterEvent(TenantOwned, Base):
     encounter_id: Mapped[uuid.UUID]
     status: Mapped[str] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)  # a fixed reason code, never free text
+
+
+class EncounterDocument(TenantOwned, Base):
+    """A document (PDF, image) attached to an encounter; its bytes are an encrypted blob (``rcm.blobs``).
+
+    No file name is kept: a name like ``smith_john_mri.pdf`` is PHI, and nothing needs it.
+    """
+
+    __tablename__ = "encounter_document"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
+        ForeignKeyConstraint(["tenant_id", "blob_id"], ["rcm.blob.tenant_id", "rcm.blob.id"]),
+        Index("ix_encounter_document", "tenant_id", "encounter_id", "created_at"),
+    )
+
+    encounter_id: Mapped[uuid.UUID]
+    blob_id: Mapped[uuid.UUID]
+    content_type: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[bytes] = mapped_column(LargeBinary)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    delete,
     false,
     func,
     inspect,
@@ -28,11 +29,12 @@ from sqlalchemy import (
     select,
     text,
     true,
+    update,
 )
 
 from rcm.audit.repository import audit_event
 from rcm.audit.trail import take_pending
-from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent
+from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterDocument, EncounterEvent
 from rcm.idempotency.repository import STORE_PARAMS, STORE_SQL
 from rcm.kit.models import TenantOwned, utcnow
 from rcm.kit.repository import TenantScopedRepository
@@ -417,3 +419,53 @@ class IntakeRepository(TenantScopedRepository[Encounter]):
 
 
 _ENCODER = msgspec.json.Encoder()
+
+
+class EncounterChangeRepository(TenantScopedRepository[Encounter]):
+    """Corrections and cancellation of an encounter before it is billed."""
+
+    model = Encounter
+
+    async def lock(self, encounter_id: uuid.UUID) -> Encounter | None:
+        stmt = self.for_update(self.base_statement().where(Encounter.id == encounter_id))
+        found: Encounter | None = (await self._execute(stmt)).scalars().first()
+        return found
+
+    async def change(self, encounter_id: uuid.UUID, **values: Any) -> None:
+        await self._execute(
+            update(Encounter)
+            .where(self.tenant_filter(Encounter.tenant_id), Encounter.id == encounter_id)
+            .values(**values, updated_at=utcnow())
+        )
+
+    async def replace_lines(
+        self, encounter_id: uuid.UUID, diagnoses: list[Diagnosis] | None, charges: list[ChargeLine] | None
+    ) -> None:
+        if diagnoses is not None:
+            await self._execute(
+                delete(Diagnosis).where(
+                    self.tenant_filter(Diagnosis.tenant_id), Diagnosis.encounter_id == encounter_id
+                )
+            )
+        if charges is not None:
+            await self._execute(
+                delete(ChargeLine).where(
+                    self.tenant_filter(ChargeLine.tenant_id), ChargeLine.encounter_id == encounter_id
+                )
+            )
+        await self.insert(*(diagnoses or []), *(charges or []))
+
+
+class EncounterDocumentRepository(TenantScopedRepository[EncounterDocument]):
+    model = EncounterDocument
+
+    async def for_encounter(self, encounter_id: uuid.UUID) -> list[EncounterDocument]:
+        stmt = self.base_statement().where(EncounterDocument.encounter_id == encounter_id)
+        return await self._all(stmt.order_by(EncounterDocument.created_at, EncounterDocument.id))
+
+    async def one(self, encounter_id: uuid.UUID, document_id: uuid.UUID) -> EncounterDocument | None:
+        return await self._first(
+            self.base_statement().where(
+                EncounterDocument.encounter_id == encounter_id, EncounterDocument.id == document_id
+            )
+        )

@@ -22,7 +22,7 @@ PlaceOfService = Annotated[str, Meta(pattern=r"^[0-9]{2}$")]
 Cents = Annotated[int, Meta(ge=0, le=99_999_999_99)]
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 ExternalId = Annotated[str, Meta(min_length=1, max_length=80, pattern=EXTERNAL_ID_PATTERN)]
-EncounterStatus = Literal["needs_coding", "coded", "on_hold", "billed", "closed"]
+EncounterStatus = Literal["needs_coding", "coded", "on_hold", "billed", "closed", "cancelled"]
 
 
 class DiagnosisIn(msgspec.Struct, forbid_unknown_fields=True):

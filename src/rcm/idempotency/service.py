@@ -99,16 +99,20 @@ async def run_idempotent(
     key: str | None,
     resource_type: str,
     produce: Callable[[], Awaitable[tuple[int, Any]]],
+    body_digest: bytes | None = None,
 ) -> Response[bytes]:
     """Answer a create once per (caller, key): the first time by ``produce``, later from the record.
 
     The fingerprint covers the concrete path (tenant, parent ids) and the body, so reusing a key for another
-    resource is the same 422 as reusing it with another body.
+    resource is the same 422 as reusing it with another body. Routes that stream their body (uploads) pass
+    ``body_digest`` (the SHA-256 of what they stored) instead of having the body read into memory here.
     """
     key = check_key(key)
     route = f"{request.method} {request.url.path}"
-    body = await request.body()
-    fingerprint = request_fingerprint(route, body)
+    if body_digest is None:
+        fingerprint = request_fingerprint(route, await request.body())
+    else:
+        fingerprint = hashlib.sha256(route.encode() + b"\x00stream\x00" + body_digest).digest()
     who = principal_key(scope)
     record_id = uuid.uuid4()
     records = scope.repo(IdempotencyRepository)

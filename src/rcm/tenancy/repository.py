@@ -102,3 +102,7 @@ _LOOKUP_AND_BIND = select(
 async def lookup_and_bind(session: AsyncSession, slug: str) -> Row[Any] | None:
     """The tenant of ``slug``, and the transaction bound to it in the same statement (one round trip)."""
     return (await session.execute(_LOOKUP_AND_BIND, {"slug": slug})).first()
+
+
+async def tenant_by_id(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
+    return (await session.execute(select(Tenant).where(Tenant.id == tenant_id))).scalar_one_or_none()

@@ -1,0 +1,2 @@
+"""Files holding PHI, encrypted in chunks (streaming AEAD), in PostgreSQL or a directory, behind one
+interface."""

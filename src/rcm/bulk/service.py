@@ -1,0 +1,374 @@
+"""Bulk intake: accept a file (stored encrypted, one job per file content), then run it line by line.
+
+Running a job is resumable and never creates twice: lines are committed in batches, and each batch's
+transaction holds the lines' records (encounters, patients...), one ``bulk_intake_line`` row per line keyed
+by (tenant, job, line number), and the job's cursor (last committed line). A worker that dies mid-batch loses
+the whole batch; the redelivered message resumes after the cursor. Each line runs in a savepoint, so a
+rejected line never takes its batch down with it.
+
+Each JSON line goes through ``rcm.encounters.service.create_encounter``: the same validation, records, audit
+events and coding work item as ``POST .../encounters``. FHIR Bundle lines go through ``ingest_bundle`` below.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rcm.audit.events import Action, request_info_from
+from rcm.audit.trail import discard_pending_since, pending_mark
+from rcm.blobs.store import BlobStore
+from rcm.bulk import parsing, schemas
+from rcm.bulk.models import BulkFormat, BulkIntake, BulkStatus, LineOutcome
+from rcm.bulk.repository import BulkIntakeRepository
+from rcm.crypto.keyring import KeyStore
+from rcm.encounters import service as encounters
+from rcm.identity.principal import Principal, PrincipalKind
+from rcm.kit.errors import FieldError, InvalidInput, NotFound, RCMError, UnsupportedMediaType
+from rcm.kit.pagination import Page
+from rcm.kit.strict import CONTENT_TYPE_POINTER
+from rcm.kit.tenant import TenantId
+from rcm.tenancy.jobs import job_tenant_scope
+from rcm.tenancy.scope import TenantScope
+from rcm.worker import enqueue
+
+BULK_INTAKE = "bulk_intake"
+JOB_NAME = "bulk.run_intake"
+MEDIA_TYPES = {
+    "application/x-ndjson": BulkFormat.NDJSON,
+    "application/ndjson": BulkFormat.NDJSON,
+    "application/fhir+ndjson": BulkFormat.NDJSON,
+    "text/csv": BulkFormat.CSV,
+}
+FHIR_NOT_WIRED = "FHIR bundle lines need the FHIR intake"
+
+
+def format_of(content_type: str | None) -> BulkFormat:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    found = MEDIA_TYPES.get(media)
+    if found is None:
+        raise UnsupportedMediaType(
+            "A bulk intake is NDJSON (application/x-ndjson) or CSV (text/csv).",
+            errors=[FieldError(CONTENT_TYPE_POINTER, "must be application/x-ndjson or text/csv")],
+        )
+    return found
+
+
+def view(job: BulkIntake) -> schemas.BulkIntake:
+    return schemas.BulkIntake(
+        id=job.id,
+        status=job.status,
+        format=job.format,
+        lines_read=job.lines_read,
+        accepted=job.accepted,
+        rejected=job.rejected,
+        file_sha256=job.file_sha256.hex(),
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        failure=job.failure,
+    )
+
+
+# Submitting ------------------------------------------------------------------------------------------------
+
+
+async def store_upload(
+    scope: TenantScope, store: BlobStore, body: AsyncIterable[bytes], *, fmt: BulkFormat, max_bytes: int
+) -> tuple[uuid.UUID, bytes]:
+    """Stream the upload into the blob store; (blob id, SHA-256 of the file)."""
+    media = "text/csv" if fmt is BulkFormat.CSV else "application/x-ndjson"
+    ref = await store.put(scope, body, content_type=media, max_bytes=max_bytes)
+    return ref.id, bytes.fromhex(ref.sha256)
+
+
+async def submit(
+    scope: TenantScope, store: BlobStore, *, blob_id: uuid.UUID, sha256: bytes, fmt: BulkFormat
+) -> tuple[int, schemas.BulkIntake]:
+    """A job for the stored file (202, sent to the worker after commit), or the job that already read the
+    same file (200; the new copy is deleted): a resubmitted file is never accepted twice."""
+    repo = scope.repo(BulkIntakeRepository)
+    existing = await repo.by_file(sha256)
+    if existing is not None:
+        await store.delete(scope, blob_id)
+        scope.audit(
+            "bulk_intake.read",
+            Action.READ,
+            resource_type=BULK_INTAKE,
+            resource_ids=[existing.id],
+            detail={"resubmitted": True},
+        )
+        return 200, view(existing)
+    principal = scope.principal
+    job = BulkIntake(
+        id=uuid.uuid4(),
+        blob_id=blob_id,
+        file_sha256=sha256,
+        format=fmt,
+        status=BulkStatus.QUEUED,
+        lines_read=0,
+        accepted=0,
+        rejected=0,
+        cursor_line=0,
+        submitted_by_kind=principal.kind.value,
+        submitted_by=principal.subject,
+        submitted_client_id=principal.client_id,
+        submitted_user_id=principal.user_id,
+    )
+    await repo.insert(job)
+    scope.audit("bulk_intake.create", Action.CREATE, resource_type=BULK_INTAKE, resource_ids=[job.id])
+    from rcm.bulk.tasks import run_intake  # the job's module imports this one
+
+    enqueue(scope.session, run_intake, tenant_id=scope.tenant_id, job_id=job.id)
+    return 202, view(job)
+
+
+async def get_job(scope: TenantScope, job_id: uuid.UUID) -> schemas.BulkIntake:
+    job = await scope.repo(BulkIntakeRepository).get_or_404(job_id)
+    scope.audit("bulk_intake.read", Action.READ, resource_type=BULK_INTAKE, resource_ids=[job.id])
+    return view(job)
+
+
+async def job_results(
+    scope: TenantScope, job_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page[schemas.BulkLineResult]:
+    """Per-line outcomes in line order. They name created encounter ids and error pointers, no PHI values;
+    reading them is audited like any read of encounter ids."""
+    repo = scope.repo(BulkIntakeRepository)
+    job = await repo.get_or_404(job_id)
+    after = 0
+    if cursor is not None:
+        if not cursor.isdigit() or len(cursor) > 9:
+            raise InvalidInput(
+                "The cursor is not one this API issued.", errors=[FieldError("query:cursor", "invalid")]
+            )
+        after = int(cursor)
+    rows = await repo.lines(job.id, after=after, limit=limit + 1)
+    shown = rows[:limit]
+    items = [
+        schemas.BulkLineResult(
+            line=row.line_no,
+            outcome=row.outcome,
+            encounter_id=row.encounter_id,
+            errors=[schemas.LineError(**e) for e in row.errors or []],
+        )
+        for row in shown
+    ]
+    scope.audit(
+        "bulk_intake.results",
+        Action.READ,
+        resource_type=BULK_INTAKE,
+        resource_ids=[job.id, *(i.encounter_id for i in items if i.encounter_id)],
+        detail={"count": len(items)},
+    )
+    next_cursor = str(shown[-1].line_no) if len(rows) > limit and shown else None
+    return Page(items=items, next_cursor=next_cursor)
+
+
+# FHIR bundles --------------------------------------------------------------------------------------------
+
+
+async def ingest_bundle(scope: TenantScope, bundle: dict[str, Any]) -> list[uuid.UUID]:
+    """The one dispatch point for Bundle lines. The FHIR intake (``rcm.fhir.service.ingest_bundle``) is not
+    part of this code yet: until it is wired here, a Bundle line is rejected with a clear error."""
+    raise InvalidInput(FHIR_NOT_WIRED, errors=[FieldError("", FHIR_NOT_WIRED)])
+
+
+# Running ---------------------------------------------------------------------------------------------------
+
+
+def job_principal(job: BulkIntake) -> Principal:
+    """The submitter, as the job's audit events name them (no roles or scopes: the job does only what the
+    submitter's request asked, and the request was authorised then)."""
+    return Principal(
+        kind=PrincipalKind(job.submitted_by_kind),
+        subject=job.submitted_by,
+        roles=frozenset(),
+        scopes=frozenset(),
+        token_id=f"bulk:{job.id}",
+        client_id=job.submitted_client_id,
+        user_id=job.submitted_user_id,
+        home_tenant=TenantId(job.tenant_id),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    sessions: async_sessionmaker[AsyncSession]
+    keystore: KeyStore
+    tenant_id: TenantId
+    job_id: uuid.UUID
+    skew: timedelta
+
+    def scope(self, actor: Principal) -> AbstractAsyncContextManager[TenantScope]:
+        return job_tenant_scope(
+            self.sessions,
+            self.keystore,
+            self.tenant_id,
+            actor=actor,
+            request=request_info_from(None),
+            job=JOB_NAME,
+        )
+
+
+# The actor recorded while the job only changes its own status (before it acts for the submitter).
+_SYSTEM = Principal(
+    kind=PrincipalKind.CLIENT,
+    subject="system:bulk",
+    roles=frozenset(),
+    scopes=frozenset(),
+    token_id=f"job:{JOB_NAME}",
+)
+
+
+async def run_job(
+    sessions: async_sessionmaker[AsyncSession],
+    keystore: KeyStore,
+    store: BlobStore,
+    tenant_id: TenantId,
+    job_id: uuid.UUID,
+    *,
+    batch_lines: int,
+    skew: timedelta,
+    stop_after_batches: int | None = None,
+) -> BulkStatus:
+    """Run (or resume) a job to its end; returns its status. ``stop_after_batches`` stops early, as a crash
+    between batches would (tests)."""
+    run = _Run(sessions, keystore, tenant_id, job_id, skew)
+    async with run.scope(_SYSTEM) as scope:
+        job = await scope.repo(BulkIntakeRepository).lock(job_id)
+        if job is None:
+            raise NotFound
+        if job.status in (BulkStatus.DONE, BulkStatus.FAILED):
+            return job.status
+        await scope.repo(BulkIntakeRepository).set_status(job, BulkStatus.RUNNING)
+        actor = job_principal(job)
+        cursor, fmt, blob_id = job.cursor_line, job.format, job.blob_id
+    # The file is read in short transactions (no snapshot held for the job's length); each batch writes in
+    # a transaction of its own.
+    layout: parsing.CsvLayout | None = None
+    batch: list[tuple[int, bytes | None]] = []
+    batches = 0
+    try:
+        chunks = store.open_in_steps(lambda: run.scope(actor), blob_id)
+        async for number, raw in parsing.lines(chunks):
+            if fmt is BulkFormat.CSV and number == 1:
+                layout = parsing.CsvLayout.from_header(raw or b"")
+                continue
+            if number <= cursor or (raw is not None and not raw.strip()):
+                continue  # done before a restart, or a blank line (not a record)
+            batch.append((number, raw))
+            if len(batch) >= batch_lines:
+                await _run_batch(run, actor, batch, layout)
+                batch = []
+                batches += 1
+                if stop_after_batches is not None and batches >= stop_after_batches:
+                    return BulkStatus.RUNNING
+    except parsing.FileError as exc:
+        return await _finish(run, BulkStatus.FAILED, str(exc))
+    await _run_batch(run, actor, batch, layout, last=True)
+    return BulkStatus.DONE
+
+
+async def _finish(run: _Run, status: BulkStatus, failure: str | None) -> BulkStatus:
+    async with run.scope(_SYSTEM) as scope:
+        repo = scope.repo(BulkIntakeRepository)
+        job = await repo.lock(run.job_id)
+        assert job is not None
+        await repo.set_status(job, status, failure)
+    return status
+
+
+async def _run_batch(
+    run: _Run,
+    actor: Principal,
+    batch: list[tuple[int, bytes | None]],
+    layout: parsing.CsvLayout | None,
+    *,
+    last: bool = False,
+) -> None:
+    async with run.scope(actor) as scope:
+        repo = scope.repo(BulkIntakeRepository)
+        job = await repo.lock(
+            run.job_id
+        )  # a second runner of the same job waits here, then skips what is done
+        if job is None:
+            raise NotFound
+        batch = [(n, raw) for n, raw in batch if n > job.cursor_line]
+        rows: list[dict[str, Any]] = []
+        accepted = 0
+        for number, raw in batch:
+            outcome = await _run_line(scope, raw, layout, skew=run.skew)
+            rows.append({"line_no": number, **outcome})
+            accepted += outcome["outcome"] is LineOutcome.ACCEPTED
+        await repo.add_lines(job, rows)
+        values: dict[str, Any] = {}
+        if batch:
+            values.update(
+                cursor_line=batch[-1][0],
+                lines_read=job.lines_read + len(batch),
+                accepted=job.accepted + accepted,
+                rejected=job.rejected + len(batch) - accepted,
+            )
+        if last:
+            values["status"] = BulkStatus.DONE
+        if values:
+            await repo.advance(job, **values)
+
+
+async def _run_line(
+    scope: TenantScope, raw: bytes | None, layout: parsing.CsvLayout | None, *, skew: timedelta
+) -> dict[str, Any]:
+    if raw is None:
+        return _rejected(parsing.too_long())
+    parsed = layout.parse(raw) if layout is not None else parsing.parse_json_line(raw)
+    if parsed.errors:
+        return _rejected(parsed.errors)
+    for attempt in (1, 2):
+        mark = pending_mark(scope.session)
+        savepoint = await scope.session.begin_nested()
+        try:
+            encounter_id = await _create(scope, parsed, skew=skew)
+        except RCMError as exc:
+            await savepoint.rollback()
+            discard_pending_since(scope.session, mark)
+            errors = list(exc.errors) or [FieldError("", exc.detail)]
+            return _rejected(layout.named(errors) if layout is not None else _plain(errors))
+        except IntegrityError:
+            # A concurrent writer (an API request, another job) created the same patient, coverage or
+            # provider first: once its row is committed, the second attempt finds it instead of adding one.
+            await savepoint.rollback()
+            discard_pending_since(scope.session, mark)
+            if attempt == 2:
+                return _rejected(
+                    [{"pointer": "", "detail": "conflicted twice with a concurrent write; resubmit"}]
+                )
+            continue
+        await savepoint.commit()
+        return {"outcome": LineOutcome.ACCEPTED, "encounter_id": encounter_id, "errors": None}
+    raise AssertionError("unreachable")
+
+
+async def _create(scope: TenantScope, parsed: parsing.Parsed, *, skew: timedelta) -> uuid.UUID | None:
+    if parsed.bundle is not None:
+        ids = await ingest_bundle(scope, parsed.bundle)
+        return ids[0] if ids else None
+    assert parsed.encounter is not None
+    created = await encounters.create_encounter(
+        scope, parsed.encounter, scope.manifest, source="bulk", skew=skew
+    )
+    return created.id
+
+
+def _plain(errors: list[FieldError]) -> list[dict[str, str]]:
+    return [{"pointer": e.pointer, "detail": e.detail} for e in errors]
+
+
+def _rejected(errors: list[dict[str, str]]) -> dict[str, Any]:
+    return {"outcome": LineOutcome.REJECTED, "encounter_id": None, "errors": errors}

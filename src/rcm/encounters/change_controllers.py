@@ -1,0 +1,166 @@
+"""Routes on one encounter beyond intake: documents, corrections and cancellation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
+from litestar.response import Stream
+
+from rcm.blobs.store import BlobStore
+from rcm.encounters import corrections, documents, schemas
+from rcm.idempotency.service import IdemKey, check_key, created_responses, run_idempotent
+from rcm.identity.guards import requires_scopes
+from rcm.identity.scopes import Scope
+from rcm.kit.errors import problem_responses
+from rcm.tenancy.dependencies import provide_tenant_scope
+from rcm.tenancy.jobs import job_tenant_scope
+from rcm.tenancy.scope import TenantScope
+
+
+class EncounterChangeController(Controller):
+    path = "/api/v1/tenants/{tenant_slug:str}/encounters/{encounter_id:uuid}"
+    tags = ["encounters"]
+    dependencies = {"tenant": Provide(provide_tenant_scope)}
+
+    @post(
+        "/documents",
+        responses=created_responses(documents.Document),
+        summary="Attach a document (the body is the file: PDF, PNG, JPEG or TIFF)",
+        description="Send the file as the raw body with its Content-Type; RCM_DOCUMENT_MAX_BYTES limits it.",
+        guards=[requires_scopes(Scope.ENCOUNTERS_WRITE)],
+        request_max_body_size=None,  # RCM_DOCUMENT_MAX_BYTES, enforced while streaming into the blob store
+    )
+    async def attach(
+        self,
+        tenant: NamedDependency[TenantScope],
+        request: Request[Any, Any, Any],
+        state: State,
+        encounter_id: FromPath[uuid.UUID],
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        check_key(idempotency_key)
+        # Not yours is 404 whatever the body, and before the upload is read.
+        await documents.check_encounter(tenant, encounter_id)
+        kind = documents.document_type(request.headers.get("content-type"))
+        store = BlobStore.from_settings(state.settings)
+        ref = await store.put(
+            tenant,
+            documents.sniffed(request.stream(), kind),
+            content_type=kind.value,
+            max_bytes=state.settings.document_max_bytes,
+        )
+        produced = False
+
+        async def produce() -> tuple[int, documents.Document]:
+            nonlocal produced
+            produced = True
+            return await documents.attach(tenant, store, encounter_id, blob_id=ref.id, kind=kind)
+
+        response = await run_idempotent(
+            tenant,
+            request,
+            key=idempotency_key,
+            resource_type=documents.DOCUMENT,
+            produce=produce,
+            body_digest=bytes.fromhex(ref.sha256),
+        )
+        if not produced:
+            await store.delete(tenant, ref.id)
+        return response
+
+    @get(
+        "/documents",
+        responses=problem_responses(),
+        summary="List an encounter's documents",
+        guards=[requires_scopes(Scope.ENCOUNTERS_READ)],
+    )
+    async def list_documents(
+        self, tenant: NamedDependency[TenantScope], encounter_id: FromPath[uuid.UUID]
+    ) -> list[documents.Document]:
+        return await documents.list_documents(tenant, encounter_id)
+
+    @get(
+        "/documents/{document_id:uuid}/content",
+        responses=problem_responses(),
+        summary="Download a document",
+        guards=[requires_scopes(Scope.ENCOUNTERS_READ)],
+    )
+    async def download(
+        self,
+        tenant: NamedDependency[TenantScope],
+        state: State,
+        encounter_id: FromPath[uuid.UUID],
+        document_id: FromPath[uuid.UUID],
+    ) -> Stream:
+        kind, blob_id = await documents.open_document(tenant, encounter_id, document_id)
+        store = BlobStore.from_settings(state.settings)
+
+        # The request's transaction (and its audit event) commits before the body is sent; the content is
+        # then read in short transactions of its own (a slow client holds no snapshot open), one step of
+        # chunks in memory at a time.
+        def reader() -> AbstractAsyncContextManager[TenantScope]:
+            return job_tenant_scope(
+                state.sessions,
+                state.keystore,
+                tenant.tenant_id,
+                actor=tenant.principal,
+                request=tenant.request,
+                job="encounter_document.download",
+            )
+
+        async def content() -> AsyncIterator[bytes]:
+            async for chunk in store.open_in_steps(reader, blob_id):
+                yield chunk
+
+        return Stream(content(), media_type=kind.value)
+
+    @post(
+        "/corrections",
+        status_code=200,
+        responses=created_responses(schemas.Encounter, status=200),
+        summary="Correct an encounter that is not billed yet",
+        guards=[requires_scopes(Scope.ENCOUNTERS_WRITE)],
+    )
+    async def correct(
+        self,
+        tenant: NamedDependency[TenantScope],
+        request: Request[Any, Any, Any],
+        encounter_id: FromPath[uuid.UUID],
+        data: JSONBody[corrections.EncounterCorrection],
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> tuple[int, schemas.Encounter]:
+            return 200, await corrections.correct_encounter(tenant, encounter_id, data)
+
+        return await run_idempotent(
+            tenant, request, key=idempotency_key, resource_type="encounter", produce=produce
+        )
+
+    @post(
+        "/cancel",
+        status_code=200,
+        responses=created_responses(schemas.EncounterStatusView, status=200),
+        summary="Cancel an encounter that is not billed yet (its open work items are cancelled too)",
+        guards=[requires_scopes(Scope.ENCOUNTERS_WRITE)],
+    )
+    async def cancel(
+        self,
+        tenant: NamedDependency[TenantScope],
+        request: Request[Any, Any, Any],
+        encounter_id: FromPath[uuid.UUID],
+        data: JSONBody[corrections.EncounterCancel],
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> tuple[int, schemas.EncounterStatusView]:
+            return 200, await corrections.cancel_encounter(tenant, encounter_id, data)
+
+        return await run_idempotent(
+            tenant, request, key=idempotency_key, resource_type="encounter", produce=produce
+        )
