@@ -17,7 +17,7 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from rcm.coding import qa, schemas, service, supervision
 from rcm.idempotency.service import IdemKey, check_key, created_responses, run_idempotent
@@ -212,7 +212,7 @@ class SupervisionController(Controller):
 
     @get("/queue", summary="Queue depth, age and SLA breaches per practice and per coder", responses=_ERRORS)
     async def queue(
-        self, staff: NamedDependency[StaffScope], kind: QueueKind = QueueKind.CODING, since: Since = None
+        self, staff: NamedDependency[StaffScope], kind: FromQuery[QueueKind] = QueueKind.CODING, since: Since = None
     ) -> schemas.QueueReport:
         return await supervision.queue_report(staff, kind, since=since or supervision.default_since())
 
