@@ -212,7 +212,10 @@ class SupervisionController(Controller):
 
     @get("/queue", summary="Queue depth, age and SLA breaches per practice and per coder", responses=_ERRORS)
     async def queue(
-        self, staff: NamedDependency[StaffScope], kind: FromQuery[QueueKind] = QueueKind.CODING, since: Since = None
+        self,
+        staff: NamedDependency[StaffScope],
+        kind: FromQuery[QueueKind] = QueueKind.CODING,
+        since: Since = None,
     ) -> schemas.QueueReport:
         return await supervision.queue_report(staff, kind, since=since or supervision.default_since())
 

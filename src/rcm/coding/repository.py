@@ -80,9 +80,10 @@ class CodingRepository(TenantScopedRepository[CodingVersion]):
                 status=QueryStatus.ANSWERED, answer=answer, answered_by=answered_by, answered_at=func.now()
             )
             .returning(CodingQuery)
-            .execution_options(populate_existing=True)
         )
-        return (await self._execute(select(CodingQuery).from_statement(stmt))).scalars().first()
+        # The session may hold the row from the read before: refresh it from what the UPDATE returned.
+        refreshed = select(CodingQuery).from_statement(stmt).execution_options(populate_existing=True)
+        return (await self._execute(refreshed)).scalars().first()
 
     # QA -------------------------------------------------------------------------------------------------
 
@@ -138,9 +139,9 @@ class CodingRepository(TenantScopedRepository[CodingVersion]):
                 **scores,
             )
             .returning(QaSample)
-            .execution_options(populate_existing=True)
         )
-        return (await self._execute(select(QaSample).from_statement(stmt))).scalars().first()
+        refreshed = select(QaSample).from_statement(stmt).execution_options(populate_existing=True)
+        return (await self._execute(refreshed)).scalars().first()
 
     async def agreement(self, *, since: datetime, until: datetime, period: str) -> list[Any]:
         """Per coder and period: reviewed samples and the summed agreement counts."""
