@@ -88,19 +88,9 @@ def load(
 
 
 async def _load_all(url: str, parsed: Sequence[ParsedRelease]) -> list[str]:
-    from rcm.codes.service import load_release
-    from rcm.kit.db import create_engine, platform_transaction, session_factory
+    from rcm.codes.loading import load_releases
 
-    engine = create_engine(url, pool_size=1, application_name="rcm-codes")
-    lines = []
-    try:
-        for release in parsed:
-            async with platform_transaction(session_factory(engine)) as session:
-                report = await load_release(session, release)
-            lines.append(report.line())
-    finally:
-        await engine.dispose()
-    return lines
+    return [report.line() for report in await load_releases(url, parsed)]
 
 
 @codes.command("releases")

@@ -77,15 +77,25 @@ async def check_codes(
             out.append(CodeCheck(system, code, on, valid=False, reason=f"unknown code system {system!r}"))
             continue
         out.append(None)
-        known.append((index, CodeSystem(system), normalize(CodeSystem(system), code)))
+        stored = normalize(CodeSystem(system), code)
+        known.append((index, _stored_system(CodeSystem(system), stored), stored))
     rows = await repository.check_rows(session, [(s.value, c) for _, s, c in known], on)
     for (index, system, _), row in zip(known, rows, strict=True):
-        out[index] = _judge(system, items[index][1], on, row)
+        out[index] = _judge(system, items[index][0], items[index][1], on, row)
     return [check for check in out if check is not None]
 
 
-def _judge(system: CodeSystem, code: str, on: datetime.date, row: repository.CheckRow) -> CodeCheck:
+def _stored_system(system: CodeSystem, code: str) -> CodeSystem:
+    """Two-digit modifiers (25, 59...) are CPT's (Level I, the AMA's): they come with the operator's CPT
+    file. The HCPCS Level II modifiers (GT, XS, RT...) come with the HCPCS file."""
+    return CodeSystem.CPT if system is CodeSystem.MODIFIER and code.isdigit() else system
+
+
+def _judge(
+    system: CodeSystem, asked: str, code: str, on: datetime.date, row: repository.CheckRow
+) -> CodeCheck:
     name = SYSTEM_NAMES[system]
+    system = CodeSystem(asked)
     if not row.loaded:
         return CodeCheck(system.value, code, on, valid=False, reason=f"no {name} code set loaded")
     warning = None
