@@ -1,7 +1,7 @@
 """Coding queue: fair leasing, queries to the practice, coding versions, fee schedules and QA.
 
 Revision ID: 0017_coding_queue
-Revises: 0013_least_privilege
+Revises: 0014_code_sets
 Create Date: 2026-12-01
 
 - ``work_item`` gains ``leased_at`` (when a lease last began: the practice served least recently goes first,
@@ -24,7 +24,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0017_coding_queue"
-down_revision = "0013_least_privilege"
+down_revision = "0014_code_sets"
 branch_labels = None
 depends_on = None
 

@@ -12,6 +12,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 
 from rcm import __version__
 from rcm.audit.controllers import AuditController
+from rcm.codes.controllers import CodeController
 from rcm.coding.controllers import CodingController, CodingQueryController, SupervisionController
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProviderController,
             EncounterController,
             ReportController,
+            CodeController,
             CodingController,
             CodingQueryController,
             SupervisionController,

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.codes.importers.icd10cm import from_order_file
+from rcm.codes.importers.operator import from_operator_file
+from rcm.codes.models import CodeSet
+from rcm.codes.service import load_release
 from rcm.config import Settings
 from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
@@ -18,6 +25,9 @@ from rcm.kit.db import apply_tenant_context, platform_transaction
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.manifest import validate_manifest
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
+from tests.codes.conftest import write
+from tests.codes.test_check import order_line
+from tests.codes.test_routes import _clear
 from tests.conftest import practice_api_for
 from tests.identity.conftest import make_user
 from tests.support import Api
@@ -134,3 +144,40 @@ async def practice_api(
     settings: Settings,
 ) -> Api:
     return await practice_api_for(client, tenant, sessions, settings)
+
+
+ICD = [
+    ("E11", "0", "Type 2 diabetes mellitus"),
+    ("E119", "1", "Type 2 diabetes mellitus without complications"),
+    ("I10", "1", "Essential (primary) hypertension"),
+    ("E785", "1", "Hyperlipidemia, unspecified"),
+]
+
+
+@pytest.fixture(autouse=True)
+async def code_sets(owner_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[None]:
+    """Small committed releases (ICD-10-CM FY2027 and the operator's CPT file, two-digit modifiers with
+    it), as the code-set tests make them; the code tables are emptied before and after."""
+    await _clear(owner_engine)
+    order = write(
+        tmp_path / "icd10cm_order_2027.txt", "".join(order_line(i, *row) for i, row in enumerate(ICD))
+    )
+    cpt = write(
+        tmp_path / "cpt.csv",
+        "code,description\n99213,Office visit (test wording)\n36415,Venipuncture (test wording)\n"
+        "25,Significant separate E/M (test wording)\n",
+    )
+    async with owner_engine.connect() as conn, conn.begin():
+        session = AsyncSession(bind=conn)
+        await load_release(
+            session,
+            from_order_file(
+                order, label="FY2027", effective_from=date(2026, 10, 1), effective_through=date(2027, 9, 30)
+            ),
+        )
+        await load_release(
+            session, from_operator_file(cpt, CodeSet.CPT, label="CPT test", effective_from=date(2026, 1, 1))
+        )
+        await session.close()
+    yield
+    await _clear(owner_engine)

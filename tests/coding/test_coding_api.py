@@ -154,3 +154,29 @@ async def test_other_practices_items_are_invisible(
             "/api/v1/coding/next", headers={**practice_api.headers, "Idempotency-Key": "k"}
         )
     ).status_code == 403
+
+
+async def test_completion_checks_every_code_on_the_date_of_service(
+    practice_api: Api, tenant: Tenant, make_staff: MakeStaff
+) -> None:
+    await _encounter(practice_api)
+    coder = await make_staff(Role.CODER, tenant)
+    item_id = (await coder.post("/coding/next")).json()["id"]
+    wrong = {
+        "diagnoses": ["E11.9", "E11.65"],  # E1165 is not in the loaded release
+        "lines": [
+            {"procedure_code": "99213", "modifiers": ["25"], "diagnosis_pointers": [1, 2]},
+            {"procedure_code": "J3490", "charge_cents": 100, "diagnosis_pointers": [1]},  # no HCPCS loaded
+        ],
+    }
+    refused = await coder.post(f"/coding/items/{item_id}/complete", wrong)
+    assert refused.status_code == 422, refused.text
+    errors = {e["pointer"]: e["detail"] for e in refused.json()["errors"]}
+    assert set(errors) == {"/diagnoses/1", "/lines/1/procedure_code"}
+    assert errors["/diagnoses/1"].startswith("E1165 is not valid on ")
+    assert "unknown code" in errors["/diagnoses/1"]
+    assert (
+        "HCPCS" in errors["/lines/1/procedure_code"] or "hcpcs" in errors["/lines/1/procedure_code"].lower()
+    )
+    # Nothing was saved and the coder still holds the item.
+    assert (await coder.get(f"/coding/items/{item_id}")).json()["item"]["status"] == "leased"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from rcm.audit.events import Action
+from rcm.codes.models import CodeSystem
 from rcm.coding import codecheck, schemas
 from rcm.coding.models import (
     CodingDiagnosis,
@@ -240,10 +241,17 @@ def _manifest_fees(manifest: TenantManifest) -> dict[tuple[str, str], int]:
 async def check_codes(scope: TenantScope, data: schemas.CodingCreate, on: date) -> list[str]:
     """Every code valid on the date of service (errors name the code, the date and the reason); returns the
     code tables' warnings for the coder."""
-    items = [(codecheck.ICD10, normalise_icd(c)) for c in data.diagnoses]
-    items += [(codecheck.PROCEDURE, line.procedure_code) for line in data.lines]
-    pointers = [f"/diagnoses/{i}" for i in range(len(data.diagnoses))]
-    pointers += [f"/lines/{i}/procedure_code" for i in range(len(data.lines))]
+    items: list[tuple[str, str]] = []
+    pointers: list[str] = []
+    for index, code in enumerate(data.diagnoses):
+        items.append((CodeSystem.ICD10CM, normalise_icd(code)))
+        pointers.append(f"/diagnoses/{index}")
+    for index, line in enumerate(data.lines):
+        items.append((codecheck.procedure_system(line.procedure_code), line.procedure_code))
+        pointers.append(f"/lines/{index}/procedure_code")
+        for m, modifier in enumerate(line.modifiers):
+            items.append((CodeSystem.MODIFIER, modifier))
+            pointers.append(f"/lines/{index}/modifiers/{m}")
     results = await codecheck.check_codes(scope.session, items, on)
     errors = [
         FieldError(pointer, f"{r.code} is not valid on {r.on.isoformat()}: {r.reason or 'unknown code'}")
@@ -252,7 +260,7 @@ async def check_codes(scope: TenantScope, data: schemas.CodingCreate, on: date) 
     ]
     if errors:
         raise InvalidInput("A code is not valid on the date of service.", errors=errors)
-    return [f"{r.code}: {r.warning}" for r in results if r.warning]
+    return sorted({f"{r.code}: {r.warning}" for r in results if r.warning})
 
 
 async def save_version(
@@ -316,6 +324,7 @@ async def complete(
         raise Conflict(NOT_HELD)
     check_structure(data, final=True)
     encounter: Encounter = await practice.repo(EncounterRepository).get_or_404(item.subject_id)
+    await price(practice, data)  # an unpriced line is named before the code tables are asked
     warnings = await check_codes(practice, data, encounter.service_date)
     coding = await save_version(practice, item, data, VersionState.COMPLETED)
     done = await practice.repo(WorkItemRepository).finish(
