@@ -57,6 +57,8 @@ def body_for(path: str) -> dict[str, Any]:
         return {"payer_id": "DEMO-MCR", "member_id": "ZZ999"}
     if path.endswith("/providers"):
         return {"npi": "1003000126", "name": "Dr Matrix Fake"}
+    if path.endswith("/answer"):
+        return {"answer": "Matrix answer"}
     return {}
 
 
