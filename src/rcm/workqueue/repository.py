@@ -15,7 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    column,
+    bindparam,
     exists,
     func,
     insert,
@@ -25,7 +25,6 @@ from sqlalchemy import (
     true,
     union_all,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
@@ -161,8 +160,13 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
             _ITEM.c.status == ItemStatus.OPEN,
             and_(_ITEM.c.status == ItemStatus.LEASED, _ITEM.c.lease_expires_at <= func.now()),
         )
-        turn = values(column("tenant_id", PG_UUID(as_uuid=True)), name="turn").data(
-            [(tenant,) for tenant in self.context.tenant_ids]
+        # The scope's practices as a one-column table (one array parameter: the statement stays cached).
+        turn = (
+            func.unnest(
+                bindparam("turn", value=list(self.context.tenant_ids), type_=ARRAY(PG_UUID(as_uuid=True)))
+            )
+            .table_valued("tenant_id")
+            .render_derived(name="turn")
         )
         past = _ITEM.alias("past")
         served = (
