@@ -3,6 +3,7 @@ CTE): the transition and its history cannot part, and a lease costs one round tr
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -11,15 +12,18 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     DateTime,
+    Interval,
     Select,
     Table,
     Text,
     and_,
+    any_,
     bindparam,
     exists,
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     true,
@@ -148,79 +152,17 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
         expired), and hold it for ``ttl``. With ``resume``, the holder's own live lease of ``kind`` comes
         first (renewed): asking for the next item twice hands back the same one.
 
-        One statement. Fair across practices (Medplum's fairqueue round-robins projects the same way): the
-        practices are taken in turn, the one served least recently (by when its last lease began) first,
-        and within a practice the item of the best priority, then the earliest due date. The per-practice
-        pick is a LATERAL ``LIMIT 1 FOR UPDATE SKIP LOCKED``, run practice by practice in that order and
-        stopped at the first hit (the outer ``LIMIT 1`` over a nested loop): exactly one row is locked, two
-        concurrent leases never take the same item and neither waits for the other, and a backlog of
-        10,000 in one practice costs the others one index probe each.
+        One statement (``_lease_statement``), built once and run with this call's parameters.
         """
-        leasable = or_(
-            _ITEM.c.status == ItemStatus.OPEN,
-            and_(_ITEM.c.status == ItemStatus.LEASED, _ITEM.c.lease_expires_at <= func.now()),
-        )
-        # The scope's practices as a one-column table (one array parameter: the statement stays cached).
-        turn = (
-            func.unnest(
-                bindparam("turn", value=list(self.context.tenant_ids), type_=ARRAY(PG_UUID(as_uuid=True)))
-            )
-            .table_valued("tenant_id")
-            .render_derived(name="turn")
-        )
-        past = _ITEM.alias("past")
-        served = (
-            select(func.max(past.c.leased_at))
-            .where(past.c.tenant_id == turn.c.tenant_id, past.c.kind == kind)
-            .scalar_subquery()
-        )
-        # The order of ``turns`` is the order the nested loop visits practices in (no outer ORDER BY: one
-        # there would run the locking pick for every practice before sorting).
-        turns = (
-            select(turn.c.tenant_id)
-            .where(self.tenant_filter(turn.c.tenant_id))
-            .order_by(served.asc().nulls_first(), turn.c.tenant_id)
-            .subquery("turns")
-        )
-        head = self.for_update(
-            select(_ITEM.c.tenant_id, _ITEM.c.id)
-            .where(_ITEM.c.tenant_id == turns.c.tenant_id, _ITEM.c.kind == kind, leasable)
-            .order_by(_ITEM.c.priority, _ITEM.c.due_at, _ITEM.c.id)
-            .limit(1),
-            skip_locked=True,
-        ).lateral("head")
-        fair = select(head.c.tenant_id, head.c.id).select_from(turns.join(head, true())).limit(1)
-        if resume:
-            mine = self.for_update(
-                select(_ITEM.c.tenant_id, _ITEM.c.id)
-                .where(
-                    self.tenant_filter(_ITEM.c.tenant_id),
-                    _ITEM.c.kind == kind,
-                    _ITEM.c.status == ItemStatus.LEASED,
-                    _ITEM.c.leased_by == holder,
-                    _ITEM.c.lease_expires_at > func.now(),
-                )
-                .limit(1)
-            ).cte("mine")
-            first = select(mine.c.tenant_id, mine.c.id)
-            # The fair pick runs only when the holder has no live lease (a one-time filter on ``mine``).
-            picked = union_all(first, fair.where(~exists(select(mine.c.id)))).limit(1).cte("picked")
-        else:
-            picked = fair.cte("picked")
-        changed = (
-            update(_ITEM)
-            .where(_ITEM.c.tenant_id == picked.c.tenant_id, _ITEM.c.id == picked.c.id)
-            .values(
-                status=ItemStatus.LEASED,
-                leased_by=holder,
-                lease_expires_at=func.now() + ttl,
-                leased_at=func.now(),
-                updated_at=func.clock_timestamp(),
-            )
-            .returning(*_ITEM.c)
-        )
-        rows = await self._run(changed, ItemEventType.LEASED, holder)
-        return rows[0] if rows else None
+        params = {
+            "lease_tenants": list(self.context.tenant_ids),
+            "lease_kind": kind.value,
+            "lease_holder": holder,
+            "lease_ttl": ttl,
+            "lease_event": ItemEventType.LEASED.value,
+        }
+        row = (await self._execute(_lease_statement(resume), params)).first()
+        return None if row is None else WorkItem(**row._mapping)
 
     async def note(self, item_id: uuid.UUID, *, holder: str, event: ItemEventType) -> WorkItem | None:
         """Log ``event`` (a draft saved) on an item ``holder`` holds a live lease of; None otherwise."""
@@ -408,3 +350,98 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
     async def history(self, item_id: uuid.UUID) -> list[WorkItemEvent]:
         stmt = self.statement_for(WorkItemEvent).where(WorkItemEvent.work_item_id == item_id)
         return await self._all(stmt.order_by(WorkItemEvent.created_at, WorkItemEvent.id))
+
+
+@functools.cache
+def _lease_statement(resume: bool) -> Select[Any]:
+    """The lease, as one statement with bound parameters (``lease_tenants``: the scope's practices;
+    ``lease_kind``, ``lease_holder``, ``lease_ttl``, ``lease_event``: named apart from the columns, which an
+    UPDATE would otherwise take them for), built once per shape so each lease only binds and runs it.
+
+    Fair across practices (Medplum's fairqueue round-robins projects the same way): the practices are taken
+    in turn, the one served least recently (by when its last lease began) first, and within a practice the
+    item of the best priority, then the earliest due date, then the oldest. The per-practice pick is a
+    LATERAL ``LIMIT 1 FOR UPDATE SKIP LOCKED``, run practice by practice in that order and stopped at the
+    first hit (the outer ``LIMIT 1`` over a nested loop): exactly one row is locked, two concurrent leases
+    never take the same item and neither waits for the other, and a backlog of 10,000 in one practice costs
+    the others one index probe each. The practices are exactly the scope's (``lease_tenants``); RLS, bound
+    to the same list, is the backstop.
+    """
+    kind = bindparam("lease_kind", type_=Text())
+    holder = bindparam("lease_holder", type_=Text())
+    ttl = bindparam("lease_ttl", type_=Interval())
+    tenants = bindparam("lease_tenants", type_=ARRAY(PG_UUID(as_uuid=True)))
+    leasable = or_(
+        _ITEM.c.status == ItemStatus.OPEN.value,
+        and_(_ITEM.c.status == ItemStatus.LEASED.value, _ITEM.c.lease_expires_at <= func.now()),
+    )
+    # The scope's practices as a one-column table (one array parameter: the statement stays cached).
+    turn = func.unnest(tenants).table_valued("tenant_id").render_derived(name="turn")
+    past = _ITEM.alias("past")
+    served = (
+        select(func.max(past.c.leased_at))
+        .where(past.c.tenant_id == turn.c.tenant_id, past.c.kind == kind)
+        .scalar_subquery()
+    )
+    # The order of ``turns`` is the order the nested loop visits practices in (no outer ORDER BY: one there
+    # would run the locking pick for every practice before sorting).
+    turns = select(turn.c.tenant_id).order_by(served.asc().nulls_first(), turn.c.tenant_id).subquery("turns")
+    head = (
+        select(_ITEM.c.tenant_id, _ITEM.c.id)
+        .where(_ITEM.c.tenant_id == turns.c.tenant_id, _ITEM.c.kind == kind, leasable)
+        .order_by(_ITEM.c.priority, _ITEM.c.due_at, _ITEM.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .lateral("head")
+    )
+    fair = select(head.c.tenant_id, head.c.id).select_from(turns.join(head, true())).limit(1)
+    picked: CTE
+    if resume:
+        mine = (
+            select(_ITEM.c.tenant_id, _ITEM.c.id)
+            .where(
+                _ITEM.c.tenant_id == any_(tenants),
+                _ITEM.c.kind == kind,
+                _ITEM.c.status == ItemStatus.LEASED.value,
+                _ITEM.c.leased_by == holder,
+                _ITEM.c.lease_expires_at > func.now(),
+            )
+            .limit(1)
+            .with_for_update()
+            .cte("mine")
+        )
+        # The fair pick runs only when the holder has no live lease (a one-time filter on ``mine``).
+        first = select(mine.c.tenant_id, mine.c.id)
+        picked = union_all(first, fair.where(~exists(select(mine.c.id)))).limit(1).cte("picked")
+    else:
+        picked = fair.cte("picked")
+    changed = (
+        update(_ITEM)
+        .where(_ITEM.c.tenant_id == picked.c.tenant_id, _ITEM.c.id == picked.c.id)
+        .values(
+            # A constant, not a bound value: DML values inside a CTE are left out of the statement's cache
+            # key, so a bound one would go missing when the cached statement runs again.
+            status=literal_column(f"'{ItemStatus.LEASED.value}'"),
+            leased_by=holder,
+            lease_expires_at=func.now() + ttl,
+            leased_at=func.now(),
+            updated_at=func.clock_timestamp(),
+        )
+        .returning(*_ITEM.c)
+        .cte("changed")
+    )
+    logged = insert(_EVENT).from_select(
+        list(_EVENT_COLUMNS),
+        select(
+            changed.c.tenant_id,
+            func.gen_random_uuid(),
+            changed.c.updated_at,
+            changed.c.id,
+            bindparam("lease_event", type_=Text()),
+            changed.c.status,
+            holder,
+            changed.c.lease_expires_at,
+        ),
+    )
+    # Plain rows (no ORM statement around it): the leased item is built from what the UPDATE returned.
+    return select(changed).add_cte(logged.cte("logged"))
