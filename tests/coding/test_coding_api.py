@@ -121,7 +121,7 @@ async def test_a_query_waits_for_the_practice_and_returns_to_the_queue(
     assert open_queries.status_code == 200, open_queries.text
     assert [q["question"] for q in open_queries.json()] == ["Was the A1c drawn today?"]
     answered = await practice_api.post(f"/coding-queries/{query_id}/answer", {"answer": "Yes, in clinic."})
-    assert answered.status_code == 200, answered.text
+    assert answered.status_code == 201, answered.text
     assert answered.json()["status"] == "answered"
     again = await practice_api.post(f"/coding-queries/{query_id}/answer", {"answer": "Twice?"})
     assert again.status_code == 409

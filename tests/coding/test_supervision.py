@@ -31,9 +31,18 @@ async def test_supervisor_assigns_only_staff_to_practices_they_supervise(
     events = await audit_rows(owner_engine, "staff_assignment.create", tenant_id=tenant.id)
     assert [e["detail"]["access"] for e in events] == ["supervisor"]
 
-    # A practice they do not supervise is not theirs to staff: the same 404 as no practice at all.
+    # A practice they do not supervise is not theirs to staff: the same answer as no practice at all.
     elsewhere = await boss.post(f"/supervision/staff/{coder.id}/assignments", {"tenant": other_tenant.slug})
-    assert elsewhere.status_code == 404, elsewhere.text
+    nowhere = await boss.post(f"/supervision/staff/{coder.id}/assignments", {"tenant": "no-such-practice"})
+    assert elsewhere.status_code == nowhere.status_code == 422, elsewhere.text
+    assert (
+        elsewhere.json()["errors"]
+        == nowhere.json()["errors"]
+        == [{"pointer": "/tenant", "detail": "names no practice"}]
+    )
+    assert (
+        await boss.delete(f"/supervision/staff/{coder.id}/assignments/{other_tenant.slug}")
+    ).status_code == 404
     # Never themselves (that would skip break-glass), never another supervisor (a trade would do the same).
     own = await boss.post(f"/supervision/staff/{boss.user.id}/assignments", {"tenant": tenant.slug})
     assert own.status_code == 409, own.text

@@ -21,7 +21,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from rcm.coding import qa, schemas, service, supervision
 from rcm.idempotency.service import IdemKey, check_key, created_responses, run_idempotent
-from rcm.identity.admin_people import assign_to_practice, unassign_from_practice
+from rcm.identity.admin_people import AssignmentOut, assign_to_practice, unassign_from_practice
 from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
 from rcm.identity.principal import Role
 from rcm.identity.scopes import Scope
@@ -258,7 +258,7 @@ class SupervisionController(Controller):
     @post(
         "/staff/{user_id:uuid}/assignments",
         summary="Assign a coder or biller to a practice you supervise (never yourself)",
-        responses=created_responses(msgspec.Struct, 201),
+        responses=created_responses(AssignmentOut, 201),
         guards=[requires_mfa],
     )
     async def assign(
@@ -271,6 +271,9 @@ class SupervisionController(Controller):
         data: JSONBody[schemas.StaffAssign],
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
+        # Unsupervised: the same 422 as no practice. (No keyring is opened here: the control transaction
+        # below may create the practice's first data key, and must not wait on this one.)
+        await supervision.supervised(staff, data.tenant)
         return await assign_to_practice(
             request,
             state,
@@ -366,7 +369,7 @@ class CodingQueryController(Controller):
     @post(
         "/{query_id:uuid}/answer",
         summary="Answer a coder's question: the encounter's item returns to the coding queue",
-        responses=created_responses(schemas.Query, 200),
+        responses=created_responses(schemas.Query),
         guards=[requires_scopes(Scope.ENCOUNTERS_WRITE)],
     )
     async def answer(
@@ -378,7 +381,7 @@ class CodingQueryController(Controller):
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         async def produce() -> tuple[int, schemas.Query]:
-            return 200, await service.answer(tenant, query_id, data)
+            return 201, await service.answer(tenant, query_id, data)  # the answer is created
 
         return await run_idempotent(
             tenant, request, key=idempotency_key, resource_type=service.CODING_QUERY, produce=produce

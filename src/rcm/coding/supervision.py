@@ -139,12 +139,15 @@ def default_since() -> datetime:
     return datetime.now(UTC) - timedelta(days=1)
 
 
-async def practice_by_slug(scope: StaffScope, slug: str) -> TenantScope:
+async def supervised(scope: StaffScope, slug: str) -> Tenant:
     """One of the practices the supervisor supervises, by slug (any other: the field names no practice)."""
     tenant = await tenant_by_slug(scope.session, slug)
     if tenant is None or tenant.id not in scope.tenant_ids:
-        raise InvalidInput(
-            "No such practice among those you supervise.",
-            errors=[FieldError("/tenant", "names no practice you supervise")],
-        )
-    return await one_practice(scope, tenant.id)
+        # The same answer as for a slug that names no practice at all (the admins' assignment API's).
+        raise InvalidInput("No such practice.", errors=[FieldError("/tenant", "names no practice")])
+    return tenant
+
+
+async def practice_by_slug(scope: StaffScope, slug: str) -> TenantScope:
+    """A supervised practice as a tenant scope (its keyring opened in this transaction)."""
+    return await one_practice(scope, (await supervised(scope, slug)).id)
