@@ -13,6 +13,8 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 from rcm import __version__
 from rcm.audit.controllers import AuditController
 from rcm.bulk.controllers import BulkIntakeController
+from rcm.codes.controllers import CodeController
+from rcm.coding.controllers import CodingController, CodingQueryController, SupervisionController
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
@@ -92,6 +94,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EncounterChangeController,
             BulkIntakeController,
             ReportController,
+            CodeController,
+            CodingController,
+            CodingQueryController,
+            SupervisionController,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -48,18 +48,20 @@ def fill(path: str, values: dict[str, str]) -> str:
     return PARAM.sub(lambda m: values.get(m.group(1), str(uuid.uuid4())), path)
 
 
+# A valid body for each kind of write route, by the path's last segment (others take an empty object).
+BODIES: dict[str, Any] = {
+    "encounters": encounter_payload,
+    "patients": patient_payload,
+    "coverages": lambda: {"payer_id": "DEMO-MCR", "member_id": "ZZ999"},
+    "providers": lambda: {"npi": "1003000126", "name": "Dr Matrix Fake"},
+    "cancel": lambda: {"reason": "duplicate"},
+    "answer": lambda: {"answer": "Matrix answer"},
+}
+
+
 def body_for(path: str) -> dict[str, Any]:
-    if path.endswith("/encounters"):
-        return encounter_payload()
-    if path.endswith("/patients"):
-        return patient_payload()
-    if path.endswith("/coverages"):
-        return {"payer_id": "DEMO-MCR", "member_id": "ZZ999"}
-    if path.endswith("/providers"):
-        return {"npi": "1003000126", "name": "Dr Matrix Fake"}
-    if path.endswith("/cancel"):
-        return {"reason": "duplicate"}
-    return {}
+    make = BODIES.get(path.rstrip("/").rsplit("/", 1)[-1])
+    return make() if make is not None else {}
 
 
 # The one change the matrix makes to B's rows: its audit trail records each refused attempt on B's data

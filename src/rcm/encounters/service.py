@@ -244,14 +244,14 @@ async def create_encounter(
         note=NPI_CHECK_DIGIT_FAILED if rendering_npi_failed or billing_npi_failed else None,
         created_at=now,
     )
-    sla_hours = manifest.rules.coding_sla_hours
-    sla = timedelta(hours=sla_hours) if sla_hours is not None else DEFAULT_CODING_SLA
+    priority, sla = workqueue.sla_for(manifest, QueueKind.CODING, default=DEFAULT_CODING_SLA)
     # A new encounter always enters the coding queue (its item and the item's "created" event).
     item = workqueue.new_item(
         kind=QueueKind.CODING,
         subject_type=SubjectType.ENCOUNTER,
         subject_id=encounter_id,
         due_at=now + sla,
+        priority=priority,
         created_at=now,
     )
     item.tenant_id = tenant_id

@@ -14,7 +14,7 @@ assignment is a DELETE. ``rcm identity people add`` adds a person from the comma
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -72,6 +72,8 @@ class ActiveUpdate(msgspec.Struct, forbid_unknown_fields=True):
 
 class AssignmentCreate(msgspec.Struct, forbid_unknown_fields=True):
     tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=63, description="The practice's slug")]
+    # The person reviews this practice's QA samples (coders and supervisors).
+    qa_reviewer: bool = False
 
 
 class PersonOut(msgspec.Struct):
@@ -89,6 +91,7 @@ class AssignmentOut(msgspec.Struct):
     tenant: str
     assigned_by: uuid.UUID | None
     created_at: datetime
+    qa_reviewer: bool = False
 
 
 _ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429)
@@ -196,37 +199,14 @@ class AdminPeopleController(Controller):
         state: State,
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
-        actor = current_principal(request)
-        async with control_transaction(state) as session:
-            person = await _person(session, user_id)
-            tenant = await _tenant(session, data.tenant, pointer="/tenant")
-            if not parse_roles(person.roles) & ASSIGNABLE_ROLES:
-                raise Conflict(
-                    "Only staff and auditors are assigned to practices.",
-                    errors=[FieldError("/tenant", "the person holds no role that is assigned to practices")],
-                )
-            # Idempotency records live per tenant: the scope binds this transaction to the practice.
-            scope = await _system_tenant_scope(session, request, state, tenant, access="platform_admin")
-
-            async def produce() -> tuple[int, AssignmentOut]:
-                assignment = await _assignment(session, TenantId(tenant.id), person.id)
-                created = assignment is None
-                if assignment is None:
-                    assignment = StaffAssignment(
-                        tenant_id=tenant.id, user_id=person.id, assigned_by=actor.user_id
-                    )
-                    session.add(assignment)
-                    await session.flush()
-                await _audit_assignment(
-                    session, request, actor, tenant, person, Action.CREATE, detail={"created": created}
-                )
-                return 201, _assignment_out(assignment, tenant)
-
-            response = await run_idempotent(
-                scope, request, key=idempotency_key, resource_type="staff_assignment", produce=produce
-            )
-        status_changed()  # an auditor's live scope follows their assignments
-        return response
+        return await assign_to_practice(
+            request,
+            state,
+            user_id=user_id,
+            tenant_slug=data.tenant,
+            qa_reviewer=data.qa_reviewer,
+            idempotency_key=idempotency_key,
+        )
 
     @delete(
         "/{user_id:uuid}/assignments/{tenant_slug:str}",
@@ -241,22 +221,109 @@ class AdminPeopleController(Controller):
         request: Request[Any, Any, Any],
         state: State,
     ) -> None:
-        actor = current_principal(request)
-        async with control_transaction(state) as session:
-            person = await _person(session, user_id)
-            tenant = await _tenant(session, tenant_slug)
-            await apply_tenant_context(session, TenantContext.single(TenantId(tenant.id)))
-            removed = (
-                await session.execute(
-                    sql_delete(StaffAssignment)
-                    .where(StaffAssignment.tenant_id == tenant.id, StaffAssignment.user_id == person.id)
-                    .returning(StaffAssignment.user_id)
+        await unassign_from_practice(request, state, user_id=user_id, tenant_slug=tenant_slug)
+
+
+# Who else may assign: a check run inside the control transaction, after the practice is bound, before any
+# change (the supervisors' routes: only practices they supervise, never themselves, never another supervisor).
+AssignmentCheck = Callable[[AsyncSession, Principal, AppUser, Tenant], Awaitable[None]]
+
+
+async def assign_to_practice(
+    request: Request[Any, Any, Any],
+    state: State,
+    *,
+    user_id: uuid.UUID,
+    tenant_slug: str,
+    qa_reviewer: bool,
+    idempotency_key: str | None,
+    access: str = "platform_admin",
+    check: AssignmentCheck | None = None,
+) -> Response[bytes]:
+    """Assign a person to a practice through the control role, audited on the practice's chain, idempotent.
+
+    The one path for admins and supervisors alike; ``check`` narrows who may do it for whom.
+    """
+    actor = current_principal(request)
+    async with control_transaction(state) as session:
+        person = await _person(session, user_id)
+        tenant = await _tenant(session, tenant_slug, pointer="/tenant")
+        if not parse_roles(person.roles) & ASSIGNABLE_ROLES:
+            raise Conflict(
+                "Only staff and auditors are assigned to practices.",
+                errors=[FieldError("/tenant", "the person holds no role that is assigned to practices")],
+            )
+        # Idempotency records live per tenant: the scope binds this transaction to the practice.
+        scope = await _system_tenant_scope(session, request, state, tenant, access=access)
+        if check is not None:
+            await check(session, actor, person, tenant)
+
+        async def produce() -> tuple[int, AssignmentOut]:
+            assignment = await _assignment(session, TenantId(tenant.id), person.id)
+            created = assignment is None
+            if assignment is None:
+                assignment = StaffAssignment(
+                    tenant_id=tenant.id, user_id=person.id, assigned_by=actor.user_id, qa_reviewer=qa_reviewer
                 )
-            ).first()
-            if removed is None:
-                raise NotFound()
-            await _audit_assignment(session, request, actor, tenant, person, Action.DELETE)
-        status_changed()  # an auditor's live scope follows their assignments
+                session.add(assignment)
+            else:
+                assignment.qa_reviewer = qa_reviewer
+            await session.flush()
+            await _audit_assignment(
+                session,
+                request,
+                actor,
+                tenant,
+                person,
+                Action.CREATE,
+                detail={"created": created, "qa_reviewer": qa_reviewer, "access": access},
+            )
+            return 201, _assignment_out(assignment, tenant)
+
+        response = await run_idempotent(
+            scope, request, key=idempotency_key, resource_type="staff_assignment", produce=produce
+        )
+    status_changed()  # an auditor's live scope follows their assignments
+    return response
+
+
+async def unassign_from_practice(
+    request: Request[Any, Any, Any],
+    state: State,
+    *,
+    user_id: uuid.UUID,
+    tenant_slug: str,
+    access: str = "platform_admin",
+    check: AssignmentCheck | None = None,
+) -> None:
+    """End a person's assignment to a practice (control role, audited); 404 when there is none."""
+    actor = current_principal(request)
+    async with control_transaction(state) as session:
+        person = await _person(session, user_id)
+        tenant = await _tenant(session, tenant_slug)
+        await apply_tenant_context(session, TenantContext.single(TenantId(tenant.id)))
+        if check is not None:
+            await check(session, actor, person, tenant)
+        removed = (
+            await session.execute(
+                sql_delete(StaffAssignment)
+                .where(StaffAssignment.tenant_id == tenant.id, StaffAssignment.user_id == person.id)
+                .returning(StaffAssignment.user_id)
+            )
+        ).first()
+        if removed is None:
+            raise NotFound()
+        await _audit_assignment(
+            session, request, actor, tenant, person, Action.DELETE, detail={"access": access}
+        )
+    status_changed()  # an auditor's live scope follows their assignments
+
+
+async def staff_assignment(
+    session: AsyncSession, tenant_id: TenantId, user_id: uuid.UUID
+) -> StaffAssignment | None:
+    """A person's assignment to a practice (the transaction bound to that practice), or None."""
+    return await _assignment(session, tenant_id, user_id)
 
 
 async def create_person(
@@ -421,4 +488,5 @@ def _assignment_out(assignment: StaffAssignment, tenant: Tenant) -> AssignmentOu
         tenant=tenant.slug,
         assigned_by=assignment.assigned_by,
         created_at=assignment.created_at,
+        qa_reviewer=assignment.qa_reviewer,
     )

@@ -66,6 +66,32 @@ class Rules(_Part):
     ] = None
 
 
+class QueueSla(_Part):
+    """How urgent a practice's work in one queue is: its items' priority and how long until they are due."""
+
+    priority: Annotated[
+        int, Field(ge=1, le=9, strict=True, description="1 (first) to 9 (last); within a practice only")
+    ] = 5
+    due_in_hours: Annotated[
+        int, Field(ge=1, le=8760, strict=True, description="Hours from arrival to the due date (1 to 8760)")
+    ]
+
+
+class Sla(_Part):
+    """Service levels per work queue (the queue kinds of ``rcm.workqueue``)."""
+
+    coding: QueueSla | None = None
+    billing: QueueSla | None = None
+
+
+class Fee(_Part):
+    """One fee schedule entry: the practice's charge for a CPT/HCPCS code (with a modifier, if it differs)."""
+
+    code: Annotated[str, Field(pattern=r"^[A-Z0-9][0-9]{3}[0-9A-Z]$", description="CPT or HCPCS Level II")]
+    modifier: Annotated[str | None, Field(pattern=r"^[A-Z0-9]{2}$")] = None
+    charge_cents: Annotated[int, Field(ge=0, le=100_000_000, strict=True, description="Charge per unit")]
+
+
 class TenantManifest(_Part):
     """Declarative description of one client practice. No secrets and no PHI: the TIN is a reference to the
     operator's vault, never the number."""
@@ -90,6 +116,13 @@ class TenantManifest(_Part):
         Field(description="Emails of billing-company staff assigned to this practice."),
     ] = ()
     rules: Rules = Rules()
+    sla: Sla = Sla()
+    fee_schedule: Annotated[
+        tuple[Fee, ...],
+        Field(
+            description="Charges per code (and modifier); a CSV loaded later (rcm coding fees) adds to it."
+        ),
+    ] = ()
 
     @property
     def payer_ids(self) -> frozenset[str]:

@@ -57,3 +57,5 @@ class StaffAssignment(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"), primary_key=True)
     assigned_by: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    # The person reviews this practice's QA samples (a coder or supervisor, marked by a supervisor or admin).
+    qa_reviewer: Mapped[bool] = mapped_column(default=False, server_default="false")

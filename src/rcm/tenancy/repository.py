@@ -20,6 +20,10 @@ async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
     return (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one_or_none()
 
 
+async def tenant_by_id(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
+    return (await session.execute(select(Tenant).where(Tenant.id == tenant_id))).scalar_one_or_none()
+
+
 async def tenants_by_slugs(session: AsyncSession, slugs: list[str]) -> list[Tenant]:
     return list(
         (await session.execute(select(Tenant).where(Tenant.slug.in_(slugs)).order_by(Tenant.slug))).scalars()
@@ -104,5 +108,18 @@ async def lookup_and_bind(session: AsyncSession, slug: str) -> Row[Any] | None:
     return (await session.execute(_LOOKUP_AND_BIND, {"slug": slug})).first()
 
 
-async def tenant_by_id(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
-    return (await session.execute(select(Tenant).where(Tenant.id == tenant_id))).scalar_one_or_none()
+async def assignment_of(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> StaffAssignment | None:
+    """A person's assignment to a practice, read in a transaction bound to that practice (RLS)."""
+    return (
+        await session.execute(
+            select(StaffAssignment).where(
+                StaffAssignment.tenant_id == tenant_id, StaffAssignment.user_id == user_id
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def person_by_id(session: AsyncSession, user_id: uuid.UUID) -> AppUser | None:
+    return (await session.execute(select(AppUser).where(AppUser.id == user_id))).scalar_one_or_none()

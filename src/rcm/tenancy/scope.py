@@ -25,11 +25,11 @@ from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.trail import record
 from rcm.crypto.keyring import KeyStore, TenantKeyring
 from rcm.identity.principal import Principal
-from rcm.kit.repository import TenantScopedRepository
+from rcm.kit.repository import TenantRowRepository
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.manifest import TenantManifest
 
-R = TypeVar("R", bound=TenantScopedRepository[Any])
+R = TypeVar("R", bound=TenantRowRepository[Any])
 Detail = Mapping[str, str | int | bool | None]
 
 

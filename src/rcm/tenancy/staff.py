@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,10 +16,10 @@ from rcm.audit.events import RequestInfo, request_info_from
 from rcm.crypto.keyring import KeyStore
 from rcm.identity.principal import Principal
 from rcm.kit.db import apply_tenant_context
-from rcm.kit.errors import Forbidden
+from rcm.kit.errors import Forbidden, NotFound
 from rcm.kit.tenant import TenantContext, TenantId
-from rcm.tenancy.repository import system_assigned_tenants
-from rcm.tenancy.scope import StaffScope, SystemScope
+from rcm.tenancy.repository import system_assigned_tenants, tenant_by_id
+from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope
 
 
 @asynccontextmanager
@@ -75,3 +76,22 @@ async def provide_staff_scope(
     """Litestar dependency for staff routes that span practices (the coding and billing queues)."""
     async with staff_scope(state.sessions, state.keystore, request.user, request_info_from(request)) as scope:
         yield scope
+
+
+async def one_practice(scope: StaffScope, tenant_id: uuid.UUID) -> TenantScope:
+    """One of ``scope``'s practices as a ``TenantScope`` on the same transaction: for the work on one item
+    (its practice's PHI keyring, manifest and idempotency records). Any other practice is a 404."""
+    tenant = (
+        await tenant_by_id(scope.session, scope.tenant(tenant_id)) if tenant_id in scope.tenant_ids else None
+    )
+    if tenant is None:
+        raise NotFound
+    return TenantScope(
+        session=scope.session,
+        context=TenantContext.single(TenantId(tenant.id)),
+        principal=scope.principal,
+        keyring=await scope.keyring(tenant.id),
+        request=scope.request,
+        manifest=tenant.manifest,
+        access="staff_scope",
+    )

@@ -33,6 +33,7 @@ class SubjectType(enum.StrEnum):
 class ItemStatus(enum.StrEnum):
     OPEN = "open"
     LEASED = "leased"  # someone works on it until lease_expires_at; after that it is open to lease again
+    WAITING = "waiting"  # a query is with the practice; its answer returns the item to the queue
     DONE = "done"
     CANCELLED = "cancelled"
 
@@ -43,9 +44,14 @@ class ItemEventType(enum.StrEnum):
     RELEASED = "released"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    DRAFTED = "drafted"
+    QUERIED = "queried"
+    ANSWERED = "answered"
+    REASSIGNED = "reassigned"
+    REPRIORITISED = "reprioritised"
 
 
-LIVE_STATUSES = (ItemStatus.OPEN, ItemStatus.LEASED)
+LIVE_STATUSES = (ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING)
 
 
 class EnumText(TypeDecorator[E], Generic[E]):
@@ -71,7 +77,8 @@ def _check(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
     return CheckConstraint(f"{column} IN ({listed})", name=column)
 
 
-_LIVE = text("status IN ('open', 'leased')")
+_LIVE = text("status IN ('open', 'leased', 'waiting')")
+_LEASABLE = text("status IN ('open', 'leased')")
 
 
 class WorkItem(TenantOwned, Base):
@@ -94,7 +101,17 @@ class WorkItem(TenantOwned, Base):
             unique=True,
             postgresql_where=_LIVE,
         ),
-        Index("ix_work_item_lease", "kind", "priority", "due_at", "tenant_id", postgresql_where=_LIVE),
+        # The lease walks practices in turn (least recently served first), each by priority and due date.
+        Index(
+            "ix_work_item_lease",
+            "tenant_id",
+            "kind",
+            "priority",
+            "due_at",
+            "id",
+            postgresql_where=_LEASABLE,
+        ),
+        Index("ix_work_item_served", "tenant_id", "kind", "leased_at"),
         Index("ix_work_item_subject", "tenant_id", "subject_type", "subject_id"),
     )
 
@@ -106,6 +123,8 @@ class WorkItem(TenantOwned, Base):
     due_at: Mapped[datetime]  # from the practice's SLA for this queue
     leased_by: Mapped[str | None] = mapped_column(Text, nullable=True)  # the holder's principal subject
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # When the last lease began (kept after it ends): the practice served least recently is served next.
+    leased_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
 
 

@@ -3,11 +3,35 @@ CTE): the transition and its history cannot part, and a lease costs one round tr
 
 from __future__ import annotations
 
+import functools
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CTE, Select, Table, and_, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    DateTime,
+    Interval,
+    Select,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from rcm.kit.repository import TenantScopedRepository
 from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem, WorkItemEvent
@@ -84,7 +108,7 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
                     ),
                 }
             )
-        added = insert(_ITEM).values(values).returning(*_ITEM.c).cte("added")
+        added = self._insert_items(values).cte("added")
         logged = insert(_EVENT).from_select(
             list(_EVENT_COLUMNS),
             select(
@@ -100,38 +124,187 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
         )
         await self._execute(logged.add_cte(added))
 
-    async def lease(self, kind: QueueKind, *, holder: str, ttl: timedelta) -> WorkItem | None:
-        """Take the most urgent item of ``kind`` in this scope's practices that nobody holds (or whose lease
-        has expired), and hold it for ``ttl``.
-
-        One statement: ``FOR UPDATE SKIP LOCKED`` means two concurrent leases never take the same item and
-        neither waits for the other; the lease and its event are written together. (Fairness across practices
-        comes with the queue API.)
-        """
-        available = or_(
-            _ITEM.c.status == ItemStatus.OPEN,
-            and_(_ITEM.c.status == ItemStatus.LEASED, _ITEM.c.lease_expires_at <= func.now()),
+    @staticmethod
+    def _insert_items(values: list[dict[str, Any]]) -> Any:
+        """One INSERT for any number of items: a few rows as VALUES, many as parallel arrays unnested
+        (a statement's parameters are capped at 32,767; ten arrays are ten parameters, whatever the count)."""
+        if len(values) <= 100:
+            return insert(_ITEM).values(values).returning(*_ITEM.c)
+        now = datetime.now(UTC)
+        columns = ("tenant_id", "id", "kind", "subject_type", "subject_id", "status", "priority", "due_at")
+        arrays = [
+            literal([v[c].value if hasattr(v[c], "value") else v[c] for v in values], ARRAY(_ITEM.c[c].type))
+            if c not in ("kind", "subject_type", "status")
+            else literal([str(v[c]) for v in values], ARRAY(Text()))
+            for c in columns
+        ]
+        created = literal(
+            [v["created_at"] if isinstance(v["created_at"], datetime) else now for v in values],
+            ARRAY(DateTime(timezone=True)),
         )
-        picked = self.for_update(
-            select(_ITEM.c.tenant_id, _ITEM.c.id)
-            .where(self.tenant_filter(_ITEM.c.tenant_id), _ITEM.c.kind == kind, available)
-            .order_by(_ITEM.c.priority, _ITEM.c.due_at, _ITEM.c.id)
-            .limit(1),
-            skip_locked=True,
-        ).cte("picked")
+        rows = select(*(func.unnest(a) for a in arrays), func.unnest(created))
+        return insert(_ITEM).from_select([*columns, "created_at"], rows).returning(*_ITEM.c)
+
+    async def lease(
+        self, kind: QueueKind, *, holder: str, ttl: timedelta, resume: bool = False
+    ) -> WorkItem | None:
+        """Take the next item of ``kind`` in this scope's practices that nobody holds (or whose lease has
+        expired), and hold it for ``ttl``. With ``resume``, the holder's own live lease of ``kind`` comes
+        first (renewed): asking for the next item twice hands back the same one.
+
+        One statement (``_lease_statement``), built once and run with this call's parameters.
+        """
+        params = {
+            "lease_tenants": list(self.context.tenant_ids),
+            "lease_kind": kind.value,
+            "lease_holder": holder,
+            "lease_ttl": ttl,
+            "lease_event": ItemEventType.LEASED.value,
+        }
+        row = (await self._execute(_lease_statement(resume), params)).first()
+        return None if row is None else WorkItem(**row._mapping)
+
+    async def note(self, item_id: uuid.UUID, *, holder: str, event: ItemEventType) -> WorkItem | None:
+        """Log ``event`` (a draft saved) on an item ``holder`` holds a live lease of; None otherwise."""
         changed = (
             update(_ITEM)
-            .where(_ITEM.c.tenant_id == picked.c.tenant_id, _ITEM.c.id == picked.c.id)
+            .where(*self._held(item_id, holder))
+            .values(updated_at=func.clock_timestamp())
+            .returning(*_ITEM.c)
+        )
+        rows = await self._run(changed, event, holder)
+        return rows[0] if rows else None
+
+    def _held(self, item_id: uuid.UUID, holder: str) -> tuple[ColumnElement[bool], ...]:
+        return (
+            self.tenant_filter(_ITEM.c.tenant_id),
+            _ITEM.c.id == item_id,
+            _ITEM.c.status == ItemStatus.LEASED,
+            _ITEM.c.leased_by == holder,
+            _ITEM.c.lease_expires_at > func.now(),
+        )
+
+    async def answered(self, item_id: uuid.UUID, *, actor: str) -> WorkItem | None:
+        """A waiting item goes back to its queue (its practice answered the query)."""
+        changed = (
+            update(_ITEM)
+            .where(
+                self.tenant_filter(_ITEM.c.tenant_id),
+                _ITEM.c.id == item_id,
+                _ITEM.c.status == ItemStatus.WAITING,
+            )
+            .values(status=ItemStatus.OPEN, updated_at=func.clock_timestamp())
+            .returning(*_ITEM.c)
+        )
+        rows = await self._run(changed, ItemEventType.ANSWERED, actor)
+        return rows[0] if rows else None
+
+    async def reassign(self, item_id: uuid.UUID, *, to: str, ttl: timedelta, actor: str) -> WorkItem | None:
+        """Hand a live item (open, leased or expired; not one waiting on the practice) to ``to``."""
+        changed = (
+            update(_ITEM)
+            .where(
+                self.tenant_filter(_ITEM.c.tenant_id),
+                _ITEM.c.id == item_id,
+                _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED]),
+            )
             .values(
                 status=ItemStatus.LEASED,
-                leased_by=holder,
+                leased_by=to,
                 lease_expires_at=func.now() + ttl,
                 updated_at=func.clock_timestamp(),
             )
             .returning(*_ITEM.c)
         )
-        rows = await self._run(changed, ItemEventType.LEASED, holder)
+        rows = await self._run(changed, ItemEventType.REASSIGNED, actor)
         return rows[0] if rows else None
+
+    async def reprioritise(
+        self, item_id: uuid.UUID, *, priority: int, due_at: datetime | None, actor: str
+    ) -> WorkItem | None:
+        """Change a live item's priority (and due date)."""
+        new: dict[str, Any] = {"priority": priority, "updated_at": func.clock_timestamp()}
+        if due_at is not None:
+            new["due_at"] = due_at
+        changed = (
+            update(_ITEM)
+            .where(
+                self.tenant_filter(_ITEM.c.tenant_id),
+                _ITEM.c.id == item_id,
+                _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING]),
+            )
+            .values(**new)
+            .returning(*_ITEM.c)
+        )
+        rows = await self._run(changed, ItemEventType.REPRIORITISED, actor)
+        return rows[0] if rows else None
+
+    async def depth_by_practice(self, kind: QueueKind) -> list[Any]:
+        """Per practice: open (incl. expired leases), leased, waiting, overdue, and the oldest live item."""
+        live_lease = and_(_ITEM.c.status == ItemStatus.LEASED, _ITEM.c.lease_expires_at > func.now())
+        stmt = (
+            select(
+                _ITEM.c.tenant_id,
+                func.count().filter(and_(_ITEM.c.status != ItemStatus.WAITING, ~live_lease)).label("open"),
+                func.count().filter(live_lease).label("leased"),
+                func.count().filter(_ITEM.c.status == ItemStatus.WAITING).label("waiting"),
+                func.count().filter(_ITEM.c.due_at < func.now()).label("overdue"),
+                func.min(_ITEM.c.created_at).label("oldest"),
+            )
+            .where(
+                self.tenant_filter(_ITEM.c.tenant_id),
+                _ITEM.c.kind == kind,
+                _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING]),
+            )
+            .group_by(_ITEM.c.tenant_id)
+            .order_by(_ITEM.c.tenant_id)
+        )
+        return await self._rows(stmt)
+
+    async def held_by_coder(self, kind: QueueKind) -> list[Any]:
+        """Per holder of a live lease: items held, how many are overdue, the oldest held."""
+        stmt = (
+            select(
+                _ITEM.c.leased_by,
+                func.count().label("held"),
+                func.count().filter(_ITEM.c.due_at < func.now()).label("overdue"),
+                func.min(_ITEM.c.created_at).label("oldest"),
+            )
+            .where(
+                self.tenant_filter(_ITEM.c.tenant_id),
+                _ITEM.c.kind == kind,
+                _ITEM.c.status == ItemStatus.LEASED,
+                _ITEM.c.lease_expires_at > func.now(),
+            )
+            .group_by(_ITEM.c.leased_by)
+            .order_by(_ITEM.c.leased_by)
+        )
+        return await self._rows(stmt)
+
+    async def completed_by_coder(self, kind: QueueKind, *, since: datetime) -> list[Any]:
+        """Per coder: items completed since ``since``, and how many of them after their due date."""
+        stmt = (
+            select(
+                _EVENT.c.actor,
+                func.count().label("completed"),
+                func.count().filter(_EVENT.c.created_at > _ITEM.c.due_at).label("late"),
+            )
+            .select_from(
+                _EVENT.join(
+                    _ITEM,
+                    and_(_ITEM.c.tenant_id == _EVENT.c.tenant_id, _ITEM.c.id == _EVENT.c.work_item_id),
+                )
+            )
+            .where(
+                self.tenant_filter(_EVENT.c.tenant_id),
+                _ITEM.c.kind == kind,
+                _EVENT.c.event == ItemEventType.COMPLETED.value,
+                _EVENT.c.created_at >= since,
+            )
+            .group_by(_EVENT.c.actor)
+            .order_by(_EVENT.c.actor)
+        )
+        return await self._rows(stmt)
 
     async def finish(
         self, item_id: uuid.UUID, *, holder: str, event: ItemEventType, status: ItemStatus
@@ -139,13 +312,7 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
         """End ``holder``'s live lease of the item (release, complete); None when they hold no such lease."""
         changed = (
             update(_ITEM)
-            .where(
-                self.tenant_filter(_ITEM.c.tenant_id),
-                _ITEM.c.id == item_id,
-                _ITEM.c.status == ItemStatus.LEASED,
-                _ITEM.c.leased_by == holder,
-                _ITEM.c.lease_expires_at > func.now(),
-            )
+            .where(*self._held(item_id, holder))
             .values(status=status, leased_by=None, lease_expires_at=None, updated_at=func.clock_timestamp())
             .returning(*_ITEM.c)
         )
@@ -162,7 +329,7 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
                 self.tenant_filter(_ITEM.c.tenant_id),
                 _ITEM.c.subject_type == subject_type,
                 _ITEM.c.subject_id == subject_id,
-                _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED]),
+                _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING]),
             )
             .values(
                 status=ItemStatus.CANCELLED,
@@ -183,3 +350,98 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
     async def history(self, item_id: uuid.UUID) -> list[WorkItemEvent]:
         stmt = self.statement_for(WorkItemEvent).where(WorkItemEvent.work_item_id == item_id)
         return await self._all(stmt.order_by(WorkItemEvent.created_at, WorkItemEvent.id))
+
+
+@functools.cache
+def _lease_statement(resume: bool) -> Select[Any]:
+    """The lease, as one statement with bound parameters (``lease_tenants``: the scope's practices;
+    ``lease_kind``, ``lease_holder``, ``lease_ttl``, ``lease_event``: named apart from the columns, which an
+    UPDATE would otherwise take them for), built once per shape so each lease only binds and runs it.
+
+    Fair across practices (Medplum's fairqueue round-robins projects the same way): the practices are taken
+    in turn, the one served least recently (by when its last lease began) first, and within a practice the
+    item of the best priority, then the earliest due date, then the oldest. The per-practice pick is a
+    LATERAL ``LIMIT 1 FOR UPDATE SKIP LOCKED``, run practice by practice in that order and stopped at the
+    first hit (the outer ``LIMIT 1`` over a nested loop): exactly one row is locked, two concurrent leases
+    never take the same item and neither waits for the other, and a backlog of 10,000 in one practice costs
+    the others one index probe each. The practices are exactly the scope's (``lease_tenants``); RLS, bound
+    to the same list, is the backstop.
+    """
+    kind = bindparam("lease_kind", type_=Text())
+    holder = bindparam("lease_holder", type_=Text())
+    ttl = bindparam("lease_ttl", type_=Interval())
+    tenants = bindparam("lease_tenants", type_=ARRAY(PG_UUID(as_uuid=True)))
+    leasable = or_(
+        _ITEM.c.status == ItemStatus.OPEN.value,
+        and_(_ITEM.c.status == ItemStatus.LEASED.value, _ITEM.c.lease_expires_at <= func.now()),
+    )
+    # The scope's practices as a one-column table (one array parameter: the statement stays cached).
+    turn = func.unnest(tenants).table_valued("tenant_id").render_derived(name="turn")
+    past = _ITEM.alias("past")
+    served = (
+        select(func.max(past.c.leased_at))
+        .where(past.c.tenant_id == turn.c.tenant_id, past.c.kind == kind)
+        .scalar_subquery()
+    )
+    # The order of ``turns`` is the order the nested loop visits practices in (no outer ORDER BY: one there
+    # would run the locking pick for every practice before sorting).
+    turns = select(turn.c.tenant_id).order_by(served.asc().nulls_first(), turn.c.tenant_id).subquery("turns")
+    head = (
+        select(_ITEM.c.tenant_id, _ITEM.c.id)
+        .where(_ITEM.c.tenant_id == turns.c.tenant_id, _ITEM.c.kind == kind, leasable)
+        .order_by(_ITEM.c.priority, _ITEM.c.due_at, _ITEM.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .lateral("head")
+    )
+    fair = select(head.c.tenant_id, head.c.id).select_from(turns.join(head, true())).limit(1)
+    picked: CTE
+    if resume:
+        mine = (
+            select(_ITEM.c.tenant_id, _ITEM.c.id)
+            .where(
+                _ITEM.c.tenant_id == any_(tenants),
+                _ITEM.c.kind == kind,
+                _ITEM.c.status == ItemStatus.LEASED.value,
+                _ITEM.c.leased_by == holder,
+                _ITEM.c.lease_expires_at > func.now(),
+            )
+            .limit(1)
+            .with_for_update()
+            .cte("mine")
+        )
+        # The fair pick runs only when the holder has no live lease (a one-time filter on ``mine``).
+        first = select(mine.c.tenant_id, mine.c.id)
+        picked = union_all(first, fair.where(~exists(select(mine.c.id)))).limit(1).cte("picked")
+    else:
+        picked = fair.cte("picked")
+    changed = (
+        update(_ITEM)
+        .where(_ITEM.c.tenant_id == picked.c.tenant_id, _ITEM.c.id == picked.c.id)
+        .values(
+            # A constant, not a bound value: DML values inside a CTE are left out of the statement's cache
+            # key, so a bound one would go missing when the cached statement runs again.
+            status=literal_column(f"'{ItemStatus.LEASED.value}'"),
+            leased_by=holder,
+            lease_expires_at=func.now() + ttl,
+            leased_at=func.now(),
+            updated_at=func.clock_timestamp(),
+        )
+        .returning(*_ITEM.c)
+        .cte("changed")
+    )
+    logged = insert(_EVENT).from_select(
+        list(_EVENT_COLUMNS),
+        select(
+            changed.c.tenant_id,
+            func.gen_random_uuid(),
+            changed.c.updated_at,
+            changed.c.id,
+            bindparam("lease_event", type_=Text()),
+            changed.c.status,
+            holder,
+            changed.c.lease_expires_at,
+        ),
+    )
+    # Plain rows (no ORM statement around it): the leased item is built from what the UPDATE returned.
+    return select(changed).add_cte(logged.cte("logged"))

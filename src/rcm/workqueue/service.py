@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from rcm.audit.events import Action
 from rcm.kit.errors import Conflict
+from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope, Touched
 from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem, WorkItemEvent
 from rcm.workqueue.repository import WorkItemRepository
@@ -18,6 +19,18 @@ from rcm.workqueue.repository import WorkItemRepository
 WORK_ITEM = "work_item"
 DEFAULT_LEASE = timedelta(minutes=15)
 DEFAULT_PRIORITY = 5  # lower is sooner
+
+
+def sla_for(manifest: TenantManifest, kind: QueueKind, *, default: timedelta) -> tuple[int, timedelta]:
+    """(priority, time until due) of a new item of ``kind`` for the practice of ``manifest``.
+
+    Its ``sla`` section decides; for coding, the older ``rules.coding_sla_hours`` still gives the due time.
+    """
+    sla = manifest.sla.coding if kind is QueueKind.CODING else manifest.sla.billing
+    if sla is not None:
+        return sla.priority, timedelta(hours=sla.due_in_hours)
+    hours = manifest.rules.coding_sla_hours if kind is QueueKind.CODING else None
+    return DEFAULT_PRIORITY, timedelta(hours=hours) if hours is not None else default
 
 
 def new_item(
@@ -64,10 +77,17 @@ async def enqueue(scope: TenantScope, item: WorkItem) -> WorkItem:
 
 
 async def lease_next(
-    scope: StaffScope | SystemScope, kind: QueueKind, *, ttl: timedelta = DEFAULT_LEASE
+    scope: StaffScope | SystemScope,
+    kind: QueueKind,
+    *,
+    ttl: timedelta = DEFAULT_LEASE,
+    resume: bool = False,
 ) -> WorkItem | None:
-    """The next item of ``kind`` across the scope's practices, now held by the caller until it expires."""
-    item = await scope.repo(WorkItemRepository).lease(kind, holder=scope.principal.subject, ttl=ttl)
+    """The next item of ``kind`` across the scope's practices, now held by the caller until it expires
+    (with ``resume``, the caller's own live lease first, renewed)."""
+    item = await scope.repo(WorkItemRepository).lease(
+        kind, holder=scope.principal.subject, ttl=ttl, resume=resume
+    )
     if item is not None:
         scope.audit(
             "work_item.lease",

@@ -1,6 +1,6 @@
 """Encrypted blobs, encounter documents and bulk intake jobs.
 
-Revision ID: 0014_blobs_bulk
+Revision ID: 0015_blobs_bulk
 Revises: 0013_least_privilege
 Create Date: 2026-12-01
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0014_blobs_bulk"
-down_revision = "0013_least_privilege"
+revision = "0015_blobs_bulk"
+down_revision = "0014_code_sets"
 branch_labels = None
 depends_on = None
 
