@@ -16,6 +16,7 @@ from rcm.config import Settings, app_database_url, control_database_url, get_set
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.encounters.controllers import EncounterController
+from rcm.fhir.controllers import fhir_router
 from rcm.identity.plugin import IdentityPlugin
 from rcm.identity.ratelimit import WINDOWS_STATE_KEY, rate_limit_config
 from rcm.kit.control import STATE_KEY as CONTROL_STATE_KEY
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProviderController,
             EncounterController,
             ReportController,
+            fhir_router(settings),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -43,6 +43,18 @@ async def record_now(sessions: async_sessionmaker[AsyncSession], event: AuditEve
         record(session, event)
 
 
+def pending_count(session: AsyncSession) -> int:
+    """How many events are buffered: a mark to return to when a savepoint rolls back."""
+    return len(session.sync_session.info.get(_PENDING, ()))
+
+
+def discard_pending(session: AsyncSession, keep: int) -> None:
+    """Forget events buffered after mark ``keep``: the writes they describe were rolled back to a savepoint
+    (a failed entry of a FHIR batch), so they never happened."""
+    pending: list[AuditEvent] = session.sync_session.info.get(_PENDING, [])
+    del pending[keep:]
+
+
 def pending_events(session: AsyncSession) -> tuple[AuditEvent, ...]:
     """Events buffered on the session and not yet written (for tests and diagnostics)."""
     return tuple(session.sync_session.info.get(_PENDING, ()))

@@ -95,16 +95,24 @@ async def run_idempotent(
     key: str | None,
     resource_type: str,
     produce: Callable[[], Awaitable[tuple[int, Any]]],
+    body_fingerprint: bytes | None = None,
+    media_type: str = "application/json",
+    touched: Callable[[Any], tuple[list[uuid.UUID], list[uuid.UUID]]] | None = None,
 ) -> Response[bytes]:
     """Answer a create once per (caller, key): the first time by ``produce``, later from the record.
 
     The fingerprint covers the concrete path (tenant, parent ids) and the body, so reusing a key for another
-    resource is the same 422 as reusing it with another body.
+    resource is the same 422 as reusing it with another body. A route that has read its (large) body in a
+    canonical form already passes that form's hash as ``body_fingerprint`` instead of having it decoded
+    again; ``touched`` names the records and patients a payload holds when it is not one record (a FHIR
+    transaction-response), so a replay is audited as a read of them.
     """
     key = check_key(key)
     route = f"{request.method} {request.url.path}"
-    body = await request.body()
-    fingerprint = request_fingerprint(route, body)
+    if body_fingerprint is None:
+        fingerprint = request_fingerprint(route, await request.body())
+    else:
+        fingerprint = hashlib.sha256(route.encode() + b"\x00" + body_fingerprint).digest()
     who = principal_key(scope)
     record_id = uuid.uuid4()
     reserved = (
@@ -173,11 +181,14 @@ async def run_idempotent(
             patient_ids=existing.patient_ids,
             detail={"idempotent_replay": True},
         )
-        return _response(existing.status_code, stored, replayed=True)
+        return _response(existing.status_code, stored, replayed=True, media_type=media_type)
 
     status_code, payload = await produce()
     encoded = msgspec.json.encode(payload)
-    resource_ids, patient_ids = _ids_of(payload), _patients_of(resource_type, payload)
+    if touched is not None:
+        resource_ids, patient_ids = touched(payload)
+    else:
+        resource_ids, patient_ids = _ids_of(payload), _patients_of(resource_type, payload)
     binding = _binding(
         principal=who,
         key=key,
@@ -201,7 +212,7 @@ async def run_idempotent(
             patient_ids=patient_ids,
         )
     )
-    return _response(status_code, encoded, replayed=False)
+    return _response(status_code, encoded, replayed=False, media_type=media_type)
 
 
 def _binding(
@@ -246,9 +257,11 @@ def _patients_of(resource_type: str, payload: Any) -> list[uuid.UUID]:
     return [patient_id] if isinstance(patient_id, uuid.UUID) else []
 
 
-def _response(status_code: int, body: bytes, *, replayed: bool) -> Response[bytes]:
+def _response(
+    status_code: int, body: bytes, *, replayed: bool, media_type: str = "application/json"
+) -> Response[bytes]:
     headers = {REPLAYED_HEADER: "true"} if replayed else {}
-    return Response(content=body, status_code=status_code, media_type="application/json", headers=headers)
+    return Response(content=body, status_code=status_code, media_type=media_type, headers=headers)
 
 
 async def purge_expired(session: AsyncSession, *, older_than: timedelta) -> int:
