@@ -91,7 +91,9 @@ def synthea_patient(mrn: str | None = None, family: str | None = None) -> dict[s
     }
 
 
-def synthea_bundle(encounters: int = 3, *, mrn: str | None = None, with_notes: bool = True) -> dict[str, Any]:
+def synthea_bundle(
+    encounters: int = 3, *, mrn: str | None = None, with_notes: bool = True, note_repeat: int = 20
+) -> dict[str, Any]:
     """One patient's record as Synthea writes it (a transaction), ``encounters`` wellness visits."""
     patient = synthea_patient(mrn)
     patient_url = f"urn:uuid:{patient['id']}"
@@ -278,7 +280,7 @@ def synthea_bundle(encounters: int = 3, *, mrn: str | None = None, with_notes: b
             )
         )
         if with_notes:
-            note = f"DEMO NOTE {n}: synthetic history and physical. Patient stable. " * 20
+            note = f"DEMO NOTE {n}: synthetic history and physical. Patient stable. " * note_repeat
             entries.append(
                 _entry(
                     {

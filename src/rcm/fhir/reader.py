@@ -44,6 +44,7 @@ _MODES = {
     "batch": BundleMode.BATCH,
 }
 _METHODS = frozenset({"POST", "PUT"})
+_MODEL_ERRORS = (TypeError, KeyError, ValueError, AttributeError, IndexError)
 
 
 @dataclass(slots=True)
@@ -207,6 +208,18 @@ def _model(resource_type: str) -> Any:
         return None
 
 
+def warm_models() -> None:
+    """Import the R4B models of the types we validate (about two seconds, once per process) in a
+    background thread, so the first bundle does not pay for it."""
+    import threading
+
+    def load() -> None:
+        for name in extract.EXTRACTORS:
+            _model(name)
+
+    threading.Thread(target=load, name="fhir-models", daemon=True).start()
+
+
 def read_entry(index: int, item: Any) -> Entry:  # noqa: PLR0911 - one return per way an entry is refused
     where = f"Bundle.entry[{index}]"
     if not isinstance(item, dict):
@@ -214,7 +227,8 @@ def read_entry(index: int, item: Any) -> Entry:  # noqa: PLR0911 - one return pe
     full_url = item.get("fullUrl")
     full_url = full_url if isinstance(full_url, str) and full_url else None
     request = item.get("request")
-    if isinstance(request, dict) and request.get("method") not in _METHODS:
+    method = request.get("method") if isinstance(request, dict) else "POST"
+    if request is not None and (not isinstance(method, str) or method not in _METHODS):
         return _failed(
             index,
             "",
@@ -257,13 +271,16 @@ def read_entry(index: int, item: Any) -> Entry:  # noqa: PLR0911 - one return pe
         validated = model.model_validate(resource)
     except ValidationError as exc:
         return Entry(index, resource_type, full_url, resource_id, None, _validation_issues(exc, expression))
-    contained: dict[str, Facts] = {}
-    for c_index, inner in enumerate(validated.contained or []):
-        inner_type = type(inner).__name__
-        contained_extractor = extract.CONTAINED_EXTRACTORS.get(inner_type)
-        if inner.id and contained_extractor is not None:
-            contained[inner.id] = contained_extractor(inner, f"{expression}.contained[{c_index}]", {})
-    found = extractor(validated, expression, contained)
+    except _MODEL_ERRORS:
+        # fhir.resources raises plain Python errors for some shapes (a contained resource whose
+        # resourceType is not a string or names no type): still the sender's error, named at the resource.
+        issue = Issue(IssueType.STRUCTURE, "is not a valid FHIR R4 resource", expression, status=400)
+        return Entry(index, resource_type, full_url, resource_id, None, [issue])
+    try:
+        found = _facts(validated, expression, extractor)
+    except _MODEL_ERRORS:
+        issue = Issue(IssueType.VALUE, "holds a value this server cannot read", expression, status=400)
+        return Entry(index, resource_type, full_url, resource_id, None, [issue])
     issues = extract.check_codings(getattr(found, "codings", []))
     if isinstance(found, extract.ClaimFacts):
         for claim_item in found.items:
@@ -271,6 +288,15 @@ def read_entry(index: int, item: Any) -> Entry:  # noqa: PLR0911 - one return pe
         for _, claim_codings, _ in found.diagnoses:
             issues += extract.check_codings(claim_codings)
     return Entry(index, resource_type, full_url, resource_id, None if issues else found, issues)
+
+
+def _facts(validated: Any, expression: str, extractor: extract.Extractor) -> Facts:
+    contained: dict[str, Facts] = {}
+    for c_index, inner in enumerate(validated.contained or []):
+        inner_extractor = extract.CONTAINED_EXTRACTORS.get(type(inner).__name__)
+        if inner.id and inner_extractor is not None:
+            contained[inner.id] = inner_extractor(inner, f"{expression}.contained[{c_index}]", {})
+    return extractor(validated, expression, contained)
 
 
 def _failed(index: int, resource_type: str, issue: Issue) -> Entry:
