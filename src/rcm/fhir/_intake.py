@@ -244,6 +244,13 @@ class Intake:
 
     def _entry_target(self, entry: Entry, ref: f.Ref) -> Target:
         target = self.targets.get(entry.index)
+        if target is None and not entry.issues and entry.index not in self.results:
+            raise fail_with(
+                IssueType.INVALID,
+                f"refers to Bundle.entry[{entry.index}], a {entry.resource_type}: a type this server does "
+                "not read",
+                ref.expression,
+            )
         if target is None:
             raise fail_with(
                 IssueType.PROCESSING,
