@@ -157,6 +157,21 @@ CASES: dict[str, tuple[bytes, int, list[str]]] = {
         400,
         ["Bundle"],
     ),
+    "a key given twice deep inside": (
+        b'{"resourceType": "Bundle", "type": "batch", "meta": {"tag": [{"code": "a", "code": "b"}]}}',
+        400,
+        ["Bundle"],
+    ),
+    "entry that is not a list": (
+        b'{"resourceType": "Bundle", "type": "batch", "entry": {"resource": {}}}',
+        400,
+        ["Bundle.entry"],
+    ),
+    "an entry that is not an object": (
+        b'{"resourceType": "Bundle", "type": "transaction", "entry": [7]}',
+        400,
+        ["Bundle.entry[0]"],
+    ),
     "nested too deep": (
         b'{"resourceType": "Bundle", "type": "batch", "entry": [' + b"[" * 100 + b"]" * 100 + b"]}",
         400,

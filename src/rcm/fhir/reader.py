@@ -15,6 +15,7 @@ import hashlib
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -77,17 +78,6 @@ def _structure(diagnostics: str, expression: str | None = "Bundle") -> FhirRejec
     return FhirRejected(400, [Issue(IssueType.STRUCTURE, diagnostics, expression, status=400)])
 
 
-class _RepeatedKeys(dict[str, Any]):
-    """A JSON object that notes a key given twice (parsers keep one silently; we take neither)."""
-
-    repeated: list[str]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key in self:
-            type(self).repeated.append(key)
-        super().__setitem__(key, value)
-
-
 def _source(bundle: bytes | bytearray | memoryview | Iterable[bytes]) -> bytes:
     if isinstance(bundle, bytes):
         return bundle
@@ -136,15 +126,9 @@ def read_bundle(
         )
     digest = hashlib.sha256(msgspec.json.encode(header, order="sorted"))
     entries: list[Entry] = []
-    repeated_type: type[_RepeatedKeys] = type("_Object", (_RepeatedKeys,), {"repeated": []})
-    items = ijson.items(io.BytesIO(raw), "entry.item", map_type=repeated_type)
+    items = ijson.items(io.BytesIO(raw), "entry.item")
     try:
         for index, item in enumerate(items):
-            if repeated_type.repeated:
-                raise _structure(
-                    f"has the key {repeated_type.repeated[0]!r} more than once in one object",
-                    f"Bundle.entry[{index}]",
-                )
             if len(entries) >= MAX_ENTRIES:
                 raise FhirRejected(
                     413,
@@ -164,11 +148,14 @@ def read_bundle(
     return ParsedBundle(bundle_type, mode or found_mode, entries, digest.digest())
 
 
-def _header(raw: bytes) -> dict[str, Any]:
-    """The Bundle's own scalar elements, after checking depth and top-level keys over the whole body."""
+def _header(raw: bytes) -> dict[str, Any]:  # noqa: PLR0912 - one pass, one branch per JSON event
+    """The Bundle's own scalar elements, after checking the whole body's structure in one pass of events:
+    JSON at all, an object, nested at most ``MAX_JSON_DEPTH`` deep, no key given twice in any object
+    (parsers keep one of them silently; we take neither), ``entry`` a list."""
     header: dict[str, Any] = {}
-    seen: set[str] = set()
+    keys: list[set[str]] = []  # the keys met so far in each open object
     depth = 0
+    entries = 0
     key: str | None = None
     try:
         for prefix, event, value in ijson.parse(io.BytesIO(raw)):
@@ -178,23 +165,30 @@ def _header(raw: bytes) -> dict[str, Any]:
                     raise _structure(f"nests deeper than {MAX_JSON_DEPTH} levels")
                 if depth == 1 and event != "start_map":
                     raise _structure("must be a JSON object", None)
+                if depth == 2 and prefix == "entry" and event != "start_array":
+                    raise _structure("must be a list of entries", "Bundle.entry")
+                if event == "start_map":
+                    keys.append(set())
+                    entries += prefix == "entry.item"
             elif event in ("end_map", "end_array"):
                 depth -= 1
+                if event == "end_map":
+                    keys.pop()
             elif depth == 0:
                 raise _structure("must be a JSON object", None)
-            elif depth == 1 and prefix == "" and event == "map_key":
-                if value in seen:
-                    raise _structure(f"has the key {value!r} more than once")
-                seen.add(value)
-                key = value
+            elif event == "map_key":
+                if value in keys[-1]:
+                    where = f"Bundle.entry[{entries - 1}]" if prefix.startswith("entry.item") else "Bundle"
+                    raise _structure(f"has the key {value!r} more than once in one object", where)
+                keys[-1].add(value)
+                if depth == 1:
+                    key = value
             elif depth == 1 and key is not None and prefix == key:
-                header[key] = (
-                    value if not hasattr(value, "as_integer_ratio") or isinstance(value, int) else str(value)
-                )
+                if key == "entry":
+                    raise _structure("must be a list of entries", "Bundle.entry")
+                header[key] = str(value) if isinstance(value, Decimal) else value
     except ijson.JSONError:
         raise _structure("is not valid JSON", None) from None
-    if "entry" in header:
-        raise _structure("must be a list of entries", "Bundle.entry")
     return header
 
 
