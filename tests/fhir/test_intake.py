@@ -342,3 +342,33 @@ async def test_notes_accept_any_text_media_and_skip_binaries(fhir: Fhir, practic
     encounter = await encounter_of(practice_api, location)
     assert "DEMO NOTE" in encounter["documentation"]
     assert "%PDF" not in encounter["documentation"]
+
+
+async def test_a_practitioner_role_names_the_rendering_practitioner(fhir: Fhir, practice_api: Api) -> None:
+    """US Core EHRs name a PractitionerRole as the performer; its Practitioner (with the NPI) renders."""
+    bundle = bundles.ehr_visit_bundle()
+    practitioner = {
+        "resourceType": "Practitioner",
+        "id": "pr-1",
+        "identifier": [{"system": bundles.NPI, "value": "1497758544"}],
+        "name": [{"family": "Fakerole", "given": ["Rowan"]}],
+    }
+    role = {
+        "resourceType": "PractitionerRole",
+        "id": "role-1",
+        "practitioner": {"reference": "Practitioner/pr-1"},
+        "organization": {"reference": f"Organization?identifier={bundles.NPI}|1104025329"},
+    }
+    bundle["entry"] += [
+        {"fullUrl": "https://ehr.example.test/fhir/Practitioner/pr-1", "resource": practitioner,
+         "request": {"method": "PUT", "url": "Practitioner/pr-1"}},
+        {"fullUrl": "https://ehr.example.test/fhir/PractitionerRole/role-1", "resource": role,
+         "request": {"method": "PUT", "url": "PractitionerRole/role-1"}},
+    ]  # fmt: skip
+    bundle["entry"][2]["resource"]["participant"] = [{"individual": {"reference": "PractitionerRole/role-1"}}]
+    response = await fhir.post(bundle)
+    assert response.status_code == 200, response.text
+    encounter = await encounter_of(practice_api, response.json()["entry"][2]["response"]["location"])
+    rendering = (await practice_api.get(f"/providers/{encounter['rendering_provider_id']}")).json()
+    assert (rendering["npi"], rendering["name"]) == ("1497758544", "Rowan Fakerole")
+    assert response.json()["entry"][7]["response"]["status"] == "200 OK"

@@ -78,13 +78,7 @@ class Intake:
         for name in ("Organization", "Practitioner"):
             for entry in by_type.get(name, []):
                 await self._unit(entry, self._provider)
-        for entry in by_type.get("Location", []):
-            self.results[entry.index] = EntryResult(
-                entry.index,
-                entry.resource_type,
-                200,
-                issues=[informational("read for the place of service; no record is kept", entry.expression)],
-            )
+        self._read_only(by_type)
         for entry in by_type.get("Patient", []):
             await self._unit(entry, self._patient)
         for entry in by_type.get("Coverage", []):
@@ -107,6 +101,17 @@ class Intake:
                             f"{entry.resource_type} is not used by this server; skipped", entry.expression
                         )
                     ],
+                )
+
+    def _read_only(self, by_type: dict[str, list[Entry]]) -> None:
+        """Entries read for what others say about them, never records of their own."""
+        for name, text in (
+            ("Location", "read for the place of service; no record is kept"),
+            ("PractitionerRole", "read for the practitioner it names; no record is kept"),
+        ):
+            for entry in by_type.get(name, []):
+                self.results[entry.index] = EntryResult(
+                    entry.index, entry.resource_type, 200, issues=[informational(text, entry.expression)]
                 )
 
     async def _unit(self, entry: Entry, work: Any) -> None:
@@ -304,6 +309,9 @@ class Intake:
         self, ref: f.Ref, *, required: bool
     ) -> uuid.UUID | None:
         found = self.resolve(ref, ("Practitioner", "Organization", "PractitionerRole"))
+        role = found.facts if isinstance(found, Entry) else found
+        if isinstance(role, f.RoleFacts):
+            return await self._role_provider(role, ref, required=required)
         if isinstance(found, Entry):
             target = self._entry_target(found, ref)
             if target.id is None and required:
@@ -343,6 +351,19 @@ class Intake:
                     ref.expression,
                 )
             return None
+        return None
+
+    async def _role_provider(self, role: f.RoleFacts, ref: f.Ref, *, required: bool) -> uuid.UUID | None:
+        """A PractitionerRole's provider: by its own NPI, else its practitioner's."""
+        if role.npi is not None:
+            facts = f.ProviderFacts("individual", role.npi, role.name, [f"{f.NPI_SYSTEM}|{role.npi}"], [])
+            return (await self._add_provider(facts, ref.expression))[0]
+        if role.practitioner is not None:
+            return await self.provider_of(role.practitioner, required=required)
+        if required:
+            raise fail_with(
+                IssueType.REQUIRED, "refers to a PractitionerRole naming no practitioner", ref.expression
+            )
         return None
 
     # Providers, patients, coverages --------------------------------------------------------------------

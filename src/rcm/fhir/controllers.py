@@ -35,8 +35,8 @@ from rcm.tenancy.scope import TenantScope
 BASE = "/fhir/r4"
 # The resource types the intake turns into records (or reads for them); anything else is skipped.
 USED_TYPES = (
-    "Patient", "Coverage", "Practitioner", "Organization", "Location", "Encounter", "Condition",
-    "Procedure", "ChargeItem", "Claim", "DocumentReference",
+    "Patient", "Coverage", "Practitioner", "PractitionerRole", "Organization", "Location", "Encounter",
+    "Condition", "Procedure", "ChargeItem", "Claim", "DocumentReference",
 )  # fmt: skip
 
 
@@ -165,6 +165,7 @@ def capability_statement(settings: Settings) -> dict[str, Any]:
         "Coverage": "Payer matched to the practice's manifest by payer id or name; member id required.",
         "Practitioner": "A provider by NPI (http://hl7.org/fhir/sid/us-npi); conditional references by NPI "
         "create one.",
+        "PractitionerRole": "Read for its practitioner (or its own NPI) when an encounter names it.",
         "Organization": "A billing provider by NPI; otherwise read for payer names.",
         "Location": "Read for the place of service (CMS POS code set); nothing kept.",
         "Encounter": "An encounter in the coding queue; ICD-10-CM/CPT/HCPCS carried when present, other "

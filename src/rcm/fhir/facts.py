@@ -134,6 +134,16 @@ class ProviderFacts:
 
 
 @dataclass(slots=True)
+class RoleFacts:
+    """A PractitionerRole (what US Core EHRs name as an encounter's performer): its practitioner, and an
+    NPI of its own when it carries one."""
+
+    practitioner: Ref | None
+    npi: str | None
+    name: str
+
+
+@dataclass(slots=True)
 class LocationFacts:
     pos: str | None
 
@@ -219,6 +229,7 @@ class DocumentFacts:
 Facts = (
     PatientFacts
     | ProviderFacts
+    | RoleFacts
     | LocationFacts
     | CoverageFacts
     | EncounterFacts
@@ -420,6 +431,16 @@ def organization(resource: Any, expression: str, contained: dict[str, Facts]) ->
         (name or f"Organization {npi or ''}")[:120].strip(),
         identifier_keys(resource),
         hints,
+    )
+
+
+def practitioner_role(resource: Any, expression: str, contained: dict[str, Facts]) -> RoleFacts:
+    npi = _npi(resource)
+    display = _text(resource.practitioner.display) if resource.practitioner is not None else None
+    return RoleFacts(
+        practitioner=reference(resource.practitioner, f"{expression}.practitioner", contained),
+        npi=npi,
+        name=(display or f"Practitioner {npi or ''}")[:120].strip(),
     )
 
 
@@ -640,6 +661,7 @@ Extractor = Callable[[Any, str, dict[str, Facts]], Facts]
 EXTRACTORS: dict[str, Extractor] = {
     "Patient": patient,
     "Practitioner": practitioner,
+    "PractitionerRole": practitioner_role,
     "Organization": organization,
     "Location": location,
     "Coverage": coverage,
@@ -653,7 +675,7 @@ EXTRACTORS: dict[str, Extractor] = {
 # Contained resources we understand (a Practitioner inside an Encounter, a Coverage inside a Claim...).
 CONTAINED_EXTRACTORS: dict[str, Extractor] = {
     name: EXTRACTORS[name]
-    for name in ("Patient", "Practitioner", "Organization", "Location", "Coverage", "Condition")
+    for name in ("Patient", "Practitioner", "PractitionerRole", "Organization", "Location", "Coverage")
 }
 
 US_STATES = {
