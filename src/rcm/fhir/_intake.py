@@ -7,7 +7,6 @@ import functools
 import uuid
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 
 import msgspec
 
@@ -26,6 +25,7 @@ from rcm.fhir._common import (
     fail_with,
 )
 from rcm.fhir._encounter import EncounterBuild
+from rcm.fhir._references import References
 from rcm.fhir.models import TargetType
 from rcm.fhir.outcome import Issue, IssueType, informational, overall_status
 from rcm.fhir.reader import Entry, ParsedBundle
@@ -52,18 +52,12 @@ class Intake:
         self.results: dict[int, EntryResult] = {}
         self.targets: dict[int, Target] = {}
         self.errors: list[Issue] = []  # root causes, for a transaction's refusal
-        self.by_url: dict[str, int] = {}
-        self.by_type_id: dict[tuple[str, str], int] = {}
+        self.references = References(parsed.entries)
         self.links = scope.repo(FhirLinkRepository)
         # Providers by id, as the encounter service takes them inline (it flags an NPI failing its check
         # digit on the encounter, exactly as for the JSON intake).
         self.providers: dict[uuid.UUID, ProviderCreate] = {}
         self.base = f"/api/v1/tenants/{scope.manifest.slug}"
-        for entry in self.entries:
-            if entry.full_url:
-                self.by_url.setdefault(entry.full_url, entry.index)
-            if entry.resource_id:
-                self.by_type_id.setdefault((entry.resource_type, entry.resource_id), entry.index)
 
     # Driving -------------------------------------------------------------------------------------------
 
@@ -199,53 +193,8 @@ class Intake:
 
     # References ----------------------------------------------------------------------------------------
 
-    def resolve(  # noqa: PLR0912 - one branch per kind of reference FHIR allows
-        self, ref: f.Ref, types: tuple[str, ...]
-    ) -> Entry | f.Facts | tuple[str, str, str]:
-        """An entry of this bundle, a contained resource's facts, or (type, system, value) to look up:
-        ``id`` as system for a literal reference to a resource sent before."""
-        if ref.contained is not None:
-            return ref.contained
-        text = ref.reference
-        if text is None:
-            assert ref.identifier is not None
-            return (types[0], ref.identifier[0], ref.identifier[1])
-        if text.startswith("#"):
-            raise fail_with(IssueType.NOT_FOUND, "refers to no contained resource", ref.expression)
-        if "?" in text:
-            kind, _, query = text.partition("?")
-            params = parse_qsl(query, keep_blank_values=True)
-            if kind not in types:
-                raise fail_with(IssueType.INVALID, f"must refer to {' or '.join(types)}", ref.expression)
-            if len(params) != 1 or params[0][0] != "identifier" or not params[0][1]:
-                raise fail_with(
-                    IssueType.NOT_SUPPORTED,
-                    "a conditional reference must be Type?identifier=system|value",
-                    ref.expression,
-                )
-            system, bar, value = params[0][1].rpartition("|")
-            return (kind, system if bar else "", value)
-        index = self.by_url.get(text)
-        if index is None and text.startswith(("urn:uuid:", "urn:oid:")):
-            raise fail_with(IssueType.NOT_FOUND, "refers to no entry of this bundle", ref.expression)
-        if index is None:
-            parts = [p for p in text.split("/") if p]
-            if len(parts) >= 4 and parts[-2] == "_history":
-                parts = parts[:-2]
-            if len(parts) < 2:
-                raise fail_with(
-                    IssueType.INVALID, "is not a reference this server understands", ref.expression
-                )
-            kind, resource_id = parts[-2], parts[-1]
-            if kind not in types:
-                raise fail_with(IssueType.INVALID, f"must refer to {' or '.join(types)}", ref.expression)
-            index = self.by_type_id.get((kind, resource_id))
-            if index is None:
-                return (kind, "id", resource_id)
-        entry = self.entries[index]
-        if entry.resource_type not in types:
-            raise fail_with(IssueType.INVALID, f"must refer to {' or '.join(types)}", ref.expression)
-        return entry
+    def resolve(self, ref: f.Ref, types: tuple[str, ...]) -> Entry | f.Facts | tuple[str, str, str]:
+        return self.references.resolve(ref, types)
 
     def _entry_target(self, entry: Entry, ref: f.Ref) -> Target:
         target = self.targets.get(entry.index)
