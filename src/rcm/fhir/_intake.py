@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -25,6 +25,7 @@ from rcm.fhir._common import (
     fail_with,
 )
 from rcm.fhir._encounter import EncounterBuild
+from rcm.fhir._records import coverage_expression, patient_create, patient_expression, provider_create
 from rcm.fhir._references import References
 from rcm.fhir.models import TargetType
 from rcm.fhir.outcome import Issue, IssueType, informational, overall_status
@@ -35,7 +36,6 @@ from rcm.kit.strict import EARLIEST_DATE
 from rcm.patients import schemas as patient_schemas
 from rcm.patients import service as patients
 from rcm.patients.repository import PatientRepository
-from rcm.providers.models import Provider
 from rcm.providers.repository import ProviderRepository
 from rcm.providers.schemas import ProviderCreate
 from rcm.providers.service import PROVIDER, find_or_add_provider
@@ -362,7 +362,7 @@ class Intake:
     async def _add_patient(self, facts: f.PatientFacts, expression: str) -> tuple[uuid.UUID, bool]:
         # Matched by MRN, with the JSON intake's guard (family name and birth date must agree), never by a
         # link alone: an identifier typed against the wrong person must not attach records to someone else.
-        data = _patient_create(facts, expression, self.latest)
+        data = patient_create(facts, expression, self.latest)
         row, created = await patients.find_or_add_patient(self.scope, data, pointer=expression)
         if created:
             self.scope.audit(
@@ -423,7 +423,7 @@ class Intake:
         if errors:
             raise EntryFailed(
                 *[
-                    Issue(IssueType.VALUE, e.detail, _coverage_expression(expression, e.pointer))
+                    Issue(IssueType.VALUE, e.detail, coverage_expression(expression, e.pointer))
                     for e in errors
                 ]
             )
@@ -586,88 +586,6 @@ class Intake:
         if not exc.errors:
             return [Issue(code, exc.detail, entry.expression, status=exc.status_code)]
         return [
-            Issue(code, e.detail, _patient_expression(entry.expression, e.pointer), status=exc.status_code)
+            Issue(code, e.detail, patient_expression(entry.expression, e.pointer), status=exc.status_code)
             for e in exc.errors
         ]
-
-
-def provider_create(row: Provider) -> ProviderCreate:
-    return ProviderCreate(npi=row.npi, name=row.name, kind=row.kind, taxonomy=row.taxonomy)  # type: ignore[arg-type]
-
-
-_PATIENT_FIELDS = {
-    "mrn": "identifier",
-    "given_name": "name",
-    "family_name": "name",
-    "birth_date": "birthDate",
-    "sex": "gender",
-}
-
-
-def _patient_expression(expression: str, pointer: str) -> str:
-    name = pointer.strip("/").split("/")[-1] if pointer else ""
-    element = _PATIENT_FIELDS.get(name)
-    return f"{expression}.{element}" if element else expression
-
-
-def _coverage_expression(expression: str, pointer: str) -> str:
-    name = pointer.strip("/").split("/")[-1]
-    element = {
-        "payer_id": "payor",
-        "end_date": "period.end",
-        "start_date": "period.start",
-        "member_id": "subscriberId",
-    }.get(name)
-    return f"{expression}.{element}" if element else expression
-
-
-def _patient_create(facts: f.PatientFacts, expression: str, latest: date) -> patient_schemas.PatientCreate:
-    issues = []
-    if facts.mrn is None:
-        issues.append(
-            Issue(
-                IssueType.REQUIRED,
-                "needs the medical record number (an identifier of type MR)",
-                f"{expression}.identifier",
-            )
-        )
-    if facts.family_name is None or facts.given_name is None:
-        issues.append(Issue(IssueType.REQUIRED, "needs a family and a given name", f"{expression}.name"))
-    if facts.birth_date is None:
-        issues.append(Issue(IssueType.REQUIRED, "is required", f"{expression}.birthDate"))
-    elif facts.birth_date < EARLIEST_DATE:
-        issues.append(
-            Issue(
-                IssueType.VALUE, f"must not be before {EARLIEST_DATE.isoformat()}", f"{expression}.birthDate"
-            )
-        )
-    elif facts.birth_date > latest:
-        issues.append(Issue(IssueType.VALUE, "is in the future", f"{expression}.birthDate"))
-    if issues:
-        raise EntryFailed(*issues)
-    values: dict[str, Any] = {
-        "mrn": facts.mrn,
-        "given_name": (facts.given_name or "")[:100],
-        "family_name": (facts.family_name or "")[:100],
-        "birth_date": facts.birth_date,
-        "sex": facts.sex,
-    }
-    try:
-        data = msgspec.convert(values, patient_schemas.PatientCreate)
-    except msgspec.ValidationError as exc:
-        field_name = str(exc).rsplit("$.", 1)[-1].rstrip("`")
-        raise fail_with(
-            IssueType.VALUE, "cannot be kept as sent", _patient_expression(expression, field_name)
-        ) from None
-    # Address and phone are optional: one this server cannot keep (a foreign address) is left out.
-    for name, value, kind in (
-        ("address", facts.address, patient_schemas.Address),
-        ("phone", facts.phone, patient_schemas.Phone),
-    ):
-        if value is None:
-            continue
-        try:
-            setattr(data, name, msgspec.convert(value, kind))
-        except msgspec.ValidationError:
-            continue
-    return data
