@@ -167,9 +167,10 @@ def _exercise(case: Any, target: FuzzTarget) -> None:
         case.validate_response(response, checks=checks)
     elif response.status_code != 405 and not case.path.startswith("/oauth/"):
         # Every refusal is a problem document (RFC 9457), never an HTML page or a bare string. The token
-        # endpoint answers in RFC 6749's own error format instead.
+        # endpoint answers in RFC 6749's own error format instead, the FHIR base with an OperationOutcome.
         content_type = (response.headers.get("content-type") or [""])[0]
-        assert content_type.startswith(PROBLEM_JSON), (case.operation.label, response.status_code)
+        expected = "application/fhir+json" if case.path.startswith("/fhir/") else PROBLEM_JSON
+        assert content_type.startswith(expected), (case.operation.label, response.status_code)
 
 
 # schemathesis's own pytest parametrization (``from_fixture``) does not run under pytest 9, so each

@@ -272,7 +272,7 @@ def test_migrate_serve_readyz_and_apply_manifest(installed: Installed) -> None:
     )
     try:
         ready = _wait_ready(serve, f"http://127.0.0.1:{port}/readyz")
-        assert ready.json() == {"status": "ready", "schema": head_revision()}
+        assert ready.json() == {"status": "ready", "schema": head_revision(), "rate_limit_store": "memory"}
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
 
         manifest = installed.workdir / "practice.yaml"

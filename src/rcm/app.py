@@ -20,6 +20,8 @@ from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.encounters.change_controllers import EncounterChangeController
 from rcm.encounters.controllers import EncounterController
+from rcm.fhir.controllers import fhir_router
+from rcm.fhir.reader import warm_models as warm_fhir_models
 from rcm.identity.plugin import IdentityPlugin
 from rcm.identity.ratelimit import WINDOWS_STATE_KEY, rate_limit_config
 from rcm.kit.control import STATE_KEY as CONTROL_STATE_KEY
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Jobs enqueued by requests go to the process's broker (`rcm dev` has already set up its in-process
         # one and started a worker on it; replacing it here would strand those jobs).
         current_broker()
+        warm_fhir_models()
         try:
             yield
         finally:
@@ -98,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CodingController,
             CodingQueryController,
             SupervisionController,
+            fhir_router(settings),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
 
     # Request limits
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # The FHIR endpoint's own limit: real patient bundles (hundreds of encounters, base64 notes) run to
+    # several MB. Entries are streamed and validated one by one, so memory stays near the body's own size.
+    fhir_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     # Per source address, before authentication, on every route (token endpoint included).
     rate_limit_per_ip_per_minute: int = Field(default=1200, ge=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.blobs.store import BlobStore
 from rcm.bulk.models import BulkStatus
-from rcm.bulk.service import FHIR_NOT_WIRED, run_job
+from rcm.bulk.service import run_job
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
@@ -22,6 +23,7 @@ from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import Tenant
 from rcm.tenancy.service import assign_staff
 from tests.bulk.conftest import ndjson, run, upload
+from tests.fhir import bundles
 from tests.identity.conftest import make_user
 from tests.support import Api, encounter_payload
 
@@ -40,6 +42,15 @@ async def _count(owner_engine: AsyncEngine, table: str, tenant_id: str) -> int:
         )
 
 
+def _broken_bundle() -> dict[str, Any]:
+    """An EHR visit whose encounter names a patient that was never sent."""
+    bundle = bundles.ehr_visit_bundle()
+    encounter = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter")
+    assert bundle["entry"].index(encounter) == 2
+    encounter["resource"]["subject"] = {"reference": "Patient/never-sent"}
+    return bundle
+
+
 async def test_ndjson_job_reports_each_line(practice_api: Api, owner_engine: AsyncEngine) -> None:
     bad = encounter_payload()
     bad["place_of_service"] = "XX"
@@ -48,8 +59,9 @@ async def test_ndjson_job_reports_each_line(practice_api: Api, owner_engine: Asy
         bad,
         b"",
         b"{not json",
-        {"resourceType": "Bundle", "type": "transaction", "entry": []},
+        bundles.ehr_visit_bundle(),
         encounter_payload(),
+        _broken_bundle(),
     )
     created = await upload(practice_api, body)
     assert created.status_code == 202, created.text
@@ -61,20 +73,26 @@ async def test_ndjson_job_reports_each_line(practice_api: Api, owner_engine: Asy
     done = (await practice_api.get(f"/bulk-intakes/{job['id']}")).json()
     assert done["status"] == "done"
     # The blank line 3 is not a record.
-    assert (done["lines_read"], done["accepted"], done["rejected"]) == (5, 2, 3)
+    assert (done["lines_read"], done["accepted"], done["rejected"]) == (6, 3, 3)
 
     results = (await practice_api.get(f"/bulk-intakes/{job['id']}/results")).json()
     by_line = {item["line"]: item for item in results["items"]}
-    assert sorted(by_line) == [1, 2, 4, 5, 6]
+    assert sorted(by_line) == [1, 2, 4, 5, 6, 7]
     assert by_line[1]["outcome"] == "accepted"
     assert by_line[1]["encounter_id"]
     assert by_line[2]["outcome"] == "rejected"
     assert [e["pointer"] for e in by_line[2]["errors"]] == ["/place_of_service"]
     assert by_line[4]["errors"][0]["pointer"] == ""
-    assert by_line[5]["errors"] == [{"pointer": "", "detail": FHIR_NOT_WIRED}]
+    # A FHIR Bundle line goes through the FHIR intake: its encounter is created like any other, and a refused
+    # bundle names the entry and element (FHIRPath) and writes nothing of itself.
+    assert by_line[5]["outcome"] == "accepted", by_line[5]
+    bundled = await practice_api.get(f"/encounters/{by_line[5]['encounter_id']}")
+    assert bundled.status_code == 200
+    assert by_line[7]["outcome"] == "rejected"
+    assert "Bundle.entry[2].resource.subject" in [e["pointer"] for e in by_line[7]["errors"]]
     encounter = await practice_api.get(f"/encounters/{by_line[6]['encounter_id']}")
     assert encounter.status_code == 200
-    assert await _count(owner_engine, "encounter", practice_api.tenant_id) == 2
+    assert await _count(owner_engine, "encounter", practice_api.tenant_id) == 3
 
     # Paged results: one at a time, in line order.
     page = (await practice_api.get(f"/bulk-intakes/{job['id']}/results", {"limit": 2})).json()
@@ -88,8 +106,8 @@ async def test_ndjson_job_reports_each_line(practice_api: Api, owner_engine: Asy
 
     # Running the job again (a redelivered message) changes nothing.
     assert await run(practice_api, job["id"]) == "done"
-    assert await _count(owner_engine, "encounter", practice_api.tenant_id) == 2
-    assert await _count(owner_engine, "bulk_intake_line", practice_api.tenant_id) == 5
+    assert await _count(owner_engine, "encounter", practice_api.tenant_id) == 3
+    assert await _count(owner_engine, "bulk_intake_line", practice_api.tenant_id) == 6
 
 
 async def test_same_file_again_answers_the_first_job(practice_api: Api, owner_engine: AsyncEngine) -> None:

@@ -29,8 +29,9 @@ from tests.identity.conftest import make_user
 from tests.isolation import catalog
 from tests.support import Api, encounter_payload, patient_payload
 
-# Routes anyone may call: health, API docs, the OAuth2 endpoints and the dev issuer.
-PUBLIC = re.compile(r"^/(healthz|readyz|docs|swagger|oauth/|\.well-known/|dev/oidc/)")
+# Routes anyone may call: health, API docs, the OAuth2 endpoints, the dev issuer and the FHIR
+# CapabilityStatement (FHIR clients read /metadata before they authenticate).
+PUBLIC = re.compile(r"^/(healthz|readyz|docs|swagger|oauth/|\.well-known/|dev/oidc/|fhir/r4/metadata$)")
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 

@@ -12,6 +12,7 @@ events and coding work item as ``POST .../encounters``. FHIR Bundle lines go thr
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterable
 from contextlib import AbstractAsyncContextManager
@@ -30,6 +31,8 @@ from rcm.bulk.models import BulkFormat, BulkIntake, BulkStatus, LineOutcome
 from rcm.bulk.repository import BulkIntakeRepository
 from rcm.crypto.keyring import KeyStore
 from rcm.encounters import service as encounters
+from rcm.fhir import service as fhir
+from rcm.fhir.outcome import FhirRejected
 from rcm.identity.principal import Principal, PrincipalKind
 from rcm.kit.errors import FieldError, InvalidInput, NotFound, RCMError, UnsupportedMediaType
 from rcm.kit.pagination import Page
@@ -47,7 +50,6 @@ MEDIA_TYPES = {
     "application/fhir+ndjson": BulkFormat.NDJSON,
     "text/csv": BulkFormat.CSV,
 }
-FHIR_NOT_WIRED = "FHIR bundle lines need the FHIR intake"
 
 
 def format_of(content_type: str | None) -> BulkFormat:
@@ -175,9 +177,20 @@ async def job_results(
 
 
 async def ingest_bundle(scope: TenantScope, bundle: dict[str, Any]) -> list[uuid.UUID]:
-    """The one dispatch point for Bundle lines. The FHIR intake (``rcm.fhir.service.ingest_bundle``) is not
-    part of this code yet: until it is wired here, a Bundle line is rejected with a clear error."""
-    raise InvalidInput(FHIR_NOT_WIRED, errors=[FieldError("", FHIR_NOT_WIRED)])
+    """A Bundle line, applied by the FHIR intake as a transaction (all of the line or none of it, inside the
+    line's savepoint): the same records as ``POST /fhir/r4``. Returns the encounters it created or found;
+    a refusal becomes the line's errors, each naming the entry and element (FHIRPath)."""
+    try:
+        body = json.dumps(bundle).encode()
+        result = await fhir.ingest_bundle(scope, body, mode=fhir.BundleMode.TRANSACTION)
+    except FhirRejected as refused:
+        errors = [FieldError(issue.expression or "", issue.diagnostics) for issue in refused.issues]
+        raise InvalidInput(refused.detail, errors=errors) from None
+    return [
+        uuid.UUID(entry.location.rstrip("/").rsplit("/", 1)[-1])
+        for entry in result.entries
+        if entry.resource_type == "Encounter" and entry.location is not None
+    ]
 
 
 # Running ---------------------------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ from rcm.idempotency.repository import IdempotencyRepository, StoreParams, purge
 from rcm.kit.errors import Conflict, FieldError, IdempotencyMismatch, InvalidInput, problem_responses
 from rcm.tenancy.scope import TenantScope
 
+# The record ids and patient ids a response payload holds, for a payload that is not one record.
+Touched = Callable[[Any], tuple[list[uuid.UUID], list[uuid.UUID]]]
+
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on a stored first response answering a retry
 # The header as a handler parameter: optional in the signature so a missing key is our own 422 naming it.
@@ -100,19 +103,28 @@ async def run_idempotent(
     resource_type: str,
     produce: Callable[[], Awaitable[tuple[int, Any]]],
     body_digest: bytes | None = None,
+    body_fingerprint: bytes | None = None,
+    media_type: str = "application/json",
+    touched: Touched | None = None,
 ) -> Response[bytes]:
     """Answer a create once per (caller, key): the first time by ``produce``, later from the record.
 
     The fingerprint covers the concrete path (tenant, parent ids) and the body, so reusing a key for another
     resource is the same 422 as reusing it with another body. Routes that stream their body (uploads) pass
-    ``body_digest`` (the SHA-256 of what they stored) instead of having the body read into memory here.
+    ``body_digest`` (the SHA-256 of what they stored) instead of having the body read into memory here; a
+    route that has read its (large) body in a canonical form already passes that form's hash as
+    ``body_fingerprint`` instead of having it decoded again. ``touched`` names the records and patients a
+    payload holds when it is not one record (a FHIR transaction-response), so a replay is audited as a read
+    of them.
     """
     key = check_key(key)
     route = f"{request.method} {request.url.path}"
-    if body_digest is None:
-        fingerprint = request_fingerprint(route, await request.body())
-    else:
+    if body_digest is not None:
         fingerprint = hashlib.sha256(route.encode() + b"\x00stream\x00" + body_digest).digest()
+    elif body_fingerprint is not None:
+        fingerprint = hashlib.sha256(route.encode() + b"\x00" + body_fingerprint).digest()
+    else:
+        fingerprint = request_fingerprint(route, await request.body())
     who = principal_key(scope)
     record_id = uuid.uuid4()
     records = scope.repo(IdempotencyRepository)
@@ -162,7 +174,7 @@ async def run_idempotent(
             patient_ids=existing.patient_ids,
             detail={"idempotent_replay": True},
         )
-        return _response(existing.status_code, stored, replayed=True)
+        return _response(existing.status_code, stored, replayed=True, media_type=media_type)
 
     reservation = _Reservation(record_id, who, key, route, fingerprint, resource_type)
     info = scope.session.sync_session.info
@@ -174,8 +186,10 @@ async def run_idempotent(
     encoded = msgspec.json.encode(payload)
     if reservation.carried is None or reservation.carried != _carried_form(status_code, encoded):
         # Not stored along with the write (or the write stored another answer than the one given): here.
-        await records.store(record_id, _store_params(scope, reservation, status_code, payload, encoded))
-    return _response(status_code, encoded, replayed=False)
+        await records.store(
+            record_id, _store_params(scope, reservation, status_code, payload, encoded, touched=touched)
+        )
+    return _response(status_code, encoded, replayed=False, media_type=media_type)
 
 
 def carry_response(scope: TenantScope, status_code: int, payload: Any) -> dict[str, Any]:
@@ -202,11 +216,20 @@ def _carried_form(status_code: int, encoded: bytes) -> bytes:
 
 
 def _store_params(
-    scope: TenantScope, reservation: _Reservation, status_code: int, payload: Any, encoded: bytes
+    scope: TenantScope,
+    reservation: _Reservation,
+    status_code: int,
+    payload: Any,
+    encoded: bytes,
+    *,
+    touched: Touched | None = None,
 ) -> StoreParams:
     """The stored response: encrypted, bound to every clear column that decides its replay."""
     resource_type = reservation.resource_type
-    resource_ids, patient_ids = _ids_of(payload), _patients_of(resource_type, payload)
+    if touched is not None:
+        resource_ids, patient_ids = touched(payload)
+    else:
+        resource_ids, patient_ids = _ids_of(payload), _patients_of(resource_type, payload)
     binding = _binding(
         principal=reservation.who,
         key=reservation.key,
@@ -271,9 +294,11 @@ def _patients_of(resource_type: str, payload: Any) -> list[uuid.UUID]:
     return [patient_id] if isinstance(patient_id, uuid.UUID) else []
 
 
-def _response(status_code: int, body: bytes, *, replayed: bool) -> Response[bytes]:
+def _response(
+    status_code: int, body: bytes, *, replayed: bool, media_type: str = "application/json"
+) -> Response[bytes]:
     headers = {REPLAYED_HEADER: "true"} if replayed else {}
-    return Response(content=body, status_code=status_code, media_type="application/json", headers=headers)
+    return Response(content=body, status_code=status_code, media_type=media_type, headers=headers)
 
 
 async def purge_expired(session: AsyncSession, *, older_than: timedelta) -> int:

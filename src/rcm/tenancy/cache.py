@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.tenancy.manifest import TenantManifest
-from rcm.tenancy.repository import lookup_and_bind
+from rcm.tenancy.repository import lookup_and_bind, lookup_and_bind_by_id
 from rcm.tenancy.vocabulary import TenantStatus
 
 # Entries beyond this are dropped wholesale: a flood of distinct slugs costs a reload, never memory.
@@ -56,6 +56,26 @@ class TenantCache:
         self.ttl = ttl_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, int, TenantRecord]] = {}
+        self._slugs: dict[uuid.UUID, str] = {}  # id -> slug, learnt from lookups (ids and slugs never change)
+
+    async def by_id(self, session: AsyncSession, tenant_id: uuid.UUID) -> Lookup:
+        """The same lookup by the practice's id (a practice system's token names its practice by id)."""
+        slug = self._slugs.get(tenant_id)
+        if slug is not None:
+            found = await self.by_slug(session, slug)
+            if found.tenant is not None and found.tenant.id == tenant_id:
+                return found
+        row = await lookup_and_bind_by_id(session, tenant_id)
+        if row is None:
+            return Lookup(None, bound=False)
+        record = TenantRecord(
+            id=row.id, slug=row.slug, name=row.name, status=row.status, manifest=row.manifest
+        )
+        if self.ttl > 0:
+            if len(self._slugs) >= MAX_ENTRIES:
+                self._slugs.clear()
+            self._slugs[tenant_id] = row.slug
+        return Lookup(record, bound=True)
 
     async def by_slug(self, session: AsyncSession, slug: str) -> Lookup:
         if "\x00" in slug:

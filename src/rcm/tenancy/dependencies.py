@@ -6,12 +6,14 @@ transaction (the request's own transaction rolls back), so a probe for another t
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.params import FromPath
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.audit.events import Action, AuditEvent, Outcome, request_info_from
 from rcm.audit.trail import record_now
@@ -20,7 +22,7 @@ from rcm.identity.access import resolve_tenant_access
 from rcm.identity.principal import Principal
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.tenant import PLATFORM_TENANT, TenantId
-from rcm.tenancy.cache import TenantCache
+from rcm.tenancy.cache import Lookup, TenantCache
 from rcm.tenancy.scope import TenantScope
 
 STATE_KEY = "tenant_cache"
@@ -38,6 +40,35 @@ def tenant_cache(state: State) -> TenantCache:
 async def provide_tenant_scope(
     request: Request[Principal, Any, Any], state: State, tenant_slug: FromPath[str]
 ) -> AsyncGenerator[TenantScope, None]:
+    async def lookup(session: AsyncSession) -> Lookup:
+        return await tenant_cache(state).by_slug(session, tenant_slug)
+
+    async with _tenant_scope(request, state, lookup) as scope:
+        yield scope
+
+
+async def provide_home_tenant_scope(
+    request: Request[Principal, Any, Any], state: State
+) -> AsyncGenerator[TenantScope, None]:
+    """The scope of the caller's own practice, for routes whose URL names none (the FHIR base ``/fhir/r4``):
+    a practice's system acts in its token's practice. A caller without one (staff) is refused, audited."""
+    home = request.user.home_tenant
+
+    async def lookup(session: AsyncSession) -> Lookup:
+        if home is None:
+            return Lookup(None, bound=False)
+        return await tenant_cache(state).by_id(session, home)
+
+    async with _tenant_scope(request, state, lookup) as scope:
+        yield scope
+
+
+@asynccontextmanager
+async def _tenant_scope(
+    request: Request[Principal, Any, Any],
+    state: State,
+    find: Callable[[AsyncSession], Awaitable[Lookup]],
+) -> AsyncIterator[TenantScope]:
     principal: Principal = request.user
     info = request_info_from(request)
     sessions = state.sessions
@@ -49,7 +80,7 @@ async def provide_tenant_scope(
             async with session.begin():
                 # One round trip on a cache miss (lookup and binding in one statement), one on a hit (the
                 # binding alone, after the decision).
-                lookup = await tenant_cache(state).by_slug(session, tenant_slug)
+                lookup = await find(session)
                 tenant = lookup.tenant
                 decision = (
                     await resolve_tenant_access(session, principal, tenant, bound=lookup.bound)

@@ -123,3 +123,18 @@ async def assignment_of(
 
 async def person_by_id(session: AsyncSession, user_id: uuid.UUID) -> AppUser | None:
     return (await session.execute(select(AppUser).where(AppUser.id == user_id))).scalar_one_or_none()
+
+
+_LOOKUP_AND_BIND_BY_ID = select(
+    Tenant.id,
+    Tenant.slug,
+    Tenant.name,
+    Tenant.status,
+    Tenant.manifest,
+    func.set_config("rcm.tenant_id", cast(Tenant.id, Text), True).label("bound"),
+).where(Tenant.id == bindparam("tenant_id"))
+
+
+async def lookup_and_bind_by_id(session: AsyncSession, tenant_id: uuid.UUID) -> Row[Any] | None:
+    """The tenant of ``tenant_id``, and the transaction bound to it in the same statement."""
+    return (await session.execute(_LOOKUP_AND_BIND_BY_ID, {"tenant_id": tenant_id})).first()
