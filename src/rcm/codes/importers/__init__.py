@@ -1,0 +1,1 @@
+"""One module per source layout; each returns a ``ParsedRelease`` (``rcm.codes.importers.base``)."""
