@@ -1,7 +1,7 @@
 """Scrubber: scrub runs and their per-rule results (tenant-owned, insert-only history).
 
 Revision ID: 0018_scrubber
-Revises: 0013_least_privilege
+Revises: 0014_code_sets
 Create Date: 2026-12-01
 
 - ``scrub_run``: one scrub of one encounter (not written on a dry run): its outcome (clean, failed,
@@ -20,7 +20,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0018_scrubber"
-down_revision = "0013_least_privilege"
+down_revision = "0014_code_sets"
 branch_labels = None
 depends_on = None
 

@@ -14,6 +14,11 @@ from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rcm.codes import service as codes
+from rcm.codes.models import CodeSet
+
 
 class CodeKind(StrEnum):
     """Code systems the scrubber checks (the wire names of the code-set package)."""
@@ -105,3 +110,72 @@ class UnloadedReference:
 
     async def sex_age_edits(self, items: Sequence[tuple[str, str]], on: date) -> list[SexAgeEdit] | NotLoaded:
         return NotLoaded(self.reason)
+
+
+@dataclass(slots=True)
+class CodeSetReference:
+    """The code-set package (``rcm.codes``), read in the scrub's own transaction.
+
+    Which sets are loaded is read once per scrub (the release list, one round trip); a set with no release
+    starting on or before the date of service is ``NotLoaded`` for that date, so an empty edit list always
+    means "no edit", never "no data".
+    """
+
+    session: AsyncSession
+    _starts: dict[str, date] | None = None  # code set -> its oldest loaded release's first day
+
+    async def _first_day(self, code_set: str) -> date | None:
+        if self._starts is None:
+            starts: dict[str, date] = {}
+            for release in await codes.list_releases(self.session):
+                key = release.code_set.value
+                starts[key] = min(starts.get(key, release.effective_from), release.effective_from)
+            self._starts = starts
+        return self._starts.get(code_set)
+
+    async def _missing(self, code_set: CodeSet, on: date) -> NotLoaded | None:
+        first = await self._first_day(code_set.value)
+        name = codes.SYSTEM_NAMES[code_set]
+        if first is None:
+            return NotLoaded(f"no {name} release is loaded")
+        if on < first:
+            return NotLoaded(f"the oldest {name} release loaded starts {first.isoformat()}")
+        return None
+
+    async def check_codes(self, items: Sequence[tuple[str, str]], on: date) -> list[CodeStatus] | NotLoaded:
+        checks = await codes.check_codes(self.session, items, on)
+        out = []
+        for check in checks:
+            missing = await self._missing(CodeSet(check.system), on) if check.system in _SETS else None
+            if missing is not None:
+                out.append(CodeStatus(check.system, check.code, None, missing.reason))
+            else:
+                out.append(CodeStatus(check.system, check.code, check.valid, check.reason))
+        return out
+
+    async def ncci_pairs(self, codes_: Sequence[str], on: date) -> list[PtpEdit] | NotLoaded:
+        missing = await self._missing(CodeSet.NCCI_PTP, on)
+        if missing is not None:
+            return missing
+        pairs = await codes.ncci_pairs(self.session, codes_, on)
+        return [PtpEdit(p.column1, p.column2, p.modifier_indicator) for p in pairs]
+
+    async def mue_limits(self, codes_: Sequence[str], on: date) -> dict[str, MueLimit] | NotLoaded:
+        missing = await self._missing(CodeSet.MUE, on)
+        if missing is not None:
+            return missing
+        limits = await codes.mue_limits(self.session, codes_, on)
+        return {c: MueLimit(m.code, m.units, m.adjudication_indicator) for c, m in limits.items()}
+
+    async def sex_age_edits(self, items: Sequence[tuple[str, str]], on: date) -> list[SexAgeEdit] | NotLoaded:
+        missing = await self._missing(CodeSet.SEX_AGE, on)
+        if missing is not None:
+            return missing
+        edits = await codes.sex_age_edits(self.session, items, on)
+        return [
+            SexAgeEdit(e.system, e.code, e.sex.value if e.sex else None, e.min_age_years, e.max_age_years)
+            for e in edits
+        ]
+
+
+_SETS = frozenset(member.value for member in CodeSet)

@@ -51,6 +51,13 @@ NCCI_MODIFIERS = frozenset(
 TIMELY_FILING_WARNING_DAYS = 30
 
 
+def shown(system: str, code: str) -> str:
+    """A code as billers read it: ICD-10-CM with its dot after the category (``E119`` -> ``E11.9``)."""
+    if system == CodeKind.ICD10CM and len(code) > 3 and "." not in code:
+        return f"{code[:3]}.{code[3:]}"
+    return code
+
+
 class RuleStatus(StrEnum):
     PASSED = "passed"
     FIRED = "fired"
@@ -263,14 +270,13 @@ def codes_valid(ctx: ScrubContext) -> Verdict:
         if isinstance(answer, NotLoaded):
             return not_checked(f"Codes could not be checked for {day}: {answer.reason}.")
         for status in answer:
-            looked.append(f"{status.system} {status.code} on {day}")
+            code = shown(status.system, status.code)
+            looked.append(f"{status.system} {code} on {day}")
             if status.valid is None:
-                unchecked.append(f"{status.system} {status.code}")
+                unchecked.append(f"{status.system} {code}")
             elif not status.valid:
                 why = f" ({status.reason})" if status.reason else ""
-                findings.append(
-                    Finding(f"The {status.system} code {status.code} is not valid on {day}{why}.")
-                )
+                findings.append(Finding(f"The {status.system} code {code} is not valid on {day}{why}."))
     if findings:
         return fired(findings, *looked)
     if unchecked:
@@ -399,11 +405,10 @@ def sex_age(ctx: ScrubContext) -> Verdict:
         if not isinstance(edits, list):
             continue
         for edit in edits:
-            looked.append(f"{edit.system} {edit.code} on {day}")
+            code = shown(edit.system, edit.code)
+            looked.append(f"{edit.system} {code} on {day}")
             if edit.sex is not None and ctx.input.patient_sex != edit.sex:
-                findings.append(
-                    Finding(f"The {edit.system} code {edit.code} is for {edit.sex} patients only.")
-                )
+                findings.append(Finding(f"The {edit.system} code {code} is for {edit.sex} patients only."))
             if edit.min_age_years is None and edit.max_age_years is None:
                 continue
             birth = ctx.input.birth_date
@@ -415,7 +420,7 @@ def sex_age(ctx: ScrubContext) -> Verdict:
             if not low <= age <= high:
                 findings.append(
                     Finding(
-                        f"The {edit.system} code {edit.code} is for ages {low} to {high}; "
+                        f"The {edit.system} code {code} is for ages {low} to {high}; "
                         f"the patient's age on {day} is outside that range."
                     )
                 )

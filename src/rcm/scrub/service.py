@@ -16,7 +16,7 @@ from rcm.scrub import schemas
 from rcm.scrub.conditions import manifest_rule
 from rcm.scrub.inputs import ScrubInput
 from rcm.scrub.models import ScrubOutcome, ScrubResult, ScrubRun
-from rcm.scrub.reference import CodeKind, NotLoaded, ReferenceData, UnloadedReference, procedure_kind
+from rcm.scrub.reference import CodeKind, CodeSetReference, NotLoaded, ReferenceData, procedure_kind
 from rcm.scrub.repository import BillingItemRepository, ScrubInputRepository, ScrubRunRepository
 from rcm.scrub.rules import Finding, Rule, RuleSpec, RuleStatus, ScrubContext, Verdict, builtin_rules
 from rcm.tenancy.manifest import TenantManifest
@@ -32,8 +32,8 @@ PRIORITY = {ScrubOutcome.FAILED: 3, ScrubOutcome.INCOMPLETE: 5}  # lower is soon
 
 
 def reference_data(scope: TenantScope) -> ReferenceData:
-    """The reference data of this server (the code-set package, once installed)."""
-    return UnloadedReference()
+    """The reference data of this server: the code-set package, read in the scope's transaction."""
+    return CodeSetReference(scope.session)
 
 
 async def load_scrub_input(scope: TenantScope, encounter_id: uuid.UUID, *, lock: bool = False) -> ScrubInput:
