@@ -5,11 +5,12 @@ Revises: 0014_code_sets
 Create Date: 2026-12-01
 
 - ``scrub_run``: one scrub of one encounter (not written on a dry run): its outcome (clean, failed,
-  incomplete), counts, who ran it, and the billing-queue item it opened or kept open.
-- ``scrub_result``: one row per rule that ran in the run, in order: its id and version, where it was
-  declared (built in, or the practice's manifest), severity, verdict (passed, fired, not_checked), the
-  findings (biller-readable messages naming codes, lines and dates; no PHI), what it looked at, and why it
-  could not run.
+  incomplete), counts, who ran it, the billing-queue item it opened or kept open, and the rules that passed
+  (``passed``: id, version, source, severity, title, what each looked at, its position in the run).
+- ``scrub_result``: one row per rule that fired or could not run, with its position in the run: its id and
+  version, where it was declared (built in, or the practice's manifest), severity, verdict (fired,
+  not_checked), the findings (biller-readable messages naming codes, lines and dates; no PHI), what it
+  looked at, and why it could not run. A clean scrub writes one row in all (its run).
 
 Both are written once and never changed: the app role may SELECT and INSERT only. RLS is enabled and forced
 with the same policy as every tenant table. The DDL is frozen here as plain SQL.
@@ -39,6 +40,7 @@ TABLES = [
       not_checked smallint NOT NULL,
       actor text NOT NULL,
       work_item_id uuid,
+      passed jsonb NOT NULL,
       CONSTRAINT pk_scrub_run PRIMARY KEY (tenant_id, id),
       CONSTRAINT fk_scrub_run_tenant_id_tenant FOREIGN KEY (tenant_id) REFERENCES rcm.tenant (id),
       CONSTRAINT fk_scrub_run_tenant_id_encounter_id_encounter
@@ -71,7 +73,7 @@ TABLES = [
         FOREIGN KEY (tenant_id, scrub_run_id) REFERENCES rcm.scrub_run (tenant_id, id),
       CONSTRAINT ck_scrub_result_source CHECK (source IN ('builtin', 'manifest')),
       CONSTRAINT ck_scrub_result_severity CHECK (severity IN ('error', 'warning')),
-      CONSTRAINT ck_scrub_result_status CHECK (status IN ('passed', 'fired', 'not_checked'))
+      CONSTRAINT ck_scrub_result_status CHECK (status IN ('fired', 'not_checked'))
     )
     """,
     "CREATE INDEX ix_scrub_result_run ON rcm.scrub_result (tenant_id, scrub_run_id, position)",

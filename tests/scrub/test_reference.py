@@ -181,6 +181,17 @@ async def test_a_set_not_loaded_is_not_checked_and_loading_it_makes_the_scrub_cl
         )
     ).all()
     assert items == [("done",)]
+    # A clean run is one row: the passed rules are listed on it, no result row is written.
+    stored = (
+        await codes_db.execute(
+            text(
+                "SELECT jsonb_array_length(passed), (SELECT count(*) FROM rcm.scrub_result r"
+                " WHERE r.scrub_run_id = s.id) FROM rcm.scrub_run s WHERE s.id = :r"
+            ),
+            {"r": second.id},
+        )
+    ).one()
+    assert tuple(stored) == (len(second.rules), 0)
 
 
 async def test_dates_before_the_oldest_release_are_not_loaded(

@@ -45,17 +45,22 @@ class ScrubRun(TenantOwned, Base):
     actor: Mapped[str] = mapped_column(Text)  # principal subject
     # The billing-queue item this run opened or kept open (failed or incomplete runs).
     work_item_id: Mapped[uuid.UUID | None]
+    # The rules that passed, in one value (most rules pass: a clean scrub writes this one row):
+    # [{position, id, version, source, severity, title, looked_at}].
+    passed: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
 
 
 class ScrubResult(TenantOwned, Base):
-    """One rule's verdict in one run: which rules ran, which fired and why, which could not run."""
+    """A rule that fired, or could not run, in one run (the passed ones are listed on the run)."""
 
     __tablename__ = "scrub_result"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "scrub_run_id"], ["rcm.scrub_run.tenant_id", "rcm.scrub_run.id"]),
         _in("source", RuleSource),
         _in("severity", RuleSeverity),
-        _in("status", RuleStatus),
+        CheckConstraint(
+            f"status IN ('{RuleStatus.FIRED.value}', '{RuleStatus.NOT_CHECKED.value}')", name="status"
+        ),
         Index("ix_scrub_result_run", "tenant_id", "scrub_run_id", "position"),
     )
 

@@ -18,7 +18,16 @@ from rcm.scrub.inputs import ScrubInput
 from rcm.scrub.models import ScrubOutcome, ScrubResult, ScrubRun
 from rcm.scrub.reference import CodeKind, CodeSetReference, NotLoaded, ReferenceData, procedure_kind
 from rcm.scrub.repository import BillingItemRepository, ScrubInputRepository, ScrubRunRepository
-from rcm.scrub.rules import Finding, Rule, RuleSpec, RuleStatus, ScrubContext, Verdict, builtin_rules
+from rcm.scrub.rules import (
+    Finding,
+    Rule,
+    RuleSource,
+    RuleSpec,
+    RuleStatus,
+    ScrubContext,
+    Verdict,
+    builtin_rules,
+)
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.scrub_rules import RuleSeverity
@@ -171,10 +180,11 @@ async def _billing_item(
     item, if any, is resolved. The encounter row is locked, so two scrubs never both open one."""
     items = scope.repo(BillingItemRepository)
     actor = scope.principal.subject
-    if outcome is ScrubOutcome.CLEAN:
-        await items.complete_live(encounter_id, actor=actor)
-        return None
     live = await items.live_item(encounter_id)
+    if outcome is ScrubOutcome.CLEAN:
+        if live is not None:
+            await items.complete_live(encounter_id, actor=actor)
+        return None
     if live is not None:
         return live.id
     item = workqueue.new_item(
@@ -199,6 +209,19 @@ async def _persist(
     results: Sequence[tuple[RuleSpec, Verdict]],
     now: datetime,
 ) -> None:
+    passed = [
+        {
+            "position": position,
+            "id": spec.id,
+            "version": spec.version,
+            "source": spec.source.value,
+            "severity": spec.severity.value,
+            "title": spec.title,
+            "looked_at": list(verdict.looked_at),
+        }
+        for position, (spec, verdict) in enumerate(results, start=1)
+        if verdict.status is RuleStatus.PASSED
+    ]
     run = ScrubRun(
         id=run_id,
         encounter_id=encounter_id,
@@ -208,6 +231,7 @@ async def _persist(
         not_checked=_count(results, RuleStatus.NOT_CHECKED, None),
         actor=scope.principal.subject,
         work_item_id=work_item_id,
+        passed=passed,
         created_at=now,
     )
     rows = [
@@ -227,6 +251,7 @@ async def _persist(
             created_at=now,
         )
         for position, (spec, verdict) in enumerate(results, start=1)
+        if verdict.status is not RuleStatus.PASSED
     ]
     await scope.repo(ScrubRunRepository).insert(run, *rows)
 
@@ -280,18 +305,29 @@ async def latest_scrub(scope: TenantScope, encounter_id: uuid.UUID) -> schemas.S
     if found is None:
         raise NotFound
     run, rows = found
-    results = [
+    ordered: list[tuple[int, RuleSpec, Verdict]] = [
         (
+            row.position,
             RuleSpec(row.rule_id, row.rule_version, row.severity, row.title, source=row.source),
-            Verdict(
-                row.status,
-                tuple(_finding(f) for f in row.findings),
-                tuple(row.looked_at),
-                row.reason,
-            ),
+            Verdict(row.status, tuple(_finding(f) for f in row.findings), tuple(row.looked_at), row.reason),
         )
         for row in rows
     ]
+    ordered += [
+        (
+            int(item["position"]),
+            RuleSpec(
+                str(item["id"]),
+                str(item["version"]),
+                RuleSeverity(item["severity"]),
+                str(item["title"]),
+                source=RuleSource(item["source"]),
+            ),
+            Verdict(RuleStatus.PASSED, looked_at=tuple(str(x) for x in item["looked_at"])),
+        )
+        for item in run.passed
+    ]
+    results = [(spec, verdict) for _, spec, verdict in sorted(ordered, key=lambda entry: entry[0])]
     patient_id = await scope.repo(ScrubInputRepository).patient_of(encounter_id)
     if patient_id is None:
         raise NotFound
