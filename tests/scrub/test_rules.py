@@ -176,7 +176,7 @@ def test_codes_not_loaded_is_not_a_pass() -> None:
     verdict = run("CODES-VALID", ctx(codes={DOS: partly}))
     assert verdict.status is RuleStatus.NOT_CHECKED
     assert verdict.reason
-    assert "cpt 99213" in verdict.reason
+    assert "cpt 99213 (no CPT code set loaded)" in verdict.reason
 
 
 def test_diagnosis_pointers() -> None:

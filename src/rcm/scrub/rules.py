@@ -273,14 +273,14 @@ def codes_valid(ctx: ScrubContext) -> Verdict:
             code = shown(status.system, status.code)
             looked.append(f"{status.system} {code} on {day}")
             if status.valid is None:
-                unchecked.append(f"{status.system} {code}")
+                unchecked.append(f"{status.system} {code}" + (f" ({status.reason})" if status.reason else ""))
             elif not status.valid:
                 why = f" ({status.reason})" if status.reason else ""
                 findings.append(Finding(f"The {status.system} code {code} is not valid on {day}{why}."))
     if findings:
         return fired(findings, *looked)
     if unchecked:
-        return not_checked(f"No code set loaded for {', '.join(unchecked)}.", *looked)
+        return not_checked(f"Could not check {'; '.join(unchecked)}.", *looked)
     return passed(*looked)
 
 
