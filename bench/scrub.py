@@ -12,8 +12,8 @@ phase for the same wall time with VACUUM ANALYZE between phases, medians of the 
 - "API read": ``GET .../encounters/{id}`` of the same encounters, by the same biller (read alone);
 - "asyncpg read": the tenant context and the SELECTs of the encounter, its diagnoses and lines, as the app
   role under RLS, one transaction each (the floor of any read).
-The code sets hold a small release of every kind (the codes used, one NCCI pair, one MUE, one sex/age
-edit), so every lookup runs. One API process; RCM_DATABASE_URL when set, otherwise the embedded
+The code sets hold what the demo seed loads (ICD-10-CM, HCPCS, the demo CPT file) and a small release of
+every other kind (one NCCI pair, MUEs, one sex/age edit), so every lookup runs. One API process; RCM_DATABASE_URL when set, otherwise the embedded
 PostgreSQL under .rcm/bench-pg; drops and creates rcm_bench_scrub. All traffic stays on 127.0.0.1.
 """
 
@@ -50,7 +50,7 @@ from sqlalchemy.pool import NullPool
 
 from rcm.codes.importers.base import CodeRow, MueRow, ParsedRelease, PtpRow, Row, SexAgeRow
 from rcm.codes.models import CodeSet, CodeSystem
-from rcm.codes.service import load_release
+from rcm.codes.service import list_releases, load_release
 from rcm.config import async_url
 
 PORT = 8785
@@ -60,7 +60,8 @@ START = date(2025, 10, 1)
 
 
 async def load_code_sets(db: Database) -> None:
-    """A small release of every code set the scrub reads, as the operator loads them."""
+    """A small release of every code set the scrub reads that the demo seed did not load (the demo loads
+    ICD-10-CM, HCPCS and its CPT file; NCCI, MUE and sex/age edits come from the operator's CMS files)."""
     releases: list[tuple[CodeSet, list[Row]]] = [
         (CodeSet.ICD10CM, [CodeRow("E119", "Type 2 diabetes"), CodeRow("I10", "Hypertension")]),
         (CodeSet.CPT, [CodeRow("99213", "Office visit"), CodeRow("20610", "Joint injection")]),
@@ -73,7 +74,10 @@ async def load_code_sets(db: Database) -> None:
     engine = create_async_engine(async_url(db.admin), poolclass=NullPool)
     try:
         async with AsyncSession(engine) as session, session.begin():
+            loaded = {release.code_set for release in await list_releases(session)}
             for code_set, rows in releases:
+                if code_set in loaded:
+                    continue
                 parsed = ParsedRelease(
                     code_set, f"BENCH-{code_set.value}", START, None, "bench", uuid.uuid4().hex, rows
                 )

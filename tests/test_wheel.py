@@ -165,6 +165,12 @@ def test_wheel_carries_the_root_files(installed: Installed) -> None:
             f"migrations/versions/{p.name}": f"rcm/_data/migrations/versions/{p.name}"
             for p in (ROOT / "migrations" / "versions").glob("*.py")
         },
+        # Code-set files (HCPCS copy, POS names, the demo CPT file) with their provenance notes.
+        **{
+            f"codes/{p.relative_to(ROOT / 'codes')}": f"rcm/_data/codes/{p.relative_to(ROOT / 'codes')}"
+            for p in (ROOT / "codes").rglob("*")
+            if p.is_file()
+        },
     }
     assert {source for source, packaged in shipped.items() if packaged not in names} == set()
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "src/"))]
@@ -288,6 +294,12 @@ def test_migrate_serve_readyz_and_apply_manifest(installed: Installed) -> None:
         demo = installed.rcm("demo", env=installed.env | {"RCM_ENV": "dev"})
         assert demo.returncode == 0, demo.stderr
         assert "sunrise-family-medicine" in demo.stdout
+        # ...and so do the code-set files it loads (ICD-10-CM from its package, HCPCS and POS from ours).
+        releases = installed.rcm("codes", "releases", env=installed.env)
+        assert releases.returncode == 0, releases.stderr
+        assert {"icd10cm", "hcpcs", "pos", "cpt"} <= {
+            line.split()[0] for line in releases.stdout.splitlines()
+        }
     finally:
         # Ctrl+C, as `make run` is stopped: uvicorn re-raises SIGTERM after its shutdown, which would skip the
         # atexit hook that stops the embedded PostgreSQL.

@@ -12,6 +12,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 
 from rcm import __version__
 from rcm.audit.controllers import AuditController
+from rcm.codes.controllers import CodeController
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EncounterController,
             ReportController,
             ScrubController,
+            CodeController,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -235,12 +235,14 @@ async def _apply(settings: Settings, document: TenantManifest) -> bool:
 
 # Commands that live with their packages attach to the groups defined above.
 from rcm.audit.cli import audit  # noqa: E402
+from rcm.codes.cli import codes  # noqa: E402
 from rcm.crypto.cli import keys, tenants_offboard  # noqa: E402
 from rcm.idempotency.cli import idempotency  # noqa: E402
 from rcm.identity.cli import identity, token  # noqa: E402
 from rcm.worker.cli import worker  # noqa: E402
 
 main.add_command(audit)
+main.add_command(codes)
 main.add_command(keys)
 main.add_command(worker)
 main.add_command(identity)

@@ -84,6 +84,8 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
         clients_file = settings.data_dir / "demo-clients.json"
         clients_file.parent.mkdir(parents=True, exist_ok=True)
         clients_file.write_text(json.dumps(clients, indent=2) + "\n")
+        # Code sets (global, loaded as the operator): ICD-10-CM, HCPCS, POS, RARC, the tiny demo CPT file.
+        code_sets = await _seed_code_sets(settings)
         keystore = KeyStore(key_provider(settings))
         encounters = 0
         for tenant in tenants:
@@ -92,10 +94,23 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
         return (
             f"demo seeded: {len(tenants)} practices ({slugs}), {len(people)} people, "
             f"{encounters} new synthetic encounters\n"
+            f"code sets: {code_sets}\n"
             f"demo API clients (DEV ONLY secrets) in {clients_file}"
         )
     finally:
         await engine.dispose()
+
+
+async def _seed_code_sets(settings: Settings) -> str:
+    from rcm.codes.loading import load_demo_code_sets
+
+    if settings.database_url is None:
+        return "not loaded (no administrative URL: run `rcm codes load` as the operator)"
+    reports = await load_demo_code_sets(settings.database_url.get_secret_value())
+    fresh = [r for r in reports if not r.already_loaded]
+    if not fresh:
+        return f"{len(reports)} releases already loaded"
+    return "; ".join(r.line() for r in fresh)
 
 
 SEEDER = Principal(

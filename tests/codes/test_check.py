@@ -140,7 +140,8 @@ async def test_cpt_operator_file_and_one_round_trip(
         codes_db,
         tmp_path,
         'code,description\n99213,"Office visit, established patient (demo wording)"\n'
-        '99214,"Office visit, established, moderate (demo wording)"\n',
+        '99214,"Office visit, established, moderate (demo wording)"\n'
+        '25,"Separate evaluation and management on the same day (test wording)"\n',
         start=date(2026, 1, 1),
         label="CPT 2026",
     )
@@ -152,3 +153,6 @@ async def test_cpt_operator_file_and_one_round_trip(
     assert checks[1].reason == "unknown code"
     assert checks[2].reason == "no ICD-10-CM code set loaded"
     assert checks[0].description == "Office visit, established patient (demo wording)"
+    modifier = (await check_codes(codes_db, [("modifier", "25")], date(2026, 3, 1)))[0]
+    assert modifier.valid
+    assert modifier.system == "modifier"

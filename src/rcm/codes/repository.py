@@ -416,7 +416,9 @@ _SEARCH = text(
     """
     WITH query AS (SELECT websearch_to_tsquery('english', :q) AS tsq)
     SELECT v.code, v.description, v.billable, v.effective_from, v.effective_through,
-      ts_rank(to_tsvector('english'::regconfig, coalesce(v.description, '')), query.tsq) AS rank
+      -- Cover density (query words close together) over the description's length (normalization 2):
+      -- the description the words say most of comes first.
+      ts_rank_cd(to_tsvector('english'::regconfig, coalesce(v.description, '')), query.tsq, 2) AS rank
     FROM rcm.code_version v, query
     WHERE v.system = :system AND v.effective_from <= :on
       AND (v.effective_through IS NULL OR v.effective_through >= :on)

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rcm.codes import repository
 from rcm.codes.importers.base import CodeRow, MueRow, ParsedRelease, PtpRow, SexAgeRow
 from rcm.codes.models import CodeSet, CodeSetRelease, CodeSystem, Sex
-from rcm.kit.errors import RCMError
+from rcm.codes.schemas import CodeLookup, CodeMatch, CodePage
+from rcm.kit.errors import FieldError, InvalidInput, RCMError
 
 SYSTEM_NAMES: dict[str, str] = {
     CodeSet.ICD10CM: "ICD-10-CM",
@@ -76,15 +77,25 @@ async def check_codes(
             out.append(CodeCheck(system, code, on, valid=False, reason=f"unknown code system {system!r}"))
             continue
         out.append(None)
-        known.append((index, CodeSystem(system), normalize(CodeSystem(system), code)))
+        stored = normalize(CodeSystem(system), code)
+        known.append((index, _stored_system(CodeSystem(system), stored), stored))
     rows = await repository.check_rows(session, [(s.value, c) for _, s, c in known], on)
     for (index, system, _), row in zip(known, rows, strict=True):
-        out[index] = _judge(system, items[index][1], on, row)
+        out[index] = _judge(system, items[index][0], items[index][1], on, row)
     return [check for check in out if check is not None]
 
 
-def _judge(system: CodeSystem, code: str, on: datetime.date, row: repository.CheckRow) -> CodeCheck:
+def _stored_system(system: CodeSystem, code: str) -> CodeSystem:
+    """Two-digit modifiers (25, 59...) are CPT's (Level I, the AMA's): they come with the operator's CPT
+    file. The HCPCS Level II modifiers (GT, XS, RT...) come with the HCPCS file."""
+    return CodeSystem.CPT if system is CodeSystem.MODIFIER and code.isdigit() else system
+
+
+def _judge(
+    system: CodeSystem, asked: str, code: str, on: datetime.date, row: repository.CheckRow
+) -> CodeCheck:
     name = SYSTEM_NAMES[system]
+    system = CodeSystem(asked)
     if not row.loaded:
         return CodeCheck(system.value, code, on, valid=False, reason=f"no {name} code set loaded")
     warning = None
@@ -121,6 +132,86 @@ def _judge(system: CodeSystem, code: str, on: datetime.date, row: repository.Che
             warning=warning,
         )
     return CodeCheck(system.value, code, on, valid=True, description=description, warning=warning)
+
+
+# --- Lookup and search (the coders' routes) ---------------------------------------------------------------
+
+
+class UnknownCodeSystem(RCMError):
+    status_code = 404
+    title = "Unknown code system"
+
+
+def code_system(name: str) -> CodeSystem:
+    """The system a path names, or a 404 naming it and the systems there are."""
+    if name not in CodeSystem._value2member_map_:
+        known = ", ".join(s.value for s in CodeSystem)
+        raise UnknownCodeSystem(f"There is no code system {name!r}; the systems are {known}.")
+    return CodeSystem(name)
+
+
+async def lookup(session: AsyncSession, system: CodeSystem, code: str, on: datetime.date) -> CodeLookup:
+    check = (await check_codes(session, [(system.value, code)], on))[0]
+    return CodeLookup(
+        system=system,
+        code=code,
+        on=on,
+        valid=check.valid,
+        description=check.description,
+        reason=check.reason,
+        warning=check.warning,
+    )
+
+
+_CURSOR_PREFIX = "o"
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    digits = cursor.removeprefix(_CURSOR_PREFIX)
+    if not cursor.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 9:
+        raise InvalidInput(
+            "The cursor is not one this API issued.", errors=[FieldError("query:cursor", "invalid")]
+        )
+    return int(digits)
+
+
+async def search(
+    session: AsyncSession,
+    system: CodeSystem,
+    *,
+    q: str,
+    on: datetime.date,
+    limit: int,
+    cursor: str | None,
+) -> CodePage:
+    """Codes in force on ``on`` by description (PostgreSQL full-text search, ranked) or code prefix: an exact
+    code first, then codes starting with it, then by rank; billable codes before headers on a tie."""
+    words = " ".join(q.split())
+    if not words:
+        raise InvalidInput("Give words or a code to search for.", errors=[FieldError("query:q", "empty")])
+    token = words.split(" ")[0]
+    prefix = (
+        normalize(system, token) if len(words.split(" ")) == 1 and token.replace(".", "").isalnum() else ""
+    )
+    offset = _offset(cursor)
+    rows = await repository.search(
+        session, system, words=words, code_prefix=prefix, on=on, limit=limit + 1, offset=offset
+    )
+    items = [
+        CodeMatch(
+            code=display(system, row.code),
+            description=row.description,
+            billable=row.billable,
+            effective_from=row.effective_from,
+            effective_through=row.effective_through,
+            rank=round(row.rank, 6),
+        )
+        for row in rows[:limit]
+    ]
+    more = len(rows) > limit
+    return CodePage(items=items, next_cursor=f"{_CURSOR_PREFIX}{offset + limit}" if more else None)
 
 
 # --- Edits for the scrub ---------------------------------------------------------------------------------

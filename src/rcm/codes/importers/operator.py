@@ -21,9 +21,10 @@ from pathlib import Path
 from rcm.codes.importers.base import CodeFileError, CodeRow, ParsedRelease, file_checksum, parse_iso_date
 from rcm.codes.models import CodeSet
 
-# What a code of each system looks like (CPT: 5 characters, Category II/III end in F/T, PLA codes in U).
+# What a code of each system looks like (CPT: 5 characters, Category II/III end in F/T, PLA codes in U;
+# its two-digit modifiers, 25 or 59, come in the same file).
 CODE_SHAPES: dict[CodeSet, re.Pattern[str]] = {
-    CodeSet.CPT: re.compile(r"^[0-9]{4}[0-9FTUM]$"),
+    CodeSet.CPT: re.compile(r"^([0-9]{4}[0-9FTUM]|[0-9]{2})$"),
     CodeSet.CARC: re.compile(r"^[A-Z0-9]{1,3}$"),
     CodeSet.RARC: re.compile(r"^[A-Z]{1,2}[0-9]{1,3}$"),
     CodeSet.POS: re.compile(r"^[0-9]{2}$"),
@@ -52,7 +53,10 @@ def _read_csv(path: Path, code_set: CodeSet) -> list[CodeRow]:
             continue
         if len(fields) != len(header):  # an unquoted comma in a description, a field missing
             raise CodeFileError(
-                source, number, len(fields) + 1, f"{len(fields)} fields, the header has {len(header)}"
+                source,
+                number,
+                min(len(fields), len(header)) + 1,
+                f"{len(fields)} fields, the header has {len(header)}",
             )
         code = fields[where["code"]].strip().upper()
         column = where["code"] + 1

@@ -1,0 +1,44 @@
+"""Code tables are the operator's: the app role reads them and cannot change a row."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rcm.kit.db import platform_transaction
+from rcm.kit.package_data import data_path
+from tests.codes.conftest import CODE_TABLES
+
+WRITES = {
+    "code_set_release": "INSERT INTO rcm.code_set_release"
+    " (id, code_set, label, effective_from, source, checksum)"
+    " VALUES (gen_random_uuid(), 'cpt', 'x', '2026-01-01', 'x', 'x')",
+    "code_version": "UPDATE rcm.code_version SET description = 'x'",
+    "ncci_ptp_edit": "DELETE FROM rcm.ncci_ptp_edit",
+    "mue_limit": "UPDATE rcm.mue_limit SET units = 99",
+    "sex_age_edit": "TRUNCATE rcm.sex_age_edit",
+}
+
+
+@pytest.mark.parametrize("table", CODE_TABLES)
+async def test_app_role_reads_but_cannot_write(
+    sessions: async_sessionmaker[AsyncSession], table: str
+) -> None:
+    async with platform_transaction(sessions) as session:
+        await session.execute(text(f"SELECT count(*) FROM rcm.{table}"))  # noqa: S608 - constant names
+    with pytest.raises(DBAPIError, match="permission denied"):
+        async with platform_transaction(sessions) as session:
+            await session.execute(text(WRITES[table]))
+
+
+def test_shipped_code_files_are_package_data() -> None:
+    """What the wheel must carry (pyproject force-include ``codes``), found the way an install finds it."""
+    for parts in (
+        ("codes", "hcpcs", "hcpcs_level_2.csv"),
+        ("codes", "hcpcs", "README.md"),
+        ("codes", "pos", "pos_descriptions.csv"),
+        ("codes", "demo", "cpt_demo.csv"),
+    ):
+        assert data_path(*parts).is_file()
