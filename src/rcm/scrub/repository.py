@@ -7,7 +7,7 @@ import uuid
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, type_coerce, update
+from sqlalchemy import Select, Table, bindparam, func, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.orm import aliased
 
@@ -23,6 +23,12 @@ from rcm.workqueue.repository import WorkItemRepository
 _ITEM = cast(Table, WorkItem.__table__)
 
 
+# Building the read statement costs more CPU than running it: it is built once per practice (its tenant
+# filter, written by ``tenant_filter`` as everywhere) and lock mode, with the encounter id as a parameter.
+_LOAD_STATEMENTS: dict[tuple[tuple[uuid.UUID, ...], bool], Select[Any]] = {}
+_LOAD_CACHE_SIZE = 1024
+
+
 class ScrubInputRepository(TenantScopedRepository[Encounter]):
     model = Encounter
 
@@ -30,6 +36,18 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
         """The encounter with its patient's sex and sealed birth date, coverage, providers, diagnoses and
         lines: ONE statement (lines and diagnoses aggregated as JSON). ``lock`` holds the encounter row
         until commit, so two scrubs of one encounter queue up instead of racing for its billing item."""
+        key = (tuple(self.context.tenant_ids), lock)
+        stmt = _LOAD_STATEMENTS.get(key)
+        if stmt is None:
+            if len(_LOAD_STATEMENTS) >= _LOAD_CACHE_SIZE:
+                _LOAD_STATEMENTS.clear()
+            stmt = _LOAD_STATEMENTS[key] = self._load_statement(lock)
+        row = (await self._execute(stmt, {"encounter_id": encounter_id})).first()
+        if row is None:
+            return None
+        return _scrub_input(row)
+
+    def _load_statement(self, lock: bool) -> Select[Any]:
         rendering = aliased(Provider)
         billing = aliased(Provider)
         diagnoses = (
@@ -110,30 +128,9 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
             .outerjoin(
                 Coverage, (Coverage.tenant_id == Encounter.tenant_id) & (Coverage.id == Encounter.coverage_id)
             )
-            .where(self.tenant_filter(Encounter.tenant_id), Encounter.id == encounter_id)
+            .where(self.tenant_filter(Encounter.tenant_id), Encounter.id == bindparam("encounter_id"))
         )
-        if lock:
-            stmt = stmt.with_for_update(of=Encounter.__table__)
-        row = (await self._execute(stmt)).first()
-        if row is None:
-            return None
-        (eid, patient_id, status, service_date, pos, sex, birth_sealed, r_npi, b_npi) = row[:9]
-        (coverage_id, payer_id, member_id, relationship, start, end, dx, cl) = row[9:]
-        return ScrubInput(
-            encounter_id=eid,
-            patient_id=patient_id,
-            status=status,
-            service_date=service_date,
-            place_of_service=pos,
-            patient_sex=sex,
-            providers=(ProviderIn("rendering", r_npi), ProviderIn("billing", b_npi)),
-            coverage=(
-                CoverageIn(payer_id, bool(member_id), relationship, start, end) if coverage_id else None
-            ),
-            diagnoses=tuple(DiagnosisIn(int(seq), str(code)) for seq, code in dx),
-            lines=tuple(_line(item, service_date) for item in cl),
-            birth_date_sealed=birth_sealed,
-        )
+        return stmt.with_for_update(of=Encounter.__table__) if lock else stmt
 
     async def patient_of(self, encounter_id: uuid.UUID) -> uuid.UUID | None:
         return await self._first(
@@ -141,6 +138,24 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
                 self.tenant_filter(Encounter.tenant_id), Encounter.id == encounter_id
             )
         )
+
+
+def _scrub_input(row: Any) -> ScrubInput:
+    (eid, patient_id, status, service_date, pos, sex, birth_sealed, r_npi, b_npi) = row[:9]
+    (coverage_id, payer_id, member_id, relationship, start, end, dx, cl) = row[9:]
+    return ScrubInput(
+        encounter_id=eid,
+        patient_id=patient_id,
+        status=status,
+        service_date=service_date,
+        place_of_service=pos,
+        patient_sex=sex,
+        providers=(ProviderIn("rendering", r_npi), ProviderIn("billing", b_npi)),
+        coverage=(CoverageIn(payer_id, bool(member_id), relationship, start, end) if coverage_id else None),
+        diagnoses=tuple(DiagnosisIn(int(seq), str(code)) for seq, code in dx),
+        lines=tuple(_line(item, service_date) for item in cl),
+        birth_date_sealed=birth_sealed,
+    )
 
 
 def _line(item: list[Any], encounter_date: date) -> LineIn:
