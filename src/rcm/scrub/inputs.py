@@ -59,6 +59,8 @@ class ScrubInput:
     # Ciphertext until the service decides an age edit needs it; then ``birth_date`` holds the date.
     birth_date_sealed: bytes = field(default=b"", repr=False)
     birth_date: date | None = field(default=None, repr=False)
+    # Code set -> the first day of its oldest loaded release (read with the encounter, for the lookups).
+    code_set_starts: dict[str, date] | None = None
 
     @property
     def service_dates(self) -> tuple[date, ...]:

@@ -116,22 +116,23 @@ class UnloadedReference:
 class CodeSetReference:
     """The code-set package (``rcm.codes``), read in the scrub's own transaction.
 
-    Which sets are loaded is read once per scrub (the release list, one round trip); a set with no release
-    starting on or before the date of service is ``NotLoaded`` for that date, so an empty edit list always
-    means "no edit", never "no data".
+    Which sets are loaded is read once per scrub (given by the encounter's read, or else from the release
+    list: one round trip); a set with no release starting on or before the date of service is ``NotLoaded``
+    for that date, so an empty edit list always means "no edit", never "no data".
     """
 
     session: AsyncSession
-    _starts: dict[str, date] | None = None  # code set -> its oldest loaded release's first day
+    # Code set -> its oldest loaded release's first day; read from the release list when not given.
+    starts: dict[str, date] | None = None
 
     async def _first_day(self, code_set: str) -> date | None:
-        if self._starts is None:
+        if self.starts is None:
             starts: dict[str, date] = {}
             for release in await codes.list_releases(self.session):
                 key = release.code_set.value
                 starts[key] = min(starts.get(key, release.effective_from), release.effective_from)
-            self._starts = starts
-        return self._starts.get(code_set)
+            self.starts = starts
+        return self.starts.get(code_set)
 
     async def _missing(self, code_set: CodeSet, on: date) -> NotLoaded | None:
         first = await self._first_day(code_set.value)

@@ -11,6 +11,7 @@ from sqlalchemy import Select, Table, bindparam, func, select, type_coerce, upda
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.orm import aliased
 
+from rcm.codes.models import CodeSetRelease
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter
 from rcm.kit.repository import TenantScopedRepository
 from rcm.patients.models import Coverage, Patient
@@ -95,6 +96,22 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
             )
             .scalar_subquery()
         )
+        # Which code sets are loaded, from when (global table of rcm.codes): read here, in the same round
+        # trip, so the reference lookups can tell "not loaded" from "no edit" without one more.
+        first_days = (
+            select(
+                CodeSetRelease.code_set.label("code_set"),
+                func.min(CodeSetRelease.effective_from).label("first_day"),
+            )
+            .group_by(CodeSetRelease.code_set)
+            .subquery()
+        )
+        starts = select(
+            func.coalesce(
+                func.jsonb_object_agg(first_days.c.code_set, first_days.c.first_day),
+                func.jsonb_build_object(),
+            )
+        ).scalar_subquery()
         stmt = (
             select(
                 Encounter.id,
@@ -114,6 +131,7 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
                 Coverage.end_date,
                 type_coerce(diagnoses, JSONB),
                 type_coerce(lines, JSONB),
+                type_coerce(starts, JSONB),
             )
             .join(Patient, (Patient.tenant_id == Encounter.tenant_id) & (Patient.id == Encounter.patient_id))
             .join(
@@ -142,7 +160,7 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
 
 def _scrub_input(row: Any) -> ScrubInput:
     (eid, patient_id, status, service_date, pos, sex, birth_sealed, r_npi, b_npi) = row[:9]
-    (coverage_id, payer_id, member_id, relationship, start, end, dx, cl) = row[9:]
+    (coverage_id, payer_id, member_id, relationship, start, end, dx, cl, starts) = row[9:]
     return ScrubInput(
         encounter_id=eid,
         patient_id=patient_id,
@@ -155,6 +173,7 @@ def _scrub_input(row: Any) -> ScrubInput:
         diagnoses=tuple(DiagnosisIn(int(seq), str(code)) for seq, code in dx),
         lines=tuple(_line(item, service_date) for item in cl),
         birth_date_sealed=birth_sealed,
+        code_set_starts={str(name): date.fromisoformat(day) for name, day in starts.items()},
     )
 
 

@@ -40,9 +40,10 @@ BILLING_SLA = timedelta(hours=24)
 PRIORITY = {ScrubOutcome.FAILED: 3, ScrubOutcome.INCOMPLETE: 5}  # lower is sooner
 
 
-def reference_data(scope: TenantScope) -> ReferenceData:
-    """The reference data of this server: the code-set package, read in the scope's transaction."""
-    return CodeSetReference(scope.session)
+def reference_data(scope: TenantScope, data: ScrubInput) -> ReferenceData:
+    """The reference data of this server: the code-set package, read in the scope's transaction (which
+    sets are loaded came with the encounter's read)."""
+    return CodeSetReference(scope.session, starts=data.code_set_starts)
 
 
 async def load_scrub_input(scope: TenantScope, encounter_id: uuid.UUID, *, lock: bool = False) -> ScrubInput:
@@ -123,7 +124,7 @@ async def scrub_encounter(
             ctx.tin = secrets.resolve(scope.manifest.tin_reference)
         except SecretUnavailable as exc:
             ctx.tin = exc
-    await _lookups(ctx, reference or reference_data(scope))
+    await _lookups(ctx, reference or reference_data(scope, data))
     read_birth_date = _needs_birth_date(ctx)
     if read_birth_date:
         value = scope.keyring.decrypt_str(
