@@ -66,7 +66,7 @@ async def load_code_sets(db: Database) -> None:
         (CodeSet.ICD10CM, [CodeRow("E119", "Type 2 diabetes"), CodeRow("I10", "Hypertension")]),
         (CodeSet.CPT, [CodeRow("99213", "Office visit"), CodeRow("20610", "Joint injection")]),
         (CodeSet.HCPCS, [CodeRow("G2211", "Visit complexity")]),
-        (CodeSet.MODIFIER, [CodeRow("25", "Separate E/M"), CodeRow("59", "Distinct service")]),
+        (CodeSet.MODIFIER, [CodeRow("XS", "Separate structure"), CodeRow("LT", "Left side")]),
         (CodeSet.NCCI_PTP, [PtpRow("20610", "99213", START, None, 1, False, "bench")]),
         (CodeSet.MUE, [MueRow("99213", 1, 2, "bench"), MueRow("G2211", 1, 2, "bench")]),
         (CodeSet.SEX_AGE, [SexAgeRow(CodeSystem.CPT, "99381", None, 0, 1)]),

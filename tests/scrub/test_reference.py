@@ -58,9 +58,9 @@ def codes(*values: str) -> list[Row]:
 
 async def load_code_systems(session: AsyncSession) -> None:
     await load(session, CodeSet.ICD10CM, codes("E119", "I10"))
-    await load(session, CodeSet.CPT, codes("99213", "20610", "99381"))
+    await load(session, CodeSet.CPT, codes("99213", "20610", "99381", "25", "59"))  # CPT modifiers too
     await load(session, CodeSet.HCPCS, codes("G2211"))
-    await load(session, CodeSet.MODIFIER, codes("25", "59", "LT"))
+    await load(session, CodeSet.MODIFIER, codes("LT", "XS"))
 
 
 async def load_edits(session: AsyncSession, *, mue: bool = True) -> None:
@@ -207,6 +207,12 @@ async def test_dates_before_the_oldest_release_are_not_loaded(
     assert isinstance(early, NotLoaded)
     assert "starts 2025-10-01" in early.reason
     assert await reference.mue_limits(["99213"], START) == {}  # loaded, no edit: not the same answer
-    codes_answer = await reference.check_codes([("cpt", "99213")], START)
+    codes_answer = await reference.check_codes([("cpt", "99213"), ("modifier", "25")], START)
     assert not isinstance(codes_answer, NotLoaded)
-    assert codes_answer[0].valid is None  # no CPT release: not checked, never valid
+    assert [c.valid for c in codes_answer] == [None, None]  # no CPT release: not checked, never valid
+    await load_code_systems(codes_db)
+    loaded = await CodeSetReference(codes_db).check_codes(
+        [("modifier", "25"), ("modifier", "XS"), ("modifier", "59")], START
+    )
+    assert not isinstance(loaded, NotLoaded)
+    assert [c.valid for c in loaded] == [True, True, True]

@@ -147,7 +147,11 @@ class CodeSetReference:
         checks = await codes.check_codes(self.session, items, on)
         out = []
         for check in checks:
-            missing = await self._missing(CodeSet(check.system), on) if check.system in _SETS else None
+            missing = (
+                await self._missing(_loaded_as(check.system, check.code), on)
+                if check.system in _SETS
+                else None
+            )
             if missing is not None:
                 out.append(CodeStatus(check.system, check.code, None, missing.reason))
             else:
@@ -180,3 +184,9 @@ class CodeSetReference:
 
 
 _SETS = frozenset(member.value for member in CodeSet)
+
+
+def _loaded_as(system: str, code: str) -> CodeSet:
+    """The set a code is loaded with: two-digit modifiers (25, 59) come in the CPT file, as ``rcm.codes``
+    stores them; Level II modifiers (XS, LT) in the modifier set."""
+    return CodeSet.CPT if system == CodeKind.MODIFIER and code.isdigit() else CodeSet(system)
