@@ -35,6 +35,7 @@ from rcm.kit.windows import open_windows
 from rcm.patients.controllers import PatientController
 from rcm.providers.controllers import ProviderController
 from rcm.reporting.controllers import ReportController
+from rcm.scrub.controllers import ScrubController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.tenancy.cache import TenantCache
 from rcm.tenancy.dependencies import STATE_KEY as TENANT_CACHE_STATE_KEY
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EncounterChangeController,
             BulkIntakeController,
             ReportController,
+            ScrubController,
             CodeController,
             CodingController,
             CodingQueryController,

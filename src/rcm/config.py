@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     # Intake dates: how many days past today (UTC) a date of service or birth may be, since a practice in
     # UTC-10 sends "today" while it is already tomorrow in UTC. Old dates of service are accepted.
     future_date_skew_days: int = Field(default=1, ge=0, le=7)
+    # Where ``file:`` secret references of tenant manifests (the practice's TIN) are read; unset = none are.
+    secrets_dir: Path | None = None
 
     # Files holding PHI (documents, bulk uploads, later raw X12 and statements), encrypted in chunks
     # (rcm.crypto.stream): "postgres" keeps the chunks in tenant-owned tables, "directory" in files under

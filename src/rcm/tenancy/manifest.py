@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from rcm.kit.errors import FieldError, InvalidInput
+from rcm.tenancy.scrub_rules import ScrubRule
 from rcm.tenancy.vocabulary import TenantStatus
 
 SCHEMA_ID = "https://rcm.example/schemas/tenant-manifest.json"
@@ -108,7 +109,13 @@ class TenantManifest(_Part):
     # Offboarding is an operator command (`rcm tenants offboard`), never a manifest edit.
     status: Literal[TenantStatus.ACTIVE, TenantStatus.SUSPENDED] | None = None
     billing_provider: BillingProvider
-    tin_reference: Annotated[str | None, Field(pattern=r"^[a-z]+:[A-Za-z0-9/_.-]+$")] = None
+    tin_reference: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[a-z]+:[A-Za-z0-9/_.-]+$",
+            description="Where the practice's TIN is read: env:NAME or file:PATH (under RCM_SECRETS_DIR).",
+        ),
+    ] = None
     address: Address | None = None
     payers: tuple[Payer, ...] = ()
     staff: Annotated[
@@ -123,6 +130,21 @@ class TenantManifest(_Part):
             description="Charges per code (and modifier); a CSV loaded later (rcm coding fees) adds to it."
         ),
     ] = ()
+
+    scrub_rules: Annotated[
+        tuple[ScrubRule, ...],
+        Field(description="Practice and payer scrub rules (README: Scrubber, the condition language)."),
+    ] = ()
+
+    @field_validator("scrub_rules")
+    @classmethod
+    def _rule_ids_unique(cls, rules: tuple[ScrubRule, ...]) -> tuple[ScrubRule, ...]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id {rule.id} is declared twice")
+            seen.add(rule.id)
+        return rules
 
     @property
     def payer_ids(self) -> frozenset[str]:

@@ -1,0 +1,67 @@
+"""What the rules look at: one coded encounter, read once (``repository.load_scrub_input``), no PHI but
+the patient's sex and, only when an age edit applies, the birth date (decrypted by the service, audited)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosisIn:
+    sequence: int  # 1-12, HI01-HI12
+    code: str  # ICD-10-CM without the dot
+
+
+@dataclass(frozen=True, slots=True)
+class LineIn:
+    line_number: int
+    procedure_code: str
+    modifiers: tuple[str, ...]
+    units: int
+    charge_cents: int
+    diagnosis_pointers: tuple[int, ...]
+    service_date: date  # the line's own date, or the encounter's
+
+    @property
+    def name(self) -> str:
+        return f"line {self.line_number} ({self.procedure_code})"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderIn:
+    role: str  # rendering | billing
+    npi: str
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageIn:
+    payer_id: str
+    has_member_id: bool
+    relationship: str
+    start_date: date | None
+    end_date: date | None
+
+
+@dataclass(slots=True)
+class ScrubInput:
+    encounter_id: uuid.UUID
+    patient_id: uuid.UUID
+    status: str
+    service_date: date
+    place_of_service: str
+    patient_sex: str
+    providers: tuple[ProviderIn, ...]
+    coverage: CoverageIn | None
+    diagnoses: tuple[DiagnosisIn, ...]
+    lines: tuple[LineIn, ...]
+    # Ciphertext until the service decides an age edit needs it; then ``birth_date`` holds the date.
+    birth_date_sealed: bytes = field(default=b"", repr=False)
+    birth_date: date | None = field(default=None, repr=False)
+    # Code set -> the first day of its oldest loaded release (read with the encounter, for the lookups).
+    code_set_starts: dict[str, date] | None = None
+
+    @property
+    def service_dates(self) -> tuple[date, ...]:
+        return tuple(sorted({self.service_date, *(line.service_date for line in self.lines)}))
