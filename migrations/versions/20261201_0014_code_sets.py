@@ -70,6 +70,8 @@ UPGRADE = [
     "CREATE INDEX ix_code_version_search ON rcm.code_version"
     " USING gin (to_tsvector('english'::regconfig, coalesce(description, '')))",
     "CREATE INDEX ix_code_version_release_id ON rcm.code_version (release_id)",
+    # Search by code prefix (``E11%``) under any collation.
+    "CREATE INDEX ix_code_version_code_prefix ON rcm.code_version (system, code text_pattern_ops)",
     """
     CREATE TABLE rcm.ncci_ptp_edit (
       column1 text NOT NULL,

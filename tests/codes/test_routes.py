@@ -181,3 +181,21 @@ async def test_practice_systems_may_look_up_owners_may_not(
     owner = await _api(client, sessions, settings, Role.PRACTICE_OWNER, home=tenant)
     assert (await client.get("/api/v1/codes/cpt/99213", headers=owner.headers)).status_code == 403
     assert (await client.get("/api/v1/codes/cpt/99213")).status_code == 401
+
+
+async def test_hostile_input_is_refused_not_a_500(
+    loaded: None,
+    client: AsyncTestClient[Litestar],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    coder = await _api(client, sessions, settings, Role.CODER)
+    for url in (
+        "/api/v1/codes/icd10cm/E11%009",
+        "/api/v1/codes/icd10cm?q=diab%00etes",
+        "/api/v1/codes/icd10cm?q=%22%27%28%29%26%7C%21%3A*",
+        "/api/v1/codes/icd10cm/" + "E" * 300,
+        "/api/v1/codes/ic%00d/E11",
+    ):
+        response = await client.get(url, headers=coder.headers)
+        assert response.status_code < 500, f"{url}: {response.status_code} {response.text}"

@@ -97,6 +97,8 @@ class CodeVersion(Base):
             postgresql_using="gin",
         ),
         Index("ix_code_version_release_id", "release_id"),
+        # Search by code prefix (``LIKE 'E11%'``) under any collation.
+        Index("ix_code_version_code_prefix", "system", "code", postgresql_ops={"code": "text_pattern_ops"}),
     )
 
     system: Mapped[CodeSystem] = mapped_column(EnumText(CodeSystem), primary_key=True)

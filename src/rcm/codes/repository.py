@@ -249,6 +249,8 @@ async def load_versioned(
     for statement in statements:
         await session.execute(text(statement), params)
     await session.execute(text(f"DROP TABLE {stage}, {diff}"))
+    # Fresh statistics at once (a first load of 98k codes would otherwise leave lookups planned for none).
+    await session.execute(text(f"ANALYZE {table}"))
     return Counts(
         added=tally["added"],
         changed=tally["changed"] + tally["redated"],
@@ -321,6 +323,7 @@ async def load_ncci(
         {"release_id": release_id},
     )
     await session.execute(text("DROP TABLE stage_ncci"))
+    await session.execute(text("ANALYZE rcm.ncci_ptp_edit"))
     return Counts(added=tally[0], terminated=tally[1], changed=tally[2], unchanged=tally[3])
 
 
