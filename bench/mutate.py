@@ -81,6 +81,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/tenancy",
         "tests/identity/test_break_glass.py",
         "tests/isolation/test_route_matrix.py",
+        "tests/fhir/test_broken.py",  # the home-practice scope of /fhir/r4 (a token's own practice)
     ],
     "src/rcm/kit/repository.py": [
         "tests/identity/test_admin_read.py",  # a cross-tenant read through the repository
