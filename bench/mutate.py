@@ -87,6 +87,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/identity/test_admin_read.py",  # a cross-tenant read through the repository
         "tests/isolation",
         "tests/encounters/test_intake.py",
+        "tests/tenancy/test_staff_scope.py",  # cross-practice inserts, timestamps handed back
     ],
     "src/rcm/kit/rls.py": ["tests/kit/test_rls.py"],
 }
