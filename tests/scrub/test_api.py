@@ -177,3 +177,15 @@ async def test_staff_only_and_unknown_encounters(intake: Api, biller: Api) -> No
     assert (await biller.get(f"/encounters/{enc['id']}/scrub")).status_code == 404  # never scrubbed
     unknown = await biller.post(f"/encounters/{uuid.uuid4()}/scrub?dry_run=true", key=None)
     assert unknown.status_code == 404
+
+
+async def test_a_cancelled_encounter_is_not_scrubbed(intake: Api, biller: Api) -> None:
+    """Cancelled before billing: a scrub would open a billing item for an encounter that is never billed."""
+    enc = await _encounter(intake)
+    cancelled = await intake.post(f"/encounters/{enc['id']}/cancel", {"reason": "duplicate"}, key="cancel-it")
+    assert cancelled.status_code == 200, cancelled.text
+    for query, key in (("?dry_run=true", None), ("", "scrub-cancelled")):
+        refused = await biller.post(f"/encounters/{enc['id']}/scrub{query}", key=key)
+        assert refused.status_code == 409, refused.text
+        assert [e["pointer"] for e in refused.json()["errors"]] == ["/status"]
+    assert (await biller.get(f"/encounters/{enc['id']}/scrub")).status_code == 404  # nothing stored

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from rcm.audit.events import Action
-from rcm.kit.errors import NotFound
+from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.secrets import SecretResolver, SecretUnavailable
 from rcm.patients.models import Patient
 from rcm.scrub import schemas
@@ -118,6 +118,12 @@ async def scrub_encounter(
     now = datetime.now(UTC)
     today = today or now.date()
     data = await load_scrub_input(scope, encounter_id, lock=not dry_run)
+    if data.status == "cancelled":
+        # A cancelled encounter is never billed: scrubbing it would open a billing item for nothing.
+        raise Conflict(
+            "A cancelled encounter is not scrubbed.",
+            errors=[FieldError("/status", "is cancelled")],
+        )
     ctx = ScrubContext(data, scope.manifest, today, latest=latest or today)
     if scope.manifest.tin_reference is not None:
         try:
