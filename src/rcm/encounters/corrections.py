@@ -18,9 +18,9 @@ from msgspec import Meta
 from rcm.audit.events import Action
 from rcm.crypto.fields import seal
 from rcm.encounters import schemas
-from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent
+from rcm.encounters.models import Encounter, EncounterEvent
 from rcm.encounters.repository import EncounterChangeRepository, EncounterRepository
-from rcm.encounters.service import ENCOUNTER, encounter_view, normalise_icd
+from rcm.encounters.service import ENCOUNTER, charge_rows, diagnosis_rows, encounter_view, normalise_icd
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.kit.models import utcnow
 from rcm.patients import service as patients
@@ -133,39 +133,8 @@ async def correct_encounter(
         values["coverage_id"] = data.coverage_id
     if data.documentation is not None:
         values.update(seal(scope.keyring, Encounter, row.id, {"documentation": data.documentation}))
-    new_diagnoses = (
-        [
-            Diagnosis(
-                tenant_id=tenant_id,
-                id=uuid.uuid4(),
-                encounter_id=row.id,
-                sequence=n,
-                code=normalise_icd(d.code),
-            )
-            for n, d in enumerate(data.diagnoses, start=1)
-        ]
-        if data.diagnoses is not None
-        else None
-    )
-    new_charges = (
-        [
-            ChargeLine(
-                tenant_id=tenant_id,
-                id=uuid.uuid4(),
-                encounter_id=row.id,
-                line_number=n,
-                procedure_code=c.procedure_code,
-                modifiers=list(c.modifiers),
-                units=c.units,
-                charge_cents=c.charge_cents,
-                diagnosis_pointers=list(c.diagnosis_pointers),
-                service_date=c.service_date,
-            )
-            for n, c in enumerate(data.charges, start=1)
-        ]
-        if data.charges is not None
-        else None
-    )
+    new_diagnoses = diagnosis_rows(tenant_id, row.id, data.diagnoses) if data.diagnoses is not None else None
+    new_charges = charge_rows(tenant_id, row.id, data.charges) if data.charges is not None else None
     if new_charges is not None:
         values["total_charge_cents"] = sum(c.charge_cents for c in new_charges)
     changes = scope.repo(EncounterChangeRepository)

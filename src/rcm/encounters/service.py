@@ -7,6 +7,7 @@ A new encounter always enters the coding queue: even with codes from the practic
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -134,6 +135,43 @@ def _external_id_taken() -> Conflict:
 # Intake ----------------------------------------------------------------------------------------------
 
 
+def diagnosis_rows(
+    tenant_id: uuid.UUID, encounter_id: uuid.UUID, diagnoses: Sequence[schemas.DiagnosisIn]
+) -> list[Diagnosis]:
+    """An encounter's diagnosis rows, in the order given (HI01-HI12 of the 837P), codes without the dot."""
+    return [
+        Diagnosis(
+            tenant_id=tenant_id,
+            id=uuid.uuid4(),
+            encounter_id=encounter_id,
+            sequence=sequence,
+            code=normalise_icd(diagnosis.code),
+        )
+        for sequence, diagnosis in enumerate(diagnoses, start=1)
+    ]
+
+
+def charge_rows(
+    tenant_id: uuid.UUID, encounter_id: uuid.UUID, charges: Sequence[schemas.ChargeLineIn]
+) -> list[ChargeLine]:
+    """An encounter's charge lines, numbered in the order given."""
+    return [
+        ChargeLine(
+            tenant_id=tenant_id,
+            id=uuid.uuid4(),
+            encounter_id=encounter_id,
+            line_number=number,
+            procedure_code=line.procedure_code,
+            modifiers=list(line.modifiers),
+            units=line.units,
+            charge_cents=line.charge_cents,
+            diagnosis_pointers=list(line.diagnosis_pointers),
+            service_date=line.service_date,
+        )
+        for number, line in enumerate(charges, start=1)
+    ]
+
+
 async def create_encounter(
     scope: TenantScope,
     data: schemas.EncounterCreate,
@@ -210,31 +248,8 @@ async def create_encounter(
         created_at=now,
         updated_at=now,
     )
-    diagnoses = [
-        Diagnosis(
-            tenant_id=tenant_id,
-            id=uuid.uuid4(),
-            encounter_id=encounter_id,
-            sequence=sequence,
-            code=normalise_icd(diagnosis.code),
-        )
-        for sequence, diagnosis in enumerate(data.diagnoses, start=1)
-    ]
-    charges = [
-        ChargeLine(
-            tenant_id=tenant_id,
-            id=uuid.uuid4(),
-            encounter_id=encounter_id,
-            line_number=number,
-            procedure_code=line.procedure_code,
-            modifiers=list(line.modifiers),
-            units=line.units,
-            charge_cents=line.charge_cents,
-            diagnosis_pointers=list(line.diagnosis_pointers),
-            service_date=line.service_date,
-        )
-        for number, line in enumerate(data.charges, start=1)
-    ]
+    diagnoses = diagnosis_rows(tenant_id, encounter_id, data.diagnoses)
+    charges = charge_rows(tenant_id, encounter_id, data.charges)
     event = EncounterEvent(
         tenant_id=tenant_id,
         id=uuid.uuid4(),
