@@ -12,7 +12,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY src ./src
 COPY migrations ./migrations
 COPY tenants ./tenants
-COPY codes ./codes
+COPY fixtures ./fixtures
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 FROM python:${PYTHON_VERSION}-slim AS runtime

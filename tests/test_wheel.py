@@ -167,9 +167,10 @@ def test_wheel_carries_the_root_files(installed: Installed) -> None:
         },
         # Code-set files (HCPCS copy, POS names, the demo CPT file) with their provenance notes.
         **{
-            f"codes/{p.relative_to(ROOT / 'codes')}": f"rcm/_data/codes/{p.relative_to(ROOT / 'codes')}"
-            for p in (ROOT / "codes").rglob("*")
-            if p.is_file()
+            f"fixtures/{rel}": f"rcm/_data/fixtures/{rel}"
+            for rel in (
+                p.relative_to(ROOT / "fixtures") for p in (ROOT / "fixtures").rglob("*") if p.is_file()
+            )
         },
     }
     assert {source for source, packaged in shipped.items() if packaged not in names} == set()

@@ -34,11 +34,11 @@ async def test_app_role_reads_but_cannot_write(
 
 
 def test_shipped_code_files_are_package_data() -> None:
-    """What the wheel must carry (pyproject force-include ``codes``), found the way an install finds it."""
+    """What the wheel must carry (force-include ``fixtures/codes``), found the way an install finds it."""
     for parts in (
-        ("codes", "hcpcs", "hcpcs_level_2.csv"),
-        ("codes", "hcpcs", "README.md"),
-        ("codes", "pos", "pos_descriptions.csv"),
-        ("codes", "demo", "cpt_demo.csv"),
+        ("fixtures", "codes", "hcpcs", "hcpcs_level_2.csv"),
+        ("fixtures", "codes", "hcpcs", "README.md"),
+        ("fixtures", "codes", "pos", "pos_descriptions.csv"),
+        ("fixtures", "codes", "demo", "cpt_demo.csv"),
     ):
         assert data_path(*parts).is_file()

@@ -45,7 +45,7 @@ _Reader = Callable[[Sequence[Path], _Options], list[ParsedRelease]]
 
 
 def shipped(*parts: str) -> Path:
-    return data_path("codes", *parts)
+    return data_path("fixtures", "codes", *parts)
 
 
 def _one(kind: SourceKind, files: Sequence[Path], *, optional: bool = False) -> Path | None:
