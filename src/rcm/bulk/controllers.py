@@ -75,7 +75,7 @@ class BulkIntakeController(Controller):
             key=idempotency_key,
             resource_type=service.BULK_INTAKE,
             produce=produce,
-            body_digest=sha256,
+            body_fingerprint=sha256,
         )
         if not produced:
             await store.delete(tenant, blob_id)  # a replay: the first request's copy is the one kept

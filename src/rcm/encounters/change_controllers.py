@@ -69,7 +69,7 @@ class EncounterChangeController(Controller):
             key=idempotency_key,
             resource_type=documents.DOCUMENT,
             produce=produce,
-            body_digest=bytes.fromhex(ref.sha256),
+            body_fingerprint=bytes.fromhex(ref.sha256),
         )
         if not produced:
             await store.delete(tenant, ref.id)

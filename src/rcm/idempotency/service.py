@@ -102,7 +102,6 @@ async def run_idempotent(
     key: str | None,
     resource_type: str,
     produce: Callable[[], Awaitable[tuple[int, Any]]],
-    body_digest: bytes | None = None,
     body_fingerprint: bytes | None = None,
     media_type: str = "application/json",
     touched: Touched | None = None,
@@ -110,18 +109,16 @@ async def run_idempotent(
     """Answer a create once per (caller, key): the first time by ``produce``, later from the record.
 
     The fingerprint covers the concrete path (tenant, parent ids) and the body, so reusing a key for another
-    resource is the same 422 as reusing it with another body. Routes that stream their body (uploads) pass
-    ``body_digest`` (the SHA-256 of what they stored) instead of having the body read into memory here; a
-    route that has read its (large) body in a canonical form already passes that form's hash as
-    ``body_fingerprint`` instead of having it decoded again. ``touched`` names the records and patients a
+    resource is the same 422 as reusing it with another body. A route that has already hashed its (large)
+    body passes that hash as ``body_fingerprint`` instead of having the body read into memory and decoded
+    again here: an upload the SHA-256 of what it stored, the FHIR base the hash of the bundle's canonical
+    form. ``touched`` names the records and patients a
     payload holds when it is not one record (a FHIR transaction-response), so a replay is audited as a read
     of them.
     """
     key = check_key(key)
     route = f"{request.method} {request.url.path}"
-    if body_digest is not None:
-        fingerprint = hashlib.sha256(route.encode() + b"\x00stream\x00" + body_digest).digest()
-    elif body_fingerprint is not None:
+    if body_fingerprint is not None:
         fingerprint = hashlib.sha256(route.encode() + b"\x00" + body_fingerprint).digest()
     else:
         fingerprint = request_fingerprint(route, await request.body())
