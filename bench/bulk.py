@@ -20,14 +20,9 @@ database rcm_bench_bulk. All traffic stays on 127.0.0.1.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import stdlib_first  # noqa: F401 - first: the standard library's queue before bench/queue.py
 
-# bench/queue.py (named as the issue asks) would shadow the standard library's ``queue``, which asyncio's
-# thread pool imports: the standard library comes first on the path, the bench helpers after.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p not in (_HERE, "")] + [_HERE]
-
+# isort: split
 import argparse
 import asyncio
 import json

@@ -17,14 +17,9 @@ of the runs with their ranges. Uses RCM_DATABASE_URL when set, otherwise the emb
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import stdlib_first  # noqa: F401 - first: the standard library's queue before bench/queue.py
 
-# bench/queue.py (named as the issue asks) would shadow the standard library's ``queue``, which asyncio's
-# thread pool imports: the standard library comes first on the path, the bench helpers after.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p not in (_HERE, "")] + [_HERE]
-
+# isort: split
 import argparse
 import asyncio
 import json

@@ -15,14 +15,9 @@ our p99 at most 3x the reference's. Uses RCM_DATABASE_URL when set, otherwise th
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import stdlib_first  # noqa: F401 - first: the standard library's queue before this file
 
-# This file is named queue.py, as the issue asks: the standard library's ``queue`` (which asyncio imports)
-# must come before it on the path, and the bench helpers after.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p not in (_HERE, "")] + [_HERE]
-
+# isort: split
 import argparse
 import asyncio
 import json
