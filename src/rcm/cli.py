@@ -241,8 +241,10 @@ from rcm.crypto.cli import keys, tenants_offboard  # noqa: E402
 from rcm.idempotency.cli import idempotency  # noqa: E402
 from rcm.identity.cli import identity, token  # noqa: E402
 from rcm.worker.cli import worker  # noqa: E402
+from rcm.x12.cli import x12  # noqa: E402
 
 main.add_command(audit)
+main.add_command(x12)
 main.add_command(codes)
 main.add_command(coding)
 main.add_command(keys)
