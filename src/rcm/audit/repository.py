@@ -178,16 +178,33 @@ async def lock_chainer(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAINER_LOCK})
 
 
+# The oldest transaction still running IN THIS DATABASE (else the snapshot's xmax: none is). xids are
+# cluster-wide, but only a transaction connected to this database can insert an audit event, so one left
+# idle in another database (a neighbour's test run, an operator's psql) must not stall sealing here. A
+# running xid is skipped only when pg_locks and pg_stat_activity (datname is visible to every role) place
+# its backend in another database; whatever cannot be placed (a prepared transaction, a backend that ended
+# between the snapshot and this read) is waited for. One statement, so one snapshot.
+_HORIZON = text(
+    "WITH snap AS (SELECT pg_current_snapshot() AS s) "
+    "SELECT COALESCE("
+    " (SELECT min(x) FROM pg_snapshot_xip(snap.s) AS x WHERE NOT EXISTS ("
+    "   SELECT 1 FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
+    "   WHERE l.locktype = 'transactionid' AND l.granted AND l.transactionid = x::xid"
+    "     AND a.datname IS NOT NULL AND a.datname <> current_database())),"
+    " pg_snapshot_xmax(snap.s)) FROM snap"
+)
+
+
 async def watermark_and_horizon(session: AsyncSession) -> tuple[int, int]:
-    """``(watermark, horizon)``: every event with xid below the watermark is sealed; every transaction
-    with an xid below the horizon (the snapshot's xmin, the oldest one still running) has ended, so no event
-    with a smaller xid can still appear. The watermark row stays locked until commit."""
+    """``(watermark, horizon)``: every event with xid below the watermark is sealed; every transaction of
+    this database with an xid below the horizon has ended, so no event with a smaller xid can still appear.
+    The watermark row stays locked until commit."""
     low = (
         await session.execute(
             text("SELECT sealed_below FROM rcm.audit_chainer_state WHERE id = 1 FOR UPDATE")
         )
     ).scalar_one()
-    horizon = (await session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())"))).scalar_one()
+    horizon = (await session.execute(_HORIZON)).scalar_one()
     return int(low), int(horizon)
 
 
