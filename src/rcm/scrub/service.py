@@ -69,8 +69,10 @@ async def _lookups(ctx: ScrubContext, reference: ReferenceData) -> None:
         items: list[tuple[str, str]] = [(CodeKind.ICD10CM.value, d.code) for d in ctx.input.diagnoses]
         items += [(procedure_kind(code).value, code) for code in procedures]
         modifiers = dict.fromkeys(m for line in lines for m in line.modifiers)
+        # The place of service is a dated code set too (POS-VALID), checked in the same round trip.
+        places = [(CodeKind.POS.value, ctx.input.place_of_service)] if day == ctx.input.service_date else []
         ctx.codes[day] = await reference.check_codes(
-            [*items, *((CodeKind.MODIFIER.value, m) for m in modifiers)], day
+            [*items, *((CodeKind.MODIFIER.value, m) for m in modifiers), *places], day
         )
         ctx.ptp[day] = await reference.ncci_pairs(procedures, day) if len(procedures) > 1 else []
         ctx.mue[day] = await reference.mue_limits(procedures, day) if procedures else {}
