@@ -256,10 +256,16 @@ async def _reseal_lock(
     run notices at its next batch and lets go. PostgreSQL releases the lock if this process dies."""
     engine: AsyncEngine = sessions.kw["bind"]
     async with engine.connect() as conn:
-        await repository.hold_reseal_lock(conn, tenant_id)
-        await conn.commit()
         try:
+            await repository.hold_reseal_lock(conn, tenant_id)
+            await conn.commit()
             yield
         finally:
-            await repository.release_reseal_lock(conn, tenant_id)
-            await conn.commit()
+            try:
+                await repository.release_reseal_lock(conn, tenant_id)
+                await conn.commit()
+            except BaseException:
+                # A session lock must not go back to the pool with its connection (the tenant's next
+                # re-seal would wait forever): closing the connection ends the session and frees it.
+                await conn.invalidate()
+                raise
