@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
@@ -340,3 +341,38 @@ async def test_superseded_chunks_are_swept_after_the_grace_period(
     assert mark is None
     await _assert_readable(blobs, scope_for, tenant, stored)
     assert await sweep_superseded_chunks(sessions, (tid(tenant),), grace=timedelta(0)) == 0
+
+
+async def test_resealing_a_large_blob_keeps_memory_flat(
+    *,
+    blobs: BlobStore,
+    scope_for: ScopeFor,
+    keys: KeyStore,
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+) -> None:
+    """16 MiB at 64 KiB chunks re-sealed: peak allocation stays around a few steps of chunks."""
+    big = BlobStore(blobs.backend, blobs.directory)
+    piece = os.urandom(64 * 1024)
+
+    async def source() -> AsyncIterator[bytes]:
+        for _ in range(256):
+            yield piece
+
+    async with scope_for(tenant) as scope:
+        ref = await big.put(scope, source(), content_type="application/octet-stream")
+    await _rotate(control_sessions, keys, tenant)
+    tracemalloc.start()
+    try:
+        report = await _job(sessions, keys, tenant, BlobResealer(big))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.resealed == 1
+    assert peak < 4 * 1024 * 1024, peak
+    digest = hashlib.sha256()
+    async with scope_for(tenant) as scope:
+        async for chunk in big.open(scope, ref.id):
+            digest.update(chunk)
+    assert digest.hexdigest() == ref.sha256 == hashlib.sha256(piece * 256).hexdigest()
