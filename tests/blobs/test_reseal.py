@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from rcm.blobs.models import BlobBackend
 from rcm.blobs.reseal import BlobResealer
 from rcm.blobs.store import BlobRef, BlobStore
-from rcm.blobs.sweep import sweep_superseded_chunks
+from rcm.blobs.sweep import sweep_superseded_chunks, sweep_tenant_directory
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.reencrypt import ReencryptReport, reencrypt_tenant_rows
@@ -35,6 +36,7 @@ from tests.blobs.conftest import ScopeFor
 from tests.conftest import tid
 
 CHUNK = 1024
+HOUR = timedelta(hours=1)
 SIZES = (0, 1, CHUNK, 5 * CHUNK + 17)
 
 
@@ -155,7 +157,7 @@ async def test_rotation_reseals_every_blob_then_retires_the_old_key(
         # The old generation stays for readers under way, until the sweep's grace period has passed.
         generations = await _chunk_generations(owner_engine, tenant)
         assert generations == {(ref.id, g) for ref in stored for g in (0, 1)}
-        assert await sweep_superseded_chunks(sessions, (tid(tenant),), grace=timedelta(hours=1)) == 0
+        assert await sweep_superseded_chunks(sessions, (tid(tenant),), grace=HOUR) == 0
     # A redelivered job finds nothing to do.
     again = await _job(sessions, keys, tenant, BlobResealer(blobs))
     assert (again.resealed, again.retired, again.complete) == (0, 0, True)
@@ -259,8 +261,15 @@ async def test_a_crash_between_steps_leaves_the_old_version_readable_and_a_rerun
     assert report.resealed == (0 if step == "flipped" else 1)
     assert (await _rows(owner_engine, tenant))[ref.id][:2] == (2, 1)
     await _assert_readable(blobs, scope_for, tenant, stored)
-    if blobs.backend is BlobBackend.DIRECTORY and step != "flipped":
+    if blobs.backend is BlobBackend.DIRECTORY:
+        assert blobs.directory is not None
+        if step == "flipped":
+            # The old file the crash left behind is the sweep's, once older than its grace period.
+            for path in (blobs.directory / tenant.id.hex).iterdir():
+                os.utime(path, (time.time() - 7200, time.time() - 7200))
+            assert await sweep_tenant_directory(sessions, blobs.directory, tid(tenant), grace=HOUR) == 1
         assert _names(blobs, tenant) == {f"{ref.id.hex}.g1"}
+        await _assert_readable(blobs, scope_for, tenant, stored)
 
 
 async def test_reads_across_a_reseal_return_the_whole_old_or_new_content(
@@ -330,7 +339,7 @@ async def test_superseded_chunks_are_swept_after_the_grace_period(
     (ref,) = stored
     await _rotate(control_sessions, keys, tenant)
     await _job(sessions, keys, tenant, BlobResealer(blobs))
-    assert await sweep_superseded_chunks(sessions, (tid(tenant),), grace=timedelta(hours=1)) == 0
+    assert await sweep_superseded_chunks(sessions, (tid(tenant),), grace=HOUR) == 0
     assert await _chunk_generations(owner_engine, tenant) == {(ref.id, 0), (ref.id, 1)}
     assert await sweep_superseded_chunks(sessions, (tid(tenant),), grace=timedelta(0)) == 3
     assert await _chunk_generations(owner_engine, tenant) == {(ref.id, 1)}

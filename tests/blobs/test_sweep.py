@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.blobs.jobs import sweep_all_tenants
 from rcm.blobs.models import BlobBackend
+from rcm.blobs.reseal import reseal_lock
 from rcm.blobs.store import BlobRef, BlobStore, parse_file_name
 from rcm.blobs.sweep import sweep_tenant_directory
 from rcm.tenancy.models import Tenant
@@ -146,3 +147,15 @@ def test_file_names_say_what_they_are_and_nothing_else() -> None:
     assert (parsed.blob_id.hex, parsed.generation, parsed.partial) == (blob, 12, True)
     for name in (f"{blob}.g0", f"{blob}.g1.tmp", "notes.txt", f"{blob.upper()}", f"{blob}.part.g1"):
         assert parse_file_name(name) is None, name
+
+
+async def test_no_file_goes_while_a_reseal_of_the_tenant_runs(
+    store: BlobStore, scope_for: ScopeFor, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """A re-seal writes next-generation files no row points at yet: the sweep keeps off the tenant."""
+    assert store.directory is not None
+    orphan = await _put_rolled_back(store, scope_for, tenant, b"x")
+    _age(store.directory / tenant.id.hex / orphan.id.hex, 2 * 3600)
+    async with reseal_lock(sessions, tid(tenant)):
+        assert await sweep_tenant_directory(sessions, store.directory, tid(tenant), grace=HOUR) == 0
+    assert await sweep_tenant_directory(sessions, store.directory, tid(tenant), grace=HOUR) == 1

@@ -89,7 +89,7 @@ class BlobResealer:
         context = TenantContext.single(tenant_id)
         done = 0
         after = uuid.UUID(int=0)
-        async with _reseal_lock(sessions, tenant_id):
+        async with reseal_lock(sessions, tenant_id):
             while True:
                 async with tenant_transaction(sessions, context) as session:
                     keyring = await store.keyring(session, tenant_id)
@@ -247,9 +247,7 @@ class BlobResealer:
 
 
 @asynccontextmanager
-async def _reseal_lock(
-    sessions: async_sessionmaker[AsyncSession], tenant_id: TenantId
-) -> AsyncIterator[None]:
+async def reseal_lock(sessions: async_sessionmaker[AsyncSession], tenant_id: TenantId) -> AsyncIterator[None]:
     """The tenant's re-seal lock, held on a connection of its own (no transaction stays open) for the run.
 
     A second job for the same tenant (a redelivery, a rotation soon after another) waits here; an overtaken
