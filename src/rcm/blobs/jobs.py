@@ -16,15 +16,14 @@ SWEEP_EVERY_SECONDS = 3600.0
 async def sweep_all_tenants(
     sessions: async_sessionmaker[AsyncSession], store: BlobStore, *, grace: timedelta
 ) -> SweepReport:
-    from sqlalchemy import select
-
     from rcm.kit.db import platform_transaction
     from rcm.kit.tenant import TenantId
-    from rcm.tenancy.models import Tenant
+    from rcm.tenancy.repository import tenant_ids
 
+    # Every practice, offboarded ones too: their leftovers are unreadable, but still leftovers.
     async with platform_transaction(sessions) as session:
-        tenant_ids = tuple(TenantId(t) for t in (await session.execute(select(Tenant.id))).scalars())
-    return await sweep(sessions, directory=store.directory, tenant_ids=tenant_ids, grace=grace)
+        tenants = tuple(TenantId(t) for t in await tenant_ids(session))
+    return await sweep(sessions, directory=store.directory, tenant_ids=tenants, grace=grace)
 
 
 @periodic(name="blobs.sweep", every_seconds=lambda s: SWEEP_EVERY_SECONDS)
