@@ -86,12 +86,14 @@ class BlobRepository(TenantScopedRepository[Blob]):
     # Re-sealing under a newer key (rcm.blobs.reseal) ---------------------------------------------------
 
     async def stale_batch(self, active_version: int, *, after: uuid.UUID, limit: int) -> list[Blob]:
-        """The next ``limit`` complete blobs sealed under another key version than ``active_version``, in
-        id order after ``after`` (keyset: a blob that cannot be re-sealed is passed over, not retried)."""
+        """The next ``limit`` complete blobs sealed under an older key version than ``active_version``, in
+        id order after ``after`` (keyset: a blob that cannot be re-sealed is passed over, not retried).
+        Older only: a blob already under a newer version (a rotation overtook this run, and this process's
+        keyring has not seen it yet) is left for that rotation's own job, never sealed back down."""
         return await self._all(
             self.base_statement()
             .where(
-                Blob.key_version != active_version,
+                Blob.key_version < active_version,
                 Blob.state == BlobState.COMPLETE,
                 Blob.id > after,
             )
@@ -101,7 +103,8 @@ class BlobRepository(TenantScopedRepository[Blob]):
         )
 
     async def count_stale(self, active_version: int) -> int:
-        """Blobs, complete or not, still sealed under another key version than ``active_version``."""
+        """Blobs, complete or not, under another key version than ``active_version``: any of them keeps the
+        older keys from retiring (as a PHI row under another version does)."""
         stmt = select(func.count()).where(
             self.tenant_filter(Blob.tenant_id), Blob.key_version != active_version
         )
