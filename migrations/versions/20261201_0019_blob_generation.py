@@ -1,6 +1,6 @@
 """Blob generations: a blob can be re-sealed under a newer key without readers ever seeing a mix.
 
-Revision ID: 0020_blob_generation
+Revision ID: 0019_blob_generation
 Revises: 0018_scrubber
 Create Date: 2026-12-01
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0020_blob_generation"
+revision = "0019_blob_generation"
 down_revision = "0018_scrubber"
 branch_labels = None
 depends_on = None
