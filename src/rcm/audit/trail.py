@@ -13,6 +13,9 @@ of one tenant never wait for each other on the audit trail.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
@@ -21,6 +24,7 @@ from rcm.audit import repository
 from rcm.audit.events import AuditEvent
 from rcm.audit.records import AuditRecord, format_instant
 from rcm.kit.db import tenant_transaction
+from rcm.kit.jsonwrite import json_value, populate
 from rcm.kit.tenant import TenantContext
 
 _PENDING = "rcm.audit.pending"
@@ -52,6 +56,25 @@ def take_pending(session: AsyncSession) -> list[AuditRecord]:
     """
     pending: list[AuditEvent] | None = session.sync_session.info.pop(_PENDING, None)
     return [to_record(event) for event in pending or ()]
+
+
+def pending_rows(session: AsyncSession) -> list[dict[str, Any]]:
+    """``take_pending`` as the JSON rows of ``with_audit``'s ``audit_event`` parameter."""
+    return [
+        {key: json_value(value) for key, value in record.as_row().items()} for record in take_pending(session)
+    ]
+
+
+# What ``AuditRecord.as_row`` holds: every column but the inserting transaction's id (its default).
+_AUDIT_COLUMNS = tuple(column.name for column in repository.audit_event.columns if column.name != "xid")
+
+
+def with_audit(parts: Sequence[str]) -> str:
+    """One statement of the data-modifying ``parts`` (``rcm.kit.jsonwrite``), ending with the INSERT of
+    the audit events given as its ``audit_event`` parameter (``pending_rows``): the rows and the events
+    that record them in one round trip, in the same transaction."""
+    ctes = ",\n".join(f"w{index} AS ({part})" for index, part in enumerate(parts))
+    return f"WITH {ctes}\n{populate(repository.audit_event, _AUDIT_COLUMNS)}"
 
 
 def pending_events(session: AsyncSession) -> tuple[AuditEvent, ...]:
