@@ -41,6 +41,14 @@ def record(session: AsyncSession, event: AuditEvent) -> None:
     pending.append(event)
 
 
+def written_by_caller(event: AuditEvent) -> AuditRecord:
+    """``event`` as the row a repository writes in its own statement of this transaction (a list read
+    writes its event with its SELECT: ``repository.read_with_event``). Nothing is buffered: the caller's
+    statement is the record, and the transaction commits it with the access or not at all."""
+    _check(event)
+    return to_record(event)
+
+
 async def record_now(sessions: async_sessionmaker[AsyncSession], event: AuditEvent) -> None:
     """Record ``event`` in a transaction of its own: for denials whose request transaction rolls back."""
     async with tenant_transaction(sessions, TenantContext.single(event.tenant_id)) as session:

@@ -12,6 +12,7 @@ import msgspec
 from sqlalchemy import Row
 
 from rcm.audit.events import Action
+from rcm.audit.trail import written_by_caller
 from rcm.crypto import fields
 from rcm.crypto.fields import seal, unseal
 from rcm.crypto.keyring import TenantKeyring
@@ -194,6 +195,13 @@ async def list_patients(
             errors=[FieldError(pointer, "is required")],
         )
     keyring = scope.keyring
+    event = scope.event(
+        "patient.search",
+        Action.READ,
+        resource_type=PATIENT,
+        detail={"by_mrn": mrn is not None, "by_name_dob": family_name is not None},
+    )
+    # The event names the patients shown and their count, filled in by the read's own statement.
     rows = await scope.repo(PatientRepository).page(
         limit=limit + 1,
         after=decode_cursor(cursor) if cursor else None,
@@ -203,18 +211,9 @@ async def list_patients(
             if family_name is not None and birth_date is not None
             else None
         ),
+        audit=written_by_caller(event),
     )
-    page = paginate_views(rows, limit, lambda shown: patient_views(keyring, shown))
-    ids = [item.id for item in page.items]
-    scope.audit(
-        "patient.search",
-        Action.READ,
-        resource_type=PATIENT,
-        resource_ids=ids,
-        patient_ids=ids,
-        detail={"count": len(ids), "by_mrn": mrn is not None, "by_name_dob": family_name is not None},
-    )
-    return page
+    return paginate_views(rows, limit, lambda shown: patient_views(keyring, shown))
 
 
 # Coverage ---------------------------------------------------------------------------------------------
