@@ -15,6 +15,14 @@ from rcm.kit.pagination import after_key
 from rcm.kit.repository import TenantScopedRepository
 from rcm.patients.models import Coverage, Patient
 
+# What a patient's DTO is made of (and the keyset): not its blind indexes, nor its update time.
+_VIEW_COLUMNS = (
+    Patient.id,
+    Patient.created_at,
+    Patient.sex,
+    *(getattr(Patient, column) for column in Patient.__phi_columns__),
+)
+
 
 class PatientRepository(TenantScopedRepository[Patient]):
     model = Patient
@@ -32,11 +40,11 @@ class PatientRepository(TenantScopedRepository[Patient]):
         name_dob_index: list[bytes] | None = None,
         audit: AuditRecord,
     ) -> Sequence[Row[Any]]:
-        """A page as plain rows of the patient's columns (Core rows, no ORM objects: a list of 100 is read
-        once and dropped, and building and tracking 100 instances cost as much as decrypting them), and its
-        audit event written by the same statement, naming the first ``limit - 1`` patients (the page shown;
-        the last row only says that another page exists)."""
-        stmt = self.base_statement().with_only_columns(*Patient.__table__.columns)
+        """A page as plain rows of the columns of the patient's DTO (Core rows, no ORM objects: a list of
+        100 is read once and dropped, and building and tracking 100 instances cost as much as decrypting
+        them), and its audit event written by the same statement, naming the first ``limit - 1`` patients
+        (the page shown; the last row only says that another page exists)."""
+        stmt = self.base_statement().with_only_columns(*_VIEW_COLUMNS)
         if mrn_index is not None:
             stmt = stmt.where(Patient.mrn_bidx.in_(mrn_index))
         if name_dob_index is not None:
