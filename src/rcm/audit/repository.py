@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     LargeBinary,
     Select,
     SmallInteger,
@@ -28,16 +29,19 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     any_,
+    bindparam,
     cast,
     false,
+    func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
@@ -166,6 +170,50 @@ _SEAL_JOIN = and_(
 def append_records(session: Session, records: Sequence[AuditRecord]) -> None:
     """One multi-row INSERT of the events; no lock, no chain (the chainer seals them later)."""
     session.execute(insert(audit_event), [r.as_row() for r in records])
+
+
+def read_with_event(
+    page: Select[Any], *, order: Sequence[str], shown: int, record: AuditRecord
+) -> tuple[Select[Any], dict[str, Any]]:
+    """``page`` with the INSERT of its read's audit ``record`` in the same statement (one round trip fewer
+    than the event written at commit, and in the same transaction all the same).
+
+    ``page`` selects an ``id`` column, ordered by the ``order`` columns. The event's resource and patient
+    ids are the ids of the first ``shown`` rows in that order (what the caller shows; one more row only says
+    that another page exists), read by PostgreSQL from the rows it returns, and its detail gets their
+    ``count``. Returns the statement (its rows in ``order``) and the event's parameters to execute it with.
+    """
+    rows = page.cte("page")
+    keys = [rows.c[name] for name in order]
+    first = select(rows).order_by(*keys).limit(bindparam("ae_shown", type_=Integer)).subquery("first")
+    shown_ids = select(
+        func.coalesce(
+            func.array_agg(aggregate_order_by(first.c.id, *(first.c[name] for name in order))),
+            cast(literal_column("'{}'"), ARRAY(UUID(as_uuid=True))),
+        ).label("ids")
+    ).cte("shown_ids")
+    ids = shown_ids.c.ids
+    values: list[Any] = []
+    for column in _EVENT_COLUMNS:
+        if column.name in ("resource_ids", "patient_ids"):
+            values.append(ids)
+        elif column.name == "detail":
+            detail = bindparam("ae_detail", type_=JSONB)
+            values.append(
+                detail.op("||", return_type=JSONB)(func.jsonb_build_object("count", func.cardinality(ids)))
+            )
+        else:
+            values.append(bindparam(f"ae_{column.name}", type_=column.type))
+    logged = insert(audit_event).from_select(
+        [c.name for c in _EVENT_COLUMNS], select(*values).select_from(shown_ids)
+    )
+    stmt = select(rows).order_by(*keys).add_cte(logged.cte("logged"))
+    params = {
+        f"ae_{key}": value
+        for key, value in record.as_row().items()
+        if key not in ("resource_ids", "patient_ids")
+    }
+    return stmt, {**params, "ae_shown": shown}
 
 
 # --- the chainer (role rcm_audit) ------------------------------------------------------------------------

@@ -76,18 +76,41 @@ class TenantScope:
         """Record an access in this transaction: it commits with the access or not at all."""
         record(
             self.session,
-            AuditEvent(
-                tenant_id=self.tenant_id,
-                event_type=event_type,
-                action=action,
-                outcome=outcome,
-                request=self.request,
-                actor=self.principal,
+            self.event(
+                event_type,
+                action,
                 resource_type=resource_type,
-                resource_ids=tuple(resource_ids),
-                patient_ids=tuple(dict.fromkeys(patient_ids)),
-                detail={**(detail or {}), **self._access_detail()},
+                resource_ids=resource_ids,
+                patient_ids=patient_ids,
+                outcome=outcome,
+                detail=detail,
             ),
+        )
+
+    def event(
+        self,
+        event_type: str,
+        action: Action,
+        *,
+        resource_type: str,
+        resource_ids: Iterable[uuid.UUID] = (),
+        patient_ids: Iterable[uuid.UUID] = (),
+        outcome: Outcome = Outcome.SUCCESS,
+        detail: Detail | None = None,
+    ) -> AuditEvent:
+        """The event ``audit`` records, for a repository that writes it in its own statement
+        (``rcm.audit.trail.written_by_caller``)."""
+        return AuditEvent(
+            tenant_id=self.tenant_id,
+            event_type=event_type,
+            action=action,
+            outcome=outcome,
+            request=self.request,
+            actor=self.principal,
+            resource_type=resource_type,
+            resource_ids=tuple(resource_ids),
+            patient_ids=tuple(dict.fromkeys(patient_ids)),
+            detail={**(detail or {}), **self._access_detail()},
         )
 
 
