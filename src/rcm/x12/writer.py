@@ -175,8 +175,11 @@ class GroupWriter:
     def transaction(
         self, transaction_set: str, control_number: int, implementation: str | None = None
     ) -> TransactionWriter:
+        """ST ... SE; ST03 is the group's GS08 unless ``implementation`` says otherwise (``""`` leaves ST03
+        out, for the 835, whose guide marks it not used)."""
         self.transactions += 1
-        return TransactionWriter(self._sink, transaction_set, control_number, implementation or self.version)
+        st03 = self.version if implementation is None else implementation
+        return TransactionWriter(self._sink, transaction_set, control_number, st03)
 
     def close(self) -> None:
         self._sink.write("GE", (self.transactions, self.control_number))
