@@ -47,7 +47,7 @@ class SegmentError(msgspec.Struct, frozen=True, kw_only=True):
 
     segment_id: str  # IK301
     position: int  # IK302
-    loop: str | None = None  # IK303
+    loop: str | None = None  # IK303: the loop id without its letter (2010, 2300), at most 4 characters
     code: str | None = None  # IK304: 8 when only element errors follow
     elements: tuple[ElementError, ...] = ()
 
