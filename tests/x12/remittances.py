@@ -52,7 +52,7 @@ def header(total_paid: int, *, method: str = "ACH") -> Header:
         payer=Payer(
             name="SANDBOX HEALTH PLAN",
             identifier_qualifier="XV",
-            identifier="PLAN01",
+            identifier="8012345678",
             payer_id="99999",
             address=Address(line1="1 PAYER WAY", city="LANSING", state="MI", postal_code="48909"),
             technical_contact=Contact(function="BL", name="EDI SUPPORT", phone="8005551212"),

@@ -112,15 +112,20 @@ class Transaction:
             raise RuntimeError("a transaction set is read once")
         self._started = True
         count = 1  # ST
-        for segment in self._source:
+        source = self._source
+        # The underlying iterator, not the stream's Python-level __next__: the body of a transaction set is
+        # most of a file. ``last`` is kept for the envelope walk's truncation report.
+        for segment in source.segments:
             segment_id = segment.elements[0]
             if segment_id == "SE":
+                source.last = segment
                 count += 1
                 self.se = segment
                 _check_count(segment, 1, count, "segments in the transaction set")
                 _check_control(segment, 2, self.header.control_number, "ST02")
                 return
             if segment_id in _ENVELOPE:
+                source.last = segment
                 raise X12Error(
                     f"transaction set {self.header.control_number} has no SE before this {segment_id}",
                     segment_id=segment_id,
@@ -151,14 +156,14 @@ class _Stream:
     """The file's segments, shared by the envelope walk and the transaction being read."""
 
     def __init__(self, reader: SegmentReader) -> None:
-        self._iterator = iter(reader)
+        self.segments = iter(reader)
         self.last: Segment | None = None
 
     def __iter__(self) -> Iterator[Segment]:
         return self
 
     def __next__(self) -> Segment:
-        segment = next(self._iterator)
+        segment = next(self.segments)
         self.last = segment
         return segment
 

@@ -209,25 +209,35 @@ class SegmentReader:
         terminator = delimiters.segment
         element = delimiters.element
         layout = "".join(c for c in _LAYOUT if c not in (element, terminator))
+        # The per-segment loop is the cost of every reader: offset and index live in locals (written back
+        # before anything else reads them) and identifiers already seen skip the pattern.
+        seen: set[str] = set()
         while True:
             pieces = self._buffer.split(terminator)
             self._buffer = pieces.pop()
+            offset, index = self._offset, self._index
             for number, piece in enumerate(pieces):
                 content = piece.lstrip(layout)
-                start = self._offset + len(piece) - len(content)
-                self._offset += len(piece) + 1
+                start = offset + len(piece) - len(content)
+                offset += len(piece) + 1
                 if not content:
                     continue
                 fields = content.rstrip(layout).split(element)
-                self._index += 1
-                if _SEGMENT_ID.match(fields[0]) is None:
-                    raise X12Error("not a segment identifier", position=self._index, offset=start)
-                yield Segment(fields, self._index, start)
-                if fields[0] == "IEA":
+                index += 1
+                segment_id = fields[0]
+                if segment_id not in seen:
+                    if _SEGMENT_ID.match(segment_id) is None:
+                        self._offset, self._index = offset, index
+                        raise X12Error("not a segment identifier", position=index, offset=start)
+                    seen.add(segment_id)
+                yield Segment(fields, index, start)
+                if segment_id == "IEA":
+                    self._offset, self._index = offset, index
                     # What follows is the next interchange, read with the delimiters its own ISA declares.
                     rest = terminator.join(pieces[number + 1 :])
                     self._buffer = (rest + terminator + self._buffer) if rest else self._buffer
                     return
+            self._offset, self._index = offset, index
             if not self._more():
                 tail = self._buffer.strip(layout)
                 if tail:

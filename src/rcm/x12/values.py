@@ -28,6 +28,20 @@ def cents(segment: Segment, position: int, *, required: bool = True) -> int | No
         if required:
             raise _error(segment, position, "amount is required")
         return None
+    # Fast path for the common shapes (125, 125.5, -125.50), ASCII digits only; anything else takes the regex.
+    whole, _point, fraction = raw.partition(".")
+    negative = whole.startswith("-")
+    if negative:
+        whole = whole[1:]
+    if (
+        raw.isascii()
+        and (whole.isdigit() or (not whole and fraction))
+        and (fraction.isdigit() or not fraction)
+        and (whole or fraction)
+        and len(fraction) <= 2
+    ):
+        value = int(whole or "0") * 100 + (int(fraction.ljust(2, "0")) if fraction else 0)
+        return -value if negative else value
     found = _DECIMAL.match(raw)
     if found is None or not (found.group(2) or found.group(3)):
         raise _error(segment, position, "not a decimal amount")
