@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def read_pyx12(path: Path) -> int:
 def read_edi_835_parser(path: Path) -> int:
     import edi_835_parser
 
+    # It warns once per segment it does not model (MOA, PLB...): noise, and time spent printing.
+    warnings.filterwarnings("ignore", module="edi_835_parser")
     parsed = edi_835_parser.parse(str(path))
     return sum(len(transaction_set.claims) for transaction_set in parsed)
 
