@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/x12.py [--claims 5000] [--runs 3] [--skip-memory]
 
-835 (issue 7, step a), in one process, interleaved runs, medians [range]:
+835 (issue 7, step a), in one process, interleaved runs, medians [range], per CPU second of this process:
 - "rcm 835 reader": ``transactions()`` + ``RemittanceStream``: every claim a typed ``Claim`` (amounts in cents,
   dates, adjustments, lines), envelopes and counts checked, balance computed;
 - "pyx12 segment reader": ``pyx12.x12file.X12Reader`` walking the same file's segments (no map, no typing):
@@ -107,19 +107,33 @@ def _available(module: str) -> bool:
 
 
 def _time(reader: Callable[[Path], int], path: Path, expected: int) -> float:
-    start = time.perf_counter()
+    # CPU time of this process, not wall time: on a machine shared with other work, a long run is preempted
+    # more than a short one, which would skew the ratios against the slower reader.
+    start = time.process_time()
     count = reader(path)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     if count != expected:
         raise SystemExit(f"{reader.__name__} read {count} claims, expected {expected}")
     return expected / elapsed
 
 
+def _peak_kib() -> int:
+    """This process's peak resident set. Linux's VmHWM starts afresh at exec; ru_maxrss can carry the peak of
+    the parent that forked us (the one that generated the big files), so it is only the fallback."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def memory_child(path: Path) -> None:
     """In a fresh process: peak RSS after importing, then after streaming every claim of ``path``."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_kib()
     claims = read_ours(path)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = _peak_kib()
     print(json.dumps({"claims": claims, "baseline_kib": before, "peak_kib": after}))
 
 

@@ -184,9 +184,13 @@ class RemittanceStream(HeaderReader):
         group = required(cas, 1)
         if group not in ADJUSTMENT_GROUPS:
             self.findings.append(finding(cas, "adjustment group code not valid in 5010", 1))
-        for start in range(2, 20, 3):
-            if not cas[start]:
-                if cas[start + 1]:
+        # Up to six reason/amount/quantity triples (CAS02-19): only those the segment carries are looked at.
+        elements = cas.elements
+        count = min(len(elements), 20)
+        for start in range(2, count, 3):
+            reason = elements[start]
+            if not reason:
+                if start + 1 < count and elements[start + 1]:
                     raise X12Error(
                         "adjustment amount without a reason code",
                         segment_id="CAS",
@@ -198,9 +202,9 @@ class RemittanceStream(HeaderReader):
             into.append(
                 Adjustment(
                     group=group,
-                    reason=cas[start],
+                    reason=reason,
                     amount=required_cents(cas, start + 1),
-                    quantity=quantity(cas, start + 2),
+                    quantity=quantity(cas, start + 2) if start + 2 < count else None,
                 )
             )
 
