@@ -19,7 +19,14 @@ from collections.abc import Iterator
 from rcm.x12.document import Finding
 from rcm.x12.envelope import Transaction
 from rcm.x12.errors import X12Error
-from rcm.x12.remittance_header import HeaderReader, finding, optional, person, required, required_date
+from rcm.x12.remittance_header import (
+    HeaderReader,
+    finding,
+    padded,
+    person,
+    required,
+    required_date,
+)
 from rcm.x12.remittance_model import (
     ADJUSTMENT_GROUPS,
     CLAIM_STATUSES,
@@ -101,7 +108,9 @@ class RemittanceStream(HeaderReader):
         segments = self._segments
         segment = next(segments, None)
         while segment is not None:
-            segment_id = segment.elements[0]
+            e = segment.elements
+            segment_id = e[0]
+            qualifier = e[1] if len(e) > 1 else ""
             if segment_id == "SVC":
                 lines.append(self._read_line(segment))
                 segment = self._next()
@@ -109,7 +118,6 @@ class RemittanceStream(HeaderReader):
             if segment_id == "CAS":
                 self._read_cas(segment, adjustments)
             elif segment_id == "NM1":
-                qualifier = segment[1]
                 if qualifier == "QC":
                     patient = person(segment)
                 elif qualifier == "IL":
@@ -121,9 +129,9 @@ class RemittanceStream(HeaderReader):
             elif segment_id == "MIA":
                 inpatient = tuple(segment[p] for p in (5, 20, 21, 22, 23) if segment[p])
             elif segment_id == "REF":
-                references.append(Reference(required(segment, 1), required(segment, 2)))
+                value = e[2] if len(e) > 2 else ""
+                references.append(Reference(qualifier or required(segment, 1), value or required(segment, 2)))
             elif segment_id == "DTM":
-                qualifier = segment[1]
                 if qualifier == "232":
                     start = date8(segment, 2)
                 elif qualifier == "233":
@@ -143,16 +151,17 @@ class RemittanceStream(HeaderReader):
                 position=clp.index,
                 offset=clp.offset,
             )
+        e = padded(clp, 9)
         claim = Claim(
-            patient_control_number=required(clp, 1),
-            status=required(clp, 2),
+            patient_control_number=e[1] or required(clp, 1),
+            status=e[2] or required(clp, 2),
             charge=required_cents(clp, 3),
             paid=required_cents(clp, 4),
             patient_responsibility=cents(clp, 5, required=False),
-            filing_indicator=required(clp, 6),
-            payer_claim_control_number=required(clp, 7),
-            facility_type=optional(clp[8]),
-            frequency=optional(clp[9]),
+            filing_indicator=e[6] or required(clp, 6),
+            payer_claim_control_number=e[7] or required(clp, 7),
+            facility_type=e[8] or None,
+            frequency=e[9] or None,
             adjustments=tuple(adjustments),
             patient=patient,
             insured=insured,
@@ -224,11 +233,12 @@ class RemittanceStream(HeaderReader):
         control = None
         allowed = None
         for segment in self._segments:
-            segment_id = segment.elements[0]
+            e = segment.elements
+            segment_id = e[0]
+            qualifier = e[1] if len(e) > 1 else ""
             if segment_id == "CAS":
                 self._read_cas(segment, adjustments)
             elif segment_id == "DTM":
-                qualifier = segment[1]
                 if qualifier == "472":
                     start = end = date8(segment, 2)
                 elif qualifier == "150":
@@ -236,26 +246,27 @@ class RemittanceStream(HeaderReader):
                 elif qualifier == "151":
                     end = date8(segment, 2)
             elif segment_id == "REF":
-                if segment[1] == "6R":
-                    control = required(segment, 2)
+                if qualifier == "6R":
+                    control = (e[2] if len(e) > 2 else "") or required(segment, 2)
             elif segment_id == "AMT":
-                if segment[1] == "B6":
+                if qualifier == "B6":
                     allowed = cents(segment, 2)
             elif segment_id == "LQ":
-                remarks.append(required(segment, 2))
+                remarks.append((e[2] if len(e) > 2 else "") or required(segment, 2))
             elif segment_id in _LINE_OTHER:
                 continue
             else:
                 self._push(segment)
                 break
+        e = padded(svc, 5)
         line = ServiceLine(
             qualifier=procedure[0],
             code=procedure[1],
             modifiers=tuple(m for m in procedure[2:6] if m),
             charge=required_cents(svc, 2),
             paid=required_cents(svc, 3),
-            revenue_code=optional(svc[4]),
-            units=quantity(svc, 5),
+            revenue_code=e[4] or None,
+            units=quantity(svc, 5) if e[5] else None,
             service_start=start,
             service_end=end,
             adjustments=tuple(adjustments),

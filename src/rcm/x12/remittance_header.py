@@ -52,15 +52,23 @@ def finding(segment: Segment, message: str, element: int | None = None) -> Findi
     return Finding(segment.id, segment.index, element, message)
 
 
+def padded(segment: Segment, size: int) -> list[str]:
+    """The segment's elements with empty ones added up to ``size`` (1-based positions index it directly)."""
+    elements = segment.elements
+    missing = size + 1 - len(elements)
+    return elements + [""] * missing if missing > 0 else elements
+
+
 def person(segment: Segment) -> Person:
+    e = padded(segment, 9)
     return Person(
-        entity_type=segment[2] or "1",
-        last=optional(segment[3]),
-        first=optional(segment[4]),
-        middle=optional(segment[5]),
-        suffix=optional(segment[7]),
-        identifier_qualifier=optional(segment[8]),
-        identifier=optional(segment[9]),
+        entity_type=e[2] or "1",
+        last=e[3] or None,
+        first=e[4] or None,
+        middle=e[5] or None,
+        suffix=e[7] or None,
+        identifier_qualifier=e[8] or None,
+        identifier=e[9] or None,
     )
 
 

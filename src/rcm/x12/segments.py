@@ -213,16 +213,23 @@ class SegmentReader:
         # before anything else reads them) and identifiers already seen skip the pattern.
         seen: set[str] = set()
         while True:
-            pieces = self._buffer.split(terminator)
+            text = self._buffer
+            pieces = text.split(terminator)
             self._buffer = pieces.pop()
+            # Machine-written files carry no layout: each piece is then a segment as it stands, unstripped.
+            has_layout = any(character in text for character in layout)
             offset, index = self._offset, self._index
             for number, piece in enumerate(pieces):
-                content = piece.lstrip(layout)
-                start = offset + len(piece) - len(content)
+                if has_layout:
+                    content = piece.lstrip(layout)
+                    start = offset + len(piece) - len(content)
+                    content = content.rstrip(layout)
+                else:
+                    content, start = piece, offset
                 offset += len(piece) + 1
                 if not content:
                     continue
-                fields = content.rstrip(layout).split(element)
+                fields = content.split(element)
                 index += 1
                 segment_id = fields[0]
                 if segment_id not in seen:
