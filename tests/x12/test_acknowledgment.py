@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from rcm.x12 import Party, transactions
+from rcm.x12 import Party, X12Error, transactions
 from rcm.x12.acknowledgment import (
     ElementError,
     GroupResponse,
     SegmentError,
+    acknowledge,
     acknowledgment_interchange,
     group_response,
     read,
@@ -19,6 +21,7 @@ from rcm.x12.acknowledgment import (
 )
 from rcm.x12.document import Finding, validate
 from rcm.x12.envelope import GroupHeader
+from tests.x12 import remittances as r
 from tests.x12.pyx12_check import pyx12_errors
 from tests.x12.remittances import WHEN
 
@@ -152,3 +155,44 @@ def test_public_999_with_broken_envelope_reads_its_set_then_is_refused() -> None
     assert [str(f) for f in validate(content)] == [
         "element IEA02 at position 10: control number does not match ISA13"
     ]
+
+
+def test_acknowledge_checks_each_set_and_the_999_passes_pyx12(tmp_path: Path) -> None:
+    good = r.remittance((r.paid_claim(1),))
+    unbalanced = msgspec.structs.replace(r.remittance((r.denied_claim(2),)), header=r.header(100))
+    received = r.write(good, unbalanced, good)
+    responses = acknowledge(received)
+    assert len(responses) == 1
+    response = responses[0]
+    assert (response.functional_id, response.status, response.included, response.accepted) == (
+        "HP",
+        "P",
+        3,
+        2,
+    )
+    assert [s.status for s in response.sets] == ["A", "R", "A"]
+    # BPR02 does not balance: reported at BPR (position 2 of the set, ST being 1), element 2.
+    assert response.sets[1].segment_errors == (
+        SegmentError(
+            segment_id="BPR", position=2, code="8", elements=(ElementError(position=2, code="I12"),)
+        ),
+    )
+    content = _write(*responses)
+    assert pyx12_errors(content, tmp_path) == []
+    assert [read(t) for t in transactions(content)] == responses
+
+
+def test_acknowledge_rejects_a_set_its_reader_cannot_read_and_goes_on() -> None:
+    good = r.write(r.remittance((r.paid_claim(1),)), r.remittance((r.paid_claim(2),)))
+    first_clp = good.index("CLP*PCN000001*1*150*")
+    broken = good[:first_clp] + good[first_clp:].replace("*150*150*", "*150*1.505*", 1)
+    (response,) = acknowledge(broken)
+    assert [s.status for s in response.sets] == ["R", "A"]
+    error = response.sets[0].segment_errors[0]
+    assert (error.segment_id, error.code, error.elements[0].position) == ("CLP", "8", 4)
+
+
+def test_acknowledge_refuses_a_broken_envelope() -> None:
+    content = r.write(r.remittance((r.paid_claim(1),)))
+    with pytest.raises(X12Error, match="no SE"):
+        acknowledge(content.replace("SE*", "XX*"))

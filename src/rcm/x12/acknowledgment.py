@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import BinaryIO
 
 import msgspec
 
 from rcm.x12.document import Finding
-from rcm.x12.envelope import GroupHeader, Transaction
+from rcm.x12.envelope import GroupHeader, Transaction, transactions
 from rcm.x12.errors import X12Error
 from rcm.x12.segments import Segment
 from rcm.x12.writer import InterchangeWriter, Party, TransactionWriter
@@ -88,9 +89,14 @@ def set_response(
     segment_errors: Sequence[SegmentError] = (),
     *,
     reject: bool = True,
+    unlocated: int = 0,
 ) -> SetResponse:
-    """A set's verdict from its errors: accepted without any, rejected (or accepted with errors) with some."""
-    if not segment_errors:
+    """A set's verdict from its errors: accepted without any, rejected (or accepted with errors) with some.
+
+    ``unlocated`` counts errors found without a segment position to report (IK3 needs one): they reject the
+    set all the same, with IK5's code and no IK3.
+    """
+    if not segment_errors and not unlocated:
         return SetResponse(
             transaction_set=transaction_set,
             control_number=control_number,
@@ -148,6 +154,52 @@ def segment_errors_from(findings: Iterable[Finding], st_position: int) -> list[S
             )
         )
     return errors
+
+
+def acknowledge(
+    source: bytes | str | BinaryIO, *, encoding: str = "utf-8", reject: bool = True
+) -> list[GroupResponse]:
+    """The 999 answer to a received file: one ``GroupResponse`` per functional group, each transaction set
+    checked by its kind's guide rules (``rcm.x12.kinds``) and its findings reported as IK3/IK4 errors. A set
+    with findings is rejected (``reject=False``: accepted with errors). A broken envelope (a set without SE,
+    a group without GE) raises ``X12Error``: nothing in it can be acknowledged set by set.
+    """
+    from rcm.x12 import kinds
+
+    responses: list[GroupResponse] = []
+    group: GroupHeader | None = None
+    sets: list[SetResponse] = []
+    for transaction in transactions(source, encoding=encoding):
+        if transaction.group is not group:
+            if group is not None:
+                responses.append(group_response(group, sets))
+            group, sets = transaction.group, []
+        findings: list[Finding] = []
+        check = kinds.VALIDATORS.get(transaction.kind)
+        if check is not None:
+            try:
+                findings.extend(check(transaction))
+            except X12Error as exc:
+                findings.append(Finding(exc.segment_id, exc.position, exc.element, exc.message))
+                try:
+                    transaction.drain()  # the rest of the set, through SE, so the next set can be read
+                except RuntimeError:
+                    raise exc from None  # no SE: the envelope itself is broken
+        errors = segment_errors_from(findings, transaction.st.index)
+        header = transaction.header
+        sets.append(
+            set_response(
+                header.transaction_set,
+                header.control_number,
+                header.implementation,
+                errors,
+                reject=reject,
+                unlocated=len(findings) - len(errors),
+            )
+        )
+    if group is not None:
+        responses.append(group_response(group, sets))
+    return responses
 
 
 # -- writing

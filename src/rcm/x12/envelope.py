@@ -102,6 +102,7 @@ class Transaction:
         self.st = st
         self.se: Segment | None = None
         self._started = False
+        self._body: Iterator[Segment] | None = None
 
     @property
     def delimiters(self) -> Delimiters:
@@ -111,6 +112,10 @@ class Transaction:
         if self._started:
             raise RuntimeError("a transaction set is read once")
         self._started = True
+        self._body = self._segments()
+        return self._body
+
+    def _segments(self) -> Iterator[Segment]:
         count = 1  # ST
         source = self._source
         # The underlying iterator, not the stream's Python-level __next__: the body of a transaction set is
@@ -142,10 +147,15 @@ class Transaction:
         )
 
     def drain(self) -> None:
+        """Reads what is left of the set through SE, still counting: a reader that stopped early (a bad
+        amount in one claim) leaves the envelope walk able to go on to the next set."""
         if not self._started:
             for _ in self:
                 pass
-        elif self.se is None:
+        elif self.se is None and self._body is not None:
+            for _ in self._body:
+                pass
+        if self.se is None:
             raise RuntimeError("a transaction set was left half read")
 
 
