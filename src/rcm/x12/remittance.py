@@ -39,8 +39,6 @@ from rcm.x12.remittance_model import (
     Reference,
     Remittance,
     ServiceLine,
-    claim_imbalance,
-    line_imbalance,
 )
 from rcm.x12.segments import Segment
 from rcm.x12.values import cents, date8, quantity, required_cents
@@ -94,9 +92,13 @@ class RemittanceStream(HeaderReader):
             raise RuntimeError("the claims of the 835 were left half read")
 
     def _read_claim(self, clp: Segment) -> Claim:  # noqa: PLR0912, PLR0915 - a branch per segment of 2100
-        self._check_code(clp, 2, CLAIM_STATUSES)
-        self._check_code(clp, 6, FILING_INDICATORS)
+        c = padded(clp, 9)
+        if c[2] not in CLAIM_STATUSES:
+            self._check_code(clp, 2, CLAIM_STATUSES)
+        if c[6] not in FILING_INDICATORS:
+            self._check_code(clp, 6, FILING_INDICATORS)
         adjustments: list[Adjustment] = []
+        adjusted = 0  # the claim's and its lines' CAS amounts, summed as they are read
         lines: list[ServiceLine] = []
         references: list[Reference] = []
         remarks: tuple[str, ...] = ()
@@ -112,11 +114,13 @@ class RemittanceStream(HeaderReader):
             segment_id = e[0]
             qualifier = e[1] if len(e) > 1 else ""
             if segment_id == "SVC":
-                lines.append(self._read_line(segment))
+                line, line_adjusted = self._read_line(segment)
+                lines.append(line)
+                adjusted += line_adjusted
                 segment = self._next()
                 continue
             if segment_id == "CAS":
-                self._read_cas(segment, adjustments)
+                adjusted += self._read_cas(segment, adjustments)
             elif segment_id == "NM1":
                 if qualifier == "QC":
                     patient = person(segment)
@@ -151,7 +155,7 @@ class RemittanceStream(HeaderReader):
                 position=clp.index,
                 offset=clp.offset,
             )
-        e = padded(clp, 9)
+        e = c
         claim = Claim(
             patient_control_number=e[1] or required(clp, 1),
             status=e[2] or required(clp, 2),
@@ -174,11 +178,12 @@ class RemittanceStream(HeaderReader):
             received=received,
             lines=tuple(lines),
         )
-        self._check_claim_balance(clp, claim)
+        self._check_claim_balance(clp, claim.charge - claim.paid - adjusted)
         return claim
 
-    def _check_claim_balance(self, clp: Segment, claim: Claim) -> None:
-        difference = claim_imbalance(claim)
+    def _check_claim_balance(self, clp: Segment, difference: int) -> None:
+        """CLP03 - CLP04 against the claim's and lines' CAS (``claim_imbalance`` of the model, computed as
+        the segments were read)."""
         if difference:
             self._unbalanced += 1
             self.findings.append(
@@ -189,7 +194,9 @@ class RemittanceStream(HeaderReader):
                 )
             )
 
-    def _read_cas(self, cas: Segment, into: list[Adjustment]) -> None:
+    def _read_cas(self, cas: Segment, into: list[Adjustment]) -> int:
+        """The segment's adjustments appended to ``into``; returns their total in cents."""
+        total = 0
         group = required(cas, 1)
         if group not in ADJUSTMENT_GROUPS:
             self.findings.append(finding(cas, "adjustment group code not valid in 5010", 1))
@@ -208,16 +215,20 @@ class RemittanceStream(HeaderReader):
                         offset=cas.offset,
                     )
                 continue
+            amount = required_cents(cas, start + 1)
+            total += amount
             into.append(
                 Adjustment(
                     group=group,
                     reason=reason,
-                    amount=required_cents(cas, start + 1),
+                    amount=amount,
                     quantity=quantity(cas, start + 2) if start + 2 < count else None,
                 )
             )
+        return total
 
-    def _read_line(self, svc: Segment) -> ServiceLine:  # noqa: PLR0912 - one branch per segment of 2110
+    def _read_line(self, svc: Segment) -> tuple[ServiceLine, int]:  # noqa: PLR0912 - a branch per segment
+        """Loop 2110, with the total of its CAS amounts."""
         procedure = required(svc, 1).split(self._component)
         if len(procedure) < 2 or not procedure[1]:
             raise X12Error(
@@ -228,6 +239,7 @@ class RemittanceStream(HeaderReader):
                 offset=svc.offset,
             )
         adjustments: list[Adjustment] = []
+        adjusted = 0
         remarks: list[str] = []
         start = end = None
         control = None
@@ -237,7 +249,7 @@ class RemittanceStream(HeaderReader):
             segment_id = e[0]
             qualifier = e[1] if len(e) > 1 else ""
             if segment_id == "CAS":
-                self._read_cas(segment, adjustments)
+                adjusted += self._read_cas(segment, adjustments)
             elif segment_id == "DTM":
                 if qualifier == "472":
                     start = end = date8(segment, 2)
@@ -274,11 +286,11 @@ class RemittanceStream(HeaderReader):
             allowed=allowed,
             remarks=tuple(remarks),
         )
-        if line_imbalance(line):
+        if line.charge - line.paid != adjusted:  # line_imbalance of the model
             self.findings.append(
                 finding(svc, "service line does not balance: charge minus payment is not its adjustments")
             )
-        return line
+        return line, adjusted
 
     def _read_plb(self, plb: Segment) -> None:
         provider = required(plb, 1)

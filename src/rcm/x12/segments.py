@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import msgspec
+
 from rcm.x12.errors import X12Error
 
 CHUNK_SIZE = 1 << 20
@@ -42,18 +44,18 @@ class Delimiters:
 DEFAULT_DELIMITERS = Delimiters()
 
 
-class Segment:
+class Segment(msgspec.Struct, gc=False):
     """One segment: its identifier, its elements (1-based, as the guides number them) and where it was read.
 
     ``elements[0]`` is the segment identifier, so ``seg[3]`` is the third element (NM103), as in the guides.
+    A msgspec Struct because every reader builds one per segment: its construction is C, about twice as
+    fast as a slotted class's ``__init__``. Not tracked by the garbage collector: it holds only a list of
+    strings and two ints, so it can be in no cycle.
     """
 
-    __slots__ = ("elements", "index", "offset")
-
-    def __init__(self, elements: list[str], index: int = 0, offset: int = 0) -> None:
-        self.elements = elements
-        self.index = index  # 1-based ordinal of the segment in the file
-        self.offset = offset  # character offset of its first character
+    elements: list[str]
+    index: int = 0  # 1-based ordinal of the segment in the file
+    offset: int = 0  # character offset of its first character
 
     @property
     def id(self) -> str:
