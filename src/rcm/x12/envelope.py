@@ -181,8 +181,10 @@ class _Stream:
 def _check_count(segment: Segment, position: int, actual: int, what: str) -> None:
     declared = segment[position]
     if not declared.isdigit() or int(declared) != actual:
+        # The declared count is quoted only when it is a number: anything else could be layout or text.
+        shown = declared if declared.isdigit() else "no readable number of"
         raise X12Error(
-            f"declares {declared or 'no'} {what}; the file has {actual}",
+            f"declares {shown} {what}; the file has {actual}",
             segment_id=segment.id,
             element=position,
             position=segment.index,
