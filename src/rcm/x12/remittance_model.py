@@ -159,20 +159,25 @@ class ServiceLine(msgspec.Struct, frozen=True, kw_only=True):
     remarks: tuple[str, ...] = ()  # LQ*HE: RARC remark codes
 
 
-class Claim(msgspec.Struct, frozen=True, kw_only=True):
-    """Loop 2100: CLP, claim CAS, the patient and the others named, references, dates, remarks, lines."""
+class Claim(msgspec.Struct, frozen=True):
+    """Loop 2100: CLP, claim CAS, the patient and the others named, references, dates, remarks, lines.
+
+    Not keyword-only, unlike the other structs: msgspec builds a struct from more than 14 keywords on a slow
+    path (about ten times slower), and the reader builds one per claim, so it passes them by position, in
+    this order: the required fields first. Everyone else should still name them.
+    """
 
     patient_control_number: str  # CLP01: our claim id as the 837 sent it (CLM01)
     status: str  # CLP02
     charge: int  # CLP03
     paid: int  # CLP04
-    patient_responsibility: int | None = None  # CLP05
-    filing_indicator: str  # CLP06: MB Medicare part B, MC Medicaid, CI commercial...
+    filing_indicator: str  # CLP06: MB Medicare part B, MC Medicaid, 12 PPO...
     payer_claim_control_number: str  # CLP07: the payer's id for the claim (ICN / DCN)
+    patient: Person  # NM1*QC
+    patient_responsibility: int | None = None  # CLP05
     facility_type: str | None = None  # CLP08: place of service or bill type's first two digits
     frequency: str | None = None  # CLP09: 1 original, 7 replacement, 8 void
     adjustments: tuple[Adjustment, ...] = ()
-    patient: Person  # NM1*QC
     insured: Person | None = None  # NM1*IL, when the insured is not the patient
     rendering: Person | None = None  # NM1*82
     remarks: tuple[str, ...] = ()  # MOA03-07 (outpatient RARC)
