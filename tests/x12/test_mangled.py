@@ -1,4 +1,5 @@
-"""The 999, 277CA and 277 readers and checks on mangled input: an X12Error naming where, never a crash."""
+"""The 835, 999, 277CA and 277 readers and checks on mangled input: an X12Error naming where, never a
+crash."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from hypothesis import strategies as st
 
 from rcm.x12 import X12Error, transactions
 from rcm.x12.document import describe, validate
+from tests.x12 import remittances as rem
 from tests.x12 import test_acknowledgment as ack
 from tests.x12 import test_claim_status as status
+from tests.x12 import test_remittance as rem_tests
 
 SAMPLES = {
+    "835": rem.write(rem_tests.SHAPES["several claims, several lines, PLB"]),
     "999": ack._write(
         ack.SHAPES["partially accepted"], ack.SHAPES["rejected with segment and element errors"]
     ),
@@ -23,14 +27,14 @@ SAMPLES = {
 
 
 @pytest.mark.parametrize("kind", SAMPLES)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_mangled_input_raises_only_x12_error(kind: str, data: st.DataObject) -> None:
     text = list(SAMPLES[kind])
     for _ in range(data.draw(st.integers(1, 6))):
         action = data.draw(st.sampled_from(["replace", "delete", "insert"]))
         position = data.draw(st.integers(0, len(text) - 1))
-        character = data.draw(st.sampled_from(list("*~:^0123456789AHLKSTCPRQ -.\n")))
+        character = data.draw(st.sampled_from(list("*~:^0123456789ABCEHKLMNPQRSTV -.\n")))
         if action == "replace":
             text[position] = character
         elif action == "delete":

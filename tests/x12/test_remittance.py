@@ -11,7 +11,6 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from rcm.x12 import X12Error, transactions
 from rcm.x12.cli import x12
@@ -250,33 +249,6 @@ def test_random_835_round_trips(model: Remittance) -> None:
     assert (result.balance is not None and result.balance.balanced) == (
         not any(f.segment_id == "BPR" for f in result.findings)
     )
-
-
-_SAMPLE = r.write(SHAPES["several claims, several lines, PLB"])
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.data())
-def test_mangled_835_raises_only_x12_error(data: st.DataObject) -> None:
-    text = list(_SAMPLE)
-    for _ in range(data.draw(st.integers(1, 6))):
-        action = data.draw(st.sampled_from(["replace", "delete", "insert"]))
-        position = data.draw(st.integers(0, len(text) - 1))
-        character = data.draw(st.sampled_from(list("*~:^0123456789ABCLPNMSEV -.\n")))
-        if action == "replace":
-            text[position] = character
-        elif action == "delete":
-            del text[position]
-        else:
-            text.insert(position, character)
-    mangled = "".join(text)
-    try:
-        for transaction in transactions(mangled):
-            if transaction.kind == "835":
-                read(transaction)
-        validate(mangled)
-    except X12Error:
-        pass
 
 
 def test_adjustments_of_a_group_share_a_cas_six_to_a_segment() -> None:

@@ -19,7 +19,8 @@ from rcm.x12.document import Finding
 from rcm.x12.envelope import GroupHeader, Transaction, transactions
 from rcm.x12.errors import X12Error
 from rcm.x12.segments import Segment
-from rcm.x12.writer import InterchangeWriter, Party, TransactionWriter
+from rcm.x12.values import required
+from rcm.x12.writer import Party, TransactionWriter, single_group_interchange
 
 IMPLEMENTATION = "005010X231A1"
 ACCEPTED, ACCEPTED_WITH_ERRORS, REJECTED = "A", "E", "R"
@@ -237,25 +238,18 @@ def acknowledgment_interchange(
     usage: str = "P",
 ) -> str:
     """An interchange of one FA functional group holding one 999 per acknowledged group."""
-    writer = InterchangeWriter(
+    return single_group_interchange(
+        responses,
+        write_acknowledgment,
+        functional_id="FA",
+        transaction_set="999",
+        implementation=IMPLEMENTATION,
         sender=sender,
         receiver=receiver,
         control_number=control_number,
         when=when,
         usage=usage,
-        acknowledgment_requested=False,
     )
-    with writer.group(
-        functional_id="FA",
-        sender=sender.identifier,
-        receiver=receiver.identifier,
-        control_number=control_number,
-        version=IMPLEMENTATION,
-    ) as group:
-        for number, response in enumerate(responses, start=1):
-            with group.transaction("999", number) as body:
-                write_acknowledgment(body, response)
-    return writer.finish()
 
 
 # -- reading
@@ -288,18 +282,6 @@ def _count(segment: Segment, position: int) -> int:
     return value
 
 
-def _required(segment: Segment, position: int) -> str:
-    if not segment[position]:
-        raise X12Error(
-            "element is required",
-            segment_id=segment.id,
-            element=position,
-            position=segment.index,
-            offset=segment.offset,
-        )
-    return segment[position]
-
-
 def _codes(segment: Segment, start: int, end: int) -> tuple[str, ...]:
     return tuple(segment[p] for p in range(start, end + 1) if segment[p])
 
@@ -316,7 +298,7 @@ class _SetBuilder:
             ik3 = self.ik3
             self.errors.append(
                 SegmentError(
-                    segment_id=_required(ik3, 1),
+                    segment_id=required(ik3, 1),
                     position=_count(ik3, 2),
                     loop=ik3[3] or None,
                     code=ik3[4] or None,
@@ -327,7 +309,7 @@ class _SetBuilder:
 
 
 def _element_error(ik4: Segment, component_separator: str) -> ElementError:
-    parts = _required(ik4, 1).split(component_separator)
+    parts = required(ik4, 1).split(component_separator)
     numbers: list[int | None] = []
     for part in [*parts, "", ""][:3]:
         if part and not part.isdigit():
@@ -347,7 +329,7 @@ def _element_error(ik4: Segment, component_separator: str) -> ElementError:
         component=numbers[1],
         repetition=numbers[2],
         reference=ik4[2] or None,
-        code=_required(ik4, 3),
+        code=required(ik4, 3),
     )
 
 
@@ -374,10 +356,10 @@ def read(transaction: Transaction) -> GroupResponse:
             ak2 = current.ak2
             sets.append(
                 SetResponse(
-                    transaction_set=_required(ak2, 1),
-                    control_number=_required(ak2, 2),
+                    transaction_set=required(ak2, 1),
+                    control_number=required(ak2, 2),
                     implementation=ak2[3] or None,
-                    status=_required(segment, 1),
+                    status=required(segment, 1),
                     codes=_codes(segment, 2, 6),
                     segment_errors=tuple(current.errors),
                 )
@@ -397,10 +379,10 @@ def read(transaction: Transaction) -> GroupResponse:
     if current is not None:
         raise X12Error("AK2 without IK5", segment_id="AK2", position=current.ak2.index)
     return GroupResponse(
-        functional_id=_required(ak1, 1),
-        control_number=_required(ak1, 2),
+        functional_id=required(ak1, 1),
+        control_number=required(ak1, 2),
         version=ak1[3] or None,
-        status=_required(ak9, 1),
+        status=required(ak9, 1),
         included=_count(ak9, 2),
         received=_count(ak9, 3),
         accepted=_count(ak9, 4),

@@ -18,6 +18,7 @@ from rcm.x12.document import Finding
 from rcm.x12.envelope import Transaction
 from rcm.x12.errors import X12Error
 from rcm.x12.remittance_model import Person, Reference
+from rcm.x12.remittance_writer import write_person
 from rcm.x12.statuses import (
     ClaimStatus,
     Hierarchy,
@@ -31,11 +32,10 @@ from rcm.x12.statuses import (
     person,
     statuses,
     write_claim,
-    write_person,
     write_status,
 )
 from rcm.x12.values import cents, date8
-from rcm.x12.writer import InterchangeWriter, Party, TransactionWriter, amount
+from rcm.x12.writer import Party, TransactionWriter, amount, single_group_interchange
 
 IMPLEMENTATION = "005010X214"
 # STC action codes: WQ accepted, U rejected (X214 1.4).
@@ -280,22 +280,15 @@ def claim_acknowledgment_interchange(
     usage: str = "P",
 ) -> str:
     """An interchange of one HN functional group holding one 277CA per acknowledgment."""
-    writer = InterchangeWriter(
+    return single_group_interchange(
+        acknowledgments,
+        write_claim_acknowledgment,
+        functional_id="HN",
+        transaction_set="277",
+        implementation=IMPLEMENTATION,
         sender=sender,
         receiver=receiver,
         control_number=control_number,
         when=when,
         usage=usage,
-        acknowledgment_requested=False,
     )
-    with writer.group(
-        functional_id="HN",
-        sender=sender.identifier,
-        receiver=receiver.identifier,
-        control_number=control_number,
-        version=IMPLEMENTATION,
-    ) as group:
-        for number, acknowledgment in enumerate(acknowledgments, start=1):
-            with group.transaction("277", number) as body:
-                write_claim_acknowledgment(body, acknowledgment)
-    return writer.finish()

@@ -24,7 +24,6 @@ from rcm.x12.remittance_header import (
     finding,
     padded,
     person,
-    required,
     required_date,
 )
 from rcm.x12.remittance_model import (
@@ -41,7 +40,7 @@ from rcm.x12.remittance_model import (
     ServiceLine,
 )
 from rcm.x12.segments import Segment
-from rcm.x12.values import cents, date8, quantity, required_cents
+from rcm.x12.values import cents, date8, quantity, required, required_cents
 
 # Segments of the claim and line loops that the typed result does not carry (claim AMT/QTY/PER, other
 # NM1s such as the crossover carrier): read past, not reported.

@@ -22,24 +22,11 @@ from rcm.x12.remittance_model import (
     Person,
 )
 from rcm.x12.segments import Segment
-from rcm.x12.values import date8, required_cents
+from rcm.x12.values import date8, required, required_cents
 
 
 def optional(value: str) -> str | None:
     return value or None
-
-
-def required(segment: Segment, position: int) -> str:
-    value = segment[position]
-    if not value:
-        raise X12Error(
-            "element is required",
-            segment_id=segment.id,
-            element=position,
-            position=segment.index,
-            offset=segment.offset,
-        )
-    return value
 
 
 def required_date(segment: Segment, position: int) -> date:

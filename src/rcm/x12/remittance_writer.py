@@ -23,7 +23,7 @@ from rcm.x12.remittance_model import (
     Remittance,
     ServiceLine,
 )
-from rcm.x12.writer import Element, InterchangeWriter, Party, TransactionWriter, amount, text
+from rcm.x12.writer import Element, Party, TransactionWriter, amount, single_group_interchange, text
 
 IMPLEMENTATION = "005010X221A1"
 
@@ -72,9 +72,8 @@ def _adjustments(body: TransactionWriter, adjustments: Sequence[Adjustment]) -> 
             body.segment("CAS", *elements)
 
 
-def _person(body: TransactionWriter, qualifier: str, person: Person | None) -> None:
-    if person is None:
-        return
+def write_person(body: TransactionWriter, qualifier: str, person: Person) -> None:
+    """An NM1 (the 277s write theirs with it too): names are free text, cleaned of delimiters."""
     delimiters = body.delimiters
     body.segment(
         "NM1",
@@ -128,9 +127,11 @@ def write_claim(body: TransactionWriter, claim: Claim) -> None:
         claim.frequency,
     )
     _adjustments(body, claim.adjustments)
-    _person(body, "QC", claim.patient)
-    _person(body, "IL", claim.insured)
-    _person(body, "82", claim.rendering)
+    write_person(body, "QC", claim.patient)
+    if claim.insured is not None:
+        write_person(body, "IL", claim.insured)
+    if claim.rendering is not None:
+        write_person(body, "82", claim.rendering)
     if claim.inpatient_remarks:
         # MIA01 (covered days or visits) is required by the segment; the model carries only the remarks.
         first, *others = claim.inpatient_remarks
@@ -212,23 +213,16 @@ def remittance_interchange(
     usage: str = "P",
 ) -> str:
     """An interchange of one HP functional group holding one 835 per remittance (one per payment)."""
-    writer = InterchangeWriter(
+    return single_group_interchange(
+        remittances,
+        write_remittance,
+        functional_id="HP",
+        transaction_set="835",
+        implementation=IMPLEMENTATION,
+        st03="",  # X221A1 marks ST03 not used (the 837 and 999 guides require it)
         sender=sender,
         receiver=receiver,
         control_number=control_number,
         when=when,
         usage=usage,
-        acknowledgment_requested=False,
     )
-    with writer.group(
-        functional_id="HP",
-        sender=sender.identifier,
-        receiver=receiver.identifier,
-        control_number=control_number,
-        version=IMPLEMENTATION,
-    ) as group:
-        for number, remittance in enumerate(remittances, start=1):
-            # X221A1 marks ST03 not used (the 837 and 999 guides require it).
-            with group.transaction("835", number, "") as body:
-                write_remittance(body, remittance)
-    return writer.finish()

@@ -18,7 +18,7 @@ from rcm.x12.envelope import Transaction
 from rcm.x12.errors import X12Error
 from rcm.x12.remittance_model import Person, Reference
 from rcm.x12.segments import Segment
-from rcm.x12.values import cents, date8, period, quantity
+from rcm.x12.values import cents, date8, period, quantity, required
 from rcm.x12.writer import Element, TransactionWriter, amount, text
 
 
@@ -103,8 +103,8 @@ def hierarchy(transaction: Transaction, bht_purpose: str) -> tuple[Segment, list
     current: Level | None = None
     for segment in segments:
         if segment.id == "HL":
-            level = Level(code=_required(segment, 3), hl=segment)
-            identifier, parent = _required(segment, 1), segment[2]
+            level = Level(code=required(segment, 3), hl=segment)
+            identifier, parent = required(segment, 1), segment[2]
             if identifier in levels:
                 raise _error(segment, 1, "HL id repeats an earlier one")
             if parent:
@@ -128,12 +128,6 @@ def _error(segment: Segment, position: int, message: str) -> X12Error:
     )
 
 
-def _required(segment: Segment, position: int) -> str:
-    if not segment[position]:
-        raise _error(segment, position, "element is required")
-    return segment[position]
-
-
 def optional(value: str) -> str | None:
     return value or None
 
@@ -154,7 +148,7 @@ def person(level: Level, qualifier: str) -> Person:
     for segment in level.segments:
         if segment.id == "NM1" and segment[1] == qualifier:
             return Person(
-                entity_type=_required(segment, 2),
+                entity_type=required(segment, 2),
                 last=optional(segment[3]),
                 first=optional(segment[4]),
                 middle=optional(segment[5]),
@@ -234,9 +228,9 @@ def _claim(trn: Segment, loop: list[Segment], component: str) -> ClaimStatus:
             found.append(status(segment, component))
         elif segment.id == "REF":
             if segment[1] == "1K":
-                icn = _required(segment, 2)
+                icn = required(segment, 2)
             else:
-                references.append(Reference(_required(segment, 1), _required(segment, 2)))
+                references.append(Reference(required(segment, 1), required(segment, 2)))
         elif segment.id == "DTP" and segment[1] == "472":
             start, end = period(segment, 2, 3)
     current: list[Segment] = []
@@ -248,7 +242,7 @@ def _claim(trn: Segment, loop: list[Segment], component: str) -> ClaimStatus:
     if current:
         lines.append(_line(current, component))
     return ClaimStatus(
-        tracking_number=_required(trn, 2),
+        tracking_number=required(trn, 2),
         statuses=tuple(found),
         payer_claim_control_number=icn,
         references=tuple(references),
@@ -260,7 +254,7 @@ def _claim(trn: Segment, loop: list[Segment], component: str) -> ClaimStatus:
 
 def _line(segments: list[Segment], component: str) -> LineStatus:
     svc = segments[0]
-    procedure = _required(svc, 1).split(component)
+    procedure = required(svc, 1).split(component)
     if len(procedure) < 2 or not procedure[1]:
         raise _error(svc, 1, "the procedure has no code")
     found: list[Status] = []
@@ -270,7 +264,7 @@ def _line(segments: list[Segment], component: str) -> LineStatus:
         if segment.id == "STC":
             found.append(status(segment, component))
         elif segment.id == "REF" and segment[1] == "FJ":
-            control = _required(segment, 2)
+            control = required(segment, 2)
         elif segment.id == "DTP" and segment[1] == "472":
             start, end = period(segment, 2, 3)
     charge = cents(svc, 2)
@@ -307,22 +301,6 @@ class Hierarchy:
 
 def d8(value: date) -> str:
     return value.strftime("%Y%m%d")
-
-
-def write_person(body: TransactionWriter, qualifier: str, who: Person) -> None:
-    delimiters = body.delimiters
-    body.segment(
-        "NM1",
-        qualifier,
-        who.entity_type,
-        text(who.last, delimiters),
-        text(who.first, delimiters),
-        text(who.middle, delimiters),
-        None,
-        who.suffix,
-        who.identifier_qualifier,
-        who.identifier,
-    )
 
 
 def _money(value: int | None) -> str | None:

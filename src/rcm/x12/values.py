@@ -21,6 +21,15 @@ def _error(segment: Segment, position: int, message: str) -> X12Error:
     )
 
 
+def required(segment: Segment, position: int) -> str:
+    """Element ``position`` as its text; an empty or missing element is refused, naming the element."""
+    elements = segment.elements
+    value = elements[position] if position < len(elements) else ""
+    if not value:
+        raise _error(segment, position, "element is required")
+    return value
+
+
 def cents(segment: Segment, position: int, *, required: bool = True) -> int | None:
     """Element ``position`` of ``segment`` as integer cents; empty gives None unless required."""
     elements = segment.elements
