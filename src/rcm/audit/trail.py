@@ -13,6 +13,8 @@ of one tenant never wait for each other on the audit trail.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
@@ -52,6 +54,14 @@ def take_pending(session: AsyncSession) -> list[AuditRecord]:
     """
     pending: list[AuditEvent] | None = session.sync_session.info.pop(_PENDING, None)
     return [to_record(event) for event in pending or ()]
+
+
+def of_row(event: AuditEvent) -> dict[str, Any]:
+    """``event`` as the parameters of ``repository.event_of_row``: recorded by the statement that touches
+    its row, in the same transaction, with no round trip of its own. The statement takes the event's
+    practice and resource from that row; ``event.tenant_id`` and ``event.resource_ids`` are not written."""
+    _check(event)
+    return repository.event_of_row_params(to_record(event))
 
 
 def pending_events(session: AsyncSession) -> tuple[AuditEvent, ...]:
