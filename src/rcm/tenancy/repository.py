@@ -36,12 +36,9 @@ async def person_by_email(session: AsyncSession, email: str) -> AppUser | None:
     return (await session.execute(select(AppUser).where(AppUser.email == email))).scalar_one_or_none()
 
 
-async def tenant_ids(session: AsyncSession, *, active_only: bool = False) -> tuple[uuid.UUID, ...]:
-    """Every practice's id (or every live one's); the tenant registry is global: no tenant context needed."""
-    stmt = select(Tenant.id).order_by(Tenant.id)
-    if active_only:
-        stmt = stmt.where(Tenant.status == "active")
-    return tuple((await session.execute(stmt)).scalars())
+async def tenant_ids(session: AsyncSession) -> tuple[uuid.UUID, ...]:
+    """Every practice's id; the tenant registry is global: no tenant context needed."""
+    return tuple((await session.execute(select(Tenant.id).order_by(Tenant.id))).scalars())
 
 
 async def not_offboarded_tenants(
