@@ -102,9 +102,10 @@ def _assignments_statement(*, live_only: bool, bind: bool) -> Select[Any]:
         func.set_config("rcm.tenant_id", answer, True).label("bound"),
     ).join_from(StaffAssignment, Tenant, Tenant.id == tenant)
     if live_only:
-        # A live assignment: to a practice that is active, of a person who is (revoked at once).
-        stmt = stmt.join(AppUser, AppUser.id == StaffAssignment.user_id)
-        conditions += [Tenant.status == TenantStatus.ACTIVE.value, AppUser.active.is_(True)]
+        # A live assignment: to a practice that is active, of a person who is (revoked at once). The
+        # person's status is asked once (another one-time filter), not joined to every assignment.
+        active = select(AppUser.id).where(AppUser.id == bindparam("user_id"), AppUser.active.is_(True))
+        conditions += [Tenant.status == TenantStatus.ACTIVE.value, active.exists()]
     return stmt.where(*conditions)
 
 
