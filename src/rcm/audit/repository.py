@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Index,
+    Insert,
     Integer,
     LargeBinary,
     Select,
@@ -41,7 +43,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, aggregate_order_by, array
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
@@ -214,6 +216,32 @@ def read_with_event(
         if key not in ("resource_ids", "patient_ids")
     }
     return stmt, {**params, "ae_shown": shown}
+
+
+# An event recorded by the very statement that touches its row (the next item of a queue: which row, and so
+# which practice, only that statement knows). Its practice and resource come from the row; every other column
+# is a bound parameter ``audit_<column>``, so the statement around it stays one cached statement.
+_FROM_ROW = ("tenant_id", "resource_ids")
+
+
+def event_of_row(tenant_id: ColumnElement[uuid.UUID], resource_id: ColumnElement[uuid.UUID]) -> Insert:
+    """``INSERT ... SELECT`` one audit event per row of another CTE of the same statement (``tenant_id``
+    and ``resource_id`` are that CTE's columns): no row touched, no event; the rest of the event is
+    ``event_of_row_params``. The row's practice must be bound (RLS refuses an event of any other)."""
+    values = [
+        tenant_id
+        if column.name == "tenant_id"
+        else array([resource_id])
+        if column.name == "resource_ids"
+        else bindparam(f"audit_{column.name}", type_=column.type)
+        for column in _EVENT_COLUMNS
+    ]
+    return insert(audit_event).from_select([column.name for column in _EVENT_COLUMNS], select(*values))
+
+
+def event_of_row_params(record: AuditRecord) -> dict[str, Any]:
+    """The parameters of ``event_of_row``: ``record`` but for its practice and resource (the row's)."""
+    return {f"audit_{name}": value for name, value in record.as_row().items() if name not in _FROM_ROW}
 
 
 # --- the chainer (role rcm_audit) ------------------------------------------------------------------------

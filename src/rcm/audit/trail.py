@@ -85,6 +85,14 @@ def with_audit(parts: Sequence[str]) -> str:
     return f"WITH {ctes}\n{populate(repository.audit_event, _AUDIT_COLUMNS)}"
 
 
+def of_row(event: AuditEvent) -> dict[str, Any]:
+    """``event`` as the parameters of ``repository.event_of_row``: recorded by the statement that touches
+    its row, in the same transaction, with no round trip of its own. The statement takes the event's
+    practice and resource from that row; ``event.tenant_id`` and ``event.resource_ids`` are not written."""
+    _check(event)
+    return repository.event_of_row_params(to_record(event))
+
+
 def pending_events(session: AsyncSession) -> tuple[AuditEvent, ...]:
     """Events buffered on the session and not yet written (for tests and diagnostics)."""
     return tuple(session.sync_session.info.get(_PENDING, ()))
