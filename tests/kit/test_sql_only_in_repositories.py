@@ -47,7 +47,6 @@ ALLOWED: dict[str, str] = {
     "idempotency/jobs.py": "TODO(issue 5 point 9): move (point 10 is reshaping idempotency now)",
     "identity/admin_people.py": "TODO(issue 5 point 9): move the people/assignment writes into a repository",
     "identity/clients.py": "TODO(issue 5 point 9): move API-client statements into a repository",
-    "identity/keys.py": "TODO(issue 5 point 9): move signing-key statements into a repository",
     "identity/oidc.py": "TODO(issue 5 point 9): move the person lookup/upsert into a repository",
     "identity/server.py": "TODO(issue 5 point 9): move the token endpoint's client lookups into a repository",
     "tenancy/service.py": "TODO(issue 5 point 9): move manifest/assignment statements to tenancy/repository",
