@@ -37,7 +37,6 @@ async def publish_active_key(session: AsyncSession, *, until: datetime) -> None:
         .where(SigningKey.state == SigningKeyState.ACTIVE)
         .values(state=SigningKeyState.PUBLISHED, published_until=until)
     )
-    await session.flush()
 
 
 async def retire_published_keys(session: AsyncSession, *, now: datetime) -> list[str]:
