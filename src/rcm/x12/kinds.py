@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rcm.x12 import claims837_check, claims837_read
+
 if TYPE_CHECKING:
     from rcm.x12.document import Reader, Validator
 
-READERS: dict[str, Reader] = {}
-VALIDATORS: dict[str, Validator] = {}
+READERS: dict[str, Reader] = {
+    "837P": claims837_read.read,
+    "837I": claims837_read.read,
+}
+VALIDATORS: dict[str, Validator] = {
+    "837P": claims837_check.check,
+    "837I": claims837_check.check,
+}

@@ -1,0 +1,120 @@
+"""What several transaction models share: the envelope the caller numbers, addresses, names, providers.
+
+Frozen msgspec Structs, no database: the claims and eligibility services build them from their rows, the
+writers turn them into X12 and the readers turn X12 back into them (write then read gives the same value).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import msgspec
+
+from rcm.x12.errors import X12Error
+from rcm.x12.segments import Segment
+from rcm.x12.writer import InterchangeWriter, Party, TransactionWriter, text
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """ISA and GS: who sends to whom, and the control numbers the caller allocates (never reused)."""
+
+    sender_qualifier: str = "ZZ"
+    sender_id: str
+    receiver_qualifier: str = "ZZ"
+    receiver_id: str
+    interchange_control_number: int  # ISA13
+    group_control_number: int  # GS06; a second group in the same interchange takes the next number
+    created: datetime  # ISA09/10, GS04/05 (minutes)
+    usage: str = "P"  # ISA15: P production, T test
+
+    def writer(self) -> InterchangeWriter:
+        return InterchangeWriter(
+            sender=Party(self.sender_qualifier, self.sender_id),
+            receiver=Party(self.receiver_qualifier, self.receiver_id),
+            control_number=self.interchange_control_number,
+            when=self.created,
+            usage=self.usage,
+        )
+
+
+class Address(msgspec.Struct, frozen=True, kw_only=True):
+    """N3/N4."""
+
+    line1: str
+    line2: str | None = None
+    city: str
+    state: str  # two-letter code (N402), US addresses
+    postal_code: str  # 5 or 9 digits (N403)
+
+
+class PersonName(msgspec.Struct, frozen=True, kw_only=True):
+    """NM103-NM107 of a person."""
+
+    last: str
+    first: str | None = None
+    middle: str | None = None
+    suffix: str | None = None
+
+
+class Provider(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider named in a claim (referring, rendering, attending): a person unless ``organization``."""
+
+    npi: str
+    last: str  # or the organisation name
+    first: str | None = None
+    middle: str | None = None
+    organization: bool = False
+    taxonomy: str | None = None  # PRV03 where the loop carries one
+
+
+def nm1_name(name: PersonName | Provider) -> tuple[str, str | None, str | None, str | None]:
+    suffix = name.suffix if isinstance(name, PersonName) else None
+    return name.last, name.first, name.middle, suffix
+
+
+def n3_n4(body: TransactionWriter, address: Address) -> None:
+    """Write N3 and N4 (N3 line two only when there is one)."""
+    delimiters = body.delimiters
+    body.segment("N3", text(address.line1, delimiters, max_length=55), text(address.line2, delimiters))
+    body.segment("N4", text(address.city, delimiters, max_length=30), address.state, address.postal_code)
+
+
+def read_address(n3: Segment | None, n4: Segment | None) -> Address | None:
+    if n3 is None or n4 is None:
+        return None
+    return Address(line1=n3[1], line2=n3[2] or None, city=n4[1], state=n4[2], postal_code=n4[3])
+
+
+def sex_code(raw: str, segment: Segment, position: int) -> str:
+    """DMG03: F, M or U."""
+    if raw not in ("F", "M", "U"):
+        raise X12Error(
+            "sex code must be F, M or U", segment_id=segment.id, element=position, position=segment.index
+        )
+    return raw
+
+
+def d8(value: date) -> str:
+    return value.strftime("%Y%m%d")
+
+
+def required(segment: Segment, position: int, what: str) -> str:
+    """Element ``position``, refused when empty (the message names the element, never a value)."""
+    value = segment[position]
+    if not value:
+        raise X12Error(
+            f"{what} is required",
+            segment_id=segment.id,
+            element=position,
+            position=segment.index,
+            offset=segment.offset,
+        )
+    return value
+
+
+def missing(segment_id: str, what: str, near: Segment | None = None) -> X12Error:
+    return X12Error(
+        f"{what}: segment {segment_id} is required",
+        segment_id=segment_id,
+        position=near.index if near is not None else None,
+    )
