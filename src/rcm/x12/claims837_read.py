@@ -12,7 +12,7 @@ or the model field, never a value.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 from typing import Any, BinaryIO
 
 import msgspec
@@ -20,7 +20,7 @@ import msgspec
 from rcm.x12.claims import BillingProvider, ClaimBatch, Receiver, Submitter
 from rcm.x12.envelope import Transaction, transactions
 from rcm.x12.errors import X12Error
-from rcm.x12.model import Envelope, required, sex_code
+from rcm.x12.model import Envelope, envelope_of, required, sex_code
 from rcm.x12.segments import Segment
 from rcm.x12.values import cents, date8, period, quantity
 
@@ -63,7 +63,7 @@ def read_batch(source: bytes | str | BinaryIO) -> ClaimBatch:
     for transaction in transactions(source):
         if interchange is None:
             interchange = transaction.interchange
-            envelope = _envelope(transaction)
+            envelope = envelope_of(transaction)
         elif transaction.interchange is not interchange:
             raise X12Error("a claim batch is one interchange; this file holds several", segment_id="ISA")
         read_one = read(transaction)
@@ -79,27 +79,6 @@ def read_batch(source: bytes | str | BinaryIO) -> ClaimBatch:
         billing_providers=tuple(providers),
         transaction_type=first.transaction_type,
     )
-
-
-def _envelope(transaction: Transaction) -> Envelope:
-    isa = transaction.interchange
-    gs = transaction.group
-    try:
-        created = datetime.strptime(gs.date + gs.time[:4], "%Y%m%d%H%M")
-        return Envelope(
-            sender_qualifier=isa.sender_qualifier,
-            sender_id=isa.sender_id,
-            receiver_qualifier=isa.receiver_qualifier,
-            receiver_id=isa.receiver_id,
-            interchange_control_number=int(isa.control_number),
-            group_control_number=int(gs.control_number),
-            created=created,
-            usage=isa.usage,
-        )
-    except ValueError:
-        raise X12Error(
-            "interchange or group header dates or control numbers are not numeric", segment_id="GS"
-        ) from None
 
 
 def name_of(segment: Segment) -> Builder:

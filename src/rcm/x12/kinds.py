@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rcm.x12 import claims837_check, claims837_read
+from rcm.x12 import benefits, claim_status_request, claims837_check, claims837_read, eligibility
 
 if TYPE_CHECKING:
     from rcm.x12.document import Reader, Validator
@@ -17,8 +17,14 @@ if TYPE_CHECKING:
 READERS: dict[str, Reader] = {
     "837P": claims837_read.read,
     "837I": claims837_read.read,
+    "270": eligibility.read_270,
+    "271": benefits.read_271,
+    "276": claim_status_request.read_276,
 }
 VALIDATORS: dict[str, Validator] = {
     "837P": claims837_check.check,
     "837I": claims837_check.check,
+    "270": eligibility.check_270,
+    "271": benefits.check_271,
+    "276": claim_status_request.check_276,
 }

@@ -10,6 +10,7 @@ from datetime import date, datetime
 
 import msgspec
 
+from rcm.x12.envelope import Transaction
 from rcm.x12.errors import X12Error
 from rcm.x12.segments import Segment
 from rcm.x12.writer import InterchangeWriter, Party, TransactionWriter, text
@@ -118,3 +119,25 @@ def missing(segment_id: str, what: str, near: Segment | None = None) -> X12Error
         segment_id=segment_id,
         position=near.index if near is not None else None,
     )
+
+
+def envelope_of(transaction: Transaction) -> Envelope:
+    """The envelope a transaction set was written in (what the writers take back)."""
+    isa = transaction.interchange
+    gs = transaction.group
+    try:
+        created = datetime.strptime(gs.date + gs.time[:4], "%Y%m%d%H%M")
+        return Envelope(
+            sender_qualifier=isa.sender_qualifier,
+            sender_id=isa.sender_id,
+            receiver_qualifier=isa.receiver_qualifier,
+            receiver_id=isa.receiver_id,
+            interchange_control_number=int(isa.control_number),
+            group_control_number=int(gs.control_number),
+            created=created,
+            usage=isa.usage,
+        )
+    except ValueError:
+        raise X12Error(
+            "interchange or group header dates or control numbers are not numeric", segment_id="GS"
+        ) from None
