@@ -151,8 +151,9 @@ def batch(*providers: BillingProvider, control: int = 1) -> ClaimBatch:
 
 # --- Hypothesis strategies
 
-_WORD = st.text(alphabet=string.ascii_uppercase, min_size=1, max_size=12)
-_ID = st.text(alphabet=string.ascii_uppercase + string.digits, min_size=1, max_size=15)
+# At least two characters: the guides give most ids and names a minimum length of 2.
+_WORD = st.text(alphabet=string.ascii_uppercase, min_size=2, max_size=12)
+_ID = st.text(alphabet=string.ascii_uppercase + string.digits, min_size=2, max_size=15)
 _CODE = st.builds(
     lambda letter, rest: letter + rest,
     st.sampled_from("ABCDEFGIJKLMNR"),
@@ -173,6 +174,15 @@ addresses = st.builds(
     city=_WORD,
     state=st.sampled_from(["IL", "NY", "CA"]),
     postal_code=st.sampled_from(["62701", "627010001", "10001"]),
+)
+# The billing provider's ZIP code is the nine-digit ZIP+4 (837 guides).
+billing_addresses = st.builds(
+    Address,
+    line1=_WORD,
+    line2=_optional(_WORD),
+    city=_WORD,
+    state=st.sampled_from(["IL", "NY", "CA"]),
+    postal_code=st.sampled_from(["627010001", "100012345"]),
 )
 names = st.builds(
     PersonName,
@@ -253,7 +263,7 @@ def institutional_claims(draw: st.DrawFn) -> Claim:
         admission_hour=draw(_optional(st.integers(0, 23))) if admitted else None,
         admission_type=draw(_optional(st.just("1"))),
         admission_source=draw(_optional(st.just("7"))),
-        patient_status=draw(_optional(st.just("01"))),
+        patient_status=draw(st.sampled_from(["01", "02", "30"])),
         admitting_diagnosis=draw(_optional(_CODE)),
     )
     return _claim(draw, diagnoses, tuple(lines), facts)
@@ -277,7 +287,7 @@ def _claim(
         release_of_information=draw(st.sampled_from("YI")),
         prior_authorization=draw(_optional(_ID)),
         referring=draw(_optional(people)),
-        rendering=draw(_optional(with_taxonomy if facts is None else people | organizations)),
+        rendering=draw(_optional(with_taxonomy | organizations if facts is None else people)),
         service_facility=draw(
             _optional(st.builds(ServiceFacility, name=_WORD, address=addresses, npi=_optional(_NPIS)))
         ),
@@ -327,7 +337,7 @@ def batches(draw: st.DrawFn) -> ClaimBatch:
             name=draw(_WORD),
             npi=draw(_NPIS),
             tin=draw(st.text(alphabet=string.digits, min_size=9, max_size=9)),
-            address=draw(addresses),
+            address=draw(billing_addresses),
             taxonomy=draw(_optional(st.just("207Q00000X"))),
             pay_to=draw(_optional(addresses)),
             subscribers=tuple(draw(st.lists(subscriber_loops(claims), min_size=1, max_size=3))),
@@ -350,7 +360,7 @@ def batches(draw: st.DrawFn) -> ClaimBatch:
             name=draw(_WORD),
             identifier=draw(_ID),
             contact_name=draw(_WORD),
-            phone=draw(_optional(st.just("2175550100"))),
+            phone=draw(st.just("2175550100")),
             email=draw(_optional(st.just("a@b.org"))),
         ),
         receiver=Receiver(name=draw(_WORD), identifier=draw(_ID)),

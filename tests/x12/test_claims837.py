@@ -310,10 +310,12 @@ def test_random_batches_round_trip(batch: ClaimBatch) -> None:
     assert read_batch(write_837(batch)) == batch
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data.batches())
-def test_random_batches_pass_our_guide_checks(batch: ClaimBatch) -> None:
-    assert validate(write_837(batch)) == []
+def test_random_batches_pass_pyx12_and_our_guide_checks(batch: ClaimBatch) -> None:
+    content = write_837(batch)
+    assert pyx12_errors(content) == []
+    assert validate(content) == []
 
 
 _SOURCE = write_837(MATRIX["several claims, prior auth, referring, rendering, facility"])

@@ -80,11 +80,11 @@ class Institutional(msgspec.Struct, frozen=True, kw_only=True):
     statement_start: date  # DTP*434
     statement_end: date
     attending: Provider  # 2310A, required
+    patient_status: str  # CL103 (CL1 is required on every 837I): 01 discharged home, 30 still patient...
     admission_date: date | None = None  # DTP*435 (inpatient)
     admission_hour: int | None = None  # 0-23, written as DT when known
     admission_type: str | None = None  # CL101
     admission_source: str | None = None  # CL102
-    patient_status: str | None = None  # CL103
     admitting_diagnosis: str | None = None  # HI*ABJ
 
 

@@ -116,6 +116,8 @@ def _header(body: TransactionWriter, batch: ClaimBatch) -> None:
         "46",
         submitter.identifier,
     )
+    if not (submitter.phone or submitter.email):
+        raise X12Error("the submitter contact needs a phone number or an email address", segment_id="PER")
     contact: list[str | None] = ["IC", text(submitter.contact_name, delimiters, max_length=60)]
     for qualifier, value in (("TE", submitter.phone), ("EM", submitter.email)):
         if value:
@@ -139,6 +141,10 @@ def _blank(count: int) -> list[None]:
 
 def _billing_provider(body: TransactionWriter, hl: _Hierarchy, provider: BillingProvider, kind: str) -> int:
     delimiters = body.delimiters
+    postal = provider.address.postal_code
+    if len(postal) != 9 or not postal.isdigit():
+        # 2010AA N403: the nine-digit ZIP+4; payers reject a billing provider without it.
+        raise X12Error("the billing provider's ZIP code must have nine digits", segment_id="N4", element=3)
     parent = hl.open(body, None, "20", True)
     if provider.taxonomy:
         body.segment("PRV", "BI", "PXC", provider.taxonomy)
@@ -218,9 +224,15 @@ def _person(
     )
 
 
-def provider_nm1(body: TransactionWriter, entity: str, provider: Provider, prv: str | None = None) -> None:
-    """NM1 of a named provider (XX NPI), and its PRV taxonomy when the loop carries one (``prv`` code)."""
+def provider_nm1(
+    body: TransactionWriter, entity: str, provider: Provider, prv: str | None = None, *, person: bool = False
+) -> None:
+    """NM1 of a named provider (XX NPI), and its PRV taxonomy when the loop carries one (``prv`` code).
+
+    ``person``: the loop names a person only (referring; attending and rendering in the 837I)."""
     delimiters = body.delimiters
+    if provider.organization and person:
+        raise X12Error("this provider loop names a person, not an organization", segment_id="NM1", element=2)
     if provider.organization:
         body.segment(
             "NM1", entity, "2", text(provider.last, delimiters, max_length=60), *_blank(4), "XX", provider.npi
@@ -306,7 +318,7 @@ def _professional_claim(body: TransactionWriter, claim: Claim) -> None:
     codes = [diagnosis(code) for code in claim.diagnoses]
     body.segment("HI", ("ABK", codes[0]), *[("ABF", code) for code in codes[1:]])
     if claim.referring is not None:
-        provider_nm1(body, "DN", claim.referring)
+        provider_nm1(body, "DN", claim.referring, person=True)
     if claim.rendering is not None:
         provider_nm1(body, "82", claim.rendering, "PE")
     if claim.service_facility is not None:
@@ -343,4 +355,4 @@ def _professional_claim(body: TransactionWriter, claim: Claim) -> None:
         if line.rendering is not None:
             provider_nm1(body, "82", line.rendering, "PE")
         if line.referring is not None:
-            provider_nm1(body, "DN", line.referring)
+            provider_nm1(body, "DN", line.referring, person=True)

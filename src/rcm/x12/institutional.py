@@ -58,15 +58,14 @@ def _dates(body: TransactionWriter, facts: Institutional) -> None:
             if not 0 <= facts.admission_hour <= 23:
                 raise X12Error("admission hour must be 0 to 23", segment_id="DTP", element=3)
             body.segment("DTP", "435", "DT", f"{d8(facts.admission_date)}{facts.admission_hour:02d}00")
-    if facts.admission_type or facts.admission_source or facts.patient_status:
-        body.segment("CL1", facts.admission_type, facts.admission_source, facts.patient_status)
+    body.segment("CL1", facts.admission_type, facts.admission_source, facts.patient_status)
 
 
 def _providers(body: TransactionWriter, claim: Claim, attending: Provider) -> None:
     # 2310A attending (required), 2310D rendering, 2310E service facility, 2310F referring: the guide's order.
-    provider_nm1(body, "71", attending, "AT")
+    provider_nm1(body, "71", attending, "AT", person=True)
     if claim.rendering is not None:
-        provider_nm1(body, "82", claim.rendering)
+        provider_nm1(body, "82", claim.rendering, person=True)
     if claim.service_facility is not None:
         facility = claim.service_facility
         body.segment(
@@ -83,7 +82,7 @@ def _providers(body: TransactionWriter, claim: Claim, attending: Provider) -> No
         )
         n3_n4(body, facility.address)
     if claim.referring is not None:
-        provider_nm1(body, "DN", claim.referring)
+        provider_nm1(body, "DN", claim.referring, person=True)
 
 
 def _lines(body: TransactionWriter, claim: Claim) -> None:
@@ -104,6 +103,6 @@ def _lines(body: TransactionWriter, claim: Claim) -> None:
             body.segment("REF", "6R", line.control_number)
         # 2420C rendering, 2420D referring.
         if line.rendering is not None:
-            provider_nm1(body, "82", line.rendering)
+            provider_nm1(body, "82", line.rendering, person=True)
         if line.referring is not None:
-            provider_nm1(body, "DN", line.referring)
+            provider_nm1(body, "DN", line.referring, person=True)
