@@ -22,7 +22,6 @@ from rcm.x12.eligibility import (
     Member,
     Source,
     TreeCheck,
-    convert,
     dates_of,
     demographics_into,
     member_of,
@@ -35,7 +34,7 @@ from rcm.x12.eligibility import (
 )
 from rcm.x12.envelope import Transaction
 from rcm.x12.errors import X12Error
-from rcm.x12.model import Envelope, Provider, d8
+from rcm.x12.model import Envelope, Provider, SingleTransaction, convert, d8
 from rcm.x12.segments import Segment
 from rcm.x12.values import cents, quantity
 from rcm.x12.writer import TransactionWriter, amount, text
@@ -117,20 +116,16 @@ class Response271(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def write_271(response: EligibilityResponse) -> str:
-    envelope = response.envelope
-    writer = envelope.writer()
-    with (
-        writer.group(
-            functional_id="HB",
-            sender=envelope.sender_id,
-            receiver=envelope.receiver_id,
-            control_number=envelope.group_control_number,
-            version=GUIDE,
-        ) as group,
-        group.transaction("271", 1) as body,
-    ):
-        created = envelope.created
-        body.segment("BHT", "0022", "11", response.reference, d8(created), created.strftime("%H%M"))
+    transaction = SingleTransaction(
+        response.envelope,
+        functional_id="HB",
+        transaction_set="271",
+        guide=GUIDE,
+        structure="0022",
+        purpose="11",
+        reference=response.reference,
+    )
+    with transaction as body:
         hl = Hierarchy(body)
         source = write_source(body, hl, response.source)
         _rejections(body, response.rejections)
@@ -146,7 +141,7 @@ def write_271(response: EligibilityResponse) -> str:
                 write_demographics(body, answer.subscriber)
                 hl.open(subscriber, "23", False)
                 _patient(body, response, answer, "03", dependent)
-    return writer.finish()
+    return transaction.text
 
 
 def _rejections(body: TransactionWriter, rejections: tuple[Rejection, ...]) -> None:

@@ -20,7 +20,6 @@ from rcm.x12.eligibility import (
     Member,
     Source,
     TreeCheck,
-    convert,
     dates_of,
     demographics_into,
     member_of,
@@ -33,7 +32,7 @@ from rcm.x12.eligibility import (
 )
 from rcm.x12.envelope import Transaction
 from rcm.x12.errors import X12Error
-from rcm.x12.model import Envelope, Provider, d8
+from rcm.x12.model import Envelope, Provider, SingleTransaction, convert, d8
 from rcm.x12.values import cents
 from rcm.x12.writer import TransactionWriter, amount, text
 
@@ -80,22 +79,18 @@ class Request276(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def write_276(request: ClaimStatusRequest) -> str:
-    envelope = request.envelope
-    writer = envelope.writer()
     if not request.inquiries:
         raise X12Error("a claim status request needs at least one inquiry", segment_id="HL")
-    with (
-        writer.group(
-            functional_id="HR",
-            sender=envelope.sender_id,
-            receiver=envelope.receiver_id,
-            control_number=envelope.group_control_number,
-            version=GUIDE,
-        ) as group,
-        group.transaction("276", 1) as body,
-    ):
-        created = envelope.created
-        body.segment("BHT", "0010", "13", request.reference, d8(created), created.strftime("%H%M"))
+    transaction = SingleTransaction(
+        request.envelope,
+        functional_id="HR",
+        transaction_set="276",
+        guide=GUIDE,
+        structure="0010",
+        purpose="13",
+        reference=request.reference,
+    )
+    with transaction as body:
         hl = Hierarchy(body)
         source = write_source(body, hl, request.source)
         receiver = hl.open(source, "21", True)
@@ -128,7 +123,7 @@ def write_276(request: ClaimStatusRequest) -> str:
                 write_member(body, "QC", dependent)
             for query in inquiry.claims:
                 _claim(body, query)
-    return writer.finish()
+    return transaction.text
 
 
 def _claim(body: TransactionWriter, query: ClaimQuery) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rcm.x12.claims import BillingProvider, Claim, ClaimBatch, ServiceLine, SubscriberLoop
+from rcm.x12.claims import BillingProvider, Claim, ClaimBatch, ServiceFacility, ServiceLine, SubscriberLoop
 from rcm.x12.errors import X12Error
 from rcm.x12.model import PersonName, Provider, d8, n3_n4
 from rcm.x12.writer import TransactionWriter, amount, text
@@ -254,6 +254,13 @@ def provider_nm1(
         body.segment("PRV", prv, "PXC", provider.taxonomy)
 
 
+def service_facility(body: TransactionWriter, facility: ServiceFacility) -> None:
+    """2310C (837P) / 2310E (837I): NM1*77 (NPI when the facility has one of its own), N3, N4."""
+    name = text(facility.name, body.delimiters, max_length=60)
+    body.segment("NM1", "77", "2", name, *_blank(4), "XX" if facility.npi else None, facility.npi)
+    n3_n4(body, facility.address)
+
+
 def check_claim(claim: Claim, kind: str) -> None:
     """What the writer refuses for any 837 claim (the guides' rules a payer would reject the batch for)."""
     if not claim.lines:
@@ -322,17 +329,7 @@ def _professional_claim(body: TransactionWriter, claim: Claim) -> None:
     if claim.rendering is not None:
         provider_nm1(body, "82", claim.rendering, "PE")
     if claim.service_facility is not None:
-        facility = claim.service_facility
-        body.segment(
-            "NM1",
-            "77",
-            "2",
-            text(facility.name, body.delimiters, max_length=60),
-            *_blank(4),
-            "XX" if facility.npi else None,
-            facility.npi,
-        )
-        n3_n4(body, facility.address)
+        service_facility(body, claim.service_facility)
     for number, line in enumerate(claim.lines, start=1):
         if not line.procedure:
             raise X12Error("a professional service line needs a procedure code", segment_id="SV1", element=1)

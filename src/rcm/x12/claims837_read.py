@@ -20,7 +20,7 @@ import msgspec
 from rcm.x12.claims import BillingProvider, ClaimBatch, Receiver, Submitter
 from rcm.x12.envelope import Transaction, transactions
 from rcm.x12.errors import X12Error
-from rcm.x12.model import Envelope, envelope_of, required, sex_code
+from rcm.x12.model import Envelope, convert, envelope_of, required, sex_code
 from rcm.x12.segments import Segment
 from rcm.x12.values import cents, date8, period, quantity
 
@@ -360,13 +360,7 @@ class _Walk:
     def result(self, transaction: Transaction) -> ClaimTransaction:
         providers = [_provider(raw) for raw in self.providers]
         data = {**self.header, "kind": transaction.kind, "billing_providers": providers}
-        try:
-            return msgspec.convert(data, ClaimTransaction)
-        except msgspec.ValidationError as exc:
-            # msgspec names the field and its path ("missing required field `npi` - at `$...`"), not values.
-            raise X12Error(
-                f"the claims do not fit the model: {exc}", segment_id="ST", position=transaction.st.index
-            ) from None
+        return convert(data, ClaimTransaction, transaction)
 
 
 def _admission(segment: Segment) -> Builder:

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from rcm.x12.document import Finding
 from rcm.x12.envelope import Transaction
 from rcm.x12.errors import X12Error
-from rcm.x12.model import Envelope, PersonName, Provider, d8, nm1_name, sex_code
+from rcm.x12.model import Envelope, PersonName, Provider, SingleTransaction, convert, d8, nm1_name, sex_code
 from rcm.x12.npi import npi_check_digit_valid
 from rcm.x12.segments import Segment
 from rcm.x12.values import date8, period
 from rcm.x12.writer import TransactionWriter, text
 
 GUIDE = "005010X279A1"
-T = TypeVar("T")
 
 
 class Source(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,16 +160,6 @@ def provider_of(segment: Segment) -> dict[str, Any]:
     }
 
 
-def convert(data: dict[str, Any], kind: type[T], transaction: Transaction) -> T:
-    try:
-        return msgspec.convert(data, kind)
-    except msgspec.ValidationError as exc:
-        # msgspec names the field and its path, never the value.
-        raise X12Error(
-            f"the content does not fit the model: {exc}", segment_id="ST", position=transaction.st.index
-        ) from None
-
-
 def require_guide(transaction: Transaction, guides: tuple[str, ...]) -> None:
     if transaction.header.implementation not in guides:
         raise X12Error(
@@ -249,22 +238,18 @@ class TreeCheck:
 
 
 def write_270(request: EligibilityRequest) -> str:
-    envelope = request.envelope
-    writer = envelope.writer()
     if not request.inquiries:
         raise X12Error("an eligibility request needs at least one inquiry", segment_id="HL")
-    with (
-        writer.group(
-            functional_id="HS",
-            sender=envelope.sender_id,
-            receiver=envelope.receiver_id,
-            control_number=envelope.group_control_number,
-            version=GUIDE,
-        ) as group,
-        group.transaction("270", 1) as body,
-    ):
-        created = envelope.created
-        body.segment("BHT", "0022", "13", request.reference, d8(created), created.strftime("%H%M"))
+    transaction = SingleTransaction(
+        request.envelope,
+        functional_id="HS",
+        transaction_set="270",
+        guide=GUIDE,
+        structure="0022",
+        purpose="13",
+        reference=request.reference,
+    )
+    with transaction as body:
         hl = Hierarchy(body)
         source = write_source(body, hl, request.source)
         receiver = hl.open(source, "21", True)
@@ -285,7 +270,7 @@ def write_270(request: EligibilityRequest) -> str:
                 body.segment("TRN", "1", inquiry.trace_number, request.trace_originator)
                 write_member(body, "03", dependent)
                 _patient(body, inquiry, dependent)
-    return writer.finish()
+    return transaction.text
 
 
 def _patient(body: TransactionWriter, inquiry: Inquiry, patient: Member) -> None:

@@ -6,10 +6,18 @@ The envelope, billing provider and subscriber loops are the 837P's (``claims837`
 from __future__ import annotations
 
 from rcm.x12.claims import Claim, Institutional
-from rcm.x12.claims837 import check_claim, diagnosis, procedure, provider_nm1, references, service_date
+from rcm.x12.claims837 import (
+    check_claim,
+    diagnosis,
+    procedure,
+    provider_nm1,
+    references,
+    service_date,
+    service_facility,
+)
 from rcm.x12.errors import X12Error
-from rcm.x12.model import Provider, d8, n3_n4
-from rcm.x12.writer import TransactionWriter, amount, text
+from rcm.x12.model import Provider, d8
+from rcm.x12.writer import TransactionWriter, amount
 
 # HI holds twelve codes: other diagnoses beyond twelve go to a second HI*ABF (the guide allows two).
 _HI_CAPACITY = 12
@@ -67,20 +75,7 @@ def _providers(body: TransactionWriter, claim: Claim, attending: Provider) -> No
     if claim.rendering is not None:
         provider_nm1(body, "82", claim.rendering, person=True)
     if claim.service_facility is not None:
-        facility = claim.service_facility
-        body.segment(
-            "NM1",
-            "77",
-            "2",
-            text(facility.name, body.delimiters, max_length=60),
-            None,
-            None,
-            None,
-            None,
-            "XX" if facility.npi else None,
-            facility.npi,
-        )
-        n3_n4(body, facility.address)
+        service_facility(body, claim.service_facility)
     if claim.referring is not None:
         provider_nm1(body, "DN", claim.referring, person=True)
 

@@ -7,6 +7,8 @@ writers turn them into X12 and the readers turn X12 back into them (write then r
 from __future__ import annotations
 
 from datetime import date, datetime
+from types import TracebackType
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -14,6 +16,8 @@ from rcm.x12.envelope import Transaction
 from rcm.x12.errors import X12Error
 from rcm.x12.segments import Segment
 from rcm.x12.writer import InterchangeWriter, Party, TransactionWriter, text
+
+T = TypeVar("T")
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,6 +40,57 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
             when=self.created,
             usage=self.usage,
         )
+
+
+class SingleTransaction:
+    """One interchange holding one group with one transaction set (a 270, 271 or 276): the ``with`` block gets
+    the transaction's body, BHT written; ``text`` is the interchange once the block has ended."""
+
+    def __init__(
+        self,
+        envelope: Envelope,
+        *,
+        functional_id: str,
+        transaction_set: str,
+        guide: str,
+        structure: str,
+        purpose: str,
+        reference: str,
+    ) -> None:
+        self.writer = envelope.writer()
+        self.group = self.writer.group(
+            functional_id=functional_id,
+            sender=envelope.sender_id,
+            receiver=envelope.receiver_id,
+            control_number=envelope.group_control_number,
+            version=guide,
+        )
+        self.body = self.group.transaction(transaction_set, 1)
+        created = envelope.created
+        # BHT01 hierarchical structure code, BHT02 purpose (13 request, 11 response), BHT03 our reference.
+        self.body.segment("BHT", structure, purpose, reference, d8(created), created.strftime("%H%M"))
+        self.text = ""
+
+    def __enter__(self) -> TransactionWriter:
+        return self.body
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.body.close()
+            self.group.close()
+            self.text = self.writer.finish()
+
+
+def convert(data: dict[str, Any], kind: type[T], transaction: Transaction) -> T:
+    """Builder dicts into the model; msgspec's error names the field and its path, never the value."""
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        raise X12Error(
+            f"the content does not fit the model: {exc}", segment_id="ST", position=transaction.st.index
+        ) from None
 
 
 class Address(msgspec.Struct, frozen=True, kw_only=True):
