@@ -43,6 +43,7 @@ ADDRESS = Address(
 HOME = Address(line1="7 ELM RD", city="CHATHAM", state="IL", postal_code="62629")
 RENDERING = Provider(npi=npi("123456789"), last="SMITH", first="ANNA", taxonomy="207Q00000X")
 REFERRING = Provider(npi=npi("198765432"), last="JONES", first="PAUL", middle="Q")
+CLINIC_AS_PROVIDER = Provider(npi=npi("145678901"), last="SPRINGFIELD CLINIC", organization=True)
 ATTENDING = Provider(npi=npi("111222333"), last="BROWN", first="LEE", taxonomy="207P00000X")
 SUBSCRIBER = Subscriber(
     member_id="W123456789",
@@ -297,18 +298,6 @@ def _claim(
 
 @st.composite
 def subscriber_loops(draw: st.DrawFn, claims: st.SearchStrategy[Claim]) -> SubscriberLoop:
-    born = draw(_optional(_DATES))
-    subscriber = Subscriber(
-        member_id=draw(_ID),
-        name=draw(names),
-        birth_date=born,
-        sex=draw(st.sampled_from("FMU")) if born else None,
-        address=draw(_optional(addresses)),
-        group_number=draw(_optional(_ID)),
-        group_name=draw(_optional(_WORD)),
-        claim_filing_indicator=draw(st.sampled_from(["CI", "MB", "MC", "BL"])),
-        responsibility=draw(st.sampled_from("PST")),
-    )
     patient = draw(
         _optional(
             st.builds(
@@ -320,6 +309,19 @@ def subscriber_loops(draw: st.DrawFn, claims: st.SearchStrategy[Claim]) -> Subsc
                 address=addresses,
             )
         )
+    )
+    # The guides want the subscriber's address, birth date and sex when the subscriber is the patient.
+    born = draw(_DATES if patient is None else _optional(_DATES))
+    subscriber = Subscriber(
+        member_id=draw(_ID),
+        name=draw(names),
+        birth_date=born,
+        sex=draw(st.sampled_from("FMU")) if born else None,
+        address=draw(addresses if patient is None else _optional(addresses)),
+        group_number=draw(_optional(_ID)),
+        group_name=draw(_optional(_WORD)),
+        claim_filing_indicator=draw(st.sampled_from(["CI", "MB", "MC", "BL"])),
+        responsibility=draw(st.sampled_from("PST")),
     )
     return SubscriberLoop(
         payer=draw(st.builds(Payer, name=_WORD, payer_id=_ID)),

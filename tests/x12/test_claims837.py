@@ -192,6 +192,7 @@ def test_mixed_batch_puts_each_guide_in_its_own_group() -> None:
         ({"diagnoses": ()}, "diagnoses"),
         ({"lines": ()}, "service line"),
         ({"patient_control_number": "A*B"}, "delimiter"),
+        ({"referring": data.CLINIC_AS_PROVIDER}, "names a person"),
     ],
 )
 def test_writer_refuses_claims_a_payer_would_reject(change: dict[str, object], message: str) -> None:
@@ -199,6 +200,37 @@ def test_writer_refuses_claims_a_payer_would_reject(change: dict[str, object], m
     broken = msgspec.structs.replace(base, **change)
     with pytest.raises(X12Error, match=message):
         write_837(data.batch(data.billing_provider((_own((broken,)),))))
+
+
+def test_writer_refuses_batches_a_payer_would_reject() -> None:
+    base = MATRIX["patient is subscriber"]
+    provider = base.billing_providers[0]
+    loop = provider.subscribers[0]
+    undated = msgspec.structs.replace(loop.subscriber, birth_date=None)
+    cases = {
+        "address, birth date and sex": msgspec.structs.replace(
+            base,
+            billing_providers=(
+                msgspec.structs.replace(
+                    provider, subscribers=(msgspec.structs.replace(loop, subscriber=undated),)
+                ),
+            ),
+        ),
+        "nine digits": msgspec.structs.replace(
+            base,
+            billing_providers=(
+                msgspec.structs.replace(
+                    provider, address=msgspec.structs.replace(data.HOME, postal_code="62629")
+                ),
+            ),
+        ),
+        "phone number or an email": msgspec.structs.replace(
+            base, submitter=msgspec.structs.replace(base.submitter, phone=None, email=None)
+        ),
+    }
+    for message, batch in cases.items():
+        with pytest.raises(X12Error, match=message):
+            write_837(batch)
 
 
 def _mangle(content: str, find: str, replace: str) -> str:
@@ -216,6 +248,11 @@ def _mangle(content: str, find: str, replace: str) -> str:
         ("HL*2*1*22*0~", "HL*2*9*22*0~", "HL02 at position 14: HL02 does not name a parent"),
         ("DTP*472*D8*20261102~", "DTP*999*D8*20261102~", "LX at position 23: the professional service line"),
         ("REF*EI*371234567~", "REF*SY*371234567~", "HL at position 8: the billing provider has no tax id"),
+        (
+            "DMG*D8*19800102*M~",
+            "REF*SY*1~",
+            "HL at position 14: the subscriber is the patient: address and DMG",
+        ),
     ],
 )
 def test_guide_checks_find_what_a_payer_rejects(find: str, replace: str, expected: str) -> None:

@@ -166,6 +166,13 @@ def _subscriber(body: TransactionWriter, hl: _Hierarchy, parent: int, loop: Subs
     delimiters = body.delimiters
     subscriber = loop.subscriber
     patient = loop.patient
+    if patient is None and (
+        subscriber.address is None or subscriber.birth_date is None or not subscriber.sex
+    ):
+        # 2010BA N3, N4 and DMG are required when the subscriber is the patient.
+        raise X12Error(
+            "the subscriber is the patient: address, birth date and sex are required", segment_id="DMG"
+        )
     own = hl.open(body, parent, "22", patient is not None)
     # SBR02 18 (self) only when the subscriber is the patient; otherwise the relationship is PAT01 in 2000C.
     body.segment(

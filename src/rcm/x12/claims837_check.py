@@ -75,7 +75,7 @@ class _Check:
         elif sid == "CLM":
             yield from self.close_claim()
             self.claim = _Claim(segment, self.institutional)
-        elif sid in ("BHT", "SBR", "PAT", "REF") and self.claim is None:
+        elif sid in ("BHT", "SBR", "PAT", "REF", "DMG", "N3") and self.claim is None:
             self.level_seen.add(sid if sid != "REF" else "REF" + segment[1])
             self.header.add(sid)
         elif self.claim is not None:
@@ -106,6 +106,15 @@ class _Check:
             yield _finding(self.level_segment, "the billing provider has no tax id (REF*EI)", segment_id="HL")
         if self.level == "22" and "SBR" not in self.level_seen:
             yield _finding(self.level_segment, "the subscriber loop has no SBR", segment_id="HL")
+        patient_is_subscriber = (
+            self.level == "22" and self.level_segment is not None and self.level_segment[4] == "0"
+        )
+        if patient_is_subscriber and not {"N3", "DMG"} <= self.level_seen:
+            yield _finding(
+                self.level_segment,
+                "the subscriber is the patient: address and DMG are required",
+                segment_id="HL",
+            )
         if self.level == "23" and "PAT" not in self.level_seen:
             yield _finding(self.level_segment, "the patient loop has no PAT", segment_id="HL")
 
