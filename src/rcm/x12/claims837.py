@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from rcm.x12.claims import BillingProvider, Claim, ClaimBatch, ServiceFacility, ServiceLine, SubscriberLoop
 from rcm.x12.errors import X12Error
-from rcm.x12.model import PersonName, Provider, d8, n3_n4
+from rcm.x12.model import Provider, d8, n3_n4, write_nm1
 from rcm.x12.writer import TransactionWriter, amount, text
 
 GUIDES = {"837P": "005010X222A1", "837I": "005010X223A2"}
@@ -184,7 +184,7 @@ def _subscriber(body: TransactionWriter, hl: _Hierarchy, parent: int, loop: Subs
         *_blank(4),
         subscriber.claim_filing_indicator,
     )
-    _person(body, "IL", subscriber.name, "MI", subscriber.member_id)
+    write_nm1(body, "IL", subscriber.name, "MI", subscriber.member_id)
     if subscriber.address is not None:
         n3_n4(body, subscriber.address)
     if subscriber.birth_date is not None:
@@ -196,7 +196,7 @@ def _subscriber(body: TransactionWriter, hl: _Hierarchy, parent: int, loop: Subs
     if patient is not None:
         hl.open(body, own, "23", False)
         body.segment("PAT", patient.relationship)
-        _person(body, "QC", patient.name)
+        write_nm1(body, "QC", patient.name)
         n3_n4(body, patient.address)
         body.segment("DMG", "D8", d8(patient.birth_date), patient.sex)
     for claim in loop.claims:
@@ -209,54 +209,15 @@ def _subscriber(body: TransactionWriter, hl: _Hierarchy, parent: int, loop: Subs
     return len(loop.claims)
 
 
-def _person(
-    body: TransactionWriter,
-    entity: str,
-    name: PersonName,
-    qualifier: str | None = None,
-    identifier: str | None = None,
-) -> None:
-    delimiters = body.delimiters
-    body.segment(
-        "NM1",
-        entity,
-        "1",
-        text(name.last, delimiters, max_length=60),
-        text(name.first, delimiters, max_length=35),
-        text(name.middle, delimiters, max_length=25),
-        None,
-        text(name.suffix, delimiters, max_length=10),
-        qualifier,
-        identifier,
-    )
-
-
 def provider_nm1(
     body: TransactionWriter, entity: str, provider: Provider, prv: str | None = None, *, person: bool = False
 ) -> None:
     """NM1 of a named provider (XX NPI), and its PRV taxonomy when the loop carries one (``prv`` code).
 
     ``person``: the loop names a person only (referring; attending and rendering in the 837I)."""
-    delimiters = body.delimiters
     if provider.organization and person:
         raise X12Error("this provider loop names a person, not an organization", segment_id="NM1", element=2)
-    if provider.organization:
-        body.segment(
-            "NM1", entity, "2", text(provider.last, delimiters, max_length=60), *_blank(4), "XX", provider.npi
-        )
-    else:
-        body.segment(
-            "NM1",
-            entity,
-            "1",
-            text(provider.last, delimiters, max_length=60),
-            text(provider.first, delimiters, max_length=35),
-            text(provider.middle, delimiters, max_length=25),
-            None,
-            None,
-            "XX",
-            provider.npi,
-        )
+    write_nm1(body, entity, provider, "XX", provider.npi)
     if prv is not None and provider.taxonomy:
         body.segment("PRV", prv, "PXC", provider.taxonomy)
 

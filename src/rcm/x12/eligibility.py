@@ -18,7 +18,7 @@ import msgspec
 from rcm.x12.document import Finding
 from rcm.x12.envelope import Transaction
 from rcm.x12.errors import X12Error
-from rcm.x12.model import Envelope, PersonName, Provider, SingleTransaction, convert, d8, nm1_name, sex_code
+from rcm.x12.model import Envelope, PersonName, Provider, SingleTransaction, convert, d8, sex_code, write_nm1
 from rcm.x12.npi import npi_check_digit_valid
 from rcm.x12.segments import Segment
 from rcm.x12.values import date8, period
@@ -96,37 +96,11 @@ def write_source(body: TransactionWriter, hl: Hierarchy, source: Source) -> int:
 
 
 def write_provider(body: TransactionWriter, entity: str, provider: Provider) -> None:
-    last, first, middle, _ = nm1_name(provider)
-    person = not provider.organization
-    body.segment(
-        "NM1",
-        entity,
-        "1" if person else "2",
-        text(last, body.delimiters, max_length=60),
-        text(first, body.delimiters, max_length=35) if person else None,
-        text(middle, body.delimiters, max_length=25) if person else None,
-        None,
-        None,
-        "XX",
-        provider.npi,
-    )
+    write_nm1(body, entity, provider, "XX", provider.npi)
 
 
 def write_member(body: TransactionWriter, entity: str, member: Member) -> None:
-    last, first, middle, suffix = nm1_name(member.name)
-    delimiters = body.delimiters
-    body.segment(
-        "NM1",
-        entity,
-        "1",
-        text(last, delimiters, max_length=60),
-        text(first, delimiters, max_length=35),
-        text(middle, delimiters, max_length=25),
-        None,
-        text(suffix, delimiters, max_length=10),
-        "MI" if member.member_id else None,
-        member.member_id,
-    )
+    write_nm1(body, entity, member.name, "MI" if member.member_id else None, member.member_id)
 
 
 def write_demographics(body: TransactionWriter, member: Member) -> None:

@@ -123,9 +123,32 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
     taxonomy: str | None = None  # PRV03 where the loop carries one
 
 
-def nm1_name(name: PersonName | Provider) -> tuple[str, str | None, str | None, str | None]:
-    suffix = name.suffix if isinstance(name, PersonName) else None
-    return name.last, name.first, name.middle, suffix
+def write_nm1(
+    body: TransactionWriter,
+    entity: str,
+    name: PersonName | Provider,
+    qualifier: str | None = None,
+    identifier: str | None = None,
+) -> None:
+    """NM1 of a person (NM102 1: last, first, middle, suffix) or of an organization (NM102 2, a ``Provider``
+    marked so: its name alone), names cleaned and cut to the guides' lengths."""
+    delimiters = body.delimiters
+    last = text(name.last, delimiters, max_length=60)
+    if isinstance(name, Provider) and name.organization:
+        body.segment("NM1", entity, "2", last, None, None, None, None, qualifier, identifier)
+        return
+    body.segment(
+        "NM1",
+        entity,
+        "1",
+        last,
+        text(name.first, delimiters, max_length=35),
+        text(name.middle, delimiters, max_length=25),
+        None,
+        text(name.suffix if isinstance(name, PersonName) else None, delimiters, max_length=10),
+        qualifier,
+        identifier,
+    )
 
 
 def n3_n4(body: TransactionWriter, address: Address) -> None:
