@@ -367,6 +367,10 @@ def _columns(model: Any) -> tuple[tuple[str, str, Callable[[], Any] | None], ...
     return tuple(columns)
 
 
+def _is_binary(model: Any, attr: str) -> bool:
+    return isinstance(inspect(model).column_attrs[attr].columns[0].type, LargeBinary)
+
+
 # Parents first (the foreign keys are checked at the end of the statement anyway).
 _INTAKE_MODELS: tuple[Any, ...] = (
     Patient,
@@ -380,6 +384,11 @@ _INTAKE_MODELS: tuple[Any, ...] = (
     WorkItemEvent,
 )
 _MODEL_COLUMNS = {model: _columns(model) for model in _INTAKE_MODELS}
+# Columns whose value goes into the JSON parameter as bytea's text form (the others as they are).
+_BINARY = {
+    model: frozenset(attr for attr, _, _ in _MODEL_COLUMNS[model] if _is_binary(model, attr))
+    for model in _INTAKE_MODELS
+}
 # What ``AuditRecord.as_row`` holds: every column but the inserting transaction's id (its default).
 _AUDIT_COLUMNS = tuple(column.name for column in audit_event.columns if column.name != "xid")
 
@@ -460,14 +469,20 @@ class IntakeRepository(TenantScopedRepository[Encounter]):
         for row in rows:
             model: Any = type(row)
             row.tenant_id = tenant_id
+            binary = _BINARY[model]
+            # A new object's set attributes are in its __dict__ (read there: the instrumented getattr
+            # costs more than the rest of the loop); an attribute never set is absent.
+            given = row.__dict__
             values: dict[str, Any] = {}
             for key, name, default in _MODEL_COLUMNS[model]:
-                value = getattr(row, key)
+                value = given.get(key)
                 if value is None and default is not None:
                     # One instant for every timestamp of the intake; other defaults as the model says.
                     value = now if key in ("created_at", "updated_at") else default()
                     setattr(row, key, value)
-                values[name] = _json_value(value)
+                elif key in binary and value is not None:
+                    value = _json_value(value)
+                values[name] = value
             batches[cast(Table, model.__table__).name].append(values)
         batches[audit_event.name] = [
             {key: _json_value(value) for key, value in record.as_row().items()}

@@ -196,6 +196,10 @@ class IntakeBatch:
     patients: dict[bytes, Patient] = field(default_factory=dict)  # by MRN blind index
     coverages: dict[tuple[uuid.UUID, str, bytes], uuid.UUID] = field(default_factory=dict)
     providers: list[Provider] = field(default_factory=list)  # in the order created
+    # (id, patient id) of what the accepted items create, for the batch's audit events.
+    created_coverages: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+    created_patients: list[uuid.UUID] = field(default_factory=list)
+    created_encounters: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
 
 
 async def create_encounter(
@@ -299,7 +303,38 @@ async def prepare_encounters(
             batch.outcomes.append(exc)
         else:
             batch.outcomes.append(prepared)
+    _audit_created(scope, batch)
     return batch
+
+
+def _audit_created(scope: TenantScope, batch: IntakeBatch) -> None:
+    """The creations of the batch, one event per kind naming every record and patient (a batch of one
+    records what a lone intake does). Recorded before the write, which carries them: the rows and their
+    audit events in one statement."""
+    if batch.created_coverages:
+        scope.audit(
+            "coverage.create",
+            Action.CREATE,
+            resource_type=patients.COVERAGE,
+            resource_ids=[coverage_id for coverage_id, _ in batch.created_coverages],
+            patient_ids=[patient_id for _, patient_id in batch.created_coverages],
+        )
+    if batch.created_patients:
+        scope.audit(
+            "patient.create",
+            Action.CREATE,
+            resource_type="patient",
+            resource_ids=batch.created_patients,
+            patient_ids=batch.created_patients,
+        )
+    if batch.created_encounters:
+        scope.audit(
+            "encounter.create",
+            Action.CREATE,
+            resource_type=ENCOUNTER,
+            resource_ids=[encounter_id for encounter_id, _ in batch.created_encounters],
+            patient_ids=[patient_id for _, patient_id in batch.created_encounters],
+        )
 
 
 def _prepare(
@@ -315,7 +350,7 @@ def _prepare(
     sla: timedelta,
 ) -> Prepared:
     """One item of a batch: raises the error a lone intake would; otherwise its rows join ``batch`` (and
-    what it creates becomes visible to the later items) and its audit events are recorded."""
+    what it creates becomes visible to the later items, and to the batch's audit events)."""
     if found.external_id_taken or data.external_id in batch.external_ids:
         raise _external_id_taken()
     unknown = _unknown_references(scope, data, found)
@@ -387,30 +422,12 @@ def _prepare(
     )
     item.tenant_id = tenant_id
     item_created = workqueue.created_event(item, actor=scope.principal.subject)
-    # Recorded before the write, which carries them: the rows and their audit events in one statement.
     if created_coverage:
-        scope.audit(
-            "coverage.create",
-            Action.CREATE,
-            resource_type=patients.COVERAGE,
-            resource_ids=[coverage_id] if coverage_id else [],
-            patient_ids=[patient_id],
-        )
+        assert coverage_id is not None
+        batch.created_coverages.append((coverage_id, patient_id))
     if created_patient:
-        scope.audit(
-            "patient.create",
-            Action.CREATE,
-            resource_type="patient",
-            resource_ids=[patient_id],
-            patient_ids=[patient_id],
-        )
-    scope.audit(
-        "encounter.create",
-        Action.CREATE,
-        resource_type=ENCOUNTER,
-        resource_ids=[encounter_id],
-        patient_ids=[patient_id],
-    )
+        batch.created_patients.append(patient_id)
+    batch.created_encounters.append((encounter_id, patient_id))
     batch.rows += [*new_rows, row, *diagnoses, *charges, event, item, item_created]
     return Prepared(row, diagnoses, charges)
 

@@ -50,6 +50,10 @@ from rcm.kit.errors import (
 MAX_JSON_DEPTH = 64
 # No date of service, birth or coverage in this business is older; earlier ones are typos ("0980-02-29").
 EARLIEST_DATE = date(1900, 1, 1)
+# A strict decode reads dates only from strings ("YYYY-MM-DD..."): a body with no string starting with a
+# year before 1900 (and no \u escape, which could spell one) holds no date before EARLIEST_DATE, and is not
+# walked for one.
+_MAY_HOLD_EARLY_DATE = re.compile(rb'"(?:0[0-9]{3}|1[0-8][0-9]{2})-|\\u')
 CONTENT_TYPE_POINTER = "header:Content-Type"
 # JSON strings (with their escapes) are skipped whole: brackets inside them are text, not structure.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -241,6 +245,8 @@ def strict_decode(body_type: Any, raw: bytes) -> tuple[Any, list[FieldError]]:
         return None, _named_errors(body_type, document, exc)
     except msgspec.DecodeError:
         raise _not_json() from None
+    if not _MAY_HOLD_EARLY_DATE.search(raw):
+        return value, []
     early = [
         FieldError(pointer, f"must not be before {EARLIEST_DATE.isoformat()}")
         for pointer, day in _dates(value, "")
