@@ -142,7 +142,7 @@ def diagnosis_rows(
 ) -> list[Diagnosis]:
     """An encounter's diagnosis rows, in the order given (HI01-HI12 of the 837P), codes without the dot."""
     return [
-        Diagnosis(
+        Diagnosis.build(
             tenant_id=tenant_id,
             id=uuid.uuid4(),
             encounter_id=encounter_id,
@@ -158,7 +158,7 @@ def charge_rows(
 ) -> list[ChargeLine]:
     """An encounter's charge lines, numbered in the order given."""
     return [
-        ChargeLine(
+        ChargeLine.build(
             tenant_id=tenant_id,
             id=uuid.uuid4(),
             encounter_id=encounter_id,
@@ -383,7 +383,7 @@ def _prepare(
 
     encounter_id = uuid.uuid4()
     now = datetime.now(UTC)
-    row = Encounter(
+    row = Encounter.build(
         tenant_id=tenant_id,
         id=encounter_id,
         external_id=data.external_id,
@@ -402,7 +402,7 @@ def _prepare(
     )
     diagnoses = diagnosis_rows(tenant_id, encounter_id, data.diagnoses)
     charges = charge_rows(tenant_id, encounter_id, data.charges)
-    event = EncounterEvent(
+    event = EncounterEvent.build(
         tenant_id=tenant_id,
         id=uuid.uuid4(),
         encounter_id=encounter_id,
