@@ -468,11 +468,12 @@ class IntakeRepository(TenantScopedRepository[Encounter]):
         }
         for row in rows:
             model: Any = type(row)
-            row.tenant_id = tenant_id
             binary = _BINARY[model]
             # A new object's set attributes are in its __dict__ (read there: the instrumented getattr
             # costs more than the rest of the loop); an attribute never set is absent.
             given = row.__dict__
+            if given.get("tenant_id") != tenant_id:
+                row.tenant_id = tenant_id
             values: dict[str, Any] = {}
             for key, name, default in _MODEL_COLUMNS[model]:
                 value = given.get(key)

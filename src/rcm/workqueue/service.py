@@ -52,6 +52,7 @@ def new_item(
         priority=priority,
         due_at=due_at,
         created_at=created_at,
+        lease_expires_at=None,  # not leased (and read by created_event)
     )
 
 
