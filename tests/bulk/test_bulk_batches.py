@@ -32,9 +32,7 @@ Sessions = async_sessionmaker[AsyncSession]
 def _npi(prefix: str, *, valid: bool) -> str:
     """A ten-digit NPI starting with ``prefix`` whose check digit passes (or fails)."""
     return next(
-        npi
-        for npi in (f"{prefix}{digit}" for digit in "0123456789")
-        if npi_check_digit_valid(npi) is valid
+        npi for npi in (f"{prefix}{digit}" for digit in "0123456789") if npi_check_digit_valid(npi) is valid
     )
 
 
@@ -56,7 +54,7 @@ def _mixed_file() -> list[dict[str, Any]]:
         # The MRN of line 1's patient, another family name: refused, as against a stored patient.
         encounter_payload(patient={**patient, "family_name": "Someoneelse"}),
         # A typo of the new provider's NPI (its check digit fails): the provider of that name.
-        encounter_payload(rendering_provider={"npi": _npi("198765432", valid=False), "name": "Dr Batch Fake"}),
+        encounter_payload(rendering_provider={**new_provider, "npi": _npi("198765432", valid=False)}),
         encounter_payload(patient_id=str(uuid.uuid4()), patient=None),
         # A refused line reserves nothing: its external id is free for a later line.
         encounter_payload(external_id=refused["external_id"]),
@@ -101,6 +99,18 @@ async def _counts(owner_engine: AsyncEngine, tenant_id: str) -> dict[str, int]:
         }
 
 
+async def _encounters_per_create_event(owner_engine: AsyncEngine, tenant_id: str) -> list[int]:
+    async with owner_engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT cardinality(resource_ids) FROM rcm.audit_event"
+                " WHERE tenant_id = :t AND event_type = 'encounter.create'"
+            ),
+            {"t": uuid.UUID(tenant_id)},
+        )
+        return [int(n) for n in found.scalars()]
+
+
 async def test_a_batch_gives_what_a_line_by_line_run_gives(
     practice_api: Api,
     other_practice_api: Api,
@@ -127,16 +137,7 @@ async def test_a_batch_gives_what_a_line_by_line_run_gives(
 
     # The batch was written whole (a line it resolved wrongly would have failed the write, and the lines
     # been taken again one by one, each with an event of its own): one event for its six encounters.
-    async with owner_engine.connect() as conn:
-        events = (
-            await conn.execute(
-                text(
-                    "SELECT cardinality(resource_ids) FROM rcm.audit_event"
-                    " WHERE tenant_id = :t AND event_type = 'encounter.create'"
-                ),
-                {"t": uuid.UUID(other_practice_api.tenant_id)},
-            )
-        ).scalars().all()
+    events = await _encounters_per_create_event(owner_engine, other_practice_api.tenant_id)
     assert events == [6]
 
     by_line = {r["line"]: r for r in batched}
@@ -193,14 +194,5 @@ async def test_a_crash_inside_a_batch_leaves_nothing_and_the_rerun_doubles_nothi
     assert after["bulk_intake_line"] - before["bulk_intake_line"] == 5
     job = (await practice_api.get(f"/bulk-intakes/{created['id']}")).json()
     assert (job["status"], job["lines_read"], job["accepted"], job["rejected"]) == ("done", 5, 4, 1)
-    async with owner_engine.connect() as conn:
-        events = (
-            await conn.execute(
-                text(
-                    "SELECT coalesce(sum(cardinality(resource_ids)), 0) FROM rcm.audit_event"
-                    " WHERE tenant_id = :t AND event_type = 'encounter.create'"
-                ),
-                {"t": uuid.UUID(practice_api.tenant_id)},
-            )
-        ).scalar_one()
+    events = sum(await _encounters_per_create_event(owner_engine, practice_api.tenant_id))
     assert events == 4  # the rolled-back batch's audit events went with it
