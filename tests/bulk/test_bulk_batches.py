@@ -3,6 +3,7 @@ per-line results, the same records, nothing doubled after a crash."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from datetime import timedelta
@@ -196,3 +197,50 @@ async def test_a_crash_inside_a_batch_leaves_nothing_and_the_rerun_doubles_nothi
     assert (job["status"], job["lines_read"], job["accepted"], job["rejected"]) == ("done", 5, 4, 1)
     events = sum(await _encounters_per_create_event(owner_engine, practice_api.tenant_id))
     assert events == 4  # the rolled-back batch's audit events went with it
+
+
+async def test_a_concurrent_write_sends_the_batch_line_by_line(
+    practice_api: Api, owner_engine: AsyncEngine, sessions: Sessions, settings: Settings
+) -> None:
+    """Another writer takes an external id of the batch between its lookup and its write: the write fails
+    whole, and the lines are taken again one by one, each finding what is committed by then."""
+    stored = await practice_api.post("/encounters", encounter_payload())
+    assert stored.status_code == 201, stored.text
+    raced, other = encounter_payload(), encounter_payload()
+    created = (await upload(practice_api, ndjson(raced, other))).json()
+    before = await _counts(owner_engine, practice_api.tenant_id)
+    async with owner_engine.connect() as rival:
+        # The other writer: an encounter with the batch's first external id, not yet committed.
+        await rival.execute(
+            text("CREATE TEMP TABLE copied AS SELECT * FROM rcm.encounter WHERE id = :id"),
+            {"id": uuid.UUID(stored.json()["id"])},
+        )
+        await rival.execute(
+            text("UPDATE copied SET id = gen_random_uuid(), external_id = :x"), {"x": raced["external_id"]}
+        )
+        await rival.execute(text("INSERT INTO rcm.encounter SELECT * FROM copied"))
+        job = asyncio.create_task(_run(sessions, settings, practice_api, created["id"], batch_lines=10))
+        # The job's write waits on the external id's unique index until the rival ends.
+        blocked = 0
+        for _ in range(400):
+            async with owner_engine.connect() as watcher:
+                blocked = (
+                    await watcher.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND wait_event_type = 'Lock' AND query LIKE 'WITH w0%'"
+                        )
+                    )
+                ).scalar_one()
+            if blocked or job.done():
+                break
+            await asyncio.sleep(0.05)
+        assert blocked  # the job waits (then fails whole and falls back to line by line)
+        await rival.commit()
+    assert await job == "done"
+    by_line = {r["line"]: r for r in await _results(practice_api, created["id"])}
+    assert by_line[1]["errors"] == [{"pointer": "/external_id", "detail": "already exists"}]
+    assert by_line[2]["outcome"] == "accepted"
+    after = await _counts(owner_engine, practice_api.tenant_id)
+    assert after["encounter"] - before["encounter"] == 2  # the rival's and line 2's
+    assert after["patient"] - before["patient"] == 1  # line 1's patient went with its refusal
