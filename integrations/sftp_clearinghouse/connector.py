@@ -105,10 +105,14 @@ class SftpClearinghouse:
         return Receipt(reference=submission.file_name, accepted_at=_now())
 
     async def fetch_responses(self, cursor: str | None) -> ResponsePage:
-        """Files in the inbound folder newer than the cursor (``mtime:name`` of the last file returned),
-        oldest first, up to a page. Acknowledged files leave the folder, so a None cursor sweeps what is
-        left; the id (content digest) lets the caller drop a file it already stored."""
-        after = _parse_cursor(cursor)
+        """Files in the inbound folder not yet returned since the cursor, oldest first, up to a page.
+
+        Modification times have one-second resolution, so a file dropped in the same second as the last one
+        returned may sort before it: the cursor is that second plus the names already returned within it
+        (``mtime:name/name``; a file name holds no ``/``). Acknowledged files leave the folder, so a None
+        cursor sweeps whatever is left (a file copied in with an old mtime, say); the id (content digest)
+        lets the caller drop a file it already stored."""
+        second, seen = _parse_cursor(cursor)
         files: list[InboundFile] = []
         async with self._sftp("fetch") as sftp:
             entries = []
@@ -117,15 +121,14 @@ class SftpClearinghouse:
                 name = str(entry.filename)
                 if name.startswith(".") or attrs.type != asyncssh.FILEXFER_TYPE_REGULAR:
                     continue
-                key = (int(attrs.mtime or 0), name)
-                if after is None or key > after:
-                    entries.append((key, attrs.size or 0))
+                mtime = int(attrs.mtime or 0)
+                if mtime > second or (mtime == second and name not in seen):
+                    entries.append((mtime, name, attrs.size or 0))
             entries.sort()
-            last = after
-            for (mtime, name), size in entries[:_PAGE_FILES]:
+            for mtime, name, size in entries[:_PAGE_FILES]:
                 if size > _MAX_FILE_BYTES:
                     raise self.config.permanent(
-                        "fetch", f"inbound file {name} is larger than {_MAX_FILE_BYTES} bytes"
+                        "fetch", f"inbound file {name} exceeds {_MAX_FILE_BYTES} bytes"
                     )
                 async with sftp.open(posixpath.join(self._inbound, name), "rb") as handle:
                     content = await handle.read()
@@ -138,8 +141,12 @@ class SftpClearinghouse:
                         received_at=datetime.fromtimestamp(mtime, UTC),
                     )
                 )
-                last = (mtime, name)
-        return ResponsePage(files=files, cursor=f"{last[0]}:{last[1]}" if last else None)
+                if mtime > second:
+                    second, seen = mtime, set()
+                seen.add(name)
+        if second < 0:
+            return ResponsePage(files=files, cursor=None)
+        return ResponsePage(files=files, cursor=f"{second}:{'/'.join(sorted(seen))}")
 
     async def acknowledge(self, file: InboundFile) -> None:
         source = posixpath.join(self._inbound, posixpath.basename(file.name))
@@ -192,10 +199,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
+def _parse_cursor(cursor: str | None) -> tuple[int, set[str]]:
+    """(second, names returned within it); (-1, none) to start from the oldest file."""
     if not cursor:
-        return None
-    mtime, sep, name = cursor.partition(":")
+        return -1, set()
+    mtime, sep, names = cursor.partition(":")
     if not sep or not mtime.isdigit():
-        return None  # not one of ours (or from an older format): sweep from the start, ids de-duplicate
-    return int(mtime), name
+        return -1, set()  # not one of ours: sweep from the start, the ids de-duplicate
+    return int(mtime), {n for n in names.split("/") if n}

@@ -7,6 +7,7 @@ acknowledged; a refused password is permanent, a server that is down is transien
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -150,6 +151,14 @@ async def test_fetch_pages_by_cursor_and_acknowledge_archives(server: SftpServer
     assert {f.name: f.content for f in page.files}["999-a.x12"] == b"ISA*999 A~"
     assert page.cursor is not None
     assert (await connector.fetch_responses(page.cursor)).files == []
+    # Dropped within the same second as the last file returned, under a name sorting before it: still new.
+    late = inbound / "000-late.x12"
+    late.write_bytes(b"ISA*999 LATE~")
+    stamp = max((inbound / name).stat().st_mtime for name in ("999-a.x12", "277-b.x12"))
+    os.utime(late, (stamp, stamp))
+    (newer,) = (await connector.fetch_responses(page.cursor)).files
+    assert newer.name == "000-late.x12"
+    late.unlink()
     # The same file fetched again (no cursor) carries the same id: the caller's de-duplication key.
     again = await connector.fetch_responses(None)
     assert {f.id for f in again.files} == {f.id for f in page.files}
