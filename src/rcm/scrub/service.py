@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from rcm.audit.events import Action
+from rcm.claims.building import claims_for_clean_scrub
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.secrets import SecretResolver, SecretUnavailable
 from rcm.patients.models import Patient
@@ -32,7 +33,7 @@ from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.scrub_rules import RuleSeverity
 from rcm.workqueue import service as workqueue
-from rcm.workqueue.models import QueueKind, SubjectType
+from rcm.workqueue.models import BillingReason, QueueKind, SubjectType
 
 ENCOUNTER = "encounter"
 SCRUB_RUN = "scrub_run"
@@ -144,6 +145,12 @@ async def scrub_encounter(
     outcome = _outcome(results)
     run_id = None if dry_run else uuid.uuid4()
     work_item_id = None if dry_run else await _billing_item(scope, encounter_id, outcome, now)
+    # A clean scrub builds the encounter's claim (once: scrubbing again finds it).
+    claim_id = (
+        await claims_for_clean_scrub(scope, data, now=now)
+        if run_id is not None and outcome is ScrubOutcome.CLEAN
+        else None
+    )
     if run_id is not None:
         await _persist(
             scope,
@@ -177,6 +184,7 @@ async def scrub_encounter(
         results=results,
         run_id=run_id,
         work_item_id=work_item_id,
+        claim_id=claim_id,
     )
 
 
@@ -201,6 +209,7 @@ async def _billing_item(
         due_at=now + BILLING_SLA,
         priority=PRIORITY[outcome],
         created_at=now,
+        reason=BillingReason.SCRUB_FAILURE,
     )
     await items.create(item, actor=actor)
     return item.id
@@ -273,6 +282,7 @@ def _report(
     results: Sequence[tuple[RuleSpec, Verdict]],
     run_id: uuid.UUID | None,
     work_item_id: uuid.UUID | None,
+    claim_id: uuid.UUID | None = None,
 ) -> schemas.ScrubReport:
     rules = [
         schemas.RuleReport(
@@ -303,6 +313,7 @@ def _report(
         not_checked_rules=[r.rule for r in rules if r.status is RuleStatus.NOT_CHECKED],
         rules=rules,
         work_item_id=work_item_id,
+        claim_id=claim_id,
     )
 
 

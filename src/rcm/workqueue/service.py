@@ -13,7 +13,15 @@ from rcm.audit.events import Action
 from rcm.kit.errors import Conflict
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope, Touched
-from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem, WorkItemEvent
+from rcm.workqueue.models import (
+    BillingReason,
+    ItemEventType,
+    ItemStatus,
+    QueueKind,
+    SubjectType,
+    WorkItem,
+    WorkItemEvent,
+)
 from rcm.workqueue.repository import WorkItemRepository
 
 WORK_ITEM = "work_item"
@@ -41,6 +49,7 @@ def new_item(
     due_at: datetime,
     priority: int = DEFAULT_PRIORITY,
     created_at: datetime | None = None,
+    reason: BillingReason | None = None,
 ) -> WorkItem:
     """A work item to hand to ``WorkItemRepository.create`` (in the subject's own transaction)."""
     return WorkItem(
@@ -52,6 +61,7 @@ def new_item(
         priority=priority,
         due_at=due_at,
         created_at=created_at,
+        reason=reason,
     )
 
 
