@@ -33,10 +33,8 @@ from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.staff import provide_staff_scope
 
 _ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429)
-# ``state`` is a reserved parameter name in litestar (the app state): the query key stays ``state``.
-StateFilter = Annotated[
-    ClaimState | None, QueryParameter(query="state", description="Only claims in this state")
-]
+# ``state`` is a reserved parameter name in litestar (the app state), hence ``claim_state``.
+StateFilter = Annotated[ClaimState | None, QueryParameter(description="Only claims in this state")]
 
 
 def _json(status: int, payload: Any) -> Response[bytes]:
