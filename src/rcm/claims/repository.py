@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, literal, select, update
+from sqlalchemy import Table, and_, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import (
@@ -65,7 +65,7 @@ class ClaimRepository(TenantScopedRepository[Claim]):
             .values(values)
             .on_conflict_do_nothing(
                 index_elements=[_CLAIM.c.tenant_id, _CLAIM.c.encounter_id, _CLAIM.c.responsibility],
-                index_where=_CLAIM.c.frequency == 1,
+                index_where=text("frequency = 1"),  # uq_claim_original (a literal: a bound value cannot name it)
             )
             .returning(_CLAIM.c.id)
         )
@@ -241,7 +241,7 @@ class ClaimRepository(TenantScopedRepository[Claim]):
         whose primary key refuses a reuse. One statement."""
         bumped = (
             pg_insert(_COUNTER)
-            .values(sender_id=sender_id, last_number=1)
+            .values(sender_id=sender_id, last_number=1, updated_at=func.clock_timestamp())
             .on_conflict_do_update(
                 index_elements=[_COUNTER.c.sender_id],
                 set_={"last_number": _COUNTER.c.last_number + 1, "updated_at": func.clock_timestamp()},
@@ -252,7 +252,10 @@ class ClaimRepository(TenantScopedRepository[Claim]):
         )
         recorded = (
             insert(_NUMBER)
-            .from_select(["sender_id", "control_number"], select(bumped.c.sender_id, bumped.c.last_number))
+            .from_select(
+                ["sender_id", "control_number", "allocated_at"],
+                select(bumped.c.sender_id, bumped.c.last_number, func.clock_timestamp()),
+            )
             .returning(_NUMBER.c.control_number)
         )
         number = (await self._execute(recorded.add_cte(bumped))).scalar()
