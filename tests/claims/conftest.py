@@ -79,7 +79,10 @@ async def other_practice(control_sessions: async_sessionmaker[AsyncSession]) -> 
 
 @pytest.fixture
 async def intake(
-    client: AsyncTestClient[Litestar], practice: Tenant, sessions: async_sessionmaker[AsyncSession], settings: Settings
+    client: AsyncTestClient[Litestar],
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
 ) -> Api:
     return await practice_api_for(client, practice, sessions, settings)
 
@@ -106,7 +109,11 @@ def make_staff(
 
 @asynccontextmanager
 async def practice_scope(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, tenant: Tenant, *, role: Role = Role.BILLER
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    *,
+    role: Role = Role.BILLER,
 ) -> AsyncIterator[TenantScope]:
     """A committed unit of work in one practice, as the scrubber's request would have."""
     tenant_id = TenantId(tenant.id)

@@ -74,22 +74,26 @@ async def test_batches_group_per_practice_and_payer_with_unique_control_numbers(
     bcx = by_key[(practice.id, "DEMO-BCX")]
     # The enrollment decides the envelope: the default submitter is the billing provider's NPI.
     assert (bcx.sender_id, bcx.receiver_id, bcx.connector) == ("1003000126", "BCX-RECEIVER", "sandbox")
-    mcr_numbers = [by_key[(t, "DEMO-MCR")].interchange_control_number for t in (practice.id, other_practice.id)]
+    mcr_numbers = [
+        by_key[(t, "DEMO-MCR")].interchange_control_number for t in (practice.id, other_practice.id)
+    ]
     assert len(set(mcr_numbers)) == 2
     for batch in batches:
         assert batch.group_control_number == batch.interchange_control_number
         assert batch.transaction_set_control_number == "0001"
     # The rejected claim is not ready: left out.
-    assert await rows(owner_engine, "SELECT submission_batch_id FROM rcm.claim WHERE id = :c", c=rejected) == [
-        (None,)
-    ]
+    assert await rows(
+        owner_engine, "SELECT submission_batch_id FROM rcm.claim WHERE id = :c", c=rejected
+    ) == [(None,)]
 
     # A second run finds nothing left to batch.
     async with practice_scope(sessions, settings, practice) as scope:
         assert await build_batches(scope) == []
         document = await batch_document(scope, by_key[(practice.id, "DEMO-MCR")].id)
     assert [c.id for c, _ in document.claims] == a_mcr
-    assert [[line.procedure_code for line in lines] for _, lines in document.claims] == [["99213", "G2211"]] * 2
+    assert [[line.procedure_code for line in lines] for _, lines in document.claims] == [
+        ["99213", "G2211"]
+    ] * 2
     assert document.enrollment.submitter_id == "SUBMIT01"
     assert document.enrollment.credentials_reference == "env:DEMO_MCR_CREDENTIALS"
     assert document.payer.claim_filing_indicator.value == "MB"
@@ -108,7 +112,10 @@ async def test_batches_group_per_practice_and_payer_with_unique_control_numbers(
 
 
 async def test_control_numbers_are_unique_under_concurrency(
-    practice: Tenant, other_practice: Tenant, sessions: async_sessionmaker[AsyncSession], settings: Settings,
+    practice: Tenant,
+    other_practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
     owner_engine: AsyncEngine,
 ) -> None:
     sender = f"S{uuid.uuid4().hex[:12].upper()}"
@@ -120,11 +127,15 @@ async def test_control_numbers_are_unique_under_concurrency(
                 numbers.append(await scope.repo(ClaimRepository).allocate_control_number(sender))
         return numbers
 
-    results = await asyncio.gather(*(allocate(t) for t in (practice, other_practice, practice, other_practice)))
+    results = await asyncio.gather(
+        *(allocate(t) for t in (practice, other_practice, practice, other_practice))
+    )
     numbers = [n for batch in results for n in batch]
     assert len(numbers) == 20
     assert sorted(numbers) == list(range(1, 21))  # never twice, never skipped
     recorded = await rows(
-        owner_engine, "SELECT control_number FROM rcm.x12_control_number WHERE sender_id = :s ORDER BY 1", s=sender
+        owner_engine,
+        "SELECT control_number FROM rcm.x12_control_number WHERE sender_id = :s ORDER BY 1",
+        s=sender,
     )
     assert [r[0] for r in recorded] == list(range(1, 21))

@@ -39,7 +39,10 @@ async def test_a_rejection_is_leased_worked_and_resubmitted(
     async with practice_scope(sessions, settings, practice) as scope:
         item_id = await open_billing_item(scope, rejected, BillingReason.REJECTION, now=datetime.now(UTC))
         # The claim's one live item: a second problem reported meanwhile is the same item.
-        assert await open_billing_item(scope, rejected, BillingReason.FOLLOW_UP, now=datetime.now(UTC)) == item_id
+        assert (
+            await open_billing_item(scope, rejected, BillingReason.FOLLOW_UP, now=datetime.now(UTC))
+            == item_id
+        )
     async with practice_scope(sessions, settings, other_practice) as scope:
         await open_billing_item(scope, theirs, BillingReason.FOLLOW_UP, now=datetime.now(UTC))
 
@@ -59,7 +62,9 @@ async def test_a_rejection_is_leased_worked_and_resubmitted(
     refused = await biller.post(f"/billing/items/{item_id}/complete", {"action": "replace", "reason": "x"})
     assert refused.status_code == 409
     assert refused.json()["errors"] == [{"pointer": "/state", "detail": "is rejected"}]
-    done = await biller.post(f"/billing/items/{item_id}/complete", {"action": "resubmit", "reason": "fixed NPI"})
+    done = await biller.post(
+        f"/billing/items/{item_id}/complete", {"action": "resubmit", "reason": "fixed NPI"}
+    )
     assert done.status_code == 200, done.text
     assert done.json()["item"]["status"] == "done"
     assert done.json()["claim"]["state"] == "ready"

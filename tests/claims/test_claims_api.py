@@ -19,7 +19,13 @@ S = ClaimState
 
 
 async def test_practice_lists_and_reads_its_claims(
-    intake: Api, other_intake: Api, practice: Tenant, other_practice: Tenant, claims: Claims, owner_engine: AsyncEngine
+    *,
+    intake: Api,
+    other_intake: Api,
+    practice: Tenant,
+    other_practice: Tenant,
+    claims: Claims,
+    owner_engine: AsyncEngine,
 ) -> None:
     ids = [await claims.new(intake, practice) for _ in range(3)]
     theirs = await claims.new(other_intake, other_practice)
@@ -92,7 +98,9 @@ async def test_replace_needs_the_payer_to_hold_the_claim_and_its_number(
     await claims.walk(practice, numbered, S.SUBMITTED, S.ACCEPTED, S.PAID, icn="ICN2026000123")
     key = uuid.uuid4().hex
     headers = biller.headers() | {"Idempotency-Key": key}
-    replaced = await biller.client.post(f"/api/v1/billing/claims/{numbered}/replace", json=reason, headers=headers)
+    replaced = await biller.client.post(
+        f"/api/v1/billing/claims/{numbered}/replace", json=reason, headers=headers
+    )
     assert replaced.status_code == 201, replaced.text
     body = replaced.json()
     assert body["frequency"] == 7
@@ -103,7 +111,9 @@ async def test_replace_needs_the_payer_to_hold_the_claim_and_its_number(
     assert body["events"][0]["cause"] == "biller"
     assert body["events"][0]["reason"] == reason["reason"]
     # A retry with the same key is the first answer, not a second replacement.
-    again = await biller.client.post(f"/api/v1/billing/claims/{numbered}/replace", json=reason, headers=headers)
+    again = await biller.client.post(
+        f"/api/v1/billing/claims/{numbered}/replace", json=reason, headers=headers
+    )
     assert again.status_code == 201
     assert again.json()["id"] == body["id"]
     original = (await intake.get(f"/claims/{numbered}")).json()
@@ -143,7 +153,9 @@ async def test_void_in_place_before_the_payer_holds_it_and_by_frequency_8_after(
     assert refused.json()["errors"] == [{"pointer": "/state", "detail": "is submitted"}]
 
 
-async def test_close_and_resubmit(intake: Api, practice: Tenant, claims: Claims, make_staff: MakeStaff) -> None:
+async def test_close_and_resubmit(
+    intake: Api, practice: Tenant, claims: Claims, make_staff: MakeStaff
+) -> None:
     biller = await _biller(make_staff, practice)
     claim_id = await claims.new(intake, practice)
     await claims.walk(practice, claim_id, S.SUBMITTED, S.REJECTED)
@@ -162,6 +174,7 @@ async def test_close_and_resubmit(intake: Api, practice: Tenant, claims: Claims,
 
 
 async def test_billers_reach_only_their_practices_claims(
+    *,
     intake: Api,
     other_intake: Api,
     practice: Tenant,

@@ -40,6 +40,7 @@ async def _set_state(owner_engine: AsyncEngine, claim_id: uuid.UUID, state: Clai
 
 
 async def test_every_transition_legal_or_refused(
+    *,
     intake: Api,
     practice: Tenant,
     claims: Claims,
@@ -51,7 +52,9 @@ async def test_every_transition_legal_or_refused(
     legal = illegal = 0
     for current, target in itertools.product(ClaimState, ClaimState):
         await _set_state(owner_engine, claim_id, current)
-        events_before = len(await rows(owner_engine, "SELECT 1 FROM rcm.claim_event WHERE claim_id = :c", c=claim_id))
+        events_before = len(
+            await rows(owner_engine, "SELECT 1 FROM rcm.claim_event WHERE claim_id = :c", c=claim_id)
+        )
         if states.allowed(current, target):
             async with practice_scope(sessions, settings, practice) as scope:
                 moved = await move(scope, claim_id, target, cause=Cause.SYSTEM, reason="matrix")
@@ -68,7 +71,9 @@ async def test_every_transition_legal_or_refused(
             with pytest.raises(Conflict) as refused:
                 async with practice_scope(sessions, settings, practice) as scope:
                     await move(scope, claim_id, target, cause=Cause.SYSTEM)
-            assert [(e.pointer, e.detail) for e in refused.value.errors] == [("/state", f"is {current.value}")]
+            assert [(e.pointer, e.detail) for e in refused.value.errors] == [
+                ("/state", f"is {current.value}")
+            ]
             assert current.value in refused.value.detail
             stored = await rows(owner_engine, "SELECT state FROM rcm.claim WHERE id = :c", c=claim_id)
             assert stored == [(current.value,)]
@@ -80,7 +85,11 @@ async def test_every_transition_legal_or_refused(
 
 
 async def test_claim_events_are_append_only_for_the_app_role(
-    intake: Api, practice: Tenant, claims: Claims, sessions: async_sessionmaker[AsyncSession], settings: Settings
+    intake: Api,
+    practice: Tenant,
+    claims: Claims,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
 ) -> None:
     claim_id = await claims.new(intake, practice)
     for statement in (

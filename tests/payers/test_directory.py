@@ -27,7 +27,9 @@ async def test_the_shipped_directory_loads_once(admin_url: str, owner_engine: As
     async with owner_engine.connect() as conn:
         found = (
             await conn.execute(
-                text("SELECT id, claim_filing_indicator, claims_connector FROM rcm.payer WHERE id = 'DEMO-MCR'")
+                text(
+                    "SELECT id, claim_filing_indicator, claims_connector FROM rcm.payer WHERE id = 'DEMO-MCR'"
+                )
             )
         ).all()
     assert found == [("DEMO-MCR", "MB", "sandbox")]
@@ -53,7 +55,11 @@ def test_a_bad_directory_is_refused_field_by_field(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as refused:
         read_directory(path)
     pointers = {e.pointer for e in refused.value.errors}
-    assert pointers == {"/payers/0/claim_filing_indicator", "/payers/1/status_inquiry_days", "/payers/1/surprise"}
+    assert pointers == {
+        "/payers/0/claim_filing_indicator",
+        "/payers/1/status_inquiry_days",
+        "/payers/1/surprise",
+    }
 
 
 def test_the_load_command_names_the_bad_field(tmp_path: Path) -> None:
@@ -61,7 +67,9 @@ def test_the_load_command_names_the_bad_field(tmp_path: Path) -> None:
 
     path = tmp_path / "directory.yaml"
     path.write_text("payers:\n  - {id: 'bad id', name: A, claim_filing_indicator: MB}\n")
-    result = CliRunner().invoke(main, ["payers", "load", str(path)], env={"RCM_DATABASE_URL": "postgresql://x@127.0.0.1:1/x"})
+    result = CliRunner().invoke(
+        main, ["payers", "load", str(path)], env={"RCM_DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}
+    )
     assert result.exit_code == 2
     assert "/payers/0/id" in result.output
 
@@ -122,7 +130,9 @@ def test_a_credential_value_is_not_a_reference() -> None:
                 "slug": "refs",
                 "name": "Refs",
                 "billing_provider": {"npi": "1003000126", "name": "Test"},
-                "payers": [{"payer_id": "DEMO-MCR", "name": "M", "credentials_reference": "hunter2 password"}],
+                "payers": [
+                    {"payer_id": "DEMO-MCR", "name": "M", "credentials_reference": "hunter2 password"}
+                ],
             }
         )
     assert [e.pointer for e in refused.value.errors] == ["/payers/0/credentials_reference"]

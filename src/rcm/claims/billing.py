@@ -18,11 +18,11 @@ from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.staff import one_practice
 from rcm.workqueue import service as workqueue
-from rcm.workqueue.models import ItemStatus, QueueKind, SubjectType, WorkItem
+from rcm.workqueue.models import QueueKind, SubjectType, WorkItem
 from rcm.workqueue.repository import WorkItemRepository
 
 BILLING_TASK = "billing_task"
-NOT_HELD = "You hold no live lease of this work item; ask for the next item or have it reassigned."
+NOT_HELD = workqueue.NOT_HELD
 # What finishing an item about an encounter (a scrub failure) may say: it was corrected (re-coded and
 # scrubbed clean, which builds the claim) or there is nothing to bill.
 ENCOUNTER_ACTIONS = frozenset({ClaimAction.CORRECTED, ClaimAction.CLOSE})
@@ -53,7 +53,7 @@ async def billing_item(scope: StaffScope, item_id: uuid.UUID) -> tuple[WorkItem,
 
 
 def _holds(scope: StaffScope, item: WorkItem) -> bool:
-    return item.status is ItemStatus.LEASED and item.leased_by == scope.principal.subject
+    return workqueue.holds(scope.principal.subject, item)
 
 
 async def _task(practice: TenantScope, item: WorkItem) -> schemas.BillingTask:

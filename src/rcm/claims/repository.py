@@ -65,7 +65,9 @@ class ClaimRepository(TenantScopedRepository[Claim]):
             .values(values)
             .on_conflict_do_nothing(
                 index_elements=[_CLAIM.c.tenant_id, _CLAIM.c.encounter_id, _CLAIM.c.responsibility],
-                index_where=text("frequency = 1"),  # uq_claim_original (a literal: a bound value cannot name it)
+                index_where=text(
+                    "frequency = 1"
+                ),  # uq_claim_original (a literal: a bound value cannot name it)
             )
             .returning(_CLAIM.c.id)
         )

@@ -25,6 +25,7 @@ from rcm.workqueue.models import (
 from rcm.workqueue.repository import WorkItemRepository
 
 WORK_ITEM = "work_item"
+NOT_HELD = "You hold no live lease of this work item; ask for the next item or have it reassigned."
 DEFAULT_LEASE = timedelta(minutes=15)
 DEFAULT_PRIORITY = 5  # lower is sooner
 
@@ -78,6 +79,11 @@ def created_event(item: WorkItem, *, actor: str | None) -> WorkItemEvent:
         actor=actor,
         lease_expires_at=item.lease_expires_at,
     )
+
+
+def holds(holder: str, item: WorkItem) -> bool:
+    """``holder`` (a principal's subject) holds the item's lease (the repository checks its expiry)."""
+    return item.status is ItemStatus.LEASED and item.leased_by == holder
 
 
 async def enqueue(scope: TenantScope, item: WorkItem) -> WorkItem:
