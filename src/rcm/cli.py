@@ -240,6 +240,7 @@ async def _apply(settings: Settings, document: TenantManifest) -> bool:
 
 # Commands that live with their packages attach to the groups defined above.
 from rcm.audit.cli import audit  # noqa: E402
+from rcm.claims.cli import claims  # noqa: E402
 from rcm.codes.cli import codes  # noqa: E402
 from rcm.coding.cli import coding  # noqa: E402
 from rcm.crypto.cli import keys, tenants_offboard  # noqa: E402
@@ -253,6 +254,7 @@ main.add_command(audit)
 main.add_command(x12)
 main.add_command(codes)
 main.add_command(payers)
+main.add_command(claims)
 main.add_command(coding)
 main.add_command(keys)
 main.add_command(worker)

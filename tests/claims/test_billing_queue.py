@@ -130,3 +130,29 @@ async def test_supervisors_see_depth_and_age_per_practice_and_reason(
     assert all(r["oldest_age_seconds"] >= 0 for r in body["reasons"])
     biller = await make_staff(Role.BILLER, practice)
     assert (await biller.get("/supervision/billing")).status_code == 403
+
+
+async def test_acting_on_a_claim_by_its_route_resolves_its_item(
+    *,
+    intake: Api,
+    practice: Tenant,
+    claims: Claims,
+    make_staff: MakeStaff,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    claim_id = await claims.new(intake, practice)
+    await claims.walk(practice, claim_id, ClaimState.SUBMITTED, ClaimState.REJECTED)
+    async with practice_scope(sessions, settings, practice) as scope:
+        item_id = await open_billing_item(scope, claim_id, BillingReason.REJECTION, now=datetime.now(UTC))
+    biller = await make_staff(Role.BILLER, practice)
+    closed = await biller.post(f"/billing/claims/{claim_id}/close", {"reason": "written off"})
+    assert closed.status_code == 200, closed.text
+    events = await rows(
+        owner_engine,
+        "SELECT event, actor FROM rcm.work_item_event WHERE work_item_id = :i ORDER BY created_at, id",
+        i=item_id,
+    )
+    assert [e for e, _ in events] == ["created", "completed"]
+    assert (await biller.post("/billing/next")).status_code == 204

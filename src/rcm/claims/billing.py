@@ -106,15 +106,15 @@ async def complete(
     item, _ = await billing_item(scope, item_id)
     if not _holds(scope, item):
         raise Conflict(NOT_HELD)
-    claim: schemas.Claim | None = None
-    if item.subject_type is SubjectType.CLAIM:
-        claim = await _act(practice, item.subject_id, data)
-    elif data.action not in ENCOUNTER_ACTIONS:
+    if item.subject_type is not SubjectType.CLAIM and data.action not in ENCOUNTER_ACTIONS:
         raise InvalidInput(
             "An item about an encounter is finished as corrected or closed.",
             errors=[FieldError("/action", "is not corrected or close")],
         )
+    # The item first: the action then finds no live item about its claim to resolve. A refused action
+    # (409) rolls both back with the request.
     done = await workqueue.complete(scope, item_id)
+    claim = await _act(practice, item.subject_id, data) if item.subject_type is SubjectType.CLAIM else None
     practice.audit(
         "billing.complete",
         Action.UPDATE,

@@ -14,7 +14,7 @@ from rcm.audit.events import Action
 from rcm.claims import schemas, states
 from rcm.claims.building import CLAIM, make_ready, new_claim
 from rcm.claims.models import Claim, ClaimEvent, ClaimLine
-from rcm.claims.repository import ClaimRepository
+from rcm.claims.repository import BillingQueueRepository, ClaimRepository
 from rcm.claims.states import Cause, ClaimState, Frequency
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
@@ -184,6 +184,11 @@ async def _locked(scope: TenantScope, claim_id: uuid.UUID) -> Claim:
     return claim
 
 
+async def _worked(scope: TenantScope, claim_id: uuid.UUID) -> None:
+    """A biller's action on the claim resolves the billing item about it, whichever route it came by."""
+    await scope.repo(BillingQueueRepository).complete_about(claim_id, actor=scope.principal.subject)
+
+
 async def move(
     scope: TenantScope,
     claim_id: uuid.UUID,
@@ -234,12 +239,14 @@ async def resubmit(scope: TenantScope, claim_id: uuid.UUID, data: schemas.Resubm
                 "The practice is not enrolled with the claim's payer (its manifest's payers).",
                 errors=[FieldError("/payer_id", f"{claim.payer_id} has no enrollment")],
             )
+        await _worked(scope, claim.id)
         return await _full(scope, moved)
     if claim.state is not ClaimState.REJECTED:
         raise states.illegal(claim.state, "resubmitted")
     moved = await move(
         scope, claim.id, ClaimState.READY, cause=Cause.BILLER, reason=data.reason, unbatch=True
     )
+    await _worked(scope, claim.id)
     return await _full(scope, moved)
 
 
@@ -326,6 +333,7 @@ async def replace(scope: TenantScope, claim_id: uuid.UUID, data: schemas.Replace
         reason=data.reason,
         closed_reason=f"replaced by {replacement.patient_control_number}",
     )
+    await _worked(scope, original.id)
     return await _full(scope, replacement)
 
 
@@ -342,6 +350,7 @@ async def void(scope: TenantScope, claim_id: uuid.UUID, data: schemas.VoidClaim)
                 errors=[FieldError("/submission_batch_id", "is set")],
             )
         voided = await move(scope, original.id, ClaimState.VOIDED, cause=Cause.BILLER, reason=data.reason)
+        await _worked(scope, original.id)
         return await _full(scope, voided)
     _held_number(original, "voided")
     lines = await scope.repo(ClaimRepository).lines(original.id)
@@ -349,6 +358,7 @@ async def void(scope: TenantScope, claim_id: uuid.UUID, data: schemas.VoidClaim)
         scope, original, _snapshot(original, lines), Frequency.VOID, data.reason
     )
     await move(scope, original.id, ClaimState.VOIDED, cause=Cause.BILLER, reason=data.reason)
+    await _worked(scope, original.id)
     return await _full(scope, void_claim)
 
 
@@ -356,4 +366,5 @@ async def close(scope: TenantScope, claim_id: uuid.UUID, data: schemas.CloseClai
     closed = await move(
         scope, claim_id, ClaimState.CLOSED, cause=Cause.BILLER, reason=data.reason, closed_reason=data.reason
     )
+    await _worked(scope, claim_id)
     return await _full(scope, closed)
