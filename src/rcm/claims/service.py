@@ -9,6 +9,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
 
 from rcm.audit.events import Action
 from rcm.claims import schemas, states
@@ -29,72 +32,21 @@ REPLACEABLE = frozenset({ClaimState.ACCEPTED, ClaimState.PAID, ClaimState.PARTIA
 VOID_IN_PLACE = frozenset({ClaimState.CREATED, ClaimState.READY, ClaimState.REJECTED})
 
 
+def _fields(struct: type[msgspec.Struct], row: object, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The DTO's fields read from the row's columns of the same names (but ``skip``)."""
+    return {name: getattr(row, name) for name in struct.__struct_fields__ if name not in skip}
+
+
 def summary_view(claim: Claim) -> schemas.ClaimSummary:
-    return schemas.ClaimSummary(
-        id=claim.id,
-        tenant_id=claim.tenant_id,
-        encounter_id=claim.encounter_id,
-        payer_id=claim.payer_id,
-        responsibility=claim.responsibility,
-        state=claim.state,
-        frequency=claim.frequency,
-        patient_control_number=claim.patient_control_number,
-        payer_claim_control_number=claim.payer_claim_control_number,
-        original_claim_id=claim.original_claim_id,
-        service_date=claim.service_date,
-        total_charge_cents=claim.total_charge_cents,
-        submission_batch_id=claim.submission_batch_id,
-        created_at=claim.created_at,
-        state_changed_at=claim.state_changed_at,
-        closed_reason=claim.closed_reason,
-    )
+    return schemas.ClaimSummary(**_fields(schemas.ClaimSummary, claim))
 
 
 def claim_view(claim: Claim, lines: Sequence[ClaimLine], events: Sequence[ClaimEvent]) -> schemas.Claim:
     return schemas.Claim(
-        id=claim.id,
-        tenant_id=claim.tenant_id,
-        encounter_id=claim.encounter_id,
-        patient_id=claim.patient_id,
-        payer_id=claim.payer_id,
-        responsibility=claim.responsibility,
-        state=claim.state,
-        frequency=claim.frequency,
-        patient_control_number=claim.patient_control_number,
-        payer_claim_control_number=claim.payer_claim_control_number,
-        original_claim_id=claim.original_claim_id,
-        original_payer_claim_control_number=claim.original_payer_claim_control_number,
-        service_date=claim.service_date,
-        place_of_service=claim.place_of_service,
-        diagnoses=list(claim.diagnoses),
-        total_charge_cents=claim.total_charge_cents,
-        submission_batch_id=claim.submission_batch_id,
-        created_at=claim.created_at,
-        state_changed_at=claim.state_changed_at,
-        closed_reason=claim.closed_reason,
-        lines=[
-            schemas.ClaimLine(
-                line_number=line.line_number,
-                procedure_code=line.procedure_code,
-                modifiers=list(line.modifiers),
-                units=line.units,
-                charge_cents=line.charge_cents,
-                diagnosis_pointers=list(line.diagnosis_pointers),
-                service_date=line.service_date,
-            )
-            for line in lines
-        ],
+        **_fields(schemas.Claim, claim, skip=("lines", "events")),
+        lines=[schemas.ClaimLine(**_fields(schemas.ClaimLine, line)) for line in lines],
         events=[
-            schemas.ClaimEvent(
-                id=e.id,
-                at=e.created_at,
-                from_state=e.from_state,
-                to_state=e.to_state,
-                cause=e.cause,
-                actor=e.actor,
-                reason=e.reason,
-                payer_claim_control_number=e.payer_claim_control_number,
-            )
+            schemas.ClaimEvent(**_fields(schemas.ClaimEvent, e, skip=("at",)), at=e.created_at)
             for e in events
         ],
     )
