@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,9 +23,26 @@ from rcm.identity.principal import Role
 from rcm.identity.testing import user_principal
 from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import Tenant
+from rcm.tenancy.scope import SystemScope
 from rcm.tenancy.staff import system_scope
 from tests.claims.conftest import Claims, practice_scope, rows
 from tests.support import Api
+
+
+@asynccontextmanager
+async def operator_scope(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, *practices: Tenant, actor: Any = None
+) -> AsyncIterator[SystemScope]:
+    """An operator job's unit of work over ``practices`` (committed on success)."""
+    async with system_scope(
+        sessions,
+        KeyStore(key_provider(settings)),
+        job="claims.test",
+        tenant_ids=tuple(TenantId(p.id) for p in practices),
+        actor=actor or user_principal(Role.ADMIN),
+        request=RequestInfo(request_id="claims-test", trace_id=""),
+    ) as scope:
+        yield scope
 
 
 async def test_batches_group_per_practice_and_payer_with_unique_control_numbers(
@@ -43,14 +63,7 @@ async def test_batches_group_per_practice_and_payer_with_unique_control_numbers(
     await claims.walk(practice, rejected, ClaimState.SUBMITTED, ClaimState.REJECTED)
 
     # One operator job over both practices (the same sender id, SUBMIT01, serves both for DEMO-MCR).
-    async with system_scope(
-        sessions,
-        KeyStore(key_provider(settings)),
-        job="claims.build_batches",
-        tenant_ids=(TenantId(practice.id), TenantId(other_practice.id)),
-        actor=user_principal(Role.ADMIN),
-        request=RequestInfo(request_id="batch-test", trace_id=""),
-    ) as scope:
+    async with operator_scope(sessions, settings, practice, other_practice) as scope:
         batches = await build_batches(scope)
 
     assert len(batches) == 3

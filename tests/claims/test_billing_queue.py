@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.claims.building import open_billing_item
+from rcm.claims.follow_up import open_follow_ups
 from rcm.claims.states import ClaimState
 from rcm.config import Settings
 from rcm.identity.principal import Role
@@ -17,6 +19,7 @@ from rcm.payers.service import sync_enrollments
 from rcm.tenancy.models import Tenant
 from rcm.workqueue.models import BillingReason
 from tests.claims.conftest import Claims, practice_scope, rows
+from tests.claims.test_batches import operator_scope
 from tests.coding.conftest import MakeStaff
 from tests.support import Api
 
@@ -156,3 +159,31 @@ async def test_acting_on_a_claim_by_its_route_resolves_its_item(
     )
     assert [e for e, _ in events] == ["created", "completed"]
     assert (await biller.post("/billing/next")).status_code == 204
+
+
+async def test_claims_without_an_answer_past_the_payers_days_get_one_follow_up(
+    *,
+    intake: Api,
+    practice: Tenant,
+    claims: Claims,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    late, recent = await claims.new(intake, practice), await claims.new(intake, practice)
+    for claim_id in (late, recent):
+        await claims.walk(practice, claim_id, ClaimState.SUBMITTED)
+    async with owner_engine.begin() as conn:  # Demo Medicare waits 30 days before a status inquiry
+        await conn.execute(
+            text("UPDATE rcm.claim SET state_changed_at = now() - interval '31 days' WHERE id = :c"),
+            {"c": late},
+        )
+    for expected in (1, 0):  # the second run finds the item open: no second one
+        async with operator_scope(sessions, settings, practice) as scope:
+            assert await open_follow_ups(scope) == expected
+    items = await rows(
+        owner_engine,
+        "SELECT subject_id, reason, status FROM rcm.work_item WHERE subject_id = ANY(:c)",
+        c=[late, recent],
+    )
+    assert items == [(late, "follow_up", "open")]

@@ -24,6 +24,7 @@ from rcm.encounters.models import Encounter
 from rcm.kit.pagination import after_key
 from rcm.kit.repository import TenantScopedRepository
 from rcm.patients.models import Coverage
+from rcm.payers.models import Payer
 from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, WorkItem
 from rcm.workqueue.repository import WorkItemRepository
 
@@ -200,6 +201,33 @@ class ClaimRepository(TenantScopedRepository[Claim]):
         if after is not None:
             stmt = stmt.where(after_key(Claim.created_at, Claim.id, after))
         return await self._all(stmt.order_by(Claim.created_at, Claim.id).limit(limit))
+
+    async def due_for_follow_up(self, *, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(practice, claim) of claims with the payer and no answer for longer than the payer's
+        ``status_inquiry_days`` (submitted or accepted since then), and no live billing item about them."""
+        live = (
+            select(_ITEM.c.id)
+            .where(
+                _ITEM.c.tenant_id == Claim.tenant_id,
+                _ITEM.c.kind == QueueKind.BILLING,
+                _ITEM.c.subject_id == Claim.id,
+                _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING]),
+            )
+            .exists()
+        )
+        stmt = (
+            select(Claim.tenant_id, Claim.id)
+            .join(Payer, Payer.id == Claim.payer_id)
+            .where(
+                self.tenant_filter(Claim.tenant_id),
+                Claim.state.in_([ClaimState.SUBMITTED, ClaimState.ACCEPTED]),
+                Claim.state_changed_at < func.now() - func.make_interval(0, 0, 0, Payer.status_inquiry_days),
+                ~live,
+            )
+            .order_by(Claim.state_changed_at)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in await self._rows(stmt)]
 
     async def lock(self, claim_id: uuid.UUID) -> Claim | None:
         """The claim, locked until commit (two actions on one claim queue up instead of racing)."""
