@@ -90,6 +90,12 @@ TARGETS: dict[str, list[str]] = {
         "tests/tenancy/test_staff_scope.py",  # cross-practice inserts, timestamps handed back
     ],
     "src/rcm/kit/rls.py": ["tests/kit/test_rls.py"],
+    # Whose practices a staff member's unit of work is bound to (read and bound in one statement).
+    "src/rcm/tenancy/repository.py": [
+        "tests/workqueue/test_hot_path.py",
+        "tests/tenancy/test_staff_scope.py",
+        "tests/identity/test_auditor_scope.py",
+    ],
 }
 DEFAULT_TESTS = ["tests/identity", "tests/tenancy", "tests/isolation"]
 

@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     # blob_dir named by opaque ids. The metadata row is in PostgreSQL either way.
     blob_backend: Literal["postgres", "directory"] = "postgres"
     blob_dir: Path | None = None
+    # The blob sweep (hourly, by the worker's scheduler) removes files under blob_dir with no committed row
+    # and chunks superseded by a re-seal once they are this old: longer than any transaction writing a blob
+    # and any read of one (a reader holds one generation from start to end).
+    blob_sweep_grace_seconds: int = Field(default=24 * 3600, ge=60)
     # Size limits of an encounter's document and of a bulk intake file (413 past them).
     document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     bulk_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)

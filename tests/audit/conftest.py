@@ -117,7 +117,7 @@ async def _newest_xid(audit_sessions: async_sessionmaker[AsyncSession]) -> int:
 
 async def seal_all(audit_sessions: async_sessionmaker[AsyncSession], *, within: float = 60.0) -> None:
     """Run the chainer until every event committed so far is sealed (the watermark passed the newest xid).
-    The horizon is the cluster's oldest running transaction, so another session's open transaction can
+    The horizon is this database's oldest running transaction, so another test's open transaction can
     delay sealing for a moment: retry, briefly."""
     target = await _newest_xid(audit_sessions)
     deadline = time.monotonic() + within

@@ -22,8 +22,15 @@ ScopeFor = Callable[[Tenant], AbstractAsyncContextManager[TenantScope]]
 
 
 @pytest.fixture
-def scope_for(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> ScopeFor:
-    keystore = KeyStore(key_provider(settings))
+def keys(settings: Settings) -> KeyStore:
+    """The test's key cache, shared by its scopes and by the jobs it runs (a test that rotates evicts it,
+    as a deployment's re-encryption waits for every cache to expire)."""
+    return KeyStore(key_provider(settings))
+
+
+@pytest.fixture
+def scope_for(sessions: async_sessionmaker[AsyncSession], keys: KeyStore) -> ScopeFor:
+    keystore = keys
 
     @asynccontextmanager
     async def open_scope(tenant: Tenant) -> AsyncIterator[TenantScope]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,21 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.audit.events import request_info_from
+from rcm.blobs.models import BlobBackend
+from rcm.blobs.store import BlobStore
 from rcm.cli import main
 from rcm.config import Settings, get_settings
 from rcm.crypto import KeysDestroyedError, KeyStore, LocalFileKeyProvider
 from rcm.identity.cli import exchange_in_process
 from rcm.identity.keys import KeyRing, rotate_signing_key
+from rcm.identity.testing import client_principal
 from rcm.identity.tokens import verify_access_token
 from rcm.kit.db import platform_transaction, tenant_transaction
 from rcm.kit.tenant import TenantContext
+from rcm.tenancy.jobs import job_tenant_scope
 from rcm.tenancy.models import Tenant
+from rcm.tenancy.scope import TenantScope
 from tests.conftest import tid
 from tests.crypto.conftest import PHI_TABLE, PhiSample
 from tests.identity.conftest import audit_rows, make_client
@@ -118,6 +125,50 @@ async def test_keys_rotate_with_new_kek(
     assert await _events(owner_engine, tenant) == [("keys.rotate", "E", "data_key")]
     fresh = KeyStore(LocalFileKeyProvider(tmp_path / "keks", create=False))
     assert await _read(fresh, sessions, tenant, row_id) == b"Ann Lee"
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def test_keys_rotate_reseals_files_before_retiring_the_old_key(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    sessions: async_sessionmaker[AsyncSession],
+    owner_engine: AsyncEngine,
+    tenant: Tenant,
+) -> None:
+    """What an operator sees: with no broker, the rotation re-seals the practice's files itself."""
+    blobs = BlobStore(BlobBackend.DIRECTORY, tmp_path / "blobs")
+
+    def scope(store: KeyStore) -> AbstractAsyncContextManager[TenantScope]:
+        return job_tenant_scope(
+            sessions,
+            store,
+            tid(tenant),
+            actor=client_principal(tenant.id),
+            request=request_info_from(None),
+            job="tests.cli",
+        )
+
+    async with scope(KeyStore(LocalFileKeyProvider(tmp_path / "keks"))) as s:
+        ref = await blobs.put(s, _one(b"scanned referral letter"), content_type="application/pdf")
+    env = {**cli_env, "RCM_BLOB_BACKEND": "directory", "RCM_BLOB_DIR": str(tmp_path / "blobs")}
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["keys", "rotate", "--tenant", tenant.slug], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{tenant.slug}: re-wrapped 0 keys, PHI key now v2, re-encrypted 0 rows and re-sealed 1 blobs" in (
+        result.output
+    )
+    assert [(p, v, s) for p, v, s, _ in await _states(owner_engine, tenant)] == [
+        ("blind_index", 1, "active"),
+        ("phi", 1, "retired"),
+        ("phi", 2, "active"),
+    ]
+    assert [p.name for p in (tmp_path / "blobs" / tenant.id.hex).iterdir()] == [f"{ref.id.hex}.g1"]
+    async with scope(KeyStore(LocalFileKeyProvider(tmp_path / "keks", create=False))) as s:
+        assert await blobs.read_all(s, ref.id) == b"scanned referral letter"
 
 
 async def test_tenants_offboard_shreds(

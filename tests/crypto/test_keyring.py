@@ -188,3 +188,36 @@ async def test_keyring_without_tenant_context_cannot_create_keys(
         with pytest.raises(Exception, match="row-level security"):
             async with session.begin():
                 await store.keyring(session, TenantId(tenant.id))
+
+
+async def test_a_field_opener_opens_what_decrypt_opens_and_refuses_what_it_refuses(
+    store: KeyStore, sessions: async_sessionmaker[AsyncSession], tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """The page-wide opener of a list read: same plaintexts, same associated data, same refusals."""
+    mine = await keyring_for(store, sessions, tenant)
+    theirs = await keyring_for(store, sessions, other_tenant)
+    row, other_row = uuid.uuid4(), uuid.uuid4()
+    name = mine.encrypt_str(table="patient", column="name", row_id=row, value=CANARY)
+    dob = mine.encrypt_str(table="patient", column="dob", row_id=row, value="1961-02-03")
+    assert name is not None
+    assert dob is not None
+    opener = mine.opener("patient", ("name", "dob", "phone"))
+    assert opener.open(row, [name, dob, None]) == [CANARY, "1961-02-03", None]
+
+    unknown_version = name[:1] + (99).to_bytes(4, "big") + name[5:]
+    refused = {
+        "other row": lambda: opener.open(other_row, [name, dob, None]),
+        "columns swapped": lambda: opener.open(row, [dob, name, None]),
+        "other table": lambda: mine.opener("coverage", ("name",)).open(row, [name]),
+        "other tenant": lambda: theirs.opener("patient", ("name",)).open(row, [name]),
+        "truncated": lambda: opener.open(row, [name[:20], dob, None]),
+        "unknown format": lambda: opener.open(row, [b"\x02" + name[1:], dob, None]),
+        "unknown key version": lambda: opener.open(row, [unknown_version, dob, None]),
+        "bit flipped": lambda: opener.open(row, [name[:-1] + bytes([name[-1] ^ 1]), dob, None]),
+    }
+    for label, attempt in refused.items():
+        with pytest.raises(DecryptionError) as caught:
+            attempt()
+        assert "CANARY" not in str(caught.value), label
+    with pytest.raises(ValueError, match="3 columns"):
+        opener.open(row, [name, dob])

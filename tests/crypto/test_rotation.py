@@ -14,7 +14,7 @@ from rcm.config import Settings
 from rcm.crypto import DecryptionError, KeysDestroyedError, KeyStore, LocalFileKeyProvider, TenantKeyring
 from rcm.crypto.phi import phi_tables
 from rcm.crypto.reencrypt import reencrypt_tenant_rows
-from rcm.crypto.tasks import reencrypt_tenant, use_keystore
+from rcm.crypto.tasks import reencrypt_tenant, sealed_elsewhere, use_keystore
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext
 from rcm.tenancy.models import Tenant
@@ -99,6 +99,7 @@ def test_registry_finds_declared_phi_columns() -> None:
 
 async def test_rotation_then_background_reencryption_keeps_reads_working(
     *,
+    settings: Settings,
     store: KeyStore,
     sessions: async_sessionmaker[AsyncSession],
     control_sessions: async_sessionmaker[AsyncSession],
@@ -122,7 +123,8 @@ async def test_rotation_then_background_reencryption_keeps_reads_working(
     expected.update(await _seed(store, sessions, tenant, 1))
 
     # Re-encrypt in batches of 3 (four transactions for the ten v1 rows; the new row is already on v2).
-    report = await reencrypt_tenant_rows(sessions, store, tid(tenant), batch_size=3)
+    sealed = sealed_elsewhere(settings)
+    report = await reencrypt_tenant_rows(sessions, store, tid(tenant), sealed=sealed, batch_size=3)
     assert await _read_all(store, sessions, tenant) == (expected, {2})
     assert report.rows == 10
     assert report.complete
@@ -131,7 +133,7 @@ async def test_rotation_then_background_reencryption_keeps_reads_working(
     # The other tenant was not touched.
     assert await _read_all(store, sessions, other_tenant) == (theirs, {1})
     # Idempotent: a redelivered job finds nothing to do.
-    again = await reencrypt_tenant_rows(sessions, store, tid(tenant), batch_size=3)
+    again = await reencrypt_tenant_rows(sessions, store, tid(tenant), sealed=sealed, batch_size=3)
     assert (again.rows, again.retired, again.complete) == (0, 0, True)
 
 
@@ -173,7 +175,10 @@ async def test_reads_work_midway_through_reencryption(
             )
         ).scalar_one()
     assert stale >= 3  # the three untouched rows, plus touched rows whose note is still on v1
-    report = await reencrypt_tenant_rows(sessions, store, tid(tenant), batch_size=2, tables=[entry])
+    # Only the sample table, nothing sealed elsewhere: this tenant has no blobs.
+    report = await reencrypt_tenant_rows(
+        sessions, store, tid(tenant), sealed=(), batch_size=2, tables=[entry]
+    )
     assert report.rows == stale
     assert await _read_all(store, sessions, tenant) == (expected, {2})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -24,7 +25,7 @@ from rcm.app import create_app
 from rcm.config import Settings
 from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
-from rcm.kit.windows import MemoryWindows, RedisWindows, Windows
+from rcm.kit.windows import Hit, MemoryWindows, RedisWindows, Windows
 
 REDIS_URL = os.environ.get("RCM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PUBLIC_ROUTE = "/.well-known/oauth-authorization-server"
@@ -79,6 +80,46 @@ async def test_a_window_closes_after_its_length(windows: Windows) -> None:
     assert fresh.reset_ms <= 150
 
 
+async def _just_after_a_boundary(window_ms: int) -> None:
+    """Wait until the clock is in the first tenth of a bucket (buckets are aligned to the clock)."""
+    into = time.time_ns() // 1_000_000 % window_ms
+    if into > window_ms // 10:
+        await asyncio.sleep((window_ms - into + 5) / 1000)
+
+
+async def test_a_burst_at_the_boundary_counts_against_the_next_window(windows: Windows) -> None:
+    """Fixed windows would allow the limit twice in a row across a boundary; the sliding one does not."""
+    window = 1_000
+    await _just_after_a_boundary(window)
+    await asyncio.sleep(0.75)  # late in the bucket
+    for _ in range(10):
+        await windows.hit("burst", window)
+    await _just_after_a_boundary(window)
+    after = await windows.hit("burst", window)
+    assert after.previous == 10
+    assert after.current == 1
+    assert after.count >= 9  # at most a tenth of the previous bucket has slid out
+    assert after.retry_after_ms(10) > 0
+    assert after.retry_after_ms(20) == 0
+
+
+def test_retry_after_is_when_the_window_next_has_room() -> None:
+    # 10 hits in the previous bucket, 2 in this one, 100 ms into a 1,000 ms bucket: count 9 + 2 = 11.
+    hit = Hit(current=2, previous=10, elapsed_ms=100, window_ms=1_000)
+    assert hit.count == 11
+    wait = hit.retry_after_ms(10)
+    later = Hit(current=3, previous=10, elapsed_ms=100 + wait, window_ms=1_000)
+    sooner = Hit(current=3, previous=10, elapsed_ms=100 + wait - 2, window_ms=1_000)
+    assert later.count <= 10 < sooner.count
+    # This bucket alone is over the limit: the wait runs into the next bucket.
+    full = Hit(current=12, previous=0, elapsed_ms=500, window_ms=1_000)
+    wait = full.retry_after_ms(10)
+    assert wait > 500
+    next_bucket = Hit(current=1, previous=12, elapsed_ms=wait - 500, window_ms=1_000)
+    assert next_bucket.count <= 10
+    assert Hit(current=1, previous=12, elapsed_ms=wait - 502, window_ms=1_000).count > 10
+
+
 async def test_redis_window_keys_expire(redis_url: str, prefix: str) -> None:
     """No window key is left in Redis without an expiry (it would count forever)."""
     store = RedisWindows(redis_url, prefix=prefix)
@@ -89,7 +130,7 @@ async def test_redis_window_keys_expire(redis_url: str, prefix: str) -> None:
     finally:
         await client.aclose()
         await store.aclose()
-    assert 0 < ttl <= 60_000
+    assert 60_000 < ttl <= 120_000  # two windows: the bucket stays the "previous" one for a window more
 
 
 async def test_an_unreachable_redis_fails_open() -> None:

@@ -151,8 +151,42 @@ def test_dates() -> None:
 
 
 def test_place_of_service() -> None:
-    assert_passes("POS-VALID", ctx())
+    # Without a place-of-service release loaded: the built-in CMS list, and the result says so.
+    verdict = run("POS-VALID", ctx())
+    assert verdict.status is RuleStatus.PASSED
+    assert "built-in CMS list" in " ".join(verdict.looked_at)
     assert_fires("POS-VALID", ctx(encounter(place_of_service="30")), "place of service 30")
+
+
+def test_place_of_service_from_the_loaded_code_set() -> None:
+    """A loaded release decides, on the date of service: a code retired (or not yet added) is refused."""
+    retired = [CodeStatus("pos", "11", False, "not valid on 2026-11-20: terminated 2026-01-01")]
+    verdict = assert_fires(
+        "POS-VALID", ctx(codes={DOS: retired}), "place of service 11 is not valid on 2026-11-20"
+    )
+    assert "terminated 2026-01-01" in verdict.findings[0].message
+    assert "code set" in " ".join(verdict.looked_at)
+    # "30" is not in the built-in list; a release that has it (a new code) lets it through.
+    added = [CodeStatus("pos", "30", True)]
+    assert_passes("POS-VALID", ctx(encounter(place_of_service="30"), codes={DOS: added}))
+    # The place of service is not reported again by CODES-VALID.
+    assert_passes("CODES-VALID", ctx(codes={DOS: [CodeStatus("icd10cm", "E119", True), *retired]}))
+
+
+def test_codes_current_warns_when_the_date_is_past_the_newest_release() -> None:
+    current = [CodeStatus("icd10cm", "E119", True), CodeStatus("cpt", "99213", True)]
+    assert_passes("CODES-CURRENT", ctx(codes={DOS: current}))
+    warning = "code set may be out of date: newest ICD-10-CM release loaded is 2026 (through 2026-09-30)"
+    stale = [
+        CodeStatus("icd10cm", "E119", True, None, warning),
+        CodeStatus("icd10cm", "I10", True, None, warning),
+    ]
+    verdict = assert_fires(
+        "CODES-CURRENT", ctx(codes={DOS: stale}), "Code set may be out of date", "2026-09-30"
+    )
+    assert len(verdict.findings) == 1  # one warning per release and date, not one per code
+    assert REGISTRY["CODES-CURRENT"].spec.severity is Severity.WARNING
+    assert run("CODES-CURRENT", ctx(codes={DOS: NotLoaded("no code sets")})).status is RuleStatus.NOT_CHECKED
 
 
 # Codes -----------------------------------------------------------------------------------------------

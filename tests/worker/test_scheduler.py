@@ -74,7 +74,7 @@ def test_the_scheduler_ticks_and_stops(settings: Settings) -> None:
 
 def test_jobs_are_declared_where_they_belong() -> None:
     jobs = periodic_jobs()
-    assert {"audit.seal_and_checkpoint", "idempotency.purge"} <= set(jobs)
+    assert {"audit.seal_and_checkpoint", "idempotency.purge", "blobs.sweep"} <= set(jobs)
     with pytest.raises(ValueError, match="already declared"):
         periodic(name="audit.seal_and_checkpoint", every_seconds=lambda s: 1.0)(jobs["idempotency.purge"].fn)
     with pytest.raises(ValueError, match="dotted"):

@@ -10,7 +10,8 @@ seal order: by tenant, then time, transaction id and event id within each sealed
 It works across tenants through one loudly named system path: the tenant context names every registered
 tenant and the platform's own chain; row-level security stays on.
 
-The horizon is the oldest transaction still running anywhere in the cluster: a session left idle in a
+The horizon is the oldest transaction still running in this database (transactions of other databases on
+the same server cannot write our events and are not waited for): a session of ours left idle in a
 transaction that holds an xid stalls sealing (not the requests) until it ends, so production databases
 should set ``idle_in_transaction_session_timeout``.
 """

@@ -18,8 +18,11 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Index,
+    Insert,
+    Integer,
     LargeBinary,
     Select,
     SmallInteger,
@@ -28,16 +31,19 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     any_,
+    bindparam,
     cast,
     false,
+    func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, aggregate_order_by, array
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
@@ -168,6 +174,76 @@ def append_records(session: Session, records: Sequence[AuditRecord]) -> None:
     session.execute(insert(audit_event), [r.as_row() for r in records])
 
 
+def read_with_event(
+    page: Select[Any], *, order: Sequence[str], shown: int, record: AuditRecord
+) -> tuple[Select[Any], dict[str, Any]]:
+    """``page`` with the INSERT of its read's audit ``record`` in the same statement (one round trip fewer
+    than the event written at commit, and in the same transaction all the same).
+
+    ``page`` selects an ``id`` column, ordered by the ``order`` columns. The event's resource and patient
+    ids are the ids of the first ``shown`` rows in that order (what the caller shows; one more row only says
+    that another page exists), read by PostgreSQL from the rows it returns, and its detail gets their
+    ``count``. Returns the statement (its rows in ``order``) and the event's parameters to execute it with.
+    """
+    rows = page.cte("page")
+    keys = [rows.c[name] for name in order]
+    first = select(rows).order_by(*keys).limit(bindparam("ae_shown", type_=Integer)).subquery("first")
+    shown_ids = select(
+        func.coalesce(
+            func.array_agg(aggregate_order_by(first.c.id, *(first.c[name] for name in order))),
+            cast(literal_column("'{}'"), ARRAY(UUID(as_uuid=True))),
+        ).label("ids")
+    ).cte("shown_ids")
+    ids = shown_ids.c.ids
+    values: list[Any] = []
+    for column in _EVENT_COLUMNS:
+        if column.name in ("resource_ids", "patient_ids"):
+            values.append(ids)
+        elif column.name == "detail":
+            detail = bindparam("ae_detail", type_=JSONB)
+            values.append(
+                detail.op("||", return_type=JSONB)(func.jsonb_build_object("count", func.cardinality(ids)))
+            )
+        else:
+            values.append(bindparam(f"ae_{column.name}", type_=column.type))
+    logged = insert(audit_event).from_select(
+        [c.name for c in _EVENT_COLUMNS], select(*values).select_from(shown_ids)
+    )
+    stmt = select(rows).order_by(*keys).add_cte(logged.cte("logged"))
+    params = {
+        f"ae_{key}": value
+        for key, value in record.as_row().items()
+        if key not in ("resource_ids", "patient_ids")
+    }
+    return stmt, {**params, "ae_shown": shown}
+
+
+# An event recorded by the very statement that touches its row (the next item of a queue: which row, and so
+# which practice, only that statement knows). Its practice and resource come from the row; every other column
+# is a bound parameter ``audit_<column>``, so the statement around it stays one cached statement.
+_FROM_ROW = ("tenant_id", "resource_ids")
+
+
+def event_of_row(tenant_id: ColumnElement[uuid.UUID], resource_id: ColumnElement[uuid.UUID]) -> Insert:
+    """``INSERT ... SELECT`` one audit event per row of another CTE of the same statement (``tenant_id``
+    and ``resource_id`` are that CTE's columns): no row touched, no event; the rest of the event is
+    ``event_of_row_params``. The row's practice must be bound (RLS refuses an event of any other)."""
+    values = [
+        tenant_id
+        if column.name == "tenant_id"
+        else array([resource_id])
+        if column.name == "resource_ids"
+        else bindparam(f"audit_{column.name}", type_=column.type)
+        for column in _EVENT_COLUMNS
+    ]
+    return insert(audit_event).from_select([column.name for column in _EVENT_COLUMNS], select(*values))
+
+
+def event_of_row_params(record: AuditRecord) -> dict[str, Any]:
+    """The parameters of ``event_of_row``: ``record`` but for its practice and resource (the row's)."""
+    return {f"audit_{name}": value for name, value in record.as_row().items() if name not in _FROM_ROW}
+
+
 # --- the chainer (role rcm_audit) ------------------------------------------------------------------------
 
 # One chainer at a time, whoever runs it (the worker's job or the CLI): a transaction-level advisory lock.
@@ -178,16 +254,33 @@ async def lock_chainer(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAINER_LOCK})
 
 
+# The oldest transaction still running IN THIS DATABASE (else the snapshot's xmax: none is). xids are
+# cluster-wide, but only a transaction connected to this database can insert an audit event, so one left
+# idle in another database (a neighbour's test run, an operator's psql) must not stall sealing here. A
+# running xid is skipped only when pg_locks and pg_stat_activity (datname is visible to every role) place
+# its backend in another database; whatever cannot be placed (a prepared transaction, a backend that ended
+# between the snapshot and this read) is waited for. One statement, so one snapshot.
+_HORIZON = text(
+    "WITH snap AS (SELECT pg_current_snapshot() AS s) "
+    "SELECT COALESCE("
+    " (SELECT min(x) FROM pg_snapshot_xip(snap.s) AS x WHERE NOT EXISTS ("
+    "   SELECT 1 FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
+    "   WHERE l.locktype = 'transactionid' AND l.granted AND l.transactionid = x::xid"
+    "     AND a.datname IS NOT NULL AND a.datname <> current_database())),"
+    " pg_snapshot_xmax(snap.s)) FROM snap"
+)
+
+
 async def watermark_and_horizon(session: AsyncSession) -> tuple[int, int]:
-    """``(watermark, horizon)``: every event with xid below the watermark is sealed; every transaction
-    with an xid below the horizon (the snapshot's xmin, the oldest one still running) has ended, so no event
-    with a smaller xid can still appear. The watermark row stays locked until commit."""
+    """``(watermark, horizon)``: every event with xid below the watermark is sealed; every transaction of
+    this database with an xid below the horizon has ended, so no event with a smaller xid can still appear.
+    The watermark row stays locked until commit."""
     low = (
         await session.execute(
             text("SELECT sealed_below FROM rcm.audit_chainer_state WHERE id = 1 FOR UPDATE")
         )
     ).scalar_one()
-    horizon = (await session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())"))).scalar_one()
+    horizon = (await session.execute(_HORIZON)).scalar_one()
     return int(low), int(horizon)
 
 

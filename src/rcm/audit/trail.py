@@ -13,6 +13,9 @@ of one tenant never wait for each other on the audit trail.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
@@ -21,6 +24,7 @@ from rcm.audit import repository
 from rcm.audit.events import AuditEvent
 from rcm.audit.records import AuditRecord, format_instant
 from rcm.kit.db import tenant_transaction
+from rcm.kit.jsonwrite import json_value, populate
 from rcm.kit.tenant import TenantContext
 
 _PENDING = "rcm.audit.pending"
@@ -35,6 +39,14 @@ def record(session: AsyncSession, event: AuditEvent) -> None:
     _check(event)
     pending: list[AuditEvent] = session.sync_session.info.setdefault(_PENDING, [])
     pending.append(event)
+
+
+def written_by_caller(event: AuditEvent) -> AuditRecord:
+    """``event`` as the row a repository writes in its own statement of this transaction (a list read
+    writes its event with its SELECT: ``repository.read_with_event``). Nothing is buffered: the caller's
+    statement is the record, and the transaction commits it with the access or not at all."""
+    _check(event)
+    return to_record(event)
 
 
 async def record_now(sessions: async_sessionmaker[AsyncSession], event: AuditEvent) -> None:
@@ -52,6 +64,33 @@ def take_pending(session: AsyncSession) -> list[AuditRecord]:
     """
     pending: list[AuditEvent] | None = session.sync_session.info.pop(_PENDING, None)
     return [to_record(event) for event in pending or ()]
+
+
+def pending_rows(session: AsyncSession) -> list[dict[str, Any]]:
+    """``take_pending`` as the JSON rows of ``with_audit``'s ``audit_event`` parameter."""
+    return [
+        {key: json_value(value) for key, value in record.as_row().items()} for record in take_pending(session)
+    ]
+
+
+# What ``AuditRecord.as_row`` holds: every column but the inserting transaction's id (its default).
+_AUDIT_COLUMNS = tuple(column.name for column in repository.audit_event.columns if column.name != "xid")
+
+
+def with_audit(parts: Sequence[str]) -> str:
+    """One statement of the data-modifying ``parts`` (``rcm.kit.jsonwrite``), ending with the INSERT of
+    the audit events given as its ``audit_event`` parameter (``pending_rows``): the rows and the events
+    that record them in one round trip, in the same transaction."""
+    ctes = ",\n".join(f"w{index} AS ({part})" for index, part in enumerate(parts))
+    return f"WITH {ctes}\n{populate(repository.audit_event, _AUDIT_COLUMNS)}"
+
+
+def of_row(event: AuditEvent) -> dict[str, Any]:
+    """``event`` as the parameters of ``repository.event_of_row``: recorded by the statement that touches
+    its row, in the same transaction, with no round trip of its own. The statement takes the event's
+    practice and resource from that row; ``event.tenant_id`` and ``event.resource_ids`` are not written."""
+    _check(event)
+    return repository.event_of_row_params(to_record(event))
 
 
 def pending_events(session: AsyncSession) -> tuple[AuditEvent, ...]:

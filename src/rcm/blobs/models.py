@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import enum
 import uuid
+from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,6 +37,13 @@ class Blob(TenantOwned, Base):
     __table_args__ = (
         CheckConstraint("backend IN ('postgres', 'directory')", name="backend"),
         CheckConstraint("state IN ('writing', 'complete')", name="state"),
+        Index("ix_blob_key_version", "tenant_id", "key_version"),
+        Index(
+            "ix_blob_superseded",
+            "tenant_id",
+            "superseded_since",
+            postgresql_where=text("superseded_since IS NOT NULL"),
+        ),
     )
 
     content_type: Mapped[str] = mapped_column(Text)
@@ -45,6 +55,12 @@ class Blob(TenantOwned, Base):
     chunk_count: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(BigInteger)  # plaintext bytes
     sha256: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # of the plaintext
+    # Which chunks (postgres) or file (directory) hold the blob now: a re-seal under a newer key writes the
+    # next generation beside this one and flips key_version, salt and generation in one UPDATE.
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Set by that flip when older chunks stay behind in blob_chunk for readers already under way; the sweep
+    # deletes them after its grace period and clears this.
+    superseded_since: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class BlobChunk(Base):
@@ -59,5 +75,6 @@ class BlobChunk(Base):
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
     blob_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True, server_default=text("0"))
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -5,10 +5,14 @@ are encrypted chunk by chunk with the tenant's keys (``rcm.crypto.stream``: STRE
 blob), so memory stays at one chunk whatever the file size. Where the ciphertext chunks live is a setting:
 
 - ``postgres``: ``rcm.blob_chunk`` rows, tenant-owned with RLS forced, written in the caller's transaction;
-- ``directory``: one file per blob under ``RCM_BLOB_DIR/<tenant id>/<blob id>`` (opaque ids, never PHI),
-  each chunk as a 4-byte big-endian length and the sealed chunk. The file is written beside its final name and
-  renamed when complete; a transaction that then rolls back leaves an orphan file with no row (unreadable
-  without its row's salt; a sweep may remove files with no row).
+- ``directory``: one file per blob under ``RCM_BLOB_DIR/<tenant id>/<blob id>[.g<generation>]`` (opaque ids
+  and a number, never PHI), each chunk as a 4-byte big-endian length and the sealed chunk. The file is
+  written as ``<name>.part`` and renamed when complete; a transaction that then rolls back leaves an orphan
+  file with no row (unreadable without its row's salt), which the sweep (``rcm.blobs.sweep``) removes.
+
+A blob has a generation: re-sealing it under a newer key (``rcm.blobs.reseal``, after a key rotation) writes
+the next generation's chunks or file beside the current one and flips the row to it in one UPDATE, so a
+reader holds one generation from start to end and never sees a mix.
 
 The metadata row (``rcm.blob``: key version, salt, chunking, size, SHA-256 of the plaintext) is in PostgreSQL
 either way, in the caller's transaction. The caller (a service holding a tenant scope) audits the access.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import struct
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -31,13 +36,18 @@ from rcm.blobs.models import Blob, BlobBackend, BlobState
 from rcm.blobs.repository import BlobRepository
 from rcm.config import Settings
 from rcm.crypto.keyring import TenantKeyring
-from rcm.crypto.stream import DEFAULT_CHUNK_BYTES, TAG_BYTES, StreamError
+from rcm.crypto.stream import DEFAULT_CHUNK_BYTES, TAG_BYTES, StreamError, StreamOpener
 from rcm.kit.errors import FieldError, NotFound, PayloadTooLarge
 from rcm.kit.repository import TenantScopedRepository
 from rcm.kit.tenant import TenantId
 
 R = TypeVar("R", bound=TenantScopedRepository[Blob])
 _LENGTH = struct.Struct(">I")
+PART_SUFFIX = ".part"
+_FILE_NAME = re.compile(r"([0-9a-f]{32})(?:\.g([1-9][0-9]{0,9}))?(\.part)?")
+# A reader that finds its generation's file gone (re-sealed between its metadata read and its open) reads
+# the metadata again; a blob re-sealed this many times in that instant is treated as missing.
+_REOPEN_ATTEMPTS = 3
 
 
 class BlobScope(Protocol):
@@ -58,6 +68,28 @@ class BlobRef:
     size: int  # plaintext bytes
     sha256: str  # hex digest of the plaintext
     content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlobFileName:
+    """What a file under RCM_BLOB_DIR/<tenant id>/ is, read from its name alone (which holds no PHI)."""
+
+    blob_id: uuid.UUID
+    generation: int
+    partial: bool  # still being written (``.part``), or left by a writer that died
+
+
+def file_name(blob_id: uuid.UUID, generation: int) -> str:
+    # Generation 0 keeps the name blob files had before re-sealing existed: nothing on disk had to move.
+    return blob_id.hex if generation == 0 else f"{blob_id.hex}.g{generation}"
+
+
+def parse_file_name(name: str) -> BlobFileName | None:
+    """The blob and generation a file name stands for; None for a name the store never writes."""
+    match = _FILE_NAME.fullmatch(name)
+    if match is None:
+        return None
+    return BlobFileName(uuid.UUID(hex=match[1]), int(match[2] or 0), match[3] is not None)
 
 
 def _ref(row: Blob) -> BlobRef:
@@ -126,6 +158,7 @@ class BlobStore:
             chunk_count=0,
             size=0,
             sha256=None,
+            generation=0,
         )
         repo = scope.repo(BlobRepository)
         await repo.insert(row)
@@ -135,8 +168,9 @@ class BlobStore:
         file: IO[bytes] | None = None
         part: Path | None = None
         if self.backend is BlobBackend.DIRECTORY:
-            part = self._path(scope.tenant_id, blob_id).with_suffix(".part")
-            file = await asyncio.to_thread(_create, part)
+            final = self.path(scope.tenant_id, blob_id, 0)
+            part = final.with_name(final.name + PART_SUFFIX)
+            file = await asyncio.to_thread(create_file, part)
         try:
             async for plaintext, last in rechunk(stream, self.chunk_size):
                 size += len(plaintext)
@@ -149,14 +183,14 @@ class BlobStore:
                 if file is None:
                     await repo.add_chunk(row, count, sealed)
                 else:
-                    await asyncio.to_thread(file.write, _LENGTH.pack(len(sealed)) + sealed)
+                    await asyncio.to_thread(file.write, frame(sealed))
                 count += 1
             if file is not None and part is not None:
-                await asyncio.to_thread(_close_into_place, file, part, part.with_suffix(""))
+                await asyncio.to_thread(close_into_place, file, part, final)
                 file = None
         finally:
             if file is not None and part is not None:
-                await asyncio.to_thread(_discard, file, part)
+                await asyncio.to_thread(discard, file, part)
         await repo.complete(row, chunk_count=count, size=size, sha256=digest.digest())
         return _ref(row)
 
@@ -192,40 +226,61 @@ class BlobStore:
         ``chunks_per_step`` chunks are read in short transactions of their own (``open_scope()``). A long
         consumer (a job reading a large file, a slow client) must not hold a snapshot open: the audit
         chainer seals only behind the oldest running transaction, and vacuum cleans only behind it."""
-        async with open_scope() as scope:
-            row = await scope.repo(BlobRepository).get_complete(blob_id)
-            if row is None:
-                raise NotFound
-            opener = scope.keyring.stream_opener(row.id, version=row.key_version, salt=row.salt)
-            tenant_id, backend = TenantId(row.tenant_id), row.backend
-            count, chunk_size = row.chunk_count, row.chunk_size
-        last_index = count - 1
-        if backend is BlobBackend.POSTGRES:
+        opened = await self._metadata(open_scope, blob_id)
+        row, opener = opened.row, opened.opener
+        count, last_index = row.chunk_count, row.chunk_count - 1
+        if row.backend is BlobBackend.POSTGRES:
             for start in range(0, count, chunks_per_step):
                 stop = min(start + chunks_per_step, count)
                 async with open_scope() as scope:
-                    sealed = await scope.repo(BlobRepository).chunks(row, start, stop)
+                    sealed = await scope.repo(BlobRepository).chunks(
+                        row, start, stop, generation=opened.generation
+                    )
                 for seq in range(start, stop):
                     data = sealed.pop(seq, None)
                     if data is None:
                         raise StreamError(f"chunk {seq} is missing")
                     yield opener.open(data, last=seq == last_index)
         else:
-            path = self._path(tenant_id, blob_id)
+            file: IO[bytes] | None = None
+            for _ in range(_REOPEN_ATTEMPTS):
+                try:
+                    file = await asyncio.to_thread(
+                        self.path(opened.tenant_id, blob_id, opened.generation).open, "rb"
+                    )
+                    break
+                except FileNotFoundError:
+                    # Re-sealed between the metadata read and this open: the old file goes once the flip
+                    # commits. Nothing was yielded yet, so the new generation is read whole instead.
+                    again = await self._metadata(open_scope, blob_id)
+                    if again.generation == opened.generation:
+                        break
+                    opened = again
+                    row, opener = opened.row, opened.opener
+                    count, last_index = row.chunk_count, row.chunk_count - 1
+            if file is None:
+                raise StreamError("the blob's file is missing")
             try:
-                file = await asyncio.to_thread(path.open, "rb")
-            except FileNotFoundError:
-                raise StreamError("the blob's file is missing") from None
-            try:
-                limit = chunk_size + TAG_BYTES
+                limit = row.chunk_size + TAG_BYTES
                 for seq in range(count):
-                    data = await asyncio.to_thread(_read_chunk, file, limit)
+                    data = await asyncio.to_thread(read_chunk, file, limit)
                     yield opener.open(data, last=seq == last_index)
                 if await asyncio.to_thread(file.read, 1):
                     raise StreamError("data after the final chunk")
             finally:
                 await asyncio.to_thread(file.close)
         opener.finish()
+
+    async def _metadata(
+        self, open_scope: Callable[[], AbstractAsyncContextManager[BlobScope]], blob_id: uuid.UUID
+    ) -> _Opened:
+        async with open_scope() as scope:
+            row = await scope.repo(BlobRepository).get_complete(blob_id)
+            if row is None:
+                raise NotFound
+            opener = scope.keyring.stream_opener(row.id, version=row.key_version, salt=row.salt)
+            # Copied out now: the generation read here is the one every later step reads.
+            return _Opened(row, opener, TenantId(row.tenant_id), row.generation)
 
     async def read_all(self, scope: BlobScope, blob_id: uuid.UUID) -> bytes:
         """The whole plaintext (small blobs and tests only)."""
@@ -240,33 +295,49 @@ class BlobStore:
             raise NotFound
         await repo.remove(row)
         if row.backend is BlobBackend.DIRECTORY:
-            await asyncio.to_thread(self._path(TenantId(row.tenant_id), row.id).unlink, True)
+            await asyncio.to_thread(self.path(TenantId(row.tenant_id), row.id, row.generation).unlink, True)
 
-    def _path(self, tenant_id: TenantId, blob_id: uuid.UUID) -> Path:
+    def tenant_directory(self, tenant_id: TenantId) -> Path:
         assert self.directory is not None
+        return self.directory / tenant_id.hex
+
+    def path(self, tenant_id: TenantId, blob_id: uuid.UUID, generation: int) -> Path:
         # Opaque ids only: a path never carries a name, a patient or a practice's slug.
-        return self.directory / tenant_id.hex / blob_id.hex
+        return self.tenant_directory(tenant_id) / file_name(blob_id, generation)
 
 
-def _create(path: Path) -> IO[bytes]:
+@dataclass(slots=True)
+class _Opened:
+    row: Blob
+    opener: StreamOpener
+    tenant_id: TenantId
+    generation: int
+
+
+def frame(sealed: bytes) -> bytes:
+    """A sealed chunk as the directory backend stores it: 4-byte big-endian length, then the chunk."""
+    return _LENGTH.pack(len(sealed)) + sealed
+
+
+def create_file(path: Path) -> IO[bytes]:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     return os.fdopen(fd, "wb")
 
 
-def _close_into_place(file: IO[bytes], part: Path, final: Path) -> None:
+def close_into_place(file: IO[bytes], part: Path, final: Path) -> None:
     file.flush()
     os.fsync(file.fileno())
     file.close()
     part.rename(final)
 
 
-def _discard(file: IO[bytes], part: Path) -> None:
+def discard(file: IO[bytes], part: Path) -> None:
     file.close()
     part.unlink(missing_ok=True)
 
 
-def _read_chunk(file: IO[bytes], limit: int) -> bytes:
+def read_chunk(file: IO[bytes], limit: int) -> bytes:
     head = file.read(_LENGTH.size)
     if len(head) != _LENGTH.size:
         raise StreamError("the stream ends before its final chunk (truncated)")

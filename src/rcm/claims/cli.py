@@ -23,7 +23,7 @@ def claims() -> None:
 @claims.command("batch")
 @click.argument("slugs", nargs=-1)
 def batch(slugs: tuple[str, ...]) -> None:
-    """Batch the ready claims of SLUGS (default: every active practice). Prints one line per batch."""
+    """Batch the ready claims of SLUGS (default: every practice not offboarded). Prints one line per batch."""
     from rcm.kit.cli import role_database, run
 
     role_database(get_settings())
@@ -49,7 +49,7 @@ async def _batch(slugs: list[str]) -> list[str]:
 @click.argument("slugs", nargs=-1)
 def follow_ups(slugs: tuple[str, ...]) -> None:
     """Open a billing-queue follow-up for each claim without an answer past its payer's status-inquiry
-    days, in SLUGS (default: every active practice)."""
+    days, in SLUGS (default: every practice not offboarded)."""
     from rcm.kit.cli import role_database, run
 
     role_database(get_settings())
@@ -69,7 +69,7 @@ async def _follow_ups(slugs: list[str]) -> list[str]:
 async def _in_practices(
     slugs: list[str], job_name: str, command: str, job: Callable[[SystemScope], Awaitable[list[str]]]
 ) -> list[str]:
-    """Run ``job`` in one system scope over SLUGS' practices (every active one without SLUGS)."""
+    """Run ``job`` in one system scope over SLUGS' practices (every one not offboarded without SLUGS)."""
     from rcm.audit.events import RequestInfo
     from rcm.config import app_database_url
     from rcm.crypto.keyring import KeyStore
@@ -77,7 +77,7 @@ async def _in_practices(
     from rcm.identity.principal import operator_principal
     from rcm.kit.db import create_engine, platform_transaction, session_factory
     from rcm.kit.tenant import TenantId
-    from rcm.tenancy.repository import tenant_ids, tenants_by_slugs
+    from rcm.tenancy.repository import not_offboarded_tenants, tenants_by_slugs
     from rcm.tenancy.staff import system_scope
 
     settings = get_settings()
@@ -92,7 +92,7 @@ async def _in_practices(
                     raise click.ClickException(f"no practice {', '.join(missing)}")
                 ids = tuple(TenantId(t.id) for t in found)
             else:
-                ids = tuple(TenantId(t) for t in await tenant_ids(session, active_only=True))
+                ids = tuple(TenantId(t) for t, _ in await not_offboarded_tenants(session))
         async with system_scope(
             sessions,
             KeyStore(key_provider(settings)),

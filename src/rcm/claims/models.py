@@ -1,4 +1,4 @@
-"""Claims, their lines and events, and submission batches: tenant-owned (RLS forced, see 0019_claims);
+"""Claims, their lines and events, and submission batches: tenant-owned (RLS forced, see 0020_claims);
 X12 control numbers: global, allocated per sender id, never reused.
 
 No PHI is stored in clear here beyond what the encounter tables already hold in clear (codes, dates,

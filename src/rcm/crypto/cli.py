@@ -31,6 +31,7 @@ class RotationResult:
     rewrapped: int
     version: int
     reencrypted_inline: int | None  # rows, when no broker was configured and the job ran in this process
+    resealed_inline: int | None = None  # blobs, likewise
 
 
 def _database(settings: Settings) -> Settings:
@@ -70,7 +71,7 @@ async def rotate_keys(
     from rcm.crypto.keyring import KeyStore
     from rcm.crypto.provider import LocalFileKeyProvider, key_provider
     from rcm.crypto.reencrypt import reencrypt_tenant_rows
-    from rcm.crypto.tasks import reencrypt_tenant, use_keystore
+    from rcm.crypto.tasks import reencrypt_tenant, sealed_elsewhere, use_keystore
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
     from rcm.tenancy.repository import not_offboarded_tenants
@@ -110,13 +111,18 @@ async def rotate_keys(
                 if settings.broker_url:
                     # Start once every process's cached keyring knows the new version (KEYRING_TTL_SECONDS).
                     enqueue(session, reencrypt_tenant, tenant_id=tenant_id, delay_ms=REENCRYPT_DELAY_MS)
-            inline = None
+            inline = resealed = None
             if not settings.broker_url:
                 # No broker: no worker elsewhere would ever see the job, so it runs here and now.
-                inline = (await reencrypt_tenant_rows(sessions, store, tid)).rows
-            results.append(RotationResult(tenant_slug, tenant_id, rewrapped, version, inline))
+                report = await reencrypt_tenant_rows(sessions, store, tid, sealed=sealed_elsewhere(settings))
+                inline, resealed = report.rows, report.resealed
+            results.append(RotationResult(tenant_slug, tenant_id, rewrapped, version, inline, resealed))
             if echo:
-                job = "queued re-encryption" if inline is None else f"re-encrypted {inline} rows"
+                job = (
+                    "queued re-encryption"
+                    if inline is None
+                    else f"re-encrypted {inline} rows and re-sealed {resealed} blobs"
+                )
                 click.echo(f"{tenant_slug}: re-wrapped {rewrapped} keys, PHI key now v{version}, {job}")
     finally:
         use_keystore(None)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from rcm.crypto.keyring import TenantKeyring
+from rcm.crypto.keyring import FieldOpener, TenantKeyring
 
 
 def seal(
@@ -33,10 +33,11 @@ def unseal(keyring: TenantKeyring, row: Any, *, model: type[Any] | None = None) 
     """Decrypt ``row``'s PHI columns: an ORM object, or a plain result row of ``model``'s columns (the
     lean read paths select columns, not entities, to skip building ORM objects they only read once)."""
     model = model or type(row)
-    table = model.__tablename__
-    return {
-        column: keyring.decrypt_str(
-            table=table, column=column, row_id=row.id, ciphertext=getattr(row, column)
-        )
-        for column in model.__phi_columns__
-    }
+    columns: tuple[str, ...] = model.__phi_columns__
+    opened = opener(keyring, model).open(row.id, [getattr(row, column) for column in columns])
+    return dict(zip(columns, opened, strict=True))
+
+
+def opener(keyring: TenantKeyring, model: type[Any]) -> FieldOpener:
+    """Opens ``model``'s PHI columns, in their declared order, for many rows (a page of a list)."""
+    return keyring.opener(model.__tablename__, model.__phi_columns__)

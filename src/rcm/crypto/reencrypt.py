@@ -3,7 +3,13 @@
 No downtime: every ciphertext names its key version, so reads work throughout, whatever mix of versions the
 rows hold. Work goes in bounded batches, each its own short transaction (keyset pagination on the row id,
 rows locked FOR UPDATE only for their batch), and is idempotent: a redelivered job finds nothing left to do.
-Once no row uses an older PHI key, those keys turn 'retired'.
+
+PHI columns are not all that depends on a PHI key: blob files are sealed under a key derived from one
+version (``rcm.crypto.stream``). What else holds such data is handed in as ``sealed`` (``SealedElsewhere``):
+crypto defines the protocol and knows none of its implementations, whose packages already depend on crypto
+(the blob store implements it in ``rcm.blobs.reseal``; ``rcm.crypto.tasks.sealed_elsewhere`` composes them
+for the job and the CLI). Each is re-sealed after the rows and counted with them: once neither a row nor
+anything sealed elsewhere uses an older PHI key, those keys turn 'retired'.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,9 +33,42 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class ResealPass:
+    done: int  # items re-sealed under the active version by this pass
+    overtaken: bool  # a newer rotation made another version active meanwhile (its own job finishes)
+
+
+class SealedElsewhere(Protocol):
+    """Data outside the PHI columns sealed under a tenant's PHI key versions, which a rotation must move."""
+
+    @property
+    def name(self) -> str:
+        """What it is, for logs (``blob``)."""
+        ...
+
+    async def reseal_stale(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        store: KeyStore,
+        tenant_id: TenantId,
+        *,
+        active_version: int,
+    ) -> ResealPass:
+        """Re-seal everything of the tenant under another version than ``active_version``: in bounded
+        steps, each item switched atomically, idempotent, resumable after a crash."""
+        ...
+
+    async def count_stale(self, session: AsyncSession, tenant_id: TenantId, *, active_version: int) -> int:
+        """How many items still depend on another version, in the caller's transaction (which holds the
+        tenant's key lock)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class ReencryptReport:
     active_version: int
     rows: int  # rows rewritten by this run
+    resealed: int  # items sealed elsewhere (blobs) re-sealed by this run
     retired: int  # older PHI key versions retired by this run
     complete: bool  # False when a newer rotation overtook this run (its own job finishes the work)
 
@@ -38,9 +78,12 @@ async def reencrypt_tenant_rows(
     store: KeyStore,
     tenant_id: TenantId,
     *,
+    sealed: Sequence[SealedElsewhere],
     batch_size: int = 500,
     tables: Sequence[PhiTable] | None = None,
 ) -> ReencryptReport:
+    """Re-encrypt the tenant's PHI rows, then re-seal ``sealed`` (required: a caller that forgot the blobs
+    would retire keys they still depend on; ``()`` says on purpose that nothing else needs moving)."""
     context = TenantContext.single(tenant_id)
     entries = list(tables) if tables is not None else phi_tables()
     store.evict(tenant_id)  # read the versions as they are now, not as a cache saw them
@@ -54,7 +97,7 @@ async def reencrypt_tenant_rows(
                 keyring = await store.keyring(session, tenant_id)
                 if keyring.active_version != active:
                     logger.info("re-encryption overtaken by a newer rotation", extra={"tenant_id": tenant_id})
-                    return ReencryptReport(active, rows_done, 0, complete=False)
+                    return ReencryptReport(active, rows_done, 0, 0, complete=False)
                 batch = await repository.lock_stale_batch(
                     session, entry, tenant_id, active, after=after, limit=batch_size
                 )
@@ -77,15 +120,28 @@ async def reencrypt_tenant_rows(
                 await repository.store_reencrypted(session, entry, tenant_id, rewritten)
                 after = batch[-1].id
                 rows_done += len(batch)
+    resealed = 0
+    for other in sealed:
+        done = await other.reseal_stale(sessions, store, tenant_id, active_version=active)
+        resealed += done.done
+        if done.overtaken:
+            logger.info("re-sealing overtaken by a newer rotation", extra={"tenant_id": tenant_id})
+            return ReencryptReport(active, rows_done, resealed, 0, complete=False)
     async with tenant_transaction(sessions, context) as session:
         await repository.lock_tenant_keys(session, tenant_id)
         remaining = 0
         for entry in entries:
             remaining += await repository.count_stale(session, entry, tenant_id, active)
+        for other in sealed:
+            # A key is retired only when nothing sealed elsewhere uses it either (a blob that could not be
+            # re-sealed keeps its key 'decrypt_only', and the next run tries again).
+            remaining += await other.count_stale(session, tenant_id, active_version=active)
         retired = 0
         if remaining == 0:
             retired = await repository.set_state(
                 session, tenant_id, KeyPurpose.PHI, old=KeyState.DECRYPT_ONLY, new=KeyState.RETIRED
             )
-    logger.info("re-encryption done", extra={"tenant_id": tenant_id, "count": rows_done})
-    return ReencryptReport(active, rows_done, retired, complete=remaining == 0)
+    logger.info(
+        "re-encryption done", extra={"tenant_id": tenant_id, "count": rows_done, "resealed": resealed}
+    )
+    return ReencryptReport(active, rows_done, resealed, retired, complete=remaining == 0)

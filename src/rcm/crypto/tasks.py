@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
-from rcm.crypto.reencrypt import reencrypt_tenant_rows
+from rcm.crypto.reencrypt import SealedElsewhere, reencrypt_tenant_rows
 from rcm.kit.tenant import TenantId
 from rcm.worker import actor, job_context
 
@@ -26,10 +27,29 @@ def job_keystore() -> KeyStore:
     return _keystore
 
 
+def sealed_elsewhere(settings: Settings) -> list[SealedElsewhere]:
+    """Everything outside the PHI columns sealed under PHI key versions: today the blob store.
+
+    The one place crypto names an implementation of its ``SealedElsewhere`` protocol, at the job's entry
+    (the re-encryption core in ``reencrypt.py`` knows none: the ``crypto-core-knows-no-blobs`` contract).
+    Blobs depend on crypto for their keys; the job composes the two.
+    """
+    from rcm.blobs.reseal import BlobResealer
+    from rcm.blobs.store import BlobStore
+
+    return [BlobResealer(BlobStore.from_settings(settings))]
+
+
 @actor(name="crypto.reencrypt_tenant", max_retries=5, time_limit_ms=60 * 60 * 1000)
 async def reencrypt_tenant(*, tenant_id: str, batch_size: int = 500) -> int:
-    """Re-encrypt the tenant's PHI onto its active key and retire unused versions; returns rows rewritten."""
+    """Re-encrypt the tenant's PHI rows and re-seal its blobs onto its active key, then retire unused
+    versions; returns rows rewritten."""
+    context = job_context()
     report = await reencrypt_tenant_rows(
-        job_context().sessions(), job_keystore(), TenantId(uuid.UUID(tenant_id)), batch_size=batch_size
+        context.sessions(),
+        job_keystore(),
+        TenantId(uuid.UUID(tenant_id)),
+        sealed=sealed_elsewhere(context.settings),
+        batch_size=batch_size,
     )
     return report.rows

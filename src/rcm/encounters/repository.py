@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import partial
 from typing import Any, cast
 
-import msgspec
 from sqlalchemy import (
     BindParameter,
     LargeBinary,
@@ -23,7 +21,6 @@ from sqlalchemy import (
     delete,
     false,
     func,
-    inspect,
     literal,
     or_,
     select,
@@ -33,9 +30,10 @@ from sqlalchemy import (
 )
 
 from rcm.audit.repository import audit_event
-from rcm.audit.trail import take_pending
+from rcm.audit.trail import pending_rows, with_audit
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterDocument, EncounterEvent
 from rcm.idempotency.repository import STORE_PARAMS, STORE_SQL
+from rcm.kit.jsonwrite import encode, model_columns, populate, rows_params, table_name
 from rcm.kit.models import TenantOwned, utcnow
 from rcm.kit.repository import TenantScopedRepository
 from rcm.patients.models import Coverage, Patient
@@ -262,42 +260,6 @@ def _lookup_statement() -> Select[Any]:
 _LOOKUP = _lookup_statement()
 
 
-def _populate(table: Table, columns: Sequence[str]) -> str:
-    """``INSERT`` of the rows given as one JSON array parameter named after the table (identifiers come
-    from the metadata, values only through the parameter). ``json_populate_recordset`` converts each field
-    to its column's type: a constant statement, whatever the number of rows."""
-    names = ", ".join(columns)
-    return (
-        f"INSERT INTO {table.fullname} ({names}) SELECT {names} "  # noqa: S608 - identifiers from metadata
-        f"FROM json_populate_recordset(NULL::{table.fullname}, CAST(:{table.name} AS json))"
-    )
-
-
-def _columns(model: Any) -> tuple[tuple[str, str, Callable[[], Any] | None], ...]:
-    """(attribute, column, Python default) of every mapped column of ``model``.
-
-    A JSON field left out (or null) is NULL, not the column's default: defaults are applied here, as the
-    ORM would, so a column added later with a default needs no change to the intake.
-    """
-    columns = []
-    for attr in inspect(model).column_attrs:
-        column = attr.columns[0]
-        default = column.default
-        if default is None and column.server_default is not None and not column.nullable:
-            # It would be written NULL (json_populate_recordset knows no defaults): say so at import.
-            raise TypeError(f"{model.__name__}.{attr.key}: give the server default a Python default too")
-        if default is None:
-            make = None
-        elif default.is_callable:
-            make = partial(default.arg, None)  # SQLAlchemy wraps a callable to take an execution context
-        elif default.is_scalar:
-            make = partial(lambda value: value, default.arg)
-        else:
-            raise TypeError(f"{model.__name__}.{attr.key}: a SQL default cannot be applied in Python")
-        columns.append((attr.key, column.name, make))
-    return tuple(columns)
-
-
 # Parents first (the foreign keys are checked at the end of the statement anyway).
 _INTAKE_MODELS: tuple[Any, ...] = (
     Patient,
@@ -310,21 +272,18 @@ _INTAKE_MODELS: tuple[Any, ...] = (
     WorkItem,
     WorkItemEvent,
 )
-_MODEL_COLUMNS = {model: _columns(model) for model in _INTAKE_MODELS}
-# What ``AuditRecord.as_row`` holds: every column but the inserting transaction's id (its default).
-_AUDIT_COLUMNS = tuple(column.name for column in audit_event.columns if column.name != "xid")
+_MODEL_COLUMNS = {model: model_columns(model) for model in _INTAKE_MODELS}
 
 
 def _write_statement() -> TextClause:
     parts = [
-        _populate(cast(Table, model.__table__), [name for _, name, _ in _MODEL_COLUMNS[model]])
+        populate(cast(Table, model.__table__), [name for _, name, _ in _MODEL_COLUMNS[model]])
         for model in _INTAKE_MODELS
     ]
     # The request's idempotent response, stored along (with ``idem_id`` NULL it stores nothing).
     parts.append(STORE_SQL)
-    ctes = ",\n".join(f"w{index} AS ({part})" for index, part in enumerate(parts))
-    names = [cast(Table, model.__table__).name for model in _INTAKE_MODELS] + [audit_event.name]
-    return text(f"WITH {ctes}\n{_populate(audit_event, _AUDIT_COLUMNS)}").bindparams(
+    names = [table_name(model) for model in _INTAKE_MODELS] + [audit_event.name]
+    return text(with_audit(parts)).bindparams(
         *[bindparam(name, type_=Text) for name in names],
         bindparam("tenant_id", type_=Uuid),
         *STORE_PARAMS,
@@ -332,11 +291,6 @@ def _write_statement() -> TextClause:
 
 
 _WRITE = _write_statement()
-
-
-def _json_value(value: Any) -> Any:
-    # bytea's text input form; everything else msgspec encodes as PostgreSQL reads it from JSON.
-    return "\\x" + value.hex() if isinstance(value, bytes) else value
 
 
 class IntakeRepository(TenantScopedRepository[Encounter]):
@@ -394,31 +348,10 @@ class IntakeRepository(TenantScopedRepository[Encounter]):
         holds.
         """
         tenant_id = self.context.tenant_id  # one practice's intake (the property refuses a cross-tenant one)
-        now = utcnow()
-        batches: dict[str, list[dict[str, Any]]] = {
-            cast(Table, model.__table__).name: [] for model in _INTAKE_MODELS
-        }
-        for row in rows:
-            model: Any = type(row)
-            row.tenant_id = tenant_id
-            values: dict[str, Any] = {}
-            for key, name, default in _MODEL_COLUMNS[model]:
-                value = getattr(row, key)
-                if value is None and default is not None:
-                    # One instant for every timestamp of the intake; other defaults as the model says.
-                    value = now if key in ("created_at", "updated_at") else default()
-                    setattr(row, key, value)
-                values[name] = _json_value(value)
-            batches[cast(Table, model.__table__).name].append(values)
-        batches[audit_event.name] = [
-            {key: _json_value(value) for key, value in record.as_row().items()}
-            for record in take_pending(self.session)
-        ]
-        params: dict[str, Any] = {name: _ENCODER.encode(rows).decode() for name, rows in batches.items()}
+        batches = rows_params(_MODEL_COLUMNS, rows, tenant_id=tenant_id, now=utcnow())
+        batches[audit_event.name] = pending_rows(self.session)
+        params = encode(batches)
         await self._execute(_WRITE, {**params, **response, "tenant_id": tenant_id})
-
-
-_ENCODER = msgspec.json.Encoder()
 
 
 class EncounterChangeRepository(TenantScopedRepository[Encounter]):

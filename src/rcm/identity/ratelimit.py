@@ -5,8 +5,13 @@
    traffic must be bounded before it reaches the authentication layer.
 2. Per caller, AFTER authentication: each API client (or person) has its own window.
 
-Windows are counted in Redis when ``RCM_REDIS_URL`` is set, so every API replica shares them (one atomic
-script per hit, ``kit/windows.py``); otherwise in the process's memory. The address is the ASGI client
+Paths no route serves are answered 404 by the router before any route middleware, so the per-address
+limit does not count them; they touch neither the database nor the audit trail, and the edge proxy's
+connection limits bound them.
+
+Windows slide (a burst at a window boundary cannot reach twice the limit) and are counted in Redis when
+``RCM_REDIS_URL`` is set, so every API replica shares them (one atomic script per hit, ``kit/windows.py``);
+otherwise in the process's memory. The address is the ASGI client
 address, which ``kit/edge.py`` takes from X-Forwarded-For only when the TCP peer is a trusted proxy
 (``RCM_TRUSTED_PROXIES``), so a caller cannot pick its own window by sending the header.
 """
@@ -60,6 +65,9 @@ class WindowRateLimitMiddleware(RateLimitMiddleware):
             hit = await windows.hit(self.cache_key_from_request(request), window_ms)
             headers = self.window_headers(hit)
             if hit.count > self.max_requests:
+                # Retry-After (from RateLimit-Reset) is when the sliding window next has room.
+                wait_ms = max(hit.retry_after_ms(self.max_requests), 1)
+                headers[self.config.rate_limit_reset_header_key] = str(-(-wait_ms // 1000))
                 raise TooManyRequestsException(headers=headers)
             send = self.add_headers(send, headers)
         await self.app(scope, receive, send)

@@ -59,8 +59,13 @@ def after_key(created_at: Any, row_id: Any, after: tuple[datetime, uuid.UUID]) -
 
 def paginate(rows: Sequence[R], limit: int, view: Callable[[R], T]) -> Page[T]:
     """Rows fetched with ``limit + 1`` become a page; the extra row only says that another page exists."""
+    return paginate_views(rows, limit, lambda shown: [view(row) for row in shown])
+
+
+def paginate_views(rows: Sequence[R], limit: int, views: Callable[[Sequence[R]], list[T]]) -> Page[T]:
+    """``paginate`` with one call for the page's rows (a view that sets up once per page, not per row)."""
     shown = rows[:limit]
     last = shown[-1] if shown else None
     more = len(rows) > limit and last is not None
     cursor = encode_cursor(last.created_at, last.id) if more and last is not None else None
-    return Page(items=[view(row) for row in shown], next_cursor=cursor)
+    return Page(items=views(shown), next_cursor=cursor)

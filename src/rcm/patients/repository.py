@@ -9,9 +9,19 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from rcm.audit.records import AuditRecord
+from rcm.audit.repository import read_with_event
 from rcm.kit.pagination import after_key
 from rcm.kit.repository import TenantScopedRepository
 from rcm.patients.models import Coverage, Patient
+
+# What a patient's DTO is made of (and the keyset): not its blind indexes, nor its update time.
+_VIEW_COLUMNS = (
+    Patient.id,
+    Patient.created_at,
+    Patient.sex,
+    *(getattr(Patient, column) for column in Patient.__phi_columns__),
+)
 
 
 class PatientRepository(TenantScopedRepository[Patient]):
@@ -28,10 +38,13 @@ class PatientRepository(TenantScopedRepository[Patient]):
         after: tuple[datetime, uuid.UUID] | None,
         mrn_index: list[bytes] | None = None,
         name_dob_index: list[bytes] | None = None,
+        audit: AuditRecord,
     ) -> Sequence[Row[Any]]:
-        """A page as plain rows of the patient's columns (Core rows, no ORM objects: a list of 100 is read
-        once and dropped, and building and tracking 100 instances cost as much as decrypting them)."""
-        stmt = self.base_statement().with_only_columns(*Patient.__table__.columns)
+        """A page as plain rows of the columns of the patient's DTO (Core rows, no ORM objects: a list of
+        100 is read once and dropped, and building and tracking 100 instances cost as much as decrypting
+        them), and its audit event written by the same statement, naming the first ``limit - 1`` patients
+        (the page shown; the last row only says that another page exists)."""
+        stmt = self.base_statement().with_only_columns(*_VIEW_COLUMNS)
         if mrn_index is not None:
             stmt = stmt.where(Patient.mrn_bidx.in_(mrn_index))
         if name_dob_index is not None:
@@ -39,7 +52,8 @@ class PatientRepository(TenantScopedRepository[Patient]):
         if after is not None:
             stmt = stmt.where(after_key(Patient.created_at, Patient.id, after))
         stmt = stmt.order_by(Patient.created_at, Patient.id).limit(limit)
-        return (await self.session.execute(stmt)).all()
+        audited, params = read_with_event(stmt, order=("created_at", "id"), shown=limit - 1, record=audit)
+        return (await self.session.execute(audited, params)).all()
 
 
 class CoverageRepository(TenantScopedRepository[Coverage]):

@@ -1,6 +1,6 @@
 """The payer directory (global reference data) and practices' enrollment with payers (tenant-owned).
 
-The DDL, its CHECKs, RLS policy and grants are frozen in migration 0019_claims."""
+The DDL, its CHECKs, RLS policy and grants are frozen in migration 0020_claims."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ class CodeKind(StrEnum):
     CPT = "cpt"
     HCPCS = "hcpcs"
     MODIFIER = "modifier"
+    POS = "pos"
 
 
 def procedure_kind(code: str) -> CodeKind:
@@ -47,6 +48,8 @@ class CodeStatus:
     code: str
     valid: bool | None  # None: this code's system is not loaded for the date
     reason: str | None = None  # why not valid (unknown, not yet effective, terminated, not billable...)
+    # The date is after the newest loaded release: checked against that release, which the warning names.
+    warning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +158,7 @@ class CodeSetReference:
             if missing is not None:
                 out.append(CodeStatus(check.system, check.code, None, missing.reason))
             else:
-                out.append(CodeStatus(check.system, check.code, check.valid, check.reason))
+                out.append(CodeStatus(check.system, check.code, check.valid, check.reason, check.warning))
         return out
 
     async def ncci_pairs(self, codes_: Sequence[str], on: date) -> list[PtpEdit] | NotLoaded:

@@ -4,21 +4,39 @@ item a failed scrub keeps open."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, select, type_coerce, update
+from sqlalchemy import (
+    Select,
+    Table,
+    Text,
+    TextClause,
+    Uuid,
+    bindparam,
+    func,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.orm import aliased
 
+from rcm.audit.repository import audit_event
+from rcm.audit.trail import pending_rows, with_audit
 from rcm.codes.models import CodeSetRelease
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter
+from rcm.idempotency.repository import STORE_PARAMS, STORE_SQL
+from rcm.kit.jsonwrite import encode, model_columns, populate, rows_params, table_name
+from rcm.kit.models import utcnow
 from rcm.kit.repository import TenantScopedRepository
 from rcm.patients.models import Coverage, Patient
 from rcm.providers.models import Provider
 from rcm.scrub.inputs import CoverageIn, DiagnosisIn, LineIn, ProviderIn, ScrubInput
 from rcm.scrub.models import ScrubResult, ScrubRun
-from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem
+from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem, WorkItemEvent
 from rcm.workqueue.repository import WorkItemRepository
 
 _ITEM = cast(Table, WorkItem.__table__)
@@ -190,8 +208,42 @@ def _line(item: list[Any], encounter_date: date) -> LineIn:
     )
 
 
+# A stored scrub's rows, parents first, with its audit events and idempotent answer: one constant statement.
+_WRITE_MODELS: tuple[Any, ...] = (WorkItem, WorkItemEvent, ScrubRun, ScrubResult)
+_WRITE_COLUMNS = {model: model_columns(model) for model in _WRITE_MODELS}
+
+
+def _write_statement() -> TextClause:
+    parts = [
+        populate(cast(Table, model.__table__), [name for _, name, _ in _WRITE_COLUMNS[model]])
+        for model in _WRITE_MODELS
+    ]
+    parts.append(STORE_SQL)  # with ``idem_id`` NULL it stores nothing
+    names = [table_name(model) for model in _WRITE_MODELS] + [audit_event.name]
+    return text(with_audit(parts)).bindparams(
+        *[bindparam(name, type_=Text) for name in names], bindparam("tenant_id", type_=Uuid), *STORE_PARAMS
+    )
+
+
+_WRITE = _write_statement()
+
+
 class ScrubRunRepository(TenantScopedRepository[ScrubRun]):
     model = ScrubRun
+
+    async def write(
+        self,
+        rows: Sequence[WorkItem | WorkItemEvent | ScrubRun | ScrubResult],
+        *,
+        response: Mapping[str, Any],
+    ) -> None:
+        """INSERT a stored scrub's ``rows`` (its run and results, a new billing item and its event) with
+        the audit events recorded so far, and store the idempotent ``response`` (``STORE_SQL``'s
+        parameters): ONE round trip, whatever the number of results."""
+        tenant_id = self.context.tenant_id
+        batches = rows_params(_WRITE_COLUMNS, rows, tenant_id=tenant_id, now=utcnow())
+        batches[audit_event.name] = pending_rows(self.session)
+        await self._execute(_WRITE, {**encode(batches), **response, "tenant_id": tenant_id})
 
     async def latest(self, encounter_id: uuid.UUID) -> tuple[ScrubRun, list[ScrubResult]] | None:
         stmt = (

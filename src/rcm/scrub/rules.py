@@ -35,7 +35,8 @@ from rcm.tenancy.scrub_rules import RuleSeverity
 
 Severity = RuleSeverity
 
-# CMS Place of Service code set (the codes in use; unassigned numbers are not valid on a claim).
+# CMS Place of Service codes in use (unassigned numbers are not valid on a claim): the fallback when no
+# place-of-service release is loaded; a loaded release, dated, is what POS-VALID checks first.
 PLACES_OF_SERVICE = frozenset(
     [f"{n:02d}" for n in range(1, 28)]
     + ["31", "32", "33", "34", "41", "42", "49", "50", "51", "52", "53", "54", "55", "56", "57", "58"]
@@ -233,15 +234,26 @@ def dates(ctx: ScrubContext) -> Verdict:
     return judged(findings, *(f"date of service {day}" for day in ctx.input.service_dates))
 
 
-@rule("POS-VALID", "2026.1", Severity.ERROR, "The place of service is a CMS place-of-service code")
+@rule("POS-VALID", "2026.2", Severity.ERROR, "The place of service is a CMS place-of-service code")
 def place_of_service(ctx: ScrubContext) -> Verdict:
     pos = ctx.input.place_of_service
-    if pos in PLACES_OF_SERVICE:
-        return passed(f"place of service {pos}")
-    return fired(
-        [Finding(f"The place of service {pos} is not a CMS place-of-service code.")],
-        f"place of service {pos}",
+    answer = ctx.codes.get(ctx.input.service_date)
+    status = next(
+        (s for s in answer if s.system == CodeKind.POS) if isinstance(answer, list) else iter(()), None
     )
+    if status is not None and status.valid is not None:
+        # The loaded code set, on the date of service (codes are added and retired over the years).
+        looked = f"place of service {pos} on {ctx.input.service_date} (place-of-service code set)"
+        if status.valid:
+            return passed(looked)
+        why = f" ({status.reason})" if status.reason else ""
+        return fired(
+            [Finding(f"The place of service {pos} is not valid on {ctx.input.service_date}{why}.")], looked
+        )
+    looked = f"place of service {pos} (built-in CMS list: no place-of-service release is loaded)"
+    if pos in PLACES_OF_SERVICE:
+        return passed(looked)
+    return fired([Finding(f"The place of service {pos} is not a CMS place-of-service code.")], looked)
 
 
 # Codes -----------------------------------------------------------------------------------------------
@@ -270,6 +282,8 @@ def codes_valid(ctx: ScrubContext) -> Verdict:
         if isinstance(answer, NotLoaded):
             return not_checked(f"Codes could not be checked for {day}: {answer.reason}.")
         for status in answer:
+            if status.system == CodeKind.POS:
+                continue  # POS-VALID's
             code = shown(status.system, status.code)
             looked.append(f"{status.system} {code} on {day}")
             if status.valid is None:
@@ -281,6 +295,27 @@ def codes_valid(ctx: ScrubContext) -> Verdict:
         return fired(findings, *looked)
     if unchecked:
         return not_checked(f"Could not check {'; '.join(unchecked)}.", *looked)
+    return passed(*looked)
+
+
+@rule("CODES-CURRENT", "2026.1", Severity.WARNING, "The code sets loaded cover the date of service")
+def codes_current(ctx: ScrubContext) -> Verdict:
+    """A date after the newest loaded release is checked against that release: valid there, perhaps not
+    on the day (a new fiscal year's ICD-10-CM). The biller is told which release, never left to assume."""
+    warnings: dict[str, None] = {}
+    looked: list[str] = []
+    for day in ctx.input.service_dates:
+        answer = ctx.codes.get(day)
+        if answer is None:
+            continue
+        if isinstance(answer, NotLoaded):
+            return not_checked(f"Codes could not be checked for {day}: {answer.reason}.")
+        looked.append(f"code-set releases for {day}")
+        for status in answer:
+            if status.warning:
+                warnings[f"{status.warning} ({status.system} on {day})"] = None
+    if warnings:
+        return fired([Finding(f"{text[:1].upper()}{text[1:]}.") for text in warnings], *looked)
     return passed(*looked)
 
 

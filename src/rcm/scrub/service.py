@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from rcm.audit.events import Action
 from rcm.claims.building import claims_for_clean_scrub
+from rcm.idempotency.service import carry_response
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.secrets import SecretResolver, SecretUnavailable
 from rcm.patients.models import Patient
@@ -33,7 +34,7 @@ from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.scrub_rules import RuleSeverity
 from rcm.workqueue import service as workqueue
-from rcm.workqueue.models import BillingReason, QueueKind, SubjectType
+from rcm.workqueue.models import BillingReason, QueueKind, SubjectType, WorkItem, WorkItemEvent
 
 ENCOUNTER = "encounter"
 SCRUB_RUN = "scrub_run"
@@ -70,8 +71,10 @@ async def _lookups(ctx: ScrubContext, reference: ReferenceData) -> None:
         items: list[tuple[str, str]] = [(CodeKind.ICD10CM.value, d.code) for d in ctx.input.diagnoses]
         items += [(procedure_kind(code).value, code) for code in procedures]
         modifiers = dict.fromkeys(m for line in lines for m in line.modifiers)
+        # The place of service is a dated code set too (POS-VALID), checked in the same round trip.
+        places = [(CodeKind.POS.value, ctx.input.place_of_service)] if day == ctx.input.service_date else []
         ctx.codes[day] = await reference.check_codes(
-            [*items, *((CodeKind.MODIFIER.value, m) for m in modifiers)], day
+            [*items, *((CodeKind.MODIFIER.value, m) for m in modifiers), *places], day
         )
         ctx.ptp[day] = await reference.ncci_pairs(procedures, day) if len(procedures) > 1 else []
         ctx.mue[day] = await reference.mue_limits(procedures, day) if procedures else {}
@@ -144,23 +147,16 @@ async def scrub_encounter(
     results = [(rule.spec, rule.check(ctx)) for rule in rules_for(scope.manifest)]
     outcome = _outcome(results)
     run_id = None if dry_run else uuid.uuid4()
-    work_item_id = None if dry_run else await _billing_item(scope, encounter_id, outcome, now)
-    # A clean scrub builds the encounter's claim (once: scrubbing again finds it).
+    work_item_id, new_item = (
+        (None, None) if dry_run else await _billing_item(scope, encounter_id, outcome, now)
+    )
+    # A clean scrub builds the encounter's claim (once: scrubbing again finds it). Its statements run
+    # before the run's one write: they are a clean scrub's only extra round trips.
     claim_id = (
         await claims_for_clean_scrub(scope, data, now=now)
         if run_id is not None and outcome is ScrubOutcome.CLEAN
         else None
     )
-    if run_id is not None:
-        await _persist(
-            scope,
-            run_id=run_id,
-            encounter_id=encounter_id,
-            outcome=outcome,
-            work_item_id=work_item_id,
-            results=results,
-            now=now,
-        )
     scope.audit(
         "encounter.scrub",
         Action.EXECUTE,
@@ -175,7 +171,7 @@ async def scrub_encounter(
             "phi_read": "birth_date" if read_birth_date else None,
         },
     )
-    return _report(
+    report = _report(
         encounter_id,
         patient_id=data.patient_id,
         outcome=outcome,
@@ -186,22 +182,39 @@ async def scrub_encounter(
         work_item_id=work_item_id,
         claim_id=claim_id,
     )
+    if run_id is not None:
+        # The run, its results, the new billing item, the audit event and the idempotent answer: ONE
+        # statement (a dry run's audit event is written at commit).
+        rows = _run_rows(
+            scope,
+            run_id=run_id,
+            encounter_id=encounter_id,
+            outcome=outcome,
+            work_item_id=work_item_id,
+            results=results,
+            now=now,
+        )
+        if new_item is not None:
+            created = workqueue.created_event(new_item, actor=scope.principal.subject)
+            rows = [new_item, created, *rows]
+        await scope.repo(ScrubRunRepository).write(rows, response=carry_response(scope, 201, report))
+    return report
 
 
 async def _billing_item(
     scope: TenantScope, encounter_id: uuid.UUID, outcome: ScrubOutcome, now: datetime
-) -> uuid.UUID | None:
-    """Failed or incomplete: the encounter's one live billing item (opened now, or kept). Clean: the live
-    item, if any, is resolved. The encounter row is locked, so two scrubs never both open one."""
+) -> tuple[uuid.UUID | None, WorkItem | None]:
+    """Failed or incomplete: the encounter's one live billing item (kept, or a new one for the caller to
+    write). Clean: the live item, if any, is resolved. The encounter row is locked, so two scrubs never
+    both open one."""
     items = scope.repo(BillingItemRepository)
-    actor = scope.principal.subject
     live = await items.live_item(encounter_id)
     if outcome is ScrubOutcome.CLEAN:
         if live is not None:
-            await items.complete_live(encounter_id, actor=actor)
-        return None
+            await items.complete_live(encounter_id, actor=scope.principal.subject)
+        return None, None
     if live is not None:
-        return live.id
+        return live.id, None
     item = workqueue.new_item(
         kind=QueueKind.BILLING,
         subject_type=SubjectType.ENCOUNTER,
@@ -211,11 +224,10 @@ async def _billing_item(
         created_at=now,
         reason=BillingReason.SCRUB_FAILURE,
     )
-    await items.create(item, actor=actor)
-    return item.id
+    return item.id, item
 
 
-async def _persist(
+def _run_rows(
     scope: TenantScope,
     *,
     run_id: uuid.UUID,
@@ -224,7 +236,8 @@ async def _persist(
     work_item_id: uuid.UUID | None,
     results: Sequence[tuple[RuleSpec, Verdict]],
     now: datetime,
-) -> None:
+) -> list[WorkItem | WorkItemEvent | ScrubRun | ScrubResult]:
+    """The stored run (passed rules folded into it) and one result row per rule that did not pass."""
     passed = [
         {
             "position": position,
@@ -250,26 +263,28 @@ async def _persist(
         passed=passed,
         created_at=now,
     )
-    rows = [
-        ScrubResult(
-            id=uuid.uuid4(),
-            scrub_run_id=run_id,
-            position=position,
-            rule_id=spec.id,
-            rule_version=spec.version,
-            source=spec.source,
-            severity=spec.severity,
-            status=verdict.status,
-            title=spec.title,
-            findings=[{"message": f.message, "line_number": f.line_number} for f in verdict.findings],
-            looked_at=list(verdict.looked_at),
-            reason=verdict.reason,
-            created_at=now,
-        )
-        for position, (spec, verdict) in enumerate(results, start=1)
-        if verdict.status is not RuleStatus.PASSED
+    return [
+        run,
+        *(
+            ScrubResult(
+                id=uuid.uuid4(),
+                scrub_run_id=run_id,
+                position=position,
+                rule_id=spec.id,
+                rule_version=spec.version,
+                source=spec.source,
+                severity=spec.severity,
+                status=verdict.status,
+                title=spec.title,
+                findings=[{"message": f.message, "line_number": f.line_number} for f in verdict.findings],
+                looked_at=list(verdict.looked_at),
+                reason=verdict.reason,
+                created_at=now,
+            )
+            for position, (spec, verdict) in enumerate(results, start=1)
+            if verdict.status is not RuleStatus.PASSED
+        ),
     ]
-    await scope.repo(ScrubRunRepository).insert(run, *rows)
 
 
 def _report(

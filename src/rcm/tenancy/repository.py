@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, Text, bindparam, cast, func, select, update
+from sqlalchemy import ColumnElement, Row, Select, Text, bindparam, cast, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from rcm.kit.db import apply_tenant_context
-from rcm.kit.tenant import TenantContext, TenantId
+from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
+from rcm.tenancy.vocabulary import TenantStatus
 
 
 async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
@@ -34,12 +36,9 @@ async def person_by_email(session: AsyncSession, email: str) -> AppUser | None:
     return (await session.execute(select(AppUser).where(AppUser.email == email))).scalar_one_or_none()
 
 
-async def tenant_ids(session: AsyncSession, *, active_only: bool = False) -> tuple[uuid.UUID, ...]:
-    """Every practice's id (or every live one's); the tenant registry is global: no tenant context needed."""
-    stmt = select(Tenant.id).order_by(Tenant.id)
-    if active_only:
-        stmt = stmt.where(Tenant.status == "active")
-    return tuple((await session.execute(stmt)).scalars())
+async def tenant_ids(session: AsyncSession) -> tuple[uuid.UUID, ...]:
+    """Every practice's id; the tenant registry is global: no tenant context needed."""
+    return tuple((await session.execute(select(Tenant.id).order_by(Tenant.id))).scalars())
 
 
 async def not_offboarded_tenants(
@@ -56,32 +55,91 @@ async def set_tenant_status(session: AsyncSession, tenant_id: TenantId, status: 
     await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status=status))
 
 
+_COMMA: ColumnElement[str] = literal_column("','")
+
+
+def _assignments_statement(*, live_only: bool, bind: bool) -> Select[Any]:
+    """One statement: bind the transaction to every (live) practice, read one person's assignments in it,
+    and leave the transaction bound to exactly those practices (``bind``) or to none.
+
+    Staff assignments are tenant-owned rows under forced RLS, and whose they are is what we are looking
+    for, so the read needs a binding that covers them. Three steps, in an order the executor fixes rather
+    than the planner:
+    1. the registry's practices are bound by an uncorrelated scalar subquery (an InitPlan) that the
+       ``WHERE`` tests; a condition without columns is a one-time filter, checked before the node beneath
+       it runs at all, so no row of ``staff_assignment`` is read (nor its RLS condition evaluated) before
+       the binding;
+    2. the person's assignments are read under that binding, RLS as the backstop of the statement's own
+       filters (their person, their practices' status);
+    3. the aggregate over them binds the answer (or nothing): an aggregate projects its one row only once
+       every input row is read, so the wide binding ends with the statement.
+    Were the order ever different, the read would see no tenant at all and answer no practice: it fails
+    closed (and the staff-scope tests, which expect the practices, fail).
+    """
+    registry = aliased(Tenant, name="registry")
+    every_binding = (
+        select(
+            func.set_config(
+                "rcm.tenant_id", func.coalesce(func.string_agg(cast(registry.id, Text), _COMMA), ""), True
+            )
+        )
+        .where(*([registry.status == TenantStatus.ACTIVE.value] if live_only else []))
+        .correlate(None)
+        .scalar_subquery()
+    )
+    tenant = StaffAssignment.tenant_id
+    answer = (
+        func.coalesce(func.string_agg(cast(tenant, Text), aggregate_order_by(_COMMA, tenant)), "")
+        if bind
+        else literal_column("''")
+    )
+    conditions: list[ColumnElement[bool]] = [
+        StaffAssignment.user_id == bindparam("user_id"),
+        every_binding.is_not(None),
+    ]
+    stmt = select(
+        func.array_agg(aggregate_order_by(tenant, tenant)).label("tenants"),
+        func.set_config("rcm.tenant_id", answer, True).label("bound"),
+    ).join_from(StaffAssignment, Tenant, Tenant.id == tenant)
+    if live_only:
+        # A live assignment: to a practice that is active, of a person who is (revoked at once). The
+        # person's status is asked once (another one-time filter), not joined to every assignment.
+        active = select(AppUser.id).where(AppUser.id == bindparam("user_id"), AppUser.active.is_(True))
+        conditions += [Tenant.status == TenantStatus.ACTIVE.value, active.exists()]
+    return stmt.where(*conditions)
+
+
+_ASSIGNED = {
+    (live_only, bind): _assignments_statement(live_only=live_only, bind=bind)
+    for live_only in (False, True)
+    for bind in (False, True)
+}
+
+
+async def _assigned(
+    session: AsyncSession, user_id: uuid.UUID, *, live_only: bool, bind: bool
+) -> tuple[TenantId, ...]:
+    row = (await session.execute(_ASSIGNED[live_only, bind], {"user_id": user_id})).one()
+    return tuple(TenantId(t) for t in row.tenants or ())
+
+
 async def system_assigned_tenants(
     session: AsyncSession, user_id: uuid.UUID, *, active_only: bool = False
 ) -> tuple[TenantId, ...]:
-    """Every tenant (or every live tenant) a person is assigned to, read across tenants: the loudly named
-    system path of the auth layer.
+    """Every tenant (or, ``active_only``, every live tenant) a person is assigned to, read across tenants:
+    the loudly named system path of the auth layer.
 
-    Staff assignments are tenant-owned rows under RLS, and whose they are is what we are looking for: the
-    transaction is bound to every tenant for this one read, and cleared again afterwards, so nothing after
-    this sees any tenant until the caller binds the answer. The statement names the person: one's own
-    assignments only.
+    One statement (``_assignments_statement``) that names the person: one's own assignments only. The
+    transaction is left bound to no tenant, so nothing after this sees any until the caller binds one.
     """
-    candidates = await tenant_ids(session, active_only=active_only)
-    if not candidates:
-        return ()
-    await apply_tenant_context(
-        session, TenantContext.system_cross_tenant(tuple(TenantId(t) for t in candidates))
-    )
-    try:
-        rows = await session.execute(
-            select(StaffAssignment.tenant_id)
-            .where(StaffAssignment.user_id == user_id, StaffAssignment.tenant_id.in_(candidates))
-            .order_by(StaffAssignment.tenant_id)
-        )
-        return tuple(TenantId(t) for t in rows.scalars())
-    finally:
-        await apply_tenant_context(session, TenantContext(()))
+    return await _assigned(session, user_id, live_only=active_only, bind=False)
+
+
+async def bind_live_assignments(session: AsyncSession, user_id: uuid.UUID) -> tuple[TenantId, ...]:
+    """The practices a staff member is live-assigned to (an active practice, an active person), and the
+    transaction bound to exactly those, in one statement: what a ``StaffScope`` stands on. Read afresh in
+    every unit of work, so a revoked assignment or a suspended practice is gone from the next one."""
+    return await _assigned(session, user_id, live_only=True, bind=True)
 
 
 async def person_status(

@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
-from rcm.audit.trail import record
+from rcm.audit.trail import of_row, record
 from rcm.crypto.keyring import KeyStore, TenantKeyring
 from rcm.identity.principal import Principal
 from rcm.kit.repository import TenantRowRepository
-from rcm.kit.tenant import TenantContext, TenantId
+from rcm.kit.tenant import PLATFORM_TENANT, TenantContext, TenantId
 from rcm.tenancy.manifest import TenantManifest
 
 R = TypeVar("R", bound=TenantRowRepository[Any])
@@ -76,18 +76,41 @@ class TenantScope:
         """Record an access in this transaction: it commits with the access or not at all."""
         record(
             self.session,
-            AuditEvent(
-                tenant_id=self.tenant_id,
-                event_type=event_type,
-                action=action,
-                outcome=outcome,
-                request=self.request,
-                actor=self.principal,
+            self.event(
+                event_type,
+                action,
                 resource_type=resource_type,
-                resource_ids=tuple(resource_ids),
-                patient_ids=tuple(dict.fromkeys(patient_ids)),
-                detail={**(detail or {}), **self._access_detail()},
+                resource_ids=resource_ids,
+                patient_ids=patient_ids,
+                outcome=outcome,
+                detail=detail,
             ),
+        )
+
+    def event(
+        self,
+        event_type: str,
+        action: Action,
+        *,
+        resource_type: str,
+        resource_ids: Iterable[uuid.UUID] = (),
+        patient_ids: Iterable[uuid.UUID] = (),
+        outcome: Outcome = Outcome.SUCCESS,
+        detail: Detail | None = None,
+    ) -> AuditEvent:
+        """The event ``audit`` records, for a repository that writes it in its own statement
+        (``rcm.audit.trail.written_by_caller``)."""
+        return AuditEvent(
+            tenant_id=self.tenant_id,
+            event_type=event_type,
+            action=action,
+            outcome=outcome,
+            request=self.request,
+            actor=self.principal,
+            resource_type=resource_type,
+            resource_ids=tuple(resource_ids),
+            patient_ids=tuple(dict.fromkeys(patient_ids)),
+            detail={**(detail or {}), **self._access_detail()},
         )
 
 
@@ -165,6 +188,27 @@ class _MultiTenantScope:
                     detail={**(detail or {}), **self._access_detail()},
                 ),
             )
+
+    def audit_of_row(
+        self, event_type: str, action: Action, *, resource_type: str, detail: Detail | None = None
+    ) -> dict[str, Any]:
+        """The event of an access to the one row a statement is about to pick (the next item of a queue, in
+        whichever of this scope's practices), as that statement's parameters: it records the event itself
+        (``rcm.audit.repository.event_of_row``), in the row's practice's trail and naming the row, or
+        records nothing when it picks nothing. The statement runs under this scope's binding, so the row and
+        its event are in one of this scope's practices (RLS refuses an event of any other)."""
+        return of_row(
+            AuditEvent(
+                tenant_id=PLATFORM_TENANT,  # not written: the statement takes the row's practice
+                event_type=event_type,
+                action=action,
+                outcome=Outcome.SUCCESS,
+                request=self.request,
+                actor=self.principal,
+                resource_type=resource_type,
+                detail={**(detail or {}), **self._access_detail()},
+            )
+        )
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from rcm.identity.principal import Principal
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.errors import Forbidden, NotFound
 from rcm.kit.tenant import TenantContext, TenantId
-from rcm.tenancy.repository import system_assigned_tenants, tenant_by_id
+from rcm.tenancy.repository import bind_live_assignments, tenant_by_id
 from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope
 
 
@@ -37,10 +37,9 @@ async def staff_scope(
     if not principal.is_staff or principal.user_id is None:
         raise Forbidden("Only staff members work across the practices they are assigned to.")
     async with sessions() as session, session.begin():
-        tenants = await system_assigned_tenants(session, principal.user_id, active_only=True)
-        context = TenantContext.system_cross_tenant(tenants)
-        # An empty set binds to no tenant at all: no rows, no inserts.
-        await apply_tenant_context(session, context)
+        # Read and bound in one statement, afresh in every unit of work (nothing cached: a revoked
+        # assignment is gone from the next one). An empty set binds to no tenant at all: no rows, no inserts.
+        context = TenantContext.system_cross_tenant(await bind_live_assignments(session, principal.user_id))
         yield StaffScope(
             session=session, context=context, principal=principal, request=request, keystore=keystore
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
+from rcm.audit.repository import event_of_row
 from rcm.kit.repository import TenantScopedRepository
 from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem, WorkItemEvent
 
@@ -157,15 +159,23 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
         return insert(_ITEM).from_select([*columns, "created_at"], rows).returning(*_ITEM.c)
 
     async def lease(
-        self, kind: QueueKind, *, holder: str, ttl: timedelta, resume: bool = False
+        self,
+        kind: QueueKind,
+        *,
+        holder: str,
+        ttl: timedelta,
+        audit: Mapping[str, Any],
+        resume: bool = False,
     ) -> WorkItem | None:
         """Take the next item of ``kind`` in this scope's practices that nobody holds (or whose lease has
         expired), and hold it for ``ttl``. With ``resume``, the holder's own live lease of ``kind`` comes
         first (renewed): asking for the next item twice hands back the same one.
 
-        One statement (``_lease_statement``), built once and run with this call's parameters.
+        One statement (``_lease_statement``), built once and run with this call's parameters; it records the
+        access too (``audit``: ``rcm.audit.trail.of_row``'s parameters), in the leased item's practice.
         """
         params = {
+            **audit,
             "lease_tenants": list(self.context.tenant_ids),
             "lease_kind": kind.value,
             "lease_holder": holder,
@@ -363,6 +373,15 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
         return await self._all(stmt.order_by(WorkItemEvent.created_at, WorkItemEvent.id))
 
 
+# The lease's constants are written into its text, not bound: PostgreSQL plans a prepared statement once
+# (a generic plan) only if that plan is about as good as one made for the values, and with the statuses and
+# limits as parameters it is not (the queue index is partial on the status, which a parameter cannot be
+# proved to match; a parameter LIMIT is costed as many rows), so every lease would be planned afresh.
+_OPEN: ColumnElement[str] = literal_column(f"'{ItemStatus.OPEN.value}'")
+_LEASED: ColumnElement[str] = literal_column(f"'{ItemStatus.LEASED.value}'")
+_ONE: ColumnElement[int] = literal_column("1")
+
+
 @functools.cache
 def _lease_statement(resume: bool) -> Select[Any]:
     """The lease, as one statement with bound parameters (``lease_tenants``: the scope's practices;
@@ -383,8 +402,8 @@ def _lease_statement(resume: bool) -> Select[Any]:
     ttl = bindparam("lease_ttl", type_=Interval())
     tenants = bindparam("lease_tenants", type_=ARRAY(PG_UUID(as_uuid=True)))
     leasable = or_(
-        _ITEM.c.status == ItemStatus.OPEN.value,
-        and_(_ITEM.c.status == ItemStatus.LEASED.value, _ITEM.c.lease_expires_at <= func.now()),
+        _ITEM.c.status == _OPEN,
+        and_(_ITEM.c.status == _LEASED, _ITEM.c.lease_expires_at <= func.now()),
     )
     # The scope's practices as a one-column table (one array parameter: the statement stays cached).
     turn = func.unnest(tenants).table_valued("tenant_id").render_derived(name="turn")
@@ -401,11 +420,11 @@ def _lease_statement(resume: bool) -> Select[Any]:
         select(_ITEM.c.tenant_id, _ITEM.c.id)
         .where(_ITEM.c.tenant_id == turns.c.tenant_id, _ITEM.c.kind == kind, leasable)
         .order_by(_ITEM.c.priority, _ITEM.c.due_at, _ITEM.c.id)
-        .limit(1)
+        .limit(_ONE)
         .with_for_update(skip_locked=True)
         .lateral("head")
     )
-    fair = select(head.c.tenant_id, head.c.id).select_from(turns.join(head, true())).limit(1)
+    fair = select(head.c.tenant_id, head.c.id).select_from(turns.join(head, true())).limit(_ONE)
     picked: CTE
     if resume:
         mine = (
@@ -413,17 +432,17 @@ def _lease_statement(resume: bool) -> Select[Any]:
             .where(
                 _ITEM.c.tenant_id == any_(tenants),
                 _ITEM.c.kind == kind,
-                _ITEM.c.status == ItemStatus.LEASED.value,
+                _ITEM.c.status == _LEASED,
                 _ITEM.c.leased_by == holder,
                 _ITEM.c.lease_expires_at > func.now(),
             )
-            .limit(1)
+            .limit(_ONE)
             .with_for_update()
             .cte("mine")
         )
         # The fair pick runs only when the holder has no live lease (a one-time filter on ``mine``).
         first = select(mine.c.tenant_id, mine.c.id)
-        picked = union_all(first, fair.where(~exists(select(mine.c.id)))).limit(1).cte("picked")
+        picked = union_all(first, fair.where(~exists(select(mine.c.id)))).limit(_ONE).cte("picked")
     else:
         picked = fair.cte("picked")
     changed = (
@@ -432,7 +451,7 @@ def _lease_statement(resume: bool) -> Select[Any]:
         .values(
             # A constant, not a bound value: DML values inside a CTE are left out of the statement's cache
             # key, so a bound one would go missing when the cached statement runs again.
-            status=literal_column(f"'{ItemStatus.LEASED.value}'"),
+            status=_LEASED,
             leased_by=holder,
             lease_expires_at=func.now() + ttl,
             leased_at=func.now(),
@@ -454,5 +473,6 @@ def _lease_statement(resume: bool) -> Select[Any]:
             changed.c.lease_expires_at,
         ),
     )
+    audited = event_of_row(changed.c.tenant_id, changed.c.id)
     # Plain rows (no ORM statement around it): the leased item is built from what the UPDATE returned.
-    return select(changed).add_cte(logged.cte("logged"))
+    return select(changed).add_cte(logged.cte("logged"), audited.cte("audited"))

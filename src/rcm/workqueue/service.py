@@ -101,18 +101,14 @@ async def lease_next(
 ) -> WorkItem | None:
     """The next item of ``kind`` across the scope's practices, now held by the caller until it expires
     (with ``resume``, the caller's own live lease first, renewed)."""
-    item = await scope.repo(WorkItemRepository).lease(
-        kind, holder=scope.principal.subject, ttl=ttl, resume=resume
+    # The lease records its own audit event (the item's practice is known only once it is picked): one
+    # statement for the pick, the item's event and the access.
+    audit = scope.audit_of_row(
+        "work_item.lease", Action.UPDATE, resource_type=WORK_ITEM, detail={"kind": kind.value}
     )
-    if item is not None:
-        scope.audit(
-            "work_item.lease",
-            Action.UPDATE,
-            resource_type=WORK_ITEM,
-            touched=[Touched(item.tenant_id, item.id)],
-            detail={"kind": kind.value},
-        )
-    return item
+    return await scope.repo(WorkItemRepository).lease(
+        kind, holder=scope.principal.subject, ttl=ttl, resume=resume, audit=audit
+    )
 
 
 async def _finish(

@@ -102,6 +102,7 @@ class Transaction:
         self.st = st
         self.se: Segment | None = None
         self._started = False
+        self._body: Iterator[Segment] | None = None
 
     @property
     def delimiters(self) -> Delimiters:
@@ -111,16 +112,25 @@ class Transaction:
         if self._started:
             raise RuntimeError("a transaction set is read once")
         self._started = True
+        self._body = self._segments()
+        return self._body
+
+    def _segments(self) -> Iterator[Segment]:
         count = 1  # ST
-        for segment in self._source:
+        source = self._source
+        # The underlying iterator, not the stream's Python-level __next__: the body of a transaction set is
+        # most of a file. ``last`` is kept for the envelope walk's truncation report.
+        for segment in source.segments:
             segment_id = segment.elements[0]
             if segment_id == "SE":
+                source.last = segment
                 count += 1
                 self.se = segment
                 _check_count(segment, 1, count, "segments in the transaction set")
                 _check_control(segment, 2, self.header.control_number, "ST02")
                 return
             if segment_id in _ENVELOPE:
+                source.last = segment
                 raise X12Error(
                     f"transaction set {self.header.control_number} has no SE before this {segment_id}",
                     segment_id=segment_id,
@@ -137,10 +147,15 @@ class Transaction:
         )
 
     def drain(self) -> None:
+        """Reads what is left of the set through SE, still counting: a reader that stopped early (a bad
+        amount in one claim) leaves the envelope walk able to go on to the next set."""
         if not self._started:
             for _ in self:
                 pass
-        elif self.se is None:
+        elif self.se is None and self._body is not None:
+            for _ in self._body:
+                pass
+        if self.se is None:
             raise RuntimeError("a transaction set was left half read")
 
 
@@ -151,14 +166,14 @@ class _Stream:
     """The file's segments, shared by the envelope walk and the transaction being read."""
 
     def __init__(self, reader: SegmentReader) -> None:
-        self._iterator = iter(reader)
+        self.segments = iter(reader)
         self.last: Segment | None = None
 
     def __iter__(self) -> Iterator[Segment]:
         return self
 
     def __next__(self) -> Segment:
-        segment = next(self._iterator)
+        segment = next(self.segments)
         self.last = segment
         return segment
 
@@ -166,8 +181,10 @@ class _Stream:
 def _check_count(segment: Segment, position: int, actual: int, what: str) -> None:
     declared = segment[position]
     if not declared.isdigit() or int(declared) != actual:
+        # The declared count is quoted only when it is a number: anything else could be layout or text.
+        shown = declared if declared.isdigit() else "no readable number of"
         raise X12Error(
-            f"declares {declared or 'no'} {what}; the file has {actual}",
+            f"declares {shown} {what}; the file has {actual}",
             segment_id=segment.id,
             element=position,
             position=segment.index,

@@ -21,13 +21,40 @@ def _error(segment: Segment, position: int, message: str) -> X12Error:
     )
 
 
+def required(segment: Segment, position: int) -> str:
+    """Element ``position`` as its text; an empty or missing element is refused, naming the element."""
+    elements = segment.elements
+    value = elements[position] if position < len(elements) else ""
+    if not value:
+        raise _error(segment, position, "element is required")
+    return value
+
+
 def cents(segment: Segment, position: int, *, required: bool = True) -> int | None:
     """Element ``position`` of ``segment`` as integer cents; empty gives None unless required."""
-    raw = segment[position]
+    elements = segment.elements
+    raw = elements[position] if position < len(elements) else ""
     if not raw:
         if required:
             raise _error(segment, position, "amount is required")
         return None
+    # Fast paths for the common shapes (125, 125.5, -125.50), ASCII digits only; anything else takes the
+    # regex. Whole dollars come first: writers drop ".00".
+    if raw.isdigit() and raw.isascii():
+        return int(raw) * 100
+    whole, _point, fraction = raw.partition(".")
+    negative = whole.startswith("-")
+    if negative:
+        whole = whole[1:]
+    if (
+        raw.isascii()
+        and (whole.isdigit() or (not whole and fraction))
+        and (fraction.isdigit() or not fraction)
+        and (whole or fraction)
+        and len(fraction) <= 2
+    ):
+        value = int(whole or "0") * 100 + (int(fraction.ljust(2, "0")) if fraction else 0)
+        return -value if negative else value
     found = _DECIMAL.match(raw)
     if found is None or not (found.group(2) or found.group(3)):
         raise _error(segment, position, "not a decimal amount")
@@ -65,10 +92,11 @@ def date8(segment: Segment, position: int, *, required: bool = True) -> date | N
 
 
 def _calendar(raw: str, segment: Segment, position: int) -> date:
-    if len(raw) != 8 or not raw.isdigit():
+    if len(raw) != 8 or not raw.isdigit() or not raw.isascii():
         raise _error(segment, position, "not a CCYYMMDD date")
     try:
-        return date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
+        # Eight ASCII digits are ISO 8601's basic calendar form, which fromisoformat reads in C (3.11+).
+        return date.fromisoformat(raw)
     except ValueError:
         raise _error(segment, position, "not a calendar date") from None
 

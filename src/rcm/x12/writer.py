@@ -12,11 +12,11 @@ elements are dropped, as the guides require.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from rcm.x12.errors import X12Error
 from rcm.x12.segments import DEFAULT_DELIMITERS, Delimiters
@@ -175,8 +175,11 @@ class GroupWriter:
     def transaction(
         self, transaction_set: str, control_number: int, implementation: str | None = None
     ) -> TransactionWriter:
+        """ST ... SE; ST03 is the group's GS08 unless ``implementation`` says otherwise (``""`` leaves ST03
+        out, for the 835, whose guide marks it not used)."""
         self.transactions += 1
-        return TransactionWriter(self._sink, transaction_set, control_number, implementation or self.version)
+        st03 = self.version if implementation is None else implementation
+        return TransactionWriter(self._sink, transaction_set, control_number, st03)
 
     def close(self) -> None:
         self._sink.write("GE", (self.transactions, self.control_number))
@@ -258,3 +261,44 @@ class InterchangeWriter:
     def finish(self) -> str:
         self.sink.write("IEA", (self.groups, self.control_number))
         return "".join(self.sink.parts)
+
+
+Body = TypeVar("Body")
+
+
+def single_group_interchange(
+    bodies: Iterable[Body],
+    write: Callable[[TransactionWriter, Body], None],
+    *,
+    functional_id: str,
+    transaction_set: str,
+    implementation: str,
+    st03: str | None = None,
+    sender: Party,
+    receiver: Party,
+    control_number: int,
+    when: datetime,
+    usage: str = "P",
+) -> str:
+    """An interchange of one functional group (GS02/GS03 the parties' ids, GS06 the interchange's control
+    number) holding one transaction set per body, each written by ``write``: what a payer's answers (835,
+    999, 277CA, 277) look like. No TA1 is asked for: nobody acknowledges an acknowledgment."""
+    writer = InterchangeWriter(
+        sender=sender,
+        receiver=receiver,
+        control_number=control_number,
+        when=when,
+        usage=usage,
+        acknowledgment_requested=False,
+    )
+    with writer.group(
+        functional_id=functional_id,
+        sender=sender.identifier,
+        receiver=receiver.identifier,
+        control_number=control_number,
+        version=implementation,
+    ) as group:
+        for number, body in enumerate(bodies, start=1):
+            with group.transaction(transaction_set, number, st03) as transaction:
+                write(transaction, body)
+    return writer.finish()

@@ -1,8 +1,8 @@
 """Claims: the payer directory, practices' payer enrollment, claims and their events, submission batches,
 X12 control numbers, and the reason of a billing-queue item.
 
-Revision ID: 0019_claims
-Revises: 0018_scrubber
+Revision ID: 0020_claims
+Revises: 0019_blob_generation
 Create Date: 2026-12-01
 
 - ``payer`` (global, no tenant_id): the directory of payers the billing company bills (``rcm payers load``
@@ -38,8 +38,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0019_claims"
-down_revision = "0018_scrubber"
+revision = "0020_claims"
+down_revision = "0019_blob_generation"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,95 @@
+"""Writes of many tables' rows in ONE constant statement: each table's rows are one JSON parameter,
+inserted by a data-modifying CTE.
+
+``json_populate_recordset`` converts each field to its column's type, so the statement text depends only
+on the tables, never on the number of rows: SQLAlchemy compiles it once per process and asyncpg prepares
+it once per connection, where a multi-row VALUES is compiled afresh on every request. Identifiers come
+from the metadata; values only ever travel in the parameters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import Table, inspect
+
+from rcm.kit.models import TenantOwned
+
+ColumnSpec = tuple[tuple[str, str, Callable[[], Any] | None], ...]
+_ENCODER = msgspec.json.Encoder()
+
+
+def populate(table: Table, columns: Sequence[str]) -> str:
+    """``INSERT`` of the rows given as one JSON array parameter named after the table."""
+    names = ", ".join(columns)
+    return (
+        f"INSERT INTO {table.fullname} ({names}) SELECT {names} "  # noqa: S608 - identifiers from metadata
+        f"FROM json_populate_recordset(NULL::{table.fullname}, CAST(:{table.name} AS json))"
+    )
+
+
+def model_columns(model: Any) -> ColumnSpec:
+    """(attribute, column, Python default) of every mapped column of ``model``.
+
+    A JSON field left out (or null) is NULL, not the column's default: defaults are applied in Python, as
+    the ORM would, so a column added later with a default needs no change to the writes.
+    """
+    columns = []
+    for attr in inspect(model).column_attrs:
+        column = attr.columns[0]
+        default = column.default
+        if default is None and column.server_default is not None and not column.nullable:
+            # It would be written NULL (json_populate_recordset knows no defaults): say so at import.
+            raise TypeError(f"{model.__name__}.{attr.key}: give the server default a Python default too")
+        if default is None:
+            make = None
+        elif default.is_callable:
+            make = partial(default.arg, None)  # SQLAlchemy wraps a callable to take an execution context
+        elif default.is_scalar:
+            make = partial(lambda value: value, default.arg)
+        else:
+            raise TypeError(f"{model.__name__}.{attr.key}: a SQL default cannot be applied in Python")
+        columns.append((attr.key, column.name, make))
+    return tuple(columns)
+
+
+def json_value(value: Any) -> Any:
+    # bytea's text input form; everything else msgspec encodes as PostgreSQL reads it from JSON.
+    return "\\x" + value.hex() if isinstance(value, bytes) else value
+
+
+def table_name(model: Any) -> str:
+    return cast(Table, model.__table__).name
+
+
+def rows_params(
+    columns: dict[Any, ColumnSpec], rows: Iterable[TenantOwned], *, tenant_id: uuid.UUID, now: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """Each table's rows as JSON-ready dicts (every table of ``columns``, empty when it has no row).
+
+    Stamps ``tenant_id`` and fills unset columns with their defaults on the objects too (one instant for
+    every timestamp), so the caller's objects hold what the database holds.
+    """
+    batches: dict[str, list[dict[str, Any]]] = {table_name(model): [] for model in columns}
+    for row in rows:
+        model: Any = type(row)
+        row.tenant_id = tenant_id
+        values: dict[str, Any] = {}
+        for key, name, default in columns[model]:
+            value = getattr(row, key)
+            if value is None and default is not None:
+                value = now if key in ("created_at", "updated_at") else default()
+                setattr(row, key, value)
+            values[name] = json_value(value)
+        batches[table_name(model)].append(values)
+    return batches
+
+
+def encode(batches: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """The statement's parameters: one JSON text per table."""
+    return {name: _ENCODER.encode(rows).decode() for name, rows in batches.items()}
