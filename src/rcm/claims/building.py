@@ -139,11 +139,10 @@ async def claims_for_clean_scrub(scope: TenantScope, data: ScrubInput, *, now: d
     coverage = await claims.coverage_of(data.encounter_id)
     if coverage is None:
         return None
-    coverage_id, payer_id, priority = coverage
-    responsibility = _responsibility(priority)
-    existing = await claims.original_of(data.encounter_id, responsibility)
+    coverage_id, payer_id, priority, existing = coverage
     if existing is not None:
-        return existing.id
+        return existing
+    responsibility = _responsibility(priority)
     claim, lines = new_claim(
         data,
         payer_id=payer_id,

@@ -43,10 +43,25 @@ class ControlNumbersExhausted(Exception):
 class ClaimRepository(TenantScopedRepository[Claim]):
     model = Claim
 
-    async def coverage_of(self, encounter_id: uuid.UUID) -> tuple[uuid.UUID, str, str] | None:
-        """The encounter's coverage: (id, payer id, priority), or None (nothing to bill a payer for)."""
+    async def coverage_of(
+        self, encounter_id: uuid.UUID
+    ) -> tuple[uuid.UUID, str, str, uuid.UUID | None] | None:
+        """The encounter's coverage (id, payer id, priority) and the original claim already built for that
+        responsibility, if any: ONE statement (a re-scrub of a billed encounter costs this one round trip).
+        None when the encounter has no coverage (nothing to bill a payer for)."""
+        built = (
+            select(Claim.id)
+            .where(
+                Claim.tenant_id == Encounter.tenant_id,
+                Claim.encounter_id == Encounter.id,
+                Claim.frequency == 1,
+                Claim.responsibility == Coverage.priority,
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
         stmt = (
-            select(Coverage.id, Coverage.payer_id, Coverage.priority)
+            select(Coverage.id, Coverage.payer_id, Coverage.priority, built)
             .join(
                 Encounter,
                 (Encounter.tenant_id == Coverage.tenant_id) & (Encounter.coverage_id == Coverage.id),
@@ -54,7 +69,7 @@ class ClaimRepository(TenantScopedRepository[Claim]):
             .where(self.tenant_filter(Encounter.tenant_id), Encounter.id == encounter_id)
         )
         row = (await self._execute(stmt)).first()
-        return None if row is None else (row[0], row[1], row[2])
+        return None if row is None else (row[0], row[1], row[2], row[3])
 
     async def insert_new(self, claim: Claim, lines: Sequence[ClaimLine]) -> bool:
         """INSERT the claim unless the encounter already has an original for that responsibility (the
