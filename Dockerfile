@@ -10,6 +10,8 @@ WORKDIR /src
 # What the wheel is built from (see .dockerignore): the package plus the root files it carries as package data.
 COPY pyproject.toml README.md alembic.ini ./
 COPY src ./src
+# The connectors (top-level packages of the same wheel, found through the rcm.connectors entry points).
+COPY integrations ./integrations
 COPY migrations ./migrations
 COPY tenants ./tenants
 COPY fixtures ./fixtures

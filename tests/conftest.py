@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis import Redis as SyncRedis
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -184,3 +186,19 @@ async def other_practice_api(
     settings: Settings,
 ) -> Api:
     return await practice_api_for(client, other_tenant, sessions, settings)
+
+
+REDIS_URL = os.environ.get("RCM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis (rate windows, circuit breakers); its tests skip, saying why, where none answers."""
+    client = SyncRedis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        pytest.skip(f"no Redis answers at RCM_TEST_REDIS_URL={REDIS_URL} ({type(exc).__name__})")
+    finally:
+        client.close()
+    return REDIS_URL

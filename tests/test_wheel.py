@@ -174,7 +174,13 @@ def test_wheel_carries_the_root_files(installed: Installed) -> None:
         },
     }
     assert {source for source, packaged in shipped.items() if packaged not in names} == set()
-    assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "src/"))]
+    assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "src/", "integrations/"))]
+    # The connectors ship as packages of their own, each declared under the rcm.connectors entry points.
+    assert {"sftp_clearinghouse/__init__.py", "rest_clearinghouse/__init__.py"} <= names
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    declared = zipfile.ZipFile(installed.wheel).read(entry_points).decode()
+    assert "[rcm.connectors]" in declared
+    assert "sftp = sftp_clearinghouse:SftpClearinghouse" in declared
 
 
 def test_installed_package_runs_outside_the_source_tree(installed: Installed) -> None:
@@ -182,7 +188,8 @@ def test_installed_package_runs_outside_the_source_tree(installed: Installed) ->
         [
             str(installed.venv / "bin" / "python"),
             "-c",
-            "import rcm, rcm.kit.package_data as d; print(rcm.__file__); print(d.data_root())",
+            "import rcm, rcm.kit.package_data as d; print(rcm.__file__); print(d.data_root());"
+            " from rcm.payers.registry import installed_connectors as c; assert {'sftp', 'rest'} <= set(c())",
         ],
         cwd=installed.workdir,
         env=installed.env,
@@ -322,8 +329,9 @@ def test_dockerfile_and_chart_describe_this_wheel() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     allowed = (ROOT / ".dockerignore").read_text().splitlines()
     copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, flags=re.MULTILINE))
-    sources = {"pyproject.toml", "README.md", "src"} | {
-        path.split("/")[0] for path in project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    sources = {"pyproject.toml", "README.md"} | {
+        path.split("/")[0] for path in [*wheel["packages"], *wheel["force-include"]]
     }
     assert sources <= {name for line in copied for name in line.split()}
     assert sources <= {line.removeprefix("!") for line in allowed if line.startswith("!")}

@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     # Where ``file:`` secret references of tenant manifests (the practice's TIN) are read; unset = none are.
     secrets_dir: Path | None = None
 
+    # Connectors to clearinghouses and payers (rcm.payers): how long one call may take, and the circuit
+    # breaker per connector and endpoint: open after this many consecutive transient failures, probe again
+    # after the cool-down. Shared by the workers through RCM_REDIS_URL when set.
+    connector_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    connector_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    connector_breaker_cooldown_seconds: float = Field(default=60.0, gt=0, le=3600)
+
     # Files holding PHI (documents, bulk uploads, later raw X12 and statements), encrypted in chunks
     # (rcm.crypto.stream): "postgres" keeps the chunks in tenant-owned tables, "directory" in files under
     # blob_dir named by opaque ids. The metadata row is in PostgreSQL either way.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -19,6 +20,7 @@ from rcm.identity.oidc import mint_dev_id_token
 from rcm.identity.principal import Role
 from rcm.identity.server import JWT_BEARER
 from rcm.identity.testing import user_principal
+from rcm.kit.models import utcnow
 from rcm.tenancy.models import Tenant
 from tests.identity.conftest import Mint, audit_rows, idem, make_user
 
@@ -128,6 +130,8 @@ async def test_assignment_gives_and_removal_ends_access_to_a_practice(
     assert created.status_code == 201, created.text
     assert created.json()["tenant_id"] == str(tenant.id)
     assert created.json()["tenant"] == tenant.slug
+    # The answer shows the stored row: the assignment was written before the response was built.
+    assert abs(datetime.fromisoformat(created.json()["created_at"]) - utcnow()) < timedelta(minutes=5)
     replay = await client.post(url, json={"tenant": tenant.slug}, headers=key)
     assert replay.status_code == 201
     assert replay.headers["idempotent-replayed"] == "true"

@@ -44,12 +44,6 @@ ALLOWED: dict[str, str] = {
     "kit/health.py": "readiness probe: SELECT of the migration version, no tenant table",
     "kit/migrations.py": "autogenerate comparison: reads pg_class for partition names, no tenant data",
     "worker/scheduler.py": "advisory locks that elect one scheduler replica; no table is read",
-    "idempotency/jobs.py": "TODO(issue 5 point 9): move (point 10 is reshaping idempotency now)",
-    "identity/admin_people.py": "TODO(issue 5 point 9): move the people/assignment writes into a repository",
-    "identity/clients.py": "TODO(issue 5 point 9): move API-client statements into a repository",
-    "identity/keys.py": "TODO(issue 5 point 9): move signing-key statements into a repository",
-    "identity/oidc.py": "TODO(issue 5 point 9): move the person lookup/upsert into a repository",
-    "identity/server.py": "TODO(issue 5 point 9): move the token endpoint's client lookups into a repository",
     "tenancy/service.py": "TODO(issue 5 point 9): move manifest/assignment statements to tenancy/repository",
 }
 

@@ -8,7 +8,6 @@ sharing the server never see each other's windows.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,9 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from litestar.testing import AsyncTestClient
 from pydantic import SecretStr
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.app import create_app
@@ -27,20 +24,7 @@ from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
 from rcm.kit.windows import Hit, MemoryWindows, RedisWindows, Windows
 
-REDIS_URL = os.environ.get("RCM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PUBLIC_ROUTE = "/.well-known/oauth-authorization-server"
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    client = SyncRedis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except (RedisError, OSError) as exc:
-        pytest.skip(f"no Redis answers at RCM_TEST_REDIS_URL={REDIS_URL} ({type(exc).__name__})")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -136,3 +136,17 @@ def test_a_credential_value_is_not_a_reference() -> None:
             }
         )
     assert [e.pointer for e in refused.value.errors] == ["/payers/0/credentials_reference"]
+
+
+def test_an_endpoint_the_connectors_cannot_read_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "directory.yaml"
+    path.write_text(
+        "payers:\n"
+        "  - {id: P1, name: A, claim_filing_indicator: CI, claims: {connector: sftp, endpoint: 'ftp://x/y'}}\n"
+        "  - {id: P2, name: B, claim_filing_indicator: CI,"
+        " claims: {connector: sftp, endpoint: 'sftp://u:hunter2@host/in'}}\n"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        read_directory(path)
+    assert [e.pointer for e in refused.value.errors] == ["/payers/0/claims", "/payers/1/claims"]
+    assert "hunter2" not in str([e.detail for e in refused.value.errors])

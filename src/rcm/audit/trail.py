@@ -55,21 +55,29 @@ async def record_now(sessions: async_sessionmaker[AsyncSession], event: AuditEve
         record(session, event)
 
 
-def take_pending(session: AsyncSession) -> list[AuditRecord]:
-    """The events buffered so far, as stored rows, taken off the buffer: for a repository that inserts
-    them with its own rows (one round trip for the rows and their audit events, in the same transaction).
+def take_pending(session: AsyncSession, *, since: int = 0) -> list[AuditRecord]:
+    """The events buffered so far (from the ``pending_mark`` ``since``), as stored rows, taken off the
+    buffer: for a repository that inserts them with its own rows (one round trip for the rows and their
+    audit events, in the same transaction). Events before ``since`` stay buffered: a batch inside a
+    savepoint takes only its own, so a rolled-back batch loses none of the others.
 
     The caller must insert them in this transaction; if that statement fails, the transaction fails, and
     the events go with it as they would have at commit.
     """
-    pending: list[AuditEvent] | None = session.sync_session.info.pop(_PENDING, None)
-    return [to_record(event) for event in pending or ()]
+    pending: list[AuditEvent] | None = session.sync_session.info.get(_PENDING)
+    if not pending:
+        return []
+    taken = pending[since:]
+    del pending[since:]
+    return [to_record(event) for event in taken]
 
 
-def pending_rows(session: AsyncSession) -> list[dict[str, Any]]:
-    """``take_pending`` as the JSON rows of ``with_audit``'s ``audit_event`` parameter."""
+def pending_rows(session: AsyncSession, *, since: int = 0) -> list[dict[str, Any]]:
+    """``take_pending`` (from the mark ``since``) as the JSON rows of ``with_audit``'s ``audit_event``
+    parameter."""
     return [
-        {key: json_value(value) for key, value in record.as_row().items()} for record in take_pending(session)
+        {key: json_value(value) for key, value in record.as_row().items()}
+        for record in take_pending(session, since=since)
     ]
 
 

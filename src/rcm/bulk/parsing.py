@@ -23,7 +23,7 @@ import msgspec
 
 from rcm.encounters.schemas import EncounterCreate
 from rcm.kit.errors import FieldError, RCMError
-from rcm.kit.strict import MAX_JSON_DEPTH, body_errors, json_depth_exceeds
+from rcm.kit.strict import MAX_JSON_DEPTH, json_depth_exceeds, strict_decode
 
 MAX_LINE_BYTES = 4 * 1024 * 1024  # a line past this is rejected (and skipped) without being held
 
@@ -150,12 +150,12 @@ def parse_json_line(raw: bytes) -> Parsed:
     if json_depth_exceeds(raw):
         return Parsed(errors=[{"pointer": "", "detail": f"nests deeper than {MAX_JSON_DEPTH} levels"}])
     try:
-        errors = body_errors(EncounterCreate, raw)
+        encounter, errors = strict_decode(EncounterCreate, raw)
     except RCMError as exc:  # not JSON at all
         return Parsed(errors=_errors(list(exc.errors)))
     if errors:
         return Parsed(errors=_errors(errors))
-    return Parsed(encounter=msgspec.json.decode(raw, type=EncounterCreate))
+    return Parsed(encounter=encounter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,12 +224,12 @@ class CsvLayout:
                 document[provider]["name"] = document[provider].get("npi", "")
         raw_json = msgspec.json.encode(document)
         try:
-            errors = body_errors(EncounterCreate, raw_json)
+            encounter, errors = strict_decode(EncounterCreate, raw_json)
         except RCMError as exc:
             return Parsed(errors=_errors(list(exc.errors), self.pointers))
         if errors:
             return Parsed(errors=_errors(errors, self.pointers))
-        return Parsed(encounter=msgspec.json.decode(raw_json, type=EncounterCreate))
+        return Parsed(encounter=encounter)
 
     def named(self, errors: list[FieldError]) -> list[dict[str, str]]:
         return _errors(errors, self.pointers)

@@ -3,11 +3,13 @@
 Running a job is resumable and never creates twice: lines are committed in batches, and each batch's
 transaction holds the lines' records (encounters, patients...), one ``bulk_intake_line`` row per line keyed
 by (tenant, job, line number), and the job's cursor (last committed line). A worker that dies mid-batch loses
-the whole batch; the redelivered message resumes after the cursor. Each line runs in a savepoint, so a
-rejected line never takes its batch down with it.
+the whole batch; the redelivered message resumes after the cursor.
 
-Each JSON line goes through ``rcm.encounters.service.create_encounter``: the same validation, records, audit
-events and coding work item as ``POST .../encounters``. FHIR Bundle lines go through ``ingest_bundle`` below.
+A batch's encounter lines (JSON or CSV) go through ``rcm.encounters.service.prepare_encounters`` together,
+the function ``POST .../encounters`` runs as a batch of one: the same validation, records, audit events and
+coding work item, with ONE lookup statement and ONE write statement for the lines. A rejected line is
+refused before anything is written, so it never takes the others down. FHIR Bundle lines go through
+``ingest_bundle`` below, each in a savepoint.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from rcm.bulk.models import BulkFormat, BulkIntake, BulkStatus, LineOutcome
 from rcm.bulk.repository import BulkIntakeRepository
 from rcm.crypto.keyring import KeyStore
 from rcm.encounters import service as encounters
+from rcm.encounters.schemas import EncounterCreate
 from rcm.fhir import service as fhir
 from rcm.fhir.outcome import FhirRejected
 from rcm.identity.principal import Principal, PrincipalKind
@@ -314,12 +317,25 @@ async def _run_batch(
         if job is None:
             raise NotFound
         batch = [(n, raw) for n, raw in batch if n > job.cursor_line]
-        rows: list[dict[str, Any]] = []
-        accepted = 0
+        outcomes: dict[int, dict[str, Any]] = {}
+        run_of_encounters: list[tuple[int, EncounterCreate]] = []
         for number, raw in batch:
-            outcome = await _run_line(scope, raw, layout, skew=run.skew)
-            rows.append({"line_no": number, **outcome})
-            accepted += outcome["outcome"] is LineOutcome.ACCEPTED
+            if raw is None:
+                outcomes[number] = _rejected(parsing.too_long())
+                continue
+            parsed = layout.parse(raw) if layout is not None else parsing.parse_json_line(raw)
+            if parsed.errors:
+                outcomes[number] = _rejected(parsed.errors)
+            elif parsed.encounter is not None:
+                run_of_encounters.append((number, parsed.encounter))
+            else:
+                # A Bundle line: the encounters before it are written first, as a line-by-line run would.
+                outcomes |= await _run_encounters(scope, run_of_encounters, layout, skew=run.skew)
+                run_of_encounters = []
+                outcomes[number] = await _run_line(scope, parsed, layout, skew=run.skew)
+        outcomes |= await _run_encounters(scope, run_of_encounters, layout, skew=run.skew)
+        rows = [{"line_no": number, **outcomes[number]} for number, _ in batch]
+        accepted = sum(row["outcome"] is LineOutcome.ACCEPTED for row in rows)
         await repo.add_lines(job, rows)
         values: dict[str, Any] = {}
         if batch:
@@ -335,14 +351,49 @@ async def _run_batch(
             await repo.advance(job, **values)
 
 
+async def _run_encounters(
+    scope: TenantScope,
+    items: list[tuple[int, EncounterCreate]],
+    layout: parsing.CsvLayout | None,
+    *,
+    skew: timedelta,
+) -> dict[int, dict[str, Any]]:
+    """Consecutive encounter lines as one intake batch: one lookup and one write for all of them, each
+    line accepted or rejected exactly as on its own (``prepare_encounters`` resolves them in turn). The
+    batch runs in a savepoint: if a concurrent writer (an API request, another job) created one of its
+    patients, coverages, providers or external ids first, the write fails whole and the lines are taken
+    again one by one, each finding what is committed by then."""
+    if not items:
+        return {}
+    mark = pending_mark(scope.session)
+    savepoint = await scope.session.begin_nested()
+    try:
+        prepared = await encounters.prepare_encounters(
+            scope, [data for _, data in items], scope.manifest, source="bulk", skew=skew
+        )
+        if prepared.rows:
+            await encounters.write_encounters(scope, prepared, audit_since=mark)
+    except IntegrityError:
+        await savepoint.rollback()
+        discard_pending_since(scope.session, mark)
+        return {
+            number: await _run_line(scope, parsing.Parsed(encounter=data), layout, skew=skew)
+            for number, data in items
+        }
+    await savepoint.commit()
+    return {
+        number: _accepted(outcome.encounter.id)
+        if isinstance(outcome, encounters.Prepared)
+        else _refused(outcome, layout)
+        for (number, _), outcome in zip(items, prepared.outcomes, strict=True)
+    }
+
+
 async def _run_line(
-    scope: TenantScope, raw: bytes | None, layout: parsing.CsvLayout | None, *, skew: timedelta
+    scope: TenantScope, parsed: parsing.Parsed, layout: parsing.CsvLayout | None, *, skew: timedelta
 ) -> dict[str, Any]:
-    if raw is None:
-        return _rejected(parsing.too_long())
-    parsed = layout.parse(raw) if layout is not None else parsing.parse_json_line(raw)
-    if parsed.errors:
-        return _rejected(parsed.errors)
+    """One line on its own, in a savepoint (a Bundle line, or an encounter line taken again after its
+    batch met a concurrent write)."""
     for attempt in (1, 2):
         mark = pending_mark(scope.session)
         savepoint = await scope.session.begin_nested()
@@ -351,8 +402,7 @@ async def _run_line(
         except RCMError as exc:
             await savepoint.rollback()
             discard_pending_since(scope.session, mark)
-            errors = list(exc.errors) or [FieldError("", exc.detail)]
-            return _rejected(layout.named(errors) if layout is not None else _plain(errors))
+            return _refused(exc, layout)
         except IntegrityError:
             # A concurrent writer (an API request, another job) created the same patient, coverage or
             # provider first: once its row is committed, the second attempt finds it instead of adding one.
@@ -364,7 +414,7 @@ async def _run_line(
                 )
             continue
         await savepoint.commit()
-        return {"outcome": LineOutcome.ACCEPTED, "encounter_id": encounter_id, "errors": None}
+        return _accepted(encounter_id)
     raise AssertionError("unreachable")
 
 
@@ -379,8 +429,17 @@ async def _create(scope: TenantScope, parsed: parsing.Parsed, *, skew: timedelta
     return created.id
 
 
+def _refused(exc: RCMError, layout: parsing.CsvLayout | None) -> dict[str, Any]:
+    errors = list(exc.errors) or [FieldError("", exc.detail)]
+    return _rejected(layout.named(errors) if layout is not None else _plain(errors))
+
+
 def _plain(errors: list[FieldError]) -> list[dict[str, str]]:
     return [{"pointer": e.pointer, "detail": e.detail} for e in errors]
+
+
+def _accepted(encounter_id: uuid.UUID | None) -> dict[str, Any]:
+    return {"outcome": LineOutcome.ACCEPTED, "encounter_id": encounter_id, "errors": None}
 
 
 def _rejected(errors: list[dict[str, str]]) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    BindParameter,
+    JSON,
+    ColumnElement,
+    Integer,
     LargeBinary,
     Select,
     Table,
@@ -17,23 +19,26 @@ from sqlalchemy import (
     TextClause,
     Uuid,
     and_,
+    any_,
     bindparam,
+    case,
+    column,
     delete,
     false,
     func,
-    literal,
     or_,
     select,
     text,
     true,
     update,
 )
+from sqlalchemy import cast as sql_cast
 
 from rcm.audit.repository import audit_event
 from rcm.audit.trail import pending_rows, with_audit
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterDocument, EncounterEvent
 from rcm.idempotency.repository import STORE_PARAMS, STORE_SQL
-from rcm.kit.jsonwrite import encode, model_columns, populate, rows_params, table_name
+from rcm.kit.jsonwrite import encode, json_value, model_columns, populate, rows_params, table_name
 from rcm.kit.models import TenantOwned, utcnow
 from rcm.kit.repository import TenantScopedRepository
 from rcm.patients.models import Coverage, Patient
@@ -173,20 +178,51 @@ _COVERAGE = cast(Table, Coverage.__table__)
 _PROVIDER = cast(Table, Provider.__table__)
 
 
-def _provider_slot(prefix: str, tenant: BindParameter[uuid.UUID]) -> Any:
+# One row per probe of a batch (the JSON array parameter ``probes``): ``line`` is its place in the batch.
+_PROBE = (
+    func.json_to_recordset(sql_cast(bindparam("probes", type_=Text), JSON))
+    .table_valued(
+        column("line", Integer),
+        column("external_id", Text),
+        column("patient_id", Uuid),
+        column("mrn_index", LargeBinary),
+        column("coverage_id", Uuid),
+        column("payer_id", Text),
+        column("member_index", LargeBinary),
+        *[
+            column(f"{prefix}_{name}", type_)
+            for prefix in ("rend", "bill")
+            for name, type_ in (("id", Uuid), ("npi", Text), ("name", Text), ("kind", Text))
+        ],
+        name="probe",
+    )
+    .render_derived(with_types=True)
+)
+
+
+def _in_scope(table: Table) -> ColumnElement[bool]:
+    """The tenant filter of the lookup: the practices the transaction is bound to (the scope's one), the
+    policy's own expression. Not ``tenant_id = $1``: a practice missing from the table's statistics (a new
+    one, before ANALYZE) is then estimated at one row, every index of ``(tenant_id, ...)`` costs the same,
+    and a part probed per row may pick one that scans the whole practice for each probe."""
+    return table.c.tenant_id == any_(func.rcm.current_tenant_ids())
+
+
+def _provider_slot(prefix: str) -> Any:
     """A provider by id, or by NPI, or (its NPI failing the check digit: ``name`` is then given) by name
     and kind, the NPI's own row first, then a valid NPI, then the oldest."""
-    by_npi = _PROVIDER.c.npi == bindparam(f"{prefix}_npi", type_=Text)
+    probe = _PROBE.c
+    by_npi = _PROVIDER.c.npi == probe[f"{prefix}_npi"]
     return (
         select(_PROVIDER.c.id, _PROVIDER.c.npi, _PROVIDER.c.npi_valid)
         .where(
-            _PROVIDER.c.tenant_id == tenant,
+            _in_scope(_PROVIDER),
             or_(
-                _PROVIDER.c.id == bindparam(f"{prefix}_id", type_=Uuid),
+                _PROVIDER.c.id == probe[f"{prefix}_id"],
                 by_npi,
                 and_(
-                    func.lower(_PROVIDER.c.name) == bindparam(f"{prefix}_name", type_=Text),
-                    _PROVIDER.c.kind == bindparam(f"{prefix}_kind", type_=Text),
+                    func.lower(_PROVIDER.c.name) == probe[f"{prefix}_name"],
+                    _PROVIDER.c.kind == probe[f"{prefix}_kind"],
                 ),
             ),
         )
@@ -202,62 +238,95 @@ def _provider_slot(prefix: str, tenant: BindParameter[uuid.UUID]) -> Any:
 
 
 def _lookup_statement() -> Select[Any]:
-    """Built once: every part is at most one row, joined laterally off a one-row base; a part whose
-    parameters are NULL finds nothing. A constant statement is compiled and prepared once per connection."""
-    tenant = bindparam("tenant_id", type_=Uuid)
+    """Built once: for each probe of the batch, every part is at most one row, joined laterally off the
+    probe's row (an index lookup each); a part whose probe fields are NULL finds nothing. A constant
+    statement whatever the number of probes, so it is compiled and prepared once per connection."""
+    probe = _PROBE.c
     enc = (
         select(_ENCOUNTER.c.id)
-        .where(
-            _ENCOUNTER.c.tenant_id == tenant,
-            _ENCOUNTER.c.external_id == bindparam("external_id", type_=Text),
-        )
+        .where(_in_scope(_ENCOUNTER), _ENCOUNTER.c.external_id == probe.external_id)
         .limit(1)
         .lateral("enc")
     )
     pat = (
         select(_PATIENT.c.id, _PATIENT.c.name_dob_bidx, _PATIENT.c.birth_date)
         .where(
-            _PATIENT.c.tenant_id == tenant,
-            or_(
-                _PATIENT.c.id == bindparam("patient_id", type_=Uuid),
-                _PATIENT.c.mrn_bidx == bindparam("mrn_index", type_=LargeBinary),
-            ),
+            _in_scope(_PATIENT),
+            or_(_PATIENT.c.id == probe.patient_id, _PATIENT.c.mrn_bidx == probe.mrn_index),
         )
         .limit(1)
         .lateral("pat")
     )
-    cov = (
+    # A coverage by id, or an inline one: the patient's (found above) with this payer and member id. Two
+    # parts, not one with OR: the planner would rather scan the practice's coverages than combine them.
+    cov_id = (
+        select(_COVERAGE.c.id, _COVERAGE.c.patient_id)
+        .where(_in_scope(_COVERAGE), _COVERAGE.c.id == probe.coverage_id)
+        .limit(1)
+        .lateral("cov_id")
+    )
+    cov_member = (
         select(_COVERAGE.c.id, _COVERAGE.c.patient_id)
         .where(
-            _COVERAGE.c.tenant_id == tenant,
-            or_(
-                _COVERAGE.c.id == bindparam("coverage_id", type_=Uuid),
-                # An inline coverage: the patient's (found above) with this payer and member id.
-                and_(
-                    _COVERAGE.c.patient_id == pat.c.id,
-                    _COVERAGE.c.payer_id == bindparam("payer_id", type_=Text),
-                    _COVERAGE.c.member_id_bidx == bindparam("member_index", type_=LargeBinary),
-                ),
-            ),
+            _in_scope(_COVERAGE),
+            _COVERAGE.c.patient_id == pat.c.id,
+            _COVERAGE.c.payer_id == probe.payer_id,
+            _COVERAGE.c.member_id_bidx == probe.member_index,
         )
         .limit(1)
-        .lateral("cov")
+        .lateral("cov_member")
     )
     parts = {
         "enc": enc,
         "pat": pat,
-        "cov": cov,
-        "rend": _provider_slot("rend", tenant),
-        "bill": _provider_slot("bill", tenant),
+        "cov_id": cov_id,
+        "cov_member": cov_member,
+        "rend": _provider_slot("rend"),
+        "bill": _provider_slot("bill"),
     }
-    joined: Any = select(literal(1).label("one")).subquery("base")
+    joined: Any = _PROBE
     for part in parts.values():
         joined = joined.outerjoin(part, true())
-    columns = [column.label(f"{name}_{column.key}") for name, part in parts.items() for column in part.c]
-    return select(*columns).select_from(joined)
+    columns = [
+        column.label(f"{name}_{column.key}")
+        for name, part in parts.items()
+        if not name.startswith("cov_")
+        for column in part.c
+    ]
+    columns += [
+        case((cov_id.c.id.is_not(None), cov_id.c[key]), else_=cov_member.c[key]).label(f"cov_{key}")
+        for key in ("id", "patient_id")
+    ]
+    return select(probe.line, *columns).select_from(joined).order_by(probe.line)
 
 
 _LOOKUP = _lookup_statement()
+_FOUND_AT = {key: index for index, key in enumerate(_LOOKUP.selected_columns.keys())}
+
+
+def _found(row: Sequence[Any]) -> IntakeFound:
+    at = _FOUND_AT
+
+    def provider(name: str) -> FoundProvider | None:
+        if row[at[f"{name}_id"]] is None:
+            return None
+        return FoundProvider(row[at[f"{name}_id"]], row[at[f"{name}_npi"]], row[at[f"{name}_npi_valid"]])
+
+    return IntakeFound(
+        external_id_taken=row[at["enc_id"]] is not None,
+        patient=(
+            FoundPatient(row[at["pat_id"]], row[at["pat_name_dob_bidx"]], row[at["pat_birth_date"]])
+            if row[at["pat_id"]] is not None
+            else None
+        ),
+        coverage=(
+            FoundCoverage(row[at["cov_id"]], row[at["cov_patient_id"]])
+            if row[at["cov_id"]] is not None
+            else None
+        ),
+        rendering=provider("rend"),
+        billing=provider("bill"),
+    )
 
 
 # Parents first (the foreign keys are checked at the end of the statement anyway).
@@ -301,46 +370,36 @@ class IntakeRepository(TenantScopedRepository[Encounter]):
 
     model = Encounter
 
-    async def lookup(self, probe: IntakeProbe) -> IntakeFound:
-        params: dict[str, Any] = {
-            "tenant_id": self.context.tenant_id,
-            "external_id": probe.external_id,
-            "patient_id": probe.patient_id,
-            "mrn_index": probe.mrn_index,
-            "coverage_id": probe.coverage_id,
-            "payer_id": probe.coverage_payer_id,
-            "member_index": probe.member_index,
-        }
-        for prefix, given in (("rend", probe.rendering), ("bill", probe.billing)):
-            slot = given or ProviderProbe()
-            params[f"{prefix}_id"] = slot.provider_id
-            params[f"{prefix}_npi"] = slot.npi
-            params[f"{prefix}_name"] = slot.name.lower() if slot.name is not None else None
-            params[f"{prefix}_kind"] = slot.kind
-        row = (await self._execute(_LOOKUP, params)).one()._mapping
+    async def lookup(self, probes: Sequence[IntakeProbe]) -> list[IntakeFound]:
+        """What each probe finds, in the probes' order: one statement for the whole batch."""
+        given = []
+        for line, probe in enumerate(probes):
+            values: dict[str, Any] = {
+                "line": line,
+                "external_id": probe.external_id,
+                "patient_id": probe.patient_id,
+                "mrn_index": probe.mrn_index,
+                "coverage_id": probe.coverage_id,
+                "payer_id": probe.coverage_payer_id,
+                "member_index": probe.member_index,
+            }
+            for prefix, slot in (("rend", probe.rendering), ("bill", probe.billing)):
+                if slot is not None:
+                    values[f"{prefix}_id"] = slot.provider_id
+                    values[f"{prefix}_npi"] = slot.npi
+                    values[f"{prefix}_name"] = slot.name.lower() if slot.name is not None else None
+                    values[f"{prefix}_kind"] = slot.kind
+            given.append({key: json_value(value) for key, value in values.items() if value is not None})
+        # The tenant is the transaction's (see _in_scope).
+        params = encode({"probes": given})
+        return [_found(row) for row in (await self._execute(_LOOKUP, params)).tuples()]
 
-        def provider(name: str) -> FoundProvider | None:
-            if row[f"{name}_id"] is None:
-                return None
-            return FoundProvider(row[f"{name}_id"], row[f"{name}_npi"], row[f"{name}_npi_valid"])
-
-        return IntakeFound(
-            external_id_taken=row["enc_id"] is not None,
-            patient=(
-                FoundPatient(row["pat_id"], row["pat_name_dob_bidx"], row["pat_birth_date"])
-                if row["pat_id"] is not None
-                else None
-            ),
-            coverage=FoundCoverage(row["cov_id"], row["cov_patient_id"])
-            if row["cov_id"] is not None
-            else None,
-            rendering=provider("rend"),
-            billing=provider("bill"),
-        )
-
-    async def write(self, rows: Sequence[TenantOwned], *, response: Mapping[str, Any]) -> None:
-        """INSERT ``rows`` (of the intake's models) and the audit events recorded so far in this
-        transaction, and store the idempotent ``response`` (``STORE_SQL``'s parameters): ONE constant
+    async def write(
+        self, rows: Sequence[TenantOwned], *, response: Mapping[str, Any], audit_since: int = 0
+    ) -> None:
+        """INSERT ``rows`` (of the intake's models, one encounter's or a batch's) and the audit events
+        recorded in this transaction since ``audit_since`` (a ``pending_mark``: earlier ones stay pending
+        for the commit), and store the idempotent ``response`` (``STORE_SQL``'s parameters): ONE constant
         statement of data-modifying CTEs, each table's rows one JSON parameter.
 
         Foreign keys are checked at the end of the statement, so a row may refer to another row of it.
@@ -349,7 +408,7 @@ class IntakeRepository(TenantScopedRepository[Encounter]):
         """
         tenant_id = self.context.tenant_id  # one practice's intake (the property refuses a cross-tenant one)
         batches = rows_params(_MODEL_COLUMNS, rows, tenant_id=tenant_id, now=utcnow())
-        batches[audit_event.name] = pending_rows(self.session)
+        batches[audit_event.name] = pending_rows(self.session, since=audit_since)
         params = encode(batches)
         await self._execute(_WRITE, {**params, **response, "tenant_id": tenant_id})
 

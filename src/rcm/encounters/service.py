@@ -7,7 +7,8 @@ A new encounter always enters the coding queue: even with codes from the practic
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -26,11 +27,12 @@ from rcm.encounters.repository import (
     IntakeRepository,
     ProviderProbe,
 )
-from rcm.idempotency.service import carry_response
-from rcm.kit.errors import Conflict, FieldError, InvalidInput
+from rcm.idempotency.service import NO_RESPONSE, carry_response
+from rcm.kit.errors import Conflict, FieldError, InvalidInput, RCMError
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.kit.repository import constraint_name
 from rcm.patients import service as patients
+from rcm.patients.models import Coverage, Patient
 from rcm.providers.models import Provider
 from rcm.providers.npi import npi_check_digit_valid
 from rcm.providers.schemas import ProviderCreate
@@ -140,7 +142,7 @@ def diagnosis_rows(
 ) -> list[Diagnosis]:
     """An encounter's diagnosis rows, in the order given (HI01-HI12 of the 837P), codes without the dot."""
     return [
-        Diagnosis(
+        Diagnosis.build(
             tenant_id=tenant_id,
             id=uuid.uuid4(),
             encounter_id=encounter_id,
@@ -156,7 +158,7 @@ def charge_rows(
 ) -> list[ChargeLine]:
     """An encounter's charge lines, numbered in the order given."""
     return [
-        ChargeLine(
+        ChargeLine.build(
             tenant_id=tenant_id,
             id=uuid.uuid4(),
             encounter_id=encounter_id,
@@ -172,6 +174,34 @@ def charge_rows(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An encounter of a batch, resolved and ready to write (its rows are in the batch's ``rows``)."""
+
+    encounter: Encounter
+    diagnoses: list[Diagnosis]
+    charges: list[ChargeLine]
+
+
+@dataclass(slots=True)
+class IntakeBatch:
+    """A batch of intakes resolved as a run of them one after the other would resolve them: ``outcomes``
+    holds each item's ``Prepared`` encounter or the error it would have raised, in order; ``rows`` every
+    row of the accepted ones, parents first, for one write."""
+
+    rows: list[Any] = field(default_factory=list)
+    outcomes: list[Prepared | RCMError] = field(default_factory=list)
+    # What earlier items of the batch created, as later items would have found it in the database.
+    external_ids: set[str] = field(default_factory=set)
+    patients: dict[bytes, Patient] = field(default_factory=dict)  # by MRN blind index
+    coverages: dict[tuple[uuid.UUID, str, bytes], uuid.UUID] = field(default_factory=dict)
+    providers: list[Provider] = field(default_factory=list)  # in the order created
+    # (id, patient id) of what the accepted items create, for the batch's audit events.
+    created_coverages: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+    created_patients: list[uuid.UUID] = field(default_factory=list)
+    created_encounters: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+
+
 async def create_encounter(
     scope: TenantScope,
     data: schemas.EncounterCreate,
@@ -180,58 +210,180 @@ async def create_encounter(
     source: str = "json",
     skew: timedelta = patients.DEFAULT_DATE_SKEW,
 ) -> schemas.Encounter:
-    """Two statements: every lookup at once (external id, patient, coverage, providers), then every row
-    with its audit events. Every reference is checked before anything is written, so one answer names
-    every unknown id."""
-    errors = check_encounter(data, manifest, patients.latest_plausible_date(skew))
-    if errors:
-        raise InvalidInput("The encounter has invalid fields.", errors=errors)
+    """Two statements (a batch of one): every lookup at once, then every row with its audit events and
+    the stored idempotent response."""
+    batch = await prepare_encounters(scope, [data], manifest, source=source, skew=skew)
+    [outcome] = batch.outcomes
+    if isinstance(outcome, RCMError):
+        raise outcome
+    # The response is built from what is written: no second read of the same rows. Known before the
+    # write, it is stored as the idempotent answer in the same statement.
+    view = encounter_view(scope, outcome.encounter, outcome.diagnoses, outcome.charges)
+    try:
+        await write_encounters(scope, batch, response=carry_response(scope, 201, view))
+    except IntegrityError as exc:
+        # A concurrent request with the same external_id won the race (without an Idempotency-Key match).
+        if constraint_name(exc) == EXTERNAL_ID_UNIQUE:
+            raise _external_id_taken() from exc
+        raise
+    return view
+
+
+async def write_encounters(
+    scope: TenantScope, batch: IntakeBatch, *, response: Mapping[str, Any] | None = None, audit_since: int = 0
+) -> None:
+    """One statement: every row of the batch's accepted encounters with the audit events recorded since
+    ``audit_since``. An IntegrityError means a concurrent writer created one of its rows first."""
+    await scope.repo(IntakeRepository).write(
+        batch.rows, response=response or NO_RESPONSE, audit_since=audit_since
+    )
+
+
+async def prepare_encounters(
+    scope: TenantScope,
+    items: Sequence[schemas.EncounterCreate],
+    manifest: TenantManifest,
+    *,
+    source: str,
+    skew: timedelta,
+) -> IntakeBatch:
+    """Validate, look up (one statement for the batch) and resolve each item as if the items were taken in
+    turn: a later item finds the patient, coverage, provider or external id an earlier one creates. Every
+    reference of an item is checked before anything is built, so one answer names every unknown id. An
+    item's error never touches the others; nothing is written here."""
+    latest = patients.latest_plausible_date(skew)
     keyring = scope.keyring
-    billing_inline = data.billing_provider
-    if data.billing_provider_id is None and billing_inline is None:
-        # Default: the practice's billing provider from its manifest (the group NPI on the 837P 2010AA loop).
-        billing = manifest.billing_provider
-        billing_inline = ProviderCreate(
-            npi=billing.npi, name=billing.name, kind="organization", taxonomy=billing.taxonomy
-        )
-    member_index = keyring.blind_index("member_id", data.coverage.member_id) if data.coverage else None
-    intake = scope.repo(IntakeRepository)
-    found = await intake.lookup(
-        IntakeProbe(
+    checked: list[list[FieldError]] = [check_encounter(data, manifest, latest) for data in items]
+    probes: list[tuple[int, IntakeProbe, ProviderCreate | None]] = []
+    for index, data in enumerate(items):
+        if checked[index]:
+            continue
+        billing_inline = data.billing_provider
+        if data.billing_provider_id is None and billing_inline is None:
+            # Default: the practice's billing provider from its manifest (the group NPI on the 837P 2010AA).
+            billing = manifest.billing_provider
+            billing_inline = ProviderCreate(
+                npi=billing.npi, name=billing.name, kind="organization", taxonomy=billing.taxonomy
+            )
+        probe = IntakeProbe(
             external_id=data.external_id,
             patient_id=data.patient_id,
             mrn_index=keyring.blind_index("mrn", data.patient.mrn) if data.patient else None,
             coverage_id=data.coverage_id,
             coverage_payer_id=data.coverage.payer_id if data.coverage else None,
-            member_index=member_index,
+            member_index=keyring.blind_index("member_id", data.coverage.member_id) if data.coverage else None,
             rendering=_probe(data.rendering_provider_id, data.rendering_provider),
             billing=_probe(data.billing_provider_id, billing_inline),
         )
-    )
-    if found.external_id_taken:
+        probes.append((index, probe, billing_inline))
+    found = await scope.repo(IntakeRepository).lookup([probe for _, probe, _ in probes]) if probes else []
+    resolved = {
+        index: (probe, billing, hit) for (index, probe, billing), hit in zip(probes, found, strict=True)
+    }
+    batch = IntakeBatch()
+    priority, sla = workqueue.sla_for(manifest, QueueKind.CODING, default=DEFAULT_CODING_SLA)
+    for index, data in enumerate(items):
+        if checked[index]:
+            batch.outcomes.append(InvalidInput("The encounter has invalid fields.", errors=checked[index]))
+            continue
+        probe, billing_inline, hit = resolved[index]
+        try:
+            prepared = _prepare(
+                scope,
+                data,
+                probe,
+                hit,
+                batch,
+                billing_inline=billing_inline,
+                source=source,
+                priority=priority,
+                sla=sla,
+            )
+        except RCMError as exc:
+            batch.outcomes.append(exc)
+        else:
+            batch.outcomes.append(prepared)
+    _audit_created(scope, batch)
+    return batch
+
+
+def _audit_created(scope: TenantScope, batch: IntakeBatch) -> None:
+    """The creations of the batch, one event per kind naming every record and patient (a batch of one
+    records what a lone intake does). Recorded before the write, which carries them: the rows and their
+    audit events in one statement."""
+    if batch.created_coverages:
+        scope.audit(
+            "coverage.create",
+            Action.CREATE,
+            resource_type=patients.COVERAGE,
+            resource_ids=[coverage_id for coverage_id, _ in batch.created_coverages],
+            patient_ids=[patient_id for _, patient_id in batch.created_coverages],
+        )
+    if batch.created_patients:
+        scope.audit(
+            "patient.create",
+            Action.CREATE,
+            resource_type="patient",
+            resource_ids=batch.created_patients,
+            patient_ids=batch.created_patients,
+        )
+    if batch.created_encounters:
+        scope.audit(
+            "encounter.create",
+            Action.CREATE,
+            resource_type=ENCOUNTER,
+            resource_ids=[encounter_id for encounter_id, _ in batch.created_encounters],
+            patient_ids=[patient_id for _, patient_id in batch.created_encounters],
+        )
+
+
+def _prepare(
+    scope: TenantScope,
+    data: schemas.EncounterCreate,
+    probe: IntakeProbe,
+    found: IntakeFound,
+    batch: IntakeBatch,
+    *,
+    billing_inline: ProviderCreate | None,
+    source: str,
+    priority: int,
+    sla: timedelta,
+) -> Prepared:
+    """One item of a batch: raises the error a lone intake would; otherwise its rows join ``batch`` (and
+    what it creates becomes visible to the later items, and to the batch's audit events)."""
+    if found.external_id_taken or data.external_id in batch.external_ids:
         raise _external_id_taken()
     unknown = _unknown_references(scope, data, found)
     if unknown:
         raise InvalidInput("The encounter references unknown records or dates before birth.", errors=unknown)
 
     tenant_id = scope.tenant_id
+    keyring = scope.keyring
     new_rows: list[Any] = []  # parents first
-    patient_id, created_patient = _resolve_patient(scope, data, found, new_rows)
+    patient_id, created_patient = _resolve_patient(scope, data, probe, found, batch, new_rows=new_rows)
     coverage_id, created_coverage = _resolve_coverage(
-        scope, data, found, patient_id, member_index=member_index, new_rows=new_rows
+        scope, data, found, batch, patient_id, member_index=probe.member_index, new_rows=new_rows
     )
-    new_providers: list[Provider] = []
+    # Nothing below refuses the item: what it creates is now the batch's.
+    first_new_provider = len(batch.providers)
     rendering, rendering_npi_failed = _resolve_provider(
-        data.rendering_provider_id, data.rendering_provider, found.rendering, new_providers
+        data.rendering_provider_id, data.rendering_provider, found.rendering, batch.providers
     )
     billing_id, billing_npi_failed = _resolve_provider(
-        data.billing_provider_id, billing_inline, found.billing, new_providers
+        data.billing_provider_id, billing_inline, found.billing, batch.providers
     )
-    new_rows += new_providers
+    new_rows += batch.providers[first_new_provider:]
+    batch.external_ids.add(data.external_id)
+    for row in new_rows:
+        if isinstance(row, Patient):
+            batch.patients[row.mrn_bidx] = row
+        elif isinstance(row, Coverage):
+            assert probe.member_index is not None
+            batch.coverages[(row.patient_id, row.payer_id, probe.member_index)] = row.id
 
     encounter_id = uuid.uuid4()
     now = datetime.now(UTC)
-    row = Encounter(
+    row = Encounter.build(
         tenant_id=tenant_id,
         id=encounter_id,
         external_id=data.external_id,
@@ -250,7 +402,7 @@ async def create_encounter(
     )
     diagnoses = diagnosis_rows(tenant_id, encounter_id, data.diagnoses)
     charges = charge_rows(tenant_id, encounter_id, data.charges)
-    event = EncounterEvent(
+    event = EncounterEvent.build(
         tenant_id=tenant_id,
         id=uuid.uuid4(),
         encounter_id=encounter_id,
@@ -259,7 +411,6 @@ async def create_encounter(
         note=NPI_CHECK_DIGIT_FAILED if rendering_npi_failed or billing_npi_failed else None,
         created_at=now,
     )
-    priority, sla = workqueue.sla_for(manifest, QueueKind.CODING, default=DEFAULT_CODING_SLA)
     # A new encounter always enters the coding queue (its item and the item's "created" event).
     item = workqueue.new_item(
         kind=QueueKind.CODING,
@@ -271,44 +422,14 @@ async def create_encounter(
     )
     item.tenant_id = tenant_id
     item_created = workqueue.created_event(item, actor=scope.principal.subject)
-    # Recorded before the write, which carries them: the rows and their audit events in one statement.
     if created_coverage:
-        scope.audit(
-            "coverage.create",
-            Action.CREATE,
-            resource_type=patients.COVERAGE,
-            resource_ids=[coverage_id] if coverage_id else [],
-            patient_ids=[patient_id],
-        )
+        assert coverage_id is not None
+        batch.created_coverages.append((coverage_id, patient_id))
     if created_patient:
-        scope.audit(
-            "patient.create",
-            Action.CREATE,
-            resource_type="patient",
-            resource_ids=[patient_id],
-            patient_ids=[patient_id],
-        )
-    scope.audit(
-        "encounter.create",
-        Action.CREATE,
-        resource_type=ENCOUNTER,
-        resource_ids=[encounter_id],
-        patient_ids=[patient_id],
-    )
-    # The response is built from what is written: no second read of the same rows. Known before the
-    # write, it is stored as the idempotent answer in the same statement.
-    view = encounter_view(scope, row, diagnoses, charges)
-    try:
-        await intake.write(
-            [*new_rows, row, *diagnoses, *charges, event, item, item_created],
-            response=carry_response(scope, 201, view),
-        )
-    except IntegrityError as exc:
-        # A concurrent request with the same external_id won the race (without an Idempotency-Key match).
-        if constraint_name(exc) == EXTERNAL_ID_UNIQUE:
-            raise _external_id_taken() from exc
-        raise
-    return view
+        batch.created_patients.append(patient_id)
+    batch.created_encounters.append((encounter_id, patient_id))
+    batch.rows += [*new_rows, row, *diagnoses, *charges, event, item, item_created]
+    return Prepared(row, diagnoses, charges)
 
 
 def _probe(provider_id: uuid.UUID | None, inline: ProviderCreate | None) -> ProviderProbe | None:
@@ -343,10 +464,22 @@ def _unknown_references(
 
 
 def _resolve_patient(
-    scope: TenantScope, data: schemas.EncounterCreate, found: IntakeFound, new_rows: list[Any]
+    scope: TenantScope,
+    data: schemas.EncounterCreate,
+    probe: IntakeProbe,
+    found: IntakeFound,
+    batch: IntakeBatch,
+    *,
+    new_rows: list[Any],
 ) -> tuple[uuid.UUID, bool]:
-    """The patient's id, and whether this intake creates it (an inline patient matched by MRN)."""
+    """The patient's id, and whether this intake creates it (an inline patient matched by MRN: stored, or
+    created by an earlier item of the batch)."""
     if data.patient is not None:
+        assert probe.mrn_index is not None
+        earlier = batch.patients.get(probe.mrn_index)
+        if earlier is not None:
+            patients.check_same_patient(scope.keyring, data.patient, earlier.name_dob_bidx, "/patient")
+            return earlier.id, False
         if found.patient is not None:
             patients.check_same_patient(scope.keyring, data.patient, found.patient.name_dob_bidx, "/patient")
             return found.patient.id, False
@@ -361,6 +494,7 @@ def _resolve_coverage(
     scope: TenantScope,
     data: schemas.EncounterCreate,
     found: IntakeFound,
+    batch: IntakeBatch,
     patient_id: uuid.UUID,
     *,
     member_index: bytes | None,
@@ -368,8 +502,11 @@ def _resolve_coverage(
 ) -> tuple[uuid.UUID | None, bool]:
     if data.coverage is not None:
         assert member_index is not None
-        if found.coverage is not None:  # the patient's coverage with this payer and member id
-            return found.coverage.id, False
+        earlier = batch.coverages.get((patient_id, data.coverage.payer_id, member_index))
+        if earlier is not None:  # created by an earlier item of the batch
+            return earlier, False
+        if found.coverage is not None and found.coverage.patient_id == patient_id:
+            return found.coverage.id, False  # the patient's coverage with this payer and member id
         row = patients.build_coverage(scope.keyring, patient_id, data.coverage, member_index)
         new_rows.append(row)
         return row.id, True
@@ -393,10 +530,10 @@ def _resolve_provider(
 ) -> tuple[uuid.UUID, bool]:
     """The provider's id, and whether the NPI sent inline failed its check digit.
 
-    Matched by NPI, the provider's identity (stored, or created by this intake for its other slot). An NPI
-    failing its check digit is accepted but never becomes a second provider of a name the practice has:
-    the stored one of that name and kind (``found`` when its NPI differs), or the one this intake creates,
-    a valid NPI first and the older first. Otherwise a new provider joins ``created``.
+    Matched by NPI, the provider's identity (stored, or created by this batch). An NPI failing its check
+    digit is accepted but never becomes a second provider of a name the practice has: the stored one of
+    that name and kind (``found`` when its NPI differs), or one this batch created, a valid NPI first and
+    the older first (as the lookup orders stored ones). Otherwise a new provider joins ``created``.
     """
     if inline is None:
         assert provider_id is not None  # checked by _exactly_one and _unknown_references
@@ -408,14 +545,14 @@ def _resolve_provider(
         return found.id, not found.npi_valid
     valid = npi_check_digit_valid(inline.npi)
     if not valid:
-        same_name = [(not found.npi_valid, 0, found.id)] if found is not None else []
+        same_name = [(not found.npi_valid, -1, found.id)] if found is not None else []
         same_name += [
-            (not new.npi_valid, 1, new.id)
-            for new in created
+            (not new.npi_valid, order, new.id)
+            for order, new in enumerate(created)
             if new.name.lower() == inline.name.lower() and new.kind == inline.kind
         ]
         if same_name:
-            return min(same_name)[2], True
+            return min(same_name, key=lambda match: match[:2])[2], True
     row = build_provider(inline, valid=valid)
     created.append(row)
     return row.id, not valid

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.worker.scheduler import JobResources, periodic
@@ -17,14 +16,14 @@ async def purge_all_tenants(sessions: async_sessionmaker[AsyncSession], *, older
     from rcm.idempotency.service import purge_expired
     from rcm.kit.db import platform_transaction, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
-    from rcm.tenancy.models import Tenant
+    from rcm.tenancy.repository import tenant_ids
 
     async with platform_transaction(sessions) as session:
-        tenant_ids = tuple(TenantId(t) for t in (await session.execute(select(Tenant.id))).scalars())
-    if not tenant_ids:
+        every_tenant = tuple(TenantId(t) for t in await tenant_ids(session))
+    if not every_tenant:
         return 0
     # Housekeeping over every tenant: the loudly named cross-tenant path.
-    async with tenant_transaction(sessions, TenantContext.system_cross_tenant(tenant_ids)) as session:
+    async with tenant_transaction(sessions, TenantContext.system_cross_tenant(every_tenant)) as session:
         return await purge_expired(session, older_than=older_than)
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import msgspec
@@ -189,7 +190,15 @@ async def run_idempotent(
     return _response(status_code, encoded, replayed=False, media_type=media_type)
 
 
-def carry_response(scope: TenantScope, status_code: int, payload: Any) -> dict[str, Any]:
+# ``STORE_SQL``'s parameters storing nothing (``idem_id`` NULL): a write outside an idempotent request, or
+# one answering many requests' worth of rows (a bulk batch).
+NO_RESPONSE: Mapping[str, Any] = MappingProxyType(
+    dict.fromkeys(("idem_status", "idem_body", "idem_resource_type", "idem_id"), None)
+    | {"idem_resource_ids": [], "idem_patient_ids": []}
+)
+
+
+def carry_response(scope: TenantScope, status_code: int, payload: Any) -> Mapping[str, Any]:
     """Parameters of ``STORE_SQL`` storing ``payload`` as the answer to the request in flight, for a write
     that knows its response before it runs and sends the storing in its own statement (one round trip
     fewer). Outside an idempotent request, ``idem_id`` is NULL and the statement stores nothing.
@@ -198,10 +207,7 @@ def carry_response(scope: TenantScope, status_code: int, payload: Any) -> dict[s
     """
     reservation: _Reservation | None = scope.session.sync_session.info.get(_RESERVATION)
     if reservation is None:
-        return dict.fromkeys(("idem_status", "idem_body", "idem_resource_type", "idem_id"), None) | {
-            "idem_resource_ids": [],
-            "idem_patient_ids": [],
-        }
+        return NO_RESPONSE
     encoded = msgspec.json.encode(payload)
     reservation.carried = _carried_form(status_code, encoded)
     params = _store_params(scope, reservation, status_code, payload, encoded)

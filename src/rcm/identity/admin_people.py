@@ -23,8 +23,6 @@ from litestar import Controller, Request, Response, delete, post, put
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
-from sqlalchemy import delete as sql_delete
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.audit.events import Action
@@ -35,6 +33,7 @@ from rcm.identity.controllers import _system_tenant_scope
 from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
 from rcm.identity.middleware import current_principal
 from rcm.identity.oidc import trusted_issuers
+from rcm.identity.people_repository import add_person, delete_assignment, person_for_update, save_assignment
 from rcm.identity.principal import PRACTICE_ROLES, STAFF_ROLES, Principal, Role, parse_roles
 from rcm.identity.scopes import ADMIN
 from rcm.identity.status import status_changed
@@ -43,6 +42,7 @@ from rcm.kit.db import apply_tenant_context
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound, problem_responses
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
+from rcm.tenancy.repository import assignment_of, person_by_email
 from rcm.tenancy.service import tenant_by_slug
 from rcm.tenancy.vocabulary import TenantStatus
 
@@ -259,16 +259,15 @@ async def assign_to_practice(
             await check(session, actor, person, tenant)
 
         async def produce() -> tuple[int, AssignmentOut]:
-            assignment = await _assignment(session, TenantId(tenant.id), person.id)
+            assignment = await assignment_of(session, tenant.id, person.id)
             created = assignment is None
             if assignment is None:
                 assignment = StaffAssignment(
                     tenant_id=tenant.id, user_id=person.id, assigned_by=actor.user_id, qa_reviewer=qa_reviewer
                 )
-                session.add(assignment)
             else:
                 assignment.qa_reviewer = qa_reviewer
-            await session.flush()
+            await save_assignment(session, assignment)
             await _audit_assignment(
                 session,
                 request,
@@ -304,26 +303,12 @@ async def unassign_from_practice(
         await apply_tenant_context(session, TenantContext.single(TenantId(tenant.id)))
         if check is not None:
             await check(session, actor, person, tenant)
-        removed = (
-            await session.execute(
-                sql_delete(StaffAssignment)
-                .where(StaffAssignment.tenant_id == tenant.id, StaffAssignment.user_id == person.id)
-                .returning(StaffAssignment.user_id)
-            )
-        ).first()
-        if removed is None:
+        if not await delete_assignment(session, TenantId(tenant.id), person.id):
             raise NotFound()
         await _audit_assignment(
             session, request, actor, tenant, person, Action.DELETE, detail={"access": access}
         )
     status_changed()  # an auditor's live scope follows their assignments
-
-
-async def staff_assignment(
-    session: AsyncSession, tenant_id: TenantId, user_id: uuid.UUID
-) -> StaffAssignment | None:
-    """A person's assignment to a practice (the transaction bound to that practice), or None."""
-    return await _assignment(session, tenant_id, user_id)
 
 
 async def create_person(
@@ -346,9 +331,7 @@ async def create_person(
     roles = frozenset(data.roles)
     _check_roles(home.id if home else None, roles)
     stored_roles = sorted(str(r) for r in roles)
-    existing = (
-        await session.execute(select(AppUser).where(AppUser.email == data.email))
-    ).scalar_one_or_none()
+    existing = await person_by_email(session, data.email)
     if existing is not None:
         same = (
             existing.issuer == issuer
@@ -371,9 +354,7 @@ async def create_person(
         home_tenant_id=home.id if home else None,
         active=True,
     )
-    session.add(person)
-    await session.flush()
-    return person, True
+    return await add_person(session, person), True
 
 
 async def _change_person(
@@ -404,8 +385,7 @@ async def _change_person(
 
 
 async def _person(session: AsyncSession, user_id: uuid.UUID) -> AppUser:
-    # Locked: two admins changing one person serialise instead of overwriting each other's read.
-    person = await session.get(AppUser, user_id, with_for_update=True)
+    person = await person_for_update(session, user_id)
     if person is None:
         raise NotFound()
     return person
@@ -418,18 +398,6 @@ async def _tenant(session: AsyncSession, slug: str, *, pointer: str | None = Non
             raise InvalidInput("No such practice.", errors=[FieldError(pointer, "names no practice")])
         raise NotFound()
     return tenant
-
-
-async def _assignment(
-    session: AsyncSession, tenant_id: TenantId, user_id: uuid.UUID
-) -> StaffAssignment | None:
-    return (
-        await session.execute(
-            select(StaffAssignment).where(
-                StaffAssignment.tenant_id == tenant_id, StaffAssignment.user_id == user_id
-            )
-        )
-    ).scalar_one_or_none()
 
 
 def _check_roles(home_tenant_id: uuid.UUID | None, roles: frozenset[Role]) -> None:

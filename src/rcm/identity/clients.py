@@ -15,20 +15,18 @@ from typing import Any
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rcm.identity.clients_repository import ApiClientRepository, client_by_presented_id, tenant_status
 from rcm.identity.models import ApiClient, ApiClientStatus, AuthMethod
 from rcm.identity.scopes import ALL_SCOPES, PRACTICE_CLIENT_SCOPES, Scope
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.errors import FieldError, InvalidInput, NotFound
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantContext, TenantId
-from rcm.tenancy.models import Tenant
 from rcm.tenancy.vocabulary import TenantStatus
 
 AUTH_METHODS = tuple(AuthMethod)
-_SET_CLIENT = text("SELECT set_config('rcm.client_id', :client_id, true)")
 
 
 def hash_secret(secret: str) -> bytes:
@@ -90,7 +88,7 @@ async def create_client(
 ) -> IssuedClient:
     """Register an API client for ``tenant_id``. ``client_id``/``secret`` are for dev seeding only."""
     chosen = _validate(auth_method, scopes, jwks)
-    await apply_tenant_context(session, TenantContext.single(tenant_id))
+    clients = await _bound_clients(session, tenant_id)
     plain = None
     if auth_method == AuthMethod.CLIENT_SECRET_BASIC:
         plain = secret or new_secret()
@@ -105,18 +103,19 @@ async def create_client(
         scopes=chosen,
         status=ApiClientStatus.ACTIVE,
     )
-    session.add(client)
-    await session.flush()
+    await clients.add(client)
     return IssuedClient(client=client, secret=plain)
 
 
+async def _bound_clients(session: AsyncSession, tenant_id: TenantId) -> ApiClientRepository:
+    """The practice's clients, the transaction bound to that practice first (RLS)."""
+    context = TenantContext.single(tenant_id)
+    await apply_tenant_context(session, context)
+    return ApiClientRepository(session, context)
+
+
 async def get_tenant_client(session: AsyncSession, tenant_id: TenantId, client_id: str) -> ApiClient:
-    await apply_tenant_context(session, TenantContext.single(tenant_id))
-    found = (
-        await session.execute(
-            select(ApiClient).where(ApiClient.tenant_id == tenant_id, ApiClient.client_id == client_id)
-        )
-    ).scalar_one_or_none()
+    found = await (await _bound_clients(session, tenant_id)).by_client_id(client_id)
     if found is None:
         raise NotFound()
     return found
@@ -158,16 +157,12 @@ async def lookup_client_for_token_endpoint(session: AsyncSession, client_id: str
     """
     if not client_id or len(client_id) > 200:
         return None
-    await session.execute(_SET_CLIENT, {"client_id": client_id})
-    return (
-        await session.execute(select(ApiClient).where(ApiClient.client_id == client_id))
-    ).scalar_one_or_none()
+    return await client_by_presented_id(session, client_id)
 
 
 async def tenant_is_active(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
     """Whether the client's practice may still be served: suspended and offboarded tenants get no tokens."""
-    status = (await session.execute(select(Tenant.status).where(Tenant.id == tenant_id))).scalar_one_or_none()
-    return status == TenantStatus.ACTIVE
+    return await tenant_status(session, tenant_id) == TenantStatus.ACTIVE
 
 
 async def revoke_tenant_clients(session: AsyncSession, tenant_id: TenantId) -> int:
@@ -175,11 +170,4 @@ async def revoke_tenant_clients(session: AsyncSession, tenant_id: TenantId) -> i
 
     Runs in the caller's transaction, which records the offboarding event.
     """
-    await apply_tenant_context(session, TenantContext.single(tenant_id))
-    result = await session.execute(
-        update(ApiClient)
-        .where(ApiClient.tenant_id == tenant_id, ApiClient.status != ApiClientStatus.REVOKED)
-        .values(status=ApiClientStatus.REVOKED, revoked_at=utcnow())
-        .returning(ApiClient.id)
-    )
-    return len(result.all())
+    return await (await _bound_clients(session, tenant_id)).revoke_all(at=utcnow())

@@ -14,12 +14,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.config import Settings
 from rcm.crypto.provider import KeyProvider, KeyUnwrapError, WrappedKey, key_provider
+from rcm.identity.keys_store import (
+    active_key_row,
+    add_key,
+    live_keys,
+    live_keys_for_update,
+    publish_active_key,
+    retire_published_keys,
+)
 from rcm.identity.models import SigningKey, SigningKeyState
 from rcm.kit.db import platform_transaction
 from rcm.kit.models import utcnow
@@ -69,11 +76,6 @@ def unwrap_private_key(settings: Settings, row: SigningKey) -> ECKey:
     return ECKey.import_key(json.loads(raw), parameters={"kid": row.kid, "alg": ALG})
 
 
-async def active_key_row(session: AsyncSession) -> SigningKey | None:
-    result = await session.execute(select(SigningKey).where(SigningKey.state == SigningKeyState.ACTIVE))
-    return result.scalar_one_or_none()
-
-
 class NoSigningKey(RuntimeError):
     """No active signing key exists and this process may not create one (no control-plane connection)."""
 
@@ -97,8 +99,7 @@ async def ensure_active_key(
         raise NoSigningKey("no active signing key; run `rcm identity rotate-signing-key`")
     try:
         async with platform_transaction(control) as session:
-            row = _new_key_row(settings, state=SigningKeyState.ACTIVE)
-            session.add(row)
+            row = await add_key(session, _new_key_row(settings, state=SigningKeyState.ACTIVE))
     except IntegrityError:
         async with platform_transaction(control) as session:
             existing = await active_key_row(session)
@@ -122,15 +123,8 @@ async def rotate_signing_key(
     keep_until = now + timedelta(
         seconds=KEYRING_TTL_SECONDS + settings.access_token_ttl_seconds + LEEWAY_SECONDS
     )
-    await session.execute(
-        update(SigningKey)
-        .where(SigningKey.state == SigningKeyState.ACTIVE)
-        .values(state=SigningKeyState.PUBLISHED, published_until=keep_until)
-    )
-    await session.flush()
-    row = _new_key_row(settings, state=SigningKeyState.ACTIVE)
-    session.add(row)
-    await session.flush()
+    await publish_active_key(session, until=keep_until)
+    row = await add_key(session, _new_key_row(settings, state=SigningKeyState.ACTIVE))
     _bump_generation()
     return row
 
@@ -149,14 +143,7 @@ async def rewrap_signing_keys(session: AsyncSession, provider: KeyProvider) -> S
     the data keys still need their re-wrap, and ``rcm identity rotate-signing-key`` replaces such a key.
     The caller's transaction commits (and records the audit event).
     """
-    rows = (
-        await session.execute(
-            select(SigningKey)
-            .where(SigningKey.state.in_((SigningKeyState.ACTIVE, SigningKeyState.PUBLISHED)))
-            .order_by(SigningKey.kid)
-            .with_for_update()
-        )
-    ).scalars()
+    rows = await live_keys_for_update(session)
     rewrapped: list[str] = []
     unreadable: list[str] = []
     for row in rows:
@@ -178,13 +165,7 @@ async def rewrap_signing_keys(session: AsyncSession, provider: KeyProvider) -> S
 async def retire_expired_keys(session: AsyncSession, *, now: datetime | None = None) -> list[str]:
     """Drop published keys from the JWKS once every token they signed has expired."""
     now = now or utcnow()
-    result = await session.execute(
-        update(SigningKey)
-        .where(SigningKey.state == SigningKeyState.PUBLISHED, SigningKey.published_until <= now)
-        .values(state=SigningKeyState.RETIRED, retired_at=now)
-        .returning(SigningKey.kid)
-    )
-    retired = list(result.scalars())
+    retired = await retire_published_keys(session, now=now)
     if retired:
         _bump_generation()
     return retired
@@ -225,17 +206,7 @@ class KeyRing:
             return loaded
         active = await ensure_active_key(sessions, self.settings, control=self.control)
         async with platform_transaction(sessions) as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(SigningKey)
-                        .where(SigningKey.state.in_((SigningKeyState.ACTIVE, SigningKeyState.PUBLISHED)))
-                        .order_by(SigningKey.created_at.desc())
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            rows = await live_keys(session)
         public = [dict(r.public_jwk) for r in rows]
         signing = (
             loaded.signing

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,10 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.config import Settings
+from rcm.identity.people_repository import person_by_issuer_email, person_by_subject
 from rcm.kit.models import utcnow
 from rcm.tenancy.models import AppUser
 
@@ -174,26 +173,8 @@ async def find_app_user(session: AsyncSession, claims: dict[str, Any]) -> AppUse
     iss, sub = claims.get("iss"), claims.get("sub")
     if not isinstance(iss, str) or not isinstance(sub, str):
         return None
-    user = (
-        await session.execute(select(AppUser).where(AppUser.issuer == iss, AppUser.subject == sub))
-    ).scalar_one_or_none()
+    user = await person_by_subject(session, issuer=iss, subject=sub)
     email = claims.get("email")
     if user is None and isinstance(email, str) and claims.get("email_verified") is True:
-        user = (
-            await session.execute(select(AppUser).where(AppUser.issuer == iss, AppUser.email == email))
-        ).scalar_one_or_none()
+        user = await person_by_issuer_email(session, issuer=iss, email=email)
     return user
-
-
-async def link_subject(session: AsyncSession, user_id: uuid.UUID, *, issuer: str, subject: str) -> bool:
-    """Record the issuer's subject on a user first found by email; later logins match (iss, sub).
-
-    Call only after the ID token was verified. The issuer condition repeats ``find_app_user``'s rule.
-    """
-    result = await session.execute(
-        update(AppUser)
-        .where(AppUser.id == user_id, AppUser.issuer == issuer)
-        .values(subject=subject)
-        .returning(AppUser.id)
-    )
-    return result.first() is not None

@@ -35,25 +35,24 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion, JWTBearerGrant
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import delete, func
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import RequestInfo
 from rcm.config import Settings
 from rcm.identity import audit_hooks
 from rcm.identity.clients import lookup_client_for_token_endpoint, secret_matches, tenant_is_active
+from rcm.identity.clients_repository import remember_assertion
 from rcm.identity.keys import KeyRing
-from rcm.identity.models import ApiClient, ApiClientStatus, UsedClientAssertion
+from rcm.identity.models import ApiClient, ApiClientStatus
 from rcm.identity.oidc import (
     IssuerKeyCache,
     TrustedIssuer,
     find_app_user,
-    link_subject,
     mfa_from_claims,
     trusted_issuers,
     unverified_claims,
 )
+from rcm.identity.people_repository import link_subject
 from rcm.identity.principal import PRACTICE_ROLES, Principal, PrincipalKind, Role
 from rcm.identity.scopes import ALL_SCOPES, parse_scopes, scopes_for_roles
 from rcm.identity.tokens import sign_access_token, token_endpoint_url
@@ -519,12 +518,10 @@ async def _record_assertion_jti(session: AsyncSession, client_id: str, jti: str,
 
     Rows are purged only once exp + leeway has passed: until then authlib would still accept the assertion.
     """
-    purge_before = func.now() - timedelta(seconds=ASSERTION_LEEWAY_SECONDS)
-    await session.execute(delete(UsedClientAssertion).where(UsedClientAssertion.expires_at < purge_before))
-    inserted = await session.execute(
-        insert(UsedClientAssertion)
-        .values(client_id=client_id, jti=jti[:200], expires_at=datetime.fromtimestamp(exp, UTC))
-        .on_conflict_do_nothing()
-        .returning(UsedClientAssertion.jti)
+    return await remember_assertion(
+        session,
+        client_id=client_id,
+        jti=jti[:200],
+        expires_at=datetime.fromtimestamp(exp, UTC),
+        keep_expired_for=timedelta(seconds=ASSERTION_LEEWAY_SECONDS),
     )
-    return inserted.first() is not None

@@ -10,13 +10,13 @@ from the metadata; values only ever travel in the parameters.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Table, inspect
+from sqlalchemy import LargeBinary, Table, inspect
 
 from rcm.kit.models import TenantOwned
 
@@ -67,6 +67,20 @@ def table_name(model: Any) -> str:
     return cast(Table, model.__table__).name
 
 
+_BINARY: dict[Any, frozenset[str]] = {}
+
+
+def _binary(model: Any) -> frozenset[str]:
+    """The attributes of ``model`` whose value goes into the JSON as bytea's text form."""
+    found = _BINARY.get(model)
+    if found is None:
+        found = frozenset(
+            attr.key for attr in inspect(model).column_attrs if isinstance(attr.columns[0].type, LargeBinary)
+        )
+        _BINARY[model] = found
+    return found
+
+
 def rows_params(
     columns: dict[Any, ColumnSpec], rows: Iterable[TenantOwned], *, tenant_id: uuid.UUID, now: datetime
 ) -> dict[str, list[dict[str, Any]]]:
@@ -78,18 +92,26 @@ def rows_params(
     batches: dict[str, list[dict[str, Any]]] = {table_name(model): [] for model in columns}
     for row in rows:
         model: Any = type(row)
-        row.tenant_id = tenant_id
+        binary = _binary(model)
+        # A new object's set attributes are in its __dict__ (read there: the instrumented getattr costs
+        # more than the rest of the loop on a bulk batch); an attribute never set is absent.
+        given = row.__dict__
+        if given.get("tenant_id") != tenant_id:
+            row.tenant_id = tenant_id
         values: dict[str, Any] = {}
         for key, name, default in columns[model]:
-            value = getattr(row, key)
+            value = given.get(key)
             if value is None and default is not None:
+                # One instant for every timestamp of the write; other defaults as the model says.
                 value = now if key in ("created_at", "updated_at") else default()
                 setattr(row, key, value)
-            values[name] = json_value(value)
+            elif key in binary and value is not None:
+                value = json_value(value)
+            values[name] = value
         batches[table_name(model)].append(values)
     return batches
 
 
-def encode(batches: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+def encode(batches: Mapping[str, list[dict[str, Any]]]) -> dict[str, str]:
     """The statement's parameters: one JSON text per table."""
     return {name: _ENCODER.encode(rows).decode() for name, rows in batches.items()}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ from rcm.kit.errors import (
 MAX_JSON_DEPTH = 64
 # No date of service, birth or coverage in this business is older; earlier ones are typos ("0980-02-29").
 EARLIEST_DATE = date(1900, 1, 1)
+# A strict decode reads dates only from strings ("YYYY-MM-DD..."): a body with no string starting with a
+# year before 1900 (and no \u escape, which could spell one) holds no date before EARLIEST_DATE, and is not
+# walked for one.
+_MAY_HOLD_EARLY_DATE = re.compile(rb'"(?:0[0-9]{3}|1[0-8][0-9]{2})-|\\u')
 CONTENT_TYPE_POINTER = "header:Content-Type"
 # JSON strings (with their escapes) are skipped whole: brackets inside them are text, not structure.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -168,13 +173,13 @@ class _Object(dict[str, Any]):
     repeated: str | None = None
 
 
-def _remember_repeats(pairs: list[tuple[str, Any]]) -> _Object:
-    found = _Object()
-    for key, value in pairs:
-        if key in found and found.repeated is None:
-            found.repeated = key
-        found[key] = value
-    return found
+def _first_repeat(pairs: list[tuple[str, Any]]) -> str | None:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
 
 
 def _repeated_key(value: object, pointer: str) -> str | None:
@@ -199,19 +204,36 @@ def duplicate_key_errors(raw: bytes) -> list[FieldError]:
     §4 leaves the behaviour open; we take neither)."""
     if raw.count(b":") < 2:
         return []
+    repeats = False
+
+    def remember(pairs: list[tuple[str, Any]]) -> _Object:
+        # An object with fewer keys than pairs repeats one: only then is the document walked for the
+        # pointer (a body without repeats, nearly every body, costs one C-level dict per object).
+        nonlocal repeats
+        found = _Object(pairs)
+        if len(found) != len(pairs):
+            repeats = True
+            found.repeated = _first_repeat(pairs)
+        return found
+
     try:
-        document = json.loads(raw, object_pairs_hook=_remember_repeats)
+        document = json.loads(raw, object_pairs_hook=remember)
     except (ValueError, RecursionError):
         return []  # not JSON: the strict decode names that
-    pointer = _repeated_key(document, "")
+    pointer = _repeated_key(document, "") if repeats else None
     return [FieldError(pointer, "is given more than once")] if pointer is not None else []
 
 
 def body_errors(body_type: Any, raw: bytes) -> list[FieldError]:
     """Strict decode of ``raw`` as ``body_type``: every coerced, unknown or implausible field, by pointer."""
+    return strict_decode(body_type, raw)[1]
+
+
+def strict_decode(body_type: Any, raw: bytes) -> tuple[Any, list[FieldError]]:
+    """``body_errors``, and the decoded value when there are none (a caller that needs it decodes once)."""
     repeated = duplicate_key_errors(raw)
     if repeated:
-        return repeated
+        return None, repeated
     try:
         value = msgspec.json.decode(raw, type=body_type, strict=True)
     except msgspec.ValidationError as exc:
@@ -220,14 +242,17 @@ def body_errors(body_type: Any, raw: bytes) -> list[FieldError]:
             document = msgspec.json.decode(raw)
         except msgspec.DecodeError:
             raise _not_json() from None
-        return _named_errors(body_type, document, exc)
+        return None, _named_errors(body_type, document, exc)
     except msgspec.DecodeError:
         raise _not_json() from None
-    return [
+    if not _MAY_HOLD_EARLY_DATE.search(raw):
+        return value, []
+    early = [
         FieldError(pointer, f"must not be before {EARLIEST_DATE.isoformat()}")
         for pointer, day in _dates(value, "")
         if day < EARLIEST_DATE
     ]
+    return (None, early) if early else (value, [])
 
 
 def _not_json() -> MalformedBody:
@@ -272,20 +297,29 @@ def _msgspec_pointer(path: str) -> str:
     return "".join("/" + _escape(name or index) for name, index in parts)
 
 
+# Values with no date inside: skipped without a call (the walk visits every field of every body).
+_LEAVES = (str, int, float, bool, bytes, uuid.UUID, type(None))
+
+
 def _dates(value: object, pointer: str) -> Iterator[tuple[str, date]]:
     if isinstance(value, datetime):
         yield pointer, value.date()
-    elif isinstance(value, date):
+        return
+    if isinstance(value, date):
         yield pointer, value
-    elif isinstance(value, msgspec.Struct):
-        for name in value.__struct_fields__:
-            yield from _dates(getattr(value, name), f"{pointer}/{_escape(name)}")
+        return
+    children: Iterator[tuple[str, object]]
+    if isinstance(value, msgspec.Struct):
+        children = ((name, getattr(value, name)) for name in value.__struct_fields__)
     elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from _dates(item, f"{pointer}/{index}")
+        children = ((str(index), item) for index, item in enumerate(value))
     elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _dates(item, f"{pointer}/{_escape(str(key))}")
+        children = ((str(key), item) for key, item in value.items())
+    else:
+        return
+    for key, item in children:
+        if not isinstance(item, _LEAVES):
+            yield from _dates(item, f"{pointer}/{_escape(key)}")
 
 
 async def check_request(request: Request[Any, Any, Any]) -> None:

@@ -61,7 +61,7 @@ def build_patient(keyring: TenantKeyring, tenant_id: uuid.UUID, data: schemas.Pa
             "phone": data.phone,
         },
     )
-    return Patient(
+    return Patient.build(
         tenant_id=tenant_id,
         id=row_id,
         sex=data.sex,
@@ -263,7 +263,7 @@ def build_coverage(
     keyring: TenantKeyring, patient_id: uuid.UUID, data: schemas.CoverageCreate, member_index: bytes
 ) -> Coverage:
     row_id = uuid.uuid4()
-    return Coverage(
+    return Coverage.build(
         id=row_id,
         patient_id=patient_id,
         payer_id=data.payer_id,

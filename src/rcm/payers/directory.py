@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rcm.kit.errors import FieldError, InvalidInput
 from rcm.kit.package_data import data_path
+from rcm.payers.connector import Endpoint, PermanentConnectorError
 from rcm.payers.models import FilingIndicator
 
 PAYER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,79}$"
@@ -24,10 +25,20 @@ class _Part(BaseModel):
 
 
 class Service(_Part):
-    """Which connector serves one service (claims, eligibility, status) for the payer, and where."""
+    """Which connector serves one service (claims, eligibility, status) for the payer, and where: an
+    endpoint reference the connectors read (``sftp://``, ``https://``, ``sandbox:``; never a secret)."""
 
     connector: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
     endpoint: Annotated[str | None, Field(min_length=1, max_length=500)] = None
+
+    @model_validator(mode="after")
+    def _endpoint_parses(self) -> Service:
+        if self.endpoint is not None:
+            try:
+                Endpoint.parse(self.endpoint, connector=self.connector)
+            except PermanentConnectorError as exc:
+                raise ValueError(str(exc)) from None
+        return self
 
 
 class DirectoryPayer(_Part):

@@ -1,16 +1,7 @@
-"""NPI check digit (CMS: Luhn over the 10 digits prefixed with the card issuer id 80840)."""
+"""NPI check digit: the rule lives in the X12 layer (the 837 guides state it), re-exported here."""
 
 from __future__ import annotations
 
+from rcm.x12.npi import npi_check_digit_valid
 
-def npi_check_digit_valid(npi: str) -> bool:
-    if len(npi) != 10 or not npi.isdigit():
-        return False
-    total = 0
-    for position, char in enumerate(reversed("80840" + npi[:9])):
-        digit = int(char)
-        if position % 2 == 0:
-            digit *= 2
-            digit = digit - 9 if digit > 9 else digit
-        total += digit
-    return (10 - total % 10) % 10 == int(npi[9])
+__all__ = ["npi_check_digit_valid"]

@@ -38,7 +38,7 @@ class ProviderMatch:
 
 
 def build_provider(data: schemas.ProviderCreate, *, valid: bool) -> Provider:
-    return Provider(
+    return Provider.build(
         id=uuid.uuid4(), npi=data.npi, name=data.name, kind=data.kind, taxonomy=data.taxonomy, npi_valid=valid
     )
 

@@ -53,7 +53,7 @@ def new_item(
     reason: BillingReason | None = None,
 ) -> WorkItem:
     """A work item to hand to ``WorkItemRepository.create`` (in the subject's own transaction)."""
-    return WorkItem(
+    return WorkItem.build(
         id=uuid.uuid4(),
         kind=kind,
         subject_type=subject_type,
@@ -63,13 +63,14 @@ def new_item(
         due_at=due_at,
         created_at=created_at,
         reason=reason,
+        lease_expires_at=None,  # not leased (and read by created_event)
     )
 
 
 def created_event(item: WorkItem, *, actor: str | None) -> WorkItemEvent:
     """The ``created`` event of a new item, as ``WorkItemRepository.create`` writes it: for an intake that
     writes the item and its event with its other rows in one statement."""
-    return WorkItemEvent(
+    return WorkItemEvent.build(
         tenant_id=item.tenant_id,
         id=uuid.uuid4(),
         created_at=item.created_at,

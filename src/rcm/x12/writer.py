@@ -64,32 +64,45 @@ class SegmentSink:
         self.parts: list[str] = []
         self._end = delimiters.segment + ("\n" if line_breaks else "")
         self._forbidden = delimiters.characters()
+        self._delimiter = re.compile("[" + re.escape(self._forbidden) + "]")
 
     def write(self, segment_id: str, elements: Sequence[Element]) -> None:
         delimiters = self.delimiters
         values: list[str] = []
-        for position, element in enumerate(elements, start=1):
+        supplied: list[str] = []  # every caller-given text, checked for delimiters in one search
+        for element in elements:
             if element is None:
                 values.append("")
             elif isinstance(element, str):
-                values.append(self.checked(segment_id, position, element))
+                values.append(element)
+                supplied.append(element)
             elif isinstance(element, int):
                 values.append(str(element))
             elif isinstance(element, tuple):
-                parts = [
-                    "" if part is None else self.checked(segment_id, position, str(part)) for part in element
-                ]
+                parts = ["" if part is None else str(part) for part in element]
                 while parts and not parts[-1]:
                     parts.pop()
+                supplied.extend(parts)
                 values.append(delimiters.component.join(parts))
             else:
                 if delimiters.repetition is None:
                     raise X12Error("repeated values need a repetition separator", segment_id=segment_id)
-                checked = [self.checked(segment_id, position, part) for part in element]
-                values.append(delimiters.repetition.join(checked))
+                supplied.extend(element)
+                values.append(delimiters.repetition.join(element))
+        if self._delimiter.search("".join(supplied)) is not None:
+            self._refuse(segment_id, elements)
         while values and not values[-1]:
             values.pop()
         self.parts.append(delimiters.element.join([segment_id, *values]) + self._end)
+
+    def _refuse(self, segment_id: str, elements: Sequence[Element]) -> None:
+        """Raise naming the element that holds a delimiter (the slow path, only when one does)."""
+        for position, element in enumerate(elements, start=1):
+            if isinstance(element, str):
+                self.checked(segment_id, position, element)
+            elif isinstance(element, tuple | list):
+                for part in element:
+                    self.checked(segment_id, position, "" if part is None else str(part))
 
     def raw(self, segment: str) -> None:
         self.parts.append(segment + self._end)
