@@ -285,6 +285,9 @@ def test_migrate_serve_readyz_and_apply_manifest(installed: Installed) -> None:
 
         manifest = installed.workdir / "practice.yaml"
         manifest.write_text(MANIFEST)
+        # The payer directory ships too (the operator loads it, as the owner); the manifest enrolls with it.
+        loaded = installed.rcm("payers", "load", env=installed.env)
+        assert loaded.returncode == 0, loaded.stderr
         # Operator commands given the control role's URL, as the API is (embedded or not, no admin URL).
         applied = installed.rcm("tenants", "apply", str(manifest), env=serve_env)
         assert applied.returncode == 0, applied.stderr

@@ -13,6 +13,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 from rcm import __version__
 from rcm.audit.controllers import AuditController
 from rcm.bulk.controllers import BulkIntakeController
+from rcm.claims.controllers import BillingController, BillingSupervisionController, ClaimController
 from rcm.codes.controllers import CodeController
 from rcm.coding.controllers import CodingController, CodingQueryController, SupervisionController
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
@@ -103,6 +104,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CodingController,
             CodingQueryController,
             SupervisionController,
+            ClaimController,
+            BillingController,
+            BillingSupervisionController,
             fhir_router(settings),
         ],
         lifespan=[lifespan],

@@ -197,7 +197,12 @@ def tenants_apply(manifest: Path) -> None:
             click.echo(f"{manifest}: {error.pointer or '/'}: {error.detail}", err=True)
         sys.exit(2)
     settings = role_database(get_settings(), control=True)
-    created = run(lambda: _apply(settings, document))
+    try:
+        created = run(lambda: _apply(settings, document))
+    except InvalidInput as exc:  # a payer the directory lacks, named by its pointer
+        for error in exc.errors:
+            click.echo(f"{manifest}: {error.pointer or '/'}: {error.detail}", err=True)
+        sys.exit(2)
     click.echo(f"{'created' if created else 'updated'} tenant {document.slug}")
 
 
@@ -235,17 +240,21 @@ async def _apply(settings: Settings, document: TenantManifest) -> bool:
 
 # Commands that live with their packages attach to the groups defined above.
 from rcm.audit.cli import audit  # noqa: E402
+from rcm.claims.cli import claims  # noqa: E402
 from rcm.codes.cli import codes  # noqa: E402
 from rcm.coding.cli import coding  # noqa: E402
 from rcm.crypto.cli import keys, tenants_offboard  # noqa: E402
 from rcm.idempotency.cli import idempotency  # noqa: E402
 from rcm.identity.cli import identity, token  # noqa: E402
+from rcm.payers.cli import payers  # noqa: E402
 from rcm.worker.cli import worker  # noqa: E402
 from rcm.x12.cli import x12  # noqa: E402
 
 main.add_command(audit)
 main.add_command(x12)
 main.add_command(codes)
+main.add_command(payers)
+main.add_command(claims)
 main.add_command(coding)
 main.add_command(keys)
 main.add_command(worker)

@@ -40,6 +40,8 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
     demo_dir = demo_dir or data_path("tenants", "demo")
     people = yaml.safe_load((demo_dir / "people.yaml").read_text())
     manifests = [load_manifest(p) for p in sorted(demo_dir.glob("*.yaml")) if p.name != "people.yaml"]
+    # The payer directory first: the practices' manifests enroll them with its payers.
+    directory = await _seed_payers(settings)
     engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-demo")
     sessions = session_factory(engine)
     try:
@@ -95,10 +97,20 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
             f"demo seeded: {len(tenants)} practices ({slugs}), {len(people)} people, "
             f"{encounters} new synthetic encounters\n"
             f"code sets: {code_sets}\n"
+            f"payer directory: {directory}\n"
             f"demo API clients (DEV ONLY secrets) in {clients_file}"
         )
     finally:
         await engine.dispose()
+
+
+async def _seed_payers(settings: Settings) -> str:
+    from rcm.payers.service import load_directory
+
+    if settings.database_url is None:
+        return "not loaded (no administrative URL: run `rcm payers load` as the operator)"
+    change = await load_directory(settings.database_url.get_secret_value())
+    return f"+{change.added} ~{change.changed} ={change.unchanged}"
 
 
 async def _seed_code_sets(settings: Settings) -> str:

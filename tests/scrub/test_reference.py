@@ -197,6 +197,18 @@ async def test_a_set_not_loaded_is_not_checked_and_loading_it_makes_the_scrub_cl
     ).one()
     assert tuple(stored) == (len(second.rules), 0)
 
+    # The clean scrub built the encounter's claim; scrubbing clean again builds no second one.
+    assert second.claim_id is not None
+    third = await scrub(scope, enc["id"], read_releases=False)
+    assert third.claim_id == second.claim_id
+    built = (
+        await codes_db.execute(
+            text("SELECT id, frequency, payer_id FROM rcm.claim WHERE encounter_id = :e"),
+            {"e": uuid.UUID(enc["id"])},
+        )
+    ).all()
+    assert [tuple(row) for row in built] == [(second.claim_id, 1, "DEMO-MCR")]
+
 
 async def test_dates_before_the_oldest_release_are_not_loaded(
     codes_db: AsyncSession,  # noqa: F811

@@ -37,7 +37,7 @@ from rcm.workqueue.repository import WorkItemRepository
 
 CODING_TASK = "coding_task"
 CODING_QUERY = "coding_query"
-NOT_HELD = "You hold no live lease of this work item; ask for the next item or have it reassigned."
+NOT_HELD = workqueue.NOT_HELD
 
 
 def item_view(item: WorkItem) -> schemas.WorkItem:
@@ -107,7 +107,7 @@ async def coding_item(scope: StaffScope, item_id: uuid.UUID) -> tuple[WorkItem, 
 
 
 def _holds(scope: StaffScope, item: WorkItem) -> bool:
-    return item.status is ItemStatus.LEASED and item.leased_by == scope.principal.subject
+    return workqueue.holds(scope.principal.subject, item)
 
 
 async def next_task(scope: StaffScope) -> schemas.CodingTask | None:

@@ -44,3 +44,4 @@ class ScrubReport(msgspec.Struct):
     not_checked_rules: list[str]
     rules: list[RuleReport]
     work_item_id: uuid.UUID | None = None  # the billing-queue item a failed or incomplete scrub keeps open
+    claim_id: uuid.UUID | None = None  # the claim a clean scrub built (or found built by an earlier one)

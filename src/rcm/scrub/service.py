@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from rcm.audit.events import Action
+from rcm.claims.building import claims_for_clean_scrub
 from rcm.idempotency.service import carry_response
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.secrets import SecretResolver, SecretUnavailable
@@ -33,7 +34,7 @@ from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.scrub_rules import RuleSeverity
 from rcm.workqueue import service as workqueue
-from rcm.workqueue.models import QueueKind, SubjectType, WorkItem, WorkItemEvent
+from rcm.workqueue.models import BillingReason, QueueKind, SubjectType, WorkItem, WorkItemEvent
 
 ENCOUNTER = "encounter"
 SCRUB_RUN = "scrub_run"
@@ -149,6 +150,13 @@ async def scrub_encounter(
     work_item_id, new_item = (
         (None, None) if dry_run else await _billing_item(scope, encounter_id, outcome, now)
     )
+    # A clean scrub builds the encounter's claim (once: scrubbing again finds it). Its statements run
+    # before the run's one write: they are a clean scrub's only extra round trips.
+    claim_id = (
+        await claims_for_clean_scrub(scope, data, now=now)
+        if run_id is not None and outcome is ScrubOutcome.CLEAN
+        else None
+    )
     scope.audit(
         "encounter.scrub",
         Action.EXECUTE,
@@ -172,6 +180,7 @@ async def scrub_encounter(
         results=results,
         run_id=run_id,
         work_item_id=work_item_id,
+        claim_id=claim_id,
     )
     if run_id is not None:
         # The run, its results, the new billing item, the audit event and the idempotent answer: ONE
@@ -213,6 +222,7 @@ async def _billing_item(
         due_at=now + BILLING_SLA,
         priority=PRIORITY[outcome],
         created_at=now,
+        reason=BillingReason.SCRUB_FAILURE,
     )
     return item.id, item
 
@@ -287,6 +297,7 @@ def _report(
     results: Sequence[tuple[RuleSpec, Verdict]],
     run_id: uuid.UUID | None,
     work_item_id: uuid.UUID | None,
+    claim_id: uuid.UUID | None = None,
 ) -> schemas.ScrubReport:
     rules = [
         schemas.RuleReport(
@@ -317,6 +328,7 @@ def _report(
         not_checked_rules=[r.rule for r in rules if r.status is RuleStatus.NOT_CHECKED],
         rules=rules,
         work_item_id=work_item_id,
+        claim_id=claim_id,
     )
 
 

@@ -51,9 +51,38 @@ class Address(_Part):
 
 
 class Payer(_Part):
-    payer_id: Annotated[str, Field(min_length=1)]
-    name: str
-    timely_filing_days: _Int1 | None = None
+    """The practice's enrollment with a payer of the payer directory (``rcm payers load``): applying the
+    manifest writes it to ``payer_enrollment``; a payer id the directory lacks is refused by name."""
+
+    payer_id: Annotated[
+        str,
+        Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,79}$", description="A payer id of the payer directory."),
+    ]
+    name: Annotated[str, Field(min_length=1, description="The practice's label for the payer.")]
+    timely_filing_days: Annotated[
+        _Int1 | None, Field(description="The practice's contract, when it differs from the directory's.")
+    ] = None
+    submitter_id: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[A-Za-z0-9]{2,15}$",
+            description="Submitter id (ISA06/GS02, 837 1000A); default: the billing provider's NPI.",
+        ),
+    ] = None
+    receiver_id: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[A-Za-z0-9-]{2,80}$",
+            description="Receiver id (ISA08/GS03, 837 1000B); default: the payer id.",
+        ),
+    ] = None
+    credentials_reference: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[a-z]+:[A-Za-z0-9/_.-]+$",
+            description="The connector's credentials for this practice, BY REFERENCE: env:NAME or file:PATH.",
+        ),
+    ] = None
 
 
 class Rules(_Part):
@@ -145,6 +174,16 @@ class TenantManifest(_Part):
                 raise ValueError(f"rule id {rule.id} is declared twice")
             seen.add(rule.id)
         return rules
+
+    @field_validator("payers")
+    @classmethod
+    def _payers_unique(cls, payers: tuple[Payer, ...]) -> tuple[Payer, ...]:
+        seen: set[str] = set()
+        for payer in payers:
+            if payer.payer_id in seen:
+                raise ValueError(f"payer {payer.payer_id} is listed twice")
+            seen.add(payer.payer_id)
+        return payers
 
     @property
     def payer_ids(self) -> frozenset[str]:

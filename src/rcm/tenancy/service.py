@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.kit.db import apply_tenant_context
 from rcm.kit.tenant import TenantContext, TenantId
+from rcm.payers.service import sync_enrollments
 from rcm.tenancy.cache import tenants_changed
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
@@ -32,6 +33,8 @@ async def apply_manifest(session: AsyncSession, manifest: TenantManifest) -> tup
             tenant.status = manifest.status or TenantStatus.ACTIVE
     await session.flush()
     tenants_changed()  # this process's tenant cache reloads (others within RCM_TENANT_CACHE_TTL_SECONDS)
+    # Its payers become its payer enrollment (refused, whole, when one is not in the payer directory).
+    await sync_enrollments(session, TenantId(tenant.id), manifest)
     if manifest.staff:
         await assign_staff(session, TenantId(tenant.id), list(manifest.staff))
     return tenant, created

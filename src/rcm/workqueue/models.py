@@ -30,6 +30,17 @@ class SubjectType(enum.StrEnum):
     ELIGIBILITY_CHECK = "eligibility_check"
 
 
+class BillingReason(enum.StrEnum):
+    """Why an item is in the billing queue (coding items have no reason)."""
+
+    SCRUB_FAILURE = "scrub_failure"  # an error rule fired, or could not run
+    REJECTION = "rejection"  # a 999 or 277CA rejected the claim
+    ELIGIBILITY = "eligibility"  # the 271 says the coverage is not active
+    DEAD_LETTER = "dead_letter"  # a job about the subject failed past its retries
+    FOLLOW_UP = "follow_up"  # no answer from the payer after its status-inquiry days
+    ENROLLMENT = "enrollment"  # the practice is not enrolled with the claim's payer
+
+
 class ItemStatus(enum.StrEnum):
     OPEN = "open"
     LEASED = "leased"  # someone works on it until lease_expires_at; after that it is open to lease again
@@ -89,6 +100,7 @@ class WorkItem(TenantOwned, Base):
         _check("kind", QueueKind),
         _check("subject_type", SubjectType),
         _check("status", ItemStatus),
+        _check("reason", BillingReason),
         CheckConstraint(
             "(status = 'leased') = (leased_by IS NOT NULL AND lease_expires_at IS NOT NULL)", name="lease"
         ),
@@ -121,6 +133,7 @@ class WorkItem(TenantOwned, Base):
     status: Mapped[ItemStatus] = mapped_column(EnumText(ItemStatus))
     priority: Mapped[int] = mapped_column(SmallInteger)  # lower is sooner
     due_at: Mapped[datetime]  # from the practice's SLA for this queue
+    reason: Mapped[BillingReason | None] = mapped_column(EnumText(BillingReason), nullable=True)
     leased_by: Mapped[str | None] = mapped_column(Text, nullable=True)  # the holder's principal subject
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # When the last lease began (kept after it ends): the practice served least recently is served next.

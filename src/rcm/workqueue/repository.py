@@ -103,6 +103,7 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
                     "status": ItemStatus.OPEN,
                     "priority": item.priority,
                     "due_at": item.due_at,
+                    "reason": item.reason,
                     **(
                         {"created_at": item.created_at}
                         if item.created_at is not None
@@ -133,11 +134,21 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
         if len(values) <= 100:
             return insert(_ITEM).values(values).returning(*_ITEM.c)
         now = datetime.now(UTC)
-        columns = ("tenant_id", "id", "kind", "subject_type", "subject_id", "status", "priority", "due_at")
+        columns = (
+            "tenant_id",
+            "id",
+            "kind",
+            "subject_type",
+            "subject_id",
+            "status",
+            "priority",
+            "due_at",
+            "reason",
+        )
         arrays = [
             literal([v[c].value if hasattr(v[c], "value") else v[c] for v in values], ARRAY(_ITEM.c[c].type))
-            if c not in ("kind", "subject_type", "status")
-            else literal([str(v[c]) for v in values], ARRAY(Text()))
+            if c not in ("kind", "subject_type", "status", "reason")
+            else literal([None if v[c] is None else str(v[c]) for v in values], ARRAY(Text()))
             for c in columns
         ]
         created = literal(

@@ -13,10 +13,19 @@ from rcm.audit.events import Action
 from rcm.kit.errors import Conflict
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope, Touched
-from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem, WorkItemEvent
+from rcm.workqueue.models import (
+    BillingReason,
+    ItemEventType,
+    ItemStatus,
+    QueueKind,
+    SubjectType,
+    WorkItem,
+    WorkItemEvent,
+)
 from rcm.workqueue.repository import WorkItemRepository
 
 WORK_ITEM = "work_item"
+NOT_HELD = "You hold no live lease of this work item; ask for the next item or have it reassigned."
 DEFAULT_LEASE = timedelta(minutes=15)
 DEFAULT_PRIORITY = 5  # lower is sooner
 
@@ -41,6 +50,7 @@ def new_item(
     due_at: datetime,
     priority: int = DEFAULT_PRIORITY,
     created_at: datetime | None = None,
+    reason: BillingReason | None = None,
 ) -> WorkItem:
     """A work item to hand to ``WorkItemRepository.create`` (in the subject's own transaction)."""
     return WorkItem.build(
@@ -52,6 +62,7 @@ def new_item(
         priority=priority,
         due_at=due_at,
         created_at=created_at,
+        reason=reason,
         lease_expires_at=None,  # not leased (and read by created_event)
     )
 
@@ -69,6 +80,11 @@ def created_event(item: WorkItem, *, actor: str | None) -> WorkItemEvent:
         actor=actor,
         lease_expires_at=item.lease_expires_at,
     )
+
+
+def holds(holder: str, item: WorkItem) -> bool:
+    """``holder`` (a principal's subject) holds the item's lease (the repository checks its expiry)."""
+    return item.status is ItemStatus.LEASED and item.leased_by == holder
 
 
 async def enqueue(scope: TenantScope, item: WorkItem) -> WorkItem:

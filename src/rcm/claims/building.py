@@ -1,0 +1,167 @@
+"""Building claims from a coded encounter: on a clean scrub (one per responsible payer: the encounter's
+coverage, the primary today; a secondary is built after the primary adjudicates, by the remittance work),
+and as a replacement or void of a claim the payer holds.
+
+Kept apart from ``service`` so the scrubber can call it without importing the claim routes' service."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime, timedelta
+
+from rcm.audit.events import Action
+from rcm.claims.models import Claim, ClaimLine
+from rcm.claims.repository import BillingQueueRepository, ClaimRepository
+from rcm.claims.states import Cause, ClaimState, Frequency, Responsibility
+from rcm.payers.repository import EnrollmentRepository
+from rcm.scrub.inputs import ScrubInput
+from rcm.tenancy.scope import TenantScope
+from rcm.workqueue import service as workqueue
+from rcm.workqueue.models import BillingReason, QueueKind, SubjectType
+
+CLAIM = "claim"
+BILLING_SLA = timedelta(hours=24)  # when the practice's manifest sets no billing SLA
+ENROLLMENT_PRIORITY = 4  # lower is sooner
+PCN_PREFIX = "C"
+
+
+def patient_control_number(claim_id: uuid.UUID) -> str:
+    """CLM01: 17 characters (some payers keep no more than 17 in the 835's CLP01), upper-case letters and
+    digits from the claim's random id: unique per practice (the id is), and nothing about the patient."""
+    return PCN_PREFIX + base64.b32encode(claim_id.bytes).decode()[:16]
+
+
+def _responsibility(priority: str) -> Responsibility:
+    return (
+        Responsibility(priority) if priority in Responsibility._value2member_map_ else Responsibility.PRIMARY
+    )
+
+
+def new_claim(
+    data: ScrubInput,
+    *,
+    payer_id: str,
+    coverage_id: uuid.UUID | None,
+    responsibility: Responsibility,
+    frequency: Frequency,
+    now: datetime,
+    original: Claim | None = None,
+) -> tuple[Claim, list[ClaimLine]]:
+    """A claim in ``created`` and its lines, from the coded encounter as ``data`` holds it."""
+    claim_id = uuid.uuid4()
+    claim = Claim(
+        id=claim_id,
+        created_at=now,
+        encounter_id=data.encounter_id,
+        patient_id=data.patient_id,
+        coverage_id=coverage_id,
+        payer_id=payer_id,
+        responsibility=responsibility,
+        state=ClaimState.CREATED,
+        frequency=int(frequency),
+        patient_control_number=patient_control_number(claim_id),
+        original_claim_id=original.id if original is not None else None,
+        original_payer_claim_control_number=(
+            original.payer_claim_control_number if original is not None else None
+        ),
+        service_date=data.service_date,
+        place_of_service=data.place_of_service,
+        diagnoses=[d.code for d in sorted(data.diagnoses, key=lambda d: d.sequence)],
+        total_charge_cents=sum(line.charge_cents for line in data.lines),
+        state_changed_at=now,
+        updated_at=now,
+    )
+    lines = [
+        ClaimLine(
+            id=uuid.uuid4(),
+            created_at=now,
+            claim_id=claim_id,
+            line_number=line.line_number,
+            procedure_code=line.procedure_code,
+            modifiers=list(line.modifiers),
+            units=line.units,
+            charge_cents=line.charge_cents,
+            diagnosis_pointers=list(line.diagnosis_pointers),
+            service_date=line.service_date,
+        )
+        for line in data.lines
+    ]
+    return claim, lines
+
+
+async def make_ready(scope: TenantScope, claim: Claim, *, cause: Cause, now: datetime) -> Claim:
+    """``created`` -> ``ready`` when the practice is enrolled with the claim's payer; otherwise the claim
+    waits in ``created`` and the billing queue gets an ``enrollment`` item about it."""
+    actor = scope.principal.subject
+    if await scope.repo(EnrollmentRepository).for_payer(claim.payer_id) is not None:
+        moved = await scope.repo(ClaimRepository).transition(
+            claim.id, expected=ClaimState.CREATED, to=ClaimState.READY, cause=cause, actor=actor
+        )
+        return moved or claim
+    await open_billing_item(scope, claim.id, BillingReason.ENROLLMENT, now=now, priority=ENROLLMENT_PRIORITY)
+    return claim
+
+
+async def open_billing_item(
+    scope: TenantScope,
+    claim_id: uuid.UUID,
+    reason: BillingReason,
+    *,
+    now: datetime,
+    priority: int | None = None,
+) -> uuid.UUID:
+    """The claim's one live billing item (opened now with ``reason``, or the one already open): for
+    rejections, eligibility problems, dead letters and follow-ups as much as for enrollment."""
+    items = scope.repo(BillingQueueRepository)
+    live = await items.live_about(claim_id)
+    if live is not None:
+        return live.id
+    sla_priority, due_in = workqueue.sla_for(scope.manifest, QueueKind.BILLING, default=BILLING_SLA)
+    item = workqueue.new_item(
+        kind=QueueKind.BILLING,
+        subject_type=SubjectType.CLAIM,
+        subject_id=claim_id,
+        due_at=now + due_in,
+        priority=priority if priority is not None else sla_priority,
+        created_at=now,
+        reason=reason,
+    )
+    await items.create(item, actor=scope.principal.subject)
+    return item.id
+
+
+async def claims_for_clean_scrub(scope: TenantScope, data: ScrubInput, *, now: datetime) -> uuid.UUID | None:
+    """The encounter passed the scrubber: its original claim to the responsible payer (built once: a second
+    clean scrub finds it and builds nothing). None when the encounter has no coverage (nothing to bill a
+    payer). The scrubber holds the encounter's row lock, and the unique index backs it up."""
+    claims = scope.repo(ClaimRepository)
+    coverage = await claims.coverage_of(data.encounter_id)
+    if coverage is None:
+        return None
+    coverage_id, payer_id, priority, existing = coverage
+    if existing is not None:
+        return existing
+    responsibility = _responsibility(priority)
+    claim, lines = new_claim(
+        data,
+        payer_id=payer_id,
+        coverage_id=coverage_id,
+        responsibility=responsibility,
+        frequency=Frequency.ORIGINAL,
+        now=now,
+    )
+    if not await claims.insert_new(claim, lines):
+        found = await claims.original_of(data.encounter_id, responsibility)
+        return found.id if found is not None else None
+    await claims.log_created(claim, cause=Cause.SCRUB, actor=scope.principal.subject, reason=None)
+    claim = await make_ready(scope, claim, cause=Cause.SCRUB, now=now)
+    scope.audit(
+        "claim.create",
+        Action.CREATE,
+        resource_type=CLAIM,
+        resource_ids=[claim.id],
+        patient_ids=[data.patient_id],
+        detail={"frequency": claim.frequency, "state": claim.state.value, "payer": claim.payer_id},
+    )
+    return claim.id

@@ -1,0 +1,378 @@
+"""All SQL of claims: building one (idempotent per encounter and responsibility), transitions with their
+event in ONE statement, listing, batches and X12 control numbers, and the billing queue's reports."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, func, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from rcm.claims.models import (
+    Claim,
+    ClaimEvent,
+    ClaimLine,
+    SubmissionBatch,
+    X12ControlCounter,
+    X12ControlNumber,
+)
+from rcm.claims.states import Cause, ClaimState
+from rcm.encounters.models import Encounter
+from rcm.kit.pagination import after_key
+from rcm.kit.repository import TenantScopedRepository
+from rcm.patients.models import Coverage
+from rcm.payers.models import Payer
+from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, WorkItem
+from rcm.workqueue.repository import WorkItemRepository
+
+_CLAIM = cast(Table, Claim.__table__)
+_EVENT = cast(Table, ClaimEvent.__table__)
+_COUNTER = cast(Table, X12ControlCounter.__table__)
+_NUMBER = cast(Table, X12ControlNumber.__table__)
+_ITEM = cast(Table, WorkItem.__table__)
+MAX_CONTROL_NUMBER = 999_999_999  # ISA13 is nine digits
+
+
+class ControlNumbersExhausted(Exception):
+    """A sender id has used every interchange control number: never wrap around and reuse one."""
+
+
+class ClaimRepository(TenantScopedRepository[Claim]):
+    model = Claim
+
+    async def coverage_of(
+        self, encounter_id: uuid.UUID
+    ) -> tuple[uuid.UUID, str, str, uuid.UUID | None] | None:
+        """The encounter's coverage (id, payer id, priority) and the original claim already built for that
+        responsibility, if any: ONE statement (a re-scrub of a billed encounter costs this one round trip).
+        None when the encounter has no coverage (nothing to bill a payer for)."""
+        built = (
+            select(Claim.id)
+            .where(
+                Claim.tenant_id == Encounter.tenant_id,
+                Claim.encounter_id == Encounter.id,
+                Claim.frequency == 1,
+                Claim.responsibility == Coverage.priority,
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = (
+            select(Coverage.id, Coverage.payer_id, Coverage.priority, built)
+            .join(
+                Encounter,
+                (Encounter.tenant_id == Coverage.tenant_id) & (Encounter.coverage_id == Coverage.id),
+            )
+            .where(self.tenant_filter(Encounter.tenant_id), Encounter.id == encounter_id)
+        )
+        row = (await self._execute(stmt)).first()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    async def insert_new(self, claim: Claim, lines: Sequence[ClaimLine]) -> bool:
+        """INSERT the claim unless the encounter already has an original for that responsibility (the
+        partial unique index ``uq_claim_original``); its lines only when it was inserted."""
+        claim.tenant_id = self.context.tenant_id
+        values = {c.key: getattr(claim, c.key) for c in _CLAIM.columns if getattr(claim, c.key) is not None}
+        stmt = (
+            pg_insert(_CLAIM)
+            .values(values)
+            .on_conflict_do_nothing(
+                index_elements=[_CLAIM.c.tenant_id, _CLAIM.c.encounter_id, _CLAIM.c.responsibility],
+                index_where=text(
+                    "frequency = 1"
+                ),  # uq_claim_original (a literal: a bound value cannot name it)
+            )
+            .returning(_CLAIM.c.id)
+        )
+        if claim.frequency != 1:
+            stmt = pg_insert(_CLAIM).values(values).returning(_CLAIM.c.id)
+        inserted = (await self._execute(stmt)).first()
+        if inserted is None:
+            return False
+        if lines:
+            await self.insert(*lines)
+        return True
+
+    async def original_of(self, encounter_id: uuid.UUID, responsibility: str) -> Claim | None:
+        stmt = self.base_statement().where(
+            Claim.encounter_id == encounter_id, Claim.responsibility == responsibility, Claim.frequency == 1
+        )
+        return await self._first(stmt)
+
+    async def transition(
+        self,
+        claim_id: uuid.UUID,
+        *,
+        expected: ClaimState,
+        to: ClaimState,
+        cause: Cause,
+        actor: str | None,
+        reason: str | None = None,
+        payer_claim_control_number: str | None = None,
+        closed_reason: str | None = None,
+        unbatch: bool = False,
+    ) -> Claim | None:
+        """Move the claim from ``expected`` to ``to`` and log the event, in ONE statement; None when the
+        claim is no longer in ``expected`` (someone moved it first: the caller answers 409)."""
+        new: dict[str, Any] = {
+            "state": to.value,
+            "state_changed_at": func.clock_timestamp(),
+            "updated_at": func.clock_timestamp(),
+        }
+        if payer_claim_control_number is not None:
+            new["payer_claim_control_number"] = payer_claim_control_number
+        if closed_reason is not None:
+            new["closed_reason"] = closed_reason
+        if unbatch:  # a resubmitted claim leaves the batch that carried it, for the next one
+            new["submission_batch_id"] = None
+        changed = (
+            update(_CLAIM)
+            .where(
+                self.tenant_filter(_CLAIM.c.tenant_id),
+                _CLAIM.c.id == claim_id,
+                _CLAIM.c.state == expected.value,
+            )
+            .values(**new)
+            .returning(*_CLAIM.c)
+            .cte("changed")
+        )
+        logged = insert(_EVENT).from_select(
+            [
+                "tenant_id",
+                "id",
+                "created_at",
+                "claim_id",
+                "from_state",
+                "to_state",
+                "cause",
+                "actor",
+                "reason",
+                "payer_claim_control_number",
+            ],
+            select(
+                changed.c.tenant_id,
+                func.gen_random_uuid(),
+                changed.c.state_changed_at,
+                changed.c.id,
+                literal(expected.value),
+                changed.c.state,
+                literal(cause.value),
+                literal(actor, _EVENT.c.actor.type),
+                literal(reason, _EVENT.c.reason.type),
+                literal(payer_claim_control_number, _EVENT.c.payer_claim_control_number.type),
+            ),
+        )
+        stmt = (
+            select(Claim)
+            .from_statement(select(changed).add_cte(logged.cte("logged")))
+            .execution_options(populate_existing=True)
+        )
+        return (await self._execute(stmt)).scalars().first()
+
+    async def log_created(self, claim: Claim, *, cause: Cause, actor: str | None, reason: str | None) -> None:
+        """The first event of a claim (no from-state)."""
+        await self.insert(
+            ClaimEvent(
+                id=uuid.uuid4(),
+                created_at=claim.created_at,
+                claim_id=claim.id,
+                from_state=None,
+                to_state=claim.state,
+                cause=cause,
+                actor=actor,
+                reason=reason,
+            )
+        )
+
+    async def events(self, claim_id: uuid.UUID) -> list[ClaimEvent]:
+        stmt = self.statement_for(ClaimEvent).where(ClaimEvent.claim_id == claim_id)
+        return await self._all(stmt.order_by(ClaimEvent.created_at, ClaimEvent.id))
+
+    async def lines(self, claim_id: uuid.UUID) -> list[ClaimLine]:
+        stmt = self.statement_for(ClaimLine).where(ClaimLine.claim_id == claim_id)
+        return await self._all(stmt.order_by(ClaimLine.line_number))
+
+    async def lines_of(self, claim_ids: Sequence[uuid.UUID]) -> list[ClaimLine]:
+        stmt = self.statement_for(ClaimLine).where(ClaimLine.claim_id.in_(list(claim_ids)))
+        return await self._all(stmt.order_by(ClaimLine.claim_id, ClaimLine.line_number))
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        state: ClaimState | None,
+        encounter_id: uuid.UUID | None,
+    ) -> list[Claim]:
+        """Keyset page in (created_at, id) order (``ix_claim_created``, ``ix_claim_state`` with a state)."""
+        stmt = self.base_statement()
+        if state is not None:
+            stmt = stmt.where(Claim.state == state)
+        if encounter_id is not None:
+            stmt = stmt.where(Claim.encounter_id == encounter_id)
+        if after is not None:
+            stmt = stmt.where(after_key(Claim.created_at, Claim.id, after))
+        return await self._all(stmt.order_by(Claim.created_at, Claim.id).limit(limit))
+
+    async def due_for_follow_up(self, *, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(practice, claim) of claims with the payer and no answer for longer than the payer's
+        ``status_inquiry_days`` (submitted or accepted since then), and no live billing item about them."""
+        live = (
+            select(_ITEM.c.id)
+            .where(
+                _ITEM.c.tenant_id == Claim.tenant_id,
+                _ITEM.c.kind == QueueKind.BILLING,
+                _ITEM.c.subject_id == Claim.id,
+                _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING]),
+            )
+            .exists()
+        )
+        stmt = (
+            select(Claim.tenant_id, Claim.id)
+            .join(Payer, Payer.id == Claim.payer_id)
+            .where(
+                self.tenant_filter(Claim.tenant_id),
+                Claim.state.in_([ClaimState.SUBMITTED, ClaimState.ACCEPTED]),
+                Claim.state_changed_at < func.now() - func.make_interval(0, 0, 0, Payer.status_inquiry_days),
+                ~live,
+            )
+            .order_by(Claim.state_changed_at)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in await self._rows(stmt)]
+
+    async def lock(self, claim_id: uuid.UUID) -> Claim | None:
+        """The claim, locked until commit (two actions on one claim queue up instead of racing)."""
+        stmt = self.for_update(self.base_statement().where(Claim.id == claim_id))
+        return await self._first(stmt.execution_options(populate_existing=True))
+
+    # Batches -------------------------------------------------------------------------------------------
+
+    async def unbatched_ready(self, *, limit: int) -> list[Claim]:
+        """Ready claims in no batch, oldest first, locked (SKIP LOCKED: two batchers never take one claim)."""
+        stmt = (
+            self.base_statement()
+            .where(Claim.state == ClaimState.READY, Claim.submission_batch_id.is_(None))
+            .order_by(Claim.tenant_id, Claim.payer_id, Claim.created_at, Claim.id)
+            .limit(limit)
+        )
+        return await self._all(self.for_update(stmt, skip_locked=True))
+
+    async def attach(self, batch: SubmissionBatch, claim_ids: Sequence[uuid.UUID]) -> None:
+        await self.insert(batch)
+        await self._execute(
+            update(_CLAIM)
+            .where(
+                _CLAIM.c.tenant_id == batch.tenant_id,
+                _CLAIM.c.id.in_(list(claim_ids)),
+                _CLAIM.c.submission_batch_id.is_(None),
+            )
+            .values(submission_batch_id=batch.id, updated_at=func.clock_timestamp())
+        )
+
+    async def batch_claims(self, batch_id: uuid.UUID) -> list[Claim]:
+        stmt = self.base_statement().where(Claim.submission_batch_id == batch_id)
+        return await self._all(stmt.order_by(Claim.created_at, Claim.id))
+
+    async def batch(self, batch_id: uuid.UUID) -> SubmissionBatch | None:
+        return await self._first(self.statement_for(SubmissionBatch).where(SubmissionBatch.id == batch_id))
+
+    async def allocate_control_number(self, sender_id: str) -> int:
+        """The next interchange control number of ``sender_id``: the counter row moves under its row lock
+        (concurrent batchers queue on it, never share a number) and the number is recorded in the ledger,
+        whose primary key refuses a reuse. One statement."""
+        bumped = (
+            pg_insert(_COUNTER)
+            .values(sender_id=sender_id, last_number=1, updated_at=func.clock_timestamp())
+            .on_conflict_do_update(
+                index_elements=[_COUNTER.c.sender_id],
+                set_={"last_number": _COUNTER.c.last_number + 1, "updated_at": func.clock_timestamp()},
+                where=_COUNTER.c.last_number < MAX_CONTROL_NUMBER,
+            )
+            .returning(_COUNTER.c.sender_id, _COUNTER.c.last_number)
+            .cte("bumped")
+        )
+        recorded = (
+            insert(_NUMBER)
+            .from_select(
+                ["sender_id", "control_number", "allocated_at"],
+                select(bumped.c.sender_id, bumped.c.last_number, func.clock_timestamp()),
+            )
+            .returning(_NUMBER.c.control_number)
+        )
+        number = (await self._execute(recorded.add_cte(bumped))).scalar()
+        if number is None:
+            raise ControlNumbersExhausted(sender_id)
+        return int(number)
+
+    async def mark_batch(self, batch_id: uuid.UUID, *, status: str) -> SubmissionBatch | None:
+        table = cast(Table, SubmissionBatch.__table__)
+        stmt = (
+            update(table)
+            .where(self.tenant_filter(table.c.tenant_id), table.c.id == batch_id, table.c.status == "pending")
+            .values(
+                status=status,
+                sent_at=func.clock_timestamp() if status == "sent" else None,
+                updated_at=func.clock_timestamp(),
+            )
+            .returning(table.c.id)
+        )
+        if (await self._execute(stmt)).first() is None:
+            return None
+        return await self.batch(batch_id)
+
+
+class BillingQueueRepository(WorkItemRepository):
+    """Billing-queue items: the one live item about a subject, and the supervisors' depth per reason."""
+
+    async def live_about(self, subject_id: uuid.UUID) -> WorkItem | None:
+        stmt = self.base_statement().where(
+            WorkItem.kind == QueueKind.BILLING,
+            WorkItem.subject_id == subject_id,
+            WorkItem.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING]),
+        )
+        return await self._first(stmt)
+
+    async def depth_by_reason(self) -> list[Any]:
+        """Per practice and reason: live items (open, leased, waiting), overdue, and the oldest one."""
+        stmt = (
+            select(
+                _ITEM.c.tenant_id,
+                _ITEM.c.reason,
+                func.count().label("live"),
+                func.count().filter(_ITEM.c.due_at < func.now()).label("overdue"),
+                func.min(_ITEM.c.created_at).label("oldest"),
+            )
+            .where(
+                self.tenant_filter(_ITEM.c.tenant_id),
+                _ITEM.c.kind == QueueKind.BILLING,
+                _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING]),
+            )
+            .group_by(_ITEM.c.tenant_id, _ITEM.c.reason)
+            .order_by(_ITEM.c.tenant_id, _ITEM.c.reason)
+        )
+        return await self._rows(stmt)
+
+    async def complete_about(self, subject_id: uuid.UUID, *, actor: str) -> list[WorkItem]:
+        """Resolve the live billing items about a subject (its problem was worked another way)."""
+
+        changed = (
+            update(_ITEM)
+            .where(
+                self.tenant_filter(_ITEM.c.tenant_id),
+                _ITEM.c.kind == QueueKind.BILLING,
+                _ITEM.c.subject_id == subject_id,
+                and_(_ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING])),
+            )
+            .values(
+                status=ItemStatus.DONE,
+                leased_by=None,
+                lease_expires_at=None,
+                updated_at=func.clock_timestamp(),
+            )
+            .returning(*_ITEM.c)
+        )
+        return await self._run(changed, ItemEventType.COMPLETED, actor)

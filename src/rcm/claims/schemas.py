@@ -1,0 +1,185 @@
+"""DTOs of claims, the billing queue and submission batches (msgspec Structs; no ORM object leaves)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+import msgspec
+
+from rcm.claims.states import Cause, ClaimState, Responsibility
+from rcm.workqueue.models import BillingReason, ItemStatus, SubjectType
+
+# A reason a biller gives: short text, kept on the claim's event (never PHI by policy: it says why, not who).
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f]+$")]
+# The payer's claim control number as the payer wrote it (REF*F8 of a replacement or void: up to 50).
+PayerControlNumber = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9-]+$")]
+
+
+class ClaimLine(msgspec.Struct):
+    line_number: int
+    procedure_code: str
+    modifiers: list[str]
+    units: int
+    charge_cents: int
+    diagnosis_pointers: list[int]
+    service_date: date
+
+
+class ClaimEvent(msgspec.Struct):
+    id: uuid.UUID
+    at: datetime
+    from_state: ClaimState | None
+    to_state: ClaimState
+    cause: Cause
+    actor: str | None
+    reason: str | None
+    payer_claim_control_number: str | None
+
+
+class ClaimSummary(msgspec.Struct):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    encounter_id: uuid.UUID
+    payer_id: str
+    responsibility: Responsibility
+    state: ClaimState
+    frequency: int  # 1 original, 7 replacement, 8 void
+    patient_control_number: str
+    payer_claim_control_number: str | None
+    original_claim_id: uuid.UUID | None
+    service_date: date
+    total_charge_cents: int
+    submission_batch_id: uuid.UUID | None
+    created_at: datetime
+    state_changed_at: datetime
+    closed_reason: str | None
+
+
+class Claim(msgspec.Struct):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    encounter_id: uuid.UUID
+    patient_id: uuid.UUID
+    payer_id: str
+    responsibility: Responsibility
+    state: ClaimState
+    frequency: int
+    patient_control_number: str
+    payer_claim_control_number: str | None
+    original_claim_id: uuid.UUID | None
+    original_payer_claim_control_number: str | None
+    service_date: date
+    place_of_service: str
+    diagnoses: list[str]
+    total_charge_cents: int
+    submission_batch_id: uuid.UUID | None
+    created_at: datetime
+    state_changed_at: datetime
+    closed_reason: str | None
+    lines: list[ClaimLine]
+    events: list[ClaimEvent]
+
+
+class CloseClaim(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class VoidClaim(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class ReplaceClaim(msgspec.Struct, forbid_unknown_fields=True):
+    """A corrected claim replacing one the payer holds (frequency 7), built from the encounter as it is
+    coded now."""
+
+    reason: Reason
+
+
+class ResubmitClaim(msgspec.Struct, forbid_unknown_fields=True):
+    """A rejected (or not yet enrolled) claim, corrected, goes back to ``ready`` for the next batch."""
+
+    reason: Reason
+
+
+class ClaimAction(StrEnum):
+    RESUBMIT = "resubmit"
+    REPLACE = "replace"
+    VOID = "void"
+    CLOSE = "close"
+    # The problem was corrected elsewhere (the encounter re-coded and re-scrubbed, a coverage fixed).
+    CORRECTED = "corrected"
+
+
+class CompleteItem(msgspec.Struct, forbid_unknown_fields=True):
+    """How a biller finishes a billing item: an action on its claim (or ``corrected``) and why."""
+
+    action: ClaimAction
+    reason: Reason
+
+
+class BillingItem(msgspec.Struct):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    reason: BillingReason | None
+    status: ItemStatus
+    priority: int
+    due_at: datetime
+    created_at: datetime
+    subject_type: SubjectType
+    subject_id: uuid.UUID
+    leased_by: str | None
+    lease_expires_at: datetime | None
+
+
+class BillingTask(msgspec.Struct):
+    """An item with what it is about: its claim (with lines and events) when it is about one."""
+
+    item: BillingItem
+    claim: Claim | None
+    # Encounter items (scrub failures): the encounter; its scrub report is at .../encounters/{id}/scrub.
+    encounter_id: uuid.UUID | None
+
+
+class Completed(msgspec.Struct):
+    item: BillingItem
+    claim: Claim | None  # the claim the action produced or changed (the replacement, the void)
+
+
+class ReasonDepth(msgspec.Struct):
+    tenant_id: uuid.UUID
+    reason: BillingReason | None
+    live: int
+    overdue: int
+    oldest_age_seconds: int
+
+
+class PracticeDepth(msgspec.Struct):
+    tenant_id: uuid.UUID
+    open: int
+    leased: int
+    waiting: int
+    overdue: int
+    oldest_age_seconds: int
+
+
+class BillingQueueReport(msgspec.Struct):
+    practices: list[PracticeDepth]
+    reasons: list[ReasonDepth]
+
+
+class Batch(msgspec.Struct):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    payer_id: str
+    connector: str | None
+    sender_id: str
+    receiver_id: str
+    interchange_control_number: int
+    group_control_number: int
+    transaction_set_control_number: str
+    claim_count: int
+    status: str
+    created_at: datetime

@@ -1,0 +1,322 @@
+"""Claims as practices read them and billers change them: list, read with lines and events, move through
+the state machine, resubmit, replace (frequency 7), void (frequency 8), close with a reason.
+
+Every read names the claims' patients in the audit trail (a claim ties a patient to diagnoses); every change
+is an event on the claim and an audit event, in the request's transaction. Services never commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from rcm.audit.events import Action
+from rcm.claims import schemas, states
+from rcm.claims.building import CLAIM, make_ready, new_claim
+from rcm.claims.models import Claim, ClaimEvent, ClaimLine
+from rcm.claims.repository import BillingQueueRepository, ClaimRepository
+from rcm.claims.states import Cause, ClaimState, Frequency
+from rcm.kit.errors import Conflict, FieldError, NotFound
+from rcm.kit.pagination import Page, decode_cursor, paginate
+from rcm.scrub.inputs import DiagnosisIn, LineIn, ScrubInput
+from rcm.scrub.service import load_scrub_input
+from rcm.tenancy.scope import StaffScope, TenantScope, Touched
+from rcm.tenancy.staff import one_practice
+
+# What a replacement may replace: a claim the payer accepted or adjudicated (not one under appeal).
+REPLACEABLE = frozenset({ClaimState.ACCEPTED, ClaimState.PAID, ClaimState.PARTIALLY_PAID, ClaimState.DENIED})
+# A claim the payer never held is voided by a transition alone; one it holds needs a frequency-8 claim.
+VOID_IN_PLACE = frozenset({ClaimState.CREATED, ClaimState.READY, ClaimState.REJECTED})
+
+
+def _fields(struct: type[msgspec.Struct], row: object, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The DTO's fields read from the row's columns of the same names (but ``skip``)."""
+    return {name: getattr(row, name) for name in struct.__struct_fields__ if name not in skip}
+
+
+def summary_view(claim: Claim) -> schemas.ClaimSummary:
+    return schemas.ClaimSummary(**_fields(schemas.ClaimSummary, claim))
+
+
+def claim_view(claim: Claim, lines: Sequence[ClaimLine], events: Sequence[ClaimEvent]) -> schemas.Claim:
+    return schemas.Claim(
+        **_fields(schemas.Claim, claim, skip=("lines", "events")),
+        lines=[schemas.ClaimLine(**_fields(schemas.ClaimLine, line)) for line in lines],
+        events=[
+            schemas.ClaimEvent(**_fields(schemas.ClaimEvent, e, skip=("at",)), at=e.created_at)
+            for e in events
+        ],
+    )
+
+
+async def _full(scope: TenantScope | StaffScope, claim: Claim) -> schemas.Claim:
+    repo = scope.repo(ClaimRepository)
+    return claim_view(claim, await repo.lines(claim.id), await repo.events(claim.id))
+
+
+# Reading -------------------------------------------------------------------------------------------------
+
+
+async def list_claims(
+    scope: TenantScope,
+    *,
+    limit: int,
+    cursor: str | None,
+    state: ClaimState | None = None,
+    encounter_id: uuid.UUID | None = None,
+) -> Page[schemas.ClaimSummary]:
+    rows = await scope.repo(ClaimRepository).page(
+        limit=limit + 1,
+        after=decode_cursor(cursor) if cursor else None,
+        state=state,
+        encounter_id=encounter_id,
+    )
+    page = paginate(rows, limit, summary_view)
+    shown = rows[:limit]
+    scope.audit(
+        "claim.list",
+        Action.READ,
+        resource_type=CLAIM,
+        resource_ids=[c.id for c in shown],
+        patient_ids=[c.patient_id for c in shown],
+        detail={"state": state.value if state else None, "count": len(shown)},
+    )
+    return page
+
+
+async def staff_claims(
+    scope: StaffScope, *, limit: int, cursor: str | None, state: ClaimState | None = None
+) -> Page[schemas.ClaimSummary]:
+    """A biller's list across the practices they are assigned to (one audit event per practice)."""
+    rows = await scope.repo(ClaimRepository).page(
+        limit=limit + 1, after=decode_cursor(cursor) if cursor else None, state=state, encounter_id=None
+    )
+    page = paginate(rows, limit, summary_view)
+    scope.audit(
+        "claim.list",
+        Action.READ,
+        resource_type=CLAIM,
+        touched=[Touched(c.tenant_id, c.id, c.patient_id) for c in rows[:limit]],
+        detail={"state": state.value if state else None},
+    )
+    return page
+
+
+async def read_claim(scope: TenantScope, claim_id: uuid.UUID) -> schemas.Claim:
+    claim = await scope.repo(ClaimRepository).get_or_404(claim_id)
+    view = await _full(scope, claim)
+    scope.audit(
+        "claim.read",
+        Action.READ,
+        resource_type=CLAIM,
+        resource_ids=[claim.id],
+        patient_ids=[claim.patient_id],
+    )
+    return view
+
+
+async def claim_practice(scope: StaffScope, claim_id: uuid.UUID) -> TenantScope:
+    """The practice of a claim in the caller's practices, as a tenant scope (404 for any other claim)."""
+    claim = await scope.repo(ClaimRepository).get(claim_id)
+    if claim is None:
+        raise NotFound
+    return await one_practice(scope, claim.tenant_id)
+
+
+# Changing ------------------------------------------------------------------------------------------------
+
+
+async def _locked(scope: TenantScope, claim_id: uuid.UUID) -> Claim:
+    claim = await scope.repo(ClaimRepository).lock(claim_id)
+    if claim is None:
+        raise NotFound
+    return claim
+
+
+async def _worked(scope: TenantScope, claim_id: uuid.UUID) -> None:
+    """A biller's action on the claim resolves the billing item about it, whichever route it came by."""
+    await scope.repo(BillingQueueRepository).complete_about(claim_id, actor=scope.principal.subject)
+
+
+async def move(
+    scope: TenantScope,
+    claim_id: uuid.UUID,
+    to: ClaimState,
+    *,
+    cause: Cause,
+    reason: str | None = None,
+    payer_claim_control_number: str | None = None,
+    closed_reason: str | None = None,
+    unbatch: bool = False,
+) -> Claim:
+    """One transition of the state machine (acknowledgments, remittances and billers all come through
+    here): refused with a 409 naming the current state when the machine has no such edge."""
+    claim = await _locked(scope, claim_id)
+    states.check(claim.state, to)
+    moved = await scope.repo(ClaimRepository).transition(
+        claim.id,
+        expected=claim.state,
+        to=to,
+        cause=cause,
+        actor=scope.principal.subject,
+        reason=reason,
+        payer_claim_control_number=payer_claim_control_number,
+        closed_reason=closed_reason,
+        unbatch=unbatch,
+    )
+    if moved is None:  # cannot happen under the row lock; kept as the same 409 rather than a 500
+        raise states.illegal(claim.state, f"moved to {to.value}")
+    scope.audit(
+        "claim.transition",
+        Action.UPDATE,
+        resource_type=CLAIM,
+        resource_ids=[claim.id],
+        patient_ids=[claim.patient_id],
+        detail={"from": claim.state.value, "to": to.value, "cause": cause.value},
+    )
+    return moved
+
+
+async def resubmit(scope: TenantScope, claim_id: uuid.UUID, data: schemas.ResubmitClaim) -> schemas.Claim:
+    """A rejected claim, corrected, goes back to ``ready`` (out of its old batch, into the next one); a
+    claim waiting in ``created`` for its practice's enrollment is checked again."""
+    claim = await _locked(scope, claim_id)
+    if claim.state is ClaimState.CREATED:
+        moved = await make_ready(scope, claim, cause=Cause.BILLER, now=datetime.now(UTC))
+        if moved.state is not ClaimState.READY:
+            raise Conflict(
+                "The practice is not enrolled with the claim's payer (its manifest's payers).",
+                errors=[FieldError("/payer_id", f"{claim.payer_id} has no enrollment")],
+            )
+        await _worked(scope, claim.id)
+        return await _full(scope, moved)
+    if claim.state is not ClaimState.REJECTED:
+        raise states.illegal(claim.state, "resubmitted")
+    moved = await move(
+        scope, claim.id, ClaimState.READY, cause=Cause.BILLER, reason=data.reason, unbatch=True
+    )
+    await _worked(scope, claim.id)
+    return await _full(scope, moved)
+
+
+def _held_number(claim: Claim, action: str) -> str:
+    """The payer's claim control number a replacement or void references (REF*F8), or the 409."""
+    if claim.state not in REPLACEABLE:
+        raise states.illegal(claim.state, action)
+    if not claim.payer_claim_control_number:
+        raise Conflict(
+            f"A claim is {action} by the payer's claim control number, and this one has none yet.",
+            errors=[FieldError("/payer_claim_control_number", "is not known yet")],
+        )
+    return claim.payer_claim_control_number
+
+
+def _snapshot(claim: Claim, lines: Sequence[ClaimLine]) -> ScrubInput:
+    """The original claim as built, in the shape claims are built from (a void repeats the original)."""
+    return ScrubInput(
+        encounter_id=claim.encounter_id,
+        patient_id=claim.patient_id,
+        status="",
+        service_date=claim.service_date,
+        place_of_service=claim.place_of_service,
+        patient_sex="",
+        providers=(),
+        coverage=None,
+        diagnoses=tuple(DiagnosisIn(i, code) for i, code in enumerate(claim.diagnoses, start=1)),
+        lines=tuple(
+            LineIn(
+                line_number=line.line_number,
+                procedure_code=line.procedure_code,
+                modifiers=tuple(line.modifiers),
+                units=line.units,
+                charge_cents=line.charge_cents,
+                diagnosis_pointers=tuple(line.diagnosis_pointers),
+                service_date=line.service_date,
+            )
+            for line in lines
+        ),
+    )
+
+
+async def _follow_up_claim(
+    scope: TenantScope, original: Claim, data: ScrubInput, frequency: Frequency, reason: str
+) -> Claim:
+    now = datetime.now(UTC)
+    claim, lines = new_claim(
+        data,
+        payer_id=original.payer_id,
+        coverage_id=original.coverage_id,
+        responsibility=original.responsibility,
+        frequency=frequency,
+        now=now,
+        original=original,
+    )
+    repo = scope.repo(ClaimRepository)
+    await repo.insert_new(claim, lines)
+    await repo.log_created(claim, cause=Cause.BILLER, actor=scope.principal.subject, reason=reason)
+    claim = await make_ready(scope, claim, cause=Cause.BILLER, now=now)
+    scope.audit(
+        "claim.create",
+        Action.CREATE,
+        resource_type=CLAIM,
+        resource_ids=[claim.id, original.id],
+        patient_ids=[claim.patient_id],
+        detail={"frequency": int(frequency), "state": claim.state.value, "payer": claim.payer_id},
+    )
+    return claim
+
+
+async def replace(scope: TenantScope, claim_id: uuid.UUID, data: schemas.ReplaceClaim) -> schemas.Claim:
+    """A corrected claim (frequency 7) from the encounter as it is coded now, referencing the original's
+    payer claim control number; the original is closed as replaced. The original must be accepted or
+    adjudicated and carry the payer's number, else 409."""
+    original = await _locked(scope, claim_id)
+    _held_number(original, "replaced")
+    coded = await load_scrub_input(scope, original.encounter_id)
+    replacement = await _follow_up_claim(scope, original, coded, Frequency.REPLACEMENT, data.reason)
+    await move(
+        scope,
+        original.id,
+        ClaimState.CLOSED,
+        cause=Cause.BILLER,
+        reason=data.reason,
+        closed_reason=f"replaced by {replacement.patient_control_number}",
+    )
+    await _worked(scope, original.id)
+    return await _full(scope, replacement)
+
+
+async def void(scope: TenantScope, claim_id: uuid.UUID, data: schemas.VoidClaim) -> schemas.Claim:
+    """Void a claim. One the payer never held (created, ready and in no batch, rejected) is voided in place;
+    one it holds is voided by a frequency-8 claim repeating it under its payer claim control number (the
+    original is marked voided; the void claim goes to the payer in the next batch). Returns the void claim,
+    or the original voided in place."""
+    original = await _locked(scope, claim_id)
+    if original.state in VOID_IN_PLACE:
+        if original.submission_batch_id is not None and original.state is ClaimState.READY:
+            raise Conflict(
+                "The claim is in a submission batch already; void it once the payer has it.",
+                errors=[FieldError("/submission_batch_id", "is set")],
+            )
+        voided = await move(scope, original.id, ClaimState.VOIDED, cause=Cause.BILLER, reason=data.reason)
+        await _worked(scope, original.id)
+        return await _full(scope, voided)
+    _held_number(original, "voided")
+    lines = await scope.repo(ClaimRepository).lines(original.id)
+    void_claim = await _follow_up_claim(
+        scope, original, _snapshot(original, lines), Frequency.VOID, data.reason
+    )
+    await move(scope, original.id, ClaimState.VOIDED, cause=Cause.BILLER, reason=data.reason)
+    await _worked(scope, original.id)
+    return await _full(scope, void_claim)
+
+
+async def close(scope: TenantScope, claim_id: uuid.UUID, data: schemas.CloseClaim) -> schemas.Claim:
+    closed = await move(
+        scope, claim_id, ClaimState.CLOSED, cause=Cause.BILLER, reason=data.reason, closed_reason=data.reason
+    )
+    await _worked(scope, claim_id)
+    return await _full(scope, closed)
