@@ -136,12 +136,12 @@ async def claims_for_clean_scrub(scope: TenantScope, data: ScrubInput, *, now: d
     clean scrub finds it and builds nothing). None when the encounter has no coverage (nothing to bill a
     payer). The scrubber holds the encounter's row lock, and the unique index backs it up."""
     claims = scope.repo(ClaimRepository)
-    coverage = await claims.coverage_of(data.encounter_id)
-    if coverage is None:
+    coverage = data.coverage  # read with the encounter, under its row lock (rcm.scrub.repository)
+    if coverage is None or coverage.coverage_id is None or coverage.priority is None:
         return None
-    coverage_id, payer_id, priority, existing = coverage
-    if existing is not None:
-        return existing
+    if coverage.original_claim_id is not None:
+        return coverage.original_claim_id
+    coverage_id, payer_id, priority = coverage.coverage_id, coverage.payer_id, coverage.priority
     responsibility = _responsibility(priority)
     claim, lines = new_claim(
         data,

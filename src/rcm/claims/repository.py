@@ -20,10 +20,8 @@ from rcm.claims.models import (
     X12ControlNumber,
 )
 from rcm.claims.states import Cause, ClaimState
-from rcm.encounters.models import Encounter
 from rcm.kit.pagination import after_key
 from rcm.kit.repository import TenantScopedRepository
-from rcm.patients.models import Coverage
 from rcm.payers.models import Payer
 from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, WorkItem
 from rcm.workqueue.repository import WorkItemRepository
@@ -42,34 +40,6 @@ class ControlNumbersExhausted(Exception):
 
 class ClaimRepository(TenantScopedRepository[Claim]):
     model = Claim
-
-    async def coverage_of(
-        self, encounter_id: uuid.UUID
-    ) -> tuple[uuid.UUID, str, str, uuid.UUID | None] | None:
-        """The encounter's coverage (id, payer id, priority) and the original claim already built for that
-        responsibility, if any: ONE statement (a re-scrub of a billed encounter costs this one round trip).
-        None when the encounter has no coverage (nothing to bill a payer for)."""
-        built = (
-            select(Claim.id)
-            .where(
-                Claim.tenant_id == Encounter.tenant_id,
-                Claim.encounter_id == Encounter.id,
-                Claim.frequency == 1,
-                Claim.responsibility == Coverage.priority,
-            )
-            .limit(1)
-            .scalar_subquery()
-        )
-        stmt = (
-            select(Coverage.id, Coverage.payer_id, Coverage.priority, built)
-            .join(
-                Encounter,
-                (Encounter.tenant_id == Coverage.tenant_id) & (Encounter.coverage_id == Coverage.id),
-            )
-            .where(self.tenant_filter(Encounter.tenant_id), Encounter.id == encounter_id)
-        )
-        row = (await self._execute(stmt)).first()
-        return None if row is None else (row[0], row[1], row[2], row[3])
 
     async def insert_new(self, claim: Claim, lines: Sequence[ClaimLine]) -> bool:
         """INSERT the claim unless the encounter already has an original for that responsibility (the

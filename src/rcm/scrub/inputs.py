@@ -42,6 +42,11 @@ class CoverageIn:
     relationship: str
     start_date: date | None
     end_date: date | None
+    # Read with the encounter for the claim a clean scrub builds (rcm.claims.building): the coverage row,
+    # its priority, and the original claim already built for that responsibility, if any.
+    coverage_id: uuid.UUID | None = None
+    priority: str | None = None
+    original_claim_id: uuid.UUID | None = None
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import aliased
 
 from rcm.audit.repository import audit_event
 from rcm.audit.trail import pending_rows, with_audit
+from rcm.claims.models import Claim
 from rcm.codes.models import CodeSetRelease
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter
 from rcm.idempotency.repository import STORE_PARAMS, STORE_SQL
@@ -130,6 +131,20 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
                 func.jsonb_build_object(),
             )
         ).scalar_subquery()
+        # The original claim a clean scrub built for this coverage's responsibility (claims are built once:
+        # read here so a re-scrub of a billed encounter costs no round trip of its own).
+        built = (
+            select(Claim.id)
+            .where(
+                self.tenant_filter(Claim.tenant_id),
+                Claim.tenant_id == Encounter.tenant_id,
+                Claim.encounter_id == Encounter.id,
+                Claim.frequency == 1,
+                Claim.responsibility == Coverage.priority,
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
         stmt = (
             select(
                 Encounter.id,
@@ -147,6 +162,8 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
                 Coverage.relationship,
                 Coverage.start_date,
                 Coverage.end_date,
+                Coverage.priority,
+                built,
                 type_coerce(diagnoses, JSONB),
                 type_coerce(lines, JSONB),
                 type_coerce(starts, JSONB),
@@ -178,7 +195,8 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
 
 def _scrub_input(row: Any) -> ScrubInput:
     (eid, patient_id, status, service_date, pos, sex, birth_sealed, r_npi, b_npi) = row[:9]
-    (coverage_id, payer_id, member_id, relationship, start, end, dx, cl, starts) = row[9:]
+    (coverage_id, payer_id, member_id, relationship, start, end, priority, claim_id) = row[9:17]
+    (dx, cl, starts) = row[17:]
     return ScrubInput(
         encounter_id=eid,
         patient_id=patient_id,
@@ -187,7 +205,11 @@ def _scrub_input(row: Any) -> ScrubInput:
         place_of_service=pos,
         patient_sex=sex,
         providers=(ProviderIn("rendering", r_npi), ProviderIn("billing", b_npi)),
-        coverage=(CoverageIn(payer_id, bool(member_id), relationship, start, end) if coverage_id else None),
+        coverage=(
+            CoverageIn(payer_id, bool(member_id), relationship, start, end, coverage_id, priority, claim_id)
+            if coverage_id
+            else None
+        ),
         diagnoses=tuple(DiagnosisIn(int(seq), str(code)) for seq, code in dx),
         lines=tuple(_line(item, service_date) for item in cl),
         birth_date_sealed=birth_sealed,
