@@ -5,6 +5,7 @@ connector instance (a restarted worker) carries on where the last one stopped.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -357,3 +358,17 @@ def test_the_endpoint_names_the_state_directory(tmp_path: Path, monkeypatch: pyt
     assert SandboxPayer(_config(f"sandbox:{tmp_path}/elsewhere")).directory == tmp_path / "elsewhere"
     with pytest.raises(PermanentConnectorError, match="outside"):
         SandboxPayer(_config("sandbox:../up"))
+
+
+async def test_concurrent_connectors_share_one_payer(tmp_path: Path) -> None:
+    """Several instances (as several workers would open) submitting at once: every submission is kept and
+    answered, each answer under its own interchange control number (the lock serialises the counters)."""
+    directory = tmp_path / "payer"
+    payers = [_payer(directory) for _ in range(4)]
+    submission = _submission(_batch("PCN0001"))
+    await asyncio.gather(*(payers[n % 4].submit(submission) for n in range(8)))
+    assert len(list((directory / "received").iterdir())) == 8
+    files = (await payers[0].fetch_responses(None)).files
+    assert _kinds(files) == ["999", "277CA", "835"] * 8
+    controls = [next(transactions(f.content)).interchange.control_number for f in files]
+    assert len(set(controls)) == len(files)
