@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -18,6 +20,7 @@ from sandbox_payer.rules import Rules, load_rules
 from sandbox_payer.store import Store
 
 DEFAULT_DIRECTORY = "sandbox-payer"
+T = TypeVar("T")
 
 
 def state_directory(config: ConnectorConfig) -> Path:
@@ -67,9 +70,17 @@ class SandboxPayer:
             created=now,
         )
 
+    async def _run(self, operation: str, work: Callable[[], T]) -> T:
+        """``work`` in a thread (file locks and disk I/O block); a failing disk is transient, as a payer's
+        front end being down would be."""
+        try:
+            return await asyncio.to_thread(work)
+        except OSError as exc:
+            raise self.config.transient(operation, f"the state directory failed ({exc.strerror})") from None
+
     # -- the protocol
     async def submit(self, submission: Submission) -> Receipt:
-        return await asyncio.to_thread(self._submit, submission)
+        return await self._run("submit", lambda: self._submit(submission))
 
     def _submit(self, submission: Submission) -> Receipt:
         rules = self._rules("submit")
@@ -100,7 +111,7 @@ class SandboxPayer:
         return Receipt(reference=f"SBX{sequence:09d}", accepted_at=now, duplicate=False)
 
     async def fetch_responses(self, cursor: str | None) -> ResponsePage:
-        return await asyncio.to_thread(self._fetch, cursor)
+        return await self._run("fetch", lambda: self._fetch(cursor))
 
     def _fetch(self, cursor: str | None) -> ResponsePage:
         if cursor is not None and not cursor.isdigit():
@@ -119,12 +130,12 @@ class SandboxPayer:
 
     async def acknowledge(self, file: InboundFile) -> None:
         try:
-            await asyncio.to_thread(self._store.archive, file.id)
+            await self._run("acknowledge", lambda: self._store.archive(file.id))
         except ValueError:
             raise self.config.permanent("acknowledge", "the file id is not one this connector gave") from None
 
     async def check_eligibility(self, x12_270: bytes) -> bytes:
-        return await asyncio.to_thread(self._eligibility, x12_270)
+        return await self._run("eligibility", lambda: self._eligibility(x12_270))
 
     def _eligibility(self, x12: bytes) -> bytes:
         rules = self._rules("eligibility")
@@ -144,7 +155,7 @@ class SandboxPayer:
         return answer.encode()
 
     async def claim_status(self, x12_276: bytes) -> bytes:
-        return await asyncio.to_thread(self._status, x12_276)
+        return await self._run("claim_status", lambda: self._status(x12_276))
 
     def _status(self, x12: bytes) -> bytes:
         now = datetime.now(UTC)

@@ -124,8 +124,12 @@ class Store:
         for path in (self.directory / "outbound").iterdir():
             match = _SEQUENCED.match(path.name)
             if match and int(match[1]) > sequence:
-                written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-                found.append(Outbound(int(match[1]), path.name, match[2], path.read_bytes(), written))
+                try:
+                    written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                    content = path.read_bytes()
+                except FileNotFoundError:
+                    continue  # acknowledged (archived) by another process since the listing
+                found.append(Outbound(int(match[1]), path.name, match[2], content, written))
         return sorted(found, key=lambda item: item.sequence)
 
     def archive(self, file_id: str) -> None:
