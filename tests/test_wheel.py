@@ -176,11 +176,16 @@ def test_wheel_carries_the_root_files(installed: Installed) -> None:
     assert {source for source, packaged in shipped.items() if packaged not in names} == set()
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "src/", "integrations/"))]
     # The connectors ship as packages of their own, each declared under the rcm.connectors entry points.
-    assert {"sftp_clearinghouse/__init__.py", "rest_clearinghouse/__init__.py"} <= names
+    assert {
+        "sftp_clearinghouse/__init__.py",
+        "rest_clearinghouse/__init__.py",
+        "sandbox_payer/__init__.py",
+    } <= names
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     declared = zipfile.ZipFile(installed.wheel).read(entry_points).decode()
     assert "[rcm.connectors]" in declared
     assert "sftp = sftp_clearinghouse:SftpClearinghouse" in declared
+    assert "sandbox = sandbox_payer:SandboxPayer" in declared
 
 
 def test_installed_package_runs_outside_the_source_tree(installed: Installed) -> None:
@@ -189,7 +194,7 @@ def test_installed_package_runs_outside_the_source_tree(installed: Installed) ->
             str(installed.venv / "bin" / "python"),
             "-c",
             "import rcm, rcm.kit.package_data as d; print(rcm.__file__); print(d.data_root());"
-            " from rcm.payers.registry import installed_connectors as c; assert {'sftp', 'rest'} <= set(c())",
+            " from rcm.payers.registry import installed_connectors as c; assert {'sftp', 'rest', 'sandbox'} <= set(c())",
         ],
         cwd=installed.workdir,
         env=installed.env,
