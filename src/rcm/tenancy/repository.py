@@ -36,6 +36,21 @@ async def person_by_email(session: AsyncSession, email: str) -> AppUser | None:
     return (await session.execute(select(AppUser).where(AppUser.email == email))).scalar_one_or_none()
 
 
+async def people_by_emails(session: AsyncSession, emails: list[str]) -> list[AppUser]:
+    return list((await session.execute(select(AppUser).where(AppUser.email.in_(emails)))).scalars())
+
+
+async def assigned_user_ids(session: AsyncSession, tenant_id: TenantId) -> set[uuid.UUID]:
+    """The people assigned to ``tenant_id`` (the transaction must be bound to it: RLS)."""
+    return set(
+        (
+            await session.execute(
+                select(StaffAssignment.user_id).where(StaffAssignment.tenant_id == tenant_id)
+            )
+        ).scalars()
+    )
+
+
 async def tenant_ids(session: AsyncSession) -> tuple[uuid.UUID, ...]:
     """Every practice's id; the tenant registry is global: no tenant context needed."""
     return tuple((await session.execute(select(Tenant.id).order_by(Tenant.id))).scalars())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rcm.kit.db import apply_tenant_context
@@ -12,8 +11,13 @@ from rcm.kit.tenant import TenantContext, TenantId
 from rcm.payers.service import sync_enrollments
 from rcm.tenancy.cache import tenants_changed
 from rcm.tenancy.manifest import TenantManifest
-from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
-from rcm.tenancy.repository import system_assigned_tenants, tenant_by_slug
+from rcm.tenancy.models import StaffAssignment, Tenant
+from rcm.tenancy.repository import (
+    assigned_user_ids,
+    people_by_emails,
+    system_assigned_tenants,
+    tenant_by_slug,
+)
 from rcm.tenancy.vocabulary import TenantStatus
 
 __all__ = ["apply_manifest", "assign_staff", "system_assigned_tenants", "tenant_by_slug"]
@@ -21,7 +25,7 @@ __all__ = ["apply_manifest", "assign_staff", "system_assigned_tenants", "tenant_
 
 async def apply_manifest(session: AsyncSession, manifest: TenantManifest) -> tuple[Tenant, bool]:
     """Create or update the tenant a manifest describes; returns (tenant, created)."""
-    tenant = (await session.execute(select(Tenant).where(Tenant.slug == manifest.slug))).scalar_one_or_none()
+    tenant = await tenant_by_slug(session, manifest.slug)
     created = tenant is None
     if tenant is None:
         tenant = Tenant(id=uuid.uuid4(), slug=manifest.slug, name=manifest.name, manifest=manifest)
@@ -41,15 +45,9 @@ async def apply_manifest(session: AsyncSession, manifest: TenantManifest) -> tup
 
 
 async def assign_staff(session: AsyncSession, tenant_id: TenantId, emails: list[str]) -> None:
-    users = (await session.execute(select(AppUser).where(AppUser.email.in_(emails)))).scalars().all()
+    users = await people_by_emails(session, emails)
     await apply_tenant_context(session, TenantContext.single(tenant_id))
-    existing = set(
-        (
-            await session.execute(
-                select(StaffAssignment.user_id).where(StaffAssignment.tenant_id == tenant_id)
-            )
-        ).scalars()
-    )
+    existing = await assigned_user_ids(session, tenant_id)
     for user in users:
         if user.id not in existing:
             session.add(StaffAssignment(tenant_id=tenant_id, user_id=user.id))
