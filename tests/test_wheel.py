@@ -194,7 +194,8 @@ def test_installed_package_runs_outside_the_source_tree(installed: Installed) ->
             str(installed.venv / "bin" / "python"),
             "-c",
             "import rcm, rcm.kit.package_data as d; print(rcm.__file__); print(d.data_root());"
-            " from rcm.payers.registry import installed_connectors as c; assert {'sftp', 'rest', 'sandbox'} <= set(c())",
+            " from rcm.payers.registry import installed_connectors as c;"
+            " assert {'sftp', 'rest', 'sandbox'} <= set(c())",
         ],
         cwd=installed.workdir,
         env=installed.env,
