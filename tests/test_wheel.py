@@ -263,6 +263,10 @@ def test_migrate_serve_readyz_and_apply_manifest(installed: Installed) -> None:
     migrated = installed.rcm("migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert "database at head" in migrated.stdout
+    # The payer directory ships too (the operator loads it, as the owner); the manifest below enrolls with
+    # it. Before the API starts: an operator command stops the embedded server it started when it exits.
+    loaded = installed.rcm("payers", "load")
+    assert loaded.returncode == 0, loaded.stderr
 
     # The API holds the app and control roles' URLs only, never the administrative one (issue 5, point 1).
     admin = installed.env.get("RCM_DATABASE_URL") or _embedded_url(installed)
@@ -291,9 +295,6 @@ def test_migrate_serve_readyz_and_apply_manifest(installed: Installed) -> None:
 
         manifest = installed.workdir / "practice.yaml"
         manifest.write_text(MANIFEST)
-        # The payer directory ships too (the operator loads it, as the owner); the manifest enrolls with it.
-        loaded = installed.rcm("payers", "load", env=installed.env)
-        assert loaded.returncode == 0, loaded.stderr
         # Operator commands given the control role's URL, as the API is (embedded or not, no admin URL).
         applied = installed.rcm("tenants", "apply", str(manifest), env=serve_env)
         assert applied.returncode == 0, applied.stderr
