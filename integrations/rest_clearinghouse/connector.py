@@ -136,7 +136,7 @@ class RestClearinghouse:
             InboundFile(
                 id=f.id,
                 name=f.name,
-                content=f.x12.encode("latin-1"),
+                content=self._bytes("fetch", f.x12),
                 received_at=f.received_at if f.received_at.tzinfo else f.received_at.replace(tzinfo=UTC),
             )
             for f in page.files
@@ -149,12 +149,20 @@ class RestClearinghouse:
     async def check_eligibility(self, x12_270: bytes) -> bytes:
         response = await self._call("eligibility", "POST", "/eligibility", json={"x12": _text(x12_270)})
         answer: _X12 = self._decode("eligibility", response, _X12)
-        return answer.x12.encode("latin-1")
+        return self._bytes("eligibility", answer.x12)
 
     async def claim_status(self, x12_276: bytes) -> bytes:
         response = await self._call("claim status", "POST", "/claim-status", json={"x12": _text(x12_276)})
         answer: _X12 = self._decode("claim status", response, _X12)
-        return answer.x12.encode("latin-1")
+        return self._bytes("claim status", answer.x12)
+
+    def _bytes(self, operation: str, x12: str) -> bytes:
+        """X12 text from the JSON answer as the bytes it stands for; a character beyond latin-1 cannot be
+        X12 5010 content, so the answer is refused (dead letter) rather than crashing the job."""
+        try:
+            return x12.encode("latin-1")
+        except UnicodeEncodeError:
+            raise self.config.permanent(operation, "the answer holds characters X12 cannot carry") from None
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -65,8 +65,10 @@ class Outbound(msgspec.Struct, frozen=True):
 class Store:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        # What it receives and answers holds PHI (837s, 835s): only this user may read it.
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         for sub in ("received", "pending", "outbound", "archive"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
+            (directory / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
 
     @contextmanager
     def locked(self) -> Iterator[Counters]:
@@ -86,7 +88,9 @@ class Store:
     @staticmethod
     def _write(path: Path, content: bytes) -> None:
         temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_bytes(content)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
         os.replace(temporary, path)
 
     # -- received (the caller holds the lock)

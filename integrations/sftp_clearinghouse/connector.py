@@ -127,9 +127,7 @@ class SftpClearinghouse:
             entries.sort()
             for mtime, name, size in entries[:_PAGE_FILES]:
                 if size > _MAX_FILE_BYTES:
-                    raise self.config.permanent(
-                        "fetch", f"inbound file {name} exceeds {_MAX_FILE_BYTES} bytes"
-                    )
+                    raise self.config.permanent("fetch", f"an inbound file exceeds {_MAX_FILE_BYTES} bytes")
                 async with sftp.open(posixpath.join(self._inbound, name), "rb") as handle:
                     content = await handle.read()
                 assert isinstance(content, bytes)  # opened in binary mode (asyncssh types it as AnyStr)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from rcm.audit.events import RequestInfo
 from rcm.claims.batches import batch_document, build_batches, mark_sent
 from rcm.claims.repository import ClaimRepository
-from rcm.claims.states import ClaimState
+from rcm.claims.states import Cause, ClaimState
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
@@ -26,6 +26,7 @@ from rcm.tenancy.models import Tenant
 from rcm.tenancy.scope import SystemScope
 from rcm.tenancy.staff import system_scope
 from tests.claims.conftest import Claims, practice_scope, rows
+from tests.coding.conftest import MakeStaff
 from tests.support import Api
 
 
@@ -152,3 +153,31 @@ async def test_control_numbers_are_unique_under_concurrency(
         s=sender,
     )
     assert [r[0] for r in recorded] == list(range(1, 21))
+
+
+async def test_a_batched_claim_cannot_be_closed_and_only_ready_claims_go_out(
+    *,
+    intake: Api,
+    practice: Tenant,
+    claims: Claims,
+    make_staff: MakeStaff,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    """A claim in a pending batch may already be on its way: close (like void) waits for the payer's answer,
+    and a claim that left ``ready`` after batching is never written into the batch's 837."""
+    kept, left = await claims.new(intake, practice), await claims.new(intake, practice)
+    async with practice_scope(sessions, settings, practice) as scope:
+        [batch] = await build_batches(scope)
+    biller = await make_staff(Role.BILLER, practice)
+    refused = await biller.post(f"/billing/claims/{kept}/close", {"reason": "patient paid in full"})
+    assert refused.status_code == 409
+    assert refused.json()["errors"] == [{"pointer": "/submission_batch_id", "detail": "is set"}]
+    # However a claim leaves ready after batching (here as an operator fix would move it), it stays out.
+    async with practice_scope(sessions, settings, practice) as scope:
+        await scope.repo(ClaimRepository).transition(
+            left, expected=ClaimState.READY, to=ClaimState.VOIDED, cause=Cause.BILLER, actor="test"
+        )
+    async with practice_scope(sessions, settings, practice) as scope:
+        document = await batch_document(scope, batch.id)
+    assert [c.id for c, _ in document.claims] == [kept]

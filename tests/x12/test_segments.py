@@ -295,3 +295,18 @@ def test_free_text_round_trips_through_writer_and_reader(values: list[str]) -> N
     while expected and not expected[-1]:
         expected.pop()
     assert segment.elements == ["NTE", "ADD", *expected]
+
+
+def test_writer_refuses_control_characters_in_values() -> None:
+    """A line break or another control character in a code would corrupt the file or a payer's parser."""
+    writer = InterchangeWriter(
+        sender=Party("ZZ", "A"), receiver=Party("ZZ", "B"), control_number=1, when=WHEN
+    )
+    with writer.group(
+        functional_id="HC", sender="A", receiver="B", control_number=1, version="005010X222A1"
+    ) as g:
+        body = g.transaction("837", 1)
+        for value in ("GRP\r\n1", "GRP\x001", "GRP\x7f"):
+            with pytest.raises(X12Error, match="element SBR03: value contains a control character"):
+                body.segment("SBR", "P", "18", value)
+        body.segment("SBR", "P", "18", text("GRP\r\n1"))  # free text is cleaned first, then accepted

@@ -109,7 +109,8 @@ async def batch_document(scope: TenantScope, batch_id: uuid.UUID) -> BatchDocume
             errors=[FieldError("/payer_id", f"{batch.payer_id} has no enrollment")],
         )
     enrollment, payer = found
-    claims = await repo.batch_claims(batch.id)
+    # Only claims still ready go out: one closed or voided after batching must never reach the payer.
+    claims = [c for c in await repo.batch_claims(batch.id) if c.state is ClaimState.READY]
     lines = await repo.lines_of([c.id for c in claims])
     by_claim = {key: tuple(group) for key, group in groupby(lines, key=lambda line: line.claim_id)}
     scope.audit(

@@ -33,9 +33,8 @@ def patient_control_number(claim_id: uuid.UUID) -> str:
 
 
 def _responsibility(priority: str) -> Responsibility:
-    return (
-        Responsibility(priority) if priority in Responsibility._value2member_map_ else Responsibility.PRIMARY
-    )
+    # The coverage's priority is validated at intake; anything else is a defect, never a silent "primary".
+    return Responsibility(priority)
 
 
 def new_claim(

@@ -315,6 +315,13 @@ async def void(scope: TenantScope, claim_id: uuid.UUID, data: schemas.VoidClaim)
 
 
 async def close(scope: TenantScope, claim_id: uuid.UUID, data: schemas.CloseClaim) -> schemas.Claim:
+    claim = await _locked(scope, claim_id)
+    if claim.submission_batch_id is not None and claim.state is ClaimState.READY:
+        # As for void: a batched claim may be on its way to the payer; close it once the payer answers.
+        raise Conflict(
+            "The claim is in a submission batch already; close it once the payer has answered.",
+            errors=[FieldError("/submission_batch_id", "is set")],
+        )
     closed = await move(
         scope, claim_id, ClaimState.CLOSED, cause=Cause.BILLER, reason=data.reason, closed_reason=data.reason
     )

@@ -132,7 +132,7 @@ class Transaction:
             if segment_id in _ENVELOPE:
                 source.last = segment
                 raise X12Error(
-                    f"transaction set {self.header.control_number} has no SE before this {segment_id}",
+                    f"the transaction set opened at position {self.st.index} has no SE before {segment_id}",
                     segment_id=segment_id,
                     position=segment.index,
                     offset=segment.offset,

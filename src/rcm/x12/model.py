@@ -88,8 +88,10 @@ def convert(data: dict[str, Any], kind: type[T], transaction: Transaction) -> T:
     try:
         return msgspec.convert(data, kind)
     except msgspec.ValidationError as exc:
+        # msgspec quotes the offending value for some types (enums, literals): keep only where it is.
+        where = str(exc).rpartition(" - at ")[2] if " - at " in str(exc) else "the transaction set"
         raise X12Error(
-            f"the content does not fit the model: {exc}", segment_id="ST", position=transaction.st.index
+            f"the content does not fit the model at {where}", segment_id="ST", position=transaction.st.index
         ) from None
 
 

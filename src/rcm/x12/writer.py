@@ -64,7 +64,9 @@ class SegmentSink:
         self.parts: list[str] = []
         self._end = delimiters.segment + ("\n" if line_breaks else "")
         self._forbidden = delimiters.characters()
-        self._delimiter = re.compile("[" + re.escape(self._forbidden) + "]")
+        # Delimiters (X12 has no escape) and control characters (line breaks and the like would corrupt the
+        # file or a payer's parser) are refused in every value; free text is cleaned by text() beforehand.
+        self._delimiter = re.compile("[" + re.escape(self._forbidden) + "\x00-\x1f\x7f]")
 
     def write(self, segment_id: str, elements: Sequence[Element]) -> None:
         delimiters = self.delimiters
@@ -115,6 +117,12 @@ class SegmentSink:
                     segment_id=segment_id,
                     element=position,
                 )
+        if _CONTROL.search(value) is not None:
+            raise X12Error(
+                "value contains a control character; clean or refuse it upstream",
+                segment_id=segment_id,
+                element=position,
+            )
         return value
 
 
