@@ -27,7 +27,17 @@ async def test_demo_code_sets_cover_the_demo_and_reload_fast(
     cleared: None, admin_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     first = await load_demo_code_sets(admin_url)
-    assert [r.code_set.value for r in first] == ["icd10cm", "hcpcs", "modifier", "pos", "rarc", "cpt"]
+    assert [r.code_set.value for r in first] == [
+        "icd10cm",
+        "hcpcs",
+        "modifier",
+        "pos",
+        "rarc",
+        "cpt",
+        "ncci_ptp",
+        "mue",
+        "sex_age",
+    ]
     assert not any(r.already_loaded for r in first)
     started = time.perf_counter()
     again = await load_demo_code_sets(admin_url)

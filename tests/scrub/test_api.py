@@ -77,7 +77,10 @@ async def test_dry_run_reports_every_rule_and_writes_nothing(
         assert report["outcome"] == "incomplete"
     else:
         assert report["outcome"] in {"incomplete", "failed", "clean"}
-        assert (report["outcome"] == "clean") == (not unchecked and not report["fired"])
+        # Warnings (CODES-CURRENT, TIMELY-FILING-NEAR) inform; only error rules decide the outcome.
+        errors = [r for r in report["rules"] if r["severity"] == "error"]
+        blocking = [r for r in errors if r["status"] in ("fired", "not_checked")]
+        assert (report["outcome"] == "clean") == (not blocking)
     assert (
         await _rows(
             owner_engine, "SELECT 1 FROM rcm.scrub_run WHERE encounter_id = :e", e=uuid.UUID(enc["id"])

@@ -41,6 +41,23 @@ def demo_releases() -> list[ParsedRelease]:
             label=DEMO_CPT_LABEL,
             effective_from=DEMO_CPT_FROM,
         ),
+        # A handful of edit rows written for the demo (fixtures/codes/demo/README.md), so its scrubs run
+        # every edit: without NCCI, MUE and sex/age releases a scrub is "incomplete" and builds no claim.
+        *releases_for(
+            SourceKind.NCCI,
+            [shipped("demo", "ccipra-demo-f1.TXT")],
+            label="DEMO NCCI PTP",
+            effective_from=DEMO_CPT_FROM,
+        ),
+        *releases_for(
+            SourceKind.MUE, [shipped("demo", "mue_demo.csv")], label="DEMO MUE", effective_from=DEMO_CPT_FROM
+        ),
+        *releases_for(
+            SourceKind.SEX_AGE,
+            [shipped("demo", "sex_age_demo.csv")],
+            label="DEMO sex/age edits",
+            effective_from=DEMO_CPT_FROM,
+        ),
     ]
 
 
