@@ -157,7 +157,9 @@ async def test_two_app_instances_share_one_per_address_limit(
         assert (await first.get(PUBLIC_ROUTE)).status_code == 200
         refused = await second.get(PUBLIC_ROUTE)
         assert refused.status_code == 429
-        assert 0 < int(refused.headers["retry-after"]) <= 60
+        # The window slides: a bucket already over the limit keeps weighing into the next one, so the wait
+        # can run past the end of this minute (never past two).
+        assert 0 < int(refused.headers["retry-after"]) <= 120
         assert (await first.get(PUBLIC_ROUTE)).status_code == 429
     # A deployment with another prefix has windows of its own.
     other = _shared(settings, redis_url, prefix + "other:", rate_limit_per_ip_per_minute=3)
