@@ -42,6 +42,10 @@ class SandboxPayer:
     def __init__(self, config: ConnectorConfig) -> None:
         if config.endpoint.scheme != "sandbox":
             raise config.permanent("configure", "the sandbox connector needs a sandbox: endpoint")
+        # It keeps what it receives (837s: PHI) as plain files: a development and test tool, never production.
+        # Read from the environment: connectors import no rcm settings (only the protocol and rcm.x12).
+        if os.environ.get("RCM_ENV", "prod") not in ("dev", "test"):
+            raise config.permanent("configure", "the sandbox payer runs only with RCM_ENV=dev or test")
         self.config = config
         try:
             self._store = Store(state_directory(config))

@@ -40,6 +40,24 @@ T = TypeVar("T")
 IMMEDIATE = ("PCN0001", "PCN0003", "PCN0005", "PCN0007")
 
 
+@pytest.fixture(autouse=True)
+def _test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RCM_ENV", "test")
+
+
+def test_the_sandbox_payer_refuses_to_run_in_production(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """It keeps the 837s it receives (PHI) as plain files: never outside development and tests."""
+    for env in ("prod", None):
+        if env is None:
+            monkeypatch.delenv("RCM_ENV", raising=False)
+        else:
+            monkeypatch.setenv("RCM_ENV", env)
+        with pytest.raises(PermanentConnectorError, match="only with RCM_ENV=dev or test"):
+            SandboxPayer(_config(f"sandbox:{tmp_path}"))
+
+
 def _config(endpoint: str) -> ConnectorConfig:
     return ConnectorConfig(
         connector="sandbox",
