@@ -14,7 +14,6 @@ COPY src ./src
 COPY integrations ./integrations
 COPY migrations ./migrations
 COPY tenants ./tenants
-COPY fixtures ./fixtures
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 FROM python:${PYTHON_VERSION}-slim AS runtime

@@ -165,12 +165,13 @@ def test_wheel_carries_the_root_files(installed: Installed) -> None:
             f"migrations/versions/{p.name}": f"rcm/_data/migrations/versions/{p.name}"
             for p in (ROOT / "migrations" / "versions").glob("*.py")
         },
-        # Code-set files (HCPCS copy, POS names, the demo CPT file) with their provenance notes.
+        # Code-set files (HCPCS copy, POS names, the demo files) and the payer directory, with their
+        # provenance notes: package data inside rcm.codes and rcm.payers.
         **{
-            f"fixtures/{rel}": f"rcm/_data/fixtures/{rel}"
-            for rel in (
-                p.relative_to(ROOT / "fixtures") for p in (ROOT / "fixtures").rglob("*") if p.is_file()
-            )
+            str(p.relative_to(ROOT)): str(p.relative_to(ROOT / "src"))
+            for package in ("codes", "payers")
+            for p in (ROOT / "src" / "rcm" / package / "fixtures").rglob("*")
+            if p.is_file()
         },
     }
     assert {source for source, packaged in shipped.items() if packaged not in names} == set()

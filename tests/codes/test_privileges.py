@@ -7,8 +7,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rcm.codes.sources import shipped
 from rcm.kit.db import platform_transaction
-from rcm.kit.package_data import data_path
 from tests.codes.conftest import CODE_TABLES
 
 WRITES = {
@@ -34,11 +34,11 @@ async def test_app_role_reads_but_cannot_write(
 
 
 def test_shipped_code_files_are_package_data() -> None:
-    """What the wheel must carry (force-include ``fixtures/codes``), found the way an install finds it."""
+    """What the wheel must carry (package data of ``rcm.codes``), found the way an install finds it."""
     for parts in (
-        ("fixtures", "codes", "hcpcs", "hcpcs_level_2.csv"),
-        ("fixtures", "codes", "hcpcs", "README.md"),
-        ("fixtures", "codes", "pos", "pos_descriptions.csv"),
-        ("fixtures", "codes", "demo", "cpt_demo.csv"),
+        ("hcpcs", "hcpcs_level_2.csv"),
+        ("hcpcs", "README.md"),
+        ("pos", "pos_descriptions.csv"),
+        ("demo", "cpt_demo.csv"),
     ):
-        assert data_path(*parts).is_file()
+        assert shipped(*parts).is_file()

@@ -41,7 +41,7 @@ def demo_releases() -> list[ParsedRelease]:
             label=DEMO_CPT_LABEL,
             effective_from=DEMO_CPT_FROM,
         ),
-        # A handful of edit rows written for the demo (fixtures/codes/demo/README.md), so its scrubs run
+        # A handful of edit rows written for the demo (rcm/codes/fixtures/demo/README.md), so its scrubs run
         # every edit: without NCCI, MUE and sex/age releases a scrub is "incomplete" and builds no claim.
         *releases_for(
             SourceKind.NCCI,

@@ -6,12 +6,12 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from importlib import resources
 from pathlib import Path
 
 from rcm.codes.importers import hcpcs, icd10cm, mue, ncci, operator, sex_age
 from rcm.codes.importers.base import ParsedRelease
 from rcm.codes.models import CodeSet
-from rcm.kit.package_data import data_path
 
 # pyx12's lists carry no dates: the values it ships are taken as valid from this day (a date of service
 # before it is still judged, with a warning naming the release).
@@ -45,7 +45,8 @@ _Reader = Callable[[Sequence[Path], _Options], list[ParsedRelease]]
 
 
 def shipped(*parts: str) -> Path:
-    return data_path("fixtures", "codes", *parts)
+    """A code-set file that ships inside this package (``rcm/codes/fixtures``, with its provenance notes)."""
+    return Path(str(resources.files("rcm.codes").joinpath("fixtures", *parts)))
 
 
 def _one(kind: SourceKind, files: Sequence[Path], *, optional: bool = False) -> Path | None:

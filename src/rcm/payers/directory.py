@@ -1,10 +1,11 @@
 """The payer directory file: a typed model (strict, unknown keys refused by name) and the shipped copy.
 
-An operator's own directory has the same shape (``rcm payers load FILE``); ``fixtures/payers/directory.yaml``
-is the one that ships (the demo payers)."""
+An operator's own directory has the same shape (``rcm payers load FILE``);
+``rcm/payers/fixtures/directory.yaml`` is the one that ships (the demo payers)."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rcm.kit.errors import FieldError, InvalidInput
-from rcm.kit.package_data import data_path
 from rcm.payers.connector import Endpoint, PermanentConnectorError
 from rcm.payers.models import FilingIndicator
 
@@ -67,7 +67,7 @@ class Directory(_Part):
 
 
 def shipped_directory() -> Path:
-    return data_path("fixtures", "payers", "directory.yaml")
+    return Path(str(resources.files("rcm.payers").joinpath("fixtures", "directory.yaml")))
 
 
 def read_directory(path: Path) -> Directory:

@@ -24,7 +24,7 @@ from rcm.codes.importers.base import (
 from rcm.codes.models import CodeSet
 
 # The shipped copy: CMS's Level II file of about 2022 (it has G2211 and lacks the 2023 additions), without
-# dates, so its codes are valid from January 1, 2022 (fixtures/codes/hcpcs/README.md).
+# dates, so its codes are valid from January 1, 2022 (rcm/codes/fixtures/hcpcs/README.md).
 SHIPPED_LABEL = "public copy (about 2022)"
 SHIPPED_FROM = date(2022, 1, 1)
 
