@@ -153,6 +153,8 @@ class ClaimEvent(TenantOwned, Base):
     __tablename__ = "claim_event"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
+        # The X12 file (rcm.interchanges) whose acknowledgment, remittance or status answer made the move.
+        ForeignKeyConstraint(["tenant_id", "x12_file_id"], ["rcm.x12_file.tenant_id", "rcm.x12_file.id"]),
         _in("from_state", ClaimState),
         _in("to_state", ClaimState),
         _in("cause", Cause),
@@ -166,6 +168,7 @@ class ClaimEvent(TenantOwned, Base):
     actor: Mapped[str | None] = mapped_column(Text, nullable=True)  # principal subject; None for payers
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # a biller's reason, a payer's code
     payer_claim_control_number: Mapped[str | None] = mapped_column(Text, nullable=True)
+    x12_file_id: Mapped[uuid.UUID | None]
 
 
 class X12ControlCounter(Base):

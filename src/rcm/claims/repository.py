@@ -84,6 +84,7 @@ class ClaimRepository(TenantScopedRepository[Claim]):
         payer_claim_control_number: str | None = None,
         closed_reason: str | None = None,
         unbatch: bool = False,
+        x12_file_id: uuid.UUID | None = None,
     ) -> Claim | None:
         """Move the claim from ``expected`` to ``to`` and log the event, in ONE statement; None when the
         claim is no longer in ``expected`` (someone moved it first: the caller answers 409)."""
@@ -121,6 +122,7 @@ class ClaimRepository(TenantScopedRepository[Claim]):
                 "actor",
                 "reason",
                 "payer_claim_control_number",
+                "x12_file_id",
             ],
             select(
                 changed.c.tenant_id,
@@ -133,6 +135,7 @@ class ClaimRepository(TenantScopedRepository[Claim]):
                 literal(actor, _EVENT.c.actor.type),
                 literal(reason, _EVENT.c.reason.type),
                 literal(payer_claim_control_number, _EVENT.c.payer_claim_control_number.type),
+                literal(x12_file_id, _EVENT.c.x12_file_id.type),
             ),
         )
         stmt = (

@@ -1,0 +1,69 @@
+"""``rcm.x12_file``: one interchange we sent or received (see migration 0021_x12_files). The bytes are a blob,
+encrypted with the tenant's keys; the row holds only what the envelope says in clear and what it produced."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rcm.blobs.models import Blob  # noqa: F401 - the rcm.blob table files refer to
+from rcm.claims.models import SubmissionBatch  # noqa: F401 - the rcm.submission_batch table files refer to
+from rcm.kit.models import Base, EnumText, TenantOwned
+
+
+class Direction(enum.StrEnum):
+    OUTBOUND = "outbound"  # we sent it (837, 270, 276)
+    INBOUND = "inbound"  # a payer or clearinghouse sent it (999, 277CA, 835, 271, 277)
+
+
+class FileStatus(enum.StrEnum):
+    KEPT = "kept"  # stored, not yet (or never to be) processed
+    PROCESSED = "processed"  # what it says has been applied
+    REFUSED = "refused"  # not readable X12, or nothing of ours: ``error`` says where, never what
+
+
+KINDS = ("837P", "837I", "835", "999", "277CA", "270", "271", "276", "277", "unknown")
+
+
+class X12File(TenantOwned, Base):
+    __tablename__ = "x12_file"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "blob_id"], ["rcm.blob.tenant_id", "rcm.blob.id"]),
+        ForeignKeyConstraint(
+            ["tenant_id", "submission_batch_id"],
+            ["rcm.submission_batch.tenant_id", "rcm.submission_batch.id"],
+        ),
+        UniqueConstraint("tenant_id", "direction", "sha256"),
+        CheckConstraint("direction IN ('outbound', 'inbound')", name="direction"),
+        CheckConstraint("kind IN ({})".format(", ".join(f"'{k}'" for k in KINDS)), name="kind"),
+        CheckConstraint("status IN ('kept', 'processed', 'refused')", name="status"),
+        CheckConstraint("size >= 0", name="size"),
+        Index("ix_x12_file_batch", "tenant_id", "submission_batch_id"),
+        Index("ix_x12_file_created", "tenant_id", "created_at", "id"),
+    )
+
+    direction: Mapped[Direction] = mapped_column(EnumText(Direction))
+    kind: Mapped[str] = mapped_column(Text)
+    blob_id: Mapped[uuid.UUID]
+    sha256: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    interchange_control_number: Mapped[int | None] = mapped_column(Integer, nullable=True)  # ISA13
+    sender_id: Mapped[str | None] = mapped_column(Text, nullable=True)  # ISA06
+    receiver_id: Mapped[str | None] = mapped_column(Text, nullable=True)  # ISA08
+    connector: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submission_batch_id: Mapped[uuid.UUID | None]
+    status: Mapped[FileStatus] = mapped_column(EnumText(FileStatus))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
