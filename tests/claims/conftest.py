@@ -19,6 +19,7 @@ from rcm.audit.events import RequestInfo
 from rcm.claims.building import claims_for_clean_scrub
 from rcm.claims.service import move
 from rcm.claims.states import Cause, ClaimState
+from rcm.codes.loading import load_demo_code_sets
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
@@ -176,3 +177,39 @@ def claims(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Cl
 async def rows(owner_engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     async with owner_engine.connect() as conn:
         return list((await conn.execute(text(sql), params)).all())
+
+
+TIN_ENV = "CLAIMS_TEST_TIN"
+
+
+@pytest.fixture
+async def clean_practice(
+    control_sessions: async_sessionmaker[AsyncSession], admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Tenant:
+    """A practice whose demo-coded encounters pass the scrubber: a TIN by reference, filing windows, and
+    the demo's code sets and edits loaded (checksums only when they already are)."""
+    monkeypatch.setenv(TIN_ENV, "12-3456789")
+    await load_demo_code_sets(admin_url)
+    return await enrolled_practice(
+        control_sessions,
+        "clean",
+        tin_reference=f"env:{TIN_ENV}",
+        payers=[{"payer_id": "DEMO-MCR", "name": "Demo Medicare", "timely_filing_days": 365}],
+    )
+
+
+@pytest.fixture
+async def clean_intake(
+    client: AsyncTestClient[Litestar],
+    clean_practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Api:
+    return await practice_api_for(client, clean_practice, sessions, settings)
+
+
+# What the demo's code sets and edits know: an encounter coded so passes every rule.
+DEMO_CODED: dict[str, Any] = {
+    "diagnoses": [{"code": "E11.9"}, {"code": "I10"}],
+    "charges": [{"procedure_code": "99213", "charge_cents": 12500, "units": 1, "diagnosis_pointers": [1, 2]}],
+}

@@ -187,3 +187,34 @@ async def test_claims_without_an_answer_past_the_payers_days_get_one_follow_up(
         c=[late, recent],
     )
     assert items == [(late, "follow_up", "open")]
+
+
+async def test_a_claim_whose_item_another_biller_holds_is_theirs_to_act_on(
+    *,
+    intake: Api,
+    practice: Tenant,
+    claims: Claims,
+    make_staff: MakeStaff,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    claim_id = await claims.new(intake, practice)
+    await claims.walk(practice, claim_id, ClaimState.SUBMITTED, ClaimState.REJECTED)
+    async with practice_scope(sessions, settings, practice) as scope:
+        item_id = await open_billing_item(scope, claim_id, BillingReason.REJECTION, now=datetime.now(UTC))
+    holder = await make_staff(Role.BILLER, practice)
+    other = await make_staff(Role.BILLER, practice)
+    assert (await holder.post("/billing/next")).json()["item"]["id"] == str(item_id)
+
+    refused = await other.post(f"/billing/claims/{claim_id}/close", {"reason": "written off"})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["errors"][0]["pointer"] == "/work_item"
+    # Nothing moved: the claim is still rejected and the item still the holder's.
+    assert (await intake.get(f"/claims/{claim_id}")).json()["state"] == "rejected"
+    status = await rows(owner_engine, "SELECT status FROM rcm.work_item WHERE id = :i", i=item_id)
+    assert [s for (s,) in status] == ["leased"]
+
+    done = await holder.post(f"/billing/items/{item_id}/complete", {"action": "close", "reason": "late"})
+    assert done.status_code == 200, done.text
+    assert done.json()["claim"]["state"] == "closed"

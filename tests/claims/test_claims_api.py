@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rcm.claims.states import ClaimState
 from rcm.identity.principal import Role
 from rcm.tenancy.models import Tenant
-from tests.claims.conftest import Claims, rows
+from tests.claims.conftest import DEMO_CODED, Claims, rows
 from tests.coding.conftest import MakeStaff
 from tests.support import Api
 
@@ -78,9 +78,15 @@ async def _biller(make_staff: MakeStaff, *practices: Tenant) -> Any:
 
 
 async def test_replace_needs_the_payer_to_hold_the_claim_and_its_number(
-    intake: Api, practice: Tenant, claims: Claims, make_staff: MakeStaff
+    *,
+    intake: Api,
+    practice: Tenant,
+    clean_intake: Api,
+    clean_practice: Tenant,
+    claims: Claims,
+    make_staff: MakeStaff,
 ) -> None:
-    biller = await _biller(make_staff, practice)
+    biller = await _biller(make_staff, practice, clean_practice)
     claim_id = await claims.new(intake, practice)
     reason = {"reason": "corrected the diagnosis pointer"}
 
@@ -94,8 +100,18 @@ async def test_replace_needs_the_payer_to_hold_the_claim_and_its_number(
     assert unnumbered.json()["errors"][0]["pointer"] == "/payer_claim_control_number"
 
     await claims.walk(practice, claim_id, S.DENIED)
-    numbered = await claims.new(intake, practice)
-    await claims.walk(practice, numbered, S.SUBMITTED, S.ACCEPTED, S.PAID, icn="ICN2026000123")
+    unchecked = await claims.new(intake, practice)
+    await claims.walk(practice, unchecked, S.SUBMITTED, S.ACCEPTED, S.PAID, icn="ICN2026000122")
+    # The encounter as coded now must pass the scrubber: this practice has no TIN and no code sets are
+    # known for it, so the correction is refused naming what fired and what could not run.
+    refused = await biller.post(f"/billing/claims/{unchecked}/replace", reason)
+    assert refused.status_code == 409, refused.text
+    details = [e["detail"] for e in refused.json()["errors"] if e["pointer"] == "/scrub"]
+    assert any(d.startswith("TIN-PRESENT@") and d.endswith("fired") for d in details)
+    assert (await intake.get(f"/claims/{unchecked}")).json()["state"] == "paid"  # nothing changed
+
+    numbered = await claims.new(clean_intake, clean_practice, **DEMO_CODED)
+    await claims.walk(clean_practice, numbered, S.SUBMITTED, S.ACCEPTED, S.PAID, icn="ICN2026000123")
     key = uuid.uuid4().hex
     headers = biller.headers() | {"Idempotency-Key": key}
     replaced = await biller.client.post(
@@ -116,7 +132,7 @@ async def test_replace_needs_the_payer_to_hold_the_claim_and_its_number(
     )
     assert again.status_code == 201
     assert again.json()["id"] == body["id"]
-    original = (await intake.get(f"/claims/{numbered}")).json()
+    original = (await clean_intake.get(f"/claims/{numbered}")).json()
     assert original["state"] == "closed"
     assert original["closed_reason"] == f"replaced by {body['patient_control_number']}"
     # Closed: it cannot be replaced a second time.

@@ -15,6 +15,7 @@ from rcm.claims.repository import BillingQueueRepository, ClaimRepository
 from rcm.claims.schemas import ClaimAction
 from rcm.identity.principal import Role
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
+from rcm.kit.secrets import SecretResolver
 from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.staff import one_practice
 from rcm.workqueue import service as workqueue
@@ -99,7 +100,12 @@ async def release(scope: StaffScope, practice: TenantScope, item_id: uuid.UUID) 
 
 
 async def complete(
-    scope: StaffScope, practice: TenantScope, item_id: uuid.UUID, data: schemas.CompleteItem
+    scope: StaffScope,
+    practice: TenantScope,
+    item_id: uuid.UUID,
+    data: schemas.CompleteItem,
+    *,
+    secrets: SecretResolver,
 ) -> schemas.Completed:
     """Finish an item the caller holds with an action on its claim (resubmit, replace, void, close) or
     ``corrected``; the action and the item's completion commit together or not at all."""
@@ -114,7 +120,11 @@ async def complete(
     # The item first: the action then finds no live item about its claim to resolve. A refused action
     # (409) rolls both back with the request.
     done = await workqueue.complete(scope, item_id)
-    claim = await _act(practice, item.subject_id, data) if item.subject_type is SubjectType.CLAIM else None
+    claim = (
+        await _act(practice, item.subject_id, data, secrets)
+        if item.subject_type is SubjectType.CLAIM
+        else None
+    )
     practice.audit(
         "billing.complete",
         Action.UPDATE,
@@ -125,11 +135,15 @@ async def complete(
     return schemas.Completed(item=item_view(done), claim=claim)
 
 
-async def _act(practice: TenantScope, claim_id: uuid.UUID, data: schemas.CompleteItem) -> schemas.Claim:
+async def _act(
+    practice: TenantScope, claim_id: uuid.UUID, data: schemas.CompleteItem, secrets: SecretResolver
+) -> schemas.Claim:
     if data.action is ClaimAction.RESUBMIT:
         return await service.resubmit(practice, claim_id, schemas.ResubmitClaim(reason=data.reason))
     if data.action is ClaimAction.REPLACE:
-        return await service.replace(practice, claim_id, schemas.ReplaceClaim(reason=data.reason))
+        return await service.replace(
+            practice, claim_id, schemas.ReplaceClaim(reason=data.reason), secrets=secrets
+        )
     if data.action is ClaimAction.VOID:
         return await service.void(practice, claim_id, schemas.VoidClaim(reason=data.reason))
     if data.action is ClaimAction.CLOSE:

@@ -27,6 +27,7 @@ from rcm.identity.principal import Role
 from rcm.identity.scopes import Scope
 from rcm.kit.errors import problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, Page
+from rcm.kit.secrets import SecretResolver
 from rcm.patients.controllers import Cursor, Limit
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import StaffScope, TenantScope
@@ -160,7 +161,9 @@ class BillingController(Controller):
         _, practice = await billing.billing_item(staff, item_id)
 
         async def produce() -> tuple[int, schemas.Completed]:
-            return 200, await billing.complete(staff, practice, item_id, data)
+            return 200, await billing.complete(
+                staff, practice, item_id, data, secrets=SecretResolver(request.app.state.settings.secrets_dir)
+            )
 
         return await run_idempotent(
             practice, request, key=idempotency_key, resource_type=billing.BILLING_TASK, produce=produce
@@ -219,7 +222,9 @@ class BillingController(Controller):
             staff,
             request,
             claim_id,
-            lambda p: service.replace(p, claim_id, data),
+            lambda p: service.replace(
+                p, claim_id, data, secrets=SecretResolver(request.app.state.settings.secrets_dir)
+            ),
             key=idempotency_key,
             status=201,
         )

@@ -21,10 +21,13 @@ from rcm.claims.repository import BillingQueueRepository, ClaimRepository
 from rcm.claims.states import Cause, ClaimState, Frequency
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
+from rcm.kit.secrets import SecretResolver
 from rcm.scrub.inputs import DiagnosisIn, LineIn, ScrubInput
-from rcm.scrub.service import load_scrub_input
+from rcm.scrub.models import ScrubOutcome
+from rcm.scrub.service import load_scrub_input, scrub_encounter
 from rcm.tenancy.scope import StaffScope, TenantScope, Touched
 from rcm.tenancy.staff import one_practice
+from rcm.workqueue.models import ItemStatus
 
 # What a replacement may replace: a claim the payer accepted or adjudicated (not one under appeal).
 REPLACEABLE = frozenset({ClaimState.ACCEPTED, ClaimState.PAID, ClaimState.PARTIALLY_PAID, ClaimState.DENIED})
@@ -137,8 +140,24 @@ async def _locked(scope: TenantScope, claim_id: uuid.UUID) -> Claim:
 
 
 async def _worked(scope: TenantScope, claim_id: uuid.UUID) -> None:
-    """A biller's action on the claim resolves the billing item about it, whichever route it came by."""
-    await scope.repo(BillingQueueRepository).complete_about(claim_id, actor=scope.principal.subject)
+    """A biller's action on the claim resolves the billing item about it, whichever route it came by; but
+    an item another biller holds under a live lease is theirs to finish: the action is refused (409) and
+    rolls back with its transaction, so two billers never work one claim at once."""
+    repo = scope.repo(BillingQueueRepository)
+    item = await repo.live_about(claim_id)
+    if (
+        item is not None
+        and item.status is ItemStatus.LEASED
+        and item.leased_by != scope.principal.subject
+        and item.lease_expires_at is not None
+        and item.lease_expires_at > datetime.now(UTC)
+    ):
+        raise Conflict(
+            "Another biller holds this claim's billing item; act on it once they release it or the lease "
+            "expires.",
+            errors=[FieldError("/work_item", f"is leased until {item.lease_expires_at.isoformat()}")],
+        )
+    await repo.complete_about(claim_id, actor=scope.principal.subject)
 
 
 async def move(
@@ -269,12 +288,24 @@ async def _follow_up_claim(
     return claim
 
 
-async def replace(scope: TenantScope, claim_id: uuid.UUID, data: schemas.ReplaceClaim) -> schemas.Claim:
+async def replace(
+    scope: TenantScope, claim_id: uuid.UUID, data: schemas.ReplaceClaim, *, secrets: SecretResolver
+) -> schemas.Claim:
     """A corrected claim (frequency 7) from the encounter as it is coded now, referencing the original's
     payer claim control number; the original is closed as replaced. The original must be accepted or
-    adjudicated and carry the payer's number, else 409."""
+    adjudicated and carry the payer's number, else 409. The encounter is locked and must pass the
+    scrubber as it stands (a dry run: its audit event only), else 409 naming the rules that fired or could
+    not run: a correction never reaches the payer unchecked."""
     original = await _locked(scope, claim_id)
     _held_number(original, "replaced")
+    await load_scrub_input(scope, original.encounter_id, lock=True)
+    report = await scrub_encounter(scope, original.encounter_id, dry_run=True, secrets=secrets)
+    if report.outcome is not ScrubOutcome.CLEAN:
+        raise Conflict(
+            "The encounter as coded now does not pass the scrubber; correct it, then replace the claim.",
+            errors=[FieldError("/scrub", f"{rule} fired") for rule in report.fired]
+            + [FieldError("/scrub", f"{rule} could not run") for rule in report.not_checked_rules],
+        )
     coded = await load_scrub_input(scope, original.encounter_id)
     replacement = await _follow_up_claim(scope, original, coded, Frequency.REPLACEMENT, data.reason)
     await move(
