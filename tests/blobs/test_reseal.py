@@ -27,7 +27,8 @@ from rcm.blobs.sweep import sweep_superseded_chunks, sweep_tenant_directory
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.reencrypt import ReencryptReport, reencrypt_tenant_rows
-from rcm.crypto.tasks import sealed_elsewhere
+from rcm.crypto.tasks import audit_witness, sealed_elsewhere
+from rcm.identity.principal import system_principal
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext
 from rcm.tenancy.models import Tenant
@@ -79,7 +80,14 @@ async def _job(
     resealer: BlobResealer,
 ) -> ReencryptReport:
     # tables=(): the PHI columns are the crypto tests' business; these tenants have no PHI rows.
-    return await reencrypt_tenant_rows(sessions, keys, tid(tenant), sealed=[resealer], tables=())
+    return await reencrypt_tenant_rows(
+        sessions,
+        keys,
+        tid(tenant),
+        sealed=[resealer],
+        witness=audit_witness(system_principal("tests.reseal")),
+        tables=(),
+    )
 
 
 async def _rows(owner_engine: AsyncEngine, tenant: Tenant) -> dict[object, tuple[int, int, bytes]]:
@@ -146,6 +154,16 @@ async def test_rotation_reseals_every_blob_then_retires_the_old_key(
     rows = await _rows(owner_engine, tenant)
     assert {ref.id: (2, 1, bytes.fromhex(ref.sha256)) for ref in stored} == rows
     await _assert_readable(blobs, scope_for, tenant, stored)
+    # Each blob opened and sealed again is in the practice's audit trail, with its flip.
+    async with owner_engine.connect() as conn:
+        witnessed = await conn.execute(
+            text(
+                "SELECT resource_ids FROM rcm.audit_event"
+                " WHERE tenant_id = :t AND event_type = 'phi.reseal' AND resource_type = 'blob'"
+            ),
+            {"t": tenant.id},
+        )
+        assert sorted(i for (ids,) in witnessed for i in ids) == sorted(ref.id for ref in stored)
     # The other practice's blob is untouched.
     assert {v for v, _, _ in (await _rows(owner_engine, other_tenant)).values()} == {1}
     await _assert_readable(blobs, scope_for, other_tenant, theirs)

@@ -14,13 +14,16 @@ from rcm.config import Settings
 from rcm.crypto import DecryptionError, KeysDestroyedError, KeyStore, LocalFileKeyProvider, TenantKeyring
 from rcm.crypto.phi import phi_tables
 from rcm.crypto.reencrypt import reencrypt_tenant_rows
-from rcm.crypto.tasks import reencrypt_tenant, sealed_elsewhere, use_keystore
+from rcm.crypto.tasks import audit_witness, reencrypt_tenant, sealed_elsewhere, use_keystore
+from rcm.identity.principal import system_principal
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext
 from rcm.tenancy.models import Tenant
 from rcm.worker import configure_jobs, encode_payload_roundtrip, setup_broker
 from tests.conftest import tid
 from tests.crypto.conftest import PHI_TABLE, PhiSample
+
+WITNESS = audit_witness(system_principal("tests.rotation"))
 
 pytestmark = pytest.mark.usefixtures("phi_table")
 
@@ -124,16 +127,33 @@ async def test_rotation_then_background_reencryption_keeps_reads_working(
 
     # Re-encrypt in batches of 3 (four transactions for the ten v1 rows; the new row is already on v2).
     sealed = sealed_elsewhere(settings)
-    report = await reencrypt_tenant_rows(sessions, store, tid(tenant), sealed=sealed, batch_size=3)
+    report = await reencrypt_tenant_rows(
+        sessions, store, tid(tenant), sealed=sealed, witness=WITNESS, batch_size=3
+    )
     assert await _read_all(store, sessions, tenant) == (expected, {2})
     assert report.rows == 10
     assert report.complete
     assert report.retired == 1
     assert (await _key_states(owner_engine, tenant))[("phi", 1)] == "retired"
+    # Every row opened and sealed again is in the tenant's audit trail, batch by batch, by the job.
+    async with owner_engine.connect() as conn:
+        witnessed = (
+            await conn.execute(
+                text(
+                    "SELECT resource_ids, actor_subject FROM rcm.audit_event"
+                    " WHERE tenant_id = :t AND event_type = 'phi.reseal'"
+                ),
+                {"t": tenant.id},
+            )
+        ).all()
+    assert sum(len(ids) for ids, _ in witnessed) == 10
+    assert {actor for _, actor in witnessed} == {"system:tests.rotation"}
     # The other tenant was not touched.
     assert await _read_all(store, sessions, other_tenant) == (theirs, {1})
     # Idempotent: a redelivered job finds nothing to do.
-    again = await reencrypt_tenant_rows(sessions, store, tid(tenant), sealed=sealed, batch_size=3)
+    again = await reencrypt_tenant_rows(
+        sessions, store, tid(tenant), sealed=sealed, witness=WITNESS, batch_size=3
+    )
     assert (again.rows, again.retired, again.complete) == (0, 0, True)
 
 
@@ -177,7 +197,7 @@ async def test_reads_work_midway_through_reencryption(
     assert stale >= 3  # the three untouched rows, plus touched rows whose note is still on v1
     # Only the sample table, nothing sealed elsewhere: this tenant has no blobs.
     report = await reencrypt_tenant_rows(
-        sessions, store, tid(tenant), sealed=(), batch_size=2, tables=[entry]
+        sessions, store, tid(tenant), sealed=(), witness=WITNESS, batch_size=2, tables=[entry]
     )
     assert report.rows == stale
     assert await _read_all(store, sessions, tenant) == (expected, {2})

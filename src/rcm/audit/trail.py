@@ -13,7 +13,8 @@ of one tenant never wait for each other on the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import event as sa_event
@@ -21,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
 from rcm.audit import repository
-from rcm.audit.events import AuditEvent
+from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.records import AuditRecord, format_instant
+from rcm.identity.principal import Principal
 from rcm.kit.db import tenant_transaction
 from rcm.kit.jsonwrite import json_value, populate
-from rcm.kit.tenant import TenantContext
+from rcm.kit.tenant import TenantContext, TenantId
 
 _PENDING = "rcm.audit.pending"
 
@@ -178,3 +180,26 @@ def _forget_on_end(session: Session, transaction: SessionTransaction) -> None:
     # A rolled-back transaction leaves nothing behind, its buffered events included.
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
+
+
+def reencryption_witness(actor: Principal, request: RequestInfo) -> Callable[..., None]:
+    """The audit trail's ``rcm.crypto.reencrypt.Witness``: one ``phi.reseal`` event per batch re-encrypted
+    (rows of a PHI table, or a blob), in the transaction that rewrote them, naming every id."""
+
+    def witness(session: AsyncSession, tenant_id: TenantId, *, kind: str, ids: Sequence[uuid.UUID]) -> None:
+        record(
+            session,
+            AuditEvent(
+                tenant_id=tenant_id,
+                event_type="phi.reseal",
+                action=Action.UPDATE,
+                outcome=Outcome.SUCCESS,
+                request=request,
+                actor=actor,
+                resource_type=kind,
+                resource_ids=tuple(ids),
+                detail={"count": len(ids)},
+            ),
+        )
+
+    return witness

@@ -46,7 +46,7 @@ from rcm.blobs.store import (
     read_chunk,
 )
 from rcm.crypto.keyring import KeyStore
-from rcm.crypto.reencrypt import ResealPass
+from rcm.crypto.reencrypt import ResealPass, Witness
 from rcm.crypto.stream import TAG_BYTES, StreamError, StreamOpener, StreamSealer
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext, TenantId
@@ -85,6 +85,7 @@ class BlobResealer:
         tenant_id: TenantId,
         *,
         active_version: int,
+        witness: Witness,
     ) -> ResealPass:
         context = TenantContext.single(tenant_id)
         done = 0
@@ -103,7 +104,7 @@ class BlobResealer:
                 for blob in batch:
                     after = blob.id
                     try:
-                        if await self._reseal(sessions, store, context, blob):
+                        if await self._reseal(sessions, store, context, blob, witness):
                             done += 1
                     except StreamError:
                         # Altered or truncated: re-sealing it would launder the damage. It stays under its
@@ -114,7 +115,12 @@ class BlobResealer:
                         )
 
     async def _reseal(
-        self, sessions: async_sessionmaker[AsyncSession], store: KeyStore, context: TenantContext, blob: Blob
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        store: KeyStore,
+        context: TenantContext,
+        blob: Blob,
+        witness: Witness,
     ) -> bool:
         """Re-seal one blob; False when it changed meanwhile (deleted, re-sealed) and was left alone."""
         tenant_id = context.tenant_id
@@ -148,6 +154,7 @@ class BlobResealer:
                 )
                 if not flipped:
                     raise _Abandoned
+                witness(session, tenant_id, kind="blob", ids=[blob.id])
         except _Abandoned:
             await self._drop_generation(sessions, context, blob, new)
             return False

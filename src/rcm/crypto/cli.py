@@ -71,7 +71,7 @@ async def rotate_keys(
     from rcm.crypto.keyring import KeyStore
     from rcm.crypto.provider import LocalFileKeyProvider, key_provider
     from rcm.crypto.reencrypt import reencrypt_tenant_rows
-    from rcm.crypto.tasks import reencrypt_tenant, sealed_elsewhere, use_keystore
+    from rcm.crypto.tasks import audit_witness, reencrypt_tenant, sealed_elsewhere, use_keystore
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
     from rcm.tenancy.repository import not_offboarded_tenants
@@ -114,7 +114,13 @@ async def rotate_keys(
             inline = resealed = None
             if not settings.broker_url:
                 # No broker: no worker elsewhere would ever see the job, so it runs here and now.
-                report = await reencrypt_tenant_rows(sessions, store, tid, sealed=sealed_elsewhere(settings))
+                report = await reencrypt_tenant_rows(
+                    sessions,
+                    store,
+                    tid,
+                    sealed=sealed_elsewhere(settings),
+                    witness=audit_witness(operator_principal("keys rotate")),
+                )
                 inline, resealed = report.rows, report.resealed
             results.append(RotationResult(tenant_slug, tenant_id, rewrapped, version, inline, resealed))
             if echo:

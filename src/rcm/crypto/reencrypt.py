@@ -38,6 +38,16 @@ class ResealPass:
     overtaken: bool  # a newer rotation made another version active meanwhile (its own job finishes)
 
 
+class Witness(Protocol):
+    """Records, in the transaction that did it, that PHI was opened and sealed again under the active key.
+    Re-encryption reads every PHI value of a tenant: the audit trail must say so (crypto knows no trail;
+    the job and the CLI hand one in: ``rcm.audit.trail.reencryption_witness``)."""
+
+    def __call__(
+        self, session: AsyncSession, tenant_id: TenantId, *, kind: str, ids: Sequence[uuid.UUID]
+    ) -> None: ...
+
+
 class SealedElsewhere(Protocol):
     """Data outside the PHI columns sealed under a tenant's PHI key versions, which a rotation must move."""
 
@@ -53,6 +63,7 @@ class SealedElsewhere(Protocol):
         tenant_id: TenantId,
         *,
         active_version: int,
+        witness: Witness,
     ) -> ResealPass:
         """Re-seal everything of the tenant under another version than ``active_version``: in bounded
         steps, each item switched atomically, idempotent, resumable after a crash."""
@@ -79,11 +90,13 @@ async def reencrypt_tenant_rows(
     tenant_id: TenantId,
     *,
     sealed: Sequence[SealedElsewhere],
+    witness: Witness,
     batch_size: int = 500,
     tables: Sequence[PhiTable] | None = None,
 ) -> ReencryptReport:
     """Re-encrypt the tenant's PHI rows, then re-seal ``sealed`` (required: a caller that forgot the blobs
-    would retire keys they still depend on; ``()`` says on purpose that nothing else needs moving)."""
+    would retire keys they still depend on; ``()`` says on purpose that nothing else needs moving). Each
+    batch is witnessed (audited) in its own transaction."""
     context = TenantContext.single(tenant_id)
     entries = list(tables) if tables is not None else phi_tables()
     store.evict(tenant_id)  # read the versions as they are now, not as a cache saw them
@@ -118,11 +131,12 @@ async def reencrypt_tenant_rows(
                         values[name] = ciphertext
                     rewritten.append((row.id, values))
                 await repository.store_reencrypted(session, entry, tenant_id, rewritten)
+                witness(session, tenant_id, kind=entry.name, ids=[row_id for row_id, _ in rewritten])
                 after = batch[-1].id
                 rows_done += len(batch)
     resealed = 0
     for other in sealed:
-        done = await other.reseal_stale(sessions, store, tenant_id, active_version=active)
+        done = await other.reseal_stale(sessions, store, tenant_id, active_version=active, witness=witness)
         resealed += done.done
         if done.overtaken:
             logger.info("re-sealing overtaken by a newer rotation", extra={"tenant_id": tenant_id})

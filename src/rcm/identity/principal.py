@@ -75,3 +75,15 @@ def operator_principal(command: str) -> Principal:
         scopes=frozenset(),
         token_id=f"cli:{command}",
     )
+
+
+def system_principal(job: str) -> Principal:
+    """The actor recorded for a background job that acts on no one's request (re-encryption after a key
+    rotation, sweeps): no role, no scope; the trail names the job."""
+    return Principal(
+        kind=PrincipalKind.USER,
+        subject=f"system:{job}",
+        roles=frozenset(),
+        scopes=frozenset(),
+        token_id=f"job:{job}",
+    )
