@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -132,10 +133,16 @@ async def test_the_scheduled_sweep_covers_every_tenant(
         ref = await _put_rolled_back(store, scope_for, who, b"x")
         _age(store.directory / who.id.hex / ref.id.hex, 2 * 3600)
     (store.directory / "not-a-tenant").mkdir()
+    # A folder of a tenant this database does not know: nothing in it can be judged, so nothing goes.
+    stranger = store.directory / uuid.uuid4().hex
+    stranger.mkdir()
+    (stranger / uuid.uuid4().hex).write_bytes(b"someone else's")
+    _age(next(stranger.iterdir()), 2 * 3600)
     report = await sweep_all_tenants(sessions, store, grace=HOUR)
     assert report.files_removed == 2
     assert _names(store.directory, tenant) == _names(store.directory, other_tenant) == set()
     assert (store.directory / "not-a-tenant").is_dir()
+    assert len(list(stranger.iterdir())) == 1
     assert "blobs.sweep" in periodic_jobs()
 
 

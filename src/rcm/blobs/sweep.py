@@ -63,11 +63,15 @@ async def sweep(
     tenant_ids: tuple[TenantId, ...],
     grace: timedelta,
 ) -> SweepReport:
-    """Sweep ``directory`` (if the deployment has one) and the superseded chunks of ``tenant_ids``."""
+    """Sweep ``directory`` (if the deployment has one) and the superseded chunks of ``tenant_ids``: only
+    those tenants' folders. A folder of a tenant this database does not know (another deployment's, a
+    restored backup's) is left alone: with no rows to see, every file in it would look orphaned."""
     files = 0
     if directory is not None:
+        wanted = set(tenant_ids)
         for tenant_id in await asyncio.to_thread(_tenant_directories, directory):
-            files += await sweep_tenant_directory(sessions, directory, tenant_id, grace=grace)
+            if tenant_id in wanted:
+                files += await sweep_tenant_directory(sessions, directory, tenant_id, grace=grace)
     chunks = await sweep_superseded_chunks(sessions, tenant_ids, grace=grace)
     if files or chunks:
         logger.info("blob sweep removed leftovers", extra={"count": files, "chunks": chunks})
