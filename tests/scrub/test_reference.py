@@ -208,6 +208,8 @@ async def test_a_set_not_loaded_is_not_checked_and_loading_it_makes_the_scrub_cl
         )
     ).all()
     assert [tuple(row) for row in built] == [(second.claim_id, 1, "DEMO-MCR")]
+    # The stored run read back names the same claim.
+    assert (await service.latest_scrub(scope, uuid.UUID(enc["id"]))).claim_id == second.claim_id
 
 
 async def test_dates_before_the_oldest_release_are_not_loaded(

@@ -72,6 +72,18 @@ class ClaimRepository(TenantScopedRepository[Claim]):
         )
         return await self._first(stmt)
 
+    async def first_original(self, encounter_id: uuid.UUID) -> uuid.UUID | None:
+        """The encounter's first original claim (the one its clean scrub built), if any."""
+        stmt = (
+            select(Claim.id)
+            .where(
+                self.tenant_filter(Claim.tenant_id), Claim.encounter_id == encounter_id, Claim.frequency == 1
+            )
+            .order_by(Claim.created_at, Claim.id)
+            .limit(1)
+        )
+        return (await self._execute(stmt)).scalar()
+
     async def transition(
         self,
         claim_id: uuid.UUID,

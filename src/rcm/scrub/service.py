@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from rcm.audit.events import Action
 from rcm.claims.building import claims_for_clean_scrub
+from rcm.claims.repository import ClaimRepository
 from rcm.idempotency.service import carry_response
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.secrets import SecretResolver, SecretUnavailable
@@ -380,6 +381,12 @@ async def latest_scrub(scope: TenantScope, encounter_id: uuid.UUID) -> schemas.S
         results=results,
         run_id=run.id,
         work_item_id=run.work_item_id,
+        # The claim a clean run built (or found built): the same answer its POST gave.
+        claim_id=(
+            await scope.repo(ClaimRepository).first_original(encounter_id)
+            if run.outcome is ScrubOutcome.CLEAN
+            else None
+        ),
     )
 
 
