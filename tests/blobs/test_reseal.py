@@ -20,6 +20,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.audit.events import request_info_from
+from rcm.audit.trail import reencryption_witness
 from rcm.blobs.models import BlobBackend
 from rcm.blobs.reseal import BlobResealer
 from rcm.blobs.store import BlobRef, BlobStore
@@ -27,7 +29,7 @@ from rcm.blobs.sweep import sweep_superseded_chunks, sweep_tenant_directory
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.reencrypt import ReencryptReport, reencrypt_tenant_rows
-from rcm.crypto.tasks import audit_witness, sealed_elsewhere
+from rcm.crypto.tasks import sealed_elsewhere
 from rcm.identity.principal import system_principal
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext
@@ -85,7 +87,7 @@ async def _job(
         keys,
         tid(tenant),
         sealed=[resealer],
-        witness=audit_witness(system_principal("tests.reseal")),
+        witness=reencryption_witness(system_principal("tests.reseal"), request_info_from(None)),
         tables=(),
     )
 

@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.audit.events import request_info_from
+from rcm.audit.trail import reencryption_witness
 from rcm.config import Settings
 from rcm.crypto import DecryptionError, KeysDestroyedError, KeyStore, LocalFileKeyProvider, TenantKeyring
 from rcm.crypto.phi import phi_tables
 from rcm.crypto.reencrypt import reencrypt_tenant_rows
-from rcm.crypto.tasks import audit_witness, reencrypt_tenant, sealed_elsewhere, use_keystore
+from rcm.crypto.tasks import reencrypt_tenant, sealed_elsewhere, use_keystore
 from rcm.identity.principal import system_principal
 from rcm.kit.db import tenant_transaction
 from rcm.kit.tenant import TenantContext
@@ -23,7 +25,7 @@ from rcm.worker import configure_jobs, encode_payload_roundtrip, setup_broker
 from tests.conftest import tid
 from tests.crypto.conftest import PHI_TABLE, PhiSample
 
-WITNESS = audit_witness(system_principal("tests.rotation"))
+WITNESS = reencryption_witness(system_principal("tests.rotation"), request_info_from(None))
 
 pytestmark = pytest.mark.usefixtures("phi_table")
 

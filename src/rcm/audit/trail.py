@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from rcm.audit import repository
 from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.records import AuditRecord, format_instant
-from rcm.identity.principal import Principal
+from rcm.identity.principal import Principal, system_principal
 from rcm.kit.db import tenant_transaction
 from rcm.kit.jsonwrite import json_value, populate
 from rcm.kit.tenant import TenantContext, TenantId
@@ -203,3 +203,8 @@ def reencryption_witness(actor: Principal, request: RequestInfo) -> Callable[...
         )
 
     return witness
+
+
+def system_actor(job: str) -> Principal:
+    """The actor a job with no requester is recorded as (``system:<job>``)."""
+    return system_principal(job)

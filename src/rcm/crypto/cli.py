@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
-from rcm.audit.trail import record
+from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo, request_info_from
+from rcm.audit.trail import record, reencryption_witness
 from rcm.config import Settings, get_settings
 from rcm.crypto.keyring import KEYRING_TTL_SECONDS
 from rcm.crypto.provider import KeyProvider
@@ -71,7 +71,7 @@ async def rotate_keys(
     from rcm.crypto.keyring import KeyStore
     from rcm.crypto.provider import LocalFileKeyProvider, key_provider
     from rcm.crypto.reencrypt import reencrypt_tenant_rows
-    from rcm.crypto.tasks import audit_witness, reencrypt_tenant, sealed_elsewhere, use_keystore
+    from rcm.crypto.tasks import reencrypt_tenant, sealed_elsewhere, use_keystore
     from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
     from rcm.kit.tenant import TenantContext, TenantId
     from rcm.tenancy.repository import not_offboarded_tenants
@@ -119,7 +119,7 @@ async def rotate_keys(
                     store,
                     tid,
                     sealed=sealed_elsewhere(settings),
-                    witness=audit_witness(operator_principal("keys rotate")),
+                    witness=reencryption_witness(operator_principal("keys rotate"), request_info_from(None)),
                 )
                 inline, resealed = report.rows, report.resealed
             results.append(RotationResult(tenant_slug, tenant_id, rewrapped, version, inline, resealed))

@@ -8,7 +8,6 @@ from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.crypto.reencrypt import SealedElsewhere, Witness, reencrypt_tenant_rows
-from rcm.identity.principal import Principal, system_principal
 from rcm.kit.tenant import TenantId
 from rcm.worker import actor, job_context
 
@@ -41,16 +40,19 @@ def sealed_elsewhere(settings: Settings) -> list[SealedElsewhere]:
     return [BlobResealer(BlobStore.from_settings(settings))]
 
 
-def audit_witness(actor: Principal) -> Witness:
-    """The audit trail as the re-encryption's witness (``rcm.crypto.reencrypt.Witness``): composed here, at
-    the job's entry, like ``sealed_elsewhere`` (the core knows no trail: ``crypto-stands-alone``)."""
+def job_witness() -> Witness:
+    """The audit trail as the re-encryption job's witness (``rcm.crypto.reencrypt.Witness``), acting as the
+    job itself: composed here, at the job's entry, like ``sealed_elsewhere`` (the core knows no trail)."""
     from rcm.audit.events import request_info_from
-    from rcm.audit.trail import reencryption_witness
+    from rcm.audit.trail import reencryption_witness, system_actor
 
-    return reencryption_witness(actor, request_info_from(None))
+    return reencryption_witness(system_actor(REENCRYPT_JOB), request_info_from(None))
 
 
-@actor(name="crypto.reencrypt_tenant", max_retries=5, time_limit_ms=60 * 60 * 1000)
+REENCRYPT_JOB = "crypto.reencrypt_tenant"
+
+
+@actor(name=REENCRYPT_JOB, max_retries=5, time_limit_ms=60 * 60 * 1000)
 async def reencrypt_tenant(*, tenant_id: str, batch_size: int = 500) -> int:
     """Re-encrypt the tenant's PHI rows and re-seal its blobs onto its active key, then retire unused
     versions; returns rows rewritten."""
@@ -60,7 +62,7 @@ async def reencrypt_tenant(*, tenant_id: str, batch_size: int = 500) -> int:
         job_keystore(),
         TenantId(uuid.UUID(tenant_id)),
         sealed=sealed_elsewhere(context.settings),
-        witness=audit_witness(system_principal("crypto.reencrypt_tenant")),
+        witness=job_witness(),
         batch_size=batch_size,
     )
     return report.rows
