@@ -17,6 +17,7 @@ from rcm.audit.events import Action
 from rcm.claims.models import Claim
 from rcm.claims.states import Responsibility
 from rcm.encounters.models import Encounter
+from rcm.encounters.parties import facility_of, referring_of
 from rcm.encounters.repository import EncounterRepository
 from rcm.patients import schemas as patient_schemas
 from rcm.patients import service as patients
@@ -69,41 +70,24 @@ def _address(address: patient_schemas.Address | None) -> Address | None:
 
 def referring_provider(encounter: Encounter) -> Provider | None:
     """2310A NM1*DN: the encounter's referring provider (a person), with its taxonomy when sent."""
-    if encounter.referring_npi is None or encounter.referring_family_name is None:
+    found = referring_of(encounter)
+    if found is None:
         return None
-    return Provider(
-        npi=encounter.referring_npi,
-        last=encounter.referring_family_name,
-        first=encounter.referring_given_name,
-        taxonomy=encounter.referring_taxonomy,
-    )
+    return Provider(npi=found.npi, last=found.family_name, first=found.given_name, taxonomy=found.taxonomy)
 
 
 def service_facility(encounter: Encounter) -> ServiceFacility | None:
     """2310C NM1*77 with N3/N4."""
-    if (
-        encounter.facility_name is None
-        or encounter.facility_line1 is None
-        or encounter.facility_city is None
-        or encounter.facility_state is None
-        or encounter.facility_postal_code is None
-    ):
+    found = facility_of(encounter)
+    address = _address(found.address) if found is not None else None
+    if found is None or address is None:
         return None
-    return ServiceFacility(
-        name=encounter.facility_name,
-        npi=encounter.facility_npi,
-        address=Address(
-            line1=encounter.facility_line1,
-            line2=encounter.facility_line2,
-            city=encounter.facility_city,
-            state=encounter.facility_state,
-            postal_code=encounter.facility_postal_code.replace("-", ""),
-        ),
-    )
+    return ServiceFacility(name=found.name, npi=found.npi, address=address)
 
 
-def _subscriber_name(subscriber: patient_schemas.Subscriber) -> PersonName:
-    return PersonName(last=subscriber.family_name, first=subscriber.given_name, middle=subscriber.middle_name)
+def _person(person: patient_schemas.Patient | patient_schemas.Subscriber) -> PersonName:
+    middle = person.middle_name if isinstance(person, patient_schemas.Subscriber) else None
+    return PersonName(last=person.family_name, first=person.given_name, middle=middle)
 
 
 def parties_of(
@@ -115,55 +99,37 @@ def parties_of(
     """The parties of one claim from its opened records (no database, no keys)."""
     missing: list[str] = []
     relationship = RELATIONSHIP_CODES.get(coverage.relationship if coverage else "self", "G8")
-    patient_name = PersonName(last=patient.family_name, first=patient.given_name)
-    patient_address = _address(patient.address)
     x12_subscriber: Subscriber | None = None
     x12_patient: X12Patient | None = None
     if coverage is not None:
-        member_id, group_number, subscriber = coverage.member_id, coverage.group_number, coverage.subscriber
-        responsibility = RESPONSIBILITY_CODES.get(claim.responsibility, "P")
-        if relationship == "18":
-            if patient_address is None:
-                missing.append("patient address (2010BA N3/N4)")
-            x12_subscriber = Subscriber(
-                member_id=member_id,
-                name=patient_name,
+        # 2010BA: the patient when self, else the subscriber the coverage names.
+        insured = patient if relationship == "18" else coverage.subscriber
+        if insured is None:
+            missing.append("subscriber name and birth date (2010BA)")
+        elif relationship == "18" and insured.address is None:
+            missing.append("patient address (2010BA N3/N4)")
+        x12_subscriber = Subscriber(
+            member_id=coverage.member_id,
+            name=_person(insured or patient),
+            birth_date=insured.birth_date if insured else None,
+            sex=sex_code(insured.sex) if insured else None,
+            address=_address(insured.address) if insured else None,
+            group_number=coverage.group_number,
+            responsibility=RESPONSIBILITY_CODES.get(claim.responsibility, "P"),
+        )
+    patient_address = _address(patient.address)
+    if coverage is not None and relationship != "18":
+        # 2000C/2010CA: the patient apart, its relationship to the insured in PAT01.
+        if patient_address is None:
+            missing.append("patient address (2010CA N3/N4)")
+        else:
+            x12_patient = X12Patient(
+                relationship=relationship,
+                name=_person(patient),
                 birth_date=patient.birth_date,
                 sex=sex_code(patient.sex),
                 address=patient_address,
-                group_number=group_number,
-                responsibility=responsibility,
             )
-        else:
-            if subscriber is None:
-                missing.append("subscriber name and birth date (2010BA)")
-            x12_subscriber = Subscriber(
-                member_id=member_id,
-                name=(
-                    PersonName(
-                        last=subscriber.family_name,
-                        first=subscriber.given_name,
-                        middle=subscriber.middle_name,
-                    )
-                    if subscriber is not None
-                    else patient_name
-                ),
-                birth_date=subscriber.birth_date if subscriber is not None else None,
-                sex=sex_code(subscriber.sex) if subscriber is not None else None,
-                address=_address(subscriber.address) if subscriber is not None else None,
-                group_number=group_number,
-                responsibility=responsibility,
-            )
-            if patient_address is None:
-                missing.append("patient address (2010CA N3/N4)")
-            else:
-                x12_patient = X12Patient(
-                    relationship=relationship,
-                    name=patient_name,
-                    birth_date=patient.birth_date,
-                    sex=sex_code(patient.sex),
-                    address=patient_address,
-                )
     return ClaimParties(
         subscriber=x12_subscriber,
         patient=x12_patient,
