@@ -173,3 +173,26 @@ async def test_bad_parties_are_refused_naming_the_field(practice_api: Api, owner
         t=tenant,
     )
     assert tuple(counts) == (0, 0)
+
+
+async def test_a_correction_adds_the_prior_authorization_and_replaces_the_referrer(practice_api: Api) -> None:
+    payload = encounter_payload()
+    created = await practice_api.post("/encounters", payload)
+    assert created.status_code == 201, created.text
+    encounter_id = created.json()["id"]
+    assert created.json()["prior_authorization"] is None
+    path = f"/encounters/{encounter_id}/corrections"
+
+    refused = await practice_api.post(path, {"referring_provider": {**REFERRING, "npi": "1245319590"}})
+    assert refused.status_code == 422
+    assert [e["pointer"] for e in refused.json()["errors"]] == ["/referring_provider/npi"]
+
+    corrected = await practice_api.post(
+        path, {"prior_authorization": "LATE-1", "referring_provider": REFERRING}
+    )
+    assert corrected.status_code == 200, corrected.text
+    body = corrected.json()
+    assert body["prior_authorization"] == "LATE-1"
+    assert body["referring_provider"] == REFERRING
+    assert body["service_facility"] is None
+    assert (await practice_api.get(f"/encounters/{encounter_id}")).json()["prior_authorization"] == "LATE-1"

@@ -11,29 +11,33 @@ from rcm.patients.schemas import Address
 from rcm.providers.npi import npi_check_digit_valid
 
 
-def check_parties(data: schemas.EncounterCreate) -> list[FieldError]:
+def check_parties(
+    referring: schemas.ReferringProvider | None, facility: schemas.ServiceFacility | None
+) -> list[FieldError]:
     """The referring provider's and the service facility's NPIs must pass the check digit (NM109 under XX):
     unlike the rendering provider, no provider record carries a flag for the scrub, so a typo is refused."""
     errors = []
     for pointer, npi in (
-        ("/referring_provider/npi", data.referring_provider.npi if data.referring_provider else None),
-        ("/service_facility/npi", data.service_facility.npi if data.service_facility else None),
+        ("/referring_provider/npi", referring.npi if referring else None),
+        ("/service_facility/npi", facility.npi if facility else None),
     ):
         if npi is not None and not npi_check_digit_valid(npi):
             errors.append(FieldError(pointer, "fails the NPI check digit"))
     return errors
 
 
-def party_columns(data: schemas.EncounterCreate) -> dict[str, str | None]:
-    """The encounter's columns for its referring provider, service facility and prior authorization."""
-    referring = data.referring_provider
-    facility = data.service_facility
-    address = facility.address if facility else None
+def referring_columns(referring: schemas.ReferringProvider | None) -> dict[str, str | None]:
     return {
         "referring_npi": referring.npi if referring else None,
         "referring_family_name": referring.family_name if referring else None,
         "referring_given_name": referring.given_name if referring else None,
         "referring_taxonomy": referring.taxonomy if referring else None,
+    }
+
+
+def facility_columns(facility: schemas.ServiceFacility | None) -> dict[str, str | None]:
+    address = facility.address if facility else None
+    return {
         "facility_name": facility.name if facility else None,
         "facility_npi": facility.npi if facility else None,
         "facility_line1": address.line1 if address else None,
@@ -41,6 +45,14 @@ def party_columns(data: schemas.EncounterCreate) -> dict[str, str | None]:
         "facility_city": address.city if address else None,
         "facility_state": address.state if address else None,
         "facility_postal_code": address.postal_code if address else None,
+    }
+
+
+def party_columns(data: schemas.EncounterCreate) -> dict[str, str | None]:
+    """The encounter's columns for its referring provider, service facility and prior authorization."""
+    return {
+        **referring_columns(data.referring_provider),
+        **facility_columns(data.service_facility),
         "prior_authorization": data.prior_authorization,
     }
 

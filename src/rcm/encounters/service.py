@@ -79,7 +79,7 @@ def check_encounter(
         errors += patients.check_coverage(data.coverage, manifest, "/coverage")
     if data.service_date > latest:
         errors.append(FieldError("/service_date", "is in the future"))
-    errors += check_parties(data)
+    errors += check_parties(data.referring_provider, data.service_facility)
     if data.patient is not None:
         errors += patients.check_patient(data.patient, latest, "/patient")
         errors += check_dates_after_birth(data, data.patient.birth_date, "/patient/birth_date")
