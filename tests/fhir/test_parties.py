@@ -146,6 +146,31 @@ async def test_facility_of_the_billing_provider_is_no_2310c(fhir: Fhir, practice
     assert encounter["referring_provider"]["npi"] == "1679576722"
 
 
+async def test_the_claims_referral_names_the_referrer(fhir: Fhir, practice_api: Api) -> None:
+    """No REF participant: the requester of the Claim's referral (a contained ServiceRequest) refers."""
+    bundle = dependent_bundle()
+    entries = bundle["entry"]
+    _res(entries, ENCOUNTER)["participant"].pop()
+    referrer_id = _res(entries, REFERRER)["id"]
+    claim = _res(entries, CLAIM)
+    claim["contained"] = [
+        {
+            "resourceType": "ServiceRequest",
+            "id": "referral",
+            "status": "completed",
+            "intent": "order",
+            "subject": {"reference": f"Patient/{_res(entries, PATIENT)['id']}"},
+            "requester": {"reference": f"Practitioner/{referrer_id}"},
+        }
+    ]
+    claim["referral"] = {"reference": "#referral"}
+    response = await fhir.post(bundle)
+    assert response.status_code == 200, response.text
+    encounter = await encounter_of(practice_api, response.json()["entry"][ENCOUNTER]["response"]["location"])
+    assert encounter["referring_provider"]["npi"] == "1679576722"
+    assert encounter["referring_provider"]["family_name"] == "Referfake"
+
+
 def _broken(change: Any) -> dict[str, Any]:
     bundle = dependent_bundle()
     change(bundle["entry"])

@@ -104,6 +104,7 @@ class Intake:
             ("Location", "read for the place of service; no record is kept"),
             ("PractitionerRole", "read for the practitioner it names; no record is kept"),
             ("RelatedPerson", "read for the coverage's subscriber; kept with the coverage"),
+            ("ServiceRequest", "read for the referring provider; kept with the encounter"),
         ):
             for entry in by_type.get(name, []):
                 self.results[entry.index] = EntryResult(

@@ -118,46 +118,55 @@ class Parties:
         self.sources: dict[str, str] = {}  # "referring_provider" -> the element it came from
 
     def referring(self) -> encounter_schemas.ReferringProvider | None:
-        for ref in self.facts.referrers if isinstance(self.facts, pf.EncounterParties) else []:
-            found = self.intake.resolve(ref, ("Practitioner", "PractitionerRole"))
-            person = _facts_of(found, ref)
-            npi = None
-            if isinstance(person, f.RoleFacts):
-                npi = person.npi
-                if person.practitioner is None:
-                    raise fail_with(
-                        IssueType.REQUIRED,
-                        "refers to a PractitionerRole naming no practitioner",
-                        ref.expression,
-                    )
-                found = self.intake.resolve(person.practitioner, ("Practitioner",))
-                person = _facts_of(found, person.practitioner)
-            if isinstance(person, tuple):
-                _, system, value = person
-                if system != f.NPI_SYSTEM or not ref.display:
-                    raise fail_with(
-                        IssueType.NOT_FOUND,
-                        "the referring provider must be a Practitioner of this bundle, or name its NPI "
-                        f"({f.NPI_SYSTEM}) and a display",
-                        ref.expression,
-                    )
-                npi, family, given = value, ref.display, None
-            else:
-                assert isinstance(person, f.ProviderFacts)
-                npi = npi or person.npi
-                family = (person.family if isinstance(person, pf.PractitionerFacts) else None) or person.name
-                given = person.given if isinstance(person, pf.PractitionerFacts) else None
-            if npi is None or not NPI.match(npi):
+        """An Encounter participant of type REF, else the requester of the Claim's referral
+        (a ServiceRequest)."""
+        candidates: list[tuple[f.Ref, tuple[str, ...]]] = [
+            (ref, ("Practitioner", "PractitionerRole"))
+            for ref in (self.facts.referrers if isinstance(self.facts, pf.EncounterParties) else [])
+        ]
+        candidates += [(c.referral, ("ServiceRequest",)) for c in self.claims if c.referral is not None]
+        if not candidates:
+            return None
+        ref, types = candidates[0]
+        made = self._referrer(ref, types)
+        self.sources["referring_provider"] = ref.expression
+        return made
+
+    def _referrer(self, ref: f.Ref, types: tuple[str, ...]) -> encounter_schemas.ReferringProvider:
+        named, npi = ref, None
+        person = _facts_of(self.intake.resolve(ref, types), ref)
+        # A ServiceRequest names its requester, a PractitionerRole its practitioner (and maybe an NPI).
+        for _ in range(2):
+            if not isinstance(person, f.RoleFacts):
+                break
+            npi = npi or person.npi
+            if person.practitioner is None:
+                nobody = "names no practitioner (the referring provider)"
+                raise fail_with(IssueType.REQUIRED, nobody, named.expression)
+            named = person.practitioner
+            person = _facts_of(self.intake.resolve(named, ("Practitioner", "PractitionerRole")), named)
+        if isinstance(person, tuple):
+            _, system, value = person
+            if system != f.NPI_SYSTEM or not named.display:
                 raise fail_with(
-                    IssueType.REQUIRED,
-                    f"the referring provider needs an NPI ({f.NPI_SYSTEM})",
-                    ref.expression,
+                    IssueType.NOT_FOUND,
+                    "the referring provider must be a Practitioner of this bundle, or name its NPI "
+                    f"({f.NPI_SYSTEM}) and a display",
+                    named.expression,
                 )
-            self.sources["referring_provider"] = ref.expression
-            return encounter_schemas.ReferringProvider(
-                npi=npi, family_name=family[:60], given_name=given[:35] if given else None
-            )
-        return None
+            npi, family, given = value, named.display, None
+        elif isinstance(person, f.ProviderFacts):
+            npi = npi or person.npi
+            family = (person.family if isinstance(person, pf.PractitionerFacts) else None) or person.name
+            given = person.given if isinstance(person, pf.PractitionerFacts) else None
+        else:
+            raise fail_with(IssueType.INVALID, "must refer to a Practitioner", named.expression)
+        if npi is None or not NPI.match(npi):
+            no_npi = f"the referring provider needs an NPI ({f.NPI_SYSTEM})"
+            raise fail_with(IssueType.REQUIRED, no_npi, named.expression)
+        return encounter_schemas.ReferringProvider(
+            npi=npi, family_name=family[:60], given_name=given[:35] if given else None
+        )
 
     def facility(self, billing_npis: set[str]) -> encounter_schemas.ServiceFacility | None:
         """Claim.facility (refused naming it when it cannot be used), else the first Encounter.location

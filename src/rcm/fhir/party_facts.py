@@ -1,11 +1,13 @@
 """What FHIR says about a claim's other parties: the coverage's subscriber (a RelatedPerson or Patient named
 by Coverage.subscriber, with Coverage.relationship), the referring provider (an Encounter participant of
 type REF), the service facility (Claim.facility or Encounter.location: a Location with its address and its
-own or its managing Organization's NPI) and the prior authorization (Claim.insurance.preAuthRef).
+own or its managing Organization's NPI), the referral (Claim.referral: a ServiceRequest, whose requester
+refers) and the prior authorization (Claim.insurance.preAuthRef).
 
 Each extractor here extends ``rcm.fhir.facts``' record of the same resource with what these parties need (a
 subclass: everything reading the base record reads it unchanged). The registry the reader uses is
-``EXTRACTORS`` below: ``facts.EXTRACTORS`` with these in place of the base ones, and RelatedPerson added.
+``EXTRACTORS`` below: ``facts.EXTRACTORS`` with these in place of the base ones, and RelatedPerson and
+ServiceRequest added.
 """
 
 from __future__ import annotations
@@ -71,7 +73,13 @@ class EncounterParties(f.EncounterFacts):
 
 
 @dataclass(slots=True)
+class ReferralFacts(f.RoleFacts):
+    """A ServiceRequest (Claim.referral): its requester is the referring provider (``practitioner``)."""
+
+
+@dataclass(slots=True)
 class ClaimParties(f.ClaimFacts):
+    referral: f.Ref | None = None
     facility: f.Ref | None = None
     pre_auth: str | None = None  # the focal insurance's first preAuthRef
     pre_auth_expression: str = ""
@@ -169,9 +177,16 @@ def claim(resource: Any, expression: str, contained: dict[str, f.Facts]) -> Clai
     return _extend(
         base,
         ClaimParties,
+        referral=f.reference(resource.referral, f"{expression}.referral", contained),
         facility=f.reference(resource.facility, f"{expression}.facility", contained),
         pre_auth=pre_auth,
         pre_auth_expression=where,
+    )
+
+
+def service_request(resource: Any, expression: str, contained: dict[str, f.Facts]) -> ReferralFacts:
+    return ReferralFacts(
+        practitioner=f.reference(resource.requester, f"{expression}.requester", contained), npi=None, name=""
     )
 
 
@@ -183,7 +198,8 @@ EXTRACTORS: dict[str, f.Extractor] = {
     "Encounter": encounter,
     "Claim": claim,
     "RelatedPerson": related_person,
+    "ServiceRequest": service_request,
 }
 CONTAINED_EXTRACTORS: dict[str, f.Extractor] = {
-    name: EXTRACTORS[name] for name in (*f.CONTAINED_EXTRACTORS, "RelatedPerson")
+    name: EXTRACTORS[name] for name in (*f.CONTAINED_EXTRACTORS, "RelatedPerson", "ServiceRequest")
 }
