@@ -65,7 +65,7 @@ async def test_dependent_claim_names_subscriber_patient_referring_facility_and_a
     assert parties.missing == ()
     assert parties.relationship == "19"
     assert parties.subscriber is not None
-    assert parties.subscriber.name == PersonName(last="Parentfake", first="Pat", middle="Q")
+    assert parties.subscriber.name == PersonName(last="Parentfake", first="Patrick", middle="Quincy")
     assert parties.subscriber.birth_date is not None
     assert parties.subscriber.birth_date.isoformat() == "1975-06-15"
     assert parties.subscriber.sex == "M"
@@ -90,7 +90,7 @@ async def test_dependent_claim_names_subscriber_patient_referring_facility_and_a
     segments = [s.strip() for s in content.split("~")]
     assert "SBR*P**" in content  # SBR02 empty: the patient is not the subscriber
     assert any(s.startswith("PAT*19") for s in segments)
-    assert any(s.startswith("NM1*IL*1*Parentfake*Pat*Q") for s in segments)
+    assert any(s.startswith("NM1*IL*1*Parentfake*Patrick*Quincy") for s in segments)
     assert any(s.startswith("NM1*QC*1*") for s in segments)
     assert any(s.startswith("NM1*DN*1*Referfake*Rita") for s in segments)
     assert any(s.startswith("NM1*77*2*Fake Ambulatory Center") for s in segments)

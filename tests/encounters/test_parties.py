@@ -14,8 +14,8 @@ from tests.support import Api, encounter_payload, patient_payload
 
 SUBSCRIBER = {
     "family_name": "Parentfake",
-    "given_name": "Pat",
-    "middle_name": "Q",
+    "given_name": "Patrick",
+    "middle_name": "Quincy",
     "birth_date": "1975-06-15",
     "sex": "male",
     "address": {"line1": "9 Oak Street", "city": "Peoria", "state": "IL", "postal_code": "61602-1234"},
@@ -75,7 +75,9 @@ async def test_dependent_coverage_and_encounter_parties_round_trip(
         " subscriber_address, subscriber_sex FROM rcm.coverage WHERE id = :c",
         c=uuid.UUID(coverage["id"]),
     )
-    for column, clear in zip(raw[:5], (b"Parentfake", b"Pat", b"Q", b"1975-06-15", b"Peoria"), strict=True):
+    for column, clear in zip(
+        raw[:5], (b"Parentfake", b"Patrick", b"Quincy", b"1975-06-15", b"Peoria"), strict=True
+    ):
         assert isinstance(column, bytes)
         assert clear not in column
     assert raw[5] == "male"
