@@ -19,6 +19,7 @@ from rcm.audit.events import Action
 from rcm.crypto.fields import seal
 from rcm.encounters import schemas
 from rcm.encounters.models import Encounter, EncounterEvent
+from rcm.encounters.parties import check_parties, facility_columns, referring_columns
 from rcm.encounters.repository import EncounterChangeRepository, EncounterRepository
 from rcm.encounters.service import ENCOUNTER, charge_rows, diagnosis_rows, encounter_view, normalise_icd
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -52,6 +53,11 @@ class EncounterCorrection(msgspec.Struct, forbid_unknown_fields=True):
     documentation: Annotated[str, Meta(max_length=200_000, pattern=NO_NUL)] | None = None
     diagnoses: Annotated[list[schemas.DiagnosisIn], Meta(max_length=12)] | None = None
     charges: Annotated[list[schemas.ChargeLineIn], Meta(max_length=50)] | None = None
+    # Each replaces the encounter's whole referring provider, facility or prior authorization (a prior
+    # authorization often arrives after the visit).
+    referring_provider: schemas.ReferringProvider | None = None
+    service_facility: schemas.ServiceFacility | None = None
+    prior_authorization: schemas.PriorAuthorization | None = None
 
 
 class EncounterCancel(msgspec.Struct, forbid_unknown_fields=True):
@@ -89,6 +95,7 @@ async def _check_correction(
     latest = patients.latest_plausible_date(patients.DEFAULT_DATE_SKEW)
     if data.service_date is not None and data.service_date > latest:
         errors.append(FieldError("/service_date", "is in the future"))
+    errors += check_parties(data.referring_provider, data.service_facility)
     if data.coverage_id is not None:
         coverage = await scope.repo(CoverageRepository).get(data.coverage_id)
         if coverage is None or coverage.patient_id != row.patient_id:
@@ -131,6 +138,12 @@ async def correct_encounter(
         values["place_of_service"] = data.place_of_service
     if data.coverage_id is not None:
         values["coverage_id"] = data.coverage_id
+    if data.referring_provider is not None:
+        values.update(referring_columns(data.referring_provider))
+    if data.service_facility is not None:
+        values.update(facility_columns(data.service_facility))
+    if data.prior_authorization is not None:
+        values["prior_authorization"] = data.prior_authorization
     if data.documentation is not None:
         values.update(seal(scope.keyring, Encounter, row.id, {"documentation": data.documentation}))
     new_diagnoses = diagnosis_rows(tenant_id, row.id, data.diagnoses) if data.diagnoses is not None else None

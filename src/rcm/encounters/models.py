@@ -50,6 +50,20 @@ class Encounter(TenantOwned, Base):
     status: Mapped[str] = mapped_column(Text)
     total_charge_cents: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(Text)  # json | fhir
+    # 837P 2310A (NM1*DN): the referring provider, when the payer wants one. Not PHI.
+    referring_npi: Mapped[str | None] = mapped_column(Text, nullable=True)
+    referring_family_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    referring_given_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    referring_taxonomy: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # 837P 2310C (NM1*77, N3, N4): where the service was given, when not at the billing provider's address.
+    facility_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    facility_npi: Mapped[str | None] = mapped_column(Text, nullable=True)
+    facility_line1: Mapped[str | None] = mapped_column(Text, nullable=True)
+    facility_line2: Mapped[str | None] = mapped_column(Text, nullable=True)
+    facility_city: Mapped[str | None] = mapped_column(Text, nullable=True)
+    facility_state: Mapped[str | None] = mapped_column(Text, nullable=True)
+    facility_postal_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prior_authorization: Mapped[str | None] = mapped_column(Text, nullable=True)  # 2300 REF*G1
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
 
 

@@ -10,8 +10,8 @@ import msgspec
 from msgspec import Meta
 
 from rcm.kit.phi import MaskedRepr
-from rcm.patients.schemas import NO_NUL, CoverageCreate, PatientCreate
-from rcm.providers.schemas import ProviderCreate
+from rcm.patients.schemas import NO_NUL, Address, CoverageCreate, PatientCreate
+from rcm.providers.schemas import Npi, ProviderCreate
 
 # ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot (U codes included).
 Icd10Cm = Annotated[str, Meta(pattern=r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")]
@@ -22,6 +22,11 @@ PlaceOfService = Annotated[str, Meta(pattern=r"^[0-9]{2}$")]
 Cents = Annotated[int, Meta(ge=0, le=99_999_999_99)]
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 ExternalId = Annotated[str, Meta(min_length=1, max_length=80, pattern=EXTERNAL_ID_PATTERN)]
+# REF*G1 (2300): what X12 carries safely, never a delimiter, no leading or trailing space.
+PriorAuthorization = Annotated[
+    str, Meta(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9./-]([A-Za-z0-9 ./-]*[A-Za-z0-9./-])?$")
+]
+Taxonomy = Annotated[str, Meta(pattern=r"^[0-9A-Z]{9}X$")]
 EncounterStatus = Literal["needs_coding", "coded", "on_hold", "billed", "closed", "cancelled"]
 
 
@@ -40,6 +45,25 @@ class ChargeLineIn(msgspec.Struct, forbid_unknown_fields=True):
         msgspec.field(default_factory=list)
     )
     service_date: date | None = None
+
+
+class ReferringProvider(msgspec.Struct, forbid_unknown_fields=True):
+    """837P 2310A (NM1*DN): a person, named as the 837 names one. Its NPI must pass the check digit: a
+    payer rejects the claim otherwise, and nothing later could mend it (it is not a provider we keep)."""
+
+    npi: Npi
+    family_name: Annotated[str, Meta(min_length=1, max_length=60, pattern=NO_NUL)]
+    given_name: Annotated[str, Meta(min_length=1, max_length=35, pattern=NO_NUL)] | None = None
+    taxonomy: Taxonomy | None = None
+
+
+class ServiceFacility(msgspec.Struct, forbid_unknown_fields=True):
+    """837P 2310C (NM1*77, N3, N4): where the service was given, when not at the billing provider's
+    address."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=60, pattern=NO_NUL)]
+    address: Address
+    npi: Npi | None = None
 
 
 class EncounterCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
@@ -62,6 +86,9 @@ class EncounterCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     documentation: Annotated[str, Meta(max_length=200_000, pattern=NO_NUL)] | None = None
     diagnoses: Annotated[list[DiagnosisIn], Meta(max_length=12)] = msgspec.field(default_factory=list)
     charges: Annotated[list[ChargeLineIn], Meta(max_length=50)] = msgspec.field(default_factory=list)
+    referring_provider: ReferringProvider | None = None
+    service_facility: ServiceFacility | None = None
+    prior_authorization: PriorAuthorization | None = None
 
 
 class Diagnosis(msgspec.Struct):
@@ -95,6 +122,9 @@ class Encounter(MaskedRepr, msgspec.Struct):
     updated_at: datetime
     coverage_id: uuid.UUID | None = None
     documentation: str | None = None
+    referring_provider: ReferringProvider | None = None
+    service_facility: ServiceFacility | None = None
+    prior_authorization: str | None = None
 
 
 class EncounterSummary(msgspec.Struct):

@@ -18,6 +18,7 @@ from rcm.audit.events import Action
 from rcm.crypto.fields import seal, unseal
 from rcm.encounters import schemas
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent
+from rcm.encounters.parties import check_parties, facility_of, party_columns, referring_of
 from rcm.encounters.repository import (
     EXTERNAL_ID_UNIQUE,
     EncounterRepository,
@@ -78,6 +79,7 @@ def check_encounter(
         errors += patients.check_coverage(data.coverage, manifest, "/coverage")
     if data.service_date > latest:
         errors.append(FieldError("/service_date", "is in the future"))
+    errors += check_parties(data.referring_provider, data.service_facility)
     if data.patient is not None:
         errors += patients.check_patient(data.patient, latest, "/patient")
         errors += check_dates_after_birth(data, data.patient.birth_date, "/patient/birth_date")
@@ -399,6 +401,7 @@ def _prepare(
         source=source,
         created_at=now,
         updated_at=now,
+        **party_columns(data),
     )
     diagnoses = diagnosis_rows(tenant_id, encounter_id, data.diagnoses)
     charges = charge_rows(tenant_id, encounter_id, data.charges)
@@ -591,6 +594,9 @@ def encounter_view(
         updated_at=row.updated_at,
         coverage_id=row.coverage_id,
         documentation=unseal(scope.keyring, row)["documentation"],
+        referring_provider=referring_of(row),
+        service_facility=facility_of(row),
+        prior_authorization=row.prior_authorization,
     )
 
 

@@ -17,6 +17,7 @@ from rcm.fhir._common import (
     Pending,
     fail_with,
 )
+from rcm.fhir._parties import Parties
 from rcm.fhir.outcome import Issue, IssueType
 from rcm.fhir.reader import Entry
 from rcm.kit.errors import FieldError, RCMError
@@ -40,6 +41,7 @@ class EncounterBuild:
         self.further: list[str] = []  # documentation lines for codes past the twelfth
         self.diagnosis_sources: list[str] = []
         self.charge_sources: list[str] = []
+        self.parties: Parties | None = None
 
     async def create(self, patient_id: uuid.UUID) -> encounter_schemas.EncounterCreate:
         facts = self.facts
@@ -50,6 +52,8 @@ class EncounterBuild:
                 IssueType.TOO_LONG, f"has more than {MAX_CHARGE_LINES} billable lines", self.entry.expression
             )
         rendering, billing = await self._providers()
+        parties = self.parties = Parties(self.intake, facts, self.pending.claims)
+        billing_npis = {self.intake.scope.manifest.billing_provider.npi, *([billing.npi] if billing else [])}
         return encounter_schemas.EncounterCreate(
             external_id=facts.external_id or "",
             service_date=facts.service_date or date.min,
@@ -61,6 +65,9 @@ class EncounterBuild:
             documentation=self._documentation(),
             diagnoses=[encounter_schemas.DiagnosisIn(code=code) for code in self.diagnoses],
             charges=charges,
+            referring_provider=parties.referring(),
+            service_facility=parties.facility(billing_npis),
+            prior_authorization=parties.prior_authorization(),
         )
 
     # Diagnoses -----------------------------------------------------------------------------------------
@@ -323,6 +330,8 @@ class EncounterBuild:
                 expression = f"{where}.participant"
             elif parts[0] == "external_id":
                 expression = f"{where}.identifier"
+            elif self.parties is not None and parts[0] in self.parties.sources:
+                expression = self.parties.sources[parts[0]]
             out.append(Issue(code, error.detail, expression, status=exc.status_code))
         return out
 

@@ -25,6 +25,7 @@ from rcm.fhir._common import (
     fail_with,
 )
 from rcm.fhir._encounter import EncounterBuild
+from rcm.fhir._parties import subscriber_of
 from rcm.fhir._records import coverage_expression, patient_create, patient_expression, provider_create
 from rcm.fhir._references import References
 from rcm.fhir.models import TargetType
@@ -102,6 +103,8 @@ class Intake:
         for name, text in (
             ("Location", "read for the place of service; no record is kept"),
             ("PractitionerRole", "read for the practitioner it names; no record is kept"),
+            ("RelatedPerson", "read for the coverage's subscriber; kept with the coverage"),
+            ("ServiceRequest", "read for the referring provider; kept with the encounter"),
         ):
             for entry in by_type.get(name, []):
                 self.results[entry.index] = EntryResult(
@@ -419,6 +422,7 @@ class Intake:
             raise fail_with(
                 IssueType.VALUE, "has an element this server cannot keep (member id or group)", expression
             ) from None
+        data.subscriber = subscriber_of(self, facts)
         errors = patients.check_coverage(data, self.scope.manifest)
         if errors:
             raise EntryFailed(

@@ -36,6 +36,8 @@ def patient_expression(expression: str, pointer: str) -> str:
 
 
 def coverage_expression(expression: str, pointer: str) -> str:
+    if pointer.startswith("/subscriber"):
+        return f"{expression}.subscriber"
     name = pointer.strip("/").split("/")[-1]
     element = {
         "payer_id": "payor",

@@ -48,7 +48,15 @@ class Coverage(TenantOwned, Base):
         Index("ix_coverage_member", "tenant_id", "member_id_bidx"),
         Index("ix_coverage_patient", "tenant_id", "patient_id"),
     )
-    __phi_columns__: ClassVar[tuple[str, ...]] = ("member_id", "group_number")
+    __phi_columns__: ClassVar[tuple[str, ...]] = (
+        "member_id",
+        "group_number",
+        "subscriber_family_name",
+        "subscriber_given_name",
+        "subscriber_middle_name",
+        "subscriber_birth_date",
+        "subscriber_address",
+    )
 
     patient_id: Mapped[uuid.UUID]
     payer_id: Mapped[str] = mapped_column(Text)  # the payer's code from the tenant manifest
@@ -59,3 +67,10 @@ class Coverage(TenantOwned, Base):
     priority: Mapped[str] = mapped_column(Text)  # primary, secondary, tertiary
     start_date: Mapped[date | None]
     end_date: Mapped[date | None]
+    # The subscriber when not the patient (837P 2010BA, the patient in 2000C): none of it on a self coverage.
+    subscriber_family_name: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    subscriber_given_name: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    subscriber_middle_name: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    subscriber_birth_date: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    subscriber_address: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # JSON, whole
+    subscriber_sex: Mapped[str | None] = mapped_column(Text, nullable=True)  # plain, as the patient's

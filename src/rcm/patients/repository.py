@@ -27,6 +27,10 @@ _VIEW_COLUMNS = (
 class PatientRepository(TenantScopedRepository[Patient]):
     model = Patient
 
+    async def by_ids(self, patient_ids: Sequence[uuid.UUID]) -> list[Patient]:
+        stmt = self.base_statement().where(Patient.id.in_(list(patient_ids)))
+        return list((await self.session.execute(stmt)).scalars())
+
     async def by_mrn_index(self, candidates: list[bytes]) -> Patient | None:
         stmt = self.base_statement().where(Patient.mrn_bidx.in_(candidates))
         return (await self.session.execute(stmt)).scalars().first()
@@ -58,6 +62,10 @@ class PatientRepository(TenantScopedRepository[Patient]):
 
 class CoverageRepository(TenantScopedRepository[Coverage]):
     model = Coverage
+
+    async def by_ids(self, coverage_ids: Sequence[uuid.UUID]) -> list[Coverage]:
+        stmt = self.base_statement().where(Coverage.id.in_(list(coverage_ids)))
+        return list((await self.session.execute(stmt)).scalars())
 
     async def for_patient(self, patient_id: uuid.UUID) -> list[Coverage]:
         stmt = self.base_statement().where(Coverage.patient_id == patient_id).order_by(Coverage.created_at)

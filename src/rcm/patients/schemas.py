@@ -55,6 +55,26 @@ class Patient(MaskedRepr, msgspec.Struct):
     phone: str | None = None
 
 
+class SubscriberCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
+    """The insured when not the patient (837P 2010BA; the patient goes in 2000C with PAT01)."""
+
+    family_name: Name
+    given_name: Name
+    birth_date: date
+    middle_name: Name | None = None
+    sex: Sex | None = None
+    address: Address | None = None
+
+
+class Subscriber(MaskedRepr, msgspec.Struct):
+    family_name: str
+    given_name: str
+    birth_date: date
+    middle_name: str | None = None
+    sex: Sex | None = None
+    address: Address | None = None
+
+
 class CoverageCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     payer_id: Annotated[str, Meta(min_length=1, max_length=40, pattern=NO_NUL)]
     member_id: MemberId
@@ -63,6 +83,8 @@ class CoverageCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     group_number: Annotated[str, Meta(min_length=1, max_length=50, pattern=NO_NUL)] | None = None
     start_date: date | None = None
     end_date: date | None = None
+    # Required when ``relationship`` is not self, refused when it is.
+    subscriber: SubscriberCreate | None = None
 
 
 class Coverage(MaskedRepr, msgspec.Struct):
@@ -76,6 +98,7 @@ class Coverage(MaskedRepr, msgspec.Struct):
     group_number: str | None = None
     start_date: date | None = None
     end_date: date | None = None
+    subscriber: Subscriber | None = None
 
 
 class PatientSearch(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):

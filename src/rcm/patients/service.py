@@ -227,7 +227,38 @@ def check_coverage(
         errors.append(FieldError(f"{pointer}/payer_id", "is not a payer in this practice's manifest"))
     if data.start_date and data.end_date and data.end_date < data.start_date:
         errors.append(FieldError(f"{pointer}/end_date", "is before start_date"))
+    # 837P: a dependent's claim names the subscriber (2010BA) apart from the patient (2000C); a self
+    # coverage's subscriber is the patient, so demographics of someone else there would contradict it.
+    if data.relationship == "self" and data.subscriber is not None:
+        errors.append(FieldError(f"{pointer}/subscriber", "must be absent when relationship is self"))
+    elif data.relationship != "self" and data.subscriber is None:
+        errors.append(FieldError(f"{pointer}/subscriber", "is required when relationship is not self"))
+    elif data.subscriber is not None and data.subscriber.birth_date > latest_plausible_date(
+        DEFAULT_DATE_SKEW
+    ):
+        errors.append(FieldError(f"{pointer}/subscriber/birth_date", "is in the future"))
     return errors
+
+
+def subscriber_view(keyring: TenantKeyring, row: Coverage) -> schemas.Subscriber | None:
+    """The subscriber's demographics of a dependent's coverage (None on a self coverage). The caller
+    audits the read."""
+    return _subscriber_of(unseal(keyring, row), row.subscriber_sex)
+
+
+def _subscriber_of(phi: dict[str, str | None], sex: str | None) -> schemas.Subscriber | None:
+    family_name, birth_date = phi["subscriber_family_name"], phi["subscriber_birth_date"]
+    if family_name is None or birth_date is None:
+        return None
+    address = phi["subscriber_address"]
+    return schemas.Subscriber(
+        family_name=family_name,
+        given_name=phi["subscriber_given_name"] or "",
+        middle_name=phi["subscriber_middle_name"],
+        birth_date=date.fromisoformat(birth_date),
+        sex=sex,  # type: ignore[arg-type]  # constrained by a CHECK constraint
+        address=schemas.Address(**_ADDRESS_FIELDS.decode(address)) if address else None,  # type: ignore[arg-type]
+    )
 
 
 def coverage_view(keyring: TenantKeyring, row: Coverage) -> schemas.Coverage:
@@ -243,6 +274,7 @@ def coverage_view(keyring: TenantKeyring, row: Coverage) -> schemas.Coverage:
         group_number=phi["group_number"],
         start_date=row.start_date,
         end_date=row.end_date,
+        subscriber=_subscriber_of(phi, row.subscriber_sex),
     )
 
 
@@ -263,6 +295,18 @@ def build_coverage(
     keyring: TenantKeyring, patient_id: uuid.UUID, data: schemas.CoverageCreate, member_index: bytes
 ) -> Coverage:
     row_id = uuid.uuid4()
+    subscriber = data.subscriber
+    phi = {
+        "member_id": data.member_id,
+        "group_number": data.group_number,
+        "subscriber_family_name": subscriber.family_name if subscriber else None,
+        "subscriber_given_name": subscriber.given_name if subscriber else None,
+        "subscriber_middle_name": subscriber.middle_name if subscriber else None,
+        "subscriber_birth_date": subscriber.birth_date.isoformat() if subscriber else None,
+        "subscriber_address": (
+            msgspec.json.encode(subscriber.address).decode() if subscriber and subscriber.address else None
+        ),
+    }
     return Coverage.build(
         id=row_id,
         patient_id=patient_id,
@@ -272,7 +316,8 @@ def build_coverage(
         priority=data.priority,
         start_date=data.start_date,
         end_date=data.end_date,
-        **seal(keyring, Coverage, row_id, {"member_id": data.member_id, "group_number": data.group_number}),
+        subscriber_sex=subscriber.sex if subscriber else None,
+        **seal(keyring, Coverage, row_id, phi),
     )
 
 
