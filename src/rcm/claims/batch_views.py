@@ -15,10 +15,11 @@ from rcm.audit.events import Action
 from rcm.blobs.store import BlobStore
 from rcm.claims import schemas
 from rcm.claims.batches import BATCH
-from rcm.claims.models import BatchStatus, Claim, SubmissionBatch
+from rcm.claims.models import BatchStatus, SubmissionBatch
 from rcm.claims.repository import ClaimRepository
+from rcm.claims.service import row_fields
 from rcm.interchanges import service as interchanges
-from rcm.interchanges.models import Direction, X12File
+from rcm.interchanges.models import Direction
 from rcm.interchanges.repository import X12FileRepository
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.pagination import Page, decode_cursor, paginate
@@ -45,45 +46,7 @@ class Interchange:
 
 
 def batch_view(batch: SubmissionBatch) -> schemas.Batch:
-    return schemas.Batch(
-        id=batch.id,
-        tenant_id=batch.tenant_id,
-        payer_id=batch.payer_id,
-        connector=batch.connector,
-        sender_id=batch.sender_id,
-        receiver_id=batch.receiver_id,
-        interchange_control_number=batch.interchange_control_number,
-        group_control_number=batch.group_control_number,
-        transaction_set_control_number=batch.transaction_set_control_number,
-        claim_count=batch.claim_count,
-        status=batch.status,
-        created_at=batch.created_at,
-        sent_at=batch.sent_at,
-    )
-
-
-def _claim_view(claim: Claim) -> schemas.BatchClaim:
-    return schemas.BatchClaim(
-        id=claim.id,
-        patient_control_number=claim.patient_control_number,
-        state=claim.state,
-        frequency=claim.frequency,
-        total_charge_cents=claim.total_charge_cents,
-        payer_claim_control_number=claim.payer_claim_control_number,
-    )
-
-
-def _file_view(row: X12File) -> schemas.BatchFile:
-    return schemas.BatchFile(
-        id=row.id,
-        direction=row.direction.value,
-        kind=row.kind,
-        status=row.status.value,
-        size=row.size,
-        interchange_control_number=row.interchange_control_number,
-        created_at=row.created_at,
-        processed_at=row.processed_at,
-    )
+    return schemas.Batch(**row_fields(schemas.Batch, batch))
 
 
 async def list_batches(
@@ -127,8 +90,8 @@ async def read_batch(scope: TenantScope, batch_id: uuid.UUID) -> schemas.BatchDe
     )
     return schemas.BatchDetail(
         batch=batch_view(batch),
-        claims=[_claim_view(c) for c in claims],
-        files=[_file_view(f) for f in kept],
+        claims=[schemas.BatchClaim(**row_fields(schemas.BatchClaim, c)) for c in claims],
+        files=[schemas.BatchFile(**row_fields(schemas.BatchFile, f)) for f in kept],
     )
 
 

@@ -11,6 +11,7 @@ import msgspec
 
 from rcm.claims.models import BatchStatus
 from rcm.claims.states import Cause, ClaimState, Responsibility
+from rcm.interchanges.models import Direction, FileStatus
 from rcm.workqueue.models import BillingReason, ItemStatus, SubjectType
 
 # A reason a biller gives: short text, kept on the claim's event (never PHI by policy: it says why, not who).
@@ -204,9 +205,9 @@ class BatchFile(msgspec.Struct):
     """An X12 file kept for the batch: the 837 sent, the acknowledgments received (envelope facts only)."""
 
     id: uuid.UUID
-    direction: str  # outbound | inbound
+    direction: Direction
     kind: str  # 837P, 999, 277CA...
-    status: str  # kept | processed | refused
+    status: FileStatus
     size: int
     interchange_control_number: int | None
     created_at: datetime
