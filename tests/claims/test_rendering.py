@@ -4,6 +4,7 @@ a claim lacks what X12 needs."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -284,3 +285,20 @@ async def test_what_an_837_needs_is_refused_by_name_and_nothing_is_kept(
         b=billing_practice.id,
     )
     assert kept == []
+
+
+async def test_concurrent_renders_of_one_batch_keep_one_file(
+    *,
+    billing_intake: Api,
+    billing_practice: Tenant,
+    claims: Claims,
+    renderer: Renderer,
+    owner_engine: AsyncEngine,
+) -> None:
+    await claims.new(billing_intake, billing_practice)
+    [batch] = (await renderer.batches(billing_practice)).values()
+    results = await asyncio.gather(*(renderer.render(billing_practice, batch.id) for _ in range(3)))
+    assert len({file_id for file_id, _ in results}) == 1
+    assert len({data for _, data in results}) == 1
+    kept = await rows(owner_engine, "SELECT id FROM rcm.x12_file WHERE submission_batch_id = :b", b=batch.id)
+    assert len(kept) == 1
