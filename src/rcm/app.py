@@ -13,6 +13,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 from rcm import __version__
 from rcm.audit.controllers import AuditController
 from rcm.bulk.controllers import BulkIntakeController
+from rcm.claims.batch_controllers import SubmissionBatchController
 from rcm.claims.controllers import BillingController, BillingSupervisionController, ClaimController
 from rcm.codes.controllers import CodeController
 from rcm.coding.controllers import CodingController, CodingQueryController, SupervisionController
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CodingQueryController,
             SupervisionController,
             ClaimController,
+            SubmissionBatchController,
             BillingController,
             BillingSupervisionController,
             fhir_router(settings),

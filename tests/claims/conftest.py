@@ -213,3 +213,55 @@ DEMO_CODED: dict[str, Any] = {
     "diagnoses": [{"code": "E11.9"}, {"code": "I10"}],
     "charges": [{"procedure_code": "99213", "charge_cents": 12500, "units": 1, "diagnosis_pointers": [1, 2]}],
 }
+
+
+BILLING_TIN_ENV = "CLAIMS_BILLING_TEST_TIN"
+# A billing address with its ZIP+4 and an EDI contact: what an 837 needs of the manifest beyond the NPI.
+BILLING_ADDRESS = {
+    "line1": "100 Example Way",
+    "city": "Springfield",
+    "state": "IL",
+    "postal_code": "627011234",
+}
+SUBMITTER_CONTACT = {"name": "Demo EDI Desk", "phone": "5550100100", "email": "edi@demo.rcm.test"}
+
+
+@pytest.fixture
+async def billing_practice(
+    control_sessions: async_sessionmaker[AsyncSession], admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Tenant:
+    """A practice whose batches render as 837s: TIN by reference, address, submitter contact, two payers
+    with filing windows, the demo's code sets (its DEMO_CODED encounters pass the scrubber)."""
+    monkeypatch.setenv(BILLING_TIN_ENV, "12-3456789")
+    await load_demo_code_sets(admin_url)
+    return await enrolled_practice(
+        control_sessions,
+        "billing",
+        tin_reference=f"env:{BILLING_TIN_ENV}",
+        address=BILLING_ADDRESS,
+        submitter_contact=SUBMITTER_CONTACT,
+        payers=[
+            {
+                "payer_id": "DEMO-MCR",
+                "name": "Demo Medicare",
+                "timely_filing_days": 365,
+                "submitter_id": "SUBMIT01",
+            },
+            {
+                "payer_id": "DEMO-BCX",
+                "name": "Demo Blue Cross",
+                "timely_filing_days": 365,
+                "receiver_id": "BCX-RECEIVER",
+            },
+        ],
+    )
+
+
+@pytest.fixture
+async def billing_intake(
+    client: AsyncTestClient[Litestar],
+    billing_practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Api:
+    return await practice_api_for(client, billing_practice, sessions, settings)

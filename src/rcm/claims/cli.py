@@ -1,10 +1,13 @@
-"""``rcm claims batch [SLUG...]``: group ready claims into submission batches (per practice and payer),
-allocating their interchange control numbers; ``rcm claims follow-ups [SLUG...]``: open follow-up items for
+"""``rcm claims batch [--render] [SLUG...]``: group ready claims into submission batches (per practice and
+payer), allocating their interchange control numbers, and with ``--render`` write and keep each new batch's
+837 (each in its own transaction: a batch whose practice lacks what an 837 needs stays built, unrendered,
+and the reason is printed); ``rcm claims follow-ups [SLUG...]``: open follow-up items for
 claims without an answer. Operator jobs, as the app role."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import click
@@ -12,6 +15,9 @@ import click
 from rcm.config import get_settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from rcm.claims.models import SubmissionBatch
     from rcm.tenancy.scope import SystemScope
 
 
@@ -21,28 +27,72 @@ def claims() -> None:
 
 
 @claims.command("batch")
+@click.option("--render", is_flag=True, help="Also write and keep each new batch's 837 (not sent).")
 @click.argument("slugs", nargs=-1)
-def batch(slugs: tuple[str, ...]) -> None:
-    """Batch the ready claims of SLUGS (default: every practice not offboarded). Prints one line per batch."""
+def batch(slugs: tuple[str, ...], render: bool) -> None:
+    """Batch the ready claims of SLUGS (default: every practice not offboarded). Prints one line per batch
+    (and with --render one line per rendered file, or why it was not rendered)."""
     from rcm.kit.cli import role_database, run
 
     role_database(get_settings())
-    for line in run(lambda: _batch(list(slugs))):
+    for line in run(lambda: _batch(list(slugs), render=render)):
         click.echo(line)
 
 
-async def _batch(slugs: list[str]) -> list[str]:
+async def _batch(slugs: list[str], *, render: bool = False) -> list[str]:
     from rcm.claims.batches import build_batches
+
+    built: list[SubmissionBatch] = []
 
     async def job(scope: SystemScope) -> list[str]:
         batches = await build_batches(scope)
+        built.extend(batches)
         return [
             f"{b.tenant_id} {b.payer_id:<12} ISA13={b.interchange_control_number:09d} "
             f"sender={b.sender_id} claims={b.claim_count}"
             for b in batches
         ] or ["no ready claims to batch"]
 
-    return await _in_practices(slugs, "claims.build_batches", "claims batch", job)
+    lines = await _in_practices(slugs, "claims.build_batches", "claims batch", job)
+    if render and built:
+        lines += await _render(built)
+    return lines
+
+
+async def _render(batches: list[SubmissionBatch]) -> list[str]:
+    """Render each batch in a transaction of its own practice (a refusal names what is missing)."""
+    from rcm.audit.events import RequestInfo
+    from rcm.blobs.store import BlobStore
+    from rcm.claims.rendering import render_batch
+    from rcm.crypto.keyring import KeyStore
+    from rcm.crypto.provider import key_provider
+    from rcm.identity.principal import operator_principal
+    from rcm.kit.errors import RCMError
+    from rcm.kit.tenant import TenantId
+    from rcm.tenancy.jobs import job_tenant_scope
+
+    settings = get_settings()
+    store = BlobStore.from_settings(settings)
+    keystore = KeyStore(key_provider(settings))
+    lines = []
+    async with _sessions() as sessions:
+        for b in batches:
+            try:
+                async with job_tenant_scope(
+                    sessions,
+                    keystore,
+                    TenantId(b.tenant_id),
+                    actor=operator_principal("claims batch --render"),
+                    request=RequestInfo(request_id="cli", trace_id=""),
+                    job="claims.render_batch",
+                ) as scope:
+                    row = await render_batch(scope, store, b.id)
+            except RCMError as exc:
+                named = "; ".join(f"{e.pointer} {e.detail}" for e in exc.errors)
+                lines.append(f"{b.id} not rendered: {exc.detail} {named}".rstrip())
+            else:
+                lines.append(f"{b.id} rendered {row.kind} file={row.id} bytes={row.size}")
+    return lines
 
 
 @claims.command("follow-ups")
@@ -71,19 +121,16 @@ async def _in_practices(
 ) -> list[str]:
     """Run ``job`` in one system scope over SLUGS' practices (every one not offboarded without SLUGS)."""
     from rcm.audit.events import RequestInfo
-    from rcm.config import app_database_url
     from rcm.crypto.keyring import KeyStore
     from rcm.crypto.provider import key_provider
     from rcm.identity.principal import operator_principal
-    from rcm.kit.db import create_engine, platform_transaction, session_factory
+    from rcm.kit.db import platform_transaction
     from rcm.kit.tenant import TenantId
     from rcm.tenancy.repository import not_offboarded_tenants, tenants_by_slugs
     from rcm.tenancy.staff import system_scope
 
     settings = get_settings()
-    engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
-    sessions = session_factory(engine)
-    try:
+    async with _sessions() as sessions:
         async with platform_transaction(sessions) as session:
             if slugs:
                 found = await tenants_by_slugs(session, slugs)
@@ -102,5 +149,16 @@ async def _in_practices(
             request=RequestInfo(request_id="cli", trace_id=""),
         ) as scope:
             return await job(scope)
+
+
+@asynccontextmanager
+async def _sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions of the app role on a one-connection engine, disposed after the command."""
+    from rcm.config import app_database_url
+    from rcm.kit.db import create_engine, session_factory
+
+    engine = create_engine(app_database_url(get_settings()), pool_size=1, application_name="rcm-cli")
+    try:
+        yield session_factory(engine)
     finally:
         await engine.dispose()

@@ -1,10 +1,12 @@
 """Who a claim names besides its billing provider and payer, as the 837 writer's model takes them: the
-subscriber (2000B/2010BA), the patient when not the subscriber (2000C/2010CA), the referring provider
-(2310A), the service facility (2310C) and the prior authorization (2300 REF*G1).
+subscriber (2000B/2010BA), the patient when not the subscriber (2000C/2010CA), the rendering provider
+(2310B), the referring provider (2310A), the service facility (2310C) and the prior authorization (2300
+REF*G1).
 
 Read from the claim's encounter, its coverage and its patient; their PHI is opened here and the read is
-audited (one event naming the claims and patients). What a claim lacks for the 837 (a patient address...)
-is named in ``missing`` rather than raised: the caller holds the claim back, the others of the batch go.
+audited (one event naming the claims and patients). ``claim_parties`` names what a claim lacks for the 837
+(a patient address, a dependent's subscriber...) in ``missing``; ``batch_parties``, the renderer's door,
+refuses the batch with a 409 naming each such claim by its patient control number (never PHI).
 """
 
 from __future__ import annotations
@@ -13,16 +15,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from rcm.audit.events import Action
+from rcm.claims.batches import BatchDocument
 from rcm.claims.models import Claim
 from rcm.claims.states import Responsibility
 from rcm.encounters.models import Encounter
 from rcm.encounters.parties import facility_of, referring_of
 from rcm.encounters.repository import EncounterRepository
+from rcm.kit.errors import Conflict, FieldError
 from rcm.patients import schemas as patient_schemas
 from rcm.patients import service as patients
 from rcm.patients.models import Patient
 from rcm.patients.repository import CoverageRepository, PatientRepository
+from rcm.providers.models import Provider as ProviderRow
+from rcm.providers.repository import ProviderRepository
 from rcm.tenancy.scope import TenantScope
 from rcm.x12.claims import Patient as X12Patient
 from rcm.x12.claims import ServiceFacility, Subscriber
@@ -172,3 +180,83 @@ async def claim_parties(scope: TenantScope, claims: Sequence[Claim]) -> dict[uui
         opened = patients.coverage_view(scope.keyring, coverage) if coverage is not None else None
         out[claim.id] = parties_of(claim, encounters[claim.encounter_id], views[claim.patient_id], opened)
     return out
+
+
+_HONORIFICS = frozenset({"dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms."})
+
+
+@dataclass(frozen=True, slots=True)
+class Parties:
+    """One claim's parties as the writer takes them, checked complete."""
+
+    subscriber: Subscriber
+    patient: X12Patient | None  # 2000C, when the subscriber is not the patient
+    rendering: Provider | None  # 2310B, when it is not the billing provider
+    referring: Provider | None = None  # 2310A
+    service_facility: ServiceFacility | None = None  # 2310C
+    prior_authorization: str | None = None  # REF*G1
+
+
+async def batch_parties(scope: TenantScope, document: BatchDocument) -> dict[uuid.UUID, Parties]:
+    """Each claim's parties for the batch's 837, SBR09 from the payer directory; every claim whose parties
+    cannot be written is named (409), and nothing of the batch is written."""
+    claims = [claim for claim, _ in document.claims]
+    found = await claim_parties(scope, claims)
+    encounters = {
+        e.id: e for e in await scope.repo(EncounterRepository).many({c.encounter_id for c in claims})
+    }
+    providers = {
+        p.id: p
+        for p in await scope.repo(ProviderRepository).many(
+            {e.rendering_provider_id for e in encounters.values()}
+        )
+    }
+    filing = document.payer.claim_filing_indicator.value
+    billing_npi = document.billing_provider.npi
+    out: dict[uuid.UUID, Parties] = {}
+    errors: list[FieldError] = []
+    for claim in claims:
+        where = f"/claims/{claim.patient_control_number}"
+        parties = found[claim.id]
+        if parties.subscriber is None:
+            errors.append(FieldError(f"{where}/coverage_id", "the claim has no coverage to bill"))
+            continue
+        if parties.missing:
+            errors.extend(FieldError(where, f"lacks {what}") for what in parties.missing)
+            continue
+        rendering = providers.get(encounters[claim.encounter_id].rendering_provider_id)
+        out[claim.id] = Parties(
+            subscriber=msgspec.structs.replace(parties.subscriber, claim_filing_indicator=filing),
+            patient=parties.patient,
+            # 2310B only when the rendering provider is not the billing provider (837P guide).
+            rendering=provider_of(rendering)
+            if rendering is not None and rendering.npi != billing_npi
+            else None,
+            referring=parties.referring,
+            service_facility=parties.service_facility,
+            prior_authorization=parties.prior_authorization,
+        )
+    if errors:
+        raise Conflict("Some claims of the batch lack what the 837 needs.", errors=errors)
+    return out
+
+
+def provider_of(row: ProviderRow) -> Provider:
+    """A provider row as an NM1: an organization by its name; a person's single name field split into last
+    and first ("Last, First" or "First Middle Last", a leading title dropped)."""
+    if row.kind == "organization":
+        return Provider(npi=row.npi, last=row.name, organization=True, taxonomy=row.taxonomy)
+    last, first = person_name(row.name)
+    return Provider(npi=row.npi, last=last, first=first, taxonomy=row.taxonomy)
+
+
+def person_name(name: str) -> tuple[str, str | None]:
+    if "," in name:
+        last, _, first = name.partition(",")
+        return last.strip(), first.strip() or None
+    words = name.split()
+    if len(words) > 1 and words[0].lower() in _HONORIFICS:
+        words = words[1:]
+    if len(words) == 1:
+        return words[0], None
+    return words[-1], " ".join(words[:-1])

@@ -12,6 +12,7 @@ from sqlalchemy import Table, and_, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import (
+    BatchStatus,
     Claim,
     ClaimEvent,
     ClaimLine,
@@ -264,6 +265,23 @@ class ClaimRepository(TenantScopedRepository[Claim]):
 
     async def batch(self, batch_id: uuid.UUID) -> SubmissionBatch | None:
         return await self._first(self.statement_for(SubmissionBatch).where(SubmissionBatch.id == batch_id))
+
+    async def lock_batch(self, batch_id: uuid.UUID) -> SubmissionBatch | None:
+        """The batch, locked until commit: two renders of one batch queue up, the second finds the first's
+        file instead of writing other bytes."""
+        stmt = self.for_update(self.statement_for(SubmissionBatch).where(SubmissionBatch.id == batch_id))
+        return await self._first(stmt.execution_options(populate_existing=True))
+
+    async def batches_page(
+        self, *, limit: int, after: tuple[datetime, uuid.UUID] | None, status: BatchStatus | None
+    ) -> list[SubmissionBatch]:
+        """Keyset page of the practice's batches in (created_at, id) order."""
+        stmt = self.statement_for(SubmissionBatch)
+        if status is not None:
+            stmt = stmt.where(SubmissionBatch.status == status)
+        if after is not None:
+            stmt = stmt.where(after_key(SubmissionBatch.created_at, SubmissionBatch.id, after))
+        return await self._all(stmt.order_by(SubmissionBatch.created_at, SubmissionBatch.id).limit(limit))
 
     async def allocate_control_number(self, sender_id: str) -> int:
         """The next interchange control number of ``sender_id``: the counter row moves under its row lock

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import msgspec
 
+from rcm.claims.models import BatchStatus
 from rcm.claims.states import Cause, ClaimState, Responsibility
+from rcm.interchanges.models import Direction, FileStatus
 from rcm.workqueue.models import BillingReason, ItemStatus, SubjectType
 
 # A reason a biller gives: short text, kept on the claim's event (never PHI by policy: it says why, not who).
@@ -171,15 +173,48 @@ class BillingQueueReport(msgspec.Struct):
 
 
 class Batch(msgspec.Struct):
+    """A submission batch: one practice's claims to one payer under one interchange (no PHI)."""
+
     id: uuid.UUID
     tenant_id: uuid.UUID
     payer_id: str
     connector: str | None
     sender_id: str
     receiver_id: str
-    interchange_control_number: int
-    group_control_number: int
-    transaction_set_control_number: str
+    interchange_control_number: int  # ISA13
+    group_control_number: int  # GS06
+    transaction_set_control_number: str  # ST02
     claim_count: int
-    status: str
+    status: BatchStatus
     created_at: datetime
+    sent_at: datetime | None
+
+
+class BatchClaim(msgspec.Struct):
+    """A claim of a batch, as the claims list shows it (ids, control number, state; no PHI)."""
+
+    id: uuid.UUID
+    patient_control_number: str
+    state: ClaimState
+    frequency: int
+    total_charge_cents: int
+    payer_claim_control_number: str | None
+
+
+class BatchFile(msgspec.Struct):
+    """An X12 file kept for the batch: the 837 sent, the acknowledgments received (envelope facts only)."""
+
+    id: uuid.UUID
+    direction: Direction
+    kind: str  # 837P, 999, 277CA...
+    status: FileStatus
+    size: int
+    interchange_control_number: int | None
+    created_at: datetime
+    processed_at: datetime | None
+
+
+class BatchDetail(msgspec.Struct):
+    batch: Batch
+    claims: list[BatchClaim]
+    files: list[BatchFile]

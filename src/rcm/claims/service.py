@@ -35,21 +35,21 @@ REPLACEABLE = frozenset({ClaimState.ACCEPTED, ClaimState.PAID, ClaimState.PARTIA
 VOID_IN_PLACE = frozenset({ClaimState.CREATED, ClaimState.READY, ClaimState.REJECTED})
 
 
-def _fields(struct: type[msgspec.Struct], row: object, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+def row_fields(struct: type[msgspec.Struct], row: object, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """The DTO's fields read from the row's columns of the same names (but ``skip``)."""
     return {name: getattr(row, name) for name in struct.__struct_fields__ if name not in skip}
 
 
 def summary_view(claim: Claim) -> schemas.ClaimSummary:
-    return schemas.ClaimSummary(**_fields(schemas.ClaimSummary, claim))
+    return schemas.ClaimSummary(**row_fields(schemas.ClaimSummary, claim))
 
 
 def claim_view(claim: Claim, lines: Sequence[ClaimLine], events: Sequence[ClaimEvent]) -> schemas.Claim:
     return schemas.Claim(
-        **_fields(schemas.Claim, claim, skip=("lines", "events")),
-        lines=[schemas.ClaimLine(**_fields(schemas.ClaimLine, line)) for line in lines],
+        **row_fields(schemas.Claim, claim, skip=("lines", "events")),
+        lines=[schemas.ClaimLine(**row_fields(schemas.ClaimLine, line)) for line in lines],
         events=[
-            schemas.ClaimEvent(**_fields(schemas.ClaimEvent, e, skip=("at",)), at=e.created_at)
+            schemas.ClaimEvent(**row_fields(schemas.ClaimEvent, e, skip=("at",)), at=e.created_at)
             for e in events
         ],
     )

@@ -10,7 +10,7 @@ index and makes intent obvious in the code. It gives every repository get-or-404
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -96,6 +96,12 @@ class TenantScopedRepository(TenantRowRepository[M]):
         if row is None:
             raise NotFound
         return row
+
+    async def many(self, row_ids: Collection[uuid.UUID]) -> list[M]:
+        """The rows of ``row_ids`` the context's tenants own (any order; ids of others are simply absent)."""
+        if not row_ids:
+            return []
+        return await self._all(self.base_statement().where(self.model.id.in_(list(row_ids))))
 
     async def keyset_page(
         self,

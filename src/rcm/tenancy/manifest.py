@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -85,6 +85,23 @@ class Payer(_Part):
     ] = None
 
 
+class SubmitterContact(_Part):
+    """Whom a receiver calls about a submitted file (837 loop 1000A PER): the practice's EDI or billing
+    contact, a business line, never a patient's. X12 delimiters are refused here, not discovered at render."""
+
+    name: Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^*~:^|\x00-\x1f]+$")]
+    phone: Annotated[
+        str | None, Field(pattern=r"^[0-9]{10}$", description="Ten digits, no punctuation (PER04 TE).")
+    ] = None
+    email: Annotated[str | None, Field(pattern=r"^[^@\s*~:^|]+@[^@\s*~:^|]+$")] = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SubmitterContact:
+        if self.phone is None and self.email is None:
+            raise ValueError("a submitter contact needs a phone or an email")
+        return self
+
+
 class Rules(_Part):
     """Practice rules the platform reads; each new rule is a typed field here, not a free-form key."""
 
@@ -146,6 +163,10 @@ class TenantManifest(_Part):
         ),
     ] = None
     address: Address | None = None
+    submitter_contact: Annotated[
+        SubmitterContact | None,
+        Field(description="Whom the receiver of the practice's claim files calls (837 1000A PER)."),
+    ] = None
     payers: tuple[Payer, ...] = ()
     staff: Annotated[
         tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...],
