@@ -26,6 +26,7 @@ from rcm.tenancy.models import Tenant
 from rcm.x12 import claims as x12
 from rcm.x12.claims837_read import read_batch
 from tests.claims.conftest import DEMO_CODED, Claims, practice_scope, rows
+from tests.encounters.test_parties import dependent_payload
 from tests.support import Api, patient_payload
 from tests.x12.pyx12check import pyx12_errors
 
@@ -251,18 +252,6 @@ async def test_what_an_837_needs_is_refused_by_name_and_nothing_is_kept(
         "/tin_reference",
     ]
 
-    # A dependent's claim: the subscriber's demographics are not recorded yet (intake's to add).
-    child = await claims.new(
-        billing_intake,
-        billing_practice,
-        coverage={"payer_id": "DEMO-MCR", "member_id": "PARENT01", "relationship": "child"},
-    )
-    [batch] = (await renderer.batches(billing_practice)).values()
-    with pytest.raises(Conflict) as dependent:
-        await renderer.render(billing_practice, batch.id)
-    [number] = (await pcns(owner_engine, [child])).values()
-    assert [e.pointer for e in dependent.value.errors] == [f"/claims/{number}/coverage/relationship"]
-
     # A value X12 cannot carry (a delimiter in the group number) is refused naming the element.
     await claims.new(
         billing_intake,
@@ -277,7 +266,7 @@ async def test_what_an_837_needs_is_refused_by_name_and_nothing_is_kept(
 
     # Another practice's batch is not found.
     with pytest.raises(NotFound):
-        await renderer.render(other_practice, batch.id)
+        await renderer.render(other_practice, starred.id)
     kept = await rows(
         owner_engine,
         "SELECT id FROM rcm.x12_file WHERE tenant_id IN (:a, :b)",
@@ -285,6 +274,13 @@ async def test_what_an_837_needs_is_refused_by_name_and_nothing_is_kept(
         b=billing_practice.id,
     )
     assert kept == []
+
+    # A dependent's claim names its subscriber (2010BA) and the patient apart (2000C, PAT01 19 child).
+    await claims.new(billing_intake, billing_practice, **dependent_payload())
+    [family] = (await renderer.batches(billing_practice)).values()
+    _, sent = await renderer.render(billing_practice, family.id)
+    assert b"PAT*19~" in sent
+    assert pyx12_errors(sent.decode()) == []
 
 
 async def test_concurrent_renders_of_one_batch_keep_one_file(
