@@ -1,6 +1,7 @@
 """``rcm claims batch [SLUG...]``: group ready claims into submission batches (per practice and payer),
 allocating their interchange control numbers; ``rcm claims follow-ups [SLUG...]``: open follow-up items for
-claims without an answer. Operator jobs, as the app role."""
+claims without an answer; ``rcm claims fetch [SLUG...]``: fetch the payers' responses (999, 277CA, 835) and
+apply them. Operator jobs, as the app role."""
 
 from __future__ import annotations
 
@@ -64,6 +65,62 @@ async def _follow_ups(slugs: list[str]) -> list[str]:
         return [f"follow-ups opened: {await open_follow_ups(scope)}"]
 
     return await _in_practices(slugs, "claims.follow_ups", "claims follow-ups", job)
+
+
+@claims.command("fetch")
+@click.argument("slugs", nargs=-1)
+def fetch(slugs: tuple[str, ...]) -> None:
+    """Fetch the responses waiting at the claims connectors of SLUGS' enrolled payers (default: every
+    practice not offboarded), keep them, acknowledge them and apply them. Prints one line per practice."""
+    from rcm.kit.cli import role_database, run
+
+    role_database(get_settings())
+    for line in run(lambda: _fetch(list(slugs))):
+        click.echo(line)
+
+
+async def _fetch(slugs: list[str]) -> list[str]:
+    from rcm.audit.events import RequestInfo
+    from rcm.blobs.store import BlobStore
+    from rcm.claims.responses import Practice, fetch_practice
+    from rcm.config import app_database_url
+    from rcm.crypto.keyring import KeyStore
+    from rcm.crypto.provider import key_provider
+    from rcm.identity.principal import operator_principal
+    from rcm.kit.db import create_engine, platform_transaction, session_factory
+    from rcm.kit.secrets import SecretResolver
+    from rcm.kit.tenant import TenantId
+    from rcm.tenancy.repository import not_offboarded_tenants, tenants_by_slugs
+
+    settings = get_settings()
+    engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
+    sessions = session_factory(engine)
+    try:
+        async with platform_transaction(sessions) as session:
+            if slugs:
+                found = await tenants_by_slugs(session, slugs)
+                missing = sorted(set(slugs) - {t.slug for t in found})
+                if missing:
+                    raise click.ClickException(f"no practice {', '.join(missing)}")
+                practices = [(t.id, t.slug) for t in found]
+            else:
+                practices = await not_offboarded_tenants(session)
+        keystore = KeyStore(key_provider(settings))
+        store, resolver = BlobStore.from_settings(settings), SecretResolver(settings.secrets_dir)
+        lines = []
+        for tenant_id, slug in practices:
+            practice = Practice(
+                sessions=sessions,
+                keystore=keystore,
+                tenant_id=TenantId(tenant_id),
+                actor=operator_principal("claims fetch"),
+                request=RequestInfo(request_id="cli", trace_id=""),
+            )
+            report = await fetch_practice(practice, store, resolver)
+            lines.append(f"{slug}: {report.summary()}")
+        return lines or ["no practices"]
+    finally:
+        await engine.dispose()
 
 
 async def _in_practices(

@@ -1,0 +1,391 @@
+"""Payer responses applied to claims, end to end through the sandbox payer: an 837 written by our writer is
+submitted through the connector the payer directory names, then ``rcm claims fetch``'s job fetches the 999,
+277CA and 835 answers, keeps them and applies them: rejections land in the billing queue with the payer's
+codes in words, acceptances record the payer's claim control number, the 835 adjudicates. Applying again
+changes nothing; claims the practice does not have are counted, another practice's claims never touched."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from rcm.audit.events import RequestInfo
+from rcm.blobs.store import BlobStore
+from rcm.claims.acknowledgments import apply_file
+from rcm.claims.models import BatchStatus, SubmissionBatch
+from rcm.claims.repository import ClaimRepository
+from rcm.claims.responses import Practice, apply_one, fetch_practice
+from rcm.claims.states import ClaimState
+from rcm.config import Settings
+from rcm.crypto.keyring import KeyStore
+from rcm.crypto.provider import key_provider
+from rcm.identity.principal import system_principal
+from rcm.interchanges import service as files
+from rcm.interchanges.models import Direction, FileStatus
+from rcm.kit.secrets import SecretResolver
+from rcm.kit.tenant import TenantId
+from rcm.payers.connector import Submission
+from rcm.payers.registry import build_config, open_connector
+from rcm.payers.repository import upsert_payers
+from rcm.tenancy.models import Tenant
+from rcm.x12.claims import SubscriberLoop
+from rcm.x12.claims837 import write_837
+from sandbox_payer.payer import payer_claim_control_number
+from sandbox_payer.rules import Outcome, Rule, Rules, When, write_rules
+from tests.claims.conftest import Claims, enrolled_practice, practice_scope, rows
+from tests.conftest import practice_api_for
+from tests.x12 import claimdata as data
+
+EVENTS = "SELECT 1 FROM rcm.claim_event WHERE tenant_id = :t AND x12_file_id IS NOT NULL"
+PUBLIC = Path(__file__).parents[1] / "x12" / "fixtures" / "public"
+PROVIDER_NPI = data.billing_provider(()).npi
+# The sandbox payer's mind, by the charge of the 837 we send it (the claim rows' own charges do not matter).
+REJECT_999, REJECT_277, PAY, PARTIAL, DENY = 5_000_000, 5_000, 15_000, 25_000, 35_000
+RULES = Rules(
+    claims=(
+        Rule(outcome=Outcome.REJECT_999, when=When(charge_at_least=REJECT_999)),
+        Rule(
+            outcome=Outcome.REJECT_277CA,
+            when=When(charge_below=10_000),
+            status_code="562",
+            message="NPI NOT ON FILE",
+        ),
+        Rule(outcome=Outcome.PARTIAL, when=When(charge_at_least=20_000, charge_below=30_000)),
+        Rule(outcome=Outcome.DENY, when=When(charge_at_least=30_000, charge_below=40_000), carc="50"),
+        Rule(outcome=Outcome.PAY),
+    )
+)
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RCM_ENV", "test")
+
+
+@dataclass
+class Setup:
+    practice: Tenant
+    other: Tenant
+    payer_id: str
+    directory: Path
+    api: Any
+    other_api: Any
+
+
+@pytest.fixture
+async def setup(
+    *,
+    tmp_path: Path,
+    owner_engine: AsyncEngine,
+    control_sessions: async_sessionmaker[AsyncSession],
+    client: AsyncTestClient[Litestar],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Setup:
+    """A payer of its own in the directory, whose claims endpoint is a sandbox payer in ``tmp_path`` (the
+    shipped demo payers share one sandbox mailbox), and two practices enrolled with it."""
+    payer_id = f"ACK{uuid.uuid4().hex[:8].upper()}"
+    directory = tmp_path / "payer"
+    async with AsyncSession(owner_engine) as session, session.begin():
+        await upsert_payers(
+            session,
+            [
+                {
+                    "id": payer_id,
+                    "name": "Acknowledging payer",
+                    "claim_filing_indicator": "CI",
+                    "claims_connector": "sandbox",
+                    "claims_endpoint": f"sandbox:{directory}",
+                    "eligibility_connector": None,
+                    "eligibility_endpoint": None,
+                    "status_connector": None,
+                    "status_endpoint": None,
+                    "status_inquiry_days": 30,
+                    "timely_filing_days": 365,
+                    "updated_at": data.WHEN,
+                }
+            ],
+        )
+    write_rules(directory, RULES)
+    payers = [{"payer_id": payer_id, "name": "Acknowledging payer"}]
+    practice = await enrolled_practice(control_sessions, "acks", payers=payers)
+    other = await enrolled_practice(control_sessions, "acks-other", payers=payers)
+    return Setup(
+        practice,
+        other,
+        payer_id,
+        directory,
+        await practice_api_for(client, practice, sessions, settings),
+        await practice_api_for(client, other, sessions, settings),
+    )
+
+
+async def _submitted(claims: Claims, api: Any, tenant: Tenant, payer_id: str) -> tuple[uuid.UUID, str]:
+    claim_id = await claims.new(api, tenant, payer_id=payer_id)
+    await claims.walk(tenant, claim_id, ClaimState.SUBMITTED)
+    async with practice_scope(claims.sessions, claims.settings, tenant) as scope:
+        claim = await scope.repo(ClaimRepository).get(claim_id)
+    assert claim is not None
+    return claim_id, claim.patient_control_number
+
+
+async def _batch(
+    claims: Claims, tenant: Tenant, payer_id: str, control: int, claim_ids: list[uuid.UUID]
+) -> uuid.UUID:
+    """The practice's batch under the 837's envelope numbers (as the batcher records them)."""
+    batch = SubmissionBatch(
+        id=uuid.uuid4(),
+        tenant_id=tenant.id,
+        payer_id=payer_id,
+        connector="sandbox",
+        sender_id="SUBMITTER01",
+        receiver_id="CLEARINGHOUSE",
+        interchange_control_number=control,
+        group_control_number=control,
+        transaction_set_control_number="0001",  # one ST per interchange
+        claim_count=len(claim_ids),
+        status=BatchStatus.SENT,
+    )
+    async with practice_scope(claims.sessions, claims.settings, tenant) as scope:
+        await scope.repo(ClaimRepository).attach(batch, claim_ids)
+    return batch.id
+
+
+async def _submit(setup: Setup, control: int, charges: dict[str, int]) -> None:
+    """Our 837 (our writer) of the given CLM01s and charges, through the connector the directory names."""
+    loop = SubscriberLoop(
+        payer=data.AETNA,
+        subscriber=data.SUBSCRIBER,
+        claims=tuple(data.claim(pcn, (data.line(charge),)) for pcn, charge in charges.items()),
+    )
+    x12 = write_837(data.batch(data.billing_provider((loop,)), control=control)).encode()
+    connector = open_connector(
+        build_config(
+            connector="sandbox",
+            endpoint=f"sandbox:{setup.directory}",
+            submitter_id="SUBMITTER01",
+            receiver_id="CLEARINGHOUSE",
+            credentials_reference=None,
+            resolver=SecretResolver(None),
+        )
+    )
+    await connector.submit(Submission(f"claims-{control:09d}.x12", f"{control:09d}", x12))
+    await connector.aclose()
+
+
+def _practice(sessions: async_sessionmaker[AsyncSession], settings: Settings, tenant: Tenant) -> Practice:
+    return Practice(
+        sessions=sessions,
+        keystore=KeyStore(key_provider(settings)),
+        tenant_id=TenantId(tenant.id),
+        actor=system_principal("claims.fetch_responses"),
+        request=RequestInfo(request_id="acks-test", trace_id=""),
+    )
+
+
+async def _states(owner_engine: AsyncEngine, tenant: Tenant) -> dict[uuid.UUID, tuple[str, str | None]]:
+    found = await rows(
+        owner_engine,
+        "SELECT id, state, payer_claim_control_number FROM rcm.claim WHERE tenant_id = :t",
+        t=tenant.id,
+    )
+    return {r.id: (r.state, r.payer_claim_control_number) for r in found}
+
+
+async def test_the_payers_answers_move_claims_once_and_only_the_practices(
+    setup: Setup,
+    claims: Claims,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    payer_id = setup.payer_id
+    rejected, rejected_pcn = await _submitted(claims, setup.api, setup.practice, payer_id)
+    paid, paid_pcn = await _submitted(claims, setup.api, setup.practice, payer_id)
+    partial, partial_pcn = await _submitted(claims, setup.api, setup.practice, payer_id)
+    denied, denied_pcn = await _submitted(claims, setup.api, setup.practice, payer_id)
+    theirs, theirs_pcn = await _submitted(claims, setup.other_api, setup.other, payer_id)
+    await _batch(claims, setup.practice, payer_id, 7, [rejected, paid, partial, denied])
+    charges = {
+        rejected_pcn: REJECT_277,
+        paid_pcn: PAY,
+        partial_pcn: PARTIAL,
+        denied_pcn: DENY,
+        theirs_pcn: PAY,  # another practice's claim number: nothing of this practice's
+        "ZZNOSUCHCLAIM1": PAY,
+    }
+    await _submit(setup, 7, charges)
+
+    store, resolver = BlobStore(), SecretResolver(None)
+    report = await fetch_practice(_practice(sessions, settings, setup.practice), store, resolver)
+    assert report.errors == []
+    assert (report.endpoints, report.fetched, report.new) == (1, 3, 3)
+    by_kind = {o.kind: o for o in report.outcomes}
+    assert sorted(by_kind) == ["277CA", "835", "999"]
+    assert all(o.status is FileStatus.PROCESSED for o in report.outcomes)
+    assert by_kind["999"].batch_id is not None  # linked to the batch it acknowledged; nothing moved
+    assert (by_kind["999"].accepted, by_kind["999"].rejected) == (0, 0)
+    assert (by_kind["277CA"].accepted, by_kind["277CA"].rejected, by_kind["277CA"].unmatched) == (3, 1, 2)
+    assert by_kind["277CA"].items == 1
+    remit = by_kind["835"]
+    assert (remit.paid, remit.partially_paid, remit.denied, remit.unmatched) == (1, 1, 1, 2)
+
+    states = await _states(owner_engine, setup.practice)
+    assert states[rejected] == ("rejected", None)
+    assert states[paid] == ("paid", payer_claim_control_number(PROVIDER_NPI, paid_pcn))
+    assert states[partial] == ("partially_paid", payer_claim_control_number(PROVIDER_NPI, partial_pcn))
+    assert states[denied] == ("denied", payer_claim_control_number(PROVIDER_NPI, denied_pcn))
+    assert (await _states(owner_engine, setup.other))[theirs] == ("submitted", None)
+
+    # The rejection: a billing-queue item, and the event naming the file and the STC codes in words.
+    items = await rows(
+        owner_engine,
+        "SELECT subject_id, reason, status FROM rcm.work_item WHERE tenant_id = :t AND kind = 'billing'",
+        t=setup.practice.id,
+    )
+    assert [(i.subject_id, i.reason, i.status) for i in items] == [(rejected, "rejection", "open")]
+    events = await rows(
+        owner_engine,
+        "SELECT e.claim_id, e.to_state, e.cause, e.reason, e.payer_claim_control_number, f.kind"
+        " FROM rcm.claim_event e JOIN rcm.x12_file f ON (f.tenant_id, f.id) = (e.tenant_id, e.x12_file_id)"
+        " WHERE e.tenant_id = :t ORDER BY e.created_at",
+        t=setup.practice.id,
+    )
+    moves = {(e.claim_id, e.to_state): e for e in events}
+    rejection = moves[(rejected, "rejected")]
+    assert rejection.kind == "277CA"
+    assert rejection.cause == "acknowledgment"
+    assert "A7 Acknowledgement/Rejected for invalid information" in rejection.reason
+    assert "562 Entity's National Provider Identifier (NPI)" in rejection.reason
+    assert "NPI NOT ON FILE" not in rejection.reason  # the payer's free text (STC12) is not kept
+    assert moves[(paid, "accepted")].kind == "277CA"
+    assert moves[(paid, "accepted")].payer_claim_control_number == payer_claim_control_number(
+        PROVIDER_NPI, paid_pcn
+    )
+    assert moves[(paid, "paid")].kind == "835"
+    assert moves[(paid, "paid")].cause == "remittance"
+    assert moves[(partial, "partially_paid")].reason.startswith("835 CLP02 1; CO-45")
+    assert "CO-50" in moves[(denied, "denied")].reason
+    audited = await rows(
+        owner_engine,
+        "SELECT count(*) AS n FROM rcm.audit_event"
+        " WHERE tenant_id = :t AND event_type = 'claim.response_applied'",
+        t=setup.practice.id,
+    )
+    assert audited[0].n == 3
+
+    assert len(await rows(owner_engine, EVENTS, t=setup.practice.id)) == len(events)
+    # Again: nothing new to fetch, and each file applied again changes nothing.
+    again = await fetch_practice(_practice(sessions, settings, setup.practice), store, resolver)
+    assert (again.fetched, again.new, again.outcomes) == (0, 0, [])
+    for outcome in report.outcomes:
+        repeat = await apply_one(_practice(sessions, settings, setup.practice), store, outcome.file_id)
+        assert repeat.already
+        assert repeat.status is FileStatus.PROCESSED
+    assert await _states(owner_engine, setup.practice) == states
+    assert len(await rows(owner_engine, EVENTS, t=setup.practice.id)) == len(events)
+
+
+async def test_a_999_rejection_rejects_the_batch_with_its_errors_in_words(
+    setup: Setup,
+    claims: Claims,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    payer_id = setup.payer_id
+    first, first_pcn = await _submitted(claims, setup.api, setup.practice, payer_id)
+    second, second_pcn = await _submitted(claims, setup.api, setup.practice, payer_id)
+    batch_id = await _batch(claims, setup.practice, payer_id, 11, [first, second])
+    await _submit(setup, 11, {first_pcn: REJECT_999, second_pcn: PAY})
+
+    report = await fetch_practice(
+        _practice(sessions, settings, setup.practice), BlobStore(), SecretResolver(None)
+    )
+    assert [o.kind for o in report.outcomes] == ["999"]  # a rejected set gets no 277CA and no 835
+    outcome = report.outcomes[0]
+    assert (outcome.rejected, outcome.items, outcome.batch_id) == (2, 2, batch_id)
+
+    states = await _states(owner_engine, setup.practice)
+    assert states[first][0] == states[second][0] == "rejected"
+    linked = await rows(
+        owner_engine,
+        "SELECT submission_batch_id, status FROM rcm.x12_file WHERE tenant_id = :t AND kind = '999'",
+        t=setup.practice.id,
+    )
+    assert [(r.submission_batch_id, r.status) for r in linked] == [(batch_id, "processed")]
+    items = await rows(
+        owner_engine,
+        "SELECT subject_id FROM rcm.work_item WHERE tenant_id = :t AND reason = 'rejection'",
+        t=setup.practice.id,
+    )
+    assert {i.subject_id for i in items} == {first, second}
+    reasons = await rows(
+        owner_engine,
+        "SELECT reason FROM rcm.claim_event WHERE tenant_id = :t AND to_state = 'rejected'",
+        t=setup.practice.id,
+    )
+    for event in reasons:
+        assert event.reason.startswith("999 R Rejected; 5 One or more segments in error; CLM at ")
+        assert "in loop 2300: 8 Segment has data element errors" in event.reason
+        assert "CLM02 (element 782): 7 Invalid code value" in event.reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("999", "x12-parser__x12_999_rejected.txt"),
+        ("999", "pyx12__834_lui_id_5010.999.txt"),
+        ("999", "pyx12__834_ls_le_ls_5010.999.txt"),
+        ("277CA", "x12-parser__x12_277CA_accepted.txt"),
+        ("277CA", "x12-parser__x12_277CA_rejected.txt"),
+    ],
+)
+async def test_public_acknowledgments_apply_without_error_and_touch_nothing(
+    *,
+    kind: str,
+    name: str,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    practice: Tenant,
+    owner_engine: AsyncEngine,
+) -> None:
+    content = (PUBLIC / kind / name).read_bytes()
+    store = BlobStore()
+    async with practice_scope(sessions, settings, practice) as scope:
+        row, _ = await files.keep(scope, store, content, direction=Direction.INBOUND)
+        outcome = await apply_file(scope, store, row.id)
+    assert outcome.kind == kind
+    assert outcome.accepted == outcome.rejected == outcome.items == 0
+    if kind == "999":  # about no batch of ours: refused, saying why without content
+        assert outcome.status is FileStatus.REFUSED
+        assert outcome.error is not None
+        assert "no submission batch" in outcome.error
+    else:
+        assert outcome.status is FileStatus.PROCESSED
+        assert outcome.unmatched >= 1
+    settled = await rows(owner_engine, "SELECT status FROM rcm.x12_file WHERE tenant_id = :t", t=practice.id)
+    assert [r.status for r in settled] == [outcome.status.value]
+
+
+async def test_a_file_not_readable_as_its_kind_is_refused_whole(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, practice: Tenant
+) -> None:
+    """A 277CA whose claim level lacks its trace: refused naming the segment, nothing applied."""
+    content = (PUBLIC / "277CA" / "x12-parser__x12_277CA_accepted.txt").read_bytes()
+    assert b"TRN*2*" in content
+    broken = content.replace(b"TRN*2*", b"TRN*9*")
+    store = BlobStore()
+    async with practice_scope(sessions, settings, practice) as scope:
+        row, _ = await files.keep(scope, store, broken, direction=Direction.INBOUND)
+        outcome = await apply_file(scope, store, row.id)
+    assert (outcome.kind, outcome.status, outcome.already) == ("277CA", FileStatus.REFUSED, False)
+    assert outcome.error is not None
+    assert outcome.error.startswith("segment TRN")
