@@ -6,6 +6,8 @@ changes nothing; claims the practice does not have are counted, another practice
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -389,3 +391,100 @@ async def test_a_file_not_readable_as_its_kind_is_refused_whole(
     assert (outcome.kind, outcome.status, outcome.already) == ("277CA", FileStatus.REFUSED, False)
     assert outcome.error is not None
     assert outcome.error.startswith("segment TRN")
+
+
+async def test_an_835_before_its_277ca_accepts_then_adjudicates(
+    *,
+    setup: Setup,
+    claims: Claims,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    """Files applied out of order: the 835 implies the acceptance; the late 277CA then changes nothing."""
+    claim_id, pcn = await _submitted(claims, setup.api, setup.practice, setup.payer_id)
+    await _batch(claims, setup.practice, setup.payer_id, 21, [claim_id])
+    await _submit(setup, 21, {pcn: PAY})
+    payer = open_connector(
+        build_config(
+            connector="sandbox",
+            endpoint=f"sandbox:{setup.directory}",
+            submitter_id="SUBMITTER01",
+            receiver_id="CLEARINGHOUSE",
+            credentials_reference=None,
+            resolver=SecretResolver(None),
+        )
+    )
+    page = await payer.fetch_responses(None)
+    store = BlobStore()
+    async with practice_scope(sessions, settings, setup.practice) as scope:
+        kept = {
+            row.kind: row
+            for row, _ in [
+                await files.keep(scope, store, f.content, direction=Direction.INBOUND) for f in page.files
+            ]
+        }
+    assert sorted(kept) == ["277CA", "835", "999"]
+    practice = _practice(sessions, settings, setup.practice)
+    remit = await apply_one(practice, store, kept["835"].id)
+    assert (remit.paid, remit.unmatched) == (1, 0)
+    late = await apply_one(practice, store, kept["277CA"].id)
+    assert (late.accepted, late.unchanged) == (0, 1)
+    icn = payer_claim_control_number(PROVIDER_NPI, pcn)
+    assert (await _states(owner_engine, setup.practice))[claim_id] == ("paid", icn)
+    moved = await rows(
+        owner_engine,
+        "SELECT from_state, to_state FROM rcm.claim_event WHERE tenant_id = :t AND claim_id = :c"
+        " AND x12_file_id = :f ORDER BY created_at",
+        t=setup.practice.id,
+        c=claim_id,
+        f=kept["835"].id,
+    )
+    assert [(m.from_state, m.to_state) for m in moved] == [("submitted", "accepted"), ("accepted", "paid")]
+
+
+async def test_the_fetch_job_and_the_operator_command(
+    *,
+    setup: Setup,
+    claims: Claims,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+    admin_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's job (its payload ids only, through JSON) and ``rcm claims fetch SLUG`` do the same."""
+    from click.testing import CliRunner
+
+    from rcm.claims.tasks import fetch_responses
+    from rcm.cli import main
+    from rcm.config import get_settings
+    from rcm.worker import configure_jobs, encode_payload_roundtrip, setup_broker
+
+    first, first_pcn = await _submitted(claims, setup.api, setup.practice, setup.payer_id)
+    await _batch(claims, setup.practice, setup.payer_id, 31, [first])
+    await _submit(setup, 31, {first_pcn: PAY})
+    setup_broker(settings.model_copy(update={"broker_url": None}))
+    configure_jobs(settings, sessions=sessions)
+    payload = encode_payload_roundtrip(fetch_responses.message(tenant_id=str(setup.practice.id)))
+    assert payload == {"tenant_id": str(setup.practice.id)}
+    summary = await fetch_responses(**json.loads(json.dumps(payload)))
+    assert summary.startswith("1 endpoint(s), 3 file(s) fetched, 3 new, 3 applied, 0 refused")
+    assert (await _states(owner_engine, setup.practice))[first][0] == "paid"
+
+    second, second_pcn = await _submitted(claims, setup.api, setup.practice, setup.payer_id)
+    await _batch(claims, setup.practice, setup.payer_id, 32, [second])
+    await _submit(setup, 32, {second_pcn: DENY})
+    monkeypatch.setenv("RCM_DATABASE_URL", admin_url)
+    monkeypatch.setenv("RCM_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    try:
+        result = await asyncio.to_thread(CliRunner().invoke, main, ["claims", "fetch", setup.practice.slug])
+        unknown = await asyncio.to_thread(CliRunner().invoke, main, ["claims", "fetch", "no-such-practice"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{setup.practice.slug}: 1 endpoint(s), 3 file(s) fetched, 3 new")
+    assert (await _states(owner_engine, setup.practice))[second][0] == "denied"
+    assert unknown.exit_code != 0
+    assert "no-such-practice" in unknown.output
