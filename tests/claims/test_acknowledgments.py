@@ -33,7 +33,7 @@ from rcm.interchanges import service as files
 from rcm.interchanges.models import Direction, FileStatus
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
-from rcm.payers.connector import Submission
+from rcm.payers.connector import Connector, Submission
 from rcm.payers.registry import build_config, open_connector
 from rcm.payers.repository import upsert_payers
 from rcm.tenancy.models import Tenant
@@ -160,15 +160,9 @@ async def _batch(
     return batch.id
 
 
-async def _submit(setup: Setup, control: int, charges: dict[str, int]) -> None:
-    """Our 837 (our writer) of the given CLM01s and charges, through the connector the directory names."""
-    loop = SubscriberLoop(
-        payer=data.AETNA,
-        subscriber=data.SUBSCRIBER,
-        claims=tuple(data.claim(pcn, (data.line(charge),)) for pcn, charge in charges.items()),
-    )
-    x12 = write_837(data.batch(data.billing_provider((loop,)), control=control)).encode()
-    connector = open_connector(
+def _connector(setup: Setup) -> Connector:
+    """The sandbox payer as the registry opens it for the directory's endpoint."""
+    return open_connector(
         build_config(
             connector="sandbox",
             endpoint=f"sandbox:{setup.directory}",
@@ -178,6 +172,17 @@ async def _submit(setup: Setup, control: int, charges: dict[str, int]) -> None:
             resolver=SecretResolver(None),
         )
     )
+
+
+async def _submit(setup: Setup, control: int, charges: dict[str, int]) -> None:
+    """Our 837 (our writer) of the given CLM01s and charges, through the connector the directory names."""
+    loop = SubscriberLoop(
+        payer=data.AETNA,
+        subscriber=data.SUBSCRIBER,
+        claims=tuple(data.claim(pcn, (data.line(charge),)) for pcn, charge in charges.items()),
+    )
+    x12 = write_837(data.batch(data.billing_provider((loop,)), control=control)).encode()
+    connector = _connector(setup)
     await connector.submit(Submission(f"claims-{control:09d}.x12", f"{control:09d}", x12))
     await connector.aclose()
 
@@ -405,16 +410,7 @@ async def test_an_835_before_its_277ca_accepts_then_adjudicates(
     claim_id, pcn = await _submitted(claims, setup.api, setup.practice, setup.payer_id)
     await _batch(claims, setup.practice, setup.payer_id, 21, [claim_id])
     await _submit(setup, 21, {pcn: PAY})
-    payer = open_connector(
-        build_config(
-            connector="sandbox",
-            endpoint=f"sandbox:{setup.directory}",
-            submitter_id="SUBMITTER01",
-            receiver_id="CLEARINGHOUSE",
-            credentials_reference=None,
-            resolver=SecretResolver(None),
-        )
-    )
+    payer = _connector(setup)
     page = await payer.fetch_responses(None)
     store = BlobStore()
     async with practice_scope(sessions, settings, setup.practice) as scope:
@@ -460,6 +456,7 @@ async def test_the_fetch_job_and_the_operator_command(
     from rcm.cli import main
     from rcm.config import get_settings
     from rcm.worker import configure_jobs, encode_payload_roundtrip, setup_broker
+    from rcm.worker.scheduler import periodic_jobs
 
     first, first_pcn = await _submitted(claims, setup.api, setup.practice, setup.payer_id)
     await _batch(claims, setup.practice, setup.payer_id, 31, [first])
@@ -469,6 +466,7 @@ async def test_the_fetch_job_and_the_operator_command(
     payload = encode_payload_roundtrip(fetch_responses.message(tenant_id=str(setup.practice.id)))
     assert payload == {"tenant_id": str(setup.practice.id)}
     summary = await fetch_responses(**json.loads(json.dumps(payload)))
+    assert "claims.fetch_responses" in periodic_jobs()  # the scheduler queues one per practice
     assert summary.startswith("1 endpoint(s), 3 file(s) fetched, 3 new, 3 applied, 0 refused")
     assert (await _states(owner_engine, setup.practice))[first][0] == "paid"
 

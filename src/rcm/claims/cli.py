@@ -13,6 +13,10 @@ import click
 from rcm.config import get_settings
 
 if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from rcm.tenancy.scope import SystemScope
 
 
@@ -90,21 +94,13 @@ async def _fetch(slugs: list[str]) -> list[str]:
     from rcm.kit.db import create_engine, platform_transaction, session_factory
     from rcm.kit.secrets import SecretResolver
     from rcm.kit.tenant import TenantId
-    from rcm.tenancy.repository import not_offboarded_tenants, tenants_by_slugs
 
     settings = get_settings()
     engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
     sessions = session_factory(engine)
     try:
         async with platform_transaction(sessions) as session:
-            if slugs:
-                found = await tenants_by_slugs(session, slugs)
-                missing = sorted(set(slugs) - {t.slug for t in found})
-                if missing:
-                    raise click.ClickException(f"no practice {', '.join(missing)}")
-                practices = [(t.id, t.slug) for t in found]
-            else:
-                practices = await not_offboarded_tenants(session)
+            practices = await _practices(session, slugs)
         keystore = KeyStore(key_provider(settings))
         store, resolver = BlobStore.from_settings(settings), SecretResolver(settings.secrets_dir)
         lines = []
@@ -134,7 +130,6 @@ async def _in_practices(
     from rcm.identity.principal import operator_principal
     from rcm.kit.db import create_engine, platform_transaction, session_factory
     from rcm.kit.tenant import TenantId
-    from rcm.tenancy.repository import not_offboarded_tenants, tenants_by_slugs
     from rcm.tenancy.staff import system_scope
 
     settings = get_settings()
@@ -142,14 +137,7 @@ async def _in_practices(
     sessions = session_factory(engine)
     try:
         async with platform_transaction(sessions) as session:
-            if slugs:
-                found = await tenants_by_slugs(session, slugs)
-                missing = sorted(set(slugs) - {t.slug for t in found})
-                if missing:
-                    raise click.ClickException(f"no practice {', '.join(missing)}")
-                ids = tuple(TenantId(t.id) for t in found)
-            else:
-                ids = tuple(TenantId(t) for t, _ in await not_offboarded_tenants(session))
+            ids = tuple(TenantId(t) for t, _ in await _practices(session, slugs))
         async with system_scope(
             sessions,
             KeyStore(key_provider(settings)),
@@ -161,3 +149,16 @@ async def _in_practices(
             return await job(scope)
     finally:
         await engine.dispose()
+
+
+async def _practices(session: AsyncSession, slugs: list[str]) -> list[tuple[uuid.UUID, str]]:
+    """(id, slug) of SLUGS' practices (each must exist), or of every practice not offboarded without."""
+    from rcm.tenancy.repository import not_offboarded_tenants, tenants_by_slugs
+
+    if not slugs:
+        return await not_offboarded_tenants(session)
+    found = await tenants_by_slugs(session, slugs)
+    missing = sorted(set(slugs) - {t.slug for t in found})
+    if missing:
+        raise click.ClickException(f"no practice {', '.join(missing)}")
+    return [(t.id, t.slug) for t in found]

@@ -9,6 +9,7 @@ from rcm.blobs.store import BlobStore
 from rcm.claims.responses import JOB, FetchReport, Practice, apply_one, fetch_practice
 from rcm.crypto.tasks import job_keystore
 from rcm.identity.principal import system_principal
+from rcm.kit.errors import NotFound
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
 from rcm.worker import actor, job_context
@@ -33,9 +34,12 @@ def _practice(tenant_id: str, job: str) -> Practice:
 async def fetch_responses(*, tenant_id: str) -> str:
     """Fetch, keep, acknowledge and apply the practice's payer responses; returns the counts (no content)."""
     settings = job_context().settings
-    report: FetchReport = await fetch_practice(
-        _practice(tenant_id, JOB), BlobStore.from_settings(settings), SecretResolver(settings.secrets_dir)
-    )
+    try:
+        report: FetchReport = await fetch_practice(
+            _practice(tenant_id, JOB), BlobStore.from_settings(settings), SecretResolver(settings.secrets_dir)
+        )
+    except NotFound:  # suspended or offboarded since the fetch was queued: nothing to fetch for it
+        return "practice not active"
     return report.summary()
 
 
