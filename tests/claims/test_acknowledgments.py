@@ -116,9 +116,14 @@ async def setup(
             ],
         )
     write_rules(directory, RULES)
-    payers = [{"payer_id": payer_id, "name": "Acknowledging payer"}]
-    practice = await enrolled_practice(control_sessions, "acks", payers=payers)
-    other = await enrolled_practice(control_sessions, "acks-other", payers=payers)
+    # Both practices share the payer's mailbox; the payer answers each submitter id (ISA08) its own files.
+    payer = {"payer_id": payer_id, "name": "Acknowledging payer"}
+    practice = await enrolled_practice(
+        control_sessions, "acks", payers=[{**payer, "submitter_id": "SUBMITTER01"}]
+    )
+    other = await enrolled_practice(
+        control_sessions, "acks-other", payers=[{**payer, "submitter_id": "OTHERSUB01"}]
+    )
     return Setup(
         practice,
         other,
@@ -231,6 +236,10 @@ async def test_the_payers_answers_move_claims_once_and_only_the_practices(
     await _submit(setup, 7, charges)
 
     store, resolver = BlobStore(), SecretResolver(None)
+    # The other practice fetches from the same mailbox first: nothing there is addressed to it, and it
+    # leaves everything (unacknowledged) for the practice the files answer.
+    elsewhere = await fetch_practice(_practice(sessions, settings, setup.other), store, resolver)
+    assert (elsewhere.fetched, elsewhere.skipped, elsewhere.outcomes) == (0, 3, [])
     report = await fetch_practice(_practice(sessions, settings, setup.practice), store, resolver)
     assert report.errors == []
     assert (report.endpoints, report.fetched, report.new) == (1, 3, 3)
@@ -467,7 +476,9 @@ async def test_the_fetch_job_and_the_operator_command(
     assert payload == {"tenant_id": str(setup.practice.id)}
     summary = await fetch_responses(**json.loads(json.dumps(payload)))
     assert "claims.fetch_responses" in periodic_jobs()  # the scheduler queues one per practice
-    assert summary.startswith("1 endpoint(s), 3 file(s) fetched, 3 new, 3 applied, 0 refused")
+    assert summary.startswith(
+        "1 endpoint(s), 3 file(s) fetched, 3 new, 0 for other submitters, 3 applied, 0 refused"
+    )
     assert (await _states(owner_engine, setup.practice))[first][0] == "paid"
 
     second, second_pcn = await _submitted(claims, setup.api, setup.practice, setup.payer_id)

@@ -51,6 +51,7 @@ class FetchReport:
     endpoints: int = 0
     fetched: int = 0
     new: int = 0
+    skipped: int = 0  # addressed to another submitter: left at the far side
     outcomes: list[Outcome] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -60,6 +61,7 @@ class FetchReport:
         unmatched = sum(o.unmatched for o in applied)
         return (
             f"{self.endpoints} endpoint(s), {self.fetched} file(s) fetched, {self.new} new, "
+            f"{self.skipped} for other submitters, "
             f"{len(applied)} applied, {refused} refused, {unmatched} unmatched claim(s)"
             + (f", errors: {'; '.join(self.errors)}" if self.errors else "")
         )
@@ -81,44 +83,63 @@ class Practice:
         )
 
 
-async def endpoint_configs(scope: TenantScope, resolver: SecretResolver) -> list[tuple[str, ConnectorConfig]]:
-    """One connector configuration per claims endpoint of the practice's enrolled payers (payers sharing a
-    clearinghouse mailbox share one fetch: the first enrollment's ids and credentials open it)."""
+@dataclass
+class Mailbox:
+    """One claims endpoint of the practice's enrolled payers, opened with the first enrollment's ids and
+    credentials, and every submitter id the practice sends under to it (its answers come back to those)."""
+
+    endpoint: str
+    config: ConnectorConfig
+    submitters: set[str]
+
+
+async def mailboxes(scope: TenantScope, resolver: SecretResolver) -> list[Mailbox]:
+    """The practice's claims endpoints: payers sharing a clearinghouse mailbox share one fetch."""
     enrollments = await scope.repo(EnrollmentRepository).listed()
     payers = await directory_payers(scope.session, {e.payer_id for e in enrollments})
-    configs: dict[tuple[str, str], tuple[str, ConnectorConfig]] = {}
+    found: dict[tuple[str, str], Mailbox] = {}
     for enrollment in enrollments:
         payer = payers.get(enrollment.payer_id)
         if payer is None or not payer.claims_connector or not payer.claims_endpoint:
             continue
         key = (payer.claims_connector, payer.claims_endpoint)
-        if key not in configs:
-            configs[key] = (
-                payer.claims_endpoint,
-                build_config(
-                    connector=payer.claims_connector,
-                    endpoint=payer.claims_endpoint,
-                    submitter_id=enrollment.submitter_id,
-                    receiver_id=enrollment.receiver_id,
-                    credentials_reference=enrollment.credentials_reference,
-                    resolver=resolver,
-                ),
+        if key not in found:
+            config = build_config(
+                connector=payer.claims_connector,
+                endpoint=payer.claims_endpoint,
+                submitter_id=enrollment.submitter_id,
+                receiver_id=enrollment.receiver_id,
+                credentials_reference=enrollment.credentials_reference,
+                resolver=resolver,
             )
-    return list(configs.values())
+            found[key] = Mailbox(payer.claims_endpoint, config, set())
+        found[key].submitters.add(enrollment.submitter_id)
+    return list(found.values())
+
+
+def addressee(content: bytes) -> str | None:
+    """ISA08 (the interchange receiver) read from the fixed-width ISA by its own element separator; None
+    when the file does not start as X12 (it is kept all the same: what a payer sent is evidence)."""
+    if len(content) < 106 or not content.startswith(b"ISA"):
+        return None
+    elements = content[:106].split(content[3:4])
+    if len(elements) <= 8:
+        return None
+    return elements[8].decode("ascii", "replace").strip() or None
 
 
 async def fetch_practice(practice: Practice, store: BlobStore, resolver: SecretResolver) -> FetchReport:
     report = FetchReport()
     async with practice.scope() as scope:
         try:
-            configs = await endpoint_configs(scope, resolver)
+            found = await mailboxes(scope, resolver)
         except ConnectorError as exc:
             report.errors.append(str(exc))
-            configs = []
-    for endpoint, config in configs:
+            found = []
+    for mailbox in found:
         report.endpoints += 1
         try:
-            await _fetch_endpoint(practice, store, endpoint, config, report)
+            await _fetch_endpoint(practice, store, mailbox, report)
         except ConnectorError as exc:
             logger.warning("response fetch failed: %s", exc)
             report.errors.append(str(exc))
@@ -127,17 +148,26 @@ async def fetch_practice(practice: Practice, store: BlobStore, resolver: SecretR
 
 
 async def _fetch_endpoint(
-    practice: Practice, store: BlobStore, endpoint: str, config: ConnectorConfig, report: FetchReport
+    practice: Practice, store: BlobStore, mailbox: Mailbox, report: FetchReport
 ) -> None:
-    """One endpoint: fetch after the practice's cursor, keep the files and move the cursor in one
-    transaction, then acknowledge the files to the far side."""
-    connector_name = config.connector
-    connector = open_connector(config)
+    """One endpoint: fetch after the practice's cursor, keep the files addressed to the practice's
+    submitter ids and move the cursor in one transaction, then acknowledge those files to the far side.
+
+    A file addressed to another submitter (a mailbox several practices of the billing company share) is
+    neither kept nor acknowledged: it stays there for the practice it answers."""
+    connector_name, endpoint = mailbox.config.connector, mailbox.endpoint
+    connector = open_connector(mailbox.config)
     try:
         async with practice.scope() as scope:
             cursor = await scope.repo(ResponseCursorRepository).cursor(connector_name, endpoint)
         page = await connector.fetch_responses(cursor)
-        fetched: list[InboundFile] = list(page.files)
+        fetched: list[InboundFile] = []
+        for inbound in page.files:
+            to = addressee(inbound.content)
+            if to is not None and to not in mailbox.submitters:
+                report.skipped += 1
+                continue
+            fetched.append(inbound)
         async with practice.scope() as scope:
             for inbound in fetched:
                 _, new = await files.keep(
