@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from rcm.claims.building import BILLING_SLA
 from rcm.claims.models import Claim
-from rcm.claims.repository import BillingQueueRepository, ClaimRepository
+from rcm.claims.repository import BillingQueueRepository, ClaimRepository, ResponseMatchRepository
 from rcm.claims.states import Cause, ClaimState, allowed
 from rcm.interchanges.models import FileStatus
 from rcm.tenancy.scope import TenantScope
@@ -120,10 +120,13 @@ class Applying:
         now = now or datetime.now(UTC)
         queue = self.scope.repo(BillingQueueRepository)
         priority, due_in = workqueue.sla_for(self.scope.manifest, QueueKind.BILLING, default=BILLING_SLA)
+        # One live item per claim (uq_work_item_live_subject): a claim with one already (a follow-up) keeps
+        # it, and the biller working it sees the rejection on the claim.
+        live = await self.scope.repo(ResponseMatchRepository).with_live_items(claim_ids)
         items = []
         for claim_id in dict.fromkeys(claim_ids):
-            if await queue.live_about(claim_id) is not None:
-                continue  # one live item per claim (uq_work_item_live_subject): the biller sees the claim
+            if claim_id in live:
+                continue
             items.append(
                 workqueue.new_item(
                     kind=QueueKind.BILLING,

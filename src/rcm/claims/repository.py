@@ -392,3 +392,13 @@ class ResponseMatchRepository(TenantScopedRepository[Claim]):
             match = or_(match, Claim.payer_claim_control_number.in_(list(payer_claim_control_numbers)))
         stmt = self.base_statement().where(match).order_by(Claim.id)
         return await self._all(self.for_update(stmt).execution_options(populate_existing=True))
+
+    async def with_live_items(self, claim_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of the claims that already have a live billing-queue item (one statement)."""
+        stmt = select(_ITEM.c.subject_id).where(
+            self.tenant_filter(_ITEM.c.tenant_id),
+            _ITEM.c.kind == QueueKind.BILLING,
+            _ITEM.c.subject_id.in_(list(claim_ids)),
+            _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING]),
+        )
+        return set((await self._execute(stmt)).scalars())
