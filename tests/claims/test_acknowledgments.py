@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.audit.events import RequestInfo
 from rcm.blobs.store import BlobStore
-from rcm.claims.acknowledgments import apply_file
 from rcm.claims.models import BatchStatus, SubmissionBatch
 from rcm.claims.repository import ClaimRepository
 from rcm.claims.responses import Practice, apply_one, fetch_practice
@@ -46,7 +45,6 @@ from tests.conftest import practice_api_for
 from tests.x12 import claimdata as data
 
 EVENTS = "SELECT 1 FROM rcm.claim_event WHERE tenant_id = :t AND x12_file_id IS NOT NULL"
-PUBLIC = Path(__file__).parents[1] / "x12" / "fixtures" / "public"
 PROVIDER_NPI = data.billing_provider(()).npi
 # The sandbox payer's mind, by the charge of the 837 we send it (the claim rows' own charges do not matter).
 REJECT_999, REJECT_277, PAY, PARTIAL, DENY = 5_000_000, 5_000, 15_000, 25_000, 35_000
@@ -352,59 +350,6 @@ async def test_a_999_rejection_rejects_the_batch_with_its_errors_in_words(
         assert event.reason.startswith("999 R Rejected; 5 One or more segments in error; CLM at ")
         assert "in loop 2300: 8 Segment has data element errors" in event.reason
         assert "CLM02 (element 782): 7 Invalid code value" in event.reason
-
-
-@pytest.mark.parametrize(
-    ("kind", "name"),
-    [
-        ("999", "x12-parser__x12_999_rejected.txt"),
-        ("999", "pyx12__834_lui_id_5010.999.txt"),
-        ("999", "pyx12__834_ls_le_ls_5010.999.txt"),
-        ("277CA", "x12-parser__x12_277CA_accepted.txt"),
-        ("277CA", "x12-parser__x12_277CA_rejected.txt"),
-    ],
-)
-async def test_public_acknowledgments_apply_without_error_and_touch_nothing(
-    *,
-    kind: str,
-    name: str,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    practice: Tenant,
-    owner_engine: AsyncEngine,
-) -> None:
-    content = (PUBLIC / kind / name).read_bytes()
-    store = BlobStore()
-    async with practice_scope(sessions, settings, practice) as scope:
-        row, _ = await files.keep(scope, store, content, direction=Direction.INBOUND)
-        outcome = await apply_file(scope, store, row.id)
-    assert outcome.kind == kind
-    assert outcome.accepted == outcome.rejected == outcome.items == 0
-    if kind == "999":  # about no batch of ours: refused, saying why without content
-        assert outcome.status is FileStatus.REFUSED
-        assert outcome.error is not None
-        assert "no submission batch" in outcome.error
-    else:
-        assert outcome.status is FileStatus.PROCESSED
-        assert outcome.unmatched >= 1
-    settled = await rows(owner_engine, "SELECT status FROM rcm.x12_file WHERE tenant_id = :t", t=practice.id)
-    assert [r.status for r in settled] == [outcome.status.value]
-
-
-async def test_a_file_not_readable_as_its_kind_is_refused_whole(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, practice: Tenant
-) -> None:
-    """A 277CA whose claim level lacks its trace: refused naming the segment, nothing applied."""
-    content = (PUBLIC / "277CA" / "x12-parser__x12_277CA_accepted.txt").read_bytes()
-    assert b"TRN*2*" in content
-    broken = content.replace(b"TRN*2*", b"TRN*9*")
-    store = BlobStore()
-    async with practice_scope(sessions, settings, practice) as scope:
-        row, _ = await files.keep(scope, store, broken, direction=Direction.INBOUND)
-        outcome = await apply_file(scope, store, row.id)
-    assert (outcome.kind, outcome.status, outcome.already) == ("277CA", FileStatus.REFUSED, False)
-    assert outcome.error is not None
-    assert outcome.error.startswith("segment TRN")
 
 
 async def test_an_835_before_its_277ca_accepts_then_adjudicates(
