@@ -1,8 +1,9 @@
 """``rcm claims batch [--render] [SLUG...]``: group ready claims into submission batches (per practice and
 payer), allocating their interchange control numbers, and with ``--render`` write and keep each new batch's
 837 (each in its own transaction: a batch whose practice lacks what an 837 needs stays built, unrendered,
-and the reason is printed); ``rcm claims follow-ups [SLUG...]``: open follow-up items for
-claims without an answer. Operator jobs, as the app role."""
+and the reason is printed); ``rcm claims follow-ups [SLUG...]``: open follow-up items for claims without an
+answer; ``rcm claims fetch [SLUG...]``: fetch the payers' responses (999, 277CA, 835) and apply them.
+Operator jobs, as the app role."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import click
 from rcm.config import get_settings
 
 if TYPE_CHECKING:
+    import uuid
+
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from rcm.claims.models import SubmissionBatch
@@ -116,6 +119,49 @@ async def _follow_ups(slugs: list[str]) -> list[str]:
     return await _in_practices(slugs, "claims.follow_ups", "claims follow-ups", job)
 
 
+@claims.command("fetch")
+@click.argument("slugs", nargs=-1)
+def fetch(slugs: tuple[str, ...]) -> None:
+    """Fetch the responses waiting at the claims connectors of SLUGS' enrolled payers (default: every
+    practice not offboarded), keep them, acknowledge them and apply them. Prints one line per practice."""
+    from rcm.kit.cli import role_database, run
+
+    role_database(get_settings())
+    for line in run(lambda: _fetch(list(slugs))):
+        click.echo(line)
+
+
+async def _fetch(slugs: list[str]) -> list[str]:
+    from rcm.audit.events import RequestInfo
+    from rcm.blobs.store import BlobStore
+    from rcm.claims.responses import Practice, fetch_practice
+    from rcm.crypto.keyring import KeyStore
+    from rcm.crypto.provider import key_provider
+    from rcm.identity.principal import operator_principal
+    from rcm.kit.db import platform_transaction
+    from rcm.kit.secrets import SecretResolver
+    from rcm.kit.tenant import TenantId
+
+    settings = get_settings()
+    async with _sessions() as sessions:
+        async with platform_transaction(sessions) as session:
+            practices = await _practices(session, slugs)
+        keystore = KeyStore(key_provider(settings))
+        store, resolver = BlobStore.from_settings(settings), SecretResolver(settings.secrets_dir)
+        lines = []
+        for tenant_id, slug in practices:
+            practice = Practice(
+                sessions=sessions,
+                keystore=keystore,
+                tenant_id=TenantId(tenant_id),
+                actor=operator_principal("claims fetch"),
+                request=RequestInfo(request_id="cli", trace_id=""),
+            )
+            report = await fetch_practice(practice, store, resolver)
+            lines.append(f"{slug}: {report.summary()}")
+        return lines or ["no practices"]
+
+
 async def _in_practices(
     slugs: list[str], job_name: str, command: str, job: Callable[[SystemScope], Awaitable[list[str]]]
 ) -> list[str]:
@@ -126,20 +172,12 @@ async def _in_practices(
     from rcm.identity.principal import operator_principal
     from rcm.kit.db import platform_transaction
     from rcm.kit.tenant import TenantId
-    from rcm.tenancy.repository import not_offboarded_tenants, tenants_by_slugs
     from rcm.tenancy.staff import system_scope
 
     settings = get_settings()
     async with _sessions() as sessions:
         async with platform_transaction(sessions) as session:
-            if slugs:
-                found = await tenants_by_slugs(session, slugs)
-                missing = sorted(set(slugs) - {t.slug for t in found})
-                if missing:
-                    raise click.ClickException(f"no practice {', '.join(missing)}")
-                ids = tuple(TenantId(t.id) for t in found)
-            else:
-                ids = tuple(TenantId(t) for t, _ in await not_offboarded_tenants(session))
+            ids = tuple(TenantId(t) for t, _ in await _practices(session, slugs))
         async with system_scope(
             sessions,
             KeyStore(key_provider(settings)),
@@ -162,3 +200,16 @@ async def _sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
         yield session_factory(engine)
     finally:
         await engine.dispose()
+
+
+async def _practices(session: AsyncSession, slugs: list[str]) -> list[tuple[uuid.UUID, str]]:
+    """(id, slug) of SLUGS' practices (each must exist), or of every practice not offboarded without."""
+    from rcm.tenancy.repository import not_offboarded_tenants, tenants_by_slugs
+
+    if not slugs:
+        return await not_offboarded_tenants(session)
+    found = await tenants_by_slugs(session, slugs)
+    missing = sorted(set(slugs) - {t.slug for t in found})
+    if missing:
+        raise click.ClickException(f"no practice {', '.join(missing)}")
+    return [(t.id, t.slug) for t in found]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, literal, select, text, update
+from sqlalchemy import ColumnElement, Table, and_, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import (
@@ -379,3 +379,44 @@ class BillingQueueRepository(WorkItemRepository):
             .returning(*_ITEM.c)
         )
         return await self._run(changed, ItemEventType.COMPLETED, actor)
+
+
+class ResponseMatchRepository(TenantScopedRepository[Claim]):
+    """Matching what a payer answered (999, 277CA, 835) to the practice's batches and claims: every read is
+    tenant-filtered, so another practice's claim is never found, let alone moved."""
+
+    model = Claim
+
+    async def acknowledged_batches(self, group_control_number: int) -> list[SubmissionBatch]:
+        """The practice's batches sent under that GS06 (one per sender id: the number is the ISA13's)."""
+        stmt = (
+            self.statement_for(SubmissionBatch)
+            .where(SubmissionBatch.group_control_number == group_control_number)
+            .order_by(SubmissionBatch.created_at, SubmissionBatch.id)
+        )
+        return await self._all(stmt)
+
+    async def locked_in_batch(self, batch_id: uuid.UUID) -> list[Claim]:
+        stmt = self.base_statement().where(Claim.submission_batch_id == batch_id).order_by(Claim.id)
+        return await self._all(self.for_update(stmt).execution_options(populate_existing=True))
+
+    async def locked_by_numbers(
+        self, patient_control_numbers: Sequence[str], payer_claim_control_numbers: Sequence[str] = ()
+    ) -> list[Claim]:
+        """Claims whose CLM01 (or, failing that, payer claim control number) is among those given, locked
+        in id order (two files naming the same claims queue up instead of deadlocking). One statement."""
+        match: ColumnElement[bool] = Claim.patient_control_number.in_(list(patient_control_numbers))
+        if payer_claim_control_numbers:
+            match = or_(match, Claim.payer_claim_control_number.in_(list(payer_claim_control_numbers)))
+        stmt = self.base_statement().where(match).order_by(Claim.id)
+        return await self._all(self.for_update(stmt).execution_options(populate_existing=True))
+
+    async def with_live_items(self, claim_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of the claims that already have a live billing-queue item (one statement)."""
+        stmt = select(_ITEM.c.subject_id).where(
+            self.tenant_filter(_ITEM.c.tenant_id),
+            _ITEM.c.kind == QueueKind.BILLING,
+            _ITEM.c.subject_id.in_(list(claim_ids)),
+            _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING]),
+        )
+        return set((await self._execute(stmt)).scalars())

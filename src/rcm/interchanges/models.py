@@ -15,12 +15,13 @@ from sqlalchemy import (
     LargeBinary,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.blobs.models import Blob  # noqa: F401 - the rcm.blob table files refer to
 from rcm.claims.models import SubmissionBatch  # noqa: F401 - the rcm.submission_batch table files refer to
-from rcm.kit.models import Base, EnumText, TenantOwned
+from rcm.kit.models import Base, EnumText, TenantOwned, utcnow
 
 
 class Direction(enum.StrEnum):
@@ -67,3 +68,17 @@ class X12File(TenantOwned, Base):
     status: Mapped[FileStatus] = mapped_column(EnumText(FileStatus))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ResponseCursor(TenantOwned, Base):
+    """Where a practice's fetch of payer responses stopped, per connector and endpoint (migration 0024):
+    the connector's opaque cursor, given back on the next ``fetch_responses``. No PHI."""
+
+    __tablename__ = "response_cursor"
+    __table_args__ = (UniqueConstraint("tenant_id", "connector", "endpoint"),)
+
+    connector: Mapped[str] = mapped_column(Text)
+    endpoint: Mapped[str] = mapped_column(Text)
+    cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fetched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from rcm.interchanges.models import Direction, FileStatus, X12File
+from rcm.interchanges.models import Direction, FileStatus, ResponseCursor, X12File
 from rcm.kit.pagination import after_key
 from rcm.kit.repository import TenantScopedRepository
 
 _FILE = cast(Table, X12File.__table__)
+_CURSOR = cast(Table, ResponseCursor.__table__)
 
 
 class X12FileRepository(TenantScopedRepository[X12File]):
@@ -71,14 +73,13 @@ class X12FileRepository(TenantScopedRepository[X12File]):
         )
         await self._execute(stmt)
 
-    async def unprocessed(self, *, direction: Direction, limit: int) -> list[X12File]:
-        stmt = (
-            self.base_statement()
-            .where(X12File.direction == direction, X12File.status == FileStatus.KEPT)
-            .order_by(X12File.created_at, X12File.id)
-            .limit(limit)
-        )
-        return await self._all(stmt)
+    async def unprocessed(
+        self, *, direction: Direction, limit: int, kinds: Sequence[str] | None = None
+    ) -> list[X12File]:
+        stmt = self.base_statement().where(X12File.direction == direction, X12File.status == FileStatus.KEPT)
+        if kinds is not None:
+            stmt = stmt.where(X12File.kind.in_(list(kinds)))
+        return await self._all(stmt.order_by(X12File.created_at, X12File.id).limit(limit))
 
     async def locked(self, file_id: uuid.UUID) -> X12File | None:
         """The file's row, locked for its processing (two workers never apply one file at once)."""
@@ -86,3 +87,32 @@ class X12FileRepository(TenantScopedRepository[X12File]):
             select(X12File).where(self.tenant_filter(X12File.tenant_id), X12File.id == file_id)
         )
         return await self._first(stmt)
+
+
+class ResponseCursorRepository(TenantScopedRepository[ResponseCursor]):
+    model = ResponseCursor
+
+    async def cursor(self, connector: str, endpoint: str) -> str | None:
+        stmt = select(ResponseCursor.cursor).where(
+            self.tenant_filter(ResponseCursor.tenant_id),
+            ResponseCursor.connector == connector,
+            ResponseCursor.endpoint == endpoint,
+        )
+        return (await self._execute(stmt)).scalar()
+
+    async def advance(self, connector: str, endpoint: str, cursor: str | None) -> None:
+        """Record the cursor the last fetch gave (one statement: insert, or update the practice's row)."""
+        stmt = pg_insert(_CURSOR).values(
+            tenant_id=self.context.tenant_id,
+            id=uuid.uuid4(),
+            connector=connector,
+            endpoint=endpoint,
+            cursor=cursor,
+            fetched_at=func.now(),
+            updated_at=func.now(),
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_CURSOR.c.tenant_id, _CURSOR.c.connector, _CURSOR.c.endpoint],
+            set_={"cursor": stmt.excluded.cursor, "fetched_at": func.now(), "updated_at": func.now()},
+        )
+        await self._execute(stmt)

@@ -1,0 +1,97 @@
+"""An 835's adjudication applied to claim states (the money itself is posted from the same kept file by the
+posting, which this does not do): per CLP, the claim found by CLP01 (our CLM01) or else by CLP07 (the payer's
+claim control number), moved to ``paid``, ``partially_paid`` or ``denied`` with the payer's claim control
+number and an event whose reason names CLP02 and the adjustment group/reason codes (``CO-45 PR-2``).
+
+CLP02 1-3 and 19-21 (processed, forwarded or not): ``paid`` when CLP04 covers CLP03, ``partially_paid`` when
+it pays part, ``denied`` when it pays nothing. CLP02 4: ``denied``. CLP02 22 (a reversal of an earlier
+payment) moves nothing on its own: the payer sends the corrected claim beside it (CLP02 1...), which moves the
+claim from one adjudicated state to the other as the state machine allows; the reversal is counted, and
+posted by the posting. CLP02 23 (not our claim) and 25 (predetermination) move nothing either.
+
+A claim still ``submitted`` (its 277CA not applied yet, or never sent) is accepted first: the payer could only
+adjudicate what it accepted. The file is streamed (``RemittanceStream``), its claims matched in chunks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+from rcm.claims.applying import Applying
+from rcm.claims.models import Claim as OurClaim
+from rcm.claims.repository import ResponseMatchRepository
+from rcm.claims.states import ClaimState
+from rcm.interchanges.models import X12File
+from rcm.x12 import X12Error, transactions
+from rcm.x12.remittance import RemittanceStream
+from rcm.x12.remittance_model import REVERSAL, Claim
+
+PROCESSED = frozenset({"1", "2", "3", "19", "20", "21"})
+DENIED = "4"
+# Claims matched per statement: an 835 of 10,000 claims is 20 round trips, not 10,000.
+CHUNK = 500
+
+
+def adjudicated(claim: Claim) -> ClaimState | None:
+    """The state CLP02/CLP03/CLP04 put the claim in; None when the CLP moves no state."""
+    if claim.status == DENIED:
+        return ClaimState.DENIED
+    if claim.status not in PROCESSED:
+        return None
+    if claim.paid <= 0:
+        return ClaimState.DENIED
+    if claim.paid >= claim.charge:
+        return ClaimState.PAID
+    return ClaimState.PARTIALLY_PAID
+
+
+def reason(claim: Claim) -> str:
+    """``835 CLP02 1; CO-45 PR-2``: the claim status code and each adjustment group-reason, claim and
+    lines, once each in file order (codes only: the amounts are the posting's)."""
+    codes = dict.fromkeys(
+        f"{a.group}-{a.reason}"
+        for a in itertools.chain(claim.adjustments, *(line.adjustments for line in claim.lines))
+    )
+    return "; ".join([f"835 CLP02 {claim.status}", *codes])
+
+
+async def apply_remittance(work: Applying, row: X12File, data: bytes) -> uuid.UUID | None:
+    for transaction in transactions(data):
+        if transaction.kind != "835":
+            raise X12Error(f"a {transaction.kind} set in an 835 file", segment_id="ST")
+        stream = RemittanceStream(transaction)
+        claims = stream.claims()
+        while chunk := list(itertools.islice(claims, CHUNK)):
+            await _apply_chunk(work, chunk)
+    return None
+
+
+async def _apply_chunk(work: Applying, chunk: list[Claim]) -> None:
+    found = await work.scope.repo(ResponseMatchRepository).locked_by_numbers(
+        [c.patient_control_number for c in chunk],
+        [c.payer_claim_control_number for c in chunk if c.payer_claim_control_number],
+    )
+    by_pcn = {claim.patient_control_number: claim for claim in found}
+    by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
+    for paid in chunk:
+        claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
+            paid.payer_claim_control_number
+        )
+        if claim is None:
+            work.count("unmatched")
+            continue
+        if paid.status == REVERSAL:
+            work.count("reversals")
+            continue
+        target = adjudicated(paid)
+        if target is None:
+            work.count("unchanged")
+            continue
+        await work.move(
+            claim,
+            target,
+            reason=reason(paid),
+            payer_claim_control_number=paid.payer_claim_control_number or None,
+            through=ClaimState.ACCEPTED if claim.state is ClaimState.SUBMITTED else None,
+        )

@@ -1,0 +1,161 @@
+"""What applying one payer response does to claims, shared by the 999/277CA (``acknowledgments``) and the 835
+(``adjudication``): moving a claim along the state machine with an event naming the file, putting a rejected
+claim in the billing queue, and counting what happened.
+
+A move the machine has no edge for, or a claim already where the file would put it, is counted as
+``unchanged``, never an error: files arrive late, twice (a payer resends) or out of order (an 835 before its
+277CA), and one stale line must not refuse the whole file.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from rcm.claims.building import BILLING_SLA
+from rcm.claims.models import Claim
+from rcm.claims.repository import BillingQueueRepository, ClaimRepository, ResponseMatchRepository
+from rcm.claims.states import Cause, ClaimState, allowed
+from rcm.interchanges.models import FileStatus
+from rcm.tenancy.scope import TenantScope
+from rcm.workqueue import service as workqueue
+from rcm.workqueue.models import BillingReason, QueueKind, SubjectType
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What applying a file did. ``already``: it had been applied (or refused) before; nothing changed."""
+
+    file_id: uuid.UUID
+    kind: str
+    status: FileStatus
+    already: bool = False
+    accepted: int = 0
+    rejected: int = 0
+    paid: int = 0
+    partially_paid: int = 0
+    denied: int = 0
+    reversals: int = 0  # 835 CLP02 22: recorded by posting, no state of their own
+    unchanged: int = 0  # matched, but already there (or no such move from where the claim is)
+    unmatched: int = 0  # not a claim (or batch) of this practice
+    items: int = 0  # billing-queue items opened
+    batch_id: uuid.UUID | None = None
+    error: str | None = None  # why the file was refused: a segment and a position, never content
+
+
+_COUNTED = {
+    ClaimState.ACCEPTED: "accepted",
+    ClaimState.REJECTED: "rejected",
+    ClaimState.PAID: "paid",
+    ClaimState.PARTIALLY_PAID: "partially_paid",
+    ClaimState.DENIED: "denied",
+}
+
+
+@dataclass
+class Applying:
+    """One file being applied in one practice: the moves, the items and the counts, for the ``Outcome``."""
+
+    scope: TenantScope
+    file_id: uuid.UUID
+    cause: Cause
+    counts: dict[str, int] = field(default_factory=dict)
+    claims: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # claim -> patient, for the audit
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] = self.counts.get(what, 0) + n
+
+    async def move(
+        self,
+        claim: Claim,
+        to: ClaimState,
+        *,
+        reason: str | None,
+        payer_claim_control_number: str | None = None,
+        through: ClaimState | None = None,
+    ) -> bool:
+        """Move ``claim`` to ``to`` (first to ``through`` when it is still short of it: an 835 for a claim
+        whose 277CA has not come implies the acceptance), the events naming the file; False if it stays."""
+        icn = payer_claim_control_number
+        if (
+            through is not None
+            and claim.state is not through
+            and allowed(claim.state, through)
+            and not await self._step(claim, through, reason=None, icn=icn)
+        ):
+            self.count("unchanged")
+            return False
+        if claim.state is to or not allowed(claim.state, to):
+            self.count("unchanged")
+            return False
+        if not await self._step(claim, to, reason=reason, icn=payer_claim_control_number):
+            self.count("unchanged")
+            return False
+        self.count(_COUNTED.get(to, "unchanged"))
+        return True
+
+    async def _step(self, claim: Claim, to: ClaimState, *, reason: str | None, icn: str | None) -> bool:
+        moved = await self.scope.repo(ClaimRepository).transition(
+            claim.id,
+            expected=claim.state,
+            to=to,
+            cause=self.cause,
+            actor=None,  # the payer moved it; the audit event names the job or person who applied the file
+            reason=reason,
+            payer_claim_control_number=icn,
+            x12_file_id=self.file_id,
+        )
+        if moved is None:
+            return False
+        claim.state = moved.state
+        self.claims[claim.id] = claim.patient_id
+        return True
+
+    async def queue_rejections(self, claim_ids: list[uuid.UUID], *, now: datetime | None = None) -> None:
+        """A billing-queue item (reason ``rejection``) per rejected claim that has no live item already (the
+        claim's rejection event carries the payer's codes and their meaning). One statement for all."""
+        if not claim_ids:
+            return
+        now = now or datetime.now(UTC)
+        queue = self.scope.repo(BillingQueueRepository)
+        priority, due_in = workqueue.sla_for(self.scope.manifest, QueueKind.BILLING, default=BILLING_SLA)
+        # One live item per claim (uq_work_item_live_subject): a claim with one already (a follow-up) keeps
+        # it, and the biller working it sees the rejection on the claim.
+        live = await self.scope.repo(ResponseMatchRepository).with_live_items(claim_ids)
+        items = []
+        for claim_id in dict.fromkeys(claim_ids):
+            if claim_id in live:
+                continue
+            items.append(
+                workqueue.new_item(
+                    kind=QueueKind.BILLING,
+                    subject_type=SubjectType.CLAIM,
+                    subject_id=claim_id,
+                    due_at=now + due_in,
+                    priority=priority,
+                    created_at=now,
+                    reason=BillingReason.REJECTION,
+                )
+            )
+        if items:
+            await queue.create(*items, actor=self.scope.principal.subject)
+            self.count("items", len(items))
+
+    def outcome(self, kind: str, *, batch_id: uuid.UUID | None = None) -> Outcome:
+        n = self.counts.get
+        return Outcome(
+            file_id=self.file_id,
+            kind=kind,
+            status=FileStatus.PROCESSED,
+            accepted=n("accepted", 0),
+            rejected=n("rejected", 0),
+            paid=n("paid", 0),
+            partially_paid=n("partially_paid", 0),
+            denied=n("denied", 0),
+            reversals=n("reversals", 0),
+            unchanged=n("unchanged", 0),
+            unmatched=n("unmatched", 0),
+            items=n("items", 0),
+            batch_id=batch_id,
+        )
