@@ -1,6 +1,7 @@
 """``rcm claims batch [SLUG...]``: group ready claims into submission batches (per practice and payer),
 allocating their interchange control numbers; ``rcm claims follow-ups [SLUG...]``: open follow-up items for
-claims without an answer. Operator jobs, as the app role."""
+claims without an answer; ``rcm claims status-inquiries [SLUG...]``: ask payers about them (276/277).
+Operator jobs, as the app role."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import click
 from rcm.config import get_settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from rcm.kit.tenant import TenantId
     from rcm.tenancy.scope import SystemScope
 
 
@@ -66,6 +70,59 @@ async def _follow_ups(slugs: list[str]) -> list[str]:
     return await _in_practices(slugs, "claims.follow_ups", "claims follow-ups", job)
 
 
+@claims.command("status-inquiries")
+@click.argument("slugs", nargs=-1)
+def status_inquiries(slugs: tuple[str, ...]) -> None:
+    """Ask payers (276) about claims without an answer past their status-inquiry days, in SLUGS (default:
+    every practice not offboarded), and apply the 277s. Prints the outcome counts."""
+    from rcm.kit.cli import role_database, run
+
+    role_database(get_settings())
+    for line in run(lambda: _status_inquiries(list(slugs))):
+        click.echo(line)
+
+
+async def _status_inquiries(slugs: list[str]) -> list[str]:
+    from rcm.claims.status_jobs import inquire_in
+    from rcm.config import app_database_url
+    from rcm.crypto.keyring import KeyStore
+    from rcm.crypto.provider import key_provider
+    from rcm.identity.principal import operator_principal
+    from rcm.kit.db import create_engine, session_factory
+
+    settings = get_settings()
+    engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
+    sessions = session_factory(engine)
+    try:
+        counts = await inquire_in(
+            settings,
+            sessions,
+            KeyStore(key_provider(settings)),
+            await _practice_ids(sessions, slugs),
+            actor=operator_principal("claims status-inquiries"),
+            request_id="cli",
+        )
+    finally:
+        await engine.dispose()
+    return [", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no claims due an inquiry"]
+
+
+async def _practice_ids(sessions: async_sessionmaker[AsyncSession], slugs: list[str]) -> tuple[TenantId, ...]:
+    """SLUGS' practices (every one not offboarded without SLUGS); an unknown slug is refused."""
+    from rcm.kit.db import platform_transaction
+    from rcm.kit.tenant import TenantId
+    from rcm.tenancy.repository import not_offboarded_tenants, tenants_by_slugs
+
+    async with platform_transaction(sessions) as session:
+        if slugs:
+            found = await tenants_by_slugs(session, slugs)
+            missing = sorted(set(slugs) - {t.slug for t in found})
+            if missing:
+                raise click.ClickException(f"no practice {', '.join(missing)}")
+            return tuple(TenantId(t.id) for t in found)
+        return tuple(TenantId(t) for t, _ in await not_offboarded_tenants(session))
+
+
 async def _in_practices(
     slugs: list[str], job_name: str, command: str, job: Callable[[SystemScope], Awaitable[list[str]]]
 ) -> list[str]:
@@ -75,24 +132,14 @@ async def _in_practices(
     from rcm.crypto.keyring import KeyStore
     from rcm.crypto.provider import key_provider
     from rcm.identity.principal import operator_principal
-    from rcm.kit.db import create_engine, platform_transaction, session_factory
-    from rcm.kit.tenant import TenantId
-    from rcm.tenancy.repository import not_offboarded_tenants, tenants_by_slugs
+    from rcm.kit.db import create_engine, session_factory
     from rcm.tenancy.staff import system_scope
 
     settings = get_settings()
     engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
     sessions = session_factory(engine)
     try:
-        async with platform_transaction(sessions) as session:
-            if slugs:
-                found = await tenants_by_slugs(session, slugs)
-                missing = sorted(set(slugs) - {t.slug for t in found})
-                if missing:
-                    raise click.ClickException(f"no practice {', '.join(missing)}")
-                ids = tuple(TenantId(t.id) for t in found)
-            else:
-                ids = tuple(TenantId(t) for t, _ in await not_offboarded_tenants(session))
+        ids = await _practice_ids(sessions, slugs)
         async with system_scope(
             sessions,
             KeyStore(key_provider(settings)),
