@@ -38,8 +38,6 @@ from rcm.eligibility import exchange
 from rcm.eligibility.models import ClaimStatusInquiry, InquiryOutcome
 from rcm.eligibility.repository import InquiryRepository
 from rcm.identity.principal import Principal
-from rcm.interchanges import service as files
-from rcm.interchanges.models import Direction
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
@@ -141,26 +139,19 @@ async def inquire(
         return None
     inquiry_id = uuid.uuid4()
     x12_276 = await _request(scope, claim, enrollment, payer, inquiry_id, now=now)
-    connector_name, endpoint = payer.status_connector, payer.status_endpoint
     patients = [claim.patient_id]
-    sent, _ = await files.keep(
-        scope, store, x12_276, direction=Direction.OUTBOUND, connector=connector_name, patient_ids=patients
-    )
-    answer = await exchange.call(
-        lambda: exchange.open_for(
-            payer,
-            enrollment,
-            connector=connector_name,
-            endpoint=endpoint,
-            secrets=secrets,
-            deadline_seconds=deadline_seconds,
-        ),
-        lambda connector: connector.claim_status(x12_276),
-        payer_id=payer.id,
+    sent, answer, received = await exchange.ask(
+        scope,
+        store,
+        x12_276,
+        lambda connector, x12: connector.claim_status(x12),
+        payer=payer,
+        enrollment=enrollment,
+        connector=payer.status_connector,
+        endpoint=payer.status_endpoint,
+        secrets=secrets,
         deadline_seconds=deadline_seconds,
-    )
-    received, _ = await files.keep(
-        scope, store, answer, direction=Direction.INBOUND, connector=connector_name, patient_ids=patients
+        patient_ids=patients,
     )
     outcome, status = classify(answer, inquiry_id.hex)
     await _apply(scope, claim, outcome, status, file_id=received.id, now=now)

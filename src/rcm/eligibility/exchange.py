@@ -1,16 +1,20 @@
 """What the eligibility check and the claim status inquiry share: the patient as the X12 member (decrypted
-here, audited by the caller), the practice's envelope to a payer, and one real-time call to the payer's
-connector with a deadline, its failures turned into PHI-free 502/503 answers."""
+here, audited by the caller), the practice's envelope to a payer, and one real-time question to the payer's
+connector with a deadline, both files kept, its failures turned into PHI-free 502/503 answers."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
+from rcm.blobs.store import BlobStore
 from rcm.claims.repository import ClaimRepository
 from rcm.crypto.fields import unseal
+from rcm.interchanges import service as files
+from rcm.interchanges.models import Direction, X12File
 from rcm.kit.errors import RCMError, ServiceUnavailable
 from rcm.kit.secrets import SecretResolver
 from rcm.patients.models import Coverage, Patient
@@ -63,47 +67,58 @@ async def envelope(scope: TenantScope, enrollment: PayerEnrollment, *, now: date
     )
 
 
-def open_for(
+class Exchanged(NamedTuple):
+    sent: X12File  # what we asked (270, 276), kept encrypted
+    answer: bytes
+    received: X12File  # what the payer answered (271, 277, 999), kept encrypted
+
+
+async def ask(
+    scope: TenantScope,
+    store: BlobStore,
+    x12: bytes,
+    question: Callable[[Connector, bytes], Awaitable[bytes]],
+    *,
     payer: Payer,
     enrollment: PayerEnrollment,
-    *,
     connector: str,
     endpoint: str,
     secrets: SecretResolver,
     deadline_seconds: float,
-) -> Connector:
-    config = build_config(
-        connector=connector,
-        endpoint=endpoint,
-        submitter_id=enrollment.submitter_id,
-        receiver_id=enrollment.receiver_id,
-        credentials_reference=enrollment.credentials_reference,
-        resolver=secrets,
-        timeout_seconds=deadline_seconds,
+    patient_ids: Sequence[uuid.UUID],
+) -> Exchanged:
+    """Keep ``x12``, ask the payer through ``connector`` at ``endpoint`` under ``deadline_seconds``, keep the
+    answer. A transient failure (or the deadline) is a 503 and a permanent one a 502; the message names the
+    payer and the kind of failure only (a connector's reason may quote what the far side said, so it is not
+    passed on). The caller's transaction rolls back with it: nothing is recorded of an unanswered question
+    (its kept blob is swept as an orphan)."""
+    sent, _ = await files.keep(
+        scope, store, x12, direction=Direction.OUTBOUND, connector=connector, patient_ids=patient_ids
     )
-    return open_connector(config)
-
-
-async def call(
-    opened: Callable[[], Connector],
-    ask: Callable[[Connector], Awaitable[bytes]],
-    *,
-    payer_id: str,
-    deadline_seconds: float,
-) -> bytes:
-    """One real-time call under ``deadline_seconds``. A transient failure (or the deadline) is a 503 and a
-    permanent one a 502; the message names the payer and the kind of failure only (a connector's reason
-    may quote what the far side said, so it is not passed on)."""
     try:
-        connector = opened()
+        opened = open_connector(
+            build_config(
+                connector=connector,
+                endpoint=endpoint,
+                submitter_id=enrollment.submitter_id,
+                receiver_id=enrollment.receiver_id,
+                credentials_reference=enrollment.credentials_reference,
+                resolver=secrets,
+                timeout_seconds=deadline_seconds,
+            )
+        )
     except PermanentConnectorError:
-        raise BadGateway(f"The connector of payer {payer_id} is not configured correctly.") from None
+        raise BadGateway(f"The connector of payer {payer.id} is not configured correctly.") from None
     try:
         async with asyncio.timeout(deadline_seconds):
-            return await ask(connector)
+            answer = await question(opened, x12)
     except (TransientConnectorError, TimeoutError):
-        raise ServiceUnavailable(f"Payer {payer_id} did not answer; try again later.") from None
+        raise ServiceUnavailable(f"Payer {payer.id} did not answer; try again later.") from None
     except PermanentConnectorError:
-        raise BadGateway(f"Payer {payer_id} refused the connection.") from None
+        raise BadGateway(f"Payer {payer.id} refused the connection.") from None
     finally:
-        await connector.aclose()
+        await opened.aclose()
+    received, _ = await files.keep(
+        scope, store, answer, direction=Direction.INBOUND, connector=connector, patient_ids=patient_ids
+    )
+    return Exchanged(sent, answer, received)

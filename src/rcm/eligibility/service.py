@@ -19,8 +19,6 @@ from rcm.eligibility.reading import read_answer
 from rcm.eligibility.repository import EligibilityRepository
 from rcm.eligibility.schemas import Benefit, EligibilityCheckCreate
 from rcm.eligibility.schemas import EligibilityCheck as CheckView
-from rcm.interchanges import service as files
-from rcm.interchanges.models import Direction
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.secrets import SecretResolver
 from rcm.patients.models import Coverage
@@ -95,31 +93,18 @@ async def check_eligibility(
             ),
         ),
     )
-    x12_270 = write_270(request).encode()
-    connector_name, endpoint = payer.eligibility_connector, payer.eligibility_endpoint
-    sent, _ = await files.keep(
+    sent, answer, received = await exchange.ask(
         scope,
         store,
-        x12_270,
-        direction=Direction.OUTBOUND,
-        connector=connector_name,
-        patient_ids=[patient_id],
-    )
-    answer = await exchange.call(
-        lambda: exchange.open_for(
-            payer,
-            enrollment,
-            connector=connector_name,
-            endpoint=endpoint,
-            secrets=secrets,
-            deadline_seconds=deadline_seconds,
-        ),
-        lambda connector: connector.check_eligibility(x12_270),
-        payer_id=payer.id,
+        write_270(request).encode(),
+        lambda connector, x12: connector.check_eligibility(x12),
+        payer=payer,
+        enrollment=enrollment,
+        connector=payer.eligibility_connector,
+        endpoint=payer.eligibility_endpoint,
+        secrets=secrets,
         deadline_seconds=deadline_seconds,
-    )
-    received, _ = await files.keep(
-        scope, store, answer, direction=Direction.INBOUND, connector=connector_name, patient_ids=[patient_id]
+        patient_ids=[patient_id],
     )
     result = read_answer(answer)
     check = EligibilityCheck(
