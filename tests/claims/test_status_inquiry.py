@@ -4,6 +4,7 @@ and linked, and the job idempotent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -211,3 +212,37 @@ async def test_the_actor_asks_for_one_practice_only(
 
 def test_an_unreadable_answer_or_a_999_is_refused() -> None:
     assert classify(b"not x12", "T1") == (InquiryOutcome.REFUSED, None)
+
+
+async def test_the_operator_command_asks_and_prints_the_outcomes(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    owner_engine: AsyncEngine,
+    settings: Settings,
+    admin_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from rcm.cli import main
+    from rcm.config import get_settings
+
+    await _submitted_long_ago(claims, intake, practice, owner_engine)
+    # The session's data directory: its key file opens the practice's keys.
+    monkeypatch.setenv("RCM_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("RCM_DATABASE_URL", admin_url)
+    get_settings.cache_clear()
+    try:
+        first = await asyncio.to_thread(
+            CliRunner().invoke, main, ["claims", "status-inquiries", practice.slug]
+        )
+        again = await asyncio.to_thread(
+            CliRunner().invoke, main, ["claims", "status-inquiries", practice.slug]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == "not_found=1"
+    assert again.output.strip() == "no claims due an inquiry"
