@@ -99,6 +99,10 @@ async def test_an_active_coverage_is_read_per_service_type_and_kept_encrypted(
     biller = await make_staff(Role.BILLER, practice)
     staff_read = await biller.get(f"/tenants/{practice.slug}{path}/{check['id']}")
     assert staff_read.status_code == 200, staff_read.text
+    by_id = await biller.get(f"/tenants/{practice.slug}/eligibility-checks/{check['id']}")
+    assert by_id.status_code == 200, by_id.text
+    assert by_id.json() == check
+    assert (await other_intake.get(f"/eligibility-checks/{check['id']}")).status_code == 404
     theirs = await other_intake.get(f"{path}/{check['id']}", slug=practice.slug)
     assert theirs.status_code == 404
     theirs_own_path = await other_intake.get(f"{path}/{check['id']}")

@@ -103,4 +103,23 @@ class EligibilityController(Controller):
         coverage_id: FromPath[uuid.UUID],
         check_id: FromPath[uuid.UUID],
     ) -> schemas.EligibilityCheck:
-        return await service.get_check(tenant, patient_id, coverage_id, check_id)
+        return await service.get_check(tenant, check_id, patient_id=patient_id, coverage_id=coverage_id)
+
+
+class EligibilityCheckController(Controller):
+    """A check by its id alone: what an ``eligibility`` billing item names (its subject)."""
+
+    path = "/api/v1/tenants/{tenant_slug:str}/eligibility-checks"
+    tags = ["eligibility"]
+    dependencies = {"tenant": Provide(provide_tenant_scope)}
+
+    @get(
+        "/{check_id:uuid}",
+        responses=problem_responses(),
+        summary="Read one eligibility check by its id",
+        guards=[requires_scopes(Scope.PATIENTS_READ)],
+    )
+    async def read(
+        self, tenant: NamedDependency[TenantScope], check_id: FromPath[uuid.UUID]
+    ) -> schemas.EligibilityCheck:
+        return await service.get_check(tenant, check_id)

@@ -163,19 +163,26 @@ async def list_checks(scope: TenantScope, patient_id: uuid.UUID, coverage_id: uu
 
 
 async def get_check(
-    scope: TenantScope, patient_id: uuid.UUID, coverage_id: uuid.UUID, check_id: uuid.UUID
+    scope: TenantScope,
+    check_id: uuid.UUID,
+    *,
+    patient_id: uuid.UUID | None = None,
+    coverage_id: uuid.UUID | None = None,
 ) -> CheckView:
-    await _coverage(scope, patient_id, coverage_id)
+    """One check; under a patient's coverage when the path names them (a check of another coverage is
+    not found there), or by its id alone (what a billing item about an inactive coverage names)."""
+    if patient_id is not None and coverage_id is not None:
+        await _coverage(scope, patient_id, coverage_id)
     repo = scope.repo(EligibilityRepository)
     check = await repo.get(check_id)
-    if check is None or check.coverage_id != coverage_id:
+    if check is None or (coverage_id is not None and check.coverage_id != coverage_id):
         raise NotFound
     scope.audit(
         "eligibility_check.read",
         Action.READ,
         resource_type=ELIGIBILITY_CHECK,
-        resource_ids=[check.id],
-        patient_ids=[patient_id],
+        resource_ids=[check.id, check.coverage_id],
+        patient_ids=[check.patient_id],
     )
     return _view(check, await repo.benefits_of([check.id]))
 
