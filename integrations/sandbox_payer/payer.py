@@ -23,7 +23,7 @@ from rcm.x12.acknowledgment import (
     group_response,
     set_response,
 )
-from rcm.x12.benefits import Answer, Benefit, EligibilityResponse, PlanDate, write_271
+from rcm.x12.benefits import Answer, Benefit, EligibilityResponse, PlanDate, Rejection, write_271
 from rcm.x12.claim_ack import (
     ClaimAcknowledgment,
     PatientAck,
@@ -601,9 +601,14 @@ def eligibility(request: EligibilityRequest, rules: Eligibility, *, control: int
     answers = []
     year_start = date(now.year, 1, 1)
     for inquiry in request.inquiries:
-        if not rules.active(inquiry.subscriber.member_id):
-            benefits: tuple[Benefit, ...] = (Benefit(code="6", coverage_level="IND", service_types=("30",)),)
-            dates: tuple[PlanDate, ...] = ()
+        rejections: tuple[Rejection, ...] = ()
+        benefits: tuple[Benefit, ...] = ()
+        dates: tuple[PlanDate, ...] = ()
+        if rules.unknown(inquiry.subscriber.member_id):
+            # AAA 75 subscriber/insured not found, C: correct and resubmit.
+            rejections = (Rejection(reason="75", follow_up="C"),)
+        elif not rules.active(inquiry.subscriber.member_id):
+            benefits = (Benefit(code="6", coverage_level="IND", service_types=("30",)),)
         else:
             listed = [Benefit(code="1", coverage_level="IND", service_types=("30",), plan=rules.plan)]
             for service_type in inquiry.service_types:
@@ -640,6 +645,7 @@ def eligibility(request: EligibilityRequest, rules: Eligibility, *, control: int
                 dependent=inquiry.dependent,
                 dates=dates,
                 benefits=benefits,
+                rejections=rejections,
             )
         )
     return write_271(

@@ -21,6 +21,7 @@ submission, so a test or a demo can change the payer's mind between two files). 
         delay_fetches: 2                       # the 835 is withheld until the 2nd fetch after submission
     eligibility:
       inactive_member_prefixes: [INACT, TERM]
+      unknown_member_prefixes: [NOTFOUND]      # answered with AAA*N**75*C (subscriber not found)
       copay: {"98": 2500, "86": 15000}         # cents by service type; others get default_copay
       default_copay: 3000
       deductible: 150000
@@ -95,11 +96,15 @@ class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Eligibility(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     inactive_member_prefixes: list[str] = msgspec.field(default_factory=lambda: ["INACT", "TERM"])
+    unknown_member_prefixes: list[str] = msgspec.field(default_factory=lambda: ["NOTFOUND"])
     plan: str = "SANDBOX PPO"
     copay: dict[str, int] = msgspec.field(default_factory=lambda: {"98": 2500, "86": 15000, "UC": 5000})
     default_copay: int = 3000
     deductible: int = 150000
     coinsurance: str = "0.2"
+
+    def unknown(self, member_id: str | None) -> bool:
+        return any((member_id or "").startswith(prefix) for prefix in self.unknown_member_prefixes)
 
     def active(self, member_id: str | None) -> bool:
         return not any((member_id or "").startswith(prefix) for prefix in self.inactive_member_prefixes)

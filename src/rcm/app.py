@@ -20,6 +20,7 @@ from rcm.coding.controllers import CodingController, CodingQueryController, Supe
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
+from rcm.eligibility.controllers import EligibilityCheckController, EligibilityController
 from rcm.encounters.change_controllers import EncounterChangeController
 from rcm.encounters.controllers import EncounterController
 from rcm.fhir.controllers import fhir_router
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             AuditController,
             PatientController,
+            EligibilityController,
+            EligibilityCheckController,
             ProviderController,
             EncounterController,
             EncounterChangeController,

@@ -14,6 +14,8 @@ from rcm.audit.events import Action
 from rcm.claims.models import Claim, ClaimLine
 from rcm.claims.repository import BillingQueueRepository, ClaimRepository
 from rcm.claims.states import Cause, ClaimState, Frequency, Responsibility
+from rcm.eligibility.models import CheckStatus
+from rcm.eligibility.repository import EligibilityRepository
 from rcm.payers.repository import EnrollmentRepository
 from rcm.scrub.inputs import ScrubInput
 from rcm.tenancy.scope import TenantScope
@@ -23,6 +25,7 @@ from rcm.workqueue.models import BillingReason, QueueKind, SubjectType
 CLAIM = "claim"
 BILLING_SLA = timedelta(hours=24)  # when the practice's manifest sets no billing SLA
 ENROLLMENT_PRIORITY = 4  # lower is sooner
+ELIGIBILITY_PRIORITY = 3
 PCN_PREFIX = "C"
 
 
@@ -133,7 +136,8 @@ async def open_billing_item(
 async def claims_for_clean_scrub(scope: TenantScope, data: ScrubInput, *, now: datetime) -> uuid.UUID | None:
     """The encounter passed the scrubber: its original claim to the responsible payer (built once: a second
     clean scrub finds it and builds nothing). None when the encounter has no coverage (nothing to bill a
-    payer). The scrubber holds the encounter's row lock, and the unique index backs it up."""
+    payer), or when its coverage's latest eligibility check says inactive (a billing item instead). The
+    scrubber holds the encounter's row lock, and the unique index backs it up."""
     claims = scope.repo(ClaimRepository)
     coverage = data.coverage  # read with the encounter, under its row lock (rcm.scrub.repository)
     if coverage is None or coverage.coverage_id is None or coverage.priority is None:
@@ -141,6 +145,8 @@ async def claims_for_clean_scrub(scope: TenantScope, data: ScrubInput, *, now: d
     if coverage.original_claim_id is not None:
         return coverage.original_claim_id
     coverage_id, payer_id, priority = coverage.coverage_id, coverage.payer_id, coverage.priority
+    if await _inactive(scope, coverage_id, patient_id=data.patient_id, now=now):
+        return None
     responsibility = _responsibility(priority)
     claim, lines = new_claim(
         data,
@@ -164,3 +170,38 @@ async def claims_for_clean_scrub(scope: TenantScope, data: ScrubInput, *, now: d
         detail={"frequency": claim.frequency, "state": claim.state.value, "payer": claim.payer_id},
     )
     return claim.id
+
+
+async def _inactive(
+    scope: TenantScope, coverage_id: uuid.UUID, *, patient_id: uuid.UUID, now: datetime
+) -> bool:
+    """The coverage's latest answered eligibility check (``rcm.eligibility``) says inactive: no claim is
+    built; the billing queue gets an ``eligibility`` item about that check (one live item per check, so a
+    second encounter on the same coverage joins it). A coverage never checked, or whose checks were all
+    refused, is billed as before: eligibility is checked at the desk, not required before a claim. Once a
+    newer check says active (or the coverage is fixed), the next clean scrub builds the claim."""
+    latest = await scope.repo(EligibilityRepository).latest(coverage_id)
+    if latest is None or latest.status != CheckStatus.INACTIVE:
+        return False
+    items = scope.repo(BillingQueueRepository)
+    if await items.live_about(latest.id) is None:
+        sla_priority, due_in = workqueue.sla_for(scope.manifest, QueueKind.BILLING, default=BILLING_SLA)
+        item = workqueue.new_item(
+            kind=QueueKind.BILLING,
+            subject_type=SubjectType.ELIGIBILITY_CHECK,
+            subject_id=latest.id,
+            due_at=now + due_in,
+            priority=min(sla_priority, ELIGIBILITY_PRIORITY),
+            created_at=now,
+            reason=BillingReason.ELIGIBILITY,
+        )
+        await items.create(item, actor=scope.principal.subject)
+    scope.audit(
+        "claim.withheld",
+        Action.CREATE,
+        resource_type=CLAIM,
+        resource_ids=[latest.id, coverage_id],
+        patient_ids=[patient_id],
+        detail={"reason": BillingReason.ELIGIBILITY.value},
+    )
+    return True

@@ -2,7 +2,8 @@
 payer), allocating their interchange control numbers, and with ``--render`` write and keep each new batch's
 837 (each in its own transaction: a batch whose practice lacks what an 837 needs stays built, unrendered,
 and the reason is printed); ``rcm claims follow-ups [SLUG...]``: open follow-up items for claims without an
-answer; ``rcm claims fetch [SLUG...]``: fetch the payers' responses (999, 277CA, 835) and apply them.
+answer; ``rcm claims status-inquiries [SLUG...]``: ask payers about them (276/277); ``rcm claims fetch
+[SLUG...]``: fetch the payers' responses (999, 277CA, 835) and apply them.
 Operator jobs, as the app role."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from rcm.claims.models import SubmissionBatch
+    from rcm.kit.tenant import TenantId
     from rcm.tenancy.scope import SystemScope
 
 
@@ -162,6 +164,46 @@ async def _fetch(slugs: list[str]) -> list[str]:
         return lines or ["no practices"]
 
 
+@claims.command("status-inquiries")
+@click.argument("slugs", nargs=-1)
+def status_inquiries(slugs: tuple[str, ...]) -> None:
+    """Ask payers (276) about claims without an answer past their status-inquiry days, in SLUGS (default:
+    every practice not offboarded), and apply the 277s. Prints the outcome counts."""
+    from rcm.kit.cli import role_database, run
+
+    role_database(get_settings())
+    for line in run(lambda: _status_inquiries(list(slugs))):
+        click.echo(line)
+
+
+async def _status_inquiries(slugs: list[str]) -> list[str]:
+    from rcm.claims.status_jobs import inquire_in
+    from rcm.crypto.keyring import KeyStore
+    from rcm.crypto.provider import key_provider
+    from rcm.identity.principal import operator_principal
+
+    settings = get_settings()
+    async with _sessions() as sessions:
+        counts = await inquire_in(
+            settings,
+            sessions,
+            KeyStore(key_provider(settings)),
+            await _practice_ids(sessions, slugs),
+            actor=operator_principal("claims status-inquiries"),
+            request_id="cli",
+        )
+    return [", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no claims due an inquiry"]
+
+
+async def _practice_ids(sessions: async_sessionmaker[AsyncSession], slugs: list[str]) -> tuple[TenantId, ...]:
+    """SLUGS' practices (every one not offboarded without SLUGS); an unknown slug is refused."""
+    from rcm.kit.db import platform_transaction
+    from rcm.kit.tenant import TenantId
+
+    async with platform_transaction(sessions) as session:
+        return tuple(TenantId(t) for t, _ in await _practices(session, slugs))
+
+
 async def _in_practices(
     slugs: list[str], job_name: str, command: str, job: Callable[[SystemScope], Awaitable[list[str]]]
 ) -> list[str]:
@@ -170,14 +212,11 @@ async def _in_practices(
     from rcm.crypto.keyring import KeyStore
     from rcm.crypto.provider import key_provider
     from rcm.identity.principal import operator_principal
-    from rcm.kit.db import platform_transaction
-    from rcm.kit.tenant import TenantId
     from rcm.tenancy.staff import system_scope
 
     settings = get_settings()
     async with _sessions() as sessions:
-        async with platform_transaction(sessions) as session:
-            ids = tuple(TenantId(t) for t, _ in await _practices(session, slugs))
+        ids = await _practice_ids(sessions, slugs)
         async with system_scope(
             sessions,
             KeyStore(key_provider(settings)),

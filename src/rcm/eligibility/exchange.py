@@ -1,0 +1,124 @@
+"""What the eligibility check and the claim status inquiry share: the patient as the X12 member (decrypted
+here, audited by the caller), the practice's envelope to a payer, and one real-time question to the payer's
+connector with a deadline, both files kept, its failures turned into PHI-free 502/503 answers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import ClassVar, NamedTuple
+
+from rcm.blobs.store import BlobStore
+from rcm.claims.repository import ClaimRepository
+from rcm.crypto.fields import unseal
+from rcm.interchanges import service as files
+from rcm.interchanges.models import Direction, X12File
+from rcm.kit.errors import RCMError, ServiceUnavailable
+from rcm.kit.secrets import SecretResolver
+from rcm.patients.models import Coverage, Patient
+from rcm.patients.service import patient_view
+from rcm.payers.connector import Connector, PermanentConnectorError, TransientConnectorError
+from rcm.payers.models import Payer, PayerEnrollment
+from rcm.payers.registry import build_config, open_connector
+from rcm.tenancy.scope import TenantScope
+from rcm.x12.eligibility import Member
+from rcm.x12.model import Envelope, PersonName, Provider
+
+_SEX = {"female": "F", "male": "M"}  # DMG03; other and unknown are sent as U
+
+
+class BadGateway(RCMError):
+    """The payer's connector refused the call (credentials, endpoint, a 4xx): retrying will not help."""
+
+    status_code = 502
+    title: ClassVar[str] = "Bad gateway"
+
+
+def member(scope: TenantScope, patient: Patient, coverage: Coverage) -> Member:
+    """The patient as the 270/276 subscriber (2100C) with the coverage's member id. X279 and X212 send a
+    dependent who has their own member id as the subscriber; we keep no subscriber demographics apart from
+    the patient's, so the patient is always the subscriber. The caller audits the read."""
+    view = patient_view(scope.keyring, patient)
+    member_id = unseal(scope.keyring, coverage)["member_id"]
+    return Member(
+        name=PersonName(last=view.family_name, first=view.given_name or None),
+        member_id=member_id or None,
+        birth_date=view.birth_date,
+        sex=_SEX.get(view.sex, "U"),
+    )
+
+
+def billing_provider(scope: TenantScope) -> Provider:
+    provider = scope.manifest.billing_provider
+    return Provider(npi=provider.npi, last=provider.name, organization=True)
+
+
+async def envelope(scope: TenantScope, enrollment: PayerEnrollment, *, now: datetime) -> Envelope:
+    """The practice's envelope to the payer, its ISA13 allocated from the sender's ledger (never reused)."""
+    number = await scope.repo(ClaimRepository).allocate_control_number(enrollment.submitter_id)
+    return Envelope(
+        sender_id=enrollment.submitter_id,
+        receiver_id=enrollment.receiver_id,
+        interchange_control_number=number,
+        group_control_number=number,
+        created=now,
+    )
+
+
+class Exchanged(NamedTuple):
+    sent: X12File  # what we asked (270, 276), kept encrypted
+    answer: bytes
+    received: X12File  # what the payer answered (271, 277, 999), kept encrypted
+
+
+async def ask(
+    scope: TenantScope,
+    store: BlobStore,
+    x12: bytes,
+    question: Callable[[Connector, bytes], Awaitable[bytes]],
+    *,
+    payer: Payer,
+    enrollment: PayerEnrollment,
+    connector: str,
+    endpoint: str,
+    secrets: SecretResolver,
+    deadline_seconds: float,
+    patient_ids: Sequence[uuid.UUID],
+) -> Exchanged:
+    """Keep ``x12``, ask the payer through ``connector`` at ``endpoint`` under ``deadline_seconds``, keep the
+    answer. A transient failure (or the deadline) is a 503 and a permanent one a 502; the message names the
+    payer and the kind of failure only (a connector's reason may quote what the far side said, so it is not
+    passed on). The caller's transaction rolls back with it: nothing is recorded of an unanswered question
+    (its kept blob is swept as an orphan)."""
+    sent, _ = await files.keep(
+        scope, store, x12, direction=Direction.OUTBOUND, connector=connector, patient_ids=patient_ids
+    )
+    try:
+        opened = open_connector(
+            build_config(
+                connector=connector,
+                endpoint=endpoint,
+                submitter_id=enrollment.submitter_id,
+                receiver_id=enrollment.receiver_id,
+                credentials_reference=enrollment.credentials_reference,
+                resolver=secrets,
+                timeout_seconds=deadline_seconds,
+            )
+        )
+    except PermanentConnectorError:
+        raise BadGateway(f"The connector of payer {payer.id} is not configured correctly.") from None
+    try:
+        async with asyncio.timeout(deadline_seconds):
+            answer = await question(opened, x12)
+    except (TransientConnectorError, TimeoutError):
+        raise ServiceUnavailable(f"Payer {payer.id} did not answer; try again later.") from None
+    except PermanentConnectorError:
+        raise BadGateway(f"Payer {payer.id} refused the connection.") from None
+    finally:
+        await opened.aclose()
+    received, _ = await files.keep(
+        scope, store, answer, direction=Direction.INBOUND, connector=connector, patient_ids=patient_ids
+    )
+    return Exchanged(sent, answer, received)
