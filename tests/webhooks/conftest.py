@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.config import Settings
-from rcm.crypto.tasks import job_keystore
+from rcm.crypto.keyring import KeyStore
+from rcm.crypto.provider import key_provider
+from rcm.crypto.tasks import job_keystore, use_keystore
 from rcm.webhooks.models import DeliveryStatus
 from rcm.webhooks.tasks import deliver_one, dispatch_due
 from rcm.worker import configure_jobs, encode_payload_roundtrip
@@ -86,9 +88,11 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def jobs(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> Iterator[None]:
-    """The jobs of this process use the test's sessions (on this event loop)."""
+    """The jobs of this process use the test's sessions (on this event loop) and keys."""
     configure_jobs(settings, sessions=sessions)
+    use_keystore(KeyStore(key_provider(settings)))
     yield
+    use_keystore(None)
     configure_jobs(settings)
 
 
