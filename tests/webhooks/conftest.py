@@ -4,11 +4,10 @@ tests run theirs), the claims practices and helpers, and the webhook jobs run th
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ from tests.claims.conftest import (  # noqa: F401 - fixtures shared with the cla
     payer_directory,
     practice,
 )
-from tests.support import Api
+from tests.support import Api, http_server
 
 
 @dataclass
@@ -74,16 +73,9 @@ def _handler(state: Receiver) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(_handler(state)) as port:
+        state.port = port
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture

@@ -21,6 +21,17 @@ HOOK = "https://hooks.example.test/rcm"
 pytestmark = pytest.mark.usefixtures("jobs")
 
 
+async def stored_secret(owner_engine: AsyncEngine, subscription_id: str) -> bytes | None:
+    """The secret column as the database holds it (looked at as the superuser)."""
+    async with owner_engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT secret FROM rcm.webhook_subscription WHERE id = :id"),
+            {"id": uuid.UUID(subscription_id)},
+        )
+        value: bytes | None = found.scalar_one()
+        return value
+
+
 async def test_urls_are_checked_and_the_answer_names_the_field(intake: Api) -> None:
     for url in (
         "http://hooks.example.test/rcm",  # plain http across a network
@@ -66,13 +77,8 @@ async def test_the_secret_is_shown_once_sealed_at_rest_rotated_and_erased(
     assert "secret" not in (await intake.get(f"/webhooks/subscriptions/{sub['id']}")).json()
 
     raw = base64.b64decode(sub["secret"].removeprefix("whsec_"))
-    async with owner_engine.connect() as conn:
-        stored = (
-            await conn.execute(
-                text("SELECT secret FROM rcm.webhook_subscription WHERE id = :id"),
-                {"id": uuid.UUID(sub["id"])},
-            )
-        ).scalar_one()
+    stored = await stored_secret(owner_engine, sub["id"])
+    assert stored is not None
     assert sub["secret"].encode() not in stored
     assert raw not in stored
     assert sub["secret"].removeprefix("whsec_").encode() not in stored
@@ -88,13 +94,7 @@ async def test_the_secret_is_shown_once_sealed_at_rest_rotated_and_erased(
     assert gone.status_code == 204
     assert (await intake.get(f"/webhooks/subscriptions/{sub['id']}")).status_code == 404
     assert (await intake.get("/webhooks/subscriptions")).json()["items"] == []
-    async with owner_engine.connect() as conn:
-        erased = (
-            await conn.execute(
-                text("SELECT secret FROM rcm.webhook_subscription WHERE id = :id"),
-                {"id": uuid.UUID(sub["id"])},
-            )
-        ).scalar_one()
+    erased = await stored_secret(owner_engine, sub["id"])
     assert erased is None
 
 

@@ -28,15 +28,9 @@ class Subscription(msgspec.Struct):
     secret_rotated_at: datetime
 
 
-class SubscriptionSecret(msgspec.Struct):
+class SubscriptionSecret(Subscription):
     """A subscription with its signing secret: shown once (at creation and rotation), never again."""
 
-    id: uuid.UUID
-    url: str
-    event_types: list[EventType]
-    active: bool
-    created_at: datetime
-    secret_rotated_at: datetime
     secret: str  # whsec_<base64>: the HMAC-SHA256 key, base64 after the prefix
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
+
 from rcm.audit.events import Action
 from rcm.crypto.fields import seal
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -33,8 +35,7 @@ def subscription_view(row: WebhookSubscription) -> schemas.Subscription:
 
 
 def _with_secret(row: WebhookSubscription, secret: str) -> schemas.SubscriptionSecret:
-    view = subscription_view(row)
-    return schemas.SubscriptionSecret(**{f: getattr(view, f) for f in view.__struct_fields__}, secret=secret)
+    return schemas.SubscriptionSecret(**msgspec.structs.asdict(subscription_view(row)), secret=secret)
 
 
 def delivery_view(row: WebhookDelivery) -> schemas.Delivery:
