@@ -83,6 +83,16 @@ async def test_the_secret_is_shown_once_sealed_at_rest_rotated_and_erased(
     assert raw not in stored
     assert sub["secret"].removeprefix("whsec_").encode() not in stored
 
+    paused = await intake.post(f"/webhooks/subscriptions/{sub['id']}", {"active": False})
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["active"] is False
+    assert "secret" not in paused.json()
+    refused = await intake.post(
+        f"/webhooks/subscriptions/{sub['id']}", {"url": "http://hooks.example.test/x"}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["pointer"] == "/url"
+
     rotated = await intake.post(f"/webhooks/subscriptions/{sub['id']}/rotate", None)
     assert rotated.status_code == 200, rotated.text
     assert rotated.json()["secret"] != sub["secret"]

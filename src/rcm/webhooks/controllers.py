@@ -73,6 +73,30 @@ class WebhookSubscriptionController(Controller):
         return await service.read_subscription(tenant, subscription_id)
 
     @post(
+        "/{subscription_id:uuid}",
+        summary="Change a subscription: pause or resume it (active), its URL or its event types",
+        responses=created_responses(schemas.Subscription, 200),
+    )
+    async def update(
+        self,
+        *,
+        tenant: NamedDependency[TenantScope],
+        request: Request[Any, Any, Any],
+        state: State,
+        subscription_id: FromPath[uuid.UUID],
+        data: JSONBody[schemas.SubscriptionUpdate],
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        env = state.settings.env
+
+        async def produce() -> tuple[int, schemas.Subscription]:
+            return 200, await service.update_subscription(tenant, subscription_id, data, env=env)
+
+        return await run_idempotent(
+            tenant, request, key=idempotency_key, resource_type=service.SUBSCRIPTION, produce=produce
+        )
+
+    @post(
         "/{subscription_id:uuid}/rotate",
         summary="Replace the signing secret (the new one is in this answer only)",
         responses=created_responses(schemas.SubscriptionSecret, 200),

@@ -19,6 +19,16 @@ class SubscriptionCreate(msgspec.Struct, forbid_unknown_fields=True):
     active: bool = True
 
 
+class SubscriptionUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """What changes; fields left out stay as they are (``active: false`` pauses a subscription)."""
+
+    url: Url | None = None
+    event_types: Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=len(EventType))] | None = (
+        None
+    )
+    active: bool | None = None
+
+
 class Subscription(msgspec.Struct):
     id: uuid.UUID
     url: str

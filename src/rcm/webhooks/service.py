@@ -54,13 +54,17 @@ def delivery_view(row: WebhookDelivery) -> schemas.Delivery:
     )
 
 
+def _target(url: str, env: str) -> str:
+    try:
+        return check_target(url, env=env)
+    except TargetError as exc:
+        raise InvalidInput("The webhook URL is refused.", errors=[FieldError("/url", str(exc))]) from None
+
+
 async def create_subscription(
     scope: TenantScope, data: schemas.SubscriptionCreate, *, env: str
 ) -> schemas.SubscriptionSecret:
-    try:
-        url = check_target(data.url, env=env)
-    except TargetError as exc:
-        raise InvalidInput("The webhook URL is refused.", errors=[FieldError("/url", str(exc))]) from None
+    url = _target(data.url, env)
     row_id, secret = uuid.uuid4(), signing.new_secret()
     now = utcnow()
     row = WebhookSubscription(
@@ -100,6 +104,32 @@ async def read_subscription(scope: TenantScope, subscription_id: uuid.UUID) -> s
     if row is None:
         raise NotFound
     scope.audit("webhook.subscription.read", Action.READ, resource_type=SUBSCRIPTION, resource_ids=[row.id])
+    return subscription_view(row)
+
+
+async def update_subscription(
+    scope: TenantScope, subscription_id: uuid.UUID, data: schemas.SubscriptionUpdate, *, env: str
+) -> schemas.Subscription:
+    """Pause or resume, change the URL or the event types; deliveries already queued keep their target's
+    subscription (a paused one's pending deliveries go dead at their next attempt, replayable)."""
+    values: dict[str, object] = {}
+    if data.url is not None:
+        values["url"] = _target(data.url, env)
+    if data.event_types is not None:
+        values["event_types"] = sorted({t.value for t in data.event_types})
+    if data.active is not None:
+        values["active"] = data.active
+    repo = scope.repo(SubscriptionRepository)
+    row = await (repo.change(subscription_id, **values) if values else repo.live(subscription_id))
+    if row is None:
+        raise NotFound
+    scope.audit(
+        "webhook.subscription.update",
+        Action.UPDATE,
+        resource_type=SUBSCRIPTION,
+        resource_ids=[row.id],
+        detail={"fields": ",".join(sorted(values))},
+    )
     return subscription_view(row)
 
 
