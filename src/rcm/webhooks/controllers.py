@@ -74,6 +74,7 @@ class WebhookSubscriptionController(Controller):
 
     @post(
         "/{subscription_id:uuid}",
+        status_code=200,
         summary="Change a subscription: pause or resume it (active), its URL or its event types",
         responses=created_responses(schemas.Subscription, 200),
     )
@@ -98,6 +99,7 @@ class WebhookSubscriptionController(Controller):
 
     @post(
         "/{subscription_id:uuid}/rotate",
+        status_code=200,
         summary="Replace the signing secret (the new one is in this answer only)",
         responses=created_responses(schemas.SubscriptionSecret, 200),
     )
@@ -157,6 +159,7 @@ class WebhookDeliveryController(Controller):
 
     @post(
         "/{delivery_id:uuid}/replay",
+        status_code=202,
         summary="Send a delivered or dead delivery again (same Webhook-Id and body)",
         responses=created_responses(schemas.Delivery, 202),
     )
