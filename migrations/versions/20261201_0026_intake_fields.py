@@ -2,7 +2,7 @@
 the prior authorization.
 
 Revision ID: 0026_intake_fields
-Revises: 0024_response_cursors
+Revises: 0025_webhooks
 Create Date: 2026-12-01
 
 - ``coverage``: the subscriber's demographics when the patient is not the subscriber (relationship spouse,
@@ -23,7 +23,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0026_intake_fields"
-down_revision = "0024_response_cursors"
+down_revision = "0025_webhooks"
 branch_labels = None
 depends_on = None
 

@@ -42,6 +42,7 @@ from rcm.scrub.controllers import ScrubController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.tenancy.cache import TenantCache
 from rcm.tenancy.dependencies import STATE_KEY as TENANT_CACHE_STATE_KEY
+from rcm.webhooks.controllers import WebhookDeliveryController, WebhookSubscriptionController
 from rcm.worker import current_broker
 
 __all__ = ["create_app"]
@@ -112,6 +113,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SubmissionBatchController,
             BillingController,
             BillingSupervisionController,
+            WebhookSubscriptionController,
+            WebhookDeliveryController,
             fhir_router(settings),
         ],
         lifespan=[lifespan],

@@ -4,10 +4,9 @@ plays a clearinghouse and records every request it receives: paths, headers, bod
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +22,7 @@ from rcm.payers.connector import (
 )
 from rcm.payers.registry import build_config, open_connector
 from rest_clearinghouse import RestClearinghouse
+from tests.support import http_server
 
 TOKEN = "tok-abc123"
 X12 = (
@@ -106,16 +106,9 @@ def _handler(state: Clearinghouse) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def clearinghouse() -> Iterator[Clearinghouse]:
     state = Clearinghouse(port=0)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(_handler(state)) as port:
+        state.port = port
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def _connector(

@@ -24,6 +24,8 @@ from rcm.claims.states import Cause, ClaimState
 from rcm.kit.pagination import after_key
 from rcm.kit.repository import TenantScopedRepository
 from rcm.payers.models import Payer
+from rcm.webhooks.models import EventType
+from rcm.webhooks.outbox import OutboxRepository
 from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, WorkItem
 from rcm.workqueue.repository import WorkItemRepository
 
@@ -156,7 +158,26 @@ class ClaimRepository(TenantScopedRepository[Claim]):
             .from_statement(select(changed).add_cte(logged.cte("logged")))
             .execution_options(populate_existing=True)
         )
-        return (await self._execute(stmt)).scalars().first()
+        claim: Claim | None = (await self._execute(stmt)).scalars().first()
+        if claim is not None:
+            await self._state_changed(claim, from_state=expected, cause=cause)
+        return claim
+
+    async def _state_changed(self, claim: Claim, *, from_state: ClaimState | None, cause: Cause) -> None:
+        """The practice's webhooks about it, in this transaction (ids and states only: no PHI)."""
+        await OutboxRepository(self.session, self.context).emit(
+            claim.tenant_id,
+            EventType.CLAIM_STATUS_CHANGED,
+            at=claim.state_changed_at,
+            data={
+                "claim_id": str(claim.id),
+                "encounter_id": str(claim.encounter_id),
+                "frequency": claim.frequency,
+                "from_state": from_state.value if from_state is not None else None,
+                "to_state": claim.state.value,
+                "cause": cause.value,
+            },
+        )
 
     async def log_created(self, claim: Claim, *, cause: Cause, actor: str | None, reason: str | None) -> None:
         """The first event of a claim (no from-state)."""
@@ -172,6 +193,7 @@ class ClaimRepository(TenantScopedRepository[Claim]):
                 reason=reason,
             )
         )
+        await self._state_changed(claim, from_state=None, cause=cause)
 
     async def events(self, claim_id: uuid.UUID) -> list[ClaimEvent]:
         stmt = self.statement_for(ClaimEvent).where(ClaimEvent.claim_id == claim_id)

@@ -21,6 +21,7 @@ from rcm.coding.models import (
     VersionState,
 )
 from rcm.encounters.models import Encounter, EncounterEvent
+from rcm.encounters.repository import encounter_status_changed
 from rcm.kit.models import utcnow
 from rcm.kit.repository import TenantRowRepository, TenantScopedRepository
 from rcm.workqueue.models import ItemStatus, WorkItem
@@ -204,12 +205,12 @@ class EncounterStatusRepository(TenantScopedRepository[Encounter]):
             .where(self.tenant_filter(Encounter.tenant_id), Encounter.id == encounter_id)
             .values(status=status, updated_at=func.now())
         )
-        await self.insert(
-            EncounterEvent(
-                tenant_id=self.context.tenant_id,
-                id=uuid.uuid4(),
-                encounter_id=encounter_id,
-                status=status,
-                created_at=utcnow(),
-            )
+        event = EncounterEvent(
+            tenant_id=self.context.tenant_id,
+            id=uuid.uuid4(),
+            encounter_id=encounter_id,
+            status=status,
+            created_at=utcnow(),
         )
+        await self.insert(event)
+        await encounter_status_changed(self, event)

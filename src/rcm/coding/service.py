@@ -31,6 +31,8 @@ from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.staff import one_practice
+from rcm.webhooks.models import EventType
+from rcm.webhooks.outbox import OutboxRepository
 from rcm.workqueue import service as workqueue
 from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, WorkItem
 from rcm.workqueue.repository import WorkItemRepository
@@ -373,6 +375,17 @@ async def ask(
         **seal(practice.keyring, CodingQuery, query_id, {"question": data.question, "answer": None}),
     )
     await practice.repo(CodingRepository).insert(query)
+    # The practice's systems hear of it at once (ids only: the question itself is PHI and stays here).
+    await practice.repo(OutboxRepository).emit(
+        practice.tenant_id,
+        EventType.CODER_QUERY_CREATED,
+        at=query.created_at,
+        data={
+            "query_id": str(query.id),
+            "encounter_id": str(query.encounter_id),
+            "status": query.status.value,
+        },
+    )
     practice.audit(
         "coding.query.create",
         Action.CREATE,

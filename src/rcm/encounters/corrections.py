@@ -20,7 +20,11 @@ from rcm.crypto.fields import seal
 from rcm.encounters import schemas
 from rcm.encounters.models import Encounter, EncounterEvent
 from rcm.encounters.parties import check_parties, facility_columns, referring_columns
-from rcm.encounters.repository import EncounterChangeRepository, EncounterRepository
+from rcm.encounters.repository import (
+    EncounterChangeRepository,
+    EncounterRepository,
+    encounter_status_changed,
+)
 from rcm.encounters.service import ENCOUNTER, charge_rows, diagnosis_rows, encounter_view, normalise_icd
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.kit.models import utcnow
@@ -189,16 +193,16 @@ async def cancel_encounter(
     _refuse_if_final(row, "cancel")
     changes = scope.repo(EncounterChangeRepository)
     await changes.change(row.id, status=CANCELLED)
-    await changes.insert(
-        EncounterEvent(
-            tenant_id=scope.tenant_id,
-            id=uuid.uuid4(),
-            encounter_id=row.id,
-            status=CANCELLED,
-            note=data.reason.value,  # a fixed reason code, never free text
-            created_at=utcnow(),
-        )
+    event = EncounterEvent(
+        tenant_id=scope.tenant_id,
+        id=uuid.uuid4(),
+        encounter_id=row.id,
+        status=CANCELLED,
+        note=data.reason.value,  # a fixed reason code, never free text
+        created_at=utcnow(),
     )
+    await changes.insert(event)
+    await encounter_status_changed(changes, event)
     # Its open coding (or billing) work goes away with it.
     await scope.repo(WorkItemRepository).cancel_for_subject(
         SubjectType.ENCOUNTER, row.id, actor=scope.principal.subject

@@ -40,9 +40,11 @@ from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterDoc
 from rcm.idempotency.repository import STORE_PARAMS, STORE_SQL
 from rcm.kit.jsonwrite import encode, json_value, model_columns, populate, rows_params, table_name
 from rcm.kit.models import TenantOwned, utcnow
-from rcm.kit.repository import TenantScopedRepository
+from rcm.kit.repository import TenantRowRepository, TenantScopedRepository
 from rcm.patients.models import Coverage, Patient
 from rcm.providers.models import Provider
+from rcm.webhooks.models import EventType
+from rcm.webhooks.outbox import OutboxRepository
 from rcm.workqueue.models import WorkItem, WorkItemEvent
 
 
@@ -464,3 +466,13 @@ class EncounterDocumentRepository(TenantScopedRepository[EncounterDocument]):
                 EncounterDocument.encounter_id == encounter_id, EncounterDocument.id == document_id
             )
         )
+
+
+async def encounter_status_changed(repo: TenantRowRepository[Any], event: EncounterEvent) -> None:
+    """The practice's webhooks about an encounter's new status, in the same transaction (no PHI)."""
+    await OutboxRepository(repo.session, repo.context).emit(
+        event.tenant_id,
+        EventType.ENCOUNTER_STATUS_CHANGED,
+        at=event.created_at,
+        data={"encounter_id": str(event.encounter_id), "status": event.status, "note": event.note},
+    )

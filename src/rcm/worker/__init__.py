@@ -22,6 +22,7 @@ TASK_MODULES: tuple[str, ...] = (
     "rcm.bulk.tasks",
     "rcm.claims.tasks",
     "rcm.claims.status_jobs",
+    "rcm.webhooks.tasks",
 )
 
 __all__ = [

@@ -37,6 +37,7 @@ PERIODIC_JOB_MODULES: tuple[str, ...] = (
     "rcm.blobs.jobs",
     "rcm.claims.tasks",
     "rcm.claims.status_jobs",
+    "rcm.webhooks.tasks",
 )
 
 

@@ -1,0 +1,1 @@
+"""Signed webhooks: practices subscribe to status changes instead of polling (outbox, signing, delivery)."""
