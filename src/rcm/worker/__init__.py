@@ -17,7 +17,7 @@ from rcm.worker.enqueue import enqueue, pending_messages
 from rcm.worker.runner import start_inprocess_worker, stop_inprocess_worker
 
 # Modules whose import declares actors. A worker process imports them all before it starts consuming.
-TASK_MODULES: tuple[str, ...] = ("rcm.crypto.tasks", "rcm.bulk.tasks")
+TASK_MODULES: tuple[str, ...] = ("rcm.crypto.tasks", "rcm.bulk.tasks", "rcm.claims.tasks")
 
 __all__ = [
     "TASK_MODULES",

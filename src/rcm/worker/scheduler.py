@@ -31,7 +31,12 @@ logger = logging.getLogger(__name__)
 logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 # Modules whose import declares periodic jobs; the worker imports them before starting the scheduler.
-PERIODIC_JOB_MODULES: tuple[str, ...] = ("rcm.audit.jobs", "rcm.idempotency.jobs", "rcm.blobs.jobs")
+PERIODIC_JOB_MODULES: tuple[str, ...] = (
+    "rcm.audit.jobs",
+    "rcm.idempotency.jobs",
+    "rcm.blobs.jobs",
+    "rcm.claims.jobs",
+)
 
 
 class JobResources:
