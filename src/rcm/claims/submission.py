@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import Action, RequestInfo
 from rcm.blobs.store import BlobStore
+from rcm.claims import schemas
 from rcm.claims.batches import BATCH, mark_sent
 from rcm.claims.building import BILLING_SLA
 from rcm.claims.models import BatchStatus, SubmissionBatch
@@ -60,7 +61,8 @@ from rcm.payers.connector import (
 from rcm.payers.registry import build_config, open_connector
 from rcm.payers.repository import EnrollmentRepository
 from rcm.tenancy.jobs import job_tenant_scope
-from rcm.tenancy.scope import TenantScope
+from rcm.tenancy.scope import StaffScope, TenantScope
+from rcm.tenancy.staff import one_practice
 from rcm.worker import enqueue
 from rcm.workqueue import service as workqueue
 from rcm.workqueue.models import BillingReason, QueueKind, SubjectType
@@ -229,7 +231,8 @@ async def _probe(
 
 def _endpoint_key(config: ConnectorConfig) -> str:
     endpoint = config.endpoint
-    return f"{endpoint.scheme}://{endpoint.host}:{endpoint.port or ''}{endpoint.path}"
+    port = f":{endpoint.port}" if endpoint.port else ""
+    return f"{endpoint.scheme}://{endpoint.host}{port}{endpoint.path}"
 
 
 async def _config(deps: Submitter, scope: TenantScope, batch: SubmissionBatch) -> ConnectorConfig:
@@ -316,6 +319,36 @@ async def _bury(scope: TenantScope, batch_id: uuid.UUID, error: str) -> None:
         resource_type=BATCH,
         resource_ids=[batch_id],
         detail={"error": error},
+    )
+
+
+async def batch_practice(scope: StaffScope, batch_id: uuid.UUID) -> TenantScope:
+    """The practice of a batch in the caller's practices (404 for any other batch)."""
+    batch = await scope.repo(OutboxRepository).get(batch_id)
+    if batch is None:
+        raise NotFound
+    return await one_practice(scope, batch.tenant_id)
+
+
+def batch_view(batch: SubmissionBatch) -> schemas.Batch:
+    return schemas.Batch(
+        id=batch.id,
+        tenant_id=batch.tenant_id,
+        payer_id=batch.payer_id,
+        connector=batch.connector,
+        sender_id=batch.sender_id,
+        receiver_id=batch.receiver_id,
+        interchange_control_number=batch.interchange_control_number,
+        group_control_number=batch.group_control_number,
+        transaction_set_control_number=batch.transaction_set_control_number,
+        claim_count=batch.claim_count,
+        status=batch.status.value,
+        created_at=batch.created_at,
+        attempts=batch.attempts,
+        next_attempt_at=batch.next_attempt_at,
+        last_error=batch.last_error,
+        receipt_reference=batch.receipt_reference,
+        sent_at=batch.sent_at,
     )
 
 
