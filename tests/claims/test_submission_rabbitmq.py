@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,14 +18,14 @@ from pathlib import Path
 import dramatiq
 import pytest
 from dramatiq import Worker
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.claims.submission import file_name
 from rcm.claims.tasks import submit_batch_job
 from rcm.config import Settings
 from rcm.tenancy.models import Tenant
-from rcm.worker import configure_jobs, setup_broker
+from rcm.worker import configure_jobs
+from tests.brokers import BROKER_URL, real_broker
 from tests.claims.conftest import Claims
 from tests.claims.submitting import (
     CREDENTIALS_ENV,
@@ -39,7 +38,6 @@ from tests.claims.submitting import (
 )
 from tests.support import Api
 
-BROKER_URL = os.environ.get("RCM_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 QUEUE = "claims"
 RCM = str(Path(sys.executable).with_name("rcm"))
 
@@ -49,19 +47,10 @@ __all__ = ["sandbox_env"]  # the fixture, imported so pytest finds it here
 
 @pytest.fixture
 def rabbitmq(settings: Settings) -> Iterator[dramatiq.Broker]:
-    url = make_url(BROKER_URL.replace("amqp://", "postgresql://", 1))  # only to parse host and port
-    try:
-        socket.create_connection((url.host or "127.0.0.1", url.port or 5672), timeout=2).close()
-    except OSError as exc:
-        pytest.skip(f"RabbitMQ does not answer at {BROKER_URL} ({exc}); set RCM_TEST_BROKER_URL")
-    broker = setup_broker(settings.model_copy(update={"broker_url": BROKER_URL}))
-    broker.declare_queue(QUEUE)
-    broker.flush(QUEUE)  # leftovers of an earlier interrupted run
-    configure_jobs(settings)
-    yield broker
-    broker.flush(QUEUE)
-    broker.close()
-    setup_broker(settings.model_copy(update={"broker_url": None}))
+    with real_broker(settings, QUEUE) as broker:
+        configure_jobs(settings)  # the worker's jobs open their own engine on the worker's event loop
+        yield broker
+        broker.flush(QUEUE)
 
 
 async def _until(check: Callable[[], object], *, seconds: float, what: str) -> None:
