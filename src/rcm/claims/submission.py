@@ -66,6 +66,7 @@ from rcm.tenancy.staff import one_practice
 from rcm.worker import enqueue
 from rcm.workqueue import service as workqueue
 from rcm.workqueue.models import BillingReason, QueueKind, SubjectType
+from rcm.x12 import X12Error
 
 JOB = "claims.submit_batch"
 _ERROR_LENGTH = 300
@@ -177,12 +178,9 @@ async def _prepare(deps: Submitter, scope: TenantScope, batch_id: uuid.UUID) -> 
     now = deps.clock()
     repo = scope.repo(OutboxRepository)
     batch = await repo.lock(batch_id)
-    if batch is None:
-        return Outcome.BUSY
-    if batch.status not in (BatchStatus.PENDING, BatchStatus.SENDING):
-        return Outcome.DONE
-    if batch.next_attempt_at > now:
-        return Outcome.NOT_DUE
+    idle = _nothing_to_do(batch, now)
+    if idle is not None or batch is None:
+        return idle or Outcome.BUSY
     try:
         config = await _config(deps, scope, batch)
         connector = deps.connect(config)
@@ -196,8 +194,10 @@ async def _prepare(deps: Submitter, scope: TenantScope, batch_id: uuid.UUID) -> 
             if settled is not None:
                 await connector.aclose()
                 return settled
-        kept = await render_batch(scope, deps.store, batch_id)
-        data = await interchanges.read(scope, deps.store, kept)
+        data = await _render(deps, scope, batch_id)
+        if data is None:
+            await connector.aclose()
+            return Outcome.DEAD
         await repo.start_sending(batch_id, lease_until=now + timedelta(seconds=deps.policy.lease_seconds))
     except BaseException:
         await connector.aclose()
@@ -207,6 +207,17 @@ async def _prepare(deps: Submitter, scope: TenantScope, batch_id: uuid.UUID) -> 
     )
     scope.audit("submission_batch.sending", Action.UPDATE, resource_type=BATCH, resource_ids=[batch_id])
     return _Call(connector=connector, key=key, submission=submission, attempts=batch.attempts + 1)
+
+
+def _nothing_to_do(batch: SubmissionBatch | None, now: datetime) -> Outcome | None:
+    """Why a message finds nothing to do: the batch is held or gone, settled, or not yet due."""
+    if batch is None:
+        return Outcome.BUSY
+    if batch.status not in (BatchStatus.PENDING, BatchStatus.SENDING):
+        return Outcome.DONE
+    if batch.next_attempt_at > now:
+        return Outcome.NOT_DUE
+    return None
 
 
 async def _probe(
@@ -227,6 +238,19 @@ async def _probe(
         await _bury(scope, batch.id, reason)
         return Outcome.DEAD
     return None
+
+
+async def _render(deps: Submitter, scope: TenantScope, batch_id: uuid.UUID) -> bytes | None:
+    """The batch's 837 as kept (rendered the first time); None when it cannot be: retrying cannot render
+    what X12 cannot say (or for a practice no longer enrolled), so the batch goes to a biller. The words
+    name the error's kind and segment, never a value (X12Error's contract)."""
+    try:
+        kept = await render_batch(scope, deps.store, batch_id)
+    except (X12Error, Conflict) as exc:
+        where = f" at segment {exc.segment_id}" if isinstance(exc, X12Error) and exc.segment_id else ""
+        await _bury(scope, batch_id, f"render: {type(exc).__name__}{where}: {exc}"[:_ERROR_LENGTH])
+        return None
+    return await interchanges.read(scope, deps.store, kept)
 
 
 def _endpoint_key(config: ConnectorConfig) -> str:
