@@ -12,8 +12,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dramatiq
 import pytest
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from rcm.claims.submission import file_name
 from rcm.claims.tasks import submit_batch_job
 from rcm.config import Settings
+from rcm.identity.principal import Role
 from rcm.tenancy.models import Tenant
 from rcm.worker import configure_jobs
 from tests.brokers import BROKER_URL, real_broker
@@ -36,6 +38,7 @@ from tests.claims.submitting import (
     sandbox_env,
     set_faults,
 )
+from tests.coding.conftest import MakeStaff
 from tests.support import Api
 
 QUEUE = "claims"
@@ -92,6 +95,51 @@ async def test_duplicate_messages_on_the_broker_send_once(
         worker.stop(timeout=10_000)
     assert received(settings, file_name(batch)) == 1
     assert await claim_states(owner_engine, batch.id) == ["submitted"]
+
+
+async def test_a_retry_and_a_replay_travel_through_the_broker(
+    *,
+    rabbitmq: dramatiq.Broker,
+    sandbox_env: Path,
+    intake: Api,
+    practice: Tenant,
+    claims: Claims,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+    make_staff: MakeStaff,
+) -> None:
+    """A transient failure comes back as a delayed message after its backoff; a permanent one waits for a
+    biller, whose replay sends it again through the broker."""
+    configure_jobs(settings.model_copy(update={"submission_backoff_seconds": 0.2}))
+    await claims.new(intake, practice)
+    set_faults(settings, transient=1)
+    (retried,) = await build(sessions, settings, practice)
+    worker = Worker(rabbitmq, queues={QUEUE}, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+
+        async def status(batch_id: Any) -> str:
+            return str((await batch_row(owner_engine, batch_id)).status)
+
+        await _until(lambda: _is(status(retried.id), "sent"), seconds=30, what="the retried batch to be sent")
+        assert (await batch_row(owner_engine, retried.id)).attempts == 2
+
+        await claims.new(intake, practice)
+        set_faults(settings, permanent=1)
+        (dead,) = await build(sessions, settings, practice)
+        await _until(lambda: _is(status(dead.id), "dead"), seconds=30, what="the dead letter")
+        biller = await make_staff(Role.BILLER, practice)
+        assert (await biller.post(f"/billing/submission-batches/{dead.id}/replay")).status_code == 200
+        await _until(lambda: _is(status(dead.id), "sent"), seconds=30, what="the replayed batch")
+    finally:
+        worker.stop(timeout=10_000)
+        configure_jobs(settings)
+    assert [received(settings, file_name(b)) for b in (retried, dead)] == [1, 1]
+
+
+async def _is(value: Awaitable[str], expected: str) -> bool:
+    return await value == expected
 
 
 def _start_worker(settings: Settings, admin_url: str, log: Path) -> subprocess.Popen[bytes]:
