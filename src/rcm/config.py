@@ -210,6 +210,14 @@ class Settings(BaseSettings):
             raise ValueError("RCM_BREAK_GLASS_DEFAULT_MINUTES must not exceed RCM_BREAK_GLASS_MAX_MINUTES")
         return self
 
+    @model_validator(mode="after")
+    def _submission_lease_outlasts_a_call(self) -> Settings:
+        # A lease over before its call could end would let another worker probe, find nothing yet, and send
+        # the batch a second time.
+        if self.submission_lease_seconds <= self.connector_timeout_seconds:
+            raise ValueError("RCM_SUBMISSION_LEASE_SECONDS must exceed RCM_CONNECTOR_TIMEOUT_SECONDS")
+        return self
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _networks(cls, value: object) -> object:

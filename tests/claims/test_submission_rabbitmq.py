@@ -150,6 +150,7 @@ def _start_worker(settings: Settings, admin_url: str, log: Path) -> subprocess.P
         RCM_DATABASE_URL=admin_url,
         RCM_DATA_DIR=str(settings.data_dir),
         RCM_BROKER_URL=BROKER_URL,
+        RCM_CONNECTOR_TIMEOUT_SECONDS="1",
         RCM_SUBMISSION_LEASE_SECONDS="2",
         RCM_SUBMISSION_RELAY_SECONDS="1",
         RCM_LOG_LEVEL="WARNING",

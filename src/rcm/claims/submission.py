@@ -169,6 +169,9 @@ async def submit_batch(deps: Submitter, tenant_id: TenantId, batch_id: uuid.UUID
     finally:
         await call.connector.aclose()
     async with deps.scope(tenant_id) as scope:
+        batch = await scope.repo(OutboxRepository).lock(batch_id, wait=True)
+        if batch is None or batch.status is not BatchStatus.SENDING:
+            return Outcome.DONE  # settled meanwhile (a probe after an overlong call): nothing to record
         await mark_sent(scope, batch_id, receipt_reference=receipt.reference)
     return Outcome.SENT
 
