@@ -36,7 +36,7 @@ from rcm.audit.events import Action, RequestInfo
 from rcm.blobs.store import BlobStore
 from rcm.claims import schemas
 from rcm.claims.batches import BATCH, mark_sent
-from rcm.claims.building import BILLING_SLA
+from rcm.claims.building import open_billing_item
 from rcm.claims.models import BatchStatus, SubmissionBatch
 from rcm.claims.outbox_repository import OutboxRepository
 from rcm.claims.rendering import render_batch
@@ -64,8 +64,7 @@ from rcm.tenancy.jobs import job_tenant_scope
 from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.staff import one_practice
 from rcm.worker import enqueue
-from rcm.workqueue import service as workqueue
-from rcm.workqueue.models import BillingReason, QueueKind, SubjectType
+from rcm.workqueue.models import BillingReason, SubjectType
 from rcm.x12 import X12Error
 
 JOB = "claims.submit_batch"
@@ -326,20 +325,13 @@ def _again(scope: TenantScope, batch_id: uuid.UUID, delay: timedelta) -> None:
 async def _bury(scope: TenantScope, batch_id: uuid.UUID, error: str) -> None:
     """``dead``, with a ``dead_letter`` billing item about the batch (one live item at a time)."""
     await scope.repo(OutboxRepository).bury(batch_id, error=error)
-    queue = scope.repo(BillingQueueRepository)
-    if await queue.live_about(batch_id) is None:
-        priority, due_in = workqueue.sla_for(scope.manifest, QueueKind.BILLING, default=BILLING_SLA)
-        now = datetime.now(UTC)
-        item = workqueue.new_item(
-            kind=QueueKind.BILLING,
-            subject_type=SubjectType.SUBMISSION_BATCH,
-            subject_id=batch_id,
-            due_at=now + due_in,
-            priority=priority,
-            created_at=now,
-            reason=BillingReason.DEAD_LETTER,
-        )
-        await queue.create(item, actor=scope.principal.subject)
+    await open_billing_item(
+        scope,
+        batch_id,
+        BillingReason.DEAD_LETTER,
+        now=datetime.now(UTC),
+        subject_type=SubjectType.SUBMISSION_BATCH,
+    )
     scope.audit(
         "submission_batch.dead",
         Action.UPDATE,
