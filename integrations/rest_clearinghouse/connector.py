@@ -121,12 +121,40 @@ class RestClearinghouse:
         }
         # Interchange numbers are unique per submitter, so the pair is the interchange: a retried job
         # replays the same key and the clearinghouse answers with the first submission's reference.
-        key = f"{config.submitter_id}-{submission.interchange_control_number}"
+        key = self._key(submission.interchange_control_number)
         response = await self._call("submit", "POST", "/claims", json=body, headers={"Idempotency-Key": key})
         accepted: _Accepted = self._decode("submit", response, _Accepted)
         return Receipt(
             reference=accepted.reference, accepted_at=datetime.now(UTC), duplicate=accepted.duplicate
         )
+
+    def _key(self, interchange_control_number: str) -> str:
+        return f"{self.config.submitter_id}-{interchange_control_number}"
+
+    async def delivered(self, file_name: str) -> bool | None:
+        """``GET /claims/{file_name}``: 200 it has the file, 404 it has not; a clearinghouse whose API has
+        no such lookup (405, 501) cannot tell (None)."""
+        config = self.config
+        try:
+            response = await self._client.get(f"/claims/{quote(file_name, safe='')}")
+        except httpx.TimeoutException:
+            raise config.transient("delivered", "the clearinghouse did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise config.transient(
+                "delivered", f"cannot reach the clearinghouse ({type(exc).__name__})"
+            ) from None
+        status = response.status_code
+        if status == 404:
+            return False
+        if status in {405, 501}:
+            return None
+        if status < 300:
+            return True
+        if status == 429 or status >= 500:
+            raise config.transient(
+                "delivered", f"the clearinghouse answered {status}", retry_after=_retry_after(response)
+            )
+        raise config.permanent("delivered", f"the clearinghouse answered {status}")
 
     async def fetch_responses(self, cursor: str | None) -> ResponsePage:
         params = {"cursor": cursor} if cursor else None

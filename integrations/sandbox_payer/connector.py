@@ -84,10 +84,32 @@ class SandboxPayer:
 
     # -- the protocol
     async def submit(self, submission: Submission) -> Receipt:
-        return await self._run("submit", lambda: self._submit(submission))
+        receipt, hold = await self._run("submit", lambda: self._submit(submission))
+        if hold:
+            await asyncio.sleep(hold)  # a test's fault: recorded, not yet answered
+        return receipt
 
-    def _submit(self, submission: Submission) -> Receipt:
+    async def delivered(self, file_name: str) -> bool:
+        # Every submit is recorded before it is answered: the received folder is the truth.
+        return await self._run("delivered", lambda: self._store.has_received(file_name))
+
+    def _fault(self) -> float:
+        """Use up one failure a test asked for (raised), else the hold after recording (seconds)."""
+        with self._store.locked():
+            faults = self._store.faults()
+            if faults.permanent > 0:
+                faults.permanent -= 1
+                self._store.save_faults(faults)
+                raise self.config.permanent("submit", "the sandbox payer refused the file (test fault)")
+            if faults.transient > 0:
+                faults.transient -= 1
+                self._store.save_faults(faults)
+                raise self.config.transient("submit", "the sandbox payer is down (test fault)")
+        return faults.hold_seconds
+
+    def _submit(self, submission: Submission) -> tuple[Receipt, float]:
         rules = self._rules("submit")
+        hold = self._fault()
         now = datetime.now(UTC)
         with self._store.locked() as counters:
             sequence = self._store.record_received(counters, submission.file_name, submission.x12)
@@ -112,7 +134,7 @@ class SandboxPayer:
                 records.update(produced.records)
                 self._store.save_claims(records)
         # Never de-duplicated: each submit is recorded and answered, as a payer's front end does.
-        return Receipt(reference=f"SBX{sequence:09d}", accepted_at=now, duplicate=False)
+        return Receipt(reference=f"SBX{sequence:09d}", accepted_at=now, duplicate=False), hold
 
     async def fetch_responses(self, cursor: str | None) -> ResponsePage:
         return await self._run("fetch", lambda: self._fetch(cursor))

@@ -6,6 +6,7 @@ Layout::
     state.json            counters: the sequence of files, the fetch count, the next control number
     claims.json           what the payer knows of each claim it accepted or rejected (for 276 answers)
     received/             one file per submit call, ``<seq>-<file name>``, never de-duplicated
+    faults.json           optional, tests only: make submits fail or stall (``Faults``)
     pending/              835s withheld for a delay: ``<due fetch>-<seq>-<name>``
     outbound/             responses waiting for the practice: ``<seq>-<name>``, fetched in order
     archive/              outbound files the caller acknowledged
@@ -35,6 +36,17 @@ class Counters(msgspec.Struct):
     sequence: int = 0  # the last file sequence number given (received and outbound share it)
     fetches: int = 0  # fetch_responses calls so far: delays count in fetches
     control: int = 0  # the last interchange control number the payer wrote
+
+
+class Faults(msgspec.Struct, kw_only=True):
+    """Failures a test asks of the payer's front end (a test hook: the real ones fail on their own).
+    ``transient`` / ``permanent``: that many next submits fail so, before anything is recorded (each one
+    used up); ``hold_seconds``: every submit, once recorded, waits this long before answering (a worker can
+    be killed after the payer has the file and before its caller records it)."""
+
+    transient: int = 0
+    permanent: int = 0
+    hold_seconds: float = 0.0
 
 
 class ClaimRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,6 +113,20 @@ class Store:
 
     def received(self) -> list[Path]:
         return sorted((self.directory / "received").iterdir())
+
+    def has_received(self, file_name: str) -> bool:
+        return any(
+            (match := _SEQUENCED.match(path.name)) is not None and match[2] == file_name
+            for path in (self.directory / "received").iterdir()
+        )
+
+    # -- faults (the caller holds the lock to use one up)
+    def faults(self) -> Faults:
+        path = self.directory / "faults.json"
+        return msgspec.json.decode(path.read_bytes(), type=Faults) if path.exists() else Faults()
+
+    def save_faults(self, faults: Faults) -> None:
+        self._write(self.directory / "faults.json", msgspec.json.encode(faults))
 
     # -- outbound and pending (the caller holds the lock)
     def emit(self, counters: Counters, name: str, content: str, *, due: int = 0) -> None:

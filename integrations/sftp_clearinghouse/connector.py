@@ -104,6 +104,13 @@ class SftpClearinghouse:
                 raise
         return Receipt(reference=submission.file_name, accepted_at=_now())
 
+    async def delivered(self, file_name: str) -> bool:
+        """The file is in the outbound folder under its final name (a partial upload is not delivered: the
+        rename is what hands it over). A clearinghouse that already picked it up and moved it away would
+        read as not delivered; those that do keep it, or ``submit`` finds it and does not send it again."""
+        async with self._sftp("delivered") as sftp:
+            return bool(await sftp.exists(posixpath.join(self._outbound, file_name)))
+
     async def fetch_responses(self, cursor: str | None) -> ResponsePage:
         """Files in the inbound folder not yet returned since the cursor, oldest first, up to a page.
 

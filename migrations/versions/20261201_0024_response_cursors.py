@@ -1,7 +1,7 @@
 """Where each practice's fetch of payer responses stopped: one cursor per connector endpoint.
 
 Revision ID: 0024_response_cursors
-Revises: 0021_x12_files
+Revises: 0023_submission_outbox
 
 ``rcm.response_cursor`` is tenant-owned (RLS forced): the opaque cursor a connector's ``fetch_responses``
 gave last (a sequence number, a listing marker), per practice, connector and endpoint, so the next fetch asks
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0024_response_cursors"
-down_revision = "0021_x12_files"
+down_revision = "0023_submission_outbox"
 branch_labels = None
 depends_on = None
 

@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     connector_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     connector_breaker_failures: int = Field(default=5, ge=1, le=1000)
     connector_breaker_cooldown_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Claim submission (rcm.claims.submission): connector calls per batch before it goes to a biller as a
+    # dead letter, the first retry's delay (doubled per attempt, with jitter), how long a call in flight
+    # keeps others off its batch (longer than the connector timeout: after it a crashed call is probed),
+    # and how often the relay sends the message of every batch still due.
+    submission_max_attempts: int = Field(default=8, ge=1, le=100)
+    submission_backoff_seconds: float = Field(default=30.0, gt=0, le=3600)
+    submission_lease_seconds: float = Field(default=300.0, gt=0, le=86400)
+    submission_relay_seconds: float = Field(default=15.0, gt=0, le=3600)
 
     # Files holding PHI (documents, bulk uploads, later raw X12 and statements), encrypted in chunks
     # (rcm.crypto.stream): "postgres" keeps the chunks in tenant-owned tables, "directory" in files under
@@ -200,6 +208,14 @@ class Settings(BaseSettings):
     def _break_glass_default_within_max(self) -> Settings:
         if self.break_glass_default_minutes > self.break_glass_max_minutes:
             raise ValueError("RCM_BREAK_GLASS_DEFAULT_MINUTES must not exceed RCM_BREAK_GLASS_MAX_MINUTES")
+        return self
+
+    @model_validator(mode="after")
+    def _submission_lease_outlasts_a_call(self) -> Settings:
+        # A lease over before its call could end would let another worker probe, find nothing yet, and send
+        # the batch a second time.
+        if self.submission_lease_seconds <= self.connector_timeout_seconds:
+            raise ValueError("RCM_SUBMISSION_LEASE_SECONDS must exceed RCM_CONNECTOR_TIMEOUT_SECONDS")
         return self
 
     @field_validator("trusted_proxies", mode="before")

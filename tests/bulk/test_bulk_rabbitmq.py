@@ -3,41 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from collections.abc import Iterator
 
 import dramatiq
 import pytest
 from dramatiq import Worker
-from sqlalchemy.engine import make_url
 
 from rcm.bulk.tasks import QUEUE
 from rcm.config import Settings
-from rcm.worker import configure_jobs, setup_broker
+from rcm.worker import configure_jobs
+from tests.brokers import real_broker
 from tests.bulk.conftest import ndjson, upload
 from tests.support import Api, encounter_payload
-
-BROKER_URL = os.environ.get("RCM_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 pytestmark = pytest.mark.broker
 
 
 @pytest.fixture
 def rabbitmq(settings: Settings) -> Iterator[dramatiq.Broker]:
-    url = make_url(BROKER_URL.replace("amqp://", "postgresql://", 1))  # only to parse host and port
-    try:
-        socket.create_connection((url.host or "127.0.0.1", url.port or 5672), timeout=2).close()
-    except OSError as exc:
-        pytest.skip(f"RabbitMQ does not answer at {BROKER_URL} ({exc}); set RCM_TEST_BROKER_URL")
-    broker = setup_broker(settings.model_copy(update={"broker_url": BROKER_URL}))
-    broker.declare_queue(QUEUE)
-    broker.flush(QUEUE)  # leftovers of an earlier interrupted run
-    # The worker's jobs open their own engine on the worker's event loop (the app role, as in production).
-    configure_jobs(settings)
-    yield broker
-    broker.close()
-    setup_broker(settings.model_copy(update={"broker_url": None}))
+    with real_broker(settings, QUEUE) as broker:
+        # The worker's jobs open their own engine on the worker's event loop (the app role, as in production).
+        configure_jobs(settings)
+        yield broker
 
 
 async def test_upload_runs_on_a_real_worker(rabbitmq: dramatiq.Broker, practice_api: Api) -> None:

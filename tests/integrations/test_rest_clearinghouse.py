@@ -48,6 +48,7 @@ class Clearinghouse:
     claims: dict[str, str] = field(default_factory=dict)  # idempotency key -> reference
     files: list[dict[str, str]] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)  # file names received (GET /claims/{name} finds them)
 
 
 def _handler(state: Clearinghouse) -> type[BaseHTTPRequestHandler]:
@@ -78,11 +79,15 @@ def _handler(state: Clearinghouse) -> type[BaseHTTPRequestHandler]:
                 return self._answer(401, {"error": "unauthorized"})
             if (self.command, url.path) == ("POST", "/api/v1/claims"):
                 key = self.headers["Idempotency-Key"]
+                state.names.add(body["file_name"])
                 duplicate = key in state.claims
                 reference = state.claims.setdefault(key, f"CH-{len(state.claims) + 1}")
                 return self._answer(
                     200 if duplicate else 201, {"reference": reference, "duplicate": duplicate}
                 )
+            if self.command == "GET" and url.path.startswith("/api/v1/claims/"):
+                found = url.path.rsplit("/", 1)[1] in state.names
+                return self._answer(200 if found else 404, {"found": found})
             if (self.command, url.path) == ("GET", "/api/v1/responses"):
                 cursor = int(parse_qs(url.query).get("cursor", ["0"])[0])
                 files = [f for f in state.files if int(f["seq"]) > cursor]
@@ -261,5 +266,25 @@ async def test_a_server_that_is_down_is_transient(clearinghouse: Clearinghouse, 
     try:
         with pytest.raises(TransientConnectorError, match="cannot reach"):
             await connector.fetch_responses(None)
+    finally:
+        await connector.aclose()
+
+
+async def test_delivered_asks_the_clearinghouse_by_file_name(
+    clearinghouse: Clearinghouse, tmp_path: Path
+) -> None:
+    connector = _connector(clearinghouse, tmp_path)
+    try:
+        assert await connector.delivered("clm-000000123.x12") is False
+        await connector.submit(_submission())
+        assert await connector.delivered("clm-000000123.x12") is True
+        assert clearinghouse.received[-1].path == "/api/v1/claims/clm-000000123.x12"
+        # An API without the lookup cannot tell; a clearinghouse that is down is transient.
+        clearinghouse.script = [(501, {}, None), (405, {}, None), (503, {"Retry-After": "7"}, None)]
+        assert await connector.delivered("clm-000000123.x12") is None
+        assert await connector.delivered("clm-000000123.x12") is None
+        with pytest.raises(TransientConnectorError) as down:
+            await connector.delivered("clm-000000123.x12")
+        assert (down.value.operation, down.value.retry_after) == ("delivered", 7.0)
     finally:
         await connector.aclose()

@@ -11,9 +11,17 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
+import msgspec
 import pytest
 
-from rcm.payers.connector import ConnectorConfig, Endpoint, InboundFile, PermanentConnectorError, Submission
+from rcm.payers.connector import (
+    ConnectorConfig,
+    Endpoint,
+    InboundFile,
+    PermanentConnectorError,
+    Submission,
+    TransientConnectorError,
+)
 from rcm.payers.registry import open_connector
 from rcm.x12 import Transaction, transactions
 from rcm.x12.acknowledgment import read as read_999
@@ -232,6 +240,22 @@ async def test_each_submission_is_recorded_and_answered_never_deduplicated(tmp_p
     assert all(path.read_bytes() == submission.x12 for path in received)
     page = await payer.fetch_responses(None)
     assert _kinds(page.files) == ["999", "277CA", "835"] * 2
+
+
+async def test_delivered_reads_the_received_records_and_test_faults_fail_submits(tmp_path: Path) -> None:
+    payer = _payer(tmp_path / "payer")
+    submission = _submission(_batch("PCN0001"))
+    assert await payer.delivered(submission.file_name) is False
+    # Faults a test asks for: failures before anything is recorded, each used once.
+    (tmp_path / "payer" / "faults.json").write_bytes(msgspec.json.encode({"transient": 1, "permanent": 1}))
+    with pytest.raises(PermanentConnectorError, match="test fault"):
+        await payer.submit(submission)
+    with pytest.raises(TransientConnectorError, match="test fault"):
+        await payer.submit(submission)
+    assert await payer.delivered(submission.file_name) is False
+    await payer.submit(submission)
+    assert await payer.delivered(submission.file_name) is True
+    assert await payer.delivered("another-file.x12") is False
 
 
 async def test_state_survives_a_new_connector_and_acknowledged_files_are_archived(tmp_path: Path) -> None:

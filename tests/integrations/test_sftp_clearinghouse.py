@@ -132,6 +132,16 @@ async def test_upload_lands_complete_and_a_retry_sends_nothing_twice(
     assert [p.name for p in (server.root / "outbound").iterdir()] == ["clm-000000123.x12"]
 
 
+async def test_delivered_is_the_file_under_its_final_name(server: SftpServer, tmp_path: Path) -> None:
+    connector = _connector(server, tmp_path)
+    assert await connector.delivered("clm-000000123.x12") is False
+    # A partial upload (hidden temporary name) is not delivered: the rename hands the file over.
+    (server.root / "outbound" / ".clm-000000123.x12.part").write_bytes(X12[:10])
+    assert await connector.delivered("clm-000000123.x12") is False
+    await connector.submit(_submission())
+    assert await connector.delivered("clm-000000123.x12") is True
+
+
 async def test_a_private_key_logs_in_as_the_urls_user(server: SftpServer, tmp_path: Path) -> None:
     pem = server.client_key.export_private_key("openssh").decode()
     connector = _connector(server, tmp_path, secret=pem, user="KEYUSER")

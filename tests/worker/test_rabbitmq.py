@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Iterator
 
 import dramatiq
 import pytest
 from opentelemetry import trace
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.config import Settings
@@ -18,29 +15,20 @@ from rcm.kit.db import tenant_transaction
 from rcm.kit.telemetry import configure_tracing
 from rcm.kit.tenant import TenantContext
 from rcm.tenancy.models import Tenant
-from rcm.worker import enqueue, setup_broker, start_inprocess_worker, stop_inprocess_worker
+from rcm.worker import enqueue, start_inprocess_worker, stop_inprocess_worker
+from tests.brokers import real_broker
 from tests.conftest import tid
 from tests.worker.conftest import TEST_QUEUE, ran, ran_event, record_run
-
-BROKER_URL = os.environ.get("RCM_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 pytestmark = pytest.mark.broker
 
 
 @pytest.fixture
 def rabbitmq(settings: Settings) -> Iterator[dramatiq.Broker]:
-    url = make_url(BROKER_URL.replace("amqp://", "postgresql://", 1))  # only to parse host and port
-    try:
-        socket.create_connection((url.host or "127.0.0.1", url.port or 5672), timeout=2).close()
-    except OSError as exc:
-        pytest.skip(f"RabbitMQ does not answer at {BROKER_URL} ({exc}); set RCM_TEST_BROKER_URL")
-    broker = setup_broker(settings.model_copy(update={"broker_url": BROKER_URL}))
-    broker.flush(TEST_QUEUE)  # leftovers of an earlier interrupted run
-    ran.clear()
-    ran_event.clear()
-    yield broker
-    broker.close()
-    setup_broker(settings.model_copy(update={"broker_url": None}))
+    with real_broker(settings, TEST_QUEUE) as broker:
+        ran.clear()
+        ran_event.clear()
+        yield broker
 
 
 async def test_rabbitmq_round_trip(

@@ -18,11 +18,13 @@ from rcm.audit.events import Action
 from rcm.claims.models import BatchStatus, Claim, ClaimLine, SubmissionBatch
 from rcm.claims.repository import ClaimRepository
 from rcm.claims.states import Cause, ClaimState
+from rcm.claims.submit_tasks import submit_batch_job
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.payers.models import Payer, PayerEnrollment
 from rcm.payers.repository import EnrollmentRepository
 from rcm.tenancy.manifest import BillingProvider
 from rcm.tenancy.scope import SystemScope, TenantScope, Touched
+from rcm.worker import enqueue
 
 BATCH = "submission_batch"
 # The 837 implementation guides recommend no more than 5,000 claims (CLM) per transaction set.
@@ -79,11 +81,17 @@ async def build_batches(
                 transaction_set_control_number=TRANSACTION_SET_CONTROL_NUMBER,
                 claim_count=len(chunk),
                 status=BatchStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,  # due at once: its message is sent after commit
             )
             await repo.attach(batch, [c.id for c in chunk])
             built.append(batch)
     if not built:
         return built
+    # The pending batch is the outbox record of its own sending, committed with it; its message goes after
+    # commit (nothing if this rolls back), and the relay sends it again should this one be lost.
+    for batch in built:
+        enqueue(scope.session, submit_batch_job, tenant_id=batch.tenant_id, batch_id=batch.id)
     if isinstance(scope, TenantScope):
         scope.audit("submission_batch.create", Action.CREATE, resource_type=BATCH, resource_ids=_ids(built))
     else:
@@ -129,13 +137,19 @@ async def batch_document(scope: TenantScope, batch_id: uuid.UUID) -> BatchDocume
     )
 
 
-async def mark_sent(scope: TenantScope, batch_id: uuid.UUID) -> SubmissionBatch:
-    """The connector sent the batch: it is ``sent`` and each of its ready claims ``submitted`` (an event
-    each, caused by the submission)."""
+async def mark_sent(
+    scope: TenantScope, batch_id: uuid.UUID, *, receipt_reference: str | None = None
+) -> SubmissionBatch:
+    """The connector sent the batch: it is ``sent`` (with the clearinghouse's receipt) and each of its
+    ready claims ``submitted`` (an event each, caused by the submission)."""
     repo = scope.repo(ClaimRepository)
-    batch = await repo.mark_batch(batch_id, status=BatchStatus.SENT.value)
+    batch = await repo.mark_batch(
+        batch_id, status=BatchStatus.SENT.value, receipt_reference=receipt_reference
+    )
     if batch is None:
-        raise Conflict("Only a pending batch is sent.", errors=[FieldError("/status", "is not pending")])
+        raise Conflict(
+            "Only a pending or sending batch is sent.", errors=[FieldError("/status", "is not pending")]
+        )
     for claim in await repo.batch_claims(batch_id):
         if claim.state is ClaimState.READY:
             await repo.transition(

@@ -112,9 +112,11 @@ async def open_billing_item(
     *,
     now: datetime,
     priority: int | None = None,
+    subject_type: SubjectType = SubjectType.CLAIM,
 ) -> uuid.UUID:
     """The claim's one live billing item (opened now with ``reason``, or the one already open): for
-    rejections, eligibility problems, dead letters and follow-ups as much as for enrollment."""
+    rejections, eligibility problems, dead letters and follow-ups as much as for enrollment. Another
+    ``subject_type`` (a submission batch's dead letter) names its subject by ``claim_id`` likewise."""
     items = scope.repo(BillingQueueRepository)
     live = await items.live_about(claim_id)
     if live is not None:
@@ -122,7 +124,7 @@ async def open_billing_item(
     sla_priority, due_in = workqueue.sla_for(scope.manifest, QueueKind.BILLING, default=BILLING_SLA)
     item = workqueue.new_item(
         kind=QueueKind.BILLING,
-        subject_type=SubjectType.CLAIM,
+        subject_type=subject_type,
         subject_id=claim_id,
         due_at=now + due_in,
         priority=priority if priority is not None else sla_priority,

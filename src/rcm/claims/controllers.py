@@ -18,7 +18,8 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from rcm.claims import billing, schemas, service
+from rcm.claims import batch_views, billing, schemas, service, submission
+from rcm.claims.batches import BATCH
 from rcm.claims.building import CLAIM
 from rcm.claims.states import ClaimState
 from rcm.idempotency.service import IdemKey, check_key, created_responses, run_idempotent
@@ -261,6 +262,28 @@ class BillingController(Controller):
     ) -> Response[bytes]:
         return await _on_claim(
             staff, request, claim_id, lambda p: service.close(p, claim_id, data), key=idempotency_key
+        )
+
+    @post(
+        "/submission-batches/{batch_id:uuid}/replay",
+        summary="Send a dead-lettered submission batch again (back to pending; its dead-letter item done)",
+        responses=created_responses(schemas.Batch, 200),
+    )
+    async def replay(
+        self,
+        staff: NamedDependency[StaffScope],
+        request: Request[Any, Any, Any],
+        batch_id: FromPath[uuid.UUID],
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        practice = await submission.batch_practice(staff, batch_id)
+
+        async def produce() -> tuple[int, schemas.Batch]:
+            batch = await submission.replay(practice, batch_id, actor=staff.principal.subject)
+            return 200, batch_views.batch_view(batch)
+
+        return await run_idempotent(
+            practice, request, key=idempotency_key, resource_type=BATCH, produce=produce
         )
 
 

@@ -33,8 +33,11 @@ from rcm.patients.models import Coverage  # noqa: F401 - the rcm.coverage table 
 
 class BatchStatus(StrEnum):
     PENDING = "pending"  # built, its control numbers allocated; not yet handed to the connector
+    # Committed before the connector is called: found so after a crash, the batch is probed, not re-sent.
+    SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    DEAD = "dead"  # a permanent error or retries exhausted: a billing-queue item lets a biller replay it
 
 
 def _in(column: str, values: type[StrEnum]) -> CheckConstraint:
@@ -51,6 +54,13 @@ class SubmissionBatch(TenantOwned, Base):
             "tenant_id", "sender_id", "interchange_control_number", name="uq_submission_batch_interchange"
         ),
         _in("status", BatchStatus),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        # What the relay reads across practices: batches still to send, by when they are due.
+        Index(
+            "ix_submission_batch_due",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+        ),
     )
 
     payer_id: Mapped[str] = mapped_column(Text)
@@ -64,6 +74,13 @@ class SubmissionBatch(TenantOwned, Base):
     status: Mapped[BatchStatus] = mapped_column(EnumText(BatchStatus))
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
+    # The outbox (rcm.claims.submission): connector calls spent, when the relay sends the batch's message
+    # again (backoff, a circuit's cool-down, or the lease of a call in flight), the last error in words
+    # (connector, operation, reason: never content) and the clearinghouse's receipt.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    receipt_reference: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Claim(TenantOwned, Base):

@@ -333,14 +333,23 @@ class ClaimRepository(TenantScopedRepository[Claim]):
             raise ControlNumbersExhausted(sender_id)
         return int(number)
 
-    async def mark_batch(self, batch_id: uuid.UUID, *, status: str) -> SubmissionBatch | None:
+    async def mark_batch(
+        self, batch_id: uuid.UUID, *, status: str, receipt_reference: str | None = None
+    ) -> SubmissionBatch | None:
+        """Move a batch not yet sent (pending, or sending: its connector call returned) to ``status``."""
         table = cast(Table, SubmissionBatch.__table__)
         stmt = (
             update(table)
-            .where(self.tenant_filter(table.c.tenant_id), table.c.id == batch_id, table.c.status == "pending")
+            .where(
+                self.tenant_filter(table.c.tenant_id),
+                table.c.id == batch_id,
+                table.c.status.in_(["pending", "sending"]),
+            )
             .values(
                 status=status,
                 sent_at=func.clock_timestamp() if status == "sent" else None,
+                receipt_reference=receipt_reference,
+                last_error=None,
                 updated_at=func.clock_timestamp(),
             )
             .returning(table.c.id)

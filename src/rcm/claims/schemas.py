@@ -187,7 +187,13 @@ class Batch(msgspec.Struct):
     claim_count: int
     status: BatchStatus
     created_at: datetime
-    sent_at: datetime | None
+    # The outbox (rcm.claims.submission): connector calls spent, when it is next tried, the last error in
+    # words (connector, operation, reason; never content) and the clearinghouse's receipt once sent.
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    receipt_reference: str | None = None
+    sent_at: datetime | None = None
 
 
 class BatchClaim(msgspec.Struct):

@@ -196,6 +196,12 @@ class Connector(Protocol):
         """Send one interchange. Idempotent on (submitter, interchange control number, file name)."""
         ...
 
+    async def delivered(self, file_name: str) -> bool | None:
+        """Did the far side receive the interchange sent as ``file_name``? Asked after a crash between the
+        call and its record: True (it is there), False (it is not: send it), None (this connector cannot
+        tell: a biller decides, since sending again might submit every claim twice)."""
+        ...
+
     async def fetch_responses(self, cursor: str | None) -> ResponsePage:
         """Files received since ``cursor`` (None: from the oldest the far side still holds)."""
         ...

@@ -21,6 +21,7 @@ TASK_MODULES: tuple[str, ...] = (
     "rcm.crypto.tasks",
     "rcm.bulk.tasks",
     "rcm.claims.tasks",
+    "rcm.claims.submit_tasks",
     "rcm.claims.status_jobs",
     "rcm.webhooks.tasks",
 )

@@ -36,6 +36,7 @@ PERIODIC_JOB_MODULES: tuple[str, ...] = (
     "rcm.idempotency.jobs",
     "rcm.blobs.jobs",
     "rcm.claims.tasks",
+    "rcm.claims.jobs",
     "rcm.claims.status_jobs",
     "rcm.webhooks.tasks",
 )

@@ -28,6 +28,7 @@ class SubjectType(enum.StrEnum):
     CLAIM = "claim"
     REMITTANCE = "remittance"
     ELIGIBILITY_CHECK = "eligibility_check"
+    SUBMISSION_BATCH = "submission_batch"  # a batch the connector could not deliver (a dead letter)
 
 
 class BillingReason(enum.StrEnum):
