@@ -232,11 +232,21 @@ async def billing_practice(
 ) -> Tenant:
     """A practice whose batches render as 837s: TIN by reference, address, submitter contact, two payers
     with filing windows, the demo's code sets (its DEMO_CODED encounters pass the scrubber)."""
+    return await billing_enrolled(control_sessions, admin_url, monkeypatch, "billing")
+
+
+async def billing_enrolled(
+    control_sessions: async_sessionmaker[AsyncSession],
+    admin_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    label: str,
+) -> Tenant:
+    """A practice as ``billing_practice`` makes it (several may exist in one test)."""
     monkeypatch.setenv(BILLING_TIN_ENV, "12-3456789")
     await load_demo_code_sets(admin_url)
     return await enrolled_practice(
         control_sessions,
-        "billing",
+        label,
         tin_reference=f"env:{BILLING_TIN_ENV}",
         address=BILLING_ADDRESS,
         submitter_contact=SUBMITTER_CONTACT,

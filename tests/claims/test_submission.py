@@ -9,10 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import msgspec
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.blobs.store import BlobStore
 from rcm.claims.jobs import relay
 from rcm.claims.outbox_repository import OutboxRepository
+from rcm.claims.rendering import render_batch
 from rcm.claims.submission import Outcome, file_name, submit_batch
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
@@ -40,6 +43,17 @@ from tests.coding.conftest import MakeStaff
 from tests.support import Api
 
 __all__ = ["sandbox_env"]  # the fixture, imported so pytest finds it here
+
+
+# The practices here render their batches as 837s (address, TIN, submitter contact in their manifests).
+@pytest.fixture
+async def practice(billing_practice: Tenant) -> Tenant:
+    return billing_practice
+
+
+@pytest.fixture
+async def intake(billing_intake: Api) -> Api:
+    return billing_intake
 
 
 async def test_a_batch_is_sent_once_however_many_messages_ask(
@@ -226,6 +240,8 @@ async def test_a_batch_left_sending_is_probed_not_sent_again(
     async with practice_scope(sessions, settings, practice) as scope:
         repo = scope.repo(OutboxRepository)
         for batch in (delivered, lost):
+            # As the handler does: the 837 is kept before the batch is marked sending.
+            await render_batch(scope, BlobStore.from_settings(settings), batch.id)
             assert await repo.start_sending(batch.id, lease_until=clock.now + timedelta(seconds=30))
     # The dead worker's call reached the payer for one of them.
     payer = open_connector(

@@ -28,7 +28,7 @@ from rcm.identity.principal import Role
 from rcm.tenancy.models import Tenant
 from rcm.worker import configure_jobs
 from tests.brokers import BROKER_URL, real_broker
-from tests.claims.conftest import Claims
+from tests.claims.conftest import Claims, billing_enrolled
 from tests.claims.submitting import (
     CREDENTIALS_ENV,
     batch_row,
@@ -46,6 +46,24 @@ RCM = str(Path(sys.executable).with_name("rcm"))
 
 pytestmark = pytest.mark.broker
 __all__ = ["sandbox_env"]  # the fixture, imported so pytest finds it here
+
+
+# The practices here render their batches as 837s (address, TIN, submitter contact in their manifests).
+@pytest.fixture
+async def practice(billing_practice: Tenant) -> Tenant:
+    return billing_practice
+
+
+@pytest.fixture
+async def intake(billing_intake: Api) -> Api:
+    return billing_intake
+
+
+@pytest.fixture
+async def other_practice(
+    control_sessions: async_sessionmaker[AsyncSession], admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Tenant:
+    return await billing_enrolled(control_sessions, admin_url, monkeypatch, "billing-b")
 
 
 @pytest.fixture
