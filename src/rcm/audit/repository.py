@@ -185,6 +185,12 @@ def read_with_event(
     that another page exists), read by PostgreSQL from the rows it returns, and its detail gets their
     ``count``. Returns the statement (its rows in ``order``) and the event's parameters to execute it with.
     """
+    return read_with_event_statement(page, order=order), read_with_event_params(record, shown=shown)
+
+
+def read_with_event_statement(page: Select[Any], *, order: Sequence[str]) -> Select[Any]:
+    """The statement of ``read_with_event`` alone, for a statement built once (its event comes as the
+    parameters ``read_with_event_params`` gives, with every execution)."""
     rows = page.cte("page")
     keys = [rows.c[name] for name in order]
     first = select(rows).order_by(*keys).limit(bindparam("ae_shown", type_=Integer)).subquery("first")
@@ -209,13 +215,19 @@ def read_with_event(
     logged = insert(audit_event).from_select(
         [c.name for c in _EVENT_COLUMNS], select(*values).select_from(shown_ids)
     )
-    stmt = select(rows).order_by(*keys).add_cte(logged.cte("logged"))
+    return select(rows).order_by(*keys).add_cte(logged.cte("logged"))
+
+
+def read_with_event_params(record: AuditRecord, *, shown: int) -> dict[str, Any]:
+    """The event's parameters of ``read_with_event_statement``: ``record`` but for its ids (the statement
+    takes them from the first ``shown`` rows it reads)."""
     params = {
         f"ae_{key}": value
         for key, value in record.as_row().items()
         if key not in ("resource_ids", "patient_ids")
     }
-    return stmt, {**params, "ae_shown": shown}
+    params["ae_shown"] = shown
+    return params
 
 
 # An event recorded by the very statement that touches its row (the next item of a queue: which row, and so

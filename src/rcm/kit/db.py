@@ -7,11 +7,15 @@ inside each transaction; the setting dies with the transaction, so a pooled conn
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, text
+import asyncpg
+from sqlalchemy import Connection, Executable, text
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -54,6 +58,71 @@ async def apply_tenant_context(session: AsyncSession, context: TenantContext) ->
     await session.execute(_SET_TENANT, {"tenants": context.as_setting()})
 
 
+_REQUIRED: Any = object()  # a parameter the caller gives with every execution
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """A Core statement compiled once, at first use, for asyncpg itself (``driver_fetch``).
+
+    For the hottest reads only: SQLAlchemy's per-execution work on a cached statement (cache key, execution
+    context, result rows; and for a statement built per request, building it) costs several times the
+    driver's. The statement stays written in SQLAlchemy, with named bound parameters; compiling it here
+    gives the driver's ``$n`` text, the parameters' order, the values of its literal parameters and their
+    bind processing (JSONB, arrays).
+    """
+
+    sql: str
+    # Per driver parameter, in order: its name, its fixed value (or _REQUIRED) and its bind processor.
+    parameters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
+
+    @classmethod
+    def compile(cls, stmt: Executable) -> DriverStatement:
+        compiled = stmt.compile(dialect=_DIALECT)  # type: ignore[attr-defined]
+        processors = compiled._bind_processors
+        parameters = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            fixed = _REQUIRED if bind.required else bind.effective_value
+            parameters.append((name, fixed, processors.get(name)))
+        return cls(compiled.string, tuple(parameters))
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        """The driver's positional arguments: every parameter without a value of its own must be given
+        (KeyError otherwise)."""
+        arguments = []
+        for name, fixed, process in self.parameters:
+            value = params.get(name, fixed)  # a value given overrides one compiled into the statement
+            if value is _REQUIRED:
+                raise KeyError(name)
+            arguments.append(value if process is None or value is None else process(value))
+        return arguments
+
+
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+# RoundTrips' listeners: (engine, statement) for each statement sent with ``driver_fetch``.
+_driver_listeners: list[Callable[[Any, str], None]] = []
+
+
+async def driver_fetch(
+    session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
+) -> Sequence[asyncpg.Record]:
+    """Run ``statement`` on the asyncpg connection of ``session``'s open transaction (one round trip).
+
+    Only inside a transaction the session has already begun and bound (``set_config`` sent): the driver
+    connection must be in a transaction, or this refuses rather than run outside it (RLS context, audit
+    event and read would not share a transaction).
+    """
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    if not driver.is_in_transaction():
+        raise RuntimeError("driver_fetch outside a begun transaction")
+    for listener in _driver_listeners:
+        listener(connection.sync_engine, statement.sql)
+    return await driver.fetch(statement.sql, *statement.arguments(params))
+
+
 @asynccontextmanager
 async def tenant_transaction(
     sessions: async_sessionmaker[AsyncSession], context: TenantContext
@@ -86,6 +155,7 @@ class RoundTrips:
         # (an uncacheable statement costs a compile, a millisecond or more of CPU, on every request).
         self.compiled: list[str] = []
         self.transactions = 0
+        self.driver_statements = 0
 
     @property
     def round_trips(self) -> int:
@@ -95,6 +165,7 @@ class RoundTrips:
         self.statements.clear()
         self.compiled.clear()
         self.transactions = 0
+        self.driver_statements = 0
 
     def _begin(self, conn: Connection) -> None:
         conn.info["rcm.round_trips.begun"] = False
@@ -111,11 +182,19 @@ class RoundTrips:
     def _end(self, conn: Connection) -> None:
         conn.info.pop("rcm.round_trips.begun", None)
 
+    def _driver(self, engine: Any, statement: str) -> None:
+        # Sent on asyncpg itself, inside a transaction a SQLAlchemy statement has begun: counted as a
+        # statement, never compiled per request (compiled once at import).
+        if engine is self.engine:
+            self.statements.append(statement)
+            self.driver_statements += 1
+
     def __enter__(self) -> RoundTrips:
         sa_event.listen(self.engine, "begin", self._begin)
         sa_event.listen(self.engine, "before_cursor_execute", self._statement)
         sa_event.listen(self.engine, "commit", self._end)
         sa_event.listen(self.engine, "rollback", self._end)
+        _driver_listeners.append(self._driver)
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -123,3 +202,4 @@ class RoundTrips:
         sa_event.remove(self.engine, "before_cursor_execute", self._statement)
         sa_event.remove(self.engine, "commit", self._end)
         sa_event.remove(self.engine, "rollback", self._end)
+        _driver_listeners.remove(self._driver)

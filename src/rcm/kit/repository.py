@@ -10,16 +10,18 @@ index and makes intent obvious in the code. It gives every repository get-or-404
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Executable, Select, Table, insert, inspect, select
+import asyncpg
+from sqlalchemy import ColumnElement, Executable, Select, Table, bindparam, insert, inspect, select
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from rcm.kit.db import DriverStatement, driver_fetch
 from rcm.kit.errors import NotFound
 from rcm.kit.models import TenantOwned, utcnow
 from rcm.kit.pagination import after_key
@@ -30,6 +32,9 @@ T = TypeVar("T", bound=Any)
 M = TypeVar("M", bound=TenantOwned)
 Row = TypeVar("Row", bound=Any)
 S = TypeVar("S")  # what a statement selects
+
+# The bound parameter of ``tenant_param_filter``: a statement compiled once takes its tenant at execution.
+TENANT_PARAM = "rcm_tenant"
 
 
 class TenantRowRepository(Generic[T]):
@@ -50,6 +55,13 @@ class TenantRowRepository(Generic[T]):
         """
         tenants = self.context.tenant_ids
         condition: ColumnElement[bool] = column == tenants[0] if len(tenants) == 1 else column.in_(tenants)
+        return condition
+
+    @staticmethod
+    def tenant_param_filter(column: QueryableAttribute[uuid.UUID] | Any) -> ColumnElement[bool]:
+        """``tenant_id = :rcm_tenant``, for a statement built and compiled once (``DriverStatement``) and
+        run through ``_driver_rows``, which binds the parameter to this repository's one tenant."""
+        condition: ColumnElement[bool] = column == bindparam(TENANT_PARAM)
         return condition
 
     def base_statement(self) -> Select[tuple[T]]:
@@ -76,6 +88,16 @@ class TenantRowRepository(Generic[T]):
     async def _rows(self, stmt: Select[Any]) -> list[Any]:
         """Plain rows (aggregates, column tuples) rather than model instances."""
         return list((await self.session.execute(stmt)).all())
+
+    async def _driver_rows(
+        self, statement: DriverStatement, params: Mapping[str, Any]
+    ) -> Sequence[asyncpg.Record]:
+        """Run a statement compiled once (``tenant_param_filter`` in it) on the driver, in this session's
+        transaction, its tenant parameter bound to this repository's tenant (single-tenant work only)."""
+        tenants = self.context.tenant_ids
+        if len(tenants) != 1:
+            raise ValueError("a driver statement runs for exactly one tenant")
+        return await driver_fetch(self.session, statement, {**params, TENANT_PARAM: tenants[0]})
 
     async def _first(self, stmt: Select[tuple[S]]) -> S | None:
         found: S | None = (await self.session.execute(stmt)).scalars().first()
