@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import Connection, text
 from sqlalchemy import event as sa_event
@@ -69,6 +70,23 @@ async def platform_transaction(sessions: async_sessionmaker[AsyncSession]) -> As
     """A transaction with no tenant context: tenant-owned tables show no rows and refuse inserts."""
     async with sessions() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def driver_connection(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Any]:
+    """A pooled connection's asyncpg connection with no transaction open, for a hot unit of work that runs
+    its own BEGIN ... COMMIT on the driver. The pool's reset on return sends nothing (SQLAlchemy began
+    nothing)."""
+    engine: AsyncEngine = sessions.kw["bind"]
+    async with engine.connect() as connection:
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        try:
+            yield driver
+        finally:
+            # A transaction the driver left open (a unit of work cancelled mid-way) would go back to the pool
+            # with its tenant binding: the connection is closed instead.
+            if driver.is_in_transaction():
+                await connection.invalidate()
 
 
 class RoundTrips:
