@@ -243,7 +243,7 @@ async def _lease_alone(sessions: Sessions, coder: Principal, *, resume: bool = F
     return await service.lease_next_as_staff(sessions, coder, REQUEST, QueueKind.CODING, resume=resume)
 
 
-async def test_a_lease_of_its_own_binds_leases_and_audits_in_one_statement(  # noqa: PLR0917 - fixtures
+async def test_a_lease_of_its_own_binds_leases_audits_and_commits_on_the_driver(  # noqa: PLR0917 - fixtures
     sessions: Sessions,
     control_sessions: Sessions,
     app_engine: AsyncEngine,
@@ -258,7 +258,7 @@ async def test_a_lease_of_its_own_binds_leases_and_audits_in_one_statement(  # n
     theirs = {i.id for i in await _items(sessions, keystore, unassigned, 3)}
     with RoundTrips(app_engine) as counter:
         taken = [await _lease_alone(sessions, coder) for _ in range(5)]
-    assert counter.statements == []  # nothing through SQLAlchemy: the driver's one statement each
+    assert counter.statements == []  # nothing through SQLAlchemy
     assert counter.transactions == 0  # its BEGIN, binding, lease and COMMIT go to the driver
     leased = [item for item in taken if item is not None]
     assert {item.id for item in leased} == mine  # the assigned practices' items, each once, and no other
