@@ -236,7 +236,7 @@ async def test_the_scope_is_bound_to_exactly_the_live_assignments_read_afresh_ea
         assert (await session.execute(text("SELECT rcm.current_tenant_ids()"))).scalar_one() is None
 
 
-# --- the lease as its own unit of work (service.lease_next_as_staff): one statement, one round trip --------
+# --- the lease as its own unit of work (service.lease_next_as_staff): three round trips on the driver
 
 
 async def _lease_alone(sessions: Sessions, coder: Principal, *, resume: bool = False) -> WorkItem | None:
