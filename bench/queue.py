@@ -3,8 +3,10 @@
     make bench-queue          (or: .venv/bin/python bench/queue.py [--seconds 5] [--runs 3])
 
 100,000 coding items in 20 practices; 50 coders, each assigned to all 20, each asking for the next item in
-a loop (one unit of work per lease: the staff scope opened from the coder's own assignments, the one-statement
-fair lease with its event, the audit event, commit). The reference is the bare minimum of "take one row":
+a loop (one unit of work per lease, ``rcm.workqueue.service.lease_next_as_staff``: the transaction bound to the
+coder's own live assignments, the one-statement fair lease with its event and the audit event, commit; three
+round trips on the driver's connection; ``--scope`` measures the same work through ``staff_scope`` and
+``lease_next`` instead, four round trips through the session). The reference is the bare minimum of "take one row":
 a single-row ``UPDATE ... RETURNING`` by primary key and its commit, on the same pool (the app role under
 RLS, so the transaction binds its tenant first, as every statement of the app role must) at the same
 concurrency. Phases alternate (ours, reference...) for the same wall time with VACUUM ANALYZE between;
@@ -136,6 +138,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="wall time of each phase")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs")
+    parser.add_argument(
+        "--scope", action="store_true", help="lease through staff_scope + lease_next (4 round trips)"
+    )
     args = parser.parse_args()
 
     db = await scratch_database("rcm_bench_queue")
@@ -160,8 +165,11 @@ async def main() -> None:
 
     async def lease(worker: int, _n: int) -> None:
         nonlocal leased
-        async with staff_scope(sessions, keystore, principals[worker], REQUEST) as scope:
-            item = await service.lease_next(scope, QueueKind.CODING)
+        if args.scope:
+            async with staff_scope(sessions, keystore, principals[worker], REQUEST) as scope:
+                item = await service.lease_next(scope, QueueKind.CODING)
+        else:
+            item = await service.lease_next_as_staff(sessions, principals[worker], REQUEST, QueueKind.CODING)
         if item is None:
             raise SystemExit("the queue ran dry: raise ITEMS or lower --seconds")
         leased += 1

@@ -4,6 +4,7 @@ audited in the item's practice, in the lease's own transaction)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.identity.principal import Principal, PrincipalKind, Role
 from rcm.kit.db import RoundTrips, apply_tenant_context, platform_transaction
+from rcm.kit.errors import Forbidden
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import AppUser, StaffAssignment, Tenant
 from rcm.tenancy.repository import system_assigned_tenants
@@ -232,3 +234,125 @@ async def test_the_scope_is_bound_to_exactly_the_live_assignments_read_afresh_ea
             sorted([other_tenant.id, third.id])
         )
         assert (await session.execute(text("SELECT rcm.current_tenant_ids()"))).scalar_one() is None
+
+
+# --- the lease as its own unit of work (service.lease_next_as_staff): three round trips on the driver
+
+
+async def _lease_alone(sessions: Sessions, coder: Principal, *, resume: bool = False) -> WorkItem | None:
+    return await service.lease_next_as_staff(sessions, coder, REQUEST, QueueKind.CODING, resume=resume)
+
+
+async def test_a_lease_of_its_own_binds_leases_audits_and_commits_on_the_driver(  # noqa: PLR0917 - fixtures
+    sessions: Sessions,
+    control_sessions: Sessions,
+    app_engine: AsyncEngine,
+    owner_engine: AsyncEngine,
+    keystore: KeyStore,
+    tenant: Tenant,
+    other_tenant: Tenant,
+) -> None:
+    unassigned = await make_tenant(control_sessions, "alone")
+    coder = await _coder(control_sessions, tenant, other_tenant)
+    mine = {i.id for t in (tenant, other_tenant) for i in await _items(sessions, keystore, t, 2)}
+    theirs = {i.id for i in await _items(sessions, keystore, unassigned, 3)}
+    with RoundTrips(app_engine) as counter:
+        taken = [await _lease_alone(sessions, coder) for _ in range(5)]
+    assert counter.statements == []  # nothing through SQLAlchemy
+    assert counter.transactions == 0  # its BEGIN, binding, lease and COMMIT go to the driver
+    leased = [item for item in taken if item is not None]
+    assert {item.id for item in leased} == mine  # the assigned practices' items, each once, and no other
+    assert taken[-1] is None
+    assert not {item.id for item in leased} & theirs
+    # Fair across the two practices: they take turns.
+    assert [item.tenant_id for item in leased[:2]] in (
+        [tenant.id, other_tenant.id],
+        [other_tenant.id, tenant.id],
+    )
+    item = leased[0]
+    assert item.leased_by == coder.subject
+    assert item.status.value == "leased"
+    assert item.kind is QueueKind.CODING
+
+    events = [
+        e
+        for e in await audit_rows(owner_engine, "work_item.lease", tenant_id=item.tenant_id)
+        if e["resource_ids"] == [item.id]
+    ]
+    assert len(events) == 1
+    event = events[0]
+    assert (event["actor_kind"], event["actor_subject"], event["actor_roles"]) == (
+        "user",
+        coder.subject,
+        ["coder"],
+    )
+    assert event["detail"] == {"kind": "coding", "access": "staff_scope"}
+    async with owner_engine.connect() as conn:
+        leased_in = (
+            await conn.execute(
+                text("SELECT xmin::text FROM rcm.work_item WHERE tenant_id = :t AND id = :i"),
+                {"t": item.tenant_id, "i": item.id},
+            )
+        ).scalar_one()
+    assert event["xmin"] == leased_in  # the access committed with the lease itself
+
+    # The binding ended with the statement: the pooled connection carries no tenant into its next use.
+    async with app_engine.connect() as conn:
+        assert (await conn.execute(text("SELECT rcm.current_tenant_ids()"))).scalar_one() is None
+
+
+async def test_a_lease_of_its_own_resumes_and_follows_the_live_assignments(  # noqa: PLR0917 - fixtures
+    sessions: Sessions,
+    control_sessions: Sessions,
+    owner_engine: AsyncEngine,
+    keystore: KeyStore,
+    tenant: Tenant,
+    other_tenant: Tenant,
+) -> None:
+    coder = await _coder(control_sessions, tenant, other_tenant)
+    assert await _lease_alone(sessions, coder, resume=True) is None  # an empty queue: nothing, no event
+    assert await audit_rows(owner_engine, "work_item.lease", tenant_id=tenant.id) == []
+    await _items(sessions, keystore, tenant, 2)
+    await _items(sessions, keystore, other_tenant, 2)
+    first = await _lease_alone(sessions, coder, resume=True)
+    again = await _lease_alone(sessions, coder, resume=True)
+    assert first is not None
+    assert again is not None
+    assert again.id == first.id  # asking twice is the same answer
+
+    async with platform_transaction(control_sessions) as session:
+        await apply_tenant_context(session, TenantContext.single(TenantId(tenant.id)))
+        await session.execute(
+            delete(StaffAssignment).where(
+                StaffAssignment.tenant_id == tenant.id, StaffAssignment.user_id == coder.user_id
+            )
+        )
+    taken = [await _lease_alone(sessions, coder) for _ in range(3)]
+    assert all(item is None or item.tenant_id == other_tenant.id for item in taken)
+    async with platform_transaction(control_sessions) as session:
+        await session.execute(update(AppUser).where(AppUser.id == coder.user_id).values(active=False))
+    await _items(sessions, keystore, other_tenant, 1)
+    assert await _lease_alone(sessions, coder) is None  # a deactivated person binds nothing
+
+    outsider = Principal(
+        kind=PrincipalKind.USER,
+        subject="no-staff",
+        roles=frozenset(),
+        scopes=frozenset(),
+        token_id="no-staff",
+        user_id=uuid.uuid4(),
+    )
+    with pytest.raises(Forbidden):
+        await _lease_alone(sessions, outsider)
+
+
+async def test_fifty_coders_leasing_alone_at_once_never_share_an_item(
+    sessions: Sessions, control_sessions: Sessions, keystore: KeyStore, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    coders = [await _coder(control_sessions, tenant, other_tenant) for _ in range(5)]
+    items = {i.id for t in (tenant, other_tenant) for i in await _items(sessions, keystore, t, 30)}
+    taken = await asyncio.gather(*(_lease_alone(sessions, coders[n % 5]) for n in range(50)))
+    ids = [item.id for item in taken if item is not None]
+    assert len(ids) == len(set(ids))  # no item twice
+    assert set(ids) <= items
+    assert len(ids) == 50

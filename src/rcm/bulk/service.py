@@ -14,9 +14,11 @@ refused before anything is written, so it never takes the others down. FHIR Bund
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -267,10 +269,13 @@ async def run_job(
         actor = job_principal(job)
         cursor, fmt, blob_id = job.cursor_line, job.format, job.blob_id
     # The file is read in short transactions (no snapshot held for the job's length); each batch writes in
-    # a transaction of its own.
+    # a transaction of its own. Batches run one at a time, in order (each sees what the one before it
+    # committed), but the next batch's lines are read and parsed while the one before it awaits the
+    # database: at most two batches are held at once.
     layout: parsing.CsvLayout | None = None
-    batch: list[tuple[int, bytes | None]] = []
+    batch: list[tuple[int, parsing.Parsed | None]] = []
     batches = 0
+    flight = _InFlight()
     try:
         chunks = store.open_in_steps(lambda: run.scope(actor), blob_id)
         async for number, raw in parsing.lines(chunks):
@@ -279,17 +284,55 @@ async def run_job(
                 continue
             if number <= cursor or (raw is not None and not raw.strip()):
                 continue  # done before a restart, or a blank line (not a record)
-            batch.append((number, raw))
+            batch.append((number, _parse(raw, layout)))
             if len(batch) >= batch_lines:
-                await _run_batch(run, actor, batch, layout)
+                await flight.start(_run_batch(run, actor, batch, layout))
                 batch = []
                 batches += 1
                 if stop_after_batches is not None and batches >= stop_after_batches:
+                    await flight.settle()
                     return BulkStatus.RUNNING
+        await flight.settle()
     except parsing.FileError as exc:
+        await flight.settle()
         return await _finish(run, BulkStatus.FAILED, str(exc))
+    finally:
+        await flight.abandon()
     await _run_batch(run, actor, batch, layout, last=True)
     return BulkStatus.DONE
+
+
+class _InFlight:
+    """The one batch being written while the next is read: started only once the one before has ended."""
+
+    def __init__(self) -> None:
+        self.running: asyncio.Task[None] | None = None
+
+    async def start(self, work: Coroutine[Any, Any, None]) -> None:
+        await self.settle()
+        self.running = asyncio.create_task(work)
+
+    async def settle(self) -> None:
+        """Wait for the batch in flight (its error is the job's)."""
+        running, self.running = self.running, None
+        if running is not None:
+            await running
+
+    async def abandon(self) -> None:
+        """The read failed (or the job was cancelled) with a batch in flight: it is lost as a crash would
+        lose it (its transaction rolls back), and the redelivered job resumes after the cursor."""
+        running, self.running = self.running, None
+        if running is not None:
+            running.cancel()  # a no-op once it has ended; awaiting it then retrieves its outcome
+            with contextlib.suppress(BaseException):
+                await running
+
+
+def _parse(raw: bytes | None, layout: parsing.CsvLayout | None) -> parsing.Parsed | None:
+    """A line parsed (None: over the length limit); pure, so it may run ahead of the batch it joins."""
+    if raw is None:
+        return None
+    return layout.parse(raw) if layout is not None else parsing.parse_json_line(raw)
 
 
 async def _finish(run: _Run, status: BulkStatus, failure: str | None) -> BulkStatus:
@@ -304,7 +347,7 @@ async def _finish(run: _Run, status: BulkStatus, failure: str | None) -> BulkSta
 async def _run_batch(
     run: _Run,
     actor: Principal,
-    batch: list[tuple[int, bytes | None]],
+    batch: list[tuple[int, parsing.Parsed | None]],
     layout: parsing.CsvLayout | None,
     *,
     last: bool = False,
@@ -319,11 +362,10 @@ async def _run_batch(
         batch = [(n, raw) for n, raw in batch if n > job.cursor_line]
         outcomes: dict[int, dict[str, Any]] = {}
         run_of_encounters: list[tuple[int, EncounterCreate]] = []
-        for number, raw in batch:
-            if raw is None:
+        for number, parsed in batch:
+            if parsed is None:  # a line over the length limit
                 outcomes[number] = _rejected(parsing.too_long())
                 continue
-            parsed = layout.parse(raw) if layout is not None else parsing.parse_json_line(raw)
             if parsed.errors:
                 outcomes[number] = _rejected(parsed.errors)
             elif parsed.encounter is not None:

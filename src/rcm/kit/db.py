@@ -140,6 +140,23 @@ async def platform_transaction(sessions: async_sessionmaker[AsyncSession]) -> As
         yield session
 
 
+@asynccontextmanager
+async def driver_connection(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Any]:
+    """A pooled connection's asyncpg connection with no transaction open, for a hot unit of work that runs
+    its own BEGIN ... COMMIT on the driver. The pool's reset on return sends nothing (SQLAlchemy began
+    nothing)."""
+    engine: AsyncEngine = sessions.kw["bind"]
+    async with engine.connect() as connection:
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        try:
+            yield driver
+        finally:
+            # A transaction the driver left open (a unit of work cancelled mid-way) would go back to the pool
+            # with its tenant binding: the connection is closed instead.
+            if driver.is_in_transaction():
+                await connection.invalidate()
+
+
 class RoundTrips:
     """Counts the database round trips an engine makes (for the hot-path tests and the benchmarks).
 

@@ -197,18 +197,49 @@ class _MultiTenantScope:
         (``rcm.audit.repository.event_of_row``), in the row's practice's trail and naming the row, or
         records nothing when it picks nothing. The statement runs under this scope's binding, so the row and
         its event are in one of this scope's practices (RLS refuses an event of any other)."""
-        return of_row(
-            AuditEvent(
-                tenant_id=PLATFORM_TENANT,  # not written: the statement takes the row's practice
-                event_type=event_type,
-                action=action,
-                outcome=Outcome.SUCCESS,
-                request=self.request,
-                actor=self.principal,
-                resource_type=resource_type,
-                detail={**(detail or {}), **self._access_detail()},
-            )
+        return _of_row(
+            self.principal, self.request, event_type, action, resource_type, detail, self._access_detail()
         )
+
+
+def _of_row(  # noqa: PLR0917 - an event's parts
+    principal: Principal,
+    request: RequestInfo,
+    event_type: str,
+    action: Action,
+    resource_type: str,
+    detail: Detail | None,
+    access: Mapping[str, str | None],
+) -> dict[str, Any]:
+    return of_row(
+        AuditEvent(
+            tenant_id=PLATFORM_TENANT,  # not written: the statement takes the row's practice
+            event_type=event_type,
+            action=action,
+            outcome=Outcome.SUCCESS,
+            request=request,
+            actor=principal,
+            resource_type=resource_type,
+            detail={**(detail or {}), **access},
+        )
+    )
+
+
+_STAFF_ACCESS = {"access": "staff_scope"}
+
+
+def staff_audit_of_row(
+    principal: Principal,
+    request: RequestInfo,
+    event_type: str,
+    action: Action,
+    *,
+    resource_type: str,
+    detail: Detail | None = None,
+) -> dict[str, Any]:
+    """``StaffScope.audit_of_row`` for a statement that opens the staff unit of work itself (it binds its
+    own transaction to the person's live assignments: ``rcm.workqueue.service.lease_next_as_staff``)."""
+    return _of_row(principal, request, event_type, action, resource_type, detail, _STAFF_ACCESS)
 
 
 @dataclass(slots=True)
@@ -220,7 +251,7 @@ class StaffScope(_MultiTenantScope):
     """
 
     def _access_detail(self) -> dict[str, str | None]:
-        return {"access": "staff_scope"}
+        return dict(_STAFF_ACCESS)
 
 
 @dataclass(slots=True)

@@ -22,6 +22,13 @@ from rcm.tenancy.repository import bind_live_assignments, tenant_by_id
 from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope
 
 
+def staff_member(principal: Principal) -> uuid.UUID:
+    """The person a staff unit of work is for (whose own live assignments it binds); 403 for anyone else."""
+    if not principal.is_staff or principal.user_id is None:
+        raise Forbidden("Only staff members work across the practices they are assigned to.")
+    return principal.user_id
+
+
 @asynccontextmanager
 async def staff_scope(
     sessions: async_sessionmaker[AsyncSession],
@@ -34,12 +41,11 @@ async def staff_scope(
     Only the person's own live assignments count: break-glass grants and auditor scopes open one practice at
     a time (``TenantScope``), never a queue across practices. Commits on success.
     """
-    if not principal.is_staff or principal.user_id is None:
-        raise Forbidden("Only staff members work across the practices they are assigned to.")
+    user_id = staff_member(principal)
     async with sessions() as session, session.begin():
         # Read and bound in one statement, afresh in every unit of work (nothing cached: a revoked
         # assignment is gone from the next one). An empty set binds to no tenant at all: no rows, no inserts.
-        context = TenantContext.system_cross_tenant(await bind_live_assignments(session, principal.user_id))
+        context = TenantContext.system_cross_tenant(await bind_live_assignments(session, user_id))
         yield StaffScope(
             session=session, context=context, principal=principal, request=request, keystore=keystore
         )

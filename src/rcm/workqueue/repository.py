@@ -4,6 +4,7 @@ CTE): the transition and its history cannot part, and a lease costs one round tr
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -33,10 +34,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from rcm.audit.repository import event_of_row
 from rcm.kit.repository import TenantScopedRepository
-from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem, WorkItemEvent
+from rcm.tenancy.repository import bind_live_assignments_text
+from rcm.workqueue.models import (
+    BillingReason,
+    ItemEventType,
+    ItemStatus,
+    QueueKind,
+    SubjectType,
+    WorkItem,
+    WorkItemEvent,
+)
 
 _ITEM = cast(Table, WorkItem.__table__)
 _EVENT = cast(Table, WorkItemEvent.__table__)
@@ -373,6 +384,61 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
         return await self._all(stmt.order_by(WorkItemEvent.created_at, WorkItemEvent.id))
 
 
+# The staff lease on the driver's connection, outside SQLAlchemy: BEGIN and the staff binding in one
+# simple-query message, the lease (prepared, its parameters bound), COMMIT: three round trips for the whole
+# unit of work, and no session, ORM or compiled-cache lookup per lease. The lease's SQL is SQLAlchemy's,
+# compiled once per shape. (The binding cannot be in the lease statement itself: PostgreSQL plans a statement
+# before running any of it, and its estimates read the tenant binding, empty then: all plans expect no rows.)
+_ENUMS = {"kind": QueueKind, "subject_type": SubjectType, "status": ItemStatus, "reason": BillingReason}
+
+
+@functools.cache
+def _staff_lease_sql(resume: bool) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
+    compiled = _lease_statement(resume, bound=True).compile(dialect=dialect)
+    return compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params)
+
+
+async def lease_as_staff(
+    connection: Any,
+    user_id: uuid.UUID,
+    kind: QueueKind,
+    *,
+    holder: str,
+    ttl: timedelta,
+    audit: Mapping[str, Any],
+    resume: bool = False,
+) -> WorkItem | None:
+    """``WorkItemRepository.lease`` for the staff member ``user_id`` as one whole unit of work on
+    ``connection`` (asyncpg, no transaction open): bound to the person's live assignments
+    (``bind_live_assignments``, read afresh), the lease with its event and audit event, committed.
+    Rolled back on any error (``driver_connection`` drops a connection left inside a transaction)."""
+    sql, names, defaults = _staff_lease_sql(resume)
+    values = {
+        **defaults,
+        **audit,
+        "audit_detail": json.dumps(audit["audit_detail"]),
+        "lease_kind": kind.value,
+        "lease_holder": holder,
+        "lease_ttl": ttl,
+        "lease_event": ItemEventType.LEASED.value,
+    }
+    await connection.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; {bind_live_assignments_text(user_id)}")
+    try:
+        row = await connection.fetchrow(sql, *(values[name] for name in names))
+    except Exception:
+        await connection.execute("ROLLBACK")
+        raise
+    await connection.execute("COMMIT")
+    if row is None:
+        return None
+    fields = dict(row.items())
+    for name, vocabulary in _ENUMS.items():
+        if fields[name] is not None:
+            fields[name] = vocabulary(fields[name])
+    return WorkItem(**fields)
+
+
 # The lease's constants are written into its text, not bound: PostgreSQL plans a prepared statement once
 # (a generic plan) only if that plan is about as good as one made for the values, and with the statuses and
 # limits as parameters it is not (the queue index is partial on the status, which a parameter cannot be
@@ -383,7 +449,7 @@ _ONE: ColumnElement[int] = literal_column("1")
 
 
 @functools.cache
-def _lease_statement(resume: bool) -> Select[Any]:
+def _lease_statement(resume: bool, bound: bool = False) -> Select[Any]:
     """The lease, as one statement with bound parameters (``lease_tenants``: the scope's practices;
     ``lease_kind``, ``lease_holder``, ``lease_ttl``, ``lease_event``: named apart from the columns, which an
     UPDATE would otherwise take them for), built once per shape so each lease only binds and runs it.
@@ -395,12 +461,17 @@ def _lease_statement(resume: bool) -> Select[Any]:
     first hit (the outer ``LIMIT 1`` over a nested loop): exactly one row is locked, two concurrent leases
     never take the same item and neither waits for the other, and a backlog of 10,000 in one practice costs
     the others one index probe each. The practices are exactly the scope's (``lease_tenants``); RLS, bound
-    to the same list, is the backstop.
+    to the same list, is the backstop. With ``bound``, the practices are those the transaction is bound
+    to (``rcm.current_tenant_ids()``, what RLS shows): the staff binding made before it (``lease_as_staff``).
     """
     kind = bindparam("lease_kind", type_=Text())
     holder = bindparam("lease_holder", type_=Text())
     ttl = bindparam("lease_ttl", type_=Interval())
-    tenants = bindparam("lease_tenants", type_=ARRAY(PG_UUID(as_uuid=True)))
+    tenants: ColumnElement[Any] = (
+        func.rcm.current_tenant_ids(type_=ARRAY(PG_UUID(as_uuid=True)))
+        if bound
+        else bindparam("lease_tenants", type_=ARRAY(PG_UUID(as_uuid=True)))
+    )
     leasable = or_(
         _ITEM.c.status == _OPEN,
         and_(_ITEM.c.status == _LEASED, _ITEM.c.lease_expires_at <= func.now()),

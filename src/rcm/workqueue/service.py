@@ -9,10 +9,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from rcm.audit.events import Action
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rcm.audit.events import Action, RequestInfo
+from rcm.identity.principal import Principal
+from rcm.kit.db import driver_connection
 from rcm.kit.errors import Conflict
 from rcm.tenancy.manifest import TenantManifest
-from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope, Touched
+from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope, Touched, staff_audit_of_row
+from rcm.tenancy.staff import staff_member
 from rcm.workqueue.models import (
     BillingReason,
     ItemEventType,
@@ -22,7 +27,7 @@ from rcm.workqueue.models import (
     WorkItem,
     WorkItemEvent,
 )
-from rcm.workqueue.repository import WorkItemRepository
+from rcm.workqueue.repository import WorkItemRepository, lease_as_staff
 
 WORK_ITEM = "work_item"
 NOT_HELD = "You hold no live lease of this work item; ask for the next item or have it reassigned."
@@ -110,6 +115,34 @@ async def lease_next(
     return await scope.repo(WorkItemRepository).lease(
         kind, holder=scope.principal.subject, ttl=ttl, resume=resume, audit=audit
     )
+
+
+async def lease_next_as_staff(
+    sessions: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    request: RequestInfo,
+    kind: QueueKind,
+    *,
+    ttl: timedelta = DEFAULT_LEASE,
+    resume: bool = False,
+) -> WorkItem | None:
+    """``lease_next`` in a staff scope of its own, as one statement that is its own transaction: it binds
+    itself to the caller's live assignments (read afresh, as ``staff_scope`` does), leases, logs the item's
+    event, records the access in the item's practice, and commits; one round trip. For callers whose unit
+    of work is the lease alone (a coder's "next item" that opens the item in a later one)."""
+    user_id = staff_member(principal)
+    audit = staff_audit_of_row(
+        principal,
+        request,
+        "work_item.lease",
+        Action.UPDATE,
+        resource_type=WORK_ITEM,
+        detail={"kind": kind.value},
+    )
+    async with driver_connection(sessions) as connection:
+        return await lease_as_staff(
+            connection, user_id, kind, holder=principal.subject, ttl=ttl, audit=audit, resume=resume
+        )
 
 
 async def _finish(
