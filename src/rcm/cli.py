@@ -152,6 +152,14 @@ def _serve(settings: Settings, *, dev: bool = False) -> None:
         sock.close()
 
 
+DEMO_SECRETS = {
+    "DEMO_TIN_SUNRISE": "12-3456789",
+    "DEMO_TIN_SUMMIT": "98-7654321",
+    "DEMO_TIN_LAKESIDE": "11-2223333",
+    "DEMO_CLEARINGHOUSE_SUNRISE": "demo-sandbox-credential",
+}
+
+
 @main.command()
 def dev() -> None:
     """What `make run` does: database, migrations, demo data, API and workers in one process (RCM_ENV=dev)."""
@@ -164,6 +172,10 @@ def dev() -> None:
     url = admin_url(settings)
     upgrade_to_head(url, app_password=app_password(settings), control_password=control_password(settings))
     settings = get_settings()
+    # The demo manifests name their TINs and the sandbox clearinghouse's credential by reference: invented
+    # values for the demo unless the environment gives others (DEV ONLY; never a real TIN in a demo).
+    for name, value in DEMO_SECRETS.items():
+        os.environ.setdefault(name, value)
     summary = run(lambda: seed_demo(settings))
     click.echo(summary)
     from rcm.worker.cli import start_dev_worker, start_scheduler

@@ -27,7 +27,7 @@ from rcm.kit.control import open_control_sessions
 from rcm.kit.db import create_engine, platform_transaction, session_factory, tenant_transaction
 from rcm.kit.package_data import data_path
 from rcm.kit.tenant import TenantContext, TenantId
-from rcm.patients.schemas import CoverageCreate, PatientCreate
+from rcm.patients.schemas import Address, CoverageCreate, PatientCreate
 from rcm.providers.schemas import ProviderCreate
 from rcm.tenancy.manifest import load_manifest
 from rcm.tenancy.models import AppUser, Tenant
@@ -92,11 +92,15 @@ async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
         encounters = 0
         for tenant in tenants:
             encounters += await _seed_clinical(sessions, keystore, tenant)
+        from rcm.demo_cycle import run_cycle
+
+        cycle = await run_cycle(settings, sessions, keystore, tenants)
         slugs = ", ".join(t.slug for t in tenants)
         return (
             f"demo seeded: {len(tenants)} practices ({slugs}), {len(people)} people, "
             f"{encounters} new synthetic encounters\n"
             f"code sets: {code_sets}\n"
+            f"revenue cycle on the sandbox payer: {cycle}\n"
             f"payer directory: {directory}\n"
             f"demo API clients (DEV ONLY secrets) in {clients_file}"
         )
@@ -132,6 +136,13 @@ SEEDER = Principal(
     scopes=frozenset(),
     token_id="demo-seed",  # noqa: S106 - an audit correlation id, not a credential
 )
+
+
+def external_id(tenant: Tenant, index: int) -> str:
+    """The practice system's id of the demo encounter ``index``."""
+    return f"DEMO-{tenant.slug[:8].upper()}-{index + 1:03d}"
+
+
 GIVEN = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel"]
 CODES = [("99213", 12500, ["E11.9", "I10"]), ("99214", 18500, ["J45.909"]), ("99203", 15000, ["M54.50"])]
 
@@ -154,12 +165,11 @@ async def _seed_clinical(
         )
         repo = scope.repo(EncounterRepository)
         for index, given in enumerate(GIVEN):
-            external_id = f"DEMO-{tenant.slug[:8].upper()}-{index + 1:03d}"
-            if await repo.by_external_id(external_id) is not None:
+            if await repo.by_external_id(external_id(tenant, index)) is not None:
                 continue
             code, cents, diagnoses = CODES[index % len(CODES)]
             data = EncounterCreate(
-                external_id=external_id,
+                external_id=external_id(tenant, index),
                 service_date=date.today() - timedelta(days=3 + index),
                 place_of_service="11",
                 patient=PatientCreate(
@@ -168,6 +178,12 @@ async def _seed_clinical(
                     family_name="Demopatient",
                     birth_date=date(1950 + index * 7, 1 + index, 10 + index),
                     sex="female" if index % 2 else "male",
+                    address=Address(
+                        line1=f"{100 + index} Demo Street",
+                        city="Springfield",
+                        state="IL",
+                        postal_code="62701",
+                    ),
                 ),
                 coverage=(
                     CoverageCreate(payer_id=payers[index % len(payers)], member_id=f"DEMO{index + 1:06d}")

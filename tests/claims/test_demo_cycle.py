@@ -1,0 +1,65 @@
+"""`make run`'s demo takes a share of each practice's encounters through scrub, claim, submission (a real
+837P to the sandbox payer), acknowledgment and adjudication, and running it again changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rcm.cli import DEMO_SECRETS
+from rcm.config import Settings
+from rcm.demo import seed_demo
+from tests.claims.conftest import rows
+from tests.claims.submitting import sandbox_env  # noqa: F401 - the fixture
+
+
+async def test_the_demo_runs_the_cycle_on_the_sandbox_payer(
+    sandbox_env: Path,  # noqa: F811
+    settings: Settings,
+    owner_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in DEMO_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    summary = await seed_demo(settings)
+    assert "revenue cycle on the sandbox payer:" in summary, summary
+    states = await rows(
+        owner_engine,
+        "SELECT c.state, count(*) FROM rcm.claim c JOIN rcm.tenant t ON t.id = c.tenant_id"
+        " WHERE t.slug = 'sunrise-family-medicine' GROUP BY c.state",
+    )
+    by_state = dict(states)
+    # Claims went out and came back answered: none is left ready or unsent.
+    assert sum(by_state.values()) >= 4
+    assert not set(by_state) & {"created", "ready"}
+    assert set(by_state) & {"accepted", "rejected", "paid", "partially_paid", "denied"}
+    batches = await rows(
+        owner_engine,
+        "SELECT b.status FROM rcm.submission_batch b JOIN rcm.tenant t ON t.id = b.tenant_id"
+        " WHERE t.slug = 'sunrise-family-medicine'",
+    )
+    assert batches
+    assert {status for (status,) in batches} == {"sent"}
+    inbound = await rows(
+        owner_engine,
+        "SELECT f.kind, f.status FROM rcm.x12_file f JOIN rcm.tenant t ON t.id = f.tenant_id"
+        " WHERE t.slug = 'sunrise-family-medicine' AND f.direction = 'inbound'",
+    )
+    assert {kind for kind, _ in inbound} >= {"999", "277CA"}
+    assert {status for _, status in inbound} == {"processed"}
+
+    # Again: nothing new is scrubbed, batched or sent.
+    again = await seed_demo(settings)
+    assert "batch sent" not in again
+    assert (
+        dict(
+            await rows(
+                owner_engine,
+                "SELECT c.state, count(*) FROM rcm.claim c JOIN rcm.tenant t ON t.id = c.tenant_id"
+                " WHERE t.slug = 'sunrise-family-medicine' GROUP BY c.state",
+            )
+        )
+        == by_state
+    )
