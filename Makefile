@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format pytest wheel-smoke bench bench-intake bench-read bench-bulk bench-queue bench-scrub bench-reseal bench-x12 mutate clean
+.PHONY: install run test lint format pytest wheel-smoke bench bench-intake bench-read bench-bulk bench-queue bench-scrub bench-reseal bench-x12 bench-submit mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ wheel-smoke: $(STAMP)
 
 # Each prints ours beside plain asyncpg doing the same work, with the ratio (about 2 minutes each; all on
 # 127.0.0.1; RCM_DATABASE_URL picks a local PostgreSQL, otherwise the embedded one is used).
-bench: bench-intake bench-read bench-bulk bench-queue bench-scrub bench-reseal bench-x12
+bench: bench-intake bench-read bench-bulk bench-queue bench-scrub bench-reseal bench-x12 bench-submit
 
 bench-intake: $(STAMP)
 	$(BIN)/python bench/intake.py
@@ -54,6 +54,9 @@ bench-queue: $(STAMP)
 
 bench-scrub: $(STAMP)
 	$(BIN)/python bench/scrub.py
+
+bench-submit: $(STAMP)
+	$(BIN)/python bench/submit.py
 
 bench-reseal: $(STAMP)
 	$(BIN)/python bench/reseal.py
