@@ -10,6 +10,7 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,8 @@ async def _batch(
         transaction_set_control_number="0001",  # one ST per interchange
         claim_count=len(claim_ids),
         status=BatchStatus.SENT,
+        attempts=1,
+        next_attempt_at=datetime.now(UTC),
     )
     async with practice_scope(claims.sessions, claims.settings, tenant) as scope:
         await scope.repo(ClaimRepository).attach(batch, claim_ids)

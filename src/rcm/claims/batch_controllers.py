@@ -26,7 +26,7 @@ from rcm.patients.controllers import Cursor, Limit
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import TenantScope
 
-_ERRORS = problem_responses(400, 401, 403, 404, 429)
+_ERRORS = problem_responses()
 StatusFilter = Annotated[BatchStatus | None, QueryParameter(description="Only batches in this status")]
 
 

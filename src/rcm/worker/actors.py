@@ -81,8 +81,10 @@ class JobActor:
         return self._bound
 
     def _declare(self, broker: dramatiq.Broker) -> None:
-        def run_message(**kwargs: Any) -> Any:
-            return _run_in_span(self, kwargs)
+        def run_message(**kwargs: Any) -> None:
+            # A job's return value is for direct callers (tests, the CLI); the broker keeps no results, and
+            # dramatiq warns on every message whose actor returns one.
+            _run_in_span(self, kwargs)
 
         run_message.__module__ = self.fn.__module__
         run_message.__qualname__ = self.name

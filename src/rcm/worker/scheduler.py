@@ -46,15 +46,20 @@ class JobResources:
     """What a periodic job gets: the settings and database sessions, one engine per URL, all on the
     scheduler's event loop (an asyncpg engine belongs to the loop it was made on)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, pool_size: int = 2) -> None:
         self.settings = settings
         self.state: dict[str, object] = {}  # what a job keeps between its runs in this process
+        # Every job running at once holds its lock's connection (and uses its role's): a pool smaller than
+        # the number of jobs makes the last ones wait, and time out, behind long runs (a payer's fetch).
+        self.pool_size = pool_size
         self._engines: dict[str, AsyncEngine] = {}
 
     def engine(self, url: str, *, application_name: str = "rcm-scheduler") -> AsyncEngine:
         found = self._engines.get(url)
         if found is None:
-            found = self._engines[url] = create_engine(url, pool_size=2, application_name=application_name)
+            found = self._engines[url] = create_engine(
+                url, pool_size=self.pool_size, application_name=application_name
+            )
         return found
 
     def sessions(
@@ -139,7 +144,7 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._scheduler: AsyncIOScheduler | None = None
-        self._resources = JobResources(settings)
+        self._resources = JobResources(settings, pool_size=max(2, len(jobs)))
 
     async def _tick(self, job: PeriodicJob) -> None:
         try:
