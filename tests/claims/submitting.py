@@ -23,6 +23,7 @@ from rcm.kit.secrets import SecretResolver
 from rcm.payers.breaker import MemoryBreaker
 from rcm.tenancy.models import Tenant
 from tests.claims.conftest import practice_scope, rows
+from tests.support import Api
 
 CREDENTIALS_ENV = "DEMO_MCR_CREDENTIALS"  # the test practices' DEMO-MCR enrollment names it
 
@@ -103,3 +104,14 @@ async def claim_states(owner_engine: AsyncEngine, batch_id: uuid.UUID) -> list[s
 
 
 __all__ = ["file_name"]
+
+
+# The submission tests' practices render their batches as 837s (address, TIN, submitter contact).
+@pytest.fixture
+async def practice(billing_practice: Tenant) -> Tenant:
+    return billing_practice
+
+
+@pytest.fixture
+async def intake(billing_intake: Api) -> Api:
+    return billing_intake

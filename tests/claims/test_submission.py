@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import msgspec
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.blobs.store import BlobStore
@@ -34,6 +33,8 @@ from tests.claims.submitting import (
     batch_row,
     build,
     claim_states,
+    intake,
+    practice,
     received,
     sandbox_env,
     set_faults,
@@ -42,18 +43,7 @@ from tests.claims.submitting import (
 from tests.coding.conftest import MakeStaff
 from tests.support import Api
 
-__all__ = ["sandbox_env"]  # the fixture, imported so pytest finds it here
-
-
-# The practices here render their batches as 837s (address, TIN, submitter contact in their manifests).
-@pytest.fixture
-async def practice(billing_practice: Tenant) -> Tenant:
-    return billing_practice
-
-
-@pytest.fixture
-async def intake(billing_intake: Api) -> Api:
-    return billing_intake
+__all__ = ["intake", "practice", "sandbox_env"]  # fixtures, imported so pytest finds them here
 
 
 async def test_a_batch_is_sent_once_however_many_messages_ask(

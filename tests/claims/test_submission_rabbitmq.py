@@ -34,6 +34,8 @@ from tests.claims.submitting import (
     batch_row,
     build,
     claim_states,
+    intake,
+    practice,
     received,
     sandbox_env,
     set_faults,
@@ -45,18 +47,7 @@ QUEUE = "claims"
 RCM = str(Path(sys.executable).with_name("rcm"))
 
 pytestmark = pytest.mark.broker
-__all__ = ["sandbox_env"]  # the fixture, imported so pytest finds it here
-
-
-# The practices here render their batches as 837s (address, TIN, submitter contact in their manifests).
-@pytest.fixture
-async def practice(billing_practice: Tenant) -> Tenant:
-    return billing_practice
-
-
-@pytest.fixture
-async def intake(billing_intake: Api) -> Api:
-    return billing_intake
+__all__ = ["intake", "practice", "sandbox_env"]  # fixtures, imported so pytest finds them here
 
 
 @pytest.fixture

@@ -58,6 +58,7 @@ class ClaimParties:
     service_facility: ServiceFacility | None
     prior_authorization: str | None
     missing: tuple[str, ...] = ()  # what the 837 requires and the records lack; empty when writable
+    rendering_provider_id: uuid.UUID | None = None  # the encounter's; 2310B when not the billing NPI
 
 
 def sex_code(sex: str | None) -> str:
@@ -145,6 +146,7 @@ def parties_of(
         referring=referring_provider(encounter),
         service_facility=service_facility(encounter),
         prior_authorization=encounter.prior_authorization,
+        rendering_provider_id=encounter.rendering_provider_id,
         missing=tuple(missing),
     )
 
@@ -155,14 +157,12 @@ async def claim_parties(scope: TenantScope, claims: Sequence[Claim]) -> dict[uui
     if not claims:
         return {}
     encounters = {
-        row.id: row
-        for row in await scope.repo(EncounterRepository).by_ids(list({c.encounter_id for c in claims}))
+        row.id: row for row in await scope.repo(EncounterRepository).many({c.encounter_id for c in claims})
     }
-    coverage_ids = list({c.coverage_id for c in claims if c.coverage_id is not None})
-    coverages = {row.id: row for row in await scope.repo(CoverageRepository).by_ids(coverage_ids)}
+    coverage_ids = {c.coverage_id for c in claims if c.coverage_id is not None}
+    coverages = {row.id: row for row in await scope.repo(CoverageRepository).many(coverage_ids)}
     patient_rows: dict[uuid.UUID, Patient] = {
-        row.id: row
-        for row in await scope.repo(PatientRepository).by_ids(list({c.patient_id for c in claims}))
+        row.id: row for row in await scope.repo(PatientRepository).many({c.patient_id for c in claims})
     }
     views = dict(
         zip(patient_rows, patients.patient_views(scope.keyring, list(patient_rows.values())), strict=True)
@@ -202,13 +202,10 @@ async def batch_parties(scope: TenantScope, document: BatchDocument) -> dict[uui
     cannot be written is named (409), and nothing of the batch is written."""
     claims = [claim for claim, _ in document.claims]
     found = await claim_parties(scope, claims)
-    encounters = {
-        e.id: e for e in await scope.repo(EncounterRepository).many({c.encounter_id for c in claims})
-    }
     providers = {
         p.id: p
         for p in await scope.repo(ProviderRepository).many(
-            {e.rendering_provider_id for e in encounters.values()}
+            {p.rendering_provider_id for p in found.values() if p.rendering_provider_id is not None}
         )
     }
     filing = document.payer.claim_filing_indicator.value
@@ -224,7 +221,11 @@ async def batch_parties(scope: TenantScope, document: BatchDocument) -> dict[uui
         if parties.missing:
             errors.extend(FieldError(where, f"lacks {what}") for what in parties.missing)
             continue
-        rendering = providers.get(encounters[claim.encounter_id].rendering_provider_id)
+        rendering = (
+            providers.get(parties.rendering_provider_id)
+            if parties.rendering_provider_id is not None
+            else None
+        )
         out[claim.id] = Parties(
             subscriber=msgspec.structs.replace(parties.subscriber, claim_filing_indicator=filing),
             patient=parties.patient,

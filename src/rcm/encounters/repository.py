@@ -54,9 +54,6 @@ class EncounterRepository(TenantScopedRepository[Encounter]):
     async def by_external_id(self, external_id: str) -> Encounter | None:
         return await self._first(self.base_statement().where(Encounter.external_id == external_id))
 
-    async def by_ids(self, encounter_ids: Sequence[uuid.UUID]) -> list[Encounter]:
-        return await self._all(self.base_statement().where(Encounter.id.in_(list(encounter_ids))))
-
     async def page(
         self,
         *,

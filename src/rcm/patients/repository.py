@@ -57,10 +57,6 @@ def _page_statement(*, by_mrn: bool, by_name_dob: bool, after: bool) -> DriverSt
 class PatientRepository(TenantScopedRepository[Patient]):
     model = Patient
 
-    async def by_ids(self, patient_ids: Sequence[uuid.UUID]) -> list[Patient]:
-        stmt = self.base_statement().where(Patient.id.in_(list(patient_ids)))
-        return list((await self.session.execute(stmt)).scalars())
-
     async def by_mrn_index(self, candidates: list[bytes]) -> Patient | None:
         stmt = self.base_statement().where(Patient.mrn_bidx.in_(candidates))
         return (await self.session.execute(stmt)).scalars().first()
@@ -93,10 +89,6 @@ class PatientRepository(TenantScopedRepository[Patient]):
 
 class CoverageRepository(TenantScopedRepository[Coverage]):
     model = Coverage
-
-    async def by_ids(self, coverage_ids: Sequence[uuid.UUID]) -> list[Coverage]:
-        stmt = self.base_statement().where(Coverage.id.in_(list(coverage_ids)))
-        return list((await self.session.execute(stmt)).scalars())
 
     async def for_patient(self, patient_id: uuid.UUID) -> list[Coverage]:
         stmt = self.base_statement().where(Coverage.patient_id == patient_id).order_by(Coverage.created_at)
