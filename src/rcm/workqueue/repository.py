@@ -4,7 +4,6 @@ CTE): the transition and its history cannot part, and a lease costs one round tr
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -34,9 +33,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from rcm.audit.repository import event_of_row
+from rcm.kit.db import DriverStatement
 from rcm.kit.repository import TenantScopedRepository
 from rcm.tenancy.repository import bind_live_assignments_text
 from rcm.workqueue.models import (
@@ -393,10 +392,8 @@ _ENUMS = {"kind": QueueKind, "subject_type": SubjectType, "status": ItemStatus, 
 
 
 @functools.cache
-def _staff_lease_sql(resume: bool) -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
-    compiled = _lease_statement(resume, bound=True).compile(dialect=dialect)
-    return compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params)
+def _staff_lease_sql(resume: bool) -> DriverStatement:
+    return DriverStatement.compile(_lease_statement(resume, bound=True))
 
 
 async def lease_as_staff(
@@ -413,11 +410,9 @@ async def lease_as_staff(
     ``connection`` (asyncpg, no transaction open): bound to the person's live assignments
     (``bind_live_assignments``, read afresh), the lease with its event and audit event, committed.
     Rolled back on any error (``driver_connection`` drops a connection left inside a transaction)."""
-    sql, names, defaults = _staff_lease_sql(resume)
+    statement = _staff_lease_sql(resume)
     values = {
-        **defaults,
         **audit,
-        "audit_detail": json.dumps(audit["audit_detail"]),
         "lease_kind": kind.value,
         "lease_holder": holder,
         "lease_ttl": ttl,
@@ -425,7 +420,7 @@ async def lease_as_staff(
     }
     await connection.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; {bind_live_assignments_text(user_id)}")
     try:
-        row = await connection.fetchrow(sql, *(values[name] for name in names))
+        row = await connection.fetchrow(statement.sql, *statement.arguments(values))
     except Exception:
         await connection.execute("ROLLBACK")
         raise
