@@ -166,6 +166,9 @@ async def load_versioned(
     )
     driver = await _driver(session)
     await driver.copy_records_to_table(stage, records=list(rows), columns=[*cols, "row_from", "row_through"])
+    # Autovacuum never analyzes temp tables: without statistics the joins below were planned for a
+    # handful of rows and a nested loop over a full release ran for minutes.
+    await session.execute(text(f"ANALYZE {stage}"))
 
     fixed_where = " AND ".join(f"{c} = :fixed_{c}" for c in spec.fixed) or "true"
     params: dict[str, Any] = {f"fixed_{c}": fixed[c] for c in spec.fixed}
@@ -242,6 +245,7 @@ async def load_versioned(
             WHERE d.kind = 'terminated' AND d.cur_from >= :f AND {v_join} AND v.effective_from = d.cur_from
             {v_fixed}""",
     ]
+    await session.execute(text(f"ANALYZE {diff}"))
     tally = dict.fromkeys(_DIFF_KINDS, 0)
     rows_by_kind = await session.execute(text(f"SELECT kind, count(*) FROM {diff} GROUP BY kind"))
     for kind, count in rows_by_kind:
@@ -286,6 +290,7 @@ async def load_ncci(
             "rationale",
         ],
     )
+    await session.execute(text("ANALYZE stage_ncci"))
     tally = (
         await session.execute(
             text(
