@@ -9,11 +9,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from rcm.audit.events import Action
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rcm.audit.events import Action, RequestInfo
 from rcm.claims import schemas, service
 from rcm.claims.repository import BillingQueueRepository, ClaimRepository
 from rcm.claims.schemas import ClaimAction
-from rcm.identity.principal import Role
+from rcm.crypto.keyring import KeyStore
+from rcm.identity.principal import Principal, Role
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.kit.secrets import SecretResolver
 from rcm.tenancy.scope import StaffScope, TenantScope
@@ -75,12 +78,17 @@ async def _task(practice: TenantScope, item: WorkItem) -> schemas.BillingTask:
     return schemas.BillingTask(item=item_view(item), claim=claim, encounter_id=encounter_id)
 
 
-async def next_task(scope: StaffScope) -> schemas.BillingTask | None:
+async def next_task(
+    sessions: async_sessionmaker[AsyncSession], keystore: KeyStore, principal: Principal, request: RequestInfo
+) -> schemas.BillingTask | None:
     """Lease the next billing item across the caller's practices (their own live lease again, if they hold
     one: asking twice is the same answer) and open it."""
-    item = await workqueue.lease_next(scope, QueueKind.BILLING, resume=True)
-    if item is None:
-        return None
+    return await workqueue.lease_and_open(
+        sessions, keystore, principal, request, QueueKind.BILLING, open_item=_open
+    )
+
+
+async def _open(scope: StaffScope, item: WorkItem) -> schemas.BillingTask:
     return await _task(await one_practice(scope, item.tenant_id), item)
 
 

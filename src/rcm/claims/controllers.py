@@ -14,17 +14,19 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from rcm.audit.events import request_info_from
 from rcm.claims import batch_views, billing, schemas, service, submission
 from rcm.claims.batches import BATCH
 from rcm.claims.building import CLAIM
 from rcm.claims.states import ClaimState
 from rcm.idempotency.service import IdemKey, check_key, created_responses, run_idempotent
 from rcm.identity.guards import requires_roles, requires_scopes
-from rcm.identity.principal import Role
+from rcm.identity.principal import Principal, Role
 from rcm.identity.scopes import Scope
 from rcm.kit.errors import problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, Page
@@ -111,10 +113,12 @@ class BillingController(Controller):
         },
     )
     async def next_(
-        self, staff: NamedDependency[StaffScope], idempotency_key: IdemKey = None
+        self, request: Request[Principal, Any, Any], state: State, idempotency_key: IdemKey = None
     ) -> Response[bytes]:
         check_key(idempotency_key)
-        task = await billing.next_task(staff)
+        task = await billing.next_task(
+            state.sessions, state.keystore, request.user, request_info_from(request)
+        )
         if task is None:
             return Response(b"", status_code=204)
         return _json(200, task)

@@ -19,11 +19,12 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from rcm.audit.events import request_info_from
 from rcm.coding import qa, schemas, service, supervision
 from rcm.idempotency.service import IdemKey, check_key, created_responses, run_idempotent
 from rcm.identity.admin_people import AssignmentOut, assign_to_practice, unassign_from_practice
 from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
-from rcm.identity.principal import Role
+from rcm.identity.principal import Principal, Role
 from rcm.identity.scopes import Scope
 from rcm.kit.errors import problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT
@@ -61,10 +62,12 @@ class CodingController(Controller):
         },
     )
     async def next_(
-        self, staff: NamedDependency[StaffScope], idempotency_key: IdemKey = None
+        self, request: Request[Principal, Any, Any], state: State, idempotency_key: IdemKey = None
     ) -> Response[bytes]:
         check_key(idempotency_key)
-        task = await service.next_task(staff)
+        task = await service.next_task(
+            state.sessions, state.keystore, request.user, request_info_from(request)
+        )
         if task is None:
             return Response(b"", status_code=204)
         return _json(200, task)

@@ -11,7 +11,9 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 
-from rcm.audit.events import Action
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rcm.audit.events import Action, RequestInfo
 from rcm.codes.models import CodeSystem
 from rcm.coding import codecheck, schemas
 from rcm.coding.models import (
@@ -24,9 +26,10 @@ from rcm.coding.models import (
 )
 from rcm.coding.repository import CodingRepository, EncounterStatusRepository, FeeScheduleRepository
 from rcm.crypto.fields import seal, unseal
+from rcm.crypto.keyring import KeyStore
 from rcm.encounters.models import Encounter
 from rcm.encounters.repository import EncounterRepository
-from rcm.identity.principal import Role
+from rcm.identity.principal import Principal, Role
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import StaffScope, TenantScope
@@ -112,12 +115,17 @@ def _holds(scope: StaffScope, item: WorkItem) -> bool:
     return workqueue.holds(scope.principal.subject, item)
 
 
-async def next_task(scope: StaffScope) -> schemas.CodingTask | None:
+async def next_task(
+    sessions: async_sessionmaker[AsyncSession], keystore: KeyStore, principal: Principal, request: RequestInfo
+) -> schemas.CodingTask | None:
     """Lease the next coding item across the caller's practices (their own live lease again, if they hold
     one: asking twice is the same answer) and open it."""
-    item = await workqueue.lease_next(scope, QueueKind.CODING, resume=True)
-    if item is None:
-        return None
+    return await workqueue.lease_and_open(
+        sessions, keystore, principal, request, QueueKind.CODING, open_item=_open
+    )
+
+
+async def _open(scope: StaffScope, item: WorkItem) -> schemas.CodingTask:
     return await _task(await one_practice(scope, item.tenant_id), item)
 
 

@@ -7,17 +7,20 @@ the next issue's guard, not decided here.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import Action, RequestInfo
+from rcm.crypto.keyring import KeyStore
 from rcm.identity.principal import Principal
 from rcm.kit.db import driver_connection
 from rcm.kit.errors import Conflict
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import StaffScope, SystemScope, TenantScope, Touched, staff_audit_of_row
-from rcm.tenancy.staff import staff_member
+from rcm.tenancy.staff import staff_member, staff_scope
 from rcm.workqueue.models import (
     BillingReason,
     ItemEventType,
@@ -33,6 +36,8 @@ WORK_ITEM = "work_item"
 NOT_HELD = "You hold no live lease of this work item; ask for the next item or have it reassigned."
 DEFAULT_LEASE = timedelta(minutes=15)
 DEFAULT_PRIORITY = 5  # lower is sooner
+
+T = TypeVar("T")
 
 
 def sla_for(manifest: TenantManifest, kind: QueueKind, *, default: timedelta) -> tuple[int, timedelta]:
@@ -143,6 +148,25 @@ async def lease_next_as_staff(
         return await lease_as_staff(
             connection, user_id, kind, holder=principal.subject, ttl=ttl, audit=audit, resume=resume
         )
+
+
+async def lease_and_open(
+    sessions: async_sessionmaker[AsyncSession],
+    keystore: KeyStore,
+    principal: Principal,
+    request: RequestInfo,
+    kind: QueueKind,
+    *,
+    open_item: Callable[[StaffScope, WorkItem], Awaitable[T]],
+) -> T | None:
+    """A person's "next item": the lease as one committed statement (``lease_next_as_staff``, their own live
+    lease again first, renewed), then the item opened by ``open_item`` in a staff scope of its own. Nothing
+    to lease costs one round trip; an open that fails leaves the lease held, and asking again resumes it."""
+    item = await lease_next_as_staff(sessions, principal, request, kind, resume=True)
+    if item is None:
+        return None
+    async with staff_scope(sessions, keystore, principal, request) as scope:
+        return await open_item(scope, item)
 
 
 async def _finish(
