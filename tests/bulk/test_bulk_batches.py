@@ -4,8 +4,10 @@ per-line results, the same records, nothing doubled after a crash."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -164,6 +166,35 @@ async def test_a_batch_gives_what_a_line_by_line_run_gives(
     assert status["history"][0]["note"] == "npi_check_digit_failed"
 
 
+async def test_a_batch_prepared_while_the_one_before_is_written_finds_what_that_one_creates(
+    practice_api: Api, owner_engine: AsyncEngine, sessions: Sessions, settings: Settings
+) -> None:
+    """Two lines per batch: each batch is looked up and resolved while the batch before it is still being
+    written (not committed, so not found by the lookup), and comes out as a line-by-line run would."""
+    created = (await upload(practice_api, ndjson(*_mixed_file()))).json()
+    before = await _counts(owner_engine, practice_api.tenant_id)
+    assert await _run(sessions, settings, practice_api, created["id"], batch_lines=2) == "done"
+
+    by_line = {r["line"]: r for r in await _results(practice_api, created["id"])}
+    assert [n for n, r in by_line.items() if r["outcome"] == "rejected"] == [3, 4, 5, 7]
+    # Line 3 names line 1's external id from the next batch (line 1 written, not yet committed).
+    assert by_line[3]["errors"] == [{"pointer": "/external_id", "detail": "already exists"}]
+    assert [e["pointer"] for e in by_line[5]["errors"]] == ["/patient/mrn"]
+
+    async def encounter(line: int) -> dict[str, Any]:
+        return dict((await practice_api.get(f"/encounters/{by_line[line]['encounter_id']}")).json())
+
+    first, typo = await encounter(1), await encounter(6)
+    assert typo["rendering_provider_id"] == first["rendering_provider_id"]
+    assert (await encounter(9))["billing_provider_id"] == (await encounter(10))["billing_provider_id"]
+    after = await _counts(owner_engine, practice_api.tenant_id)
+    assert after["encounter"] - before["encounter"] == 6
+    assert after["coverage"] - before["coverage"] == 5  # lines 1-2 share one; 6, 8, 9, 10 have their own
+    # Every batch wrote what it had prepared ahead (a fallback would record one event per line): batches
+    # (1, 2), (3, 4), (5, 6), (7, 8), (9, 10) accept 2, 0, 1, 1 and 2 encounters.
+    assert sorted(await _encounters_per_create_event(owner_engine, practice_api.tenant_id)) == [1, 1, 2, 2]
+
+
 async def test_a_crash_inside_a_batch_leaves_nothing_and_the_rerun_doubles_nothing(
     practice_api: Api,
     owner_engine: AsyncEngine,
@@ -199,6 +230,43 @@ async def test_a_crash_inside_a_batch_leaves_nothing_and_the_rerun_doubles_nothi
     assert events == 4  # the rolled-back batch's audit events went with it
 
 
+@contextlib.asynccontextmanager
+async def _rival_holding(owner_engine: AsyncEngine, stored_id: str, external_id: str) -> AsyncIterator[None]:
+    """Another writer: an encounter (a copy of ``stored_id``) with ``external_id``, not committed until the
+    block ends."""
+    async with owner_engine.connect() as rival:
+        await rival.execute(
+            text("CREATE TEMP TABLE copied AS SELECT * FROM rcm.encounter WHERE id = :id"),
+            {"id": uuid.UUID(stored_id)},
+        )
+        await rival.execute(
+            text("UPDATE copied SET id = gen_random_uuid(), external_id = :x"), {"x": external_id}
+        )
+        await rival.execute(text("INSERT INTO rcm.encounter SELECT * FROM copied"))
+        yield
+        await rival.commit()
+
+
+async def _blocked_write(owner_engine: AsyncEngine, job: asyncio.Task[BulkStatus]) -> bool:
+    """The job's write waits on the external id's unique index (until the rival ends)."""
+    for _ in range(400):
+        async with owner_engine.connect() as watcher:
+            blocked = (
+                await watcher.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND query LIKE 'WITH w0%'"
+                    )
+                )
+            ).scalar_one()
+        if blocked:
+            return True
+        if job.done():
+            return False
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def test_a_concurrent_write_sends_the_batch_line_by_line(
     practice_api: Api, owner_engine: AsyncEngine, sessions: Sessions, settings: Settings
 ) -> None:
@@ -209,34 +277,9 @@ async def test_a_concurrent_write_sends_the_batch_line_by_line(
     raced, other = encounter_payload(), encounter_payload()
     created = (await upload(practice_api, ndjson(raced, other))).json()
     before = await _counts(owner_engine, practice_api.tenant_id)
-    async with owner_engine.connect() as rival:
-        # The other writer: an encounter with the batch's first external id, not yet committed.
-        await rival.execute(
-            text("CREATE TEMP TABLE copied AS SELECT * FROM rcm.encounter WHERE id = :id"),
-            {"id": uuid.UUID(stored.json()["id"])},
-        )
-        await rival.execute(
-            text("UPDATE copied SET id = gen_random_uuid(), external_id = :x"), {"x": raced["external_id"]}
-        )
-        await rival.execute(text("INSERT INTO rcm.encounter SELECT * FROM copied"))
+    async with _rival_holding(owner_engine, stored.json()["id"], raced["external_id"]):
         job = asyncio.create_task(_run(sessions, settings, practice_api, created["id"], batch_lines=10))
-        # The job's write waits on the external id's unique index until the rival ends.
-        blocked = 0
-        for _ in range(400):
-            async with owner_engine.connect() as watcher:
-                blocked = (
-                    await watcher.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                            " AND wait_event_type = 'Lock' AND query LIKE 'WITH w0%'"
-                        )
-                    )
-                ).scalar_one()
-            if blocked or job.done():
-                break
-            await asyncio.sleep(0.05)
-        assert blocked  # the job waits (then fails whole and falls back to line by line)
-        await rival.commit()
+        assert await _blocked_write(owner_engine, job)  # then it fails whole and falls back to line by line
     assert await job == "done"
     by_line = {r["line"]: r for r in await _results(practice_api, created["id"])}
     assert by_line[1]["errors"] == [{"pointer": "/external_id", "detail": "already exists"}]
@@ -244,3 +287,39 @@ async def test_a_concurrent_write_sends_the_batch_line_by_line(
     after = await _counts(owner_engine, practice_api.tenant_id)
     assert after["encounter"] - before["encounter"] == 2  # the rival's and line 2's
     assert after["patient"] - before["patient"] == 1  # line 1's patient went with its refusal
+
+
+async def test_a_batch_prepared_against_one_that_fell_back_is_prepared_again(
+    practice_api: Api, owner_engine: AsyncEngine, sessions: Sessions, settings: Settings
+) -> None:
+    """Batch (1, 2) meets a concurrent writer and is taken line by line: line 2's new patient is stored
+    under another id than the one batch (3, 4) was prepared against, so that batch is prepared again and
+    finds it."""
+    stored = await practice_api.post("/encounters", encounter_payload())
+    assert stored.status_code == 201, stored.text
+    patient = patient_payload()
+    member = {"payer_id": "DEMO-MCR", "member_id": f"M{uuid.uuid4().hex[:10]}", "relationship": "self"}
+    raced = encounter_payload()
+    lines = [
+        raced,
+        encounter_payload(patient=patient, coverage=member),
+        encounter_payload(patient=patient, coverage=member),
+        encounter_payload(),
+    ]
+    created = (await upload(practice_api, ndjson(*lines))).json()
+    before = await _counts(owner_engine, practice_api.tenant_id)
+    async with _rival_holding(owner_engine, stored.json()["id"], raced["external_id"]):
+        job = asyncio.create_task(_run(sessions, settings, practice_api, created["id"], batch_lines=2))
+        assert await _blocked_write(owner_engine, job)
+    assert await job == "done"
+    by_line = {r["line"]: r for r in await _results(practice_api, created["id"])}
+    assert [by_line[n]["outcome"] for n in (1, 2, 3, 4)] == ["rejected", "accepted", "accepted", "accepted"]
+
+    async def encounter(line: int) -> dict[str, Any]:
+        return dict((await practice_api.get(f"/encounters/{by_line[line]['encounter_id']}")).json())
+
+    second, third = await encounter(2), await encounter(3)
+    assert (third["patient_id"], third["coverage_id"]) == (second["patient_id"], second["coverage_id"])
+    after = await _counts(owner_engine, practice_api.tenant_id)
+    assert after["patient"] - before["patient"] == 2  # line 2's (found by line 3) and line 4's
+    assert after["coverage"] - before["coverage"] == 2

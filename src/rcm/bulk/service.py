@@ -10,6 +10,12 @@ the function ``POST .../encounters`` runs as a batch of one: the same validation
 coding work item, with ONE lookup statement and ONE write statement for the lines. A rejected line is
 refused before anything is written, so it never takes the others down. FHIR Bundle lines go through
 ``ingest_bundle`` below, each in a savepoint.
+
+Batches are written one after the other, each in its own transaction, and the next batch is read, parsed
+and prepared (looked up, resolved, its rows built and sealed: the CPU half of the work) while the one
+before it is written: it is prepared as if that batch were stored (``IntakeBatch.after``), and prepared
+again in its own transaction if that batch did not commit exactly what it prepared (it met a concurrent
+writer) or another runner moved the cursor in between.
 """
 
 from __future__ import annotations
@@ -286,7 +292,13 @@ async def run_job(
                 continue  # done before a restart, or a blank line (not a record)
             batch.append((number, _parse(raw, layout)))
             if len(batch) >= batch_lines:
-                await flight.start(_run_batch(run, actor, batch, layout))
+                if not flight.prepared_ahead():
+                    await flight.settle()  # what the batch in flight creates is known only once it is stored
+                ahead = await _prepare_ahead(run, actor, batch, earlier=flight.ahead)
+                if not await flight.settle():
+                    # The batch before did not write what it had prepared: prepare against what it stored.
+                    ahead = await _prepare_ahead(run, actor, batch, earlier=None)
+                flight.start(_run_batch(run, actor, batch, layout, ahead=ahead), ahead)
                 batch = []
                 batches += 1
                 if stop_after_batches is not None and batches >= stop_after_batches:
@@ -303,20 +315,27 @@ async def run_job(
 
 
 class _InFlight:
-    """The one batch being written while the next is read: started only once the one before has ended."""
+    """The one batch being written while the next is read and prepared (started once the one before it
+    has settled), with what it prepared ahead: the next batch is prepared as if that were stored."""
 
     def __init__(self) -> None:
-        self.running: asyncio.Task[None] | None = None
+        self.running: asyncio.Task[bool] | None = None
+        self.ahead: encounters.IntakeBatch | None = None
 
-    async def start(self, work: Coroutine[Any, Any, None]) -> None:
-        await self.settle()
+    def prepared_ahead(self) -> bool:
+        """Nothing in flight, or a batch whose creations are known (it was prepared ahead)."""
+        return self.running is None or self.ahead is not None
+
+    def start(self, work: Coroutine[Any, Any, bool], ahead: encounters.IntakeBatch | None) -> None:
+        assert self.running is None, "settle the batch in flight first"
         self.running = asyncio.create_task(work)
+        self.ahead = ahead
 
-    async def settle(self) -> None:
-        """Wait for the batch in flight (its error is the job's)."""
-        running, self.running = self.running, None
-        if running is not None:
-            await running
+    async def settle(self) -> bool:
+        """Wait for the batch in flight (its error is the job's); False when it did not write exactly what
+        it had prepared ahead, so a batch prepared against that is stale."""
+        running, self.running, self.ahead = self.running, None, None
+        return await running if running is not None else True
 
     async def abandon(self) -> None:
         """The read failed (or the job was cancelled) with a batch in flight: it is lost as a crash would
@@ -344,6 +363,44 @@ async def _finish(run: _Run, status: BulkStatus, failure: str | None) -> BulkSta
     return status
 
 
+def _encounter_lines(
+    batch: list[tuple[int, parsing.Parsed | None]],
+) -> list[tuple[int, EncounterCreate]] | None:
+    """The batch's encounter lines, or None when it holds a Bundle line (taken in turn with the others)."""
+    items: list[tuple[int, EncounterCreate]] = []
+    for number, parsed in batch:
+        if parsed is None or parsed.errors:
+            continue
+        if parsed.encounter is None:
+            return None
+        items.append((number, parsed.encounter))
+    return items
+
+
+async def _prepare_ahead(
+    run: _Run,
+    actor: Principal,
+    batch: list[tuple[int, parsing.Parsed | None]],
+    *,
+    earlier: encounters.IntakeBatch | None,
+) -> encounters.IntakeBatch | None:
+    """The batch's encounter lines prepared in a short transaction of their own, as if ``earlier`` (the
+    batch being written) were stored; None for a batch with a Bundle line (prepared in turn, in its own)."""
+    items = _encounter_lines(batch)
+    if items is None:
+        return None
+    async with run.scope(actor) as scope:
+        return await encounters.prepare_encounters(
+            scope,
+            [data for _, data in items],
+            scope.manifest,
+            source="bulk",
+            skew=run.skew,
+            earlier=earlier,
+            audit=False,
+        )
+
+
 async def _run_batch(
     run: _Run,
     actor: Principal,
@@ -351,7 +408,10 @@ async def _run_batch(
     layout: parsing.CsvLayout | None,
     *,
     last: bool = False,
-) -> None:
+    ahead: encounters.IntakeBatch | None = None,
+) -> bool:
+    """Write one batch with its line outcomes and the job's cursor; True when it wrote exactly the rows
+    ``ahead`` had prepared (what the batch after it may have been prepared against)."""
     async with run.scope(actor) as scope:
         repo = scope.repo(BulkIntakeRepository)
         job = await repo.lock(
@@ -359,9 +419,13 @@ async def _run_batch(
         )  # a second runner of the same job waits here, then skips what is done
         if job is None:
             raise NotFound
+        whole = len(batch)
         batch = [(n, raw) for n, raw in batch if n > job.cursor_line]
+        if len(batch) != whole:
+            ahead = None  # another runner wrote some of these lines: prepare what is left afresh
         outcomes: dict[int, dict[str, Any]] = {}
         run_of_encounters: list[tuple[int, EncounterCreate]] = []
+        exact = ahead is not None
         for number, parsed in batch:
             if parsed is None:  # a line over the length limit
                 outcomes[number] = _rejected(parsing.too_long())
@@ -375,7 +439,11 @@ async def _run_batch(
                 outcomes |= await _run_encounters(scope, run_of_encounters, layout, skew=run.skew)
                 run_of_encounters = []
                 outcomes[number] = await _run_line(scope, parsed, layout, skew=run.skew)
-        outcomes |= await _run_encounters(scope, run_of_encounters, layout, skew=run.skew)
+        if ahead is not None:
+            written, exact = await _write_ahead(scope, run_of_encounters, ahead, layout, skew=run.skew)
+            outcomes |= written
+        else:
+            outcomes |= await _run_encounters(scope, run_of_encounters, layout, skew=run.skew)
         rows = [{"line_no": number, **outcomes[number]} for number, _ in batch]
         accepted = sum(row["outcome"] is LineOutcome.ACCEPTED for row in rows)
         await repo.add_lines(job, rows)
@@ -391,6 +459,57 @@ async def _run_batch(
             values["status"] = BulkStatus.DONE
         if values:
             await repo.advance(job, **values)
+    return exact
+
+
+async def _write_ahead(
+    scope: TenantScope,
+    items: list[tuple[int, EncounterCreate]],
+    prepared: encounters.IntakeBatch,
+    layout: parsing.CsvLayout | None,
+    *,
+    skew: timedelta,
+) -> tuple[dict[int, dict[str, Any]], bool]:
+    """Encounter lines prepared ahead, written in a savepoint with their audit events; taken again one by
+    one if a concurrent writer stored one of their records first (then False: not what was prepared)."""
+    mark = pending_mark(scope.session)
+    savepoint = await scope.session.begin_nested()
+    try:
+        encounters.audit_created(scope, prepared)
+        if prepared.rows:
+            await encounters.write_encounters(scope, prepared, audit_since=mark)
+    except IntegrityError:
+        await savepoint.rollback()
+        discard_pending_since(scope.session, mark)
+        return await _one_by_one(scope, items, layout, skew=skew), False
+    await savepoint.commit()
+    return _outcomes(items, prepared, layout), True
+
+
+async def _one_by_one(
+    scope: TenantScope,
+    items: list[tuple[int, EncounterCreate]],
+    layout: parsing.CsvLayout | None,
+    *,
+    skew: timedelta,
+) -> dict[int, dict[str, Any]]:
+    return {
+        number: await _run_line(scope, parsing.Parsed(encounter=data), layout, skew=skew)
+        for number, data in items
+    }
+
+
+def _outcomes(
+    items: list[tuple[int, EncounterCreate]],
+    prepared: encounters.IntakeBatch,
+    layout: parsing.CsvLayout | None,
+) -> dict[int, dict[str, Any]]:
+    return {
+        number: _accepted(outcome.encounter.id)
+        if isinstance(outcome, encounters.Prepared)
+        else _refused(outcome, layout)
+        for (number, _), outcome in zip(items, prepared.outcomes, strict=True)
+    }
 
 
 async def _run_encounters(
@@ -418,17 +537,9 @@ async def _run_encounters(
     except IntegrityError:
         await savepoint.rollback()
         discard_pending_since(scope.session, mark)
-        return {
-            number: await _run_line(scope, parsing.Parsed(encounter=data), layout, skew=skew)
-            for number, data in items
-        }
+        return await _one_by_one(scope, items, layout, skew=skew)
     await savepoint.commit()
-    return {
-        number: _accepted(outcome.encounter.id)
-        if isinstance(outcome, encounters.Prepared)
-        else _refused(outcome, layout)
-        for (number, _), outcome in zip(items, prepared.outcomes, strict=True)
-    }
+    return _outcomes(items, prepared, layout)
 
 
 async def _run_line(

@@ -202,6 +202,29 @@ class IntakeBatch:
     created_coverages: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
     created_patients: list[uuid.UUID] = field(default_factory=list)
     created_encounters: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+    # What the batch before this one creates (``after``): found, as if it were stored.
+    earlier_external_ids: set[str] = field(default_factory=set)
+    earlier_patients: dict[bytes, Patient] = field(default_factory=dict)
+    earlier_coverages: dict[tuple[uuid.UUID, str, bytes], uuid.UUID] = field(default_factory=dict)
+    # ``providers`` from this index on are this batch's own (those before it are the earlier batch's).
+    own_providers_from: int = 0
+
+    @classmethod
+    def after(cls, earlier: IntakeBatch | None) -> IntakeBatch:
+        """A batch resolved as if ``earlier`` (prepared, written but not yet committed when this one looks
+        up) were already stored: what it creates is found, never created twice. Only ``earlier``'s own
+        creations are carried (not what it carried itself: that is committed by then), so a run of
+        batches holds two at a time however long it is."""
+        if earlier is None:
+            return cls()
+        own = earlier.providers[earlier.own_providers_from :]
+        return cls(
+            earlier_external_ids=earlier.external_ids,
+            earlier_patients=earlier.patients,
+            earlier_coverages=earlier.coverages,
+            providers=list(own),
+            own_providers_from=len(own),
+        )
 
 
 async def create_encounter(
@@ -248,11 +271,17 @@ async def prepare_encounters(
     *,
     source: str,
     skew: timedelta,
+    earlier: IntakeBatch | None = None,
+    audit: bool = True,
 ) -> IntakeBatch:
     """Validate, look up (one statement for the batch) and resolve each item as if the items were taken in
     turn: a later item finds the patient, coverage, provider or external id an earlier one creates. Every
     reference of an item is checked before anything is built, so one answer names every unknown id. An
-    item's error never touches the others; nothing is written here."""
+    item's error never touches the others; nothing is written here.
+
+    ``earlier``: a batch written just before this one, not committed yet (see ``IntakeBatch.after``).
+    Without ``audit`` the creations are not recorded: the caller records them (``audit_created``) in the
+    transaction that writes the batch, when that is not the one that prepared it."""
     latest = patients.latest_plausible_date(skew)
     keyring = scope.keyring
     checked: list[list[FieldError]] = [check_encounter(data, manifest, latest) for data in items]
@@ -282,7 +311,7 @@ async def prepare_encounters(
     resolved = {
         index: (probe, billing, hit) for (index, probe, billing), hit in zip(probes, found, strict=True)
     }
-    batch = IntakeBatch()
+    batch = IntakeBatch.after(earlier)
     priority, sla = workqueue.sla_for(manifest, QueueKind.CODING, default=DEFAULT_CODING_SLA)
     for index, data in enumerate(items):
         if checked[index]:
@@ -305,11 +334,12 @@ async def prepare_encounters(
             batch.outcomes.append(exc)
         else:
             batch.outcomes.append(prepared)
-    _audit_created(scope, batch)
+    if audit:
+        audit_created(scope, batch)
     return batch
 
 
-def _audit_created(scope: TenantScope, batch: IntakeBatch) -> None:
+def audit_created(scope: TenantScope, batch: IntakeBatch) -> None:
     """The creations of the batch, one event per kind naming every record and patient (a batch of one
     records what a lone intake does). Recorded before the write, which carries them: the rows and their
     audit events in one statement."""
@@ -353,7 +383,11 @@ def _prepare(
 ) -> Prepared:
     """One item of a batch: raises the error a lone intake would; otherwise its rows join ``batch`` (and
     what it creates becomes visible to the later items, and to the batch's audit events)."""
-    if found.external_id_taken or data.external_id in batch.external_ids:
+    if (
+        found.external_id_taken
+        or data.external_id in batch.external_ids
+        or data.external_id in batch.earlier_external_ids
+    ):
         raise _external_id_taken()
     unknown = _unknown_references(scope, data, found)
     if unknown:
@@ -479,7 +513,7 @@ def _resolve_patient(
     created by an earlier item of the batch)."""
     if data.patient is not None:
         assert probe.mrn_index is not None
-        earlier = batch.patients.get(probe.mrn_index)
+        earlier = batch.patients.get(probe.mrn_index) or batch.earlier_patients.get(probe.mrn_index)
         if earlier is not None:
             patients.check_same_patient(scope.keyring, data.patient, earlier.name_dob_bidx, "/patient")
             return earlier.id, False
@@ -505,8 +539,9 @@ def _resolve_coverage(
 ) -> tuple[uuid.UUID | None, bool]:
     if data.coverage is not None:
         assert member_index is not None
-        earlier = batch.coverages.get((patient_id, data.coverage.payer_id, member_index))
-        if earlier is not None:  # created by an earlier item of the batch
+        key = (patient_id, data.coverage.payer_id, member_index)
+        earlier = batch.coverages.get(key) or batch.earlier_coverages.get(key)
+        if earlier is not None:  # created by an earlier item of the batch (or by the batch before)
             return earlier, False
         if found.coverage is not None and found.coverage.patient_id == patient_id:
             return found.coverage.id, False  # the patient's coverage with this payer and member id
