@@ -440,7 +440,7 @@ async def _run_batch(
                 run_of_encounters = []
                 outcomes[number] = await _run_line(scope, parsed, layout, skew=run.skew)
         if ahead is not None:
-            written, exact = await _write_ahead(scope, run_of_encounters, ahead, layout, skew=run.skew)
+            written, exact = await _write_prepared(scope, run_of_encounters, ahead, layout, skew=run.skew)
             outcomes |= written
         else:
             outcomes |= await _run_encounters(scope, run_of_encounters, layout, skew=run.skew)
@@ -462,7 +462,7 @@ async def _run_batch(
     return exact
 
 
-async def _write_ahead(
+async def _write_prepared(
     scope: TenantScope,
     items: list[tuple[int, EncounterCreate]],
     prepared: encounters.IntakeBatch,
@@ -470,7 +470,7 @@ async def _write_ahead(
     *,
     skew: timedelta,
 ) -> tuple[dict[int, dict[str, Any]], bool]:
-    """Encounter lines prepared ahead, written in a savepoint with their audit events; taken again one by
+    """Prepared encounter lines written in a savepoint with their audit events; taken again one by
     one if a concurrent writer stored one of their records first (then False: not what was prepared)."""
     mark = pending_mark(scope.session)
     savepoint = await scope.session.begin_nested()
@@ -526,20 +526,11 @@ async def _run_encounters(
     again one by one, each finding what is committed by then."""
     if not items:
         return {}
-    mark = pending_mark(scope.session)
-    savepoint = await scope.session.begin_nested()
-    try:
-        prepared = await encounters.prepare_encounters(
-            scope, [data for _, data in items], scope.manifest, source="bulk", skew=skew
-        )
-        if prepared.rows:
-            await encounters.write_encounters(scope, prepared, audit_since=mark)
-    except IntegrityError:
-        await savepoint.rollback()
-        discard_pending_since(scope.session, mark)
-        return await _one_by_one(scope, items, layout, skew=skew)
-    await savepoint.commit()
-    return _outcomes(items, prepared, layout)
+    prepared = await encounters.prepare_encounters(
+        scope, [data for _, data in items], scope.manifest, source="bulk", skew=skew, audit=False
+    )
+    outcomes, _ = await _write_prepared(scope, items, prepared, layout, skew=skew)
+    return outcomes
 
 
 async def _run_line(
