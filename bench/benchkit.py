@@ -87,6 +87,8 @@ async def scratch_database(name: str) -> Database:
     admin = make_url(server).set(database=name).render_as_string(hide_password=False)
     await asyncio.to_thread(upgrade_to_head, admin)
     data_dir = ROOT / ".rcm" / f"{name}-data"
+    # The demo's sandbox payer reads RCM_ENV itself (connectors import no settings): dev, as in make run.
+    os.environ.setdefault("RCM_ENV", "dev")
     await seed_demo(Settings(env="dev", database_url=admin, data_dir=data_dir))
     app = make_url(admin).set(username=APP_ROLE, password=None, drivername="postgresql")
     return Database(
