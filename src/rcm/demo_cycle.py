@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rcm.audit.events import RequestInfo
 from rcm.blobs.store import BlobStore
 from rcm.claims.batches import build_batches
-from rcm.claims.jobs import breaker_for
 from rcm.claims.repository import ClaimRepository
 from rcm.claims.responses import Practice, fetch_practice
 from rcm.claims.submission import Policy, Submitter, submit_batch
@@ -28,6 +27,7 @@ from rcm.demo import GIVEN, SEEDER, external_id
 from rcm.encounters.repository import EncounterRepository
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
+from rcm.payers.breaker import breaker_for
 from rcm.scrub.service import scrub_encounter
 from rcm.tenancy.jobs import job_tenant_scope
 from rcm.tenancy.models import Tenant

@@ -178,9 +178,17 @@ async def test_claims_without_an_answer_past_the_payers_days_get_one_follow_up(
             text("UPDATE rcm.claim SET state_changed_at = now() - interval '31 days' WHERE id = :c"),
             {"c": late},
         )
-    for expected in (1, 0):  # the second run finds the item open: no second one
-        async with operator_scope(sessions, settings, practice) as scope:
-            assert await open_follow_ups(scope) == expected
+    # Demo Medicare answers 276s: its claims are the status job's, never a follow-up of this sweep.
+    async with operator_scope(sessions, settings, practice) as scope:
+        assert await open_follow_ups(scope) == 0
+    # Without its status service (as a payer that answers only by phone), a person follows up.
+    await _status_service(owner_engine, "DEMO-MCR", None)
+    try:
+        for expected in (1, 0):  # the second run finds the item open: no second one
+            async with operator_scope(sessions, settings, practice) as scope:
+                assert await open_follow_ups(scope) == expected
+    finally:
+        await _status_service(owner_engine, "DEMO-MCR", "sandbox:claims")
     items = await rows(
         owner_engine,
         "SELECT subject_id, reason, status FROM rcm.work_item WHERE subject_id = ANY(:c)",
@@ -218,3 +226,10 @@ async def test_a_claim_whose_item_another_biller_holds_is_theirs_to_act_on(
     done = await holder.post(f"/billing/items/{item_id}/complete", {"action": "close", "reason": "late"})
     assert done.status_code == 200, done.text
     assert done.json()["claim"]["state"] == "closed"
+
+
+async def _status_service(owner_engine: AsyncEngine, payer_id: str, endpoint: str | None) -> None:
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE rcm.payer SET status_endpoint = :e WHERE id = :p"), {"e": endpoint, "p": payer_id}
+        )

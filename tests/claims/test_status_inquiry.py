@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from rcm.audit.events import RequestInfo
 from rcm.blobs.store import BlobStore
 from rcm.claims.states import ClaimState
-from rcm.claims.status_inquiry import classify, inquire, run_status_inquiries
+from rcm.claims.status_inquiry import ask, classify, prepare, record, run_status_inquiries
 from rcm.claims.status_jobs import status_inquiries
 from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
@@ -27,6 +27,7 @@ from rcm.eligibility.models import InquiryOutcome
 from rcm.identity.principal import system_principal
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
+from rcm.payers.breaker import Breaker, MemoryBreaker, breaker_key
 from rcm.tenancy.models import Tenant
 from rcm.worker import configure_jobs
 from sandbox_payer.store import ClaimRecord, Store
@@ -80,7 +81,11 @@ def _record(pcn: str, ccn: str, outcome: str, *, due: int = 0) -> ClaimRecord:
 
 
 async def _run(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, practice: Tenant
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    practice: Tenant,
+    *,
+    breaker: Breaker | None = None,
 ) -> dict[str, int]:
     counts = await run_status_inquiries(
         sessions,
@@ -89,6 +94,7 @@ async def _run(
         store=BlobStore.from_settings(settings),
         secrets=SecretResolver(None),
         deadline_seconds=10.0,
+        breaker=breaker or MemoryBreaker(failures=5, cooldown_seconds=60.0),
         actor=system_principal("claims.status_inquiries"),
         request=RequestInfo(request_id="status-test", trace_id=""),
     )
@@ -168,19 +174,12 @@ async def test_the_277_moves_rejects_waits_or_follows_up_each_claim_once(
         c=finalized,
     )
     assert [(e.cause, e.kind) for e in events] == [("status", "277")]
-    assert events[0].reason == "STC F1:65"
+    assert events[0].reason == "277 F1 Finalized/Payment: 65 Claim/line has been paid"
 
     # At-least-once: running again (or redelivering) asks nobody twice within the payer's interval.
     assert await _run(sessions, settings, practice) == {}
     async with practice_scope(sessions, settings, practice) as scope:
-        again = await inquire(
-            scope,
-            pending,
-            store=BlobStore.from_settings(settings),
-            secrets=SecretResolver(None),
-            deadline_seconds=10.0,
-            now=datetime.now(UTC),
-        )
+        again = await prepare(scope, pending, now=datetime.now(UTC))
     assert again is None
     count = await rows(
         owner_engine, "SELECT count(*) AS n FROM rcm.claim_status_inquiry WHERE tenant_id = :t", t=practice.id
@@ -246,3 +245,79 @@ async def test_the_operator_command_asks_and_prints_the_outcomes(
     assert first.exit_code == 0, first.output
     assert first.output.strip() == "not_found=1"
     assert again.output.strip() == "no claims due an inquiry"
+
+
+async def test_an_open_circuit_asks_nobody_and_records_nothing(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+    sandbox: Store,
+) -> None:
+    claim_id, pcn = await _submitted_long_ago(claims, intake, practice, owner_engine)
+    sandbox.save_claims({"CCN-F": _record(pcn, "CCN-F", "paid")})
+    breaker = MemoryBreaker(failures=1, cooldown_seconds=600.0)
+    await breaker.record_failure(breaker_key("sandbox", "sandbox:claims"))  # the payer was down a moment ago
+
+    assert await _run(sessions, settings, practice, breaker=breaker) == {"unanswered": 1}
+    # Nothing of the question was kept and nothing moved: the claim is asked again at the next run.
+    kept = await rows(
+        owner_engine,
+        "SELECT (SELECT count(*) FROM rcm.claim_status_inquiry WHERE tenant_id = :t) AS inquiries,"
+        " (SELECT count(*) FROM rcm.x12_file WHERE tenant_id = :t AND kind IN ('276', '277')) AS files",
+        t=practice.id,
+    )
+    assert (kept[0].inquiries, kept[0].files) == (0, 0)
+
+    await breaker.record_success(breaker_key("sandbox", "sandbox:claims"))
+    assert await _run(sessions, settings, practice, breaker=breaker) == {"finalized": 1}
+    state = await rows(owner_engine, "SELECT state FROM rcm.claim WHERE id = :c", c=claim_id)
+    assert state[0].state == "accepted"
+
+
+async def test_two_runners_that_both_asked_apply_the_first_answer_only(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+    sandbox: Store,
+) -> None:
+    claim_id, pcn = await _submitted_long_ago(claims, intake, practice, owner_engine)
+    sandbox.save_claims({"CCN-R": _record(pcn, "CCN-R", "rejected_277ca")})
+    now = datetime.now(UTC)
+    store = BlobStore.from_settings(settings)
+    breaker = MemoryBreaker(failures=5, cooldown_seconds=60.0)
+    questions = []
+    for _ in range(2):  # both built before either answer is recorded: no lock is held while asking
+        async with practice_scope(sessions, settings, practice) as scope:
+            question = await prepare(scope, claim_id, now=now)
+        assert question is not None
+        questions.append(question)
+    answers = [
+        await ask(q, secrets=SecretResolver(None), deadline_seconds=10.0, breaker=breaker) for q in questions
+    ]
+    outcomes = []
+    for question, answer in zip(questions, answers, strict=True):
+        async with practice_scope(sessions, settings, practice) as scope:
+            outcomes.append(await record(scope, question, answer, store=store, now=now))
+    assert outcomes == [InquiryOutcome.REJECTED, None]
+    found = await rows(
+        owner_engine,
+        "SELECT (SELECT count(*) FROM rcm.claim_status_inquiry WHERE claim_id = :c) AS inquiries,"
+        " (SELECT count(*) FROM rcm.claim_event WHERE claim_id = :c AND cause = 'status') AS moves,"
+        " (SELECT count(*) FROM rcm.work_item WHERE subject_id = :c) AS items",
+        c=claim_id,
+    )
+    assert (found[0].inquiries, found[0].moves, found[0].items) == (1, 1, 1)
+    reason = await rows(
+        owner_engine,
+        "SELECT reason FROM rcm.claim_event WHERE claim_id = :c AND cause = 'status'",
+        c=claim_id,
+    )
+    assert reason[0].reason.startswith("277 A7 Acknowledgement/Rejected for invalid information: ")

@@ -11,11 +11,17 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.blobs.store import BlobStore
 from rcm.claims.building import claims_for_clean_scrub
 from rcm.config import Settings
 from rcm.eligibility.models import CheckStatus
 from rcm.eligibility.reading import REFUSED_999, read_answer
+from rcm.eligibility.schemas import EligibilityCheckCreate
+from rcm.eligibility.service import check_eligibility
 from rcm.identity.principal import Role
+from rcm.kit.errors import ServiceUnavailable
+from rcm.kit.secrets import SecretResolver
+from rcm.payers.breaker import MemoryBreaker, breaker_key
 from rcm.scrub.service import load_scrub_input
 from rcm.tenancy.models import Tenant
 from rcm.x12.model import Envelope
@@ -193,6 +199,42 @@ async def test_a_connector_that_cannot_be_configured_is_a_502_and_stores_nothing
         owner_engine, "SELECT id FROM rcm.eligibility_check WHERE tenant_id = :t", t=practice.id
     )
     assert stored == []
+
+
+async def test_a_payer_whose_circuit_is_open_is_a_503_and_is_not_asked(
+    *,
+    intake: Api,
+    claims: Claims,
+    practice: Tenant,
+    owner_engine: AsyncEngine,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    encounter, coverage_id = await _coverage(intake, claims, f"M{uuid.uuid4().hex[:10]}")
+    breaker = MemoryBreaker(failures=1, cooldown_seconds=600.0)
+    await breaker.record_failure(breaker_key("sandbox", "sandbox:eligibility"))  # the payer failed just now
+
+    async def check() -> object:
+        async with practice_scope(sessions, settings, practice) as scope:
+            return await check_eligibility(
+                scope,
+                uuid.UUID(encounter["patient_id"]),
+                uuid.UUID(coverage_id),
+                EligibilityCheckCreate(),
+                store=BlobStore.from_settings(settings),
+                secrets=SecretResolver(None),
+                deadline_seconds=10.0,
+                breaker=breaker,
+            )
+
+    with pytest.raises(ServiceUnavailable, match="DEMO-MCR is not answering at the moment"):
+        await check()
+    stored = await rows(
+        owner_engine, "SELECT id FROM rcm.eligibility_check WHERE tenant_id = :t", t=practice.id
+    )
+    assert stored == []
+    await breaker.record_success(breaker_key("sandbox", "sandbox:eligibility"))
+    assert await check() is not None  # closed again: the payer is asked
 
 
 async def test_a_bad_service_type_is_a_422_naming_the_field(intake: Api, claims: Claims) -> None:

@@ -2,8 +2,8 @@
 payer), allocating their interchange control numbers, and with ``--render`` write and keep each new batch's
 837 (each in its own transaction: a batch whose practice lacks what an 837 needs stays built, unrendered,
 and the reason is printed); ``rcm claims follow-ups [SLUG...]``: open follow-up items for claims without an
-answer; ``rcm claims status-inquiries [SLUG...]``: ask payers about them (276/277); ``rcm claims fetch
-[SLUG...]``: fetch the payers' responses (999, 277CA, 835) and apply them.
+answer from payers with no status service; ``rcm claims status-inquiries [SLUG...]``: ask the others about
+them (276/277); ``rcm claims fetch [SLUG...]``: fetch the payers' responses (999, 277CA, 835) and apply them.
 Operator jobs, as the app role."""
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ async def _render(batches: list[SubmissionBatch]) -> list[str]:
 @click.argument("slugs", nargs=-1)
 def follow_ups(slugs: tuple[str, ...]) -> None:
     """Open a billing-queue follow-up for each claim without an answer past its payer's status-inquiry
-    days, in SLUGS (default: every practice not offboarded)."""
+    days, of payers with no electronic status service (the others are asked by ``status-inquiries``), in
+    SLUGS (default: every practice not offboarded)."""
     from rcm.kit.cli import role_database, run
 
     role_database(get_settings())

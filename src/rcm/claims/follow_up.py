@@ -1,6 +1,8 @@
 """Follow-ups: a claim the payer has had for longer than its ``status_inquiry_days`` without an answer
-(still submitted or accepted) gets a ``follow_up`` item in the billing queue, once (the 276 status inquiry
-itself is the status work's). Run by the operator job ``rcm claims follow-ups``."""
+(still submitted or accepted) gets a ``follow_up`` item in the billing queue, once, when its payer offers no
+electronic status service: a person asks by phone or portal. A payer with one is asked by the 276 job
+(``rcm.claims.status_inquiry``), which opens the follow-up itself when the 277 does not settle the claim, so
+a claim never gets both. Run by the operator job ``rcm claims follow-ups``."""
 
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from rcm.workqueue.models import BillingReason, QueueKind, SubjectType, WorkItem
 
 
 async def open_follow_ups(scope: SystemScope, *, now: datetime | None = None, limit: int = 10_000) -> int:
-    """Open a follow-up item for every claim overdue for an answer in the scope's practices; returns how
-    many. Each practice's billing SLA (manifest ``sla.billing``) gives the item's priority and due date."""
+    """Open a follow-up item for every claim overdue for an answer from a payer with no status service in
+    the scope's practices; returns how many. Each practice's billing SLA (manifest ``sla.billing``) gives
+    the item's priority and due date."""
     now = now or datetime.now(UTC)
-    due = await scope.repo(ClaimRepository).due_for_follow_up(limit=limit)
+    due = await scope.repo(ClaimRepository).due_for_follow_up(limit=limit, electronic=False)
     if not due:
         return 0
     slas = {}

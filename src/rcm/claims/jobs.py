@@ -3,8 +3,6 @@ needs from its worker process (sessions, keys, blob store, the connectors' circu
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,35 +12,15 @@ from rcm.blobs.store import BlobStore
 from rcm.claims.outbox_repository import OutboxRepository
 from rcm.claims.submission import Policy, Submitter
 from rcm.claims.submit_tasks import submit_batch_job
-from rcm.config import Settings
 from rcm.crypto.keyring import KeyStore
 from rcm.identity.principal import system_principal
 from rcm.kit.secrets import SecretResolver
-from rcm.payers.breaker import Breaker, open_breaker
+from rcm.payers.breaker import breaker_for
 from rcm.worker import enqueue, job_context
 from rcm.worker.scheduler import JobResources, periodic
 
 RELAY = "claims.relay_submissions"
 RELAY_LIMIT = 1000
-
-_lock = threading.Lock()
-_breakers: dict[asyncio.AbstractEventLoop, Breaker] = {}
-
-
-def breaker_for(settings: Settings) -> Breaker:
-    """This event loop's breaker (a Redis client belongs to the loop it was made on); shared across the
-    workers through RCM_REDIS_URL, this process's memory otherwise."""
-    loop = asyncio.get_running_loop()
-    with _lock:
-        found = _breakers.get(loop)
-        if found is None:
-            found = _breakers[loop] = open_breaker(
-                settings.redis_url.get_secret_value() if settings.redis_url else None,
-                prefix=settings.redis_key_prefix,
-                failures=settings.connector_breaker_failures,
-                cooldown_seconds=settings.connector_breaker_cooldown_seconds,
-            )
-        return found
 
 
 def process_submitter() -> Submitter:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, func, insert, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, and_, func, insert, literal, not_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import (
@@ -225,9 +225,12 @@ class ClaimRepository(TenantScopedRepository[Claim]):
             stmt = stmt.where(after_key(Claim.created_at, Claim.id, after))
         return await self._all(stmt.order_by(Claim.created_at, Claim.id).limit(limit))
 
-    async def due_for_follow_up(self, *, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    async def due_for_follow_up(self, *, limit: int, electronic: bool) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """(practice, claim) of claims with the payer and no answer for longer than the payer's
-        ``status_inquiry_days`` (submitted or accepted since then), and no live billing item about them."""
+        ``status_inquiry_days`` (submitted or accepted since then), and no live billing item about them;
+        of payers with an electronic status service (``electronic``: the 276 job asks them) or without one
+        (a person follows up)."""
+        asks = and_(Payer.status_connector.is_not(None), Payer.status_endpoint.is_not(None))
         live = (
             select(_ITEM.c.id)
             .where(
@@ -245,6 +248,7 @@ class ClaimRepository(TenantScopedRepository[Claim]):
                 self.tenant_filter(Claim.tenant_id),
                 Claim.state.in_([ClaimState.SUBMITTED, ClaimState.ACCEPTED]),
                 Claim.state_changed_at < func.now() - func.make_interval(0, 0, 0, Payer.status_inquiry_days),
+                asks if electronic else not_(asks),
                 ~live,
             )
             .order_by(Claim.state_changed_at)

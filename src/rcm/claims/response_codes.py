@@ -91,9 +91,12 @@ STATUS_CATEGORIES = {
     "F2": "Finalized/Denial",
     "P1": "Pending/In process",
 }
-# STC01-2: claim status codes a 277CA commonly carries.
+# STC01-2: claim status codes a 277CA or a 277 commonly carries.
 STATUS_CODES = {
     "0": "Cannot provide further status electronically",
+    "1": "For more detailed information, see remittance advice",
+    "2": "More detailed information in letter",
+    "3": "Claim has been adjudicated and is awaiting payment cycle",
     "16": "Claim/encounter has been forwarded to entity",
     "19": "Entity acknowledges receipt of claim/encounter",
     "20": "Accepted for processing",
@@ -111,6 +114,7 @@ STATUS_CODES = {
     "33": "Subscriber and subscriber id not found",
     "34": "Subscriber and policyholder name not found",
     "35": "Claim/encounter not found",
+    "65": "Claim/line has been paid",
     "562": "Entity's National Provider Identifier (NPI)",
 }
 # STC01-3: entity identifier codes a status names (whose information is in error).
@@ -159,13 +163,14 @@ def _segment(error: SegmentError) -> str:
     return text
 
 
-def status_text(statuses: Iterable[Status], *, accepted: bool = False) -> str:
-    """A 277CA claim's statuses in words: each STC01/10/11 composite as category, status code and entity."""
+def status_text(statuses: Iterable[Status], *, accepted: bool = False, kind: str = "277CA") -> str:
+    """A 277CA (or 277) claim's statuses in words: each STC01/10/11 composite as category, status code
+    and entity."""
     parts: list[str] = []
     for found in statuses:
         for code in found.codes:
-            text = f"277CA {_named(code.category, STATUS_CATEGORIES)}: {_named(code.code, STATUS_CODES)}"
+            text = f"{kind} {_named(code.category, STATUS_CATEGORIES)}: {_named(code.code, STATUS_CODES)}"
             if code.entity:
                 text += f" ({_named(code.entity, ENTITIES)})"
             parts.append(text)
-    return "; ".join(parts) or ("277CA accepted" if accepted else "277CA rejected without a status")
+    return "; ".join(parts) or (f"{kind} accepted" if accepted else f"{kind} rejected without a status")

@@ -5,18 +5,21 @@ both files kept encrypted, and the 277's first claim status (STC01) applied:
 - A0/A1/A2/A5 (received, accepted into adjudication): a still ``submitted`` claim becomes ``accepted`` with
   the payer's claim control number (REF*1K), caused by ``status`` and linked to the 277.
 - A3/A6/A7/A8 (returned, rejected): the claim becomes ``rejected`` and the billing queue gets a
-  ``rejection`` item; the event's reason carries the STC codes.
+  ``rejection`` item; the event's reason is the STC codes in words (as for a 277CA).
 - F* (finalized): noted by the inquiry row only. Adjudication comes from the 835 (a 277 moves no claim to
   paid or denied); a still ``submitted`` claim the payer has finalized is ``accepted`` (it got that far).
 - P* (pending): nothing moves; the next inquiry is due after the payer's interval again.
 - A4 (not found), E* and anything else, a 277 naming no claim, or a 999 refusing the 276: a
   ``follow_up`` billing item, as ``rcm.claims.follow_up`` opens one.
 
-Every inquiry is a ``claim_status_inquiry`` row whose ``next_inquiry_at`` keeps the claim from being asked
+Each claim is asked in three steps: the 276 is built in a transaction of its own (the patient's read
+audited), sent with no transaction open under the connector's circuit breaker (the one submissions use),
+and both files kept and the answer applied in another transaction under the claim's row lock. Every
+inquiry is a ``claim_status_inquiry`` row whose ``next_inquiry_at`` keeps the claim from being asked
 again within its payer's interval: the job is idempotent under at-least-once delivery (a redelivered
-message finds the claim not due, under the claim's row lock). A payer that does not answer leaves no row;
-the claim is asked again at the next run. Run by the periodic job, the ``claims.status_inquiries`` actor
-(one practice) and ``rcm claims status-inquiries``."""
+message finds the claim not due; two runners that both asked apply the first answer only). A payer that
+does not answer (or whose circuit is open) leaves no row; the claim is asked again at the next run. Run by
+the periodic job, the ``claims.status_inquiries`` actor (one practice) and ``rcm claims status-inquiries``."""
 
 from __future__ import annotations
 
@@ -24,11 +27,13 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import Action, RequestInfo
 from rcm.blobs.store import BlobStore
+from rcm.claims import response_codes
 from rcm.claims.building import CLAIM, open_billing_item
 from rcm.claims.models import Claim
 from rcm.claims.repository import ClaimRepository
@@ -38,11 +43,14 @@ from rcm.eligibility import exchange
 from rcm.eligibility.models import ClaimStatusInquiry, InquiryOutcome
 from rcm.eligibility.repository import InquiryRepository
 from rcm.identity.principal import Principal
+from rcm.interchanges import service as files
+from rcm.interchanges.models import Direction
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
 from rcm.patients.repository import CoverageRepository
 from rcm.patients.service import load_patient
+from rcm.payers.breaker import Breaker
 from rcm.payers.models import Payer, PayerEnrollment
 from rcm.payers.repository import EnrollmentRepository
 from rcm.tenancy.jobs import job_tenant_scope
@@ -64,9 +72,9 @@ _REJECTED = ("A3", "A6", "A7", "A8")
 async def due_inquiries(
     scope: SystemScope, *, now: datetime, limit: int = 1000
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(practice, claim) overdue for an answer (``due_for_follow_up``: no live billing item either) and not
-    asked within their payer's interval."""
-    due = await scope.repo(ClaimRepository).due_for_follow_up(limit=limit)
+    """(practice, claim) of payers with a status service, overdue for an answer (``due_for_follow_up``: no
+    live billing item either) and not asked within their payer's interval."""
+    due = await scope.repo(ClaimRepository).due_for_follow_up(limit=limit, electronic=True)
     asked = await scope.repo(InquiryRepository).not_due([claim for _, claim in due], now=now)
     return [(tenant, claim) for tenant, claim in due if claim not in asked]
 
@@ -107,52 +115,78 @@ def _first_category(status: ClaimStatus | None) -> str | None:
     return codes[0].category if codes else None
 
 
-def _codes(status: ClaimStatus | None) -> str | None:
-    codes = [f"{c.category}:{c.code}" for found in (status.statuses if status else ()) for c in found.codes]
-    return ("STC " + " ".join(codes)) if codes else None
+class Question(NamedTuple):
+    """A 276 ready to send: built (and its reads audited) in one transaction, sent with none open, its
+    answer recorded in another, so a payer that is slow holds no claim lock and no connection."""
+
+    claim_id: uuid.UUID
+    inquiry_id: uuid.UUID
+    patient_id: uuid.UUID
+    x12: bytes
+    payer: Payer
+    enrollment: PayerEnrollment
 
 
-async def inquire(
-    scope: TenantScope,
-    claim_id: uuid.UUID,
-    *,
-    store: BlobStore,
-    secrets: SecretResolver,
-    deadline_seconds: float,
-    now: datetime,
-) -> InquiryOutcome | None:
-    """Ask the payer about one claim and apply the answer; None when there was nothing to ask (the claim
-    moved on, was asked already within its interval, or its practice is not enrolled with the payer)."""
-    claim = await scope.repo(ClaimRepository).lock(claim_id)
+async def prepare(scope: TenantScope, claim_id: uuid.UUID, *, now: datetime) -> Question | None:
+    """The 276 to ask about one claim; None when there is nothing to ask (the claim moved on, was asked
+    already within its interval, or its practice is not enrolled with the payer). A payer with no electronic
+    status service gets a follow-up item instead: a person asks."""
+    claim = await scope.repo(ClaimRepository).get(claim_id)
     if claim is None or claim.state not in ASKED or claim.coverage_id is None:
         return None
-    inquiries = scope.repo(InquiryRepository)
-    if await inquiries.not_due([claim_id], now=now):
+    if await scope.repo(InquiryRepository).not_due([claim_id], now=now):
         return None
     found = await scope.repo(EnrollmentRepository).for_payer(claim.payer_id)
     if found is None:
         return None
     enrollment, payer = found
     if not payer.status_connector or not payer.status_endpoint:
-        # No electronic status service: what follow_up.py does, a person asks.
         await open_billing_item(scope, claim_id, BillingReason.FOLLOW_UP, now=now)
         return None
     inquiry_id = uuid.uuid4()
-    x12_276 = await _request(scope, claim, enrollment, payer, inquiry_id, now=now)
-    patients = [claim.patient_id]
-    sent, answer, received = await exchange.ask(
-        scope,
-        store,
-        x12_276,
+    x12 = await _request(scope, claim, enrollment, payer, inquiry_id, now=now)
+    return Question(claim_id, inquiry_id, claim.patient_id, x12, payer, enrollment)
+
+
+async def ask(
+    question: Question, *, secrets: SecretResolver, deadline_seconds: float, breaker: Breaker
+) -> bytes:
+    """The payer's answer to ``question`` through its status connector, under the connector's breaker."""
+    assert question.payer.status_connector
+    assert question.payer.status_endpoint
+    return await exchange.call(
+        question.x12,
         lambda connector, x12: connector.claim_status(x12),
-        payer=payer,
-        enrollment=enrollment,
-        connector=payer.status_connector,
-        endpoint=payer.status_endpoint,
-        secrets=secrets,
-        deadline_seconds=deadline_seconds,
-        patient_ids=patients,
+        exchange.PayerLine(
+            question.payer,
+            question.enrollment,
+            question.payer.status_connector,
+            question.payer.status_endpoint,
+            secrets,
+            deadline_seconds,
+            breaker,
+        ),
     )
+
+
+async def record(
+    scope: TenantScope, question: Question, answer: bytes, *, store: BlobStore, now: datetime
+) -> InquiryOutcome | None:
+    """Keep both files and apply the answer under the claim's lock; None (files kept, nothing applied) when
+    another run recorded an answer for this claim since the question was built (at-least-once delivery, or
+    two runners: the payer was asked twice, a read, and the claim moves once)."""
+    claim_id, inquiry_id, patients = question.claim_id, question.inquiry_id, [question.patient_id]
+    connector = question.payer.status_connector or ""
+    sent, _ = await files.keep(
+        scope, store, question.x12, direction=Direction.OUTBOUND, connector=connector, patient_ids=patients
+    )
+    received, _ = await files.keep(
+        scope, store, answer, direction=Direction.INBOUND, connector=connector, patient_ids=patients
+    )
+    claim = await scope.repo(ClaimRepository).lock(claim_id)
+    inquiries = scope.repo(InquiryRepository)
+    if claim is None or claim.state not in ASKED or await inquiries.not_due([claim_id], now=now):
+        return None
     outcome, status = classify(answer, inquiry_id.hex)
     await _apply(scope, claim, outcome, status, file_id=received.id, now=now)
     category = _first_category(status)
@@ -164,7 +198,7 @@ async def inquire(
             outcome=outcome,
             category=category,
             status_code=code,
-            next_inquiry_at=now + timedelta(days=payer.status_inquiry_days),
+            next_inquiry_at=now + timedelta(days=question.payer.status_inquiry_days),
             request_file_id=sent.id,
             response_file_id=received.id,
         )
@@ -239,7 +273,7 @@ async def _apply(
     now: datetime,
 ) -> None:
     claims = scope.repo(ClaimRepository)
-    reason = _codes(status)
+    reason = response_codes.status_text(status.statuses, kind="277") if status and status.statuses else None
     control = status.payer_claim_control_number if status else None
     if outcome in (InquiryOutcome.ACCEPTED, InquiryOutcome.FINALIZED):
         if claim.state is ClaimState.SUBMITTED:
@@ -276,6 +310,7 @@ async def run_status_inquiries(
     store: BlobStore,
     secrets: SecretResolver,
     deadline_seconds: float,
+    breaker: Breaker,
     actor: Principal,
     request: RequestInfo,
     now: datetime | None = None,
@@ -292,14 +327,21 @@ async def run_status_inquiries(
     ) as scope:
         due = await due_inquiries(scope, now=now, limit=limit)
     counts: Counter[str] = Counter()
-    for tenant_id, claim_id in due:
+    for practice, claim_id in due:
+        tenant_id = TenantId(practice)
         try:
             async with job_tenant_scope(
-                sessions, keystore, TenantId(tenant_id), actor=actor, request=request, job=JOB
+                sessions, keystore, tenant_id, actor=actor, request=request, job=JOB
             ) as tenant:
-                outcome = await inquire(
-                    tenant, claim_id, store=store, secrets=secrets, deadline_seconds=deadline_seconds, now=now
-                )
+                question = await prepare(tenant, claim_id, now=now)
+            if question is None:
+                counts["skipped"] += 1
+                continue
+            answer = await ask(question, secrets=secrets, deadline_seconds=deadline_seconds, breaker=breaker)
+            async with job_tenant_scope(
+                sessions, keystore, tenant_id, actor=actor, request=request, job=JOB
+            ) as tenant:
+                outcome = await record(tenant, question, answer, store=store, now=now)
         except RCMError:
             counts["unanswered"] += 1
             continue

@@ -19,6 +19,7 @@ from rcm.crypto.tasks import job_keystore
 from rcm.identity.principal import Principal, system_principal
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
+from rcm.payers.breaker import breaker_for
 from rcm.worker import actor, job_context
 from rcm.worker.scheduler import JobResources, periodic
 
@@ -41,6 +42,7 @@ async def inquire_in(
         store=BlobStore.from_settings(settings),
         secrets=SecretResolver(settings.secrets_dir),
         deadline_seconds=settings.connector_timeout_seconds,
+        breaker=breaker_for(settings),
         actor=actor or system_principal(JOB),
         request=RequestInfo(request_id=request_id, trace_id=""),
     )

@@ -18,6 +18,7 @@ from rcm.identity.guards import requires_scopes
 from rcm.identity.scopes import Scope
 from rcm.kit.errors import PROBLEM_JSON, Problem, problem_responses
 from rcm.kit.secrets import SecretResolver
+from rcm.payers.breaker import breaker_for
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import TenantScope
 
@@ -70,6 +71,7 @@ class EligibilityController(Controller):
                 store=BlobStore.from_settings(settings),
                 secrets=SecretResolver(settings.secrets_dir),
                 deadline_seconds=settings.connector_timeout_seconds,
+                breaker=breaker_for(settings),
             )
 
         return await run_idempotent(

@@ -19,6 +19,7 @@ from rcm.kit.errors import RCMError, ServiceUnavailable
 from rcm.kit.secrets import SecretResolver
 from rcm.patients.models import Coverage, Patient
 from rcm.patients.service import patient_view
+from rcm.payers.breaker import Breaker, CircuitOpen, breaker_key, guarded
 from rcm.payers.connector import Connector, PermanentConnectorError, TransientConnectorError
 from rcm.payers.models import Payer, PayerEnrollment
 from rcm.payers.registry import build_config, open_connector
@@ -73,52 +74,85 @@ class Exchanged(NamedTuple):
     received: X12File  # what the payer answered (271, 277, 999), kept encrypted
 
 
-async def ask(
-    scope: TenantScope,
-    store: BlobStore,
-    x12: bytes,
-    question: Callable[[Connector, bytes], Awaitable[bytes]],
-    *,
-    payer: Payer,
-    enrollment: PayerEnrollment,
-    connector: str,
-    endpoint: str,
-    secrets: SecretResolver,
-    deadline_seconds: float,
-    patient_ids: Sequence[uuid.UUID],
-) -> Exchanged:
-    """Keep ``x12``, ask the payer through ``connector`` at ``endpoint`` under ``deadline_seconds``, keep the
-    answer. A transient failure (or the deadline) is a 503 and a permanent one a 502; the message names the
-    payer and the kind of failure only (a connector's reason may quote what the far side said, so it is not
-    passed on). The caller's transaction rolls back with it: nothing is recorded of an unanswered question
-    (its kept blob is swept as an orphan)."""
-    sent, _ = await files.keep(
-        scope, store, x12, direction=Direction.OUTBOUND, connector=connector, patient_ids=patient_ids
-    )
+class PayerLine(NamedTuple):
+    """Where a real-time question goes and how long it may take: the payer's service (connector and
+    endpoint from the directory), the practice's enrollment (envelope ids, credentials reference), and the
+    process's secrets and circuit breaker (the one submissions use)."""
+
+    payer: Payer
+    enrollment: PayerEnrollment
+    connector: str
+    endpoint: str
+    secrets: SecretResolver
+    deadline_seconds: float
+    breaker: Breaker
+
+
+async def call(
+    x12: bytes, question: Callable[[Connector, bytes], Awaitable[bytes]], line: PayerLine
+) -> bytes:
+    """Ask the payer ``x12`` on ``line`` under its deadline and circuit breaker (a payer that is down is not
+    asked again until its cool-down is over). No database here: callers hold no transaction across it when
+    they can. A transient failure, the deadline or an open circuit is a 503 and a permanent one a 502; the
+    message names the payer and the kind of failure only (a connector's reason may quote what the far side
+    said, so it is not passed on)."""
+    payer, enrollment = line.payer, line.enrollment
     try:
         opened = open_connector(
             build_config(
-                connector=connector,
-                endpoint=endpoint,
+                connector=line.connector,
+                endpoint=line.endpoint,
                 submitter_id=enrollment.submitter_id,
                 receiver_id=enrollment.receiver_id,
                 credentials_reference=enrollment.credentials_reference,
-                resolver=secrets,
-                timeout_seconds=deadline_seconds,
+                resolver=line.secrets,
+                timeout_seconds=line.deadline_seconds,
             )
         )
     except PermanentConnectorError:
         raise BadGateway(f"The connector of payer {payer.id} is not configured correctly.") from None
     try:
-        async with asyncio.timeout(deadline_seconds):
-            answer = await question(opened, x12)
-    except (TransientConnectorError, TimeoutError):
+        async with guarded(line.breaker, breaker_key(line.connector, line.endpoint)):
+            return await _within(line.deadline_seconds, question(opened, x12), line.connector)
+    except CircuitOpen:
+        raise ServiceUnavailable(
+            f"Payer {payer.id} is not answering at the moment; try again later."
+        ) from None
+    except TransientConnectorError:
         raise ServiceUnavailable(f"Payer {payer.id} did not answer; try again later.") from None
     except PermanentConnectorError:
         raise BadGateway(f"Payer {payer.id} refused the connection.") from None
     finally:
         await opened.aclose()
+
+
+async def ask(
+    scope: TenantScope,
+    store: BlobStore,
+    x12: bytes,
+    question: Callable[[Connector, bytes], Awaitable[bytes]],
+    line: PayerLine,
+    *,
+    patient_ids: Sequence[uuid.UUID],
+) -> Exchanged:
+    """Keep ``x12``, ``call`` the payer, keep the answer, in the caller's transaction (a real-time question a
+    person waits for). On failure that transaction rolls back with the 502/503: nothing is recorded of an
+    unanswered question (its kept blob is swept as an orphan)."""
+    connector = line.connector
+    sent, _ = await files.keep(
+        scope, store, x12, direction=Direction.OUTBOUND, connector=connector, patient_ids=patient_ids
+    )
+    answer = await call(x12, question, line)
     received, _ = await files.keep(
         scope, store, answer, direction=Direction.INBOUND, connector=connector, patient_ids=patient_ids
     )
     return Exchanged(sent, answer, received)
+
+
+async def _within(seconds: float, answer: Awaitable[bytes], connector: str) -> bytes:
+    """The answer, or a transient failure at the deadline (so the breaker counts a payer that hangs)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await answer
+    except TimeoutError:
+        raise TransientConnectorError(connector, "ask", "no answer before the deadline") from None

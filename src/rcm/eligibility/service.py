@@ -24,6 +24,7 @@ from rcm.kit.secrets import SecretResolver
 from rcm.patients.models import Coverage
 from rcm.patients.repository import CoverageRepository
 from rcm.patients.service import load_patient
+from rcm.payers.breaker import Breaker
 from rcm.payers.repository import EnrollmentRepository
 from rcm.tenancy.scope import TenantScope
 from rcm.x12.eligibility import EligibilityRequest, Inquiry, Source, write_270
@@ -49,6 +50,7 @@ async def check_eligibility(
     store: BlobStore,
     secrets: SecretResolver,
     deadline_seconds: float,
+    breaker: Breaker,
     now: datetime | None = None,
 ) -> CheckView:
     now = now or datetime.now(UTC)
@@ -98,12 +100,15 @@ async def check_eligibility(
         store,
         write_270(request).encode(),
         lambda connector, x12: connector.check_eligibility(x12),
-        payer=payer,
-        enrollment=enrollment,
-        connector=payer.eligibility_connector,
-        endpoint=payer.eligibility_endpoint,
-        secrets=secrets,
-        deadline_seconds=deadline_seconds,
+        exchange.PayerLine(
+            payer,
+            enrollment,
+            payer.eligibility_connector,
+            payer.eligibility_endpoint,
+            secrets,
+            deadline_seconds,
+            breaker,
+        ),
         patient_ids=[patient_id],
     )
     result = read_answer(answer)

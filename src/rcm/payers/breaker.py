@@ -12,7 +12,9 @@ server's clock, so every worker process sees the same circuit; otherwise it live
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +25,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from rcm.config import Settings
 from rcm.payers.connector import TransientConnectorError
 
 log = logging.getLogger(__name__)
@@ -200,3 +203,24 @@ def open_breaker(redis_url: str | None, *, prefix: str, failures: int, cooldown_
     if redis_url:
         return RedisBreaker(redis_url, prefix=prefix, failures=failures, cooldown_seconds=cooldown_seconds)
     return MemoryBreaker(failures=failures, cooldown_seconds=cooldown_seconds)
+
+
+_lock = threading.Lock()
+_breakers: dict[asyncio.AbstractEventLoop, Breaker] = {}
+
+
+def breaker_for(settings: Settings) -> Breaker:
+    """This event loop's breaker (a Redis client belongs to the loop it was made on), shared by every call
+    to a payer from this process (submissions, eligibility checks, status inquiries); shared across the
+    processes through RCM_REDIS_URL, this process's memory otherwise."""
+    loop = asyncio.get_running_loop()
+    with _lock:
+        found = _breakers.get(loop)
+        if found is None:
+            found = _breakers[loop] = open_breaker(
+                settings.redis_url.get_secret_value() if settings.redis_url else None,
+                prefix=settings.redis_key_prefix,
+                failures=settings.connector_breaker_failures,
+                cooldown_seconds=settings.connector_breaker_cooldown_seconds,
+            )
+        return found
