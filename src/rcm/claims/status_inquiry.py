@@ -189,14 +189,15 @@ async def _request(
     *,
     now: datetime,
 ) -> bytes:
-    """The 276 about ``claim``: the patient (decrypted, audited) as subscriber, our patient control number,
-    the payer's claim control number once known, the billed amount and the service date."""
+    """The 276 about ``claim``: the subscriber and, for a dependent, the patient (decrypted, audited), our
+    patient control number, the payer's claim control number once known, the billed amount and the service
+    date."""
     assert claim.coverage_id is not None
     coverage = await scope.repo(CoverageRepository).get(claim.coverage_id)
     if coverage is None:
         raise NotFound
     patient = await load_patient(scope, claim.patient_id)
-    member = exchange.member(scope, patient, coverage)
+    subscriber, dependent = exchange.members(scope, patient, coverage)
     scope.audit(
         "coverage.read",
         Action.READ,
@@ -213,7 +214,8 @@ async def _request(
         provider=exchange.billing_provider(scope),
         inquiries=(
             StatusInquiry(
-                subscriber=member,
+                subscriber=subscriber,
+                dependent=dependent,
                 claims=(
                     ClaimQuery(
                         trace_number=inquiry_id.hex,
