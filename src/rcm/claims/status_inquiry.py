@@ -38,6 +38,7 @@ from rcm.eligibility import exchange
 from rcm.eligibility.models import ClaimStatusInquiry, InquiryOutcome
 from rcm.eligibility.repository import InquiryRepository
 from rcm.identity.principal import Principal
+from rcm.interchanges.repository import X12FileLinkRepository
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
@@ -154,6 +155,9 @@ async def inquire(
         patient_ids=patients,
     )
     outcome, status = classify(answer, inquiry_id.hex)
+    links = scope.repo(X12FileLinkRepository)
+    for kept in (sent, received):
+        await links.link(kept.id, claim_ids=[claim_id])
     await _apply(scope, claim, outcome, status, file_id=received.id, now=now)
     category = _first_category(status)
     code = status.statuses[0].codes[0].code if status and category else None
