@@ -227,7 +227,8 @@ async def test_encounter_cancellation_is_an_encounter_event(
     encounter = await claims.encounter(intake)
     cancelled = await intake.post(f"/encounters/{encounter['id']}/cancel", {"reason": "duplicate"})
     assert cancelled.status_code == 200, cancelled.text
-    assert await run_due(sessions, intake) == [DELIVERED]
-    (body,) = receiver.bodies()
+    assert await run_due(sessions, intake) == [DELIVERED, DELIVERED]
+    created, body = sorted(receiver.bodies(), key=lambda b: b["data"]["status"] != "needs_coding")
+    assert created["data"] == {"encounter_id": encounter["id"], "status": "needs_coding", "note": None}
     assert body["type"] == "encounter.status_changed"
     assert body["data"] == {"encounter_id": encounter["id"], "status": "cancelled", "note": "duplicate"}

@@ -33,7 +33,7 @@ from rcm.claims.repository import ResponseMatchRepository
 from rcm.claims.states import Cause, ClaimState
 from rcm.interchanges import service as files
 from rcm.interchanges.models import Direction, FileStatus, X12File
-from rcm.interchanges.repository import X12FileRepository
+from rcm.interchanges.repository import X12FileLinkRepository, X12FileRepository
 from rcm.kit.errors import NotFound
 from rcm.tenancy.scope import TenantScope
 from rcm.x12 import X12Error, claim_ack, transactions
@@ -72,6 +72,9 @@ async def apply_file(scope: TenantScope, store: BlobStore, file_id: uuid.UUID) -
     except _Unmatched as exc:
         return await _refuse(scope, row, str(exc))
     await repo.settle([row.id], FileStatus.PROCESSED, batch_id=batch_id)
+    await scope.repo(X12FileLinkRepository).link(
+        row.id, batch_ids=work.batches, claim_ids=work.matched, check_trace_numbers=work.traces
+    )
     outcome = work.outcome(row.kind, batch_id=batch_id)
     scope.audit(
         "claim.response_applied",
@@ -138,6 +141,7 @@ async def _apply_999(work: Applying, row: X12File, data: bytes) -> uuid.UUID | N
             work.count("unmatched")
             continue
         linked = linked or batch.id
+        work.batches[batch.id] = None
         ours = next((s for s in group.sets if s.control_number == batch.transaction_set_control_number), None)
         if ours is None and len(group.sets) == 1:
             ours = group.sets[0]  # our batches hold one set: a renumbered AK202 still answers it
@@ -146,6 +150,7 @@ async def _apply_999(work: Applying, row: X12File, data: bytes) -> uuid.UUID | N
             continue  # accepted: the 277CA says what the payer did with each claim
         rejected = []
         for claim in await matcher.locked_in_batch(batch.id):
+            work.saw(claim)
             if await work.move(claim, ClaimState.REJECTED, reason=reason):
                 rejected.append(claim.id)
         await work.queue_rejections(rejected)
@@ -196,6 +201,7 @@ async def _apply_277ca(work: Applying, row: X12File, data: bytes) -> uuid.UUID |
         if claim is None:
             work.count("unmatched")
             continue
+        work.saw(claim)
         if status.accepted:
             await work.move(
                 claim,

@@ -61,6 +61,7 @@ async def apply_remittance(work: Applying, row: X12File, data: bytes) -> uuid.UU
         if transaction.kind != "835":
             raise X12Error(f"a {transaction.kind} set in an 835 file", segment_id="ST")
         stream = RemittanceStream(transaction)
+        work.traces[stream.header.trace_number] = None  # TRN02: the check or EFT this 835 pays by
         claims = stream.claims()
         while chunk := list(itertools.islice(claims, CHUNK)):
             await _apply_chunk(work, chunk)
@@ -81,6 +82,7 @@ async def _apply_chunk(work: Applying, chunk: list[Claim]) -> None:
         if claim is None:
             work.count("unmatched")
             continue
+        work.saw(claim)
         if paid.status == REVERSAL:
             work.count("reversals")
             continue

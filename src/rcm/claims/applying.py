@@ -62,9 +62,20 @@ class Applying:
     cause: Cause
     counts: dict[str, int] = field(default_factory=dict)
     claims: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # claim -> patient, for the audit
+    # What the file is about, for its links (``rcm.interchanges``): every claim it matched (moved or not),
+    # the batches those claims (or a 999's groups) belong to, an 835's check/EFT trace numbers (TRN02).
+    matched: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # claim -> patient
+    batches: dict[uuid.UUID, None] = field(default_factory=dict)  # ordered set
+    traces: dict[str, None] = field(default_factory=dict)
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
+
+    def saw(self, claim: Claim) -> None:
+        """The file names ``claim`` (and so its batch), whatever it does to it."""
+        self.matched[claim.id] = claim.patient_id
+        if claim.submission_batch_id is not None:
+            self.batches[claim.submission_batch_id] = None
 
     async def move(
         self,

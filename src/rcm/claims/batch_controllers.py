@@ -27,6 +27,12 @@ from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import TenantScope
 
 _ERRORS = problem_responses()
+_DOWNLOAD = {
+    200: ResponseSpec(
+        data_container=bytes, media_type=batch_views.CONTENT_TYPE, description="The interchange"
+    ),
+    **_ERRORS,
+}
 StatusFilter = Annotated[BatchStatus | None, QueryParameter(description="Only batches in this status")]
 
 
@@ -69,22 +75,39 @@ class SubmissionBatchController(Controller):
         description="404 until the batch is rendered (when it is submitted). Audited as a read of the "
         "batch's patients' PHI.",
         media_type=batch_views.CONTENT_TYPE,
-        responses={
-            200: ResponseSpec(
-                data_container=bytes, media_type=batch_views.CONTENT_TYPE, description="The interchange"
-            ),
-            **_ERRORS,
-        },
+        responses=_DOWNLOAD,
     )
     async def interchange(
         self, tenant: NamedDependency[TenantScope], state: State, batch_id: FromPath[uuid.UUID]
     ) -> Response[bytes]:
         found = await batch_views.batch_interchange(tenant, BlobStore.from_settings(state.settings), batch_id)
-        return Response(
-            found.data,
-            media_type=batch_views.CONTENT_TYPE,
-            headers={
-                "Content-Disposition": f'attachment; filename="{found.filename}"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return _download(found)
+
+    @get(
+        "/{batch_id:uuid}/files/{file_id:uuid}",
+        summary="One X12 file of the batch as sent or received (the 837, a 999, 277CA or 835 about it)",
+        description="The files are those the batch detail lists. Audited as a read of the PHI the file "
+        "holds (the patients of the batch's claims and of the claims the file matched).",
+        media_type=batch_views.CONTENT_TYPE,
+        responses=_DOWNLOAD,
+    )
+    async def file(
+        self,
+        tenant: NamedDependency[TenantScope],
+        state: State,
+        batch_id: FromPath[uuid.UUID],
+        file_id: FromPath[uuid.UUID],
+    ) -> Response[bytes]:
+        store = BlobStore.from_settings(state.settings)
+        return _download(await batch_views.batch_file(tenant, store, batch_id, file_id))
+
+
+def _download(found: batch_views.Interchange) -> Response[bytes]:
+    return Response(
+        found.data,
+        media_type=batch_views.CONTENT_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="{found.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -19,8 +19,8 @@ from rcm.claims.models import BatchStatus, SubmissionBatch
 from rcm.claims.repository import ClaimRepository
 from rcm.claims.service import row_fields
 from rcm.interchanges import service as interchanges
-from rcm.interchanges.models import Direction
-from rcm.interchanges.repository import X12FileRepository
+from rcm.interchanges.models import Direction, X12File
+from rcm.interchanges.repository import X12FileLinkRepository, X12FileRepository
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.tenancy.scope import TenantScope
@@ -76,11 +76,12 @@ async def _batch(scope: TenantScope, batch_id: uuid.UUID) -> SubmissionBatch:
 async def read_batch(scope: TenantScope, batch_id: uuid.UUID) -> schemas.BatchDetail:
     batch = await _batch(scope, batch_id)
     claims = await scope.repo(ClaimRepository).batch_claims(batch_id)
-    files = scope.repo(X12FileRepository)
-    kept = [
-        *await files.of_batch(batch_id, direction=Direction.OUTBOUND),
-        *await files.of_batch(batch_id, direction=Direction.INBOUND),
-    ]
+    kept = sorted(
+        await scope.repo(X12FileRepository).of_batch(batch_id),
+        key=lambda f: (f.direction is not Direction.OUTBOUND, f.created_at, f.id),
+    )
+    ours = {c.id for c in claims}
+    links = await scope.repo(X12FileLinkRepository).of_files([f.id for f in kept])
     scope.audit(
         "submission_batch.read",
         Action.READ,
@@ -91,8 +92,40 @@ async def read_batch(scope: TenantScope, batch_id: uuid.UUID) -> schemas.BatchDe
     return schemas.BatchDetail(
         batch=batch_view(batch),
         claims=[schemas.BatchClaim(**row_fields(schemas.BatchClaim, c)) for c in claims],
-        files=[schemas.BatchFile(**row_fields(schemas.BatchFile, f)) for f in kept],
+        files=[
+            schemas.BatchFile(
+                **row_fields(schemas.BatchFile, f, skip=("claim_ids", "check_trace_numbers")),
+                claim_ids=[k.claim_id for k in links if k.x12_file_id == f.id and k.claim_id in ours],
+                check_trace_numbers=[
+                    k.check_trace_number for k in links if k.x12_file_id == f.id and k.check_trace_number
+                ],
+            )
+            for f in kept
+        ],
     )
+
+
+async def batch_file(
+    scope: TenantScope, store: BlobStore, batch_id: uuid.UUID, file_id: uuid.UUID
+) -> Interchange:
+    """One kept file of the batch (the 837 or a file received about it), byte for byte, audited as a read
+    of the PHI it holds: the patients of the batch's claims and of every claim the file matched. A file
+    not of this batch (another batch's, another practice's, unknown) is the standard 404."""
+    await _batch(scope, batch_id)
+    row = next((f for f in await scope.repo(X12FileRepository).of_batch(batch_id) if f.id == file_id), None)
+    if row is None:
+        raise NotFound
+    claims = scope.repo(ClaimRepository)
+    linked = [k.claim_id for k in await scope.repo(X12FileLinkRepository).of_files([row.id]) if k.claim_id]
+    patients = {c.patient_id for c in await claims.batch_claims(batch_id)}
+    patients |= {c.patient_id for c in await claims.many(linked)}
+    data = await interchanges.read(scope, store, row, patient_ids=sorted(patients))
+    return Interchange(data=data, filename=_filename(row))
+
+
+def _filename(row: X12File) -> str:
+    number = row.interchange_control_number
+    return f"{row.kind}-{number:09d}.x12" if number is not None else f"{row.kind}-{row.id.hex}.x12"
 
 
 async def batch_interchange(scope: TenantScope, store: BlobStore, batch_id: uuid.UUID) -> Interchange:
@@ -104,6 +137,4 @@ async def batch_interchange(scope: TenantScope, store: BlobStore, batch_id: uuid
     row = kept[0]
     claims = await scope.repo(ClaimRepository).batch_claims(batch_id)
     data = await interchanges.read(scope, store, row, patient_ids=sorted({c.patient_id for c in claims}))
-    number = row.interchange_control_number
-    filename = f"{row.kind}-{number:09d}.x12" if number is not None else f"{row.kind}-{row.id.hex}.x12"
-    return Interchange(data=data, filename=filename)
+    return Interchange(data=data, filename=_filename(row))

@@ -208,7 +208,9 @@ class BatchClaim(msgspec.Struct):
 
 
 class BatchFile(msgspec.Struct):
-    """An X12 file kept for the batch: the 837 sent, the acknowledgments received (envelope facts only)."""
+    """An X12 file kept for the batch: the 837 sent, the 999/277CA/835 received about it (envelope facts and
+    links only). ``claim_ids``: the batch's claims the file matched; ``check_trace_numbers``: an 835's TRN02
+    (the check or EFT it reassociates with). Download it at ``.../submission-batches/{batch}/files/{id}``."""
 
     id: uuid.UUID
     direction: Direction
@@ -218,6 +220,9 @@ class BatchFile(msgspec.Struct):
     interchange_control_number: int | None
     created_at: datetime
     processed_at: datetime | None
+    error: str | None = None  # why a received file was refused: a segment and position, never content
+    claim_ids: list[uuid.UUID] = msgspec.field(default_factory=list)
+    check_trace_numbers: list[str] = msgspec.field(default_factory=list)
 
 
 class BatchDetail(msgspec.Struct):

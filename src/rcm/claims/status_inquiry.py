@@ -45,6 +45,7 @@ from rcm.eligibility.repository import InquiryRepository
 from rcm.identity.principal import Principal
 from rcm.interchanges import service as files
 from rcm.interchanges.models import Direction
+from rcm.interchanges.repository import X12FileLinkRepository
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
@@ -183,6 +184,9 @@ async def record(
     received, _ = await files.keep(
         scope, store, answer, direction=Direction.INBOUND, connector=connector, patient_ids=patients
     )
+    links = scope.repo(X12FileLinkRepository)
+    for kept in (sent, received):
+        await links.link(kept.id, claim_ids=[claim_id])
     claim = await scope.repo(ClaimRepository).lock(claim_id)
     inquiries = scope.repo(InquiryRepository)
     if claim is None or claim.state not in ASKED or await inquiries.not_due([claim_id], now=now):
@@ -223,14 +227,15 @@ async def _request(
     *,
     now: datetime,
 ) -> bytes:
-    """The 276 about ``claim``: the patient (decrypted, audited) as subscriber, our patient control number,
-    the payer's claim control number once known, the billed amount and the service date."""
+    """The 276 about ``claim``: the subscriber and, for a dependent, the patient (decrypted, audited), our
+    patient control number, the payer's claim control number once known, the billed amount and the service
+    date."""
     assert claim.coverage_id is not None
     coverage = await scope.repo(CoverageRepository).get(claim.coverage_id)
     if coverage is None:
         raise NotFound
     patient = await load_patient(scope, claim.patient_id)
-    member = exchange.member(scope, patient, coverage)
+    subscriber, dependent = exchange.members(scope, patient, coverage)
     scope.audit(
         "coverage.read",
         Action.READ,
@@ -247,7 +252,8 @@ async def _request(
         provider=exchange.billing_provider(scope),
         inquiries=(
             StatusInquiry(
-                subscriber=member,
+                subscriber=subscriber,
+                dependent=dependent,
                 claims=(
                     ClaimQuery(
                         trace_number=inquiry_id.hex,

@@ -10,15 +10,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import ClassVar, NamedTuple
 
+import msgspec
+
 from rcm.blobs.store import BlobStore
 from rcm.claims.repository import ClaimRepository
-from rcm.crypto.fields import unseal
 from rcm.interchanges import service as files
 from rcm.interchanges.models import Direction, X12File
 from rcm.kit.errors import RCMError, ServiceUnavailable
 from rcm.kit.secrets import SecretResolver
 from rcm.patients.models import Coverage, Patient
-from rcm.patients.service import patient_view
+from rcm.patients.service import coverage_view, patient_view
 from rcm.payers.breaker import Breaker, CircuitOpen, breaker_key, guarded
 from rcm.payers.connector import Connector, PermanentConnectorError, TransientConnectorError
 from rcm.payers.models import Payer, PayerEnrollment
@@ -37,18 +38,29 @@ class BadGateway(RCMError):
     title: ClassVar[str] = "Bad gateway"
 
 
-def member(scope: TenantScope, patient: Patient, coverage: Coverage) -> Member:
-    """The patient as the 270/276 subscriber (2100C) with the coverage's member id. X279 and X212 send a
-    dependent who has their own member id as the subscriber; we keep no subscriber demographics apart from
-    the patient's, so the patient is always the subscriber. The caller audits the read."""
+def members(scope: TenantScope, patient: Patient, coverage: Coverage) -> tuple[Member, Member | None]:
+    """The 270/276 subscriber (2100C) and, when the coverage's relationship is not self, the patient as the
+    dependent (2100D): X279 and X212 put the coverage's member id on the subscriber and send the dependent by
+    name, birth date and sex, as the 837P's 2010BA/2010CA do (``rcm.claims.parties``). A dependent coverage
+    recorded without its subscriber's demographics (refused at intake since they became required) falls back
+    to the patient as the subscriber. The caller audits the read."""
     view = patient_view(scope.keyring, patient)
-    member_id = unseal(scope.keyring, coverage)["member_id"]
-    return Member(
+    opened = coverage_view(scope.keyring, coverage)
+    patient_member = Member(
         name=PersonName(last=view.family_name, first=view.given_name or None),
-        member_id=member_id or None,
         birth_date=view.birth_date,
-        sex=_SEX.get(view.sex, "U"),
+        sex=_SEX.get(view.sex or "", "U"),
     )
+    insured = opened.subscriber
+    if opened.relationship == "self" or insured is None:
+        return msgspec.structs.replace(patient_member, member_id=opened.member_id or None), None
+    subscriber = Member(
+        name=PersonName(last=insured.family_name, first=insured.given_name, middle=insured.middle_name),
+        member_id=opened.member_id or None,
+        birth_date=insured.birth_date,
+        sex=_SEX.get(insured.sex or "", "U"),
+    )
+    return subscriber, patient_member
 
 
 def billing_provider(scope: TenantScope) -> Provider:

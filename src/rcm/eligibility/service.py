@@ -68,7 +68,7 @@ async def check_eligibility(
             errors=[FieldError("/payer_id", "has no eligibility connector in the payer directory")],
         )
     patient = await load_patient(scope, patient_id)
-    member = exchange.member(scope, patient, coverage)
+    subscriber, dependent = exchange.members(scope, patient, coverage)
     scope.audit(
         "coverage.read",
         Action.READ,
@@ -89,7 +89,8 @@ async def check_eligibility(
         inquiries=(
             Inquiry(
                 trace_number=check_id.hex,
-                subscriber=member,
+                subscriber=subscriber,
+                dependent=dependent,
                 service_types=tuple(data.service_types),
                 service_date=data.service_date,
             ),

@@ -44,7 +44,7 @@ from rcm.kit.repository import TenantRowRepository, TenantScopedRepository
 from rcm.patients.models import Coverage, Patient
 from rcm.providers.models import Provider
 from rcm.webhooks.models import EventType
-from rcm.webhooks.outbox import OutboxRepository
+from rcm.webhooks.outbox import FAN_OUT_PARAM, FAN_OUT_SQL, OutboxRepository, event_rows
 from rcm.workqueue.models import WorkItem, WorkItemEvent
 
 
@@ -353,7 +353,9 @@ def _write_statement() -> TextClause:
     ]
     # The request's idempotent response, stored along (with ``idem_id`` NULL it stores nothing).
     parts.append(STORE_SQL)
-    names = [table_name(model) for model in _INTAKE_MODELS] + [audit_event.name]
+    # The practice's webhooks about each new encounter's first status (none when it subscribes to none).
+    parts.append(FAN_OUT_SQL)
+    names = [table_name(model) for model in _INTAKE_MODELS] + [audit_event.name, FAN_OUT_PARAM]
     return text(with_audit(parts)).bindparams(
         *[bindparam(name, type_=Text) for name in names],
         bindparam("tenant_id", type_=Uuid),
@@ -411,6 +413,10 @@ class IntakeRepository(TenantScopedRepository[Encounter]):
         tenant_id = self.context.tenant_id  # one practice's intake (the property refuses a cross-tenant one)
         batches = rows_params(_MODEL_COLUMNS, rows, tenant_id=tenant_id, now=utcnow())
         batches[audit_event.name] = pending_rows(self.session, since=audit_since)
+        batches[FAN_OUT_PARAM] = event_rows(
+            EventType.ENCOUNTER_STATUS_CHANGED,
+            ((row.created_at, status_data(row)) for row in rows if isinstance(row, EncounterEvent)),
+        )
         params = encode(batches)
         await self._execute(_WRITE, {**params, **response, "tenant_id": tenant_id})
 
@@ -468,8 +474,10 @@ class EncounterDocumentRepository(TenantScopedRepository[EncounterDocument]):
 async def encounter_status_changed(repo: TenantRowRepository[Any], event: EncounterEvent) -> None:
     """The practice's webhooks about an encounter's new status, in the same transaction (no PHI)."""
     await OutboxRepository(repo.session, repo.context).emit(
-        event.tenant_id,
-        EventType.ENCOUNTER_STATUS_CHANGED,
-        at=event.created_at,
-        data={"encounter_id": str(event.encounter_id), "status": event.status, "note": event.note},
+        event.tenant_id, EventType.ENCOUNTER_STATUS_CHANGED, at=event.created_at, data=status_data(event)
     )
+
+
+def status_data(event: EncounterEvent) -> dict[str, str | None]:
+    """An ``encounter.status_changed`` body's data: ids, the status and its fixed reason code (no PHI)."""
+    return {"encounter_id": str(event.encounter_id), "status": event.status, "note": event.note}

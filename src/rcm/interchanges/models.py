@@ -16,11 +16,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.blobs.models import Blob  # noqa: F401 - the rcm.blob table files refer to
-from rcm.claims.models import SubmissionBatch  # noqa: F401 - the rcm.submission_batch table files refer to
+from rcm.claims.models import Claim, SubmissionBatch  # noqa: F401 - the tables files and links refer to
 from rcm.kit.models import Base, EnumText, TenantOwned, utcnow
 
 
@@ -68,6 +69,59 @@ class X12File(TenantOwned, Base):
     status: Mapped[FileStatus] = mapped_column(EnumText(FileStatus))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class X12FileLink(TenantOwned, Base):
+    """What a kept interchange is about (migration 0032_x12_links): a submission batch (the 837 that carried
+    it, or the 999/277CA/835 answering it), a claim a received file matched, or an 835's check or EFT trace
+    number (TRN02). Exactly one per row; appended, never changed. No PHI."""
+
+    __tablename__ = "x12_file_link"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "x12_file_id"], ["rcm.x12_file.tenant_id", "rcm.x12_file.id"]),
+        ForeignKeyConstraint(
+            ["tenant_id", "submission_batch_id"],
+            ["rcm.submission_batch.tenant_id", "rcm.submission_batch.id"],
+        ),
+        ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
+        CheckConstraint(
+            "num_nonnulls(submission_batch_id, claim_id, check_trace_number) = 1", name="one_target"
+        ),
+        CheckConstraint(
+            "check_trace_number IS NULL OR length(check_trace_number) BETWEEN 1 AND 50",
+            name="check_trace_number",
+        ),
+        Index(
+            "uq_x12_file_link_batch",
+            "tenant_id",
+            "submission_batch_id",
+            "x12_file_id",
+            unique=True,
+            postgresql_where=text("submission_batch_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_x12_file_link_claim",
+            "tenant_id",
+            "claim_id",
+            "x12_file_id",
+            unique=True,
+            postgresql_where=text("claim_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_x12_file_link_trace",
+            "tenant_id",
+            "check_trace_number",
+            "x12_file_id",
+            unique=True,
+            postgresql_where=text("check_trace_number IS NOT NULL"),
+        ),
+        Index("ix_x12_file_link_file", "tenant_id", "x12_file_id"),
+    )
+
+    x12_file_id: Mapped[uuid.UUID]
+    submission_batch_id: Mapped[uuid.UUID | None]
+    claim_id: Mapped[uuid.UUID | None]
+    check_trace_number: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ResponseCursor(TenantOwned, Base):

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from rcm.interchanges.models import Direction, FileStatus, ResponseCursor, X12File
+from rcm.interchanges.models import Direction, FileStatus, ResponseCursor, X12File, X12FileLink
 from rcm.kit.pagination import after_key
 from rcm.kit.repository import TenantScopedRepository
 
 _FILE = cast(Table, X12File.__table__)
 _CURSOR = cast(Table, ResponseCursor.__table__)
+_LINK = cast(Table, X12FileLink.__table__)
 
 
 class X12FileRepository(TenantScopedRepository[X12File]):
@@ -25,13 +26,17 @@ class X12FileRepository(TenantScopedRepository[X12File]):
         stmt = self.base_statement().where(X12File.direction == direction, X12File.sha256 == sha256)
         return await self._first(stmt)
 
-    async def of_batch(self, batch_id: uuid.UUID, *, direction: Direction) -> list[X12File]:
-        stmt = (
-            self.base_statement()
-            .where(X12File.submission_batch_id == batch_id, X12File.direction == direction)
-            .order_by(X12File.created_at, X12File.id)
+    async def of_batch(self, batch_id: uuid.UUID, *, direction: Direction | None = None) -> list[X12File]:
+        """The files of a batch: its 837 and every file linked to it (a 999, 277CA or 835 answering it)."""
+        linked = select(_LINK.c.x12_file_id).where(
+            self.tenant_filter(_LINK.c.tenant_id), _LINK.c.submission_batch_id == batch_id
         )
-        return await self._all(stmt)
+        stmt = self.base_statement().where(
+            or_(X12File.submission_batch_id == batch_id, X12File.id.in_(linked))
+        )
+        if direction is not None:
+            stmt = stmt.where(X12File.direction == direction)
+        return await self._all(stmt.order_by(X12File.created_at, X12File.id))
 
     async def listed(
         self,
@@ -87,6 +92,55 @@ class X12FileRepository(TenantScopedRepository[X12File]):
             select(X12File).where(self.tenant_filter(X12File.tenant_id), X12File.id == file_id)
         )
         return await self._first(stmt)
+
+
+class X12FileLinkRepository(TenantScopedRepository[X12FileLink]):
+    model = X12FileLink
+
+    async def link(
+        self,
+        file_id: uuid.UUID,
+        *,
+        batch_ids: Iterable[uuid.UUID] = (),
+        claim_ids: Iterable[uuid.UUID] = (),
+        check_trace_numbers: Iterable[str] = (),
+    ) -> None:
+        """Record what ``file_id`` is about, one row each; a link already recorded is left as it is (one
+        statement, whatever the number)."""
+        values = (
+            [{"submission_batch_id": b} for b in dict.fromkeys(batch_ids)]
+            + [{"claim_id": c} for c in dict.fromkeys(claim_ids)]
+            + [{"check_trace_number": t} for t in dict.fromkeys(check_trace_numbers)]
+        )
+        if not values:
+            return
+        rows = [
+            {
+                "tenant_id": self.context.tenant_id,
+                "id": uuid.uuid4(),
+                "x12_file_id": file_id,
+                "submission_batch_id": None,
+                "claim_id": None,
+                "check_trace_number": None,
+                **value,
+            }
+            for value in values
+        ]
+        await self._execute(pg_insert(_LINK).values(rows).on_conflict_do_nothing())
+
+    async def of_files(self, file_ids: Sequence[uuid.UUID]) -> list[X12FileLink]:
+        if not file_ids:
+            return []
+        stmt = self.base_statement().where(X12FileLink.x12_file_id.in_(list(file_ids)))
+        return await self._all(stmt.order_by(X12FileLink.created_at, X12FileLink.id))
+
+    async def links_batch(self, file_id: uuid.UUID, batch_id: uuid.UUID) -> bool:
+        stmt = select(_LINK.c.id).where(
+            self.tenant_filter(_LINK.c.tenant_id),
+            _LINK.c.x12_file_id == file_id,
+            _LINK.c.submission_batch_id == batch_id,
+        )
+        return (await self._execute(stmt)).first() is not None
 
 
 class ResponseCursorRepository(TenantScopedRepository[ResponseCursor]):

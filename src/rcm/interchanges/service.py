@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rcm.audit.events import Action
 from rcm.blobs.store import BlobStore
 from rcm.interchanges.models import KINDS, Direction, FileStatus, X12File
-from rcm.interchanges.repository import X12FileRepository
+from rcm.interchanges.repository import X12FileLinkRepository, X12FileRepository
 from rcm.tenancy.scope import TenantScope
 from rcm.x12 import X12Error, transactions
 
@@ -106,6 +106,8 @@ async def keep(
         error=envelope.error,
     )
     await repo.insert(row)
+    if batch_id is not None:
+        await scope.repo(X12FileLinkRepository).link(row.id, batch_ids=[batch_id])
     scope.audit(
         "x12_file.create",
         Action.CREATE,

@@ -12,7 +12,7 @@ Payloads carry ids, types, states and timestamps only: no names, dates of birth,
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import cast
 
@@ -33,6 +33,39 @@ def payload(event_id: uuid.UUID, event_type: EventType, at: datetime, data: Mapp
     """The body every subscriber gets, byte for byte (it is stored: retries and replays resend it)."""
     body = {"id": str(event_id), "type": event_type.value, "timestamp": at.isoformat(), "data": dict(data)}
     return msgspec.json.encode(body).decode()
+
+
+# The same fan-out as ``OutboxRepository.emit``, as one part of a larger write (``with_audit`` of
+# ``rcm.audit.trail``) whose events are prepared in Python (``event_rows``: the JSON array parameter
+# ``webhook_event``): what a one-statement intake writes (its encounters' first status) is announced in
+# that statement, so the deliveries exist if and only if the rows do, at no round trip of their own.
+FAN_OUT_SQL = (
+    "INSERT INTO rcm.webhook_delivery (tenant_id, id, created_at, subscription_id, event_id, event_type,"
+    " payload, status, attempts, next_attempt_at, updated_at)"
+    " SELECT s.tenant_id, gen_random_uuid(), clock_timestamp(), s.id, e.event_id, e.event_type, e.payload,"
+    " 'pending', 0, clock_timestamp(), clock_timestamp()"
+    " FROM json_to_recordset(CAST(:webhook_event AS json)) AS e(event_id uuid, event_type text, payload text)"
+    " JOIN rcm.webhook_subscription AS s ON s.tenant_id = :tenant_id AND s.active AND s.deleted_at IS NULL"
+    " AND e.event_type = ANY (s.event_types)"
+)
+FAN_OUT_PARAM = "webhook_event"
+
+
+def event_rows(
+    event_type: EventType, events: Iterable[tuple[datetime, Mapping[str, Value]]]
+) -> list[dict[str, str]]:
+    """``FAN_OUT_SQL``'s parameter: one event (its id, type and body) per (instant, data) given."""
+    rows = []
+    for at, data in events:
+        event_id = uuid.uuid4()
+        rows.append(
+            {
+                "event_id": str(event_id),
+                "event_type": event_type.value,
+                "payload": payload(event_id, event_type, at, data),
+            }
+        )
+    return rows
 
 
 class OutboxRepository(TenantRowRepository[WebhookDelivery]):
