@@ -182,6 +182,18 @@ async def practice_api(
 
 
 @pytest.fixture
+async def institutional_practice_api(
+    client: AsyncTestClient[Litestar],
+    control_sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Api:
+    """The system of a practice whose manifest bills its encounters on the 837I."""
+    tenant = await make_tenant(control_sessions, "inst", claim_type="institutional")
+    return await practice_api_for(client, tenant, sessions, settings)
+
+
+@pytest.fixture
 async def other_practice_api(
     client: AsyncTestClient[Litestar],
     other_tenant: Tenant,

@@ -8,14 +8,9 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.config import Settings
 from tests.bulk.conftest import ndjson, run, upload
 from tests.claims.test_institutional import ATTENDING, institutional_payload
-from tests.conftest import make_tenant, practice_api_for
 from tests.support import Api
 
 pytestmark = pytest.mark.usefixtures("jobs")
@@ -39,42 +34,31 @@ def _csv_row(*, revenue_code: str = "0510", hour: str = "9") -> str:
     )
 
 
-@pytest.fixture
-async def institutional_api(
-    client: AsyncTestClient[Litestar],
-    control_sessions: async_sessionmaker[AsyncSession],
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-) -> Api:
-    tenant = await make_tenant(control_sessions, "inst", claim_type="institutional")
-    return await practice_api_for(client, tenant, sessions, settings)
-
-
 async def _results(api: Api, job_id: str) -> list[dict[str, object]]:
     assert await run(api, job_id) == "done"
     items: list[dict[str, object]] = (await api.get(f"/bulk-intakes/{job_id}/results")).json()["items"]
     return items
 
 
-async def test_ndjson_lines_carry_the_institutional_facts(institutional_api: Api) -> None:
+async def test_ndjson_lines_carry_the_institutional_facts(institutional_practice_api: Api) -> None:
     broken = institutional_payload()
     broken["charges"][0]["revenue_code"] = "51"
-    created = await upload(institutional_api, ndjson(institutional_payload(), broken))
+    created = await upload(institutional_practice_api, ndjson(institutional_payload(), broken))
     assert created.status_code == 202, created.text
-    results = await _results(institutional_api, created.json()["id"])
+    results = await _results(institutional_practice_api, created.json()["id"])
     assert [r["outcome"] for r in results] == ["accepted", "rejected"]
     assert [e["pointer"] for e in results[1]["errors"]] == ["/charges/0/revenue_code"]  # type: ignore[attr-defined]
-    encounter = (await institutional_api.get(f"/encounters/{results[0]['encounter_id']}")).json()
+    encounter = (await institutional_practice_api.get(f"/encounters/{results[0]['encounter_id']}")).json()
     assert encounter["claim_type"] == "institutional"
     assert encounter["institutional"]["attending_provider"] == ATTENDING
     assert encounter["charges"][0]["revenue_code"] == "0510"
 
 
-async def test_csv_columns_carry_the_institutional_facts(institutional_api: Api) -> None:
+async def test_csv_columns_carry_the_institutional_facts(institutional_practice_api: Api) -> None:
     body = "\n".join([CSV_HEADER, _csv_row(), _csv_row(revenue_code="5100"), _csv_row(hour="24")]) + "\n"
-    created = await upload(institutional_api, body.encode(), media="text/csv")
+    created = await upload(institutional_practice_api, body.encode(), media="text/csv")
     assert created.status_code == 202, created.text
-    results = await _results(institutional_api, created.json()["id"])
+    results = await _results(institutional_practice_api, created.json()["id"])
     assert [r["outcome"] for r in results] == ["accepted", "accepted", "rejected"]
     assert results[2]["errors"] == [
         {
@@ -83,7 +67,7 @@ async def test_csv_columns_carry_the_institutional_facts(institutional_api: Api)
             "column": "admission_hour",
         }
     ]
-    encounter = (await institutional_api.get(f"/encounters/{results[0]['encounter_id']}")).json()
+    encounter = (await institutional_practice_api.get(f"/encounters/{results[0]['encounter_id']}")).json()
     facts = encounter["institutional"]
     assert facts["type_of_bill"] == "131"
     assert (facts["admission_hour"], facts["patient_status"]) == (9, "01")
