@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from rcm.blobs.store import BlobStore
 from rcm.claims.batches import build_batches
 from rcm.claims.rendering import render_batch
+from rcm.claims.schemas import ReplaceClaim, VoidClaim
+from rcm.claims.service import replace, void
+from rcm.claims.states import ClaimState as S
 from rcm.config import Settings
 from rcm.interchanges import service as files
 from rcm.kit.secrets import SecretResolver
@@ -256,3 +259,28 @@ async def test_the_scrub_names_what_an_institutional_claim_lacks(
     assert created.status_code == 201, created.text
     report = await _scrub(sessions, settings, tenant, created.json()["id"], dry_run=True)
     assert not INSTITUTIONAL_RULES & {r.rule for r in report.rules}
+
+
+async def test_institutional_replacement_and_void_go_out_as_837i(
+    *,
+    institutional_api: Api,
+    institutional_practice: Tenant,
+    claims: Claims,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    replaced = await claims.new(institutional_api, institutional_practice, **institutional_payload())
+    voided = await claims.new(institutional_api, institutional_practice, **institutional_payload())
+    await _render_all(sessions, settings, institutional_practice)  # the originals go out first
+    await claims.walk(institutional_practice, replaced, S.SUBMITTED, S.ACCEPTED, icn="ICN7000000001")
+    await claims.walk(institutional_practice, voided, S.SUBMITTED, S.ACCEPTED, icn="ICN8000000002")
+    async with practice_scope(sessions, settings, institutional_practice) as scope:
+        await replace(scope, replaced, ReplaceClaim(reason="corrected charges"), secrets=SecretResolver())
+        await void(scope, voided, VoidClaim(reason="billed in error"))
+    [(claim_type, content)] = await _render_all(sessions, settings, institutional_practice)
+    assert claim_type == "institutional"
+    assert pyx12_errors(content) == []
+    frequencies = sorted(s.split("*")[5] for s in content.split("~") if s.strip().startswith("CLM*"))
+    assert frequencies == ["13:A:7", "13:A:8"]  # the type of bill's facility code, the claim's frequency
+    assert "REF*F8*ICN7000000001" in content
+    assert "REF*F8*ICN8000000002" in content
