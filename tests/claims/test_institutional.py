@@ -190,6 +190,13 @@ async def test_an_institutional_encounter_goes_from_intake_to_a_valid_837i(
     assert "HI*ABJ:E119" in segments
     assert any(s.startswith("NM1*71*1*Attendfake*Alma") for s in segments)
     assert any(s.startswith("DTP*434*RD8*") for s in segments)
+    kept = await rows(
+        owner_engine,
+        "SELECT f.kind, b.claim_type FROM rcm.x12_file f JOIN rcm.submission_batch b"
+        " ON b.tenant_id = f.tenant_id AND b.id = f.submission_batch_id WHERE f.tenant_id = :t",
+        t=institutional_practice.id,
+    )
+    assert [tuple(k) for k in kept] == [("837I", "institutional")]  # downloaded as 837I-<ISA13>.x12
     # Our reader gives the same facts back.
     [read] = [c for p in read_batch(content).billing_providers for loop in p.subscribers for c in loop.claims]
     assert read.institutional is not None
