@@ -9,6 +9,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.blobs.store import BlobStore
@@ -19,6 +20,7 @@ from rcm.claims.service import replace, void
 from rcm.claims.states import ClaimState as S
 from rcm.config import Settings
 from rcm.interchanges import service as files
+from rcm.kit.errors import Conflict
 from rcm.kit.secrets import SecretResolver
 from rcm.scrub.schemas import ScrubReport
 from rcm.scrub.service import scrub_encounter
@@ -291,3 +293,25 @@ async def test_institutional_replacement_and_void_go_out_as_837i(
     assert frequencies == ["13:A:7", "13:A:8"]  # the type of bill's facility code, the claim's frequency
     assert "REF*F8*ICN7000000001" in content
     assert "REF*F8*ICN8000000002" in content
+
+
+async def test_an_institutional_claim_without_its_facts_is_not_rendered(
+    *,
+    institutional_api: Api,
+    institutional_practice: Tenant,
+    claims: Claims,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    """Built without the scrub (which would have named the gaps first), the renderer refuses by name."""
+    payload = institutional_payload()
+    del payload["institutional"]
+    await claims.new(institutional_api, institutional_practice, **payload)
+    with pytest.raises(Conflict) as refused:
+        await _render_all(sessions, settings, institutional_practice)
+    details = sorted(e.detail for e in refused.value.errors)
+    assert details == [
+        "lacks attending provider (837I 2310A)",
+        "lacks patient status (837I CL103)",
+        "lacks type of bill (837I CLM05)",
+    ]
