@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -123,8 +124,9 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
         yield test_client
 
 
-async def make_tenant(control: async_sessionmaker[AsyncSession], label: str) -> Tenant:
-    """A practice, written as the control role (the only one that may write ``tenant``)."""
+async def make_tenant(control: async_sessionmaker[AsyncSession], label: str, **settings: Any) -> Tenant:
+    """A practice, written as the control role (the only one that may write ``tenant``); ``settings`` are
+    further manifest keys (``claim_type="institutional"``...)."""
     slug = f"{label}-{uuid.uuid4().hex[:10]}"
     async with platform_transaction(control) as session:
         manifest = validate_manifest(
@@ -133,6 +135,7 @@ async def make_tenant(control: async_sessionmaker[AsyncSession], label: str) -> 
                 "name": f"Test practice {label}",
                 "billing_provider": {"npi": "1003000126", "name": "Test Group Practice"},
                 "payers": [{"payer_id": "DEMO-MCR", "name": "Demo Medicare"}],
+                **settings,
             }
         )
         tenant = Tenant(id=uuid.uuid4(), slug=slug, name=f"Test practice {label}", manifest=manifest)
@@ -175,6 +178,18 @@ async def practice_api(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> Api:
+    return await practice_api_for(client, tenant, sessions, settings)
+
+
+@pytest.fixture
+async def institutional_practice_api(
+    client: AsyncTestClient[Litestar],
+    control_sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Api:
+    """The system of a practice whose manifest bills its encounters on the 837I."""
+    tenant = await make_tenant(control_sessions, "inst", claim_type="institutional")
     return await practice_api_for(client, tenant, sessions, settings)
 
 

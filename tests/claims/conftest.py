@@ -240,8 +240,10 @@ async def billing_enrolled(
     admin_url: str,
     monkeypatch: pytest.MonkeyPatch,
     label: str,
+    **settings: Any,
 ) -> Tenant:
-    """A practice as ``billing_practice`` makes it (several may exist in one test)."""
+    """A practice as ``billing_practice`` makes it (several may exist in one test); ``settings`` are further
+    manifest keys (``claim_type="institutional"``...)."""
     monkeypatch.setenv(BILLING_TIN_ENV, "12-3456789")
     await load_demo_code_sets(admin_url)
     return await enrolled_practice(
@@ -264,6 +266,7 @@ async def billing_enrolled(
                 "receiver_id": "BCX-RECEIVER",
             },
         ],
+        **settings,
     )
 
 
@@ -275,3 +278,23 @@ async def billing_intake(
     settings: Settings,
 ) -> Api:
     return await practice_api_for(client, billing_practice, sessions, settings)
+
+
+@pytest.fixture
+async def institutional_practice(
+    control_sessions: async_sessionmaker[AsyncSession], admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Tenant:
+    """A billing practice whose encounters are institutional (837I) unless they say otherwise."""
+    return await billing_enrolled(
+        control_sessions, admin_url, monkeypatch, "institutional", claim_type="institutional"
+    )
+
+
+@pytest.fixture
+async def institutional_api(
+    client: AsyncTestClient[Litestar],
+    institutional_practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Api:
+    return await practice_api_for(client, institutional_practice, sessions, settings)

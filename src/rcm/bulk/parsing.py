@@ -6,8 +6,9 @@ CSV column where the line came from a CSV file). Errors never quote a line's val
 
 The CSV layout (documented in the README): a header row naming columns from ``CSV_COLUMNS`` plus groups
 ``line{n}_procedure_code``, ``line{n}_charge_cents``, ``line{n}_units``, ``line{n}_modifiers``,
-``line{n}_diagnosis_pointers`` and ``line{n}_service_date`` for n = 1..50; then one encounter per row. Lists
-inside a cell (diagnosis codes, modifiers, pointers) are separated by ``|``. Quoted fields may hold commas
+``line{n}_diagnosis_pointers``, ``line{n}_service_date`` and ``line{n}_revenue_code`` for n = 1..50;
+then one encounter per row. Lists inside a cell (diagnosis codes, modifiers, pointers) are separated by
+``|``. Quoted fields may hold commas
 and quotes, not line breaks: a record is a line.
 """
 
@@ -77,6 +78,20 @@ CSV_COLUMNS: dict[str, str] = {
     "facility_state": "/service_facility/address/state",
     "facility_postal_code": "/service_facility/address/postal_code",
     "prior_authorization": "/prior_authorization",
+    # An institutional encounter (837I): its claim type when not the practice's, and its facts.
+    "claim_type": "/claim_type",
+    "type_of_bill": "/institutional/type_of_bill",
+    "statement_start": "/institutional/statement_start",
+    "statement_end": "/institutional/statement_end",
+    "admission_date": "/institutional/admission_date",
+    "admission_hour": "/institutional/admission_hour",
+    "admission_type": "/institutional/admission_type",
+    "admission_source": "/institutional/admission_source",
+    "patient_status": "/institutional/patient_status",
+    "attending_npi": "/institutional/attending_provider/npi",
+    "attending_family_name": "/institutional/attending_provider/family_name",
+    "attending_given_name": "/institutional/attending_provider/given_name",
+    "admitting_diagnosis": "/institutional/admitting_diagnosis",
     "diagnosis_codes": "/diagnoses",
     "documentation": "/documentation",
 }
@@ -87,7 +102,9 @@ CSV_LINE_FIELDS = (
     "modifiers",
     "diagnosis_pointers",
     "service_date",
+    "revenue_code",
 )
+_INTEGER_COLUMNS = frozenset({"admission_hour"})
 _LINE_COLUMN = re.compile(r"^line([1-9][0-9]?)_(" + "|".join(CSV_LINE_FIELDS) + r")$")
 _INTEGER = re.compile(r"^-?[0-9]{1,12}$")
 
@@ -238,7 +255,7 @@ class CsvLayout:
             if name == "diagnosis_codes":
                 document["diagnoses"] = [{"code": code.strip()} for code in value.split("|") if code.strip()]
                 continue
-            _put(document, pointer, value)
+            _put(document, pointer, _number(value) if name in _INTEGER_COLUMNS else value)
         if charges:
             last = max(charges)
             document["charges"] = [charges.get(i, {}) for i in range(last + 1)]
@@ -258,9 +275,13 @@ class CsvLayout:
         return _errors(errors, self.pointers)
 
 
+def _number(value: str) -> int | str:
+    return int(value) if _INTEGER.match(value) else value  # a non-number stays text: named as wrong type
+
+
 def _line_value(part: str, value: str) -> Any:
     if part in ("charge_cents", "units"):
-        return int(value) if _INTEGER.match(value) else value  # a non-number stays text: named as wrong type
+        return _number(value)
     if part == "modifiers":
         return [m.strip() for m in value.split("|") if m.strip()]
     if part == "diagnosis_pointers":
@@ -268,7 +289,7 @@ def _line_value(part: str, value: str) -> Any:
     return value
 
 
-def _put(document: dict[str, Any], pointer: str, value: str) -> None:
+def _put(document: dict[str, Any], pointer: str, value: object) -> None:
     parts = pointer.strip("/").split("/")
     node = document
     for part in parts[:-1]:

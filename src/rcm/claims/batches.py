@@ -1,6 +1,7 @@
-"""Submission batches: ready claims grouped per practice and payer (never across practices: a batch is one
-practice's envelope, under its enrollment's submitter and receiver ids), each under an interchange whose
-ISA13/GS06/ST02 control numbers are allocated uniquely per sender id and recorded on the batch.
+"""Submission batches: ready claims grouped per practice, payer and claim type (never across practices: a
+batch is one practice's envelope, under its enrollment's submitter and receiver ids; never 837P and 837I
+claims together), each under an interchange whose ISA13/GS06/ST02 control numbers are allocated uniquely
+per sender id and recorded on the batch.
 
 ``batch_document`` gathers what the 837P/837I writer of ``rcm.x12`` needs for one batch (envelope,
 submitter, receiver, billing provider, claims and lines): the writer renders it, and the connector sends the
@@ -46,7 +47,8 @@ class BatchDocument:
 async def build_batches(
     scope: TenantScope | SystemScope, *, now: datetime | None = None, limit: int = 50_000
 ) -> list[SubmissionBatch]:
-    """Group the scope's ready, unbatched claims into batches: per practice, per payer, at most
+    """Group the scope's ready, unbatched claims into batches: per practice, per payer, per claim type (837P
+    or 837I), at most
     ``MAX_CLAIMS_PER_BATCH`` each. Claims are locked SKIP LOCKED (two batchers never take the same claim);
     a practice without an enrollment for a payer keeps those claims unbatched (they should not be ready)."""
     now = now or datetime.now(UTC)
@@ -56,7 +58,11 @@ async def build_batches(
     enrollments = await scope.repo(EnrollmentRepository).with_payers(
         {(c.tenant_id, c.payer_id) for c in claims}
     )
-    for (tenant_id, payer_id), group in groupby(claims, key=lambda c: (c.tenant_id, c.payer_id)):
+    # One payer's 837P claims and its 837I claims never share a batch: a batch is one interchange of one
+    # implementation guide, which its connector, acknowledgments and file name follow.
+    for (tenant_id, payer_id, claim_type), group in groupby(
+        claims, key=lambda c: (c.tenant_id, c.payer_id, c.claim_type)
+    ):
         found = enrollments.get((tenant_id, payer_id))
         if found is None:
             continue
@@ -80,6 +86,7 @@ async def build_batches(
                 group_control_number=number,
                 transaction_set_control_number=TRANSACTION_SET_CONTROL_NUMBER,
                 claim_count=len(chunk),
+                claim_type=claim_type,
                 status=BatchStatus.PENDING,
                 attempts=0,
                 next_attempt_at=now,  # due at once: its message is sent after commit

@@ -71,6 +71,7 @@ def new_claim(
         place_of_service=data.place_of_service,
         diagnoses=[d.code for d in sorted(data.diagnoses, key=lambda d: d.sequence)],
         total_charge_cents=sum(line.charge_cents for line in data.lines),
+        claim_type=data.claim_type,  # 837P or 837I: batched apart
         state_changed_at=now,
         updated_at=now,
     )
@@ -86,6 +87,7 @@ def new_claim(
             charge_cents=line.charge_cents,
             diagnosis_pointers=list(line.diagnosis_pointers),
             service_date=line.service_date,
+            revenue_code=line.revenue_code,
         )
         for line in data.lines
     ]

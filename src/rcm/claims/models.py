@@ -29,6 +29,7 @@ from rcm.claims.states import Cause, ClaimState, Responsibility
 from rcm.encounters.models import Encounter  # noqa: F401 - the rcm.encounter table claims refer to
 from rcm.kit.models import Base, EnumText, TenantOwned, utcnow
 from rcm.patients.models import Coverage  # noqa: F401 - the rcm.coverage table claims refer to
+from rcm.tenancy.vocabulary import ClaimType
 
 
 class BatchStatus(StrEnum):
@@ -81,6 +82,10 @@ class SubmissionBatch(TenantOwned, Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     receipt_reference: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # One 837P or one 837I interchange, never both (claims are batched by type).
+    claim_type: Mapped[ClaimType] = mapped_column(
+        EnumText(ClaimType), default=ClaimType.PROFESSIONAL, server_default=ClaimType.PROFESSIONAL.value
+    )
 
 
 class Claim(TenantOwned, Base):
@@ -142,6 +147,9 @@ class Claim(TenantOwned, Base):
     submission_batch_id: Mapped[uuid.UUID | None]
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     closed_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    claim_type: Mapped[ClaimType] = mapped_column(  # its encounter's: 837P or 837I
+        EnumText(ClaimType), default=ClaimType.PROFESSIONAL, server_default=ClaimType.PROFESSIONAL.value
+    )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
 
 
@@ -162,6 +170,7 @@ class ClaimLine(TenantOwned, Base):
     charge_cents: Mapped[int] = mapped_column(BigInteger)
     diagnosis_pointers: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
     service_date: Mapped[date]
+    revenue_code: Mapped[str | None] = mapped_column(Text, nullable=True)  # 837I SV201
 
 
 class ClaimEvent(TenantOwned, Base):

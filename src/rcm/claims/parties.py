@@ -19,8 +19,10 @@ import msgspec
 
 from rcm.audit.events import Action
 from rcm.claims.batches import BatchDocument
-from rcm.claims.models import Claim
+from rcm.claims.models import Claim, ClaimLine
 from rcm.claims.states import Responsibility
+from rcm.encounters import schemas as encounter_schemas
+from rcm.encounters.institutional import institutional_of
 from rcm.encounters.models import Encounter
 from rcm.encounters.parties import facility_of, referring_of
 from rcm.encounters.repository import EncounterRepository
@@ -32,8 +34,9 @@ from rcm.patients.repository import CoverageRepository, PatientRepository
 from rcm.providers.models import Provider as ProviderRow
 from rcm.providers.repository import ProviderRepository
 from rcm.tenancy.scope import TenantScope
+from rcm.tenancy.vocabulary import ClaimType
+from rcm.x12.claims import Institutional, ServiceFacility, Subscriber
 from rcm.x12.claims import Patient as X12Patient
-from rcm.x12.claims import ServiceFacility, Subscriber
 from rcm.x12.model import Address, PersonName, Provider
 
 # SBR02 / PAT01 (individual relationship code) of the coverage's relationship of the patient to the insured.
@@ -59,6 +62,8 @@ class ClaimParties:
     prior_authorization: str | None
     missing: tuple[str, ...] = ()  # what the 837 requires and the records lack; empty when writable
     rendering_provider_id: uuid.UUID | None = None  # the encounter's; 2310B when not the billing NPI
+    # An institutional claim's encounter facts (837I 2300), made the writer's by ``institutional_facts``.
+    institutional: encounter_schemas.Institutional | None = None
 
 
 def sex_code(sex: str | None) -> str:
@@ -148,6 +153,7 @@ def parties_of(
         prior_authorization=encounter.prior_authorization,
         rendering_provider_id=encounter.rendering_provider_id,
         missing=tuple(missing),
+        institutional=institutional_of(encounter) if claim.claim_type is ClaimType.INSTITUTIONAL else None,
     )
 
 
@@ -195,12 +201,48 @@ class Parties:
     referring: Provider | None = None  # 2310A
     service_facility: ServiceFacility | None = None  # 2310C
     prior_authorization: str | None = None  # REF*G1
+    institutional: Institutional | None = None  # the 837I's loop 2300 facts; None on an 837P claim
+    type_of_bill: str | None = None  # 837I: its facility type code is CLM05-1
+
+
+def institutional_facts(
+    facts: encounter_schemas.Institutional | None, lines: Sequence[ClaimLine]
+) -> tuple[Institutional | None, list[str]]:
+    """An institutional claim's 837I facts, or what it lacks: the type of bill (CLM05-1), the patient status
+    (CL103) and the attending provider (2310A) are required; the statement period defaults to the lines'
+    dates. The scrub names the same gaps first (BILL-TYPE, ADMISSION, ATTENDING-NPI)."""
+    missing = []
+    attending = facts.attending_provider if facts else None
+    if facts is None or facts.type_of_bill is None:
+        missing.append("type of bill (837I CLM05)")
+    if facts is None or facts.patient_status is None:
+        missing.append("patient status (837I CL103)")
+    if attending is None:
+        missing.append("attending provider (837I 2310A)")
+    days = sorted(line.service_date for line in lines)
+    if facts is None or attending is None or missing or not days:
+        return None, missing or ["service lines"]
+    return (
+        Institutional(
+            statement_start=facts.statement_start or days[0],
+            statement_end=facts.statement_end or days[-1],
+            attending=Provider(npi=attending.npi, last=attending.family_name, first=attending.given_name),
+            patient_status=facts.patient_status or "",
+            admission_date=facts.admission_date,
+            admission_hour=facts.admission_hour,
+            admission_type=facts.admission_type,
+            admission_source=facts.admission_source,
+            admitting_diagnosis=facts.admitting_diagnosis,
+        ),
+        [],
+    )
 
 
 async def batch_parties(scope: TenantScope, document: BatchDocument) -> dict[uuid.UUID, Parties]:
     """Each claim's parties for the batch's 837, SBR09 from the payer directory; every claim whose parties
     cannot be written is named (409), and nothing of the batch is written."""
     claims = [claim for claim, _ in document.claims]
+    lines_of = {claim.id: lines for claim, lines in document.claims}
     found = await claim_parties(scope, claims)
     providers = {
         p.id: p
@@ -218,24 +260,33 @@ async def batch_parties(scope: TenantScope, document: BatchDocument) -> dict[uui
         if parties.subscriber is None:
             errors.append(FieldError(f"{where}/coverage_id", "the claim has no coverage to bill"))
             continue
-        if parties.missing:
-            errors.extend(FieldError(where, f"lacks {what}") for what in parties.missing)
+        institutional, lacking = (
+            institutional_facts(parties.institutional, lines_of[claim.id])
+            if claim.claim_type is ClaimType.INSTITUTIONAL
+            else (None, [])
+        )
+        if parties.missing or lacking:
+            errors.extend(FieldError(where, f"lacks {what}") for what in (*parties.missing, *lacking))
             continue
         rendering = (
             providers.get(parties.rendering_provider_id)
             if parties.rendering_provider_id is not None
             else None
         )
+        # 2310B (837P) only when the rendering provider is not the billing provider; 2310D (837I) only
+        # when it is not the attending provider either.
+        others = {billing_npi} | ({institutional.attending.npi} if institutional is not None else set())
         out[claim.id] = Parties(
             subscriber=msgspec.structs.replace(parties.subscriber, claim_filing_indicator=filing),
             patient=parties.patient,
-            # 2310B only when the rendering provider is not the billing provider (837P guide).
             rendering=provider_of(rendering)
-            if rendering is not None and rendering.npi != billing_npi
+            if rendering is not None and rendering.npi not in others
             else None,
             referring=parties.referring,
             service_facility=parties.service_facility,
             prior_authorization=parties.prior_authorization,
+            institutional=institutional,
+            type_of_bill=parties.institutional.type_of_bill if parties.institutional else None,
         )
     if errors:
         raise Conflict("Some claims of the batch lack what the 837 needs.", errors=errors)

@@ -7,8 +7,9 @@ the bytes (``rcm.interchanges``: encrypted, once per content, linked to the batc
 file: rendering again returns it unchanged, so what is sent and re-sent is byte for byte the same, and the
 batch row is locked while rendering so two renders never produce two files.
 
-837P only: no claim on main carries what an 837I needs (type of bill, statement period, attending
-provider, revenue codes), so every claim is professional. What the writer refuses (a delimiter in a value,
+A batch holds one claim type (``batches``): an 837P, or an 837I whose claims carry their encounter's type
+of bill (CLM05-1 takes its facility type code), statement period, admission, attending provider and the
+lines' revenue codes (``parties.institutional_facts``). What the writer refuses (a delimiter in a value,
 too many diagnoses, a total that is not the sum of its lines) is a 409 naming the segment and element, never
 the value; nothing is kept then.
 """
@@ -38,7 +39,6 @@ from rcm.x12 import claims as x12
 from rcm.x12.claims837 import write_837
 from rcm.x12.model import Address, Envelope
 
-KIND = "837P"
 # write_837 writes one transaction set per group, numbered 0001: the number batching records (ST02).
 ST02 = "0001"
 
@@ -209,10 +209,18 @@ def claim_batch(
 def claim_of(claim: Claim, lines: Sequence[ClaimLine], parties: Parties) -> x12.Claim:
     """2300/2400 of one claim: CLM (frequency 7 and 8 carry REF*F8), HI, the claim's providers, the lines."""
     changes_another = claim.frequency != Frequency.ORIGINAL
+    institutional = parties.institutional
     return x12.Claim(
         patient_control_number=claim.patient_control_number,
         total_charge=claim.total_charge_cents,
-        place_of_service=claim.place_of_service,
+        # CLM05-1: the place of service (837P), or the facility type code of the type of bill (837I); the
+        # type of bill's frequency digit is the claim's own (CLM05-3: original, replacement, void).
+        place_of_service=(
+            parties.type_of_bill[:2]
+            if institutional is not None and parties.type_of_bill
+            else claim.place_of_service
+        ),
+        institutional=institutional,
         diagnoses=tuple(claim.diagnoses),
         frequency=str(claim.frequency),
         payer_claim_control_number=claim.original_payer_claim_control_number if changes_another else None,
@@ -228,6 +236,7 @@ def claim_of(claim: Claim, lines: Sequence[ClaimLine], parties: Parties) -> x12.
                 modifiers=tuple(line.modifiers),
                 diagnosis_pointers=tuple(line.diagnosis_pointers),
                 service_date=line.service_date,
+                revenue_code=line.revenue_code if institutional is not None else None,
                 # REF*6R: the 835 names the line back by it (unique within the claim).
                 control_number=str(line.line_number),
             )

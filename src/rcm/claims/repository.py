@@ -268,7 +268,7 @@ class ClaimRepository(TenantScopedRepository[Claim]):
         stmt = (
             self.base_statement()
             .where(Claim.state == ClaimState.READY, Claim.submission_batch_id.is_(None))
-            .order_by(Claim.tenant_id, Claim.payer_id, Claim.created_at, Claim.id)
+            .order_by(Claim.tenant_id, Claim.payer_id, Claim.claim_type, Claim.created_at, Claim.id)
             .limit(limit)
         )
         return await self._all(self.for_update(stmt, skip_locked=True))

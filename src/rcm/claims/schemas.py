@@ -12,6 +12,7 @@ import msgspec
 from rcm.claims.models import BatchStatus
 from rcm.claims.states import Cause, ClaimState, Responsibility
 from rcm.interchanges.models import Direction, FileStatus
+from rcm.tenancy.vocabulary import ClaimType
 from rcm.workqueue.models import BillingReason, ItemStatus, SubjectType
 
 # A reason a biller gives: short text, kept on the claim's event (never PHI by policy: it says why, not who).
@@ -28,6 +29,7 @@ class ClaimLine(msgspec.Struct):
     charge_cents: int
     diagnosis_pointers: list[int]
     service_date: date
+    revenue_code: str | None = None  # 837I SV201
 
 
 class ClaimEvent(msgspec.Struct):
@@ -83,6 +85,7 @@ class Claim(msgspec.Struct):
     closed_reason: str | None
     lines: list[ClaimLine]
     events: list[ClaimEvent]
+    claim_type: ClaimType = ClaimType.PROFESSIONAL  # 837P or 837I
 
 
 class CloseClaim(msgspec.Struct, forbid_unknown_fields=True):
@@ -193,6 +196,7 @@ class Batch(msgspec.Struct):
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     receipt_reference: str | None = None
+    claim_type: ClaimType = ClaimType.PROFESSIONAL  # an 837P or an 837I interchange, never both
     sent_at: datetime | None = None
 
 

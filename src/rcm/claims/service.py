@@ -254,9 +254,11 @@ def _snapshot(claim: Claim, lines: Sequence[ClaimLine]) -> ScrubInput:
                 charge_cents=line.charge_cents,
                 diagnosis_pointers=tuple(line.diagnosis_pointers),
                 service_date=line.service_date,
+                revenue_code=line.revenue_code,
             )
             for line in lines
         ),
+        claim_type=claim.claim_type,
     )
 
 

@@ -18,6 +18,7 @@ from msgspec import Meta
 from rcm.audit.events import Action
 from rcm.crypto.fields import seal
 from rcm.encounters import schemas
+from rcm.encounters.institutional import check_institutional, institutional_columns
 from rcm.encounters.models import Encounter, EncounterEvent
 from rcm.encounters.parties import check_parties, facility_columns, referring_columns
 from rcm.encounters.repository import (
@@ -62,6 +63,8 @@ class EncounterCorrection(msgspec.Struct, forbid_unknown_fields=True):
     referring_provider: schemas.ReferringProvider | None = None
     service_facility: schemas.ServiceFacility | None = None
     prior_authorization: schemas.PriorAuthorization | None = None
+    # Replaces the whole institutional block (an institutional encounter's only).
+    institutional: schemas.Institutional | None = None
 
 
 class EncounterCancel(msgspec.Struct, forbid_unknown_fields=True):
@@ -100,6 +103,7 @@ async def _check_correction(
     if data.service_date is not None and data.service_date > latest:
         errors.append(FieldError("/service_date", "is in the future"))
     errors += check_parties(data.referring_provider, data.service_facility)
+    errors += check_institutional(row.claim_type, data.institutional, data.charges or (), latest)
     if data.coverage_id is not None:
         coverage = await scope.repo(CoverageRepository).get(data.coverage_id)
         if coverage is None or coverage.patient_id != row.patient_id:
@@ -148,6 +152,8 @@ async def correct_encounter(
         values.update(facility_columns(data.service_facility))
     if data.prior_authorization is not None:
         values["prior_authorization"] = data.prior_authorization
+    if data.institutional is not None:
+        values.update(institutional_columns(row.claim_type, data.institutional))
     if data.documentation is not None:
         values.update(seal(scope.keyring, Encounter, row.id, {"documentation": data.documentation}))
     new_diagnoses = diagnosis_rows(tenant_id, row.id, data.diagnoses) if data.diagnoses is not None else None

@@ -17,8 +17,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rcm.kit.models import Base, TenantOwned, utcnow
+from rcm.kit.models import Base, EnumText, TenantOwned, utcnow
 from rcm.providers.models import Provider  # noqa: F401 - the rcm.provider table encounters refer to
+from rcm.tenancy.vocabulary import ClaimType
 
 
 class Encounter(TenantOwned, Base):
@@ -64,6 +65,23 @@ class Encounter(TenantOwned, Base):
     facility_state: Mapped[str | None] = mapped_column(Text, nullable=True)
     facility_postal_code: Mapped[str | None] = mapped_column(Text, nullable=True)
     prior_authorization: Mapped[str | None] = mapped_column(Text, nullable=True)  # 2300 REF*G1
+    # 837P or 837I: the practice's manifest ``claim_type`` unless the encounter named its own.
+    claim_type: Mapped[ClaimType] = mapped_column(
+        EnumText(ClaimType), default=ClaimType.PROFESSIONAL, server_default=ClaimType.PROFESSIONAL.value
+    )
+    # 837I loop 2300 (institutional encounters only; codes and dates, in clear as the service date is).
+    type_of_bill: Mapped[str | None] = mapped_column(Text, nullable=True)  # CLM05-1 + CLM05-3: e.g. 131
+    statement_start: Mapped[date | None]  # DTP*434
+    statement_end: Mapped[date | None]
+    admission_date: Mapped[date | None]  # DTP*435
+    admission_hour: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    admission_type: Mapped[str | None] = mapped_column(Text, nullable=True)  # CL101
+    admission_source: Mapped[str | None] = mapped_column(Text, nullable=True)  # CL102
+    patient_status: Mapped[str | None] = mapped_column(Text, nullable=True)  # CL103
+    attending_npi: Mapped[str | None] = mapped_column(Text, nullable=True)  # 2310A NM1*71
+    attending_family_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attending_given_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    admitting_diagnosis: Mapped[str | None] = mapped_column(Text, nullable=True)  # HI*ABJ, without the dot
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
 
 
@@ -94,6 +112,7 @@ class ChargeLine(TenantOwned, Base):
     charge_cents: Mapped[int] = mapped_column(BigInteger)
     diagnosis_pointers: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))  # SV107: 1-4 pointers
     service_date: Mapped[date | None]
+    revenue_code: Mapped[str | None] = mapped_column(Text, nullable=True)  # 837I SV201 (NUBC), four digits
 
 
 class EncounterEvent(TenantOwned, Base):

@@ -12,6 +12,7 @@ from msgspec import Meta
 from rcm.kit.phi import MaskedRepr
 from rcm.patients.schemas import NO_NUL, Address, CoverageCreate, PatientCreate
 from rcm.providers.schemas import Npi, ProviderCreate
+from rcm.tenancy.vocabulary import ClaimType
 
 # ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot (U codes included).
 Icd10Cm = Annotated[str, Meta(pattern=r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")]
@@ -27,6 +28,11 @@ PriorAuthorization = Annotated[
     str, Meta(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9./-]([A-Za-z0-9 ./-]*[A-Za-z0-9./-])?$")
 ]
 Taxonomy = Annotated[str, Meta(pattern=r"^[0-9A-Z]{9}X$")]
+# NUBC revenue code (837I SV201): four digits, the leading zero included (0450 emergency room).
+RevenueCode = Annotated[str, Meta(pattern=r"^[0-9]{4}$")]
+# NUBC type of bill (UB-04 form locator 4): facility type 1-8, classification 1-9, frequency; the leading zero
+# printed on the form may be given. Whether the combination is billable is the scrub's BILL-TYPE edit.
+TypeOfBill = Annotated[str, Meta(pattern=r"^0?[1-8][1-9][0-9A-Z]$")]
 EncounterStatus = Literal["needs_coding", "coded", "on_hold", "billed", "closed", "cancelled"]
 
 
@@ -45,6 +51,7 @@ class ChargeLineIn(msgspec.Struct, forbid_unknown_fields=True):
         msgspec.field(default_factory=list)
     )
     service_date: date | None = None
+    revenue_code: RevenueCode | None = None  # institutional encounters only
 
 
 class ReferringProvider(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,6 +71,33 @@ class ServiceFacility(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=60, pattern=NO_NUL)]
     address: Address
     npi: Npi | None = None
+
+
+class AttendingProvider(msgspec.Struct, forbid_unknown_fields=True):
+    """837I 2310A (NM1*71): the attending provider, a person. Like the rendering provider's, an NPI failing
+    its check digit is accepted here and flagged by the scrub (ATTENDING-NPI)."""
+
+    npi: Npi
+    family_name: Annotated[str, Meta(min_length=1, max_length=60, pattern=NO_NUL)]
+    given_name: Annotated[str, Meta(min_length=1, max_length=35, pattern=NO_NUL)] | None = None
+
+
+class Institutional(msgspec.Struct, forbid_unknown_fields=True):
+    """What an institutional encounter carries for the 837I (005010X223A2 loop 2300): every part optional at
+    intake; what a claim cannot go without is the scrub's to name (BILL-TYPE, STATEMENT-PERIOD,
+    ATTENDING-NPI, PATIENT-STATUS, REVENUE-CODES)."""
+
+    type_of_bill: TypeOfBill | None = None  # CLM05-1 (facility type code) and CLM05-3
+    statement_start: date | None = None  # DTP*434; the lines' dates when left out
+    statement_end: date | None = None
+    admission_date: date | None = None  # DTP*435
+    admission_hour: Annotated[int, Meta(ge=0, le=23)] | None = None
+    # CL101 (1 emergency, 2 urgent, 3 elective, 4 newborn, 5 trauma, 9 unknown), CL102 point of origin.
+    admission_type: Annotated[str, Meta(pattern=r"^[1-59]$")] | None = None
+    admission_source: Annotated[str, Meta(pattern=r"^[1-9A-G]$")] | None = None
+    patient_status: Annotated[str, Meta(pattern=r"^[0-9]{2}$")] | None = None  # CL103: 01 home, 30 still
+    attending_provider: AttendingProvider | None = None
+    admitting_diagnosis: Icd10Cm | None = None  # HI*ABJ
 
 
 class EncounterCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
@@ -89,6 +123,9 @@ class EncounterCreate(MaskedRepr, msgspec.Struct, forbid_unknown_fields=True):
     referring_provider: ReferringProvider | None = None
     service_facility: ServiceFacility | None = None
     prior_authorization: PriorAuthorization | None = None
+    # The practice's manifest ``claim_type`` when left out; ``institutional`` only on an institutional one.
+    claim_type: ClaimType | None = None
+    institutional: Institutional | None = None
 
 
 class Diagnosis(msgspec.Struct):
@@ -104,6 +141,7 @@ class ChargeLine(msgspec.Struct):
     charge_cents: int
     diagnosis_pointers: list[int]
     service_date: date | None = None
+    revenue_code: str | None = None
 
 
 class Encounter(MaskedRepr, msgspec.Struct):
@@ -125,6 +163,8 @@ class Encounter(MaskedRepr, msgspec.Struct):
     referring_provider: ReferringProvider | None = None
     service_facility: ServiceFacility | None = None
     prior_authorization: str | None = None
+    claim_type: ClaimType = ClaimType.PROFESSIONAL
+    institutional: Institutional | None = None
 
 
 class EncounterSummary(msgspec.Struct):

@@ -17,6 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from rcm.audit.events import Action
 from rcm.crypto.fields import seal, unseal
 from rcm.encounters import schemas
+from rcm.encounters.institutional import (
+    check_institutional,
+    claim_type_of,
+    institutional_columns,
+    institutional_of,
+)
 from rcm.encounters.models import ChargeLine, Diagnosis, Encounter, EncounterEvent
 from rcm.encounters.parties import check_parties, facility_of, party_columns, referring_of
 from rcm.encounters.repository import (
@@ -40,6 +46,7 @@ from rcm.providers.schemas import ProviderCreate
 from rcm.providers.service import build_provider
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import TenantScope
+from rcm.tenancy.vocabulary import ClaimType
 from rcm.workqueue import service as workqueue
 from rcm.workqueue.models import QueueKind, SubjectType
 
@@ -80,6 +87,7 @@ def check_encounter(
     if data.service_date > latest:
         errors.append(FieldError("/service_date", "is in the future"))
     errors += check_parties(data.referring_provider, data.service_facility)
+    errors += check_institutional(claim_type_of(data, manifest), data.institutional, data.charges, latest)
     if data.patient is not None:
         errors += patients.check_patient(data.patient, latest, "/patient")
         errors += check_dates_after_birth(data, data.patient.birth_date, "/patient/birth_date")
@@ -171,6 +179,7 @@ def charge_rows(
             charge_cents=line.charge_cents,
             diagnosis_pointers=list(line.diagnosis_pointers),
             service_date=line.service_date,
+            revenue_code=line.revenue_code,
         )
         for number, line in enumerate(charges, start=1)
     ]
@@ -326,6 +335,7 @@ async def prepare_encounters(
                 hit,
                 batch,
                 billing_inline=billing_inline,
+                claim_type=claim_type_of(data, manifest),
                 source=source,
                 priority=priority,
                 sla=sla,
@@ -377,6 +387,7 @@ def _prepare(
     batch: IntakeBatch,
     *,
     billing_inline: ProviderCreate | None,
+    claim_type: ClaimType,
     source: str,
     priority: int,
     sla: timedelta,
@@ -436,6 +447,7 @@ def _prepare(
         created_at=now,
         updated_at=now,
         **party_columns(data),
+        **institutional_columns(claim_type, data.institutional),
     )
     diagnoses = diagnosis_rows(tenant_id, encounter_id, data.diagnoses)
     charges = charge_rows(tenant_id, encounter_id, data.charges)
@@ -622,6 +634,7 @@ def encounter_view(
                 charge_cents=c.charge_cents,
                 diagnosis_pointers=list(c.diagnosis_pointers),
                 service_date=c.service_date,
+                revenue_code=c.revenue_code,
             )
             for c in charges
         ],
@@ -632,6 +645,8 @@ def encounter_view(
         referring_provider=referring_of(row),
         service_facility=facility_of(row),
         prior_authorization=row.prior_authorization,
+        claim_type=row.claim_type,
+        institutional=institutional_of(row),
     )
 
 

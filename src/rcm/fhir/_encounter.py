@@ -17,12 +17,15 @@ from rcm.fhir._common import (
     Pending,
     fail_with,
 )
+from rcm.fhir._institutional import institutional_block, revenue_code
 from rcm.fhir._parties import Parties
+from rcm.fhir.institutional_facts import ClaimInstitutional
 from rcm.fhir.outcome import Issue, IssueType
 from rcm.fhir.reader import Entry
 from rcm.kit.errors import FieldError, RCMError
 from rcm.kit.strict import EARLIEST_DATE
 from rcm.providers.schemas import ProviderCreate
+from rcm.tenancy.vocabulary import ClaimType
 
 if TYPE_CHECKING:
     from rcm.fhir._intake import Intake
@@ -42,6 +45,8 @@ class EncounterBuild:
         self.diagnosis_sources: list[str] = []
         self.charge_sources: list[str] = []
         self.parties: Parties | None = None
+        # The practice decides the claim type, never the Claim's own type (Synthea's are all institutional).
+        self.institutional = intake.scope.manifest.claim_type is ClaimType.INSTITUTIONAL
 
     async def create(self, patient_id: uuid.UUID) -> encounter_schemas.EncounterCreate:
         facts = self.facts
@@ -54,6 +59,19 @@ class EncounterBuild:
         rendering, billing = await self._providers()
         parties = self.parties = Parties(self.intake, facts, self.pending.claims)
         billing_npis = {self.intake.scope.manifest.billing_provider.npi, *([billing.npi] if billing else [])}
+        institutional = (
+            institutional_block(
+                [
+                    (c.facts, c.expression)
+                    for c in self.pending.claims
+                    if isinstance(c.facts, ClaimInstitutional)
+                ],
+                parties,
+                self.entry.expression,
+            )
+            if self.institutional
+            else None
+        )
         return encounter_schemas.EncounterCreate(
             external_id=facts.external_id or "",
             service_date=facts.service_date or date.min,
@@ -68,6 +86,7 @@ class EncounterBuild:
             referring_provider=parties.referring(),
             service_facility=parties.facility(billing_npis),
             prior_authorization=parties.prior_authorization(),
+            institutional=institutional,
         )
 
     # Diagnoses -----------------------------------------------------------------------------------------
@@ -269,7 +288,7 @@ class EncounterBuild:
         lines = []
         for claim in self.pending.claims:
             assert isinstance(claim.facts, f.ClaimFacts)
-            for item in claim.facts.items:
+            for index, item in enumerate(claim.facts.items):
                 coding = _procedure(item.codings)
                 if coding is None or (
                     item.encounters and all(self._points_elsewhere(r) for r in item.encounters)
@@ -287,6 +306,7 @@ class EncounterBuild:
                         pointers,
                         item.service_date,
                         f"{item.expression}.net",
+                        revenue_code(claim.facts, index, item.expression) if self.institutional else None,
                     )
                 )
         return lines
@@ -351,6 +371,7 @@ class _Line:
     pointers: list[int]
     day: date | None
     where: str  # the element holding the amount, named when it is wrong
+    revenue: str | None = None  # Claim.item.revenue, institutional practices only
 
     def charge(self) -> encounter_schemas.ChargeLineIn:
         if self.cents is not None and self.cents < 0:
@@ -364,4 +385,5 @@ class _Line:
             modifiers=list(dict.fromkeys(self.modifiers))[:4],
             diagnosis_pointers=list(dict.fromkeys(self.pointers))[:4],
             service_date=self.day if self.day is not None and self.day >= EARLIEST_DATE else None,
+            revenue_code=self.revenue,
         )

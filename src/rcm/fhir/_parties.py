@@ -128,11 +128,16 @@ class Parties:
         if not candidates:
             return None
         ref, types = candidates[0]
-        made = self._referrer(ref, types)
+        made = self.person(ref, types)
         self.sources["referring_provider"] = ref.expression
         return made
 
-    def _referrer(self, ref: f.Ref, types: tuple[str, ...]) -> encounter_schemas.ReferringProvider:
+    def person(
+        self, ref: f.Ref, types: tuple[str, ...], role: str = "referring"
+    ) -> encounter_schemas.ReferringProvider:
+        """A person the 837 names by NPI and name (the ``role`` provider: referring, attending), from a
+        Practitioner, a PractitionerRole or ServiceRequest naming one, or a conditional reference by NPI
+        with a display."""
         named, npi = ref, None
         person = _facts_of(self.intake.resolve(ref, types), ref)
         # A ServiceRequest names its requester, a PractitionerRole its practitioner (and maybe an NPI).
@@ -141,7 +146,7 @@ class Parties:
                 break
             npi = npi or person.npi
             if person.practitioner is None:
-                nobody = "names no practitioner (the referring provider)"
+                nobody = f"names no practitioner (the {role} provider)"
                 raise fail_with(IssueType.REQUIRED, nobody, named.expression)
             named = person.practitioner
             person = _facts_of(self.intake.resolve(named, ("Practitioner", "PractitionerRole")), named)
@@ -150,7 +155,7 @@ class Parties:
             if system != f.NPI_SYSTEM or not named.display:
                 raise fail_with(
                     IssueType.NOT_FOUND,
-                    "the referring provider must be a Practitioner of this bundle, or name its NPI "
+                    f"the {role} provider must be a Practitioner of this bundle, or name its NPI "
                     f"({f.NPI_SYSTEM}) and a display",
                     named.expression,
                 )
@@ -162,7 +167,7 @@ class Parties:
         else:
             raise fail_with(IssueType.INVALID, "must refer to a Practitioner", named.expression)
         if npi is None or not NPI.match(npi):
-            no_npi = f"the referring provider needs an NPI ({f.NPI_SYSTEM})"
+            no_npi = f"the {role} provider needs an NPI ({f.NPI_SYSTEM})"
             raise fail_with(IssueType.REQUIRED, no_npi, named.expression)
         return encounter_schemas.ReferringProvider(
             npi=npi, family_name=family[:60], given_name=given[:35] if given else None

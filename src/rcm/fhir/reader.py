@@ -24,7 +24,7 @@ import msgspec
 from pydantic import ValidationError
 
 from rcm.fhir import facts as extract
-from rcm.fhir import party_facts
+from rcm.fhir import institutional_facts
 from rcm.fhir.facts import Facts
 from rcm.fhir.outcome import FhirRejected, Issue, IssueType
 from rcm.kit.strict import MAX_JSON_DEPTH
@@ -209,7 +209,7 @@ def warm_models() -> None:
     import threading
 
     def load() -> None:
-        for name in party_facts.EXTRACTORS:
+        for name in institutional_facts.EXTRACTORS:
             _model(name)
 
     threading.Thread(target=load, name="fhir-models", daemon=True).start()
@@ -257,7 +257,7 @@ def read_entry(index: int, item: Any) -> Entry:  # noqa: PLR0911 - one return pe
             ),
         )
     resource_id = resource.get("id") if isinstance(resource.get("id"), str) else None
-    extractor = party_facts.EXTRACTORS.get(resource_type)
+    extractor = institutional_facts.EXTRACTORS.get(resource_type)
     if extractor is None:
         # Observation, ExplanationOfBenefit, Immunization...: not ours to keep; listed as skipped.
         return Entry(index, resource_type, full_url, resource_id, None)
@@ -288,7 +288,7 @@ def read_entry(index: int, item: Any) -> Entry:  # noqa: PLR0911 - one return pe
 def _facts(validated: Any, expression: str, extractor: extract.Extractor) -> Facts:
     contained: dict[str, Facts] = {}
     for c_index, inner in enumerate(validated.contained or []):
-        inner_extractor = party_facts.CONTAINED_EXTRACTORS.get(type(inner).__name__)
+        inner_extractor = institutional_facts.CONTAINED_EXTRACTORS.get(type(inner).__name__)
         if inner.id and inner_extractor is not None:
             contained[inner.id] = inner_extractor(inner, f"{expression}.contained[{c_index}]", {})
     return extractor(validated, expression, contained)

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
+from rcm.tenancy.vocabulary import ClaimType
+
 
 @dataclass(frozen=True, slots=True)
 class DiagnosisIn:
@@ -23,6 +25,7 @@ class LineIn:
     charge_cents: int
     diagnosis_pointers: tuple[int, ...]
     service_date: date  # the line's own date, or the encounter's
+    revenue_code: str | None = None  # 837I SV201
 
     @property
     def name(self) -> str:
@@ -49,6 +52,19 @@ class CoverageIn:
     original_claim_id: uuid.UUID | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class InstitutionalIn:
+    """An institutional encounter's 837I facts the edits look at (codes and dates, no PHI)."""
+
+    type_of_bill: str | None
+    statement_start: date | None
+    statement_end: date | None
+    admission_date: date | None
+    admission_type: str | None
+    patient_status: str | None
+    attending_npi: str | None
+
+
 @dataclass(slots=True)
 class ScrubInput:
     encounter_id: uuid.UUID
@@ -66,6 +82,8 @@ class ScrubInput:
     birth_date: date | None = field(default=None, repr=False)
     # Code set -> the first day of its oldest loaded release (read with the encounter, for the lookups).
     code_set_starts: dict[str, date] | None = None
+    claim_type: ClaimType = ClaimType.PROFESSIONAL
+    institutional: InstitutionalIn | None = None  # set on an institutional encounter
 
     @property
     def service_dates(self) -> tuple[date, ...]:

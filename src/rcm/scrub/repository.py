@@ -35,8 +35,9 @@ from rcm.kit.models import utcnow
 from rcm.kit.repository import TenantScopedRepository
 from rcm.patients.models import Coverage, Patient
 from rcm.providers.models import Provider
-from rcm.scrub.inputs import CoverageIn, DiagnosisIn, LineIn, ProviderIn, ScrubInput
+from rcm.scrub.inputs import CoverageIn, DiagnosisIn, InstitutionalIn, LineIn, ProviderIn, ScrubInput
 from rcm.scrub.models import ScrubResult, ScrubRun
+from rcm.tenancy.vocabulary import ClaimType
 from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, SubjectType, WorkItem, WorkItemEvent
 from rcm.workqueue.repository import WorkItemRepository
 
@@ -101,6 +102,7 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
                                 ChargeLine.charge_cents,
                                 ChargeLine.diagnosis_pointers,
                                 ChargeLine.service_date,
+                                ChargeLine.revenue_code,
                             ),
                             ChargeLine.line_number,
                         )
@@ -167,6 +169,14 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
                 type_coerce(diagnoses, JSONB),
                 type_coerce(lines, JSONB),
                 type_coerce(starts, JSONB),
+                Encounter.claim_type,
+                Encounter.type_of_bill,
+                Encounter.statement_start,
+                Encounter.statement_end,
+                Encounter.admission_date,
+                Encounter.admission_type,
+                Encounter.patient_status,
+                Encounter.attending_npi,
             )
             .join(Patient, (Patient.tenant_id == Encounter.tenant_id) & (Patient.id == Encounter.patient_id))
             .join(
@@ -196,7 +206,8 @@ class ScrubInputRepository(TenantScopedRepository[Encounter]):
 def _scrub_input(row: Any) -> ScrubInput:
     (eid, patient_id, status, service_date, pos, sex, birth_sealed, r_npi, b_npi) = row[:9]
     (coverage_id, payer_id, member_id, relationship, start, end, priority, claim_id) = row[9:17]
-    (dx, cl, starts) = row[17:]
+    (dx, cl, starts, claim_type) = row[17:21]
+    institutional = InstitutionalIn(*row[21:]) if claim_type is ClaimType.INSTITUTIONAL else None
     return ScrubInput(
         encounter_id=eid,
         patient_id=patient_id,
@@ -214,11 +225,13 @@ def _scrub_input(row: Any) -> ScrubInput:
         lines=tuple(_line(item, service_date) for item in cl),
         birth_date_sealed=birth_sealed,
         code_set_starts={str(name): date.fromisoformat(day) for name, day in starts.items()},
+        claim_type=claim_type,
+        institutional=institutional,
     )
 
 
 def _line(item: list[Any], encounter_date: date) -> LineIn:
-    number, code, modifiers, units, cents, pointers, day = item
+    number, code, modifiers, units, cents, pointers, day, revenue_code = item
     return LineIn(
         line_number=int(number),
         procedure_code=str(code),
@@ -227,6 +240,7 @@ def _line(item: list[Any], encounter_date: date) -> LineIn:
         charge_cents=int(cents),
         diagnosis_pointers=tuple(int(p) for p in pointers or ()),
         service_date=date.fromisoformat(day) if day else encounter_date,
+        revenue_code=revenue_code,
     )
 
 

@@ -32,6 +32,7 @@ from rcm.scrub.reference import (
 )
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scrub_rules import RuleSeverity
+from rcm.tenancy.vocabulary import ClaimType
 
 Severity = RuleSeverity
 
@@ -125,6 +126,7 @@ class RuleSpec:
     severity: RuleSeverity
     title: str  # what the rule checks, for the rules list
     source: RuleSource = RuleSource.BUILTIN
+    claim_type: ClaimType | None = None  # runs on encounters of this claim type only (None: on every one)
 
     @property
     def key(self) -> str:
@@ -144,20 +146,25 @@ class Rule:
 REGISTRY: dict[str, Rule] = {}
 
 
-def rule(rule_id: str, version: str, severity: RuleSeverity, title: str) -> Callable[[Check], Check]:
-    """Register a built-in rule; ids are unique (a second version replaces, it does not sit beside)."""
+def rule(
+    rule_id: str, version: str, severity: RuleSeverity, title: str, *, claim_type: ClaimType | None = None
+) -> Callable[[Check], Check]:
+    """Register a built-in rule; ids are unique (a second version replaces, it does not sit beside).
+    ``claim_type``: the rule judges only encounters billed on that 837 (the institutional edits)."""
 
     def register(check: Check) -> Check:
         if rule_id in REGISTRY:
             raise ValueError(f"rule {rule_id} registered twice")
-        REGISTRY[rule_id] = Rule(RuleSpec(rule_id, version, severity, title), check)
+        spec = RuleSpec(rule_id, version, severity, title, claim_type=claim_type)
+        REGISTRY[rule_id] = Rule(spec, check)
         return check
 
     return register
 
 
-def builtin_rules() -> tuple[Rule, ...]:
-    return tuple(REGISTRY.values())
+def builtin_rules(claim_type: ClaimType = ClaimType.PROFESSIONAL) -> tuple[Rule, ...]:
+    """The built-in rules that judge an encounter of ``claim_type``, in registration order."""
+    return tuple(r for r in REGISTRY.values() if r.spec.claim_type in (None, claim_type))
 
 
 # Required data ---------------------------------------------------------------------------------------
@@ -327,7 +334,8 @@ def diagnosis_pointers(ctx: ScrubContext) -> Verdict:
         findings.append(Finding("The encounter has no diagnosis."))
     for line in ctx.input.lines:
         pointers = line.diagnosis_pointers
-        if not pointers:
+        # An 837I line (SV2) points to no diagnosis: the claim's diagnoses cover it.
+        if not pointers and ctx.input.claim_type is ClaimType.PROFESSIONAL:
             findings.append(Finding(f"{line.name.capitalize()} points to no diagnosis.", line.line_number))
         if len(pointers) > 4:
             findings.append(

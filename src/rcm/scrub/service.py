@@ -15,6 +15,7 @@ from rcm.idempotency.service import carry_response
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.secrets import SecretResolver, SecretUnavailable
 from rcm.patients.models import Patient
+from rcm.scrub import institutional as _institutional  # noqa: F401 - registers the 837I edits
 from rcm.scrub import schemas
 from rcm.scrub.conditions import manifest_rule
 from rcm.scrub.inputs import ScrubInput
@@ -34,6 +35,7 @@ from rcm.scrub.rules import (
 from rcm.tenancy.manifest import TenantManifest
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.scrub_rules import RuleSeverity
+from rcm.tenancy.vocabulary import ClaimType
 from rcm.workqueue import service as workqueue
 from rcm.workqueue.models import BillingReason, QueueKind, SubjectType, WorkItem, WorkItemEvent
 
@@ -59,9 +61,10 @@ async def load_scrub_input(scope: TenantScope, encounter_id: uuid.UUID, *, lock:
     return data
 
 
-def rules_for(manifest: TenantManifest) -> tuple[Rule, ...]:
-    """The built-in rules, then the practice's own, in the order they are declared."""
-    return builtin_rules() + tuple(manifest_rule(declared) for declared in manifest.scrub_rules)
+def rules_for(manifest: TenantManifest, claim_type: ClaimType = ClaimType.PROFESSIONAL) -> tuple[Rule, ...]:
+    """The built-in rules for the encounter's claim type (the 837I edits on institutional ones), then the
+    practice's own, in the order they are declared."""
+    return builtin_rules(claim_type) + tuple(manifest_rule(declared) for declared in manifest.scrub_rules)
 
 
 async def _lookups(ctx: ScrubContext, reference: ReferenceData) -> None:
@@ -145,7 +148,7 @@ async def scrub_encounter(
             ciphertext=data.birth_date_sealed,
         )
         data.birth_date = date.fromisoformat(value or "")
-    results = [(rule.spec, rule.check(ctx)) for rule in rules_for(scope.manifest)]
+    results = [(rule.spec, rule.check(ctx)) for rule in rules_for(scope.manifest, data.claim_type)]
     outcome = _outcome(results)
     run_id = None if dry_run else uuid.uuid4()
     work_item_id, new_item = (

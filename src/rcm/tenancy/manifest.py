@@ -19,7 +19,7 @@ from sqlalchemy.types import TypeDecorator
 
 from rcm.kit.errors import FieldError, InvalidInput
 from rcm.tenancy.scrub_rules import ScrubRule
-from rcm.tenancy.vocabulary import TenantStatus
+from rcm.tenancy.vocabulary import ClaimType, TenantStatus
 
 SCHEMA_ID = "https://rcm.example/schemas/tenant-manifest.json"
 SCHEMA_COMMAND = "rcm tenants schema > tenants/schema.json"
@@ -168,6 +168,15 @@ class TenantManifest(_Part):
         Field(description="Whom the receiver of the practice's claim files calls (837 1000A PER)."),
     ] = None
     payers: tuple[Payer, ...] = ()
+    claim_type: Annotated[
+        ClaimType,
+        Field(
+            description=(
+                "The 837 the practice's encounters are billed on (professional: 837P; institutional: 837I,"
+                " whose encounters carry an institutional block). An encounter may name its own."
+            )
+        ),
+    ] = ClaimType.PROFESSIONAL
     staff: Annotated[
         tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...],
         Field(description="Emails of billing-company staff assigned to this practice."),
