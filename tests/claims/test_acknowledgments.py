@@ -37,6 +37,7 @@ from rcm.payers.connector import Connector, Submission
 from rcm.payers.registry import build_config, open_connector
 from rcm.payers.repository import upsert_payers
 from rcm.tenancy.models import Tenant
+from rcm.tenancy.vocabulary import ClaimType
 from rcm.x12.claims import SubscriberLoop
 from rcm.x12.claims837 import write_837
 from sandbox_payer.payer import payer_claim_control_number
@@ -160,6 +161,7 @@ async def _batch(
         status=BatchStatus.SENT,
         attempts=1,
         next_attempt_at=datetime.now(UTC),
+        claim_type=ClaimType.PROFESSIONAL,
     )
     async with practice_scope(claims.sessions, claims.settings, tenant) as scope:
         await scope.repo(ClaimRepository).attach(batch, claim_ids)

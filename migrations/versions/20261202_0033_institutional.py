@@ -1,8 +1,8 @@
 """Institutional claims (837I): a practice's or an encounter's claim type, the encounter's institutional
 facts, revenue codes on lines, and the claim type of claims and submission batches.
 
-Revision ID: 0030_institutional
-Revises: 0029_eligibility
+Revision ID: 0033_institutional
+Revises: 0032_x12_links
 Create Date: 2026-12-02
 
 - ``encounter.claim_type``: ``professional`` (837P) or ``institutional`` (837I); existing rows are
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0030_institutional"
-down_revision = "0029_eligibility"
+revision = "0033_institutional"
+down_revision = "0032_x12_links"
 branch_labels = None
 depends_on = None
 
