@@ -20,7 +20,12 @@ async def test_demo_clients_and_dev_users_get_tokens_in_process(
     await seed_demo(settings)
     await seed_demo(settings)  # idempotent: the deterministic clients are not duplicated
     clients = json.loads((settings.data_dir / "demo-clients.json").read_text())
-    assert set(clients) == {"lakeside-pediatrics", "summit-orthopedics", "sunrise-family-medicine"}
+    assert set(clients) == {
+        "lakeside-pediatrics",
+        "riverside-community-hospital",
+        "summit-orthopedics",
+        "sunrise-family-medicine",
+    }
     sunrise = clients["sunrise-family-medicine"]
     keys = await KeyRing(settings).verification_keys(sessions)
 
