@@ -1,0 +1,62 @@
+"""Ledger routes: a claim's entries and balance, for the practice (its systems and owners) and for the staff
+assigned to it (billers and supervisors). A claim of any other practice is the same 404 as none."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
+
+from rcm.claims import service as claims
+from rcm.claims.repository import ClaimRepository
+from rcm.identity.guards import requires_roles, requires_scopes
+from rcm.identity.principal import Role
+from rcm.identity.scopes import Scope
+from rcm.kit.errors import problem_responses
+from rcm.ledger import schemas, service
+from rcm.tenancy.dependencies import provide_tenant_scope
+from rcm.tenancy.scope import StaffScope, TenantScope
+from rcm.tenancy.staff import provide_staff_scope
+
+_ERRORS = problem_responses(400, 401, 403, 404, 429)
+
+
+async def _ledger(practice: TenantScope, claim_id: uuid.UUID) -> schemas.ClaimLedger:
+    claim = await practice.repo(ClaimRepository).get_or_404(claim_id)
+    return await service.claim_ledger(practice, claim)
+
+
+class ClaimLedgerController(Controller):
+    path = "/api/v1/tenants/{tenant_slug:str}/claims"
+    tags = ["ledger"]
+    dependencies = {"tenant": Provide(provide_tenant_scope)}
+    guards = [requires_scopes(Scope.CLAIMS_READ)]
+
+    @get(
+        "/{claim_id:uuid}/ledger",
+        summary="A claim's ledger: every entry (charges, payments, adjustments) and its balance",
+        responses=_ERRORS,
+    )
+    async def ledger(
+        self, tenant: NamedDependency[TenantScope], claim_id: FromPath[uuid.UUID]
+    ) -> schemas.ClaimLedger:
+        return await _ledger(tenant, claim_id)
+
+
+class BillingLedgerController(Controller):
+    path = "/api/v1/billing"
+    tags = ["ledger"]
+    guards = [requires_roles(Role.BILLER, Role.SUPERVISOR), requires_scopes(Scope.CLAIMS_WRITE)]
+    dependencies = {"staff": Provide(provide_staff_scope)}
+
+    @get(
+        "/claims/{claim_id:uuid}/ledger",
+        summary="The ledger of a claim of your practices: entries and balance",
+        responses=_ERRORS,
+    )
+    async def ledger(
+        self, staff: NamedDependency[StaffScope], claim_id: FromPath[uuid.UUID]
+    ) -> schemas.ClaimLedger:
+        return await _ledger(await claims.claim_practice(staff, claim_id), claim_id)
