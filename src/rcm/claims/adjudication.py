@@ -71,10 +71,13 @@ async def apply_remittance(work: Applying, row: X12File, data: bytes) -> uuid.UU
     return None
 
 
-async def apply_set(work: Applying, file_id: uuid.UUID | None, transaction: Transaction) -> None:
+async def apply_set(
+    work: Applying, file_id: uuid.UUID | None, transaction: Transaction
+) -> tuple[str, str | None]:
     """One transaction set (one payment), the unit of posting: recorded once (a repeat of its trace number,
     payer and amount is refused and changes nothing), held whole when it does not balance (no claim moved,
-    nothing posted), else its claims moved and every payment, adjustment and PLB posted to the ledger."""
+    nothing posted), else its claims moved and every payment, adjustment and PLB posted to the ledger.
+    Returns the verdict (``posted``, ``held``, ``duplicate``) and the reason a set is held."""
     stream = RemittanceStream(transaction)
     claims = list(stream.claims())  # the set balances or not as a whole: read it before moving anything
     received = await ledger.receive(
@@ -87,11 +90,11 @@ async def apply_set(work: Applying, file_id: uuid.UUID | None, transaction: Tran
     )
     if received is None:
         work.count("duplicates")
-        return
+        return "duplicate", None
     if received.state is not RemittanceState.POSTED:
         work.count("held")
         work.count("held_cents", stream.header.total_paid)
-        return
+        return "held", received.held_reason
     matched: list[OurClaim | None] = []
     for start in range(0, len(claims), CHUNK):
         matched.extend(await _apply_chunk(work, claims[start : start + CHUNK]))
@@ -100,6 +103,7 @@ async def apply_set(work: Applying, file_id: uuid.UUID | None, transaction: Tran
     work.count("posted_cents", posted.claims_cents)
     work.count("unapplied_cents", posted.unapplied_cents)
     work.count("provider_adjustments_cents", posted.provider_adjustments_cents)
+    return "posted", None
 
 
 async def _apply_chunk(work: Applying, chunk: list[Claim]) -> list[OurClaim | None]:
