@@ -120,6 +120,7 @@ def _balance_is_the_sum(ledger: dict[str, Any]) -> None:
 
 
 async def test_charges_payment_duplicate_and_hold(
+    *,
     claims: Claims,
     intake: Api,
     other_intake: Api,
@@ -212,6 +213,7 @@ async def test_a_void_reverses_the_charges(
 )
 async def test_the_ledger_is_append_only(
     statement: str,
+    *,
     claims: Claims,
     intake: Api,
     practice: Tenant,
@@ -220,7 +222,7 @@ async def test_the_ledger_is_append_only(
     owner_engine: AsyncEngine,
 ) -> None:
     await claims.new(intake, practice)
-    with pytest.raises(DBAPIError, match="permission denied|append-only"):
+    with pytest.raises(DBAPIError, match=r"permission denied|append-only"):
         async with practice_scope(sessions, settings, practice) as scope:
             await scope.session.execute(text(statement))
     # Not even the owner: the trigger fires for every role.
@@ -238,7 +240,12 @@ async def test_an_unbalanced_posting_is_refused_at_commit(
 ) -> None:
     claim_id = await claims.new(intake, practice)
     posting = uuid.uuid4()
-    with pytest.raises(DBAPIError, match="does not balance"):
+    entry = (
+        "INSERT INTO rcm.ledger_entry (tenant_id, id, posting_id, account, amount_cents, remark_codes)"
+        " VALUES (:t, :i, :p, 'charges', -100, '{}')"
+    )
+
+    async def unbalanced() -> None:
         async with practice_scope(sessions, settings, practice) as scope:
             await scope.session.execute(
                 text(
@@ -247,10 +254,7 @@ async def test_an_unbalanced_posting_is_refused_at_commit(
                 ),
                 {"t": practice.id, "p": posting, "c": claim_id},
             )
-            await scope.session.execute(
-                text(
-                    "INSERT INTO rcm.ledger_entry (tenant_id, id, posting_id, account, amount_cents, remark_codes)"
-                    " VALUES (:t, :i, :p, 'charges', -100, '{}')"
-                ),
-                {"t": practice.id, "i": uuid.uuid4(), "p": posting},
-            )
+            await scope.session.execute(text(entry), {"t": practice.id, "i": uuid.uuid4(), "p": posting})
+
+    with pytest.raises(DBAPIError, match="does not balance"):
+        await unbalanced()
