@@ -6,6 +6,7 @@ routes show a claim's ledger to its practice and staff only."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -258,3 +259,41 @@ async def test_an_unbalanced_posting_is_refused_at_commit(
 
     with pytest.raises(DBAPIError, match="does not balance"):
         await unbalanced()
+
+
+async def test_two_workers_posting_one_payment_post_it_once(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    """The same payment in two files (two envelopes) applied at once: the unique trace key makes the second
+    wait for the first's commit, then find it: one posts, the other reports a duplicate."""
+    claim, lines = await _claim(claims, intake, practice)
+    paid = _paid(claim, lines)
+    store = BlobStore()
+    kept = []
+    async with practice_scope(sessions, settings, practice) as scope:
+        for control in (11, 12):
+            row, _ = await files.keep(
+                scope, store, _file(paid, control=control), direction=Direction.INBOUND, connector="test"
+            )
+            kept.append(row.id)
+
+    async def worker(file_id: uuid.UUID) -> Outcome:
+        async with practice_scope(sessions, settings, practice) as scope:
+            return await apply_file(scope, store, file_id)
+
+    outcomes = await asyncio.gather(*(worker(file_id) for file_id in kept))
+    assert sorted((o.posted, o.duplicates) for o in outcomes) == [(0, 1), (1, 0)]
+    posted = await rows(
+        owner_engine,
+        "SELECT count(*) AS n FROM rcm.ledger_posting WHERE tenant_id = :t AND source = 'remittance_claim'",
+        t=practice.id,
+    )
+    assert posted[0].n == 1
+    ledger = (await intake.get(f"/claims/{claim.id}/ledger")).json()
+    assert ledger["insurance_balance_cents"] == 0
