@@ -2,8 +2,8 @@
 second demo encounter of each practice (those whose codes came with the encounter) is scrubbed, becomes a
 claim, goes out in a submission batch as a real 837P to the sandbox payer, and the sandbox's answers (999,
 277CA, 835, as its rules decide) are fetched and applied: the 835's payments end on the ledger, so every
-demo claim the payer paid has a balance to read (``GET .../claims/{id}/ledger``). The other encounters wait in the coding queue for
-the README's walk-through.
+demo claim the payer paid has a balance to read (``GET .../claims/{id}/ledger``). The other encounters wait
+in the coding queue for the README's walk-through.
 
 It runs the same code as the API and the worker (scrub, ``build_batches``, ``submit_batch``,
 ``fetch_practice``), as the demo seeder, and is idempotent: an encounter with a claim is not scrubbed again, a
