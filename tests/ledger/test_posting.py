@@ -297,3 +297,61 @@ async def test_two_workers_posting_one_payment_post_it_once(
     assert posted[0].n == 1
     ledger = (await intake.get(f"/claims/{claim.id}/ledger")).json()
     assert ledger["insurance_balance_cents"] == 0
+
+
+async def test_a_reversal_and_its_correction_post_negative_then_new_entries(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    """Paid, then the payer takes the payment back (CLP02 22, every amount negated) and pays it again in
+    full (the correction) in one later 835: the claim ends paid in full, its balance the sum of entries."""
+    claim, lines = await _claim(claims, intake, practice)
+    paid = _paid(claim, lines)
+    first = await _apply(sessions, settings, practice, _file(paid, trace="EFT-R1", control=21))
+    assert first.posted == 1
+    reversal = rm.reversal_of(paid)
+    reversal = Claim(
+        patient_control_number=claim.patient_control_number,
+        status="22",
+        charge=reversal.charge,
+        paid=reversal.paid,
+        filing_indicator=reversal.filing_indicator,
+        payer_claim_control_number=reversal.payer_claim_control_number,
+        patient=reversal.patient,
+        lines=reversal.lines,
+    )
+    full = Claim(
+        patient_control_number=claim.patient_control_number,
+        status="1",
+        charge=paid.charge,
+        paid=paid.charge,
+        filing_indicator=paid.filing_indicator,
+        payer_claim_control_number=paid.payer_claim_control_number,
+        patient=paid.patient,
+        lines=tuple(
+            ServiceLine(
+                qualifier=line.qualifier,
+                code=line.code,
+                modifiers=line.modifiers,
+                charge=line.charge,
+                paid=line.charge,
+                service_start=line.service_start,
+                control_number=line.control_number,
+            )
+            for line in paid.lines
+        ),
+    )
+    second = await _apply(sessions, settings, practice, _file(reversal, full, trace="EFT-R2", control=22))
+    assert (second.posted, second.held, second.reversals) == (1, 0, 1)
+    ledger = (await intake.get(f"/claims/{claim.id}/ledger")).json()
+    _balance_is_the_sum(ledger)
+    assert (ledger["insurance_balance_cents"], ledger["patient_balance_cents"]) == (0, 0)
+    payments = [e for e in ledger["entries"] if e["source"] == "remittance_claim" and e["segment"] == "CLP"]
+    # payment, its reversal (negative), the correction: on the claim's receivable side
+    assert sorted(e["amount_cents"] for e in payments if e["account"] == "insurance_receivable") == sorted(
+        [-paid.paid, paid.paid, -paid.charge]
+    )
