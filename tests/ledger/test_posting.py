@@ -84,7 +84,9 @@ def _paid(claim: OurClaim, lines: list[Any]) -> Claim:
     )
 
 
-def _file(*claims: Claim, trace: str = "EFT0001", off_by: int = 0, control: int = 1) -> bytes:
+def _file(
+    *claims: Claim, trace: str = "EFT0001", off_by: int = 0, control: int = 1, npi: str | None = None
+) -> bytes:
     remittance = rm.remittance(claims)
     h = remittance.header
     header = Header(
@@ -98,7 +100,7 @@ def _file(*claims: Claim, trace: str = "EFT0001", off_by: int = 0, control: int 
         trace_originator=h.trace_originator,
         production_date=h.production_date,
         payer=h.payer,
-        payee=h.payee,
+        payee=h.payee if npi is None else rm.Payee(name=h.payee.name, npi=npi),
     )
     return rm.write(rm.Remittance(header=header, claims=remittance.claims), control_number=control).encode()
 
@@ -355,3 +357,37 @@ async def test_a_reversal_and_its_correction_post_negative_then_new_entries(
     assert sorted(e["amount_cents"] for e in payments if e["account"] == "insurance_receivable") == sorted(
         [-paid.paid, paid.paid, -paid.charge]
     )
+
+
+async def test_a_biller_uploads_an_835_routed_to_the_practice_its_payee_names(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    other_practice: Tenant,
+    make_staff: MakeStaff,
+) -> None:
+    claim, lines = await _claim(claims, intake, practice)
+    paid = _paid(claim, lines)
+    data = _file(paid, trace="EFT-UP1", control=31, npi=practice.manifest.billing_provider.npi)
+    biller = await make_staff(Role.BILLER, practice)
+    headers = biller.headers() | {"Content-Type": "application/edi-x12"}
+    url = "/api/v1/billing/remittances"
+    first = await biller.client.post(url, content=data, headers=headers)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["posted"], body["claims_matched"], body["posted_cents"]) == (1, 1, paid.paid)
+    assert body["practices"] == {practice.slug: 1}
+    assert (await intake.get(f"/claims/{claim.id}/ledger")).json()["insurance_balance_cents"] == 0
+    # Retried: nothing posted twice.
+    again = (await biller.client.post(url, content=data, headers=headers)).json()
+    assert (again["posted"], [d["trace_number"] for d in again["duplicates"]]) == (0, ["EFT-UP1"])
+    # A biller of two practices under one NPI: the payee names several, the payment is left unassigned.
+    both = await make_staff(Role.BILLER, practice, other_practice)
+    other = _file(paid, trace="EFT-UP2", control=32, npi=practice.manifest.billing_provider.npi)
+    split = (await both.client.post(url, content=other, headers=both.headers())).json()
+    assert (split["posted"], len(split["unassigned"]), split["practices"]) == (0, 1, {})
+    # Not an 835: 400 naming the segment and position, nothing kept.
+    bad = await biller.client.post(url, content=b"ISA*00*", headers=headers)
+    assert bad.status_code == 400, bad.text
+    assert "segment" in bad.json()["detail"]

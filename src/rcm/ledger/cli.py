@@ -12,7 +12,7 @@ import click
 from rcm.config import get_settings
 
 if TYPE_CHECKING:
-    from rcm.ledger.intake import Summary
+    from rcm.ledger.schemas import RemittanceImport
 
 
 @click.group()
@@ -27,7 +27,7 @@ def import_(path: Path) -> None:
     import msgspec
 
     from rcm.kit.cli import role_database, run
-    from rcm.ledger.intake import NotAnERA
+    from rcm.ledger.intake import NotAnERA, all_duplicates
 
     role_database(get_settings())
     try:
@@ -35,13 +35,13 @@ def import_(path: Path) -> None:
     except NotAnERA as exc:
         click.echo(f"refused: not a valid 835: {exc}", err=True)
         sys.exit(1)
-    click.echo(msgspec.json.encode(summary.__dict__).decode())
-    if summary.all_duplicates:
+    click.echo(msgspec.json.encode(summary).decode())
+    if all_duplicates(summary):
         click.echo("refused: every transaction set in the file was received before (duplicate)", err=True)
         sys.exit(1)
 
 
-async def _import(data: bytes) -> Summary:
+async def _import(data: bytes) -> RemittanceImport:
     from rcm.audit.events import RequestInfo
     from rcm.blobs.store import BlobStore
     from rcm.config import app_database_url

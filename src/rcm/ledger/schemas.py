@@ -33,3 +33,31 @@ class ClaimLedger(msgspec.Struct, frozen=True, kw_only=True):
     insurance_balance_cents: int
     patient_balance_cents: int
     receivable_accounts: list[str]
+
+
+class RemittanceSet(msgspec.Struct, frozen=True, kw_only=True):
+    """A transaction set of an uploaded 835, by its ST02 and TRN02 (no claim or patient data)."""
+
+    set: str
+    trace_number: str
+    reason: str | None = None  # why it is held, or not assigned to a practice
+    amount_cents: int | None = None  # BPR02, for a set not assigned
+    payee_npi: str | None = None  # N1*PE XX, for a set not assigned
+
+
+class RemittanceImport(msgspec.Struct, kw_only=True):
+    """What posting an 835 file did: sets posted, held (with the reason), refused as duplicates and not
+    assigned to any practice (the payee matches none, or several); claims matched and not; cents posted to
+    claims, posted as unapplied (no claim of the practice matched) and taken by provider adjustments (PLB)."""
+
+    transaction_sets: int = 0
+    posted: int = 0
+    held: list[RemittanceSet] = msgspec.field(default_factory=list)
+    duplicates: list[RemittanceSet] = msgspec.field(default_factory=list)
+    unassigned: list[RemittanceSet] = msgspec.field(default_factory=list)
+    claims_matched: int = 0
+    claims_unmatched: int = 0
+    posted_cents: int = 0
+    unapplied_cents: int = 0
+    provider_adjustments_cents: int = 0
+    practices: dict[str, int] = msgspec.field(default_factory=dict)  # slug -> sets applied there
