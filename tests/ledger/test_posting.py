@@ -387,6 +387,14 @@ async def test_a_biller_uploads_an_835_routed_to_the_practice_its_payee_names(
     other = _file(paid, trace="EFT-UP2", control=32, npi=practice.manifest.billing_provider.npi)
     split = (await both.client.post(url, content=other, headers=both.headers())).json()
     assert (split["posted"], len(split["unassigned"]), split["practices"]) == (0, 1, {})
+    # The payments received in the biller's practices; another practice's biller sees none of them.
+    listed = (await biller.get("/billing/remittances", remittance_state="posted")).json()
+    assert [(r["trace_number"], r["total_paid_cents"], r["state"]) for r in listed["items"]] == [
+        ("EFT-UP1", paid.paid, "posted")
+    ]
+    assert (await biller.get("/billing/remittances", remittance_state="held")).json()["items"] == []
+    theirs = await make_staff(Role.BILLER, other_practice)
+    assert (await theirs.get("/billing/remittances")).json()["items"] == []
     # Not an 835: 400 naming the segment and position, nothing kept.
     bad = await biller.client.post(url, content=b"ISA*00*", headers=headers)
     assert bad.status_code == 400, bad.text

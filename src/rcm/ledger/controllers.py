@@ -8,13 +8,13 @@ database's unique key), so a retried upload is answered with its sets as duplica
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 
 from rcm.blobs.store import BlobStore
 from rcm.claims import service as claims
@@ -23,8 +23,11 @@ from rcm.identity.guards import requires_roles, requires_scopes
 from rcm.identity.principal import Role
 from rcm.identity.scopes import Scope
 from rcm.kit.errors import problem_responses
+from rcm.kit.pagination import DEFAULT_LIMIT, Page
 from rcm.kit.secrets import SecretResolver
 from rcm.ledger import intake, schemas, service
+from rcm.ledger.models import RemittanceState
+from rcm.patients.controllers import Cursor, Limit
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.staff import provide_staff_scope
@@ -71,6 +74,23 @@ class BillingLedgerController(Controller):
         self, staff: NamedDependency[StaffScope], claim_id: FromPath[uuid.UUID]
     ) -> schemas.ClaimLedger:
         return await _ledger(await claims.claim_practice(staff, claim_id), claim_id)
+
+    @get(
+        "/remittances",
+        summary="The 835 payments received in your practices: posted, or held with the reason",
+        responses=_ERRORS,
+    )
+    async def remittances(
+        self,
+        *,
+        staff: NamedDependency[StaffScope],
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+        remittance_state: Annotated[
+            RemittanceState | None, QueryParameter(description="Only payments in this state")
+        ] = None,
+    ) -> Page[schemas.RemittanceView]:
+        return await service.staff_remittances(staff, limit=limit, cursor=cursor, state=remittance_state)
 
     @post(
         "/remittances",

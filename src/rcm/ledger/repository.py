@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, func, select
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from rcm.claims.models import ClaimLine
 from rcm.kit.models import utcnow
 from rcm.kit.repository import TenantScopedRepository
-from rcm.ledger.models import Account, LedgerEntry, LedgerPosting, Remittance
+from rcm.ledger.models import Account, LedgerEntry, LedgerPosting, Remittance, RemittanceState
 from rcm.ledger.posting import BilledLine, Draft
 
 _REMITTANCE = cast(Table, Remittance.__table__)
@@ -121,3 +122,15 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
     async def remittances_of_file(self, file_id: uuid.UUID) -> list[Remittance]:
         stmt = self.statement_for(Remittance).where(Remittance.x12_file_id == file_id)
         return await self._all(stmt.order_by(Remittance.created_at, Remittance.id))
+
+
+class RemittanceRepository(TenantScopedRepository[Remittance]):
+    model = Remittance
+
+    async def page(
+        self, *, limit: int, after: tuple[datetime, uuid.UUID] | None, state: RemittanceState | None
+    ) -> list[Remittance]:
+        stmt = self.base_statement()
+        if state is not None:
+            stmt = stmt.where(Remittance.state == state)
+        return await self.keyset_page(stmt, limit=limit, after=after)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 import msgspec
 
@@ -61,3 +61,23 @@ class RemittanceImport(msgspec.Struct, kw_only=True):
     unapplied_cents: int = 0
     provider_adjustments_cents: int = 0
     practices: dict[str, int] = msgspec.field(default_factory=dict)  # slug -> sets applied there
+
+
+class RemittanceView(msgspec.Struct, frozen=True, kw_only=True):
+    """One 835 payment as received: posted, or held with the reason (no claim or patient data)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    received_at: datetime
+    x12_file_id: uuid.UUID | None
+    set_control_number: str
+    payer_name: str
+    payer_identifier: str | None
+    trace_number: str
+    total_paid_cents: int
+    payment_method: str
+    paid_on: date
+    payee_npi: str | None
+    state: str
+    held_reason: str | None
+    claim_count: int

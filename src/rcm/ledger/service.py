@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from rcm.audit.events import Action
 from rcm.claims.models import Claim as OurClaim
 from rcm.claims.models import ClaimLine
+from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.ledger import posting, schemas
 from rcm.ledger.models import RECEIVABLES, Account, Remittance, RemittanceState, Source
-from rcm.ledger.repository import LedgerRepository
-from rcm.tenancy.scope import TenantScope
+from rcm.ledger.repository import LedgerRepository, RemittanceRepository
+from rcm.tenancy.scope import StaffScope, TenantScope, Touched
 from rcm.x12.remittance_model import Claim, Header, ProviderAdjustment
 
 LEDGER = "claim_ledger"
+REMITTANCE = "remittance"
 
 
 async def post_charges(scope: TenantScope, claim: OurClaim, lines: Sequence[ClaimLine]) -> None:
@@ -159,3 +161,40 @@ async def claim_ledger(scope: TenantScope, claim: OurClaim) -> schemas.ClaimLedg
         patient_balance_cents=patient,
         receivable_accounts=[a.value for a in RECEIVABLES],
     )
+
+
+def remittance_view(row: Remittance) -> schemas.RemittanceView:
+    return schemas.RemittanceView(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        received_at=row.created_at,
+        x12_file_id=row.x12_file_id,
+        set_control_number=row.set_control_number,
+        payer_name=row.payer_name,
+        payer_identifier=row.payer_identifier,
+        trace_number=row.trace_number,
+        total_paid_cents=row.total_paid_cents,
+        payment_method=row.payment_method,
+        paid_on=row.paid_on,
+        payee_npi=row.payee_npi,
+        state=row.state.value,
+        held_reason=row.held_reason,
+        claim_count=row.claim_count,
+    )
+
+
+async def staff_remittances(
+    scope: StaffScope, *, limit: int, cursor: str | None, state: RemittanceState | None
+) -> Page[schemas.RemittanceView]:
+    """The 835 payments received in the caller's practices, oldest first (held ones with the reason)."""
+    rows = await scope.repo(RemittanceRepository).page(
+        limit=limit + 1, after=decode_cursor(cursor) if cursor else None, state=state
+    )
+    scope.audit(
+        "remittance.list",
+        Action.READ,
+        resource_type=REMITTANCE,
+        touched=[Touched(r.tenant_id, r.id) for r in rows[:limit]],
+        detail={"state": state.value if state else None},
+    )
+    return paginate(rows, limit, remittance_view)
