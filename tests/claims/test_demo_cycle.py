@@ -65,6 +65,18 @@ async def test_the_demo_runs_the_cycle_on_the_sandbox_payer(
         ("institutional", "institutional", "837I")
     }
     assert {r.state for r in hospital} <= {"accepted", "paid", "partially_paid", "denied"}
+    # The cycle ends with the payer's payments on the ledger, each remittance reconciled to the cent.
+    assert "payments posted:" in summary, summary
+    posted = await rows(
+        owner_engine,
+        "SELECT r.total_paid_cents, (SELECT sum(e.amount_cents) FROM rcm.ledger_posting p"
+        "  JOIN rcm.ledger_entry e ON (e.tenant_id, e.posting_id) = (p.tenant_id, p.id)"
+        "  WHERE (p.tenant_id, p.remittance_id) = (r.tenant_id, r.id) AND e.account = 'payments') AS cash"
+        " FROM rcm.remittance r JOIN rcm.tenant t ON t.id = r.tenant_id"
+        " WHERE t.slug = 'sunrise-family-medicine' AND r.state = 'posted'",
+    )
+    assert posted
+    assert all(r.cash == r.total_paid_cents for r in posted)
 
     # Again: nothing new is scrubbed, batched or sent.
     again = await seed_demo(settings)

@@ -39,6 +39,14 @@ class Outcome:
     reversals: int = 0  # 835 CLP02 22: recorded by posting, no state of their own
     unchanged: int = 0  # matched, but already there (or no such move from where the claim is)
     unmatched: int = 0  # not a claim (or batch) of this practice
+    matched: int = 0  # 835 CLPs matched to a claim of the practice
+    posted: int = 0  # 835 transaction sets posted to the ledger
+    held: int = 0  # 835 transaction sets held whole (they do not balance)
+    duplicates: int = 0  # 835 transaction sets refused: their trace number, payer and amount came before
+    posted_cents: int = 0  # CLP04 posted to matched claims
+    unapplied_cents: int = 0  # CLP04 of claims matching none of the practice's (posted as unapplied)
+    provider_adjustments_cents: int = 0  # Σ PLB posted
+    held_cents: int = 0  # BPR02 of the held sets
     items: int = 0  # billing-queue items opened
     batch_id: uuid.UUID | None = None
     error: str | None = None  # why the file was refused: a segment and a position, never content
@@ -167,6 +175,14 @@ class Applying:
             reversals=n("reversals", 0),
             unchanged=n("unchanged", 0),
             unmatched=n("unmatched", 0),
+            matched=n("matched", 0),
+            posted=n("posted", 0),
+            held=n("held", 0),
+            duplicates=n("duplicates", 0),
+            posted_cents=n("posted_cents", 0),
+            unapplied_cents=n("unapplied_cents", 0),
+            provider_adjustments_cents=n("provider_adjustments_cents", 0),
+            held_cents=n("held_cents", 0),
             items=n("items", 0),
             batch_id=batch_id,
         )
