@@ -15,9 +15,9 @@ Set-up (not timed), in a scratch database with the demo seeded (``rcm_bench_remi
 - per run, an 835 paying that run's claims written by our writer (``rcm.x12.remittance_writer``) into a file:
   ``--sets`` transaction sets (payments), each balanced (BPR02 = sum CLP04 - sum PLB, a recoupment and an
   interest PLB in each) and each claim balanced (CLP03 - CLP04 = sum CAS): CO-45 contractual, PR-1
-  deductible (every sixth claim), PR-2 coinsurance, one claim in 25 denied (CLP02 4, CO-50); an SVC per
-  claim line with its REF*6R, code, modifiers, units and date. Payee: the practice's NPI and TIN. Fresh
-  claims and trace numbers per run: nothing is a duplicate.
+  deductible (every sixth claim), PR-2 coinsurance, one claim in 25 denied (CLP02 4, CO-50), one in 10
+  paid as billed; an SVC per claim line with its REF*6R, code, modifiers, units and date. Payee: the
+  practice's NPI and TIN. Fresh claims and trace numbers per run: nothing is a duplicate.
 
 Timed, per run, in a fresh process (so its peak RSS is its own): what ``rcm remit import FILE`` runs (the
 CLI's own ``rcm.ledger.cli._import``: every set read and checked, routed by the payee, the file kept,
@@ -54,28 +54,24 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pyx12.x12file
-from benchkit import API_TENANT, scratch_database
+from benchkit import API_TENANT, scratch_database, seeder_scopes
 
-from rcm.audit.events import RequestInfo
 from rcm.claims.building import patient_control_number
 from rcm.cli import DEMO_SECRETS
-from rcm.config import Settings, app_database_url
-from rcm.crypto.keyring import KeyStore
-from rcm.crypto.provider import key_provider
-from rcm.demo import CODES, SEEDER
+from rcm.config import Settings
+from rcm.demo import CODES
 from rcm.encounters.schemas import ChargeLineIn, DiagnosisIn, EncounterCreate
 from rcm.encounters.service import create_encounter
-from rcm.kit.db import create_engine, session_factory
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
 from rcm.patients.schemas import Address, CoverageCreate, PatientCreate
 from rcm.providers.schemas import ProviderCreate
 from rcm.scrub.service import scrub_encounter
-from rcm.tenancy.jobs import job_tenant_scope
 from rcm.x12 import Party
 from rcm.x12 import remittance_model as rm
 from rcm.x12.remittance_writer import remittance_interchange
+from x12 import _peak_kib as peak_kib
+from x12 import read_pyx12
 
 DB_NAME = "rcm_bench_remit"
 FILES = Path(tempfile.gettempdir()) / "rcm-bench-remit"
@@ -94,66 +90,51 @@ EXTRA_LINES = [[], [("G2211", 1600, [])], [("G0008", 2500, []), ("Q2035", 1800, 
 
 async def template_claims(settings: Settings, tenant_id: TenantId) -> None:
     """``TEMPLATES`` encounters scrubbed clean: their claims built (ready) and their charges posted."""
-    engine = create_engine(app_database_url(settings), pool_size=2, application_name="bench")
-    sessions = session_factory(engine)
-    keystore = KeyStore(key_provider(settings))
     secrets = SecretResolver(settings.secrets_dir)
-    try:
-        async with job_tenant_scope(
-            sessions,
-            keystore,
-            tenant_id,
-            actor=SEEDER,
-            request=RequestInfo(request_id="bench", trace_id=""),
-            job="bench.remit",
-        ) as scope:
-            for index in range(TEMPLATES):
-                code, cents, diagnoses = CODES[index % len(CODES)]
-                pointers = list(range(1, len(diagnoses) + 1))
-                extra = EXTRA_LINES[(index // len(CODES)) % len(EXTRA_LINES)]
-                charges = [
-                    ChargeLineIn(
-                        procedure_code=code,
-                        charge_cents=cents,
-                        modifiers=["25"] if extra else [],
-                        diagnosis_pointers=pointers,
-                    ),
-                    *(
-                        ChargeLineIn(
-                            procedure_code=c, charge_cents=amount, modifiers=m, diagnosis_pointers=[1]
-                        )
-                        for c, amount, m in extra
-                    ),
-                ]
-                encounter = await create_encounter(
-                    scope,
-                    EncounterCreate(
-                        external_id=f"BENCH-REMIT-TEMPLATE-{index}",
-                        service_date=date.today() - timedelta(days=20 + index % 10),
-                        place_of_service="11",
-                        patient=PatientCreate(
-                            mrn=f"BENCH-REMIT-{index}",
-                            given_name="Bench",
-                            family_name="Demopatient",
-                            birth_date=date(1950, 1, 1) + timedelta(days=97 * index),
-                            sex="female" if index % 2 else "male",
-                            address=Address(
-                                line1="1 Bench Way", city="Springfield", state="IL", postal_code="62701"
-                            ),
+    async with seeder_scopes(settings, tenant_id, "bench.remit") as scopes, scopes() as scope:
+        for index in range(TEMPLATES):
+            code, cents, diagnoses = CODES[index % len(CODES)]
+            pointers = list(range(1, len(diagnoses) + 1))
+            extra = EXTRA_LINES[(index // len(CODES)) % len(EXTRA_LINES)]
+            charges = [
+                ChargeLineIn(
+                    procedure_code=code,
+                    charge_cents=cents,
+                    modifiers=["25"] if extra else [],
+                    diagnosis_pointers=pointers,
+                ),
+                *(
+                    ChargeLineIn(procedure_code=c, charge_cents=amount, modifiers=m, diagnosis_pointers=[1])
+                    for c, amount, m in extra
+                ),
+            ]
+            encounter = await create_encounter(
+                scope,
+                EncounterCreate(
+                    external_id=f"BENCH-REMIT-TEMPLATE-{index}",
+                    service_date=date.today() - timedelta(days=20 + index % 10),
+                    place_of_service="11",
+                    patient=PatientCreate(
+                        mrn=f"BENCH-REMIT-{index}",
+                        given_name="Bench",
+                        family_name="Demopatient",
+                        birth_date=date(1950, 1, 1) + timedelta(days=97 * index),
+                        sex="female" if index % 2 else "male",
+                        address=Address(
+                            line1="1 Bench Way", city="Springfield", state="IL", postal_code="62701"
                         ),
-                        coverage=CoverageCreate(payer_id="DEMO-MCR", member_id=f"BREMIT{index:05d}"),
-                        rendering_provider=ProviderCreate(npi="1910000003", name="Dr Demo Renderer (DEMO)"),
-                        documentation="DEMO: bench visit.",
-                        diagnoses=[DiagnosisIn(code=c) for c in diagnoses],
-                        charges=charges,
                     ),
-                    scope.manifest,
-                )
-                report = await scrub_encounter(scope, encounter.id, dry_run=False, secrets=secrets)
-                if report.errors:
-                    raise SystemExit(f"template {index} did not scrub clean: {report.fired}")
-    finally:
-        await engine.dispose()
+                    coverage=CoverageCreate(payer_id="DEMO-MCR", member_id=f"BREMIT{index:05d}"),
+                    rendering_provider=ProviderCreate(npi="1910000003", name="Dr Demo Renderer (DEMO)"),
+                    documentation="DEMO: bench visit.",
+                    diagnoses=[DiagnosisIn(code=c) for c in diagnoses],
+                    charges=charges,
+                ),
+                scope.manifest,
+            )
+            report = await scrub_encounter(scope, encounter.id, dry_run=False, secrets=secrets)
+            if report.errors:
+                raise SystemExit(f"template {index} did not scrub clean: {report.fired}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,13 +385,16 @@ class Expected:
 
 def _paid_claim(index: int, claim: Cloned, tag: str) -> rm.Claim:
     """Medicare-like: allowed 64% of the charge (CO-45 the rest), PR-1 deductible on every sixth claim's
-    first line, PR-2 20% coinsurance of what remains; one claim in 25 denied (CLP02 4, CO-50)."""
-    denied = index % 25 == 7
+    first line, PR-2 20% coinsurance of what remains; one claim in 25 denied (CLP02 4, CO-50), one in 10
+    paid as billed."""
+    denied, full = index % 25 == 7, index % 10 == 3
     paid_lines = []
     for line in claim.lines:
         if denied:
             adjustments = (rm.Adjustment(group="CO", reason="50", amount=line.charge),)
             paid, allowed, remarks = 0, None, ("N115",)
+        elif full:
+            adjustments, paid, allowed, remarks = (), line.charge, line.charge, ()
         else:
             allowed = line.charge * 64 // 100
             deductible = min(allowed, 2500) if index % 6 == 0 and line.number == 1 else 0
@@ -555,13 +539,6 @@ def write_file(claims: Sequence[Cloned], sets: int, tag: str, control: int) -> t
 # -- timed: ours in a fresh process, pyx12 here
 
 
-def _peak_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
 def post_child(path: Path, profile: bool) -> None:
     """In a fresh process (RCM_DATABASE_URL etc. set by the parent): the CLI's import of ``path``, timed
     from the bytes in memory to the commit; prints seconds, CPU seconds, peak RSS and the summary."""
@@ -581,7 +558,7 @@ def post_child(path: Path, profile: bool) -> None:
 
     role_database(get_settings())
     data = path.read_bytes()
-    baseline = _peak_kib()
+    baseline = peak_kib()
     profiler = None
     if profile:
         import cProfile
@@ -602,7 +579,7 @@ def post_child(path: Path, profile: bool) -> None:
         "seconds": seconds,
         "cpu": cpu,
         "baseline_kib": baseline,
-        "peak_kib": _peak_kib(),
+        "peak_kib": peak_kib(),
         "summary": msgspec.to_builtins(summary),
     }
     print(json.dumps(result))
@@ -621,14 +598,6 @@ def post(path: Path, admin: str, data_dir: Path, profile: bool) -> dict[str, Any
     done = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True)  # noqa: S603
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
-
-
-def read_pyx12(path: Path) -> int:
-    count = 0
-    for segment in pyx12.x12file.X12Reader(str(path)):
-        if segment.get_seg_id() == "CLP":
-            count += 1
-    return count
 
 
 async def verify(
