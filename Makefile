@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format pytest wheel-smoke bench bench-intake bench-read bench-bulk bench-queue bench-scrub bench-reseal bench-x12 bench-submit mutate clean
+.PHONY: install run test lint format pytest wheel-smoke bench bench-intake bench-read bench-bulk bench-queue bench-scrub bench-reseal bench-x12 bench-submit bench-remit mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ wheel-smoke: $(STAMP)
 
 # Each prints ours beside plain asyncpg doing the same work, with the ratio (about 2 minutes each; all on
 # 127.0.0.1; RCM_DATABASE_URL picks a local PostgreSQL, otherwise the embedded one is used).
-bench: bench-intake bench-read bench-bulk bench-queue bench-scrub bench-reseal bench-x12 bench-submit
+bench: bench-intake bench-read bench-bulk bench-queue bench-scrub bench-reseal bench-x12 bench-submit bench-remit
 
 bench-intake: $(STAMP)
 	$(BIN)/python bench/intake.py
@@ -60,6 +60,10 @@ bench-submit: $(STAMP)
 
 bench-reseal: $(STAMP)
 	$(BIN)/python bench/reseal.py
+
+# 835 claims posted per second (rcm remit import: parse, match, post, commit) beside pyx12's segment reader.
+bench-remit: $(STAMP)
+	$(BIN)/python bench/remit.py
 
 # No database: 835 claims read per second beside pyx12, edi-835-parser (the bench extra) and a bare split.
 bench-x12: $(STAMP)

@@ -22,7 +22,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from rcm.config import APP_ROLE, Settings, async_url
-from rcm.demo import seed_demo
+from rcm.audit.events import RequestInfo
+from rcm.config import APP_ROLE, Settings, app_database_url, async_url
+from rcm.crypto.keyring import KeyStore
+from rcm.crypto.provider import key_provider
+from rcm.demo import SEEDER, seed_demo
+from rcm.kit.db import create_engine, session_factory
 from rcm.kit.migrations import upgrade_to_head
+from rcm.kit.tenant import TenantId
+from rcm.tenancy.jobs import job_tenant_scope
+from rcm.tenancy.scope import TenantScope
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -97,6 +105,26 @@ async def scratch_database(name: str) -> Database:
         data_dir=data_dir,
         clients=json.loads((data_dir / "demo-clients.json").read_text()),
     )
+
+
+@asynccontextmanager
+async def seeder_scopes(
+    settings: Settings, tenant_id: TenantId, job: str
+) -> AsyncIterator[Callable[[], AbstractAsyncContextManager[TenantScope]]]:
+    """For an untimed set-up through the service code: scopes of the demo seeder in one practice, each its
+    own transaction, over an engine of the app role that is disposed of at the end."""
+    engine = create_engine(app_database_url(settings), pool_size=2, application_name="bench")
+    sessions = session_factory(engine)
+    keystore = KeyStore(key_provider(settings))
+
+    def scope() -> AbstractAsyncContextManager[TenantScope]:
+        request = RequestInfo(request_id="bench", trace_id="")
+        return job_tenant_scope(sessions, keystore, tenant_id, actor=SEEDER, request=request, job=job)
+
+    try:
+        yield scope
+    finally:
+        await engine.dispose()
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -33,7 +33,7 @@ import uuid
 from datetime import date, timedelta
 
 import asyncpg
-from benchkit import API_TENANT, ROOT, scratch_database
+from benchkit import API_TENANT, ROOT, scratch_database, seeder_scopes
 from dramatiq import Worker
 
 from rcm.audit.events import RequestInfo
@@ -69,20 +69,10 @@ async def noop(*, tenant_id: str) -> None:
 
 async def ready_claims(settings: Settings, tenant_id: TenantId, count: int, tag: str) -> None:
     """``count`` encounters scrubbed clean: their claims are ready (the untimed set-up)."""
-    engine = create_engine(app_database_url(settings), pool_size=2, application_name="bench")
-    sessions = session_factory(engine)
-    keystore = KeyStore(key_provider(settings))
     secrets = SecretResolver(settings.secrets_dir)
-    try:
+    async with seeder_scopes(settings, tenant_id, "bench.submit") as scopes:
         for start in range(0, count, 50):
-            async with job_tenant_scope(
-                sessions,
-                keystore,
-                tenant_id,
-                actor=SEEDER,
-                request=RequestInfo(request_id="bench", trace_id=""),
-                job="bench.submit",
-            ) as scope:
+            async with scopes() as scope:
                 for index in range(start, min(start + 50, count)):
                     code, cents, diagnoses = CODES[index % len(CODES)]
                     encounter = await create_encounter(
@@ -118,8 +108,6 @@ async def ready_claims(settings: Settings, tenant_id: TenantId, count: int, tag:
                         scope.manifest,
                     )
                     await scrub_encounter(scope, encounter.id, dry_run=False, secrets=secrets)
-    finally:
-        await engine.dispose()
 
 
 async def ours(admin: str, settings: Settings, tenant_id: TenantId, count: int) -> float:
