@@ -96,10 +96,11 @@ async def test_received_files_are_linked_listed_and_downloaded_by_their_practice
     patients = await rows(
         owner_engine, "SELECT patient_id FROM rcm.claim WHERE id = ANY (:c)", c=[paid, rejected]
     )
+    # The fetch job read the file before parsing it (no patients known yet): the download is the last read.
     reads = await rows(
         owner_engine,
         "SELECT patient_ids FROM rcm.audit_event WHERE tenant_id = :t AND event_type = 'x12_file.read'"
-        " AND :f = ANY (resource_ids)",
+        " AND :f = ANY (resource_ids) ORDER BY occurred_at",
         t=setup.practice.id,
         f=uuid.UUID(listed["835"]["id"]),
     )

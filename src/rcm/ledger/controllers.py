@@ -32,7 +32,7 @@ from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.staff import provide_staff_scope
 
-_ERRORS = problem_responses(400, 401, 403, 404, 429)
+_ERRORS = problem_responses()
 
 
 async def _ledger(practice: TenantScope, claim_id: uuid.UUID) -> schemas.ClaimLedger:

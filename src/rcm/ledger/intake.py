@@ -16,7 +16,6 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit.events import Action, RequestInfo
@@ -38,7 +37,7 @@ from rcm.kit.tenant import TenantId
 from rcm.ledger.schemas import RemittanceImport, RemittanceSet
 from rcm.tenancy.jobs import job_tenant_scope
 from rcm.tenancy.models import Tenant
-from rcm.tenancy.repository import tenant_by_id
+from rcm.tenancy.repository import active_tenants, tenant_by_id
 from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.staff import one_practice
 from rcm.x12 import X12Error, transactions
@@ -193,8 +192,7 @@ async def import_file(
     """The operator's import: routed among every active practice, each applied in a transaction of its own."""
     headers = read_headers(data)
     async with platform_transaction(sessions) as session:
-        stmt = select(Tenant).where(Tenant.status == "active").order_by(Tenant.slug)
-        tenants = list((await session.execute(stmt)).scalars())
+        tenants = await active_tenants(session)
     routed = route(headers, tenants, resolver)
     summary = RemittanceImport(transaction_sets=len(headers), unassigned=_unassigned(headers, routed))
     for tenant_id in dict.fromkeys(routed.values()):

@@ -34,6 +34,15 @@ async def tenants_by_slugs(session: AsyncSession, slugs: list[str]) -> list[Tena
     )
 
 
+async def active_tenants(session: AsyncSession) -> list[Tenant]:
+    """Every practice whose status is ``active`` (not suspended or offboarded), by slug."""
+    return list(
+        (
+            await session.execute(select(Tenant).where(Tenant.status == "active").order_by(Tenant.slug))
+        ).scalars()
+    )
+
+
 async def person_by_email(session: AsyncSession, email: str) -> AppUser | None:
     return (await session.execute(select(AppUser).where(AppUser.email == email))).scalar_one_or_none()
 
