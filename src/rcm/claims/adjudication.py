@@ -9,6 +9,9 @@ payment) moves nothing on its own: the payer sends the corrected claim beside it
 claim from one adjudicated state to the other as the state machine allows; the reversal is counted, and
 posted by the posting. CLP02 23 (not our claim) and 25 (predetermination) move nothing either.
 
+A claim moved to ``denied`` or ``partially_paid`` has its denials recorded (``rcm.denials.recording``:
+classified by CARC/RARC, a billing item due at the appeal deadline), chunk by chunk.
+
 A claim still ``submitted`` (its 277CA not applied yet, or never sent) is accepted first: the payer could only
 adjudicate what it accepted. The file is streamed (``RemittanceStream``), its claims matched in chunks.
 """
@@ -17,17 +20,20 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import date
 
 from rcm.claims.applying import Applying
 from rcm.claims.models import Claim as OurClaim
 from rcm.claims.repository import ResponseMatchRepository
 from rcm.claims.states import ClaimState
+from rcm.denials import recording as denials
 from rcm.interchanges.models import X12File
 from rcm.x12 import X12Error, transactions
 from rcm.x12.remittance import RemittanceStream
 from rcm.x12.remittance_model import REVERSAL, Claim
 
 PROCESSED = frozenset({"1", "2", "3", "19", "20", "21"})
+DENYING = frozenset({ClaimState.DENIED, ClaimState.PARTIALLY_PAID})
 DENIED = "4"
 # Claims matched per statement: an 835 of 10,000 claims is 20 round trips, not 10,000.
 CHUNK = 500
@@ -64,17 +70,18 @@ async def apply_remittance(work: Applying, row: X12File, data: bytes) -> uuid.UU
         work.traces[stream.header.trace_number] = None  # TRN02: the check or EFT this 835 pays by
         claims = stream.claims()
         while chunk := list(itertools.islice(claims, CHUNK)):
-            await _apply_chunk(work, chunk)
+            await _apply_chunk(work, chunk, remitted_on=stream.header.payment_date)
     return None
 
 
-async def _apply_chunk(work: Applying, chunk: list[Claim]) -> None:
+async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date) -> None:
     found = await work.scope.repo(ResponseMatchRepository).locked_by_numbers(
         [c.patient_control_number for c in chunk],
         [c.payer_claim_control_number for c in chunk if c.payer_claim_control_number],
     )
     by_pcn = {claim.patient_control_number: claim for claim in found}
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
+    denied: list[denials.Denied] = []
     for paid in chunk:
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
@@ -90,10 +97,14 @@ async def _apply_chunk(work: Applying, chunk: list[Claim]) -> None:
         if target is None:
             work.count("unchanged")
             continue
-        await work.move(
+        moved = await work.move(
             claim,
             target,
             reason=reason(paid),
             payer_claim_control_number=paid.payer_claim_control_number or None,
             through=ClaimState.ACCEPTED if claim.state is ClaimState.SUBMITTED else None,
         )
+        if moved and target in DENYING:
+            denied.append(denials.Denied(claim, paid))
+    items = await denials.record(work.scope, denied, remitted_on=remitted_on, file_id=work.file_id)
+    work.count("items", items)
