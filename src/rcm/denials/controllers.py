@@ -134,32 +134,20 @@ class AppealController(Controller):
     ) -> Response[bytes]:
         check_key(idempotency_key)
         await service.check_appeal(tenant, appeal_id)  # not yours is 404 before the upload is read
-        kind = documents.document_type(request.headers.get("content-type"))
         store = BlobStore.from_settings(state.settings)
-        ref = await store.put(
-            tenant,
-            documents.sniffed(request.stream(), kind),
-            content_type=kind.value,
-            max_bytes=state.settings.document_max_bytes,
-        )
-        produced = False
 
-        async def produce() -> tuple[int, schemas.Attachment]:
-            nonlocal produced
-            produced = True
-            return await service.attach(tenant, store, appeal_id, blob_id=ref.id, kind=kind)
+        async def attach(blob_id: uuid.UUID, kind: documents.DocumentType) -> tuple[int, schemas.Attachment]:
+            return await service.attach(tenant, store, appeal_id, blob_id=blob_id, kind=kind)
 
-        response = await run_idempotent(
+        return await documents.upload_once(
             tenant,
             request,
+            store,
             key=idempotency_key,
+            max_bytes=state.settings.document_max_bytes,
             resource_type=service.APPEAL,
-            produce=produce,
-            body_fingerprint=bytes.fromhex(ref.sha256),
+            attach=attach,
         )
-        if not produced:
-            await store.delete(tenant, ref.id)
-        return response
 
     @post(
         "/{appeal_id:uuid}/submission",
