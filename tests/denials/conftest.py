@@ -3,6 +3,6 @@ staff members assigned to practices."""
 
 from __future__ import annotations
 
-from tests.claims.conftest import claims, make_staff, payer_directory
+from tests.claims.conftest import claims, clean_intake, clean_practice, make_staff, payer_directory
 
-__all__ = ["claims", "make_staff", "payer_directory"]
+__all__ = ["claims", "clean_intake", "clean_practice", "make_staff", "payer_directory"]

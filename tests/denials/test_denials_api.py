@@ -29,7 +29,7 @@ from rcm.interchanges.models import Direction
 from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import Tenant
 from rcm.x12.remittance_model import Adjustment
-from tests.claims.conftest import Claims, enrolled_practice, practice_scope, rows
+from tests.claims.conftest import DEMO_CODED, Claims, enrolled_practice, practice_scope, rows
 from tests.coding.conftest import MakeStaff
 from tests.conftest import practice_api_for
 from tests.x12 import remittances as r
@@ -263,3 +263,52 @@ async def test_denials_are_recorded_queued_appealed_and_counted_per_practice(
         }
     ]
     assert (await supervisor.get(f"/tenants/{a.slug}/reports/denials", group_by="ssn")).status_code == 422
+
+
+async def test_a_corrected_claim_resubmitted_as_frequency_7_corrects_its_denials(
+    *,
+    claims: Claims,
+    clean_intake: Any,
+    clean_practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+    make_staff: MakeStaff,
+) -> None:
+    claim_id = await claims.new(clean_intake, clean_practice, **DEMO_CODED)
+    await claims.walk(
+        clean_practice, claim_id, ClaimState.SUBMITTED, ClaimState.ACCEPTED, icn="ICN2026000777"
+    )
+    async with practice_scope(sessions, settings, clean_practice) as scope:
+        claim = await scope.repo(ClaimRepository).get(claim_id)
+    assert claim is not None
+    line = r.line(12500, 0, (Adjustment(group="CO", reason="16", amount=12500),), code="99213")
+    line = msgspec.structs.replace(line, remarks=("M76",))  # missing/invalid diagnosis: a coding denial
+    coding = msgspec.structs.replace(r.claim(4, (line,), status="4"), remarks=("MA130",))
+    await _apply(sessions, settings, clean_practice, _pcn(coding, claim.patient_control_number))
+
+    biller = await make_staff(Role.BILLER, clean_practice)
+    task = await biller.post("/billing/next")
+    assert task.status_code == 200, task.text
+    (shown,) = task.json()["denials"]  # the item opens with the denial's reasons and its clock
+    assert (shown["carc"], shown["rarcs"], shown["category"]) == ("16", ["M76", "MA130"], "coding")
+    assert shown["days_left"] == (date(2027, 3, 31) - date.today()).days
+    done = await biller.post(
+        f"/billing/items/{task.json()['item']['id']}/complete",
+        {"action": "replace", "reason": "diagnosis pointer corrected"},
+    )
+    assert done.status_code == 200, done.text
+    replacement = done.json()["claim"]
+    assert replacement["frequency"] == 7
+    found = await rows(
+        owner_engine,
+        "SELECT status, replacement_claim_id FROM rcm.denial WHERE tenant_id = :t AND claim_id = :c",
+        t=clean_practice.id,
+        c=claim_id,
+    )
+    assert [tuple(f) for f in found] == [("corrected", uuid.UUID(replacement["id"]))]
+    # Nothing is left open to appeal.
+    refused = await biller.post(
+        f"/tenants/{clean_practice.slug}/appeals", {"claim_id": str(claim_id), "argument": "late"}
+    )
+    assert refused.status_code == 409
