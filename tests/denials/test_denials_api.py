@@ -45,10 +45,14 @@ async def _submitted(claims: Claims, api: Any, tenant: Tenant, payer_id: str) ->
 
 
 async def _apply(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, tenant: Tenant, *claims: Any
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    *claims: Any,
+    control_number: int = 1,
 ) -> None:
     """The 835 kept as received and applied as the fetch job applies it."""
-    data = r.write(r.remittance(tuple(claims))).encode()
+    data = r.write(r.remittance(tuple(claims)), control_number=control_number).encode()
     async with practice_scope(sessions, settings, tenant) as scope:
         row, _ = await files.keep(scope, BlobStore(), data, direction=Direction.INBOUND, connector="sandbox")
     practice = Practice(
@@ -312,3 +316,32 @@ async def test_a_corrected_claim_resubmitted_as_frequency_7_corrects_its_denials
         f"/tenants/{clean_practice.slug}/appeals", {"claim_id": str(claim_id), "argument": "late"}
     )
     assert refused.status_code == 409
+
+
+async def test_a_denied_claim_the_payer_later_pays_in_full_closes_its_denials_and_item(
+    *,
+    claims: Claims,
+    client: AsyncTestClient[Litestar],
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    practice = await enrolled_practice(control_sessions, "den-paid")
+    api = await practice_api_for(client, practice, sessions, settings)
+    claim_id, pcn = await _submitted(claims, api, practice, "DEMO-MCR")
+    await _apply(sessions, settings, practice, _pcn(r.denied_claim(5), pcn))
+    await _apply(sessions, settings, practice, _pcn(r.paid_claim(5), pcn), control_number=2)
+    denials = await rows(
+        owner_engine,
+        "SELECT status FROM rcm.denial WHERE tenant_id = :t AND claim_id = :c",
+        t=practice.id,
+        c=claim_id,
+    )
+    assert [d.status for d in denials] == ["closed"]
+    items = await rows(
+        owner_engine,
+        "SELECT reason, status FROM rcm.work_item WHERE tenant_id = :t AND kind = 'billing'",
+        t=practice.id,
+    )
+    assert [tuple(i) for i in items] == [("denial", "done")]

@@ -10,7 +10,8 @@ claim from one adjudicated state to the other as the state machine allows; the r
 posted by the posting. CLP02 23 (not our claim) and 25 (predetermination) move nothing either.
 
 A claim moved to ``denied`` or ``partially_paid`` has its denials recorded (``rcm.denials.recording``:
-classified by CARC/RARC, a billing item due at the appeal deadline), chunk by chunk.
+classified by CARC/RARC, a billing item due at the appeal deadline), one moved to ``paid`` its open
+denials closed, chunk by chunk.
 
 A claim still ``submitted`` (its 277CA not applied yet, or never sent) is accepted first: the payer could only
 adjudicate what it accepted. The file is streamed (``RemittanceStream``), its claims matched in chunks.
@@ -33,7 +34,6 @@ from rcm.x12.remittance import RemittanceStream
 from rcm.x12.remittance_model import REVERSAL, Claim
 
 PROCESSED = frozenset({"1", "2", "3", "19", "20", "21"})
-DENYING = frozenset({ClaimState.DENIED, ClaimState.PARTIALLY_PAID})
 DENIED = "4"
 # Claims matched per statement: an 835 of 10,000 claims is 20 round trips, not 10,000.
 CHUNK = 500
@@ -81,7 +81,7 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date)
     )
     by_pcn = {claim.patient_control_number: claim for claim in found}
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
-    denied: list[denials.Denied] = []
+    adjudicated_now: list[denials.Denied] = []
     for paid in chunk:
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
@@ -104,7 +104,7 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date)
             payer_claim_control_number=paid.payer_claim_control_number or None,
             through=ClaimState.ACCEPTED if claim.state is ClaimState.SUBMITTED else None,
         )
-        if moved and target in DENYING:
-            denied.append(denials.Denied(claim, paid))
-    items = await denials.record(work.scope, denied, remitted_on=remitted_on, file_id=work.file_id)
+        if moved:
+            adjudicated_now.append(denials.Denied(claim, paid))
+    items = await denials.record(work.scope, adjudicated_now, remitted_on=remitted_on, file_id=work.file_id)
     work.count("items", items)

@@ -27,9 +27,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from rcm.claims.building import BILLING_SLA
 from rcm.claims.models import Claim
 from rcm.claims.repository import BillingQueueRepository, ResponseMatchRepository
+from rcm.claims.states import ClaimState
 from rcm.denials.categories import classify, is_denial, main_reason
 from rcm.denials.models import Denial, DenialStatus
-from rcm.denials.repository import DenialRepository
+from rcm.denials.repository import DenialItemRepository, DenialRepository
 from rcm.payers.repository import directory_payers
 from rcm.tenancy.scope import TenantScope
 from rcm.workqueue import service as workqueue
@@ -40,14 +41,22 @@ from rcm.x12.remittance_model import Claim as Paid
 # When the directory does not say: shorter than most payers' first-level windows (Medicare 120 days,
 # most commercial plans 180), so the clock errs early rather than late.
 DEFAULT_APPEAL_DAYS = 90
+DENYING = frozenset({ClaimState.DENIED, ClaimState.PARTIALLY_PAID})
 
 
 @dataclass(frozen=True, slots=True)
 class Denied:
-    """One claim the 835 moved to denied or partially paid, with the CLP that did it."""
+    """One claim the 835 moved (its ``state`` is where it was moved to), with the CLP that moved it."""
 
     claim: Claim
     paid: Paid
+
+
+async def _settle(scope: TenantScope, paid: Sequence[uuid.UUID]) -> None:
+    settled = await scope.repo(DenialRepository).close_open(paid)
+    await scope.repo(DenialItemRepository).complete_denial_items(
+        sorted(settled), actor=scope.principal.subject
+    )
 
 
 def appeal_deadline(remitted_on: date, appeal_days: int | None) -> date:
@@ -129,8 +138,12 @@ async def record(
     file_id: uuid.UUID | None,
     now: datetime | None = None,
 ) -> int:
-    """Insert the denials of ``denied`` and open a denial item per claim that has none live; the number of
-    items opened. Three statements for any number of claims (payers, live items, then the inserts)."""
+    """For the claims the 835 moved: insert the denials of those now denied or partially paid and open a
+    denial item per claim that has none live; close the open denials of those now paid (reprocessed in
+    full) and finish their denial items. The number of items opened. A few statements per chunk, whatever
+    its size."""
+    await _settle(scope, [d.claim.id for d in denied if d.claim.state is ClaimState.PAID])
+    denied = [d for d in denied if d.claim.state in DENYING]
     if not denied:
         return 0
     now = now or datetime.now(UTC)
