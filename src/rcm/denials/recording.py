@@ -30,7 +30,7 @@ from rcm.claims.repository import BillingQueueRepository, ResponseMatchRepositor
 from rcm.claims.states import ClaimState
 from rcm.denials.categories import classify, is_denial, main_reason
 from rcm.denials.models import Denial, DenialStatus
-from rcm.denials.repository import DenialItemRepository, DenialRepository
+from rcm.denials.repository import DenialRepository
 from rcm.payers.repository import directory_payers
 from rcm.tenancy.scope import TenantScope
 from rcm.workqueue import service as workqueue
@@ -54,9 +54,10 @@ class Denied:
 
 async def _settle(scope: TenantScope, paid: Sequence[uuid.UUID]) -> None:
     settled = await scope.repo(DenialRepository).close_open(paid)
-    await scope.repo(DenialItemRepository).complete_denial_items(
-        sorted(settled), actor=scope.principal.subject
-    )
+    if settled:
+        await scope.repo(BillingQueueRepository).complete_all_about(
+            sorted(settled), actor=scope.principal.subject, reason=BillingReason.DENIAL
+        )
 
 
 def appeal_deadline(remitted_on: date, appeal_days: int | None) -> date:

@@ -6,11 +6,9 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
-from typing import cast as typing_cast
 
-from sqlalchemy import Date, DateTime, Table, cast, func, select, update
+from sqlalchemy import Date, DateTime, cast, func, select, update
 
-from rcm.claims.repository import BillingQueueRepository
 from rcm.denials.models import (
     Appeal,
     AppealAttachment,
@@ -19,9 +17,7 @@ from rcm.denials.models import (
     DenialStatus,
 )
 from rcm.kit.repository import TenantScopedRepository
-from rcm.workqueue.models import LIVE_STATUSES, BillingReason, ItemEventType, ItemStatus, QueueKind, WorkItem
 
-_ITEM = typing_cast(Table, WorkItem.__table__)
 # What the denials report may group by, and the column each names.
 GROUPS = {
     "payer": Denial.payer_id,
@@ -115,31 +111,6 @@ class DenialRepository(TenantScopedRepository[Denial]):
         if until is not None:
             stmt = stmt.where(Denial.remitted_on <= until)
         return await self._rows(stmt)
-
-
-class DenialItemRepository(BillingQueueRepository):
-    async def complete_denial_items(self, claim_ids: Sequence[uuid.UUID], *, actor: str) -> None:
-        """Finish the live denial items about these claims (one statement, with their events)."""
-        if not claim_ids:
-            return
-        changed = (
-            update(_ITEM)
-            .where(
-                self.tenant_filter(_ITEM.c.tenant_id),
-                _ITEM.c.kind == QueueKind.BILLING,
-                _ITEM.c.reason == BillingReason.DENIAL,
-                _ITEM.c.subject_id.in_(list(claim_ids)),
-                _ITEM.c.status.in_(list(LIVE_STATUSES)),
-            )
-            .values(
-                status=ItemStatus.DONE,
-                leased_by=None,
-                lease_expires_at=None,
-                updated_at=func.clock_timestamp(),
-            )
-            .returning(*_ITEM.c)
-        )
-        await self._run(changed, ItemEventType.COMPLETED, actor)
 
 
 class AppealRepository(TenantScopedRepository[Appeal]):
