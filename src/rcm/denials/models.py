@@ -62,6 +62,11 @@ class AppealOutcome(enum.StrEnum):
     PARTIAL = "partial"
 
 
+def _in(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
+    listed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
+
+
 class AppealTemplate(TenantOwned, Base):
     """A practice's letter template (sandboxed Jinja text; no PHI: the claim's data fills it at render)."""
 
@@ -82,6 +87,12 @@ class Appeal(TenantOwned, Base):
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
         ForeignKeyConstraint(["tenant_id", "letter_blob_id"], ["rcm.blob.tenant_id", "rcm.blob.id"]),
+        _in("status", AppealStatus),
+        _in("submission_method", SubmissionMethod),
+        _in("outcome", AppealOutcome),
+        CheckConstraint("recovered_cents >= 0", name="recovered_cents"),
+        CheckConstraint("(status = 'drafted') = (submitted_on IS NULL)", name="submitted"),
+        CheckConstraint("(status = 'decided') = (outcome IS NOT NULL)", name="decided"),
         Index("ix_appeal_claim", "tenant_id", "claim_id", "created_at"),
     )
     __phi_columns__: ClassVar[tuple[str, ...]] = ("argument",)
@@ -129,6 +140,9 @@ class Denial(TenantOwned, Base):
         ForeignKeyConstraint(["tenant_id", "x12_file_id"], ["rcm.x12_file.tenant_id", "rcm.x12_file.id"]),
         ForeignKeyConstraint(["tenant_id", "appeal_id"], ["rcm.appeal.tenant_id", "rcm.appeal.id"]),
         ForeignKeyConstraint(["tenant_id", "replacement_claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
+        _in("category", DenialCategory),
+        _in("status", DenialStatus),
+        CheckConstraint("group_code IN ('CO', 'OA', 'PI')", name="group_code"),
         CheckConstraint("denied_cents >= 0", name="denied_cents"),
         CheckConstraint("line_number BETWEEN 1 AND 999", name="line_number"),
         Index("ix_denial_deadline", "tenant_id", "appeal_deadline", "id"),
