@@ -20,6 +20,12 @@ from rcm.coding.controllers import CodingController, CodingQueryController, Supe
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
+from rcm.denials.controllers import (
+    AppealController,
+    AppealTemplateController,
+    DenialController,
+    DenialReportController,
+)
 from rcm.eligibility.controllers import EligibilityCheckController, EligibilityController
 from rcm.encounters.change_controllers import EncounterChangeController
 from rcm.encounters.controllers import EncounterController
@@ -116,6 +122,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BillingSupervisionController,
             ClaimLedgerController,
             BillingLedgerController,
+            DenialController,
+            AppealController,
+            AppealTemplateController,
+            DenialReportController,
             WebhookSubscriptionController,
             WebhookDeliveryController,
             fhir_router(settings),

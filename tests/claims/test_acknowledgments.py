@@ -263,13 +263,17 @@ async def test_the_payers_answers_move_claims_once_and_only_the_practices(
     assert states[denied] == ("denied", payer_claim_control_number(PROVIDER_NPI, denied_pcn))
     assert (await _states(owner_engine, setup.other))[theirs] == ("submitted", None)
 
-    # The rejection: a billing-queue item, and the event naming the file and the STC codes in words.
+    # The rejection: a billing-queue item, and the event naming the file and the STC codes in words. The
+    # denial (CO-50) has its own item (rcm.denials); the partial payment's CO-45 is no denial.
     items = await rows(
         owner_engine,
         "SELECT subject_id, reason, status FROM rcm.work_item WHERE tenant_id = :t AND kind = 'billing'",
         t=setup.practice.id,
     )
-    assert [(i.subject_id, i.reason, i.status) for i in items] == [(rejected, "rejection", "open")]
+    assert sorted((i.reason, i.subject_id, i.status) for i in items) == [
+        ("denial", denied, "open"),
+        ("rejection", rejected, "open"),
+    ]
     events = await rows(
         owner_engine,
         "SELECT e.claim_id, e.to_state, e.cause, e.reason, e.payer_claim_control_number, f.kind"

@@ -14,18 +14,22 @@ posted by the posting. CLP02 23 (not our claim) and 25 (predetermination) move n
 
 A claim still ``submitted`` (its 277CA not applied yet, or never sent) is accepted first: the payer could only
 adjudicate what it accepted. Each set is read whole (its balance decides before anything moves), its claims
-matched in chunks; then every payment, adjustment and PLB of the set is posted.
+matched in chunks; then every payment, adjustment and PLB of the set is posted. A claim moved to ``denied``
+or ``partially_paid`` has its denials recorded (``rcm.denials.recording``: classified by CARC/RARC, a billing
+item due at the appeal deadline), one moved to ``paid`` its open denials closed, chunk by chunk.
 """
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import date
 
 from rcm.claims.applying import Applying
 from rcm.claims.models import Claim as OurClaim
 from rcm.claims.repository import ResponseMatchRepository
 from rcm.claims.states import ClaimState
+from rcm.denials import recording as denials
 from rcm.interchanges.models import X12File
 from rcm.ledger import service as ledger
 from rcm.ledger.models import RemittanceState
@@ -98,7 +102,9 @@ async def apply_set(
         return "held", received.held_reason
     matched: list[OurClaim | None] = []
     for start in range(0, len(claims), CHUNK):
-        matched.extend(await _apply_chunk(work, claims[start : start + CHUNK]))
+        matched.extend(
+            await _apply_chunk(work, claims[start : start + CHUNK], remitted_on=stream.header.payment_date)
+        )
     posted = await ledger.post_remittance(work.scope, received, claims, matched, stream.provider_adjustments)
     work.count("posted")
     work.count("posted_cents", posted.claims_cents)
@@ -107,7 +113,7 @@ async def apply_set(
     return "posted", None
 
 
-async def _apply_chunk(work: Applying, chunk: list[Claim]) -> list[OurClaim | None]:
+async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date) -> list[OurClaim | None]:
     """Each CLP's claim (None when unmatched), moved where the payer's adjudication puts it."""
     found = await work.scope.repo(ResponseMatchRepository).locked_by_numbers(
         [c.patient_control_number for c in chunk],
@@ -116,6 +122,7 @@ async def _apply_chunk(work: Applying, chunk: list[Claim]) -> list[OurClaim | No
     by_pcn = {claim.patient_control_number: claim for claim in found}
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
     matched: list[OurClaim | None] = []
+    adjudicated_now: list[denials.Denied] = []
     for paid in chunk:
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
@@ -133,11 +140,15 @@ async def _apply_chunk(work: Applying, chunk: list[Claim]) -> list[OurClaim | No
         if target is None:
             work.count("unchanged")
             continue
-        await work.move(
+        moved = await work.move(
             claim,
             target,
             reason=reason(paid),
             payer_claim_control_number=paid.payer_claim_control_number or None,
             through=ClaimState.ACCEPTED if claim.state is ClaimState.SUBMITTED else None,
         )
+        if moved:
+            adjudicated_now.append(denials.Denied(claim, paid))
+    items = await denials.record(work.scope, adjudicated_now, remitted_on=remitted_on, file_id=work.file_id)
+    work.count("items", items)
     return matched

@@ -16,13 +16,16 @@ from rcm.claims import schemas, service
 from rcm.claims.repository import BillingQueueRepository, ClaimRepository
 from rcm.claims.schemas import ClaimAction
 from rcm.crypto.keyring import KeyStore
+from rcm.denials.models import DenialStatus
+from rcm.denials.repository import DenialRepository
+from rcm.denials.service import denial_view
 from rcm.identity.principal import Principal, Role
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.kit.secrets import SecretResolver
 from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.staff import one_practice
 from rcm.workqueue import service as workqueue
-from rcm.workqueue.models import QueueKind, SubjectType, WorkItem
+from rcm.workqueue.models import BillingReason, QueueKind, SubjectType, WorkItem
 from rcm.workqueue.repository import WorkItemRepository
 
 BILLING_TASK = "billing_task"
@@ -75,7 +78,17 @@ async def _task(practice: TenantScope, item: WorkItem) -> schemas.BillingTask:
         patient_ids=patient_ids,
     )
     encounter_id = item.subject_id if item.subject_type is SubjectType.ENCOUNTER else None
-    return schemas.BillingTask(item=item_view(item), claim=claim, encounter_id=encounter_id)
+    denied = (
+        await practice.repo(DenialRepository).of_claim(item.subject_id, statuses=[DenialStatus.OPEN])
+        if item.reason is BillingReason.DENIAL
+        else []
+    )
+    return schemas.BillingTask(
+        item=item_view(item),
+        claim=claim,
+        encounter_id=encounter_id,
+        denials=[denial_view(d) for d in denied],
+    )
 
 
 async def next_task(

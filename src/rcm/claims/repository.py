@@ -26,7 +26,7 @@ from rcm.kit.repository import TenantScopedRepository
 from rcm.payers.models import Payer
 from rcm.webhooks.models import EventType
 from rcm.webhooks.outbox import OutboxRepository
-from rcm.workqueue.models import ItemEventType, ItemStatus, QueueKind, WorkItem
+from rcm.workqueue.models import BillingReason, ItemEventType, ItemStatus, QueueKind, WorkItem
 from rcm.workqueue.repository import WorkItemRepository
 
 _CLAIM = cast(Table, Claim.__table__)
@@ -396,14 +396,22 @@ class BillingQueueRepository(WorkItemRepository):
 
     async def complete_about(self, subject_id: uuid.UUID, *, actor: str) -> list[WorkItem]:
         """Resolve the live billing items about a subject (its problem was worked another way)."""
+        return await self.complete_all_about([subject_id], actor=actor)
 
+    async def complete_all_about(
+        self, subject_ids: Sequence[uuid.UUID], *, actor: str, reason: BillingReason | None = None
+    ) -> list[WorkItem]:
+        """Resolve the live billing items (of ``reason``, when given) about any of the subjects: one
+        statement, with their events."""
+        only = [] if reason is None else [_ITEM.c.reason == reason]
         changed = (
             update(_ITEM)
             .where(
                 self.tenant_filter(_ITEM.c.tenant_id),
                 _ITEM.c.kind == QueueKind.BILLING,
-                _ITEM.c.subject_id == subject_id,
+                _ITEM.c.subject_id.in_(list(subject_ids)),
                 and_(_ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING])),
+                *only,
             )
             .values(
                 status=ItemStatus.DONE,

@@ -11,6 +11,7 @@ import msgspec
 
 from rcm.claims.models import BatchStatus
 from rcm.claims.states import Cause, ClaimState, Responsibility
+from rcm.denials.schemas import Denial
 from rcm.interchanges.models import Direction, FileStatus
 from rcm.tenancy.vocabulary import ClaimType
 from rcm.workqueue.models import BillingReason, ItemStatus, SubjectType
@@ -146,6 +147,8 @@ class BillingTask(msgspec.Struct):
     claim: Claim | None
     # Encounter items (scrub failures): the encounter; its scrub report is at .../encounters/{id}/scrub.
     encounter_id: uuid.UUID | None
+    # Denial items: the claim's open denials, each with its reasons and appeal clock (``days_left``).
+    denials: list[Denial] = []
 
 
 class Completed(msgspec.Struct):

@@ -19,6 +19,7 @@ from rcm.claims.building import CLAIM, make_ready, new_claim
 from rcm.claims.models import Claim, ClaimEvent, ClaimLine
 from rcm.claims.repository import BillingQueueRepository, ClaimRepository
 from rcm.claims.states import Cause, ClaimState, Frequency
+from rcm.denials import recording as denials
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.kit.secrets import SecretResolver
@@ -328,6 +329,7 @@ async def replace(
         closed_reason=f"replaced by {replacement.patient_control_number}",
     )
     await _worked(scope, original.id)
+    await denials.replaced(scope, original.id, replacement.id)  # its open denials are corrected
     return await _full(scope, replacement)
 
 

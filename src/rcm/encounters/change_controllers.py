@@ -48,32 +48,20 @@ class EncounterChangeController(Controller):
         check_key(idempotency_key)
         # Not yours is 404 whatever the body, and before the upload is read.
         await documents.check_encounter(tenant, encounter_id)
-        kind = documents.document_type(request.headers.get("content-type"))
         store = BlobStore.from_settings(state.settings)
-        ref = await store.put(
-            tenant,
-            documents.sniffed(request.stream(), kind),
-            content_type=kind.value,
-            max_bytes=state.settings.document_max_bytes,
-        )
-        produced = False
 
-        async def produce() -> tuple[int, documents.Document]:
-            nonlocal produced
-            produced = True
-            return await documents.attach(tenant, store, encounter_id, blob_id=ref.id, kind=kind)
+        async def attach(blob_id: uuid.UUID, kind: documents.DocumentType) -> tuple[int, documents.Document]:
+            return await documents.attach(tenant, store, encounter_id, blob_id=blob_id, kind=kind)
 
-        response = await run_idempotent(
+        return await documents.upload_once(
             tenant,
             request,
+            store,
             key=idempotency_key,
+            max_bytes=state.settings.document_max_bytes,
             resource_type=documents.DOCUMENT,
-            produce=produce,
-            body_fingerprint=bytes.fromhex(ref.sha256),
+            attach=attach,
         )
-        if not produced:
-            await store.delete(tenant, ref.id)
-        return response
 
     @get(
         "/documents",

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import msgspec
+from litestar import Request, Response
 
 from rcm.audit.events import Action
 from rcm.blobs.store import BlobStore
 from rcm.encounters.models import EncounterDocument
 from rcm.encounters.repository import EncounterDocumentRepository, EncounterRepository
+from rcm.idempotency.service import run_idempotent
 from rcm.kit.errors import FieldError, InvalidInput, NotFound, UnsupportedMediaType
 from rcm.kit.strict import CONTENT_TYPE_POINTER
 from rcm.tenancy.scope import TenantScope
@@ -90,6 +93,45 @@ def _check_signature(head: bytes, kind: DocumentType) -> None:
             f"The content is not {kind.value}.",
             errors=[FieldError("", f"the content does not start as {kind.value} does")],
         )
+
+
+async def upload_once(
+    scope: TenantScope,
+    request: Request[Any, Any, Any],
+    store: BlobStore,
+    *,
+    key: str | None,
+    max_bytes: int,
+    resource_type: str,
+    attach: Callable[[uuid.UUID, DocumentType], Awaitable[tuple[int, Any]]],
+) -> Response[bytes]:
+    """A file sent as the raw request body (its Content-Type one of ``DocumentType``, its first bytes that
+    format's signature) streamed into the blob store, then ``attach``ed to what it belongs to, once per
+    Idempotency-Key: a retry's copy of the file is deleted and the first answer returned.
+
+    The caller checks the owner exists first: not yours is a 404 before the upload is read."""
+    kind = document_type(request.headers.get("content-type"))
+    ref = await store.put(
+        scope, sniffed(request.stream(), kind), content_type=kind.value, max_bytes=max_bytes
+    )
+    produced = False
+
+    async def produce() -> tuple[int, Any]:
+        nonlocal produced
+        produced = True
+        return await attach(ref.id, kind)
+
+    response = await run_idempotent(
+        scope,
+        request,
+        key=key,
+        resource_type=resource_type,
+        produce=produce,
+        body_fingerprint=bytes.fromhex(ref.sha256),
+    )
+    if not produced:
+        await store.delete(scope, ref.id)
+    return response
 
 
 def view(row: EncounterDocument) -> Document:

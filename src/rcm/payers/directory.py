@@ -50,6 +50,8 @@ class DirectoryPayer(_Part):
     status: Service | None = None
     status_inquiry_days: Annotated[int, Field(ge=1, le=365, strict=True)] = 30
     timely_filing_days: Annotated[int | None, Field(ge=1, le=3650, strict=True)] = None
+    # Days after the remittance date within which the payer takes a first-level appeal.
+    appeal_days: Annotated[int | None, Field(ge=1, le=3650, strict=True)] = None
 
 
 class Directory(_Part):

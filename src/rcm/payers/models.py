@@ -60,6 +60,9 @@ class Payer(Base):
     # Days after submission without a response before a 276 status inquiry is due (follow-up).
     status_inquiry_days: Mapped[int]
     timely_filing_days: Mapped[int | None]
+    # Days after the remittance (835 BPR16) within which the payer takes an appeal; None: the default
+    # (``rcm.denials.recording.DEFAULT_APPEAL_DAYS``). Added by 0034_denials.
+    appeal_days: Mapped[int | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
 
 

@@ -27,6 +27,7 @@ _DIRECTORY_COLUMNS = (
     "status_endpoint",
     "status_inquiry_days",
     "timely_filing_days",
+    "appeal_days",
 )
 
 
@@ -39,7 +40,9 @@ class DirectoryChange:
 
 async def upsert_payers(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> DirectoryChange:
     """Write the directory's payers (owner role): new ones added, changed ones updated, none removed (claims
-    and enrollments refer to them). One read and one statement."""
+    and enrollments refer to them). One read and one statement. A row without ``appeal_days`` (added
+    later) has none."""
+    rows = [{"appeal_days": None, **row} for row in rows]
     current = {
         row.id: row
         for row in (await session.execute(select(_PAYER).where(_PAYER.c.id.in_([r["id"] for r in rows]))))

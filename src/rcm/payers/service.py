@@ -37,6 +37,7 @@ def _row(payer: DirectoryPayer) -> dict[str, Any]:
         "status_endpoint": status[1],
         "status_inquiry_days": payer.status_inquiry_days,
         "timely_filing_days": payer.timely_filing_days,
+        "appeal_days": payer.appeal_days,
         "updated_at": utcnow(),
     }
 

@@ -40,6 +40,7 @@ class BillingReason(enum.StrEnum):
     DEAD_LETTER = "dead_letter"  # a job about the subject failed past its retries
     FOLLOW_UP = "follow_up"  # no answer from the payer after its status-inquiry days
     ENROLLMENT = "enrollment"  # the practice is not enrolled with the claim's payer
+    DENIAL = "denial"  # an 835 denied the claim or a line; due at its appeal deadline (rcm.denials)
 
 
 class ItemStatus(enum.StrEnum):
