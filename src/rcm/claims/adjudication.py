@@ -10,17 +10,21 @@ claim from one adjudicated state to the other as the state machine allows; the r
 posted by the posting. CLP02 23 (not our claim) and 25 (predetermination) move nothing either.
 
 A claim still ``submitted`` (its 277CA not applied yet, or never sent) is accepted first: the payer could only
-adjudicate what it accepted. The file is streamed (``RemittanceStream``), its claims matched in chunks.
+adjudicate what it accepted. Each adjudicated claim is then handed to ``secondary``: the next payer's claim
+is built (or a crossover noted) in the same transaction. The file is streamed (``RemittanceStream``), its
+claims matched in chunks.
 """
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import date
 
 from rcm.claims.applying import Applying
 from rcm.claims.models import Claim as OurClaim
 from rcm.claims.repository import ResponseMatchRepository
+from rcm.claims.secondary import after_adjudication
 from rcm.claims.states import ClaimState
 from rcm.interchanges.models import X12File
 from rcm.x12 import X12Error, transactions
@@ -64,11 +68,11 @@ async def apply_remittance(work: Applying, row: X12File, data: bytes) -> uuid.UU
         work.traces[stream.header.trace_number] = None  # TRN02: the check or EFT this 835 pays by
         claims = stream.claims()
         while chunk := list(itertools.islice(claims, CHUNK)):
-            await _apply_chunk(work, chunk)
+            await _apply_chunk(work, chunk, stream.header.payment_date)
     return None
 
 
-async def _apply_chunk(work: Applying, chunk: list[Claim]) -> None:
+async def _apply_chunk(work: Applying, chunk: list[Claim], paid_on: date) -> None:
     found = await work.scope.repo(ResponseMatchRepository).locked_by_numbers(
         [c.patient_control_number for c in chunk],
         [c.payer_claim_control_number for c in chunk if c.payer_claim_control_number],
@@ -97,3 +101,4 @@ async def _apply_chunk(work: Applying, chunk: list[Claim]) -> None:
             payer_claim_control_number=paid.payer_claim_control_number or None,
             through=ClaimState.ACCEPTED if claim.state is ClaimState.SUBMITTED else None,
         )
+        await after_adjudication(work, claim, paid, adjudicated_on=paid_on)  # the next payer's claim
