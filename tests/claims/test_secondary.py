@@ -145,7 +145,7 @@ async def test_the_primarys_835_builds_the_secondary_claim_which_renders_with_th
     await cob.cover(patient_id, "DEMO-BCX", "secondary", group_number="BLUE-9")
 
     outcome = await cob.apply(_primary_835(pcn))
-    assert outcome.partially_paid == 1
+    assert (outcome.partially_paid, outcome.next_payer_claims) == (1, 1)
     [secondary] = await _following(owner_engine, primary_id)
     assert (secondary.payer_id, secondary.responsibility, secondary.state) == (
         "DEMO-BCX",
@@ -165,7 +165,7 @@ async def test_the_primarys_835_builds_the_secondary_claim_which_renders_with_th
 
     # The same remittance again, in another interchange (a payer resends): nothing more is built.
     again = await cob.apply(_primary_835(pcn), control=2)
-    assert (again.unchanged, again.partially_paid) == (1, 0)
+    assert (again.unchanged, again.partially_paid, again.next_payer_claims) == (1, 0, 0)
     assert len(await _following(owner_engine, primary_id)) == 1
 
     content = await cob.render("DEMO-BCX")
@@ -242,7 +242,7 @@ async def test_a_crossover_builds_no_secondary_and_says_so_on_the_primary(
     primary_id, pcn, patient_id = await cob.primary(**CHARGES)
     await cob.cover(patient_id, "DEMO-BCX", "secondary")
     outcome = await cob.apply(_primary_835(pcn, status="19"))
-    assert outcome.partially_paid == 1
+    assert (outcome.partially_paid, outcome.crossovers, outcome.next_payer_claims) == (1, 1, 0)
     assert await _following(owner_engine, primary_id) == []
     events = await rows(
         owner_engine,

@@ -39,6 +39,8 @@ class Outcome:
     reversals: int = 0  # 835 CLP02 22: recorded by posting, no state of their own
     unchanged: int = 0  # matched, but already there (or no such move from where the claim is)
     unmatched: int = 0  # not a claim (or batch) of this practice
+    next_payer_claims: int = 0  # 835: secondary (tertiary) claims built from it (``rcm.claims.secondary``)
+    crossovers: int = 0  # 835 CLP02 19-21: forwarded by the payer to the next payer, nothing built
     items: int = 0  # billing-queue items opened
     batch_id: uuid.UUID | None = None
     error: str | None = None  # why the file was refused: a segment and a position, never content
@@ -167,6 +169,8 @@ class Applying:
             reversals=n("reversals", 0),
             unchanged=n("unchanged", 0),
             unmatched=n("unmatched", 0),
+            next_payer_claims=n("next_payer_claims", 0),
+            crossovers=n("crossovers", 0),
             items=n("items", 0),
             batch_id=batch_id,
         )

@@ -68,6 +68,8 @@ def new_claim(
         original_payer_claim_control_number=(
             original.payer_claim_control_number if original is not None else None
         ),
+        # A replacement or void of a secondary (tertiary) claim follows the same claims before it (2320).
+        primary_claim_id=original.primary_claim_id if original is not None else None,
         service_date=data.service_date,
         place_of_service=data.place_of_service,
         diagnoses=[d.code for d in sorted(data.diagnoses, key=lambda d: d.sequence)],
