@@ -25,6 +25,7 @@ from rcm.tenancy.models import Tenant
 from rcm.x12.claims837_read import read_batch
 from rcm.x12.remittance_model import Adjustment, Claim, Person, Remittance, ServiceLine
 from tests.claims.conftest import Claims, practice_scope, rows
+from tests.claims.test_institutional import institutional_payload
 from tests.encounters.test_parties import SUBSCRIBER, dependent_payload
 from tests.support import Api, encounter_payload
 from tests.x12 import remittances
@@ -270,3 +271,34 @@ async def test_no_secondary_without_a_balance_or_a_secondary_coverage(
     await cob.apply(full, _primary_835(pcn_alone))
     assert await _following(owner_engine, paid_in_full) == []  # nothing left to the patient
     assert await _following(owner_engine, alone) == []  # no secondary coverage
+
+
+async def test_an_institutional_secondary_renders_as_an_837i_with_the_primarys_adjudication(
+    institutional_api: Api, institutional_practice: Tenant, claims: Claims, owner_engine: AsyncEngine
+) -> None:
+    cob = Cob(claims, institutional_practice, institutional_api)
+    primary_id, pcn, patient_id = await cob.primary(**institutional_payload())
+    await cob.cover(patient_id, "DEMO-BCX", "secondary")
+    outpatient = ServiceLine(
+        qualifier="HC",
+        code="99213",
+        charge=12500,
+        paid=9000,
+        revenue_code="0510",
+        units="1",
+        adjustments=(Adjustment(group="CO", reason="45", amount=1500), PR1),
+        control_number="1",
+    )
+    await cob.apply(_clp(pcn, "1", (outpatient,), "MCR-ICN-I"))
+    [secondary] = await _following(owner_engine, primary_id)
+    content = await cob.render("DEMO-BCX")
+    assert pyx12_errors(content) == []
+    segments = content.split("~")
+    assert "ST*837*0001*005010X223A2" in segments
+    assert "AMT*D*90" in segments
+    assert "SVD*DEMO-MCR*90*HC:99213*0510*1" in segments
+    [claim] = [
+        c for p in read_batch(content).billing_providers for loop in p.subscribers for c in loop.claims
+    ]
+    assert claim.patient_control_number == secondary.patient_control_number
+    assert [a.paid for line in claim.lines for a in line.adjudications] == [9000]

@@ -18,8 +18,9 @@ next payer) builds nothing: the next payer already has the claim. The primary re
 ``prior_payers`` gives the renderer each claim's payers before it: 2320 (SBR with that payer's
 responsibility, claim CAS, AMT*D paid, AMT*EAF patient liability, OI), 2330A (that coverage's insured,
 opened and audited as the claim's own parties are), 2330B (NM1*PR, DTP*573, REF*F8) and per line 2430 (SVD,
-CAS, DTP*573). Lines are detailed only when the 835 named every line of the claim back (REF*6R); otherwise
-the lines' adjustments are carried at the claim level, so the claim still balances.
+CAS, DTP*573). Lines are detailed only when the 835 named every line of the claim back (REF*6R) and their
+payments add up to the claim's; otherwise the lines' adjustments are carried at the claim level, so the claim
+still balances.
 """
 
 from __future__ import annotations
@@ -269,7 +270,10 @@ async def prior_payers(
             if adjudication is None or insured is None:
                 continue
             payer = payers.get(prior.payer_id)
-            detailed = {row["line_number"] for row in adjudication.lines} >= set(by_line)
+            # 2430 only when the 835 named every line back and its line payments make the claim's (AMT*D).
+            detailed = {row["line_number"] for row in adjudication.lines} >= set(by_line) and sum(
+                row["paid"] for row in adjudication.lines if row["line_number"] in by_line
+            ) == adjudication.paid_cents
             claim_cas = list(adjudication.adjustments)
             if detailed:
                 for row in adjudication.lines:
