@@ -2,7 +2,7 @@
 payer's adjudication of a claim kept for the next payer's 837 (loops 2320/2430).
 
 Revision ID: 0035_secondary
-Revises: 0033_institutional
+Revises: 0031_ledger
 Create Date: 2026-12-02
 
 - ``claim.primary_claim_id``: on a secondary claim, the primary claim whose 835 built it; on a tertiary, the
@@ -19,7 +19,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0035_secondary"
-down_revision = "0033_institutional"
+down_revision = "0031_ledger"
 branch_labels = None
 depends_on = None
 

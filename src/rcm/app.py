@@ -35,6 +35,7 @@ from rcm.kit.requestid import echo_request_id, request_id_middleware
 from rcm.kit.strict import check_request
 from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
 from rcm.kit.windows import open_windows
+from rcm.ledger.controllers import BillingLedgerController, ClaimLedgerController
 from rcm.patients.controllers import PatientController
 from rcm.providers.controllers import ProviderController
 from rcm.reporting.controllers import ReportController
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SubmissionBatchController,
             BillingController,
             BillingSupervisionController,
+            ClaimLedgerController,
+            BillingLedgerController,
             WebhookSubscriptionController,
             WebhookDeliveryController,
             fhir_router(settings),

@@ -156,6 +156,7 @@ DEMO_SECRETS = {
     "DEMO_TIN_SUNRISE": "12-3456789",
     "DEMO_TIN_SUMMIT": "98-7654321",
     "DEMO_TIN_LAKESIDE": "11-2223333",
+    "DEMO_TIN_RIVERSIDE": "22-3334444",
     "DEMO_CLEARINGHOUSE_SUNRISE": "demo-sandbox-credential",
 }
 
@@ -258,6 +259,7 @@ from rcm.coding.cli import coding  # noqa: E402
 from rcm.crypto.cli import keys, tenants_offboard  # noqa: E402
 from rcm.idempotency.cli import idempotency  # noqa: E402
 from rcm.identity.cli import identity, token  # noqa: E402
+from rcm.ledger.cli import remit  # noqa: E402
 from rcm.payers.cli import payers  # noqa: E402
 from rcm.worker.cli import worker  # noqa: E402
 from rcm.x12.cli import x12  # noqa: E402
@@ -267,6 +269,7 @@ main.add_command(x12)
 main.add_command(codes)
 main.add_command(payers)
 main.add_command(claims)
+main.add_command(remit)
 main.add_command(coding)
 main.add_command(keys)
 main.add_command(worker)

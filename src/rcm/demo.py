@@ -9,6 +9,7 @@ import json
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,7 +19,13 @@ from rcm.config import Settings, app_database_url
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.encounters.repository import EncounterRepository
-from rcm.encounters.schemas import ChargeLineIn, DiagnosisIn, EncounterCreate
+from rcm.encounters.schemas import (
+    AttendingProvider,
+    ChargeLineIn,
+    DiagnosisIn,
+    EncounterCreate,
+    Institutional,
+)
 from rcm.encounters.service import create_encounter
 from rcm.identity.dev import ensure_demo_client
 from rcm.identity.oidc import DEV_ISSUER
@@ -34,6 +41,7 @@ from rcm.tenancy.models import AppUser, Tenant
 from rcm.tenancy.repository import person_by_email, tenant_by_slug, tenants_by_slugs
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.service import apply_manifest
+from rcm.tenancy.vocabulary import ClaimType
 
 
 async def seed_demo(settings: Settings, demo_dir: Path | None = None) -> str:
@@ -145,6 +153,46 @@ def external_id(tenant: Tenant, index: int) -> str:
 
 GIVEN = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel"]
 CODES = [("99213", 12500, ["E11.9", "I10"]), ("99214", 18500, ["J45.909"]), ("99203", 15000, ["M54.50"])]
+# An institutional (hospital outpatient) practice's visits: revenue code, HCPCS code and charge per line
+# (HCPCS Level II, public: the demo ships no CPT beyond its few invented descriptions).
+OUTPATIENT = [
+    ([("0510", "G0463", 18000), ("0636", "J1885", 2500), ("0258", "J7030", 6000)], ["R10.9"]),
+    ([("0762", "G0378", 45000), ("0270", "A4550", 3500)], ["R07.9"]),
+    ([("0510", "G0463", 18000), ("0636", "J2405", 3000)], ["E11.9", "I10"]),
+]
+
+
+class _Billing(NamedTuple):
+    place_of_service: str
+    diagnoses: list[DiagnosisIn]
+    charges: list[ChargeLineIn]
+    institutional: Institutional | None = None
+
+
+def _billing(tenant: Tenant, index: int) -> _Billing:
+    """The demo encounter's diagnoses, lines and, for an institutional practice, its 837I facts."""
+    if tenant.manifest.claim_type is not ClaimType.INSTITUTIONAL:
+        code, cents, diagnoses = CODES[index % len(CODES)]
+        pointers = list(range(1, len(diagnoses) + 1))
+        return _Billing(
+            "11",
+            [DiagnosisIn(code=c) for c in diagnoses],
+            [ChargeLineIn(procedure_code=code, charge_cents=cents, diagnosis_pointers=pointers)],
+        )
+    lines, diagnoses = OUTPATIENT[index % len(OUTPATIENT)]
+    return _Billing(
+        "22",  # on-campus outpatient hospital
+        [DiagnosisIn(code=c) for c in diagnoses],
+        [
+            ChargeLineIn(procedure_code=code, charge_cents=cents, revenue_code=revenue)
+            for revenue, code, cents in lines
+        ],
+        Institutional(
+            type_of_bill="0131",  # hospital outpatient, admit through discharge
+            patient_status="01",  # discharged home
+            attending_provider=AttendingProvider(npi="1910000003", family_name="Attending (DEMO)"),
+        ),
+    )
 
 
 async def _seed_clinical(
@@ -167,11 +215,10 @@ async def _seed_clinical(
         for index, given in enumerate(GIVEN):
             if await repo.by_external_id(external_id(tenant, index)) is not None:
                 continue
-            code, cents, diagnoses = CODES[index % len(CODES)]
+            billing = _billing(tenant, index)
             data = EncounterCreate(
                 external_id=external_id(tenant, index),
                 service_date=date.today() - timedelta(days=3 + index),
-                place_of_service="11",
                 patient=PatientCreate(
                     mrn=f"DEMO-MRN-{index + 1:04d}",
                     given_name=given,
@@ -191,15 +238,11 @@ async def _seed_clinical(
                     else None
                 ),
                 rendering_provider=ProviderCreate(npi="1910000003", name="Dr Demo Renderer (DEMO)"),
-                documentation=f"DEMO NOTE {index + 1}: synthetic office visit, invented for the demo.",
-                diagnoses=[DiagnosisIn(code=c) for c in diagnoses],
-                charges=[
-                    ChargeLineIn(
-                        procedure_code=code,
-                        charge_cents=cents,
-                        diagnosis_pointers=list(range(1, len(diagnoses) + 1)),
-                    )
-                ],
+                documentation=f"DEMO NOTE {index + 1}: synthetic visit, invented for the demo.",
+                place_of_service=billing.place_of_service,
+                diagnoses=billing.diagnoses,
+                charges=billing.charges,
+                institutional=billing.institutional,
             )
             await create_encounter(scope, data, tenant.manifest)
             created += 1

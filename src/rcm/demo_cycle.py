@@ -1,8 +1,9 @@
 """The demo's revenue cycle, so every route and report has realistic data on the first `make run`: every
 second demo encounter of each practice (those whose codes came with the encounter) is scrubbed, becomes a
 claim, goes out in a submission batch as a real 837P to the sandbox payer, and the sandbox's answers (999,
-277CA, 835, as its rules decide) are fetched and applied. The other encounters wait in the coding queue for
-the README's walk-through.
+277CA, 835, as its rules decide) are fetched and applied: the 835's payments end on the ledger, so every
+demo claim the payer paid has a balance to read (``GET .../claims/{id}/ledger``). The other encounters wait
+in the coding queue for the README's walk-through.
 
 It runs the same code as the API and the worker (scrub, ``build_batches``, ``submit_batch``,
 ``fetch_practice``), as the demo seeder, and is idempotent: an encounter with a claim is not scrubbed again, a
@@ -79,5 +80,8 @@ async def run_cycle(
         for _ in range(FETCHES):
             fetched = await fetch_practice(practice, store, secrets)
             outcomes["payer files applied"] += sum(1 for o in fetched.outcomes if not o.already)
+            # The 835s' payments, adjustments and patient shares, posted to the ledger (rcm.ledger).
+            outcomes["payments posted"] += sum(o.posted for o in fetched.outcomes)
+            outcomes["cents posted to claims"] += sum(o.posted_cents for o in fetched.outcomes)
             outcomes["fetch errors"] += len(fetched.errors)
     return ", ".join(f"{what}: {n}" for what, n in sorted(outcomes.items()) if n) or "nothing new"

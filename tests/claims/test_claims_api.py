@@ -135,6 +135,12 @@ async def test_replace_needs_the_payer_to_hold_the_claim_and_its_number(
     original = (await clean_intake.get(f"/claims/{numbered}")).json()
     assert original["state"] == "closed"
     assert original["closed_reason"] == f"replaced by {body['patient_control_number']}"
+    # The ledger: the original's charges reversed, the replacement's posted.
+    was = (await biller.get(f"/billing/claims/{numbered}/ledger")).json()
+    assert was["balance_cents"] == 0
+    assert {e["source"] for e in was["entries"]} == {"claim_built", "claim_replaced"}
+    now = (await biller.get(f"/billing/claims/{body['id']}/ledger")).json()
+    assert now["balance_cents"] == now["insurance_balance_cents"] == body["total_charge_cents"] > 0
     # Closed: it cannot be replaced a second time.
     twice = await biller.post(f"/billing/claims/{numbered}/replace", reason)
     assert twice.status_code == 409
@@ -161,6 +167,10 @@ async def test_void_in_place_before_the_payer_holds_it_and_by_frequency_8_after(
     assert body["original_payer_claim_control_number"] == "ICN-77"
     assert [line["procedure_code"] for line in body["lines"]] == ["99213", "G2211"]
     assert (await intake.get(f"/claims/{held}")).json()["state"] == "voided"
+    # The ledger: the original's charges reversed; the void claim bills nothing.
+    assert (await biller.get(f"/billing/claims/{held}/ledger")).json()["balance_cents"] == 0
+    assert (await biller.get(f"/billing/claims/{body['id']}/ledger")).json()["entries"] == []
+    assert (await biller.get(f"/billing/claims/{unsent}/ledger")).json()["balance_cents"] == 0
 
     submitted = await claims.new(intake, practice)
     await claims.walk(practice, submitted, S.SUBMITTED)

@@ -1,5 +1,6 @@
 """`make run`'s demo takes a share of each practice's encounters through scrub, claim, submission (a real
-837P to the sandbox payer), acknowledgment and adjudication, and running it again changes nothing."""
+837P, or 837I for the hospital outpatient practice, to the sandbox payer), acknowledgment and adjudication,
+and running it again changes nothing."""
 
 from __future__ import annotations
 
@@ -49,6 +50,33 @@ async def test_the_demo_runs_the_cycle_on_the_sandbox_payer(
     )
     assert {kind for kind, _ in inbound} >= {"999", "277CA"}
     assert {status for _, status in inbound} == {"processed"}
+    # The hospital outpatient practice bills on the 837I, through the same cycle.
+    hospital = await rows(
+        owner_engine,
+        "SELECT c.claim_type, c.state, b.claim_type AS batch_type, f.kind FROM rcm.claim c"
+        " JOIN rcm.tenant t ON t.id = c.tenant_id"
+        " JOIN rcm.submission_batch b ON b.tenant_id = c.tenant_id AND b.id = c.submission_batch_id"
+        " JOIN rcm.x12_file f ON f.tenant_id = b.tenant_id AND f.submission_batch_id = b.id"
+        " AND f.direction = 'outbound'"
+        " WHERE t.slug = 'riverside-community-hospital'",
+    )
+    assert hospital
+    assert {(r.claim_type, r.batch_type, r.kind) for r in hospital} == {
+        ("institutional", "institutional", "837I")
+    }
+    assert {r.state for r in hospital} <= {"accepted", "paid", "partially_paid", "denied"}
+    # The cycle ends with the payer's payments on the ledger, each remittance reconciled to the cent.
+    assert "payments posted:" in summary, summary
+    posted = await rows(
+        owner_engine,
+        "SELECT r.total_paid_cents, (SELECT sum(e.amount_cents) FROM rcm.ledger_posting p"
+        "  JOIN rcm.ledger_entry e ON (e.tenant_id, e.posting_id) = (p.tenant_id, p.id)"
+        "  WHERE (p.tenant_id, p.remittance_id) = (r.tenant_id, r.id) AND e.account = 'payments') AS cash"
+        " FROM rcm.remittance r JOIN rcm.tenant t ON t.id = r.tenant_id"
+        " WHERE t.slug = 'sunrise-family-medicine' AND r.state = 'posted'",
+    )
+    assert posted
+    assert all(r.cash == r.total_paid_cents for r in posted)
 
     # Again: nothing new is scrubbed, batched or sent.
     again = await seed_demo(settings)

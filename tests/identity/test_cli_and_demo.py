@@ -15,14 +15,22 @@ from rcm.identity.tokens import verify_access_token
 
 
 async def test_demo_clients_and_dev_users_get_tokens_in_process(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings
+    sessions: async_sessionmaker[AsyncSession],
+    control_sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
 ) -> None:
     await seed_demo(settings)
     await seed_demo(settings)  # idempotent: the deterministic clients are not duplicated
     clients = json.loads((settings.data_dir / "demo-clients.json").read_text())
-    assert set(clients) == {"lakeside-pediatrics", "summit-orthopedics", "sunrise-family-medicine"}
+    assert set(clients) == {
+        "lakeside-pediatrics",
+        "riverside-community-hospital",
+        "summit-orthopedics",
+        "sunrise-family-medicine",
+    }
     sunrise = clients["sunrise-family-medicine"]
-    keys = await KeyRing(settings).verification_keys(sessions)
+    # The first signing key is made by the control role, as `make run` does (alone, no app request has yet).
+    keys = await KeyRing(settings, control=control_sessions).verification_keys(sessions)
 
     result = await exchange_in_process(
         settings, sessions, client_id=sunrise["client_id"], secret=sunrise["client_secret"]

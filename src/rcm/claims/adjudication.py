@@ -1,5 +1,8 @@
-"""An 835's adjudication applied to claim states (the money itself is posted from the same kept file by the
-posting, which this does not do): per CLP, the claim found by CLP01 (our CLM01) or else by CLP07 (the payer's
+"""An 835's adjudication applied to claim states and posted to the ledger (``rcm.ledger``), in the caller's
+transaction, one transaction set (one payment) at a time: the set is recorded once (a repeat of its TRN02,
+payer and BPR02 is refused and counted as a duplicate), held whole with the reason when it does not balance
+(BPR02 = Σ CLP04 - Σ PLB, and CLP03 - CLP04 = Σ CAS per claim: no claim moved, nothing posted), else per CLP,
+the claim found by CLP01 (our CLM01) or else by CLP07 (the payer's
 claim control number), moved to ``paid``, ``partially_paid`` or ``denied`` with the payer's claim control
 number and an event whose reason names CLP02 and the adjustment group/reason codes (``CO-45 PR-2``).
 
@@ -10,9 +13,9 @@ claim from one adjudicated state to the other as the state machine allows; the r
 posted by the posting. CLP02 23 (not our claim) and 25 (predetermination) move nothing either.
 
 A claim still ``submitted`` (its 277CA not applied yet, or never sent) is accepted first: the payer could only
-adjudicate what it accepted. Each adjudicated claim is then handed to ``secondary``: the next payer's claim
-is built (or a crossover noted) in the same transaction. The file is streamed (``RemittanceStream``), its
-claims matched in chunks.
+adjudicate what it accepted. Each set is read whole (its balance decides before anything moves), its claims
+matched in chunks; then every payment, adjustment and PLB of the set is posted. Each adjudicated claim is
+handed to ``secondary``: the next payer's claim is built (or a crossover noted) in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from rcm.claims.repository import ResponseMatchRepository
 from rcm.claims.secondary import after_adjudication
 from rcm.claims.states import ClaimState
 from rcm.interchanges.models import X12File
+from rcm.ledger import service as ledger
+from rcm.ledger.models import RemittanceState
 from rcm.x12 import X12Error, transactions
+from rcm.x12.envelope import Transaction
 from rcm.x12.remittance import RemittanceStream
 from rcm.x12.remittance_model import REVERSAL, Claim
 
@@ -64,29 +70,66 @@ async def apply_remittance(work: Applying, row: X12File, data: bytes) -> uuid.UU
     for transaction in transactions(data):
         if transaction.kind != "835":
             raise X12Error(f"a {transaction.kind} set in an 835 file", segment_id="ST")
-        stream = RemittanceStream(transaction)
-        work.traces[stream.header.trace_number] = None  # TRN02: the check or EFT this 835 pays by
-        claims = stream.claims()
-        while chunk := list(itertools.islice(claims, CHUNK)):
-            await _apply_chunk(work, chunk, stream.header.payment_date)
+        await apply_set(work, row.id, transaction)
     return None
 
 
-async def _apply_chunk(work: Applying, chunk: list[Claim], paid_on: date) -> None:
+async def apply_set(
+    work: Applying, file_id: uuid.UUID | None, transaction: Transaction
+) -> tuple[str, str | None]:
+    """One transaction set (one payment), the unit of posting: recorded once (a repeat of its trace number,
+    payer and amount is refused and changes nothing), held whole when it does not balance (no claim moved,
+    nothing posted), else its claims moved and every payment, adjustment and PLB posted to the ledger.
+    Returns the verdict (``posted``, ``held``, ``duplicate``) and the reason a set is held."""
+    stream = RemittanceStream(transaction)
+    work.traces[stream.header.trace_number] = None  # TRN02: the check or EFT this 835 pays by
+    claims = list(stream.claims())  # the set balances or not as a whole: read it before moving anything
+    received = await ledger.receive(
+        work.scope,
+        file_id=file_id,
+        set_control_number=transaction.header.control_number,
+        header=stream.header,
+        claims=claims,
+        adjustments=stream.provider_adjustments,
+    )
+    if received is None:
+        work.count("duplicates")
+        return "duplicate", None
+    if received.state is not RemittanceState.POSTED:
+        work.count("held")
+        work.count("held_cents", stream.header.total_paid)
+        return "held", received.held_reason
+    matched: list[OurClaim | None] = []
+    for start in range(0, len(claims), CHUNK):
+        matched.extend(await _apply_chunk(work, claims[start : start + CHUNK], stream.header.payment_date))
+    posted = await ledger.post_remittance(work.scope, received, claims, matched, stream.provider_adjustments)
+    work.count("posted")
+    work.count("posted_cents", posted.claims_cents)
+    work.count("unapplied_cents", posted.unapplied_cents)
+    work.count("provider_adjustments_cents", posted.provider_adjustments_cents)
+    return "posted", None
+
+
+async def _apply_chunk(work: Applying, chunk: list[Claim], paid_on: date) -> list[OurClaim | None]:
+    """Each CLP's claim (None when unmatched), moved where the payer's adjudication puts it (and the next
+    payer's claim built from it: ``secondary``)."""
     found = await work.scope.repo(ResponseMatchRepository).locked_by_numbers(
         [c.patient_control_number for c in chunk],
         [c.payer_claim_control_number for c in chunk if c.payer_claim_control_number],
     )
     by_pcn = {claim.patient_control_number: claim for claim in found}
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
+    matched: list[OurClaim | None] = []
     for paid in chunk:
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
         )
+        matched.append(claim)
         if claim is None:
             work.count("unmatched")
             continue
         work.saw(claim)
+        work.count("matched")
         if paid.status == REVERSAL:
             work.count("reversals")
             continue
@@ -102,3 +145,4 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], paid_on: date) -> Non
             through=ClaimState.ACCEPTED if claim.state is ClaimState.SUBMITTED else None,
         )
         await after_adjudication(work, claim, paid, adjudicated_on=paid_on)  # the next payer's claim
+    return matched

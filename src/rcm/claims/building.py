@@ -17,6 +17,7 @@ from rcm.claims.repository import BillingQueueRepository, ClaimRepository
 from rcm.claims.states import Cause, ClaimState, Frequency, Responsibility
 from rcm.eligibility.models import CheckStatus
 from rcm.eligibility.repository import EligibilityRepository
+from rcm.ledger import service as ledger
 from rcm.payers.repository import EnrollmentRepository
 from rcm.scrub.inputs import DiagnosisIn, LineIn, ScrubInput
 from rcm.tenancy.scope import TenantScope
@@ -197,6 +198,7 @@ async def claims_for_clean_scrub(scope: TenantScope, data: ScrubInput, *, now: d
         found = await claims.original_of(data.encounter_id, responsibility)
         return found.id if found is not None else None
     await claims.log_created(claim, cause=Cause.SCRUB, actor=scope.principal.subject, reason=None)
+    await ledger.post_charges(scope, claim, lines)  # balances exist before any payment
     claim = await make_ready(scope, claim, cause=Cause.SCRUB, now=now)
     scope.audit(
         "claim.create",

@@ -59,10 +59,14 @@ class FetchReport:
         applied = [o for o in self.outcomes if not o.already]
         refused = sum(1 for o in applied if o.error)
         unmatched = sum(o.unmatched for o in applied)
+        posted = sum(o.posted for o in applied)
+        held = sum(o.held for o in applied)
+        repeated = sum(o.duplicates for o in applied)
         return (
             f"{self.endpoints} endpoint(s), {self.fetched} file(s) fetched, {self.new} new, "
             f"{self.skipped} for other submitters, "
-            f"{len(applied)} applied, {refused} refused, {unmatched} unmatched claim(s)"
+            f"{len(applied)} applied, {refused} refused, {unmatched} unmatched claim(s), "
+            f"{posted} payment(s) posted, {held} held, {repeated} duplicate(s)"
             + (f", errors: {'; '.join(self.errors)}" if self.errors else "")
         )
 

@@ -22,6 +22,8 @@ from rcm.claims.states import Cause, ClaimState, Frequency
 from rcm.kit.errors import Conflict, FieldError, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.kit.secrets import SecretResolver
+from rcm.ledger import service as ledger
+from rcm.ledger.models import Source as LedgerSource
 from rcm.scrub.inputs import ScrubInput
 from rcm.scrub.models import ScrubOutcome
 from rcm.scrub.service import load_scrub_input, scrub_encounter
@@ -249,6 +251,13 @@ async def _follow_up_claim(
     repo = scope.repo(ClaimRepository)
     await repo.insert_new(claim, lines)
     await repo.log_created(claim, cause=Cause.BILLER, actor=scope.principal.subject, reason=reason)
+    # The original's charges reversed; a replacement bills its own (a void claim bills nothing).
+    voided = frequency is Frequency.VOID
+    await ledger.reverse_charges(
+        scope, original.id, LedgerSource.CLAIM_VOIDED if voided else LedgerSource.CLAIM_REPLACED
+    )
+    if not voided:
+        await ledger.post_charges(scope, claim, lines)
     claim = await make_ready(scope, claim, cause=Cause.BILLER, now=now)
     scope.audit(
         "claim.create",
@@ -306,6 +315,7 @@ async def void(scope: TenantScope, claim_id: uuid.UUID, data: schemas.VoidClaim)
                 errors=[FieldError("/submission_batch_id", "is set")],
             )
         voided = await move(scope, original.id, ClaimState.VOIDED, cause=Cause.BILLER, reason=data.reason)
+        await ledger.reverse_charges(scope, original.id, LedgerSource.CLAIM_VOIDED)
         await _worked(scope, original.id)
         return await _full(scope, voided)
     _held_number(original, "voided")

@@ -1,0 +1,225 @@
+"""``rcm remit import FILE``: an 835 uploaded by the operator, routed and posted.
+
+The file is read whole first: one that is not a valid 835 is refused before anything is written, with the
+segment and position where it fails (never content). Each transaction set (one payment) is routed to its
+practice by the payee (N1*PE): its NPI against the practice's billing provider NPI, its TIN (REF*TJ or N1*PE
+FI) against the practice's TIN reference. A set matching no practice, or several, is reported as
+unassigned and nothing of it is written (the unassigned-ERA queue is still to come). Billers upload through
+``POST /api/v1/billing/remittances``, routed among their own practices only. Each practice keeps the
+file (encrypted, ``rcm.interchanges``) and applies its sets in one transaction: claims moved and the ledger
+posted (``rcm.claims.adjudication.apply_set``); a set received before is refused as a duplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rcm.audit.events import Action, RequestInfo
+from rcm.blobs.store import BlobStore
+from rcm.claims.acknowledgments import where
+from rcm.claims.adjudication import apply_set
+from rcm.claims.applying import Applying
+from rcm.claims.building import CLAIM
+from rcm.claims.states import Cause
+from rcm.crypto.keyring import KeyStore
+from rcm.identity.principal import Principal
+from rcm.interchanges import service as files
+from rcm.interchanges.models import Direction, FileStatus
+from rcm.interchanges.repository import X12FileRepository
+from rcm.kit.db import platform_transaction
+from rcm.kit.errors import FieldError, MalformedBody
+from rcm.kit.secrets import SecretResolver
+from rcm.kit.tenant import TenantId
+from rcm.ledger.schemas import RemittanceImport, RemittanceSet
+from rcm.tenancy.jobs import job_tenant_scope
+from rcm.tenancy.models import Tenant
+from rcm.tenancy.repository import tenant_by_id
+from rcm.tenancy.scope import StaffScope, TenantScope
+from rcm.tenancy.staff import one_practice
+from rcm.x12 import X12Error, transactions
+from rcm.x12.remittance import RemittanceStream
+from rcm.x12.remittance_model import Payee
+
+JOB = "remit.import"
+
+
+class NotAnERA(Exception):
+    """The file is not a valid 835: the message names the segment and position."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetHeader:
+    index: int  # the set's place in the file, from 0
+    control_number: str  # ST02
+    trace_number: str  # TRN02
+    total_paid: int
+    payee: Payee
+
+
+def all_duplicates(summary: RemittanceImport) -> bool:
+    return summary.transaction_sets > 0 and len(summary.duplicates) == summary.transaction_sets
+
+
+def read_headers(data: bytes) -> list[SetHeader]:
+    """Every set's header, the whole file checked as an 835 (X12Error names where it is not)."""
+    found = []
+    try:
+        for index, transaction in enumerate(transactions(data)):
+            if transaction.kind != "835":
+                raise X12Error(f"a {transaction.kind} set in an 835 file", segment_id="ST")
+            stream = RemittanceStream(transaction)
+            stream.finish()
+            header = stream.header
+            found.append(
+                SetHeader(
+                    index,
+                    transaction.header.control_number,
+                    header.trace_number,
+                    header.total_paid,
+                    header.payee,
+                )
+            )
+    except X12Error as exc:
+        raise NotAnERA(where(exc)) from exc
+    if not found:
+        raise NotAnERA("segment ST: the file holds no transaction set")
+    return found
+
+
+def _practice_ids(tenants: list[Tenant], resolver: SecretResolver) -> tuple[dict[str, set[uuid.UUID]], ...]:
+    by_npi: dict[str, set[uuid.UUID]] = defaultdict(set)
+    by_tin: dict[str, set[uuid.UUID]] = defaultdict(set)
+    for tenant in tenants:
+        manifest = tenant.manifest
+        by_npi[manifest.billing_provider.npi].add(tenant.id)
+        if manifest.tin_reference is not None:
+            try:
+                tin = resolver.resolve(manifest.tin_reference).get_secret_value().replace("-", "")
+            except Exception:  # noqa: S112 - an unreadable TIN routes nothing, the NPI still may
+                continue
+            by_tin[tin].add(tenant.id)
+    return by_npi, by_tin
+
+
+def route(headers: list[SetHeader], tenants: list[Tenant], resolver: SecretResolver) -> dict[int, uuid.UUID]:
+    """Set index -> the one practice its payee names (sets naming none or several are left out)."""
+    by_npi, by_tin = _practice_ids(tenants, resolver)
+    routed = {}
+    for header in headers:
+        found: set[uuid.UUID] = set()
+        if header.payee.npi:
+            found |= by_npi.get(header.payee.npi, set())
+        if header.payee.tin:
+            found |= by_tin.get(header.payee.tin.replace("-", ""), set())
+        if len(found) == 1:
+            routed[header.index] = found.pop()
+    return routed
+
+
+def _unassigned(headers: list[SetHeader], routed: dict[int, uuid.UUID]) -> list[RemittanceSet]:
+    return [
+        RemittanceSet(
+            set=h.control_number,
+            trace_number=h.trace_number,
+            amount_cents=h.total_paid,
+            payee_npi=h.payee.npi,
+            reason="the payee matches no practice, or several",
+        )
+        for h in headers
+        if h.index not in routed
+    ]
+
+
+async def apply_routed(
+    scope: TenantScope,
+    store: BlobStore,
+    data: bytes,
+    *,
+    headers: list[SetHeader],
+    indexes: set[int],
+    summary: RemittanceImport,
+) -> None:
+    """In one practice: keep the file (once per content), apply the sets ``indexes`` routed to it (claims
+    moved, ledger posted, repeats refused), the file settled ``processed``, the import audited."""
+    row, _ = await files.keep(scope, store, data, direction=Direction.INBOUND, connector="upload")
+    row = await scope.repo(X12FileRepository).locked(row.id) or row
+    work = Applying(scope, row.id, Cause.REMITTANCE)
+    for index, transaction in enumerate(transactions(data)):
+        if index not in indexes:
+            continue
+        header = headers[index]
+        verdict, reason = await apply_set(work, row.id, transaction)
+        named = RemittanceSet(set=header.control_number, trace_number=header.trace_number, reason=reason)
+        if verdict == "duplicate":
+            summary.duplicates.append(named)
+        elif verdict == "held":
+            summary.held.append(named)
+        else:
+            summary.posted += 1
+    if row.status is FileStatus.KEPT:
+        await scope.repo(X12FileRepository).settle([row.id], FileStatus.PROCESSED)
+    outcome = work.outcome("835")
+    summary.claims_matched += outcome.matched
+    summary.claims_unmatched += outcome.unmatched
+    summary.posted_cents += outcome.posted_cents
+    summary.unapplied_cents += outcome.unapplied_cents
+    summary.provider_adjustments_cents += outcome.provider_adjustments_cents
+    summary.practices[scope.manifest.slug] = len(indexes)
+    scope.audit(
+        "claim.remittance_imported",
+        Action.UPDATE,
+        resource_type=CLAIM,
+        resource_ids=[row.id, *work.claims],
+        patient_ids=list(work.claims.values()),
+        detail={"sets": len(indexes), "moved": len(work.claims)},
+    )
+
+
+async def import_file(
+    sessions: async_sessionmaker[AsyncSession],
+    keystore: KeyStore,
+    store: BlobStore,
+    resolver: SecretResolver,
+    data: bytes,
+    *,
+    actor: Principal,
+    request: RequestInfo,
+) -> RemittanceImport:
+    """The operator's import: routed among every active practice, each applied in a transaction of its own."""
+    headers = read_headers(data)
+    async with platform_transaction(sessions) as session:
+        stmt = select(Tenant).where(Tenant.status == "active").order_by(Tenant.slug)
+        tenants = list((await session.execute(stmt)).scalars())
+    routed = route(headers, tenants, resolver)
+    summary = RemittanceImport(transaction_sets=len(headers), unassigned=_unassigned(headers, routed))
+    for tenant_id in dict.fromkeys(routed.values()):
+        indexes = {i for i, t in routed.items() if t == tenant_id}
+        async with job_tenant_scope(
+            sessions, keystore, TenantId(tenant_id), actor=actor, request=request, job=JOB
+        ) as scope:
+            await apply_routed(scope, store, data, headers=headers, indexes=indexes, summary=summary)
+    return summary
+
+
+async def upload(
+    staff: StaffScope, store: BlobStore, resolver: SecretResolver, data: bytes
+) -> RemittanceImport:
+    """A biller's upload: routed among the caller's practices only (a payee of any other practice is
+    unassigned, as one of none), applied in the request's transaction."""
+    try:
+        headers = read_headers(data)
+    except NotAnERA as exc:
+        raise MalformedBody(f"Not a valid 835: {exc}.", errors=[FieldError("", str(exc))]) from exc
+    tenants = [t for t in [await tenant_by_id(staff.session, i) for i in staff.tenant_ids] if t is not None]
+    routed = route(headers, [t for t in tenants if t.status == "active"], resolver)
+    summary = RemittanceImport(transaction_sets=len(headers), unassigned=_unassigned(headers, routed))
+    for tenant_id in dict.fromkeys(routed.values()):
+        indexes = {i for i, t in routed.items() if t == tenant_id}
+        practice = await one_practice(staff, tenant_id)
+        await apply_routed(practice, store, data, headers=headers, indexes=indexes, summary=summary)
+    return summary

@@ -1,0 +1,133 @@
+"""Remittances received and the ledger's postings and entries (migration 0031_ledger).
+
+Tenant-owned, RLS forced, append-only for every role (a trigger refuses UPDATE, DELETE and TRUNCATE); the app
+role may only SELECT and INSERT. Money in integer cents. No PHI: claim ids, codes and amounts only."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rcm.claims.models import Claim  # noqa: F401 - the rcm.claim table entries refer to
+from rcm.interchanges.models import X12File  # noqa: F401 - the rcm.x12_file table remittances refer to
+from rcm.kit.models import Base, EnumText, TenantOwned
+
+
+class RemittanceState(enum.StrEnum):
+    POSTED = "posted"  # balanced: every claim payment, adjustment and PLB posted
+    HELD = "held"  # BPR02 or a claim does not balance: nothing of the set posted, the reason kept
+
+
+class Source(enum.StrEnum):
+    CLAIM_BUILT = "claim_built"  # the claim's charges
+    CLAIM_VOIDED = "claim_voided"  # its charges reversed
+    CLAIM_REPLACED = "claim_replaced"  # the original's charges reversed (the replacement posts its own)
+    REMITTANCE_CLAIM = "remittance_claim"  # one CLP of an 835: payment, adjustments, patient share
+    PROVIDER_ADJUSTMENT = "provider_adjustment"  # one PLB adjustment of an 835
+
+
+class Account(enum.StrEnum):
+    """Signed amounts: positive is a debit. The two receivables are the claim's balance; the others are
+    the practice's counter accounts."""
+
+    INSURANCE_RECEIVABLE = "insurance_receivable"  # what the payer still owes on the claim
+    PATIENT_RECEIVABLE = "patient_receivable"  # what the patient owes (CAS group PR)
+    CHARGES = "charges"  # gross charges billed (credit)
+    PAYMENTS = "payments"  # money the payer sent (debit); its sum per 835 is BPR02
+    ADJUSTMENTS = "adjustments"  # CAS CO, OA, PI (and CR) write-offs, by group and CARC
+    INTEREST = "interest"  # PLB L6: interest the payer added
+    PROVIDER_ADJUSTMENTS = "provider_adjustments"  # PLB recoupments, offsets, forward balances...
+    UNAPPLIED = "unapplied"  # a CLP payment matching no claim of the practice
+
+
+RECEIVABLES = (Account.INSURANCE_RECEIVABLE, Account.PATIENT_RECEIVABLE)
+
+
+def _in(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
+    listed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
+
+
+class Remittance(TenantOwned, Base):
+    __tablename__ = "remittance"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "x12_file_id"], ["rcm.x12_file.tenant_id", "rcm.x12_file.id"]),
+        UniqueConstraint(
+            "tenant_id", "trace_originator", "trace_number", "total_paid_cents", name="uq_remittance_trace"
+        ),
+        _in("state", RemittanceState),
+        CheckConstraint("(state = 'held') = (held_reason IS NOT NULL)", name="held"),
+        Index("ix_remittance_x12_file_id", "tenant_id", "x12_file_id"),
+    )
+
+    x12_file_id: Mapped[uuid.UUID | None]
+    set_control_number: Mapped[str] = mapped_column(Text)  # ST02
+    payer_name: Mapped[str] = mapped_column(Text)  # N1*PR
+    payer_identifier: Mapped[str | None] = mapped_column(Text, nullable=True)  # REF*2U, else N104
+    trace_originator: Mapped[str] = mapped_column(Text)  # TRN03: 1 and the payer's TIN
+    trace_number: Mapped[str] = mapped_column(Text)  # TRN02: the check or EFT trace number
+    total_paid_cents: Mapped[int] = mapped_column(BigInteger)  # BPR02
+    credit_debit: Mapped[str] = mapped_column(Text)  # BPR03
+    payment_method: Mapped[str] = mapped_column(Text)  # BPR04
+    paid_on: Mapped[date]  # BPR16
+    payee_npi: Mapped[str | None] = mapped_column(Text, nullable=True)  # N1*PE XX
+    state: Mapped[RemittanceState] = mapped_column(EnumText(RemittanceState))
+    held_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    claim_count: Mapped[int] = mapped_column(Integer)
+
+
+class LedgerPosting(TenantOwned, Base):
+    __tablename__ = "ledger_posting"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
+        ForeignKeyConstraint(
+            ["tenant_id", "remittance_id"], ["rcm.remittance.tenant_id", "rcm.remittance.id"]
+        ),
+        _in("source", Source),
+        Index("ix_ledger_posting_remittance_id", "tenant_id", "remittance_id"),
+    )
+
+    source: Mapped[Source] = mapped_column(EnumText(Source))
+    claim_id: Mapped[uuid.UUID | None]
+    remittance_id: Mapped[uuid.UUID | None]
+    actor: Mapped[str | None] = mapped_column(Text, nullable=True)  # principal subject; None for a payer
+
+
+class LedgerEntry(TenantOwned, Base):
+    __tablename__ = "ledger_entry"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "posting_id"], ["rcm.ledger_posting.tenant_id", "rcm.ledger_posting.id"]
+        ),
+        ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
+        _in("account", Account),
+        Index("ix_ledger_entry_claim_id", "tenant_id", "claim_id", "created_at"),
+        Index("ix_ledger_entry_posting_id", "tenant_id", "posting_id"),
+    )
+
+    posting_id: Mapped[uuid.UUID]
+    account: Mapped[Account] = mapped_column(EnumText(Account))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)  # signed: positive is a debit
+    claim_id: Mapped[uuid.UUID | None]
+    line_number: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    adjustment_group: Mapped[str | None] = mapped_column(Text, nullable=True)  # CAS01
+    reason_code: Mapped[str | None] = mapped_column(Text, nullable=True)  # CARC, or PLB03-1
+    remark_codes: Mapped[list[str]] = mapped_column(ARRAY(Text))  # RARC (MOA, LQ*HE)
+    # Where it came from: CLM (a claim built), CLP, CAS, SVC, PLB; the position is the CLP's (or PLB
+    # adjustment's) ordinal within its transaction set, or the claim line for a charge.
+    segment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    segment_position: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,0 +1,83 @@
+"""What the ledger routes answer: a claim's entries and its balance (cents)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import msgspec
+
+
+class Entry(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    posting_id: uuid.UUID
+    posted_at: datetime
+    source: str  # claim_built, claim_voided, claim_replaced, remittance_claim, provider_adjustment
+    remittance_id: uuid.UUID | None
+    account: str
+    amount_cents: int  # signed: positive is a debit
+    line_number: int | None
+    adjustment_group: str | None  # CAS01: CO, OA, PI, PR
+    reason_code: str | None  # CARC (or CLP02 on the payment entry)
+    remark_codes: list[str]  # RARC
+    segment: str | None  # CLM, CLP, CAS, PLB
+    segment_position: int | None  # the CLP's ordinal in its transaction set; the line for a charge
+
+
+class ClaimLedger(msgspec.Struct, frozen=True, kw_only=True):
+    """``balance_cents`` is always the sum of the entries on ``receivable_accounts``."""
+
+    claim_id: uuid.UUID
+    entries: list[Entry]
+    balance_cents: int
+    insurance_balance_cents: int
+    patient_balance_cents: int
+    receivable_accounts: list[str]
+
+
+class RemittanceSet(msgspec.Struct, frozen=True, kw_only=True):
+    """A transaction set of an uploaded 835, by its ST02 and TRN02 (no claim or patient data)."""
+
+    set: str
+    trace_number: str
+    reason: str | None = None  # why it is held, or not assigned to a practice
+    amount_cents: int | None = None  # BPR02, for a set not assigned
+    payee_npi: str | None = None  # N1*PE XX, for a set not assigned
+
+
+class RemittanceImport(msgspec.Struct, kw_only=True):
+    """What posting an 835 file did: sets posted, held (with the reason), refused as duplicates and not
+    assigned to any practice (the payee matches none, or several); claims matched and not; cents posted to
+    claims, posted as unapplied (no claim of the practice matched) and taken by provider adjustments (PLB)."""
+
+    transaction_sets: int = 0
+    posted: int = 0
+    held: list[RemittanceSet] = msgspec.field(default_factory=list)
+    duplicates: list[RemittanceSet] = msgspec.field(default_factory=list)
+    unassigned: list[RemittanceSet] = msgspec.field(default_factory=list)
+    claims_matched: int = 0
+    claims_unmatched: int = 0
+    posted_cents: int = 0
+    unapplied_cents: int = 0
+    provider_adjustments_cents: int = 0
+    practices: dict[str, int] = msgspec.field(default_factory=dict)  # slug -> sets applied there
+
+
+class RemittanceView(msgspec.Struct, frozen=True, kw_only=True):
+    """One 835 payment as received: posted, or held with the reason (no claim or patient data)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    received_at: datetime
+    x12_file_id: uuid.UUID | None
+    set_control_number: str
+    payer_name: str
+    payer_identifier: str | None
+    trace_number: str
+    total_paid_cents: int
+    payment_method: str
+    paid_on: date
+    payee_npi: str | None
+    state: str
+    held_reason: str | None
+    claim_count: int
