@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rcm.blobs.store import BlobStore
 from rcm.claims.acknowledgments import apply_file
-from rcm.claims.applying import Outcome
+from rcm.claims.applying import Applying, Outcome
 from rcm.claims.batches import build_batches
 from rcm.claims.rendering import render_batch
 from rcm.claims.repository import ClaimRepository
-from rcm.claims.states import ClaimState
+from rcm.claims.secondary import after_adjudication
+from rcm.claims.states import Cause, ClaimState
 from rcm.interchanges import service as files
 from rcm.interchanges.models import Direction
 from rcm.kit.secrets import SecretResolver
@@ -164,9 +165,15 @@ async def test_the_primarys_835_builds_the_secondary_claim_which_renders_with_th
         (12000, 5000, "1", 3)
     ]
 
-    # The same remittance again, in another interchange (a payer resends): nothing more is built.
+    # The same remittance again, in another interchange (a payer resends), and the claim handed over again:
+    # nothing more is built.
     again = await cob.apply(_primary_835(pcn), control=2)
-    assert (again.unchanged, again.partially_paid, again.next_payer_claims) == (1, 0, 0)
+    assert (again.partially_paid, again.next_payer_claims) == (0, 0)
+    async with cob.scope() as scope:
+        work = Applying(scope, uuid.UUID(int=0), Cause.REMITTANCE)
+        claim = await scope.repo(ClaimRepository).get_or_404(primary_id)
+        await after_adjudication(work, claim, _primary_835(pcn), adjudicated_on=remittances.WHEN.date())
+        assert work.counts == {}
     assert len(await _following(owner_engine, primary_id)) == 1
 
     content = await cob.render("DEMO-BCX")
