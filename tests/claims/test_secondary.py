@@ -172,7 +172,7 @@ async def test_the_primarys_835_builds_the_secondary_claim_which_renders_with_th
     async with cob.scope() as scope:
         work = Applying(scope, uuid.UUID(int=0), Cause.REMITTANCE)
         claim = await scope.repo(ClaimRepository).get_or_404(primary_id)
-        await after_adjudication(work, claim, _primary_835(pcn), adjudicated_on=remittances.WHEN.date())
+        await after_adjudication(work, [(claim, _primary_835(pcn))], adjudicated_on=remittances.WHEN.date())
         assert work.counts == {}
     assert len(await _following(owner_engine, primary_id)) == 1
 

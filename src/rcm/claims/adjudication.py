@@ -120,6 +120,7 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], paid_on: date) -> lis
     by_pcn = {claim.patient_control_number: claim for claim in found}
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
     matched: list[OurClaim | None] = []
+    adjudications: list[tuple[OurClaim, Claim]] = []
     for paid in chunk:
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
@@ -144,5 +145,6 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], paid_on: date) -> lis
             payer_claim_control_number=paid.payer_claim_control_number or None,
             through=ClaimState.ACCEPTED if claim.state is ClaimState.SUBMITTED else None,
         )
-        await after_adjudication(work, claim, paid, adjudicated_on=paid_on)  # the next payer's claim
+        adjudications.append((claim, paid))
+    await after_adjudication(work, adjudications, adjudicated_on=paid_on)  # the next payers' claims
     return matched

@@ -40,7 +40,6 @@ from rcm.claims.repository import ClaimRepository
 from rcm.claims.secondary_repository import ClaimAdjudicationRepository
 from rcm.claims.states import ADJUDICATED, Cause, Frequency, Responsibility
 from rcm.patients.models import Coverage
-from rcm.patients.repository import CoverageRepository
 from rcm.payers.repository import directory_payers
 from rcm.tenancy.scope import TenantScope
 from rcm.x12 import claims as x12
@@ -64,29 +63,40 @@ def patient_responsibility(paid: remit.Claim) -> int:
 
 
 async def after_adjudication(
-    work: Applying, claim: Claim, paid: remit.Claim, *, adjudicated_on: date
+    work: Applying, adjudications: Sequence[tuple[Claim, remit.Claim]], *, adjudicated_on: date
 ) -> None:
-    """The 835's CLP ``paid`` was applied to ``claim``: build the next payer's claim, or note a crossover."""
-    if paid.status in CROSSOVER:
-        await _crossover(work, claim, paid)
+    """The 835's CLPs were applied to their claims (one chunk of the set): build each next payer's claim, or
+    note a crossover. Three reads for the chunk (the claims already followed, the patients' coverages), then
+    one build per claim that needs it."""
+    candidates: list[tuple[Claim, remit.Claim, Responsibility]] = []
+    for claim, paid in adjudications:
+        following = NEXT.get(claim.responsibility)
+        if paid.status in CROSSOVER:
+            await _crossover(work, claim, paid)
+        elif (
+            paid.status in BILLED
+            and following is not None
+            and claim.state in ADJUDICATED
+            and patient_responsibility(paid) > 0
+        ):
+            candidates.append((claim, paid, following))
+    if not candidates:
         return
-    following = NEXT.get(claim.responsibility)
-    if (
-        paid.status not in BILLED
-        or following is None
-        or claim.state not in ADJUDICATED
-        or patient_responsibility(paid) <= 0
-    ):
-        return
-    coverage = await next_coverage(work.scope, claim, following)
-    if coverage is None:
-        return
-    await _build(work, claim, paid, coverage, following, adjudicated_on=adjudicated_on)
+    repo = work.scope.repo(ClaimAdjudicationRepository)
+    followed = await repo.followed([claim.id for claim, _, _ in candidates])
+    candidates = [c for c in candidates if c[0].id not in followed]
+    coverages = await repo.coverages_of({claim.patient_id for claim, _, _ in candidates})
+    for claim, paid, following in candidates:
+        coverage = next_coverage(coverages.get(claim.patient_id, []), claim, following)
+        if coverage is not None:
+            await _build(work, claim, paid, coverage, following, adjudicated_on=adjudicated_on)
 
 
-async def next_coverage(scope: TenantScope, claim: Claim, responsibility: Responsibility) -> Coverage | None:
+def next_coverage(
+    coverages: Sequence[Coverage], claim: Claim, responsibility: Responsibility
+) -> Coverage | None:
     """The patient's coverage of that priority active on the claim's service date (the first entered)."""
-    for coverage in await scope.repo(CoverageRepository).for_patient(claim.patient_id):
+    for coverage in coverages:
         if coverage.priority != responsibility.value:
             continue
         if coverage.start_date is not None and coverage.start_date > claim.service_date:
