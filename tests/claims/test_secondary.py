@@ -155,6 +155,9 @@ async def test_the_primarys_835_builds_the_secondary_claim_which_renders_with_th
         "ready",
     )
     assert secondary.total_charge_cents == 22000  # billed what the primary was
+    read = (await cob.api.get(f"/claims/{secondary.id}")).json()
+    assert read["primary_claim_id"] == str(primary_id)
+    assert read["events"][0]["reason"] == f"secondary claim after the 835 of {pcn} (CLP02 1)"
     kept = await rows(
         owner_engine,
         "SELECT paid_cents, patient_responsibility_cents, claim_status, jsonb_array_length(lines) AS n"
