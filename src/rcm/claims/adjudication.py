@@ -16,7 +16,9 @@ A claim still ``submitted`` (its 277CA not applied yet, or never sent) is accept
 adjudicate what it accepted. Each set is read whole (its balance decides before anything moves), its claims
 matched in chunks; then every payment, adjustment and PLB of the set is posted. A claim moved to ``denied``
 or ``partially_paid`` has its denials recorded (``rcm.denials.recording``: classified by CARC/RARC, a billing
-item due at the appeal deadline), one moved to ``paid`` its open denials closed, chunk by chunk.
+item due at the appeal deadline), one moved to ``paid`` its open denials closed, chunk by chunk. Each
+adjudicated claim is handed to ``secondary``: the next payer's claim is built (or a crossover noted) in the
+same transaction.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from datetime import date
 from rcm.claims.applying import Applying
 from rcm.claims.models import Claim as OurClaim
 from rcm.claims.repository import ResponseMatchRepository
+from rcm.claims.secondary import after_adjudication
 from rcm.claims.states import ClaimState
 from rcm.denials import recording as denials
 from rcm.interchanges.models import X12File
@@ -114,7 +117,8 @@ async def apply_set(
 
 
 async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date) -> list[OurClaim | None]:
-    """Each CLP's claim (None when unmatched), moved where the payer's adjudication puts it."""
+    """Each CLP's claim (None when unmatched), moved where the payer's adjudication puts it (its denials
+    recorded, and the next payer's claim built from it: ``secondary``)."""
     found = await work.scope.repo(ResponseMatchRepository).locked_by_numbers(
         [c.patient_control_number for c in chunk],
         [c.payer_claim_control_number for c in chunk if c.payer_claim_control_number],
@@ -123,6 +127,7 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date)
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
     matched: list[OurClaim | None] = []
     adjudicated_now: list[denials.Denied] = []
+    adjudications: list[tuple[OurClaim, Claim]] = []
     for paid in chunk:
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
@@ -149,6 +154,8 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date)
         )
         if moved:
             adjudicated_now.append(denials.Denied(claim, paid))
+        adjudications.append((claim, paid))
     items = await denials.record(work.scope, adjudicated_now, remitted_on=remitted_on, file_id=work.file_id)
     work.count("items", items)
+    await after_adjudication(work, adjudications, adjudicated_on=remitted_on)  # the next payers' claims
     return matched

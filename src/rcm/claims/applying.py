@@ -47,6 +47,8 @@ class Outcome:
     unapplied_cents: int = 0  # CLP04 of claims matching none of the practice's (posted as unapplied)
     provider_adjustments_cents: int = 0  # Σ PLB posted
     held_cents: int = 0  # BPR02 of the held sets
+    next_payer_claims: int = 0  # 835: secondary (tertiary) claims built from it (``rcm.claims.secondary``)
+    crossovers: int = 0  # 835 CLP02 19-21: forwarded by the payer to the next payer, nothing built
     items: int = 0  # billing-queue items opened
     batch_id: uuid.UUID | None = None
     error: str | None = None  # why the file was refused: a segment and a position, never content
@@ -183,6 +185,8 @@ class Applying:
             unapplied_cents=n("unapplied_cents", 0),
             provider_adjustments_cents=n("provider_adjustments_cents", 0),
             held_cents=n("held_cents", 0),
+            next_payer_claims=n("next_payer_claims", 0),
+            crossovers=n("crossovers", 0),
             items=n("items", 0),
             batch_id=batch_id,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from rcm.audit.events import Action
@@ -18,7 +19,7 @@ from rcm.eligibility.models import CheckStatus
 from rcm.eligibility.repository import EligibilityRepository
 from rcm.ledger import service as ledger
 from rcm.payers.repository import EnrollmentRepository
-from rcm.scrub.inputs import ScrubInput
+from rcm.scrub.inputs import DiagnosisIn, LineIn, ScrubInput
 from rcm.tenancy.scope import TenantScope
 from rcm.workqueue import service as workqueue
 from rcm.workqueue.models import BillingReason, QueueKind, SubjectType
@@ -68,6 +69,8 @@ def new_claim(
         original_payer_claim_control_number=(
             original.payer_claim_control_number if original is not None else None
         ),
+        # A replacement or void of a secondary (tertiary) claim follows the same claims before it (2320).
+        primary_claim_id=original.primary_claim_id if original is not None else None,
         service_date=data.service_date,
         place_of_service=data.place_of_service,
         diagnoses=[d.code for d in sorted(data.diagnoses, key=lambda d: d.sequence)],
@@ -93,6 +96,36 @@ def new_claim(
         for line in data.lines
     ]
     return claim, lines
+
+
+def snapshot(claim: Claim, lines: Sequence[ClaimLine]) -> ScrubInput:
+    """The original claim as built, in the shape claims are built from (a void repeats the original; a
+    secondary claim bills what the primary did)."""
+    return ScrubInput(
+        encounter_id=claim.encounter_id,
+        patient_id=claim.patient_id,
+        status="",
+        service_date=claim.service_date,
+        place_of_service=claim.place_of_service,
+        patient_sex="",
+        providers=(),
+        coverage=None,
+        diagnoses=tuple(DiagnosisIn(i, code) for i, code in enumerate(claim.diagnoses, start=1)),
+        lines=tuple(
+            LineIn(
+                line_number=line.line_number,
+                procedure_code=line.procedure_code,
+                modifiers=tuple(line.modifiers),
+                units=line.units,
+                charge_cents=line.charge_cents,
+                diagnosis_pointers=tuple(line.diagnosis_pointers),
+                service_date=line.service_date,
+                revenue_code=line.revenue_code,
+            )
+            for line in lines
+        ),
+        claim_type=claim.claim_type,
+    )
 
 
 async def make_ready(scope: TenantScope, claim: Claim, *, cause: Cause, now: datetime) -> Claim:

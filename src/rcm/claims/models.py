@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.claims.states import Cause, ClaimState, Responsibility
@@ -95,6 +96,7 @@ class Claim(TenantOwned, Base):
         ForeignKeyConstraint(["tenant_id", "patient_id"], ["rcm.patient.tenant_id", "rcm.patient.id"]),
         ForeignKeyConstraint(["tenant_id", "coverage_id"], ["rcm.coverage.tenant_id", "rcm.coverage.id"]),
         ForeignKeyConstraint(["tenant_id", "original_claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
+        ForeignKeyConstraint(["tenant_id", "primary_claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
         ForeignKeyConstraint(
             ["tenant_id", "submission_batch_id"],
             ["rcm.submission_batch.tenant_id", "rcm.submission_batch.id"],
@@ -106,6 +108,7 @@ class Claim(TenantOwned, Base):
         CheckConstraint("patient_control_number ~ '^[A-Z0-9]{1,20}$'", name="patient_control_number"),
         CheckConstraint("(frequency = 1) = (original_claim_id IS NULL)", name="original"),
         CheckConstraint("total_charge_cents >= 0", name="total_charge_cents"),
+        CheckConstraint("primary_claim_id IS NULL OR responsibility <> 'primary'", name="primary_claim"),
         # One original per encounter and responsibility: scrubbing twice builds one claim.
         Index(
             "uq_claim_original",
@@ -151,6 +154,37 @@ class Claim(TenantOwned, Base):
         EnumText(ClaimType), default=ClaimType.PROFESSIONAL, server_default=ClaimType.PROFESSIONAL.value
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
+    # A secondary claim: the primary claim whose 835 built it (a tertiary: the secondary's). Its payers'
+    # adjudications (``ClaimAdjudication``) are the 837's loops 2320/2430 (``rcm.claims.secondary``).
+    primary_claim_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+
+
+class ClaimAdjudication(TenantOwned, Base):
+    """What a payer's 835 said of a claim (CLP, claim CAS, per line SVC03 and CAS, the remittance date), kept
+    when the next payer's claim is built from it: that claim's 837 tells its payer (2320/2430). Codes and
+    amounts only. One per claim, written once: the app role may only INSERT and SELECT."""
+
+    __tablename__ = "claim_adjudication"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
+        ForeignKeyConstraint(["tenant_id", "x12_file_id"], ["rcm.x12_file.tenant_id", "rcm.x12_file.id"]),
+        UniqueConstraint("tenant_id", "claim_id"),
+    )
+
+    claim_id: Mapped[uuid.UUID]
+    x12_file_id: Mapped[uuid.UUID | None]  # the 835 it was read from
+    payer_id: Mapped[str] = mapped_column(Text)  # the claim's payer (2330B NM109 on the next claim)
+    claim_status: Mapped[str] = mapped_column(Text)  # CLP02
+    payer_claim_control_number: Mapped[str | None] = mapped_column(Text, nullable=True)  # CLP07 (REF*F8)
+    charge_cents: Mapped[int] = mapped_column(BigInteger)  # CLP03
+    paid_cents: Mapped[int] = mapped_column(BigInteger)  # CLP04 (AMT*D)
+    patient_responsibility_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # CLP05
+    adjudicated_on: Mapped[date]  # the remittance's date (BPR16): DTP*573
+    # [{"group": "CO", "reason": "45", "amount": 2550, "quantity": null}, ...]: the claim's CAS
+    adjustments: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    # [{"line_number": 1, "paid": 8000, "procedure": "99213", "modifiers": [], "units": "1",
+    #   "adjustments": [...]}, ...]: each line the 835 named back (REF*6R), its SVC03 and CAS
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
 
 
 class ClaimLine(TenantOwned, Base):

@@ -12,8 +12,8 @@ refuses the batch with a 409 naming each such claim by its patient control numbe
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -35,7 +35,7 @@ from rcm.providers.models import Provider as ProviderRow
 from rcm.providers.repository import ProviderRepository
 from rcm.tenancy.scope import TenantScope
 from rcm.tenancy.vocabulary import ClaimType
-from rcm.x12.claims import Institutional, ServiceFacility, Subscriber
+from rcm.x12.claims import Institutional, LineAdjudication, OtherSubscriber, ServiceFacility, Subscriber
 from rcm.x12.claims import Patient as X12Patient
 from rcm.x12.model import Address, PersonName, Provider
 
@@ -203,6 +203,10 @@ class Parties:
     prior_authorization: str | None = None  # REF*G1
     institutional: Institutional | None = None  # the 837I's loop 2300 facts; None on an 837P claim
     type_of_bill: str | None = None  # 837I: its facility type code is CLM05-1
+    # A secondary or tertiary claim's payers before it (2320/2330A/2330B) and, by line number, their line
+    # adjudications (2430): ``rcm.claims.secondary.prior_payers``.
+    other_subscribers: tuple[OtherSubscriber, ...] = ()
+    line_adjudications: Mapping[int, tuple[LineAdjudication, ...]] = field(default_factory=dict)
 
 
 def institutional_facts(

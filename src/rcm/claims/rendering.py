@@ -25,6 +25,7 @@ from rcm.claims.batches import BatchDocument, batch_document
 from rcm.claims.models import BatchStatus, Claim, ClaimLine
 from rcm.claims.parties import Parties, batch_parties
 from rcm.claims.repository import ClaimRepository
+from rcm.claims.secondary import prior_payers
 from rcm.claims.states import Frequency
 from rcm.config import get_settings
 from rcm.interchanges.models import Direction, X12File
@@ -80,7 +81,7 @@ async def render_batch(
             errors=[FieldError("/claims", "none is ready")],
         )
     practice = practice_parties(scope.manifest, secrets or SecretResolver(get_settings().secrets_dir))
-    parties = await batch_parties(scope, document)
+    parties = await prior_payers(scope, await batch_parties(scope, document), document.claims)
     try:
         data = write_837(claim_batch(document, practice, parties)).encode()
     except X12Error as error:
@@ -228,6 +229,7 @@ def claim_of(claim: Claim, lines: Sequence[ClaimLine], parties: Parties) -> x12.
         referring=parties.referring,
         service_facility=parties.service_facility,
         prior_authorization=parties.prior_authorization,
+        other_subscribers=parties.other_subscribers,
         lines=tuple(
             x12.ServiceLine(
                 charge=line.charge_cents,
@@ -239,6 +241,7 @@ def claim_of(claim: Claim, lines: Sequence[ClaimLine], parties: Parties) -> x12.
                 revenue_code=line.revenue_code if institutional is not None else None,
                 # REF*6R: the 835 names the line back by it (unique within the claim).
                 control_number=str(line.line_number),
+                adjudications=parties.line_adjudications.get(line.line_number, ()),
             )
             for line in lines
         ),

@@ -61,6 +61,7 @@ class ClaimSummary(msgspec.Struct):
     created_at: datetime
     state_changed_at: datetime
     closed_reason: str | None
+    primary_claim_id: uuid.UUID | None = None  # a secondary's primary claim (a tertiary's secondary)
 
 
 class Claim(msgspec.Struct):
@@ -87,6 +88,7 @@ class Claim(msgspec.Struct):
     lines: list[ClaimLine]
     events: list[ClaimEvent]
     claim_type: ClaimType = ClaimType.PROFESSIONAL  # 837P or 837I
+    primary_claim_id: uuid.UUID | None = None  # a secondary's primary claim (a tertiary's secondary)
 
 
 class CloseClaim(msgspec.Struct, forbid_unknown_fields=True):

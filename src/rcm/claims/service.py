@@ -15,7 +15,7 @@ import msgspec
 
 from rcm.audit.events import Action
 from rcm.claims import schemas, states
-from rcm.claims.building import CLAIM, make_ready, new_claim
+from rcm.claims.building import CLAIM, make_ready, new_claim, snapshot
 from rcm.claims.models import Claim, ClaimEvent, ClaimLine
 from rcm.claims.repository import BillingQueueRepository, ClaimRepository
 from rcm.claims.states import Cause, ClaimState, Frequency
@@ -25,7 +25,7 @@ from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.kit.secrets import SecretResolver
 from rcm.ledger import service as ledger
 from rcm.ledger.models import Source as LedgerSource
-from rcm.scrub.inputs import DiagnosisIn, LineIn, ScrubInput
+from rcm.scrub.inputs import ScrubInput
 from rcm.scrub.models import ScrubOutcome
 from rcm.scrub.service import load_scrub_input, scrub_encounter
 from rcm.tenancy.scope import StaffScope, TenantScope, Touched
@@ -236,35 +236,6 @@ def _held_number(claim: Claim, action: str) -> str:
     return claim.payer_claim_control_number
 
 
-def _snapshot(claim: Claim, lines: Sequence[ClaimLine]) -> ScrubInput:
-    """The original claim as built, in the shape claims are built from (a void repeats the original)."""
-    return ScrubInput(
-        encounter_id=claim.encounter_id,
-        patient_id=claim.patient_id,
-        status="",
-        service_date=claim.service_date,
-        place_of_service=claim.place_of_service,
-        patient_sex="",
-        providers=(),
-        coverage=None,
-        diagnoses=tuple(DiagnosisIn(i, code) for i, code in enumerate(claim.diagnoses, start=1)),
-        lines=tuple(
-            LineIn(
-                line_number=line.line_number,
-                procedure_code=line.procedure_code,
-                modifiers=tuple(line.modifiers),
-                units=line.units,
-                charge_cents=line.charge_cents,
-                diagnosis_pointers=tuple(line.diagnosis_pointers),
-                service_date=line.service_date,
-                revenue_code=line.revenue_code,
-            )
-            for line in lines
-        ),
-        claim_type=claim.claim_type,
-    )
-
-
 async def _follow_up_claim(
     scope: TenantScope, original: Claim, data: ScrubInput, frequency: Frequency, reason: str
 ) -> Claim:
@@ -352,7 +323,7 @@ async def void(scope: TenantScope, claim_id: uuid.UUID, data: schemas.VoidClaim)
     _held_number(original, "voided")
     lines = await scope.repo(ClaimRepository).lines(original.id)
     void_claim = await _follow_up_claim(
-        scope, original, _snapshot(original, lines), Frequency.VOID, data.reason
+        scope, original, snapshot(original, lines), Frequency.VOID, data.reason
     )
     await move(scope, original.id, ClaimState.VOIDED, cause=Cause.BILLER, reason=data.reason)
     await _worked(scope, original.id)

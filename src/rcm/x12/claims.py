@@ -14,6 +14,7 @@ from datetime import date
 import msgspec
 
 from rcm.x12.model import Address, Envelope, PersonName, Provider
+from rcm.x12.remittance_model import Adjustment
 
 
 class Payer(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +58,20 @@ class ServiceFacility(msgspec.Struct, frozen=True, kw_only=True):
     npi: str | None = None
 
 
+class LineAdjudication(msgspec.Struct, frozen=True, kw_only=True):
+    """2430: how another payer (named by its 2330B id) adjudicated this line: SVD, CAS, DTP*573, AMT*EAF."""
+
+    payer_id: str  # SVD01: the 2330B NM109 of the payer that adjudicated the line
+    paid: int  # SVD02, cents (zero when that payer denied the line)
+    procedure: str | None = None  # SVD03-2 (HC): as that payer adjudicated it
+    modifiers: tuple[str, ...] = ()
+    revenue_code: str | None = None  # SVD04 (837I)
+    units: str = "1"  # SVD05
+    adjustments: tuple[Adjustment, ...] = ()  # CAS: group, reason (CARC), amount
+    adjudicated: date  # DTP*573: the payer's adjudication (remittance) date
+    remaining_patient_liability: int | None = None  # AMT*EAF
+
+
 class ServiceLine(msgspec.Struct, frozen=True, kw_only=True):
     """2400: SV1 (professional) or SV2 (institutional: ``revenue_code`` set)."""
 
@@ -72,6 +87,29 @@ class ServiceLine(msgspec.Struct, frozen=True, kw_only=True):
     control_number: str | None = None  # REF*6R: how the 835 names the line back
     rendering: Provider | None = None  # 2420A, when it differs from the claim's
     referring: Provider | None = None  # 2420F (837P)
+    adjudications: tuple[LineAdjudication, ...] = ()  # 2430, one per other payer that adjudicated it
+
+
+class OtherSubscriber(msgspec.Struct, frozen=True, kw_only=True):
+    """2320/2330A/2330B: another coverage of the patient and, once it adjudicated the claim, what it decided
+    (the secondary claim carries the primary's; the tertiary the primary's and the secondary's)."""
+
+    payer: Payer  # 2330B NM1*PR
+    member_id: str  # 2330A NM109 (MI)
+    name: PersonName  # 2330A: the other coverage's insured
+    responsibility: str = "P"  # SBR01: that payer's place in the order (P, S, T)
+    relationship: str = "18"  # SBR02: the patient's relationship to that insured (18 self, 01, 19, G8)
+    group_number: str | None = None  # SBR03
+    group_name: str | None = None  # SBR04
+    claim_filing_indicator: str = "CI"  # SBR09
+    address: Address | None = None  # 2330A N3/N4
+    adjustments: tuple[Adjustment, ...] = ()  # 2320 CAS: claim-level adjustments
+    paid: int | None = None  # AMT*D: what that payer paid, cents; None when it has not adjudicated
+    remaining_patient_liability: int | None = None  # AMT*EAF
+    adjudicated: date | None = None  # 2330B DTP*573: its adjudication (remittance) date
+    payer_claim_control_number: str | None = None  # 2330B REF*F8: that payer's claim number
+    benefits_assigned: str = "Y"  # OI03
+    release_of_information: str = "Y"  # OI06
 
 
 class Institutional(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,6 +146,7 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
     rendering: Provider | None = None  # 2310B (837P), 2310D (837I)
     service_facility: ServiceFacility | None = None
     institutional: Institutional | None = None
+    other_subscribers: tuple[OtherSubscriber, ...] = ()  # 2320, up to ten
 
     @property
     def kind(self) -> str:

@@ -18,6 +18,12 @@ from collections.abc import Iterator
 from rcm.x12.claims import BillingProvider, Claim, ClaimBatch, ServiceFacility, ServiceLine, SubscriberLoop
 from rcm.x12.errors import X12Error
 from rcm.x12.model import Provider, d8, n3_n4, write_nm1
+from rcm.x12.other_payers import (
+    check_other_subscribers,
+    payer_nm1,
+    write_line_adjudications,
+    write_other_subscribers,
+)
 from rcm.x12.writer import TransactionWriter, amount, text
 
 GUIDES = {"837P": "005010X222A1", "837I": "005010X223A2"}
@@ -189,10 +195,7 @@ def _subscriber(body: TransactionWriter, hl: _Hierarchy, parent: int, loop: Subs
         n3_n4(body, subscriber.address)
     if subscriber.birth_date is not None:
         body.segment("DMG", "D8", d8(subscriber.birth_date), subscriber.sex)
-    payer = loop.payer
-    body.segment(
-        "NM1", "PR", "2", text(payer.name, delimiters, max_length=60), *_blank(4), "PI", payer.payer_id
-    )
+    payer_nm1(body, loop.payer)
     if patient is not None:
         hl.open(body, own, "23", False)
         body.segment("PAT", patient.relationship)
@@ -246,6 +249,7 @@ def check_claim(claim: Claim, kind: str) -> None:
     for line in claim.lines:
         if len(line.modifiers) > MAX_MODIFIERS:
             raise X12Error("a service line carries at most four modifiers", segment_id="SV1")
+    check_other_subscribers(claim)
 
 
 def diagnosis(code: str) -> str:
@@ -298,6 +302,7 @@ def _professional_claim(body: TransactionWriter, claim: Claim) -> None:
         provider_nm1(body, "82", claim.rendering, "PE")
     if claim.service_facility is not None:
         service_facility(body, claim.service_facility)
+    write_other_subscribers(body, claim)
     for number, line in enumerate(claim.lines, start=1):
         if not line.procedure:
             raise X12Error("a professional service line needs a procedure code", segment_id="SV1", element=1)
@@ -321,3 +326,4 @@ def _professional_claim(body: TransactionWriter, claim: Claim) -> None:
             provider_nm1(body, "82", line.rendering, "PE")
         if line.referring is not None:
             provider_nm1(body, "DN", line.referring, person=True)
+        write_line_adjudications(body, line)

@@ -3,10 +3,10 @@
 from (write then read gives the same batch).
 
 The reader walks the segments once, keeping only where it is (billing provider, subscriber, patient, claim,
-line) and which name the next N3/N4/DMG/PRV belong to. Segments it does not model (onset dates, notes,
-supervising providers, other payers' loops) are passed over, so real files read; what it models is read
-strictly (money to cents, dates, codes), and a missing required element is an ``X12Error`` naming the segment
-or the model field, never a value.
+line, other payer, line adjudication) and which name the next N3/N4/DMG/PRV belong to. Segments it does not
+model (onset dates, notes, supervising providers, the other payers' provider loops 2330C-G) are passed over,
+so real files read; what it models is read strictly (money to cents, dates, codes), and a missing required
+element is an ``X12Error`` naming the segment or the model field, never a value.
 """
 
 from __future__ import annotations
@@ -135,6 +135,8 @@ class _Walk:
         self.patient_loop: Builder | None = None  # the 2000C loop being read
         self.claim: Builder | None = None
         self.line: Builder | None = None
+        self.other: Builder | None = None  # the 2320/2330 other subscriber being read
+        self.adjudication: Builder | None = None  # the 2430 line adjudication being read
         self.named: Builder | None = None  # what the last NM1 named: N3/N4/DMG/PRV fill it
 
     def step(self, segment: Segment) -> None:
@@ -159,7 +161,7 @@ class _Walk:
 
     def _HL(self, segment: Segment) -> None:
         level = segment[3]
-        self.claim = self.line = self.named = None
+        self.claim = self.line = self.named = self.other = self.adjudication = None
         if level == "20":
             self.provider = {"subscribers": [], "loops": []}
             self.providers.append(self.provider)
@@ -189,6 +191,9 @@ class _Walk:
             self.named["taxonomy"] = segment[3] or None
 
     def _SBR(self, segment: Segment) -> None:
+        if self.claim is not None:
+            self._other_subscriber(segment)
+            return
         if self.subscriber is None:
             raise X12Error("SBR outside a subscriber loop", segment_id="SBR", position=segment.index)
         self.subscriber["subscriber"] = {
@@ -197,6 +202,61 @@ class _Walk:
             "group_name": segment[4] or None,
             "claim_filing_indicator": segment[9] or "CI",
         }
+
+    def _other_subscriber(self, segment: Segment) -> None:
+        """2320 SBR: another payer of the claim (the line loops come after every 2320)."""
+        assert self.claim is not None
+        if self.line is not None:
+            raise X12Error(
+                "other subscriber loop after the service lines", segment_id="SBR", position=segment.index
+            )
+        self.other = {
+            "responsibility": required(segment, 1, "SBR01 payer responsibility"),
+            "relationship": required(segment, 2, "SBR02 individual relationship"),
+            "group_number": segment[3] or None,
+            "group_name": segment[4] or None,
+            "claim_filing_indicator": segment[9] or "CI",
+            "adjustments": [],
+        }
+        self.claim.setdefault("other_subscribers", []).append(self.other)
+        self.named = None
+
+    def _CAS(self, segment: Segment) -> None:
+        target = self.adjudication if self.line is not None else self.other
+        if target is not None:
+            target["adjustments"].extend(_adjustments(segment))
+
+    def _AMT(self, segment: Segment) -> None:
+        target = self.adjudication if self.line is not None else self.other
+        if target is None:
+            return
+        if segment[1] == "D" and self.line is None:
+            target["paid"] = cents(segment, 2)
+        elif segment[1] == "EAF":
+            target["remaining_patient_liability"] = cents(segment, 2)
+
+    def _OI(self, segment: Segment) -> None:
+        if self.other is not None:
+            self.other["benefits_assigned"] = segment[3] or "Y"
+            self.other["release_of_information"] = segment[6] or "Y"
+
+    def _SVD(self, segment: Segment) -> None:
+        line = self._line(segment)
+        code = segment.components(3, self.component) if segment[3] else []
+        procedure = code[1] if len(code) > 1 else None
+        modifiers = [modifier for modifier in code[2:6] if modifier]
+        if procedure == line.get("procedure") and modifiers == line.get("modifiers"):
+            procedure, modifiers = None, []  # the line's own, as the writer takes it
+        self.adjudication = {
+            "payer_id": required(segment, 1, "SVD01 other payer identifier"),
+            "paid": cents(segment, 2),
+            "procedure": procedure,
+            "modifiers": modifiers,
+            "revenue_code": None if segment[4] == line.get("revenue_code") else segment[4] or None,
+            "units": quantity(segment, 5) or "1",
+            "adjustments": [],
+        }
+        line.setdefault("adjudications", []).append(self.adjudication)
 
     def _PAT(self, segment: Segment) -> None:
         if self.patient_loop is not None:
@@ -208,6 +268,13 @@ class _Walk:
         if self.claim is None:
             self._party(segment, entity)
             return
+        if self.other is not None and self.line is None:
+            if entity == "IL":
+                self.other.update(name=name_of(segment), member_id=segment[9])
+                self.named = self.other
+            elif entity == "PR":
+                self.other["payer"] = {"name": segment[3], "payer_id": segment[9]}
+            return  # 2330C-G: the other payer's providers, not modelled
         table = _CLAIM_PROVIDERS_I if self.kind == "837I" else _CLAIM_PROVIDERS_P
         owner = self.line if self.line is not None else self.claim
         if entity in table and not (entity == "71" and self.line is not None):
@@ -252,6 +319,9 @@ class _Walk:
         qualifier = segment[1]
         if qualifier == "EI" and self.provider is not None and self.subscriber is None:
             self.provider["tin"] = segment[2]
+        elif self.other is not None and self.line is None:
+            if qualifier == "F8":
+                self.other["payer_claim_control_number"] = segment[2]
         elif self.line is not None:
             if qualifier == "6R":
                 self.line["control_number"] = segment[2]
@@ -289,11 +359,15 @@ class _Walk:
             self.claim["institutional"] = {}
             self.claim["provider_signature"] = True
         target["claims"].append(self.claim)
-        self.line = self.named = None
+        self.line = self.named = self.other = self.adjudication = None
 
     def _DTP(self, segment: Segment) -> None:
         qualifier = segment[1]
-        if self.line is not None and qualifier == "472":
+        if qualifier == "573":
+            target = self.adjudication if self.line is not None else self.other
+            if target is not None:
+                target["adjudicated"] = date8(segment, 3)
+        elif self.line is not None and qualifier == "472":
             start, end = dates_of(segment)
             self.line["service_date"] = start
             self.line["service_date_end"] = end if end != start else None
@@ -327,7 +401,7 @@ class _Walk:
             raise X12Error("service line outside a claim", segment_id="LX", position=segment.index)
         self.line = {}
         self.claim["lines"].append(self.line)
-        self.named = None
+        self.named = self.adjudication = None
 
     def _SV1(self, segment: Segment) -> None:
         line = self._line(segment)
@@ -374,6 +448,23 @@ def _admission(segment: Segment) -> Builder:
         return {"admission_date": date8(start, 3), "admission_hour": int(raw[8:10])}
     start_date, _ = period(segment, 2, 3)
     return {"admission_date": start_date, "admission_hour": None}
+
+
+def _adjustments(segment: Segment) -> list[Builder]:
+    """CAS: the group and up to six reason/amount/quantity triples."""
+    group = required(segment, 1, "CAS01 adjustment group")
+    found = []
+    for start in range(2, min(len(segment.elements), 20), 3):
+        if segment[start]:
+            found.append(
+                {
+                    "group": group,
+                    "reason": segment[start],
+                    "amount": cents(segment, start + 1),
+                    "quantity": segment[start + 2] or None,
+                }
+            )
+    return found
 
 
 def _pointers(segment: Segment, component: str) -> list[int]:

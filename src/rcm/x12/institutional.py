@@ -17,6 +17,7 @@ from rcm.x12.claims837 import (
 )
 from rcm.x12.errors import X12Error
 from rcm.x12.model import Provider, d8
+from rcm.x12.other_payers import write_line_adjudications, write_other_subscribers
 from rcm.x12.writer import TransactionWriter, amount
 
 # HI holds twelve codes: other diagnoses beyond twelve go to a second HI*ABF (the guide allows two).
@@ -53,6 +54,7 @@ def write_institutional_claim(body: TransactionWriter, claim: Claim) -> None:
     for start in range(0, len(others), _HI_CAPACITY):
         body.segment("HI", *[("ABF", code) for code in others[start : start + _HI_CAPACITY]])
     _providers(body, claim, facts.attending)
+    write_other_subscribers(body, claim)
     _lines(body, claim)
 
 
@@ -101,3 +103,4 @@ def _lines(body: TransactionWriter, claim: Claim) -> None:
             provider_nm1(body, "82", line.rendering, person=True)
         if line.referring is not None:
             provider_nm1(body, "DN", line.referring, person=True)
+        write_line_adjudications(body, line)

@@ -62,7 +62,8 @@ def _payee(body: TransactionWriter, payee: Payee) -> None:
         body.segment("REF", "TJ", payee.tin)
 
 
-def _adjustments(body: TransactionWriter, adjustments: Sequence[Adjustment]) -> None:
+def write_adjustments(body: TransactionWriter, adjustments: Sequence[Adjustment]) -> None:
+    """CAS segments: one per run of a group, six reasons to a segment (the 835 and the 837 2320/2430)."""
     for group, run in groupby(adjustments, key=lambda adjustment: adjustment.group):
         items = list(run)
         for start in range(0, len(items), 6):
@@ -103,7 +104,7 @@ def _line(body: TransactionWriter, line: ServiceLine) -> None:
         body.segment("DTM", "472", _d8(line.service_start))
     else:
         _dates(body, line.service_start, line.service_end, ("150", "151"))
-    _adjustments(body, line.adjustments)
+    write_adjustments(body, line.adjustments)
     if line.control_number:
         body.segment("REF", "6R", line.control_number)
     if line.allowed is not None:
@@ -126,7 +127,7 @@ def write_claim(body: TransactionWriter, claim: Claim) -> None:
         claim.facility_type,
         claim.frequency,
     )
-    _adjustments(body, claim.adjustments)
+    write_adjustments(body, claim.adjustments)
     write_person(body, "QC", claim.patient)
     if claim.insured is not None:
         write_person(body, "IL", claim.insured)

@@ -1,0 +1,314 @@
+"""Secondary and tertiary claims: the primary's 835 applied builds the secondary claim (same lines, the
+secondary coverage's payer, the primary's adjudication kept), which renders as an 837P with loops 2320,
+2330A, 2330B and 2430 that pyx12 passes with zero errors; applied again it builds nothing more; a crossover
+(CLP02 19) builds nothing and says so on the primary; the secondary's 835 builds the tertiary."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rcm.blobs.store import BlobStore
+from rcm.claims.acknowledgments import apply_file
+from rcm.claims.applying import Applying, Outcome
+from rcm.claims.batches import build_batches
+from rcm.claims.rendering import render_batch
+from rcm.claims.repository import ClaimRepository
+from rcm.claims.secondary import after_adjudication
+from rcm.claims.states import Cause, ClaimState
+from rcm.interchanges import service as files
+from rcm.interchanges.models import Direction
+from rcm.kit.secrets import SecretResolver
+from rcm.tenancy.models import Tenant
+from rcm.x12.claims837_read import read_batch
+from rcm.x12.remittance_model import Adjustment, Claim, Person, Remittance, ServiceLine
+from tests.claims.conftest import Claims, practice_scope, rows
+from tests.claims.test_institutional import institutional_payload
+from tests.encounters.test_parties import SUBSCRIBER, dependent_payload
+from tests.support import Api, encounter_payload
+from tests.x12 import remittances
+from tests.x12.pyx12check import pyx12_errors
+
+S = ClaimState
+CHARGES: dict[str, Any] = {
+    "charges": [
+        {"procedure_code": "99214", "charge_cents": 18500, "units": 1, "diagnosis_pointers": [1, 2]},
+        {"procedure_code": "36415", "charge_cents": 1500, "units": 1, "diagnosis_pointers": [1]},
+        {"procedure_code": "81002", "charge_cents": 2000, "units": 1, "diagnosis_pointers": [2]},
+    ]
+}
+CO45 = Adjustment(group="CO", reason="45", amount=3500)
+PR2 = Adjustment(group="PR", reason="2", amount=3000)
+CO97 = Adjustment(group="CO", reason="97", amount=1500)
+PR1 = Adjustment(group="PR", reason="1", amount=2000)
+
+
+def _line(number: int, code: str, charge: int, paid: int, *adjustments: Adjustment) -> ServiceLine:
+    return ServiceLine(
+        qualifier="HC",
+        code=code,
+        charge=charge,
+        paid=paid,
+        units="1",
+        adjustments=adjustments,
+        control_number=str(number),  # REF*6R: our 837 sends the line number
+    )
+
+
+def _clp(pcn: str, status: str, lines: tuple[ServiceLine, ...], icn: str) -> Claim:
+    patient = sum(a.amount for line in lines for a in line.adjustments if a.group == "PR")
+    return Claim(
+        patient_control_number=pcn,
+        status=status,
+        charge=sum(line.charge for line in lines),
+        paid=sum(line.paid for line in lines),
+        patient_responsibility=patient or None,
+        filing_indicator="MB",
+        payer_claim_control_number=icn,
+        patient=Person(last="DOE"),
+        lines=lines,
+    )
+
+
+def _primary_835(pcn: str, status: str = "1") -> Claim:
+    """99214 allowed 150.00 of 185.00, paid 120.00, 30.00 coinsurance; 36415 denied (bundled); 81002
+    to the deductible."""
+    return _clp(
+        pcn,
+        status,
+        (
+            _line(1, "99214", 18500, 12000, CO45, PR2),
+            _line(2, "36415", 1500, 0, CO97),
+            _line(3, "81002", 2000, 0, PR1),
+        ),
+        "MCR-ICN-1",
+    )
+
+
+class Cob:
+    def __init__(self, claims: Claims, tenant: Tenant, api: Api) -> None:
+        self.claims, self.tenant, self.api = claims, tenant, api
+        self.store = BlobStore.from_settings(claims.settings)
+
+    def scope(self) -> Any:
+        return practice_scope(self.claims.sessions, self.claims.settings, self.tenant)
+
+    async def primary(self, **payload: Any) -> tuple[uuid.UUID, str, str]:
+        """A primary claim adjudication can reach (submitted), its PCN, and its patient id."""
+        encounter = await self.claims.encounter(self.api, **payload)
+        claim_id = await self.claims.build(self.tenant, encounter["id"])
+        await self.claims.walk(self.tenant, claim_id, S.SUBMITTED)
+        async with self.scope() as scope:
+            claim = await scope.repo(ClaimRepository).get_or_404(claim_id)
+        return claim_id, claim.patient_control_number, encounter["patient_id"]
+
+    async def cover(self, patient_id: str, payer_id: str, priority: str, **extra: Any) -> None:
+        body = {"payer_id": payer_id, "member_id": f"{priority[:3].upper()}{uuid.uuid4().hex[:8]}", **extra}
+        created = await self.api.post(f"/patients/{patient_id}/coverages", {**body, "priority": priority})
+        assert created.status_code == 201, created.text
+
+    async def apply(self, *clps: Claim, control: int = 1) -> Outcome:
+        content = remittances.write(
+            Remittance(header=remittances.header(sum(c.paid for c in clps)), claims=clps),
+            control_number=control,
+        ).encode()
+        async with self.scope() as scope:
+            row, _ = await files.keep(scope, self.store, content, direction=Direction.INBOUND)
+            return await apply_file(scope, self.store, row.id)
+
+    async def render(self, payer_id: str) -> str:
+        async with self.scope() as scope:
+            batches = {b.payer_id: b for b in await build_batches(scope)}
+            row = await render_batch(scope, self.store, batches[payer_id].id, secrets=SecretResolver())
+            return (await files.read(scope, self.store, row)).decode()
+
+
+@pytest.fixture
+def cob(billing_intake: Api, billing_practice: Tenant, claims: Claims) -> Cob:
+    return Cob(claims, billing_practice, billing_intake)
+
+
+async def _following(owner_engine: AsyncEngine, claim_id: uuid.UUID) -> list[Any]:
+    return await rows(
+        owner_engine,
+        "SELECT id, payer_id, responsibility, state, total_charge_cents, patient_control_number"
+        " FROM rcm.claim WHERE primary_claim_id = :c",
+        c=claim_id,
+    )
+
+
+async def test_the_primarys_835_builds_the_secondary_claim_which_renders_with_the_primarys_adjudication(
+    cob: Cob, owner_engine: AsyncEngine
+) -> None:
+    primary_id, pcn, patient_id = await cob.primary(**CHARGES)
+    await cob.cover(patient_id, "DEMO-BCX", "secondary", group_number="BLUE-9")
+
+    outcome = await cob.apply(_primary_835(pcn))
+    assert (outcome.partially_paid, outcome.next_payer_claims) == (1, 1)
+    [secondary] = await _following(owner_engine, primary_id)
+    assert (secondary.payer_id, secondary.responsibility, secondary.state) == (
+        "DEMO-BCX",
+        "secondary",
+        "ready",
+    )
+    assert secondary.total_charge_cents == 22000  # billed what the primary was
+    read = (await cob.api.get(f"/claims/{secondary.id}")).json()
+    assert read["primary_claim_id"] == str(primary_id)
+    assert read["events"][0]["reason"] == f"secondary claim after the 835 of {pcn} (CLP02 1)"
+    kept = await rows(
+        owner_engine,
+        "SELECT paid_cents, patient_responsibility_cents, claim_status, jsonb_array_length(lines) AS n"
+        " FROM rcm.claim_adjudication WHERE claim_id = :c",
+        c=primary_id,
+    )
+    assert [(k.paid_cents, k.patient_responsibility_cents, k.claim_status, k.n) for k in kept] == [
+        (12000, 5000, "1", 3)
+    ]
+
+    # The same remittance again, in another interchange (a payer resends), and the claim handed over again:
+    # nothing more is built.
+    again = await cob.apply(_primary_835(pcn), control=2)
+    assert (again.partially_paid, again.next_payer_claims) == (0, 0)
+    async with cob.scope() as scope:
+        work = Applying(scope, uuid.UUID(int=0), Cause.REMITTANCE)
+        claim = await scope.repo(ClaimRepository).get_or_404(primary_id)
+        await after_adjudication(work, [(claim, _primary_835(pcn))], adjudicated_on=remittances.WHEN.date())
+        assert work.counts == {}
+    assert len(await _following(owner_engine, primary_id)) == 1
+
+    content = await cob.render("DEMO-BCX")
+    assert pyx12_errors(content) == []
+    segments = content.split("~")
+    assert "SBR*S*18*BLUE-9******BL" in segments  # this claim's payer is the secondary
+    assert "SBR*P*18*******MB" in segments  # 2320: the primary payer's loop, its filing indicator
+    assert "AMT*D*120" in segments
+    assert "AMT*EAF*50" in segments
+    assert "NM1*PR*2*Demo Medicare*****PI*DEMO-MCR" in segments  # 2330B
+    assert "REF*F8*MCR-ICN-1" in segments
+    assert "SVD*DEMO-MCR*120*HC:99214**1" in segments
+    assert "CAS*CO*45*35" in segments
+    assert "CAS*PR*2*30" in segments
+    assert "SVD*DEMO-MCR*0*HC:36415**1" in segments  # the line the primary denied
+    assert "CAS*CO*97*15" in segments
+    assert segments.count("DTP*573*D8*20261201") == 4  # 2330B and each 2430: the remittance date
+
+    [claim] = [
+        c for p in read_batch(content).billing_providers for loop in p.subscribers for c in loop.claims
+    ]
+    assert claim.patient_control_number == secondary.patient_control_number
+    [other] = claim.other_subscribers
+    assert (other.payer.payer_id, other.responsibility, other.paid) == ("DEMO-MCR", "P", 12000)
+    assert other.remaining_patient_liability == 5000
+    assert [[(a.paid, a.adjustments) for a in line.adjudications] for line in claim.lines] == [
+        [(12000, (CO45, PR2))],
+        [(0, (CO97,))],
+        [(0, (PR1,))],
+    ]
+
+
+async def test_dependent_patient_and_the_secondarys_835_builds_the_tertiary(
+    cob: Cob, owner_engine: AsyncEngine
+) -> None:
+    primary_id, pcn, patient_id = await cob.primary(**dependent_payload(**CHARGES))
+    await cob.cover(patient_id, "DEMO-BCX", "secondary", relationship="child", subscriber=SUBSCRIBER)
+    await cob.cover(patient_id, "DEMO-MCR", "tertiary")
+    await cob.apply(_primary_835(pcn))
+    [secondary] = await _following(owner_engine, primary_id)
+
+    content = await cob.render("DEMO-BCX")
+    assert pyx12_errors(content) == []
+    assert any(s.startswith("SBR*P*19*") for s in content.split("~"))  # the dependent's primary insured
+
+    secondary_id = secondary.id
+    await cob.claims.walk(cob.tenant, secondary_id, S.SUBMITTED)
+    # The secondary pays 30.00 of the coinsurance and leaves the deductible.
+    paid = _clp(
+        secondary.patient_control_number,
+        "2",
+        (
+            _line(1, "99214", 18500, 3000, Adjustment(group="OA", reason="23", amount=15500)),
+            _line(2, "36415", 1500, 0, Adjustment(group="OA", reason="23", amount=1500)),
+            _line(3, "81002", 2000, 0, PR1),
+        ),
+        "BCX-ICN-1",
+    )
+    await cob.apply(paid, control=3)
+    [tertiary] = await _following(owner_engine, secondary_id)
+    assert (tertiary.payer_id, tertiary.responsibility, tertiary.state) == ("DEMO-MCR", "tertiary", "ready")
+
+    content = await cob.render("DEMO-MCR")
+    assert pyx12_errors(content) == []
+    segments = content.split("~")
+    assert any(s.startswith("SBR*T*18*") for s in segments)
+    assert [s[:6] for s in segments if s.startswith(("SBR*P", "SBR*S"))] == ["SBR*P*", "SBR*S*"]
+    assert sum(s.startswith("SVD*") for s in segments) == 6  # each line, each payer before
+
+
+async def test_a_crossover_builds_no_secondary_and_says_so_on_the_primary(
+    cob: Cob, owner_engine: AsyncEngine
+) -> None:
+    primary_id, pcn, patient_id = await cob.primary(**CHARGES)
+    await cob.cover(patient_id, "DEMO-BCX", "secondary")
+    outcome = await cob.apply(_primary_835(pcn, status="19"))
+    assert (outcome.partially_paid, outcome.crossovers, outcome.next_payer_claims) == (1, 1, 0)
+    assert await _following(owner_engine, primary_id) == []
+    events = await rows(
+        owner_engine,
+        "SELECT from_state, to_state, reason FROM rcm.claim_event WHERE claim_id = :c ORDER BY created_at",
+        c=primary_id,
+    )
+    assert events[-1].reason == (
+        "835 CLP02 19: processed and forwarded by the payer to the next payer (crossover)"
+    )
+    assert events[-1].from_state == events[-1].to_state == "partially_paid"
+
+
+async def test_no_secondary_without_a_balance_or_a_secondary_coverage(
+    cob: Cob, owner_engine: AsyncEngine
+) -> None:
+    paid_in_full, pcn_full, patient_id = await cob.primary(**CHARGES)
+    await cob.cover(patient_id, "DEMO-BCX", "secondary")
+    alone, pcn_alone, _ = await cob.primary(**encounter_payload(**CHARGES))
+    full = _clp(
+        pcn_full,
+        "1",
+        (_line(1, "99214", 18500, 18500), _line(2, "36415", 1500, 1500), _line(3, "81002", 2000, 2000)),
+        "ICN-FULL",
+    )
+    await cob.apply(full, _primary_835(pcn_alone))
+    assert await _following(owner_engine, paid_in_full) == []  # nothing left to the patient
+    assert await _following(owner_engine, alone) == []  # no secondary coverage
+
+
+async def test_an_institutional_secondary_renders_as_an_837i_with_the_primarys_adjudication(
+    institutional_api: Api, institutional_practice: Tenant, claims: Claims, owner_engine: AsyncEngine
+) -> None:
+    cob = Cob(claims, institutional_practice, institutional_api)
+    primary_id, pcn, patient_id = await cob.primary(**institutional_payload())
+    await cob.cover(patient_id, "DEMO-BCX", "secondary")
+    outpatient = ServiceLine(
+        qualifier="HC",
+        code="99213",
+        charge=12500,
+        paid=9000,
+        revenue_code="0510",
+        units="1",
+        adjustments=(Adjustment(group="CO", reason="45", amount=1500), PR1),
+        control_number="1",
+    )
+    await cob.apply(_clp(pcn, "1", (outpatient,), "MCR-ICN-I"))
+    [secondary] = await _following(owner_engine, primary_id)
+    content = await cob.render("DEMO-BCX")
+    assert pyx12_errors(content) == []
+    segments = content.split("~")
+    assert "ST*837*0001*005010X223A2" in segments
+    assert "AMT*D*90" in segments
+    assert "SVD*DEMO-MCR*90*HC:99213*0510*1" in segments
+    [claim] = [
+        c for p in read_batch(content).billing_providers for loop in p.subscribers for c in loop.claims
+    ]
+    assert claim.patient_control_number == secondary.patient_control_number
+    assert [a.paid for line in claim.lines for a in line.adjudications] == [9000]
