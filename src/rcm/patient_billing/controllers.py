@@ -196,9 +196,9 @@ class StatementController(Controller):
     )
     async def review(
         self, tenant: NamedDependency[TenantScope], data: JSONBody[schemas.PlanReview]
-    ) -> dict[str, int]:
+    ) -> schemas.PlanReviewResult:
         missed, defaulted = await service.review_plans(tenant, as_of=data.as_of or service.today())
-        return {"installments_missed": missed, "plans_defaulted": defaulted}
+        return schemas.PlanReviewResult(installments_missed=missed, plans_defaulted=defaulted)
 
     @get(
         "/statements/{statement_id:uuid}/{file_format:str}",

@@ -125,6 +125,11 @@ class PlanReview(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     as_of: date | None = None  # default: today (UTC)
 
 
+class PlanReviewResult(msgspec.Struct, frozen=True, kw_only=True):
+    installments_missed: int
+    plans_defaulted: int
+
+
 class RunCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     as_of: date | None = None  # default: today (UTC); the run is the cycle's holding this date
 
