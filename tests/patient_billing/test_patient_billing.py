@@ -7,15 +7,18 @@ name is in any file name, blob row, job message or run; another practice sees no
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from datetime import date, timedelta
 from typing import Any
 
 import pypdfium2 as pdfium
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.blobs.store import BlobStore
@@ -25,14 +28,15 @@ from rcm.crypto.provider import key_provider
 from rcm.identity.principal import Role
 from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
-from rcm.patient_billing.models import RunStatus
+from rcm.patient_billing import schemas, service
+from rcm.patient_billing.models import PaymentMethod, RunStatus
 from rcm.patient_billing.statements import run_job
 from rcm.patient_billing.tasks import run_statements
 from rcm.tenancy.manifest import validate_manifest
 from rcm.tenancy.models import Tenant
 from rcm.tenancy.service import apply_manifest
 from rcm.worker import encode_payload_roundtrip
-from tests.claims.conftest import Claims, rows
+from tests.claims.conftest import Claims, practice_scope, rows
 from tests.coding.conftest import MakeStaff
 from tests.ledger.test_posting import _apply, _claim, _file, _paid
 from tests.support import Api
@@ -415,7 +419,7 @@ async def test_statement_run(
 
 def test_pdf_renders_without_a_database() -> None:
     """The renderer alone: a statement with two visits renders one page whose text has every visit line."""
-    from rcm.patient_billing import render, schemas
+    from rcm.patient_billing import render
 
     visits = [
         render.Visit(
@@ -452,3 +456,40 @@ def test_pdf_renders_without_a_database() -> None:
     for expected in ("Zoë Clinic", "Amount due: $37.50", "2026-03-02", "99213-25", "2026-03-09", "99214-25"):
         assert expected in text, expected
     document.close()
+
+
+async def test_two_payments_at_once_never_exceed_the_balance(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    """Two clerks post the whole balance at the same moment: the patient's row lock orders them, the second
+    finds nothing owed and is refused; one payment reaches the ledger."""
+    claim, patient = await _billed(claims, intake, practice, sessions, settings, trace="EFT9201")
+
+    async def pay() -> object:
+        async with practice_scope(sessions, settings, practice) as scope:
+            return await service.post_payment(
+                scope,
+                claim.patient_id,
+                schemas.PaymentCreate(amount_cents=patient, method=PaymentMethod.CASH),
+            )
+
+    results = await asyncio.gather(pay(), pay(), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["InvalidInput", "tuple"]
+    assert await _entries_sum(owner_engine, practice.id, claim.patient_id) == 0
+    payments = await rows(
+        owner_engine, "SELECT count(*) AS n FROM rcm.patient_payment WHERE tenant_id = :t", t=practice.id
+    )
+    assert payments[0].n == 1
+    # The payment rows are append-only like the ledger.
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with owner_engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE rcm.patient_payment SET amount_cents = 1 WHERE tenant_id = :t"),
+                {"t": practice.id},
+            )
