@@ -30,7 +30,7 @@ from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
 from rcm.patient_billing import schemas, service
 from rcm.patient_billing.models import PaymentMethod, RunStatus
-from rcm.patient_billing.statements import run_job
+from rcm.patient_billing.statements import run_job, start_cycles
 from rcm.patient_billing.tasks import run_statements
 from rcm.tenancy.manifest import validate_manifest
 from rcm.tenancy.models import Tenant
@@ -493,3 +493,30 @@ async def test_two_payments_at_once_never_exceed_the_balance(
                 text("UPDATE rcm.patient_payment SET amount_cents = 1 WHERE tenant_id = :t"),
                 {"t": practice.id},
             )
+
+
+async def test_automatic_cycles_start_one_run_per_cycle(
+    *,
+    practice: Tenant,
+    other_practice: Tenant,
+    control_sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    """The scheduler's pass: a practice asking for automatic runs gets this cycle's run, once; a practice
+    that does not gets none."""
+    document = {**practice.manifest.document(), "statements": {**STATEMENTS, "automatic": True}}
+    async with platform_transaction(control_sessions) as session:
+        await apply_manifest(session, validate_manifest(document))
+    keystore = KeyStore(key_provider(settings))
+    tenants = [TenantId(practice.id), TenantId(other_practice.id)]
+    assert await start_cycles(sessions, keystore, tenants) == 1
+    assert await start_cycles(sessions, keystore, tenants) == 0
+    runs = await rows(
+        owner_engine,
+        "SELECT tenant_id, status FROM rcm.statement_run WHERE tenant_id IN (:a, :b)",
+        a=practice.id,
+        b=other_practice.id,
+    )
+    assert [(r.tenant_id, r.status) for r in runs] == [(practice.id, "queued")]

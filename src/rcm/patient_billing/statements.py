@@ -11,7 +11,7 @@ message or a failure reason: blobs are named by their ids, the run counts."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import date, timedelta
 
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rcm.audit.events import Action, request_info_from
 from rcm.blobs.store import BlobStore
 from rcm.crypto.keyring import KeyStore
-from rcm.identity.principal import Principal, PrincipalKind
+from rcm.identity.principal import system_principal
 from rcm.kit.errors import FieldError, InvalidInput, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.kit.tenant import TenantId
@@ -44,6 +44,7 @@ from rcm.tenancy.scope import TenantScope
 from rcm.worker import enqueue
 
 JOB_NAME = "patient_billing.statement_run"
+CYCLES = "patient_billing.statement_cycles"
 RUN = "statement_run"
 STATEMENT = "statement"
 # Cycles are counted from this day: a cycle of N days starts on EPOCH + k * N.
@@ -133,6 +134,25 @@ async def start_run(scope: TenantScope, data: schemas.RunCreate) -> tuple[int, s
     return 202, run_view(created)
 
 
+async def start_cycles(
+    sessions: async_sessionmaker[AsyncSession], keystore: KeyStore, tenant_ids: Sequence[TenantId]
+) -> int:
+    """This cycle's run for each of ``tenant_ids`` whose manifest asks for automatic runs (and has none yet);
+    how many were started. A practice not active is passed over."""
+    started = 0
+    for tenant_id in tenant_ids:
+        try:
+            async with job_tenant_scope(
+                sessions, keystore, tenant_id, actor=_SYSTEM, request=request_info_from(None), job=CYCLES
+            ) as scope:
+                if scope.manifest.statements.automatic:
+                    status, _ = await start_run(scope, schemas.RunCreate())
+                    started += status == 202
+        except NotFound:
+            continue
+    return started
+
+
 async def get_run(scope: TenantScope, run_id: uuid.UUID) -> schemas.Run:
     row = await scope.repo(PatientBillingRepository).run(run_id)
     if row is None:
@@ -187,13 +207,7 @@ async def open_statement(scope: TenantScope, statement_id: uuid.UUID, file_forma
 
 # Running ---------------------------------------------------------------------------------------------------
 
-_SYSTEM = Principal(
-    kind=PrincipalKind.CLIENT,
-    subject="system:statements",
-    roles=frozenset(),
-    scopes=frozenset(),
-    token_id=f"job:{JOB_NAME}",
-)
+_SYSTEM = system_principal(JOB_NAME)
 
 
 async def run_job(

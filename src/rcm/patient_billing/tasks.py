@@ -5,10 +5,19 @@ from __future__ import annotations
 import uuid
 
 from rcm.blobs.store import BlobStore
+from rcm.config import app_database_url
+from rcm.crypto.keyring import KeyStore
+from rcm.crypto.provider import key_provider
 from rcm.crypto.tasks import job_keystore
+from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
-from rcm.patient_billing.statements import JOB_NAME, run_job
+from rcm.patient_billing.statements import CYCLES, JOB_NAME, run_job, start_cycles
+from rcm.tenancy.repository import not_offboarded_tenants
 from rcm.worker import actor, job_context
+from rcm.worker.scheduler import JobResources, periodic
+
+# A cycle is counted in days: four looks a day start each practice's run within hours of its cycle start.
+EVERY_SECONDS = 6 * 3600.0
 
 
 # Resumable: a retry (or a redelivery after a worker restart) continues after the run's committed cursor.
@@ -22,3 +31,13 @@ async def run_statements(*, tenant_id: str, run_id: str) -> str:
         uuid.UUID(run_id),
     )
     return status.value
+
+
+@periodic(name=CYCLES, every_seconds=lambda s: EVERY_SECONDS)
+async def statement_cycles(resources: JobResources) -> int:
+    """Each practice asking for automatic runs gets this cycle's run (idempotent: one run per cycle)."""
+    settings = resources.settings
+    sessions = resources.sessions(app_database_url(settings), application_name="rcm-statement-cycles")
+    async with platform_transaction(sessions) as session:
+        ids = [TenantId(t) for t, _ in await not_offboarded_tenants(session)]
+    return await start_cycles(sessions, KeyStore(key_provider(settings)), ids)

@@ -154,6 +154,9 @@ class Branding(_Part):
 class Statements(_Part):
     """Patient statements, payment plans and the practice's small-balance and collections rules."""
 
+    automatic: Annotated[
+        bool, Field(description="The worker starts each cycle's statement run itself (else: the route).")
+    ] = False
     cycle_days: Annotated[
         int, Field(ge=7, le=92, strict=True, description="Days between statement runs (one run per cycle).")
     ] = 30
