@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rcm.kit.errors import InvalidInput
 from rcm.patient_billing.repository import ClaimMoney
-from rcm.patient_billing.service import allocate, balance_of, schedule
+from rcm.patient_billing.service import allocate, balance_of, refund_parts, schedule
 from rcm.patient_billing.statements import cycle_start
 from rcm.tenancy.manifest import Statements, validate_manifest
 
@@ -112,3 +112,56 @@ def test_manifest_statement_rules_are_checked() -> None:
         "/statements/branding/color",
         "/statements/cycle_days",
     ]
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[int], list[tuple[str, int, int]]]:
+    """What a patient owes per claim, then steps: ("pay", cents, _) or ("refund", cents, which payment)."""
+    owed = draw(st.lists(st.integers(1, 20_000), min_size=1, max_size=4))
+    steps = draw(
+        st.lists(
+            st.tuples(st.sampled_from(["pay", "refund"]), st.integers(1, 30_000), st.integers(0, 10)),
+            max_size=12,
+        )
+    )
+    return owed, steps
+
+
+@given(histories())
+def test_payments_and_refunds_keep_every_claim_between_zero_and_what_was_owed(
+    history: tuple[list[int], list[tuple[str, int, int]]],
+) -> None:
+    """Whatever the sequence, run as the service runs it (a payment up to the balance, oldest first; a
+    refund up to what is left of its payment, latest claim first): each claim's balance stays between 0 and
+    its patient share, the total refunded of a payment never passes it, and the balance is the share less
+    the payments plus the refunds, to the cent."""
+    owed, steps = history
+    claims = [uuid.uuid4() for _ in owed]
+    share = dict(zip(claims, owed, strict=True))
+    balance = dict(share)
+    payments: list[tuple[int, list[tuple[uuid.UUID, int]], list[tuple[uuid.UUID, int]]]] = []
+    paid_total = refunded_total = 0
+    for kind, cents, which in steps:
+        if kind == "pay":
+            total = sum(balance.values())
+            if cents > total:
+                continue  # refused: more than the balance
+            parts = allocate(cents, [(c, balance[c]) for c in claims if balance[c] > 0])
+            for claim, amount in parts:
+                balance[claim] -= amount
+            payments.append((cents, parts, []))
+            paid_total += cents
+        elif payments:
+            amount, applied, refunded = payments[which % len(payments)]
+            if cents > amount - sum(c for _, c in refunded):
+                continue  # refused: more than is left of the payment
+            parts = refund_parts(cents, applied, refunded)
+            assert sum(c for _, c in parts) == cents
+            for claim, back in parts:
+                balance[claim] += back
+            refunded.extend(parts)
+            refunded_total += cents
+        assert all(0 <= balance[c] <= share[c] for c in claims)
+    assert sum(balance.values()) == sum(owed) - paid_total + refunded_total
+    for amount, _, refunded in payments:
+        assert sum(c for _, c in refunded) <= amount

@@ -170,6 +170,24 @@ def allocate(amount: int, owed: Sequence[tuple[uuid.UUID, int]]) -> list[tuple[u
     return parts
 
 
+def refund_parts(
+    amount: int,
+    applied: Sequence[tuple[uuid.UUID, int]],
+    refunded: Sequence[tuple[uuid.UUID, int]],
+) -> list[tuple[uuid.UUID, int]]:
+    """A refund of ``amount`` taken back from the claims its payment was ``applied`` to, latest first, each
+    at most what the payment still has there (less what earlier refunds of it ``refunded``)."""
+    standing: dict[uuid.UUID, int] = defaultdict(int)
+    order: list[uuid.UUID] = []
+    for claim_id, cents in applied:
+        standing[claim_id] += cents
+        if claim_id not in order:
+            order.append(claim_id)
+    for claim_id, cents in refunded:
+        standing[claim_id] -= cents
+    return allocate(amount, [(claim_id, standing[claim_id]) for claim_id in reversed(order)])
+
+
 async def _post(
     scope: TenantScope, payment: PatientPayment, parts: Sequence[tuple[uuid.UUID, int]]
 ) -> list[PaymentAllocation]:
@@ -277,15 +295,11 @@ async def post_refund(
             "A refund may not exceed what was paid.",
             errors=[FieldError("/amount_cents", f"exceeds what is left of the payment ({left} cents)")],
         )
-    # What the payment still has on each claim (its allocations less earlier refunds'), latest first.
-    standing: dict[uuid.UUID, int] = defaultdict(int)
-    order: list[uuid.UUID] = []
-    for allocation in await repo.allocations([paid.id]):
-        standing[allocation.claim_id] += allocation.amount_cents
-        if allocation.claim_id not in order:
-            order.append(allocation.claim_id)
-    for allocation in await repo.allocations([r.id for r in refunds]):
-        standing[allocation.claim_id] -= allocation.amount_cents
+    parts = refund_parts(
+        data.amount_cents,
+        [(a.claim_id, a.amount_cents) for a in await repo.allocations([paid.id])],
+        [(a.claim_id, a.amount_cents) for a in await repo.allocations([r.id for r in refunds])],
+    )
     row = PatientPayment(
         id=uuid.uuid4(),
         created_at=datetime.now(UTC),
@@ -298,7 +312,6 @@ async def post_refund(
         plan_id=None,
         actor=scope.principal.subject,
     )
-    parts = allocate(data.amount_cents, [(claim, standing[claim]) for claim in reversed(order)])
     allocations = await _post(scope, row, parts)
     balance = sum(m.patient for m in await repo.claim_money(patient_id))
     scope.audit(
