@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -296,7 +297,9 @@ async def test_statement_run(
     settings: Settings,
     owner_engine: AsyncEngine,
     make_staff: MakeStaff,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     practice = await _with_rules(control_sessions, practice)
     biller = await _biller(client, make_staff, practice)
     # Three patients: one owing a statement, one owing a small balance, one owing under the minimum.
@@ -397,9 +400,12 @@ async def test_statement_run(
     )
     assert downloads[0].n == 3
 
-    # No PHI anywhere a name could leak: blob rows, the run, statement rows, audit details.
+    # No PHI anywhere a name could leak: log records, blob rows, the run, statement rows, audit events.
+    logs = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert logs, "no log records: the check would prove nothing"
     for name in names:
-        for table_name in ("blob", "statement_run", "statement"):
+        assert name not in logs
+        for table_name in ("blob", "statement_run", "statement", "audit_event"):
             leaked = await rows(
                 owner_engine,
                 f"SELECT count(*) AS n FROM rcm.{table_name} t WHERE t.tenant_id = :t"  # noqa: S608
