@@ -283,6 +283,17 @@ async def test_payment_plan_missed_installments_default_it(
     assert review.json() == {"installments_missed": 1, "plans_defaulted": 1}
     [seen] = (await biller.get(url)).json()
     assert (seen["state"], seen["missed_count"]) == ("defaulted", 2)
+    # A defaulted plan is not cancelled; a new plan may be made, and cancelled.
+    refused = await biller.post(f"{url}/{plan['id']}/cancel")
+    assert refused.status_code == 409, refused.text
+    again_plan = await biller.post(
+        url, {"installment_cents": installment, "first_due_on": first_due.isoformat()}
+    )
+    assert again_plan.status_code == 201, again_plan.text
+    assert again_plan.json()["total_cents"] == patient - installment
+    cancelled = await biller.post(f"{url}/{again_plan.json()['id']}/cancel")
+    assert (cancelled.status_code, cancelled.json()["state"]) == (200, "cancelled")
+    assert (await biller.post(f"{url}/{uuid.uuid4()}/cancel")).status_code == 404
 
 
 async def test_statement_run(
@@ -362,6 +373,9 @@ async def test_statement_run(
     sent = by_patient[str(owing.patient_id)]
     assert (sent["outcome"], sent["amount_due_cents"], sent["collections"]) == ("sent", owed, True)
     assert by_patient[str(small.patient_id)]["outcome"] == "written_off"
+    history = (await intake.get(f"/patients/{owing.patient_id}/statements")).json()
+    assert [h["id"] for h in history] == [sent["id"]]
+    assert sent["files"] == ["pdf", "json", "csv"]
     # The small balance was written off on the ledger: the patient owes nothing now.
     assert (await intake.get(f"/patients/{small.patient_id}/balance")).json()["balance_cents"] == 0
 

@@ -126,6 +126,39 @@ class PatientAccountController(Controller):
             tenant, request, key=idempotency_key, resource_type=service.PLAN, produce=produce
         )
 
+    @post(
+        "/payment-plans/{plan_id:uuid}/cancel",
+        guards=_WRITE,
+        status_code=200,
+        responses=created_responses(schemas.Plan, status=200),
+        summary="Cancel a patient's active payment plan",
+    )
+    async def cancel_plan(
+        self,
+        tenant: NamedDependency[TenantScope],
+        request: Request[Any, Any, Any],
+        patient_id: FromPath[uuid.UUID],
+        plan_id: FromPath[uuid.UUID],
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> tuple[int, schemas.Plan]:
+            return 200, await service.cancel_plan(tenant, patient_id, plan_id)
+
+        return await run_idempotent(
+            tenant, request, key=idempotency_key, resource_type=service.PLAN, produce=produce
+        )
+
+    @get(
+        "/statements",
+        guards=_READ,
+        responses=problem_responses(),
+        summary="A patient's statements and small-balance write-offs",
+    )
+    async def patient_statements(
+        self, tenant: NamedDependency[TenantScope], patient_id: FromPath[uuid.UUID]
+    ) -> list[schemas.StatementView]:
+        return await statements.patient_statements(tenant, patient_id)
+
 
 class StatementController(Controller):
     path = "/api/v1/tenants/{tenant_slug:str}"

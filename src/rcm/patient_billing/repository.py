@@ -267,6 +267,10 @@ class PatientBillingRepository(TenantScopedRepository[PatientPayment]):
         stmt = self.statement_for(Statement).where(Statement.run_id == run_id)
         return await self._all(stmt.order_by(Statement.created_at, Statement.id))
 
+    async def statements_of_patient(self, patient_id: uuid.UUID) -> list[Statement]:
+        stmt = self.statement_for(Statement).where(Statement.patient_id == patient_id)
+        return await self._all(stmt.order_by(Statement.created_at, Statement.id))
+
     async def statement_of(self, run_id: uuid.UUID, patient_id: uuid.UUID) -> Statement | None:
         return await self._first(
             self.statement_for(Statement).where(

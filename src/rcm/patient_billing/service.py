@@ -460,6 +460,30 @@ async def list_plans(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.
     return [plan_view(p, by_plan[p.id]) for p in plans]
 
 
+async def cancel_plan(scope: TenantScope, patient_id: uuid.UUID, plan_id: uuid.UUID) -> schemas.Plan:
+    """An active plan cancelled (the balance stays as it is); a plan of another patient is a 404, one not
+    active a 409."""
+    await _patient(scope, patient_id, lock=True)
+    repo = scope.repo(PatientBillingRepository)
+    plan = await repo.plan(plan_id, lock=True)
+    if plan is None or plan.patient_id != patient_id:
+        raise NotFound
+    if plan.state is not PlanState.ACTIVE:
+        raise Conflict(
+            "Only an active payment plan can be cancelled.",
+            errors=[FieldError("", f"the plan is {plan.state.value}")],
+        )
+    await repo.set_plan(plan, state=PlanState.CANCELLED)
+    scope.audit(
+        "payment_plan.cancel",
+        Action.UPDATE,
+        resource_type=PLAN,
+        resource_ids=[plan.id],
+        patient_ids=[patient_id],
+    )
+    return plan_view(plan, await repo.installments([plan.id]))
+
+
 async def _pay_installments(repo: PatientBillingRepository, plan: PaymentPlan, amount: int) -> None:
     """A payment goes to the plan's unpaid installments in order (a missed one paid late becomes paid; it
     still counts as missed); every installment paid completes the plan."""

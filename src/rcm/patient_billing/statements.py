@@ -186,6 +186,21 @@ async def run_statements_list(scope: TenantScope, run_id: uuid.UUID) -> list[sch
     return [statement_view(r) for r in rows]
 
 
+async def patient_statements(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.StatementView]:
+    """A patient's statements and write-offs, oldest first (404 for a patient not the practice's)."""
+    if await scope.repo(PatientRepository).get(patient_id) is None:
+        raise NotFound
+    rows = await scope.repo(PatientBillingRepository).statements_of_patient(patient_id)
+    scope.audit(
+        "statement.list",
+        Action.READ,
+        resource_type=STATEMENT,
+        resource_ids=[r.id for r in rows],
+        patient_ids=[patient_id],
+    )
+    return [statement_view(r) for r in rows]
+
+
 async def open_statement(scope: TenantScope, statement_id: uuid.UUID, file_format: str) -> uuid.UUID:
     """The blob of one of the statement's files; audited as a read of the patient's statement."""
     row = await scope.repo(PatientBillingRepository).statement(statement_id)
