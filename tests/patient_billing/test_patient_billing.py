@@ -226,6 +226,18 @@ async def test_balance_payments_and_refunds(
     ).status_code == 404
 
 
+async def _time_passes(owner_engine: AsyncEngine, tenant_id: uuid.UUID, plan_id: str, *, days: int) -> None:
+    """The plan's installments fall due ``days`` earlier: as if that many days had passed."""
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE rcm.payment_plan_installment SET due_on = due_on - CAST(:d AS integer)"
+                " WHERE tenant_id = :t AND plan_id = :p"
+            ),
+            {"d": days, "t": tenant_id, "p": uuid.UUID(plan_id)},
+        )
+
+
 async def test_payment_plan_missed_installments_default_it(
     *,
     client: AsyncTestClient[Litestar],
@@ -235,6 +247,7 @@ async def test_payment_plan_missed_installments_default_it(
     control_sessions: async_sessionmaker[AsyncSession],
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
+    owner_engine: AsyncEngine,
     make_staff: MakeStaff,
 ) -> None:
     practice = await _with_rules(control_sessions, practice)
@@ -262,24 +275,24 @@ async def test_payment_plan_missed_installments_default_it(
     )
     assert paid.status_code == 201
     assert paid.json()["plan_id"] == plan["id"]
-    # Weeks later: the second is missed (past due and grace); the plan stands (limit 2).
-    second_due = date.fromisoformat(plan["installments"][1]["due_on"])
-    review = await biller.post(
-        "/payment-plans/review", {"as_of": (second_due + timedelta(days=6)).isoformat()}
+    # Weeks pass (the schedule moved back, as the calendar would move forward): the second installment is
+    # past due and grace, so missed; the plan stands (the practice's limit is 2).
+    await _time_passes(owner_engine, practice.id, plan["id"], days=31 + 6)
+    future = await biller.post(
+        "/payment-plans/review", {"as_of": (date.today() + timedelta(days=5)).isoformat()}
     )
+    assert future.status_code == 422
+    assert future.json()["errors"][0]["pointer"] == "/as_of"
+    review = await biller.post("/payment-plans/review", {})
     assert review.json() == {"installments_missed": 1, "plans_defaulted": 0}
     [seen] = (await biller.get(url)).json()
     assert [i["state"] for i in seen["installments"]] == ["paid", "missed", "due", "due"]
     assert (seen["state"], seen["missed_count"]) == ("active", 1)
-    # Reviewing the same day again changes nothing; the third missed too defaults the plan.
-    again = await biller.post(
-        "/payment-plans/review", {"as_of": (second_due + timedelta(days=6)).isoformat()}
-    )
+    # Reviewing the same day again changes nothing; a month on, the third missed too defaults the plan.
+    again = await biller.post("/payment-plans/review", {})
     assert again.json() == {"installments_missed": 0, "plans_defaulted": 0}
-    third_due = date.fromisoformat(plan["installments"][2]["due_on"])
-    review = await biller.post(
-        "/payment-plans/review", {"as_of": (third_due + timedelta(days=6)).isoformat()}
-    )
+    await _time_passes(owner_engine, practice.id, plan["id"], days=30)
+    review = await biller.post("/payment-plans/review", {})
     assert review.json() == {"installments_missed": 1, "plans_defaulted": 1}
     [seen] = (await biller.get(url)).json()
     assert (seen["state"], seen["missed_count"]) == ("defaulted", 2)
@@ -328,6 +341,10 @@ async def test_statement_run(
     # 60): a posting dated then, written beneath the app as history would have left it.
     await _dated_responsibility(owner_engine, practice.id, owing.id, days_ago=90)
     as_of = date.today()
+    for wrong in (as_of - timedelta(days=200), as_of + timedelta(days=5)):
+        refused = await biller.post("/statement-runs", {"as_of": wrong.isoformat()})
+        assert refused.status_code == 422
+        assert refused.json()["errors"][0]["pointer"] == "/as_of"
     started = await biller.post("/statement-runs", {"as_of": as_of.isoformat()})
     assert started.status_code == 202, started.text
     run = started.json()

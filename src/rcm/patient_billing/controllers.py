@@ -230,7 +230,7 @@ class StatementController(Controller):
     async def review(
         self, tenant: NamedDependency[TenantScope], data: JSONBody[schemas.PlanReview]
     ) -> schemas.PlanReviewResult:
-        missed, defaulted = await service.review_plans(tenant, as_of=data.as_of or service.today())
+        missed, defaulted = await service.review_plans(tenant, as_of=service.review_date(data.as_of))
         return schemas.PlanReviewResult(installments_missed=missed, plans_defaulted=defaulted)
 
     @get(

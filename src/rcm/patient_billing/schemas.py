@@ -122,7 +122,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PlanReview(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    as_of: date | None = None  # default: today (UTC)
+    as_of: date | None = None  # default: today (UTC); never a day to come
 
 
 class PlanReviewResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -131,7 +131,8 @@ class PlanReviewResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RunCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    as_of: date | None = None  # default: today (UTC); the run is the cycle's holding this date
+    # Default: today (UTC); at most one cycle back. The run is the one of the cycle holding this date.
+    as_of: date | None = None
 
 
 class Run(msgspec.Struct, frozen=True, kw_only=True):

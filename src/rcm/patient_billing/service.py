@@ -502,6 +502,18 @@ async def _pay_installments(repo: PatientBillingRepository, plan: PaymentPlan, a
         await repo.set_plan(plan, state=PlanState.COMPLETED)
 
 
+def review_date(as_of: date | None) -> date:
+    """The day a review counts from: today by default, never a day to come (installments would be missed
+    before their time)."""
+    if as_of is None:
+        return today()
+    if as_of > today() + timedelta(days=1):
+        raise InvalidInput(
+            "The review date is in the future.", errors=[FieldError("/as_of", "is in the future")]
+        )
+    return as_of
+
+
 async def review_plans(scope: TenantScope, *, as_of: date) -> tuple[int, int]:
     """Installments unpaid past their due date and the practice's grace days are marked missed; a plan
     reaching the practice's number of misses is defaulted. Returns (installments missed, plans defaulted)."""

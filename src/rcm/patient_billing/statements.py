@@ -97,12 +97,19 @@ def statement_view(row: Statement) -> schemas.StatementView:
 async def start_run(scope: TenantScope, data: schemas.RunCreate) -> tuple[int, schemas.Run]:
     """The run of the cycle holding ``as_of``: a new one (202, sent to the worker after commit), or the one
     the cycle already has (200)."""
+    cycle_days = scope.manifest.statements.cycle_days
     as_of = data.as_of or service.today()
     if as_of > service.today() + timedelta(days=1):
         raise InvalidInput(
             "The statement date is in the future.", errors=[FieldError("/as_of", "is in the future")]
         )
-    cycle = cycle_start(as_of, scope.manifest.statements.cycle_days)
+    if as_of < service.today() - timedelta(days=cycle_days):
+        # A statement dated in a past cycle would age today's ledger as of then.
+        raise InvalidInput(
+            "The statement date is before the current cycle.",
+            errors=[FieldError("/as_of", "is before the current cycle")],
+        )
+    cycle = cycle_start(as_of, cycle_days)
     repo = scope.repo(PatientBillingRepository)
     row = StatementRun(
         id=uuid.uuid4(),
