@@ -50,10 +50,13 @@ def test_aging_pending_and_collections() -> None:
         # A primary's patient share whose secondary (same encounter) is still owed: not due yet.
         _claim(700, days_ago=5, encounter=shared),
         _claim(0, days_ago=5, insurance=700, encounter=shared),
+        # Another visit whose secondary claim is built but not decided (no ledger entries yet).
+        _claim(900, days_ago=5),
     ]
+    awaiting = {money[-1].encounter_id}
     rules = Statements(collections_after_days=150)
-    found = balance_of(uuid.uuid4(), money, as_of=AS_OF, rules=rules)
-    assert (found.balance_cents, found.due_cents, found.pending_insurance_cents) == (15_700, 15_000, 700)
+    found = balance_of(uuid.uuid4(), money, as_of=AS_OF, rules=rules, awaiting=awaiting)
+    assert (found.balance_cents, found.due_cents, found.pending_insurance_cents) == (16_600, 15_000, 1_600)
     assert (found.aging.current, found.aging.days_31_60, found.aging.days_61_90) == (1_000, 2_000, 3_000)
     assert (found.aging.days_91_120, found.aging.over_120) == (4_000, 5_000)
     assert found.collections

@@ -13,6 +13,7 @@ from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import Claim, ClaimLine
+from rcm.claims.states import ClaimState
 from rcm.kit.models import utcnow
 from rcm.kit.pagination import after_key
 from rcm.kit.repository import TenantScopedRepository
@@ -29,6 +30,15 @@ from rcm.patient_billing.models import (
 )
 from rcm.patients.models import Patient
 
+# Claims whose payer has not decided: what the patient owes on their encounter waits for it.
+AWAITING_PAYER = (
+    ClaimState.CREATED,
+    ClaimState.READY,
+    ClaimState.SUBMITTED,
+    ClaimState.ACCEPTED,
+    ClaimState.REJECTED,
+    ClaimState.APPEALED,
+)
 # The reason code a small-balance write-off carries on its ``adjustments`` entry.
 WRITE_OFF_REASON = "SMALL_BALANCE"
 _RUN = cast(Table, StatementRun.__table__)
@@ -115,6 +125,16 @@ class PatientBillingRepository(TenantScopedRepository[PatientPayment]):
                 )
             )
         return found
+
+    async def encounters_awaiting_payer(self, patient_id: uuid.UUID) -> set[uuid.UUID]:
+        """The patient's encounters with a claim no payer has decided yet (built, sent, rejected for a
+        correction, or appealed): a secondary built after the primary's 835 is one."""
+        stmt = select(Claim.encounter_id).where(
+            self.tenant_filter(Claim.tenant_id),
+            Claim.patient_id == patient_id,
+            Claim.state.in_(AWAITING_PAYER),
+        )
+        return {row[0] for row in await self._rows(stmt)}
 
     async def patients_owing(self, *, after: uuid.UUID | None, limit: int) -> list[uuid.UUID]:
         """Patients whose claims hold a patient balance other than zero, in id order after ``after``."""

@@ -59,10 +59,13 @@ def balance_of(
     *,
     as_of: date,
     rules: Statements,
+    awaiting: frozenset[uuid.UUID] | set[uuid.UUID] = frozenset(),
     plan_id: uuid.UUID | None = None,
 ) -> schemas.PatientBalance:
-    """The balance, its aging and the collections flag, from the patient's claims (no database)."""
-    pending_encounters = {m.encounter_id for m in money if m.insurance}
+    """The balance, its aging and the collections flag, from the patient's claims (no database). A visit
+    is awaiting insurance when a payer still owes on one of its claims, or when its encounter is in
+    ``awaiting`` (a claim, such as the secondary, that no payer has decided yet)."""
+    pending_encounters = set(awaiting) | {m.encounter_id for m in money if m.insurance}
     visits = []
     aging: dict[str, int] = defaultdict(int)
     due = pending = 0
@@ -126,6 +129,7 @@ async def compute_balance(
         await repo.claim_money(patient_id),
         as_of=as_of or today(),
         rules=scope.manifest.statements,
+        awaiting=await repo.encounters_awaiting_payer(patient_id),
         plan_id=plan.id if plan else None,
     )
 
