@@ -140,7 +140,7 @@ class PatientBillingRepository(TenantScopedRepository[PatientPayment]):
         """Patients whose claims hold a patient balance other than zero, in id order after ``after``."""
         stmt = self._owing()
         if after is not None:
-            stmt = stmt.having(Claim.patient_id > after)
+            stmt = stmt.where(Claim.patient_id > after)
         return [row[0] for row in await self._rows(stmt.order_by(Claim.patient_id).limit(limit))]
 
     async def count_owing(self) -> int:
