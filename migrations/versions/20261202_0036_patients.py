@@ -4,6 +4,7 @@ Revision ID: 0036_patients
 Revises: 0031_ledger
 Create Date: 2026-12-02
 
+- ``ix_claim_patient``: a patient's claims, read for every balance and statement.
 - The ledger learns patients' money: postings of a patient payment, a refund and a small-balance write-off,
   and the ``patient_payments`` account (money a patient paid).
 - ``patient_payment``: a payment or a refund of one (``refund_of``), with its method; ``payment_allocation``:
@@ -44,6 +45,7 @@ LEDGER = [
 ]
 
 TABLES = [
+    "CREATE INDEX ix_claim_patient ON rcm.claim (tenant_id, patient_id)",
     """
     CREATE TABLE rcm.patient_payment (
       tenant_id uuid NOT NULL,
@@ -226,6 +228,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX rcm.ix_claim_patient")
     for table in reversed(list(GRANTS)):
         op.execute(f"DROP TABLE rcm.{table}")
     op.execute("ALTER TABLE rcm.ledger_entry DROP CONSTRAINT ck_ledger_entry_account")

@@ -27,9 +27,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.blobs.models import Blob  # noqa: F401 - the rcm.blob table statements refer to
+from rcm.claims.models import Claim
 from rcm.kit.models import Base, EnumText, TenantOwned, utcnow
 from rcm.ledger.models import LedgerPosting  # noqa: F401 - the rcm.ledger_posting table allocations refer to
 from rcm.patients.models import Patient  # noqa: F401 - the rcm.patient table rows refer to
+
+# A patient's claims, read for every balance and statement (declared here, beside what reads it by patient).
+Index("ix_claim_patient", Claim.tenant_id, Claim.patient_id)
 
 
 class PaymentKind(enum.StrEnum):
