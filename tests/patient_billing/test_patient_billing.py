@@ -411,7 +411,7 @@ async def test_statement_run(
     assert "Acme Family Medicine" in text
     assert f"Amount due: {dollars}" in text
     assert f"{owing.service_date.isoformat()}" in text
-    assert "Visit: 99213" in text or "Visit: " in text
+    assert "Dr Example Fake: 99213" in text  # the visit's rendering provider and its lines
     assert names[0] in text
     assert "https://pay.example.test/acme" in text
     document.close()
@@ -420,7 +420,7 @@ async def test_statement_run(
     assert data["practice"]["name"] == "Acme Family Medicine"
     assert [v["claim_id"] for v in data["visits"]] == [str(owing.id)]
     table = (await intake.get(f"/statements/{sent['id']}/csv")).text
-    assert table.splitlines()[0].startswith("statement_id,statement_date,service_date,claim_id")
+    assert table.splitlines()[0].startswith("statement_id,statement_date,service_date,claim_id,provider")
     assert str(owing.id) in table
     assert (await intake.get(f"/statements/{sent['id']}/xml")).status_code == 404
     downloads = await rows(
@@ -462,6 +462,7 @@ def test_pdf_renders_without_a_database() -> None:
         render.Visit(
             service_date=date(2026, 3, day),
             claim_id=uuid.uuid4(),
+            provider="Dr Example Fake" if day == 2 else None,
             lines=[render.Line(procedure_code=code, modifiers=["25"], units=1, charge_cents=12500)],
             charges_cents=12500,
             insurance_paid_cents=7500,
@@ -490,7 +491,14 @@ def test_pdf_renders_without_a_database() -> None:
     document = pdfium.PdfDocument(io.BytesIO(render.to_pdf(doc)))
     assert len(document) == 1
     text = document[0].get_textpage().get_text_range()
-    for expected in ("Zoë Clinic", "Amount due: $37.50", "2026-03-02", "99213-25", "2026-03-09", "99214-25"):
+    for expected in (
+        "Zoë Clinic",
+        "Amount due: $37.50",
+        "2026-03-02",
+        "Dr Example Fake: 99213-25",
+        "2026-03-09",
+        "Visit: 99214-25",
+    ):
         assert expected in text, expected
     document.close()
 

@@ -29,6 +29,7 @@ class Line(msgspec.Struct, frozen=True, kw_only=True):
 class Visit(msgspec.Struct, frozen=True, kw_only=True):
     service_date: date
     claim_id: uuid.UUID
+    provider: str | None  # who saw the patient
     lines: list[Line]
     charges_cents: int
     insurance_paid_cents: int
@@ -88,6 +89,7 @@ CSV_COLUMNS = (
     "statement_date",
     "service_date",
     "claim_id",
+    "provider",
     "procedure_code",
     "modifiers",
     "units",
@@ -114,6 +116,7 @@ def to_csv(doc: StatementDoc) -> bytes:
                     doc.statement_date.isoformat(),
                     visit.service_date.isoformat(),
                     visit.claim_id,
+                    visit.provider or "",
                     line.procedure_code,
                     " ".join(line.modifiers),
                     line.units,
@@ -231,9 +234,10 @@ class _Page:
                 line.procedure_code + "".join(f"-{m}" for m in line.modifiers) for line in visit.lines
             )
             note = " (awaiting insurance)" if visit.insurance_pending else ""
+            who = f"{visit.provider}: " if visit.provider else "Visit: "
             cells = (
                 visit.service_date.isoformat(),
-                f"Visit: {codes}{note}"[:60],
+                f"{who}{codes}{note}"[:60],
                 money(visit.charges_cents),
                 money(-visit.insurance_paid_cents),
                 money(-visit.adjustments_cents - visit.written_off_cents),

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import Claim, ClaimLine
 from rcm.claims.states import ClaimState
+from rcm.encounters.models import Encounter
 from rcm.kit.models import utcnow
 from rcm.kit.pagination import after_key
 from rcm.kit.repository import TenantScopedRepository
@@ -29,6 +30,7 @@ from rcm.patient_billing.models import (
     StatementRun,
 )
 from rcm.patients.models import Patient
+from rcm.providers.models import Provider
 
 # Claims whose payer has not decided: what the patient owes on their encounter waits for it.
 AWAITING_PAYER = (
@@ -158,6 +160,22 @@ class PatientBillingRepository(TenantScopedRepository[PatientPayment]):
             .group_by(Claim.patient_id)
             .having(func.sum(LedgerEntry.amount_cents) != 0)
         )
+
+    async def visit_providers(self, encounter_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Who saw the patient at each encounter (the rendering provider's name: not PHI)."""
+        if not encounter_ids:
+            return {}
+        stmt = (
+            select(Encounter.id, Provider.name)
+            .join(
+                Provider,
+                and_(
+                    Provider.tenant_id == Encounter.tenant_id, Provider.id == Encounter.rendering_provider_id
+                ),
+            )
+            .where(self.tenant_filter(Encounter.tenant_id), Encounter.id.in_(list(encounter_ids)))
+        )
+        return {row[0]: row[1] for row in await self._rows(stmt)}
 
     async def claim_lines(self, claim_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[ClaimLine]]:
         if not claim_ids:

@@ -436,11 +436,14 @@ async def _document(
     if manifest.address is not None:
         p = manifest.address
         practice_address = [p.line1, *([p.line2] if p.line2 else []), f"{p.city}, {p.state} {p.postal_code}"]
-    lines = await scope.repo(PatientBillingRepository).claim_lines([v.claim_id for v in balance.visits])
+    repo = scope.repo(PatientBillingRepository)
+    lines = await repo.claim_lines([v.claim_id for v in balance.visits])
+    providers = await repo.visit_providers([v.encounter_id for v in balance.visits])
     visits = [
         render.Visit(
             service_date=v.service_date,
             claim_id=v.claim_id,
+            provider=providers.get(v.encounter_id),
             lines=[
                 render.Line(
                     procedure_code=line.procedure_code,
