@@ -325,7 +325,8 @@ async def test_statement_run(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     practice = await _with_rules(control_sessions, practice)
-    biller = await _biller(client, make_staff, practice)
+    staff = await make_staff(Role.BILLER, practice)
+    biller, biller_subject = Api(client, staff.token, practice.slug), str(staff.user.id)
     # Three patients: one owing a statement, one owing a small balance, one owing under the minimum.
     owing, owed = await _billed(claims, intake, practice, sessions, settings, trace="EFT9101")
     small, small_owed = await _billed(claims, intake, practice, sessions, settings, trace="EFT9102")
@@ -382,6 +383,14 @@ async def test_statement_run(
         250,
         1,
     )
+    # The job acted as the biller who asked: its events name them.
+    actors = await rows(
+        owner_engine,
+        "SELECT DISTINCT actor_subject FROM rcm.audit_event WHERE tenant_id = :t"
+        " AND event_type IN ('statement.create', 'statement.write_off')",
+        t=practice.id,
+    )
+    assert [a.actor_subject for a in actors] == [biller_subject]
     listed = (await intake.get("/statement-runs")).json()
     assert [r["id"] for r in listed["items"]] == [run["id"]]
 

@@ -194,7 +194,11 @@ class StatementRun(TenantOwned, Base):
     collections: Mapped[int] = mapped_column(Integer)
     plans_defaulted: Mapped[int] = mapped_column(Integer)
     cursor_patient: Mapped[uuid.UUID | None]
+    # Who asked (the job acts as them, and its audit events say so; the scheduler for automatic runs).
+    submitted_by_kind: Mapped[str] = mapped_column(Text)
     submitted_by: Mapped[str] = mapped_column(Text)
+    submitted_client_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submitted_user_id: Mapped[uuid.UUID | None]
     failure: Mapped[str | None] = mapped_column(Text, nullable=True)  # a fixed reason, never PHI
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
 

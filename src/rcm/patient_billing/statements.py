@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rcm.audit.events import Action, request_info_from
 from rcm.blobs.store import BlobStore
 from rcm.crypto.keyring import KeyStore
-from rcm.identity.principal import system_principal
+from rcm.identity.principal import Principal, PrincipalKind, system_principal
 from rcm.kit.errors import FieldError, InvalidInput, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.kit.tenant import TenantId
@@ -124,7 +124,10 @@ async def start_run(scope: TenantScope, data: schemas.RunCreate) -> tuple[int, s
         collections=0,
         plans_defaulted=0,
         cursor_patient=None,
+        submitted_by_kind=scope.principal.kind.value,
         submitted_by=scope.principal.subject,
+        submitted_client_id=scope.principal.client_id,
+        submitted_user_id=scope.principal.user_id,
         failure=None,
     )
     if not await repo.open_run(row):
@@ -232,6 +235,21 @@ async def open_statement(scope: TenantScope, statement_id: uuid.UUID, file_forma
 _SYSTEM = system_principal(JOB_NAME)
 
 
+def run_principal(run: StatementRun) -> Principal:
+    """Who asked for the run, as its audit events name them (no roles or scopes: the job does only what
+    the request asked, and the request was authorised then)."""
+    return Principal(
+        kind=PrincipalKind(run.submitted_by_kind),
+        subject=run.submitted_by,
+        roles=frozenset(),
+        scopes=frozenset(),
+        token_id=f"statement_run:{run.id}",
+        client_id=run.submitted_client_id,
+        user_id=run.submitted_user_id,
+        home_tenant=TenantId(run.tenant_id),
+    )
+
+
 async def run_job(
     sessions: async_sessionmaker[AsyncSession],
     keystore: KeyStore,
@@ -245,9 +263,9 @@ async def run_job(
     """Run (or resume) a statement run to its end. ``stop_after`` stops after that many patients, as a
     crash would (tests)."""
 
-    def scope() -> AbstractAsyncContextManager[TenantScope]:
+    def scope(actor: Principal = _SYSTEM) -> AbstractAsyncContextManager[TenantScope]:
         return job_tenant_scope(
-            sessions, keystore, tenant_id, actor=_SYSTEM, request=request_info_from(None), job=JOB_NAME
+            sessions, keystore, tenant_id, actor=actor, request=request_info_from(None), job=JOB_NAME
         )
 
     async with scope() as s:
@@ -257,16 +275,22 @@ async def run_job(
             raise NotFound
         if run.status in (RunStatus.DONE, RunStatus.FAILED):
             return run.status
-        if run.status is RunStatus.QUEUED:
-            # First start: the plans are reviewed and the patients counted once, with the status change.
-            _, defaulted = await service.review_plans(s, as_of=run.as_of)
-            await repo.advance_run(
-                run,
-                status=RunStatus.RUNNING,
-                patients_total=await repo.count_owing(),
-                plans_defaulted=defaulted,
-            )
+        actor, started = run_principal(run), run.status is RunStatus.RUNNING
         cursor = run.cursor_patient
+    if not started:
+        async with scope(actor) as s:
+            repo = s.repo(PatientBillingRepository)
+            run = await repo.run(run_id, lock=True)
+            assert run is not None
+            if run.status is RunStatus.QUEUED:
+                # First start: the plans are reviewed and the patients counted once, with the status change.
+                _, defaulted = await service.review_plans(s, as_of=run.as_of)
+                await repo.advance_run(
+                    run,
+                    status=RunStatus.RUNNING,
+                    patients_total=await repo.count_owing(),
+                    plans_defaulted=defaulted,
+                )
     done = 0
     while True:
         async with scope() as s:
@@ -274,7 +298,7 @@ async def run_job(
         if not patients:
             break
         for patient_id in patients:
-            async with scope() as s:
+            async with scope(actor) as s:
                 repo = s.repo(PatientBillingRepository)
                 run = await repo.run(run_id, lock=True)
                 assert run is not None
