@@ -30,7 +30,7 @@ from rcm.identity.principal import Role
 from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
 from rcm.patient_billing import schemas, service
-from rcm.patient_billing.models import PaymentMethod, RunStatus
+from rcm.patient_billing.models import PaymentMethod, StatementRunStatus
 from rcm.patient_billing.statements import run_job, start_cycles
 from rcm.patient_billing.tasks import run_statements
 from rcm.tenancy.manifest import validate_manifest
@@ -359,7 +359,7 @@ async def test_statement_run(
     assert set(payload) == {"tenant_id", "run_id"}
     keystore, store = KeyStore(key_provider(settings)), BlobStore()
 
-    async def go(stop: int | None) -> RunStatus:
+    async def go(stop: int | None) -> StatementRunStatus:
         return await run_job(
             sessions,
             keystore,
@@ -369,12 +369,12 @@ async def test_statement_run(
             stop_after=stop,
         )
 
-    assert await go(1) == RunStatus.RUNNING
+    assert await go(1) == StatementRunStatus.RUNNING
     partial = (await biller.get(f"/statement-runs/{run['id']}")).json()
     assert (partial["status"], partial["patients_total"], partial["patients_done"]) == ("running", 2, 1)
     # ... and is redelivered: it resumes, and a third delivery does nothing more.
-    assert await go(None) == RunStatus.DONE
-    assert await go(None) == RunStatus.DONE
+    assert await go(None) == StatementRunStatus.DONE
+    assert await go(None) == StatementRunStatus.DONE
     done = (await intake.get(f"/statement-runs/{run['id']}")).json()
     assert (done["status"], done["patients_total"], done["patients_done"]) == ("done", 2, 2)
     assert (done["statements"], done["written_off"], done["written_off_cents"], done["collections"]) == (
@@ -493,7 +493,7 @@ def test_pdf_renders_without_a_database() -> None:
         amount_due_cents=3750,
         balance_cents=3750,
         pending_insurance_cents=0,
-        aging=schemas.Aging(current=1875, days_31_60=1875),
+        aging=schemas.BalanceAging(current=1875, days_31_60=1875),
         visits=visits,
         how_to_pay=render.HowToPay(text="Mail a check to 1 Main St."),
     )
@@ -530,7 +530,7 @@ async def test_two_payments_at_once_never_exceed_the_balance(
             return await service.post_payment(
                 scope,
                 claim.patient_id,
-                schemas.PaymentCreate(amount_cents=patient, method=PaymentMethod.CASH),
+                schemas.PatientPaymentCreate(amount_cents=patient, method=PaymentMethod.CASH),
             )
 
     results = await asyncio.gather(pay(), pay(), return_exceptions=True)

@@ -52,13 +52,13 @@ class PatientAccountController(Controller):
     @get("/payments", guards=_READ, responses=problem_responses(), summary="A patient's payments and refunds")
     async def payments(
         self, tenant: NamedDependency[TenantScope], patient_id: FromPath[uuid.UUID]
-    ) -> list[schemas.Payment]:
+    ) -> list[schemas.PatientPaymentView]:
         return await service.list_payments(tenant, patient_id)
 
     @post(
         "/payments",
         guards=_WRITE,
-        responses=created_responses(schemas.Payment),
+        responses=created_responses(schemas.PatientPaymentView),
         summary="Post a patient payment to the ledger (applied to the oldest visits first)",
         description="The amount may not exceed the patient's balance; with a payment plan in force it pays "
         "the plan's installments in order.",
@@ -68,10 +68,10 @@ class PatientAccountController(Controller):
         tenant: NamedDependency[TenantScope],
         request: Request[Any, Any, Any],
         patient_id: FromPath[uuid.UUID],
-        data: JSONBody[schemas.PaymentCreate],
+        data: JSONBody[schemas.PatientPaymentCreate],
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
-        async def produce() -> tuple[int, schemas.Payment]:
+        async def produce() -> tuple[int, schemas.PatientPaymentView]:
             return await service.post_payment(tenant, patient_id, data)
 
         return await run_idempotent(
@@ -81,7 +81,7 @@ class PatientAccountController(Controller):
     @post(
         "/refunds",
         guards=_WRITE,
-        responses=created_responses(schemas.Payment),
+        responses=created_responses(schemas.PatientPaymentView),
         summary="Refund (part of) a patient payment: never more than is left of it",
     )
     async def refund(
@@ -89,10 +89,10 @@ class PatientAccountController(Controller):
         tenant: NamedDependency[TenantScope],
         request: Request[Any, Any, Any],
         patient_id: FromPath[uuid.UUID],
-        data: JSONBody[schemas.RefundCreate],
+        data: JSONBody[schemas.PatientRefundCreate],
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
-        async def produce() -> tuple[int, schemas.Payment]:
+        async def produce() -> tuple[int, schemas.PatientPaymentView]:
             return await service.post_refund(tenant, patient_id, data)
 
         return await run_idempotent(
@@ -102,13 +102,13 @@ class PatientAccountController(Controller):
     @get("/payment-plans", guards=_READ, responses=problem_responses(), summary="A patient's payment plans")
     async def plans(
         self, tenant: NamedDependency[TenantScope], patient_id: FromPath[uuid.UUID]
-    ) -> list[schemas.Plan]:
+    ) -> list[schemas.PaymentPlanView]:
         return await service.list_plans(tenant, patient_id)
 
     @post(
         "/payment-plans",
         guards=_WRITE,
-        responses=created_responses(schemas.Plan),
+        responses=created_responses(schemas.PaymentPlanView),
         summary="Put the patient on a payment plan (installment amount and schedule)",
     )
     async def create_plan(
@@ -116,10 +116,10 @@ class PatientAccountController(Controller):
         tenant: NamedDependency[TenantScope],
         request: Request[Any, Any, Any],
         patient_id: FromPath[uuid.UUID],
-        data: JSONBody[schemas.PlanCreate],
+        data: JSONBody[schemas.PaymentPlanCreate],
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
-        async def produce() -> tuple[int, schemas.Plan]:
+        async def produce() -> tuple[int, schemas.PaymentPlanView]:
             return await service.create_plan(tenant, patient_id, data)
 
         return await run_idempotent(
@@ -130,7 +130,7 @@ class PatientAccountController(Controller):
         "/payment-plans/{plan_id:uuid}/cancel",
         guards=_WRITE,
         status_code=200,
-        responses=created_responses(schemas.Plan, status=200),
+        responses=created_responses(schemas.PaymentPlanView, status=200),
         summary="Cancel a patient's active payment plan",
     )
     async def cancel_plan(
@@ -141,7 +141,7 @@ class PatientAccountController(Controller):
         plan_id: FromPath[uuid.UUID],
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
-        async def produce() -> tuple[int, schemas.Plan]:
+        async def produce() -> tuple[int, schemas.PaymentPlanView]:
             return 200, await service.cancel_plan(tenant, patient_id, plan_id)
 
         return await run_idempotent(
@@ -156,7 +156,7 @@ class PatientAccountController(Controller):
     )
     async def patient_statements(
         self, tenant: NamedDependency[TenantScope], patient_id: FromPath[uuid.UUID]
-    ) -> list[schemas.StatementView]:
+    ) -> list[schemas.PatientStatement]:
         return await statements.patient_statements(tenant, patient_id)
 
 
@@ -170,8 +170,10 @@ class StatementController(Controller):
         guards=_WRITE,
         status_code=202,
         responses={
-            **created_responses(schemas.Run, status=202),
-            200: ResponseSpec(data_container=schemas.Run, description="The cycle's run, asked for before"),
+            **created_responses(schemas.StatementRunView, status=202),
+            200: ResponseSpec(
+                data_container=schemas.StatementRunView, description="The cycle's run, asked for before"
+            ),
         },
         summary="Run this cycle's patient statements (a job; one run per practice cycle)",
     )
@@ -179,10 +181,10 @@ class StatementController(Controller):
         self,
         tenant: NamedDependency[TenantScope],
         request: Request[Any, Any, Any],
-        data: JSONBody[schemas.RunCreate],
+        data: JSONBody[schemas.StatementRunCreate],
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
-        async def produce() -> tuple[int, schemas.Run]:
+        async def produce() -> tuple[int, schemas.StatementRunView]:
             return await statements.start_run(tenant, data)
 
         return await run_idempotent(
@@ -197,7 +199,7 @@ class StatementController(Controller):
     )
     async def runs(
         self, *, tenant: NamedDependency[TenantScope], limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-    ) -> Page[schemas.Run]:
+    ) -> Page[schemas.StatementRunView]:
         return await statements.list_runs(tenant, limit=limit, cursor=cursor)
 
     @get(
@@ -206,7 +208,9 @@ class StatementController(Controller):
         responses=problem_responses(),
         summary="A statement run's progress",
     )
-    async def run(self, tenant: NamedDependency[TenantScope], run_id: FromPath[uuid.UUID]) -> schemas.Run:
+    async def run(
+        self, tenant: NamedDependency[TenantScope], run_id: FromPath[uuid.UUID]
+    ) -> schemas.StatementRunView:
         return await statements.get_run(tenant, run_id)
 
     @get(
@@ -217,7 +221,7 @@ class StatementController(Controller):
     )
     async def run_statements(
         self, tenant: NamedDependency[TenantScope], run_id: FromPath[uuid.UUID]
-    ) -> list[schemas.StatementView]:
+    ) -> list[schemas.PatientStatement]:
         return await statements.run_statements_list(tenant, run_id)
 
     @post(
@@ -228,10 +232,10 @@ class StatementController(Controller):
         summary="Mark missed installments and default plans past the practice's limit (runs also do it)",
     )
     async def review(
-        self, tenant: NamedDependency[TenantScope], data: JSONBody[schemas.PlanReview]
-    ) -> schemas.PlanReviewResult:
+        self, tenant: NamedDependency[TenantScope], data: JSONBody[schemas.PaymentPlanReview]
+    ) -> schemas.PaymentPlanReviewResult:
         missed, defaulted = await service.review_plans(tenant, as_of=service.review_date(data.as_of))
-        return schemas.PlanReviewResult(installments_missed=missed, plans_defaulted=defaulted)
+        return schemas.PaymentPlanReviewResult(installments_missed=missed, plans_defaulted=defaulted)
 
     @get(
         "/statements/{statement_id:uuid}/{file_format:str}",

@@ -49,7 +49,7 @@ class PaymentMethod(enum.StrEnum):
     OTHER = "other"
 
 
-class PlanState(enum.StrEnum):
+class PaymentPlanState(enum.StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"  # every installment paid
     DEFAULTED = "defaulted"  # missed installments reached the practice's limit
@@ -62,7 +62,7 @@ class InstallmentState(enum.StrEnum):
     MISSED = "missed"  # past its due date and grace days unpaid (paying it late still counts)
 
 
-class RunStatus(enum.StrEnum):
+class StatementRunStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -131,7 +131,7 @@ class PaymentPlan(TenantOwned, Base):
     __tablename__ = "payment_plan"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "patient_id"], ["rcm.patient.tenant_id", "rcm.patient.id"]),
-        _in("state", PlanState),
+        _in("state", PaymentPlanState),
         CheckConstraint("total_cents > 0 AND installment_cents > 0", name="amounts"),
         # One plan in force per patient.
         Index(
@@ -148,7 +148,7 @@ class PaymentPlan(TenantOwned, Base):
     installment_cents: Mapped[int] = mapped_column(BigInteger)
     interval_days: Mapped[int] = mapped_column(SmallInteger)
     first_due_on: Mapped[date]
-    state: Mapped[PlanState] = mapped_column(EnumText(PlanState))
+    state: Mapped[PaymentPlanState] = mapped_column(EnumText(PaymentPlanState))
     missed_count: Mapped[int] = mapped_column(SmallInteger)
     actor: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), onupdate=utcnow)
@@ -179,13 +179,13 @@ class StatementRun(TenantOwned, Base):
     __tablename__ = "statement_run"
     __table_args__ = (
         UniqueConstraint("tenant_id", "cycle_start"),
-        _in("status", RunStatus),
+        _in("status", StatementRunStatus),
         Index("ix_statement_run_list", "tenant_id", "created_at", "id"),
     )
 
     cycle_start: Mapped[date]
     as_of: Mapped[date]
-    status: Mapped[RunStatus] = mapped_column(EnumText(RunStatus))
+    status: Mapped[StatementRunStatus] = mapped_column(EnumText(StatementRunStatus))
     patients_total: Mapped[int] = mapped_column(Integer)
     patients_done: Mapped[int] = mapped_column(Integer)
     statements: Mapped[int] = mapped_column(Integer)

@@ -68,7 +68,7 @@ class StatementDoc(msgspec.Struct, frozen=True, kw_only=True):
     amount_due_cents: int
     balance_cents: int
     pending_insurance_cents: int
-    aging: schemas.Aging
+    aging: schemas.BalanceAging
     visits: list[Visit]
     how_to_pay: HowToPay
     installment_due: InstallmentDue | None = None

@@ -24,8 +24,8 @@ from rcm.patient_billing.models import (
     PatientPayment,
     PaymentAllocation,
     PaymentPlan,
+    PaymentPlanState,
     PlanInstallment,
-    PlanState,
     Statement,
     StatementRun,
 )
@@ -215,7 +215,7 @@ class PatientBillingRepository(TenantScopedRepository[PatientPayment]):
 
     async def active_plan(self, patient_id: uuid.UUID) -> PaymentPlan | None:
         stmt = self.statement_for(PaymentPlan).where(
-            PaymentPlan.patient_id == patient_id, PaymentPlan.state == PlanState.ACTIVE
+            PaymentPlan.patient_id == patient_id, PaymentPlan.state == PaymentPlanState.ACTIVE
         )
         return await self._first(self.for_update(stmt))
 
@@ -237,7 +237,7 @@ class PatientBillingRepository(TenantScopedRepository[PatientPayment]):
             .scalar_subquery()
         )
         stmt = self.statement_for(PaymentPlan).where(
-            PaymentPlan.state == PlanState.ACTIVE, PaymentPlan.id.in_(overdue)
+            PaymentPlan.state == PaymentPlanState.ACTIVE, PaymentPlan.id.in_(overdue)
         )
         return await self._all(self.for_update(stmt.order_by(PaymentPlan.id)))
 

@@ -13,16 +13,16 @@ from rcm.patient_billing.models import (
     InstallmentState,
     PaymentKind,
     PaymentMethod,
-    PlanState,
-    RunStatus,
+    PaymentPlanState,
     StatementOutcome,
+    StatementRunStatus,
 )
 
 Cents = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
 Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9 ._#/-]+$")]
 
 
-class Aging(msgspec.Struct, frozen=True, kw_only=True):
+class BalanceAging(msgspec.Struct, frozen=True, kw_only=True):
     """The patient's balance by the age of each claim's patient share (days since it was posted)."""
 
     current: int = 0  # 0 to 30 days
@@ -55,31 +55,31 @@ class PatientBalance(msgspec.Struct, frozen=True, kw_only=True):
     balance_cents: int
     due_cents: int
     pending_insurance_cents: int
-    aging: Aging
+    aging: BalanceAging
     collections: bool  # some of it is older than the practice's collections_after_days
     visits: list[VisitBalance]
     payment_plan_id: uuid.UUID | None = None
 
 
-class PaymentCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class PatientPaymentCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     amount_cents: Cents
     method: PaymentMethod
     reference: Reference | None = None
 
 
-class RefundCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class PatientRefundCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     payment_id: uuid.UUID
     amount_cents: Cents
     reference: Reference | None = None
 
 
-class Allocation(msgspec.Struct, frozen=True, kw_only=True):
+class PaymentAllocationView(msgspec.Struct, frozen=True, kw_only=True):
     claim_id: uuid.UUID
     amount_cents: int
     posting_id: uuid.UUID
 
 
-class Payment(msgspec.Struct, frozen=True, kw_only=True):
+class PatientPaymentView(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     patient_id: uuid.UUID
     kind: PaymentKind
@@ -89,18 +89,18 @@ class Payment(msgspec.Struct, frozen=True, kw_only=True):
     refund_of: uuid.UUID | None
     plan_id: uuid.UUID | None
     created_at: datetime
-    allocations: list[Allocation]
+    allocations: list[PaymentAllocationView]
     balance_cents: int  # the patient's balance after it
 
 
-class PlanCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class PaymentPlanCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     installment_cents: Cents
     first_due_on: date
     interval_days: Annotated[int, msgspec.Meta(ge=7, le=92)] = 30
     total_cents: Cents | None = None  # default: the patient's balance due
 
 
-class Installment(msgspec.Struct, frozen=True, kw_only=True):
+class PlanInstallmentView(msgspec.Struct, frozen=True, kw_only=True):
     number: int
     due_on: date
     amount_cents: int
@@ -108,40 +108,40 @@ class Installment(msgspec.Struct, frozen=True, kw_only=True):
     state: InstallmentState
 
 
-class Plan(msgspec.Struct, frozen=True, kw_only=True):
+class PaymentPlanView(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     patient_id: uuid.UUID
     total_cents: int
     installment_cents: int
     interval_days: int
     first_due_on: date
-    state: PlanState
+    state: PaymentPlanState
     missed_count: int
     created_at: datetime
-    installments: list[Installment]
+    installments: list[PlanInstallmentView]
 
 
-class PlanReview(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class PaymentPlanReview(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     as_of: date | None = None  # default: today (UTC); never a day to come
 
 
-class PlanReviewResult(msgspec.Struct, frozen=True, kw_only=True):
+class PaymentPlanReviewResult(msgspec.Struct, frozen=True, kw_only=True):
     installments_missed: int
     plans_defaulted: int
 
 
-class RunCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class StatementRunCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Default: today (UTC); at most one cycle back. The run is the one of the cycle holding this date.
     as_of: date | None = None
 
 
-class Run(msgspec.Struct, frozen=True, kw_only=True):
+class StatementRunView(msgspec.Struct, frozen=True, kw_only=True):
     """A statement run and its progress: ``patients_done`` of ``patients_total`` patients with a balance."""
 
     id: uuid.UUID
     cycle_start: date
     as_of: date
-    status: RunStatus
+    status: StatementRunStatus
     patients_total: int
     patients_done: int
     statements: int
@@ -154,7 +154,7 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     failure: str | None = None
 
 
-class StatementView(msgspec.Struct, frozen=True, kw_only=True):
+class PatientStatement(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     run_id: uuid.UUID
     patient_id: uuid.UUID

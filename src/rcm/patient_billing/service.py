@@ -30,8 +30,8 @@ from rcm.patient_billing.models import (
     PaymentAllocation,
     PaymentKind,
     PaymentPlan,
+    PaymentPlanState,
     PlanInstallment,
-    PlanState,
 )
 from rcm.patient_billing.repository import ClaimMoney, PatientBillingRepository
 from rcm.patients.repository import PatientRepository
@@ -42,7 +42,7 @@ BALANCE = "patient_balance"
 PAYMENT = "patient_payment"
 PLAN = "payment_plan"
 MAX_INSTALLMENTS = 60
-# Aging buckets: upper bound in days (inclusive) and field of ``schemas.Aging``.
+# Aging buckets: upper bound in days (inclusive) and field of ``schemas.BalanceAging``.
 _BUCKETS = ((30, "current"), (60, "days_31_60"), (90, "days_61_90"), (120, "days_91_120"))
 
 
@@ -104,7 +104,7 @@ def balance_of(
         balance_cents=due + pending,
         due_cents=due,
         pending_insurance_cents=pending,
-        aging=schemas.Aging(**aging),
+        aging=schemas.BalanceAging(**aging),
         # A plan in force is the patient paying as agreed: not an account for collections.
         collections=collections and plan_id is None,
         visits=visits,
@@ -123,7 +123,7 @@ async def compute_balance(
     scope: TenantScope, patient_id: uuid.UUID, *, as_of: date | None = None
 ) -> schemas.PatientBalance:
     repo = scope.repo(PatientBillingRepository)
-    plan = next((p for p in await repo.plans(patient_id) if p.state is PlanState.ACTIVE), None)
+    plan = next((p for p in await repo.plans(patient_id) if p.state is PaymentPlanState.ACTIVE), None)
     return balance_of(
         patient_id,
         await repo.claim_money(patient_id),
@@ -222,8 +222,8 @@ async def _post(
 
 def payment_view(
     row: PatientPayment, allocations: Sequence[PaymentAllocation], balance: int
-) -> schemas.Payment:
-    return schemas.Payment(
+) -> schemas.PatientPaymentView:
+    return schemas.PatientPaymentView(
         id=row.id,
         patient_id=row.patient_id,
         kind=row.kind,
@@ -234,7 +234,9 @@ def payment_view(
         plan_id=row.plan_id,
         created_at=row.created_at,
         allocations=[
-            schemas.Allocation(claim_id=a.claim_id, amount_cents=a.amount_cents, posting_id=a.posting_id)
+            schemas.PaymentAllocationView(
+                claim_id=a.claim_id, amount_cents=a.amount_cents, posting_id=a.posting_id
+            )
             for a in allocations
         ],
         balance_cents=balance,
@@ -242,8 +244,8 @@ def payment_view(
 
 
 async def post_payment(
-    scope: TenantScope, patient_id: uuid.UUID, data: schemas.PaymentCreate
-) -> tuple[int, schemas.Payment]:
+    scope: TenantScope, patient_id: uuid.UUID, data: schemas.PatientPaymentCreate
+) -> tuple[int, schemas.PatientPaymentView]:
     await _patient(scope, patient_id, lock=True)
     repo = scope.repo(PatientBillingRepository)
     money = await repo.claim_money(patient_id)
@@ -282,8 +284,8 @@ async def post_payment(
 
 
 async def post_refund(
-    scope: TenantScope, patient_id: uuid.UUID, data: schemas.RefundCreate
-) -> tuple[int, schemas.Payment]:
+    scope: TenantScope, patient_id: uuid.UUID, data: schemas.PatientRefundCreate
+) -> tuple[int, schemas.PatientPaymentView]:
     await _patient(scope, patient_id, lock=True)
     repo = scope.repo(PatientBillingRepository)
     paid = await repo.get(data.payment_id)
@@ -329,7 +331,7 @@ async def post_refund(
     return 201, payment_view(row, allocations, balance)
 
 
-async def list_payments(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.Payment]:
+async def list_payments(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.PatientPaymentView]:
     await _patient(scope, patient_id)
     repo = scope.repo(PatientBillingRepository)
     rows = await repo.payments(patient_id)
@@ -359,8 +361,8 @@ def schedule(total: int, installment: int, first: date, interval_days: int) -> l
     ]
 
 
-def plan_view(row: PaymentPlan, installments: Sequence[PlanInstallment]) -> schemas.Plan:
-    return schemas.Plan(
+def plan_view(row: PaymentPlan, installments: Sequence[PlanInstallment]) -> schemas.PaymentPlanView:
+    return schemas.PaymentPlanView(
         id=row.id,
         patient_id=row.patient_id,
         total_cents=row.total_cents,
@@ -371,7 +373,7 @@ def plan_view(row: PaymentPlan, installments: Sequence[PlanInstallment]) -> sche
         missed_count=row.missed_count,
         created_at=row.created_at,
         installments=[
-            schemas.Installment(
+            schemas.PlanInstallmentView(
                 number=i.number,
                 due_on=i.due_on,
                 amount_cents=i.amount_cents,
@@ -384,8 +386,8 @@ def plan_view(row: PaymentPlan, installments: Sequence[PlanInstallment]) -> sche
 
 
 async def create_plan(
-    scope: TenantScope, patient_id: uuid.UUID, data: schemas.PlanCreate
-) -> tuple[int, schemas.Plan]:
+    scope: TenantScope, patient_id: uuid.UUID, data: schemas.PaymentPlanCreate
+) -> tuple[int, schemas.PaymentPlanView]:
     await _patient(scope, patient_id, lock=True)
     repo = scope.repo(PatientBillingRepository)
     if await repo.active_plan(patient_id) is not None:
@@ -418,7 +420,7 @@ async def create_plan(
         installment_cents=data.installment_cents,
         interval_days=data.interval_days,
         first_due_on=data.first_due_on,
-        state=PlanState.ACTIVE,
+        state=PaymentPlanState.ACTIVE,
         missed_count=0,
         actor=scope.principal.subject,
     )
@@ -447,7 +449,7 @@ async def create_plan(
     return 201, plan_view(plan, installments)
 
 
-async def list_plans(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.Plan]:
+async def list_plans(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.PaymentPlanView]:
     await _patient(scope, patient_id)
     repo = scope.repo(PatientBillingRepository)
     plans = await repo.plans(patient_id)
@@ -464,7 +466,9 @@ async def list_plans(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.
     return [plan_view(p, by_plan[p.id]) for p in plans]
 
 
-async def cancel_plan(scope: TenantScope, patient_id: uuid.UUID, plan_id: uuid.UUID) -> schemas.Plan:
+async def cancel_plan(
+    scope: TenantScope, patient_id: uuid.UUID, plan_id: uuid.UUID
+) -> schemas.PaymentPlanView:
     """An active plan cancelled (the balance stays as it is); a plan of another patient is a 404, one not
     active a 409."""
     await _patient(scope, patient_id, lock=True)
@@ -472,12 +476,12 @@ async def cancel_plan(scope: TenantScope, patient_id: uuid.UUID, plan_id: uuid.U
     plan = await repo.plan(plan_id, lock=True)
     if plan is None or plan.patient_id != patient_id:
         raise NotFound
-    if plan.state is not PlanState.ACTIVE:
+    if plan.state is not PaymentPlanState.ACTIVE:
         raise Conflict(
             "Only an active payment plan can be cancelled.",
             errors=[FieldError("", f"the plan is {plan.state.value}")],
         )
-    await repo.set_plan(plan, state=PlanState.CANCELLED)
+    await repo.set_plan(plan, state=PaymentPlanState.CANCELLED)
     scope.audit(
         "payment_plan.cancel",
         Action.UPDATE,
@@ -503,7 +507,7 @@ async def _pay_installments(repo: PatientBillingRepository, plan: PaymentPlan, a
         state = InstallmentState.PAID if paid == installment.amount_cents else installment.state
         await repo.set_installment(installment, paid_cents=paid, state=state)
     if all(i.state is InstallmentState.PAID for i in installments):
-        await repo.set_plan(plan, state=PlanState.COMPLETED)
+        await repo.set_plan(plan, state=PaymentPlanState.COMPLETED)
 
 
 def review_date(as_of: date | None) -> date:
@@ -532,9 +536,9 @@ async def review_plans(scope: TenantScope, *, as_of: date) -> tuple[int, int]:
                 await repo.set_installment(installment, state=InstallmentState.MISSED)
                 count += 1
                 missed += 1
-        state = PlanState.DEFAULTED if count >= rules.missed_installments_to_default else plan.state
+        state = PaymentPlanState.DEFAULTED if count >= rules.missed_installments_to_default else plan.state
         await repo.set_plan(plan, missed_count=count, state=state)
-        if state is PlanState.DEFAULTED:
+        if state is PaymentPlanState.DEFAULTED:
             defaulted += 1
         scope.audit(
             "payment_plan.review",

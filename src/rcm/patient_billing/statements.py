@@ -30,11 +30,11 @@ from rcm.ledger.repository import LedgerRepository
 from rcm.patient_billing import render, schemas, service
 from rcm.patient_billing.models import (
     InstallmentState,
-    PlanState,
-    RunStatus,
+    PaymentPlanState,
     Statement,
     StatementOutcome,
     StatementRun,
+    StatementRunStatus,
 )
 from rcm.patient_billing.repository import WRITE_OFF_REASON, PatientBillingRepository
 from rcm.patients.repository import PatientRepository
@@ -57,8 +57,8 @@ def cycle_start(as_of: date, cycle_days: int) -> date:
     return EPOCH + timedelta(days=((as_of - EPOCH).days // cycle_days) * cycle_days)
 
 
-def run_view(row: StatementRun) -> schemas.Run:
-    return schemas.Run(
+def run_view(row: StatementRun) -> schemas.StatementRunView:
+    return schemas.StatementRunView(
         id=row.id,
         cycle_start=row.cycle_start,
         as_of=row.as_of,
@@ -76,9 +76,9 @@ def run_view(row: StatementRun) -> schemas.Run:
     )
 
 
-def statement_view(row: Statement) -> schemas.StatementView:
+def statement_view(row: Statement) -> schemas.PatientStatement:
     files = [] if row.pdf_blob_id is None else list(FORMATS)
-    return schemas.StatementView(
+    return schemas.PatientStatement(
         id=row.id,
         run_id=row.run_id,
         patient_id=row.patient_id,
@@ -94,7 +94,9 @@ def statement_view(row: Statement) -> schemas.StatementView:
 # Asking ----------------------------------------------------------------------------------------------------
 
 
-async def start_run(scope: TenantScope, data: schemas.RunCreate) -> tuple[int, schemas.Run]:
+async def start_run(
+    scope: TenantScope, data: schemas.StatementRunCreate
+) -> tuple[int, schemas.StatementRunView]:
     """The run of the cycle holding ``as_of``: a new one (202, sent to the worker after commit), or the one
     the cycle already has (200)."""
     cycle_days = scope.manifest.statements.cycle_days
@@ -115,7 +117,7 @@ async def start_run(scope: TenantScope, data: schemas.RunCreate) -> tuple[int, s
         id=uuid.uuid4(),
         cycle_start=cycle,
         as_of=as_of,
-        status=RunStatus.QUEUED,
+        status=StatementRunStatus.QUEUED,
         patients_total=0,
         patients_done=0,
         statements=0,
@@ -156,14 +158,14 @@ async def start_cycles(
                 sessions, keystore, tenant_id, actor=_SYSTEM, request=request_info_from(None), job=CYCLES
             ) as scope:
                 if scope.manifest.statements.automatic:
-                    status, _ = await start_run(scope, schemas.RunCreate())
+                    status, _ = await start_run(scope, schemas.StatementRunCreate())
                     started += status == 202
         except NotFound:
             continue
     return started
 
 
-async def get_run(scope: TenantScope, run_id: uuid.UUID) -> schemas.Run:
+async def get_run(scope: TenantScope, run_id: uuid.UUID) -> schemas.StatementRunView:
     row = await scope.repo(PatientBillingRepository).run(run_id)
     if row is None:
         raise NotFound
@@ -171,7 +173,7 @@ async def get_run(scope: TenantScope, run_id: uuid.UUID) -> schemas.Run:
     return run_view(row)
 
 
-async def list_runs(scope: TenantScope, *, limit: int, cursor: str | None) -> Page[schemas.Run]:
+async def list_runs(scope: TenantScope, *, limit: int, cursor: str | None) -> Page[schemas.StatementRunView]:
     rows = await scope.repo(PatientBillingRepository).runs(
         limit=limit + 1, after=decode_cursor(cursor) if cursor else None
     )
@@ -181,7 +183,7 @@ async def list_runs(scope: TenantScope, *, limit: int, cursor: str | None) -> Pa
     return paginate(rows, limit, run_view)
 
 
-async def run_statements_list(scope: TenantScope, run_id: uuid.UUID) -> list[schemas.StatementView]:
+async def run_statements_list(scope: TenantScope, run_id: uuid.UUID) -> list[schemas.PatientStatement]:
     repo = scope.repo(PatientBillingRepository)
     if await repo.run(run_id) is None:
         raise NotFound
@@ -196,7 +198,7 @@ async def run_statements_list(scope: TenantScope, run_id: uuid.UUID) -> list[sch
     return [statement_view(r) for r in rows]
 
 
-async def patient_statements(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.StatementView]:
+async def patient_statements(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.PatientStatement]:
     """A patient's statements and write-offs, oldest first (404 for a patient not the practice's)."""
     if await scope.repo(PatientRepository).get(patient_id) is None:
         raise NotFound
@@ -259,7 +261,7 @@ async def run_job(
     *,
     batch: int = BATCH,
     stop_after: int | None = None,
-) -> RunStatus:
+) -> StatementRunStatus:
     """Run (or resume) a statement run to its end. ``stop_after`` stops after that many patients, as a
     crash would (tests)."""
 
@@ -273,21 +275,21 @@ async def run_job(
         run = await repo.run(run_id, lock=True)
         if run is None:
             raise NotFound
-        if run.status in (RunStatus.DONE, RunStatus.FAILED):
+        if run.status in (StatementRunStatus.DONE, StatementRunStatus.FAILED):
             return run.status
-        actor, started = run_principal(run), run.status is RunStatus.RUNNING
+        actor, started = run_principal(run), run.status is StatementRunStatus.RUNNING
         cursor = run.cursor_patient
     if not started:
         async with scope(actor) as s:
             repo = s.repo(PatientBillingRepository)
             run = await repo.run(run_id, lock=True)
             assert run is not None
-            if run.status is RunStatus.QUEUED:
+            if run.status is StatementRunStatus.QUEUED:
                 # First start: the plans are reviewed and the patients counted once, with the status change.
                 _, defaulted = await service.review_plans(s, as_of=run.as_of)
                 await repo.advance_run(
                     run,
-                    status=RunStatus.RUNNING,
+                    status=StatementRunStatus.RUNNING,
                     patients_total=await repo.count_owing(),
                     plans_defaulted=defaulted,
                 )
@@ -312,16 +314,16 @@ async def run_job(
             cursor = patient_id
             done += 1
             if stop_after is not None and done >= stop_after:
-                return RunStatus.RUNNING
+                return StatementRunStatus.RUNNING
     async with scope() as s:
         repo = s.repo(PatientBillingRepository)
         run = await repo.run(run_id, lock=True)
         assert run is not None
         # Patients who came to owe after the count are counted as they are done.
         await repo.advance_run(
-            run, status=RunStatus.DONE, patients_total=max(run.patients_total, run.patients_done)
+            run, status=StatementRunStatus.DONE, patients_total=max(run.patients_total, run.patients_done)
         )
-    return RunStatus.DONE
+    return StatementRunStatus.DONE
 
 
 async def _patient_statement(
@@ -424,7 +426,7 @@ async def _installment_due(
     if balance.payment_plan_id is None:
         return None
     plan = await repo.plan(balance.payment_plan_id)
-    if plan is None or plan.state is not PlanState.ACTIVE:
+    if plan is None or plan.state is not PaymentPlanState.ACTIVE:
         return None
     owing = [
         i
