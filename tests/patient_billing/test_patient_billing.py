@@ -31,7 +31,7 @@ from rcm.kit.db import platform_transaction
 from rcm.kit.tenant import TenantId
 from rcm.patient_billing import schemas, service
 from rcm.patient_billing.models import PaymentMethod, StatementRunStatus
-from rcm.patient_billing.statements import run_job, start_cycles
+from rcm.patient_billing.statements import fail_run, run_job, start_cycles
 from rcm.patient_billing.tasks import run_statements
 from rcm.tenancy.manifest import validate_manifest
 from rcm.tenancy.models import Tenant
@@ -574,3 +574,29 @@ async def test_automatic_cycles_start_one_run_per_cycle(
         b=other_practice.id,
     )
     assert [(r.tenant_id, r.status) for r in runs] == [(practice.id, "queued")]
+
+
+async def test_a_failed_run_is_restarted_by_asking_again(
+    *,
+    client: AsyncTestClient[Litestar],
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    make_staff: MakeStaff,
+) -> None:
+    biller = await _biller(client, make_staff, practice)
+    run = (await biller.post("/statement-runs", {})).json()
+    keystore, tenant_id = KeyStore(key_provider(settings)), TenantId(practice.id)
+    # The worker gave up on it: the run says so, with a fixed reason.
+    await fail_run(sessions, keystore, tenant_id, uuid.UUID(run["id"]))
+    failed = (await biller.get(f"/statement-runs/{run['id']}")).json()
+    assert (failed["status"], failed["failure"]) == ("failed", "the run failed after its retries; ask again")
+    # Asking again for the cycle sends the same run to the worker once more.
+    again = await biller.post("/statement-runs", {})
+    assert (again.status_code, again.json()["id"], again.json()["status"]) == (202, run["id"], "queued")
+    assert (
+        await run_job(sessions, keystore, BlobStore(), tenant_id, uuid.UUID(run["id"]))
+        == StatementRunStatus.DONE
+    )
+    done = await biller.post("/statement-runs", {})
+    assert (done.status_code, done.json()["status"], done.json()["failure"]) == (200, "done", None)

@@ -135,15 +135,51 @@ async def start_run(
     if not await repo.open_run(row):
         existing = await repo.run_of_cycle(cycle)
         assert existing is not None
+        if existing.status is StatementRunStatus.FAILED:
+            return 202, await _restart(scope, existing)
         scope.audit("statement_run.read", Action.READ, resource_type=RUN, resource_ids=[existing.id])
         return 200, run_view(existing)
     created = await repo.run(row.id)
     assert created is not None
     scope.audit("statement_run.create", Action.CREATE, resource_type=RUN, resource_ids=[row.id])
+    _send(scope, row.id)
+    return 202, run_view(created)
+
+
+def _send(scope: TenantScope, run_id: uuid.UUID) -> None:
     from rcm.patient_billing.tasks import run_statements  # the job's module imports this one
 
-    enqueue(scope.session, run_statements, tenant_id=scope.tenant_id, run_id=row.id)
-    return 202, run_view(created)
+    enqueue(scope.session, run_statements, tenant_id=scope.tenant_id, run_id=run_id)
+
+
+async def _restart(scope: TenantScope, run: StatementRun) -> schemas.StatementRunView:
+    """A failed run asked for again: sent to the worker once more, resuming after its last patient done
+    (from the start when it failed before its first)."""
+    repo = scope.repo(PatientBillingRepository)
+    locked = await repo.run(run.id, lock=True)
+    assert locked is not None
+    began = locked.cursor_patient is not None or locked.patients_total > 0
+    status = StatementRunStatus.RUNNING if began else StatementRunStatus.QUEUED
+    await repo.advance_run(locked, status=status, failure=None)
+    scope.audit("statement_run.restart", Action.UPDATE, resource_type=RUN, resource_ids=[run.id])
+    _send(scope, run.id)
+    return run_view(locked)
+
+
+async def fail_run(
+    sessions: async_sessionmaker[AsyncSession], keystore: KeyStore, tenant_id: TenantId, run_id: uuid.UUID
+) -> None:
+    """The job gave up (its last retry failed): the run says so with a fixed reason (never the error, which
+    could carry data); asking for the cycle's run again restarts it."""
+    async with job_tenant_scope(
+        sessions, keystore, tenant_id, actor=_SYSTEM, request=request_info_from(None), job=JOB_NAME
+    ) as scope:
+        repo = scope.repo(PatientBillingRepository)
+        run = await repo.run(run_id, lock=True)
+        if run is not None and run.status is not StatementRunStatus.DONE:
+            await repo.advance_run(
+                run, status=StatementRunStatus.FAILED, failure="the run failed after its retries; ask again"
+            )
 
 
 async def start_cycles(
