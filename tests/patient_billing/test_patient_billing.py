@@ -259,6 +259,10 @@ async def test_payment_plan_missed_installments_default_it(
     bad = await biller.post(url, {"installment_cents": patient + 1, "first_due_on": first_due.isoformat()})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["pointer"] == "/installment_cents"
+    for far in ("9999-12-01", (first_due - timedelta(days=2)).isoformat()):
+        refused = await biller.post(url, {"installment_cents": installment, "first_due_on": far})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["pointer"] == "/first_due_on"
     made = await biller.post(url, {"installment_cents": installment, "first_due_on": first_due.isoformat()})
     assert made.status_code == 201, made.text
     plan = made.json()
@@ -600,3 +604,55 @@ async def test_a_failed_run_is_restarted_by_asking_again(
     )
     done = await biller.post("/statement-runs", {})
     assert (done.status_code, done.json()["status"], done.json()["failure"]) == (200, "done", None)
+
+
+async def test_bad_bodies_are_4xx_naming_the_field(
+    *,
+    client: AsyncTestClient[Litestar],
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+    make_staff: MakeStaff,
+) -> None:
+    claim, _ = await _billed(claims, intake, practice, sessions, settings, trace="EFT9301")
+    biller = await _biller(client, make_staff, practice)
+    base = f"/patients/{claim.patient_id}"
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        (f"{base}/payments", {"amount_cents": "100", "method": "card"}, "/amount_cents"),
+        (f"{base}/payments", {"amount_cents": -5, "method": "card"}, "/amount_cents"),
+        (f"{base}/payments", {"amount_cents": 10**12, "method": "card"}, "/amount_cents"),
+        (f"{base}/payments", {"amount_cents": 100, "method": "bitcoin"}, "/method"),
+        (f"{base}/payments", {"amount_cents": 100}, "/method"),
+        (f"{base}/payments", {"amount_cents": 100, "method": "card", "ssn": "x"}, "/ssn"),
+        (f"{base}/payments", {"amount_cents": 100, "method": "card", "reference": "<script>"}, "/reference"),
+        (f"{base}/refunds", {"payment_id": "nope", "amount_cents": 1}, "/payment_id"),
+        (f"{base}/refunds", {"payment_id": str(uuid.uuid4()), "amount_cents": 1}, "/payment_id"),
+        (f"{base}/payment-plans", {"installment_cents": 100, "first_due_on": "soon"}, "/first_due_on"),
+        (
+            f"{base}/payment-plans",
+            {"installment_cents": 100, "first_due_on": date.today().isoformat(), "interval_days": 1},
+            "/interval_days",
+        ),
+        ("/statement-runs", {"as_of": "yesterday"}, "/as_of"),
+        ("/payment-plans/review", {"as_of": "1850-01-01"}, "/as_of"),
+    ]
+    for path, body, pointer in cases:
+        response = await biller.post(path, body)
+        assert 400 <= response.status_code < 500, (path, body, response.text)
+        assert pointer in [e["pointer"] for e in response.json().get("errors", [])], (
+            path,
+            body,
+            response.text,
+        )
+    # Nothing was written by any of them.
+    written = await rows(
+        owner_engine,
+        "SELECT (SELECT count(*) FROM rcm.patient_payment WHERE tenant_id = :t)"
+        " + (SELECT count(*) FROM rcm.payment_plan WHERE tenant_id = :t)"
+        " + (SELECT count(*) FROM rcm.statement_run WHERE tenant_id = :t) AS n",
+        t=practice.id,
+    )
+    assert written[0].n == 0

@@ -410,6 +410,8 @@ async def create_plan(
         errors.append(FieldError("/installment_cents", f"makes more than {MAX_INSTALLMENTS} installments"))
     if data.first_due_on < today():
         errors.append(FieldError("/first_due_on", "is in the past"))
+    elif data.first_due_on > today() + timedelta(days=366):
+        errors.append(FieldError("/first_due_on", "is more than a year away"))
     if errors:
         raise InvalidInput("The payment plan has invalid fields.", errors=errors)
     plan = PaymentPlan(
