@@ -42,6 +42,7 @@ from rcm.kit.strict import check_request
 from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
 from rcm.kit.windows import open_windows
 from rcm.ledger.controllers import BillingLedgerController, ClaimLedgerController
+from rcm.patient_billing.controllers import PatientAccountController, StatementController
 from rcm.patients.controllers import PatientController
 from rcm.providers.controllers import ProviderController
 from rcm.reporting.controllers import ReportController
@@ -126,6 +127,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AppealController,
             AppealTemplateController,
             DenialReportController,
+            PatientAccountController,
+            StatementController,
             WebhookSubscriptionController,
             WebhookDeliveryController,
             fhir_router(settings),

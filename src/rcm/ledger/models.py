@@ -38,6 +38,10 @@ class Source(enum.StrEnum):
     CLAIM_REPLACED = "claim_replaced"  # the original's charges reversed (the replacement posts its own)
     REMITTANCE_CLAIM = "remittance_claim"  # one CLP of an 835: payment, adjustments, patient share
     PROVIDER_ADJUSTMENT = "provider_adjustment"  # one PLB adjustment of an 835
+    # Patients' money (rcm.patient_billing, migration 0036_patients): per claim the payment is applied to.
+    PATIENT_PAYMENT = "patient_payment"
+    PATIENT_REFUND = "patient_refund"
+    SMALL_BALANCE_WRITE_OFF = "small_balance_write_off"  # the practice's manifest rule, by a statement run
 
 
 class Account(enum.StrEnum):
@@ -52,6 +56,7 @@ class Account(enum.StrEnum):
     INTEREST = "interest"  # PLB L6: interest the payer added
     PROVIDER_ADJUSTMENTS = "provider_adjustments"  # PLB recoupments, offsets, forward balances...
     UNAPPLIED = "unapplied"  # a CLP payment matching no claim of the practice
+    PATIENT_PAYMENTS = "patient_payments"  # money a patient paid (debit); a refund credits it back
 
 
 RECEIVABLES = (Account.INSURANCE_RECEIVABLE, Account.PATIENT_RECEIVABLE)

@@ -139,6 +139,75 @@ class Fee(_Part):
     charge_cents: Annotated[int, Field(ge=0, le=100_000_000, strict=True, description="Charge per unit")]
 
 
+class Branding(_Part):
+    """How the practice appears on its patient statements."""
+
+    name: Annotated[
+        str | None,
+        Field(min_length=1, max_length=120, description="The name printed; default: the practice's name."),
+    ] = None
+    color: Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$", description="Heading colour, #RRGGBB.")] = (
+        "#1F4E79"
+    )
+
+
+class Statements(_Part):
+    """Patient statements, payment plans and the practice's small-balance and collections rules."""
+
+    automatic: Annotated[
+        bool, Field(description="The worker starts each cycle's statement run itself (else: the route).")
+    ] = False
+    cycle_days: Annotated[
+        int, Field(ge=7, le=92, strict=True, description="Days between statement runs (one run per cycle).")
+    ] = 30
+    minimum_balance_cents: Annotated[
+        int, Field(ge=0, strict=True, description="A balance under this gets no statement.")
+    ] = 500
+    small_balance_write_off_cents: Annotated[
+        int,
+        Field(
+            ge=0,
+            strict=True,
+            description="A positive balance at or under this is written off by the statement run (0: never).",
+        ),
+    ] = 0
+    collections_after_days: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=3650,
+            strict=True,
+            description="Balances older than this flag the account for collections.",
+        ),
+    ] = 120
+    installment_grace_days: Annotated[
+        int, Field(ge=0, le=60, strict=True, description="Days after its due date an installment is missed.")
+    ] = 10
+    missed_installments_to_default: Annotated[
+        int, Field(ge=1, le=12, strict=True, description="Missed installments that default a payment plan.")
+    ] = 2
+    pay_url: Annotated[
+        str | None, Field(pattern=r"^https://[^\s]{1,300}$", description="Where patients pay online.")
+    ] = None
+    pay_phone: Annotated[
+        str | None, Field(pattern=r"^[0-9]{10}$", description="The billing office's phone, ten digits.")
+    ] = None
+    pay_text: Annotated[
+        str | None,
+        Field(min_length=1, max_length=500, description="How to pay, as printed (mail, hours...)."),
+    ] = None
+    branding: Branding = Branding()
+
+    @model_validator(mode="after")
+    def _write_off_under_minimum(self) -> Statements:
+        if (
+            self.small_balance_write_off_cents
+            and self.small_balance_write_off_cents >= self.minimum_balance_cents
+        ):
+            raise ValueError("small_balance_write_off_cents must be under minimum_balance_cents")
+        return self
+
+
 class TenantManifest(_Part):
     """Declarative description of one client practice. No secrets and no PHI: the TIN is a reference to the
     operator's vault, never the number."""
@@ -189,6 +258,11 @@ class TenantManifest(_Part):
             description="Charges per code (and modifier); a CSV loaded later (rcm coding fees) adds to it."
         ),
     ] = ()
+
+    statements: Annotated[
+        Statements,
+        Field(description="Patient statements, payment plans, small-balance write-off and collections."),
+    ] = Statements()
 
     scrub_rules: Annotated[
         tuple[ScrubRule, ...],

@@ -24,6 +24,7 @@ TASK_MODULES: tuple[str, ...] = (
     "rcm.claims.submit_tasks",
     "rcm.claims.status_jobs",
     "rcm.webhooks.tasks",
+    "rcm.patient_billing.tasks",
 )
 
 __all__ = [

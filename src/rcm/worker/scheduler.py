@@ -39,6 +39,7 @@ PERIODIC_JOB_MODULES: tuple[str, ...] = (
     "rcm.claims.jobs",
     "rcm.claims.status_jobs",
     "rcm.webhooks.tasks",
+    "rcm.patient_billing.tasks",
 )
 
 
