@@ -17,8 +17,9 @@ from rcm.claims.applying import Applying, Outcome
 from rcm.claims.batches import build_batches
 from rcm.claims.rendering import render_batch
 from rcm.claims.repository import ClaimRepository
-from rcm.claims.schemas import VoidClaim
+from rcm.claims.schemas import ReplaceClaim, VoidClaim
 from rcm.claims.secondary import after_adjudication
+from rcm.claims.service import replace as replace_claim
 from rcm.claims.service import void as void_claim
 from rcm.claims.states import Cause, ClaimState
 from rcm.interchanges import service as files
@@ -27,7 +28,7 @@ from rcm.kit.secrets import SecretResolver
 from rcm.tenancy.models import Tenant
 from rcm.x12.claims837_read import read_batch
 from rcm.x12.remittance_model import Adjustment, Claim, Person, Remittance, ServiceLine
-from tests.claims.conftest import Claims, practice_scope, rows
+from tests.claims.conftest import DEMO_CODED, Claims, practice_scope, rows
 from tests.claims.test_institutional import institutional_payload
 from tests.encounters.test_parties import SUBSCRIBER, dependent_payload
 from tests.support import Api, encounter_payload
@@ -453,4 +454,30 @@ async def test_a_void_of_the_secondary_gives_the_patients_share_back(
     if held:
         assert void.id != secondary.id
         assert (await _ledger(cob, void.id))["entries"] == []
+    await _every_posting_balances(owner_engine)
+
+
+async def test_a_replacement_of_the_secondary_takes_the_patients_share_over_and_bills_no_charges(
+    clean_intake: Api, clean_practice: Tenant, claims: Claims, owner_engine: AsyncEngine
+) -> None:
+    # A practice whose encounters pass the scrubber (a replacement is scrubbed), enrolled with one payer only:
+    # the secondary coverage is with it too, so the secondary is ready and can be accepted.
+    cob = Cob(claims, clean_practice, clean_intake)
+    primary_id, pcn, patient_id = await cob.primary(**DEMO_CODED)
+    await cob.cover(patient_id, "DEMO-MCR", "secondary")
+    await cob.apply(_clp(pcn, "1", (_line(1, "99213", 12500, 8500, PR2_30, PR1_10),), "MCR-ICN-R"))
+    [secondary] = await _following(owner_engine, primary_id)
+    await cob.claims.walk(cob.tenant, secondary.id, S.SUBMITTED, S.ACCEPTED, icn="MCR-ICN-R2")
+    assert await _balances(cob, secondary.id) == (4000, 0)
+
+    async with cob.scope() as scope:
+        replacement = await replace_claim(
+            scope, secondary.id, ReplaceClaim(reason="corrected modifier"), secrets=SecretResolver()
+        )
+    assert await _balances(cob, secondary.id) == (0, 0)
+    assert await _balances(cob, replacement.id) == (4000, 0)
+    entries = (await _ledger(cob, replacement.id))["entries"]
+    assert [e["source"] for e in entries] == ["coordination_of_benefits"]  # no charges billed again
+    assert await _balances(cob, primary_id) == (0, 0)
+    assert await _patient_owes(cob, patient_id) == 0
     await _every_posting_balances(owner_engine)
