@@ -17,7 +17,10 @@ from rcm.claims.applying import Applying, Outcome
 from rcm.claims.batches import build_batches
 from rcm.claims.rendering import render_batch
 from rcm.claims.repository import ClaimRepository
+from rcm.claims.schemas import ReplaceClaim, VoidClaim
 from rcm.claims.secondary import after_adjudication
+from rcm.claims.service import replace as replace_claim
+from rcm.claims.service import void as void_claim
 from rcm.claims.states import Cause, ClaimState
 from rcm.interchanges import service as files
 from rcm.interchanges.models import Direction
@@ -25,7 +28,7 @@ from rcm.kit.secrets import SecretResolver
 from rcm.tenancy.models import Tenant
 from rcm.x12.claims837_read import read_batch
 from rcm.x12.remittance_model import Adjustment, Claim, Person, Remittance, ServiceLine
-from tests.claims.conftest import Claims, practice_scope, rows
+from tests.claims.conftest import DEMO_CODED, Claims, practice_scope, rows
 from tests.claims.test_institutional import institutional_payload
 from tests.encounters.test_parties import SUBSCRIBER, dependent_payload
 from tests.support import Api, encounter_payload
@@ -312,3 +315,169 @@ async def test_an_institutional_secondary_renders_as_an_837i_with_the_primarys_a
     ]
     assert claim.patient_control_number == secondary.patient_control_number
     assert [a.paid for line in claim.lines for a in line.adjudications] == [9000]
+
+
+# --- the ledger: the patient's share the secondary bills moves off the patient, and back on a void
+
+PR2_30 = Adjustment(group="PR", reason="2", amount=3000)
+PR1_10 = Adjustment(group="PR", reason="1", amount=1000)
+
+
+def _primary_leaving_40(pcn: str) -> Claim:
+    """Paid 130.00, 50.00 written off (CO), 40.00 left to the patient (30.00 coinsurance, 10.00
+    deductible)."""
+    return _clp(
+        pcn,
+        "1",
+        (
+            _line(1, "99214", 18500, 12000, CO45, PR2_30),
+            _line(2, "36415", 1500, 0, CO97),
+            _line(3, "81002", 2000, 1000, PR1_10),
+        ),
+        "MCR-ICN-40",
+    )
+
+
+def _prior(amount: int) -> Adjustment:
+    return Adjustment(group="OA", reason="23", amount=amount)  # the primary's part, as the secondary says
+
+
+def _secondary_paying_30(pcn: str) -> Claim:
+    """The secondary pays 30.00 of the 40.00 and leaves 10.00 (deductible) to the patient."""
+    return _clp(
+        pcn,
+        "1",
+        (
+            _line(1, "99214", 18500, 3000, _prior(15500)),
+            _line(2, "36415", 1500, 0, _prior(1500)),
+            _line(3, "81002", 2000, 0, _prior(1000), PR1_10),
+        ),
+        "BCX-ICN-30",
+    )
+
+
+async def _ledger(cob: Cob, claim_id: uuid.UUID) -> dict[str, Any]:
+    ledger: dict[str, Any] = (await cob.api.get(f"/claims/{claim_id}/ledger")).json()
+    receivable = ledger["receivable_accounts"]
+    for account, key in (("insurance_receivable", "insurance"), ("patient_receivable", "patient")):
+        assert ledger[f"{key}_balance_cents"] == sum(
+            e["amount_cents"] for e in ledger["entries"] if e["account"] == account
+        )
+    assert ledger["balance_cents"] == sum(
+        e["amount_cents"] for e in ledger["entries"] if e["account"] in receivable
+    )
+    return ledger
+
+
+async def _balances(cob: Cob, claim_id: uuid.UUID) -> tuple[int, int]:
+    ledger = await _ledger(cob, claim_id)
+    return ledger["insurance_balance_cents"], ledger["patient_balance_cents"]
+
+
+async def _patient_owes(cob: Cob, patient_id: str) -> int:
+    found = await cob.api.get(f"/patients/{patient_id}/balance")
+    assert found.status_code == 200, found.text
+    cents: int = found.json()["balance_cents"]
+    return cents
+
+
+async def _every_posting_balances(owner_engine: AsyncEngine) -> None:
+    off = await rows(
+        owner_engine,
+        "SELECT posting_id FROM rcm.ledger_entry GROUP BY posting_id HAVING sum(amount_cents) <> 0",
+    )
+    assert off == []
+
+
+async def test_the_secondary_takes_over_the_patients_share_and_its_835_leaves_the_patient_its_own(
+    cob: Cob, owner_engine: AsyncEngine
+) -> None:
+    primary_id, pcn, patient_id = await cob.primary(**CHARGES)
+    await cob.cover(patient_id, "DEMO-BCX", "secondary")
+    assert (await cob.apply(_primary_leaving_40(pcn))).next_payer_claims == 1
+    [secondary] = await _following(owner_engine, primary_id)
+
+    # The 40.00 the primary's 835 left to the patient is the secondary payer's now: moved, not copied.
+    assert await _balances(cob, primary_id) == (0, 0)
+    assert await _balances(cob, secondary.id) == (4000, 0)
+    assert await _patient_owes(cob, patient_id) == 0
+    moved = [
+        e for e in (await _ledger(cob, primary_id))["entries"] if e["source"] == "coordination_of_benefits"
+    ]
+    assert [(e["account"], e["amount_cents"]) for e in moved] == [("patient_receivable", -4000)]
+    [transfer] = (await _ledger(cob, secondary.id))["entries"]
+    assert (transfer["source"], transfer["account"], transfer["amount_cents"]) == (
+        "coordination_of_benefits",
+        "insurance_receivable",
+        4000,
+    )
+    assert transfer["posting_id"] == moved[0]["posting_id"]  # one posting, an entry on each claim
+
+    # The secondary's 835: 30.00 paid, 10.00 to the patient, the rest the primary's (OA 23, not posted again).
+    await cob.claims.walk(cob.tenant, secondary.id, S.SUBMITTED)
+    await cob.apply(_secondary_paying_30(secondary.patient_control_number), control=2)
+    assert await _balances(cob, secondary.id) == (0, 1000)
+    assert await _balances(cob, primary_id) == (0, 0)
+    assert await _patient_owes(cob, patient_id) == 1000  # the secondary's PR only, nothing counted twice
+    await _every_posting_balances(owner_engine)
+    [totals] = await rows(
+        owner_engine,
+        "SELECT sum(e.amount_cents) FILTER (WHERE e.account = 'patient_receivable') AS patient,"
+        " sum(e.amount_cents) FILTER (WHERE e.account = 'insurance_receivable') AS insurance,"
+        " sum(e.amount_cents) FILTER (WHERE e.account = 'payments') AS paid"
+        " FROM rcm.ledger_entry e JOIN rcm.claim c ON c.tenant_id = e.tenant_id AND c.id = e.claim_id"
+        " WHERE c.patient_id = :p",
+        p=uuid.UUID(patient_id),
+    )
+    assert (totals.patient, totals.insurance, totals.paid) == (1000, 0, 16000)
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["in_place", "frequency_8"])
+async def test_a_void_of_the_secondary_gives_the_patients_share_back(
+    cob: Cob, owner_engine: AsyncEngine, held: bool
+) -> None:
+    primary_id, pcn, patient_id = await cob.primary(**CHARGES)
+    await cob.cover(patient_id, "DEMO-BCX", "secondary")
+    await cob.apply(_primary_leaving_40(pcn))
+    [secondary] = await _following(owner_engine, primary_id)
+    assert await _patient_owes(cob, patient_id) == 0
+    if held:  # the payer holds it: voided by a frequency-8 claim, which bills nothing
+        await cob.claims.walk(cob.tenant, secondary.id, S.SUBMITTED, S.ACCEPTED, icn="BCX-ICN-V")
+
+    async with cob.scope() as scope:
+        void = await void_claim(scope, secondary.id, VoidClaim(reason="the patient had no secondary"))
+    assert await _balances(cob, secondary.id) == (0, 0)
+    assert await _balances(cob, primary_id) == (0, 4000)
+    assert await _patient_owes(cob, patient_id) == 4000
+    sources = [e["source"] for e in (await _ledger(cob, secondary.id))["entries"]]
+    assert sources == ["coordination_of_benefits", "coordination_reversed"]
+    if held:
+        assert void.id != secondary.id
+        assert (await _ledger(cob, void.id))["entries"] == []
+    await _every_posting_balances(owner_engine)
+
+
+async def test_a_replacement_of_the_secondary_takes_the_patients_share_over_and_bills_no_charges(
+    clean_intake: Api, clean_practice: Tenant, claims: Claims, owner_engine: AsyncEngine
+) -> None:
+    # A practice whose encounters pass the scrubber (a replacement is scrubbed), enrolled with one payer only:
+    # the secondary coverage is with it too, so the secondary is ready and can be accepted.
+    cob = Cob(claims, clean_practice, clean_intake)
+    primary_id, pcn, patient_id = await cob.primary(**DEMO_CODED)
+    await cob.cover(patient_id, "DEMO-MCR", "secondary")
+    await cob.apply(_clp(pcn, "1", (_line(1, "99213", 12500, 8500, PR2_30, PR1_10),), "MCR-ICN-R"))
+    [secondary] = await _following(owner_engine, primary_id)
+    await cob.claims.walk(cob.tenant, secondary.id, S.SUBMITTED, S.ACCEPTED, icn="MCR-ICN-R2")
+    assert await _balances(cob, secondary.id) == (4000, 0)
+
+    async with cob.scope() as scope:
+        replacement = await replace_claim(
+            scope, secondary.id, ReplaceClaim(reason="corrected modifier"), secrets=SecretResolver()
+        )
+    assert await _balances(cob, secondary.id) == (0, 0)
+    assert await _balances(cob, replacement.id) == (4000, 0)
+    entries = (await _ledger(cob, replacement.id))["entries"]
+    assert [e["source"] for e in entries] == ["coordination_of_benefits"]  # no charges billed again
+    assert await _balances(cob, primary_id) == (0, 0)
+    assert await _patient_owes(cob, patient_id) == 0
+    await _every_posting_balances(owner_engine)

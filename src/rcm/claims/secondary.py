@@ -12,6 +12,12 @@ says). It is ``ready`` when the practice is enrolled with its payer (else it wai
 built the same way when the secondary's 835 comes. Idempotent: one original claim per encounter and
 responsibility (``uq_claim_original``), so the same 835 applied again (or resent) builds nothing more.
 
+On the ledger, the new claim posts no charges (the primary's stand): in the same transaction the patient's
+share the 835 posted on the primary (its PR adjustments, what CLP05 says) moves off the patient's
+receivable onto the new claim's insurance receivable (``coordination_of_benefits``), and the next payer's 835
+clears it (its CARC 23 adjustments, the prior payer's part, are not posted again); a void or replacement of
+the new claim gives it back (``coordination_reversed``), a replacement taking it over again.
+
 A crossover (CLP02 19, 20, 21: processed as primary/secondary/tertiary AND forwarded by the payer to the
 next payer) builds nothing: the next payer already has the claim. The primary records an event saying so.
 
@@ -39,6 +45,7 @@ from rcm.claims.parties import Parties, claim_parties
 from rcm.claims.repository import ClaimRepository
 from rcm.claims.secondary_repository import ClaimAdjudicationRepository
 from rcm.claims.states import ADJUDICATED, Cause, Frequency, Responsibility
+from rcm.ledger import service as ledger
 from rcm.patients.models import Coverage
 from rcm.payers.repository import directory_payers
 from rcm.tenancy.scope import TenantScope
@@ -158,6 +165,8 @@ async def _build(
     await scope.repo(ClaimAdjudicationRepository).keep(
         adjudication_of(primary, paid, lines, x12_file_id=work.file_id, adjudicated_on=adjudicated_on)
     )
+    # The patient's share the primary's 835 left is now billed to this payer: off the patient, onto it.
+    await ledger.take_over_patient_share(scope, primary, claim, paid)
     pcn = primary.patient_control_number
     reason = f"{responsibility.value} claim after the 835 of {pcn} (CLP02 {paid.status})"
     await claims.log_created(claim, cause=Cause.REMITTANCE, actor=None, reason=reason)

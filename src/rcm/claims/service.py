@@ -252,12 +252,16 @@ async def _follow_up_claim(
     repo = scope.repo(ClaimRepository)
     await repo.insert_new(claim, lines)
     await repo.log_created(claim, cause=Cause.BILLER, actor=scope.principal.subject, reason=reason)
-    # The original's charges reversed; a replacement bills its own (a void claim bills nothing).
+    # The original's charges reversed; a replacement bills its own (a void claim bills nothing). A next
+    # payer's claim bills no charges but the prior claim's patient share: given back, a replacement's again.
     voided = frequency is Frequency.VOID
     await ledger.reverse_charges(
         scope, original.id, LedgerSource.CLAIM_VOIDED if voided else LedgerSource.CLAIM_REPLACED
     )
-    if not voided:
+    standing = await ledger.give_back_patient_share(scope, original.id)
+    if not voided and original.primary_claim_id is not None:
+        await ledger.take_over_standing(scope, claim.id, standing)
+    elif not voided:
         await ledger.post_charges(scope, claim, lines)
     claim = await make_ready(scope, claim, cause=Cause.BILLER, now=now)
     scope.audit(
@@ -318,6 +322,7 @@ async def void(scope: TenantScope, claim_id: uuid.UUID, data: schemas.VoidClaim)
             )
         voided = await move(scope, original.id, ClaimState.VOIDED, cause=Cause.BILLER, reason=data.reason)
         await ledger.reverse_charges(scope, original.id, LedgerSource.CLAIM_VOIDED)
+        await ledger.give_back_patient_share(scope, original.id)
         await _worked(scope, original.id)
         return await _full(scope, voided)
     _held_number(original, "voided")

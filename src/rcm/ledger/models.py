@@ -42,6 +42,10 @@ class Source(enum.StrEnum):
     PATIENT_PAYMENT = "patient_payment"
     PATIENT_REFUND = "patient_refund"
     SMALL_BALANCE_WRITE_OFF = "small_balance_write_off"  # the practice's manifest rule, by a statement run
+    # Coordination of benefits (migration 0037_cob_transfer): a secondary or tertiary claim built from the
+    # previous payer's 835 takes over the patient's share it bills; a void or replacement gives it back.
+    COORDINATION_OF_BENEFITS = "coordination_of_benefits"
+    COORDINATION_REVERSED = "coordination_reversed"
 
 
 class Account(enum.StrEnum):

@@ -9,6 +9,13 @@ reversal (CLP02 22) carries negative amounts, so the same rules post it as negat
 claim of the practice posts its payment to ``unapplied``. A PLB adjustment (positive: money withheld) moves
 out of payments to provider adjustments, or to interest for reason L6 (a negative amount: money added).
 
+Coordination of benefits: a secondary (or tertiary) claim bills the next payer for what the previous payer's
+835 left to the patient, so when it is built that amount moves off the previous claim's patient receivable
+onto the new claim's insurance receivable (one posting, an entry on each claim); a void or replacement of the
+new claim moves what still stands back. The next payer's 835 then clears the new claim as any 835 does,
+except its CARC 23 adjustments ("the impact of prior payer(s) adjudication"): that part of the claim was
+settled on the previous claim's ledger, and is not posted twice.
+
 A transaction set is posted only when it balances: BPR02 = Σ CLP04 - Σ PLB, and per claim CLP03 - CLP04 =
 Σ CAS; else ``hold_reason`` says why, and nothing of the set is posted.
 """
@@ -31,6 +38,7 @@ from rcm.x12.remittance_model import (
 
 PATIENT_GROUP = "PR"
 INTEREST_REASON = "L6"
+PRIOR_PAYER_REASON = "23"  # CARC 23: the impact of prior payer(s) adjudication (payments and adjustments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,40 @@ def reversed_charges(claim_id: uuid.UUID, charged: dict[int | None, int], source
     return draft
 
 
+# -- coordination of benefits
+
+
+def coordination(prior_claim_id: uuid.UUID, claim_id: uuid.UUID, amount: int) -> Draft:
+    """The patient's share ``amount`` on the prior payer's claim, now billed to the next payer on
+    ``claim_id``: off the patient's receivable (on the prior claim), onto the insurance receivable (on the
+    new claim)."""
+    draft = Draft(Source.COORDINATION_OF_BENEFITS, claim_id)
+    if amount:
+        draft.entries += [
+            Entry(Account.INSURANCE_RECEIVABLE, amount, claim_id, group=PATIENT_GROUP, segment="CLP"),
+            Entry(Account.PATIENT_RECEIVABLE, -amount, prior_claim_id, group=PATIENT_GROUP, segment="CLP"),
+        ]
+    return draft
+
+
+def reversed_coordination(claim_id: uuid.UUID, standing: dict[uuid.UUID, int]) -> Draft:
+    """What the claim still holds of each prior claim's patient share (``standing``), given back to it."""
+    draft = Draft(Source.COORDINATION_REVERSED, claim_id)
+    for prior_claim_id, amount in sorted(standing.items(), key=lambda kv: str(kv[0])):
+        if amount:
+            draft.entries += [
+                Entry(Account.PATIENT_RECEIVABLE, amount, prior_claim_id, group=PATIENT_GROUP, segment="CLP"),
+                Entry(Account.INSURANCE_RECEIVABLE, -amount, claim_id, group=PATIENT_GROUP, segment="CLP"),
+            ]
+    return draft
+
+
+def patient_share(claim: Claim) -> int:
+    """What an 835 CLP posts to the patient's receivable: its PR adjustments, claim and lines."""
+    every = [*claim.adjustments, *(a for line in claim.lines for a in line.adjustments)]
+    return sum(a.amount for a in every if a.group == PATIENT_GROUP)
+
+
 # -- 835
 
 
@@ -137,10 +179,17 @@ def hold_reason(
 
 
 def claim_payment(
-    claim: Claim, ordinal: int, claim_id: uuid.UUID | None, line_numbers: Sequence[int | None]
+    claim: Claim,
+    ordinal: int,
+    claim_id: uuid.UUID | None,
+    line_numbers: Sequence[int | None],
+    *,
+    after_prior_payer: bool = False,
 ) -> Draft:
     """One CLP (the ``ordinal``-th of its set): ``line_numbers`` are the claim's line matching each SVC
-    (None when not matched). Unmatched claims post their payment as unapplied."""
+    (None when not matched). Unmatched claims post their payment as unapplied. On a claim billed after a
+    prior payer (``after_prior_payer``), CARC 23 adjustments are the prior payer's part, posted on its own
+    claim already: left out."""
     draft = Draft(Source.REMITTANCE_CLAIM, claim_id)
     remarks = claim.remarks + claim.inpatient_remarks
     if claim_id is None:
@@ -155,10 +204,12 @@ def claim_payment(
         position=ordinal,
     )
     for adjustment in claim.adjustments:
-        _adjust(draft, adjustment, None, remarks, ordinal)
+        if not (after_prior_payer and adjustment.reason == PRIOR_PAYER_REASON):
+            _adjust(draft, adjustment, None, remarks, ordinal)
     for line, line_number in zip(claim.lines, line_numbers, strict=True):
         for adjustment in line.adjustments:
-            _adjust(draft, adjustment, line_number, line.remarks, ordinal)
+            if not (after_prior_payer and adjustment.reason == PRIOR_PAYER_REASON):
+                _adjust(draft, adjustment, line_number, line.remarks, ordinal)
     return draft
 
 

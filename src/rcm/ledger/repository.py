@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from rcm.claims.models import ClaimLine
 from rcm.kit.models import utcnow
 from rcm.kit.repository import TenantScopedRepository
-from rcm.ledger.models import Account, LedgerEntry, LedgerPosting, Remittance, RemittanceState
+from rcm.ledger.models import Account, LedgerEntry, LedgerPosting, Remittance, RemittanceState, Source
 from rcm.ledger.posting import BilledLine, Draft
 
 _REMITTANCE = cast(Table, Remittance.__table__)
@@ -92,6 +92,30 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
             .group_by(LedgerEntry.line_number)
         )
         return {line: int(total) for line, total in await self._rows(stmt) if total}
+
+    async def coordinated(self, claim_id: uuid.UUID) -> dict[uuid.UUID, int]:
+        """What the claim still holds of each prior claim's patient share (its coordination postings, less
+        their reversals), per prior claim, as positive sums."""
+        mine = select(LedgerEntry.posting_id).where(
+            self.tenant_filter(LedgerEntry.tenant_id), LedgerEntry.claim_id == claim_id
+        )
+        stmt = (
+            select(LedgerEntry.claim_id, -func.sum(LedgerEntry.amount_cents))
+            .join(
+                LedgerPosting,
+                (LedgerPosting.tenant_id == LedgerEntry.tenant_id)
+                & (LedgerPosting.id == LedgerEntry.posting_id),
+            )
+            .where(
+                self.tenant_filter(LedgerEntry.tenant_id),
+                LedgerEntry.posting_id.in_(mine),  # by ix_ledger_entry_claim_id, then the postings' index
+                LedgerPosting.claim_id == claim_id,
+                LedgerPosting.source.in_([Source.COORDINATION_OF_BENEFITS, Source.COORDINATION_REVERSED]),
+                LedgerEntry.account == Account.PATIENT_RECEIVABLE,
+            )
+            .group_by(LedgerEntry.claim_id)
+        )
+        return {prior: int(total) for prior, total in await self._rows(stmt) if prior is not None and total}
 
     async def of_claim(self, claim_id: uuid.UUID) -> list[tuple[LedgerEntry, LedgerPosting]]:
         """Every entry on the claim with its posting, oldest first."""

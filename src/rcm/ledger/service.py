@@ -1,5 +1,6 @@
 """Posting to the ledger, in the caller's transaction: a claim's charges when it is built, their reversal
-when it is voided or replaced, and an 835 transaction set (``receive`` then ``post_remittance``); and a
+when it is voided or replaced, the patient's share a next payer's claim takes over (and gives back when
+voided or replaced), and an 835 transaction set (``receive`` then ``post_remittance``); and a
 claim's ledger as the routes show it, its balance the sum of its receivable entries."""
 
 from __future__ import annotations
@@ -33,6 +34,28 @@ async def reverse_charges(scope: TenantScope, claim_id: uuid.UUID, source: Sourc
     repo = scope.repo(LedgerRepository)
     draft = posting.reversed_charges(claim_id, await repo.charged(claim_id), source)
     await repo.post([draft], actor=scope.principal.subject)
+
+
+async def take_over_patient_share(scope: TenantScope, prior: OurClaim, claim: OurClaim, paid: Claim) -> None:
+    """``claim`` (a secondary or tertiary) was just built from ``prior``'s 835 CLP ``paid``: the patient's
+    share that 835 posted on ``prior`` is now the next payer's to pay, on ``claim``."""
+    draft = posting.coordination(prior.id, claim.id, posting.patient_share(paid))
+    await scope.repo(LedgerRepository).post([draft], actor=scope.principal.subject)
+
+
+async def give_back_patient_share(scope: TenantScope, claim_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """The claim is voided or replaced: the prior claims' patient shares it still holds go back to them.
+    Returns what it gave back, per prior claim (a replacement takes it over again: ``take_over_standing``)."""
+    repo = scope.repo(LedgerRepository)
+    standing = await repo.coordinated(claim_id)
+    await repo.post([posting.reversed_coordination(claim_id, standing)], actor=scope.principal.subject)
+    return standing
+
+
+async def take_over_standing(scope: TenantScope, claim_id: uuid.UUID, standing: dict[uuid.UUID, int]) -> None:
+    """A replacement takes over the prior claims' patient shares its original gave back."""
+    drafts = [posting.coordination(prior_id, claim_id, amount) for prior_id, amount in standing.items()]
+    await scope.repo(LedgerRepository).post(drafts, actor=scope.principal.subject)
 
 
 # -- 835
@@ -113,7 +136,8 @@ async def post_remittance(
             continue
         applied += paid.paid
         lines = posting.match_lines(paid.lines, billed.get(claim.id, []))
-        drafts.append(posting.claim_payment(paid, ordinal, claim.id, lines))
+        after_prior = claim.primary_claim_id is not None
+        drafts.append(posting.claim_payment(paid, ordinal, claim.id, lines, after_prior_payer=after_prior))
     drafts.extend(posting.provider_adjustments(adjustments))
     await repo.post(drafts, remittance_id=received.remittance_id)
     return Posted(applied, unapplied, sum(a.amount for a in adjustments))
