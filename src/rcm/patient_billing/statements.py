@@ -236,8 +236,7 @@ async def run_statements_list(scope: TenantScope, run_id: uuid.UUID) -> list[sch
 
 async def patient_statements(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.PatientStatement]:
     """A patient's statements and write-offs, oldest first (404 for a patient not the practice's)."""
-    if await scope.repo(PatientRepository).get(patient_id) is None:
-        raise NotFound
+    await service.check_patient(scope, patient_id)
     rows = await scope.repo(PatientBillingRepository).statements_of_patient(patient_id)
     scope.audit(
         "statement.list",
