@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rcm.audit.events import Action, request_info_from
 from rcm.blobs.store import BlobStore
 from rcm.crypto.keyring import KeyStore
-from rcm.identity.principal import Principal, PrincipalKind, system_principal
+from rcm.identity.principal import Principal, submitted_columns, submitter, system_principal
 from rcm.kit.errors import FieldError, InvalidInput, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.kit.tenant import TenantId
@@ -126,10 +126,7 @@ async def start_run(
         collections=0,
         plans_defaulted=0,
         cursor_patient=None,
-        submitted_by_kind=scope.principal.kind.value,
-        submitted_by=scope.principal.subject,
-        submitted_client_id=scope.principal.client_id,
-        submitted_user_id=scope.principal.user_id,
+        **submitted_columns(scope.principal),
         failure=None,
     )
     if not await repo.open_run(row):
@@ -273,18 +270,8 @@ _SYSTEM = system_principal(JOB_NAME)
 
 
 def run_principal(run: StatementRun) -> Principal:
-    """Who asked for the run, as its audit events name them (no roles or scopes: the job does only what
-    the request asked, and the request was authorised then)."""
-    return Principal(
-        kind=PrincipalKind(run.submitted_by_kind),
-        subject=run.submitted_by,
-        roles=frozenset(),
-        scopes=frozenset(),
-        token_id=f"statement_run:{run.id}",
-        client_id=run.submitted_client_id,
-        user_id=run.submitted_user_id,
-        home_tenant=TenantId(run.tenant_id),
-    )
+    """Who asked for the run, as its audit events name them."""
+    return submitter(run, token_id=f"statement_run:{run.id}")
 
 
 async def run_job(
