@@ -128,19 +128,14 @@ class AppealController(Controller):
     ) -> Response[bytes]:
         check_key(idempotency_key)
         await service.check_appeal(tenant, appeal_id)  # not yours is 404 before the upload is read
-        store = BlobStore.from_settings(state.settings)
 
-        async def attach(blob_id: uuid.UUID, kind: documents.DocumentType) -> tuple[int, schemas.Attachment]:
+        async def attach(
+            store: BlobStore, blob_id: uuid.UUID, kind: documents.DocumentType
+        ) -> tuple[int, schemas.Attachment]:
             return await service.attach(tenant, store, appeal_id, blob_id=blob_id, kind=kind)
 
         return await documents.upload_once(
-            tenant,
-            request,
-            store,
-            key=idempotency_key,
-            max_bytes=state.settings.document_max_bytes,
-            resource_type=service.APPEAL,
-            attach=attach,
+            tenant, request, state.settings, key=idempotency_key, resource_type=service.APPEAL, attach=attach
         )
 
     @post(

@@ -46,17 +46,17 @@ class EncounterChangeController(Controller):
         check_key(idempotency_key)
         # Not yours is 404 whatever the body, and before the upload is read.
         await documents.check_encounter(tenant, encounter_id)
-        store = BlobStore.from_settings(state.settings)
 
-        async def attach(blob_id: uuid.UUID, kind: documents.DocumentType) -> tuple[int, documents.Document]:
+        async def attach(
+            store: BlobStore, blob_id: uuid.UUID, kind: documents.DocumentType
+        ) -> tuple[int, documents.Document]:
             return await documents.attach(tenant, store, encounter_id, blob_id=blob_id, kind=kind)
 
         return await documents.upload_once(
             tenant,
             request,
-            store,
+            state.settings,
             key=idempotency_key,
-            max_bytes=state.settings.document_max_bytes,
             resource_type=documents.DOCUMENT,
             attach=attach,
         )
