@@ -154,6 +154,20 @@ async def check_encounter(scope: TenantScope, encounter_id: uuid.UUID) -> uuid.U
     return row.patient_id
 
 
+async def stored_file(
+    scope: TenantScope, store: BlobStore, blob_id: uuid.UUID, kind: DocumentType
+) -> dict[str, Any]:
+    """The columns an uploaded file's row keeps of its blob (an encounter's document, an appeal's
+    attachment): which blob, its type, size and SHA-256. No file name: a name is PHI, and nothing needs it."""
+    ref = await store.ref(scope, blob_id)
+    return {
+        "blob_id": blob_id,
+        "content_type": kind.value,
+        "size": ref.size,
+        "sha256": bytes.fromhex(ref.sha256),
+    }
+
+
 async def attach(
     scope: TenantScope,
     store: BlobStore,
@@ -163,14 +177,8 @@ async def attach(
     kind: DocumentType,
 ) -> tuple[int, Document]:
     patient_id = await check_encounter(scope, encounter_id)
-    ref = await store.ref(scope, blob_id)
     row = EncounterDocument(
-        id=uuid.uuid4(),
-        encounter_id=encounter_id,
-        blob_id=blob_id,
-        content_type=kind.value,
-        size=ref.size,
-        sha256=bytes.fromhex(ref.sha256),
+        id=uuid.uuid4(), encounter_id=encounter_id, **await stored_file(scope, store, blob_id, kind)
     )
     await scope.repo(EncounterDocumentRepository).insert(row)
     scope.audit(
