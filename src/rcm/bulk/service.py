@@ -44,7 +44,7 @@ from rcm.encounters import service as encounters
 from rcm.encounters.schemas import EncounterCreate
 from rcm.fhir import service as fhir
 from rcm.fhir.outcome import FhirRejected
-from rcm.identity.principal import Principal, PrincipalKind
+from rcm.identity.principal import Principal, PrincipalKind, submitted_columns, submitter
 from rcm.kit.collector import larger_young_generation
 from rcm.kit.errors import FieldError, InvalidInput, NotFound, RCMError, UnsupportedMediaType
 from rcm.kit.pagination import Page
@@ -130,10 +130,7 @@ async def submit(
         accepted=0,
         rejected=0,
         cursor_line=0,
-        submitted_by_kind=principal.kind.value,
-        submitted_by=principal.subject,
-        submitted_client_id=principal.client_id,
-        submitted_user_id=principal.user_id,
+        **submitted_columns(principal),
     )
     await repo.insert(job)
     scope.audit("bulk_intake.create", Action.CREATE, resource_type=BULK_INTAKE, resource_ids=[job.id])
@@ -209,18 +206,8 @@ async def ingest_bundle(scope: TenantScope, bundle: dict[str, Any]) -> list[uuid
 
 
 def job_principal(job: BulkIntake) -> Principal:
-    """The submitter, as the job's audit events name them (no roles or scopes: the job does only what the
-    submitter's request asked, and the request was authorised then)."""
-    return Principal(
-        kind=PrincipalKind(job.submitted_by_kind),
-        subject=job.submitted_by,
-        roles=frozenset(),
-        scopes=frozenset(),
-        token_id=f"bulk:{job.id}",
-        client_id=job.submitted_client_id,
-        user_id=job.submitted_user_id,
-        home_tenant=TenantId(job.tenant_id),
-    )
+    """The submitter, as the job's audit events name them."""
+    return submitter(job, token_id=f"bulk:{job.id}")
 
 
 @dataclass(frozen=True, slots=True)

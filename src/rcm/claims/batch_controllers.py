@@ -15,6 +15,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
+from rcm.blobs.download import attachment
 from rcm.blobs.store import BlobStore
 from rcm.claims import batch_views, schemas
 from rcm.claims.models import BatchStatus
@@ -103,11 +104,4 @@ class SubmissionBatchController(Controller):
 
 
 def _download(found: batch_views.Interchange) -> Response[bytes]:
-    return Response(
-        found.data,
-        media_type=batch_views.CONTENT_TYPE,
-        headers={
-            "Content-Disposition": f'attachment; filename="{found.filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return attachment(found.data, media_type=batch_views.CONTENT_TYPE, filename=found.filename)

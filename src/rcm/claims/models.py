@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.claims.states import Cause, ClaimState, Responsibility
 from rcm.encounters.models import Encounter  # noqa: F401 - the rcm.encounter table claims refer to
-from rcm.kit.models import Base, EnumText, TenantOwned, utcnow
+from rcm.kit.models import Base, EnumText, TenantOwned, enum_check, utcnow
 from rcm.patients.models import Coverage  # noqa: F401 - the rcm.coverage table claims refer to
 from rcm.tenancy.vocabulary import ClaimType
 
@@ -42,11 +42,6 @@ class BatchStatus(StrEnum):
     DEAD = "dead"  # a permanent error or retries exhausted: a billing-queue item lets a biller replay it
 
 
-def _in(column: str, values: type[StrEnum]) -> CheckConstraint:
-    listed = ", ".join(f"'{member.value}'" for member in values)
-    return CheckConstraint(f"{column} IN ({listed})", name=column)
-
-
 class SubmissionBatch(TenantOwned, Base):
     """Ready claims of ONE practice for one payer, under one interchange (ISA/GS/ST numbers recorded)."""
 
@@ -55,7 +50,7 @@ class SubmissionBatch(TenantOwned, Base):
         UniqueConstraint(
             "tenant_id", "sender_id", "interchange_control_number", name="uq_submission_batch_interchange"
         ),
-        _in("status", BatchStatus),
+        enum_check("status", BatchStatus),
         CheckConstraint("attempts >= 0", name="attempts"),
         # What the relay reads across practices: batches still to send, by when they are due.
         Index(
@@ -102,8 +97,8 @@ class Claim(TenantOwned, Base):
             ["rcm.submission_batch.tenant_id", "rcm.submission_batch.id"],
         ),
         UniqueConstraint("tenant_id", "patient_control_number"),
-        _in("state", ClaimState),
-        _in("responsibility", Responsibility),
+        enum_check("state", ClaimState),
+        enum_check("responsibility", Responsibility),
         CheckConstraint("frequency IN (1, 7, 8)", name="frequency"),
         CheckConstraint("patient_control_number ~ '^[A-Z0-9]{1,20}$'", name="patient_control_number"),
         CheckConstraint("(frequency = 1) = (original_claim_id IS NULL)", name="original"),
@@ -215,9 +210,9 @@ class ClaimEvent(TenantOwned, Base):
         ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
         # The X12 file (rcm.interchanges) whose acknowledgment, remittance or status answer made the move.
         ForeignKeyConstraint(["tenant_id", "x12_file_id"], ["rcm.x12_file.tenant_id", "rcm.x12_file.id"]),
-        _in("from_state", ClaimState),
-        _in("to_state", ClaimState),
-        _in("cause", Cause),
+        enum_check("from_state", ClaimState),
+        enum_check("to_state", ClaimState),
+        enum_check("cause", Cause),
         Index("ix_claim_event_claim", "tenant_id", "claim_id", "created_at"),
     )
 

@@ -18,6 +18,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from rcm.blobs.download import attachment
 from rcm.blobs.store import BlobStore
 from rcm.denials import schemas, service
 from rcm.denials.models import DenialStatus
@@ -107,15 +108,8 @@ class AppealController(Controller):
         self, tenant: NamedDependency[TenantScope], state: State, appeal_id: FromPath[uuid.UUID]
     ) -> Response[bytes]:
         data = await service.letter(tenant, BlobStore.from_settings(state.settings), appeal_id)
-        return Response(
-            data,
-            media_type=service.LETTER_TYPE,
-            headers={
-                # An opaque name: never the patient's.
-                "Content-Disposition": f'attachment; filename="appeal-{appeal_id}.pdf"',
-                "Cache-Control": "no-store",
-            },
-        )
+        # An opaque name: never the patient's.
+        return attachment(data, media_type=service.LETTER_TYPE, filename=f"appeal-{appeal_id}.pdf")
 
     @post(
         "/{appeal_id:uuid}/attachments",
@@ -134,19 +128,14 @@ class AppealController(Controller):
     ) -> Response[bytes]:
         check_key(idempotency_key)
         await service.check_appeal(tenant, appeal_id)  # not yours is 404 before the upload is read
-        store = BlobStore.from_settings(state.settings)
 
-        async def attach(blob_id: uuid.UUID, kind: documents.DocumentType) -> tuple[int, schemas.Attachment]:
+        async def attach(
+            store: BlobStore, blob_id: uuid.UUID, kind: documents.DocumentType
+        ) -> tuple[int, schemas.Attachment]:
             return await service.attach(tenant, store, appeal_id, blob_id=blob_id, kind=kind)
 
         return await documents.upload_once(
-            tenant,
-            request,
-            store,
-            key=idempotency_key,
-            max_bytes=state.settings.document_max_bytes,
-            resource_type=service.APPEAL,
-            attach=attach,
+            tenant, request, state.settings, key=idempotency_key, resource_type=service.APPEAL, attach=attach
         )
 
     @post(

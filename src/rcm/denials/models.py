@@ -30,7 +30,7 @@ from rcm.blobs.models import Blob  # noqa: F401 - the rcm.blob table letters and
 from rcm.claims.models import Claim  # noqa: F401 - the rcm.claim table denials and appeals refer to
 from rcm.denials.categories import DenialCategory
 from rcm.interchanges.models import X12File  # noqa: F401 - the rcm.x12_file table a denial came from
-from rcm.kit.models import Base, EnumText, TenantOwned, utcnow
+from rcm.kit.models import Base, EnumText, TenantOwned, enum_check, utcnow
 
 
 class DenialStatus(enum.StrEnum):
@@ -62,11 +62,6 @@ class AppealOutcome(enum.StrEnum):
     PARTIAL = "partial"
 
 
-def _in(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
-    listed = ", ".join(f"'{member.value}'" for member in values)
-    return CheckConstraint(f"{column} IN ({listed})", name=column)
-
-
 class AppealTemplate(TenantOwned, Base):
     """A practice's letter template (sandboxed Jinja text; no PHI: the claim's data fills it at render)."""
 
@@ -87,9 +82,9 @@ class Appeal(TenantOwned, Base):
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
         ForeignKeyConstraint(["tenant_id", "letter_blob_id"], ["rcm.blob.tenant_id", "rcm.blob.id"]),
-        _in("status", AppealStatus),
-        _in("submission_method", SubmissionMethod),
-        _in("outcome", AppealOutcome),
+        enum_check("status", AppealStatus),
+        enum_check("submission_method", SubmissionMethod),
+        enum_check("outcome", AppealOutcome),
         CheckConstraint("recovered_cents >= 0", name="recovered_cents"),
         CheckConstraint("(status = 'drafted') = (submitted_on IS NULL)", name="submitted"),
         CheckConstraint("(status = 'decided') = (outcome IS NOT NULL)", name="decided"),
@@ -140,8 +135,8 @@ class Denial(TenantOwned, Base):
         ForeignKeyConstraint(["tenant_id", "x12_file_id"], ["rcm.x12_file.tenant_id", "rcm.x12_file.id"]),
         ForeignKeyConstraint(["tenant_id", "appeal_id"], ["rcm.appeal.tenant_id", "rcm.appeal.id"]),
         ForeignKeyConstraint(["tenant_id", "replacement_claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
-        _in("category", DenialCategory),
-        _in("status", DenialStatus),
+        enum_check("category", DenialCategory),
+        enum_check("status", DenialStatus),
         CheckConstraint("group_code IN ('CO', 'OA', 'PI')", name="group_code"),
         CheckConstraint("denied_cents >= 0", name="denied_cents"),
         CheckConstraint("line_number BETWEEN 1 AND 999", name="line_number"),

@@ -34,7 +34,7 @@ from rcm.denials.repository import (
     AppealTemplateRepository,
     DenialRepository,
 )
-from rcm.encounters.documents import DocumentType
+from rcm.encounters.documents import DocumentType, stored_file
 from rcm.kit.errors import Conflict, FieldError, InvalidInput, NotFound
 from rcm.patients import service as patients
 from rcm.patients.repository import CoverageRepository, PatientRepository
@@ -288,14 +288,8 @@ async def attach(
             "Files are attached before the appeal is submitted.",
             errors=[FieldError("/status", f"is {row.status.value}")],
         )
-    ref = await store.ref(scope, blob_id)
     attachment = AppealAttachment(
-        id=uuid.uuid4(),
-        appeal_id=row.id,
-        blob_id=blob_id,
-        content_type=kind.value,
-        size=ref.size,
-        sha256=bytes.fromhex(ref.sha256),
+        id=uuid.uuid4(), appeal_id=row.id, **await stored_file(scope, store, blob_id, kind)
     )
     await scope.repo(AppealAttachmentRepository).insert(attachment)
     scope.audit(
@@ -309,7 +303,7 @@ async def attach(
         id=attachment.id,
         content_type=attachment.content_type,
         size=attachment.size,
-        sha256=ref.sha256,
+        sha256=attachment.sha256.hex(),
         created_at=attachment.created_at or datetime.now(UTC),
     )
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.claims.models import Claim  # noqa: F401 - the rcm.claim table inquiries refer to
 from rcm.interchanges.models import X12File  # noqa: F401 - the rcm.x12_file table checks refer to
-from rcm.kit.models import Base, EnumText, TenantOwned
+from rcm.kit.models import Base, EnumText, TenantOwned, enum_check
 from rcm.patients.models import Coverage  # noqa: F401 - the rcm.coverage table checks refer to
 
 
@@ -52,11 +52,6 @@ class InquiryOutcome(enum.StrEnum):
     REFUSED = "refused"  # a 999 refused the 276, or the 277 could not be read
 
 
-def _in(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
-    listed = ", ".join(f"'{member.value}'" for member in values)
-    return CheckConstraint(f"{column} IN ({listed})", name=column)
-
-
 def _file_fk(column: str) -> ForeignKeyConstraint:
     return ForeignKeyConstraint(["tenant_id", column], ["rcm.x12_file.tenant_id", "rcm.x12_file.id"])
 
@@ -68,7 +63,7 @@ class EligibilityCheck(TenantOwned, Base):
         ForeignKeyConstraint(["tenant_id", "coverage_id"], ["rcm.coverage.tenant_id", "rcm.coverage.id"]),
         _file_fk("request_file_id"),
         _file_fk("response_file_id"),
-        _in("status", CheckStatus),
+        enum_check("status", CheckStatus),
         Index("ix_eligibility_check_coverage", "tenant_id", "coverage_id", "checked_at"),
     )
 
@@ -93,7 +88,7 @@ class EligibilityBenefit(TenantOwned, Base):
             ["tenant_id", "check_id"], ["rcm.eligibility_check.tenant_id", "rcm.eligibility_check.id"]
         ),
         UniqueConstraint("tenant_id", "check_id", "service_type", "network"),
-        _in("network", Network),
+        enum_check("network", Network),
         CheckConstraint("coinsurance_basis_points BETWEEN 0 AND 10000", name="coinsurance_basis_points"),
     )
 
@@ -112,7 +107,7 @@ class ClaimStatusInquiry(TenantOwned, Base):
         ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
         _file_fk("request_file_id"),
         _file_fk("response_file_id"),
-        _in("outcome", InquiryOutcome),
+        enum_check("outcome", InquiryOutcome),
         Index("ix_claim_status_inquiry_claim", "tenant_id", "claim_id", "next_inquiry_at"),
     )
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -13,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
+from rcm.blobs.download import stream_blob
 from rcm.blobs.store import BlobStore
 from rcm.encounters import corrections, documents, schemas
 from rcm.idempotency.service import IdemKey, check_key, created_responses, run_idempotent
@@ -20,7 +19,6 @@ from rcm.identity.guards import requires_scopes
 from rcm.identity.scopes import Scope
 from rcm.kit.errors import problem_responses
 from rcm.tenancy.dependencies import provide_tenant_scope
-from rcm.tenancy.jobs import job_tenant_scope
 from rcm.tenancy.scope import TenantScope
 
 
@@ -48,17 +46,17 @@ class EncounterChangeController(Controller):
         check_key(idempotency_key)
         # Not yours is 404 whatever the body, and before the upload is read.
         await documents.check_encounter(tenant, encounter_id)
-        store = BlobStore.from_settings(state.settings)
 
-        async def attach(blob_id: uuid.UUID, kind: documents.DocumentType) -> tuple[int, documents.Document]:
+        async def attach(
+            store: BlobStore, blob_id: uuid.UUID, kind: documents.DocumentType
+        ) -> tuple[int, documents.Document]:
             return await documents.attach(tenant, store, encounter_id, blob_id=blob_id, kind=kind)
 
         return await documents.upload_once(
             tenant,
             request,
-            store,
+            state.settings,
             key=idempotency_key,
-            max_bytes=state.settings.document_max_bytes,
             resource_type=documents.DOCUMENT,
             attach=attach,
         )
@@ -88,26 +86,7 @@ class EncounterChangeController(Controller):
         document_id: FromPath[uuid.UUID],
     ) -> Stream:
         kind, blob_id = await documents.open_document(tenant, encounter_id, document_id)
-        store = BlobStore.from_settings(state.settings)
-
-        # The request's transaction (and its audit event) commits before the body is sent; the content is
-        # then read in short transactions of its own (a slow client holds no snapshot open), one step of
-        # chunks in memory at a time.
-        def reader() -> AbstractAsyncContextManager[TenantScope]:
-            return job_tenant_scope(
-                state.sessions,
-                state.keystore,
-                tenant.tenant_id,
-                actor=tenant.principal,
-                request=tenant.request,
-                job="encounter_document.download",
-            )
-
-        async def content() -> AsyncIterator[bytes]:
-            async for chunk in store.open_in_steps(reader, blob_id):
-                yield chunk
-
-        return Stream(content(), media_type=kind.value)
+        return stream_blob(tenant, state, blob_id, job="encounter_document.download", media_type=kind.value)
 
     @post(
         "/corrections",

@@ -17,6 +17,7 @@ from litestar import Request, Response
 
 from rcm.audit.events import Action
 from rcm.blobs.store import BlobStore
+from rcm.config import Settings
 from rcm.encounters.models import EncounterDocument
 from rcm.encounters.repository import EncounterDocumentRepository, EncounterRepository
 from rcm.idempotency.service import run_idempotent
@@ -98,28 +99,30 @@ def _check_signature(head: bytes, kind: DocumentType) -> None:
 async def upload_once(
     scope: TenantScope,
     request: Request[Any, Any, Any],
-    store: BlobStore,
+    settings: Settings,
     *,
     key: str | None,
-    max_bytes: int,
     resource_type: str,
-    attach: Callable[[uuid.UUID, DocumentType], Awaitable[tuple[int, Any]]],
+    attach: Callable[[BlobStore, uuid.UUID, DocumentType], Awaitable[tuple[int, Any]]],
 ) -> Response[bytes]:
     """A file sent as the raw request body (its Content-Type one of ``DocumentType``, its first bytes that
-    format's signature) streamed into the blob store, then ``attach``ed to what it belongs to, once per
-    Idempotency-Key: a retry's copy of the file is deleted and the first answer returned.
+    format's signature, at most RCM_DOCUMENT_MAX_BYTES) streamed into the blob store, then ``attach``ed to
+    what it belongs to, once per Idempotency-Key: a retry's copy of the file is deleted and the first answer
+    returned.
 
-    The caller checks the owner exists first: not yours is a 404 before the upload is read."""
+    The caller checks the key and that the owner exists first: not yours is a 404 before the upload is
+    read."""
+    store = BlobStore.from_settings(settings)
     kind = document_type(request.headers.get("content-type"))
     ref = await store.put(
-        scope, sniffed(request.stream(), kind), content_type=kind.value, max_bytes=max_bytes
+        scope, sniffed(request.stream(), kind), content_type=kind.value, max_bytes=settings.document_max_bytes
     )
     produced = False
 
     async def produce() -> tuple[int, Any]:
         nonlocal produced
         produced = True
-        return await attach(ref.id, kind)
+        return await attach(store, ref.id, kind)
 
     response = await run_idempotent(
         scope,
@@ -151,6 +154,20 @@ async def check_encounter(scope: TenantScope, encounter_id: uuid.UUID) -> uuid.U
     return row.patient_id
 
 
+async def stored_file(
+    scope: TenantScope, store: BlobStore, blob_id: uuid.UUID, kind: DocumentType
+) -> dict[str, Any]:
+    """The columns an uploaded file's row keeps of its blob (an encounter's document, an appeal's
+    attachment): which blob, its type, size and SHA-256. No file name: a name is PHI, and nothing needs it."""
+    ref = await store.ref(scope, blob_id)
+    return {
+        "blob_id": blob_id,
+        "content_type": kind.value,
+        "size": ref.size,
+        "sha256": bytes.fromhex(ref.sha256),
+    }
+
+
 async def attach(
     scope: TenantScope,
     store: BlobStore,
@@ -160,14 +177,8 @@ async def attach(
     kind: DocumentType,
 ) -> tuple[int, Document]:
     patient_id = await check_encounter(scope, encounter_id)
-    ref = await store.ref(scope, blob_id)
     row = EncounterDocument(
-        id=uuid.uuid4(),
-        encounter_id=encounter_id,
-        blob_id=blob_id,
-        content_type=kind.value,
-        size=ref.size,
-        sha256=bytes.fromhex(ref.sha256),
+        id=uuid.uuid4(), encounter_id=encounter_id, **await stored_file(scope, store, blob_id, kind)
     )
     await scope.repo(EncounterDocumentRepository).insert(row)
     scope.audit(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 import uuid
 
-from sqlalchemy import CheckConstraint, LargeBinary, UniqueConstraint
+from sqlalchemy import LargeBinary, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rcm.kit.models import Base, EnumText, TenantOwned
+from rcm.kit.models import Base, EnumText, TenantOwned, enum_check
 
 
 class LinkedType(enum.StrEnum):
@@ -28,11 +28,6 @@ class TargetType(enum.StrEnum):
     ENCOUNTER = "encounter"
 
 
-def _check(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
-    listed = ", ".join(f"'{member.value}'" for member in values)
-    return CheckConstraint(f"{column} IN ({listed})", name=column)
-
-
 class FhirResourceLink(TenantOwned, Base):
     """(resource type, identifier) -> our record. The identifier (system|value, or the resource id) is kept
     only as its blind index: MRNs, member ids and SSNs are PHI."""
@@ -40,8 +35,8 @@ class FhirResourceLink(TenantOwned, Base):
     __tablename__ = "fhir_resource_link"
     __table_args__ = (
         UniqueConstraint("tenant_id", "resource_type", "identifier_bidx"),
-        _check("resource_type", LinkedType),
-        _check("target_type", TargetType),
+        enum_check("resource_type", LinkedType),
+        enum_check("target_type", TargetType),
     )
 
     resource_type: Mapped[LinkedType] = mapped_column(EnumText(LinkedType))

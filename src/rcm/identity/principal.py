@@ -6,6 +6,7 @@ import enum
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from rcm.identity.vocabulary import Scope
 from rcm.kit.tenant import TenantId
@@ -86,4 +87,39 @@ def system_principal(job: str) -> Principal:
         roles=frozenset(),
         scopes=frozenset(),
         token_id=f"job:{job}",
+    )
+
+
+class Submitted(Protocol):
+    """A job's row that records who asked for it (the columns ``submitted_columns`` fills)."""
+
+    tenant_id: uuid.UUID
+    submitted_by_kind: str
+    submitted_by: str
+    submitted_client_id: str | None
+    submitted_user_id: uuid.UUID | None
+
+
+def submitted_columns(principal: Principal) -> dict[str, Any]:
+    """The columns of a job's row recording who asked for it (``submitter`` reads them back)."""
+    return {
+        "submitted_by_kind": principal.kind.value,
+        "submitted_by": principal.subject,
+        "submitted_client_id": principal.client_id,
+        "submitted_user_id": principal.user_id,
+    }
+
+
+def submitter(row: Submitted, *, token_id: str) -> Principal:
+    """Who asked for a job, as the job's audit events name them (no roles or scopes: the job does only what
+    the submitter's request asked, and the request was authorised then)."""
+    return Principal(
+        kind=PrincipalKind(row.submitted_by_kind),
+        subject=row.submitted_by,
+        roles=frozenset(),
+        scopes=frozenset(),
+        token_id=token_id,
+        client_id=row.submitted_client_id,
+        user_id=row.submitted_user_id,
+        home_tenant=TenantId(row.tenant_id),
     )

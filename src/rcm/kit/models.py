@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, Text, func
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, MetaData, Text, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -32,6 +32,13 @@ def utcnow() -> datetime:
 
 
 E = TypeVar("E", bound=StrEnum)
+
+
+def enum_check(column: str, values: type[StrEnum]) -> CheckConstraint:
+    """The CHECK keeping a text ``column`` to the enum's values, named after the column (the naming
+    convention makes it ``ck_<table>_<column>``, as the migrations write it)."""
+    listed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
 
 
 class EnumText(TypeDecorator[E], Generic[E]):

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.claims.models import Claim  # noqa: F401 - the rcm.claim table entries refer to
 from rcm.interchanges.models import X12File  # noqa: F401 - the rcm.x12_file table remittances refer to
-from rcm.kit.models import Base, EnumText, TenantOwned
+from rcm.kit.models import Base, EnumText, TenantOwned, enum_check
 
 
 class RemittanceState(enum.StrEnum):
@@ -66,11 +66,6 @@ class Account(enum.StrEnum):
 RECEIVABLES = (Account.INSURANCE_RECEIVABLE, Account.PATIENT_RECEIVABLE)
 
 
-def _in(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
-    listed = ", ".join(f"'{member.value}'" for member in values)
-    return CheckConstraint(f"{column} IN ({listed})", name=column)
-
-
 class Remittance(TenantOwned, Base):
     __tablename__ = "remittance"
     __table_args__ = (
@@ -78,7 +73,7 @@ class Remittance(TenantOwned, Base):
         UniqueConstraint(
             "tenant_id", "trace_originator", "trace_number", "total_paid_cents", name="uq_remittance_trace"
         ),
-        _in("state", RemittanceState),
+        enum_check("state", RemittanceState),
         CheckConstraint("(state = 'held') = (held_reason IS NOT NULL)", name="held"),
         Index("ix_remittance_x12_file_id", "tenant_id", "x12_file_id"),
     )
@@ -106,7 +101,7 @@ class LedgerPosting(TenantOwned, Base):
         ForeignKeyConstraint(
             ["tenant_id", "remittance_id"], ["rcm.remittance.tenant_id", "rcm.remittance.id"]
         ),
-        _in("source", Source),
+        enum_check("source", Source),
         Index("ix_ledger_posting_remittance_id", "tenant_id", "remittance_id"),
     )
 
@@ -123,7 +118,7 @@ class LedgerEntry(TenantOwned, Base):
             ["tenant_id", "posting_id"], ["rcm.ledger_posting.tenant_id", "rcm.ledger_posting.id"]
         ),
         ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
-        _in("account", Account),
+        enum_check("account", Account),
         Index("ix_ledger_entry_claim_id", "tenant_id", "claim_id", "created_at"),
         Index("ix_ledger_entry_posting_id", "tenant_id", "posting_id"),
     )

@@ -6,8 +6,6 @@ runs need ``payments:write`` (billers). Every read of a patient's money or state
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -17,7 +15,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
-from rcm.blobs.store import BlobStore
+from rcm.blobs.download import stream_blob
 from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
 from rcm.identity.guards import requires_scopes
 from rcm.identity.scopes import Scope
@@ -26,7 +24,6 @@ from rcm.kit.pagination import DEFAULT_LIMIT, Page
 from rcm.patient_billing import schemas, service, statements
 from rcm.patients.controllers import Cursor, Limit
 from rcm.tenancy.dependencies import provide_tenant_scope
-from rcm.tenancy.jobs import job_tenant_scope
 from rcm.tenancy.scope import TenantScope
 
 _READ = [requires_scopes(Scope.PATIENTS_READ)]
@@ -251,27 +248,12 @@ class StatementController(Controller):
         file_format: FromPath[str],
     ) -> Stream:
         blob_id = await statements.open_statement(tenant, statement_id, file_format)
-        store = BlobStore.from_settings(state.settings)
-
-        # The audit event commits with the request; the file is read in short transactions of its own.
-        def reader() -> AbstractAsyncContextManager[TenantScope]:
-            return job_tenant_scope(
-                state.sessions,
-                state.keystore,
-                tenant.tenant_id,
-                actor=tenant.principal,
-                request=tenant.request,
-                job="statement.download",
-            )
-
-        async def content() -> AsyncIterator[bytes]:
-            async for chunk in store.open_in_steps(reader, blob_id):
-                yield chunk
-
         # The file's name is the statement's id: never the patient's.
-        name = f"statement-{statement_id}.{file_format}"
-        return Stream(
-            content(),
+        return stream_blob(
+            tenant,
+            state,
+            blob_id,
+            job="statement.download",
             media_type=statements.FORMATS[file_format],
-            headers={"content-disposition": f'attachment; filename="{name}"'},
+            filename=f"statement-{statement_id}.{file_format}",
         )

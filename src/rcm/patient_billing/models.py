@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.blobs.models import Blob  # noqa: F401 - the rcm.blob table statements refer to
 from rcm.claims.models import Claim
-from rcm.kit.models import Base, EnumText, TenantOwned, utcnow
+from rcm.kit.models import Base, EnumText, TenantOwned, enum_check, utcnow
 from rcm.ledger.models import LedgerPosting  # noqa: F401 - the rcm.ledger_posting table allocations refer to
 from rcm.patients.models import Patient  # noqa: F401 - the rcm.patient table rows refer to
 
@@ -74,11 +74,6 @@ class StatementOutcome(enum.StrEnum):
     WRITTEN_OFF = "written_off"  # the balance was at or under the practice's small-balance threshold
 
 
-def _in(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
-    listed = ", ".join(f"'{member.value}'" for member in values)
-    return CheckConstraint(f"{column} IN ({listed})", name=column)
-
-
 class PatientPayment(TenantOwned, Base):
     """A patient's payment, or a refund of one (``refund_of``). Append-only."""
 
@@ -88,8 +83,8 @@ class PatientPayment(TenantOwned, Base):
         ForeignKeyConstraint(
             ["tenant_id", "refund_of"], ["rcm.patient_payment.tenant_id", "rcm.patient_payment.id"]
         ),
-        _in("kind", PaymentKind),
-        _in("method", PaymentMethod),
+        enum_check("kind", PaymentKind),
+        enum_check("method", PaymentMethod),
         CheckConstraint("amount_cents > 0", name="amount"),
         CheckConstraint("(kind = 'refund') = (refund_of IS NOT NULL)", name="refund_of"),
         Index("ix_patient_payment_patient", "tenant_id", "patient_id", "created_at"),
@@ -131,7 +126,7 @@ class PaymentPlan(TenantOwned, Base):
     __tablename__ = "payment_plan"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "patient_id"], ["rcm.patient.tenant_id", "rcm.patient.id"]),
-        _in("state", PaymentPlanState),
+        enum_check("state", PaymentPlanState),
         CheckConstraint("total_cents > 0 AND installment_cents > 0", name="amounts"),
         # One plan in force per patient.
         Index(
@@ -159,7 +154,7 @@ class PlanInstallment(TenantOwned, Base):
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "plan_id"], ["rcm.payment_plan.tenant_id", "rcm.payment_plan.id"]),
         UniqueConstraint("tenant_id", "plan_id", "number"),
-        _in("state", InstallmentState),
+        enum_check("state", InstallmentState),
         CheckConstraint("paid_cents >= 0 AND paid_cents <= amount_cents", name="paid"),
     )
 
@@ -179,7 +174,7 @@ class StatementRun(TenantOwned, Base):
     __tablename__ = "statement_run"
     __table_args__ = (
         UniqueConstraint("tenant_id", "cycle_start"),
-        _in("status", StatementRunStatus),
+        enum_check("status", StatementRunStatus),
         Index("ix_statement_run_list", "tenant_id", "created_at", "id"),
     )
 
@@ -216,7 +211,7 @@ class Statement(TenantOwned, Base):
         ForeignKeyConstraint(["tenant_id", "json_blob_id"], ["rcm.blob.tenant_id", "rcm.blob.id"]),
         ForeignKeyConstraint(["tenant_id", "csv_blob_id"], ["rcm.blob.tenant_id", "rcm.blob.id"]),
         UniqueConstraint("tenant_id", "run_id", "patient_id"),
-        _in("outcome", StatementOutcome),
+        enum_check("outcome", StatementOutcome),
         Index("ix_statement_patient", "tenant_id", "patient_id", "created_at"),
     )
 

@@ -29,6 +29,7 @@ from rcm.patient_billing.models import (
     PatientPayment,
     PaymentAllocation,
     PaymentKind,
+    PaymentMethod,
     PaymentPlan,
     PaymentPlanState,
     PlanInstallment,
@@ -136,7 +137,7 @@ async def compute_balance(
 
 async def patient_balance(scope: TenantScope, patient_id: uuid.UUID) -> schemas.PatientBalance:
     """The route's read: 404 for a patient not the practice's; audited as a read of the patient."""
-    await _patient(scope, patient_id)
+    await check_patient(scope, patient_id)
     found = await compute_balance(scope, patient_id)
     scope.audit(
         "patient.balance_read",
@@ -148,7 +149,8 @@ async def patient_balance(scope: TenantScope, patient_id: uuid.UUID) -> schemas.
     return found
 
 
-async def _patient(scope: TenantScope, patient_id: uuid.UUID, *, lock: bool = False) -> None:
+async def check_patient(scope: TenantScope, patient_id: uuid.UUID, *, lock: bool = False) -> None:
+    """404 for a patient not the practice's; ``lock`` holds the patient's row while its money changes."""
     repo = scope.repo(PatientBillingRepository)
     if lock:
         found = await repo.lock_patient(patient_id)
@@ -192,9 +194,40 @@ def refund_parts(
     return allocate(amount, [(claim_id, standing[claim_id]) for claim_id in reversed(order)])
 
 
+def _payment(
+    scope: TenantScope,
+    patient_id: uuid.UUID,
+    kind: PaymentKind,
+    amount_cents: int,
+    *,
+    method: PaymentMethod,
+    reference: str | None,
+    refund_of: uuid.UUID | None = None,
+    plan_id: uuid.UUID | None = None,
+) -> PatientPayment:
+    return PatientPayment(
+        id=uuid.uuid4(),
+        created_at=datetime.now(UTC),
+        patient_id=patient_id,
+        kind=kind,
+        amount_cents=amount_cents,
+        method=method,
+        reference=reference,
+        refund_of=refund_of,
+        plan_id=plan_id,
+        actor=scope.principal.subject,
+    )
+
+
 async def _post(
-    scope: TenantScope, payment: PatientPayment, parts: Sequence[tuple[uuid.UUID, int]]
+    scope: TenantScope,
+    payment: PatientPayment,
+    parts: Sequence[tuple[uuid.UUID, int]],
+    *,
+    event: str,
+    resource_ids: Sequence[uuid.UUID],
 ) -> list[PaymentAllocation]:
+    """The payment (or refund) recorded, posted to the ledger claim by claim (``parts``) and audited."""
     refund = payment.kind is PaymentKind.REFUND
     drafts = []
     for claim_id, cents in parts:
@@ -217,6 +250,14 @@ async def _post(
         for (claim_id, cents), posting in zip(parts, postings, strict=True)
     ]
     await scope.repo(PatientBillingRepository).insert(*allocations)
+    scope.audit(
+        event,
+        Action.CREATE,
+        resource_type=PAYMENT,
+        resource_ids=list(resource_ids),
+        patient_ids=[payment.patient_id],
+        detail={"kind": payment.kind.value, "amount_cents": payment.amount_cents},
+    )
     return allocations
 
 
@@ -246,7 +287,7 @@ def payment_view(
 async def post_payment(
     scope: TenantScope, patient_id: uuid.UUID, data: schemas.PatientPaymentCreate
 ) -> tuple[int, schemas.PatientPaymentView]:
-    await _patient(scope, patient_id, lock=True)
+    await check_patient(scope, patient_id, lock=True)
     repo = scope.repo(PatientBillingRepository)
     money = await repo.claim_money(patient_id)
     owed = [(m.claim_id, m.patient) for m in money if m.patient > 0]
@@ -257,36 +298,27 @@ async def post_payment(
             errors=[FieldError("/amount_cents", f"exceeds the patient's balance ({total} cents)")],
         )
     plan = await repo.active_plan(patient_id)
-    row = PatientPayment(
-        id=uuid.uuid4(),
-        created_at=datetime.now(UTC),
-        patient_id=patient_id,
-        kind=PaymentKind.PAYMENT,
-        amount_cents=data.amount_cents,
+    row = _payment(
+        scope,
+        patient_id,
+        PaymentKind.PAYMENT,
+        data.amount_cents,
         method=data.method,
         reference=data.reference,
-        refund_of=None,
         plan_id=plan.id if plan else None,
-        actor=scope.principal.subject,
     )
-    allocations = await _post(scope, row, allocate(data.amount_cents, owed))
+    allocations = await _post(
+        scope, row, allocate(data.amount_cents, owed), event="patient_payment.create", resource_ids=[row.id]
+    )
     if plan is not None:
         await _pay_installments(repo, plan, data.amount_cents)
-    scope.audit(
-        "patient_payment.create",
-        Action.CREATE,
-        resource_type=PAYMENT,
-        resource_ids=[row.id],
-        patient_ids=[patient_id],
-        detail={"kind": row.kind.value, "amount_cents": row.amount_cents},
-    )
     return 201, payment_view(row, allocations, total - data.amount_cents)
 
 
 async def post_refund(
     scope: TenantScope, patient_id: uuid.UUID, data: schemas.PatientRefundCreate
 ) -> tuple[int, schemas.PatientPaymentView]:
-    await _patient(scope, patient_id, lock=True)
+    await check_patient(scope, patient_id, lock=True)
     repo = scope.repo(PatientBillingRepository)
     paid = await repo.get(data.payment_id)
     if paid is None or paid.patient_id != patient_id or paid.kind is not PaymentKind.PAYMENT:
@@ -306,33 +338,24 @@ async def post_refund(
         [(a.claim_id, a.amount_cents) for a in await repo.allocations([paid.id])],
         [(a.claim_id, a.amount_cents) for a in await repo.allocations([r.id for r in refunds])],
     )
-    row = PatientPayment(
-        id=uuid.uuid4(),
-        created_at=datetime.now(UTC),
-        patient_id=patient_id,
-        kind=PaymentKind.REFUND,
-        amount_cents=data.amount_cents,
+    row = _payment(
+        scope,
+        patient_id,
+        PaymentKind.REFUND,
+        data.amount_cents,
         method=paid.method,
         reference=data.reference,
         refund_of=paid.id,
-        plan_id=None,
-        actor=scope.principal.subject,
     )
-    allocations = await _post(scope, row, parts)
+    allocations = await _post(
+        scope, row, parts, event="patient_payment.refund", resource_ids=[row.id, paid.id]
+    )
     balance = sum(m.patient for m in await repo.claim_money(patient_id))
-    scope.audit(
-        "patient_payment.refund",
-        Action.CREATE,
-        resource_type=PAYMENT,
-        resource_ids=[row.id, paid.id],
-        patient_ids=[patient_id],
-        detail={"kind": row.kind.value, "amount_cents": row.amount_cents},
-    )
     return 201, payment_view(row, allocations, balance)
 
 
 async def list_payments(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.PatientPaymentView]:
-    await _patient(scope, patient_id)
+    await check_patient(scope, patient_id)
     repo = scope.repo(PatientBillingRepository)
     rows = await repo.payments(patient_id)
     by_payment: dict[uuid.UUID, list[PaymentAllocation]] = defaultdict(list)
@@ -388,7 +411,7 @@ def plan_view(row: PaymentPlan, installments: Sequence[PlanInstallment]) -> sche
 async def create_plan(
     scope: TenantScope, patient_id: uuid.UUID, data: schemas.PaymentPlanCreate
 ) -> tuple[int, schemas.PaymentPlanView]:
-    await _patient(scope, patient_id, lock=True)
+    await check_patient(scope, patient_id, lock=True)
     repo = scope.repo(PatientBillingRepository)
     if await repo.active_plan(patient_id) is not None:
         raise Conflict(
@@ -452,7 +475,7 @@ async def create_plan(
 
 
 async def list_plans(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.PaymentPlanView]:
-    await _patient(scope, patient_id)
+    await check_patient(scope, patient_id)
     repo = scope.repo(PatientBillingRepository)
     plans = await repo.plans(patient_id)
     by_plan: dict[uuid.UUID, list[PlanInstallment]] = defaultdict(list)
@@ -473,7 +496,7 @@ async def cancel_plan(
 ) -> schemas.PaymentPlanView:
     """An active plan cancelled (the balance stays as it is); a plan of another patient is a 404, one not
     active a 409."""
-    await _patient(scope, patient_id, lock=True)
+    await check_patient(scope, patient_id, lock=True)
     repo = scope.repo(PatientBillingRepository)
     plan = await repo.plan(plan_id, lock=True)
     if plan is None or plan.patient_id != patient_id:

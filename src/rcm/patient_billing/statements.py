@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rcm.audit.events import Action, request_info_from
 from rcm.blobs.store import BlobStore
 from rcm.crypto.keyring import KeyStore
-from rcm.identity.principal import Principal, PrincipalKind, system_principal
+from rcm.identity.principal import Principal, submitted_columns, submitter, system_principal
 from rcm.kit.errors import FieldError, InvalidInput, NotFound
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.kit.tenant import TenantId
@@ -126,10 +126,7 @@ async def start_run(
         collections=0,
         plans_defaulted=0,
         cursor_patient=None,
-        submitted_by_kind=scope.principal.kind.value,
-        submitted_by=scope.principal.subject,
-        submitted_client_id=scope.principal.client_id,
-        submitted_user_id=scope.principal.user_id,
+        **submitted_columns(scope.principal),
         failure=None,
     )
     if not await repo.open_run(row):
@@ -236,8 +233,7 @@ async def run_statements_list(scope: TenantScope, run_id: uuid.UUID) -> list[sch
 
 async def patient_statements(scope: TenantScope, patient_id: uuid.UUID) -> list[schemas.PatientStatement]:
     """A patient's statements and write-offs, oldest first (404 for a patient not the practice's)."""
-    if await scope.repo(PatientRepository).get(patient_id) is None:
-        raise NotFound
+    await service.check_patient(scope, patient_id)
     rows = await scope.repo(PatientBillingRepository).statements_of_patient(patient_id)
     scope.audit(
         "statement.list",
@@ -274,18 +270,8 @@ _SYSTEM = system_principal(JOB_NAME)
 
 
 def run_principal(run: StatementRun) -> Principal:
-    """Who asked for the run, as its audit events name them (no roles or scopes: the job does only what
-    the request asked, and the request was authorised then)."""
-    return Principal(
-        kind=PrincipalKind(run.submitted_by_kind),
-        subject=run.submitted_by,
-        roles=frozenset(),
-        scopes=frozenset(),
-        token_id=f"statement_run:{run.id}",
-        client_id=run.submitted_client_id,
-        user_id=run.submitted_user_id,
-        home_tenant=TenantId(run.tenant_id),
-    )
+    """Who asked for the run, as its audit events name them."""
+    return submitter(run, token_id=f"statement_run:{run.id}")
 
 
 async def run_job(

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.encounters.models import Encounter  # noqa: F401 - the rcm.encounter table runs refer to
-from rcm.kit.models import Base, EnumText, TenantOwned
+from rcm.kit.models import Base, EnumText, TenantOwned, enum_check
 from rcm.scrub.rules import RuleSource, RuleStatus
 from rcm.tenancy.scrub_rules import RuleSeverity
 from rcm.workqueue.models import WorkItem  # noqa: F401 - the rcm.work_item table runs refer to
@@ -23,17 +23,12 @@ class ScrubOutcome(StrEnum):
     INCOMPLETE = "incomplete"  # none fired, but an error rule could not run (reference data missing)
 
 
-def _in(column: str, values: type[StrEnum]) -> CheckConstraint:
-    listed = ", ".join(f"'{member.value}'" for member in values)
-    return CheckConstraint(f"{column} IN ({listed})", name=column)
-
-
 class ScrubRun(TenantOwned, Base):
     __tablename__ = "scrub_run"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "encounter_id"], ["rcm.encounter.tenant_id", "rcm.encounter.id"]),
         ForeignKeyConstraint(["tenant_id", "work_item_id"], ["rcm.work_item.tenant_id", "rcm.work_item.id"]),
-        _in("outcome", ScrubOutcome),
+        enum_check("outcome", ScrubOutcome),
         Index("ix_scrub_run_encounter", "tenant_id", "encounter_id", "created_at"),
     )
 
@@ -56,8 +51,8 @@ class ScrubResult(TenantOwned, Base):
     __tablename__ = "scrub_result"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "scrub_run_id"], ["rcm.scrub_run.tenant_id", "rcm.scrub_run.id"]),
-        _in("source", RuleSource),
-        _in("severity", RuleSeverity),
+        enum_check("source", RuleSource),
+        enum_check("severity", RuleSeverity),
         CheckConstraint(
             f"status IN ('{RuleStatus.FIRED.value}', '{RuleStatus.NOT_CHECKED.value}')", name="status"
         ),

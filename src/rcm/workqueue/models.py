@@ -11,7 +11,7 @@ from sqlalchemy import CheckConstraint, Dialect, ForeignKeyConstraint, Index, Sm
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from rcm.kit.models import Base, TenantOwned, utcnow
+from rcm.kit.models import Base, TenantOwned, enum_check, utcnow
 
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -85,11 +85,6 @@ class EnumText(TypeDecorator[E], Generic[E]):
         return None if value is None else self.enum_type(value)
 
 
-def _check(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
-    listed = ", ".join(f"'{member.value}'" for member in values)
-    return CheckConstraint(f"{column} IN ({listed})", name=column)
-
-
 _LIVE = text("status IN ('open', 'leased', 'waiting')")
 _LEASABLE = text("status IN ('open', 'leased')")
 
@@ -99,10 +94,10 @@ class WorkItem(TenantOwned, Base):
 
     __tablename__ = "work_item"
     __table_args__ = (
-        _check("kind", QueueKind),
-        _check("subject_type", SubjectType),
-        _check("status", ItemStatus),
-        _check("reason", BillingReason),
+        enum_check("kind", QueueKind),
+        enum_check("subject_type", SubjectType),
+        enum_check("status", ItemStatus),
+        enum_check("reason", BillingReason),
         CheckConstraint(
             "(status = 'leased') = (leased_by IS NOT NULL AND lease_expires_at IS NOT NULL)", name="lease"
         ),
@@ -149,8 +144,8 @@ class WorkItemEvent(TenantOwned, Base):
     __tablename__ = "work_item_event"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "work_item_id"], ["rcm.work_item.tenant_id", "rcm.work_item.id"]),
-        _check("event", ItemEventType),
-        _check("status", ItemStatus),
+        enum_check("event", ItemEventType),
+        enum_check("status", ItemStatus),
         Index("ix_work_item_event", "tenant_id", "work_item_id", "created_at"),
     )
 
