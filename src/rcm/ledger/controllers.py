@@ -10,27 +10,30 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
+from rcm.audit.events import Action
 from rcm.blobs.store import BlobStore
 from rcm.claims import service as claims
 from rcm.claims.repository import ClaimRepository
+from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
 from rcm.identity.guards import requires_roles, requires_scopes
 from rcm.identity.principal import Role
 from rcm.identity.scopes import Scope
-from rcm.kit.errors import problem_responses
+from rcm.kit.errors import FieldError, InvalidInput, problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, Page
 from rcm.kit.secrets import SecretResolver
-from rcm.ledger import intake, schemas, service
+from rcm.ledger import intake, schemas, service, unassigned
 from rcm.ledger.models import RemittanceState
 from rcm.patients.controllers import Cursor, Limit
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import StaffScope, TenantScope
-from rcm.tenancy.staff import provide_staff_scope
+from rcm.tenancy.service import tenant_by_slug
+from rcm.tenancy.staff import one_practice, provide_staff_scope
 
 _ERRORS = problem_responses()
 
@@ -111,7 +114,73 @@ class BillingLedgerController(Controller):
         settings = state.settings
         return await intake.upload(
             staff,
+            state.keystore.provider,
             BlobStore.from_settings(settings),
             SecretResolver(settings.secrets_dir),
             await request.body(),
+        )
+
+
+class UnassignedRemittanceController(Controller):
+    """The unassigned-ERA queue for supervisors: payments a biller of their practices uploaded whose payee
+    named none of them (or several), listed without PHI and routed by hand to one of the supervisor's
+    practices (``rcm.ledger.unassigned``)."""
+
+    path = "/api/v1/billing/unassigned-remittances"
+    tags = ["ledger"]
+    guards = [requires_roles(Role.SUPERVISOR), requires_scopes(Scope.PAYMENTS_READ)]
+    dependencies = {"staff": Provide(provide_staff_scope)}
+
+    @get("", summary="Payments no practice was found for (open, or routed), oldest first", responses=_ERRORS)
+    async def queue(
+        self,
+        staff: NamedDependency[StaffScope],
+        routed: Annotated[bool, QueryParameter(description="Routed ones instead of open ones")] = False,
+    ) -> list[schemas.UnassignedView]:
+        rows = await unassigned.listed(staff.session, visible_to=list(staff.tenant_ids), routed=routed)
+        staff.audit(
+            "remittance.unassigned_list",
+            Action.READ,
+            resource_type=unassigned.RESOURCE,
+            detail={"count": len(rows), "routed": routed},
+        )
+        return [unassigned.view(row) for row in rows]
+
+    @post(
+        "/{queued_id:uuid}/route",
+        guards=[requires_scopes(Scope.PAYMENTS_WRITE)],
+        summary="Route a queued payment to one of your practices: posted there as if its payee had named "
+        "it (a payment received before is still refused as a duplicate); a second routing is a 409",
+        responses=created_responses(schemas.RoutedUnassigned, 200),
+    )
+    async def route(
+        self,
+        *,
+        staff: NamedDependency[StaffScope],
+        request: Request[Any, Any, Any],
+        state: State,
+        queued_id: FromPath[uuid.UUID],
+        data: JSONBody[schemas.RouteUnassigned],
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        tenant = await tenant_by_slug(staff.session, data.tenant)
+        if tenant is None or tenant.id not in staff.tenant_ids:
+            raise InvalidInput(
+                "No practice of yours has this slug.", errors=[FieldError("tenant", "unknown")]
+            )
+        practice = await one_practice(staff, tenant.id)
+        provider = state.keystore.provider
+
+        async def produce() -> tuple[int, schemas.RoutedUnassigned]:
+            row, file = await unassigned.take(staff.session, queued_id, visible_to=list(staff.tenant_ids))
+            if tenant.id not in row.candidates:
+                raise InvalidInput(
+                    "This payment may not be routed to that practice.",
+                    errors=[FieldError("tenant", "is not among the practices it may go to")],
+                )
+            store = BlobStore.from_settings(state.settings)
+            return 200, await intake.route_by_hand(practice, provider, store, row, file)
+
+        return await run_idempotent(
+            practice, request, key=idempotency_key, resource_type=unassigned.RESOURCE, produce=produce
         )

@@ -43,6 +43,7 @@ class RemittanceSet(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None  # why it is held, or not assigned to a practice
     amount_cents: int | None = None  # BPR02, for a set not assigned
     payee_npi: str | None = None  # N1*PE XX, for a set not assigned
+    queued_id: uuid.UUID | None = None  # a set not assigned: its place in the unassigned-ERA queue
 
 
 class RemittanceImport(msgspec.Struct, kw_only=True):
@@ -81,3 +82,33 @@ class RemittanceView(msgspec.Struct, frozen=True, kw_only=True):
     state: str
     held_reason: str | None
     claim_count: int
+
+
+class UnassignedView(msgspec.Struct, frozen=True, kw_only=True):
+    """A payment in the unassigned-ERA queue (no claim or patient data)."""
+
+    id: uuid.UUID
+    received_at: datetime
+    set_control_number: str  # ST02
+    trace_number: str  # TRN02
+    payer_name: str
+    total_paid_cents: int  # BPR02
+    payee_npi: str | None
+    payee_tin_last4: str | None
+    reason: str
+    routed_tenant_id: uuid.UUID | None
+    routed_at: datetime | None
+
+
+class RouteUnassigned(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The practice (slug) a queued payment belongs to."""
+
+    tenant: str
+
+
+class RoutedUnassigned(msgspec.Struct, kw_only=True):
+    """A queued payment routed by hand: the queue row and what posting it did in the practice."""
+
+    queued: UnassignedView
+    tenant: str
+    result: RemittanceImport

@@ -1,0 +1,91 @@
+"""The unassigned-ERA queue: a biller's 835 whose payee names no practice is queued (the file sealed, no PHI
+listed), a supervisor of the biller's practice routes it by hand and it is posted there once; routing it
+again is a 409; another practice's supervisor neither sees nor routes it."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import text
+
+from rcm.identity.principal import Role
+from rcm.tenancy.models import Tenant
+from tests.claims.conftest import Claims
+from tests.coding.conftest import MakeStaff
+from tests.ledger.test_posting import _claim, _file, _paid
+from tests.support import Api
+
+UNKNOWN_NPI = "1999999992"
+
+
+async def test_an_unassigned_payment_is_queued_then_routed_by_hand_once(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    other_practice: Tenant,
+    make_staff: MakeStaff,
+) -> None:
+    claim, lines = await _claim(claims, intake, practice)
+    paid = _paid(claim, lines)
+    data = _file(paid, trace="EFT-Q1", control=41, npi=UNKNOWN_NPI)
+    biller = await make_staff(Role.BILLER, practice)
+    headers = biller.headers() | {"Content-Type": "application/edi-x12"}
+    summary = (await biller.client.post("/api/v1/billing/remittances", content=data, headers=headers)).json()
+    assert (summary["posted"], summary["practices"]) == (0, {})
+    [left] = summary["unassigned"]
+    queued_id = left["queued_id"]
+    assert queued_id is not None
+    # The same file again: the same queue entry, not a second one.
+    again = (await biller.client.post("/api/v1/billing/remittances", content=data, headers=headers)).json()
+    assert again["unassigned"][0]["queued_id"] == queued_id
+    # Kept sealed: the file's bytes are nowhere in clear.
+    async with claims.sessions() as session:
+        found = await session.execute(
+            text("SELECT ciphertext FROM rcm.unassigned_era_file WHERE sha256 = :d"),
+            {"d": hashlib.sha256(data).digest()},
+        )
+        sealed = [bytes(s) for s in found.scalars().all()]
+    assert len(sealed) == 1
+    assert data[:200] not in sealed[0]
+    assert b"CLP*" not in sealed[0]
+
+    supervisor = await make_staff(Role.SUPERVISOR, practice)
+    listed = (await supervisor.get("/billing/unassigned-remittances")).json()
+    assert [(q["id"], q["trace_number"], q["total_paid_cents"], q["payee_npi"]) for q in listed] == [
+        (queued_id, "EFT-Q1", paid.paid, UNKNOWN_NPI)
+    ]
+    # Another practice's supervisor: sees nothing, may not route it.
+    theirs = await make_staff(Role.SUPERVISOR, other_practice)
+    assert (await theirs.get("/billing/unassigned-remittances")).json() == []
+    refused = await theirs.post(
+        f"/billing/unassigned-remittances/{queued_id}/route", json={"tenant": other_practice.slug}
+    )
+    assert refused.status_code == 404, refused.text
+    not_theirs = await theirs.post(
+        f"/billing/unassigned-remittances/{queued_id}/route", json={"tenant": practice.slug}
+    )
+    assert not_theirs.status_code == 422, not_theirs.text
+
+    routed = await supervisor.post(
+        f"/billing/unassigned-remittances/{queued_id}/route", json={"tenant": practice.slug}
+    )
+    assert routed.status_code == 200, routed.text
+    body = routed.json()
+    assert (body["tenant"], body["result"]["posted"], body["result"]["posted_cents"]) == (
+        practice.slug,
+        1,
+        paid.paid,
+    )
+    assert body["queued"]["routed_tenant_id"] == str(practice.id)
+    assert (await intake.get(f"/claims/{claim.id}/ledger")).json()["insurance_balance_cents"] == 0
+    # Routed twice (a new key): 409, nothing posted again; the open queue is empty.
+    twice = await supervisor.post(
+        f"/billing/unassigned-remittances/{queued_id}/route", json={"tenant": practice.slug}
+    )
+    assert twice.status_code == 409, twice.text
+    assert (await supervisor.get("/billing/unassigned-remittances")).json() == []
+    done = (await supervisor.get("/billing/unassigned-remittances", routed=True)).json()
+    assert [q["id"] for q in done] == [queued_id]
+    posted = (await biller.get("/billing/remittances", remittance_state="posted")).json()["items"]
+    assert [r["trace_number"] for r in posted] == ["EFT-Q1"]
