@@ -42,6 +42,7 @@ from rcm.kit.strict import check_request
 from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
 from rcm.kit.windows import open_windows
 from rcm.ledger.controllers import (
+    AdminUnassignedRemittanceController,
     BillingLedgerController,
     ClaimLedgerController,
     UnassignedRemittanceController,
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ClaimLedgerController,
             BillingLedgerController,
             UnassignedRemittanceController,
+            AdminUnassignedRemittanceController,
             DenialController,
             AppealController,
             AppealTemplateController,

@@ -8,7 +8,13 @@ import hashlib
 
 from sqlalchemy import text
 
-from rcm.identity.principal import Role
+from rcm.audit.events import RequestInfo
+from rcm.blobs.store import BlobStore
+from rcm.crypto.keyring import KeyStore
+from rcm.crypto.provider import key_provider
+from rcm.identity.principal import Role, operator_principal
+from rcm.kit.secrets import SecretResolver
+from rcm.ledger.intake import import_file
 from rcm.tenancy.models import Tenant
 from tests.claims.conftest import Claims
 from tests.coding.conftest import MakeStaff
@@ -89,3 +95,42 @@ async def test_an_unassigned_payment_is_queued_then_routed_by_hand_once(
     assert [q["id"] for q in done] == [queued_id]
     posted = (await biller.get("/billing/remittances", remittance_state="posted")).json()["items"]
     assert [r["trace_number"] for r in posted] == ["EFT-Q1"]
+
+
+async def test_an_operators_import_is_routed_by_a_platform_admin_only(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    make_staff: MakeStaff,
+) -> None:
+    claim, lines = await _claim(claims, intake, practice)
+    paid = _paid(claim, lines)
+    data = _file(paid, trace="EFT-Q2", control=42, npi=UNKNOWN_NPI)
+    summary = await import_file(
+        claims.sessions,
+        KeyStore(key_provider(claims.settings)),
+        BlobStore.from_settings(claims.settings),
+        SecretResolver(claims.settings.secrets_dir),
+        data,
+        actor=operator_principal("remit import"),
+        request=RequestInfo(request_id="test", trace_id=""),
+    )
+    [left] = summary.unassigned
+    url = f"/admin/unassigned-remittances/{left.queued_id}/route"
+    # No practice's staff sees it: no biller uploaded it for their practices.
+    supervisor = await make_staff(Role.SUPERVISOR, practice)
+    assert (await supervisor.get("/billing/unassigned-remittances")).json() == []
+    assert (await supervisor.post(url, json={"tenant": practice.slug})).status_code == 403
+    # An admin without a second factor is refused; with one, lists and routes it.
+    assert (await (await make_staff(Role.ADMIN)).get("/admin/unassigned-remittances")).status_code == 403
+    admin = await make_staff(Role.ADMIN, mfa=True)
+    listed = (await admin.get("/admin/unassigned-remittances")).json()
+    assert str(left.queued_id) in [q["id"] for q in listed]
+    unknown = await admin.post(url, json={"tenant": "no-such-practice"})
+    assert unknown.status_code == 422, unknown.text
+    routed = await admin.post(url, json={"tenant": practice.slug})
+    assert routed.status_code == 200, routed.text
+    assert routed.json()["result"]["posted"] == 1
+    assert (await admin.post(url, json={"tenant": practice.slug})).status_code == 409
+    assert (await intake.get(f"/claims/{claim.id}/ledger")).json()["insurance_balance_cents"] == 0

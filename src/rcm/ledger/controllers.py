@@ -16,24 +16,29 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from rcm.audit.events import Action
+from rcm.audit.events import Action, request_info_from
 from rcm.blobs.store import BlobStore
 from rcm.claims import service as claims
 from rcm.claims.repository import ClaimRepository
 from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
-from rcm.identity.guards import requires_roles, requires_scopes
+from rcm.identity.guards import requires_mfa, requires_roles, requires_scopes
+from rcm.identity.middleware import current_principal
 from rcm.identity.principal import Role
-from rcm.identity.scopes import Scope
+from rcm.identity.scopes import ADMIN, Scope
+from rcm.kit.db import platform_transaction
 from rcm.kit.errors import FieldError, InvalidInput, problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, Page
 from rcm.kit.secrets import SecretResolver
+from rcm.kit.tenant import TenantId
 from rcm.ledger import intake, schemas, service, unassigned
 from rcm.ledger.models import RemittanceState
 from rcm.patients.controllers import Cursor, Limit
 from rcm.tenancy.dependencies import provide_tenant_scope
+from rcm.tenancy.jobs import job_tenant_scope
 from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.service import tenant_by_slug
 from rcm.tenancy.staff import one_practice, provide_staff_scope
+from rcm.tenancy.vocabulary import TenantStatus
 
 _ERRORS = problem_responses()
 
@@ -184,3 +189,68 @@ class UnassignedRemittanceController(Controller):
         return await run_idempotent(
             practice, request, key=idempotency_key, resource_type=unassigned.RESOURCE, produce=produce
         )
+
+
+class AdminUnassignedRemittanceController(Controller):
+    """The whole unassigned-ERA queue for platform admins (admin role and scope, a second factor): the
+    operator's imports (``rcm remit import``) included, routed to any active practice."""
+
+    path = "/api/v1/admin/unassigned-remittances"
+    tags = ["ledger"]
+    guards = [requires_roles(Role.ADMIN), requires_scopes(ADMIN), requires_mfa]
+
+    @get(
+        "",
+        summary="Every payment no practice was found for (open, or routed), oldest first",
+        responses=_ERRORS,
+    )
+    async def queue(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        routed: Annotated[bool, QueryParameter(description="Routed ones instead of open ones")] = False,
+    ) -> list[schemas.UnassignedView]:
+        async with platform_transaction(state.sessions) as session:
+            rows = await unassigned.listed(session, visible_to=None, routed=routed)
+            await unassigned.listed_audit(
+                session, current_principal(request), request_info_from(request), [r.id for r in rows]
+            )
+        return [unassigned.view(row) for row in rows]
+
+    @post(
+        "/{queued_id:uuid}/route",
+        summary="Route a queued payment to a practice: posted there as if its payee had named it (a payment "
+        "received before is still refused as a duplicate); a second routing is a 409",
+        responses=created_responses(schemas.RoutedUnassigned, 200),
+    )
+    async def route(
+        self,
+        *,
+        request: Request[Any, Any, Any],
+        state: State,
+        queued_id: FromPath[uuid.UUID],
+        data: JSONBody[schemas.RouteUnassigned],
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        async with platform_transaction(state.sessions) as session:
+            tenant = await tenant_by_slug(session, data.tenant)
+        if tenant is None or tenant.status != TenantStatus.ACTIVE:
+            raise InvalidInput("No active practice has this slug.", errors=[FieldError("tenant", "unknown")])
+        provider = state.keystore.provider
+        store = BlobStore.from_settings(state.settings)
+        async with job_tenant_scope(
+            state.sessions,
+            state.keystore,
+            TenantId(tenant.id),
+            actor=current_principal(request),
+            request=request_info_from(request),
+            job="remittance.route_by_hand",
+        ) as practice:
+
+            async def produce() -> tuple[int, schemas.RoutedUnassigned]:
+                row, file = await unassigned.take(practice.session, queued_id, visible_to=None)
+                return 200, await intake.route_by_hand(practice, provider, store, row, file)
+
+            return await run_idempotent(
+                practice, request, key=idempotency_key, resource_type=unassigned.RESOURCE, produce=produce
+            )

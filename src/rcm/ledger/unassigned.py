@@ -175,6 +175,15 @@ async def listed(
     return list((await session.scalars(stmt.limit(500))).all())
 
 
+async def listed_audit(
+    session: AsyncSession, actor: Principal, request: RequestInfo, ids: Sequence[uuid.UUID]
+) -> None:
+    """An admin's read of the queue, on the platform's trail."""
+    await _platform_audit(
+        session, actor, request, "remittance.unassigned_list", Action.READ, ids, count=len(ids)
+    )
+
+
 async def take(
     session: AsyncSession, queued_id: uuid.UUID, *, visible_to: Sequence[uuid.UUID] | None
 ) -> tuple[UnassignedRemittance, UnassignedFile]:
