@@ -45,6 +45,7 @@ from rcm.ledger.controllers import (
     AdminUnassignedRemittanceController,
     BillingLedgerController,
     ClaimLedgerController,
+    DepositController,
     UnassignedRemittanceController,
 )
 from rcm.patient_billing.controllers import PatientAccountController, StatementController
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BillingLedgerController,
             UnassignedRemittanceController,
             AdminUnassignedRemittanceController,
+            DepositController,
             DenialController,
             AppealController,
             AppealTemplateController,

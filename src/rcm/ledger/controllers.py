@@ -8,6 +8,7 @@ database's unique key), so a retried upload is answered with its sets as duplica
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -30,7 +31,7 @@ from rcm.kit.errors import FieldError, InvalidInput, problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, Page
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
-from rcm.ledger import intake, schemas, service, unassigned
+from rcm.ledger import deposits, intake, schemas, service, unassigned
 from rcm.ledger.models import RemittanceState
 from rcm.patients.controllers import Cursor, Limit
 from rcm.tenancy.dependencies import provide_tenant_scope
@@ -254,3 +255,52 @@ class AdminUnassignedRemittanceController(Controller):
             return await run_idempotent(
                 practice, request, key=idempotency_key, resource_type=unassigned.RESOURCE, produce=produce
             )
+
+
+class DepositController(Controller):
+    """A practice's bank deposits (the practice's systems and owners, its billers) and the EFT reassociation
+    report pairing them with the 835 payments received (``rcm.ledger.deposits``)."""
+
+    path = "/api/v1/tenants/{tenant_slug:str}"
+    tags = ["ledger"]
+    dependencies = {"tenant": Provide(provide_tenant_scope)}
+
+    @post(
+        "/deposits",
+        guards=[requires_scopes(Scope.PAYMENTS_WRITE)],
+        responses=created_responses(schemas.DepositView),
+        summary="Report a bank deposit (date, cents, the EFT trace number): paired with 835 payments by the "
+        "EFT reassociation report",
+    )
+    async def deposit(
+        self,
+        tenant: NamedDependency[TenantScope],
+        request: Request[Any, Any, Any],
+        data: JSONBody[schemas.DepositCreate],
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> tuple[int, schemas.DepositView]:
+            return await deposits.record(tenant, data)
+
+        return await run_idempotent(
+            tenant, request, key=idempotency_key, resource_type=deposits.DEPOSIT, produce=produce
+        )
+
+    @get(
+        "/reports/eft-reassociation",
+        guards=[requires_scopes(Scope.PAYMENTS_READ)],
+        responses=_ERRORS,
+        summary="835 payments paired with the deposits that carried them (by trace number, else amount and "
+        "a date within 3 days), what is left on either side, and totals",
+    )
+    async def reassociation(
+        self,
+        tenant: NamedDependency[TenantScope],
+        since: Annotated[
+            date | None, QueryParameter(description="First day (default: 30 days before until)")
+        ] = None,
+        until: Annotated[
+            date | None, QueryParameter(description="Last day, included (default: today)")
+        ] = None,
+    ) -> schemas.EftReassociation:
+        return await deposits.reassociation(tenant, since=since, until=until)

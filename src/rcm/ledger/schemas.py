@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Annotated
 
 import msgspec
 
@@ -112,3 +113,60 @@ class RoutedUnassigned(msgspec.Struct, kw_only=True):
     queued: UnassignedView
     tenant: str
     result: RemittanceImport
+
+
+class DepositCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A bank deposit: its date, amount and (for an EFT) the trace number the payer sent (the 835's TRN02)."""
+
+    deposited_on: date
+    amount_cents: Annotated[int, msgspec.Meta(gt=0, le=10**12)]
+    trace_number: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=r"^ *[!-~][ -~]*$")] | None
+    ) = None
+
+
+class DepositView(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    deposited_on: date
+    amount_cents: int
+    trace_number: str | None
+    recorded_at: datetime
+
+
+class ReassociatedPayment(msgspec.Struct, frozen=True, kw_only=True):
+    """An 835 payment: TRN02, payer, BPR02 and BPR16."""
+
+    remittance_id: uuid.UUID
+    trace_number: str
+    payer_name: str
+    amount_cents: int
+    paid_on: date
+    state: str  # posted, held
+
+
+class Reassociated(msgspec.Struct, frozen=True, kw_only=True):
+    payment: ReassociatedPayment
+    deposit: DepositView
+    matched_by: str  # trace_number, amount_and_date
+
+
+class ReassociationTotals(msgspec.Struct, frozen=True, kw_only=True):
+    payments: int
+    payments_cents: int
+    deposits: int
+    deposits_cents: int
+    matched: int
+    matched_cents: int
+    payments_without_deposit_cents: int
+    deposits_without_payment_cents: int
+
+
+class EftReassociation(msgspec.Struct, frozen=True, kw_only=True):
+    """835 payments paid and deposits made in the window, paired; what is left on either side; totals."""
+
+    since: date
+    until: date
+    matched: list[Reassociated]
+    payments_without_deposit: list[ReassociatedPayment]
+    deposits_without_payment: list[DepositView]
+    totals: ReassociationTotals
