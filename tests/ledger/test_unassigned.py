@@ -134,3 +134,24 @@ async def test_an_operators_import_is_routed_by_a_platform_admin_only(
     assert routed.json()["result"]["posted"] == 1
     assert (await admin.post(url, json={"tenant": practice.slug})).status_code == 409
     assert (await intake.get(f"/claims/{claim.id}/ledger")).json()["insurance_balance_cents"] == 0
+
+
+async def test_the_same_file_from_another_practices_biller_widens_who_may_route_it(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    other_practice: Tenant,
+    make_staff: MakeStaff,
+) -> None:
+    claim, lines = await _claim(claims, intake, practice)
+    data = _file(_paid(claim, lines), trace="EFT-Q3", control=43, npi=UNKNOWN_NPI)
+    ids = []
+    for tenant in (practice, other_practice):
+        biller = await make_staff(Role.BILLER, tenant)
+        headers = biller.headers() | {"Content-Type": "application/edi-x12"}
+        sent = await biller.client.post("/api/v1/billing/remittances", content=data, headers=headers)
+        ids.append(sent.json()["unassigned"][0]["queued_id"])
+    assert ids[0] == ids[1]
+    theirs = await make_staff(Role.SUPERVISOR, other_practice)
+    assert [q["id"] for q in (await theirs.get("/billing/unassigned-remittances")).json()] == [ids[0]]

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,10 @@ _PURPOSE = "unassigned_era"
 _AAD = b"rcm/unassigned-era/v1:"
 _NONCE = 12
 REASON = "the payee matches no practice, or several"
+# The same file uploaded again by a biller of other practices: those practices' supervisors may route it too.
+_MORE_CANDIDATES = text(
+    "ARRAY(SELECT DISTINCT c FROM unnest(rcm.unassigned_remittance.candidates || excluded.candidates) AS c)"
+)
 
 
 def _context(file_id: uuid.UUID) -> dict[str, str]:
@@ -92,7 +96,8 @@ async def keep(
     request: RequestInfo,
 ) -> dict[int, uuid.UUID]:
     """Queue the unassigned ``sets`` of the file, the file kept sealed once per content; a set queued
-    before (the same file again) stays as it was. Returns each set's queue id by its index."""
+    before (the same file again) gains the new candidates unless it was routed. Returns each set's queue id
+    by its index."""
     if not sets:
         return {}
     digest = hashlib.sha256(data).digest()
@@ -130,7 +135,11 @@ async def keep(
                 candidates=list(candidates),
                 received_by=actor.subject,
             )
-            .on_conflict_do_nothing(constraint="uq_unassigned_remittance_set")
+            .on_conflict_do_update(
+                constraint="uq_unassigned_remittance_set",
+                set_={"candidates": _MORE_CANDIDATES},
+                where=UnassignedRemittance.routed_at.is_(None),
+            )
         )
     rows = await session.execute(
         select(UnassignedRemittance.set_index, UnassignedRemittance.id).where(
