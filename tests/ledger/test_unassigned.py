@@ -155,3 +155,35 @@ async def test_the_same_file_from_another_practices_biller_widens_who_may_route_
     assert ids[0] == ids[1]
     theirs = await make_staff(Role.SUPERVISOR, other_practice)
     assert [q["id"] for q in (await theirs.get("/billing/unassigned-remittances")).json()] == [ids[0]]
+
+
+async def test_a_payment_routed_by_hand_is_still_refused_as_a_duplicate(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    make_staff: MakeStaff,
+) -> None:
+    claim, lines = await _claim(claims, intake, practice)
+    paid = _paid(claim, lines)
+    biller = await make_staff(Role.BILLER, practice)
+    headers = biller.headers() | {"Content-Type": "application/edi-x12"}
+    url = "/api/v1/billing/remittances"
+    npi = practice.manifest.billing_provider.npi
+    posted = await biller.client.post(
+        url, content=_file(paid, trace="EFT-Q4", control=44, npi=npi), headers=headers
+    )
+    assert posted.json()["posted"] == 1
+    # The same payment (TRN02, payer, amount) in another file naming no practice: queued, then routed.
+    again = _file(paid, trace="EFT-Q4", control=45, npi=UNKNOWN_NPI)
+    queued_id = (await biller.client.post(url, content=again, headers=headers)).json()["unassigned"][0][
+        "queued_id"
+    ]
+    supervisor = await make_staff(Role.SUPERVISOR, practice)
+    routed = await supervisor.post(
+        f"/billing/unassigned-remittances/{queued_id}/route", json={"tenant": practice.slug}
+    )
+    assert routed.status_code == 200, routed.text
+    result = routed.json()["result"]
+    assert (result["posted"], [d["trace_number"] for d in result["duplicates"]]) == (0, ["EFT-Q4"])
+    assert (await intake.get(f"/claims/{claim.id}/ledger")).json()["insurance_balance_cents"] == 0

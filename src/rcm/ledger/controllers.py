@@ -1,6 +1,8 @@
 """Ledger routes: a claim's entries and balance, for the practice (its systems and owners) and for the staff
-assigned to it (billers and supervisors); and billers' 835 uploads. A claim of any other practice is the same
-404 as none; an uploaded payment whose payee is not one of the caller's practices is left unassigned.
+assigned to it (billers and supervisors); billers' 835 uploads; the unassigned-ERA queue (supervisors, and
+platform admins for the whole of it); a practice's deposits and its EFT reassociation report. A claim of any
+other practice is the same 404 as none; an uploaded payment whose payee is not one of the caller's practices
+is queued for routing by hand.
 
 The upload takes no Idempotency-Key: a payment is posted once by its trace number, payer and amount (the
 database's unique key), so a retried upload is answered with its sets as duplicates and posts nothing."""
