@@ -41,7 +41,13 @@ from rcm.kit.requestid import echo_request_id, request_id_middleware
 from rcm.kit.strict import check_request
 from rcm.kit.telemetry import configure_logging, configure_tracing, redact_request_span
 from rcm.kit.windows import open_windows
-from rcm.ledger.controllers import BillingLedgerController, ClaimLedgerController
+from rcm.ledger.controllers import (
+    AdminUnassignedRemittanceController,
+    BillingLedgerController,
+    ClaimLedgerController,
+    DepositController,
+    UnassignedRemittanceController,
+)
 from rcm.patient_billing.controllers import PatientAccountController, StatementController
 from rcm.patients.controllers import PatientController
 from rcm.providers.controllers import ProviderController
@@ -123,6 +129,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BillingSupervisionController,
             ClaimLedgerController,
             BillingLedgerController,
+            UnassignedRemittanceController,
+            AdminUnassignedRemittanceController,
+            DepositController,
             DenialController,
             AppealController,
             AppealTemplateController,

@@ -4,7 +4,8 @@ The file is read whole first: one that is not a valid 835 is refused before anyt
 segment and position where it fails (never content). Each transaction set (one payment) is routed to its
 practice by the payee (N1*PE): its NPI against the practice's billing provider NPI, its TIN (REF*TJ or N1*PE
 FI) against the practice's TIN reference. A set matching no practice, or several, is reported as
-unassigned and nothing of it is written (the unassigned-ERA queue is still to come). Billers upload through
+unassigned and queued, the file sealed, for staff to route by hand (``rcm.ledger.unassigned_store``);
+nothing of it is posted until then. Billers upload through
 ``POST /api/v1/billing/remittances``, routed among their own practices only. Each practice keeps the
 file (encrypted, ``rcm.interchanges``) and applies its sets in one transaction: claims moved and the ledger
 posted (``rcm.claims.adjudication.apply_set``); a set received before is refused as a duplicate.
@@ -26,6 +27,7 @@ from rcm.claims.applying import Applying
 from rcm.claims.building import CLAIM
 from rcm.claims.states import Cause
 from rcm.crypto.keyring import KeyStore
+from rcm.crypto.provider import KeyProvider
 from rcm.identity.principal import Principal
 from rcm.interchanges import service as files
 from rcm.interchanges.models import Direction, FileStatus
@@ -34,6 +36,9 @@ from rcm.kit.db import platform_transaction
 from rcm.kit.errors import FieldError, MalformedBody
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
+from rcm.ledger import schemas
+from rcm.ledger import unassigned_store as unassigned
+from rcm.ledger.models import UnassignedFile, UnassignedRemittance
 from rcm.ledger.schemas import RemittanceImport, RemittanceSet
 from rcm.tenancy.jobs import job_tenant_scope
 from rcm.tenancy.models import Tenant
@@ -58,6 +63,7 @@ class SetHeader:
     trace_number: str  # TRN02
     total_paid: int
     payee: Payee
+    payer_name: str
 
 
 def all_duplicates(summary: RemittanceImport) -> bool:
@@ -81,6 +87,7 @@ def read_headers(data: bytes) -> list[SetHeader]:
                     header.trace_number,
                     header.total_paid,
                     header.payee,
+                    header.payer.name,
                 )
             )
     except X12Error as exc:
@@ -120,17 +127,38 @@ def route(headers: list[SetHeader], tenants: list[Tenant], resolver: SecretResol
     return routed
 
 
-def _unassigned(headers: list[SetHeader], routed: dict[int, uuid.UUID]) -> list[RemittanceSet]:
+async def _unassigned(
+    session: AsyncSession,
+    provider: KeyProvider,
+    data: bytes,
+    headers: list[SetHeader],
+    routed: dict[int, uuid.UUID],
+    *,
+    candidates: list[uuid.UUID],
+    actor: Principal,
+    request: RequestInfo,
+) -> list[RemittanceSet]:
+    """The sets routed to no practice, queued (the file sealed) for staff to route by hand."""
+    left = [h for h in headers if h.index not in routed]
+    queued = [
+        unassigned.Queued(
+            h.index, h.control_number, h.trace_number, h.total_paid, h.payer_name, h.payee.npi, h.payee.tin
+        )
+        for h in left
+    ]
+    ids = await unassigned.keep(
+        session, provider, data, queued, candidates=candidates, actor=actor, request=request
+    )
     return [
         RemittanceSet(
             set=h.control_number,
             trace_number=h.trace_number,
             amount_cents=h.total_paid,
             payee_npi=h.payee.npi,
-            reason="the payee matches no practice, or several",
+            reason=unassigned.REASON,
+            queued_id=ids.get(h.index),
         )
-        for h in headers
-        if h.index not in routed
+        for h in left
     ]
 
 
@@ -193,8 +221,11 @@ async def import_file(
     headers = read_headers(data)
     async with platform_transaction(sessions) as session:
         tenants = await active_tenants(session)
-    routed = route(headers, tenants, resolver)
-    summary = RemittanceImport(transaction_sets=len(headers), unassigned=_unassigned(headers, routed))
+        routed = route(headers, tenants, resolver)
+        left = await _unassigned(
+            session, keystore.provider, data, headers, routed, candidates=[], actor=actor, request=request
+        )
+    summary = RemittanceImport(transaction_sets=len(headers), unassigned=left)
     for tenant_id in dict.fromkeys(routed.values()):
         indexes = {i for i, t in routed.items() if t == tenant_id}
         async with job_tenant_scope(
@@ -205,19 +236,61 @@ async def import_file(
 
 
 async def upload(
-    staff: StaffScope, store: BlobStore, resolver: SecretResolver, data: bytes
+    staff: StaffScope, provider: KeyProvider, store: BlobStore, resolver: SecretResolver, data: bytes
 ) -> RemittanceImport:
     """A biller's upload: routed among the caller's practices only (a payee of any other practice is
-    unassigned, as one of none), applied in the request's transaction."""
+    unassigned, as one of none, and queued for the supervisors of the caller's practices), applied in the
+    request's transaction."""
     try:
         headers = read_headers(data)
     except NotAnERA as exc:
         raise MalformedBody(f"Not a valid 835: {exc}.", errors=[FieldError("", str(exc))]) from exc
     tenants = [t for t in [await tenant_by_id(staff.session, i) for i in staff.tenant_ids] if t is not None]
     routed = route(headers, [t for t in tenants if t.status == "active"], resolver)
-    summary = RemittanceImport(transaction_sets=len(headers), unassigned=_unassigned(headers, routed))
+    left = await _unassigned(
+        staff.session,
+        provider,
+        data,
+        headers,
+        routed,
+        candidates=list(staff.tenant_ids),
+        actor=staff.principal,
+        request=staff.request,
+    )
+    summary = RemittanceImport(transaction_sets=len(headers), unassigned=left)
     for tenant_id in dict.fromkeys(routed.values()):
         indexes = {i for i, t in routed.items() if t == tenant_id}
         practice = await one_practice(staff, tenant_id)
         await apply_routed(practice, store, data, headers=headers, indexes=indexes, summary=summary)
     return summary
+
+
+async def route_by_hand(
+    practice: TenantScope,
+    provider: KeyProvider,
+    store: BlobStore,
+    row: UnassignedRemittance,
+    file: UnassignedFile,
+) -> schemas.RoutedUnassigned:
+    """A queued set (locked by ``unassigned.take``) posted into ``practice`` exactly as one routed by its
+    payee (a payment received before is still refused as a duplicate), then marked routed; audited in the
+    practice's trail and the platform's."""
+    data = unassigned.unseal(provider, file)
+    headers = read_headers(data)
+    summary = RemittanceImport(transaction_sets=1)
+    await apply_routed(practice, store, data, headers=headers, indexes={row.set_index}, summary=summary)
+    practice.audit(
+        "remittance.routed_by_hand",
+        Action.UPDATE,
+        resource_type=unassigned.RESOURCE,
+        resource_ids=[row.id],
+        detail={"posted": summary.posted, "duplicates": len(summary.duplicates), "held": len(summary.held)},
+    )
+    tenant_id = practice.context.tenant_id
+    await unassigned.mark_routed(
+        practice.session, row, tenant_id, actor=practice.principal, request=practice.request
+    )
+    await practice.session.refresh(row)
+    return schemas.RoutedUnassigned(
+        queued=unassigned.view(row), tenant=practice.manifest.slug, result=summary
+    )

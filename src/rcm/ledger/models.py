@@ -7,24 +7,27 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     Text,
     UniqueConstraint,
+    text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rcm.claims.models import Claim  # noqa: F401 - the rcm.claim table entries refer to
 from rcm.interchanges.models import X12File  # noqa: F401 - the rcm.x12_file table remittances refer to
-from rcm.kit.models import Base, EnumText, TenantOwned, enum_check
+from rcm.kit.models import Base, EnumText, TenantOwned, enum_check, utcnow
 
 
 class RemittanceState(enum.StrEnum):
@@ -135,3 +138,71 @@ class LedgerEntry(TenantOwned, Base):
     # adjustment's) ordinal within its transaction set, or the claim line for a charge.
     segment: Mapped[str | None] = mapped_column(Text, nullable=True)
     segment_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+# -- the unassigned-ERA queue (migration 0038_era_queue): platform-level, no practice yet.
+
+
+class UnassignedFile(Base):
+    """An 835 file holding a payment no practice could be found for: kept whole, encrypted under a data key
+    of its own (``rcm.ledger.unassigned_store``), one row per content."""
+
+    __tablename__ = "unassigned_era_file"
+    __table_args__ = (UniqueConstraint("sha256"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+    sha256: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    kek_id: Mapped[str] = mapped_column(Text)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class UnassignedRemittance(Base):
+    """One payment (transaction set) waiting for staff to route it: no PHI (payer, TRN02, BPR02, payee)."""
+
+    __tablename__ = "unassigned_remittance"
+    __table_args__ = (
+        UniqueConstraint("file_id", "set_index", name="uq_unassigned_remittance_set"),
+        CheckConstraint(
+            "(routed_tenant_id IS NULL) = (routed_at IS NULL) AND (routed_at IS NULL) = (routed_by IS NULL)",
+            name="routed",
+        ),
+        Index(
+            "ix_unassigned_remittance_open", "created_at", "id", postgresql_where=text("routed_at IS NULL")
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+    file_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("unassigned_era_file.id"))
+    set_index: Mapped[int] = mapped_column(Integer)  # the set's place in the file, from 0
+    set_control_number: Mapped[str] = mapped_column(Text)  # ST02
+    trace_number: Mapped[str] = mapped_column(Text)  # TRN02
+    payer_name: Mapped[str] = mapped_column(Text)  # N1*PR
+    total_paid_cents: Mapped[int] = mapped_column(BigInteger)  # BPR02
+    payee_npi: Mapped[str | None] = mapped_column(Text, nullable=True)  # N1*PE XX
+    payee_tin_last4: Mapped[str | None] = mapped_column(Text, nullable=True)  # REF*TJ or N1*PE FI
+    reason: Mapped[str] = mapped_column(Text)
+    # The practices the uploading biller could route among; empty for an operator's import (admins only).
+    candidates: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    received_by: Mapped[str] = mapped_column(Text)  # principal subject
+    routed_tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenant.id"), nullable=True)
+    routed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    routed_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Deposit(TenantOwned, Base):
+    """A bank deposit the practice reports, for EFT reassociation. Append-only."""
+
+    __tablename__ = "deposit"
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount"),
+        Index("ix_deposit_date", "tenant_id", "deposited_on"),
+    )
+
+    deposited_on: Mapped[date]
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    trace_number: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str] = mapped_column(Text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Annotated
 
 import msgspec
 
@@ -43,6 +44,7 @@ class RemittanceSet(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None  # why it is held, or not assigned to a practice
     amount_cents: int | None = None  # BPR02, for a set not assigned
     payee_npi: str | None = None  # N1*PE XX, for a set not assigned
+    queued_id: uuid.UUID | None = None  # a set not assigned: its place in the unassigned-ERA queue
 
 
 class RemittanceImport(msgspec.Struct, kw_only=True):
@@ -81,3 +83,90 @@ class RemittanceView(msgspec.Struct, frozen=True, kw_only=True):
     state: str
     held_reason: str | None
     claim_count: int
+
+
+class UnassignedView(msgspec.Struct, frozen=True, kw_only=True):
+    """A payment in the unassigned-ERA queue (no claim or patient data)."""
+
+    id: uuid.UUID
+    received_at: datetime
+    set_control_number: str  # ST02
+    trace_number: str  # TRN02
+    payer_name: str
+    total_paid_cents: int  # BPR02
+    payee_npi: str | None
+    payee_tin_last4: str | None
+    reason: str
+    routed_tenant_id: uuid.UUID | None
+    routed_at: datetime | None
+
+
+class RouteUnassigned(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The practice (slug) a queued payment belongs to."""
+
+    tenant: str
+
+
+class RoutedUnassigned(msgspec.Struct, kw_only=True):
+    """A queued payment routed by hand: the queue row and what posting it did in the practice."""
+
+    queued: UnassignedView
+    tenant: str
+    result: RemittanceImport
+
+
+class DepositCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A bank deposit: its date, amount and (for an EFT) the trace number the payer sent (the 835's TRN02)."""
+
+    deposited_on: date
+    amount_cents: Annotated[int, msgspec.Meta(gt=0, le=10**12)]
+    trace_number: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=r"^ *[!-~][ -~]*$")] | None
+    ) = None
+
+
+class DepositView(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    deposited_on: date
+    amount_cents: int
+    trace_number: str | None
+    recorded_at: datetime
+
+
+class ReassociatedPayment(msgspec.Struct, frozen=True, kw_only=True):
+    """An 835 payment: TRN02, payer, BPR02 and BPR16."""
+
+    remittance_id: uuid.UUID
+    trace_number: str
+    payer_name: str
+    amount_cents: int
+    paid_on: date
+    state: str  # posted, held
+
+
+class Reassociated(msgspec.Struct, frozen=True, kw_only=True):
+    payment: ReassociatedPayment
+    deposit: DepositView
+    matched_by: str  # trace_number, amount_and_date
+
+
+class ReassociationTotals(msgspec.Struct, frozen=True, kw_only=True):
+    payments: int
+    payments_cents: int
+    deposits: int
+    deposits_cents: int
+    matched: int
+    matched_cents: int
+    payments_without_deposit_cents: int
+    deposits_without_payment_cents: int
+
+
+class EftReassociation(msgspec.Struct, frozen=True, kw_only=True):
+    """835 payments paid and deposits made in the window, paired; what is left on either side; totals."""
+
+    since: date
+    until: date
+    matched: list[Reassociated]
+    payments_without_deposit: list[ReassociatedPayment]
+    deposits_without_payment: list[DepositView]
+    totals: ReassociationTotals
