@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import uuid
 
-from rcm.claims.applying import Applying
+from rcm.claims.applying import Applying, Move
 from rcm.claims.models import Claim as OurClaim
 from rcm.claims.repository import ResponseMatchRepository
 from rcm.claims.states import ClaimState
@@ -116,6 +116,7 @@ async def _apply_chunk(work: Applying, chunk: list[Claim]) -> list[OurClaim | No
     by_pcn = {claim.patient_control_number: claim for claim in found}
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
     matched: list[OurClaim | None] = []
+    moves: list[Move] = []
     for paid in chunk:
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
@@ -133,11 +134,16 @@ async def _apply_chunk(work: Applying, chunk: list[Claim]) -> list[OurClaim | No
         if target is None:
             work.count("unchanged")
             continue
-        await work.move(
-            claim,
-            target,
-            reason=reason(paid),
-            payer_claim_control_number=paid.payer_claim_control_number or None,
-            through=ClaimState.ACCEPTED if claim.state is ClaimState.SUBMITTED else None,
+        # A claim still submitted is accepted first (``move_all`` plans from the state the chunk's earlier
+        # moves leave it in: only a submitted claim can be accepted).
+        moves.append(
+            Move(
+                claim,
+                target,
+                reason=reason(paid),
+                payer_claim_control_number=paid.payer_claim_control_number or None,
+                through=ClaimState.ACCEPTED,
+            )
         )
+    await work.move_all(moves)  # the chunk's moves: a few statements, whatever their number
     return matched
