@@ -8,16 +8,27 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import ClaimLine
+from rcm.kit.jsonwrite import encode, model_columns, populate, rows_params
 from rcm.kit.models import utcnow
 from rcm.kit.repository import TenantScopedRepository
 from rcm.ledger.models import Account, LedgerEntry, LedgerPosting, Remittance, RemittanceState
 from rcm.ledger.posting import BilledLine, Draft
 
 _REMITTANCE = cast(Table, Remittance.__table__)
+_POSTED_COLUMNS = {model: model_columns(model) for model in (LedgerPosting, LedgerEntry)}
+# Postings and their entries in ONE constant statement (``rcm.kit.jsonwrite``: each table's rows one JSON
+# parameter), whatever their number: the foreign keys are checked at the end of the statement, the
+# balance of each posting at commit (``ledger_entry_balanced``).
+_POST = text(
+    "WITH posting AS ("
+    + populate(cast(Table, LedgerPosting.__table__), [name for _, name, _ in _POSTED_COLUMNS[LedgerPosting]])
+    + ") "
+    + populate(cast(Table, LedgerEntry.__table__), [name for _, name, _ in _POSTED_COLUMNS[LedgerEntry]])
+)
 
 
 class LedgerRepository(TenantScopedRepository[LedgerEntry]):
@@ -41,7 +52,7 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
         self, drafts: Sequence[Draft], *, remittance_id: uuid.UUID | None = None, actor: str | None = None
     ) -> list[LedgerPosting]:
         """One posting per draft with entries (each sums to zero: checked here and by the database at
-        commit), postings before entries."""
+        commit), all in one statement."""
         now = utcnow()
         postings: list[LedgerPosting] = []
         entries: list[LedgerEntry] = []
@@ -77,7 +88,10 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
                 for e in draft.entries
             )
         if postings:
-            await self.insert(*postings, *entries)
+            rows = rows_params(
+                _POSTED_COLUMNS, [*postings, *entries], tenant_id=self.context.tenant_id, now=now
+            )
+            await self._execute(_POST, encode(rows))
         return postings
 
     async def charged(self, claim_id: uuid.UUID) -> dict[int | None, int]:
