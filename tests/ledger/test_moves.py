@@ -9,6 +9,7 @@ import json
 import uuid
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.blobs.store import BlobStore
@@ -228,4 +229,41 @@ async def test_move_all_writes_what_moving_one_at_a_time_wrote(
         2: [("submitted", "accepted"), ("accepted", "partially_paid"), ("partially_paid", "denied")],
         3: [],
         4: [],
+    }
+
+
+async def test_a_clp_whose_clp01_is_unknown_is_matched_by_its_clp07(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    """CLP01 (our CLM01) first; a CLP whose CLP01 names none of the practice's claims is matched by CLP07, the
+    payer's claim control number learnt on acceptance; one naming neither is unmatched."""
+    by_pcn, by_icn = [await _claim(claims, intake, practice) for _ in range(2)]
+    await claims.walk(practice, by_icn[0].id, ClaimState.ACCEPTED, icn="ICNBYCLP07")
+    paid = [
+        _paid(*by_pcn),
+        msgspec.structs.replace(
+            _paid(*by_icn), patient_control_number="NOSUCHCLAIM1", payer_claim_control_number="ICNBYCLP07"
+        ),
+        msgspec.structs.replace(
+            _paid(*by_icn), patient_control_number="NOSUCHCLAIM2", payer_claim_control_number="NOSUCHICN"
+        ),
+    ]
+
+    outcome = await _apply(sessions, settings, practice, _file(*paid))
+
+    assert (outcome.matched, outcome.unmatched, outcome.partially_paid) == (2, 1, 2)
+    found = await rows(
+        owner_engine,
+        "SELECT id, state, payer_claim_control_number FROM rcm.claim WHERE id = ANY (:c)",
+        c=[by_pcn[0].id, by_icn[0].id],
+    )
+    assert {(r.id, r.state, r.payer_claim_control_number) for r in found} == {
+        (by_pcn[0].id, "partially_paid", "ICN7700001"),
+        (by_icn[0].id, "partially_paid", "ICNBYCLP07"),
     }

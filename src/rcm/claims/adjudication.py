@@ -125,11 +125,19 @@ async def apply_set(work: Applying, file_id: uuid.UUID | None, read: ReadSet) ->
 
 async def _apply_chunk(work: Applying, chunk: list[Claim]) -> list[OurClaim | None]:
     """Each CLP's claim (None when unmatched), moved where the payer's adjudication puts it."""
-    found = await work.scope.repo(ResponseMatchRepository).locked_by_numbers(
-        [c.patient_control_number for c in chunk],
-        [c.payer_claim_control_number for c in chunk if c.payer_claim_control_number],
-    )
+    repo = work.scope.repo(ResponseMatchRepository)
+    # By CLP01 first (its unique index), then by CLP07 only for the CLPs CLP01 did not find (no index: a
+    # scan of the practice's claims, made only when some CLP needs it). Both locked in id order.
+    found = await repo.locked_by_numbers([c.patient_control_number for c in chunk])
     by_pcn = {claim.patient_control_number: claim for claim in found}
+    missing = [
+        c.payer_claim_control_number
+        for c in chunk
+        if c.payer_claim_control_number and c.patient_control_number not in by_pcn
+    ]
+    if missing:
+        more = {claim.id: claim for claim in [*found, *await repo.locked_by_numbers([], missing)]}
+        found = [more[claim_id] for claim_id in sorted(more)]  # as one statement found them: in id order
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
     matched: list[OurClaim | None] = []
     moves: list[Move] = []
