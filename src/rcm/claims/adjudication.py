@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from dataclasses import dataclass
 from datetime import date
 
-from rcm.claims.applying import Applying
+from rcm.claims.applying import Applying, Move
 from rcm.claims.models import Claim as OurClaim
 from rcm.claims.repository import ResponseMatchRepository
 from rcm.claims.secondary import after_adjudication
@@ -39,12 +40,30 @@ from rcm.ledger.models import RemittanceState
 from rcm.x12 import X12Error, transactions
 from rcm.x12.envelope import Transaction
 from rcm.x12.remittance import RemittanceStream
-from rcm.x12.remittance_model import REVERSAL, Claim
+from rcm.x12.remittance_model import REVERSAL, Claim, Header, ProviderAdjustment
 
 PROCESSED = frozenset({"1", "2", "3", "19", "20", "21"})
 DENIED = "4"
 # Claims matched per statement: an 835 of 10,000 claims is 20 round trips, not 10,000.
 CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSet:
+    """One 835 transaction set read whole (the unit of posting): its ST02, header, claims and PLB."""
+
+    control_number: str
+    header: Header
+    claims: list[Claim]
+    adjustments: list[ProviderAdjustment]
+
+
+def read_set(transaction: Transaction) -> ReadSet:
+    """The set read whole (X12Error names where it is not an 835): its balance decides before anything
+    moves, so it is read before anything is applied."""
+    stream = RemittanceStream(transaction)
+    claims = list(stream.claims())
+    return ReadSet(transaction.header.control_number, stream.header, claims, stream.provider_adjustments)
 
 
 def adjudicated(claim: Claim) -> ClaimState | None:
@@ -74,41 +93,38 @@ async def apply_remittance(work: Applying, row: X12File, data: bytes) -> uuid.UU
     for transaction in transactions(data):
         if transaction.kind != "835":
             raise X12Error(f"a {transaction.kind} set in an 835 file", segment_id="ST")
-        await apply_set(work, row.id, transaction)
+        await apply_set(work, row.id, read_set(transaction))
     return None
 
 
-async def apply_set(
-    work: Applying, file_id: uuid.UUID | None, transaction: Transaction
-) -> tuple[str, str | None]:
+async def apply_set(work: Applying, file_id: uuid.UUID | None, read: ReadSet) -> tuple[str, str | None]:
     """One transaction set (one payment), the unit of posting: recorded once (a repeat of its trace number,
     payer and amount is refused and changes nothing), held whole when it does not balance (no claim moved,
     nothing posted), else its claims moved and every payment, adjustment and PLB posted to the ledger.
     Returns the verdict (``posted``, ``held``, ``duplicate``) and the reason a set is held."""
-    stream = RemittanceStream(transaction)
-    work.traces[stream.header.trace_number] = None  # TRN02: the check or EFT this 835 pays by
-    claims = list(stream.claims())  # the set balances or not as a whole: read it before moving anything
+    header, claims = read.header, read.claims
+    work.traces[header.trace_number] = None  # TRN02: the check or EFT this 835 pays by
     received = await ledger.receive(
         work.scope,
         file_id=file_id,
-        set_control_number=transaction.header.control_number,
-        header=stream.header,
+        set_control_number=read.control_number,
+        header=header,
         claims=claims,
-        adjustments=stream.provider_adjustments,
+        adjustments=read.adjustments,
     )
     if received is None:
         work.count("duplicates")
         return "duplicate", None
     if received.state is not RemittanceState.POSTED:
         work.count("held")
-        work.count("held_cents", stream.header.total_paid)
+        work.count("held_cents", header.total_paid)
         return "held", received.held_reason
     matched: list[OurClaim | None] = []
     for start in range(0, len(claims), CHUNK):
         matched.extend(
-            await _apply_chunk(work, claims[start : start + CHUNK], remitted_on=stream.header.payment_date)
+            await _apply_chunk(work, claims[start : start + CHUNK], remitted_on=header.payment_date)
         )
-    posted = await ledger.post_remittance(work.scope, received, claims, matched, stream.provider_adjustments)
+    posted = await ledger.post_remittance(work.scope, received, claims, matched, read.adjustments)
     work.count("posted")
     work.count("posted_cents", posted.claims_cents)
     work.count("unapplied_cents", posted.unapplied_cents)
@@ -119,14 +135,23 @@ async def apply_set(
 async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date) -> list[OurClaim | None]:
     """Each CLP's claim (None when unmatched), moved where the payer's adjudication puts it (its denials
     recorded, and the next payer's claim built from it: ``secondary``)."""
-    found = await work.scope.repo(ResponseMatchRepository).locked_by_numbers(
-        [c.patient_control_number for c in chunk],
-        [c.payer_claim_control_number for c in chunk if c.payer_claim_control_number],
-    )
+    repo = work.scope.repo(ResponseMatchRepository)
+    # By CLP01 first (its unique index), then by CLP07 only for the CLPs CLP01 did not find (no index: a
+    # scan of the practice's claims, made only when some CLP needs it). Both locked in id order.
+    found = await repo.locked_by_numbers([c.patient_control_number for c in chunk])
     by_pcn = {claim.patient_control_number: claim for claim in found}
+    missing = [
+        c.payer_claim_control_number
+        for c in chunk
+        if c.payer_claim_control_number and c.patient_control_number not in by_pcn
+    ]
+    if missing:
+        more = {claim.id: claim for claim in [*found, *await repo.locked_by_numbers([], missing)]}
+        found = [more[claim_id] for claim_id in sorted(more)]  # as one statement found them: in id order
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
     matched: list[OurClaim | None] = []
-    adjudicated_now: list[denials.Denied] = []
+    moves: list[Move] = []
+    remitted: list[Claim] = []  # the CLP of each move
     adjudications: list[tuple[OurClaim, Claim]] = []
     for paid in chunk:
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
@@ -145,16 +170,25 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date)
         if target is None:
             work.count("unchanged")
             continue
-        moved = await work.move(
-            claim,
-            target,
-            reason=reason(paid),
-            payer_claim_control_number=paid.payer_claim_control_number or None,
-            through=ClaimState.ACCEPTED if claim.state is ClaimState.SUBMITTED else None,
+        # A claim still submitted is accepted first (``move_all`` plans from the state the chunk's earlier
+        # moves leave it in: only a submitted claim can be accepted).
+        moves.append(
+            Move(
+                claim,
+                target,
+                reason=reason(paid),
+                payer_claim_control_number=paid.payer_claim_control_number or None,
+                through=ClaimState.ACCEPTED,
+            )
         )
-        if moved:
-            adjudicated_now.append(denials.Denied(claim, paid))
+        remitted.append(paid)
         adjudications.append((claim, paid))
+    arrived = await work.move_all(moves)  # the chunk's moves: a few statements, whatever their number
+    adjudicated_now = [
+        denials.Denied(move.claim, paid)
+        for move, paid, moved in zip(moves, remitted, arrived, strict=True)
+        if moved
+    ]
     items = await denials.record(work.scope, adjudicated_now, remitted_on=remitted_on, file_id=work.file_id)
     work.count("items", items)
     await after_adjudication(work, adjudications, adjudicated_on=remitted_on)  # the next payers' claims

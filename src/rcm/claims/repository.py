@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import msgspec
 from sqlalchemy import ColumnElement, Table, and_, func, insert, literal, not_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -35,6 +37,63 @@ _COUNTER = cast(Table, X12ControlCounter.__table__)
 _NUMBER = cast(Table, X12ControlNumber.__table__)
 _ITEM = cast(Table, WorkItem.__table__)
 MAX_CONTROL_NUMBER = 999_999_999  # ISA13 is nine digits
+
+# ``transition`` for many claims at once, in ONE constant statement (built once, compiled once): each step
+# (claim, expected state, new state, reason, payer claim control number) one element of the JSON array
+# ``steps``; a claim no longer in its expected state is left alone and not returned. At most one step per
+# claim per statement (an UPDATE changes a row once).
+_TRANSITION_MANY = text(
+    "WITH step AS (SELECT * FROM json_to_recordset(CAST(:steps AS json))"
+    " AS s(claim_id uuid, expected text, target text, reason text, icn text)),"
+    " changed AS (UPDATE rcm.claim AS c SET state = step.target, state_changed_at = clock_timestamp(),"
+    " updated_at = clock_timestamp(),"
+    " payer_claim_control_number = coalesce(step.icn, c.payer_claim_control_number)"
+    " FROM step WHERE c.tenant_id = :tenant_id AND c.id = step.claim_id AND c.state = step.expected"
+    " RETURNING c.tenant_id, c.id, c.encounter_id, c.frequency, c.state, c.state_changed_at, c.updated_at,"
+    " c.payer_claim_control_number, step.expected, step.reason, step.icn),"
+    " logged AS (INSERT INTO rcm.claim_event (tenant_id, id, created_at, claim_id, from_state, to_state,"
+    " cause, actor, reason, payer_claim_control_number, x12_file_id)"
+    " SELECT tenant_id, gen_random_uuid(), state_changed_at, id, expected, state, CAST(:cause AS text),"
+    " CAST(:actor AS text), reason, icn, CAST(:x12_file_id AS uuid) FROM changed)"
+    " SELECT id, encounter_id, frequency, state, state_changed_at, updated_at, payer_claim_control_number,"
+    " expected FROM changed"
+)
+_STEPS = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One claim's move for ``ClaimRepository.transition_many``."""
+
+    claim_id: uuid.UUID
+    expected: ClaimState
+    to: ClaimState
+    reason: str | None = None
+    payer_claim_control_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A claim as a step of ``transition_many`` left it."""
+
+    state: ClaimState
+    state_changed_at: datetime
+    updated_at: datetime
+    payer_claim_control_number: str | None
+
+
+def _status_data(
+    claim: Any, from_state: str | None, to_state: str, cause: Cause
+) -> dict[str, str | int | None]:
+    """A claim's state change as its webhook says it (ids and states only: no PHI)."""
+    return {
+        "claim_id": str(claim.id),
+        "encounter_id": str(claim.encounter_id),
+        "frequency": claim.frequency,
+        "from_state": from_state,
+        "to_state": to_state,
+        "cause": cause.value,
+    }
 
 
 class ControlNumbersExhausted(Exception):
@@ -163,20 +222,55 @@ class ClaimRepository(TenantScopedRepository[Claim]):
             await self._state_changed(claim, from_state=expected, cause=cause)
         return claim
 
+    async def transition_many(
+        self, steps: Sequence[Step], *, cause: Cause, actor: str | None, x12_file_id: uuid.UUID | None = None
+    ) -> dict[uuid.UUID, Moved]:
+        """``transition`` of each step (one per claim), its event and webhook as ``transition`` writes them,
+        in two statements whatever their number: the claims moved and their events, then the webhooks.
+        Returns the claims moved; a claim no longer in its step's ``expected`` state is not."""
+        if not steps:
+            return {}
+        if len({step.claim_id for step in steps}) != len(steps):
+            raise ValueError("one step per claim per statement")
+        given = [
+            {
+                "claim_id": str(step.claim_id),
+                "expected": step.expected.value,
+                "target": step.to.value,
+                "reason": step.reason,
+                "icn": step.payer_claim_control_number,
+            }
+            for step in steps
+        ]
+        tenant_id = self.context.tenant_id
+        params = {
+            "steps": _STEPS.encode(given).decode(),
+            "tenant_id": tenant_id,
+            "cause": cause.value,
+            "actor": actor,
+            "x12_file_id": x12_file_id,
+        }
+        rows = (await self._execute(_TRANSITION_MANY, params)).all()
+        moved: dict[uuid.UUID, Moved] = {}
+        events = []
+        for row in rows:
+            state = ClaimState(row.state)
+            moved[row.id] = Moved(state, row.state_changed_at, row.updated_at, row.payer_claim_control_number)
+            events.append((row.state_changed_at, _status_data(row, row.expected, state.value, cause)))
+        await OutboxRepository(self.session, self.context).emit_many(
+            tenant_id, EventType.CLAIM_STATUS_CHANGED, events
+        )
+        return moved
+
     async def _state_changed(self, claim: Claim, *, from_state: ClaimState | None, cause: Cause) -> None:
         """The practice's webhooks about it, in this transaction (ids and states only: no PHI)."""
         await OutboxRepository(self.session, self.context).emit(
             claim.tenant_id,
             EventType.CLAIM_STATUS_CHANGED,
             at=claim.state_changed_at,
-            data={
-                "claim_id": str(claim.id),
-                "encounter_id": str(claim.encounter_id),
-                "frequency": claim.frequency,
-                "from_state": from_state.value if from_state is not None else None,
-                "to_state": claim.state.value,
-                "cause": cause.value,
-            },
+            data=_status_data(
+                claim, from_state.value if from_state is not None else None, claim.state.value, cause
+            ),
         )
 
     async def log_created(self, claim: Claim, *, cause: Cause, actor: str | None, reason: str | None) -> None:

@@ -52,7 +52,7 @@ async def _import(data: bytes) -> RemittanceImport:
     from rcm.kit.secrets import SecretResolver
     from rcm.ledger.intake import import_file, read_headers
 
-    read_headers(data)  # refused before any connection is made
+    headers = read_headers(data)  # refused before any connection is made; read once
     settings = get_settings()
     engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
     try:
@@ -64,6 +64,7 @@ async def _import(data: bytes) -> RemittanceImport:
             data,
             actor=operator_principal("remit import"),
             request=RequestInfo(request_id="cli", trace_id=""),
+            headers=headers,
         )
     finally:
         await engine.dispose()

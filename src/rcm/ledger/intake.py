@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rcm.audit.events import Action, RequestInfo
 from rcm.blobs.store import BlobStore
 from rcm.claims.acknowledgments import where
-from rcm.claims.adjudication import apply_set
+from rcm.claims.adjudication import ReadSet, apply_set, read_set
 from rcm.claims.applying import Applying
 from rcm.claims.building import CLAIM
 from rcm.claims.states import Cause
@@ -46,7 +46,6 @@ from rcm.tenancy.repository import active_tenants, tenant_by_id
 from rcm.tenancy.scope import StaffScope, TenantScope
 from rcm.tenancy.staff import one_practice
 from rcm.x12 import X12Error, transactions
-from rcm.x12.remittance import RemittanceStream
 from rcm.x12.remittance_model import Payee
 
 JOB = "remit.import"
@@ -64,6 +63,7 @@ class SetHeader:
     total_paid: int
     payee: Payee
     payer_name: str
+    read: ReadSet  # the whole set, read once: applied as read here
 
 
 def all_duplicates(summary: RemittanceImport) -> bool:
@@ -71,23 +71,24 @@ def all_duplicates(summary: RemittanceImport) -> bool:
 
 
 def read_headers(data: bytes) -> list[SetHeader]:
-    """Every set's header, the whole file checked as an 835 (X12Error names where it is not)."""
+    """Every set's header (and the set, read whole), the whole file checked as an 835 (X12Error names where
+    it is not). The file is read once: what is applied is what was read here."""
     found = []
     try:
         for index, transaction in enumerate(transactions(data)):
             if transaction.kind != "835":
                 raise X12Error(f"a {transaction.kind} set in an 835 file", segment_id="ST")
-            stream = RemittanceStream(transaction)
-            stream.finish()
-            header = stream.header
+            read = read_set(transaction)
+            header = read.header
             found.append(
                 SetHeader(
                     index,
-                    transaction.header.control_number,
+                    read.control_number,
                     header.trace_number,
                     header.total_paid,
                     header.payee,
                     header.payer.name,
+                    read,
                 )
             )
     except X12Error as exc:
@@ -176,11 +177,9 @@ async def apply_routed(
     row, _ = await files.keep(scope, store, data, direction=Direction.INBOUND, connector="upload")
     row = await scope.repo(X12FileRepository).locked(row.id) or row
     work = Applying(scope, row.id, Cause.REMITTANCE)
-    for index, transaction in enumerate(transactions(data)):
-        if index not in indexes:
-            continue
+    for index in sorted(indexes):  # in file order
         header = headers[index]
-        verdict, reason = await apply_set(work, row.id, transaction)
+        verdict, reason = await apply_set(work, row.id, header.read)
         named = RemittanceSet(set=header.control_number, trace_number=header.trace_number, reason=reason)
         if verdict == "duplicate":
             summary.duplicates.append(named)
@@ -216,9 +215,12 @@ async def import_file(
     *,
     actor: Principal,
     request: RequestInfo,
+    headers: list[SetHeader] | None = None,
 ) -> RemittanceImport:
-    """The operator's import: routed among every active practice, each applied in a transaction of its own."""
-    headers = read_headers(data)
+    """The operator's import: routed among every active practice, each applied in a transaction of its own.
+    ``headers``: the file's ``read_headers`` when the caller has read it already (it is read once)."""
+    if headers is None:
+        headers = read_headers(data)
     async with platform_transaction(sessions) as session:
         tenants = await active_tenants(session)
         routed = route(headers, tenants, resolver)

@@ -61,6 +61,7 @@ class Draft:
     source: Source
     claim_id: uuid.UUID | None = None
     entries: list[Entry] = field(default_factory=list)
+    id: uuid.UUID = field(default_factory=uuid.uuid4)  # the posting's, known before it is written
 
     def add(
         self,

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, func, select
+import msgspec
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import ClaimLine
@@ -18,6 +19,24 @@ from rcm.ledger.models import Account, LedgerEntry, LedgerPosting, Remittance, R
 from rcm.ledger.posting import BilledLine, Draft
 
 _REMITTANCE = cast(Table, Remittance.__table__)
+# Postings and their entries in ONE constant statement, whatever their number: the drafts as given (one JSON
+# array: each draft's id, source, claim and entries, ``posting.Draft``), each posting's id given to its
+# entries (the materialized ``draft``). The foreign keys are checked at the end of the
+# statement, each posting's balance at commit (``ledger_entry_balanced``); the ledger is only appended to.
+_POST = text(
+    "WITH draft AS MATERIALIZED (SELECT d.id, d.source, d.claim_id, d.entries"
+    " FROM json_to_recordset(CAST(:drafts AS json)) AS d(id uuid, source text, claim_id uuid, entries json)),"
+    " posting AS (INSERT INTO rcm.ledger_posting (tenant_id, id, created_at, source, claim_id, remittance_id,"
+    " actor) SELECT CAST(:tenant_id AS uuid), id, CAST(:now AS timestamptz), source, claim_id,"
+    " CAST(:remittance_id AS uuid), CAST(:actor AS text) FROM draft)"
+    " INSERT INTO rcm.ledger_entry (tenant_id, id, created_at, posting_id, account, amount_cents, claim_id,"
+    " line_number, adjustment_group, reason_code, remark_codes, segment, segment_position)"
+    " SELECT CAST(:tenant_id AS uuid), gen_random_uuid(), CAST(:now AS timestamptz), draft.id, e.account,"
+    " e.amount, e.claim_id, e.line_number, e.group, e.reason, e.remarks, e.segment, e.position"
+    " FROM draft, json_to_recordset(draft.entries) AS e(account text, amount bigint, claim_id uuid,"
+    ' line_number smallint, "group" text, reason text, remarks text[], segment text, position integer)'
+)
+_DRAFTS = msgspec.json.Encoder()
 
 
 class LedgerRepository(TenantScopedRepository[LedgerEntry]):
@@ -39,46 +58,23 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
 
     async def post(
         self, drafts: Sequence[Draft], *, remittance_id: uuid.UUID | None = None, actor: str | None = None
-    ) -> list[LedgerPosting]:
+    ) -> list[uuid.UUID]:
         """One posting per draft with entries (each sums to zero: checked here and by the database at
-        commit), postings before entries."""
-        now = utcnow()
-        postings: list[LedgerPosting] = []
-        entries: list[LedgerEntry] = []
-        for draft in drafts:
-            if not draft.entries:
-                continue
+        commit), all in one statement; returns the postings' ids (the drafts' own), in order."""
+        given = [draft for draft in drafts if draft.entries]
+        for draft in given:
             if draft.total:
                 raise ValueError(f"a {draft.source} posting off by {draft.total} cents")
-            posting = LedgerPosting.build(
-                id=uuid.uuid4(),
-                created_at=now,
-                source=draft.source,
-                claim_id=draft.claim_id,
-                remittance_id=remittance_id,
-                actor=actor,
-            )
-            postings.append(posting)
-            entries.extend(
-                LedgerEntry.build(
-                    id=uuid.uuid4(),
-                    created_at=now,
-                    posting_id=posting.id,
-                    account=e.account,
-                    amount_cents=e.amount,
-                    claim_id=e.claim_id,
-                    line_number=e.line_number,
-                    adjustment_group=e.group,
-                    reason_code=e.reason,
-                    remark_codes=list(e.remarks),
-                    segment=e.segment,
-                    segment_position=e.position,
-                )
-                for e in draft.entries
-            )
-        if postings:
-            await self.insert(*postings, *entries)
-        return postings
+        if given:
+            params = {
+                "drafts": _DRAFTS.encode(given).decode(),
+                "tenant_id": self.context.tenant_id,
+                "now": utcnow(),
+                "remittance_id": remittance_id,
+                "actor": actor,
+            }
+            await self._execute(_POST, params)
+        return [draft.id for draft in given]
 
     async def charged(self, claim_id: uuid.UUID) -> dict[int | None, int]:
         """The claim's charges standing, per line (what was credited to ``charges``, as a positive sum)."""
@@ -135,12 +131,21 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
         """The lines of the claims as built, for matching an 835's service lines."""
         if not claim_ids:
             return {}
-        stmt = self.statement_for(ClaimLine).where(ClaimLine.claim_id.in_(list(claim_ids)))
-        found: dict[uuid.UUID, list[BilledLine]] = {}
-        for line in await self._all(stmt.order_by(ClaimLine.claim_id, ClaimLine.line_number)):
-            found.setdefault(line.claim_id, []).append(
-                BilledLine(line.line_number, line.procedure_code, tuple(line.modifiers), line.service_date)
+        # The columns only (no ClaimLine instances: thousands of them for a large 835).
+        stmt = (
+            select(
+                ClaimLine.claim_id,
+                ClaimLine.line_number,
+                ClaimLine.procedure_code,
+                ClaimLine.modifiers,
+                ClaimLine.service_date,
             )
+            .where(self.tenant_filter(ClaimLine.tenant_id), ClaimLine.claim_id.in_(list(claim_ids)))
+            .order_by(ClaimLine.claim_id, ClaimLine.line_number)
+        )
+        found: dict[uuid.UUID, list[BilledLine]] = {}
+        for claim_id, number, code, modifiers, service_date in await self._rows(stmt):
+            found.setdefault(claim_id, []).append(BilledLine(number, code, tuple(modifiers), service_date))
         return found
 
     async def remittances_of_file(self, file_id: uuid.UUID) -> list[Remittance]:

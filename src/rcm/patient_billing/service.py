@@ -244,10 +244,10 @@ async def _post(
             id=uuid.uuid4(),
             payment_id=payment.id,
             claim_id=claim_id,
-            posting_id=posting.id,
+            posting_id=posting_id,
             amount_cents=cents,
         )
-        for (claim_id, cents), posting in zip(parts, postings, strict=True)
+        for (claim_id, cents), posting_id in zip(parts, postings, strict=True)
     ]
     await scope.repo(PatientBillingRepository).insert(*allocations)
     scope.audit(
