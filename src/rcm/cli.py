@@ -177,6 +177,9 @@ def dev() -> None:
     # values for the demo unless the environment gives others (DEV ONLY; never a real TIN in a demo).
     for name, value in DEMO_SECRETS.items():
         os.environ.setdefault(name, value)
+    from rcm.demo_cycle import demo_payer_rules
+
+    demo_payer_rules(settings)  # the sandbox payer pays, partially pays and denies by procedure
     summary = run(lambda: seed_demo(settings))
     click.echo(summary)
     from rcm.worker.cli import start_dev_worker, start_scheduler

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,6 +38,35 @@ JOB = "demo.cycle"
 # The sandbox answers a submission with a 999 and a 277CA at once and the 835 after a few fetches (its
 # rules' delays): the demo asks this many times.
 FETCHES = 3
+
+
+# The sandbox payer's rules for `make run` (DEV ONLY): outcomes by procedure, so the demo always shows a claim
+# paid, one partially paid with a patient share and one denied (the sandbox's own defaults go by the random
+# last character of the patient control number). Written once; an operator's own rules file is kept.
+DEMO_PAYER_RULES = """\
+# The demo's sandbox payer (written by `rcm dev` when absent; edit freely, see integrations/sandbox_payer).
+claims:
+  - when: {charge_at_least: 5000000}
+    outcome: reject_999
+  - when: {procedure: ["99214"]}
+    outcome: deny
+    carc: "16"
+    rarc: MA130
+  - when: {procedure: ["99203", "G0378"]}
+    outcome: partial
+    patient_reason: "2"
+    rarc: N130
+  - outcome: pay
+"""
+
+
+def demo_payer_rules(settings: Settings) -> Path:
+    """The demo sandbox payer's rules file (``sandbox:claims`` in the data directory), written if absent."""
+    path = settings.data_dir / "sandbox-payer" / "claims" / "rules.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(DEMO_PAYER_RULES)
+    return path
 
 
 async def run_cycle(

@@ -91,3 +91,22 @@ async def test_the_demo_runs_the_cycle_on_the_sandbox_payer(
         )
         == by_state
     )
+
+
+def test_make_runs_sandbox_rules_pay_partially_pay_and_deny_by_procedure(tmp_path: Path) -> None:
+    import msgspec
+
+    from rcm.demo_cycle import DEMO_PAYER_RULES, demo_payer_rules
+    from sandbox_payer.rules import Outcome, Rules, load_rules
+
+    settings = Settings(data_dir=tmp_path)
+    path = demo_payer_rules(settings)
+    assert path == tmp_path / "sandbox-payer" / "claims" / "rules.yaml"
+    rules = load_rules(path.parent)  # what the sandbox payer reads
+    assert rules == msgspec.yaml.decode(DEMO_PAYER_RULES.encode(), type=Rules)
+    by_procedure = {p: r.outcome for r in rules.claims for p in (r.when.procedure or ())}
+    assert by_procedure == {"99214": Outcome.DENY, "99203": Outcome.PARTIAL, "G0378": Outcome.PARTIAL}
+    assert rules.claims[-1].outcome is Outcome.PAY  # everything else (the demo's 99213) is paid
+    path.write_text("claims: []\n")  # an operator's own file is kept
+    demo_payer_rules(settings)
+    assert path.read_text() == "claims: []\n"
