@@ -116,6 +116,13 @@ class Claim(TenantOwned, Base):
         Index("ix_claim_created", "tenant_id", "created_at", "id"),
         Index("ix_claim_state", "tenant_id", "state", "created_at", "id"),
         Index("ix_claim_encounter", "tenant_id", "encounter_id"),
+        # 277CA and 835 answers matched by the payer's number (CLP07, REF*1K) when CLM01 finds nothing.
+        Index(
+            "ix_claim_payer_control_number",
+            "tenant_id",
+            "payer_claim_control_number",
+            postgresql_where=text("payer_claim_control_number IS NOT NULL"),
+        ),
         Index(
             "ix_claim_unbatched",
             "tenant_id",
