@@ -150,8 +150,10 @@ async def test_balance_payments_and_refunds(
     )
     assert audited[0].n == 1
 
-    # The practice's system may read but not post money.
-    denied = await intake.post(f"/patients/{patient_id}/payments", {"amount_cents": 100, "method": "card"})
+    # The practice's system may read, and post what its front desk collects, but never refund.
+    denied = await intake.post(
+        f"/patients/{patient_id}/refunds", {"payment_id": str(uuid.uuid4()), "amount_cents": 1}
+    )
     assert denied.status_code == 403
     # Bad input names the field; more than owed is refused; nothing is posted.
     bad = await biller.post(f"/patients/{patient_id}/payments", {"amount_cents": 0, "method": "card"})
@@ -205,6 +207,12 @@ async def test_balance_payments_and_refunds(
     assert after["balance_cents"] == patient == await _entries_sum(owner_engine, practice.id, patient_id)
     history = (await biller.get(f"/patients/{patient_id}/payments")).json()
     assert [p["kind"] for p in history] == ["payment", "refund", "refund"]
+    front_desk = await intake.post(
+        f"/patients/{patient_id}/payments", {"amount_cents": 100, "method": "cash", "reference": "desk-1"}
+    )
+    assert front_desk.status_code == 201, front_desk.text
+    assert front_desk.json()["balance_cents"] == patient - 100
+    assert await _entries_sum(owner_engine, practice.id, patient_id) == patient - 100
     # Every posting balances and the ledger refuses to be rewritten (its own tests); the payment rows too.
     postings = await rows(
         owner_engine,
@@ -213,7 +221,12 @@ async def test_balance_payments_and_refunds(
         " AND p.source IN ('patient_payment', 'patient_refund') GROUP BY p.id, p.source",
         t=practice.id,
     )
-    assert sorted(p.source for p in postings) == ["patient_payment", "patient_refund", "patient_refund"]
+    assert sorted(p.source for p in postings) == [
+        "patient_payment",
+        "patient_payment",
+        "patient_refund",
+        "patient_refund",
+    ]
     assert all(p.total == 0 for p in postings)
 
     # Another practice: the same 404 for the patient's balance, payments and refunds.
