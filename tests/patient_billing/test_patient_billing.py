@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import uuid
 from datetime import date, timedelta
@@ -41,6 +42,7 @@ from tests.claims.conftest import Claims, practice_scope, rows
 from tests.coding.conftest import MakeStaff
 from tests.ledger.test_posting import _apply, _claim, _file, _paid
 from tests.support import Api
+from tests.webhooks.conftest import subscribe
 
 STATEMENTS = {
     "minimum_balance_cents": 500,
@@ -363,6 +365,8 @@ async def test_statement_run(
         refused = await biller.post("/statement-runs", {"as_of": wrong.isoformat()})
         assert refused.status_code == 422
         assert refused.json()["errors"][0]["pointer"] == "/as_of"
+    # The practice's portal is told of each statement and of the run's end.
+    await subscribe(intake, "https://portal.example.test/hooks", "statement.ready", "statement_run.completed")
     started = await biller.post("/statement-runs", {"as_of": as_of.isoformat()})
     assert started.status_code == 202, started.text
     run = started.json()
@@ -418,6 +422,21 @@ async def test_statement_run(
     assert by_patient[str(small.patient_id)]["outcome"] == "written_off"
     history = (await intake.get(f"/patients/{owing.patient_id}/statements")).json()
     assert [h["id"] for h in history] == [sent["id"]]
+    events = await rows(
+        owner_engine,
+        "SELECT event_type, payload FROM rcm.webhook_delivery WHERE tenant_id = :t"
+        " AND event_type LIKE 'statement%' ORDER BY created_at",
+        t=practice.id,
+    )
+    assert [e.event_type for e in events] == ["statement.ready", "statement_run.completed"]
+    ready, completed = (json.loads(e.payload)["data"] for e in events)
+    assert ready == {
+        "statement_id": sent["id"],
+        "run_id": run["id"],
+        "patient_id": str(owing.patient_id),
+        "files": f"/api/v1/tenants/{practice.slug}/statements/{sent['id']}",
+    }
+    assert completed == {"run_id": run["id"], "statements": 1, "written_off": 1, "collections": 1}
     assert sent["files"] == ["pdf", "json", "csv"]
     # The small balance was written off on the ledger: the patient owes nothing now.
     assert (await intake.get(f"/patients/{small.patient_id}/balance")).json()["balance_cents"] == 0
@@ -462,7 +481,7 @@ async def test_statement_run(
     assert logs, "no log records: the check would prove nothing"
     for name in names:
         assert name not in logs
-        for table_name in ("blob", "statement_run", "statement", "audit_event"):
+        for table_name in ("blob", "statement_run", "statement", "audit_event", "webhook_delivery"):
             leaked = await rows(
                 owner_engine,
                 f"SELECT count(*) AS n FROM rcm.{table_name} t WHERE t.tenant_id = :t"  # noqa: S608
