@@ -240,8 +240,8 @@ async def test_cross_tenant_matrix(
 async def test_cross_tenant_pages(
     app: Litestar, caller: Api, other_practice_api: Api, owner_engine: AsyncEngine
 ) -> None:
-    """Every page under a practice (``/app/t/{tenant_slug}...``), opened by A's callers with B's slug: the same
-    404 page (or the 403 their role gets on their own practice too), and one denial event per call."""
+    """Every page under a practice (``/app/t/{tenant_slug}...``), opened by A's callers with B's slug: the
+    same 404 page (or the 403 their role gets on their own practice too), and one denial event per call."""
     pages = [(p, m) for p, m in http_routes(app) if p.startswith("/app/t/{tenant_slug") and m == "GET"]
     assert pages
     reference: str | None = None

@@ -4,16 +4,15 @@ the stylesheet and the login and page routes."""
 from __future__ import annotations
 
 from importlib.resources import files
-
 from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, pass_context
-from markupsafe import Markup, escape
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from markupsafe import Markup, escape
 
 from rcm.identity.middleware import PUBLIC_OPT_KEY
 from rcm.web.login import LoginController
@@ -34,7 +33,7 @@ def template_environment() -> Environment:
 @pass_context
 def csrf_form_field(context: Any) -> Markup:
     """``{{ csrf_form_field() }}`` in any form that posts: the hidden field with the session's CSRF token.
-    (Not ``csrf_input``: Litestar puts a string of that name, for its own CSRF middleware, in every context.)"""
+    (Not ``csrf_input``: Litestar puts a string of that name, for its own CSRF middleware, in each context.)"""
     field, token = context.get("csrf_field", ""), context.get("csrf_token", "")
     return Markup('<input type="hidden" name="{}" value="{}">').format(escape(field), escape(token))
 
