@@ -33,7 +33,7 @@ def template_environment() -> Environment:
 @pass_context
 def csrf_form_field(context: Any) -> Markup:
     """``{{ csrf_form_field() }}`` in any form that posts: the hidden field with the session's CSRF token.
-    (Not ``csrf_input``: Litestar puts a string of that name, for its own CSRF middleware, in each context.)"""
+    (Not ``csrf_input``: Litestar puts a string of that name, for its own CSRF, in each context.)"""
     field, token = context.get("csrf_field", ""), context.get("csrf_token", "")
     return Markup('<input type="hidden" name="{}" value="{}">').format(escape(field), escape(token))
 
