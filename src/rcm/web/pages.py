@@ -48,4 +48,5 @@ class PagesController(Controller):
     ) -> Template:
         summary = await reporting.intake_summary(tenant, service_date_from=None, service_date_to=None)
         slug = request.path_params["tenant_slug"]
-        return page(request, "practice.html", title=f"Practice {slug}", slug=slug, summary=summary)
+        name = tenant.manifest.name or slug
+        return page(request, "practice.html", title=name, slug=slug, summary=summary)
