@@ -69,6 +69,7 @@ BODIES: dict[str, Any] = {
     "providers": lambda: {"npi": "1003000126", "name": "Dr Matrix Fake"},
     "cancel": lambda: {"reason": "duplicate"},
     "answer": lambda: {"answer": "Matrix answer"},
+    "payments": lambda: {"amount_cents": 100, "method": "cash"},
     "subscriptions": lambda: {
         "url": "https://hooks.example.test/rcm",
         "event_types": ["claim.status_changed"],
