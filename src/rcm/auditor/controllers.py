@@ -117,7 +117,7 @@ class FlagOut(msgspec.Struct):
     first_at: str
     last_at: str
     event_ids: list[uuid.UUID]
-    evidence: dict[str, str | int | float | None]
+    evidence: dict[str, float]
 
 
 class RuleOut(msgspec.Struct):

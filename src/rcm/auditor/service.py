@@ -312,7 +312,7 @@ class Flag:
     first_at: datetime
     last_at: datetime
     event_ids: tuple[uuid.UUID, ...]
-    evidence: Mapping[str, str | int | float | None] = field(default_factory=dict)
+    evidence: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +372,7 @@ def _flag(
     day: date | None = None,
     grant_id: str | None = None,
     patient_id: uuid.UUID | None = None,
-    evidence: Mapping[str, str | int | float | None] | None = None,
+    evidence: Mapping[str, float] | None = None,
 ) -> Flag:
     return Flag(
         rule=rule,
