@@ -180,6 +180,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL")
         return value
 
+    @field_validator("audit_business_timezone")
+    @classmethod
+    def _must_be_a_zone(cls, value: str) -> str:
+        from zoneinfo import available_timezones
+
+        if value not in available_timezones():
+            raise ValueError("must be an IANA time zone name, e.g. America/New_York")
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _must_be_http(cls, value: str) -> str:
