@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.audit import proofs, repository, service
 from rcm.audit.anchors import anchor_store, read_anchors
-from rcm.audit.events import Action, Outcome, request_info_from
+from rcm.audit.events import Action, Outcome, RequestInfo, request_info_from
 from rcm.audit.records import AuditRecord, format_instant
 from rcm.audit.verification import ProblemKind
 from rcm.identity import audit_hooks
@@ -209,6 +210,19 @@ async def readable_tenants(
     return TenantContext.system_cross_tenant(tenants)
 
 
+@asynccontextmanager
+async def auditor_session(
+    request: Request[Any, Any, Any],
+) -> AsyncIterator[tuple[AsyncSession, Principal, RequestInfo]]:
+    """A transaction over the practices the calling auditor may read, with the caller and the request as
+    the audit trail describes them: what every auditor read runs in."""
+    caller = current_principal(request)
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    context = await readable_tenants(request, caller, admin_sees_all=False)
+    async with tenant_transaction(sessions, context) as session:
+        yield session, caller, request_info_from(request)
+
+
 TenantSlug = Annotated[
     str | None,
     QueryParameter(
@@ -270,17 +284,14 @@ class AuditController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT)] = 100,
     ) -> AuditEventPage:
-        caller = current_principal(request)
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await readable_tenants(request, caller, admin_sees_all=False)
-        async with tenant_transaction(sessions, context) as session:
+        async with auditor_session(request) as (session, caller, info):
             page, next_cursor = await service.search(
                 session,
                 audit_query,
                 limit=limit,
                 cursor=cursor,
                 actor=caller,
-                request=request_info_from(request),
+                request=info,
             )
         return AuditEventPage(items=[event_out(r) for r in page], next_cursor=next_cursor)
 
@@ -337,13 +348,8 @@ class AuditController(Controller):
     ) -> ProofOut:
         """The event's inclusion proof: its leaf index and audit path in the Merkle tree of the signed
         checkpoint that covers it (409 until the chainer has sealed and checkpointed it)."""
-        caller = current_principal(request)
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await readable_tenants(request, caller, admin_sees_all=False)
-        async with tenant_transaction(sessions, context) as session:
-            proof = await proofs.inclusion_proof(
-                session, event_id, actor=caller, request=request_info_from(request)
-            )
+        async with auditor_session(request) as (session, caller, info):
+            proof = await proofs.inclusion_proof(session, event_id, actor=caller, request=info)
         return msgspec.convert(proof.document(), ProofOut)
 
     @get("/verify", guards=[requires_auditor_or_mfa_admin])

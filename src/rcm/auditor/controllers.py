@@ -15,10 +15,8 @@ from zoneinfo import available_timezones
 import msgspec
 from litestar import Controller, Request, get
 from litestar.params import FromPath, FromQuery, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.audit.controllers import AUDITOR_GUARDS, AuditEventOut, Since, Until, event_out, readable_tenants
-from rcm.audit.events import request_info_from
+from rcm.audit.controllers import AUDITOR_GUARDS, AuditEventOut, Since, Until, auditor_session, event_out
 from rcm.audit.records import format_instant
 from rcm.audit.service import MAX_LIMIT
 from rcm.auditor import service
@@ -32,8 +30,6 @@ from rcm.auditor.rules import (
     SpikeRule,
 )
 from rcm.config import Settings
-from rcm.identity.middleware import current_principal
-from rcm.kit.db import tenant_transaction
 from rcm.kit.errors import FieldError, InvalidInput, problem_responses
 
 _ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
@@ -173,10 +169,7 @@ class AuditorConsoleController(Controller):
     ) -> DisclosureAccounting:
         """The patient's accounting of disclosures (45 CFR 164.528), oldest first: default window the six
         years before now. ``definition`` says which events count."""
-        caller = current_principal(request)
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await readable_tenants(request, caller, admin_sees_all=False)
-        async with tenant_transaction(sessions, context) as session:
+        async with auditor_session(request) as (session, caller, info):
             start, end, found = await service.disclosures(
                 session,
                 patient_id,
@@ -184,7 +177,7 @@ class AuditorConsoleController(Controller):
                 until=until,
                 accountable_only=accountable_only,
                 actor=caller,
-                request=request_info_from(request),
+                request=info,
             )
         return DisclosureAccounting(
             patient_id=patient_id,
@@ -221,17 +214,14 @@ class AuditorConsoleController(Controller):
         limit: Limit = 100,
     ) -> PatientTimelineOut:
         """Who touched this patient's record, and when."""
-        caller = current_principal(request)
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await readable_tenants(request, caller, admin_sees_all=False)
-        async with tenant_transaction(sessions, context) as session:
+        async with auditor_session(request) as (session, caller, info):
             timeline = await service.patient_timeline(
                 session,
                 patient_id,
                 limit=limit,
                 cursor=cursor,
                 actor=caller,
-                request=request_info_from(request),
+                request=info,
             )
         return PatientTimelineOut(
             patient_id=patient_id,
@@ -264,12 +254,9 @@ class AuditorConsoleController(Controller):
         limit: Limit = 100,
     ) -> UserTimelineOut:
         """What this person touched, and when (within the practices the auditor may read)."""
-        caller = current_principal(request)
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await readable_tenants(request, caller, admin_sees_all=False)
-        async with tenant_transaction(sessions, context) as session:
+        async with auditor_session(request) as (session, caller, info):
             timeline = await service.user_timeline(
-                session, user_id, limit=limit, cursor=cursor, actor=caller, request=request_info_from(request)
+                session, user_id, limit=limit, cursor=cursor, actor=caller, request=info
             )
         return UserTimelineOut(
             user_id=user_id,
@@ -306,13 +293,10 @@ class AuditorConsoleController(Controller):
     ) -> AnomalyReportOut:
         """Anomaly flags in the window (default: the last seven days, at most 92), newest first; each names
         the rule that raised it and carries the rule's text."""
-        caller = current_principal(request)
         settings: Settings = request.app.state.settings
         hours = _hours(settings, timezone, business_hours)
         spike = SpikeRule(sigmas=spike_sigmas, minimum=spike_minimum)
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await readable_tenants(request, caller, admin_sees_all=False)
-        async with tenant_transaction(sessions, context) as session:
+        async with auditor_session(request) as (session, caller, info):
             report = await service.anomalies(
                 session,
                 request.app.state.keystore,
@@ -321,7 +305,7 @@ class AuditorConsoleController(Controller):
                 hours=hours,
                 spike=spike,
                 actor=caller,
-                request=request_info_from(request),
+                request=info,
             )
         return AnomalyReportOut(
             since=format_instant(report.since),
