@@ -223,6 +223,21 @@ async def auditor_session(
         yield session, caller, request_info_from(request)
 
 
+async def verify_readable(request: Request[Any, Any, Any]) -> service.VerifyReport:
+    """Verify every chain the caller may read (an MFA admin: all of them) against the checkpoints and their
+    external copy, and record the verification in each chain."""
+    caller = current_principal(request)
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    context = await readable_tenants(request, caller, admin_sees_all=True)
+    # The external copy of the checkpoints, where this process can read it (public material only).
+    store = anchor_store(request.app.state.settings)
+    anchors = read_anchors(store, context.tenant_ids) if store is not None else None
+    async with tenant_transaction(sessions, context) as session:
+        report = await service.verify(session, context.tenant_ids, anchors=anchors)
+        service.record_verify(session, report, actor=caller, request=request_info_from(request))
+    return report
+
+
 TenantSlug = Annotated[
     str | None,
     QueryParameter(
@@ -354,15 +369,7 @@ class AuditController(Controller):
 
     @get("/verify", guards=[requires_auditor_or_mfa_admin])
     async def verify_chain(self, request: Request[Any, Any, Any]) -> VerifyOut:
-        caller = current_principal(request)
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await readable_tenants(request, caller, admin_sees_all=True)
-        # The external copy of the checkpoints, where this process can read it (public material only).
-        store = anchor_store(request.app.state.settings)
-        anchors = read_anchors(store, context.tenant_ids) if store is not None else None
-        async with tenant_transaction(sessions, context) as session:
-            report = await service.verify(session, context.tenant_ids, anchors=anchors)
-            service.record_verify(session, report, actor=caller, request=request_info_from(request))
+        report = await verify_readable(request)
         return VerifyOut(
             ok=report.ok,
             global_problems=report.global_problems,
