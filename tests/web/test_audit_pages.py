@@ -61,6 +61,12 @@ async def test_the_auditor_pages(
     assert "statement.download" in search.text
     assert f'href="/app/audit/patients/{patient}"' in search.text
     assert f"/api/v1/audit/events.csv?patient_id={patient}" in search.text  # the export keeps the filters
+    # The form sends its empty fields too: blank is "any".
+    blank = await browser.get("/app/audit/?actor_email=&patient_id=&action=&outcome=&since=&until=&tenant=")
+    assert blank.status_code == 200
+    bad_day = await browser.get("/app/audit/?since=yesterday")
+    assert bad_day.status_code == 422
+    assert "query:since" in bad_day.text
     everything = await browser.get("/app/audit/")
     assert str(other_tenant.id) not in everything.text
     # The export link works with the page's cookie, with the same filters.

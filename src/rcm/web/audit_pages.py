@@ -41,8 +41,34 @@ from rcm.web.render import PAGE_EXCEPTION_HANDLERS, PAGE_OPT, page
 AUDIT_PATH = "/app/audit"
 PAGE_SIZE = 50
 
-Day = Annotated[date | None, QueryParameter(description="A whole UTC day, YYYY-MM-DD")]
+# A form sends its empty fields too ("since="): every field is text here, and blank means not given.
+Day = Annotated[str | None, QueryParameter(max_length=10, description="A whole UTC day, YYYY-MM-DD")]
 Text = Annotated[str | None, QueryParameter(max_length=320)]
+Code = Annotated[str | None, QueryParameter(max_length=2)]
+
+
+def _day(value: str | None, name: str) -> date | None:
+    value = _blank(value)
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            "A filter is not valid.", errors=[FieldError(f"query:{name}", "is not a day (YYYY-MM-DD)")]
+        ) from None
+
+
+def _code(kind: type[Action] | type[Outcome], value: str | None, name: str) -> Any:
+    value = _blank(value)
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidInput(
+            "A filter is not valid.", errors=[FieldError(f"query:{name}", "is not one of the codes")]
+        ) from None
 
 
 def _start(day: date | None) -> datetime | None:
@@ -85,14 +111,43 @@ class AuditPages(Controller):
         patient_id: Text = None,
         resource_type: Text = None,
         event_type: Text = None,
-        action: FromQuery[Action | None] = None,
-        outcome: FromQuery[Outcome | None] = None,
+        action: Code = None,
+        outcome: Code = None,
         tenant: Text = None,
         since: Day = None,
         until: Day = None,
         cursor: FromQuery[str | None] = None,
     ) -> Template:
         """The access log, searched by person, patient, resource, action, outcome, practice and day."""
+        return await self._search(
+            request,
+            actor_email=actor_email,
+            patient_id=patient_id,
+            resource_type=resource_type,
+            event_type=event_type,
+            action=_code(Action, action, "action"),
+            outcome=_code(Outcome, outcome, "outcome"),
+            tenant=tenant,
+            since=_day(since, "since"),
+            until=_day(until, "until"),
+            cursor=_blank(cursor),
+        )
+
+    async def _search(
+        self,
+        request: Request[Any, Any, Any],
+        *,
+        actor_email: str | None,
+        patient_id: str | None,
+        resource_type: str | None,
+        event_type: str | None,
+        action: Action | None,
+        outcome: Outcome | None,
+        tenant: str | None,
+        since: date | None,
+        until: date | None,
+        cursor: str | None,
+    ) -> Template:
         query = audit_service.AuditQuery(
             actor_email=_blank(actor_email),
             tenant=_blank(tenant),
@@ -220,6 +275,7 @@ class AuditPages(Controller):
         self, request: Request[Any, Any, Any], *, since: Day = None, until: Day = None
     ) -> Template:
         """The anomaly flags of the window (default: the last seven days), each with its rule."""
+        since_day, until_day = _day(since, "since"), _day(until, "until")
         settings: Settings = request.app.state.settings
         hours = BusinessHours.parse(settings.audit_business_timezone, settings.audit_business_hours)
         spike = SpikeRule()
@@ -227,8 +283,8 @@ class AuditPages(Controller):
             report = await service.anomalies(
                 session,
                 request.app.state.keystore,
-                since=_start(since),
-                until=_end(until),
+                since=_start(since_day),
+                until=_end(until_day),
                 hours=hours,
                 spike=spike,
                 actor=caller,
@@ -246,7 +302,10 @@ class AuditPages(Controller):
                 ("break_glass", BREAK_GLASS_TEXT),
                 ("same_family_name", SAME_FAMILY_NAME_TEXT),
             ],
-            form={"since": since.isoformat() if since else "", "until": until.isoformat() if until else ""},
+            form={
+                "since": since_day.isoformat() if since_day else "",
+                "until": until_day.isoformat() if until_day else "",
+            },
         )
 
     @get("/verify", guards=[requires_auditor_or_mfa_admin])
