@@ -4,7 +4,6 @@ rule raised in a constructed scenario and not in its control), and the practice 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,15 +16,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.audit.events import Action, AuditEvent, Outcome
-from rcm.audit.trail import record
 from rcm.config import Settings
 from rcm.identity.principal import Principal, PrincipalKind, Role
 from rcm.identity.testing import mint_access_token, user_principal
-from rcm.kit.db import platform_transaction, tenant_transaction
+from rcm.kit.db import platform_transaction
 from rcm.kit.models import utcnow
-from rcm.kit.tenant import TenantContext
 from rcm.tenancy.models import AppUser, Tenant
-from tests.audit.conftest import MakeEvent
+from tests.audit.conftest import MakeEvent, write_together
 from tests.support import Api, patient_payload
 
 Client = AsyncTestClient[Litestar]
@@ -70,15 +67,6 @@ async def person(control_sessions: async_sessionmaker[AsyncSession], display_nam
         token_id=uuid.uuid4().hex,
         user_id=user_id,
     )
-
-
-async def write_all(
-    sessions: async_sessionmaker[AsyncSession], tenant: Tenant, events: Sequence[AuditEvent]
-) -> None:
-    """Many events of one practice in one transaction (a day's worth of history at once)."""
-    async with tenant_transaction(sessions, TenantContext.single(tenant.id)) as session:  # type: ignore[arg-type]
-        for event in events:
-            record(session, event)
 
 
 def local(day: date, at: time) -> datetime:
@@ -148,7 +136,7 @@ async def test_accounting_of_disclosures(  # noqa: PLR0917 - fixtures
         patient_ids=mine,
         occurred_at=now - timedelta(days=10),
     )
-    await write_all(sessions, tenant, [eligibility, download, emergency, older, *not_disclosures])
+    await write_together(sessions, tenant.id, [eligibility, download, emergency, older, *not_disclosures])
     auditor = auditor_of(tenant)
 
     body = (await call(auditor, f"/patients/{patient}/disclosures")).json()
@@ -241,9 +229,9 @@ async def test_patient_and_user_timelines(  # noqa: PLR0917 - fixtures
     lee_event = make_event(
         tenant.id, actor=lee, patient_ids=(patient,), occurred_at=now - timedelta(minutes=30)
     )
-    await write_all(sessions, tenant, [*dana_events, lee_event])
-    await write_all(
-        sessions, other_tenant, [make_event(other_tenant.id, actor=dana, patient_ids=(uuid.uuid4(),))]
+    await write_together(sessions, tenant.id, [*dana_events, lee_event])
+    await write_together(
+        sessions, other_tenant.id, [make_event(other_tenant.id, actor=dana, patient_ids=(uuid.uuid4(),))]
     )
     auditor = auditor_of(tenant)
 
@@ -361,7 +349,7 @@ async def test_each_anomaly_rule_flags_its_scenario_and_not_its_control(  # noqa
         make_event(tenant.id, actor=relative, patient_ids=(patient,), occurred_at=day_time),
         make_event(tenant.id, actor=stranger, patient_ids=(patient,), occurred_at=day_time),
     ]
-    await write_all(sessions, tenant, events)
+    await write_together(sessions, tenant.id, events)
 
     window = {
         "since": local(weekday - timedelta(days=1), noon).isoformat(),

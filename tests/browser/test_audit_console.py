@@ -10,13 +10,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
-from rcm.audit.trail import record
-from rcm.identity.principal import Role
-from rcm.identity.testing import user_principal
-from rcm.kit.db import tenant_transaction
-from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant
+from tests.audit.conftest import person_event, write_together
 from tests.browser.conftest import check_screenshot, log_in
 from tests.identity.conftest import make_user
 
@@ -37,26 +32,12 @@ async def test_an_auditor_works_the_console(  # noqa: PLR0917 - fixtures
     auditor = await make_user(control_sessions, ["auditor"], home_tenant=tenant)
     patient, biller, grant = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     events = [
-        AuditEvent(
-            tenant_id=TenantId(tenant.id),
-            event_type=event_type,
-            action=Action.READ,
-            outcome=Outcome.SUCCESS,
-            request=RequestInfo(request_id=uuid.uuid4().hex, trace_id=uuid.uuid4().hex),
-            actor=user_principal(Role.BILLER, user_id=biller),
-            resource_type="statement" if event_type == "statement.download" else "patient",
-            resource_ids=(uuid.uuid4(),),
-            patient_ids=(patient,),
-            detail=detail,
-        )
-        for event_type, detail in (
-            ("statement.download", {"format": "pdf"}),
-            ("patient.read", {"access": "break_glass", "break_glass_grant": str(grant)}),
-        )
+        person_event(tenant.id, biller, patient, "statement.download", resource_type="statement"),
+        person_event(
+            tenant.id, biller, patient, detail={"access": "break_glass", "break_glass_grant": str(grant)}
+        ),
     ]
-    async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
-        for event in events:
-            record(session, event)
+    await write_together(sessions, tenant.id, events)
 
     await log_in(page, auditor.email, next_path="/app/audit/")
     assert page.url == f"{live_url}/app/audit/"

@@ -12,14 +12,11 @@ import pytest
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
-from rcm.audit.trail import record
 from rcm.config import Settings
 from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
-from rcm.kit.db import tenant_transaction
-from rcm.kit.tenant import TenantContext, TenantId
 from rcm.tenancy.models import Tenant
+from tests.audit.conftest import person_event, write_together
 from tests.isolation.test_route_matrix import _denials, _strip, fill, http_routes
 from tests.support import Api
 
@@ -29,22 +26,11 @@ def _audit_routes(app: Litestar) -> list[tuple[str, str]]:
 
 
 async def _b_ids(sessions: async_sessionmaker[AsyncSession], other_tenant: Tenant) -> dict[str, str]:
-    """An event of practice B naming one of its patients, by one of its people."""
+    """An event of practice B naming one of its patients, by one of its people, under break-glass."""
     patient, user = uuid.uuid4(), uuid.uuid4()
-    event = AuditEvent(
-        tenant_id=TenantId(other_tenant.id),
-        event_type="patient.read",
-        action=Action.READ,
-        outcome=Outcome.SUCCESS,
-        request=RequestInfo(request_id=uuid.uuid4().hex, trace_id=uuid.uuid4().hex),
-        actor=user_principal(Role.CODER, user_id=user),
-        resource_type="patient",
-        resource_ids=(patient,),
-        patient_ids=(patient,),
-        detail={"access": "break_glass", "break_glass_grant": str(uuid.uuid4())},
-    )
-    async with tenant_transaction(sessions, TenantContext.single(TenantId(other_tenant.id))) as session:
-        record(session, event)
+    detail = {"access": "break_glass", "break_glass_grant": str(uuid.uuid4())}
+    event = person_event(other_tenant.id, user, patient, detail=detail)
+    await write_together(sessions, other_tenant.id, [event])
     return {"event_id": str(event.id), "patient_id": str(patient), "user_id": str(user)}
 
 

@@ -10,13 +10,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
-from rcm.audit.trail import record
-from rcm.identity.principal import Role
-from rcm.identity.testing import user_principal
-from rcm.kit.db import tenant_transaction
-from rcm.kit.tenant import TenantContext, TenantId
+from rcm.audit.events import AuditEvent
 from rcm.tenancy.models import Tenant
+from tests.audit.conftest import person_event, write_together
 from tests.identity.conftest import make_user
 from tests.web.support import browser_login
 
@@ -25,20 +21,8 @@ Sessions = async_sessionmaker[AsyncSession]
 
 
 async def _event(sessions: Sessions, tenant: Tenant, patient: uuid.UUID, actor: uuid.UUID) -> AuditEvent:
-    event = AuditEvent(
-        tenant_id=TenantId(tenant.id),
-        event_type="statement.download",
-        action=Action.READ,
-        outcome=Outcome.SUCCESS,
-        request=RequestInfo(request_id=uuid.uuid4().hex, trace_id=uuid.uuid4().hex),
-        actor=user_principal(Role.BILLER, user_id=actor),
-        resource_type="statement",
-        resource_ids=(uuid.uuid4(),),
-        patient_ids=(patient,),
-        detail={"format": "pdf"},
-    )
-    async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant.id))) as session:
-        record(session, event)
+    event = person_event(tenant.id, actor, patient, "statement.download", resource_type="statement")
+    await write_together(sessions, tenant.id, [event])
     return event
 
 
