@@ -4,6 +4,7 @@
 Usage:
     python audit/verify_export.py EXPORT [--checkpoints FILE] [--public-key PEM ...] [--allow-gaps]
                                          [--exported-at INSTANT]
+    python audit/verify_export.py --proof PROOF.json --public-key PEM [--public-key PEM ...]
 
 EXPORT is a CSV (``/api/v1/audit/events.csv``) or FHIR NDJSON (``/api/v1/audit/events.ndjson``) export.
 Each sealed record is re-hashed (hash = SHA-256(prev_hash || canonical JSON of its fields)) and linked to the
@@ -13,6 +14,11 @@ anchor store's ``checkpoints/`` files) are checked against the Ed25519 public ke
 at their seq. A checkpoint beyond the export's end is newer than the export (a note), unless it was signed
 before ``--exported-at`` (the export's time, e.g. its response's Date header): then the export was cut.
 Exit code 0 = intact, 1 = problems.
+
+``--proof`` checks one event's inclusion proof (``GET /api/v1/audit/proofs/{event_id}``) instead: the
+event's record re-hashed with its prev_hash gives its chain hash, the RFC 6962 audit path climbs from that
+leaf to the Merkle root, and the root, range and chain head must be what the checkpoint's Ed25519 signature
+covers. Nothing else of the practice's log, and nothing of another practice's, is needed.
 
 Depends only on the standard library and ``cryptography``; keep it that way (compliance staff run it on their
 own machines). The canonical encoding mirrors ``rcm.audit.records`` exactly.
@@ -39,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 GENESIS_HASH = bytes(32)
 CHAIN_EXTENSION = "https://rcm.dev/fhir/StructureDefinition/audit-chain"
 CHECKPOINT_DOMAIN = "rcm-audit-checkpoint-v1"
+CHECKPOINT_DOMAIN_V2 = "rcm-audit-checkpoint-v2"
 LIST_COLUMNS = ("actor_roles", "resource_ids", "patient_ids", "detail")
 TEXT_COLUMNS = (
     "tenant_id",
@@ -233,20 +240,107 @@ def load_public_keys(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+def checkpoint_message(cp: dict[str, Any]) -> bytes:
+    """The bytes a checkpoint's signature covers: version 1 (chain head only) or, with a Merkle root,
+    version 2 (the covered range and the root too). Mirrors ``rcm.audit.checkpoints.checkpoint_message``."""
+    lines = [cp["tenant_id"], str(int(cp["seq"])), cp["hash"], cp["created_at"], cp["key_id"]]
+    if cp.get("merkle_root") is None:
+        return "\n".join([CHECKPOINT_DOMAIN, *lines]).encode()
+    return "\n".join([CHECKPOINT_DOMAIN_V2, *lines, str(int(cp["first_seq"])), cp["merkle_root"]]).encode()
+
+
 def _signed(cp: dict[str, Any], keys: dict[str, Ed25519PublicKey], number: int, report: Report) -> bool:
-    message = "\n".join(
-        [CHECKPOINT_DOMAIN, cp["tenant_id"], str(int(cp["seq"])), cp["hash"], cp["created_at"], cp["key_id"]]
-    ).encode()
+    return _signature_ok(cp, keys, f"checkpoint line {number}", report)
+
+
+def _signature_ok(cp: dict[str, Any], keys: dict[str, Ed25519PublicKey], where: str, report: Report) -> bool:
     key = keys.get(cp["key_id"])
     if key is None:
-        report.add(f"checkpoint line {number}: signed with unknown key {cp['key_id']}")
+        report.add(f"{where}: signed with unknown key {cp['key_id']}")
         return False
     try:
-        key.verify(base64.b64decode(cp["signature"]), message)
-    except InvalidSignature:
-        report.add(f"checkpoint line {number}: signature does not verify")
+        key.verify(base64.b64decode(cp["signature"]), checkpoint_message(cp))
+    except (InvalidSignature, ValueError):
+        report.add(f"{where}: signature does not verify")
         return False
     return True
+
+
+# --- inclusion proofs (RFC 6962 / RFC 9162 section 2.1.3.2) ----------------------------------------------
+
+
+def _leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def root_from_path(data: bytes, index: int, size: int, path: list[bytes]) -> bytes | None:
+    """The Merkle root that ``path`` proves for entry ``data`` at ``index`` of ``size`` entries; None when the
+    path cannot belong to that position. Mirrors ``rcm.audit.merkle.root_from_path``."""
+    if not 0 <= index < size:
+        return None
+    fn, sn = index, size - 1
+    current = _leaf_hash(data)
+    for sibling in path:
+        if sn == 0:
+            return None
+        if fn % 2 == 1 or fn == sn:
+            current = _node_hash(sibling, current)
+            if fn % 2 == 0:
+                while fn % 2 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            current = _node_hash(current, sibling)
+        fn >>= 1
+        sn >>= 1
+    return current if sn == 0 else None
+
+
+def verify_proof(path: Path, public_keys: Iterable[Path]) -> Report:
+    """Check one event's inclusion proof against its signed checkpoint."""
+    report = Report()
+    try:
+        proof = json.loads(path.read_text(encoding="utf-8"))
+        event, cp = proof["event"], proof["checkpoint"]
+        canonical = base64.b64decode(event["record"], validate=True)
+        fields = json.loads(canonical)
+        prev_hash, claimed = bytes.fromhex(event["prev_hash"]), bytes.fromhex(event["hash"])
+        seq, index, size = int(event["seq"]), int(proof["leaf_index"]), int(proof["tree_size"])
+        audit_path = [bytes.fromhex(h) for h in proof["audit_path"]]
+        tenant, first, last = cp["tenant_id"], int(cp["first_seq"]), int(cp["seq"])
+        root = bytes.fromhex(cp["merkle_root"])
+    except (KeyError, ValueError, TypeError) as exc:
+        report.add(f"unreadable proof ({type(exc).__name__})")
+        return report
+    report.tenants.add(tenant)
+    # The event: its content, as hashed into the chain, says what the proof says it is.
+    if canonical_bytes(fields) != canonical:
+        report.add("the event's record is not in canonical form")
+    for name, value in (("id", event["id"]), ("tenant_id", event["tenant_id"]), ("seq", seq)):
+        if fields.get(name) != value:
+            report.add(f"the event's {name} disagrees with its hashed record")
+    if event["tenant_id"] != tenant:
+        report.add("the event and the checkpoint belong to different tenants")
+    computed = hashlib.sha256(prev_hash + canonical).digest()
+    if computed != claimed:
+        report.add("edited - the event's content does not match its hash")
+    # Its position: the checkpoint covers first..last, and the leaf index is the seq's place in that range.
+    if not first <= seq <= last or index != seq - first or size != last - first + 1:
+        report.add(
+            f"seq {seq} at leaf {index} of {size} is not inside the checkpoint's range {first}..{last}"
+        )
+    # The path from the leaf (the event's chain hash, recomputed) to the signed root.
+    if root_from_path(computed, index, size, audit_path) != root:
+        report.add("the audit path does not lead from this event to the checkpoint's Merkle root")
+    if _signature_ok(cp, load_public_keys(public_keys), "checkpoint", report):
+        report.checkpoints_ok += 1
+    if not report.problems:
+        report.records = 1
+    return report
 
 
 def check_checkpoints(
@@ -324,7 +418,12 @@ def _instant(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("export", type=Path, help="CSV or FHIR NDJSON audit export")
+    parser.add_argument("export", type=Path, nargs="?", help="CSV or FHIR NDJSON audit export")
+    parser.add_argument(
+        "--proof",
+        type=Path,
+        help="an inclusion proof (JSON of GET /api/v1/audit/proofs/{event_id}) to check, not an export",
+    )
     parser.add_argument("--checkpoints", type=Path, help="JSON lines of signed checkpoints")
     parser.add_argument(
         "--public-key", type=Path, action="append", default=[], help="Ed25519 public key (PEM)"
@@ -339,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
         "be covered by it",
     )
     args = parser.parse_args(argv)
+    if args.proof is not None:
+        if args.export is not None or not args.public_key:
+            parser.error("--proof takes no export and needs at least one --public-key")
+        return _print(verify_proof(args.proof, args.public_key), proof=True)
+    if args.export is None:
+        parser.error("an export (or --proof) is required")
     if args.checkpoints and not args.public_key:
         parser.error("--checkpoints needs at least one --public-key")
     report = verify_file(
@@ -348,10 +453,17 @@ def main(argv: list[str] | None = None) -> int:
         allow_gaps=args.allow_gaps,
         exported_at=args.exported_at,
     )
+    return _print(report)
+
+
+def _print(report: Report, *, proof: bool = False) -> int:
     for note in report.notes:
         print(f"NOTE: {note}")
     for problem in report.problems:
         print(f"PROBLEM: {problem}")
+    if proof:
+        print(f"inclusion proof: {'VERIFIED' if not report.problems else 'NOT VERIFIED'}")
+        return 0 if not report.problems else 1
     print(
         f"{report.records} records ({report.unsealed} more not sealed yet), {len(report.tenants)} tenant(s), "
         f"{report.checkpoints_ok} checkpoint(s) verified: {'INTACT' if not report.problems else 'NOT INTACT'}"

@@ -12,6 +12,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 
 from rcm import __version__
 from rcm.audit.controllers import AuditController
+from rcm.auditor.controllers import AuditorConsoleController
 from rcm.bulk.controllers import BulkIntakeController
 from rcm.claims.batch_controllers import SubmissionBatchController
 from rcm.claims.controllers import BillingController, BillingSupervisionController, ClaimController
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *docs_routers,
             HealthController,
             AuditController,
+            AuditorConsoleController,
             PatientController,
             EligibilityController,
             EligibilityCheckController,

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     audit_checkpoint_every_events: int = Field(default=1000, ge=1)
     audit_checkpoint_every_seconds: float = Field(default=30.0, gt=0, le=3600)
     audit_anchor_dir: Path | None = None
+    # The auditor console's after-hours rule (rcm.auditor.rules): a practice's working hours, in its time
+    # zone (IANA name), Monday to Friday; an auditor may pass others per request.
+    audit_business_timezone: str = "America/New_York"
+    audit_business_hours: str = Field(default="07:00-19:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
     # Stored Idempotency-Key responses are purged (hourly, by the worker's scheduler) after this long.
     idempotency_retention_hours: int = Field(default=72, ge=1)
 
@@ -179,6 +183,15 @@ class Settings(BaseSettings):
     def _must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("postgresql", "postgres")):
             raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("audit_business_timezone")
+    @classmethod
+    def _must_be_a_zone(cls, value: str) -> str:
+        from zoneinfo import available_timezones
+
+        if value not in available_timezones():
+            raise ValueError("must be an IANA time zone name, e.g. America/New_York")
         return value
 
     @field_validator("base_url")

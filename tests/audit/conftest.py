@@ -80,6 +80,38 @@ async def write_events(sessions: async_sessionmaker[AsyncSession], events: list[
             record(session, event)
 
 
+async def write_together(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, events: list[AuditEvent]
+) -> None:
+    """Many events of one practice in one committed transaction (a day's worth of history at once)."""
+    async with tenant_transaction(sessions, TenantContext.single(TenantId(tenant_id))) as session:
+        for event in events:
+            record(session, event)
+
+
+def person_event(
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    event_type: str = "patient.read",
+    **overrides: Any,
+) -> AuditEvent:
+    """A successful read by a person (an app user's id) of one patient's record."""
+    values: dict[str, Any] = {
+        "tenant_id": TenantId(tenant_id),
+        "event_type": event_type,
+        "action": Action.READ,
+        "outcome": Outcome.SUCCESS,
+        "request": request_info(),
+        "actor": principal(Role.BILLER, subject=str(user_id)),
+        "resource_type": "patient",
+        "resource_ids": (uuid.uuid4(),),
+        "patient_ids": (patient_id,),
+    }
+    values.update(overrides)
+    return AuditEvent(**values)
+
+
 @pytest.fixture
 def key_dir(tmp_path: Path) -> Path:
     return tmp_path / "audit-keys"

@@ -6,6 +6,11 @@ who can rewrite the audit tables (a database superuser) can recompute an unkeyed
 history before the last checkpoint is anchored, and a chain cut short after it no longer contains the
 checkpointed seq/hash. Each checkpoint is also copied outside the database (``rcm.audit.anchors``), so
 deleting checkpoint rows, or a whole chain, is detected too. Verifying needs the public key (``*.pub.pem``).
+
+Since version 2 a checkpoint also signs the RFC 6962 Merkle root (``rcm.audit.merkle``) of the event hashes
+it newly covers, ``first_seq..seq``: a practice proves one event's inclusion with log2(n) hashes, offline,
+without any other event. Checkpoints written before that (no root) keep their version 1 message and verify
+as they always did.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rcm.audit import repository
+from rcm.audit import merkle, repository
 from rcm.audit.records import format_instant
 from rcm.config import Settings
 from rcm.kit.models import utcnow
 
 CHECKPOINT_DOMAIN = "rcm-audit-checkpoint-v1"
+CHECKPOINT_DOMAIN_V2 = "rcm-audit-checkpoint-v2"
 
 
 def key_directory(settings: Settings) -> Path:
@@ -43,12 +49,23 @@ def key_id_of(public_key: Ed25519PublicKey) -> str:
 
 
 def checkpoint_message(
-    *, tenant_id: uuid.UUID, seq: int, hash_: bytes, created_at: datetime, key_id: str
+    *,
+    tenant_id: uuid.UUID,
+    seq: int,
+    hash_: bytes,
+    created_at: datetime,
+    key_id: str,
+    first_seq: int | None = None,
+    merkle_root: bytes | None = None,
 ) -> bytes:
-    """The exact bytes signed; ``audit/verify_export.py`` rebuilds them the same way."""
-    return "\n".join(
-        [CHECKPOINT_DOMAIN, str(tenant_id), str(seq), hash_.hex(), format_instant(created_at), key_id]
-    ).encode()
+    """The exact bytes signed; ``audit/verify_export.py`` rebuilds them the same way. With a Merkle root
+    (version 2) the covered range and the root are signed too."""
+    lines = [str(tenant_id), str(seq), hash_.hex(), format_instant(created_at), key_id]
+    if merkle_root is None:
+        return "\n".join([CHECKPOINT_DOMAIN, *lines]).encode()
+    if first_seq is None:
+        raise ValueError("a checkpoint with a Merkle root names the first seq it covers")
+    return "\n".join([CHECKPOINT_DOMAIN_V2, *lines, str(first_seq), merkle_root.hex()]).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +128,15 @@ def signature_valid(checkpoint: Mapping[str, Any], keys: Mapping[str, Ed25519Pub
     public = keys.get(checkpoint["key_id"])
     if public is None:
         return None
+    root = checkpoint.get("merkle_root")
     message = checkpoint_message(
         tenant_id=checkpoint["tenant_id"],
         seq=checkpoint["seq"],
         hash_=bytes(checkpoint["hash"]),
         created_at=checkpoint["created_at"],
         key_id=checkpoint["key_id"],
+        first_seq=checkpoint.get("first_seq"),
+        merkle_root=None if root is None else bytes(root),
     )
     try:
         public.verify(bytes(checkpoint["signature"]), message)
@@ -163,10 +183,21 @@ async def write_checkpoints(
             )
             if not (enough_events or long_enough):
                 continue
+        # The Merkle tree covers what this checkpoint adds to the last one: its leaves are the chain hashes
+        # of first_seq..seq, read from the seals (the chainer's own rows, in this transaction).
+        first_seq = 1 if last is None else int(last["seq"]) + 1
+        leaves = await repository.seal_hashes(session, tenant_id, first_seq, seq)
+        merkle_root = merkle.root(leaves)
         # Microseconds are what PostgreSQL keeps, so the signed text survives the round trip.
         created_at = utcnow()
         message = checkpoint_message(
-            tenant_id=tenant_id, seq=seq, hash_=hash_, created_at=created_at, key_id=signer.key_id
+            tenant_id=tenant_id,
+            seq=seq,
+            hash_=hash_,
+            created_at=created_at,
+            key_id=signer.key_id,
+            first_seq=first_seq,
+            merkle_root=merkle_root,
         )
         row = {
             "tenant_id": tenant_id,
@@ -175,6 +206,8 @@ async def write_checkpoints(
             "created_at": created_at,
             "key_id": signer.key_id,
             "signature": signer.sign(message),
+            "first_seq": first_seq,
+            "merkle_root": merkle_root,
         }
         await repository.insert_checkpoint(session, row)
         written.append(row)
@@ -188,8 +221,9 @@ def public_key_pem(signer: CheckpointSigner) -> bytes:
 
 
 def checkpoint_document(row: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON form of a checkpoint, as handed to compliance staff with an export."""
-    return {
+    """JSON form of a checkpoint, as handed to compliance staff with an export (a version 1 checkpoint, with
+    no Merkle root, has neither ``first_seq`` nor ``merkle_root``)."""
+    document: dict[str, Any] = {
         "tenant_id": str(row["tenant_id"]),
         "seq": row["seq"],
         "hash": bytes(row["hash"]).hex(),
@@ -197,3 +231,7 @@ def checkpoint_document(row: Mapping[str, Any]) -> dict[str, Any]:
         "key_id": row["key_id"],
         "signature": base64.b64encode(bytes(row["signature"])).decode(),
     }
+    if row.get("merkle_root") is not None:
+        document["first_seq"] = int(row["first_seq"])
+        document["merkle_root"] = bytes(row["merkle_root"]).hex()
+    return document

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,13 +20,13 @@ from litestar import Controller, Request, get
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from rcm.audit import repository, service
+from rcm.audit import proofs, repository, service
 from rcm.audit.anchors import anchor_store, read_anchors
-from rcm.audit.events import Action, Outcome, request_info_from
+from rcm.audit.events import Action, Outcome, RequestInfo, request_info_from
 from rcm.audit.records import AuditRecord, format_instant
 from rcm.audit.verification import ProblemKind
 from rcm.identity import audit_hooks
@@ -34,7 +35,7 @@ from rcm.identity.middleware import current_principal
 from rcm.identity.principal import Principal, Role
 from rcm.identity.scopes import ADMIN, AUDIT_READ
 from rcm.kit.db import apply_tenant_context, platform_transaction, tenant_transaction
-from rcm.kit.errors import Forbidden
+from rcm.kit.errors import Forbidden, problem_responses
 from rcm.kit.tenant import PLATFORM_TENANT, TenantContext, TenantId
 
 # Instants only: a value without a UTC offset is answered 422 naming the parameter (see AuditQuery).
@@ -83,6 +84,39 @@ class AuditEventPage(msgspec.Struct):
     next_cursor: str | None
 
 
+class ProofEventOut(msgspec.Struct):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    seq: int
+    prev_hash: str
+    hash: str
+    # The event's exact canonical JSON (base64): what the verifier re-hashes with prev_hash.
+    record: str
+
+
+class CheckpointOut(msgspec.Struct):
+    tenant_id: uuid.UUID
+    seq: int
+    hash: str
+    created_at: str
+    key_id: str
+    signature: str
+    first_seq: int | None = None
+    merkle_root: str | None = None
+
+
+class ProofOut(msgspec.Struct):
+    """An RFC 6962 inclusion proof of one event in a signed checkpoint (``audit/verify_export.py --proof``
+    checks it offline with the checkpoint's public key)."""
+
+    version: int
+    event: ProofEventOut
+    leaf_index: int
+    tree_size: int
+    audit_path: list[str]
+    checkpoint: CheckpointOut
+
+
 class VerifyProblemOut(msgspec.Struct):
     seq: int | None
     kind: ProblemKind
@@ -105,7 +139,7 @@ class VerifyOut(msgspec.Struct):
     tenants: list[TenantVerifyOut]
 
 
-def _out(rec: AuditRecord) -> AuditEventOut:
+def event_out(rec: AuditRecord) -> AuditEventOut:
     return AuditEventOut(
         tenant_id=rec.tenant_id,
         seq=rec.seq,
@@ -132,7 +166,7 @@ def _out(rec: AuditRecord) -> AuditEventOut:
     )
 
 
-_AUDITOR_GUARDS = (requires_roles(Role.AUDITOR), requires_scopes(AUDIT_READ))
+AUDITOR_GUARDS = (requires_roles(Role.AUDITOR), requires_scopes(AUDIT_READ))
 # Verifying every tenant's chain is platform administration: the admin scope and a second factor.
 _ADMIN_GUARDS = (requires_roles(Role.ADMIN), requires_scopes(ADMIN), requires_mfa)
 
@@ -146,11 +180,11 @@ async def requires_auditor_or_mfa_admin(
     event. Anyone who is not an auditor is judged as a would-be admin (a coder gets "Role required").
     """
     principal = current_principal(connection)
-    for guard in _AUDITOR_GUARDS if principal.has_role(Role.AUDITOR) else _ADMIN_GUARDS:
+    for guard in AUDITOR_GUARDS if principal.has_role(Role.AUDITOR) else _ADMIN_GUARDS:
         await guard(connection, handler)
 
 
-async def _readable_tenants(
+async def readable_tenants(
     connection: ASGIConnection[Any, Any, Any, Any], caller: Principal, *, admin_sees_all: bool
 ) -> TenantContext:
     """The tenants whose log the caller may read: an auditor's grant, or everything for an MFA admin
@@ -174,6 +208,34 @@ async def _readable_tenants(
         raise Forbidden("No tenant is assigned to this auditor.")
     # The auditor's loudly named cross-tenant path: exactly the tenants the token grants.
     return TenantContext.system_cross_tenant(tenants)
+
+
+@asynccontextmanager
+async def auditor_session(
+    request: Request[Any, Any, Any],
+) -> AsyncIterator[tuple[AsyncSession, Principal, RequestInfo]]:
+    """A transaction over the practices the calling auditor may read, with the caller and the request as
+    the audit trail describes them: what every auditor read runs in."""
+    caller = current_principal(request)
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    context = await readable_tenants(request, caller, admin_sees_all=False)
+    async with tenant_transaction(sessions, context) as session:
+        yield session, caller, request_info_from(request)
+
+
+async def verify_readable(request: Request[Any, Any, Any]) -> service.VerifyReport:
+    """Verify every chain the caller may read (an MFA admin: all of them) against the checkpoints and their
+    external copy, and record the verification in each chain."""
+    caller = current_principal(request)
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    context = await readable_tenants(request, caller, admin_sees_all=True)
+    # The external copy of the checkpoints, where this process can read it (public material only).
+    store = anchor_store(request.app.state.settings)
+    anchors = read_anchors(store, context.tenant_ids) if store is not None else None
+    async with tenant_transaction(sessions, context) as session:
+        report = await service.verify(session, context.tenant_ids, anchors=anchors)
+        service.record_verify(session, report, actor=caller, request=request_info_from(request))
+    return report
 
 
 TenantSlug = Annotated[
@@ -228,7 +290,7 @@ class AuditController(Controller):
     tags = ["audit"]
     dependencies = {"audit_query": Provide(provide_audit_query)}
 
-    @get("/events", guards=list(_AUDITOR_GUARDS))
+    @get("/events", guards=list(AUDITOR_GUARDS))
     async def list_events(
         self,
         request: Request[Any, Any, Any],
@@ -237,21 +299,18 @@ class AuditController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT)] = 100,
     ) -> AuditEventPage:
-        caller = current_principal(request)
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await _readable_tenants(request, caller, admin_sees_all=False)
-        async with tenant_transaction(sessions, context) as session:
+        async with auditor_session(request) as (session, caller, info):
             page, next_cursor = await service.search(
                 session,
                 audit_query,
                 limit=limit,
                 cursor=cursor,
                 actor=caller,
-                request=request_info_from(request),
+                request=info,
             )
-        return AuditEventPage(items=[_out(r) for r in page], next_cursor=next_cursor)
+        return AuditEventPage(items=[event_out(r) for r in page], next_cursor=next_cursor)
 
-    @get("/events.csv", guards=list(_AUDITOR_GUARDS), media_type="text/csv")
+    @get("/events.csv", guards=list(AUDITOR_GUARDS), media_type="text/csv")
     async def export_csv(
         self,
         request: Request[Any, Any, Any],
@@ -260,7 +319,7 @@ class AuditController(Controller):
     ) -> Stream:
         return await self._stream(request, audit_query, "csv")
 
-    @get("/events.ndjson", guards=list(_AUDITOR_GUARDS), media_type="application/fhir+ndjson")
+    @get("/events.ndjson", guards=list(AUDITOR_GUARDS), media_type="application/fhir+ndjson")
     async def export_ndjson(
         self,
         request: Request[Any, Any, Any],
@@ -272,7 +331,7 @@ class AuditController(Controller):
     async def _stream(self, request: Request[Any, Any, Any], query: service.AuditQuery, kind: str) -> Stream:
         caller = current_principal(request)
         sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await _readable_tenants(request, caller, admin_sees_all=False)
+        context = await readable_tenants(request, caller, admin_sees_all=False)
         info = request_info_from(request)
         exporter = service.export_csv if kind == "csv" else service.export_fhir_ndjson
 
@@ -294,17 +353,23 @@ class AuditController(Controller):
             body(), media_type=media, headers={"content-disposition": f'attachment; filename="{filename}"'}
         )
 
+    @get(
+        "/proofs/{event_id:uuid}",
+        guards=list(AUDITOR_GUARDS),
+        responses=problem_responses(401, 403, 404, 409, 429),
+    )
+    async def inclusion_proof(
+        self, request: Request[Any, Any, Any], event_id: FromPath[uuid.UUID]
+    ) -> ProofOut:
+        """The event's inclusion proof: its leaf index and audit path in the Merkle tree of the signed
+        checkpoint that covers it (409 until the chainer has sealed and checkpointed it)."""
+        async with auditor_session(request) as (session, caller, info):
+            proof = await proofs.inclusion_proof(session, event_id, actor=caller, request=info)
+        return msgspec.convert(proof.document(), ProofOut)
+
     @get("/verify", guards=[requires_auditor_or_mfa_admin])
     async def verify_chain(self, request: Request[Any, Any, Any]) -> VerifyOut:
-        caller = current_principal(request)
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        context = await _readable_tenants(request, caller, admin_sees_all=True)
-        # The external copy of the checkpoints, where this process can read it (public material only).
-        store = anchor_store(request.app.state.settings)
-        anchors = read_anchors(store, context.tenant_ids) if store is not None else None
-        async with tenant_transaction(sessions, context) as session:
-            report = await service.verify(session, context.tenant_ids, anchors=anchors)
-            service.record_verify(session, report, actor=caller, request=request_info_from(request))
+        report = await verify_readable(request)
         return VerifyOut(
             ok=report.ok,
             global_problems=report.global_problems,

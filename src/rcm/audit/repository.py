@@ -125,6 +125,10 @@ audit_checkpoint = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("key_id", Text, primary_key=True),
     Column("signature", LargeBinary, nullable=False),
+    # Version 2 (migration 0042_audit_proofs): the RFC 6962 root over the chain hashes of first_seq..seq,
+    # signed with the rest. Null on checkpoints written before.
+    Column("first_seq", BigInteger),
+    Column("merkle_root", LargeBinary),
 )
 
 audit_chainer_state = Table(
@@ -595,6 +599,48 @@ async def latest_checkpoints(session: AsyncSession, tenant_ids: Sequence[uuid.UU
         .distinct(c.tenant_id)
     )
     return [dict(row) for row in rows.mappings()]
+
+
+async def seal_hashes(
+    session: AsyncSession, tenant_id: uuid.UUID, first_seq: int, last_seq: int
+) -> list[bytes]:
+    """The chain hashes of positions ``first_seq..last_seq`` of a tenant, in seq order (a Merkle tree's
+    leaves)."""
+    s = audit_seal.c
+    rows = await session.execute(
+        select(s.hash).where(s.tenant_id == tenant_id, s.seq >= first_seq, s.seq <= last_seq).order_by(s.seq)
+    )
+    return [bytes(h) for h in rows.scalars()]
+
+
+async def sealed_event(session: AsyncSession, event_id: uuid.UUID) -> AuditRecord | None:
+    """One event with its seal, by id, among the tenants of the context (None: unknown or not visible)."""
+    statement = _filtered(Filters()).where(audit_event.c.id == event_id).limit(1)
+    row = (await session.execute(statement)).mappings().first()
+    return None if row is None else _record(row)
+
+
+async def covering_checkpoint(session: AsyncSession, tenant_id: uuid.UUID, seq: int) -> dict[str, Any] | None:
+    """The earliest checkpoint with a Merkle root whose range holds position ``seq``."""
+    c = audit_checkpoint.c
+    row = (
+        (
+            await session.execute(
+                select(audit_checkpoint)
+                .where(
+                    c.tenant_id == tenant_id,
+                    c.merkle_root.is_not(None),
+                    c.first_seq <= seq,
+                    c.seq >= seq,
+                )
+                .order_by(c.seq, c.created_at, c.key_id)
+                .limit(1)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else dict(row)
 
 
 async def insert_checkpoint(session: AsyncSession, row: dict[str, Any]) -> None:

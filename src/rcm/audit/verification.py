@@ -25,7 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rcm.audit import repository
+from rcm.audit import merkle, repository
 from rcm.audit.checkpoints import checkpoint_document, key_directory, public_keys_in, signature_valid
 from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.records import GENESIS_HASH, AuditRecord, format_instant, parse_instant
@@ -256,11 +256,24 @@ def _check_signed(
         out.problems.append(Problem(seq, kind, f"{source} at {seq}, chain ends at {last_seq}"))
     elif hash_at.get(seq) != bytes(cp["hash"]):
         out.problems.append(Problem(seq, CHECKPOINT_MISMATCH, f"event hash differs from the {source}"))
+    elif cp.get("merkle_root") is not None:
+        # Version 2: the signed Merkle root must be the tree of the chain's hashes over the signed range. A
+        # range the chain walk already found broken (a deletion, a move) is reported once, there.
+        first = int(cp["first_seq"])
+        leaves = [hash_at.get(s) for s in range(first, seq + 1)]
+        present = [leaf for leaf in leaves if leaf is not None]
+        reported = any(p.seq is not None and first <= p.seq <= seq for p in out.problems)
+        if not reported and len(present) == len(leaves) and merkle.root(present) != bytes(cp["merkle_root"]):
+            out.problems.append(
+                Problem(seq, CHECKPOINT_MISMATCH, f"the {source}'s Merkle root is not that of {first}..{seq}")
+            )
     return True
 
 
 def _anchor_row(document: Mapping[str, Any]) -> dict[str, Any]:
     """An anchor document in the shape of a checkpoint row (raises ValueError/KeyError if malformed)."""
+    root = document.get("merkle_root")
+    first = document.get("first_seq")
     return {
         "tenant_id": uuid.UUID(str(document["tenant_id"])),
         "seq": int(document["seq"]),
@@ -268,6 +281,8 @@ def _anchor_row(document: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": parse_instant(str(document["created_at"])),
         "key_id": str(document["key_id"]),
         "signature": base64.b64decode(str(document["signature"]), validate=True),
+        "first_seq": None if first is None else int(first),
+        "merkle_root": None if root is None else bytes.fromhex(str(root)),
     }
 
 

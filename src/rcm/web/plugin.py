@@ -15,6 +15,7 @@ from litestar.template.config import TemplateConfig
 from markupsafe import Markup, escape
 
 from rcm.identity.middleware import PUBLIC_OPT_KEY
+from rcm.web.audit_pages import AuditPages
 from rcm.web.login import LoginController
 from rcm.web.pages import PagesController
 
@@ -51,5 +52,5 @@ class WebPlugin(InitPluginProtocol):
             # The stylesheet carries no secret: an hour in the browser's cache.
             cache_control=None,
         )
-        app_config.route_handlers.extend([LoginController, PagesController, static])
+        app_config.route_handlers.extend([LoginController, PagesController, AuditPages, static])
         return app_config
