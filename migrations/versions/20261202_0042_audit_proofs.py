@@ -1,7 +1,7 @@
 """Audit inclusion proofs: a checkpoint signs the RFC 6962 Merkle root of the chain range it covers.
 
 Revision ID: 0042_audit_proofs
-Revises: 0039_claim_payer_number
+Revises: 0046_statement_events
 Create Date: 2026-12-02
 
 - ``audit_checkpoint`` gains ``first_seq`` and ``merkle_root``: the checkpoint covers the tenant's events
@@ -20,7 +20,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0042_audit_proofs"
-down_revision = "0039_claim_payer_number"
+down_revision = "0046_statement_events"
 branch_labels = None
 depends_on = None
 

@@ -46,7 +46,10 @@ def _person() -> ColumnElement[bool]:
 
 
 def _touches_patients() -> ColumnElement[bool]:
-    return func.cardinality(e.patient_ids) > 0
+    """Events naming a patient, other than the console's own review of the log (``audit.*``: an auditor
+    reading a patient's timeline, or the family-name scan naming every patient it compared, would otherwise
+    make the review itself a volume spike or an after-hours access)."""
+    return and_(func.cardinality(e.patient_ids) > 0, e.event_type.not_like("audit.%"))
 
 
 def _window(since: datetime, until: datetime) -> ColumnElement[bool]:
