@@ -63,8 +63,8 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
     async def post(
         self, drafts: Sequence[Draft], *, remittance_id: uuid.UUID | None = None, actor: str | None = None
     ) -> list[uuid.UUID]:
-        """One posting per draft with entries (each sums to zero: checked here and by the database at
-        commit), all in one statement; returns the postings' ids (the drafts' own), in order."""
+        """One posting per draft with entries (each sums to zero: checked here and by the database for the
+        statement), all in one statement; returns the postings' ids (the drafts' own), in order."""
         given = [draft for draft in drafts if draft.entries]
         for draft in given:
             if draft.total:
