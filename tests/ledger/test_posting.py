@@ -234,7 +234,7 @@ async def test_the_ledger_is_append_only(
             await conn.execute(text(statement + " WHERE tenant_id = :t"), {"t": practice.id})
 
 
-async def test_an_unbalanced_posting_is_refused_at_commit(
+async def test_an_unbalanced_posting_is_refused(
     claims: Claims,
     intake: Api,
     practice: Tenant,
@@ -261,6 +261,66 @@ async def test_an_unbalanced_posting_is_refused_at_commit(
 
     with pytest.raises(DBAPIError, match="does not balance"):
         await unbalanced()
+
+
+async def test_an_entry_names_a_posting_and_a_claim_of_its_practice_and_keeps_the_claim(
+    *,
+    claims: Claims,
+    intake: Api,
+    other_intake: Api,
+    practice: Tenant,
+    other_practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    """What the entries' foreign keys guaranteed, checked per statement (``ledger_entry_checked``): a posting
+    of the practice, a claim of the practice; and a claim with entries is never deleted, even by the owner."""
+    claim_id = await claims.new(intake, practice)
+    elsewhere = await claims.new(other_intake, other_practice)
+    pair = (
+        "INSERT INTO rcm.ledger_entry (tenant_id, id, posting_id, account, amount_cents, claim_id,"
+        " remark_codes) VALUES (:t, gen_random_uuid(), :p, 'charges', -100, :c, '{}'),"
+        " (:t, gen_random_uuid(), :p, 'insurance_receivable', 100, :c, '{}')"
+    )
+
+    async def post(*, posting: bool, claim: uuid.UUID) -> None:
+        posting_id = uuid.uuid4()
+        async with practice_scope(sessions, settings, practice) as scope:
+            if posting:
+                await scope.session.execute(
+                    text(
+                        "INSERT INTO rcm.ledger_posting (tenant_id, id, source)"
+                        " VALUES (:t, :p, 'claim_built')"
+                    ),
+                    {"t": practice.id, "p": posting_id},
+                )
+            await scope.session.execute(text(pair), {"t": practice.id, "p": posting_id, "c": claim})
+
+    with pytest.raises(DBAPIError, match="not in the ledger"):
+        await post(posting=False, claim=claim_id)
+    for claim in (elsewhere, uuid.uuid4()):
+        with pytest.raises(DBAPIError, match="not in its practice"):
+            await post(posting=True, claim=claim)
+    await post(posting=True, claim=claim_id)  # a balanced posting of the practice, on its claim
+    assert await _entries(owner_engine, practice, claim_id) > 0
+    for statement in (
+        "DELETE FROM rcm.claim WHERE tenant_id = :t AND id = :c",
+        "UPDATE rcm.claim SET id = gen_random_uuid() WHERE tenant_id = :t AND id = :c",
+    ):
+        with pytest.raises(DBAPIError, match="has ledger entries"):
+            async with owner_engine.begin() as conn:
+                await conn.execute(text(statement), {"t": practice.id, "c": claim_id})
+
+
+async def _entries(owner_engine: AsyncEngine, practice: Tenant, claim_id: uuid.UUID) -> int:
+    found = await rows(
+        owner_engine,
+        "SELECT count(*) AS n FROM rcm.ledger_entry WHERE tenant_id = :t AND claim_id = :c",
+        t=practice.id,
+        c=claim_id,
+    )
+    return int(found[0].n)
 
 
 async def test_two_workers_posting_one_payment_post_it_once(

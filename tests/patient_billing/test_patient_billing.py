@@ -107,15 +107,16 @@ async def _dated_responsibility(
             ),
             {"t": tenant_id, "p": posting, "d": days_ago, "c": claim_id},
         )
-        for amount in (1, -1):
-            await conn.execute(
-                text(
-                    "INSERT INTO rcm.ledger_entry (tenant_id, id, created_at, posting_id, account,"
-                    " amount_cents, claim_id, remark_codes) VALUES (:t, :i,"
-                    " now() - make_interval(days => :d), :p, 'patient_receivable', :a, :c, '{}')"
-                ),
-                {"t": tenant_id, "i": uuid.uuid4(), "d": days_ago, "p": posting, "a": amount, "c": claim_id},
-            )
+        # Both entries in one statement, as the app posts: each statement's postings must balance.
+        await conn.execute(
+            text(
+                "INSERT INTO rcm.ledger_entry (tenant_id, id, created_at, posting_id, account,"
+                " amount_cents, claim_id, remark_codes) SELECT :t, gen_random_uuid(),"
+                " now() - make_interval(days => :d), :p, 'patient_receivable', amount, :c, '{}'"
+                " FROM unnest(ARRAY[1, -1]) AS amount"
+            ),
+            {"t": tenant_id, "d": days_ago, "p": posting, "c": claim_id},
+        )
 
 
 async def test_balance_payments_and_refunds(

@@ -131,6 +131,13 @@ class Claim(TenantOwned, Base):
             postgresql_where=text("state = 'ready' AND submission_batch_id IS NULL"),
         ),
         Index("ix_claim_batch", "tenant_id", "submission_batch_id"),
+        # An 835's question, per chunk adjudicated: which claims have a next payer's claim already.
+        Index(
+            "ix_claim_primary_claim",
+            "tenant_id",
+            "primary_claim_id",
+            postgresql_where=text("primary_claim_id IS NOT NULL"),
+        ),
     )
 
     encounter_id: Mapped[uuid.UUID]

@@ -6,6 +6,8 @@ so the schema can be distributed by ``tenant_id`` (Citus) without rewriting keys
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,6 +31,15 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def time_ordered_uuid() -> uuid.UUID:
+    """A version 7 UUID (RFC 9562): the Unix time in milliseconds, then 74 random bits. Rows appended in
+    bulk with these keys (ledger postings and entries) fill their indexes' right-hand pages instead of
+    touching a random page per row."""
+    rand = int.from_bytes(os.urandom(10))
+    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 64 & 0xFFF) << 64
+    return uuid.UUID(int=value | 0b10 << 62 | rand & (1 << 62) - 1)
 
 
 E = TypeVar("E", bound=StrEnum)

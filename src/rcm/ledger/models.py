@@ -115,16 +115,19 @@ class LedgerPosting(TenantOwned, Base):
 
 
 class LedgerEntry(TenantOwned, Base):
+    """An entry's posting (``tenant_id, posting_id``) and claim (``tenant_id, claim_id``) are checked, and
+    each posting's balance, once per INSERT statement over all its rows (trigger ``ledger_entry_checked``,
+    migration 0044_ledger_balance_stmt) rather than by a foreign-key query per row; its practice is its
+    posting's. A claim named by entries is never deleted nor re-keyed (trigger ``claim_keeps_its_ledger``)."""
+
     __tablename__ = "ledger_entry"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "posting_id"], ["rcm.ledger_posting.tenant_id", "rcm.ledger_posting.id"]
-        ),
-        ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
         enum_check("account", Account),
         Index("ix_ledger_entry_claim_id", "tenant_id", "claim_id", "created_at"),
         Index("ix_ledger_entry_posting_id", "tenant_id", "posting_id"),
     )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)  # no foreign key: see above
 
     posting_id: Mapped[uuid.UUID]
     account: Mapped[Account] = mapped_column(EnumText(Account))

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from rcm.kit.models import time_ordered_uuid
 from rcm.ledger.models import Account, Source
 from rcm.x12.remittance_model import (
     Adjustment,
@@ -61,7 +62,8 @@ class Draft:
     source: Source
     claim_id: uuid.UUID | None = None
     entries: list[Entry] = field(default_factory=list)
-    id: uuid.UUID = field(default_factory=uuid.uuid4)  # the posting's, known before it is written
+    # The posting's, known before it is written; time-ordered, as its entries' (``LedgerRepository.post``).
+    id: uuid.UUID = field(default_factory=time_ordered_uuid)
 
     def add(
         self,

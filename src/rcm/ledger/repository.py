@@ -21,8 +21,10 @@ from rcm.ledger.posting import BilledLine, Draft
 _REMITTANCE = cast(Table, Remittance.__table__)
 # Postings and their entries in ONE constant statement, whatever their number: the drafts as given (one JSON
 # array: each draft's id, source, claim and entries, ``posting.Draft``), each posting's id given to its
-# entries (the materialized ``draft``). The foreign keys are checked at the end of the
-# statement, each posting's balance at commit (``ledger_entry_balanced``); the ledger is only appended to.
+# entries (the materialized ``draft``), whose ids are its own time-ordered id's first 8 bytes (time and
+# version) then 8 random bytes (variant kept): appended near each other in the primary key. Each posting's
+# balance, its posting and its claim are checked once for the whole statement (``ledger_entry_checked``);
+# the ledger is only appended to.
 _POST = text(
     "WITH draft AS MATERIALIZED (SELECT d.id, d.source, d.claim_id, d.entries"
     " FROM json_to_recordset(CAST(:drafts AS json)) AS d(id uuid, source text, claim_id uuid, entries json)),"
@@ -31,7 +33,9 @@ _POST = text(
     " CAST(:remittance_id AS uuid), CAST(:actor AS text) FROM draft)"
     " INSERT INTO rcm.ledger_entry (tenant_id, id, created_at, posting_id, account, amount_cents, claim_id,"
     " line_number, adjustment_group, reason_code, remark_codes, segment, segment_position)"
-    " SELECT CAST(:tenant_id AS uuid), gen_random_uuid(), CAST(:now AS timestamptz), draft.id, e.account,"
+    " SELECT CAST(:tenant_id AS uuid), CAST(encode(overlay(uuid_send(gen_random_uuid()) PLACING"
+    " substring(uuid_send(draft.id) FROM 1 FOR 8) FROM 1 FOR 8), 'hex') AS uuid), CAST(:now AS timestamptz),"
+    " draft.id, e.account,"
     " e.amount, e.claim_id, e.line_number, e.group, e.reason, e.remarks, e.segment, e.position"
     " FROM draft, json_to_recordset(draft.entries) AS e(account text, amount bigint, claim_id uuid,"
     ' line_number smallint, "group" text, reason text, remarks text[], segment text, position integer)'
@@ -59,8 +63,8 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
     async def post(
         self, drafts: Sequence[Draft], *, remittance_id: uuid.UUID | None = None, actor: str | None = None
     ) -> list[uuid.UUID]:
-        """One posting per draft with entries (each sums to zero: checked here and by the database at
-        commit), all in one statement; returns the postings' ids (the drafts' own), in order."""
+        """One posting per draft with entries (each sums to zero: checked here and by the database for the
+        statement), all in one statement; returns the postings' ids (the drafts' own), in order."""
         given = [draft for draft in drafts if draft.entries]
         for draft in given:
             if draft.total:
