@@ -1,7 +1,7 @@
 """Ledger entries checked per statement, set-based, instead of row by row (the 835 posting's hot path).
 
 Revision ID: 0044_ledger_balance_stmt
-Revises: 0039_claim_payer_number
+Revises: 0042_audit_proofs
 Create Date: 2026-12-02
 
 An 835 of 10,000 claims appends some 100,000 ledger entries. Each was checked by three foreign-key triggers
@@ -39,7 +39,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0044_ledger_balance_stmt"
-down_revision = "0039_claim_payer_number"
+down_revision = "0042_audit_proofs"
 branch_labels = None
 depends_on = None
 
