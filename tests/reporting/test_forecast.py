@@ -20,16 +20,8 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
-import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rcm.config import Settings
-from rcm.identity.principal import Role
-from rcm.identity.testing import mint_access_token, user_principal
-from rcm.kit.tenant import TenantId
-from rcm.tenancy.models import Tenant
 from tests.reporting.scenario import Scenario, at
 from tests.support import Api
 
@@ -57,18 +49,6 @@ async def history(s: Scenario) -> None:
     await sent(s, -5)
     await sent(s, -30)
     await sent(s, -10, state="voided")
-
-
-@pytest.fixture
-async def owner(
-    client: AsyncTestClient[Litestar],
-    tenant: Tenant,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-) -> Api:
-    principal = user_principal(Role.PRACTICE_OWNER, home_tenant=TenantId(tenant.id))
-    token = await mint_access_token(principal, sessions=sessions, settings=settings)
-    return Api(client, token, tenant.slug, tenant_id=str(tenant.id))
 
 
 async def test_forecast_and_backtest_match_the_hand_computation(

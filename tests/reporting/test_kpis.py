@@ -20,16 +20,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rcm.config import Settings
-from rcm.identity.principal import Role
-from rcm.identity.testing import mint_access_token, user_principal
-from rcm.kit.tenant import TenantId
 from rcm.reporting.kpis import DEFINITIONS, KpiKey
 from rcm.tenancy.models import Tenant
 from tests.reporting.scenario import Scenario, at
@@ -106,18 +101,6 @@ async def noise(s: Scenario) -> None:
     await s.post(
         x, at(date(2025, 3, 11)), "patient_payment", [("patient_payments", 7), ("patient_receivable", -7)]
     )
-
-
-@pytest.fixture
-async def owner(
-    client: AsyncTestClient[Litestar],
-    tenant: Tenant,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-) -> Api:
-    principal = user_principal(Role.PRACTICE_OWNER, home_tenant=TenantId(tenant.id))
-    token = await mint_access_token(principal, sessions=sessions, settings=settings)
-    return Api(client, token, tenant.slug, tenant_id=str(tenant.id))
 
 
 def values(period: dict[str, Any]) -> dict[str, tuple[int, int, float | None]]:
