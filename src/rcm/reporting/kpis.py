@@ -137,7 +137,7 @@ DEFINITIONS: list[KpiDefinition] = [
         name="Initial denial rate",
         purpose="How often payers deny claims on their first adjudication.",
         numerator="Claims whose first 835 adjudication falls in the period and denied the claim "
-        "(CLP02 = 4, or nothing paid and no patient share).",
+        "(CLP02 = 4, or processed with nothing paid: CLP04 = 0).",
         denominator="Claims whose first 835 adjudication falls in the period (paid, partially paid or "
         "denied).",
         formula="numerator / denominator",
