@@ -11,7 +11,8 @@ An open claim (submitted before ``as_of``, not adjudicated by then, not closed u
 expected to bring ``charges x paid ratio``, spread over the weeks ahead by the lag distribution conditioned
 on ``lag >= A``: week ``k`` (``[as_of + 7k, as_of + 7k + 7)``) gets the share of past lags in
 ``[A + 7k, A + 7k + 7)`` among those ``>= A``. A claim older than every past lag is ``unscheduled``. A payer
-with fewer than ``MIN_HISTORY`` adjudicated claims borrows the practice's pooled history.
+with fewer than ``MIN_HISTORY`` adjudicated claims borrows the practice's pooled history. History is the
+year of claims submitted before the forecast's date.
 
 Backtest: for each past week starting ``d``, the forecast made as of ``d`` (only data before ``d``) for its
 first week, beside the payer payments actually posted that week on claims submitted before ``d``.
@@ -34,6 +35,9 @@ from rcm.reporting.kpi_repository import ClaimHistory, KpiRepository
 from rcm.tenancy.scope import TenantScope
 
 MIN_HISTORY = 5
+# History read: claims first submitted in the year before the forecast's date, the oldest backtest week's
+# included (and every older claim still unanswered, which can only be unscheduled).
+HISTORY_DAYS = 365
 MAX_WEEKS = 26
 POOLED = "*"  # the practice's history over every payer
 _DAY = 86_400
@@ -294,8 +298,9 @@ async def cash_forecast(
             )
     repo = scope.repo(KpiRepository)
     before = _instant(day)
-    claims = await repo.claim_histories(before=before)
-    payments = await repo.payer_payments(before=before)
+    since = before - timedelta(days=HISTORY_DAYS + 7 * backtest_weeks)
+    claims = await repo.claim_histories(before=before, since=since)
+    payments = await repo.payer_payments(before=before, since=since)
     scope.audit(
         "report.forecast",
         Action.READ,
