@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.config import Settings
+from rcm.identity.middleware import PAGE_OPT_KEY
 from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
 from rcm.kit.db import platform_transaction
@@ -28,10 +29,14 @@ from rcm.tenancy.service import assign_staff
 from tests.identity.conftest import make_user
 from tests.isolation import catalog
 from tests.support import Api, encounter_payload, patient_payload
+from tests.web.support import BrowserSession, browser_login
 
-# Routes anyone may call: health, API docs, the OAuth2 endpoints, the dev issuer and the FHIR
-# CapabilityStatement (FHIR clients read /metadata before they authenticate).
-PUBLIC = re.compile(r"^/(healthz|readyz|docs|swagger|oauth/|\.well-known/|dev/oidc/|fhir/r4/metadata$)")
+# Routes anyone may call: health, API docs, the OAuth2 endpoints, the dev issuer, the FHIR
+# CapabilityStatement (FHIR clients read /metadata before they authenticate), the browser login's own
+# routes and the stylesheet.
+PUBLIC = re.compile(
+    r"^/(healthz|readyz|docs|swagger|oauth/|\.well-known/|dev/oidc/|fhir/r4/metadata$|login$|auth/callback$|static/)"
+)
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
@@ -43,6 +48,13 @@ def http_routes(app: Litestar) -> list[tuple[str, str]]:
                 if method not in ("HEAD", "OPTIONS"):
                     pairs.append((route.path, method))
     return sorted(set(pairs))
+
+
+def is_page_route(app: Litestar, path: str, method: str) -> bool:
+    for route in app.routes:
+        if isinstance(route, HTTPRoute) and route.path == path and method in route.route_handler_map:
+            return bool(route.route_handler_map[method][0].opt.get(PAGE_OPT_KEY))
+    return False
 
 
 def fill(path: str, values: dict[str, str]) -> str:
@@ -57,6 +69,7 @@ BODIES: dict[str, Any] = {
     "providers": lambda: {"npi": "1003000126", "name": "Dr Matrix Fake"},
     "cancel": lambda: {"reason": "duplicate"},
     "answer": lambda: {"answer": "Matrix answer"},
+    "payments": lambda: {"amount_cents": 100, "method": "cash"},
     "subscriptions": lambda: {
         "url": "https://hooks.example.test/rcm",
         "event_types": ["claim.status_changed"],
@@ -108,13 +121,33 @@ async def test_every_route_needs_authentication(app: Litestar, client: AsyncTest
     for path, method in http_routes(app):
         if PUBLIC.match(path):
             continue
-        response = await client.request(method, fill(path, {"tenant_slug": "anything"}), json={})
-        assert response.status_code == 401, f"{method} {path} answered {response.status_code} without a token"
+        url = fill(path, {"tenant_slug": "anything"})
+        response = await client.request(method, url, json={}, follow_redirects=False)
+        if is_page_route(app, path, method):
+            # A page sends an anonymous browser to the login page, to come back here afterwards.
+            assert response.status_code == 303, f"{method} {path} answered {response.status_code}"
+            assert response.headers["location"].startswith("/login?next="), f"{method} {path}"
+        else:
+            assert response.status_code == 401, (
+                f"{method} {path} answered {response.status_code} without a token"
+            )
         checked += 1
     assert checked >= 10
 
 
-@pytest.fixture(params=["practice_client", "coder", "practice_owner"])
+class CookieApi(Api):
+    """A signed-in browser of the same person: the session cookie and its CSRF token instead of a Bearer."""
+
+    def __init__(self, browser: BrowserSession, slug: str, *, tenant_id: str) -> None:
+        super().__init__(browser.client, "", slug, tenant_id=tenant_id)
+        self.browser = browser
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.browser.headers()
+
+
+@pytest.fixture(params=["practice_client", "coder", "practice_owner", "practice_owner_cookie"])
 async def caller(
     *,
     request: pytest.FixtureRequest,
@@ -124,9 +157,14 @@ async def caller(
     settings: Settings,
     control_sessions: async_sessionmaker[AsyncSession],
 ) -> Api:
-    """Tenant A's callers: its own system, a coder assigned to A (only), and A's owner."""
+    """Tenant A's callers: its own system, a coder assigned to A (only), and A's owner (with a Bearer token,
+    and signed in with a browser session cookie)."""
     if request.param == "practice_client":
         return practice_api
+    if request.param == "practice_owner_cookie":
+        owner = await make_user(control_sessions, ["practice_owner"], home_tenant=tenant)
+        browser = await browser_login(practice_api.client, owner.email)
+        return CookieApi(browser, tenant.slug, tenant_id=str(tenant.id))
     if request.param == "coder":
         user = await make_user(control_sessions, ["coder"])
         async with platform_transaction(control_sessions) as session:
@@ -198,6 +236,34 @@ async def test_cross_tenant_matrix(
     assert calls >= len(tenant_routes)
     after = await _snapshot(owner_engine, b_tenant)
     assert {t: rows for t, rows in after.items() if rows != before[t]} == {}
+
+
+async def test_cross_tenant_pages(
+    app: Litestar, caller: Api, other_practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    """Every page under a practice (``/app/t/{tenant_slug}...``), opened by A's callers with B's slug: the
+    same 404 page (or the 403 their role gets on their own practice too), and one denial event per call."""
+    pages = [(p, m) for p, m in http_routes(app) if p.startswith("/app/t/{tenant_slug") and m == "GET"]
+    assert pages
+    reference: str | None = None
+    for path, method in pages:
+        denials = await _denials(owner_engine)
+        url = fill(path, {"tenant_slug": other_practice_api.slug})
+        response = await caller.client.request(method, url, headers=caller.headers, follow_redirects=False)
+        assert await _denials(owner_engine) == denials + 1, f"{method} {url}: no denial audit event"
+        if response.status_code == 403:
+            own = await caller.client.request(
+                method,
+                fill(path, {"tenant_slug": caller.slug}),
+                headers=caller.headers,
+                follow_redirects=False,
+            )
+            assert own.status_code == 403, f"{method} {url}: 403 only for the other tenant"
+            continue
+        assert response.status_code == 404, f"{method} {url}: {response.status_code} {response.text}"
+        assert other_practice_api.slug not in response.text
+        reference = reference or response.text
+        assert response.text == reference, f"{method} {url}: 404 page differs"
 
 
 async def test_admin_routes_refuse_tenant_callers(
