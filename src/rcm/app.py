@@ -53,6 +53,7 @@ from rcm.patient_billing.controllers import PatientAccountController, StatementC
 from rcm.patients.controllers import PatientController
 from rcm.providers.controllers import ProviderController
 from rcm.reporting.controllers import ReportController
+from rcm.reporting.kpi_controllers import KpiController, OperatorReportController, SupervisorReportController
 from rcm.scrub.controllers import ScrubController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.tenancy.cache import TenantCache
@@ -121,6 +122,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EncounterChangeController,
             BulkIntakeController,
             ReportController,
+            KpiController,
+            SupervisorReportController,
+            OperatorReportController,
             ScrubController,
             CodeController,
             CodingController,
