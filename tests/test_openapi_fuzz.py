@@ -104,8 +104,9 @@ async def fuzz_target(
     from tests.conftest import make_tenant
 
     tenant: Tenant = await make_tenant(control_sessions, "fuzz")
+    # An hour: the fuzz runs take minutes, many more on a loaded machine, and must not outlive the token.
     token = await mint_access_token(
-        client_principal(TenantId(tenant.id)), sessions=sessions, settings=settings
+        client_principal(TenantId(tenant.id)), sessions=sessions, settings=settings, ttl=3600
     )
     headers = {"Authorization": f"Bearer {token}"}
     base = f"{live_server.base_url}/api/v1/tenants/{tenant.slug}"
