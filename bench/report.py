@@ -12,8 +12,10 @@ the database owner (generate_series, chunks of 100,000 claims):
   a submission event, and on the ledger: its charges; for 9 in 10 an 835 payment (one remittance per payer
   and week, paid 3 to 6 weeks after service) with a CO-45 write-off and, for 1 in 3, a PR-2 patient share;
   for half of those the patient's payment. The ledger's deferred balance check is disabled during the
-  set-up only (every posting is balanced by construction); the rollups are written by the ledger's own
-  statement trigger on each chunk's INSERT, exactly the path of a live posting.
+  set-up only (every posting is balanced by construction). The bulk is loaded with the rollup triggers off
+  and summed by the migration's backfill function (``rcm.report_rebuild``); the last 50,000 claims of the
+  large practice are then loaded with the triggers on (the live path: the ledger's statement trigger
+  aggregating each INSERT). The rollups are then checked against the ledger, to the cent.
 
 Timed, sequentially, interleaved (ours, reference, ours...), ``--requests`` each, after VACUUM ANALYZE:
 - cash flow: ``rcm.reporting.cashflow.cash_flow`` for the last 12 months, by month and payer (and the
@@ -56,6 +58,11 @@ DB_NAME = "rcm_bench_report"
 CHUNK = 100_000
 TARGET = 3.0
 CLONED = ("provider", "patient", "coverage", "encounter")
+TRIGGERED = 50_000  # claims of the large practice posted last, with the rollup triggers on
+ROLLUP_TRIGGERS = {
+    "ledger_entry": "ledger_entry_report_rollup",
+    "claim_event": "claim_event_report_submitted",
+}
 
 # The claims of one chunk of practices: ``targets`` (tenant_id, lo, hi) names the claim numbers to make in
 # each. Templates: the practice's encounters, numbered. Dates: service over the last 730 days.
@@ -63,12 +70,12 @@ _TEMPLATES = """
 CREATE TEMP TABLE tpl AS
 SELECT row_number() OVER (PARTITION BY e.tenant_id ORDER BY e.id) - 1 AS k,
        count(*) OVER (PARTITION BY e.tenant_id) AS n, e.*
-  FROM rcm.encounter e WHERE e.tenant_id = ANY($1::uuid[])
+  FROM rcm.encounter e WHERE e.tenant_id = ANY($1::uuid[]) AND e.external_id NOT LIKE 'BENCH%'
 """
 
 _GEN = """
 CREATE TEMP TABLE gen AS
-SELECT t.tenant_id, g,
+SELECT t.tenant_id, g, g % sizes.n AS k,
        md5(t.tenant_id::text || ':enc:' || g)::uuid AS encounter_id,
        md5(t.tenant_id::text || ':clm:' || g)::uuid AS claim_id,
        (current_date - (g % 730))::date AS dos,
@@ -76,7 +83,9 @@ SELECT t.tenant_id, g,
          AS cpt,
        (ARRAY['DEMO-MCR','DEMO-BCX'])[1 + g % 2] AS payer,
        5000 + (g * 37) % 20000 AS charge
-  FROM targets t CROSS JOIN LATERAL generate_series(t.lo, t.hi) g
+  FROM targets t
+  JOIN (SELECT tenant_id, max(n) AS n FROM tpl GROUP BY tenant_id) sizes ON sizes.tenant_id = t.tenant_id
+  CROSS JOIN LATERAL generate_series(t.lo, t.hi) g
 """
 
 
@@ -122,6 +131,8 @@ async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int,
         await conn.executemany("INSERT INTO targets VALUES ($1, $2, $3)", targets)
         await conn.execute(_TEMPLATES, tenants)
         await conn.execute(_GEN)
+        await conn.execute("ANALYZE tpl")
+        await conn.execute("ANALYZE gen")
         encounter = await _columns(conn, "encounter")
         override = {
             "id": "gen.encounter_id",
@@ -135,7 +146,7 @@ async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int,
         select = ", ".join(override.get(c, f"tpl.{c}") for c in encounter)
         await conn.execute(
             f"INSERT INTO rcm.encounter ({', '.join(encounter)}) SELECT {select}"  # noqa: S608 - catalog names
-            " FROM gen JOIN tpl ON tpl.tenant_id = gen.tenant_id AND tpl.k = gen.g % tpl.n"
+            " FROM gen JOIN tpl ON tpl.tenant_id = gen.tenant_id AND tpl.k = gen.k"
         )
         await conn.execute(
             """
@@ -146,7 +157,7 @@ async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int,
                    tpl.coverage_id, gen.payer, 'primary',
                    CASE WHEN gen.g % 10 = 0 THEN 'accepted' ELSE 'paid' END, 1, 'B' || gen.g, gen.dos,
                    '11', '{Z0000}', gen.charge, gen.dos::timestamptz, gen.dos::timestamptz
-              FROM gen JOIN tpl ON tpl.tenant_id = gen.tenant_id AND tpl.k = gen.g % tpl.n
+              FROM gen JOIN tpl ON tpl.tenant_id = gen.tenant_id AND tpl.k = gen.k
             """
         )
         await conn.execute(
@@ -176,6 +187,7 @@ async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int,
               FROM gen WHERE g % 10 <> 0
             """
         )
+        await conn.execute("ANALYZE paid")
         await conn.execute(
             """
             INSERT INTO rcm.remittance (tenant_id, id, set_control_number, payer_name, trace_originator,
@@ -238,17 +250,21 @@ async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int,
 
 
 async def set_up(admin: str, big: uuid.UUID, *, claims: int, practices: int, small: int) -> None:
+    """Bulk: the ledger's rollup triggers off, then the migration's backfill function per practice; the
+    last ``TRIGGERED`` claims of the large practice are then posted with the triggers on (the live path)."""
     conn = await asyncpg.connect(admin)
+    bulk = max(0, claims - TRIGGERED)
     try:
         await conn.execute("ALTER TABLE rcm.ledger_entry DISABLE TRIGGER ledger_entry_balanced")
+        for table, trigger in ROLLUP_TRIGGERS.items():
+            await conn.execute(f"ALTER TABLE rcm.{table} DISABLE TRIGGER {trigger}")
         started = time.perf_counter()
         others = await clone_practices(conn, big, practices - 1)
         print(f"  {len(others)} practices copied in {time.perf_counter() - started:.0f} s", flush=True)
-        for lo in range(1, claims + 1, CHUNK):
-            await generate(conn, [(big, lo, min(lo + CHUNK - 1, claims))])
+        for lo in range(1, bulk + 1, CHUNK):
+            await generate(conn, [(big, lo, min(lo + CHUNK - 1, bulk))])
             print(
-                f"  {min(lo + CHUNK - 1, claims):,} claims of the large practice"
-                f" ({time.perf_counter() - started:.0f} s)",
+                f"  {min(lo + CHUNK - 1, bulk):,} claims of the large practice ({time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
         per_chunk = max(1, CHUNK // max(small, 1))
@@ -258,8 +274,21 @@ async def set_up(admin: str, big: uuid.UUID, *, claims: int, practices: int, sma
             f"  {len(others) * small:,} claims of the others ({time.perf_counter() - started:.0f} s)",
             flush=True,
         )
+        for table, trigger in ROLLUP_TRIGGERS.items():
+            await conn.execute(f"ALTER TABLE rcm.{table} ENABLE TRIGGER {trigger}")
+        await conn.execute("SELECT rcm.report_rebuild(id) FROM rcm.tenant")
+        print(f"  rollups rebuilt from the ledger ({time.perf_counter() - started:.0f} s)", flush=True)
+        if claims > bulk:
+            await generate(conn, [(big, bulk + 1, claims)])
+            print(
+                f"  {claims - bulk:,} more claims posted through the rollup trigger"
+                f" ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
     finally:
         await conn.execute("ALTER TABLE rcm.ledger_entry ENABLE TRIGGER ledger_entry_balanced")
+        for table, trigger in ROLLUP_TRIGGERS.items():
+            await conn.execute(f"ALTER TABLE rcm.{table} ENABLE TRIGGER {trigger}")
         await conn.close()
 
 
