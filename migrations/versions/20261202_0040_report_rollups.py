@@ -235,10 +235,9 @@ BEGIN
   DELETE FROM rcm.report_ledger_day WHERE tenant_id = practice;
   DELETE FROM rcm.report_claim_balance WHERE tenant_id = practice;
 """
-    + _ROLLUP.format(
-        source="rcm.ledger_entry", where="WHERE n.tenant_id = practice", submitted=_FIRST_SUBMITTED
-    )
-    + """;
+    + "  EXECUTE $rebuild$"
+    + _ROLLUP.format(source="rcm.ledger_entry", where="WHERE n.tenant_id = $1", submitted=_FIRST_SUBMITTED)
+    + """$rebuild$ USING practice;
   PERFORM set_config('rcm.tenant_id', bound, true);
 END
 $$
