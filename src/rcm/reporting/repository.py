@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, case, cast, func, insert, literal, or_, select, text, union_all
+from sqlalchemy import Date, case, cast, func, insert, literal, literal_column, or_, select, text, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from rcm.kit.repository import TenantRowRepository
@@ -146,15 +146,17 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
         since = b.service_date if basis is AgingBasis.SERVICE_DATE else b.submitted_on
         # as_of - since, in days; NULL (never submitted) stays NULL: 'unsubmitted'.
         age = literal(as_of, Date) - since
-        open_rows = or_(b.insurance_cents != 0, b.patient_cents != 0)
+        # Constants, not bound parameters: a generic plan must still see the partial index's predicate.
+        zero = literal_column("0")
+        open_rows = or_(b.insurance_cents != zero, b.patient_cents != zero)
         insurance = select(
             b.payer_id.label("payer"), b.insurance_cents.label("cents"), _bucket(age).label("bucket")
-        ).where(self.tenant_filter(b.tenant_id), open_rows, b.insurance_cents != 0)
+        ).where(self.tenant_filter(b.tenant_id), open_rows, b.insurance_cents != zero)
         patient = select(
             literal(PATIENT_PAYER).label("payer"),
             b.patient_cents.label("cents"),
             _bucket(age).label("bucket"),
-        ).where(self.tenant_filter(b.tenant_id), open_rows, b.patient_cents != 0)
+        ).where(self.tenant_filter(b.tenant_id), open_rows, b.patient_cents != zero)
         rows = union_all(insurance, patient).subquery()
         stmt = (
             select(rows.c.payer, rows.c.bucket, func.sum(rows.c.cents), func.count())
