@@ -147,7 +147,7 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
         # as_of - since, in days; NULL (never submitted) stays NULL: 'unsubmitted'.
         age = literal(as_of, Date) - since
         # Constants, not bound parameters: a generic plan must still see the partial index's predicate.
-        zero = literal_column("0")
+        zero: ColumnElement[int] = literal_column("0")
         open_rows = or_(b.insurance_cents != zero, b.patient_cents != zero)
         insurance = select(
             b.payer_id.label("payer"), b.insurance_cents.label("cents"), _bucket(age).label("bucket")
