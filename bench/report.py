@@ -486,7 +486,8 @@ async def bench(args: argparse.Namespace) -> None:
     await reference.close()
 
     print(
-        f"\nmoney reports, {args.claims:,} claims in one of {args.practices:,} practices, {args.requests} calls each"
+        f"\nmoney reports, {'the large practice above' if args.reuse else f'{args.claims:,} claims in one of {args.practices:,} practices'},"
+        f" {args.requests} calls each"
     )
     for label, ours, theirs in (
         ("cash flow (12 months by month and payer, + previous)", "cash", "cash_ref"),
