@@ -54,6 +54,7 @@ from rcm.patients.controllers import PatientController
 from rcm.providers.controllers import ProviderController
 from rcm.reporting.controllers import ReportController
 from rcm.reporting.kpi_controllers import KpiController, OperatorReportController, SupervisorReportController
+from rcm.reporting.money_routes import MoneyReportController
 from rcm.scrub.controllers import ScrubController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.tenancy.cache import TenantCache
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             KpiController,
             SupervisorReportController,
             OperatorReportController,
+            MoneyReportController,
             ScrubController,
             CodeController,
             CodingController,

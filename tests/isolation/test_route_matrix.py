@@ -70,6 +70,7 @@ BODIES: dict[str, Any] = {
     "cancel": lambda: {"reason": "duplicate"},
     "answer": lambda: {"answer": "Matrix answer"},
     "payments": lambda: {"amount_cents": 100, "method": "cash"},
+    "close": lambda: {"month": "2026-01"},
     "subscriptions": lambda: {
         "url": "https://hooks.example.test/rcm",
         "event_types": ["claim.status_changed"],

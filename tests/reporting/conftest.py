@@ -1,4 +1,5 @@
-"""The practice owner who reads the reports (a person whose token names practice A)."""
+"""The report tests' fixtures: the claims tests' practices, intake and claim builder, and the practice owner
+who reads the reports (a person whose token names practice A)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
 from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import Tenant
+from tests.claims.conftest import (  # noqa: F401 - fixtures
+    claims,
+    intake,
+    make_staff,
+    other_intake,
+    other_practice,
+    payer_directory,
+    practice,
+)
 from tests.support import Api
 
 
