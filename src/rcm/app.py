@@ -20,6 +20,7 @@ from rcm.coding.controllers import CodingController, CodingQueryController, Supe
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
+from rcm.dashboard.controllers import SavedViewController
 from rcm.denials.controllers import (
     AppealController,
     AppealTemplateController,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EncounterChangeController,
             BulkIntakeController,
             ReportController,
+            SavedViewController,
             ScrubController,
             CodeController,
             CodingController,
