@@ -53,6 +53,7 @@ from rcm.patient_billing.controllers import PatientAccountController, StatementC
 from rcm.patients.controllers import PatientController
 from rcm.providers.controllers import ProviderController
 from rcm.reporting.controllers import ReportController
+from rcm.reporting.money_routes import MoneyReportController
 from rcm.scrub.controllers import ScrubController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.tenancy.cache import TenantCache
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EncounterChangeController,
             BulkIntakeController,
             ReportController,
+            MoneyReportController,
             SavedViewController,
             ScrubController,
             CodeController,

@@ -1,0 +1,107 @@
+"""Report rollups and month-end closes (migration 0040_report_rollups).
+
+Tenant-owned, RLS forced. The rollups are written only by the ledger's statement trigger (SECURITY DEFINER,
+owned by rcm_owner); the app role may read them and may record a close. No PHI: ids, codes and cents."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, Text, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rcm.claims.models import Claim  # noqa: F401 - the rcm.claim table balances refer to
+from rcm.kit.models import Base, enum_check
+
+
+class Kind(enum.StrEnum):
+    """What a ledger figure is, signed so the ordinary case is positive."""
+
+    CHARGE = "charge"  # gross charges billed (a void's reversal is negative)
+    PAYMENT = "payment"  # money payers sent (the 835s' BPR02, PLB recoupments deducted)
+    PATIENT_PAYMENT = "patient_payment"  # money patients paid
+    REFUND = "refund"  # money paid back to patients
+    ADJUSTMENT = "adjustment"  # CAS write-offs (CO, OA, PI, CR) and small-balance write-offs, by group
+    INTEREST = "interest"  # PLB L6, as the ledger signs it (debit positive)
+    PROVIDER_ADJUSTMENT = "provider_adjustment"  # other PLB adjustments, as the ledger signs them
+    UNAPPLIED = "unapplied"  # 835 payments matching no claim of the practice
+
+
+class _DayFigures:
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    kind: Mapped[Kind] = mapped_column(Text, primary_key=True)
+    adjustment_group: Mapped[str] = mapped_column(Text, primary_key=True)  # CAS01, '' for other kinds
+    payer_id: Mapped[str] = mapped_column(Text, primary_key=True)  # the claim's payer, '' for none
+    provider_id: Mapped[str] = mapped_column(Text, primary_key=True)  # rendering provider id, '' for none
+    procedure_code: Mapped[str] = mapped_column(Text, primary_key=True)  # the line's CPT/HCPCS, '' for none
+    location: Mapped[str] = mapped_column(Text, primary_key=True)  # the encounter's facility, '' for none
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    entries: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportLedgerDay(_DayFigures, Base):
+    __tablename__ = "report_ledger_day"
+    __table_args__ = (enum_check("kind", Kind),)
+
+
+class ReportClose(Base):
+    __tablename__ = "report_close"
+    __table_args__ = (CheckConstraint("extract(day FROM month) = 1", name="month"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
+    month: Mapped[date] = mapped_column(primary_key=True)  # its first day
+    closed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    closed_by: Mapped[str] = mapped_column(Text)  # principal subject
+
+
+class ReportClosedDay(_DayFigures, Base):
+    __tablename__ = "report_closed_day"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "month"], ["rcm.report_close.tenant_id", "rcm.report_close.month"]
+        ),
+    )
+
+    month: Mapped[date]  # the close that froze it
+
+
+class ReportClaimBalance(Base):
+    __tablename__ = "report_claim_balance"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
+        Index(
+            "ix_report_claim_balance_open",
+            "tenant_id",
+            "payer_id",
+            postgresql_include=["service_date", "submitted_on", "insurance_cents", "patient_cents"],
+            postgresql_where=text("insurance_cents <> 0 OR patient_cents <> 0"),
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
+    claim_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    payer_id: Mapped[str] = mapped_column(Text)
+    service_date: Mapped[date]
+    submitted_on: Mapped[date | None]  # the first submission (UTC day)
+    insurance_cents: Mapped[int] = mapped_column(BigInteger)
+    patient_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportClosedAr(Base):
+    __tablename__ = "report_closed_ar"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "month"], ["rcm.report_close.tenant_id", "rcm.report_close.month"]
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
+    month: Mapped[date] = mapped_column(primary_key=True)
+    basis: Mapped[str] = mapped_column(Text, primary_key=True)  # service_date | submission_date
+    payer_id: Mapped[str] = mapped_column(Text, primary_key=True)  # 'patient' for patients' balances
+    bucket: Mapped[str] = mapped_column(Text, primary_key=True)
+    balance_cents: Mapped[int] = mapped_column(BigInteger)
+    claims: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,238 @@
+"""SQL of the money reports: the rollups (migration 0040_report_rollups), closes, and the drill-down into
+the ledger behind a figure."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Date, cast, func, insert, literal, or_, select, text, union_all
+from sqlalchemy.sql.elements import ColumnElement
+
+from rcm.kit.repository import TenantRowRepository
+from rcm.reporting.models import (
+    ReportClaimBalance,
+    ReportClose,
+    ReportClosedAr,
+    ReportClosedDay,
+    ReportLedgerDay,
+)
+from rcm.reporting.schemas import PATIENT_PAYER, AgingBasis, Grain, GroupBy
+
+_GROUP_COLUMN = {
+    GroupBy.PAYER: "payer_id",
+    GroupBy.PROVIDER: "provider_id",
+    GroupBy.CPT: "procedure_code",
+    GroupBy.LOCATION: "location",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DayFigure:
+    period: date
+    group: str | None
+    kind: str
+    adjustment_group: str
+    amount_cents: int
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgingFigure:
+    payer_id: str
+    bucket: str
+    balance_cents: int
+    claims: int
+
+
+@dataclass(frozen=True, slots=True)
+class CellFilter:
+    """A cash-flow cell: its days, and optionally its kind, CAS group and group key."""
+
+    day_from: date
+    day_to: date
+    kind: str | None = None
+    adjustment_group: str | None = None
+    group_by: GroupBy = GroupBy.NONE
+    group: str | None = None
+
+
+def _bucket(age: ColumnElement[Any]) -> ColumnElement[str]:
+    return func.rcm.report_bucket(age)
+
+
+class ReportRepository(TenantRowRepository[ReportLedgerDay]):
+    model = ReportLedgerDay
+
+    # Closes -------------------------------------------------------------------------------------------
+
+    async def closes(self) -> list[ReportClose]:
+        return await self._all(self.statement_for(ReportClose).order_by(ReportClose.month.desc()))
+
+    async def last_closed(self) -> date | None:
+        stmt = select(func.max(ReportClose.month)).where(self.tenant_filter(ReportClose.tenant_id))
+        found: date | None = (await self._execute(stmt)).scalar_one()
+        return found
+
+    async def close(self, month: date, *, closed_by: str) -> ReportClose:
+        """Record the close; the table's trigger freezes the month's figures in the same statement."""
+        stmt = (
+            insert(ReportClose)
+            .values(tenant_id=self.context.tenant_ids[0], month=month, closed_by=closed_by)
+            .returning(ReportClose)
+        )
+        row: ReportClose = (await self.session.scalars(stmt)).one()
+        return row
+
+    # Cash flow ----------------------------------------------------------------------------------------
+
+    async def day_figures(
+        self, *, day_from: date, day_to: date, grain: Grain, group_by: GroupBy, closed_through: date | None
+    ) -> list[DayFigure]:
+        """Sums per period, group, kind and CAS group: closed days from the frozen snapshot, the others from
+        the live rollup."""
+        parts = []
+        for table, closed in ((ReportClosedDay, True), (ReportLedgerDay, False)):
+            where = [self.tenant_filter(table.tenant_id), table.day >= day_from, table.day <= day_to]
+            if closed_through is not None:
+                where.append(table.day <= closed_through if closed else table.day > closed_through)
+            elif closed:
+                continue
+            group = getattr(table, _GROUP_COLUMN[group_by]) if group_by in _GROUP_COLUMN else literal(None)
+            parts.append(
+                select(
+                    table.day.label("day"),
+                    group.label("grp"),
+                    table.kind.label("kind"),
+                    table.adjustment_group.label("adjustment_group"),
+                    table.amount_cents.label("amount_cents"),
+                    table.entries.label("entries"),
+                ).where(*where)
+            )
+        rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+        period = cast(func.date_trunc(grain.value, rows.c.day), Date).label("period")
+        stmt = (
+            select(
+                period,
+                rows.c.grp,
+                rows.c.kind,
+                rows.c.adjustment_group,
+                func.sum(rows.c.amount_cents),
+                func.sum(rows.c.entries),
+            )
+            .group_by(period, rows.c.grp, rows.c.kind, rows.c.adjustment_group)
+            .order_by(period, rows.c.grp)
+        )
+        return [
+            DayFigure(p, g, k, a, int(amount), int(entries))
+            for p, g, k, a, amount, entries in await self._rows(stmt)
+        ]
+
+    # AR aging -----------------------------------------------------------------------------------------
+
+    async def open_aging(self, *, as_of: date, basis: AgingBasis) -> list[AgingFigure]:
+        """Open balances now, per payer and bucket of age at ``as_of`` (the index of open claims alone)."""
+        b = ReportClaimBalance
+        since = b.service_date if basis is AgingBasis.SERVICE_DATE else b.submitted_on
+        # as_of - since, in days; NULL (never submitted) stays NULL: 'unsubmitted'.
+        age = literal(as_of, Date) - since
+        open_rows = or_(b.insurance_cents != 0, b.patient_cents != 0)
+        insurance = select(
+            b.payer_id.label("payer"), b.insurance_cents.label("cents"), _bucket(age).label("bucket")
+        ).where(self.tenant_filter(b.tenant_id), open_rows, b.insurance_cents != 0)
+        patient = select(
+            literal(PATIENT_PAYER).label("payer"),
+            b.patient_cents.label("cents"),
+            _bucket(age).label("bucket"),
+        ).where(self.tenant_filter(b.tenant_id), open_rows, b.patient_cents != 0)
+        rows = union_all(insurance, patient).subquery()
+        stmt = (
+            select(rows.c.payer, rows.c.bucket, func.sum(rows.c.cents), func.count())
+            .group_by(rows.c.payer, rows.c.bucket)
+            .order_by(rows.c.payer)
+        )
+        return [AgingFigure(p, bucket, int(c), int(n)) for p, bucket, c, n in await self._rows(stmt)]
+
+    async def closed_aging(self, *, month: date, basis: AgingBasis) -> list[AgingFigure] | None:
+        """The AR aging frozen at ``month``'s close, or None when that month is not closed."""
+        closed = await self._first(self.statement_for(ReportClose).where(ReportClose.month == month))
+        if closed is None:
+            return None
+        a = ReportClosedAr
+        stmt = select(a.payer_id, a.bucket, a.balance_cents, a.claims).where(
+            self.tenant_filter(a.tenant_id), a.month == month, a.basis == basis.value
+        )
+        return [AgingFigure(p, bucket, int(c), int(n)) for p, bucket, c, n in await self._rows(stmt)]
+
+    # Drill-down ---------------------------------------------------------------------------------------
+
+    async def drill(
+        self, cell: CellFilter, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Any]:
+        """The ledger entries behind a cell, in posting order (keyset). Each entry's report day is worked out
+        as the trigger did: its effective date, moved past the months closed before it was posted."""
+        conditions = ["d.report_day BETWEEN :day_from AND :day_to"]
+        params: dict[str, Any] = {
+            "tenant": self.context.tenant_ids[0],
+            "day_from": cell.day_from,
+            "day_to": cell.day_to,
+            "limit": limit,
+        }
+        if cell.kind is not None:
+            conditions.append("d.kind = :kind")
+            params["kind"] = cell.kind
+        if cell.adjustment_group is not None:
+            conditions.append("coalesce(d.adjustment_group, '') = :adjustment_group")
+            params["adjustment_group"] = cell.adjustment_group
+        if cell.group_by in _GROUP_COLUMN and cell.group is not None:
+            conditions.append(f"d.{_GROUP_COLUMN[cell.group_by]} = :grp")
+            params["grp"] = cell.group
+        if after is not None:
+            conditions.append("(d.posted_at, d.entry_id) > (:after_at, :after_id)")
+            params["after_at"], params["after_id"] = after
+        stmt = text(_DRILL.format(conditions=" AND ".join(conditions)))
+        return list((await self._execute(stmt, params)).mappings().all())
+
+
+# The entries of one practice with their report day, kind and reported sign (as rcm.report_rollup_entries
+# sums them). Only constant fragments are formatted in; every value is a bound parameter.
+_DRILL = """
+WITH d AS (
+  SELECT n.id AS entry_id, n.created_at AS posted_at, n.claim_id, n.adjustment_group, n.reason_code,
+         greatest(coalesce(r.paid_on, (n.created_at AT TIME ZONE 'UTC')::date),
+                  coalesce(o.open_from, '-infinity'::date)) AS report_day,
+         CASE n.account
+           WHEN 'charges' THEN 'charge'
+           WHEN 'payments' THEN 'payment'
+           WHEN 'patient_payments' THEN
+             CASE WHEN p.source = 'patient_refund' THEN 'refund' ELSE 'patient_payment' END
+           WHEN 'adjustments' THEN 'adjustment'
+           WHEN 'interest' THEN 'interest'
+           WHEN 'provider_adjustments' THEN 'provider_adjustment'
+           WHEN 'unapplied' THEN 'unapplied'
+         END AS kind,
+         CASE WHEN n.account IN ('charges', 'unapplied')
+                OR (n.account = 'patient_payments' AND p.source = 'patient_refund')
+              THEN -n.amount_cents ELSE n.amount_cents END AS amount_cents,
+         coalesce(c.payer_id, '') AS payer_id, coalesce(enc.rendering_provider_id::text, '') AS provider_id,
+         coalesce(l.procedure_code, '') AS procedure_code, coalesce(enc.facility_name, '') AS location,
+         c.patient_control_number AS claim_number, c.service_date, c.state AS claim_status
+    FROM rcm.ledger_entry n
+    JOIN rcm.ledger_posting p ON p.tenant_id = n.tenant_id AND p.id = n.posting_id
+    LEFT JOIN rcm.remittance r ON r.tenant_id = p.tenant_id AND r.id = p.remittance_id
+    LEFT JOIN rcm.claim c ON c.tenant_id = n.tenant_id AND c.id = n.claim_id
+    LEFT JOIN rcm.encounter enc ON enc.tenant_id = c.tenant_id AND enc.id = c.encounter_id
+    LEFT JOIN rcm.claim_line l
+      ON l.tenant_id = n.tenant_id AND l.claim_id = n.claim_id AND l.line_number = n.line_number
+    LEFT JOIN LATERAL (
+      SELECT (max(rc.month) + interval '1 month')::date AS open_from FROM rcm.report_close rc
+       WHERE rc.tenant_id = n.tenant_id AND rc.closed_at <= n.created_at) o ON true
+   WHERE n.tenant_id = :tenant
+     AND n.account NOT IN ('insurance_receivable', 'patient_receivable')
+)
+SELECT * FROM d WHERE {conditions}
+ORDER BY d.posted_at, d.entry_id
+LIMIT :limit
+"""
