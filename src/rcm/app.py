@@ -53,6 +53,7 @@ from rcm.patient_billing.controllers import PatientAccountController, StatementC
 from rcm.patients.controllers import PatientController
 from rcm.providers.controllers import ProviderController
 from rcm.reporting.controllers import ReportController
+from rcm.reporting.kpi_controllers import KpiController, OperatorReportController, SupervisorReportController
 from rcm.reporting.money_routes import MoneyReportController
 from rcm.scrub.controllers import ScrubController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
@@ -122,6 +123,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReportController,
             MoneyReportController,
             SavedViewController,
+            KpiController,
+            SupervisorReportController,
+            OperatorReportController,
             ScrubController,
             CodeController,
             CodingController,

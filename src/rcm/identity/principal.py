@@ -20,6 +20,9 @@ class Role(enum.StrEnum):
     SUPERVISOR = "supervisor"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    # The billing company's management: every practice's aggregate reports side by side, through the named
+    # system path (``rcm.reporting.productivity.operator_kpis``), each read in each practice's trail. No PHI.
+    OPERATOR = "operator"
 
 
 def parse_roles(values: Iterable[str]) -> frozenset[Role]:

@@ -56,6 +56,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     # Auditors read the access log and change nothing.
     Role.AUDITOR: frozenset({AUDIT_READ}),
     Role.ADMIN: frozenset({ADMIN}),
+    # Operators read reports (aggregates) across practices; no patient, claim or queue access.
+    Role.OPERATOR: frozenset({REPORTS_READ}),
 }
 
 

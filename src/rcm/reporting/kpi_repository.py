@@ -1,0 +1,388 @@
+"""The statements behind the KPIs, the cash forecast and staff productivity: set-based, one statement per
+figure family, grouped by practice so the operator's roll-up runs the same statements over every practice.
+
+Money from ``ledger_entry`` only; rates from ``claim_event`` (and ``scrub_run``); productivity from the work
+items' events, the claims' events and the ledger's postings. Codes, ids, counts and cents: no PHI.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Date, and_, case, cast, exists, func, join, literal, select, union_all
+
+from rcm.claims.models import Claim, ClaimEvent
+from rcm.claims.states import Cause, ClaimState
+from rcm.coding.models import QaSample, SampleStatus
+from rcm.kit.repository import TenantRowRepository
+from rcm.ledger.models import RECEIVABLES, Account, LedgerEntry, LedgerPosting, Source
+from rcm.scrub.models import ScrubOutcome, ScrubRun
+from rcm.workqueue.models import ItemEventType, QueueKind, WorkItem, WorkItemEvent
+
+_PAID = (ClaimState.PAID.value, ClaimState.PARTIALLY_PAID.value)
+_ADJUDICATED = (*_PAID, ClaimState.DENIED.value)
+_ANSWERED = (ClaimState.ACCEPTED.value, ClaimState.REJECTED.value, *_ADJUDICATED)
+_PAYMENTS = (Account.PAYMENTS.value, Account.PATIENT_PAYMENTS.value)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodBounds:
+    start: datetime  # included
+    end: datetime  # excluded
+    window_start: datetime  # the 90-day charge window of days in AR ends at ``end``
+    aged_before: date  # AR over 90: a date of service before this
+
+
+@dataclass(slots=True)
+class PayerDays:
+    payer_id: str
+    claims: int = 0
+    total_days: int = 0
+
+
+@dataclass(slots=True)
+class RateCounts:
+    adjudicated: int = 0
+    denied: int = 0
+    first_pass: int = 0
+    answered: int = 0
+    clean: int = 0
+    by_payer: list[PayerDays] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimHistory:
+    """One submitted claim as the forecast reads it."""
+
+    claim_id: uuid.UUID
+    payer_id: str
+    submitted_at: datetime  # first submission
+    adjudicated_at: datetime | None  # first 835 adjudication (any outcome)
+    charge_cents: int  # gross charges credited for it on the ledger
+    closed: bool  # voided or closed without ever being adjudicated: never expected to pay
+
+
+def _utc_date(column: Any) -> Any:
+    return cast(func.timezone("UTC", column), Date)
+
+
+class KpiRepository(TenantRowRepository[LedgerEntry]):
+    model = LedgerEntry
+
+    def only_tenant(self) -> uuid.UUID:
+        return self.context.tenant_ids[0]
+
+    # -- money (ledger) ---------------------------------------------------------------------------------
+
+    async def money(self, span: PeriodBounds) -> dict[uuid.UUID, dict[str, int]]:
+        """Per practice: charges, payments and contractual adjustments posted in the period, charges of the
+        90 days ending with it, and the receivables outstanding at its end (all, and on claims aged > 90)."""
+        e = LedgerEntry
+        in_period = and_(e.created_at >= span.start, e.created_at < span.end)
+        flows = (
+            select(
+                e.tenant_id,
+                func.coalesce(-func.sum(e.amount_cents).filter(e.account == Account.CHARGES, in_period), 0),
+                func.coalesce(
+                    func.sum(e.amount_cents).filter(
+                        e.account.in_(_PAYMENTS), e.claim_id.is_not(None), in_period
+                    ),
+                    0,
+                ),
+                func.coalesce(
+                    func.sum(e.amount_cents).filter(
+                        e.account == Account.ADJUSTMENTS, e.adjustment_group == "CO", in_period
+                    ),
+                    0,
+                ),
+                func.coalesce(
+                    -func.sum(e.amount_cents).filter(
+                        e.account == Account.CHARGES, e.created_at >= span.window_start
+                    ),
+                    0,
+                ),
+            )
+            .where(self.tenant_filter(e.tenant_id), e.created_at < span.end)
+            .group_by(e.tenant_id)
+        )
+        out: dict[uuid.UUID, dict[str, int]] = {}
+        for tenant_id, charges, payments, contractual, window in await self._rows(flows):
+            out[tenant_id] = {
+                "charges": int(charges),
+                "payments": int(payments),
+                "contractual": int(contractual),
+                "window_charges": int(window),
+                "ar": 0,
+                "ar_aged": 0,
+            }
+        balances = (
+            select(e.tenant_id, e.claim_id, func.sum(e.amount_cents).label("balance"))
+            .where(
+                self.tenant_filter(e.tenant_id),
+                e.account.in_([a.value for a in RECEIVABLES]),
+                e.created_at < span.end,
+            )
+            .group_by(e.tenant_id, e.claim_id)
+            .subquery()
+        )
+        aged = (
+            select(
+                balances.c.tenant_id,
+                func.sum(balances.c.balance),
+                func.coalesce(func.sum(balances.c.balance).filter(Claim.service_date < span.aged_before), 0),
+            )
+            .select_from(
+                balances.outerjoin(
+                    Claim, and_(Claim.tenant_id == balances.c.tenant_id, Claim.id == balances.c.claim_id)
+                )
+            )
+            .group_by(balances.c.tenant_id)
+        )
+        for tenant_id, ar, ar_aged in await self._rows(aged):
+            figures = out.setdefault(
+                tenant_id,
+                {"charges": 0, "payments": 0, "contractual": 0, "window_charges": 0, "ar": 0, "ar_aged": 0},
+            )
+            figures["ar"], figures["ar_aged"] = int(ar or 0), int(ar_aged or 0)
+        return out
+
+    # -- rates (claim events) ---------------------------------------------------------------------------
+
+    def _first_adjudication(self) -> Any:
+        ev = ClaimEvent
+        return (
+            select(ev.tenant_id, ev.claim_id, ev.to_state, ev.created_at)
+            .where(
+                self.tenant_filter(ev.tenant_id),
+                ev.cause == Cause.REMITTANCE,
+                ev.to_state.in_(_ADJUDICATED),
+            )
+            .distinct(ev.tenant_id, ev.claim_id)
+            .order_by(ev.tenant_id, ev.claim_id, ev.created_at, ev.id)
+            .cte("first_adjudication")
+        )
+
+    def _submissions(self) -> Any:
+        ev = ClaimEvent
+        return (
+            select(
+                ev.tenant_id,
+                ev.claim_id,
+                func.min(ev.created_at).label("first_at"),
+                func.count().label("times"),
+            )
+            .where(self.tenant_filter(ev.tenant_id), ev.to_state == ClaimState.SUBMITTED)
+            .group_by(ev.tenant_id, ev.claim_id)
+            .cte("submissions")
+        )
+
+    async def rates(self, span: PeriodBounds) -> dict[uuid.UUID, RateCounts]:
+        """Per practice: the first adjudications of the period (denied, paid first time, days from first
+        submission per payer) and the first submissions of the period (answered, clean)."""
+        adj, subs = self._first_adjudication(), self._submissions()
+        paid = adj.c.to_state.in_(_PAID)
+        days = _utc_date(adj.c.created_at) - _utc_date(subs.c.first_at)
+        adjudications = (
+            select(
+                adj.c.tenant_id,
+                Claim.payer_id,
+                func.count(),
+                func.count().filter(adj.c.to_state == ClaimState.DENIED),
+                func.count().filter(paid, Claim.frequency == 1, subs.c.times == 1),
+                func.count().filter(paid, subs.c.first_at.is_not(None)),
+                func.coalesce(func.sum(days).filter(paid, subs.c.first_at.is_not(None)), 0),
+            )
+            .select_from(
+                adj.join(
+                    Claim, and_(Claim.tenant_id == adj.c.tenant_id, Claim.id == adj.c.claim_id)
+                ).outerjoin(
+                    subs, and_(subs.c.tenant_id == adj.c.tenant_id, subs.c.claim_id == adj.c.claim_id)
+                )
+            )
+            .where(adj.c.created_at >= span.start, adj.c.created_at < span.end)
+            .group_by(adj.c.tenant_id, Claim.payer_id)
+            .order_by(adj.c.tenant_id, Claim.payer_id)
+        )
+        out: dict[uuid.UUID, RateCounts] = {}
+        for tenant_id, payer_id, total, denied, first_pass, paid_claims, paid_days in await self._rows(
+            adjudications
+        ):
+            counts = out.setdefault(tenant_id, RateCounts())
+            counts.adjudicated += int(total)
+            counts.denied += int(denied)
+            counts.first_pass += int(first_pass)
+            if paid_claims:
+                counts.by_payer.append(PayerDays(payer_id, int(paid_claims), int(paid_days)))
+
+        ev = ClaimEvent
+        answered = exists().where(
+            ev.tenant_id == subs.c.tenant_id, ev.claim_id == subs.c.claim_id, ev.to_state.in_(_ANSWERED)
+        )
+        rejected = exists().where(
+            ev.tenant_id == subs.c.tenant_id,
+            ev.claim_id == subs.c.claim_id,
+            ev.to_state == ClaimState.REJECTED,
+        )
+        edited = exists().where(
+            ScrubRun.tenant_id == Claim.tenant_id,
+            ScrubRun.encounter_id == Claim.encounter_id,
+            ScrubRun.outcome != ScrubOutcome.CLEAN,
+        )
+        submissions = (
+            select(
+                subs.c.tenant_id,
+                func.count().filter(answered),
+                func.count().filter(answered, ~rejected, ~edited, Claim.frequency == 1),
+            )
+            .select_from(
+                subs.join(Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id))
+            )
+            .where(subs.c.first_at >= span.start, subs.c.first_at < span.end)
+            .group_by(subs.c.tenant_id)
+        )
+        for tenant_id, answered_n, clean_n in await self._rows(submissions):
+            counts = out.setdefault(tenant_id, RateCounts())
+            counts.answered, counts.clean = int(answered_n), int(clean_n)
+        return out
+
+    # -- the forecast's history -------------------------------------------------------------------------
+
+    async def claim_histories(self, *, before: datetime) -> list[ClaimHistory]:
+        """Every claim first submitted before ``before``: payer, first submission, first adjudication,
+        gross charges (ledger) and whether it closed unpaid."""
+        adj, subs = self._first_adjudication(), self._submissions()
+        e = LedgerEntry
+        charged = (
+            select(e.tenant_id, e.claim_id, (-func.sum(e.amount_cents)).label("charged"))
+            .where(self.tenant_filter(e.tenant_id), e.account == Account.CHARGES, e.amount_cents < 0)
+            .group_by(e.tenant_id, e.claim_id)
+            .subquery()
+        )
+        stmt = (
+            select(
+                Claim.id,
+                Claim.payer_id,
+                subs.c.first_at,
+                adj.c.created_at,
+                func.coalesce(charged.c.charged, 0),
+                Claim.state.in_([ClaimState.VOIDED, ClaimState.CLOSED]),
+            )
+            .select_from(
+                subs.join(Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id))
+                .outerjoin(adj, and_(adj.c.tenant_id == subs.c.tenant_id, adj.c.claim_id == subs.c.claim_id))
+                .outerjoin(
+                    charged,
+                    and_(charged.c.tenant_id == subs.c.tenant_id, charged.c.claim_id == subs.c.claim_id),
+                )
+            )
+            .where(subs.c.first_at < before)
+        )
+        return [
+            ClaimHistory(
+                claim_id=row[0],
+                payer_id=row[1],
+                submitted_at=row[2],
+                adjudicated_at=row[3],
+                charge_cents=int(row[4]),
+                closed=bool(row[5]) and row[3] is None,
+            )
+            for row in await self._rows(stmt)
+        ]
+
+    async def payer_payments(self, *, before: datetime) -> list[tuple[uuid.UUID, datetime, int]]:
+        """Payer payments applied to claims (835 CLP04, account payments), per claim and posting time."""
+        e = LedgerEntry
+        stmt = (
+            select(e.claim_id, e.created_at, func.sum(e.amount_cents))
+            .where(
+                self.tenant_filter(e.tenant_id),
+                e.account == Account.PAYMENTS,
+                e.claim_id.is_not(None),
+                e.created_at < before,
+            )
+            .group_by(e.claim_id, e.created_at)
+        )
+        return [(row[0], row[1], int(row[2])) for row in await self._rows(stmt)]
+
+    # -- productivity (staff scope) ---------------------------------------------------------------------
+
+    async def staff_activity(self, *, since: datetime, until: datetime) -> list[Any]:
+        """Per person (principal subject): coding items completed, billing items completed, distinct claims
+        they moved, ledger postings they made, items completed after their due time, and the distinct
+        clock hours and days with any of that activity."""
+        wi, we = WorkItem, WorkItemEvent
+        completed = (
+            select(
+                we.actor.label("actor"),
+                we.created_at.label("at"),
+                case((wi.kind == QueueKind.CODING, literal("coded")), else_=literal("billing")).label("what"),
+                literal(None).label("claim_id"),
+                (we.created_at > wi.due_at).label("late"),
+            )
+            .select_from(join(we, wi, and_(wi.tenant_id == we.tenant_id, wi.id == we.work_item_id)))
+            .where(
+                self.tenant_filter(we.tenant_id),
+                we.event == ItemEventType.COMPLETED,
+                we.actor.is_not(None),
+                we.created_at >= since,
+                we.created_at < until,
+            )
+        )
+        ev = ClaimEvent
+        claims = select(
+            ev.actor, ev.created_at, literal("claim"), cast(ev.claim_id, ev.claim_id.type), literal(False)
+        ).where(
+            self.tenant_filter(ev.tenant_id),
+            ev.cause == Cause.BILLER,
+            ev.actor.is_not(None),
+            ev.created_at >= since,
+            ev.created_at < until,
+        )
+        lp = LedgerPosting
+        postings = select(lp.actor, lp.created_at, literal("posting"), literal(None), literal(False)).where(
+            self.tenant_filter(lp.tenant_id),
+            lp.actor.is_not(None),
+            lp.source.in_([Source.PATIENT_PAYMENT, Source.PATIENT_REFUND, Source.SMALL_BALANCE_WRITE_OFF]),
+            lp.created_at >= since,
+            lp.created_at < until,
+        )
+        acts = union_all(completed, claims, postings).subquery("acts")
+        stmt = (
+            select(
+                acts.c.actor,
+                func.count().filter(acts.c.what == "coded").label("coded"),
+                func.count().filter(acts.c.what == "billing").label("billing_items"),
+                func.count(acts.c.claim_id.distinct()).label("claims"),
+                func.count().filter(acts.c.what == "posting").label("postings"),
+                func.count().filter(acts.c.late).label("late"),
+                func.count(func.date_trunc("hour", acts.c.at).distinct()).label("hours"),
+                func.count(_utc_date(acts.c.at).distinct()).label("days"),
+            )
+            .group_by(acts.c.actor)
+            .order_by(acts.c.actor)
+        )
+        return await self._rows(stmt)
+
+    async def qa_by_coder(self, *, since: datetime, until: datetime) -> list[Any]:
+        """Per coder: QA samples reviewed in the window and their summed agreement counts."""
+        q = QaSample
+        stmt = (
+            select(
+                q.coder,
+                func.count().label("samples"),
+                func.coalesce(func.sum(q.dx_agreed), 0) + func.coalesce(func.sum(q.px_agreed), 0),
+                func.coalesce(func.sum(q.dx_total), 0) + func.coalesce(func.sum(q.px_total), 0),
+            )
+            .where(
+                self.tenant_filter(q.tenant_id),
+                q.status == SampleStatus.REVIEWED,
+                q.reviewed_at >= since,
+                q.reviewed_at < until,
+            )
+            .group_by(q.coder)
+            .order_by(q.coder)
+        )
+        return await self._rows(stmt)
