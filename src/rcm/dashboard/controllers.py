@@ -1,4 +1,4 @@
-"""Saved-view routes under a practice's reports, for the people who read them (owners, supervisors).
+"""Saved-view and drill-down routes under a practice's reports, for those who read them (owners, supervisors).
 
 A person lists, saves and deletes their own views only; another person's view, or another practice's, is
 the same 404 as one that does not exist. Saving takes an Idempotency-Key, as every POST does.
@@ -7,17 +7,20 @@ the same 404 as one that does not exist. Saving takes an Idempotency-Key, as eve
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from rcm.dashboard import schemas, service
+from rcm.dashboard import drill, schemas, service
 from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
 from rcm.identity.guards import requires_scopes
 from rcm.identity.scopes import REPORTS_READ
 from rcm.kit.errors import problem_responses
+from rcm.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from rcm.reporting.schemas import AgingBasis
 from rcm.tenancy.dependencies import provide_tenant_scope
 from rcm.tenancy.scope import TenantScope
 
@@ -69,3 +72,63 @@ class SavedViewController(Controller):
     @delete("/{view_id:uuid}", status_code=204, summary="Delete one of your saved views", responses=_ERRORS)
     async def remove(self, tenant: NamedDependency[TenantScope], view_id: FromPath[uuid.UUID]) -> None:
         await service.delete_view(tenant, view_id)
+
+
+class DrillDownController(Controller):
+    """The claims behind a KPI or an AR-aging cell (cash-flow cells: ``.../reports/cash-flow/entries``)."""
+
+    path = "/api/v1/tenants/{tenant_slug:str}/reports/claims"
+    tags = ["reports"]
+    dependencies = {"tenant": Provide(provide_tenant_scope)}
+    guards = [requires_scopes(REPORTS_READ)]
+
+    @get(
+        "/",
+        summary="Claims behind a KPI or an AR-aging cell (paged: claim number, DOS, payer, amounts, status)",
+        description=drill.__doc__,
+        responses=_ERRORS,
+    )
+    async def list_(
+        self,
+        *,
+        tenant: NamedDependency[TenantScope],
+        claim_set: Annotated[schemas.ClaimSet, QueryParameter(name="set", description="Which claims")],
+        as_of: Annotated[
+            date | None, QueryParameter(description="open: age at this day (default today)")
+        ] = None,
+        basis: Annotated[AgingBasis, QueryParameter(description="open: age from")] = AgingBasis.SERVICE_DATE,
+        bucket: Annotated[
+            str | None,
+            QueryParameter(
+                description=f"open: an age bucket ({', '.join(drill.BUCKET_NAMES)})", max_length=20
+            ),
+        ] = None,
+        payer: Annotated[
+            str | None,
+            QueryParameter(description="Only this payer ('patient': patients' balances)", max_length=60),
+        ] = None,
+        period_from: Annotated[
+            date | None, QueryParameter(description="adjudicated, submitted: first day")
+        ] = None,
+        period_to: Annotated[
+            date | None, QueryParameter(description="adjudicated, submitted: last day")
+        ] = None,
+        outcome: Annotated[
+            schemas.ClaimOutcome | None, QueryParameter(description="A KPI's numerator")
+        ] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    ) -> schemas.ClaimPage:
+        return await drill.claims(
+            tenant,
+            claim_set=claim_set,
+            as_of=as_of,
+            basis=basis,
+            bucket=bucket,
+            payer=payer,
+            period_from=period_from,
+            period_to=period_to,
+            outcome=outcome,
+            cursor=cursor,
+            limit=limit,
+        )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 import msgspec
@@ -32,3 +33,40 @@ class SavedView(msgspec.Struct):
     href: str  # the page that reopens the view, its parameters in the query string
     created_at: datetime
     updated_at: datetime
+
+
+class ClaimSet(enum.StrEnum):
+    """Which claims a drill-down lists."""
+
+    OPEN = "open"  # an open balance now (AR aging cells, days in AR, AR over 90 days)
+    ADJUDICATED = "adjudicated"  # first 835 adjudication in the period (denial, first-pass, days to payment)
+    SUBMITTED = "submitted"  # first submitted in the period and answered since (clean claim rate)
+
+
+class ClaimOutcome(enum.StrEnum):
+    """Narrows a set to a KPI's numerator."""
+
+    DENIED = "denied"  # adjudicated: denied on the first adjudication
+    PAID = "paid"  # adjudicated: paid (days to payment's claims)
+    FIRST_PASS = "first_pass"  # noqa: S105 - adjudicated: an original paid on its only submission
+    CLEAN = "clean"  # submitted: never rejected, never failed a scrub edit
+
+
+class ClaimRow(msgspec.Struct):
+    """A claim as a report shows it: its number, date of service, payer, amounts and status; no patient."""
+
+    claim_id: uuid.UUID
+    claim_number: str  # CLM01, the patient control number (our number, not the patient's)
+    service_date: date
+    payer_id: str
+    status: str
+    charge_cents: int  # gross charges on the ledger
+    paid_cents: int  # payer and patient payments
+    adjusted_cents: int  # write-offs (CAS adjustments, small balances)
+    balance_cents: int  # open: insurance and patient receivables
+    figure_cents: int | None = None  # what this claim adds to the drilled figure (an AR cell's balance)
+
+
+class ClaimPage(msgspec.Struct):
+    items: list[ClaimRow]
+    next_cursor: str | None
