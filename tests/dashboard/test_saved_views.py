@@ -39,14 +39,14 @@ async def test_save_list_replace_and_delete(owner: Api, owner_engine: AsyncEngin
         {
             "name": "Monthly by payer",
             "report": "cash_flow",
-            "parameters": {"grain": "week", "since": "2026-01-01"},
+            "parameters": {"grain": "week", "date_from": "2026-01-01"},
         },
     )
     assert again.status_code == 200
     assert again.json()["id"] == view["id"]
-    assert again.json()["parameters"] == {"grain": "week", "since": "2026-01-01"}
+    assert again.json()["parameters"] == {"grain": "week", "date_from": "2026-01-01"}
     read = await owner.get(f"{VIEWS}/{view['id']}")
-    assert read.json()["parameters"] == {"grain": "week", "since": "2026-01-01"}
+    assert read.json()["parameters"] == {"grain": "week", "date_from": "2026-01-01"}
 
     gone = await owner.client.delete(owner.url(f"{VIEWS}/{view['id']}"), headers=owner.headers)
     assert gone.status_code == 204
@@ -84,10 +84,13 @@ async def test_parameters_outside_the_allow_list_are_refused(owner: Api) -> None
 
     bad_value = await owner.post(
         VIEWS,
-        {"name": "x", "report": "cash_flow", "parameters": {"grain": "fortnight", "since": "2026-13-01"}},
+        {"name": "x", "report": "cash_flow", "parameters": {"grain": "fortnight", "date_from": "2026-13-01"}},
     )
     assert bad_value.status_code == 422
-    assert {e["pointer"] for e in bad_value.json()["errors"]} == {"/parameters/grain", "/parameters/since"}
+    assert {e["pointer"] for e in bad_value.json()["errors"]} == {
+        "/parameters/grain",
+        "/parameters/date_from",
+    }
 
     bad_name = await owner.post(VIEWS, {"name": "<script>", "report": "kpis", "parameters": {}})
     assert bad_name.status_code in (400, 422)

@@ -42,9 +42,9 @@ class SavedViewController(Controller):
         summary="Save a report view under a name (replacing yours of that name)",
         description=(
             "A view is a report (dashboard, cash_flow, ar_aging, kpis, claims) and its settings, each an"
-            " allow-listed parameter of that report as in the page's query string (grain, group_by, since,"
-            " until, basis, compare...); 422 names any other. 201 when new, 200 when it replaced your view"
-            " of that name; 409 past 50 views. The answer's href reopens the view."
+            " allow-listed parameter of that report as in the page's query string (grain, group_by,"
+            " date_from, date_to, basis...); 422 names any other. 201 when new, 200 when it replaced"
+            " your view of that name; 409 past 50 views. The answer's href reopens the view."
         ),
         responses=created_responses(schemas.SavedView),
     )

@@ -42,36 +42,52 @@ GRAIN = Allowed(choices=frozenset({"day", "week", "month"}))
 GROUP_BY = Allowed(choices=frozenset({"none", "payer", "provider", "cpt", "location"}))
 DATE = Allowed(is_date=True)
 BASIS = Allowed(choices=frozenset({"service_date", "submission_date"}))
-COMPARE = Allowed(choices=frozenset({"none", "previous_period", "previous_year"}))
-PAYER = Allowed(pattern=re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}"))
-CODE = Allowed(pattern=re.compile(r"[A-Za-z0-9]{1,10}"))
-ID = Allowed(pattern=re.compile(r"[0-9a-fA-F-]{36}"))
-STATUS = Allowed(pattern=re.compile(r"[a-z_]{1,20}(,[a-z_]{1,20}){0,10}"))
-BUCKET = Allowed(choices=frozenset({"0-30", "31-60", "61-90", "91-120", "120+"}))
-KIND = Allowed(choices=frozenset({"charges", "payments", "adjustments", "refunds"}))
-METRIC = Allowed(pattern=re.compile(r"[a-z_]{1,40}"))
-PAGE_SIZE = Allowed(choices=frozenset({"25", "50", "100"}))
+# A payer id of the directory, 'patient', a provider id, a CPT/HCPCS code or a location name: a group key.
+KEY = Allowed(pattern=re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,59}"))
+SET = Allowed(choices=frozenset({"entries", "open", "adjudicated", "submitted"}))
+BUCKET = Allowed(choices=frozenset({"0-30", "31-60", "61-90", "91-120", "120+", "unsubmitted", "91+"}))
+KIND = Allowed(
+    choices=frozenset(
+        {
+            "charge",
+            "payment",
+            "patient_payment",
+            "refund",
+            "adjustment",
+            "interest",
+            "provider_adjustment",
+            "unapplied",
+        }
+    )
+)
+CAS_GROUP = Allowed(choices=frozenset({"CO", "OA", "PI", "PR", "CR"}))
+OUTCOME = Allowed(choices=frozenset({"denied", "paid", "first_pass", "clean"}))
+LIMIT = Allowed(choices=frozenset({"25", "50", "100"}))
 
-_PERIOD = {"since": DATE, "until": DATE}
-_DASHBOARD = {**_PERIOD, "grain": GRAIN, "group_by": GROUP_BY, "basis": BASIS, "compare": COMPARE}
+_PERIOD = {"date_from": DATE, "date_to": DATE}
 
 ALLOWED: Mapping[ReportName, Mapping[str, Allowed]] = {
-    ReportName.DASHBOARD: _DASHBOARD,
-    ReportName.CASH_FLOW: {**_PERIOD, "grain": GRAIN, "group_by": GROUP_BY, "compare": COMPARE},
-    ReportName.AR_AGING: {"basis": BASIS, "group_by": GROUP_BY, "as_of": DATE},
-    ReportName.KPIS: {**_PERIOD, "compare": COMPARE, "payer": PAYER},
+    # The page's own form: the period (cash flow and KPIs), grain, grouping, and the AR aging's basis.
+    ReportName.DASHBOARD: {**_PERIOD, "grain": GRAIN, "group_by": GROUP_BY, "basis": BASIS},
+    ReportName.CASH_FLOW: {**_PERIOD, "grain": GRAIN, "group_by": GROUP_BY},
+    ReportName.AR_AGING: {"as_of": DATE, "basis": BASIS},
+    ReportName.KPIS: dict(_PERIOD),
+    # A drill-down list: which claims, and the figure's cell.
     ReportName.CLAIMS: {
+        "set": SET,
         **_PERIOD,
         "kind": KIND,
-        "payer": PAYER,
-        "provider": ID,
-        "cpt": CODE,
-        "location": Allowed(pattern=re.compile(r"[A-Za-z0-9 ._-]{1,40}")),
-        "status": STATUS,
-        "bucket": BUCKET,
+        "adjustment_group": CAS_GROUP,
+        "group_by": GROUP_BY,
+        "group": KEY,
+        "as_of": DATE,
         "basis": BASIS,
-        "metric": METRIC,
-        "page_size": PAGE_SIZE,
+        "bucket": BUCKET,
+        "payer": KEY,
+        "period_from": DATE,
+        "period_to": DATE,
+        "outcome": OUTCOME,
+        "limit": LIMIT,
     },
 }
 

@@ -20,7 +20,7 @@ class SavedViewWrite(msgspec.Struct, forbid_unknown_fields=True):
 
     name: ViewName
     report: ReportName
-    # Allow-listed settings of the report (grain, group_by, since, until...), each a string as in the
+    # Allow-listed settings of the report (grain, group_by, date_from, date_to...), each a string as in the
     # page's query string.
     parameters: dict[str, str] = msgspec.field(default_factory=dict)
 
