@@ -59,6 +59,7 @@ from rcm.scrub.controllers import ScrubController
 from rcm.surface import DOCS_PATH, EdgePlugin, docs, finish_document
 from rcm.tenancy.cache import TenantCache
 from rcm.tenancy.dependencies import STATE_KEY as TENANT_CACHE_STATE_KEY
+from rcm.web.plugin import WebPlugin
 from rcm.webhooks.controllers import WebhookDeliveryController, WebhookSubscriptionController
 from rcm.worker import current_broker
 
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 )
             ),
             IdentityPlugin(settings),
+            WebPlugin(),
             EdgePlugin(settings),
         ],
         # The identity plugin puts its per-address limit and authentication first; this per-caller limit

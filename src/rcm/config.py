@@ -86,8 +86,13 @@ class Settings(BaseSettings):
     # Identity
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     dev_issuer_enabled: bool = True
-    # JSON list of {"issuer": ..., "audience": ..., "jwks_uri": ...} for external OIDC issuers.
+    # JSON list of {"issuer": ..., "audience": ..., "jwks_uri": ...} for external OIDC issuers; an entry may
+    # add "client_id", "authorization_endpoint" and "token_endpoint" (or "discovery": true) for browser login.
     oidc_issuers: str = "[]"
+    # Browser sessions (the web pages): a session ends after this long without a request (idle) and this long
+    # after login whatever happens (absolute); revoking the person ends it on the next request.
+    web_session_idle_seconds: int = Field(default=900, ge=60, le=86_400)
+    web_session_absolute_seconds: int = Field(default=28_800, ge=300, le=604_800)
 
     # Break-glass (45 CFR 164.312(a)(2)(ii) emergency access): a short default window, a ceiling per
     # deployment (never above the four hours the database allows), an optional second approver before access

@@ -103,6 +103,26 @@ async def login(
     )
 
 
+async def logout(
+    session: AsyncSession, *, request: RequestInfo, principal: Principal, session_id: str
+) -> AuditEvent:
+    """A person ended their browser session (the session id is recorded as ended in the same transaction)."""
+    return await _emit(
+        session,
+        AuditEvent(
+            tenant_id=_tenant_of(principal),
+            event_type="user.logout",
+            action=Action.EXECUTE,
+            outcome=Outcome.SUCCESS,
+            request=request,
+            actor=principal,
+            resource_type="app_user",
+            resource_ids=(principal.user_id,) if principal.user_id else (),
+            detail={"session": session_id},
+        ),
+    )
+
+
 async def token_denied(
     sessions: Sessions | None,
     *,

@@ -84,3 +84,13 @@ async def remember_assertion(
         .returning(UsedClientAssertion.jti)
     )
     return inserted.first() is not None
+
+
+async def assertion_recorded(session: AsyncSession, *, client_id: str, jti: str) -> bool:
+    """Whether ``jti`` is on record for ``client_id`` (and not yet purged)."""
+    found = await session.execute(
+        select(UsedClientAssertion.jti).where(
+            UsedClientAssertion.client_id == client_id, UsedClientAssertion.jti == jti
+        )
+    )
+    return found.first() is not None

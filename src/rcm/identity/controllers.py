@@ -135,7 +135,12 @@ class DevIssuerController(Controller):
             "jwks_uri": f"{base}/dev/oidc/jwks",
             "id_token_signing_alg_values_supported": ["ES256"],
             "subject_types_supported": ["public"],
-            "response_types_supported": ["id_token"],
+            "response_types_supported": ["code", "id_token"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "authorization_endpoint": f"{base}/dev/oidc/authorize",
+            "token_endpoint": f"{base}/dev/oidc/token",
             "audience": DEV_AUDIENCE,
             "x-rcm-login_endpoint": f"{base}/dev/oidc/login",
         }

@@ -40,6 +40,25 @@ class TrustedIssuer:
     issuer: str
     audience: str
     jwks_uri: str | None  # None = the built-in dev issuer (keys read in-process)
+    # Browser login (authorization code with PKCE): our client id at the issuer (default: the audience) and
+    # its endpoints, configured or read from its discovery document (``discovery``).
+    client_id: str | None = None
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    discovery: bool = False
+
+    @property
+    def browser_login(self) -> bool:
+        """Can a browser log in through this issuer (endpoints known or discoverable)?"""
+        return (
+            self.jwks_uri is None
+            or self.discovery
+            or bool(self.authorization_endpoint and self.token_endpoint)
+        )
+
+    @property
+    def login_client_id(self) -> str:
+        return self.client_id or self.audience
 
 
 def dev_issuer_active(settings: Settings) -> bool:
@@ -50,10 +69,7 @@ def dev_issuer_active(settings: Settings) -> bool:
 def trusted_issuers(settings: Settings) -> dict[str, TrustedIssuer]:
     try:
         entries = json.loads(settings.oidc_issuers)
-        issuers = {
-            str(e["issuer"]): TrustedIssuer(str(e["issuer"]), str(e["audience"]), str(e["jwks_uri"]))
-            for e in entries
-        }
+        issuers = {str(e["issuer"]): _trusted_issuer(e) for e in entries}
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(
             "RCM_OIDC_ISSUERS must be a JSON list of {issuer, audience, jwks_uri} objects"
@@ -61,6 +77,23 @@ def trusted_issuers(settings: Settings) -> dict[str, TrustedIssuer]:
     if dev_issuer_active(settings):
         issuers[DEV_ISSUER] = TrustedIssuer(DEV_ISSUER, DEV_AUDIENCE, None)
     return issuers
+
+
+def _optional(entry: dict[str, Any], key: str) -> str | None:
+    value = entry.get(key)
+    return str(value) if value else None
+
+
+def _trusted_issuer(entry: dict[str, Any]) -> TrustedIssuer:
+    return TrustedIssuer(
+        str(entry["issuer"]),
+        str(entry["audience"]),
+        str(entry["jwks_uri"]),
+        client_id=_optional(entry, "client_id"),
+        authorization_endpoint=_optional(entry, "authorization_endpoint"),
+        token_endpoint=_optional(entry, "token_endpoint"),
+        discovery=entry.get("discovery") is True,
+    )
 
 
 def mfa_from_claims(claims: dict[str, Any]) -> bool:
@@ -101,7 +134,9 @@ def dev_issuer_jwks(settings: Settings) -> dict[str, Any]:
     return {"keys": [{**key.as_dict(private=False), "alg": DEV_ALG, "use": "sig"}]}
 
 
-def mint_dev_id_token(settings: Settings, *, email: str, mfa: bool, ttl_seconds: int = 300) -> str:
+def mint_dev_id_token(
+    settings: Settings, *, email: str, mfa: bool, ttl_seconds: int = 300, nonce: str | None = None
+) -> str:
     """An ID token for ``email`` from the dev issuer. DEV ONLY: there is no password; anyone who can reach
     the dev issuer can be anyone. ``dev_issuer_key`` refuses to run in production."""
     key = dev_issuer_key(settings)
@@ -116,6 +151,8 @@ def mint_dev_id_token(settings: Settings, *, email: str, mfa: bool, ttl_seconds:
         "exp": now + ttl_seconds,
         "amr": ["pwd", "mfa"] if mfa else ["pwd"],
     }
+    if nonce is not None:
+        claims["nonce"] = nonce  # OIDC Core 3.1.2.1: echoed from the authorization request
     return jwt.encode({"alg": DEV_ALG, "kid": key.kid}, claims, key, algorithms=[DEV_ALG])
 
 
@@ -129,6 +166,30 @@ class IssuerKeyCache:
         self.settings = settings
         self._cache: dict[str, tuple[KeySet, float]] = {}
         self._last_refetch: dict[str, float] = {}
+        self._endpoints: dict[str, tuple[tuple[str, str], float]] = {}
+
+    async def login_endpoints(self, issuer: TrustedIssuer) -> tuple[str, str]:
+        """(authorization_endpoint, token_endpoint) of an issuer for browser login: as configured, else from
+        its discovery document (OIDC Discovery 1.0 §4, cached like its keys). The dev issuer's are ours."""
+        if issuer.jwks_uri is None:
+            base = self.settings.base_url.rstrip("/")
+            return f"{base}/dev/oidc/authorize", f"{base}/dev/oidc/token"
+        if issuer.authorization_endpoint and issuer.token_endpoint:
+            return issuer.authorization_endpoint, issuer.token_endpoint
+        now = time.monotonic()
+        cached = self._endpoints.get(issuer.issuer)
+        if cached is not None and now - cached[1] < JWKS_TTL_SECONDS:
+            return cached[0]
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            response = await http.get(issuer.issuer.rstrip("/") + "/.well-known/openid-configuration")
+            response.raise_for_status()
+            document = response.json()
+        # §4.3: the document must name the issuer it was fetched for.
+        if document.get("issuer") != issuer.issuer:
+            raise ValueError("the discovery document names another issuer")
+        endpoints = (str(document["authorization_endpoint"]), str(document["token_endpoint"]))
+        self._endpoints[issuer.issuer] = (endpoints, now)
+        return endpoints
 
     async def keys_for(self, issuer: TrustedIssuer, kid: str | None) -> KeySet:
         if issuer.jwks_uri is None:

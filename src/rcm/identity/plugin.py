@@ -12,6 +12,7 @@ from rcm.identity.admin_people import AdminPeopleController
 from rcm.identity.admin_read import AdminReadController
 from rcm.identity.break_glass_routes import BreakGlassController, BreakGlassReviewController
 from rcm.identity.controllers import AdminController, DevIssuerController, OAuthController
+from rcm.identity.dev_login import DevLoginController
 from rcm.identity.keys import KeyRing
 from rcm.identity.middleware import authentication_middleware
 from rcm.identity.oidc import dev_issuer_active
@@ -19,6 +20,7 @@ from rcm.identity.ratelimit import peer_rate_limit_config
 from rcm.identity.server import TokenService
 from rcm.identity.status import PrincipalStatus
 from rcm.identity.tokens import VerifiedTokens
+from rcm.identity.web_session import EndedSessions
 
 
 class IdentityPlugin(InitPluginProtocol):
@@ -43,7 +45,7 @@ class IdentityPlugin(InitPluginProtocol):
         )
         app_config.route_handlers.extend([OAuthController, BreakGlassController, admin])
         if dev_issuer_active(self.settings):
-            app_config.route_handlers.append(DevIssuerController)
+            app_config.route_handlers.extend([DevIssuerController, DevLoginController])
         # Outermost first: the per-address limit, then authentication (the app's per-caller limit follows).
         app_config.middleware[0:0] = [
             peer_rate_limit_config(self.settings).middleware,
@@ -53,4 +55,5 @@ class IdentityPlugin(InitPluginProtocol):
         app_config.state["identity_tokens"] = self.tokens
         app_config.state["identity_status"] = self.status
         app_config.state["identity_verified_tokens"] = VerifiedTokens()
+        app_config.state["web_sessions"] = EndedSessions(self.settings.principal_status_ttl_seconds)
         return app_config

@@ -44,6 +44,13 @@ _DOCS_CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 
+# Pages (any HTML answer but the docs): this site's own stylesheets, scripts and images only, no inline script
+# or style, forms posting only here, never framed.
+_PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
 
 def _parse(value: str) -> Address | None:
     try:
@@ -123,9 +130,12 @@ def security_headers_hook(docs_path: str) -> BeforeMessageSendHookHandler:
             if name not in headers:
                 headers[name] = value
         path = str(scope.get("path", ""))
-        headers["content-security-policy"] = (
-            _DOCS_CSP if path == docs_path or path.startswith(docs_path + "/") else _API_CSP
-        )
+        if path == docs_path or path.startswith(docs_path + "/"):
+            headers["content-security-policy"] = _DOCS_CSP
+        elif (headers.get("content-type") or "").startswith(("text/html", "text/css")):
+            headers["content-security-policy"] = _PAGE_CSP
+        else:
+            headers["content-security-policy"] = _API_CSP
         # HSTS only over TLS: browsers ignore it on plain HTTP, and sending it there would be a lie. Behind
         # a TLS-terminating proxy the scheme is the trusted proxy's X-Forwarded-Proto (above).
         if scope.get("scheme") == "https":

@@ -34,6 +34,15 @@ async def tenants_by_slugs(session: AsyncSession, slugs: list[str]) -> list[Tena
     )
 
 
+async def tenants_by_ids(session: AsyncSession, ids: list[TenantId]) -> list[Tenant]:
+    """Registry rows of ``ids`` (the registry is global: no tenant context needed), by slug."""
+    if not ids:
+        return []
+    return list(
+        (await session.execute(select(Tenant).where(Tenant.id.in_(ids)).order_by(Tenant.slug))).scalars()
+    )
+
+
 async def active_tenants(session: AsyncSession) -> list[Tenant]:
     """Every practice whose status is ``active`` (not suspended or offboarded), by slug."""
     return list(
