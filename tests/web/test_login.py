@@ -50,7 +50,7 @@ async def test_login_opens_a_session_that_sees_the_own_practice(
     assert f'href="/app/t/{tenant.slug}"' in landing.text
     practice = await browser.get(f"/app/t/{tenant.slug}")
     assert practice.status_code == 200, practice.text
-    assert "Encounters received" in practice.text
+    assert "Key performance indicators" in practice.text
     logins = [e for e in audit_log if e.event_type == "user.login"]
     assert len(logins) == 1
     assert logins[0].actor is not None

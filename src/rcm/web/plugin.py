@@ -13,6 +13,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from rcm.identity.middleware import PUBLIC_OPT_KEY
+from rcm.web.dashboard import DashboardController, StaffReportPagesController
 from rcm.web.login import LoginController
 from rcm.web.pages import PagesController
 
@@ -39,5 +40,7 @@ class WebPlugin(InitPluginProtocol):
             # The stylesheet carries no secret: an hour in the browser's cache.
             cache_control=None,
         )
-        app_config.route_handlers.extend([LoginController, PagesController, static])
+        app_config.route_handlers.extend(
+            [LoginController, PagesController, DashboardController, StaffReportPagesController, static]
+        )
         return app_config
