@@ -21,9 +21,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: Litestar) -> Iterator[str]:
-    """Serve ``app`` in a thread with its own event loop (lifespan on); yields the base URL."""
-    port = free_port()
+def serving(app: Litestar, *, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` in a thread with its own event loop (lifespan on); yields the base URL. ``port``: one
+    picked beforehand (an app whose settings name its own URL, as the browser login's redirect URI does)."""
+    port = port or free_port()
     server = uvicorn.Server(
         server_config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
     )

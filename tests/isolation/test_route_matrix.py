@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.config import Settings
+from rcm.identity.middleware import PAGE_OPT_KEY
 from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
 from rcm.kit.db import platform_transaction
@@ -29,9 +30,12 @@ from tests.identity.conftest import make_user
 from tests.isolation import catalog
 from tests.support import Api, encounter_payload, patient_payload
 
-# Routes anyone may call: health, API docs, the OAuth2 endpoints, the dev issuer and the FHIR
-# CapabilityStatement (FHIR clients read /metadata before they authenticate).
-PUBLIC = re.compile(r"^/(healthz|readyz|docs|swagger|oauth/|\.well-known/|dev/oidc/|fhir/r4/metadata$)")
+# Routes anyone may call: health, API docs, the OAuth2 endpoints, the dev issuer, the FHIR
+# CapabilityStatement (FHIR clients read /metadata before they authenticate), the browser login's own
+# routes and the stylesheet.
+PUBLIC = re.compile(
+    r"^/(healthz|readyz|docs|swagger|oauth/|\.well-known/|dev/oidc/|fhir/r4/metadata$|login$|auth/callback$|static/)"
+)
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
@@ -43,6 +47,13 @@ def http_routes(app: Litestar) -> list[tuple[str, str]]:
                 if method not in ("HEAD", "OPTIONS"):
                     pairs.append((route.path, method))
     return sorted(set(pairs))
+
+
+def is_page_route(app: Litestar, path: str, method: str) -> bool:
+    for route in app.routes:
+        if isinstance(route, HTTPRoute) and route.path == path and method in route.route_handler_map:
+            return bool(route.route_handler_map[method][0].opt.get(PAGE_OPT_KEY))
+    return False
 
 
 def fill(path: str, values: dict[str, str]) -> str:
@@ -108,8 +119,16 @@ async def test_every_route_needs_authentication(app: Litestar, client: AsyncTest
     for path, method in http_routes(app):
         if PUBLIC.match(path):
             continue
-        response = await client.request(method, fill(path, {"tenant_slug": "anything"}), json={})
-        assert response.status_code == 401, f"{method} {path} answered {response.status_code} without a token"
+        url = fill(path, {"tenant_slug": "anything"})
+        response = await client.request(method, url, json={}, follow_redirects=False)
+        if is_page_route(app, path, method):
+            # A page sends an anonymous browser to the login page, to come back here afterwards.
+            assert response.status_code == 303, f"{method} {path} answered {response.status_code}"
+            assert response.headers["location"].startswith("/login?next="), f"{method} {path}"
+        else:
+            assert response.status_code == 401, (
+                f"{method} {path} answered {response.status_code} without a token"
+            )
         checked += 1
     assert checked >= 10
 

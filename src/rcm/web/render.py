@@ -57,8 +57,18 @@ def page(
 def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status = getattr(exc, "status_code", 500)
     status = status if isinstance(status, int) and 400 <= status < 600 else 500
-    # Not found and not yours are one answer here as in the API: nothing of the request is echoed back.
-    return page(request, "error.html", title=_TITLES.get(status, "Something went wrong"), status_code=status)
+    # Not found and not yours are one answer here as in the API. A refused input is named as the API's
+    # problem body names it (the parameter or field and what is wrong), never with the value sent.
+    detail = exc.detail if isinstance(exc, RCMError) and status != 404 else ""
+    errors = [(e.pointer, e.detail) for e in exc.errors] if isinstance(exc, RCMError) else []
+    return page(
+        request,
+        "error.html",
+        title=_TITLES.get(status, "Something went wrong"),
+        status_code=status,
+        detail=detail,
+        errors=errors,
+    )
 
 
 PAGE_EXCEPTION_HANDLERS: ExceptionHandlersMap = {RCMError: _error_page, HTTPException: _error_page}
