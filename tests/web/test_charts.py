@@ -156,6 +156,36 @@ def test_nice_ticks_cover_the_range(low: float, high: float, expected: list[floa
     assert charts.nice_ticks(low, high) == expected
 
 
+def test_a_money_axis_of_small_figures_steps_by_whole_dollars() -> None:
+    assert charts.nice_ticks(0, 0, min_step=100) == [0, 100]
+    assert charts.nice_ticks(0, 150, min_step=100) == [0, 100, 200]
+    markup = charts.line_chart(
+        chart_id="z",
+        title="t",
+        description="d",
+        categories=["a", "b"],
+        series=[charts.Series("s", [0, 0])],
+        x_label="x",
+        y_label="y",
+    )
+    ticks = [t.text for t in parse(markup).findall(".//svg:g[@class='axis y']/svg:text", NS)]
+    assert ticks[:-1] == ["$0", "$1"]  # then the axis title
+
+
+def test_zero_bars_carry_no_value_label() -> None:
+    markup = charts.bar_chart(
+        chart_id="z",
+        title="t",
+        description="d",
+        categories=["a", "b"],
+        series=[charts.Series("s", [0, 50_000])],
+        x_label="x",
+        y_label="y",
+    )
+    values = [t.text for t in parse(markup).findall(".//svg:text[@class='value']", NS)]
+    assert values == ["$500"]
+
+
 def test_formatters() -> None:
     assert charts.money(123_456) == "$1,235"
     assert charts.money_exact(-123_456) == "-$1,234.56"

@@ -86,14 +86,15 @@ class Frame:
         return self.height - self.top - self.bottom
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+def nice_ticks(low: float, high: float, count: int = 5, *, min_step: float = 0) -> list[float]:
     """Round tick values covering ``low``..``high`` (both included), about ``count`` of them, with 0 among
-    them whenever the range spans it."""
+    them whenever the range spans it; no closer than ``min_step`` (a money axis: whole dollars, 100 cents,
+    so an axis of small figures never reads "$0, $0, $1")."""
     if high < low:
         low, high = high, low
     if high == low:
         high = low + 1
-    raw = (high - low) / max(count - 1, 1)
+    raw = max((high - low) / max(count - 1, 1), min_step)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     start = math.floor(low / step) * step
@@ -293,8 +294,8 @@ def _draw_bar(svg: _Svg, bar: _Bar, *, stacked: bool, fmt: Formatter) -> None:
         class_="bar",
     )
     text = fmt(bar.value)
-    if bar.width < _text_width(text):
-        return  # no room: the link's name and the tooltip still carry the figure
+    if not bar.value or bar.width < _text_width(text):
+        return  # nothing to read, or no room: the link's name and the tooltip still carry the figure
     # A value label where it fits: inside a stacked segment tall enough for it, above a grouped bar (below
     # it when negative).
     centre = bar.x + bar.width / 2
@@ -330,13 +331,19 @@ def _value_scale(frame: Frame, ticks: Sequence[float]) -> Callable[[float], floa
     return scale
 
 
-def _bar_ticks(categories: Sequence[str], series: Sequence[Series], *, stacked: bool) -> list[float]:
+def _min_step(fmt: Formatter) -> float:
+    return 100 if fmt is money else 0  # money is in cents; its axis counts whole dollars
+
+
+def _bar_ticks(
+    categories: Sequence[str], series: Sequence[Series], *, stacked: bool, min_step: float
+) -> list[float]:
     if stacked:
         highs = [sum(max(one.values[i] or 0, 0) for one in series) for i in range(len(categories))]
         lows = [sum(min(one.values[i] or 0, 0) for one in series) for i in range(len(categories))]
     else:
         highs = lows = [v for one in series for v in one.values if v is not None]
-    return nice_ticks(min([0.0, *lows]), max([0.0, *highs]))
+    return nice_ticks(min([0.0, *lows]), max([0.0, *highs]), min_step=min_step)
 
 
 def bar_chart(
@@ -361,7 +368,7 @@ def bar_chart(
     svg = _Svg()
     _open_chart(svg, chart_id=chart_id, title=title, description=description, frame=frame, linked=linked)
     _legend(svg, series, frame, lines=False)
-    ticks = _bar_ticks(categories, series, stacked=stacked)
+    ticks = _bar_ticks(categories, series, stacked=stacked, min_step=_min_step(fmt))
     scale = _value_scale(frame, ticks)
     _y_axis(svg, ticks, scale, frame, fmt=fmt, label=y_label)
     band = frame.plot_width / max(len(categories), 1)
@@ -443,7 +450,7 @@ def line_chart(
     high = max(flat, default=1.0)
     if zero_based:
         low, high = min(low, 0.0), max(high, 0.0)
-    ticks = nice_ticks(low, high)
+    ticks = nice_ticks(low, high, min_step=_min_step(fmt))
     scale = _value_scale(frame, ticks)
     _y_axis(svg, ticks, scale, frame, fmt=fmt, label=y_label)
     step = frame.plot_width / max(len(categories), 1)
