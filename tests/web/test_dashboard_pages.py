@@ -15,11 +15,14 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rcm.kit.db import platform_transaction
+from rcm.kit.tenant import TenantId
 from rcm.tenancy.models import Tenant
+from rcm.tenancy.service import assign_staff
 from tests.identity.conftest import make_user
 from tests.reporting.scenario import Scenario
 from tests.reporting.test_kpis import BCX, march, noise
-from tests.support import Api
+from tests.support import Api, encounter_payload
 from tests.web.support import BrowserSession, browser_login
 
 Client = AsyncTestClient[Litestar]
@@ -190,3 +193,37 @@ async def test_another_practice_sees_404_on_every_page(
         headers=browser.headers(csrf=False),
     )
     assert posted.status_code == 404
+
+
+async def test_the_supervisor_page_lists_queues_of_the_assigned_practices_only(
+    client: Client, tenant: Tenant, other_tenant: Tenant, practice_api: Api, control_sessions: Sessions
+) -> None:
+    # An encounter of practice A waits in its coding queue.
+    made = await practice_api.post("/encounters", encounter_payload())
+    assert made.status_code == 201, made.text
+    supervisor = await make_user(control_sessions, ["supervisor"])
+    async with platform_transaction(control_sessions) as session:
+        await assign_staff(session, TenantId(tenant.id), [supervisor.email])
+    browser = await browser_login(client, supervisor.email, mfa=True)
+    response = await browser.get("/app/supervisor")
+    assert response.status_code == 200, response.text
+    assert "Staff productivity and queues" in response.text
+    assert f'href="/app/t/{tenant.slug}"' in response.text  # its queue row
+    assert other_tenant.slug not in response.text
+    # A practice owner may not open it.
+    owner = await owner_browser(client, tenant, control_sessions, "/app")
+    assert (await owner.get("/app/supervisor")).status_code == 403
+
+
+async def test_the_operator_page_shows_every_practice_side_by_side(
+    client: Client, tenant: Tenant, other_tenant: Tenant, control_sessions: Sessions
+) -> None:
+    operator = await make_user(control_sessions, ["operator"])
+    browser = await browser_login(client, operator.email, mfa=True)
+    response = await browser.get("/app/operator?period_from=2025-03-01&period_to=2025-03-31")
+    assert response.status_code == 200, response.text
+    assert tenant.name in response.text
+    assert other_tenant.name in response.text
+    assert "Initial denial rate" in response.text
+    owner = await owner_browser(client, tenant, control_sessions, "/app")
+    assert (await owner.get("/app/operator")).status_code == 403
