@@ -92,7 +92,9 @@ class DrillDownController(Controller):
         self,
         *,
         tenant: NamedDependency[TenantScope],
-        claim_set: Annotated[schemas.ClaimSet, QueryParameter(name="set", description="Which claims")],
+        claim_set: Annotated[
+            schemas.ClaimSet, QueryParameter(name="set", description="Which claims (default: open)")
+        ] = schemas.ClaimSet.OPEN,
         as_of: Annotated[
             date | None, QueryParameter(description="open: age at this day (default today)")
         ] = None,
