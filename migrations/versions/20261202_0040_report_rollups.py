@@ -7,7 +7,8 @@ Create Date: 2026-12-02
 - ``report_ledger_day``: the money of the ledger summed per practice, report day, kind (charge, payment,
   patient payment, refund, adjustment by CAS group, interest, provider adjustment, unapplied), payer,
   rendering provider, procedure code and location (the encounter's facility). Signed so the ordinary case is
-  positive: charges billed, money received, write-offs, refunds paid back.
+  positive: charges billed, money received, write-offs, refunds paid back. Its key carries the sums
+  (INCLUDE), so a report reads the index alone.
 - ``report_claim_balance``: per claim its open receivables (insurance, patient), payer, date of service and
   first submission date: AR aging reads it, never the ledger.
 - ``report_close``: a practice's month-end closes, in order; closing a month closes every earlier one.
@@ -59,7 +60,7 @@ TABLES = [
       location text NOT NULL,
       amount_cents bigint NOT NULL,
       entries bigint NOT NULL,
-      CONSTRAINT pk_report_ledger_day PRIMARY KEY (tenant_id, {_DIMENSIONS}),
+      CONSTRAINT pk_report_ledger_day PRIMARY KEY (tenant_id, {_DIMENSIONS}) INCLUDE (amount_cents, entries),
       CONSTRAINT fk_report_ledger_day_tenant_id_tenant FOREIGN KEY (tenant_id) REFERENCES rcm.tenant (id),
       CONSTRAINT ck_report_ledger_day_kind CHECK (kind IN ({_KINDS}))
     )
@@ -107,7 +108,7 @@ TABLES = [
       amount_cents bigint NOT NULL,
       entries bigint NOT NULL,
       month date NOT NULL,
-      CONSTRAINT pk_report_closed_day PRIMARY KEY (tenant_id, {_DIMENSIONS}),
+      CONSTRAINT pk_report_closed_day PRIMARY KEY (tenant_id, {_DIMENSIONS}) INCLUDE (amount_cents, entries),
       CONSTRAINT fk_report_closed_day_tenant_id_tenant FOREIGN KEY (tenant_id) REFERENCES rcm.tenant (id),
       CONSTRAINT fk_report_closed_day_tenant_id_month_report_close
         FOREIGN KEY (tenant_id, month) REFERENCES rcm.report_close (tenant_id, month)

@@ -68,6 +68,7 @@ BODIES: dict[str, Any] = {
     "providers": lambda: {"npi": "1003000126", "name": "Dr Matrix Fake"},
     "cancel": lambda: {"reason": "duplicate"},
     "answer": lambda: {"answer": "Matrix answer"},
+    "close": lambda: {"month": "2026-01"},
     "subscriptions": lambda: {
         "url": "https://hooks.example.test/rcm",
         "event_types": ["claim.status_changed"],

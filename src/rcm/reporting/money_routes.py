@@ -152,8 +152,8 @@ class MoneyReportController(Controller):
         self,
         *,
         tenant: NamedDependency[TenantScope],
-        date_from: FromQuery[date],
-        date_to: FromQuery[date],
+        date_from: DateFrom = None,
+        date_to: DateTo = None,
         kind: FromQuery[Kind | None] = None,
         adjustment_group: FromQuery[str | None] = None,
         group_by: FromQuery[GroupBy] = GroupBy.NONE,
@@ -161,10 +161,11 @@ class MoneyReportController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     ) -> DrillPage:
+        start, end = _period(date_from, date_to)
         return await cashflow.cash_flow_entries(
             tenant,
-            date_from=date_from,
-            date_to=date_to,
+            date_from=start,
+            date_to=end,
             kind=kind,
             adjustment_group=adjustment_group,
             group_by=group_by,

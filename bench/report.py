@@ -1,0 +1,420 @@
+"""Money reports (issue 9, point 5): the cash-flow and AR-aging reports' p95 latency for a practice holding
+1,000,000 claims among 1,000 practices, beside an index-only scan of the same rollup rows. Target: <= 3x.
+
+    .venv/bin/python bench/report.py [--claims 1000000] [--practices 1000] [--small 100] [--requests 200]
+
+Set-up (not timed), in a scratch database with the demo seeded (``rcm_bench_report``), set-based in SQL as
+the database owner (generate_series, chunks of 100,000 claims):
+- ``--practices`` - 1 more practices, each given copies of the demo practice's providers, patients,
+  coverages and encounters (same ids, their own tenant), and ``--small`` claims each;
+- the demo practice (sunrise-family-medicine) gets ``--claims`` claims over the last two years, each with
+  its own encounter (copied from a demo one: its provider and facility), one line (one of 10 CPT codes),
+  a submission event, and on the ledger: its charges; for 9 in 10 an 835 payment (one remittance per payer
+  and week, paid 3 to 6 weeks after service) with a CO-45 write-off and, for 1 in 3, a PR-2 patient share;
+  for half of those the patient's payment. The ledger's deferred balance check is disabled during the
+  set-up only (every posting is balanced by construction); the rollups are written by the ledger's own
+  statement trigger on each chunk's INSERT, exactly the path of a live posting.
+
+Timed, sequentially, interleaved (ours, reference, ours...), ``--requests`` each, after VACUUM ANALYZE:
+- cash flow: ``rcm.reporting.cashflow.cash_flow`` for the last 12 months, by month and payer (and the
+  previous 12 months beside it), through a TenantScope of the app role (its own transaction, RLS bound),
+  beside the reference: the app role under RLS counting the same rollup rows (both periods) by an index-only
+  scan of the rollup's key;
+- AR aging: ``rcm.reporting.aging.ar_aging`` (date-of-service basis), beside an index-only count of the open
+  claims' rollup rows (the partial index it reads).
+Each figure is the p95 (and median) of wall time per call; the plans of the references are printed.
+
+Uses RCM_DATABASE_URL when set, otherwise the embedded PostgreSQL; drops and creates rcm_bench_report.
+"""
+
+from __future__ import annotations
+
+import stdlib_first  # noqa: F401 - first: the standard library's queue before bench/queue.py
+
+# isort: split
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from benchkit import API_TENANT, scratch_database, seeder_scopes
+
+from rcm.cli import DEMO_SECRETS
+from rcm.config import Settings
+from rcm.kit.tenant import TenantId
+from rcm.reporting.aging import ar_aging
+from rcm.reporting.cashflow import cash_flow
+from rcm.reporting.schemas import AgingBasis, Grain, GroupBy
+
+DB_NAME = "rcm_bench_report"
+CHUNK = 100_000
+TARGET = 3.0
+CLONED = ("provider", "patient", "coverage", "encounter")
+
+# The claims of one chunk of practices: ``targets`` (tenant_id, lo, hi) names the claim numbers to make in
+# each. Templates: the practice's encounters, numbered. Dates: service over the last 730 days.
+_TEMPLATES = """
+CREATE TEMP TABLE tpl AS
+SELECT row_number() OVER (PARTITION BY e.tenant_id ORDER BY e.id) - 1 AS k,
+       count(*) OVER (PARTITION BY e.tenant_id) AS n, e.*
+  FROM rcm.encounter e WHERE e.tenant_id = ANY($1::uuid[])
+"""
+
+_GEN = """
+CREATE TEMP TABLE gen AS
+SELECT t.tenant_id, g,
+       md5(t.tenant_id::text || ':enc:' || g)::uuid AS encounter_id,
+       md5(t.tenant_id::text || ':clm:' || g)::uuid AS claim_id,
+       (current_date - (g % 730))::date AS dos,
+       (ARRAY['99213','99214','99203','93000','36415','80053','85025','71046','90471','G0439'])[1 + g % 10]
+         AS cpt,
+       (ARRAY['DEMO-MCR','DEMO-BCX'])[1 + g % 2] AS payer,
+       5000 + (g * 37) % 20000 AS charge
+  FROM targets t CROSS JOIN LATERAL generate_series(t.lo, t.hi) g
+"""
+
+
+async def _columns(conn: asyncpg.Connection, table: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'rcm' AND table_name = $1"
+        " ORDER BY ordinal_position",
+        table,
+    )
+    return [r["column_name"] for r in rows]
+
+
+async def clone_practices(conn: asyncpg.Connection, source: uuid.UUID, count: int) -> list[uuid.UUID]:
+    """``count`` practices with copies of the source's providers, patients, coverages and encounters."""
+    manifest = await conn.fetchval("SELECT manifest FROM rcm.tenant WHERE id = $1", source)
+    ids = [uuid.uuid5(uuid.NAMESPACE_URL, f"rcm-bench-report/{n}") for n in range(count)]
+    await conn.execute(
+        "INSERT INTO rcm.tenant (id, slug, name, manifest) SELECT id, 'bench-' || n, 'Bench practice ' || n, $2"
+        " FROM unnest($1::uuid[]) WITH ORDINALITY AS x(id, n)",
+        ids,
+        manifest,
+    )
+    for table in CLONED:
+        columns = [c for c in await _columns(conn, table) if c != "tenant_id"]
+        listed = ", ".join(columns)
+        await conn.execute(
+            f"INSERT INTO rcm.{table} (tenant_id, {listed})"  # noqa: S608 - catalog names
+            f" SELECT t.id, {', '.join('x.' + c for c in columns)}"
+            f" FROM rcm.{table} x CROSS JOIN unnest($2::uuid[]) AS t(id) WHERE x.tenant_id = $1",
+            source,
+            ids,
+        )
+    return ids
+
+
+async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int, int]]) -> None:
+    """Encounters, claims, lines, submission events and ledger postings for ``targets``, in one transaction;
+    the ledger entries in one INSERT, so the rollup trigger aggregates the chunk once."""
+    tenants = list({t for t, _, _ in targets})
+    async with conn.transaction():
+        await conn.execute("DROP TABLE IF EXISTS tpl, gen, targets")
+        await conn.execute("CREATE TEMP TABLE targets (tenant_id uuid, lo int, hi int)")
+        await conn.executemany("INSERT INTO targets VALUES ($1, $2, $3)", targets)
+        await conn.execute(_TEMPLATES, tenants)
+        await conn.execute(_GEN)
+        encounter = await _columns(conn, "encounter")
+        override = {
+            "id": "gen.encounter_id",
+            "external_id": "'BENCH' || gen.g",
+            "service_date": "gen.dos",
+            "created_at": "gen.dos::timestamptz",
+            "updated_at": "gen.dos::timestamptz",
+            "documentation": "NULL",
+            "total_charge_cents": "gen.charge",
+        }
+        select = ", ".join(override.get(c, f"tpl.{c}") for c in encounter)
+        await conn.execute(
+            f"INSERT INTO rcm.encounter ({', '.join(encounter)}) SELECT {select}"  # noqa: S608 - catalog names
+            " FROM gen JOIN tpl ON tpl.tenant_id = gen.tenant_id AND tpl.k = gen.g % tpl.n"
+        )
+        await conn.execute(
+            """
+            INSERT INTO rcm.claim (tenant_id, id, created_at, encounter_id, patient_id, coverage_id, payer_id,
+                                   responsibility, state, frequency, patient_control_number, service_date,
+                                   place_of_service, diagnoses, total_charge_cents, state_changed_at, updated_at)
+            SELECT gen.tenant_id, gen.claim_id, gen.dos::timestamptz, gen.encounter_id, tpl.patient_id,
+                   tpl.coverage_id, gen.payer, 'primary',
+                   CASE WHEN gen.g % 10 = 0 THEN 'accepted' ELSE 'paid' END, 1, 'B' || gen.g, gen.dos,
+                   '11', '{Z0000}', gen.charge, gen.dos::timestamptz, gen.dos::timestamptz
+              FROM gen JOIN tpl ON tpl.tenant_id = gen.tenant_id AND tpl.k = gen.g % tpl.n
+            """
+        )
+        await conn.execute(
+            """
+            INSERT INTO rcm.claim_line (tenant_id, id, created_at, claim_id, line_number, procedure_code,
+                                        modifiers, units, charge_cents, diagnosis_pointers, service_date)
+            SELECT tenant_id, md5(tenant_id::text || ':line:' || g)::uuid, dos::timestamptz, claim_id, 1, cpt,
+                   '{}', 1, charge, '{1}', dos
+              FROM gen
+            """
+        )
+        await conn.execute(
+            """
+            INSERT INTO rcm.claim_event (tenant_id, id, created_at, claim_id, from_state, to_state, cause)
+            SELECT tenant_id, md5(tenant_id::text || ':sub:' || g)::uuid, dos + 2, claim_id, 'ready',
+                   'submitted', 'submission'
+              FROM gen
+            """
+        )
+        # One remittance per practice, payer and week; paid 3 to 6 weeks after the date of service.
+        await conn.execute(
+            """
+            CREATE TEMP TABLE paid AS
+            SELECT gen.*, (date_trunc('week', dos + 21 + (g % 4) * 7))::date AS paid_on,
+                   charge * 60 / 100 AS pay,
+                   CASE WHEN g % 3 = 0 THEN charge * 15 / 100 ELSE 0 END AS pr
+              FROM gen WHERE g % 10 <> 0
+            """
+        )
+        await conn.execute(
+            """
+            INSERT INTO rcm.remittance (tenant_id, id, set_control_number, payer_name, trace_originator,
+                                        trace_number, total_paid_cents, credit_debit, payment_method, paid_on,
+                                        state, claim_count)
+            SELECT tenant_id, md5(tenant_id::text || ':rem:' || payer || paid_on)::uuid, '0001', payer,
+                   '1999999999', payer || to_char(paid_on, 'YYYYMMDD'), sum(pay), 'C', 'ACH', paid_on,
+                   'posted', count(*)
+              FROM paid GROUP BY tenant_id, payer, paid_on
+            ON CONFLICT DO NOTHING
+            """
+        )
+        await conn.execute(
+            """
+            INSERT INTO rcm.ledger_posting (tenant_id, id, created_at, source, claim_id, remittance_id)
+            SELECT tenant_id, md5(tenant_id::text || ':chg:' || g)::uuid, dos + 1, 'claim_built', claim_id, NULL
+              FROM gen
+            UNION ALL
+            SELECT tenant_id, md5(tenant_id::text || ':pay:' || g)::uuid, paid_on + 1, 'remittance_claim',
+                   claim_id, md5(tenant_id::text || ':rem:' || payer || paid_on)::uuid
+              FROM paid
+            UNION ALL
+            SELECT tenant_id, md5(tenant_id::text || ':pat:' || g)::uuid, paid_on + 10, 'patient_payment',
+                   claim_id, NULL
+              FROM paid WHERE g % 6 = 0
+            """
+        )
+        await conn.execute(
+            """
+            INSERT INTO rcm.ledger_entry (tenant_id, id, created_at, posting_id, account, amount_cents, claim_id,
+                                          line_number, adjustment_group, reason_code, remark_codes, segment)
+            SELECT tenant_id, gen_random_uuid(), at, posting, account, amount, claim_id, line, grp, reason,
+                   '{}', seg
+              FROM (
+                SELECT tenant_id, (dos + 1)::timestamptz AS at, md5(tenant_id::text || ':chg:' || g)::uuid
+                       AS posting, claim_id, x.*
+                  FROM gen CROSS JOIN LATERAL (VALUES
+                    ('insurance_receivable', charge, 1, NULL, NULL, 'CLM'),
+                    ('charges', -charge, 1, NULL, NULL, 'CLM')) x(account, amount, line, grp, reason, seg)
+                UNION ALL
+                SELECT tenant_id, (paid_on + 1)::timestamptz, md5(tenant_id::text || ':pay:' || g)::uuid,
+                       claim_id, x.*
+                  FROM paid CROSS JOIN LATERAL (VALUES
+                    ('payments', pay, 1, NULL, NULL, 'SVC'),
+                    ('insurance_receivable', -charge, 1, NULL, NULL, 'SVC'),
+                    ('adjustments', charge - pay - pr, 1, 'CO', '45', 'CAS'),
+                    ('patient_receivable', pr, 1, 'PR', '2', 'CAS')) x(account, amount, line, grp, reason, seg)
+                 WHERE x.amount <> 0
+                UNION ALL
+                SELECT tenant_id, (paid_on + 10)::timestamptz, md5(tenant_id::text || ':pat:' || g)::uuid,
+                       claim_id, x.*
+                  FROM paid CROSS JOIN LATERAL (VALUES
+                    ('patient_payments', pr, NULL::int, NULL::text, NULL::text, NULL::text),
+                    ('patient_receivable', -pr, NULL, NULL, NULL, NULL)) x(account, amount, line, grp, reason, seg)
+                 WHERE g % 6 = 0
+              ) entries
+            """
+        )
+        await conn.execute("DROP TABLE tpl, gen, paid, targets")
+
+
+async def set_up(admin: str, big: uuid.UUID, *, claims: int, practices: int, small: int) -> None:
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute("ALTER TABLE rcm.ledger_entry DISABLE TRIGGER ledger_entry_balanced")
+        started = time.perf_counter()
+        others = await clone_practices(conn, big, practices - 1)
+        print(f"  {len(others)} practices copied in {time.perf_counter() - started:.0f} s", flush=True)
+        for lo in range(1, claims + 1, CHUNK):
+            await generate(conn, [(big, lo, min(lo + CHUNK - 1, claims))])
+            print(
+                f"  {min(lo + CHUNK - 1, claims):,} claims of the large practice"
+                f" ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
+        per_chunk = max(1, CHUNK // max(small, 1))
+        for start in range(0, len(others), per_chunk):
+            await generate(conn, [(t, 1, small) for t in others[start : start + per_chunk]])
+        print(
+            f"  {len(others) * small:,} claims of the others ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+    finally:
+        await conn.execute("ALTER TABLE rcm.ledger_entry ENABLE TRIGGER ledger_entry_balanced")
+        await conn.close()
+
+
+async def check_rollups(admin: str, big: uuid.UUID) -> None:
+    """The rollups equal the ledger, for the large practice (as the tests check after random postings)."""
+    conn = await asyncpg.connect(admin)
+    try:
+        ledger = await conn.fetchrow(
+            "SELECT sum(-amount_cents) FILTER (WHERE account = 'charges') AS charges,"
+            " sum(amount_cents) FILTER (WHERE account = 'payments') AS payments,"
+            " sum(amount_cents) FILTER (WHERE account IN ('insurance_receivable', 'patient_receivable')) AS ar"
+            " FROM rcm.ledger_entry WHERE tenant_id = $1",
+            big,
+        )
+        rollup = await conn.fetchrow(
+            "SELECT sum(amount_cents) FILTER (WHERE kind = 'charge') AS charges,"
+            " sum(amount_cents) FILTER (WHERE kind = 'payment') AS payments, count(*) AS rows"
+            " FROM rcm.report_ledger_day WHERE tenant_id = $1",
+            big,
+        )
+        ar = await conn.fetchval(
+            "SELECT sum(insurance_cents + patient_cents) FROM rcm.report_claim_balance WHERE tenant_id = $1",
+            big,
+        )
+        if (ledger["charges"], ledger["payments"], ledger["ar"]) != (
+            rollup["charges"],
+            rollup["payments"],
+            ar,
+        ):
+            raise SystemExit(f"rollups differ from the ledger: {dict(ledger)} {dict(rollup)} ar={ar}")
+        counts = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM rcm.claim WHERE tenant_id = $1) AS claims,"
+            " (SELECT count(*) FROM rcm.ledger_entry WHERE tenant_id = $1) AS entries,"
+            " (SELECT count(*) FROM rcm.tenant) AS practices,"
+            " (SELECT count(*) FROM rcm.claim) AS all_claims",
+            big,
+        )
+        print(
+            f"  large practice: {counts['claims']:,} claims, {counts['entries']:,} ledger entries,"
+            f" {rollup['rows']:,} rollup rows; {counts['practices']:,} practices, {counts['all_claims']:,} claims"
+            " in all; rollups equal the ledger to the cent",
+            flush=True,
+        )
+    finally:
+        await conn.close()
+
+
+def _p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
+
+
+async def timed(call: Callable[[], Awaitable[Any]], into: list[float]) -> None:
+    started = time.perf_counter()
+    await call()
+    into.append(time.perf_counter() - started)
+
+
+async def bench(args: argparse.Namespace) -> None:
+    for name, value in DEMO_SECRETS.items():
+        os.environ.setdefault(name, value)
+    os.environ["RCM_ENV"] = "dev"
+    started = time.perf_counter()
+    db = await scratch_database(DB_NAME)
+    settings = Settings(env="dev", database_url=db.admin, data_dir=db.data_dir)
+    big = await db.tenant_id(API_TENANT)
+    print(f"set-up: demo seeded ({time.perf_counter() - started:.0f} s)", flush=True)
+    await set_up(db.admin, big, claims=args.claims, practices=args.practices, small=args.small)
+    await check_rollups(db.admin, big)
+    await db.vacuum()
+    print(f"set-up done in {time.perf_counter() - started:.0f} s", flush=True)
+
+    today = datetime.now(UTC).date()
+    date_from = date(today.year - 1, today.month, 1)
+    previous_from = date_from - timedelta(days=(today - date_from).days + 1)
+    reference = await asyncpg.connect(db.app)
+    cash_ref = "SELECT count(*) FROM rcm.report_ledger_day WHERE tenant_id = $1 AND day BETWEEN $2 AND $3"
+    aging_ref = (
+        "SELECT count(*) FROM rcm.report_claim_balance WHERE tenant_id = $1"
+        " AND (insurance_cents <> 0 OR patient_cents <> 0)"
+    )
+
+    async def ref(sql: str, *params: Any) -> None:
+        async with reference.transaction():
+            await reference.execute("SELECT set_config('rcm.tenant_id', $1, true)", str(big))
+            await reference.fetchval(sql, *params)
+
+    async with reference.transaction():
+        await reference.execute("SELECT set_config('rcm.tenant_id', $1, true)", str(big))
+        for label, sql, params in (
+            ("cash flow", cash_ref, (big, previous_from, today)),
+            ("AR aging", aging_ref, (big,)),
+        ):
+            plan = await reference.fetch("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, *params)
+            print(f"reference plan ({label}): " + " / ".join(r[0].strip() for r in plan[:3]), flush=True)
+
+    figures: dict[str, list[float]] = {k: [] for k in ("cash", "cash_ref", "aging", "aging_ref")}
+    async with seeder_scopes(settings, TenantId(big), "bench.report") as scopes:
+
+        async def ours_cash() -> None:
+            async with scopes() as scope:
+                await cash_flow(
+                    scope, date_from=date_from, date_to=today, grain=Grain.MONTH, group_by=GroupBy.PAYER
+                )
+
+        async def ours_aging() -> None:
+            async with scopes() as scope:
+                await ar_aging(scope, as_of=today, basis=AgingBasis.SERVICE_DATE)
+
+        async with scopes() as scope:  # the figures, once, so the output shows what was computed
+            report = await cash_flow(
+                scope, date_from=date_from, date_to=today, grain=Grain.MONTH, group_by=GroupBy.PAYER
+            )
+            aging = await ar_aging(scope, as_of=today, basis=AgingBasis.SERVICE_DATE)
+        print(
+            f"cash flow {date_from}..{today}: {len(report.rows)} rows, charges {report.total.charges_cents / 100:,.2f},"
+            f" payments {report.total.payments_cents / 100:,.2f} ({report.total.entries:,} entries);"
+            f" AR {aging.balance_cents / 100:,.2f} over {sum(r.claims for r in aging.rows):,} open balances",
+            flush=True,
+        )
+        for _ in range(3):  # warm-up
+            await ours_cash()
+            await ours_aging()
+            await ref(cash_ref, big, previous_from, today)
+            await ref(aging_ref, big)
+        for _ in range(args.requests):
+            await timed(ours_cash, figures["cash"])
+            await timed(lambda: ref(cash_ref, big, previous_from, today), figures["cash_ref"])
+            await timed(ours_aging, figures["aging"])
+            await timed(lambda: ref(aging_ref, big), figures["aging_ref"])
+    await reference.close()
+
+    print(
+        f"\nmoney reports, {args.claims:,} claims in one of {args.practices:,} practices, {args.requests} calls each"
+    )
+    for label, ours, theirs in (
+        ("cash flow (12 months by month and payer, + previous)", "cash", "cash_ref"),
+        ("AR aging (by payer, date of service)", "aging", "aging_ref"),
+    ):
+        p95, ref95 = _p95(figures[ours]), _p95(figures[theirs])
+        print(
+            f"{label:<56} ours p95 {p95:7.1f} ms (p50 {statistics.median(figures[ours]) * 1000:6.1f})"
+            f"  index-only scan p95 {ref95:7.1f} ms (p50 {statistics.median(figures[theirs]) * 1000:6.1f})"
+            f"  ratio {p95 / ref95:4.2f} (target <= {TARGET:.0f})"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--claims", type=int, default=1_000_000)
+    parser.add_argument("--practices", type=int, default=1_000)
+    parser.add_argument("--small", type=int, default=100, help="claims of each other practice")
+    parser.add_argument("--requests", type=int, default=200)
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
