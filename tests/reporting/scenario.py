@@ -216,3 +216,110 @@ class Scenario:
 
 def days(n: int) -> timedelta:
     return timedelta(days=n)
+
+
+_ITEM = text(
+    "INSERT INTO rcm.work_item (tenant_id, id, created_at, kind, subject_type, subject_id, status, priority,"
+    " due_at, reason, updated_at) VALUES (:tenant_id, :id, :created_at, :kind, :subject_type, :subject_id,"
+    " :status, 3, :due_at, :reason, :created_at)"
+)
+_ITEM_EVENT = text(
+    "INSERT INTO rcm.work_item_event (tenant_id, id, created_at, work_item_id, event, status, actor)"
+    " VALUES (:tenant_id, :id, :created_at, :work_item_id, :event, :status, :actor)"
+)
+_VERSION = text(
+    "INSERT INTO rcm.coding_version (tenant_id, id, created_at, work_item_id, encounter_id, number, state,"
+    " coder) VALUES (:tenant_id, :id, :created_at, :work_item_id, :encounter_id, :number, :state, :coder)"
+)
+_SAMPLE = text(
+    "INSERT INTO rcm.qa_sample (tenant_id, id, created_at, work_item_id, encounter_id, original_version_id,"
+    " coder, sampled_by, status, reviewer, review_version_id, reviewed_at, dx_agreed, dx_total, px_agreed,"
+    " px_total) VALUES (:tenant_id, :id, :created_at, :work_item_id, :encounter_id, :original, :coder,"
+    " 'supervisor', 'reviewed', 'reviewer', :review, :created_at, :dx_agreed, :dx_total, :px_agreed,"
+    " :px_total)"
+)
+
+
+class Work(Scenario):
+    """Work items, their completion by a person, and QA samples of coded work."""
+
+    async def item(
+        self,
+        *,
+        kind: str,
+        status: str,
+        created: datetime,
+        due: datetime,
+        completed_by: str | None = None,
+        completed_at: datetime | None = None,
+    ) -> uuid.UUID:
+        item_id = uuid.uuid4()
+        reason = "rejection" if kind == "billing" else None
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                _ITEM,
+                {
+                    "tenant_id": self.tenant_id,
+                    "id": item_id,
+                    "created_at": created,
+                    "kind": kind,
+                    "subject_type": "claim" if kind == "billing" else "encounter",
+                    "subject_id": uuid.uuid4(),
+                    "status": status,
+                    "due_at": due,
+                    "reason": reason,
+                },
+            )
+            if completed_by is not None:
+                await conn.execute(
+                    _ITEM_EVENT,
+                    {
+                        "tenant_id": self.tenant_id,
+                        "id": uuid.uuid4(),
+                        "created_at": completed_at,
+                        "work_item_id": item_id,
+                        "event": "completed",
+                        "status": "done",
+                        "actor": completed_by,
+                    },
+                )
+        return item_id
+
+    async def sample(self, coder: str, when: datetime, *, dx: tuple[int, int], px: tuple[int, int]) -> None:
+        """A completed coding by ``coder`` re-coded blind by a reviewer: agreement counts as given."""
+        enc = await self.api.post("/encounters", encounter_payload())
+        assert enc.status_code == 201, enc.text
+        item = await self.item(kind="coding", status="done", created=when, due=when)
+        versions = [uuid.uuid4(), uuid.uuid4()]
+        async with self.engine.begin() as conn:
+            for number, (version, state) in enumerate(zip(versions, ("completed", "review"), strict=True), 1):
+                await conn.execute(
+                    _VERSION,
+                    {
+                        "tenant_id": self.tenant_id,
+                        "id": version,
+                        "created_at": when,
+                        "work_item_id": item,
+                        "encounter_id": enc.json()["id"],
+                        "number": number,
+                        "state": state,
+                        "coder": coder,
+                    },
+                )
+            await conn.execute(
+                _SAMPLE,
+                {
+                    "tenant_id": self.tenant_id,
+                    "id": uuid.uuid4(),
+                    "created_at": when,
+                    "work_item_id": item,
+                    "encounter_id": enc.json()["id"],
+                    "original": versions[0],
+                    "coder": coder,
+                    "review": versions[1],
+                    "dx_agreed": dx[0],
+                    "dx_total": dx[1],
+                    "px_agreed": px[0],
+                    "px_total": px[1],
+                },
+            )

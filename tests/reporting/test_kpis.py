@@ -20,16 +20,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rcm.config import Settings
-from rcm.identity.principal import Role
-from rcm.identity.testing import mint_access_token, user_principal
-from rcm.kit.tenant import TenantId
 from rcm.reporting.kpis import DEFINITIONS, KpiKey
 from rcm.tenancy.models import Tenant
 from tests.reporting.scenario import Scenario, at
@@ -106,18 +101,6 @@ async def noise(s: Scenario) -> None:
     await s.post(
         x, at(date(2025, 3, 11)), "patient_payment", [("patient_payments", 7), ("patient_receivable", -7)]
     )
-
-
-@pytest.fixture
-async def owner(
-    client: AsyncTestClient[Litestar],
-    tenant: Tenant,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-) -> Api:
-    principal = user_principal(Role.PRACTICE_OWNER, home_tenant=TenantId(tenant.id))
-    token = await mint_access_token(principal, sessions=sessions, settings=settings)
-    return Api(client, token, tenant.slug, tenant_id=str(tenant.id))
 
 
 def values(period: dict[str, Any]) -> dict[str, tuple[int, int, float | None]]:
@@ -208,3 +191,83 @@ async def test_the_read_is_audited_without_phi(owner: Api, owner_engine: AsyncEn
             )
         ).scalar_one()
     assert count == 1
+
+
+async def test_drill_down_lists_the_claims_behind_each_kpi(
+    practice_api: Api, other_practice_api: Api, owner: Api, owner_engine: AsyncEngine, tenant: Tenant
+) -> None:
+    await march(Scenario(owner_engine, practice_api))
+    await noise(Scenario(owner_engine, other_practice_api))
+    period = {"period_from": "2025-03-01", "period_to": "2025-03-31"}
+
+    async def drill(key: str, **params: Any) -> list[tuple[str, int, bool, int | None]]:
+        response = await owner.get(f"/reports/kpis/{key}/claims", {**period, **params})
+        assert response.status_code == 200, response.text
+        items = response.json()["items"]
+        assert all(set(i) == DRILL_FIELDS for i in items)
+        return sorted((i["payer_id"], i["charge_cents"], i["in_numerator"], i["measure"]) for i in items)
+
+    # Denial rate: A, B and C were first adjudicated in March; C was denied.
+    assert await drill("denial_rate") == [
+        (BCX, 5000, True, None),
+        (MCR, 10000, False, None),
+        (MCR, 20000, False, None),
+    ]
+    assert await drill("denial_rate", numerator="true") == [(BCX, 5000, True, None)]
+    assert await drill("days_to_payment") == [(MCR, 10000, True, 10), (MCR, 20000, True, 16)]
+    assert await drill("clean_claim_rate", numerator="true") == [
+        (BCX, 5000, True, None),
+        (MCR, 10000, True, None),
+    ]
+    # AR at March's end: C, D, F, G; only D is aged.
+    assert await drill("ar_over_90_days") == [
+        (BCX, 5000, False, 5000),
+        (BCX, 30000, True, 30000),
+        (MCR, 4000, False, 4000),
+        (MCR, 6000, False, 6000),
+    ]
+    # Collection: every claim with a posting in March; payments posted on A (8000 + 500) and B.
+    assert await drill("gross_collection_rate", numerator="true") == [
+        (MCR, 10000, True, 8500),
+        (MCR, 20000, True, 15000),
+    ]
+
+    # Paged by claim id: two, then the rest.
+    first = (await owner.get("/reports/kpis/ar_over_90_days/claims", {**period, "limit": 2})).json()
+    assert len(first["items"]) == 2
+    assert first["next_cursor"]
+    rest = (
+        await owner.get(
+            "/reports/kpis/ar_over_90_days/claims", {**period, "limit": 2, "cursor": first["next_cursor"]}
+        )
+    ).json()
+    assert len(rest["items"]) == 2
+    assert rest["next_cursor"] is None
+    assert {i["claim_id"] for i in first["items"]}.isdisjoint(i["claim_id"] for i in rest["items"])
+
+    # An unknown KPI is the usual 404; each page named its claims in the practice's trail.
+    assert (await owner.get("/reports/kpis/happiness/claims", period)).status_code == 404
+    async with owner_engine.connect() as conn:
+        named = (
+            await conn.execute(
+                text(
+                    "SELECT sum(cardinality(resource_ids)), bool_and(cardinality(patient_ids) > 0)"
+                    " FROM rcm.audit_event WHERE tenant_id = :t AND event_type = 'report.kpi_claims'"
+                ),
+                {"t": tenant.id},
+            )
+        ).one()
+    assert named[0] == 3 + 1 + 2 + 2 + 4 + 2 + 2 + 2
+    assert named[1] is True
+
+
+DRILL_FIELDS = {
+    "claim_id",
+    "claim_number",
+    "service_date",
+    "payer_id",
+    "state",
+    "charge_cents",
+    "in_numerator",
+    "measure",
+}

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from rcm.audit.events import request_info_from
 from rcm.identity.guards import requires_roles, requires_scopes
@@ -65,6 +66,37 @@ class KpiController(Controller):
         period_to: PeriodTo = None,
     ) -> kpi_service.KpiReport:
         return await kpi_service.kpi_report(tenant, period_from=period_from, period_to=period_to)
+
+    @get(
+        "/kpis/{key:str}/claims",
+        summary="The claims behind one KPI of a period (claim number, date of service, payer, amounts)",
+        description="The KPI's population (see `population` in the answer), by claim id; `numerator=true` "
+        "keeps the claims counted in the numerator. Each page names its claims in the practice's audit "
+        "trail. An unknown KPI is a 404.",
+        responses=_ERRORS,
+    )
+    async def kpi_claims(
+        self,
+        *,
+        tenant: NamedDependency[TenantScope],
+        key: FromPath[str],
+        period_from: PeriodFrom = None,
+        period_to: PeriodTo = None,
+        numerator: Annotated[bool, QueryParameter(description="Only the numerator's claims")] = False,
+        cursor: Annotated[
+            uuid.UUID | None, QueryParameter(description="next_cursor of the last page")
+        ] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=kpi_service.MAX_PAGE, description="Page size")] = 50,
+    ) -> kpi_service.KpiClaimsPage:
+        return await kpi_service.kpi_claims(
+            tenant,
+            kpi_service.kpi_key(key),
+            period_from=period_from,
+            period_to=period_to,
+            numerator_only=numerator,
+            cursor=cursor,
+            limit=limit,
+        )
 
     @get(
         "/forecast",

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, and_, case, cast, exists, func, join, literal, select, union_all
+from sqlalchemy import Date, and_, case, cast, exists, func, join, literal, or_, select, union_all
 
 from rcm.claims.models import Claim, ClaimEvent
 from rcm.claims.states import Cause, ClaimState
 from rcm.coding.models import QaSample, SampleStatus
 from rcm.kit.repository import TenantRowRepository
 from rcm.ledger.models import RECEIVABLES, Account, LedgerEntry, LedgerPosting, Source
+from rcm.reporting.kpi_vocabulary import KpiKey
 from rcm.scrub.models import ScrubOutcome, ScrubRun
 from rcm.workqueue.models import ItemEventType, QueueKind, WorkItem, WorkItemEvent
 
@@ -26,6 +27,7 @@ _PAID = (ClaimState.PAID.value, ClaimState.PARTIALLY_PAID.value)
 _ADJUDICATED = (*_PAID, ClaimState.DENIED.value)
 _ANSWERED = (ClaimState.ACCEPTED.value, ClaimState.REJECTED.value, *_ADJUDICATED)
 _PAYMENTS = (Account.PAYMENTS.value, Account.PATIENT_PAYMENTS.value)
+_MONEY_KEYS = ("charges", "payments", "contractual", "window_charges", "ar", "ar_aged")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,47 +79,57 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
 
     # -- money (ledger) ---------------------------------------------------------------------------------
 
-    async def money(self, span: PeriodBounds) -> dict[uuid.UUID, dict[str, int]]:
-        """Per practice: charges, payments and contractual adjustments posted in the period, charges of the
-        90 days ending with it, and the receivables outstanding at its end (all, and on claims aged > 90)."""
+    def _flows(self, span: PeriodBounds, *, by_claim: bool) -> Any:
+        """Charges, payments and contractual adjustments posted in the period and charges of the 90 days
+        ending with it, per practice (and per claim when ``by_claim``)."""
         e = LedgerEntry
         in_period = and_(e.created_at >= span.start, e.created_at < span.end)
-        flows = (
+        keys = [e.tenant_id, e.claim_id] if by_claim else [e.tenant_id]
+        return (
             select(
-                e.tenant_id,
-                func.coalesce(-func.sum(e.amount_cents).filter(e.account == Account.CHARGES, in_period), 0),
+                *keys,
+                func.coalesce(
+                    -func.sum(e.amount_cents).filter(e.account == Account.CHARGES, in_period), 0
+                ).label("charges"),
                 func.coalesce(
                     func.sum(e.amount_cents).filter(
                         e.account.in_(_PAYMENTS), e.claim_id.is_not(None), in_period
                     ),
                     0,
-                ),
+                ).label("payments"),
                 func.coalesce(
                     func.sum(e.amount_cents).filter(
                         e.account == Account.ADJUSTMENTS, e.adjustment_group == "CO", in_period
                     ),
                     0,
-                ),
+                ).label("contractual"),
                 func.coalesce(
                     -func.sum(e.amount_cents).filter(
                         e.account == Account.CHARGES, e.created_at >= span.window_start
                     ),
                     0,
-                ),
+                ).label("window_charges"),
             )
             .where(self.tenant_filter(e.tenant_id), e.created_at < span.end)
-            .group_by(e.tenant_id)
+            .group_by(*keys)
         )
-        out: dict[uuid.UUID, dict[str, int]] = {}
-        for tenant_id, charges, payments, contractual, window in await self._rows(flows):
-            out[tenant_id] = {
-                "charges": int(charges),
-                "payments": int(payments),
-                "contractual": int(contractual),
-                "window_charges": int(window),
-                "ar": 0,
-                "ar_aged": 0,
-            }
+
+    def flow_claims(self, span: PeriodBounds) -> Any:
+        """One row per claim with charges, payments or contractual adjustments posted in the period."""
+        flows = self._flows(span, by_claim=True).subquery("flows")
+        return (
+            select(flows)
+            .where(
+                flows.c.claim_id.is_not(None),
+                or_(flows.c.charges != 0, flows.c.payments != 0, flows.c.contractual != 0),
+            )
+            .subquery("flow_claims")
+        )
+
+    def balance_claims(self, span: PeriodBounds) -> Any:
+        """One row per claim with a receivable balance at the period's end, and whether it is aged (its
+        date of service before ``aged_before``)."""
+        e = LedgerEntry
         balances = (
             select(e.tenant_id, e.claim_id, func.sum(e.amount_cents).label("balance"))
             .where(
@@ -126,26 +138,45 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                 e.created_at < span.end,
             )
             .group_by(e.tenant_id, e.claim_id)
-            .subquery()
+            .subquery("balances")
         )
-        aged = (
+        return (
             select(
                 balances.c.tenant_id,
-                func.sum(balances.c.balance),
-                func.coalesce(func.sum(balances.c.balance).filter(Claim.service_date < span.aged_before), 0),
+                balances.c.claim_id,
+                balances.c.balance,
+                func.coalesce(Claim.service_date < span.aged_before, False).label("aged"),
             )
             .select_from(
                 balances.outerjoin(
                     Claim, and_(Claim.tenant_id == balances.c.tenant_id, Claim.id == balances.c.claim_id)
                 )
             )
-            .group_by(balances.c.tenant_id)
+            .where(balances.c.balance != 0)
+            .subquery("balance_claims")
         )
+
+    async def money(self, span: PeriodBounds) -> dict[uuid.UUID, dict[str, int]]:
+        """Per practice: charges, payments and contractual adjustments posted in the period, charges of the
+        90 days ending with it, and the receivables outstanding at its end (all, and on claims aged > 90)."""
+        out: dict[uuid.UUID, dict[str, int]] = {}
+        for row in await self._rows(self._flows(span, by_claim=False)):
+            out[row.tenant_id] = {
+                "charges": int(row.charges),
+                "payments": int(row.payments),
+                "contractual": int(row.contractual),
+                "window_charges": int(row.window_charges),
+                "ar": 0,
+                "ar_aged": 0,
+            }
+        bal = self.balance_claims(span)
+        aged = select(
+            bal.c.tenant_id,
+            func.sum(bal.c.balance),
+            func.coalesce(func.sum(bal.c.balance).filter(bal.c.aged), 0),
+        ).group_by(bal.c.tenant_id)
         for tenant_id, ar, ar_aged in await self._rows(aged):
-            figures = out.setdefault(
-                tenant_id,
-                {"charges": 0, "payments": 0, "contractual": 0, "window_charges": 0, "ar": 0, "ar_aged": 0},
-            )
+            figures = out.setdefault(tenant_id, dict.fromkeys(_MONEY_KEYS, 0))
             figures["ar"], figures["ar_aged"] = int(ar or 0), int(ar_aged or 0)
         return out
 
@@ -179,21 +210,21 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
             .cte("submissions")
         )
 
-    async def rates(self, span: PeriodBounds) -> dict[uuid.UUID, RateCounts]:
-        """Per practice: the first adjudications of the period (denied, paid first time, days from first
-        submission per payer) and the first submissions of the period (answered, clean)."""
+    def adjudicated_claims(self, span: PeriodBounds) -> Any:
+        """One row per claim first adjudicated in the period: its payer and patient, whether the payer
+        denied it, paid it on its first submission, and the whole days from first submission to a paying
+        835 (None unless it paid)."""
         adj, subs = self._first_adjudication(), self._submissions()
         paid = adj.c.to_state.in_(_PAID)
         days = _utc_date(adj.c.created_at) - _utc_date(subs.c.first_at)
-        adjudications = (
+        return (
             select(
                 adj.c.tenant_id,
+                adj.c.claim_id,
                 Claim.payer_id,
-                func.count(),
-                func.count().filter(adj.c.to_state == ClaimState.DENIED),
-                func.count().filter(paid, Claim.frequency == 1, subs.c.times == 1),
-                func.count().filter(paid, subs.c.first_at.is_not(None)),
-                func.coalesce(func.sum(days).filter(paid, subs.c.first_at.is_not(None)), 0),
+                (adj.c.to_state == ClaimState.DENIED).label("denied"),
+                and_(paid, Claim.frequency == 1, subs.c.times == 1).label("first_pass"),
+                case((and_(paid, subs.c.first_at.is_not(None)), days), else_=None).label("days"),
             )
             .select_from(
                 adj.join(
@@ -203,20 +234,14 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                 )
             )
             .where(adj.c.created_at >= span.start, adj.c.created_at < span.end)
-            .group_by(adj.c.tenant_id, Claim.payer_id)
-            .order_by(adj.c.tenant_id, Claim.payer_id)
+            .subquery("adjudicated")
         )
-        out: dict[uuid.UUID, RateCounts] = {}
-        for tenant_id, payer_id, total, denied, first_pass, paid_claims, paid_days in await self._rows(
-            adjudications
-        ):
-            counts = out.setdefault(tenant_id, RateCounts())
-            counts.adjudicated += int(total)
-            counts.denied += int(denied)
-            counts.first_pass += int(first_pass)
-            if paid_claims:
-                counts.by_payer.append(PayerDays(payer_id, int(paid_claims), int(paid_days)))
 
+    def submitted_claims(self, span: PeriodBounds) -> Any:
+        """One row per claim first submitted in the period and answered since (accepted, rejected or
+        adjudicated), and whether it was clean: an original, never rejected, its encounter never failing
+        a scrub edit."""
+        subs = self._submissions()
         ev = ClaimEvent
         answered = exists().where(
             ev.tenant_id == subs.c.tenant_id, ev.claim_id == subs.c.claim_id, ev.to_state.in_(_ANSWERED)
@@ -231,22 +256,105 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
             ScrubRun.encounter_id == Claim.encounter_id,
             ScrubRun.outcome != ScrubOutcome.CLEAN,
         )
-        submissions = (
+        return (
             select(
                 subs.c.tenant_id,
-                func.count().filter(answered),
-                func.count().filter(answered, ~rejected, ~edited, Claim.frequency == 1),
+                subs.c.claim_id,
+                and_(~rejected, ~edited, Claim.frequency == 1).label("clean"),
             )
             .select_from(
                 subs.join(Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id))
             )
-            .where(subs.c.first_at >= span.start, subs.c.first_at < span.end)
-            .group_by(subs.c.tenant_id)
+            .where(subs.c.first_at >= span.start, subs.c.first_at < span.end, answered)
+            .subquery("submitted")
+        )
+
+    async def rates(self, span: PeriodBounds) -> dict[uuid.UUID, RateCounts]:
+        """Per practice: the first adjudications of the period (denied, paid first time, days from first
+        submission per payer) and the first submissions of the period (answered, clean)."""
+        adj = self.adjudicated_claims(span)
+        adjudications = (
+            select(
+                adj.c.tenant_id,
+                adj.c.payer_id,
+                func.count(),
+                func.count().filter(adj.c.denied),
+                func.count().filter(adj.c.first_pass),
+                func.count(adj.c.days),
+                func.coalesce(func.sum(adj.c.days), 0),
+            )
+            .group_by(adj.c.tenant_id, adj.c.payer_id)
+            .order_by(adj.c.tenant_id, adj.c.payer_id)
+        )
+        out: dict[uuid.UUID, RateCounts] = {}
+        for tenant_id, payer_id, total, denied, first_pass, paid_claims, paid_days in await self._rows(
+            adjudications
+        ):
+            counts = out.setdefault(tenant_id, RateCounts())
+            counts.adjudicated += int(total)
+            counts.denied += int(denied)
+            counts.first_pass += int(first_pass)
+            if paid_claims:
+                counts.by_payer.append(PayerDays(payer_id, int(paid_claims), int(paid_days)))
+        sub = self.submitted_claims(span)
+        submissions = select(sub.c.tenant_id, func.count(), func.count().filter(sub.c.clean)).group_by(
+            sub.c.tenant_id
         )
         for tenant_id, answered_n, clean_n in await self._rows(submissions):
             counts = out.setdefault(tenant_id, RateCounts())
             counts.answered, counts.clean = int(answered_n), int(clean_n)
         return out
+
+    # -- drill-down: the claims behind a KPI ------------------------------------------------------------
+
+    def _claim_set(self, key: KpiKey, span: PeriodBounds) -> tuple[Any, Any, Any]:
+        """The KPI's denominator claims (a subquery with ``tenant_id`` and ``claim_id``), the condition
+        that puts one in the numerator, and the claim's own figure (days, balance or payments), if any."""
+        if key in (KpiKey.DENIAL_RATE, KpiKey.FIRST_PASS_RESOLUTION_RATE, KpiKey.DAYS_TO_PAYMENT):
+            adj = self.adjudicated_claims(span)
+            if key is KpiKey.DAYS_TO_PAYMENT:
+                paid = select(adj).where(adj.c.days.is_not(None)).subquery("paid")
+                return paid, literal(True), paid.c.days
+            return adj, adj.c.denied if key is KpiKey.DENIAL_RATE else adj.c.first_pass, literal(None)
+        if key is KpiKey.CLEAN_CLAIM_RATE:
+            sub = self.submitted_claims(span)
+            return sub, sub.c.clean, literal(None)
+        if key in (KpiKey.DAYS_IN_AR, KpiKey.AR_OVER_90_DAYS):
+            bal = self.balance_claims(span)
+            return bal, bal.c.aged if key is KpiKey.AR_OVER_90_DAYS else literal(True), bal.c.balance
+        flows = self.flow_claims(span)
+        return flows, flows.c.payments != 0, flows.c.payments
+
+    async def kpi_claims(
+        self, key: KpiKey, span: PeriodBounds, *, numerator_only: bool, after: uuid.UUID | None, limit: int
+    ) -> list[Any]:
+        """One page, by claim id, of the claims behind ``key`` in the period: claim number, date of
+        service, payer, state, charge, patient id (for the audit event, never shown), whether the claim
+        counts in the numerator, and its own figure."""
+        claims, numerator, measure = self._claim_set(key, span)
+        stmt = (
+            select(
+                Claim.id,
+                Claim.patient_control_number,
+                Claim.service_date,
+                Claim.payer_id,
+                Claim.state,
+                Claim.total_charge_cents,
+                Claim.patient_id,
+                numerator.label("in_numerator"),
+                measure.label("measure"),
+            )
+            .select_from(
+                claims.join(Claim, and_(Claim.tenant_id == claims.c.tenant_id, Claim.id == claims.c.claim_id))
+            )
+            .order_by(Claim.id)
+            .limit(limit)
+        )
+        if numerator_only:
+            stmt = stmt.where(numerator)
+        if after is not None:
+            stmt = stmt.where(Claim.id > after)
+        return await self._rows(stmt)
 
     # -- the forecast's history -------------------------------------------------------------------------
 

@@ -10,35 +10,20 @@ Periods are UTC calendar dates, both ends included; the previous period is as lo
 
 from __future__ import annotations
 
-import enum
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
 import msgspec
 
 from rcm.audit.events import Action
-from rcm.kit.errors import FieldError, InvalidInput
+from rcm.kit.errors import FieldError, InvalidInput, NotFound
 from rcm.reporting.kpi_repository import KpiRepository, PeriodBounds, RateCounts
+from rcm.reporting.kpi_vocabulary import KpiKey, KpiUnit
 from rcm.tenancy.scope import TenantScope
 
 AR_WINDOW_DAYS = 90  # days in AR divides by the average daily charges of the last 90 days
 AGED_DAYS = 90  # AR over 90 days: claims whose date of service is more than 90 days before the period's end
 MAX_PERIOD_DAYS = 366
-
-
-class KpiKey(enum.StrEnum):
-    GROSS_COLLECTION_RATE = "gross_collection_rate"
-    NET_COLLECTION_RATE = "net_collection_rate"
-    DAYS_IN_AR = "days_in_ar"
-    AR_OVER_90_DAYS = "ar_over_90_days"
-    DENIAL_RATE = "denial_rate"
-    CLEAN_CLAIM_RATE = "clean_claim_rate"
-    FIRST_PASS_RESOLUTION_RATE = "first_pass_resolution_rate"  # noqa: S105 (a KPI name)
-    DAYS_TO_PAYMENT = "days_to_payment"
-
-
-class KpiUnit(enum.StrEnum):
-    RATIO = "ratio"  # value = numerator / denominator (0.95 is 95%)
-    DAYS = "days"  # value = numerator / denominator x scale
 
 
 class Kpi(msgspec.Struct):
@@ -152,7 +137,7 @@ DEFINITIONS: list[KpiDefinition] = [
         name="Initial denial rate",
         purpose="How often payers deny claims on their first adjudication.",
         numerator="Claims whose first 835 adjudication falls in the period and denied the claim "
-        "(CLP02 = 4, or nothing paid and no patient share).",
+        "(CLP02 = 4, or processed with nothing paid: CLP04 = 0).",
         denominator="Claims whose first 835 adjudication falls in the period (paid, partially paid or "
         "denied).",
         formula="numerator / denominator",
@@ -340,3 +325,104 @@ def checked_period(period_from: date | None, period_to: date | None) -> tuple[da
             errors=[FieldError("/period_from", "is over 366 days before")],
         )
     return start, end
+
+
+# -- drill-down: the claims behind a KPI (claim number, date of service, payer, amounts, state: no PHI)
+
+MAX_PAGE = 200
+
+
+class KpiClaim(msgspec.Struct):
+    claim_id: uuid.UUID
+    claim_number: str  # CLM01, the patient control number (random, never derived from the patient)
+    service_date: date
+    payer_id: str
+    state: str
+    charge_cents: int
+    in_numerator: bool
+    # The claim's own figure: whole days to payment (days_to_payment), receivable balance at the period's
+    # end in cents (days_in_ar, ar_over_90_days), payments posted in the period in cents (collection rates).
+    measure: int | None
+
+
+class KpiClaimsPage(msgspec.Struct):
+    key: KpiKey
+    period_from: date
+    period_to: date
+    population: str  # which claims the list holds
+    items: list[KpiClaim]
+    next_cursor: uuid.UUID | None  # pass as ``cursor`` for the next page
+
+
+POPULATIONS: dict[KpiKey, str] = {
+    KpiKey.GROSS_COLLECTION_RATE: "claims with charges, payments or contractual adjustments posted in the "
+    "period; in the numerator when payments were posted",
+    KpiKey.NET_COLLECTION_RATE: "as for the gross collection rate",
+    KpiKey.DAYS_IN_AR: "claims with a receivable balance at the period's end (the numerator's AR)",
+    KpiKey.AR_OVER_90_DAYS: "claims with a receivable balance at the period's end; in the numerator when "
+    "their date of service is more than 90 days before the period's last day",
+    KpiKey.DENIAL_RATE: "claims first adjudicated in the period; in the numerator when denied",
+    KpiKey.CLEAN_CLAIM_RATE: "claims first submitted in the period and answered since; in the numerator "
+    "when clean",
+    KpiKey.FIRST_PASS_RESOLUTION_RATE: "claims first adjudicated in the period; in the numerator when paid "
+    "on their only submission",
+    KpiKey.DAYS_TO_PAYMENT: "claims whose first adjudication in the period paid them, with their days",
+}
+
+
+def kpi_key(value: str) -> KpiKey:
+    """The KPI a path names; an unknown one is the usual 404."""
+    if value not in KpiKey._value2member_map_:
+        raise NotFound
+    return KpiKey(value)
+
+
+async def kpi_claims(
+    scope: TenantScope,
+    key: KpiKey,
+    *,
+    period_from: date | None = None,
+    period_to: date | None = None,
+    numerator_only: bool = False,
+    cursor: uuid.UUID | None = None,
+    limit: int = 50,
+) -> KpiClaimsPage:
+    """The claims behind one KPI of the period, by claim id, ``limit`` at a time. The claims (and, for the
+    accounting of disclosures, their patients) are named in the practice's audit trail."""
+    start, end = checked_period(period_from, period_to)
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(
+            f"limit must be between 1 and {MAX_PAGE}.", errors=[FieldError("/limit", "is out of range")]
+        )
+    rows = await scope.repo(KpiRepository).kpi_claims(
+        key, bounds(start, end), numerator_only=numerator_only, after=cursor, limit=limit + 1
+    )
+    page = rows[:limit]
+    scope.audit(
+        "report.kpi_claims",
+        Action.READ,
+        resource_type="claim",
+        resource_ids=[row.id for row in page],
+        patient_ids=[row.patient_id for row in page],
+        detail={"kpi": key.value, "period_from": start.isoformat(), "period_to": end.isoformat()},
+    )
+    return KpiClaimsPage(
+        key=key,
+        period_from=start,
+        period_to=end,
+        population=POPULATIONS[key],
+        items=[
+            KpiClaim(
+                claim_id=row.id,
+                claim_number=row.patient_control_number,
+                service_date=row.service_date,
+                payer_id=row.payer_id,
+                state=str(row.state),
+                charge_cents=int(row.total_charge_cents),
+                in_numerator=bool(row.in_numerator),
+                measure=None if row.measure is None else int(row.measure),
+            )
+            for row in page
+        ],
+        next_cursor=page[-1].id if len(rows) > limit else None,
+    )
