@@ -173,6 +173,13 @@ def test_wheel_carries_the_root_files(installed: Installed) -> None:
             for p in (ROOT / "src" / "rcm" / package / "fixtures").rglob("*")
             if p.is_file()
         },
+        # The pages' templates and stylesheet, and the dev issuer's login page (rcm.web, rcm.identity).
+        **{
+            str(p.relative_to(ROOT)): str(p.relative_to(ROOT / "src"))
+            for folder in ("web/templates", "web/static", "identity/templates")
+            for p in (ROOT / "src" / "rcm" / folder).rglob("*")
+            if p.is_file()
+        },
     }
     assert {source for source, packaged in shipped.items() if packaged not in names} == set()
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "src/", "integrations/"))]

@@ -31,6 +31,7 @@ async def test_login_landing_practice_and_logout(
     await page.get_by_role("link", name=tenant.name).click()
     await page.wait_for_url(f"{live_url}/app/t/{tenant.slug}")
     assert "Key performance indicators" in await page.locator("main").inner_text()
+    assert (await page.get_by_role("heading", level=1).inner_text()).startswith(tenant.name)
 
     shot = screenshots / "practice.png"
     await page.screenshot(path=str(shot))

@@ -29,6 +29,7 @@ from rcm.tenancy.service import assign_staff
 from tests.identity.conftest import make_user
 from tests.isolation import catalog
 from tests.support import Api, encounter_payload, patient_payload
+from tests.web.support import BrowserSession, browser_login
 
 # Routes anyone may call: health, API docs, the OAuth2 endpoints, the dev issuer, the FHIR
 # CapabilityStatement (FHIR clients read /metadata before they authenticate), the browser login's own
@@ -134,7 +135,19 @@ async def test_every_route_needs_authentication(app: Litestar, client: AsyncTest
     assert checked >= 10
 
 
-@pytest.fixture(params=["practice_client", "coder", "practice_owner"])
+class CookieApi(Api):
+    """A signed-in browser of the same person: the session cookie and its CSRF token instead of a Bearer."""
+
+    def __init__(self, browser: BrowserSession, slug: str, *, tenant_id: str) -> None:
+        super().__init__(browser.client, "", slug, tenant_id=tenant_id)
+        self.browser = browser
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.browser.headers()
+
+
+@pytest.fixture(params=["practice_client", "coder", "practice_owner", "practice_owner_cookie"])
 async def caller(
     *,
     request: pytest.FixtureRequest,
@@ -144,9 +157,14 @@ async def caller(
     settings: Settings,
     control_sessions: async_sessionmaker[AsyncSession],
 ) -> Api:
-    """Tenant A's callers: its own system, a coder assigned to A (only), and A's owner."""
+    """Tenant A's callers: its own system, a coder assigned to A (only), and A's owner (with a Bearer token,
+    and signed in with a browser session cookie)."""
     if request.param == "practice_client":
         return practice_api
+    if request.param == "practice_owner_cookie":
+        owner = await make_user(control_sessions, ["practice_owner"], home_tenant=tenant)
+        browser = await browser_login(practice_api.client, owner.email)
+        return CookieApi(browser, tenant.slug, tenant_id=str(tenant.id))
     if request.param == "coder":
         user = await make_user(control_sessions, ["coder"])
         async with platform_transaction(control_sessions) as session:
@@ -218,6 +236,34 @@ async def test_cross_tenant_matrix(
     assert calls >= len(tenant_routes)
     after = await _snapshot(owner_engine, b_tenant)
     assert {t: rows for t, rows in after.items() if rows != before[t]} == {}
+
+
+async def test_cross_tenant_pages(
+    app: Litestar, caller: Api, other_practice_api: Api, owner_engine: AsyncEngine
+) -> None:
+    """Every page under a practice (``/app/t/{tenant_slug}...``), opened by A's callers with B's slug: the
+    same 404 page (or the 403 their role gets on their own practice too), and one denial event per call."""
+    pages = [(p, m) for p, m in http_routes(app) if p.startswith("/app/t/{tenant_slug") and m == "GET"]
+    assert pages
+    reference: str | None = None
+    for path, method in pages:
+        denials = await _denials(owner_engine)
+        url = fill(path, {"tenant_slug": other_practice_api.slug})
+        response = await caller.client.request(method, url, headers=caller.headers, follow_redirects=False)
+        assert await _denials(owner_engine) == denials + 1, f"{method} {url}: no denial audit event"
+        if response.status_code == 403:
+            own = await caller.client.request(
+                method,
+                fill(path, {"tenant_slug": caller.slug}),
+                headers=caller.headers,
+                follow_redirects=False,
+            )
+            assert own.status_code == 403, f"{method} {url}: 403 only for the other tenant"
+            continue
+        assert response.status_code == 404, f"{method} {url}: {response.status_code} {response.text}"
+        assert other_practice_api.slug not in response.text
+        reference = reference or response.text
+        assert response.text == reference, f"{method} {url}: 404 page differs"
 
 
 async def test_admin_routes_refuse_tenant_callers(

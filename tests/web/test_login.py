@@ -24,6 +24,8 @@ from rcm.identity.tokens import InvalidToken
 from rcm.identity.web_session import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
+    cookie_name,
+    make_cookie,
     sign_session,
     verify_session,
 )
@@ -332,3 +334,16 @@ async def test_pages_carry_a_strict_content_security_policy(
     css = await client.get("/static/app.css")
     assert css.status_code == 200
     assert ":focus-visible" in css.text
+
+
+def test_the_cookie_is_host_prefixed_over_https(settings: Settings) -> None:
+    https = settings.model_copy(update={"base_url": "https://rcm.example.test"})
+    assert cookie_name(https) == "__Host-rcm_session"
+    assert cookie_name(settings) == "rcm_session"  # plain-http development: browsers refuse __Host- there
+    cookie = make_cookie(https, SESSION_COOKIE, "v", max_age=60)
+    assert cookie.key == "__Host-rcm_session"
+    assert cookie.path == "/"
+    assert cookie.domain is None
+    assert cookie.secure
+    assert cookie.httponly
+    assert cookie.samesite == "lax"

@@ -4,13 +4,15 @@ the stylesheet and the login and page routes."""
 from __future__ import annotations
 
 from importlib.resources import files
+from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, pass_context
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from markupsafe import Markup, escape
 
 from rcm.identity.middleware import PUBLIC_OPT_KEY
 from rcm.web.dashboard import DashboardController, StaffReportPagesController
@@ -24,7 +26,17 @@ def template_environment() -> Environment:
     """Templates are package data (read through importlib, so the wheel works outside the source tree):
     the pages' own and the dev issuer's login page."""
     loader = ChoiceLoader([PackageLoader("rcm.web", "templates"), PackageLoader("rcm.identity", "templates")])
-    return Environment(loader=loader, autoescape=True, undefined=StrictUndefined, enable_async=False)
+    environment = Environment(loader=loader, autoescape=True, undefined=StrictUndefined, enable_async=False)
+    environment.globals["csrf_form_field"] = csrf_form_field
+    return environment
+
+
+@pass_context
+def csrf_form_field(context: Any) -> Markup:
+    """``{{ csrf_form_field() }}`` in any form that posts: the hidden field with the session's CSRF token.
+    (Not ``csrf_input``: Litestar puts a string of that name, for its own CSRF, in each context.)"""
+    field, token = context.get("csrf_field", ""), context.get("csrf_token", "")
+    return Markup('<input type="hidden" name="{}" value="{}">').format(escape(field), escape(token))
 
 
 class WebPlugin(InitPluginProtocol):

@@ -37,8 +37,8 @@ def page(
     **context: Any,
 ) -> Template:
     """``template`` (which extends ``base.html``) with what the layout needs: the page title, the signed-in
-    person, and ``csrf_field``/``csrf_token`` for every form that posts (``{{ csrf_input() }}`` writes the
-    hidden field)."""
+    person, and ``csrf_field``/``csrf_token`` for every form that posts (``{{ csrf_form_field() }}`` writes
+    the hidden field)."""
     session = current_web_session(request)
     user = request.scope.get("user")
     return Template(
