@@ -20,7 +20,7 @@ from rcm.coding.controllers import CodingController, CodingQueryController, Supe
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
-from rcm.dashboard.controllers import DrillDownController, SavedViewController
+from rcm.dashboard.controllers import AgingClaimsController, SavedViewController
 from rcm.denials.controllers import (
     AppealController,
     AppealTemplateController,
@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReportController,
             MoneyReportController,
             SavedViewController,
-            DrillDownController,
+            AgingClaimsController,
             KpiController,
             SupervisorReportController,
             OperatorReportController,

@@ -111,8 +111,9 @@ async def test_the_dashboard_shows_every_figure_and_drills_down(
     assert tile is not None
     denied = await browser.get(unescape(tile.group(1)))
     assert denied.status_code == 200
-    assert "denied on their first adjudication" in denied.text
+    assert "Initial denial rate, 2025-03-01 to 2025-03-31: numerator" in denied.text
     assert denied.text.count("<tr>") == 2  # the header and claim C
+    assert "2025-03-05" in denied.text
 
     # Exports are the reports' own routes, reached with the session cookie.
     csv_href = next(unescape(h) for h in _HREF.findall(html) if "/cash-flow.csv" in h)
@@ -182,6 +183,7 @@ async def test_another_practice_sees_404_on_every_page(
     for path in (
         other,
         f"{other}/claims?set=open",
+        f"/api/v1/tenants/{other_tenant.slug}/reports/ar-aging/claims",
         f"/api/v1/tenants/{other_tenant.slug}/reports/cash-flow.csv",
         f"/api/v1/tenants/{other_tenant.slug}/reports/views",
     ):

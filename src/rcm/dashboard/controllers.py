@@ -74,17 +74,18 @@ class SavedViewController(Controller):
         await service.delete_view(tenant, view_id)
 
 
-class DrillDownController(Controller):
-    """The claims behind a KPI or an AR-aging cell (cash-flow cells: ``.../reports/cash-flow/entries``)."""
+class AgingClaimsController(Controller):
+    """The claims behind an AR-aging cell (cash-flow cells: ``.../reports/cash-flow/entries``; KPIs:
+    ``.../reports/kpis/{key}/claims``)."""
 
-    path = "/api/v1/tenants/{tenant_slug:str}/reports/claims"
+    path = "/api/v1/tenants/{tenant_slug:str}/reports/ar-aging/claims"
     tags = ["reports"]
     dependencies = {"tenant": Provide(provide_tenant_scope)}
     guards = [requires_scopes(REPORTS_READ)]
 
     @get(
         "/",
-        summary="Claims behind a KPI or an AR-aging cell (paged: claim number, DOS, payer, amounts, status)",
+        summary="Open claims behind an AR-aging cell (paged: claim number, DOS, payer, amounts, status)",
         description=drill.__doc__,
         responses=_ERRORS,
     )
@@ -92,45 +93,19 @@ class DrillDownController(Controller):
         self,
         *,
         tenant: NamedDependency[TenantScope],
-        claim_set: Annotated[
-            schemas.ClaimSet, QueryParameter(name="set", description="Which claims (default: open)")
-        ] = schemas.ClaimSet.OPEN,
-        as_of: Annotated[
-            date | None, QueryParameter(description="open: age at this day (default today)")
-        ] = None,
-        basis: Annotated[AgingBasis, QueryParameter(description="open: age from")] = AgingBasis.SERVICE_DATE,
+        as_of: Annotated[date | None, QueryParameter(description="Age at this day (default today)")] = None,
+        basis: Annotated[AgingBasis, QueryParameter(description="Age from")] = AgingBasis.SERVICE_DATE,
         bucket: Annotated[
             str | None,
-            QueryParameter(
-                description=f"open: an age bucket ({', '.join(drill.BUCKET_NAMES)})", max_length=20
-            ),
+            QueryParameter(description=f"An age bucket ({', '.join(drill.BUCKET_NAMES)})", max_length=20),
         ] = None,
         payer: Annotated[
             str | None,
             QueryParameter(description="Only this payer ('patient': patients' balances)", max_length=60),
         ] = None,
-        period_from: Annotated[
-            date | None, QueryParameter(description="adjudicated, submitted: first day")
-        ] = None,
-        period_to: Annotated[
-            date | None, QueryParameter(description="adjudicated, submitted: last day")
-        ] = None,
-        outcome: Annotated[
-            schemas.ClaimOutcome | None, QueryParameter(description="A KPI's numerator")
-        ] = None,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     ) -> schemas.ClaimPage:
-        return await drill.claims(
-            tenant,
-            claim_set=claim_set,
-            as_of=as_of,
-            basis=basis,
-            bucket=bucket,
-            payer=payer,
-            period_from=period_from,
-            period_to=period_to,
-            outcome=outcome,
-            cursor=cursor,
-            limit=limit,
+        return await drill.open_claims(
+            tenant, as_of=as_of, basis=basis, bucket=bucket, payer=payer, cursor=cursor, limit=limit
         )

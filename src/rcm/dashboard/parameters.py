@@ -14,6 +14,7 @@ from datetime import date
 
 from rcm.dashboard.models import ReportName
 from rcm.kit.errors import FieldError, InvalidInput
+from rcm.reporting.kpi_vocabulary import KpiKey
 
 MAX_PARAMETERS = 16
 
@@ -44,7 +45,7 @@ DATE = Allowed(is_date=True)
 BASIS = Allowed(choices=frozenset({"service_date", "submission_date"}))
 # A payer id of the directory, 'patient', a provider id, a CPT/HCPCS code or a location name: a group key.
 KEY = Allowed(pattern=re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,59}"))
-SET = Allowed(choices=frozenset({"entries", "open", "adjudicated", "submitted"}))
+SET = Allowed(choices=frozenset({"entries", "open", "kpi"}))
 BUCKET = Allowed(choices=frozenset({"0-30", "31-60", "61-90", "91-120", "120+", "unsubmitted", "91+"}))
 KIND = Allowed(
     choices=frozenset(
@@ -61,7 +62,8 @@ KIND = Allowed(
     )
 )
 CAS_GROUP = Allowed(choices=frozenset({"CO", "OA", "PI", "PR", "CR"}))
-OUTCOME = Allowed(choices=frozenset({"denied", "paid", "first_pass", "clean"}))
+KPI = Allowed(choices=frozenset(k.value for k in KpiKey))
+YES = Allowed(choices=frozenset({"true", "false"}))
 LIMIT = Allowed(choices=frozenset({"25", "50", "100"}))
 
 _PERIOD = {"date_from": DATE, "date_to": DATE}
@@ -86,7 +88,8 @@ ALLOWED: Mapping[ReportName, Mapping[str, Allowed]] = {
         "payer": KEY,
         "period_from": DATE,
         "period_to": DATE,
-        "outcome": OUTCOME,
+        "key": KPI,
+        "numerator": YES,
         "limit": LIMIT,
     },
 }

@@ -1,4 +1,4 @@
-"""All SQL of the dashboard: saved views, and the claims behind a KPI or an AR-aging cell."""
+"""All SQL of the dashboard: saved views, and the claims behind an AR-aging cell."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Executable, Select, and_, delete, exists, func, literal_column, or_, select
+from sqlalchemy import Executable, Select, and_, delete, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
-from rcm.claims.models import Claim, ClaimEvent
-from rcm.claims.states import Cause, ClaimState
+from rcm.claims.models import Claim
 from rcm.dashboard.models import SavedView
 from rcm.kit.pagination import after_key
 from rcm.kit.repository import TenantRowRepository, TenantScopedRepository
 from rcm.ledger.models import RECEIVABLES, Account, LedgerEntry
 from rcm.reporting.models import ReportClaimBalance
-from rcm.scrub.models import ScrubOutcome, ScrubRun
 
 
 class SavedViewRepository(TenantScopedRepository[SavedView]):
@@ -80,11 +78,7 @@ class SavedViewRepository(TenantScopedRepository[SavedView]):
         return result.first() is not None
 
 
-# -- the claims behind a figure ------------------------------------------------------------------------
-
-_PAID = (ClaimState.PAID.value, ClaimState.PARTIALLY_PAID.value)
-_ADJUDICATED = (*_PAID, ClaimState.DENIED.value)
-_ANSWERED = (ClaimState.ACCEPTED.value, ClaimState.REJECTED.value, *_ADJUDICATED)
+# -- the claims behind an AR-aging cell ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +95,6 @@ class OpenFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class EventFilter:
-    """Claims by an event in a period (UTC instants, end excluded), as the KPIs count them."""
-
-    start: datetime
-    end: datetime
-    payer: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class ClaimAmounts:
     charge_cents: int = 0
     paid_cents: int = 0
@@ -118,8 +103,9 @@ class ClaimAmounts:
 
 
 class DrillRepository(TenantRowRepository[Claim]):
-    """The claims behind a KPI or an AR-aging cell: ids, numbers, dates, payers, statuses and ledger sums
-    (no PHI column is read). Every list is keyset-paged on the claim's ``(created_at, id)``."""
+    """The claims behind an AR-aging cell: ids, numbers, dates, payers, statuses and ledger sums (no PHI
+    column is read), keyset-paged on the claim's ``(created_at, id)``. (A KPI's claims: the KPI
+    repository's own statements, ``rcm.reporting.kpis.kpi_claims``.)"""
 
     model = Claim
 
@@ -165,81 +151,6 @@ class DrillRepository(TenantRowRepository[Claim]):
                 stmt = stmt.where(since >= low)
             if high is not None:
                 stmt = stmt.where(since <= high)
-        return await self._rows(self._page(stmt, after, limit))
-
-    def _first_adjudication(self) -> Any:
-        ev = ClaimEvent
-        return (
-            select(ev.claim_id, ev.to_state, ev.created_at)
-            .where(
-                self.tenant_filter(ev.tenant_id), ev.cause == Cause.REMITTANCE, ev.to_state.in_(_ADJUDICATED)
-            )
-            .distinct(ev.claim_id)
-            .order_by(ev.claim_id, ev.created_at, ev.id)
-            .subquery("first_adjudication")
-        )
-
-    def _submissions(self) -> Any:
-        ev = ClaimEvent
-        return (
-            select(ev.claim_id, func.min(ev.created_at).label("first_at"), func.count().label("times"))
-            .where(self.tenant_filter(ev.tenant_id), ev.to_state == ClaimState.SUBMITTED)
-            .group_by(ev.claim_id)
-            .subquery("submissions")
-        )
-
-    async def adjudicated_claims(
-        self, f: EventFilter, *, outcome: str | None, after: tuple[datetime, uuid.UUID] | None, limit: int
-    ) -> list[Any]:
-        """Claims whose first 835 adjudication falls in the period (the denial and first-pass rates'
-        denominator); ``outcome`` narrows to the denied, the paid, or the paid first time (their
-        numerators, and days to payment's claims)."""
-        adj, subs = self._first_adjudication(), self._submissions()
-        stmt = (
-            self._claims()
-            .join(adj, adj.c.claim_id == Claim.id)
-            .outerjoin(subs, subs.c.claim_id == Claim.id)
-            .where(adj.c.created_at >= f.start, adj.c.created_at < f.end)
-        )
-        paid = adj.c.to_state.in_(_PAID)
-        if outcome == "denied":
-            stmt = stmt.where(adj.c.to_state == ClaimState.DENIED)
-        elif outcome == "paid":
-            stmt = stmt.where(paid, subs.c.first_at.is_not(None))
-        elif outcome == "first_pass":
-            stmt = stmt.where(paid, Claim.frequency == 1, subs.c.times == 1)
-        if f.payer is not None:
-            stmt = stmt.where(Claim.payer_id == f.payer)
-        return await self._rows(self._page(stmt, after, limit))
-
-    async def submitted_claims(
-        self, f: EventFilter, *, outcome: str | None, after: tuple[datetime, uuid.UUID] | None, limit: int
-    ) -> list[Any]:
-        """Claims first submitted in the period and answered since (the clean claim rate's denominator);
-        ``outcome`` 'clean' narrows to its numerator: originals never rejected whose encounter never failed a
-        scrub edit."""
-        subs = self._submissions()
-        ev = ClaimEvent
-        answered = exists().where(
-            self.tenant_filter(ev.tenant_id), ev.claim_id == Claim.id, ev.to_state.in_(_ANSWERED)
-        )
-        stmt = (
-            self._claims()
-            .join(subs, subs.c.claim_id == Claim.id)
-            .where(subs.c.first_at >= f.start, subs.c.first_at < f.end, answered)
-        )
-        if outcome == "clean":
-            rejected = exists().where(
-                self.tenant_filter(ev.tenant_id), ev.claim_id == Claim.id, ev.to_state == ClaimState.REJECTED
-            )
-            edited = exists().where(
-                self.tenant_filter(ScrubRun.tenant_id),
-                ScrubRun.encounter_id == Claim.encounter_id,
-                ScrubRun.outcome != ScrubOutcome.CLEAN,
-            )
-            stmt = stmt.where(~rejected, ~edited, Claim.frequency == 1)
-        if f.payer is not None:
-            stmt = stmt.where(Claim.payer_id == f.payer)
         return await self._rows(self._page(stmt, after, limit))
 
     async def amounts(self, claim_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ClaimAmounts]:

@@ -1,8 +1,7 @@
-"""DTOs of saved views and of the drill-down claims list."""
+"""DTOs of saved views and of the claims behind an AR-aging cell."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import date, datetime
 from typing import Annotated
@@ -35,23 +34,6 @@ class SavedView(msgspec.Struct):
     updated_at: datetime
 
 
-class ClaimSet(enum.StrEnum):
-    """Which claims a drill-down lists."""
-
-    OPEN = "open"  # an open balance now (AR aging cells, days in AR, AR over 90 days)
-    ADJUDICATED = "adjudicated"  # first 835 adjudication in the period (denial, first-pass, days to payment)
-    SUBMITTED = "submitted"  # first submitted in the period and answered since (clean claim rate)
-
-
-class ClaimOutcome(enum.StrEnum):
-    """Narrows a set to a KPI's numerator."""
-
-    DENIED = "denied"  # adjudicated: denied on the first adjudication
-    PAID = "paid"  # adjudicated: paid (days to payment's claims)
-    FIRST_PASS = "first_pass"  # noqa: S105 - adjudicated: an original paid on its only submission
-    CLEAN = "clean"  # submitted: never rejected, never failed a scrub edit
-
-
 class ClaimRow(msgspec.Struct):
     """A claim as a report shows it: its number, date of service, payer, amounts and status; no patient."""
 
@@ -64,7 +46,7 @@ class ClaimRow(msgspec.Struct):
     paid_cents: int  # payer and patient payments
     adjusted_cents: int  # write-offs (CAS adjustments, small balances)
     balance_cents: int  # open: insurance and patient receivables
-    figure_cents: int | None = None  # what this claim adds to the drilled figure (an AR cell's balance)
+    figure_cents: int  # what this claim adds to the AR cell: its payer's or its patients' balance, or both
 
 
 class ClaimPage(msgspec.Struct):

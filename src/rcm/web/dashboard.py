@@ -15,7 +15,9 @@ A page gets its tenant scope exactly as an API route does: another practice's pa
 
 from __future__ import annotations
 
+import enum
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -29,7 +31,7 @@ from litestar.response import Redirect, Template
 from rcm.audit.events import request_info_from
 from rcm.dashboard import drill, service
 from rcm.dashboard.models import ReportName
-from rcm.dashboard.schemas import ClaimOutcome, ClaimSet, SavedViewWrite
+from rcm.dashboard.schemas import SavedViewWrite
 from rcm.identity.guards import requires_roles, requires_scopes
 from rcm.identity.principal import Principal, Role
 from rcm.identity.scopes import REPORTS_READ, STAFF_MANAGE
@@ -37,6 +39,7 @@ from rcm.identity.web_session import CSRF_FIELD
 from rcm.kit.errors import FieldError, InvalidInput
 from rcm.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from rcm.reporting import aging, cashflow, forecast, kpis, productivity
+from rcm.reporting.kpi_vocabulary import KpiKey
 from rcm.reporting.models import Kind
 from rcm.reporting.schemas import AgingBasis, Grain, GroupBy
 from rcm.tenancy.dependencies import provide_tenant_scope
@@ -68,12 +71,6 @@ _KIND_LABELS = {
     Kind.PROVIDER_ADJUSTMENT: "provider-level adjustments",
     Kind.UNAPPLIED: "unapplied payments",
 }
-_OUTCOME_LABELS = {
-    ClaimOutcome.DENIED: "denied on their first adjudication",
-    ClaimOutcome.PAID: "paid",
-    ClaimOutcome.FIRST_PASS: "paid on their only submission",
-    ClaimOutcome.CLEAN: "clean (no edit, no rejection)",
-}
 _REPORT_LABELS = {
     ReportName.DASHBOARD: "Dashboard",
     ReportName.CASH_FLOW: "Cash flow",
@@ -81,6 +78,14 @@ _REPORT_LABELS = {
     ReportName.KPIS: "KPIs",
     ReportName.CLAIMS: "Claims",
 }
+
+
+class DrillSet(enum.StrEnum):
+    """What a drill-down page lists."""
+
+    ENTRIES = "entries"  # a cash-flow cell's ledger entries
+    OPEN = "open"  # an AR-aging cell's open claims
+    KPI = "kpi"  # a KPI's claims (its population, or its numerator's)
 
 
 def _today() -> date:
@@ -215,7 +220,7 @@ class DashboardController(Controller):
         *,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantScope],
-        claim_set: Annotated[str, QueryParameter(name="set")] = ClaimSet.OPEN.value,
+        claim_set: Annotated[DrillSet, QueryParameter(name="set")] = DrillSet.OPEN,
         date_from: FromQuery[date | None] = None,
         date_to: FromQuery[date | None] = None,
         kind: FromQuery[Kind | None] = None,
@@ -226,94 +231,49 @@ class DashboardController(Controller):
         basis: FromQuery[AgingBasis] = AgingBasis.SERVICE_DATE,
         bucket: Annotated[str | None, QueryParameter(max_length=20)] = None,
         payer: Annotated[str | None, QueryParameter(max_length=60)] = None,
+        key: FromQuery[KpiKey | None] = None,
         period_from: FromQuery[date | None] = None,
         period_to: FromQuery[date | None] = None,
-        outcome: FromQuery[ClaimOutcome | None] = None,
+        numerator: FromQuery[bool] = False,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     ) -> Template:
+        """The figures behind a tile, a bar, a segment or a table cell, one page at a time: a cash-flow
+        cell's ledger entries (the reports' drill-down), an AR-aging cell's open claims, a KPI's claims
+        (the KPIs' own drill-down)."""
         slug = tenant.manifest.slug
         names = _payer_names(tenant)
-        # What reopens this very list (the saved view) and what the next page adds to it.
-        settings = {
-            k: (v.isoformat() if isinstance(v, date) else str(v))
-            for k, v in {
-                "set": claim_set,
-                "date_from": date_from,
-                "date_to": date_to,
-                "kind": kind,
-                "adjustment_group": adjustment_group,
-                "group_by": group_by if group_by is not GroupBy.NONE else None,
-                "group": group,
-                "as_of": as_of,
-                "basis": basis if claim_set == ClaimSet.OPEN.value else None,
-                "bucket": bucket,
-                "payer": payer,
-                "period_from": period_from,
-                "period_to": period_to,
-                "outcome": outcome,
-                "limit": limit if limit != DEFAULT_LIMIT else None,
-            }.items()
-            if v is not None
-        }
-        context: dict[str, Any]
-        if claim_set == "entries":
-            if date_from is None or date_to is None:
-                raise InvalidInput(
-                    "A ledger drill-down names its days.",
-                    errors=[FieldError("query:date_from", "is required")],
-                )
-            drilled = await cashflow.cash_flow_entries(
-                tenant,
-                date_from=date_from,
-                date_to=date_to,
-                kind=kind,
-                adjustment_group=adjustment_group,
-                group_by=group_by,
-                group=group,
-                cursor=cursor,
-                limit=limit,
-            )
-            what = _KIND_LABELS[kind] if kind is not None else "all ledger entries"
-            heading = f"Ledger entries: {what}, {date_from.isoformat()} to {date_to.isoformat()}"
-            if group_by is not GroupBy.NONE:
-                shown = names.get(group or "", group or "") if group_by is GroupBy.PAYER else group
-                heading += f", {_GROUP_LABELS[group_by].lower()} {shown or '(none)'}"
-            context = {"entries": drilled.items, "page_total": charts.money_exact(drilled.amount_cents)}
-            next_cursor = drilled.next_cursor
+        cell = _DrillCell(
+            claim_set=claim_set,
+            date_from=date_from,
+            date_to=date_to,
+            kind=kind,
+            adjustment_group=adjustment_group,
+            group_by=group_by,
+            group=group,
+            as_of=as_of,
+            basis=basis,
+            bucket=bucket,
+            payer=payer,
+            key=key,
+            period_from=period_from,
+            period_to=period_to,
+            numerator=numerator,
+        )
+        context: dict[str, Any] = {"entries": None, "rows": None, "kpi_rows": None, "page_total": None}
+        next_cursor: str | None
+        if claim_set is DrillSet.ENTRIES:
+            heading, next_cursor = await _entries(tenant, cell, names, context, cursor=cursor, limit=limit)
+        elif claim_set is DrillSet.KPI:
+            heading, next_cursor = await _kpi_claims(tenant, cell, context, cursor=cursor, limit=limit)
         else:
-            try:
-                chosen = ClaimSet(claim_set)
-            except ValueError:
-                raise InvalidInput(
-                    "No such list of claims.", errors=[FieldError("query:set", "is not a list of claims")]
-                ) from None
-            listed = await drill.claims(
-                tenant,
-                claim_set=chosen,
-                as_of=as_of,
-                basis=basis,
-                bucket=bucket,
-                payer=payer,
-                period_from=period_from,
-                period_to=period_to,
-                outcome=outcome,
-                cursor=cursor,
-                limit=limit,
+            listed = await drill.open_claims(
+                tenant, as_of=as_of, basis=basis, bucket=bucket, payer=payer, cursor=cursor, limit=limit
             )
-            heading = _claims_heading(
-                chosen,
-                as_of=as_of,
-                basis=basis,
-                bucket=bucket,
-                payer=payer,
-                period_from=period_from,
-                period_to=period_to,
-                outcome=outcome,
-                names=names,
-            )
-            context = {"rows": listed.items}
+            heading = _open_heading(as_of=as_of, basis=basis, bucket=bucket, payer=payer, names=names)
+            context["rows"] = listed.items
             next_cursor = listed.next_cursor
+        settings = cell.settings(limit)
         base = f"/app/t/{slug}/claims?{urlencode(sorted(settings.items()))}"
         return page(
             request,
@@ -329,7 +289,7 @@ class DashboardController(Controller):
             report_labels={r.value: label for r, label in _REPORT_LABELS.items()},
             save_report=ReportName.CLAIMS.value,
             save_parameters=settings,
-            **{"entries": None, "rows": None, "page_total": None, **context},
+            **context,
         )
 
     @post("/views", status_code=303)
@@ -365,35 +325,141 @@ class DashboardController(Controller):
         return Redirect(f"/app/t/{tenant.manifest.slug}", status_code=303)
 
 
-def _claims_heading(
-    chosen: ClaimSet,
-    *,
-    as_of: date | None,
-    basis: AgingBasis,
-    bucket: str | None,
-    payer: str | None,
-    period_from: date | None,
-    period_to: date | None,
-    outcome: ClaimOutcome | None,
+@dataclass(frozen=True)
+class _DrillCell:
+    """A drill-down's parameters: which list, and the figure's cell."""
+
+    claim_set: DrillSet
+    date_from: date | None
+    date_to: date | None
+    kind: Kind | None
+    adjustment_group: str | None
+    group_by: GroupBy
+    group: str | None
+    as_of: date | None
+    basis: AgingBasis
+    bucket: str | None
+    payer: str | None
+    key: KpiKey | None
+    period_from: date | None
+    period_to: date | None
+    numerator: bool
+
+    def settings(self, limit: int) -> dict[str, str]:
+        """The query that reopens this list (a saved view's parameters), defaults left out."""
+        values: dict[str, object] = {
+            "set": self.claim_set,
+            "date_from": self.date_from,
+            "date_to": self.date_to,
+            "kind": self.kind,
+            "adjustment_group": self.adjustment_group,
+            "group_by": self.group_by if self.group_by is not GroupBy.NONE else None,
+            "group": self.group,
+            "as_of": self.as_of,
+            "basis": self.basis if self.claim_set is DrillSet.OPEN else None,
+            "bucket": self.bucket,
+            "payer": self.payer,
+            "key": self.key,
+            "period_from": self.period_from,
+            "period_to": self.period_to,
+            "numerator": "true" if self.numerator else None,
+            "limit": limit if limit != DEFAULT_LIMIT else None,
+        }
+        return {
+            k: v.isoformat() if isinstance(v, date) else str(v) for k, v in values.items() if v is not None
+        }
+
+
+async def _entries(
+    tenant: TenantScope,
+    cell: _DrillCell,
     names: dict[str, str],
+    context: dict[str, Any],
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[str, str | None]:
+    if cell.date_from is None or cell.date_to is None:
+        raise InvalidInput(
+            "A ledger drill-down names its days.", errors=[FieldError("query:date_from", "is required")]
+        )
+    drilled = await cashflow.cash_flow_entries(
+        tenant,
+        date_from=cell.date_from,
+        date_to=cell.date_to,
+        kind=cell.kind,
+        adjustment_group=cell.adjustment_group,
+        group_by=cell.group_by,
+        group=cell.group,
+        cursor=cursor,
+        limit=limit,
+    )
+    what = _KIND_LABELS[cell.kind] if cell.kind is not None else "all ledger entries"
+    heading = f"Ledger entries: {what}, {cell.date_from.isoformat()} to {cell.date_to.isoformat()}"
+    if cell.group_by is not GroupBy.NONE:
+        shown = (
+            names.get(cell.group or "", cell.group or "") if cell.group_by is GroupBy.PAYER else cell.group
+        )
+        heading += f", {_GROUP_LABELS[cell.group_by].lower()} {shown or '(none)'}"
+    context["entries"] = drilled.items
+    context["page_total"] = charts.money_exact(drilled.amount_cents)
+    return heading, drilled.next_cursor
+
+
+async def _kpi_claims(
+    tenant: TenantScope, cell: _DrillCell, context: dict[str, Any], *, cursor: str | None, limit: int
+) -> tuple[str, str | None]:
+    if cell.key is None:
+        raise InvalidInput("A KPI drill-down names its KPI.", errors=[FieldError("query:key", "is required")])
+    try:
+        after = uuid.UUID(cursor) if cursor else None
+    except ValueError:
+        raise InvalidInput(
+            "The cursor is not one this page issued.", errors=[FieldError("query:cursor", "invalid")]
+        ) from None
+    listed = await kpis.kpi_claims(
+        tenant,
+        cell.key,
+        period_from=cell.period_from,
+        period_to=cell.period_to,
+        numerator_only=cell.numerator,
+        cursor=after,
+        limit=min(limit, kpis.MAX_PAGE),
+    )
+    name = next(d.name for d in kpis.DEFINITIONS if d.key is cell.key)
+    part = "numerator" if cell.numerator else "claims"
+    heading = f"{name}, {listed.period_from.isoformat()} to {listed.period_to.isoformat()}: {part}"
+    context["kpi_rows"] = listed.items
+    context["population"] = listed.population
+    context["measure"] = _MEASURES.get(cell.key)
+    return heading, str(listed.next_cursor) if listed.next_cursor else None
+
+
+# What a KPI claim's own figure is, as its column is headed (None: the KPI has none).
+_MEASURES = {
+    KpiKey.GROSS_COLLECTION_RATE: ("Payments in the period", "cents"),
+    KpiKey.NET_COLLECTION_RATE: ("Payments in the period", "cents"),
+    KpiKey.DAYS_IN_AR: ("Balance at the period's end", "cents"),
+    KpiKey.AR_OVER_90_DAYS: ("Balance at the period's end", "cents"),
+    KpiKey.DAYS_TO_PAYMENT: ("Days to payment", "days"),
+}
+
+
+def _open_heading(
+    *, as_of: date | None, basis: AgingBasis, bucket: str | None, payer: str | None, names: dict[str, str]
 ) -> str:
     who = f", {figures.payer_name(payer, names)}" if payer else ""
-    if chosen is ClaimSet.OPEN:
-        day = (as_of or _today()).isoformat()
-        since = "date of service" if basis is AgingBasis.SERVICE_DATE else "submission"
-        if bucket == drill.OVER_90:
-            aged = f", over 90 days since {since}"
-        elif bucket == "unsubmitted":
-            aged = ", never submitted"
-        elif bucket:
-            aged = f", {bucket} days since {since}"
-        else:
-            aged = ""
-        return f"Open claims as of {day}{aged}{who}"
-    start, end = kpis.checked_period(period_from, period_to)
-    event = "first adjudicated" if chosen is ClaimSet.ADJUDICATED else "first submitted and answered"
-    narrowed = f": {_OUTCOME_LABELS[outcome]}" if outcome is not None else ""
-    return f"Claims {event} {start.isoformat()} to {end.isoformat()}{narrowed}{who}"
+    day = (as_of or _today()).isoformat()
+    since = "date of service" if basis is AgingBasis.SERVICE_DATE else "submission"
+    if bucket == drill.OVER_90:
+        aged = f", over 90 days since {since}"
+    elif bucket == "unsubmitted":
+        aged = ", never submitted"
+    elif bucket:
+        aged = f", {bucket} days since {since}"
+    else:
+        aged = ""
+    return f"Open claims as of {day}{aged}{who}"
 
 
 class StaffReportPagesController(Controller):

@@ -15,7 +15,8 @@ from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from rcm.reporting.forecast import CashForecast
-from rcm.reporting.kpis import AR_WINDOW_DAYS, Kpi, KpiDefinition, KpiKey, KpiReport, KpiUnit
+from rcm.reporting.kpi_vocabulary import KpiKey, KpiUnit
+from rcm.reporting.kpis import AR_WINDOW_DAYS, Kpi, KpiDefinition, KpiReport
 from rcm.reporting.schemas import (
     BUCKETS,
     PATIENT_PAYER,
@@ -129,54 +130,27 @@ def _figure(kpi_key: KpiKey, value: int) -> str:
     return charts.money_exact(value) if kpi_key in _MONEY else f"{value:,}"
 
 
+# What each KPI's numerator and denominator are called on its tile.
+_PART_LABELS = {
+    KpiKey.GROSS_COLLECTION_RATE: ("Payments", "Charges"),
+    KpiKey.NET_COLLECTION_RATE: ("Payments", "Charges less contractual adjustments"),
+    KpiKey.DAYS_IN_AR: ("Outstanding AR", f"Charges of the last {AR_WINDOW_DAYS} days"),
+    KpiKey.AR_OVER_90_DAYS: ("AR over 90 days", "Outstanding AR"),
+    KpiKey.DENIAL_RATE: ("Claims denied", "Claims adjudicated"),
+    KpiKey.CLEAN_CLAIM_RATE: ("Clean claims", "Claims submitted and answered"),
+    KpiKey.FIRST_PASS_RESOLUTION_RATE: ("Claims paid on first pass", "Claims adjudicated"),
+    KpiKey.DAYS_TO_PAYMENT: ("Days, summed", "Claims paid"),
+}
+
+
 def _parts(slug: str, kpi: Kpi, period_from: date, period_to: date) -> tuple[Part, Part]:
-    """The numerator and denominator of ``kpi``, each with the claims (or ledger entries) behind it."""
-    period: Params = {"period_from": period_from, "period_to": period_to}
-    entries: Params = {"set": "entries", "date_from": period_from, "date_to": period_to}
-    num, den = _figure(kpi.key, kpi.numerator), _figure(kpi.key, kpi.denominator)
-    key = kpi.key
-    if key in (KpiKey.GROSS_COLLECTION_RATE, KpiKey.NET_COLLECTION_RATE):
-        return (
-            Part("Payments", num, claims_href(slug, **entries, kind="payment")),
-            Part(
-                "Charges" if key is KpiKey.GROSS_COLLECTION_RATE else "Charges less contractual adjustments",
-                den,
-                claims_href(slug, **entries, kind="charge"),
-            ),
-        )
-    if key is KpiKey.DAYS_IN_AR:
-        window: Params = {
-            "set": "entries",
-            "date_from": period_to - timedelta(days=AR_WINDOW_DAYS - 1),
-            "date_to": period_to,
-        }
-        return (
-            Part("Outstanding AR", num, claims_href(slug, set="open", as_of=period_to)),
-            Part(
-                f"Charges of the last {AR_WINDOW_DAYS} days", den, claims_href(slug, **window, kind="charge")
-            ),
-        )
-    if key is KpiKey.AR_OVER_90_DAYS:
-        return (
-            Part("AR over 90 days", num, claims_href(slug, set="open", as_of=period_to, bucket="91+")),
-            Part("Outstanding AR", den, claims_href(slug, set="open", as_of=period_to)),
-        )
-    if key is KpiKey.CLEAN_CLAIM_RATE:
-        return (
-            Part("Clean claims", num, claims_href(slug, set="submitted", **period, outcome="clean")),
-            Part("Claims submitted and answered", den, claims_href(slug, set="submitted", **period)),
-        )
-    if key is KpiKey.DAYS_TO_PAYMENT:
-        paid = claims_href(slug, set="adjudicated", **period, outcome="paid")
-        return Part("Days, summed", num, paid), Part("Claims paid", den, paid)
-    outcome = "denied" if key is KpiKey.DENIAL_RATE else "first_pass"
+    """The numerator and denominator of ``kpi``, each linking to the claims the KPI counts (the KPIs' own
+    drill-down: the whole population, or the numerator's claims)."""
+    base: Params = {"set": "kpi", "key": kpi.key.value, "period_from": period_from, "period_to": period_to}
+    numerator, denominator = _PART_LABELS[kpi.key]
     return (
-        Part(
-            "Claims denied" if key is KpiKey.DENIAL_RATE else "Claims paid on first pass",
-            num,
-            claims_href(slug, set="adjudicated", **period, outcome=outcome),
-        ),
-        Part("Claims adjudicated", den, claims_href(slug, set="adjudicated", **period)),
+        Part(numerator, _figure(kpi.key, kpi.numerator), claims_href(slug, **base, numerator="true")),
+        Part(denominator, _figure(kpi.key, kpi.denominator), claims_href(slug, **base)),
     )
 
 
