@@ -1,5 +1,5 @@
-"""Callers of the dashboard's routes: a practice's owner (two people of one practice) and the next
-practice's owner."""
+"""Callers of the dashboard's routes: a practice's owner (the report tests' fixture), a second owner of the
+same practice, and the next practice's owner."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from rcm.config import Settings
 from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
 from rcm.tenancy.models import Tenant
+from tests.reporting.conftest import owner
 from tests.support import Api
+
+__all__ = ["owner"]
 
 
 async def owner_api(
@@ -25,16 +28,6 @@ async def owner_api(
     principal = user_principal(Role.PRACTICE_OWNER, home_tenant=tenant.id)
     token = await mint_access_token(principal, sessions=sessions, settings=settings)
     return Api(client, token, tenant.slug, tenant_id=str(tenant.id))
-
-
-@pytest.fixture
-async def owner(
-    client: AsyncTestClient[Litestar],
-    tenant: Tenant,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-) -> Api:
-    return await owner_api(client, tenant, sessions, settings)
 
 
 @pytest.fixture
