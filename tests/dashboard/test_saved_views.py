@@ -124,3 +124,19 @@ async def test_views_are_personal_and_per_practice(owner: Api, co_owner: Api, ot
 async def test_a_practice_system_has_no_views(practice_api: Api) -> None:
     answer = await practice_api.get(VIEWS)
     assert answer.status_code == 403
+
+
+async def test_a_person_keeps_at_most_fifty_views(owner: Api) -> None:
+    for n in range(50):
+        made = await owner.post(VIEWS, {"name": f"View {n:02d}", "report": "kpis", "parameters": {}})
+        assert made.status_code == 201, made.text
+    over = await owner.post(VIEWS, {"name": "One too many", "report": "kpis", "parameters": {}})
+    assert over.status_code == 409
+    # Replacing one of the fifty is still fine, and the refused one was not kept.
+    again = await owner.post(
+        VIEWS, {"name": "View 07", "report": "dashboard", "parameters": {"grain": "day"}}
+    )
+    assert again.status_code == 200
+    names = [v["name"] for v in (await owner.get(VIEWS)).json()]
+    assert len(names) == 50
+    assert "One too many" not in names

@@ -70,6 +70,7 @@ BODIES: dict[str, Any] = {
     "cancel": lambda: {"reason": "duplicate"},
     "answer": lambda: {"answer": "Matrix answer"},
     "close": lambda: {"month": "2026-01"},
+    "views": lambda: {"name": "Matrix view", "report": "dashboard", "parameters": {}},
     "subscriptions": lambda: {
         "url": "https://hooks.example.test/rcm",
         "event_types": ["claim.status_changed"],

@@ -38,10 +38,18 @@ BUCKET_NAMES = (*BUCKETS, UNSUBMITTED, OVER_90)
 def basis_range(as_of: date, bucket: str) -> tuple[date | None, date | None]:
     """The basis dates (first, last; None: unbounded) whose age at ``as_of`` falls in ``bucket``."""
     youngest, oldest = _AGES[bucket]
-    return (
-        as_of - timedelta(days=oldest) if oldest is not None else None,
-        as_of - timedelta(days=youngest) if youngest is not None else None,
-    )
+    return _days_before(as_of, oldest), _days_before(as_of, youngest)
+
+
+def _days_before(day: date, days: int | None) -> date | None:
+    """``days`` before ``day`` (None: no limit), the calendar's first day when that falls before it (an
+    ``as_of`` in year 1; no claim is that old)."""
+    if days is None:
+        return None
+    try:
+        return day - timedelta(days=days)
+    except OverflowError:
+        return date.min
 
 
 def _refuse(pointer: str, detail: str) -> InvalidInput:
