@@ -2,6 +2,7 @@
 1,000,000 claims among 1,000 practices, beside an index-only scan of the same rollup rows. Target: <= 3x.
 
     .venv/bin/python bench/report.py [--claims 1000000] [--practices 1000] [--small 100] [--requests 200]
+                                     [--reuse]   (measure again on the database a previous run set up)
 
 Set-up (not timed), in a scratch database with the demo seeded (``rcm_bench_report``), set-based in SQL as
 the database owner (generate_series, chunks of 100,000 claims):
@@ -12,12 +13,15 @@ the database owner (generate_series, chunks of 100,000 claims):
   a submission event, and on the ledger: its charges; for 9 in 10 an 835 payment (one remittance per payer
   and week, paid 3 to 6 weeks after service) with a CO-45 write-off and, for 1 in 3, a PR-2 patient share;
   for half of those the patient's payment. The ledger's deferred balance check is disabled during the
-  set-up only (every posting is balanced by construction); the rollups are written by the ledger's own
-  statement trigger on each chunk's INSERT, exactly the path of a live posting.
+  set-up only (every posting is balanced by construction). The bulk is loaded with the rollup triggers off
+  and summed by the migration's backfill function (``rcm.report_rebuild``); the last 50,000 claims of the
+  large practice are then loaded with the triggers on (the live path: the ledger's statement trigger
+  aggregating each INSERT). The rollups are then checked against the ledger, to the cent.
 
 Timed, sequentially, interleaved (ours, reference, ours...), ``--requests`` each, after VACUUM ANALYZE:
 - cash flow: ``rcm.reporting.cashflow.cash_flow`` for the last 12 months, by month and payer (and the
-  previous 12 months beside it), through a TenantScope of the app role (its own transaction, RLS bound),
+  previous 12 months beside it), through a TenantScope as an API request has it with a warm tenant cache
+  (the manifest and keyring looked up once; per call a transaction of the app role bound to the practice),
   beside the reference: the app role under RLS counting the same rollup rows (both periods) by an index-only
   scan of the rollup's key;
 - AR aging: ``rcm.reporting.aging.ar_aging`` (date-of-service basis), beside an index-only count of the open
@@ -38,24 +42,38 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from benchkit import API_TENANT, scratch_database, seeder_scopes
+from benchkit import API_TENANT, ROOT, Database, scratch_database, server_url
+from sqlalchemy.engine import make_url
 
+from rcm.audit.events import RequestInfo
 from rcm.cli import DEMO_SECRETS
-from rcm.config import Settings
-from rcm.kit.tenant import TenantId
+from rcm.config import APP_ROLE, Settings, app_database_url
+from rcm.crypto.keyring import KeyStore
+from rcm.crypto.provider import key_provider
+from rcm.demo import SEEDER
+from rcm.kit.db import create_engine, session_factory, tenant_transaction
+from rcm.kit.tenant import TenantContext, TenantId
 from rcm.reporting.aging import ar_aging
 from rcm.reporting.cashflow import cash_flow
 from rcm.reporting.schemas import AgingBasis, Grain, GroupBy
+from rcm.tenancy.repository import tenant_by_id
+from rcm.tenancy.scope import TenantScope
 
 DB_NAME = "rcm_bench_report"
 CHUNK = 100_000
 TARGET = 3.0
 CLONED = ("provider", "patient", "coverage", "encounter")
+TRIGGERED = 50_000  # claims of the large practice posted last, with the rollup triggers on
+ROLLUP_TRIGGERS = {
+    "ledger_entry": "ledger_entry_report_rollup",
+    "claim_event": "claim_event_report_submitted",
+}
 
 # The claims of one chunk of practices: ``targets`` (tenant_id, lo, hi) names the claim numbers to make in
 # each. Templates: the practice's encounters, numbered. Dates: service over the last 730 days.
@@ -63,12 +81,12 @@ _TEMPLATES = """
 CREATE TEMP TABLE tpl AS
 SELECT row_number() OVER (PARTITION BY e.tenant_id ORDER BY e.id) - 1 AS k,
        count(*) OVER (PARTITION BY e.tenant_id) AS n, e.*
-  FROM rcm.encounter e WHERE e.tenant_id = ANY($1::uuid[])
+  FROM rcm.encounter e WHERE e.tenant_id = ANY($1::uuid[]) AND e.external_id NOT LIKE 'BENCH%'
 """
 
 _GEN = """
 CREATE TEMP TABLE gen AS
-SELECT t.tenant_id, g,
+SELECT t.tenant_id, g, g % sizes.n AS k,
        md5(t.tenant_id::text || ':enc:' || g)::uuid AS encounter_id,
        md5(t.tenant_id::text || ':clm:' || g)::uuid AS claim_id,
        (current_date - (g % 730))::date AS dos,
@@ -76,7 +94,9 @@ SELECT t.tenant_id, g,
          AS cpt,
        (ARRAY['DEMO-MCR','DEMO-BCX'])[1 + g % 2] AS payer,
        5000 + (g * 37) % 20000 AS charge
-  FROM targets t CROSS JOIN LATERAL generate_series(t.lo, t.hi) g
+  FROM targets t
+  JOIN (SELECT tenant_id, max(n) AS n FROM tpl GROUP BY tenant_id) sizes ON sizes.tenant_id = t.tenant_id
+  CROSS JOIN LATERAL generate_series(t.lo, t.hi) g
 """
 
 
@@ -122,6 +142,8 @@ async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int,
         await conn.executemany("INSERT INTO targets VALUES ($1, $2, $3)", targets)
         await conn.execute(_TEMPLATES, tenants)
         await conn.execute(_GEN)
+        await conn.execute("ANALYZE tpl")
+        await conn.execute("ANALYZE gen")
         encounter = await _columns(conn, "encounter")
         override = {
             "id": "gen.encounter_id",
@@ -135,7 +157,7 @@ async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int,
         select = ", ".join(override.get(c, f"tpl.{c}") for c in encounter)
         await conn.execute(
             f"INSERT INTO rcm.encounter ({', '.join(encounter)}) SELECT {select}"  # noqa: S608 - catalog names
-            " FROM gen JOIN tpl ON tpl.tenant_id = gen.tenant_id AND tpl.k = gen.g % tpl.n"
+            " FROM gen JOIN tpl ON tpl.tenant_id = gen.tenant_id AND tpl.k = gen.k"
         )
         await conn.execute(
             """
@@ -146,7 +168,7 @@ async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int,
                    tpl.coverage_id, gen.payer, 'primary',
                    CASE WHEN gen.g % 10 = 0 THEN 'accepted' ELSE 'paid' END, 1, 'B' || gen.g, gen.dos,
                    '11', '{Z0000}', gen.charge, gen.dos::timestamptz, gen.dos::timestamptz
-              FROM gen JOIN tpl ON tpl.tenant_id = gen.tenant_id AND tpl.k = gen.g % tpl.n
+              FROM gen JOIN tpl ON tpl.tenant_id = gen.tenant_id AND tpl.k = gen.k
             """
         )
         await conn.execute(
@@ -176,6 +198,7 @@ async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int,
               FROM gen WHERE g % 10 <> 0
             """
         )
+        await conn.execute("ANALYZE paid")
         await conn.execute(
             """
             INSERT INTO rcm.remittance (tenant_id, id, set_control_number, payer_name, trace_originator,
@@ -238,17 +261,21 @@ async def generate(conn: asyncpg.Connection, targets: list[tuple[uuid.UUID, int,
 
 
 async def set_up(admin: str, big: uuid.UUID, *, claims: int, practices: int, small: int) -> None:
+    """Bulk: the ledger's rollup triggers off, then the migration's backfill function per practice; the
+    last ``TRIGGERED`` claims of the large practice are then posted with the triggers on (the live path)."""
     conn = await asyncpg.connect(admin)
+    bulk = max(0, claims - TRIGGERED)
     try:
         await conn.execute("ALTER TABLE rcm.ledger_entry DISABLE TRIGGER ledger_entry_balanced")
+        for table, trigger in ROLLUP_TRIGGERS.items():
+            await conn.execute(f"ALTER TABLE rcm.{table} DISABLE TRIGGER {trigger}")
         started = time.perf_counter()
         others = await clone_practices(conn, big, practices - 1)
         print(f"  {len(others)} practices copied in {time.perf_counter() - started:.0f} s", flush=True)
-        for lo in range(1, claims + 1, CHUNK):
-            await generate(conn, [(big, lo, min(lo + CHUNK - 1, claims))])
+        for lo in range(1, bulk + 1, CHUNK):
+            await generate(conn, [(big, lo, min(lo + CHUNK - 1, bulk))])
             print(
-                f"  {min(lo + CHUNK - 1, claims):,} claims of the large practice"
-                f" ({time.perf_counter() - started:.0f} s)",
+                f"  {min(lo + CHUNK - 1, bulk):,} claims of the large practice ({time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
         per_chunk = max(1, CHUNK // max(small, 1))
@@ -258,8 +285,22 @@ async def set_up(admin: str, big: uuid.UUID, *, claims: int, practices: int, sma
             f"  {len(others) * small:,} claims of the others ({time.perf_counter() - started:.0f} s)",
             flush=True,
         )
+        for table, trigger in ROLLUP_TRIGGERS.items():
+            await conn.execute(f"ALTER TABLE rcm.{table} ENABLE TRIGGER {trigger}")
+        await conn.execute("ANALYZE")  # the bulk's statistics, for the backfill's plan
+        await conn.execute("SELECT rcm.report_rebuild(id) FROM rcm.tenant")
+        print(f"  rollups rebuilt from the ledger ({time.perf_counter() - started:.0f} s)", flush=True)
+        if claims > bulk:
+            await generate(conn, [(big, bulk + 1, claims)])
+            print(
+                f"  {claims - bulk:,} more claims posted through the rollup trigger"
+                f" ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
     finally:
         await conn.execute("ALTER TABLE rcm.ledger_entry ENABLE TRIGGER ledger_entry_balanced")
+        for table, trigger in ROLLUP_TRIGGERS.items():
+            await conn.execute(f"ALTER TABLE rcm.{table} ENABLE TRIGGER {trigger}")
         await conn.close()
 
 
@@ -307,6 +348,40 @@ async def check_rollups(admin: str, big: uuid.UUID) -> None:
         await conn.close()
 
 
+@asynccontextmanager
+async def request_scopes(
+    settings: Settings, tenant_id: TenantId
+) -> AsyncIterator[Callable[[], AbstractAsyncContextManager[TenantScope]]]:
+    """Scopes as a request of the API has them once its tenant cache is warm: the practice's manifest and
+    keyring looked up once, then per call a transaction of the app role bound to the practice (RLS)."""
+    engine = create_engine(app_database_url(settings), pool_size=2, application_name="bench")
+    sessions = session_factory(engine)
+    context = TenantContext.single(tenant_id)
+    async with tenant_transaction(sessions, context) as session:
+        tenant = await tenant_by_id(session, tenant_id)
+        keyring = await KeyStore(key_provider(settings)).keyring(session, tenant_id)
+    assert tenant is not None
+    request = RequestInfo(request_id="bench", trace_id="")
+
+    @asynccontextmanager
+    async def scope() -> AsyncIterator[TenantScope]:
+        async with tenant_transaction(sessions, context) as session:
+            yield TenantScope(
+                session=session,
+                context=context,
+                principal=SEEDER,
+                keyring=keyring,
+                request=request,
+                manifest=tenant.manifest,
+                access="bench",
+            )
+
+    try:
+        yield scope
+    finally:
+        await engine.dispose()
+
+
 def _p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
@@ -318,19 +393,37 @@ async def timed(call: Callable[[], Awaitable[Any]], into: list[float]) -> None:
     into.append(time.perf_counter() - started)
 
 
+async def prepare(args: argparse.Namespace) -> tuple[Database, uuid.UUID]:
+    """The scratch database set up (or, with --reuse, the one a previous run set up) and the large practice."""
+    started = time.perf_counter()
+    if args.reuse:  # the database a previous run set up: measure again
+        admin = make_url(server_url()).set(database=DB_NAME, drivername="postgresql")
+        app = admin.set(username=APP_ROLE, password=None)
+        db = Database(
+            admin=admin.render_as_string(hide_password=False),
+            app=app.render_as_string(hide_password=False),
+            data_dir=ROOT / ".rcm" / f"{DB_NAME}-data",
+            clients={},
+        )
+        big = await db.tenant_id(API_TENANT)
+        await check_rollups(db.admin, big)
+    else:
+        db = await scratch_database(DB_NAME)
+        big = await db.tenant_id(API_TENANT)
+        print(f"set-up: demo seeded ({time.perf_counter() - started:.0f} s)", flush=True)
+        await set_up(db.admin, big, claims=args.claims, practices=args.practices, small=args.small)
+        await check_rollups(db.admin, big)
+        await db.vacuum()
+        print(f"set-up done in {time.perf_counter() - started:.0f} s", flush=True)
+    return db, big
+
+
 async def bench(args: argparse.Namespace) -> None:
     for name, value in DEMO_SECRETS.items():
         os.environ.setdefault(name, value)
     os.environ["RCM_ENV"] = "dev"
-    started = time.perf_counter()
-    db = await scratch_database(DB_NAME)
+    db, big = await prepare(args)
     settings = Settings(env="dev", database_url=db.admin, data_dir=db.data_dir)
-    big = await db.tenant_id(API_TENANT)
-    print(f"set-up: demo seeded ({time.perf_counter() - started:.0f} s)", flush=True)
-    await set_up(db.admin, big, claims=args.claims, practices=args.practices, small=args.small)
-    await check_rollups(db.admin, big)
-    await db.vacuum()
-    print(f"set-up done in {time.perf_counter() - started:.0f} s", flush=True)
 
     today = datetime.now(UTC).date()
     date_from = date(today.year - 1, today.month, 1)
@@ -357,7 +450,7 @@ async def bench(args: argparse.Namespace) -> None:
             print(f"reference plan ({label}): " + " / ".join(r[0].strip() for r in plan[:3]), flush=True)
 
     figures: dict[str, list[float]] = {k: [] for k in ("cash", "cash_ref", "aging", "aging_ref")}
-    async with seeder_scopes(settings, TenantId(big), "bench.report") as scopes:
+    async with request_scopes(settings, TenantId(big)) as scopes:
 
         async def ours_cash() -> None:
             async with scopes() as scope:
@@ -413,6 +506,9 @@ def main() -> None:
     parser.add_argument("--practices", type=int, default=1_000)
     parser.add_argument("--small", type=int, default=100, help="claims of each other practice")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure again on the database of a previous run"
+    )
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -22,7 +22,9 @@ next open period.
 
 Maintenance: one STATEMENT-level AFTER INSERT trigger on ``ledger_entry`` reads the statement's new rows
 (a transition table), aggregates them and upserts both rollups: an 835 posting of thousands of entries in
-one INSERT costs one aggregate, not a trigger call per row. A statement trigger on ``claim_event`` records
+one INSERT costs one aggregate, not a trigger call per row. The aggregate is planned per statement
+(EXECUTE), with the transition table's real row count: index lookups for a claim's few entries, hash joins
+for a bulk load; a plan cached for the first, small statement of a session would not serve the next large one. A statement trigger on ``claim_event`` records
 the first submission date. The functions are SECURITY DEFINER, owned by ``rcm_owner``, with a fixed
 search_path: the app role may only SELECT the rollups (and INSERT a close), never write them. They run
 under the inserting transaction's tenant binding (RLS forced); an administrative session without one (a
@@ -210,8 +212,9 @@ BEGIN
                        (SELECT string_agg(DISTINCT tenant_id::text, ',') FROM new_entries), true);
   END IF;
 """
+    + "  EXECUTE $rollup$"
     + _ROLLUP.format(source="new_entries", where="", submitted="NULL::date")
-    + """;
+    + """$rollup$;
   IF bound = '' THEN
     PERFORM set_config('rcm.tenant_id', '', true);
   END IF;
@@ -232,10 +235,9 @@ BEGIN
   DELETE FROM rcm.report_ledger_day WHERE tenant_id = practice;
   DELETE FROM rcm.report_claim_balance WHERE tenant_id = practice;
 """
-    + _ROLLUP.format(
-        source="rcm.ledger_entry", where="WHERE n.tenant_id = practice", submitted=_FIRST_SUBMITTED
-    )
-    + """;
+    + "  EXECUTE $rebuild$"
+    + _ROLLUP.format(source="rcm.ledger_entry", where="WHERE n.tenant_id = $1", submitted=_FIRST_SUBMITTED)
+    + """$rebuild$ USING practice;
   PERFORM set_config('rcm.tenant_id', bound, true);
 END
 $$

@@ -93,15 +93,13 @@ async def cash_flow(
     length = (date_to - date_from).days + 1
     previous_to = date_from - timedelta(days=1)
     previous_from = date_from - timedelta(days=length)
-    current = await repo.day_figures(
-        day_from=date_from, day_to=date_to, grain=grain, group_by=group_by, closed_through=closed_through
-    )
-    previous = await repo.day_figures(
-        day_from=previous_from,
-        day_to=previous_to,
-        grain=Grain.MONTH,
+    figures = await repo.day_figures(
+        day_from=date_from,
+        day_to=date_to,
+        grain=grain,
         group_by=group_by,
         closed_through=closed_through,
+        previous_from=previous_from,
     )
     rows: dict[tuple[date, str | None], CashFlowFigures] = {}
     groups: dict[str | None, CashFlowGroup] = {}
@@ -113,13 +111,14 @@ async def cash_flow(
             found = groups[key] = CashFlowGroup(key, CashFlowFigures(), CashFlowFigures())
         return found
 
-    for f in current:
+    for f in figures:
+        if f.period is None:  # the comparison period
+            add(group_of(f.group).previous, *_sums(f))
+            add(previous_total, *_sums(f))
+            continue
         add(rows.setdefault((f.period, f.group), CashFlowFigures()), *_sums(f))
         add(group_of(f.group).current, *_sums(f))
         add(total, *_sums(f))
-    for f in previous:
-        add(group_of(f.group).previous, *_sums(f))
-        add(previous_total, *_sums(f))
     return CashFlowReport(
         date_from=date_from,
         date_to=date_to,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, cast, func, insert, literal, or_, select, text, union_all
+from sqlalchemy import Date, case, cast, func, insert, literal, or_, select, text, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from rcm.kit.repository import TenantRowRepository
@@ -31,7 +31,7 @@ _GROUP_COLUMN = {
 
 @dataclass(frozen=True, slots=True)
 class DayFigure:
-    period: date
+    period: date | None  # None: a day of the comparison period
     group: str | None
     kind: str
     adjustment_group: str
@@ -89,13 +89,22 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
     # Cash flow ----------------------------------------------------------------------------------------
 
     async def day_figures(
-        self, *, day_from: date, day_to: date, grain: Grain, group_by: GroupBy, closed_through: date | None
+        self,
+        *,
+        day_from: date,
+        day_to: date,
+        grain: Grain,
+        group_by: GroupBy,
+        closed_through: date | None,
+        previous_from: date | None = None,
     ) -> list[DayFigure]:
         """Sums per period, group, kind and CAS group: closed days from the frozen snapshot, the others from
-        the live rollup."""
+        the live rollup. With ``previous_from``, the days from it to ``day_from`` are summed too, in one
+        scan, as rows whose period is None (the comparison period's totals)."""
+        first = min(day_from, previous_from) if previous_from is not None else day_from
         parts = []
         for table, closed in ((ReportClosedDay, True), (ReportLedgerDay, False)):
-            where = [self.tenant_filter(table.tenant_id), table.day >= day_from, table.day <= day_to]
+            where = [self.tenant_filter(table.tenant_id), table.day >= first, table.day <= day_to]
             if closed_through is not None:
                 where.append(table.day <= closed_through if closed else table.day > closed_through)
             elif closed:
@@ -112,19 +121,18 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
                 ).where(*where)
             )
         rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-        period = cast(func.date_trunc(grain.value, rows.c.day), Date).label("period")
-        stmt = (
-            select(
-                period,
-                rows.c.grp,
-                rows.c.kind,
-                rows.c.adjustment_group,
-                func.sum(rows.c.amount_cents),
-                func.sum(rows.c.entries),
-            )
-            .group_by(period, rows.c.grp, rows.c.kind, rows.c.adjustment_group)
-            .order_by(period, rows.c.grp)
-        )
+        period = case(
+            (rows.c.day < day_from, literal(None, Date)),
+            else_=cast(func.date_trunc(grain.value, rows.c.day), Date),
+        ).label("period")
+        stmt = select(
+            period,
+            rows.c.grp,
+            rows.c.kind,
+            rows.c.adjustment_group,
+            func.sum(rows.c.amount_cents),
+            func.sum(rows.c.entries),
+        ).group_by(period, rows.c.grp, rows.c.kind, rows.c.adjustment_group)
         return [
             DayFigure(p, g, k, a, int(amount), int(entries))
             for p, g, k, a, amount, entries in await self._rows(stmt)
