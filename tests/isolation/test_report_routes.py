@@ -27,12 +27,14 @@ from tests.isolation.test_route_matrix import _strip, http_routes
 from tests.reporting.scenario import Scenario, Work, at
 from tests.support import Api
 
-KPI_ROUTES = ("/reports/kpis", "/reports/forecast")
+MARCH = {"period_from": "2025-03-01", "period_to": "2025-03-31"}
+KPI_ROUTES = ("/reports/kpis", "/reports/forecast", "/reports/kpis/{key:str}/claims")
 
 
 def report_routes(app: Litestar) -> list[str]:
+    """The routes, the drill-down's KPI filled in (B has claims behind its denial rate)."""
     return [
-        p
+        p.replace("{key:str}", "denial_rate")
         for p, m in http_routes(app)
         if m == "GET" and p.startswith("/api/v1/tenants/{tenant_slug") and p.endswith(KPI_ROUTES)
     ]
@@ -92,9 +94,17 @@ async def test_reports_of_another_practice_are_a_404(
     )
     for name, headers in callers.items():
         for path in routes:
-            own = await client.get(path.replace("{tenant_slug:str}", tenant.slug), headers=headers)
+            own = await client.get(
+                path.replace("{tenant_slug:str}", tenant.slug),
+                params=MARCH if "/kpis" in path else None,
+                headers=headers,
+            )
             assert own.status_code == 200, f"{name} {path}: {own.text}"
-            theirs = await client.get(path.replace("{tenant_slug:str}", other_tenant.slug), headers=headers)
+            theirs = await client.get(
+                path.replace("{tenant_slug:str}", other_tenant.slug),
+                params=MARCH if "/kpis" in path else None,
+                headers=headers,
+            )
             nobody = await client.get(
                 path.replace("{tenant_slug:str}", f"no-{uuid.uuid4().hex[:8]}"), headers=headers
             )

@@ -71,6 +71,7 @@ BODIES: dict[str, Any] = {
     "answer": lambda: {"answer": "Matrix answer"},
     "close": lambda: {"month": "2026-01"},
     "views": lambda: {"name": "Matrix view", "report": "dashboard", "parameters": {}},
+    "payments": lambda: {"amount_cents": 100, "method": "cash"},
     "subscriptions": lambda: {
         "url": "https://hooks.example.test/rcm",
         "event_types": ["claim.status_changed"],

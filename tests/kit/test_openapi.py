@@ -46,12 +46,27 @@ async def needs_scope(_: ASGIConnection[Any, Any, Any, Any], __: BaseRouteHandle
 
 needs_scope.openapi_scopes = frozenset({"widgets:write"})  # type: ignore[attr-defined]
 
+
+async def either_scope(_: ASGIConnection[Any, Any, Any, Any], __: BaseRouteHandler) -> None:
+    return None
+
+
+either_scope.openapi_scope_choices = (  # type: ignore[attr-defined]
+    frozenset({"widgets:write"}),
+    frozenset({"widgets:paint"}),
+)
+
 Key = Annotated[str | None, HeaderParameter(name="Idempotency-Key")]
 
 
 @post("/tenants/{slug:str}/widgets", guards=[needs_scope])
 async def create_widget(slug: FromPath[str], data: JSONBody[WidgetCreate], key: Key = None) -> Widget:
     return Widget(name=data.name, colour=data.colour)
+
+
+@post("/tenants/{slug:str}/widgets/{name:str}/paint", guards=[either_scope])
+async def paint_widget(slug: FromPath[str], name: FromPath[str]) -> Widget:
+    return Widget(name=name, colour="red")
 
 
 @get("/tenants/{slug:str}/widgets")
@@ -92,7 +107,9 @@ def _twin(path: str) -> Any:
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    app = Litestar([create_widget, list_widgets, status, login, GadgetController, _twin("/a"), _twin("/b")])
+    app = Litestar(
+        [create_widget, paint_widget, list_widgets, status, login, GadgetController, _twin("/a"), _twin("/b")]
+    )
     return finish_openapi(
         app,
         OpenAPIPolicy(
@@ -123,6 +140,15 @@ def test_a_guarded_write_documents_what_it_can_answer(document: dict[str, Any]) 
     limited = operation["responses"]["429"]["headers"]
     assert {"Retry-After", "X-Request-ID", "RateLimit-Reset"} <= set(limited)
     assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+
+
+def test_alternative_scopes_are_one_security_requirement_each(document: dict[str, Any]) -> None:
+    operation = document["paths"]["/tenants/{slug}/widgets/{name}/paint"]["post"]
+    assert operation["security"] == [
+        {"oauth2": ["widgets:write"]},
+        {"bearer": []},
+        {"oauth2": ["widgets:paint"]},
+    ]
 
 
 def test_an_unguarded_read_has_no_403_and_inherits_the_bearer_requirement(document: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import uuid
 from datetime import date, timedelta
@@ -41,6 +42,7 @@ from tests.claims.conftest import Claims, practice_scope, rows
 from tests.coding.conftest import MakeStaff
 from tests.ledger.test_posting import _apply, _claim, _file, _paid
 from tests.support import Api
+from tests.webhooks.conftest import subscribe
 
 STATEMENTS = {
     "minimum_balance_cents": 500,
@@ -150,8 +152,10 @@ async def test_balance_payments_and_refunds(
     )
     assert audited[0].n == 1
 
-    # The practice's system may read but not post money.
-    denied = await intake.post(f"/patients/{patient_id}/payments", {"amount_cents": 100, "method": "card"})
+    # The practice's system may read, and post what its front desk collects, but never refund.
+    denied = await intake.post(
+        f"/patients/{patient_id}/refunds", {"payment_id": str(uuid.uuid4()), "amount_cents": 1}
+    )
     assert denied.status_code == 403
     # Bad input names the field; more than owed is refused; nothing is posted.
     bad = await biller.post(f"/patients/{patient_id}/payments", {"amount_cents": 0, "method": "card"})
@@ -205,6 +209,12 @@ async def test_balance_payments_and_refunds(
     assert after["balance_cents"] == patient == await _entries_sum(owner_engine, practice.id, patient_id)
     history = (await biller.get(f"/patients/{patient_id}/payments")).json()
     assert [p["kind"] for p in history] == ["payment", "refund", "refund"]
+    front_desk = await intake.post(
+        f"/patients/{patient_id}/payments", {"amount_cents": 100, "method": "cash", "reference": "desk-1"}
+    )
+    assert front_desk.status_code == 201, front_desk.text
+    assert front_desk.json()["balance_cents"] == patient - 100
+    assert await _entries_sum(owner_engine, practice.id, patient_id) == patient - 100
     # Every posting balances and the ledger refuses to be rewritten (its own tests); the payment rows too.
     postings = await rows(
         owner_engine,
@@ -213,7 +223,12 @@ async def test_balance_payments_and_refunds(
         " AND p.source IN ('patient_payment', 'patient_refund') GROUP BY p.id, p.source",
         t=practice.id,
     )
-    assert sorted(p.source for p in postings) == ["patient_payment", "patient_refund", "patient_refund"]
+    assert sorted(p.source for p in postings) == [
+        "patient_payment",
+        "patient_payment",
+        "patient_refund",
+        "patient_refund",
+    ]
     assert all(p.total == 0 for p in postings)
 
     # Another practice: the same 404 for the patient's balance, payments and refunds.
@@ -350,6 +365,8 @@ async def test_statement_run(
         refused = await biller.post("/statement-runs", {"as_of": wrong.isoformat()})
         assert refused.status_code == 422
         assert refused.json()["errors"][0]["pointer"] == "/as_of"
+    # The practice's portal is told of each statement and of the run's end.
+    await subscribe(intake, "https://portal.example.test/hooks", "statement.ready", "statement_run.completed")
     started = await biller.post("/statement-runs", {"as_of": as_of.isoformat()})
     assert started.status_code == 202, started.text
     run = started.json()
@@ -405,6 +422,21 @@ async def test_statement_run(
     assert by_patient[str(small.patient_id)]["outcome"] == "written_off"
     history = (await intake.get(f"/patients/{owing.patient_id}/statements")).json()
     assert [h["id"] for h in history] == [sent["id"]]
+    events = await rows(
+        owner_engine,
+        "SELECT event_type, payload FROM rcm.webhook_delivery WHERE tenant_id = :t"
+        " AND event_type LIKE 'statement%' ORDER BY created_at",
+        t=practice.id,
+    )
+    assert [e.event_type for e in events] == ["statement.ready", "statement_run.completed"]
+    ready, completed = (json.loads(e.payload)["data"] for e in events)
+    assert ready == {
+        "statement_id": sent["id"],
+        "run_id": run["id"],
+        "patient_id": str(owing.patient_id),
+        "files": f"/api/v1/tenants/{practice.slug}/statements/{sent['id']}",
+    }
+    assert completed == {"run_id": run["id"], "statements": 1, "written_off": 1, "collections": 1}
     assert sent["files"] == ["pdf", "json", "csv"]
     # The small balance was written off on the ledger: the patient owes nothing now.
     assert (await intake.get(f"/patients/{small.patient_id}/balance")).json()["balance_cents"] == 0
@@ -449,7 +481,7 @@ async def test_statement_run(
     assert logs, "no log records: the check would prove nothing"
     for name in names:
         assert name not in logs
-        for table_name in ("blob", "statement_run", "statement", "audit_event"):
+        for table_name in ("blob", "statement_run", "statement", "audit_event", "webhook_delivery"):
             leaked = await rows(
                 owner_engine,
                 f"SELECT count(*) AS n FROM rcm.{table_name} t WHERE t.tenant_id = :t"  # noqa: S608

@@ -1,6 +1,6 @@
 """The weekly cash forecast and its backtest on a constructed history, worked by hand.
 
-As of Monday 2025-06-02 (``T``), all Medicare, every claim charged 10000:
+Made at the end of 2025-06-01, so from Monday 2025-06-02 (``T``), all Medicare, every claim charged 10000:
 
 - H1..H5 sent at T-80, adjudicated after 10, 10, 17, 17 and 24 days; four paid 8000, one denied.
 - Z sent at T-12, paid 7000 at T-3 (a 9-day lag).
@@ -58,7 +58,9 @@ async def test_forecast_and_backtest_match_the_hand_computation(
     other = Scenario(owner_engine, other_practice_api)  # practice B: an open claim of a million, never A's
     await sent(other, -5, charge=100_000_000)
 
-    response = await owner.get("/reports/forecast", {"as_of": T.isoformat(), "weeks": 3, "backtest_weeks": 2})
+    # Made at the end of the day before T: everything posted through 2025-06-01, weeks from T.
+    as_of = (T - timedelta(days=1)).isoformat()
+    response = await owner.get("/reports/forecast", {"as_of": as_of, "weeks": 3, "backtest_weeks": 2})
     assert response.status_code == 200, response.text
     body = response.json()
     assert [(w["week_start"], w["expected_cents"]) for w in body["weeks"]] == [

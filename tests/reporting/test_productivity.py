@@ -2,6 +2,7 @@
 
 Window 2025-03-10..2025-03-11. In practice A (the supervisor's):
 
+- coder I, idle in the window, has one QA sample reviewed on 03-11 agreeing on every code.
 - coder C completes three coding items: 03-10 09:10 and 09:40 (one clock hour), 03-11 14:05 (after its due
   time: one SLA breach); a fourth on 03-12 is outside the window. Two QA samples of C's work reviewed on
   03-10 agree on 2 of 3 + 1 of 1 and 1 of 2 + 0 of 1 codes: 4 of 7.
@@ -37,6 +38,7 @@ from tests.support import Api
 MakePerson = Callable[..., Awaitable[Staff]]
 CODER = str(uuid.uuid4())
 BILLER = str(uuid.uuid4())
+IDLE = str(uuid.uuid4())  # a coder with a QA review in the window and no work in it
 
 
 def t(day: int, hour: int, minute: int = 0) -> datetime:
@@ -102,6 +104,7 @@ async def a_week_of_work(a: Work, b: Work) -> None:
     )
     await a.sample(CODER, t(10, 16), dx=(2, 3), px=(1, 1))
     await a.sample(CODER, t(10, 17), dx=(1, 2), px=(0, 1))
+    await a.sample(IDLE, t(11, 9), dx=(2, 2), px=(1, 1))
     now = datetime.now(UTC)
     await a.item(kind="coding", status="open", created=now - timedelta(hours=5), due=now - timedelta(hours=1))
     await a.item(
@@ -136,7 +139,11 @@ async def test_productivity_over_the_supervisors_practices(
     body = response.json()
     assert body["practices"] == [tenant.slug]
     staff = {s["staff"]: s for s in body["staff"]}
-    assert set(staff) == {CODER, BILLER}
+    assert set(staff) == {CODER, BILLER, IDLE}
+    assert staff[IDLE]["qa_samples"] == 1
+    assert staff[IDLE]["qa_accuracy"] == 1.0
+    assert staff[IDLE]["items_coded"] == staff[IDLE]["active_hours"] == 0
+    assert staff[IDLE]["actions_per_hour"] is None
     assert staff[CODER] == {
         "staff": CODER,
         "items_coded": 3,
@@ -167,9 +174,9 @@ async def test_productivity_over_the_supervisors_practices(
     }
     queues = {q["kind"]: q for q in body["queues"]}
     assert {q["tenant"] for q in body["queues"]} == {tenant.slug}
-    # Open coding items: the overdue one, and one per encounter the scenario sent (claims X and Y, the two
+    # Open coding items: the overdue one, and one per encounter the scenario sent (claims X and Y, the three
     # sampled codings), due by the practice's SLA later.
-    assert (queues["coding"]["open"], queues["coding"]["overdue"]) == (5, 1)
+    assert (queues["coding"]["open"], queues["coding"]["overdue"]) == (6, 1)
     assert (queues["billing"]["waiting"], queues["billing"]["overdue"]) == (1, 0)
     assert queues["coding"]["oldest_age_seconds"] >= 5 * 3600 - 60
     assert str(other_tenant.id) not in response.text

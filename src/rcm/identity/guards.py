@@ -80,6 +80,20 @@ def requires_scopes(*scopes: Scope) -> Guard:
     return guard
 
 
+def requires_any_scope(*scopes: Scope) -> Guard:
+    """The token must carry at least one of ``scopes`` (a narrow scope beside the broad one it is part of)."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = current_principal(connection)
+        if not set(scopes) & principal.scopes:
+            await _deny(connection, principal, "missing_scope")
+            raise MissingScope("The access token lacks a scope this operation needs.")
+
+    # Read by the OpenAPI finishing: one security requirement per alternative.
+    guard.openapi_scope_choices = tuple(frozenset({s}) for s in scopes)  # type: ignore[attr-defined]
+    return guard
+
+
 async def requires_mfa(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """The person logged in with a second factor (platform administration, break-glass review)."""
     principal = current_principal(connection)

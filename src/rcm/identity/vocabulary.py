@@ -17,6 +17,8 @@ class Scope(StrEnum):
     CLAIMS_WRITE = "claims:write"
     PAYMENTS_READ = "payments:read"
     PAYMENTS_WRITE = "payments:write"
+    # Front-desk collections: a practice's system posts a patient's payment (no refunds, plans or remits).
+    PATIENT_PAYMENTS_WRITE = "patient-payments:write"
     REPORTS_READ = "reports:read"
     STAFF_MANAGE = "staff:manage"
     AUDIT_READ = "audit:read"

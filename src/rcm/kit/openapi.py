@@ -41,6 +41,8 @@ from rcm.kit.errors import PROBLEM_JSON, Problem
 FORM_BODY_OPT = "form_body"
 # A guard may carry the OAuth2 scopes it requires under this attribute; they go into the operation's security.
 GUARD_SCOPES_ATTR = "openapi_scopes"
+# ... or alternatives, any one of which is enough: the operation lists one security requirement for each.
+GUARD_SCOPE_CHOICES_ATTR = "openapi_scope_choices"
 _REF = "#/components/schemas/{name}"
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
@@ -203,14 +205,25 @@ def _finish_operation(
 ) -> None:
     public = bool(handler.opt.get(policy.public_opt_key))
     guards = handler.resolve_guards()
-    scopes = sorted({s for guard in guards for s in getattr(guard, GUARD_SCOPES_ATTR, ())})
+    scopes = frozenset(s for guard in guards for s in getattr(guard, GUARD_SCOPES_ATTR, ()))
+    choices: list[frozenset[str]] = [scopes]
+    for guard in guards:
+        alternatives = getattr(guard, GUARD_SCOPE_CHOICES_ATTR, ())
+        if alternatives:
+            choices = [chosen | alt for chosen in choices for alt in alternatives]
     if public:
         operation["security"] = []
-    elif scopes and policy.scoped_scheme:
-        operation["security"] = [
-            {name: scopes if name == policy.scoped_scheme else list(needed) for name, needed in req.items()}
-            for req in policy.security
-        ]
+    elif any(choices) and policy.scoped_scheme:
+        security: list[dict[str, list[str]]] = []
+        for chosen in choices:
+            for req in policy.security:
+                entry = {
+                    name: sorted(chosen) if name == policy.scoped_scheme else list(needed)
+                    for name, needed in req.items()
+                }
+                if entry not in security:
+                    security.append(entry)
+        operation["security"] = security
     parameters: list[dict[str, Any]] = operation.get("parameters", [])
     replays = _require_headers(parameters, policy.required_headers)
     form = handler.opt.get(FORM_BODY_OPT)

@@ -17,7 +17,7 @@ from litestar.response import Stream
 
 from rcm.blobs.download import stream_blob
 from rcm.idempotency.service import IdemKey, created_responses, run_idempotent
-from rcm.identity.guards import requires_scopes
+from rcm.identity.guards import requires_any_scope, requires_scopes
 from rcm.identity.scopes import Scope
 from rcm.kit.errors import problem_responses
 from rcm.kit.pagination import DEFAULT_LIMIT, Page
@@ -28,6 +28,8 @@ from rcm.tenancy.scope import TenantScope
 
 _READ = [requires_scopes(Scope.PATIENTS_READ)]
 _WRITE = [requires_scopes(Scope.PAYMENTS_WRITE)]
+# A practice's own system may post what its front desk collects; refunds and plans stay with billers.
+_PAY = [requires_any_scope(Scope.PAYMENTS_WRITE, Scope.PATIENT_PAYMENTS_WRITE)]
 
 
 class PatientAccountController(Controller):
@@ -54,7 +56,7 @@ class PatientAccountController(Controller):
 
     @post(
         "/payments",
-        guards=_WRITE,
+        guards=_PAY,
         responses=created_responses(schemas.PatientPaymentView),
         summary="Post a patient payment to the ledger (applied to the oldest visits first)",
         description="The amount may not exceed the patient's balance; with a payment plan in force it pays "

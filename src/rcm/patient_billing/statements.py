@@ -22,6 +22,7 @@ from rcm.blobs.store import BlobStore
 from rcm.crypto.keyring import KeyStore
 from rcm.identity.principal import Principal, submitted_columns, submitter, system_principal
 from rcm.kit.errors import FieldError, InvalidInput, NotFound
+from rcm.kit.models import utcnow
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.kit.tenant import TenantId
 from rcm.ledger.models import Account, Source
@@ -41,6 +42,8 @@ from rcm.patients.repository import PatientRepository
 from rcm.patients.service import patient_view
 from rcm.tenancy.jobs import job_tenant_scope
 from rcm.tenancy.scope import TenantScope
+from rcm.webhooks.models import EventType
+from rcm.webhooks.outbox import OutboxRepository
 from rcm.worker import enqueue
 
 JOB_NAME = "patient_billing.statement_run"
@@ -50,6 +53,8 @@ STATEMENT = "statement"
 # Cycles are counted from this day: a cycle of N days starts on EPOCH + k * N.
 EPOCH = date(2026, 1, 1)
 FORMATS = {"pdf": "application/pdf", "json": "application/json", "csv": "text/csv"}
+# Where a statement's files are fetched (the controller's route), named in its webhook event.
+_FILES = "/api/v1/tenants/{slug}/statements/{statement_id}"
 BATCH = 50
 
 
@@ -345,6 +350,17 @@ async def run_job(
         await repo.advance_run(
             run, status=StatementRunStatus.DONE, patients_total=max(run.patients_total, run.patients_done)
         )
+        await s.repo(OutboxRepository).emit(
+            s.tenant_id,
+            EventType.STATEMENT_RUN_COMPLETED,
+            at=utcnow(),
+            data={
+                "run_id": str(run.id),
+                "statements": run.statements,
+                "written_off": run.written_off,
+                "collections": run.collections,
+            },
+        )
     return StatementRunStatus.DONE
 
 
@@ -401,6 +417,18 @@ async def _patient_statement(
         resource_ids=[statement_id],
         patient_ids=[patient_id],
         detail={"run_id": str(run.id)},
+    )
+    # The practice's portal or mail house learns of it: ids only; fetching the files is the audited read.
+    await scope.repo(OutboxRepository).emit(
+        scope.tenant_id,
+        EventType.STATEMENT_READY,
+        at=utcnow(),
+        data={
+            "statement_id": str(statement_id),
+            "run_id": str(run.id),
+            "patient_id": str(patient_id),
+            "files": _FILES.format(slug=scope.manifest.slug, statement_id=statement_id),
+        },
     )
     return {"statements": 1, "collections": int(balance.collections)}
 

@@ -1,17 +1,19 @@
 """Cash forecast per week: what the practice's open claims are expected to bring in, by payer, and how wrong
 the same method was on past weeks (a backtest).
 
-The model, per payer, from claims adjudicated before the forecast's date (``as_of``):
+The forecast is made at the end of its day ``as_of`` (everything posted through that day, UTC): its weeks
+start the next day (``F``). The model, per payer, from claims adjudicated before ``F``:
 
 - paid ratio = payer payments posted on those claims (ledger account ``payments``) / their gross charges
   (ledger account ``charges``): denials count, as zero paid;
 - lag = days from a claim's first submission to its first 835 adjudication (``claim_event``).
 
-An open claim (submitted before ``as_of``, not adjudicated by then, not closed unpaid) of age ``A`` days is
+An open claim (submitted before ``F``, not adjudicated by then, not closed unpaid) of age ``A`` days is
 expected to bring ``charges x paid ratio``, spread over the weeks ahead by the lag distribution conditioned
-on ``lag >= A``: week ``k`` (``[as_of + 7k, as_of + 7k + 7)``) gets the share of past lags in
+on ``lag >= A``: week ``k`` (``[F + 7k, F + 7k + 7)``) gets the share of past lags in
 ``[A + 7k, A + 7k + 7)`` among those ``>= A``. A claim older than every past lag is ``unscheduled``. A payer
-with fewer than ``MIN_HISTORY`` adjudicated claims borrows the practice's pooled history.
+with fewer than ``MIN_HISTORY`` adjudicated claims borrows the practice's pooled history. History is the
+year of claims submitted before ``F``.
 
 Backtest: for each past week starting ``d``, the forecast made as of ``d`` (only data before ``d``) for its
 first week, beside the payer payments actually posted that week on claims submitted before ``d``.
@@ -34,6 +36,9 @@ from rcm.reporting.kpi_repository import ClaimHistory, KpiRepository
 from rcm.tenancy.scope import TenantScope
 
 MIN_HISTORY = 5
+# History read: claims first submitted in the year before the forecast's date, the oldest backtest week's
+# included (and every older claim still unanswered, which can only be unscheduled).
+HISTORY_DAYS = 365
 MAX_WEEKS = 26
 POOLED = "*"  # the practice's history over every payer
 _DAY = 86_400
@@ -236,12 +241,13 @@ def forecast_from(
                 out[claim_id] += cents
         return out
 
-    now = _instant(as_of)
+    first = as_of + timedelta(days=1)  # the forecast's first day: it is made at the end of ``as_of``
+    now = _instant(first)
     projection, histories = project(claims, paid_before(now), now, weeks)
     forecast_weeks = [
         ForecastWeek(
-            week_start=as_of + timedelta(days=7 * k),
-            week_end=as_of + timedelta(days=7 * k + 6),
+            week_start=first + timedelta(days=7 * k),
+            week_end=first + timedelta(days=7 * k + 6),
             expected_cents=round(sum(per_payer.values())),
             by_payer=[PayerAmount(p, round(c)) for p, c in sorted(per_payer.items()) if round(c)],
         )
@@ -250,7 +256,7 @@ def forecast_from(
     submitted = {c.claim_id: c.submitted_at for c in claims}
     backtest = []
     for j in range(backtest_weeks, 0, -1):
-        start = as_of - timedelta(days=7 * j)
+        start = first - timedelta(days=7 * j)
         moment = _instant(start)
         past, _ = project(claims, paid_before(moment), moment, 1)
         forecast = round(sum(past.weekly[0].values()))
@@ -283,8 +289,9 @@ def forecast_from(
 async def cash_forecast(
     scope: TenantScope, *, as_of: date | None = None, weeks: int = 8, backtest_weeks: int = 8
 ) -> CashForecast:
-    """The practice's weekly cash forecast from ``as_of`` (default today, UTC) for ``weeks`` weeks, with
-    ``backtest_weeks`` past weeks backtested. Aggregates only; audited as a report read."""
+    """The practice's weekly cash forecast made at the end of ``as_of`` (default today, UTC), for the
+    ``weeks`` weeks from the next day, with ``backtest_weeks`` past weeks backtested. Aggregates only;
+    audited as a report read."""
     day = as_of or datetime.now(UTC).date()
     for name, value in (("weeks", weeks), ("backtest_weeks", backtest_weeks)):
         if not 0 <= value <= MAX_WEEKS or (name == "weeks" and value == 0):
@@ -293,9 +300,10 @@ async def cash_forecast(
                 errors=[FieldError(f"/{name}", f"is {value}")],
             )
     repo = scope.repo(KpiRepository)
-    before = _instant(day)
-    claims = await repo.claim_histories(before=before)
-    payments = await repo.payer_payments(before=before)
+    before = _instant(day + timedelta(days=1))
+    since = before - timedelta(days=HISTORY_DAYS + 7 * backtest_weeks)
+    claims = await repo.claim_histories(before=before, since=since)
+    payments = await repo.payer_payments(before=before, since=since)
     scope.audit(
         "report.forecast",
         Action.READ,

@@ -108,7 +108,8 @@ class KpiController(Controller):
         self,
         tenant: NamedDependency[TenantScope],
         as_of: Annotated[
-            date | None, QueryParameter(description="Forecast date (UTC; default today)")
+            date | None,
+            QueryParameter(description="Made at the end of this day (UTC, default today)"),
         ] = None,
         weeks: Annotated[int, QueryParameter(ge=1, le=cash.MAX_WEEKS, description="Weeks ahead")] = 8,
         backtest_weeks: Annotated[

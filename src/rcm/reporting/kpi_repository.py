@@ -358,9 +358,9 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
 
     # -- the forecast's history -------------------------------------------------------------------------
 
-    async def claim_histories(self, *, before: datetime) -> list[ClaimHistory]:
-        """Every claim first submitted before ``before``: payer, first submission, first adjudication,
-        gross charges (ledger) and whether it closed unpaid."""
+    async def claim_histories(self, *, before: datetime, since: datetime) -> list[ClaimHistory]:
+        """Every claim first submitted in ``[since, before)``, and every older one never adjudicated:
+        payer, first submission, first adjudication, gross charges (ledger) and whether it closed unpaid."""
         adj, subs = self._first_adjudication(), self._submissions()
         e = LedgerEntry
         charged = (
@@ -386,7 +386,7 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                     and_(charged.c.tenant_id == subs.c.tenant_id, charged.c.claim_id == subs.c.claim_id),
                 )
             )
-            .where(subs.c.first_at < before)
+            .where(subs.c.first_at < before, or_(subs.c.first_at >= since, adj.c.created_at.is_(None)))
         )
         return [
             ClaimHistory(
@@ -400,7 +400,9 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
             for row in await self._rows(stmt)
         ]
 
-    async def payer_payments(self, *, before: datetime) -> list[tuple[uuid.UUID, datetime, int]]:
+    async def payer_payments(
+        self, *, before: datetime, since: datetime
+    ) -> list[tuple[uuid.UUID, datetime, int]]:
         """Payer payments applied to claims (835 CLP04, account payments), per claim and posting time."""
         e = LedgerEntry
         stmt = (
@@ -410,6 +412,7 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                 e.account == Account.PAYMENTS,
                 e.claim_id.is_not(None),
                 e.created_at < before,
+                e.created_at >= since,
             )
             .group_by(e.claim_id, e.created_at)
         )

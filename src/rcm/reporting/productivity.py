@@ -57,17 +57,19 @@ MAX_WINDOW_DAYS = 366
 
 class StaffProductivity(msgspec.Struct):
     staff: str  # principal subject (the person's id)
-    items_coded: int
-    billing_items_completed: int
-    claims_worked: int
-    postings: int
-    sla_breaches: int  # items completed after their due time
-    active_hours: int
-    active_days: int
-    actions_per_hour: float | None
-    actions_per_day: float | None
-    qa_samples: int
-    qa_accuracy: float | None  # agreed codes / codes either gave, over reviewed samples; None without any
+    items_coded: int = 0
+    billing_items_completed: int = 0
+    claims_worked: int = 0
+    postings: int = 0
+    sla_breaches: int = 0  # items completed after their due time
+    active_hours: int = 0
+    active_days: int = 0
+    actions_per_hour: float | None = None
+    actions_per_day: float | None = None
+    qa_samples: int = 0
+    qa_accuracy: float | None = (
+        None  # agreed codes / codes either gave, over reviewed samples; None without any
+    )
 
 
 class PracticeQueue(msgspec.Struct):
@@ -155,22 +157,7 @@ async def productivity_report(
             )
         )
     for coder, (samples, agreed, total) in qa.items():  # reviewed, though idle in the window
-        staff.append(
-            StaffProductivity(
-                staff=coder,
-                items_coded=0,
-                billing_items_completed=0,
-                claims_worked=0,
-                postings=0,
-                sla_breaches=0,
-                active_hours=0,
-                active_days=0,
-                actions_per_hour=None,
-                actions_per_day=None,
-                qa_samples=samples,
-                qa_accuracy=_rate(agreed, total),
-            )
-        )
+        staff.append(StaffProductivity(staff=coder, qa_samples=samples, qa_accuracy=_rate(agreed, total)))
     tenants = await _slugs(scope.session, scope.tenant_ids)
     now = datetime.now(UTC)
     queues = []

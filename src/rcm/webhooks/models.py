@@ -34,6 +34,9 @@ class EventType(StrEnum):
     ENCOUNTER_STATUS_CHANGED = "encounter.status_changed"
     CLAIM_STATUS_CHANGED = "claim.status_changed"
     CODER_QUERY_CREATED = "coder_query.created"
+    # A patient statement was written (ids and where to fetch it: the fetch is the audited read).
+    STATEMENT_READY = "statement.ready"
+    STATEMENT_RUN_COMPLETED = "statement_run.completed"
 
 
 class DeliveryStatus(StrEnum):
