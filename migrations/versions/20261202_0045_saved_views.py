@@ -1,7 +1,7 @@
 """Saved report views: a person's named settings of a dashboard report.
 
 Revision ID: 0045_saved_views
-Revises: 0040_report_rollups
+Revises: 0040_report_rollups, 0046_statement_events
 Create Date: 2026-12-02
 
 - ``saved_view``: one per practice, person (principal subject) and name; the report it reopens and its
@@ -16,9 +16,8 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0045_saved_views"
-down_revision = (
-    "0040_report_rollups"  # 0039_claim_payer_number as given; chained after the merged reports branch
-)
+# Given as 0039_claim_payer_number; in this branch it joins the merged helpers' revisions (the lead re-chains).
+down_revision = ("0040_report_rollups", "0046_statement_events")
 branch_labels = None
 depends_on = None
 
