@@ -21,6 +21,7 @@ from rcm.coding.controllers import CodingController, CodingQueryController, Supe
 from rcm.config import Settings, app_database_url, control_database_url, get_settings
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
+from rcm.dashboard.controllers import AgingClaimsController, SavedViewController
 from rcm.denials.controllers import (
     AppealController,
     AppealTemplateController,
@@ -123,10 +124,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EncounterChangeController,
             BulkIntakeController,
             ReportController,
+            MoneyReportController,
+            SavedViewController,
+            AgingClaimsController,
             KpiController,
             SupervisorReportController,
             OperatorReportController,
-            MoneyReportController,
             ScrubController,
             CodeController,
             CodingController,

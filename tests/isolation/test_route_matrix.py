@@ -69,8 +69,9 @@ BODIES: dict[str, Any] = {
     "providers": lambda: {"npi": "1003000126", "name": "Dr Matrix Fake"},
     "cancel": lambda: {"reason": "duplicate"},
     "answer": lambda: {"answer": "Matrix answer"},
-    "payments": lambda: {"amount_cents": 100, "method": "cash"},
     "close": lambda: {"month": "2026-01"},
+    "views": lambda: {"name": "Matrix view", "report": "dashboard", "parameters": {}},
+    "payments": lambda: {"amount_cents": 100, "method": "cash"},
     "subscriptions": lambda: {
         "url": "https://hooks.example.test/rcm",
         "event_types": ["claim.status_changed"],

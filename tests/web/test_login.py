@@ -52,7 +52,7 @@ async def test_login_opens_a_session_that_sees_the_own_practice(
     assert f'href="/app/t/{tenant.slug}"' in landing.text
     practice = await browser.get(f"/app/t/{tenant.slug}")
     assert practice.status_code == 200, practice.text
-    assert "Encounters received" in practice.text
+    assert "Key performance indicators" in practice.text
     logins = [e for e in audit_log if e.event_type == "user.login"]
     assert len(logins) == 1
     assert logins[0].actor is not None
@@ -347,3 +347,23 @@ def test_the_cookie_is_host_prefixed_over_https(settings: Settings) -> None:
     assert cookie.secure
     assert cookie.httponly
     assert cookie.samesite == "lax"
+
+
+async def test_the_landing_lists_what_each_person_may_open(
+    client: Client, tenant: Tenant, other_tenant: Tenant, control_sessions: Sessions
+) -> None:
+    coder = await make_user(control_sessions, ["coder"])
+    async with platform_transaction(control_sessions) as session:
+        await assign_staff(session, TenantId(other_tenant.id), [coder.email])
+    owner = await make_user(control_sessions, ["practice_owner"], home_tenant=tenant)
+    admin = await make_user(control_sessions, ["admin"])
+    seen = {}
+    for person in (coder, owner, admin):
+        landing = await (await browser_login(client, person.email)).get("/app")
+        seen[person.email] = (
+            f"/app/t/{tenant.slug}" in landing.text,
+            f"/app/t/{other_tenant.slug}" in landing.text,
+        )
+    assert seen[coder.email] == (False, True)  # the practice they are assigned to, only
+    assert seen[owner.email] == (True, False)  # their own practice, only
+    assert seen[admin.email] == (False, False)  # administrators open practices through break-glass only

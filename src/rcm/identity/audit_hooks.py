@@ -87,39 +87,35 @@ async def login(
 ) -> AuditEvent:
     """A person exchanged an ID token for an access token (jwt-bearer); ``linked``: this login recorded
     the issuer's subject on a user found by email (first login)."""
-    return await _emit(
-        session,
-        AuditEvent(
-            tenant_id=_tenant_of(principal),
-            event_type="user.login",
-            action=Action.EXECUTE,
-            outcome=Outcome.SUCCESS,
-            request=request,
-            actor=principal,
-            resource_type="app_user",
-            resource_ids=(principal.user_id,) if principal.user_id else (),
-            detail={"issuer": issuer, "jti": principal.token_id, "mfa": principal.mfa, "linked": linked},
-        ),
-    )
+    detail: dict[str, str | bool | None] = {
+        "issuer": issuer,
+        "jti": principal.token_id,
+        "mfa": principal.mfa,
+        "linked": linked,
+    }
+    return await _emit(session, _person_event("user.login", request, principal, detail))
 
 
 async def logout(
     session: AsyncSession, *, request: RequestInfo, principal: Principal, session_id: str
 ) -> AuditEvent:
     """A person ended their browser session (the session id is recorded as ended in the same transaction)."""
-    return await _emit(
-        session,
-        AuditEvent(
-            tenant_id=_tenant_of(principal),
-            event_type="user.logout",
-            action=Action.EXECUTE,
-            outcome=Outcome.SUCCESS,
-            request=request,
-            actor=principal,
-            resource_type="app_user",
-            resource_ids=(principal.user_id,) if principal.user_id else (),
-            detail={"session": session_id},
-        ),
+    return await _emit(session, _person_event("user.logout", request, principal, {"session": session_id}))
+
+
+def _person_event(
+    event_type: str, request: RequestInfo, principal: Principal, detail: dict[str, str | bool | None]
+) -> AuditEvent:
+    return AuditEvent(
+        tenant_id=_tenant_of(principal),
+        event_type=event_type,
+        action=Action.EXECUTE,
+        outcome=Outcome.SUCCESS,
+        request=request,
+        actor=principal,
+        resource_type="app_user",
+        resource_ids=(principal.user_id,) if principal.user_id else (),
+        detail=detail,
     )
 
 

@@ -11,9 +11,11 @@ Bearer callers are not affected (a browser never attaches a Bearer token by itse
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+from joserfc.jwk import KeySet
 from litestar.connection import ASGIConnection, Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -21,6 +23,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.middleware._utils import should_bypass_middleware
 from litestar.response.base import ASGIResponse
 from litestar.types import Message, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rcm.identity import audit_hooks
 from rcm.identity.keys import KeyRing
@@ -38,6 +41,7 @@ from rcm.identity.web_session import (
     verify_session,
 )
 
+T = TypeVar("T")
 PUBLIC_OPT_KEY = "public"
 # Routes that render HTML for people: an anonymous caller is sent to the login page, not answered 401.
 PAGE_OPT_KEY = "page"
@@ -117,15 +121,9 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         verified: VerifiedTokens = state.identity_verified_tokens
         token = token.strip()
         try:
-            keys = await keyring.verification_keys(sessions)
-            try:
-                principal = verified.verify(token, keys, keyring.settings)
-            except InvalidToken:
-                # Perhaps signed by a key newer than this process's ring: reload once (rate-limited), retry.
-                reloaded = await keyring.verification_keys(sessions, kid=unverified_kid(token))
-                if reloaded is keys:
-                    raise
-                principal = verified.verify(token, reloaded, keyring.settings)
+            principal = await _with_keys(
+                keyring, sessions, token, lambda keys: verified.verify(token, keys, keyring.settings)
+            )
         except InvalidToken:
             await audit_hooks.access_denied(
                 sessions, request=audit_hooks.request_info(connection), principal=None, reason="invalid_token"
@@ -156,14 +154,9 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         state = connection.app.state
         keyring: KeyRing = state.identity_keyring
         try:
-            keys = await keyring.verification_keys(state.sessions)
-            try:
-                session = verify_session(cookie, keys, keyring.settings)
-            except InvalidToken:
-                reloaded = await keyring.verification_keys(state.sessions, kid=unverified_kid(cookie))
-                if reloaded is keys:
-                    raise
-                session = verify_session(cookie, reloaded, keyring.settings)
+            session = await _with_keys(
+                keyring, state.sessions, cookie, lambda keys: verify_session(cookie, keys, keyring.settings)
+            )
             if await state.web_sessions.ended(state.sessions, session):
                 raise InvalidToken("session ended")
         except InvalidToken:
@@ -230,6 +223,24 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
             await send(message)
 
         return send_refreshed
+
+
+async def _with_keys(
+    keyring: KeyRing,
+    sessions: async_sessionmaker[AsyncSession],
+    token: str,
+    verify: Callable[[KeySet], T],
+) -> T:
+    """``verify`` against the key ring; a token signed by a key newer than this process's ring reloads it
+    once (rate-limited) and is verified again. ``InvalidToken`` when it still fails."""
+    keys = await keyring.verification_keys(sessions)
+    try:
+        return verify(keys)
+    except InvalidToken:
+        reloaded = await keyring.verification_keys(sessions, kid=unverified_kid(token))
+        if reloaded is keys:
+            raise
+        return verify(reloaded)
 
 
 def authentication_middleware() -> DefineMiddleware:

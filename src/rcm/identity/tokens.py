@@ -100,18 +100,32 @@ def verify_access_token(
 
 
 def _verified_claims(token: str, keys: KeySet, settings: Settings, now: datetime | None) -> dict[str, Any]:
+    return verified_claims(token, keys, settings, audience=AUDIENCE, now=now, essential=("sub", "jti"))
+
+
+def verified_claims(
+    token: str,
+    keys: KeySet,
+    settings: Settings,
+    *,
+    audience: str,
+    now: datetime | None = None,
+    essential: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Claims of one of our own JWTs for ``audience`` (access token, browser session, login attempt): our
+    signature (active or published key), our issuer, that audience, unexpired, ``essential`` claims there."""
     try:
         decoded = jwt.decode(token, keys, algorithms=[ALG])
     except (JoseError, ValueError):
         raise InvalidToken("signature or format invalid") from None
+    options: dict[str, jwt.ClaimsOption] = {
+        "iss": {"essential": True, "value": issuer(settings)},
+        "aud": {"essential": True, "value": audience},
+        "exp": {"essential": True},
+        **{name: {"essential": True} for name in essential},
+    }
     registry = jwt.JWTClaimsRegistry(
-        now=int(now.timestamp()) if now else None,
-        leeway=LEEWAY_SECONDS,
-        iss={"essential": True, "value": issuer(settings)},
-        aud={"essential": True, "value": AUDIENCE},
-        exp={"essential": True},
-        sub={"essential": True},
-        jti={"essential": True},
+        now=int(now.timestamp()) if now else None, leeway=LEEWAY_SECONDS, **options
     )
     try:
         registry.validate(decoded.claims)

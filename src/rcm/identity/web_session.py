@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from joserfc import jwt
-from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 from litestar.datastructures import Cookie
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,7 +36,13 @@ from rcm.config import Settings
 from rcm.identity.clients_repository import assertion_recorded, remember_assertion
 from rcm.identity.keys import ALG, LEEWAY_SECONDS
 from rcm.identity.principal import Principal
-from rcm.identity.tokens import InvalidToken, issuer, principal_claims, principal_from_claims
+from rcm.identity.tokens import (
+    InvalidToken,
+    issuer,
+    principal_claims,
+    principal_from_claims,
+    verified_claims,
+)
 from rcm.kit.db import platform_transaction
 from rcm.kit.models import utcnow
 
@@ -147,22 +152,7 @@ def verify_session(
 def _verified(
     token: str, keys: KeySet, settings: Settings, audience: str, now: datetime | None
 ) -> dict[str, Any]:
-    try:
-        decoded = jwt.decode(token, keys, algorithms=[ALG])
-    except (JoseError, ValueError):
-        raise InvalidToken("signature or format invalid") from None
-    registry = jwt.JWTClaimsRegistry(
-        now=int(now.timestamp()) if now else None,
-        leeway=LEEWAY_SECONDS,
-        iss={"essential": True, "value": issuer(settings)},
-        aud={"essential": True, "value": audience},
-        exp={"essential": True},
-    )
-    try:
-        registry.validate(decoded.claims)
-    except JoseError:
-        raise InvalidToken("claims invalid or expired") from None
-    return decoded.claims
+    return verified_claims(token, keys, settings, audience=audience, now=now)
 
 
 class EndedSessions:

@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 
 from rcm.identity.middleware import PUBLIC_OPT_KEY
 from rcm.web.audit_pages import AuditPages
+from rcm.web.dashboard import DashboardController, StaffReportPagesController
 from rcm.web.login import LoginController
 from rcm.web.pages import PagesController
 
@@ -52,5 +53,14 @@ class WebPlugin(InitPluginProtocol):
             # The stylesheet carries no secret: an hour in the browser's cache.
             cache_control=None,
         )
-        app_config.route_handlers.extend([LoginController, PagesController, AuditPages, static])
+        app_config.route_handlers.extend(
+            [
+                LoginController,
+                PagesController,
+                AuditPages,
+                DashboardController,
+                StaffReportPagesController,
+                static,
+            ]
+        )
         return app_config
