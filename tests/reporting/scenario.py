@@ -13,9 +13,10 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from rcm.ledger.models import LedgerEntry
 from tests.support import Api, encounter_payload
 
 
@@ -37,11 +38,6 @@ _EVENT = text(
 _POSTING = text(
     "INSERT INTO rcm.ledger_posting (tenant_id, id, created_at, source, claim_id, actor)"
     " VALUES (:tenant_id, :id, :created_at, :source, :claim_id, :actor)"
-)
-_ENTRY = text(
-    "INSERT INTO rcm.ledger_entry (tenant_id, id, created_at, posting_id, account, amount_cents, claim_id,"
-    " adjustment_group, remark_codes) VALUES (:tenant_id, :id, :created_at, :posting_id, :account, :amount,"
-    " :claim_id, :group, ARRAY[]::text[])"
 )
 _SCRUB = text(
     "INSERT INTO rcm.scrub_run (tenant_id, id, created_at, encounter_id, outcome, errors, warnings,"
@@ -160,21 +156,25 @@ class Scenario:
                     "actor": actor,
                 },
             )
+            # One statement for the posting's entries: the ledger checks each INSERT statement's postings
+            # balance (an executemany would be one statement per entry).
             await conn.execute(
-                _ENTRY,
-                [
-                    {
-                        "tenant_id": self.tenant_id,
-                        "id": uuid.uuid4(),
-                        "created_at": when,
-                        "posting_id": posting_id,
-                        "account": e[0],
-                        "amount": e[1],
-                        "claim_id": claim_id,
-                        "group": e[2] if len(e) > 2 else None,  # type: ignore[misc]
-                    }
-                    for e in entries
-                ],
+                insert(LedgerEntry.__table__).values(
+                    [
+                        {
+                            "tenant_id": self.tenant_id,
+                            "id": uuid.uuid4(),
+                            "created_at": when,
+                            "posting_id": posting_id,
+                            "account": e[0],
+                            "amount_cents": e[1],
+                            "claim_id": claim_id,
+                            "adjustment_group": e[2] if len(e) > 2 else None,  # type: ignore[misc]
+                            "remark_codes": [],
+                        }
+                        for e in entries
+                    ]
+                )
             )
 
     async def remit(
