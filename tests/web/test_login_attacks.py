@@ -3,15 +3,20 @@ another session, method overrides, a planted session cookie, and the dev issuer 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.app import create_app
 from rcm.config import Settings
 from rcm.identity.browser_login import browser_issuers, safe_next
+from rcm.identity.models import UsedClientAssertion
 from rcm.identity.oidc import DEV_ISSUER, trusted_issuers
-from rcm.identity.web_session import SESSION_COOKIE, verify_session
+from rcm.identity.web_session import ENDED_SESSIONS, SESSION_COOKIE, sign_session, verify_session
+from rcm.kit.models import utcnow
 from tests.identity.conftest import make_user
 from tests.web.support import browser_login, dev_issuer_code, set_cookies, start_login
 
@@ -87,3 +92,36 @@ def test_the_dev_issuer_is_absent_in_production(settings: Settings) -> None:
     paths = set(create_app(prod).route_handler_method_map)
     assert "/login" in paths
     assert not any(p.startswith("/dev/") for p in paths), sorted(p for p in paths if p.startswith("/dev"))
+
+
+async def test_logout_outlasts_every_copy_of_the_session(
+    client: Client, control_sessions: Sessions, settings: Settings, app: Litestar, owner_engine: AsyncEngine
+) -> None:
+    """A copy of the cookie that kept being used (so kept being refreshed) expires later than the cookie the
+    person logs out with. The record that the session ended must outlive that copy: once the record is
+    purged (at its ``expires_at``), the copy would be honoured again and could slide on until the absolute
+    limit."""
+    browser = await browser_login(client, (await make_user(control_sessions, ["biller"])).email)
+    keyring = app.state.identity_keyring
+    keys = await keyring.verification_keys(app.state.sessions)
+    at_logout = verify_session(browser.cookie, keys, settings)
+    # The attacker's copy, refreshed ten minutes after the person's cookie was (same sid, csrf, auth_time).
+    key = await keyring.signing_key(app.state.sessions)
+    later = utcnow() + timedelta(minutes=10)
+    _, copy = sign_session(
+        at_logout.principal, key, settings, auth_time=at_logout.auth_time, sid=at_logout.sid,
+        csrf=at_logout.csrf, now=later,
+    )  # fmt: skip
+    assert copy.expires_at > at_logout.expires_at
+    done = await client.post("/logout", headers=browser.headers())
+    assert done.status_code == 200
+    async with owner_engine.connect() as conn:
+        kept_until = (
+            await conn.execute(
+                select(UsedClientAssertion.expires_at).where(
+                    UsedClientAssertion.client_id == ENDED_SESSIONS, UsedClientAssertion.jti == at_logout.sid
+                )
+            )
+        ).scalar_one()
+    assert int(kept_until.timestamp()) >= copy.expires_at
+    assert int(kept_until.timestamp()) >= at_logout.auth_time + settings.web_session_absolute_seconds
