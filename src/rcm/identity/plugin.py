@@ -55,5 +55,7 @@ class IdentityPlugin(InitPluginProtocol):
         app_config.state["identity_tokens"] = self.tokens
         app_config.state["identity_status"] = self.status
         app_config.state["identity_verified_tokens"] = VerifiedTokens()
-        app_config.state["web_sessions"] = EndedSessions(self.settings.principal_status_ttl_seconds)
+        app_config.state["web_sessions"] = EndedSessions(
+            self.settings.principal_status_ttl_seconds, self.settings.web_session_absolute_seconds
+        )
         return app_config

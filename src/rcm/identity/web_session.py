@@ -10,8 +10,9 @@ person's claims (as an access token does), the session id, the login time and a 
 - Absolute timeout: ``auth_time + RCM_WEB_SESSION_ABSOLUTE_SECONDS``, kept through every refresh.
 - Revocation: the authentication middleware runs the same live status check as for Bearer tokens on every
   request (``rcm.identity.status``), so a deactivated person or a removed role ends the session at once.
-- Logout: the session id is recorded as ended (the used-assertion table, until the token's own expiry) and
-  the cookie cleared, so a copy of the cookie is refused too.
+- Logout: the session id is recorded as ended (the used-assertion table, until the session's absolute
+  limit: a copy that kept being refreshed outlives the token presented) and the cookie cleared, so a copy
+  of the cookie is refused too.
 - CSRF: unsafe methods with a session cookie must carry the session's CSRF token (form field ``_csrf`` or
   header ``X-CSRF-Token``); an attacker's page can neither read the HttpOnly cookie nor the token.
 """
@@ -157,11 +158,16 @@ def _verified(
 
 class EndedSessions:
     """Sessions ended by logout, read before a cookie is honoured: on record in the database (every replica
-    sees them) until the token would have expired anyway; this process also remembers its own at once and
-    trusts a "not ended" answer for ``ttl`` seconds (as the live status check does)."""
+    sees them) until the session's absolute limit, when every copy of its token has expired anyway (a copy
+    that kept being refreshed expires later than the token presented at logout); this process also
+    remembers its own at once and trusts a "not ended" answer for ``ttl`` seconds (as the live status check
+    does)."""
 
-    def __init__(self, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl_seconds: float, absolute_seconds: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl = ttl_seconds
+        self.absolute_seconds = absolute_seconds
         self._clock = clock
         self._ended: dict[str, int] = {}
         self._live: dict[str, float] = {}
@@ -176,21 +182,22 @@ class EndedSessions:
             ended = await assertion_recorded(db, client_id=ENDED_SESSIONS, jti=session.sid)
         self._forget_stale()
         if ended:
-            self._ended[session.sid] = session.expires_at
+            self._ended[session.sid] = session.auth_time + self.absolute_seconds
         elif self.ttl > 0:
             self._live[session.sid] = now + self.ttl
         return ended
 
     async def end(self, db: AsyncSession, session: WebSession) -> None:
         """Record ``session`` as ended, in the caller's transaction (with its audit event)."""
+        last_expiry = session.auth_time + self.absolute_seconds
         await remember_assertion(
             db,
             client_id=ENDED_SESSIONS,
             jti=session.sid,
-            expires_at=datetime.fromtimestamp(session.expires_at, UTC),
+            expires_at=datetime.fromtimestamp(last_expiry, UTC),
             keep_expired_for=timedelta(seconds=LEEWAY_SECONDS),
         )
-        self._ended[session.sid] = session.expires_at
+        self._ended[session.sid] = last_expiry
         self._live.pop(session.sid, None)
 
     def _forget_stale(self) -> None:
