@@ -181,3 +181,30 @@ async def test_an_external_issuer_login_by_discovery_with_pkce(
     )
     assert again.status_code == 400
     assert SESSION_COOKIE not in set_cookies(again)
+
+
+async def test_an_issuer_that_cannot_be_reached_is_a_503_page_fetched_once_a_while(
+    settings: Settings,
+) -> None:
+    """Discovery fails (nothing listens there): /login answers a 503 page, not a 500, and the next
+    anonymous /login within the interval does not fetch again (no fetch per request to amplify)."""
+    listener = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    dead = f"http://127.0.0.1:{listener.server_address[1]}"
+    listener.server_close()  # the port is closed: every fetch is refused
+    issuers = [{"issuer": dead, "audience": CLIENT_ID, "jwks_uri": f"{dead}/jwks", "discovery": True}]
+    configured = settings.model_copy(
+        update={"oidc_issuers": json.dumps(issuers), "dev_issuer_enabled": False}
+    )
+    app = create_app(configured)
+    async with AsyncTestClient(app=app) as client:
+        client.follow_redirects = False
+        first = await client.get("/login")
+        assert first.status_code == 503, first.text
+        assert "text/html" in first.headers["content-type"]
+        assert "identity provider cannot be reached" in first.text
+        failures = app.state.identity_tokens.issuer_keys._endpoint_failures
+        assert set(failures) == {dead}
+        when = failures[dead]
+        again = await client.get("/login")
+        assert again.status_code == 503
+        assert failures[dead] == when  # not fetched again: the failure was remembered

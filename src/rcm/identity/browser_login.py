@@ -22,10 +22,11 @@ from rcm.audit.events import RequestInfo
 from rcm.config import Settings
 from rcm.identity import audit_hooks
 from rcm.identity.dev_codes import CodeRefused, callback_url, redeem_code, s256
-from rcm.identity.oidc import TrustedIssuer, trusted_issuers, unverified_claims
+from rcm.identity.oidc import IssuerUnreachable, TrustedIssuer, trusted_issuers, unverified_claims
 from rcm.identity.principal import Principal
 from rcm.identity.server import JWT_BEARER, TokenService
 from rcm.identity.web_session import LoginAttempt, new_login_attempt
+from rcm.kit.errors import ServiceUnavailable
 
 GRANT = "authorization_code"
 Sessions = async_sessionmaker[AsyncSession]
@@ -53,7 +54,10 @@ def safe_next(value: str | None, default: str = "/app") -> str:
 
 async def start(service: TokenService, issuer: TrustedIssuer, next_path: str) -> tuple[str, LoginAttempt]:
     """The URL to send the browser to, and the attempt to remember until it comes back."""
-    authorization_endpoint, _ = await service.issuer_keys.login_endpoints(issuer)
+    try:
+        authorization_endpoint, _ = await service.issuer_keys.login_endpoints(issuer)
+    except IssuerUnreachable:
+        raise ServiceUnavailable("The identity provider cannot be reached; try again in a minute.") from None
     attempt = new_login_attempt(issuer.issuer, safe_next(next_path))
     query = urlencode(
         {
@@ -164,7 +168,7 @@ async def _exchange_code(
                 headers={"Accept": "application/json"},
             )
         body = response.json()
-    except (httpx.HTTPError, ValueError, KeyError):
+    except (httpx.HTTPError, ValueError, KeyError, IssuerUnreachable):
         raise LoginFailed("issuer_unreachable") from None
     id_token = body.get("id_token") if response.status_code == 200 and isinstance(body, dict) else None
     if not isinstance(id_token, str):

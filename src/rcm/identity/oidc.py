@@ -35,6 +35,10 @@ MFA_AMR = frozenset({"mfa", "otp", "hwk", "swk", "sms", "fpt", "face", "iris", "
 MFA_ACR = frozenset({"mfa", "http://schemas.openid.net/pape/policies/2007/06/multi-factor"})
 
 
+class IssuerUnreachable(Exception):
+    """An issuer's discovery document could not be fetched or does not describe it."""
+
+
 @dataclass(frozen=True, slots=True)
 class TrustedIssuer:
     issuer: str
@@ -167,6 +171,7 @@ class IssuerKeyCache:
         self._cache: dict[str, tuple[KeySet, float]] = {}
         self._last_refetch: dict[str, float] = {}
         self._endpoints: dict[str, tuple[tuple[str, str], float]] = {}
+        self._endpoint_failures: dict[str, float] = {}
 
     async def login_endpoints(self, issuer: TrustedIssuer) -> tuple[str, str]:
         """(authorization_endpoint, token_endpoint) of an issuer for browser login: as configured, else from
@@ -180,14 +185,23 @@ class IssuerKeyCache:
         cached = self._endpoints.get(issuer.issuer)
         if cached is not None and now - cached[1] < JWKS_TTL_SECONDS:
             return cached[0]
-        async with httpx.AsyncClient(timeout=5.0) as http:
-            response = await http.get(issuer.issuer.rstrip("/") + "/.well-known/openid-configuration")
-            response.raise_for_status()
-            document = response.json()
-        # §4.3: the document must name the issuer it was fetched for.
-        if document.get("issuer") != issuer.issuer:
-            raise ValueError("the discovery document names another issuer")
-        endpoints = (str(document["authorization_endpoint"]), str(document["token_endpoint"]))
+        failed = self._endpoint_failures.get(issuer.issuer)
+        if failed is not None and now - failed < JWKS_UNKNOWN_KID_REFETCH_SECONDS:
+            # A failed fetch is not retried for every anonymous /login: one attempt per interval.
+            raise IssuerUnreachable(issuer.issuer)
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as http:
+                response = await http.get(issuer.issuer.rstrip("/") + "/.well-known/openid-configuration")
+                response.raise_for_status()
+                document = response.json()
+            # §4.3: the document must name the issuer it was fetched for.
+            if not isinstance(document, dict) or document.get("issuer") != issuer.issuer:
+                raise ValueError("the discovery document names another issuer")
+            endpoints = (str(document["authorization_endpoint"]), str(document["token_endpoint"]))
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            self._endpoint_failures[issuer.issuer] = now
+            raise IssuerUnreachable(issuer.issuer) from exc
+        self._endpoint_failures.pop(issuer.issuer, None)
         self._endpoints[issuer.issuer] = (endpoints, now)
         return endpoints
 
