@@ -35,8 +35,10 @@ from tests.support import Api
 from tests.x12 import remittances as rm
 
 
-async def _claim(claims: Claims, intake: Api, practice: Tenant) -> tuple[OurClaim, list[Any]]:
-    claim_id = await claims.new(intake, practice)
+async def _claim(
+    claims: Claims, intake: Api, practice: Tenant, **overrides: Any
+) -> tuple[OurClaim, list[Any]]:
+    claim_id = await claims.new(intake, practice, **overrides)
     await claims.walk(practice, claim_id, ClaimState.SUBMITTED)
     async with practice_scope(claims.sessions, claims.settings, practice) as scope:
         repo = scope.repo(ClaimRepository)

@@ -2,9 +2,10 @@
 transaction, one transaction set (one payment) at a time: the set is recorded once (a repeat of its TRN02,
 payer and BPR02 is refused and counted as a duplicate), held whole with the reason when it does not balance
 (BPR02 = Σ CLP04 - Σ PLB, and CLP03 - CLP04 = Σ CAS per claim: no claim moved, nothing posted), else per CLP,
-the claim found by CLP01 (our CLM01) or else by CLP07 (the payer's
-claim control number), moved to ``paid``, ``partially_paid`` or ``denied`` with the payer's claim control
-number and an event whose reason names CLP02 and the adjustment group/reason codes (``CO-45 PR-2``).
+the claim found by CLP01 (our CLM01), else by CLP07 (the payer's claim control number), else by patient +
+date of service + billed amount (``patient_match``: a unique match only, else unmatched with the reason),
+moved to ``paid``, ``partially_paid`` or ``denied`` with the payer's claim control number and an event whose
+reason names CLP02 and the adjustment group/reason codes (``CO-45 PR-2``).
 
 CLP02 1-3 and 19-21 (processed, forwarded or not): ``paid`` when CLP04 covers CLP03, ``partially_paid`` when
 it pays part, ``denied`` when it pays nothing. CLP02 4: ``denied``. CLP02 22 (a reversal of an earlier
@@ -30,6 +31,7 @@ from datetime import date
 
 from rcm.claims.applying import Applying, Move
 from rcm.claims.models import Claim as OurClaim
+from rcm.claims.patient_match import by_patient
 from rcm.claims.repository import ResponseMatchRepository
 from rcm.claims.secondary import after_adjudication
 from rcm.claims.states import ClaimState
@@ -121,8 +123,11 @@ async def apply_set(work: Applying, file_id: uuid.UUID | None, read: ReadSet) ->
         return "held", received.held_reason
     matched: list[OurClaim | None] = []
     for start in range(0, len(claims), CHUNK):
+        chunk = claims[start : start + CHUNK]
         matched.extend(
-            await _apply_chunk(work, claims[start : start + CHUNK], remitted_on=header.payment_date)
+            await _apply_chunk(
+                work, chunk, remitted_on=header.payment_date, first=start + 1, set_control=read.control_number
+            )
         )
     posted = await ledger.post_remittance(work.scope, received, claims, matched, read.adjustments)
     work.count("posted")
@@ -132,7 +137,9 @@ async def apply_set(work: Applying, file_id: uuid.UUID | None, read: ReadSet) ->
     return "posted", None
 
 
-async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date) -> list[OurClaim | None]:
+async def _apply_chunk(
+    work: Applying, chunk: list[Claim], *, remitted_on: date, first: int = 1, set_control: str = ""
+) -> list[OurClaim | None]:
     """Each CLP's claim (None when unmatched), moved where the payer's adjudication puts it (its denials
     recorded, and the next payer's claim built from it: ``secondary``)."""
     repo = work.scope.repo(ResponseMatchRepository)
@@ -149,17 +156,29 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date)
         more = {claim.id: claim for claim in [*found, *await repo.locked_by_numbers([], missing)]}
         found = [more[claim_id] for claim_id in sorted(more)]  # as one statement found them: in id order
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
+    # Third, by patient + date of service + billed amount, for the CLPs neither number found (rare: one more
+    # statement only when some CLP needs it).
+    left = [
+        (ordinal, c)
+        for ordinal, c in enumerate(chunk, start=first)
+        if c.patient_control_number not in by_pcn and c.payer_claim_control_number not in by_icn
+    ]
+    third = await by_patient(work.scope, left, set_control=set_control) if left else None
     matched: list[OurClaim | None] = []
     moves: list[Move] = []
     remitted: list[Claim] = []  # the CLP of each move
     adjudications: list[tuple[OurClaim, Claim]] = []
-    for paid in chunk:
+    for ordinal, paid in enumerate(chunk, start=first):
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
         )
+        if claim is None and third is not None:
+            claim = third.found.get(ordinal)
         matched.append(claim)
         if claim is None:
             work.count("unmatched")
+            if third is not None and ordinal in third.reasons:
+                work.unmatched_reasons.append(third.reasons[ordinal])
             continue
         work.saw(claim)
         work.count("matched")

@@ -59,6 +59,8 @@ class RemittanceImport(msgspec.Struct, kw_only=True):
     unassigned: list[RemittanceSet] = msgspec.field(default_factory=list)
     claims_matched: int = 0
     claims_unmatched: int = 0
+    # Why each unmatched CLP found no claim (by CLP01, CLP07, then patient + date of service + CLP03)
+    unmatched_reasons: list[str] = msgspec.field(default_factory=list)
     posted_cents: int = 0
     unapplied_cents: int = 0
     provider_adjustments_cents: int = 0
