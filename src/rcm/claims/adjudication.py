@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from rcm.claims.applying import Applying, Move
@@ -42,7 +42,7 @@ from rcm.ledger.models import RemittanceState
 from rcm.x12 import X12Error, transactions
 from rcm.x12.envelope import Transaction
 from rcm.x12.remittance import RemittanceStream
-from rcm.x12.remittance_model import REVERSAL, Claim, Header, ProviderAdjustment
+from rcm.x12.remittance_model import REVERSAL, Claim, ClaimSource, Header, ProviderAdjustment
 
 PROCESSED = frozenset({"1", "2", "3", "19", "20", "21"})
 DENIED = "4"
@@ -52,12 +52,15 @@ CHUNK = 500
 
 @dataclass(frozen=True, slots=True)
 class ReadSet:
-    """One 835 transaction set read whole (the unit of posting): its ST02, header, claims and PLB."""
+    """One 835 transaction set read whole (the unit of posting): its ST02, header, claims and PLB, and where
+    each was read (segment positions within the set: each claim's ``ClaimSource``, each PLB adjustment's)."""
 
     control_number: str
     header: Header
     claims: list[Claim]
     adjustments: list[ProviderAdjustment]
+    sources: list[ClaimSource] = field(default_factory=list)
+    adjustment_positions: list[int] = field(default_factory=list)
 
 
 def read_set(transaction: Transaction) -> ReadSet:
@@ -65,7 +68,14 @@ def read_set(transaction: Transaction) -> ReadSet:
     moves, so it is read before anything is applied."""
     stream = RemittanceStream(transaction)
     claims = list(stream.claims())
-    return ReadSet(transaction.header.control_number, stream.header, claims, stream.provider_adjustments)
+    return ReadSet(
+        transaction.header.control_number,
+        stream.header,
+        claims,
+        stream.provider_adjustments,
+        stream.sources,
+        stream.provider_adjustment_positions,
+    )
 
 
 def adjudicated(claim: Claim) -> ClaimState | None:
@@ -129,7 +139,15 @@ async def apply_set(work: Applying, file_id: uuid.UUID | None, read: ReadSet) ->
                 work, chunk, remitted_on=header.payment_date, first=start + 1, set_control=read.control_number
             )
         )
-    posted = await ledger.post_remittance(work.scope, received, claims, matched, read.adjustments)
+    posted = await ledger.post_remittance(
+        work.scope,
+        received,
+        claims,
+        matched,
+        read.adjustments,
+        sources=read.sources,
+        adjustment_positions=read.adjustment_positions,
+    )
     work.count("posted")
     work.count("posted_cents", posted.claims_cents)
     work.count("unapplied_cents", posted.unapplied_cents)

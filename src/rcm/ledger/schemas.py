@@ -21,8 +21,9 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     adjustment_group: str | None  # CAS01: CO, OA, PI, PR
     reason_code: str | None  # CARC (or CLP02 on the payment entry)
     remark_codes: list[str]  # RARC
-    segment: str | None  # CLM, CLP, CAS, PLB
+    segment: str | None  # CLM, CLP, SVC, CAS, AMT, PLB
     segment_position: int | None  # the CLP's ordinal in its transaction set; the line for a charge
+    segment_index: int | None = None  # the segment's own position within its transaction set (ST is 1)
 
 
 class ClaimLedger(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,10 +14,11 @@ from rcm.claims.models import Claim as OurClaim
 from rcm.claims.models import ClaimLine
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.ledger import posting, schemas
+from rcm.ledger.lines import match_lines
 from rcm.ledger.models import RECEIVABLES, Account, Remittance, RemittanceState, Source
 from rcm.ledger.repository import LedgerRepository, RemittanceRepository
 from rcm.tenancy.scope import StaffScope, TenantScope, Touched
-from rcm.x12.remittance_model import Claim, Header, ProviderAdjustment
+from rcm.x12.remittance_model import Claim, ClaimSource, Header, ProviderAdjustment
 
 LEDGER = "claim_ledger"
 REMITTANCE = "remittance"
@@ -120,9 +121,13 @@ async def post_remittance(
     claims: Sequence[Claim],
     matched: Sequence[OurClaim | None],
     adjustments: Sequence[ProviderAdjustment],
+    *,
+    sources: Sequence[ClaimSource] = (),
+    adjustment_positions: Sequence[int] = (),
 ) -> Posted:
     """Post a balanced set: a posting per CLP (``matched[i]`` is the claim of ``claims[i]``, or None) and per
-    PLB adjustment. Payments posted sum to BPR02 (checked by ``hold_reason`` before)."""
+    PLB adjustment, each entry pointing at its segment (``sources``, ``adjustment_positions``: where the
+    reader found them). Payments posted sum to BPR02 (checked by ``hold_reason`` before)."""
     if received.state is not RemittanceState.POSTED:
         raise ValueError("a held remittance is not posted")
     repo = scope.repo(LedgerRepository)
@@ -130,15 +135,20 @@ async def post_remittance(
     drafts = []
     applied = unapplied = 0
     for ordinal, (paid, claim) in enumerate(zip(claims, matched, strict=True), start=1):
+        source = sources[ordinal - 1] if sources else None
         if claim is None:
             unapplied += paid.paid
-            drafts.append(posting.claim_payment(paid, ordinal, None, []))
+            drafts.append(posting.claim_payment(paid, ordinal, None, [], source=source))
             continue
         applied += paid.paid
-        lines = posting.match_lines(paid.lines, billed.get(claim.id, []))
+        lines = match_lines(paid.lines, billed.get(claim.id, []))
         after_prior = claim.primary_claim_id is not None
-        drafts.append(posting.claim_payment(paid, ordinal, claim.id, lines, after_prior_payer=after_prior))
-    drafts.extend(posting.provider_adjustments(adjustments))
+        drafts.append(
+            posting.claim_payment(
+                paid, ordinal, claim.id, lines, after_prior_payer=after_prior, source=source
+            )
+        )
+    drafts.extend(posting.provider_adjustments(adjustments, adjustment_positions))
     await repo.post(drafts, remittance_id=received.remittance_id)
     return Posted(applied, unapplied, sum(a.amount for a in adjustments))
 
@@ -165,6 +175,7 @@ async def claim_ledger(scope: TenantScope, claim: OurClaim) -> schemas.ClaimLedg
             remark_codes=list(entry.remark_codes),
             segment=entry.segment,
             segment_position=entry.segment_position,
+            segment_index=entry.segment_index,
         )
         for entry, found in rows
     ]
