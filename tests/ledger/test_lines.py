@@ -1,5 +1,5 @@
-"""Service lines posted to the claim lines they pay: matched with modifiers reordered or dropped, a bundled SVC
-(SVC06 naming the billed code, its charge the sum of several billed lines) shared among its lines by their
+"""Service lines posted to the claim lines they pay: matched with modifiers reordered or dropped, a bundled
+SVC (SVC06 naming the billed code, its charge the sum of several billed lines) shared among its lines by their
 charges, a split line (one billed line paid as several SVCs, each naming it in SVC06) gathering its parts;
 claim interest (AMT*I, included in CLP04) posted to interest; each entry pointing at its segment's position
 within the transaction set. 835s written by our writer, posted to the cent."""
