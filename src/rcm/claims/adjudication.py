@@ -131,6 +131,14 @@ async def apply_set(work: Applying, file_id: uuid.UUID | None, read: ReadSet) ->
         work.count("held")
         work.count("held_cents", header.total_paid)
         return "held", received.held_reason
+    await post_received(work, received, read)
+    return "posted", None
+
+
+async def post_received(work: Applying, received: ledger.Received, read: ReadSet) -> None:
+    """A set recorded as postable (by ``apply_set``, or released by a reviewer after it was held): its claims
+    matched and moved, every payment, adjustment and PLB posted, counted in ``work``."""
+    header, claims = read.header, read.claims
     matched: list[OurClaim | None] = []
     for start in range(0, len(claims), CHUNK):
         chunk = claims[start : start + CHUNK]
@@ -152,7 +160,6 @@ async def apply_set(work: Applying, file_id: uuid.UUID | None, read: ReadSet) ->
     work.count("posted_cents", posted.claims_cents)
     work.count("unapplied_cents", posted.unapplied_cents)
     work.count("provider_adjustments_cents", posted.provider_adjustments_cents)
-    return "posted", None
 
 
 async def _apply_chunk(

@@ -16,6 +16,7 @@ from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.ledger import posting, schemas
 from rcm.ledger.lines import match_lines
 from rcm.ledger.models import RECEIVABLES, Account, Remittance, RemittanceState, Source
+from rcm.ledger.release_repository import ReleaseRepository
 from rcm.ledger.repository import LedgerRepository, RemittanceRepository
 from rcm.tenancy.scope import StaffScope, TenantScope, Touched
 from rcm.x12.remittance_model import Claim, ClaimSource, Header, ProviderAdjustment
@@ -198,7 +199,7 @@ async def claim_ledger(scope: TenantScope, claim: OurClaim) -> schemas.ClaimLedg
     )
 
 
-def remittance_view(row: Remittance) -> schemas.RemittanceView:
+def remittance_view(row: Remittance, released: str | None = None) -> schemas.RemittanceView:
     return schemas.RemittanceView(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -215,6 +216,7 @@ def remittance_view(row: Remittance) -> schemas.RemittanceView:
         state=row.state.value,
         held_reason=row.held_reason,
         claim_count=row.claim_count,
+        released=released,
     )
 
 
@@ -232,4 +234,10 @@ async def staff_remittances(
         touched=[Touched(r.tenant_id, r.id) for r in rows[:limit]],
         detail={"state": state.value if state else None},
     )
-    return paginate(rows, limit, remittance_view)
+    reviews = await scope.repo(ReleaseRepository).of_remittances([r.id for r in rows[:limit]])
+
+    def shown(row: Remittance) -> schemas.RemittanceView:
+        review = reviews.get(row.id)
+        return remittance_view(row, review.action.value if review is not None else None)
+
+    return paginate(rows, limit, shown)
