@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from rcm.claims.applying import Applying, Move
+from rcm.claims.cob_reversal import primaries_reversed
 from rcm.claims.models import Claim as OurClaim
 from rcm.claims.patient_match import by_patient
 from rcm.claims.repository import ResponseMatchRepository
@@ -193,6 +194,7 @@ async def _apply_chunk(
     moves: list[Move] = []
     remitted: list[Claim] = []  # the CLP of each move
     adjudications: list[tuple[OurClaim, Claim]] = []
+    reversed_claims: list[OurClaim] = []
     for ordinal, paid in enumerate(chunk, start=first):
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
@@ -209,6 +211,7 @@ async def _apply_chunk(
         work.count("matched")
         if paid.status == REVERSAL:
             work.count("reversals")
+            reversed_claims.append(claim)
             continue
         target = adjudicated(paid)
         if target is None:
@@ -235,5 +238,8 @@ async def _apply_chunk(
     ]
     items = await denials.record(work.scope, adjudicated_now, remitted_on=remitted_on, file_id=work.file_id)
     work.count("items", items)
+    # A reversed primary's next payers' claims: their share given back, flagged for correction (before the
+    # chunk's corrections may build or adjudicate anything).
+    await primaries_reversed(work, reversed_claims)
     await after_adjudication(work, adjudications, adjudicated_on=remitted_on)  # the next payers' claims
     return matched

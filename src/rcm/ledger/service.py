@@ -54,6 +54,17 @@ async def give_back_patient_share(scope: TenantScope, claim_id: uuid.UUID) -> di
     return standing
 
 
+async def give_back_prior_share(scope: TenantScope, claim_id: uuid.UUID, prior_claim_id: uuid.UUID) -> int:
+    """The prior claim's payment was reversed: the patient's share ``claim`` (its next payer's) took over
+    from it goes back to it, where the reversal's own entries will take it off again. Returns the cents."""
+    repo = scope.repo(LedgerRepository)
+    amount = (await repo.coordinated(claim_id)).get(prior_claim_id, 0)
+    if amount:
+        draft = posting.reversed_coordination(claim_id, {prior_claim_id: amount})
+        await repo.post([draft], actor=scope.principal.subject)
+    return amount
+
+
 async def take_over_standing(scope: TenantScope, claim_id: uuid.UUID, standing: dict[uuid.UUID, int]) -> None:
     """A replacement takes over the prior claims' patient shares its original gave back."""
     drafts = [posting.coordination(prior_id, claim_id, amount) for prior_id, amount in standing.items()]
