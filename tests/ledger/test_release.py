@@ -5,9 +5,15 @@ another is a 409), audited, and another practice's staff get 404."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from rcm.config import Settings
+from rcm.config import Settings, get_settings
 from rcm.identity.principal import Role
 from rcm.tenancy.models import Tenant
 from tests.claims.conftest import Claims, rows
@@ -121,3 +127,39 @@ async def test_a_held_payment_discarded_is_never_posted(
         f"/billing/remittances/{posted}/release", {"action": "discard", "reason": "x" * 5}
     )
     assert answer.status_code == 409
+
+
+async def test_rcm_remit_release_discards_a_held_payment(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+    admin_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rcm.cli import main
+
+    claim, lines = await _claim(claims, intake, practice)
+    held = await _apply(sessions, settings, practice, _file(_paid(claim, lines), trace="EFT-CLI", off_by=2))
+    assert held.held == 1
+    [remittance] = await rows(owner_engine, "SELECT id FROM rcm.remittance WHERE tenant_id = :t", t=practice.id)
+    monkeypatch.setenv("RCM_ENV", "test")
+    monkeypatch.setenv("RCM_DATABASE_URL", admin_url)
+    monkeypatch.setenv("RCM_DATA_DIR", settings.data_dir.as_posix())
+    get_settings.cache_clear()
+    command = ["remit", "release", practice.slug, str(remittance.id)]
+    try:
+        discarded = await asyncio.to_thread(
+            CliRunner().invoke, main, [*command, "--discard", "--reason", "payer recalled it"]
+        )
+        refused = await asyncio.to_thread(CliRunner().invoke, main, [*command, "--post", "--reason", "retry"])
+    finally:
+        get_settings.cache_clear()
+    assert discarded.exit_code == 0, discarded.output
+    assert json.loads(discarded.stdout)["action"] == "discarded"
+    assert refused.exit_code == 1
+    assert refused.stderr.strip() == "refused: This payment was discarded after review already."
