@@ -146,7 +146,9 @@ async def test_rcm_remit_release_discards_a_held_payment(
     claim, lines = await _claim(claims, intake, practice)
     held = await _apply(sessions, settings, practice, _file(_paid(claim, lines), trace="EFT-CLI", off_by=2))
     assert held.held == 1
-    [remittance] = await rows(owner_engine, "SELECT id FROM rcm.remittance WHERE tenant_id = :t", t=practice.id)
+    [remittance] = await rows(
+        owner_engine, "SELECT id FROM rcm.remittance WHERE tenant_id = :t", t=practice.id
+    )
     monkeypatch.setenv("RCM_ENV", "test")
     monkeypatch.setenv("RCM_DATABASE_URL", admin_url)
     monkeypatch.setenv("RCM_DATA_DIR", settings.data_dir.as_posix())
