@@ -481,3 +481,46 @@ async def test_a_replacement_of_the_secondary_takes_the_patients_share_over_and_
     assert await _balances(cob, primary_id) == (0, 0)
     assert await _patient_owes(cob, patient_id) == 0
     await _every_posting_balances(owner_engine)
+
+
+async def test_a_reversed_primary_takes_the_share_back_and_flags_the_secondary_for_correction(
+    cob: Cob, owner_engine: AsyncEngine
+) -> None:
+    """The primary's payment reversed (CLP02 22) after the secondary was built, and corrected in the same
+    835 (paid in full): the share the secondary took over goes back to the primary (where the reversal
+    takes it off), the secondary owes nothing and has a cob_correction item; every posting balances."""
+    primary_id, pcn, patient_id = await cob.primary(**CHARGES)
+    await cob.cover(patient_id, "DEMO-BCX", "secondary")
+    first = _primary_leaving_40(pcn)
+    assert (await cob.apply(first)).next_payer_claims == 1
+    [secondary] = await _following(owner_engine, primary_id)
+    assert await _balances(cob, secondary.id) == (4000, 0)
+
+    corrected = _clp(
+        pcn,
+        "1",
+        (_line(1, "99214", 18500, 18500), _line(2, "36415", 1500, 1500), _line(3, "81002", 2000, 2000)),
+        "MCR-ICN-40",
+    )
+    outcome = await cob.apply(remittances.reversal_of(first), corrected, control=2)
+    assert (outcome.posted, outcome.reversals, outcome.cob_corrections, outcome.next_payer_claims) == (
+        1,
+        1,
+        1,
+        0,
+    )
+    assert await _balances(cob, primary_id) == (0, 0)
+    assert await _balances(cob, secondary.id) == (0, 0)
+    assert await _patient_owes(cob, patient_id) == 0
+    sources = [e["source"] for e in (await _ledger(cob, secondary.id))["entries"]]
+    assert sources == ["coordination_of_benefits", "coordination_reversed"]
+    items = await rows(
+        owner_engine,
+        "SELECT reason, status FROM rcm.work_item WHERE subject_id = :c AND kind = 'billing'",
+        c=secondary.id,
+    )
+    assert [(i.reason, i.status) for i in items] == [("cob_correction", "open")]
+    await _every_posting_balances(owner_engine)
+    # The same file again: a duplicate, nothing given back or flagged twice.
+    again = await cob.apply(remittances.reversal_of(first), corrected, control=3)
+    assert (again.duplicates, again.cob_corrections) == (1, 0)

@@ -27,10 +27,13 @@ from tests.claims.conftest import (  # noqa: F401 - fixtures
     payer_directory,
     practice,
     practice_scope,
+    rows,
 )
 from tests.coding.conftest import MakeStaff
 from tests.isolation.test_route_matrix import PARAM, _snapshot, http_routes
+from tests.ledger.test_posting import _apply, _file
 from tests.support import Api
+from tests.x12 import remittances as rm
 
 BILLING = ("/api/v1/billing", "/api/v1/supervision/billing")
 
@@ -38,6 +41,8 @@ BILLING = ("/api/v1/billing", "/api/v1/supervision/billing")
 def body_for(path: str, other: Tenant) -> dict[str, Any]:
     if path.endswith("/route"):  # an unassigned payment, routed (by hand) to practice B
         return {"tenant": other.slug}
+    if path.endswith("/release"):  # practice B's held payment, posted anyway
+        return {"action": "post", "reason": "matrix", "accept_imbalance": True}
     if path.endswith("/complete"):
         return {"action": "close", "reason": "matrix"}
     return {"reason": "matrix"}
@@ -67,6 +72,12 @@ async def test_billing_routes_never_reach_another_practice(
     )
     async with practice_scope(sessions, settings, other_practice) as scope:
         b_item = await open_billing_item(scope, b_claim, BillingReason.REJECTION, now=datetime.now(UTC))
+    # and a payment held (BPR02 off by a cent): its review is B's alone.
+    held = await _apply(sessions, settings, other_practice, _file(rm.paid_claim(1), trace="B-HELD", off_by=1))
+    assert held.held == 1
+    b_remittance = (
+        await rows(owner_engine, "SELECT id FROM rcm.remittance WHERE tenant_id = :t", t=other_practice.id)
+    )[0].id
     b_biller = await make_staff(Role.BILLER, other_practice)
     assert (await b_biller.post("/billing/next")).status_code == 200
     before = await _snapshot(owner_engine, other_practice.id)
@@ -78,7 +89,7 @@ async def test_billing_routes_never_reach_another_practice(
     for caller in (biller, boss):
         for path, method in routes:
             for claim_id in (b_claim, paid):
-                ids = {"claim_id": str(claim_id), "item_id": str(b_item)}
+                ids = {"claim_id": str(claim_id), "item_id": str(b_item), "remittance_id": str(b_remittance)}
                 url = PARAM.sub(lambda m, ids=ids: ids.get(m.group(1), str(uuid.uuid4())), path)
                 json = body_for(path, other_practice) if method == "POST" else None
                 response = await caller.client.request(

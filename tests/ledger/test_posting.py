@@ -35,8 +35,10 @@ from tests.support import Api
 from tests.x12 import remittances as rm
 
 
-async def _claim(claims: Claims, intake: Api, practice: Tenant) -> tuple[OurClaim, list[Any]]:
-    claim_id = await claims.new(intake, practice)
+async def _claim(
+    claims: Claims, intake: Api, practice: Tenant, **overrides: Any
+) -> tuple[OurClaim, list[Any]]:
+    claim_id = await claims.new(intake, practice, **overrides)
     await claims.walk(practice, claim_id, ClaimState.SUBMITTED)
     async with practice_scope(claims.sessions, claims.settings, practice) as scope:
         repo = scope.repo(ClaimRepository)
@@ -412,11 +414,18 @@ async def test_a_reversal_and_its_correction_post_negative_then_new_entries(
     ledger = (await intake.get(f"/claims/{claim.id}/ledger")).json()
     _balance_is_the_sum(ledger)
     assert (ledger["insurance_balance_cents"], ledger["patient_balance_cents"]) == (0, 0)
-    payments = [e for e in ledger["entries"] if e["source"] == "remittance_claim" and e["segment"] == "CLP"]
-    # payment, its reversal (negative), the correction: on the claim's receivable side
-    assert sorted(e["amount_cents"] for e in payments if e["account"] == "insurance_receivable") == sorted(
-        [-paid.paid, paid.paid, -paid.charge]
-    )
+    payments = [
+        e
+        for e in ledger["entries"]
+        if e["source"] == "remittance_claim" and e["segment"] in ("CLP", "SVC") and e["account"] == "payments"
+    ]
+    # payment, its reversal (negative), the correction: each posted per line (SVC03 on its claim line)
+    per_posting: dict[str, int] = {}
+    for e in payments:
+        per_posting[e["posting_id"]] = per_posting.get(e["posting_id"], 0) + e["amount_cents"]
+    assert sorted(per_posting.values()) == sorted([-paid.paid, paid.paid, paid.charge])
+    assert {e["line_number"] for e in payments} == {line.line_number for line in lines}
+    assert all(e["segment"] == "SVC" and e["segment_index"] for e in payments)
 
 
 async def test_a_biller_uploads_an_835_routed_to_the_practice_its_payee_names(

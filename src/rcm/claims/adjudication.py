@@ -2,9 +2,10 @@
 transaction, one transaction set (one payment) at a time: the set is recorded once (a repeat of its TRN02,
 payer and BPR02 is refused and counted as a duplicate), held whole with the reason when it does not balance
 (BPR02 = Σ CLP04 - Σ PLB, and CLP03 - CLP04 = Σ CAS per claim: no claim moved, nothing posted), else per CLP,
-the claim found by CLP01 (our CLM01) or else by CLP07 (the payer's
-claim control number), moved to ``paid``, ``partially_paid`` or ``denied`` with the payer's claim control
-number and an event whose reason names CLP02 and the adjustment group/reason codes (``CO-45 PR-2``).
+the claim found by CLP01 (our CLM01), else by CLP07 (the payer's claim control number), else by patient +
+date of service + billed amount (``patient_match``: a unique match only, else unmatched with the reason),
+moved to ``paid``, ``partially_paid`` or ``denied`` with the payer's claim control number and an event whose
+reason names CLP02 and the adjustment group/reason codes (``CO-45 PR-2``).
 
 CLP02 1-3 and 19-21 (processed, forwarded or not): ``paid`` when CLP04 covers CLP03, ``partially_paid`` when
 it pays part, ``denied`` when it pays nothing. CLP02 4: ``denied``. CLP02 22 (a reversal of an earlier
@@ -25,11 +26,13 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from rcm.claims.applying import Applying, Move
+from rcm.claims.cob_reversal import primaries_reversed
 from rcm.claims.models import Claim as OurClaim
+from rcm.claims.patient_match import by_patient
 from rcm.claims.repository import ResponseMatchRepository
 from rcm.claims.secondary import after_adjudication
 from rcm.claims.states import ClaimState
@@ -40,7 +43,7 @@ from rcm.ledger.models import RemittanceState
 from rcm.x12 import X12Error, transactions
 from rcm.x12.envelope import Transaction
 from rcm.x12.remittance import RemittanceStream
-from rcm.x12.remittance_model import REVERSAL, Claim, Header, ProviderAdjustment
+from rcm.x12.remittance_model import REVERSAL, Claim, ClaimSource, Header, ProviderAdjustment
 
 PROCESSED = frozenset({"1", "2", "3", "19", "20", "21"})
 DENIED = "4"
@@ -50,12 +53,15 @@ CHUNK = 500
 
 @dataclass(frozen=True, slots=True)
 class ReadSet:
-    """One 835 transaction set read whole (the unit of posting): its ST02, header, claims and PLB."""
+    """One 835 transaction set read whole (the unit of posting): its ST02, header, claims and PLB, and where
+    each was read (segment positions within the set: each claim's ``ClaimSource``, each PLB adjustment's)."""
 
     control_number: str
     header: Header
     claims: list[Claim]
     adjustments: list[ProviderAdjustment]
+    sources: list[ClaimSource] = field(default_factory=list)
+    adjustment_positions: list[int] = field(default_factory=list)
 
 
 def read_set(transaction: Transaction) -> ReadSet:
@@ -63,7 +69,14 @@ def read_set(transaction: Transaction) -> ReadSet:
     moves, so it is read before anything is applied."""
     stream = RemittanceStream(transaction)
     claims = list(stream.claims())
-    return ReadSet(transaction.header.control_number, stream.header, claims, stream.provider_adjustments)
+    return ReadSet(
+        transaction.header.control_number,
+        stream.header,
+        claims,
+        stream.provider_adjustments,
+        stream.sources,
+        stream.provider_adjustment_positions,
+    )
 
 
 def adjudicated(claim: Claim) -> ClaimState | None:
@@ -119,20 +132,40 @@ async def apply_set(work: Applying, file_id: uuid.UUID | None, read: ReadSet) ->
         work.count("held")
         work.count("held_cents", header.total_paid)
         return "held", received.held_reason
+    await post_received(work, received, read)
+    return "posted", None
+
+
+async def post_received(work: Applying, received: ledger.Received, read: ReadSet) -> None:
+    """A set recorded as postable (by ``apply_set``, or released by a reviewer after it was held): its claims
+    matched and moved, every payment, adjustment and PLB posted, counted in ``work``."""
+    header, claims = read.header, read.claims
     matched: list[OurClaim | None] = []
     for start in range(0, len(claims), CHUNK):
+        chunk = claims[start : start + CHUNK]
         matched.extend(
-            await _apply_chunk(work, claims[start : start + CHUNK], remitted_on=header.payment_date)
+            await _apply_chunk(
+                work, chunk, remitted_on=header.payment_date, first=start + 1, set_control=read.control_number
+            )
         )
-    posted = await ledger.post_remittance(work.scope, received, claims, matched, read.adjustments)
+    posted = await ledger.post_remittance(
+        work.scope,
+        received,
+        claims,
+        matched,
+        read.adjustments,
+        sources=read.sources,
+        adjustment_positions=read.adjustment_positions,
+    )
     work.count("posted")
     work.count("posted_cents", posted.claims_cents)
     work.count("unapplied_cents", posted.unapplied_cents)
     work.count("provider_adjustments_cents", posted.provider_adjustments_cents)
-    return "posted", None
 
 
-async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date) -> list[OurClaim | None]:
+async def _apply_chunk(
+    work: Applying, chunk: list[Claim], *, remitted_on: date, first: int = 1, set_control: str = ""
+) -> list[OurClaim | None]:
     """Each CLP's claim (None when unmatched), moved where the payer's adjudication puts it (its denials
     recorded, and the next payer's claim built from it: ``secondary``)."""
     repo = work.scope.repo(ResponseMatchRepository)
@@ -149,22 +182,36 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date)
         more = {claim.id: claim for claim in [*found, *await repo.locked_by_numbers([], missing)]}
         found = [more[claim_id] for claim_id in sorted(more)]  # as one statement found them: in id order
     by_icn = {claim.payer_claim_control_number: claim for claim in found if claim.payer_claim_control_number}
+    # Third, by patient + date of service + billed amount, for the CLPs neither number found (rare: one more
+    # statement only when some CLP needs it).
+    left = [
+        (ordinal, c)
+        for ordinal, c in enumerate(chunk, start=first)
+        if c.patient_control_number not in by_pcn and c.payer_claim_control_number not in by_icn
+    ]
+    third = await by_patient(work.scope, left, set_control=set_control) if left else None
     matched: list[OurClaim | None] = []
     moves: list[Move] = []
     remitted: list[Claim] = []  # the CLP of each move
     adjudications: list[tuple[OurClaim, Claim]] = []
-    for paid in chunk:
+    reversed_claims: list[OurClaim] = []
+    for ordinal, paid in enumerate(chunk, start=first):
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
         )
+        if claim is None and third is not None:
+            claim = third.found.get(ordinal)
         matched.append(claim)
         if claim is None:
             work.count("unmatched")
+            if third is not None and ordinal in third.reasons:
+                work.unmatched_reasons.append(third.reasons[ordinal])
             continue
         work.saw(claim)
         work.count("matched")
         if paid.status == REVERSAL:
             work.count("reversals")
+            reversed_claims.append(claim)
             continue
         target = adjudicated(paid)
         if target is None:
@@ -191,5 +238,8 @@ async def _apply_chunk(work: Applying, chunk: list[Claim], *, remitted_on: date)
     ]
     items = await denials.record(work.scope, adjudicated_now, remitted_on=remitted_on, file_id=work.file_id)
     work.count("items", items)
+    # A reversed primary's next payers' claims: their share given back, flagged for correction (before the
+    # chunk's corrections may build or adjudicate anything).
+    await primaries_reversed(work, reversed_claims)
     await after_adjudication(work, adjudications, adjudicated_on=remitted_on)  # the next payers' claims
     return matched

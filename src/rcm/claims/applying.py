@@ -52,8 +52,11 @@ class Outcome:
     held_cents: int = 0  # BPR02 of the held sets
     next_payer_claims: int = 0  # 835: secondary (tertiary) claims built from it (``rcm.claims.secondary``)
     crossovers: int = 0  # 835 CLP02 19-21: forwarded by the payer to the next payer, nothing built
+    cob_corrections: int = 0  # next payers' claims flagged: their primary's payment was reversed
     items: int = 0  # billing-queue items opened
     batch_id: uuid.UUID | None = None
+    # 835 CLPs left unmatched, each with the reason (the set, the CLP's ordinal, why: never the patient)
+    unmatched_reasons: tuple[str, ...] = ()
     error: str | None = None  # why the file was refused: a segment and a position, never content
 
 
@@ -98,6 +101,7 @@ class Applying:
     matched: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # claim -> patient
     batches: dict[uuid.UUID, None] = field(default_factory=dict)  # ordered set
     traces: dict[str, None] = field(default_factory=dict)
+    unmatched_reasons: list[str] = field(default_factory=list)  # 835 CLPs no rule matched, and why
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -278,6 +282,8 @@ class Applying:
             held_cents=n("held_cents", 0),
             next_payer_claims=n("next_payer_claims", 0),
             crossovers=n("crossovers", 0),
+            cob_corrections=n("cob_corrections", 0),
             items=n("items", 0),
             batch_id=batch_id,
+            unmatched_reasons=tuple(self.unmatched_reasons),
         )

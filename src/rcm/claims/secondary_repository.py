@@ -1,6 +1,6 @@
-"""SQL of secondary and tertiary claims: the adjudications kept for the next payer's 837, which claims a next
-payer's claim was built from already, and the patients' coverages (priority and dates are read; nothing
-sealed is opened here)."""
+"""SQL of secondary and tertiary claims: the adjudications kept for the next payer's 837, which claims a
+next payer's claim was built from already (and those claims), and the patients' coverages (priority and
+dates are read; nothing sealed is opened here)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import Claim, ClaimAdjudication
+from rcm.claims.states import ClaimState, Frequency
 from rcm.kit.repository import TenantScopedRepository
 from rcm.patients.models import Coverage
 
@@ -48,6 +49,22 @@ class ClaimAdjudicationRepository(TenantScopedRepository[ClaimAdjudication]):
             Claim.frequency == 1,
         )
         return {row for row in (await self._execute(stmt)).scalars() if row is not None}
+
+    async def next_claims(self, claim_ids: Collection[uuid.UUID]) -> list[Claim]:
+        """The live next payers' claims built from the claims (originals and replacements; not voided, closed
+        or a void), oldest first."""
+        if not claim_ids:
+            return []
+        stmt = (
+            self.statement_for(Claim)
+            .where(
+                Claim.primary_claim_id.in_(list(claim_ids)),
+                Claim.state.not_in([ClaimState.VOIDED, ClaimState.CLOSED]),
+                Claim.frequency != Frequency.VOID,
+            )
+            .order_by(Claim.created_at, Claim.id)
+        )
+        return await self._all(stmt)
 
     async def coverages_of(self, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Coverage]]:
         """The patients' coverages, each patient's in the order they were entered (one statement)."""

@@ -1,9 +1,14 @@
 """``rcm remit import FILE``: post an 835 file (see ``rcm.ledger.intake``), printing a JSON summary. Exits 1
-with one line when the file is not a valid 835 or every transaction set in it was received before."""
+with one line when the file is not a valid 835 or every transaction set in it was received before.
+
+``rcm remit release SLUG REMITTANCE_ID``: the operator's review of a held payment (``rcm.ledger.release``),
+as the billers' route does it: ``--post`` (with ``--accept-imbalance`` when it still does not balance) or
+``--discard``, with ``--reason``; prints the decision as JSON, exits 1 with one line when it is refused."""
 
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,12 +17,12 @@ import click
 from rcm.config import get_settings
 
 if TYPE_CHECKING:
-    from rcm.ledger.schemas import RemittanceImport
+    from rcm.ledger.schemas import ReleaseCreate, ReleaseView, RemittanceImport
 
 
 @click.group()
 def remit() -> None:
-    """Remittances (835): import and post to the ledger."""
+    """Remittances (835): import and post to the ledger; review held payments."""
 
 
 @remit.command("import")
@@ -39,6 +44,67 @@ def import_(path: Path) -> None:
     if all_duplicates(summary):
         click.echo("refused: every transaction set in the file was received before (duplicate)", err=True)
         sys.exit(1)
+
+
+@remit.command("release")
+@click.argument("slug")
+@click.argument("remittance_id", type=click.UUID)
+@click.option("--post/--discard", "post", required=True, help="Post the held payment whole, or discard it.")
+@click.option("--reason", required=True, help="Why (kept with the decision; no PHI).")
+@click.option("--accept-imbalance", is_flag=True, help="Post it even though it still does not balance.")
+def release(slug: str, remittance_id: uuid.UUID, post: bool, reason: str, accept_imbalance: bool) -> None:
+    """Review the held payment REMITTANCE_ID of practice SLUG: post it whole, or discard it."""
+    import msgspec
+
+    from rcm.kit.cli import role_database, run
+    from rcm.kit.errors import RCMError
+    from rcm.ledger.schemas import ReleaseCreate
+
+    role_database(get_settings())
+    data = ReleaseCreate(
+        action="post" if post else "discard", reason=reason, accept_imbalance=accept_imbalance
+    )
+    try:
+        decided = run(lambda: _release(slug, remittance_id, data))
+    except RCMError as exc:
+        click.echo(f"refused: {exc.detail}", err=True)
+        sys.exit(1)
+    click.echo(msgspec.json.encode(decided).decode())
+
+
+async def _release(slug: str, remittance_id: uuid.UUID, data: ReleaseCreate) -> ReleaseView:
+    from rcm.audit.events import RequestInfo
+    from rcm.blobs.store import BlobStore
+    from rcm.config import app_database_url
+    from rcm.crypto.keyring import KeyStore
+    from rcm.crypto.provider import key_provider
+    from rcm.identity.principal import operator_principal
+    from rcm.kit.db import create_engine, platform_transaction, session_factory
+    from rcm.kit.errors import NotFound
+    from rcm.kit.tenant import TenantId
+    from rcm.ledger.release import release as review
+    from rcm.tenancy.jobs import job_tenant_scope
+    from rcm.tenancy.service import tenant_by_slug
+
+    settings = get_settings()
+    engine = create_engine(app_database_url(settings), pool_size=1, application_name="rcm-cli")
+    try:
+        sessions = session_factory(engine)
+        async with platform_transaction(sessions) as session:
+            tenant = await tenant_by_slug(session, slug)
+        if tenant is None:
+            raise NotFound
+        async with job_tenant_scope(
+            sessions,
+            KeyStore(key_provider(settings)),
+            TenantId(tenant.id),
+            actor=operator_principal("remit release"),
+            request=RequestInfo(request_id="cli", trace_id=""),
+            job="remit.release",
+        ) as scope:
+            return await review(scope, BlobStore.from_settings(settings), remittance_id, data)
+    finally:
+        await engine.dispose()
 
 
 async def _import(data: bytes) -> RemittanceImport:

@@ -34,6 +34,7 @@ from rcm.kit.pagination import DEFAULT_LIMIT, Page
 from rcm.kit.secrets import SecretResolver
 from rcm.kit.tenant import TenantId
 from rcm.ledger import deposits, intake, schemas, service
+from rcm.ledger import release as releases
 from rcm.ledger import unassigned_store as unassigned
 from rcm.ledger.models import RemittanceState
 from rcm.patients.controllers import Cursor, Limit
@@ -127,6 +128,34 @@ class BillingLedgerController(Controller):
             BlobStore.from_settings(settings),
             SecretResolver(settings.secrets_dir),
             await request.body(),
+        )
+
+    @post(
+        "/remittances/{remittance_id:uuid}/release",
+        guards=[requires_scopes(Scope.PAYMENTS_WRITE)],
+        summary="Review a held payment: post it whole (its balance checked again; one that still does not "
+        "balance only with accept_imbalance, the difference to unapplied) or discard it, with a reason; "
+        "the same decision again answers it, another is a 409",
+        responses=created_responses(schemas.ReleaseView, 200),
+    )
+    async def release(
+        self,
+        *,
+        staff: NamedDependency[StaffScope],
+        request: Request[Any, Any, Any],
+        state: State,
+        remittance_id: FromPath[uuid.UUID],
+        data: JSONBody[schemas.ReleaseCreate],
+        idempotency_key: IdemKey = None,
+    ) -> Response[bytes]:
+        practice = await releases.remittance_practice(staff, remittance_id)
+        store = BlobStore.from_settings(state.settings)
+
+        async def produce() -> tuple[int, schemas.ReleaseView]:
+            return 200, await releases.release(practice, store, remittance_id, data)
+
+        return await run_idempotent(
+            practice, request, key=idempotency_key, resource_type=releases.RELEASE, produce=produce
         )
 
 

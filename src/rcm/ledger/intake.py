@@ -192,6 +192,7 @@ async def apply_routed(
     outcome = work.outcome("835")
     summary.claims_matched += outcome.matched
     summary.claims_unmatched += outcome.unmatched
+    summary.unmatched_reasons.extend(outcome.unmatched_reasons)
     summary.posted_cents += outcome.posted_cents
     summary.unapplied_cents += outcome.unapplied_cents
     summary.provider_adjustments_cents += outcome.provider_adjustments_cents

@@ -49,6 +49,9 @@ class Source(enum.StrEnum):
     # previous payer's 835 takes over the patient's share it bills; a void or replacement gives it back.
     COORDINATION_OF_BENEFITS = "coordination_of_benefits"
     COORDINATION_REVERSED = "coordination_reversed"
+    # A held set released by a reviewer (migration 0043_remit_source): what BPR02 holds beyond what its
+    # claims and PLB explain, moved between payments and unapplied.
+    REMITTANCE_IMBALANCE = "remittance_imbalance"
 
 
 class Account(enum.StrEnum):
@@ -137,10 +140,40 @@ class LedgerEntry(TenantOwned, Base):
     adjustment_group: Mapped[str | None] = mapped_column(Text, nullable=True)  # CAS01
     reason_code: Mapped[str | None] = mapped_column(Text, nullable=True)  # CARC, or PLB03-1
     remark_codes: Mapped[list[str]] = mapped_column(ARRAY(Text))  # RARC (MOA, LQ*HE)
-    # Where it came from: CLM (a claim built), CLP, CAS, SVC, PLB; the position is the CLP's (or PLB
-    # adjustment's) ordinal within its transaction set, or the claim line for a charge.
+    # Where it came from: CLM (a claim built), CLP, SVC, CAS, AMT (interest), PLB; the position is the CLP's
+    # (or PLB adjustment's) ordinal within its transaction set, or the claim line for a charge.
     segment: Mapped[str | None] = mapped_column(Text, nullable=True)
     segment_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The segment's own position within its transaction set, ST being 1 (migration 0043_remit_source): an
+    # 835 entry's CLP, SVC, CAS, AMT or PLB, as the reader found it. None for entries not read from a file.
+    segment_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ReleaseAction(enum.StrEnum):
+    POSTED = "posted"  # posted whole after review
+    DISCARDED = "discarded"  # never to be posted (a test file, a payment the payer recalled...)
+
+
+class RemittanceRelease(TenantOwned, Base):
+    """A reviewer's decision on a held transaction set (migration 0043_remit_source): once per set, never
+    changed (append-only, as the ledger). ``imbalance_cents``: BPR02 minus what the claims and PLB explain,
+    posted to ``unapplied`` when it was posted anyway."""
+
+    __tablename__ = "remittance_release"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "remittance_id"], ["rcm.remittance.tenant_id", "rcm.remittance.id"]
+        ),
+        UniqueConstraint("tenant_id", "remittance_id", name="uq_remittance_release"),
+        enum_check("action", ReleaseAction),
+        CheckConstraint("action = 'posted' OR imbalance_cents = 0", name="imbalance"),
+    )
+
+    remittance_id: Mapped[uuid.UUID]
+    action: Mapped[ReleaseAction] = mapped_column(EnumText(ReleaseAction))
+    reason: Mapped[str] = mapped_column(Text)
+    imbalance_cents: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(Text)
 
 
 # -- the unassigned-ERA queue (migration 0038_era_queue): platform-level, no practice yet.

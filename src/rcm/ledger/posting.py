@@ -9,6 +9,15 @@ reversal (CLP02 22) carries negative amounts, so the same rules post it as negat
 claim of the practice posts its payment to ``unapplied``. A PLB adjustment (positive: money withheld) moves
 out of payments to provider adjustments, or to interest for reason L6 (a negative amount: money added).
 
+Service lines: each SVC's payment (SVC03) and adjustments post on the claim lines it pays (``lines``:
+matched by REF*6R, procedure, modifiers and date, bundled and split lines included; a bundled SVC's amounts
+shared among its lines by their charges, to the cent); what CLP04 holds beyond the lines' payments (claim
+level CAS deductions, a claim without SVC) posts at claim level. Interest (AMT*I) is included in CLP04:
+that part moves from payments to interest (income), not off the receivable.
+
+Each entry points at its source segment: the segment name, the CLP's (or PLB adjustment's) ordinal in its
+set (``position``) and the segment's own position within the transaction set, ST being 1 (``index``).
+
 Coordination of benefits: a secondary (or tertiary) claim bills the next payer for what the previous payer's
 835 left to the patient, so when it is built that amount moves off the previous claim's patient receivable
 onto the new claim's insurance receivable (one posting, an entry on each claim); a void or replacement of the
@@ -27,14 +36,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rcm.kit.models import time_ordered_uuid
+from rcm.ledger.lines import LineShare, allocate
 from rcm.ledger.models import Account, Source
 from rcm.x12.remittance_model import (
     Adjustment,
     Claim,
+    ClaimSource,
     Header,
     ProviderAdjustment,
-    ServiceLine,
     claim_imbalance,
+    interest_paid,
 )
 
 PATIENT_GROUP = "PR"
@@ -53,6 +64,7 @@ class Entry:
     remarks: tuple[str, ...] = ()
     segment: str | None = None
     position: int | None = None
+    index: int | None = None  # the source segment's position within its transaction set (ST is 1)
 
 
 @dataclass(slots=True)
@@ -77,13 +89,25 @@ class Draft:
         remarks: tuple[str, ...] = (),
         segment: str | None = None,
         position: int | None = None,
+        index: int | None = None,
     ) -> None:
         """``amount`` debited to ``debit`` and credited to ``credit`` (nothing when zero)."""
         if not amount:
             return
         for account, signed in ((debit, amount), (credit, -amount)):
             self.entries.append(
-                Entry(account, signed, self.claim_id, line_number, group, reason, remarks, segment, position)
+                Entry(
+                    account,
+                    signed,
+                    self.claim_id,
+                    line_number,
+                    group,
+                    reason,
+                    remarks,
+                    segment,
+                    position,
+                    index,
+                )
             )
 
     @property
@@ -185,113 +209,116 @@ def claim_payment(
     claim: Claim,
     ordinal: int,
     claim_id: uuid.UUID | None,
-    line_numbers: Sequence[int | None],
+    line_numbers: Sequence[int | LineShare | None],
     *,
     after_prior_payer: bool = False,
+    source: ClaimSource | None = None,
 ) -> Draft:
-    """One CLP (the ``ordinal``-th of its set): ``line_numbers`` are the claim's line matching each SVC
-    (None when not matched). Unmatched claims post their payment as unapplied. On a claim billed after a
-    prior payer (``after_prior_payer``), CARC 23 adjustments are the prior payer's part, posted on its own
-    claim already: left out."""
+    """One CLP (the ``ordinal``-th of its set): ``line_numbers`` are the claim lines each SVC pays (a line
+    number, a ``LineShare`` for a bundled SVC, None or () when not matched); ``source`` where its segments
+    were read. Unmatched claims post their payment as unapplied. On a claim billed after a prior payer
+    (``after_prior_payer``), CARC 23 adjustments are the prior payer's part, posted on its own claim
+    already: left out."""
     draft = Draft(Source.REMITTANCE_CLAIM, claim_id)
     remarks = claim.remarks + claim.inpatient_remarks
+    clp_at = source.clp if source is not None else None
     if claim_id is None:
-        draft.add(Account.PAYMENTS, Account.UNAPPLIED, claim.paid, segment="CLP", position=ordinal)
+        draft.add(
+            Account.PAYMENTS, Account.UNAPPLIED, claim.paid, segment="CLP", position=ordinal, index=clp_at
+        )
         return draft
+    shares = [_share(n) for n in line_numbers]
+    interest = interest_paid(claim)
+    lines_paid = sum(line.paid for line, share in zip(claim.lines, shares, strict=True) if share)
     draft.add(
         Account.PAYMENTS,
         Account.INSURANCE_RECEIVABLE,
-        claim.paid,
+        claim.paid - interest - lines_paid,
         remarks=remarks,
         segment="CLP",
         position=ordinal,
+        index=clp_at,
     )
-    for adjustment in claim.adjustments:
+    if interest:
+        at = source.interest if source is not None else None
+        draft.add(Account.PAYMENTS, Account.INTEREST, interest, segment="AMT", position=ordinal, index=at)
+    for i, adjustment in enumerate(claim.adjustments):
         if not (after_prior_payer and adjustment.reason == PRIOR_PAYER_REASON):
-            _adjust(draft, adjustment, None, remarks, ordinal)
-    for line, line_number in zip(claim.lines, line_numbers, strict=True):
-        for adjustment in line.adjustments:
+            at = source.adjustments[i] if source is not None else None
+            _adjust(draft, adjustment, (), remarks, ordinal=ordinal, index=at)
+    for j, (line, share) in enumerate(zip(claim.lines, shares, strict=True)):
+        svc_at = source.lines[j] if source is not None else None
+        if share:
+            for number, part in allocate(line.paid, share):
+                draft.add(
+                    Account.PAYMENTS,
+                    Account.INSURANCE_RECEIVABLE,
+                    part,
+                    line_number=number,
+                    remarks=line.remarks,
+                    segment="SVC",
+                    position=ordinal,
+                    index=svc_at,
+                )
+        for k, adjustment in enumerate(line.adjustments):
             if not (after_prior_payer and adjustment.reason == PRIOR_PAYER_REASON):
-                _adjust(draft, adjustment, line_number, line.remarks, ordinal)
+                at = source.line_adjustments[j][k] if source is not None else None
+                _adjust(draft, adjustment, share, line.remarks, ordinal=ordinal, index=at)
     return draft
 
 
+def _share(line_number: int | LineShare | None) -> LineShare:
+    if line_number is None:
+        return ()
+    if isinstance(line_number, int):
+        return ((line_number, 1),)
+    return line_number
+
+
 def _adjust(
-    draft: Draft, adjustment: Adjustment, line_number: int | None, remarks: tuple[str, ...], ordinal: int
+    draft: Draft,
+    adjustment: Adjustment,
+    share: LineShare,
+    remarks: tuple[str, ...],
+    *,
+    ordinal: int,
+    index: int | None,
 ) -> None:
     to = Account.PATIENT_RECEIVABLE if adjustment.group == PATIENT_GROUP else Account.ADJUSTMENTS
-    draft.add(
-        to,
-        Account.INSURANCE_RECEIVABLE,
-        adjustment.amount,
-        line_number=line_number,
-        group=adjustment.group,
-        reason=adjustment.reason,
-        remarks=remarks,
-        segment="CAS",
-        position=ordinal,
-    )
+    for line_number, part in allocate(adjustment.amount, share):
+        draft.add(
+            to,
+            Account.INSURANCE_RECEIVABLE,
+            part,
+            line_number=line_number,
+            group=adjustment.group,
+            reason=adjustment.reason,
+            remarks=remarks,
+            segment="CAS",
+            position=ordinal,
+            index=index,
+        )
 
 
-def provider_adjustments(adjustments: Sequence[ProviderAdjustment]) -> list[Draft]:
-    """One posting per PLB adjustment (positive: withheld from the payment)."""
+def provider_adjustments(
+    adjustments: Sequence[ProviderAdjustment], positions: Sequence[int] = ()
+) -> list[Draft]:
+    """One posting per PLB adjustment (positive: withheld from the payment); ``positions``: each one's PLB
+    segment position within the set."""
     drafts = []
     for ordinal, adjustment in enumerate(adjustments, start=1):
         draft = Draft(Source.PROVIDER_ADJUSTMENT)
         to = Account.INTEREST if adjustment.reason == INTEREST_REASON else Account.PROVIDER_ADJUSTMENTS
+        at = positions[ordinal - 1] if ordinal <= len(positions) else None
         draft.add(
-            to, Account.PAYMENTS, adjustment.amount, reason=adjustment.reason, segment="PLB", position=ordinal
+            to,
+            Account.PAYMENTS,
+            adjustment.amount,
+            reason=adjustment.reason,
+            segment="PLB",
+            position=ordinal,
+            index=at,
         )
         if draft.entries:
             drafts.append(draft)
     return drafts
-
-
-# -- service lines
-
-
-@dataclass(frozen=True, slots=True)
-class BilledLine:
-    """A claim line as built (what an SVC is matched to)."""
-
-    line_number: int
-    procedure: str
-    modifiers: tuple[str, ...]
-    service_date: object
-
-
-def match_lines(paid: Sequence[ServiceLine], billed: Sequence[BilledLine]) -> list[int | None]:
-    """The claim line each SVC pays: by REF*6R (our line number), else by procedure, modifiers (in any
-    order) and date of service, else by procedure and date alone (a payer dropping a modifier); each
-    claim line taken once. None when nothing fits (a bundled or unlisted line: posted at claim level)."""
-    free = {line.line_number: line for line in billed}
-    found: list[int | None] = []
-    for line in paid:
-        number = _by_control(line, free)
-        if number is None:
-            number = _by_code(line, free, modifiers=True)
-        if number is None:
-            number = _by_code(line, free, modifiers=False)
-        if number is not None:
-            free.pop(number)
-        found.append(number)
-    return found
-
-
-def _by_control(line: ServiceLine, free: dict[int, BilledLine]) -> int | None:
-    control = line.control_number
-    if control and control.isdigit() and int(control) in free:
-        return int(control)
-    return None
-
-
-def _by_code(line: ServiceLine, free: dict[int, BilledLine], *, modifiers: bool) -> int | None:
-    for number, billed in free.items():
-        if billed.procedure != line.code:
-            continue
-        if line.service_start is not None and billed.service_date != line.service_start:
-            continue
-        if modifiers and sorted(billed.modifiers) != sorted(line.modifiers):
-            continue
-        return number
-    return None

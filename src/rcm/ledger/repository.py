@@ -15,8 +15,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from rcm.claims.models import ClaimLine
 from rcm.kit.models import utcnow
 from rcm.kit.repository import TenantScopedRepository
+from rcm.ledger.lines import BilledLine
 from rcm.ledger.models import Account, LedgerEntry, LedgerPosting, Remittance, RemittanceState, Source
-from rcm.ledger.posting import BilledLine, Draft
+from rcm.ledger.posting import Draft
 
 _REMITTANCE = cast(Table, Remittance.__table__)
 # Postings and their entries in ONE constant statement, whatever their number: the drafts as given (one JSON
@@ -32,13 +33,14 @@ _POST = text(
     " actor) SELECT CAST(:tenant_id AS uuid), id, CAST(:now AS timestamptz), source, claim_id,"
     " CAST(:remittance_id AS uuid), CAST(:actor AS text) FROM draft)"
     " INSERT INTO rcm.ledger_entry (tenant_id, id, created_at, posting_id, account, amount_cents, claim_id,"
-    " line_number, adjustment_group, reason_code, remark_codes, segment, segment_position)"
+    " line_number, adjustment_group, reason_code, remark_codes, segment, segment_position, segment_index)"
     " SELECT CAST(:tenant_id AS uuid), CAST(encode(overlay(uuid_send(gen_random_uuid()) PLACING"
     " substring(uuid_send(draft.id) FROM 1 FOR 8) FROM 1 FOR 8), 'hex') AS uuid), CAST(:now AS timestamptz),"
     " draft.id, e.account,"
-    " e.amount, e.claim_id, e.line_number, e.group, e.reason, e.remarks, e.segment, e.position"
+    ' e.amount, e.claim_id, e.line_number, e.group, e.reason, e.remarks, e.segment, e.position, e."index"'
     " FROM draft, json_to_recordset(draft.entries) AS e(account text, amount bigint, claim_id uuid,"
-    ' line_number smallint, "group" text, reason text, remarks text[], segment text, position integer)'
+    ' line_number smallint, "group" text, reason text, remarks text[], segment text, position integer,'
+    ' "index" integer)'
 )
 _DRAFTS = msgspec.json.Encoder()
 
@@ -143,13 +145,16 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
                 ClaimLine.procedure_code,
                 ClaimLine.modifiers,
                 ClaimLine.service_date,
+                ClaimLine.charge_cents,
             )
             .where(self.tenant_filter(ClaimLine.tenant_id), ClaimLine.claim_id.in_(list(claim_ids)))
             .order_by(ClaimLine.claim_id, ClaimLine.line_number)
         )
         found: dict[uuid.UUID, list[BilledLine]] = {}
-        for claim_id, number, code, modifiers, service_date in await self._rows(stmt):
-            found.setdefault(claim_id, []).append(BilledLine(number, code, tuple(modifiers), service_date))
+        for claim_id, number, code, modifiers, service_date, charge in await self._rows(stmt):
+            found.setdefault(claim_id, []).append(
+                BilledLine(number, code, tuple(modifiers), service_date, charge)
+            )
         return found
 
     async def remittances_of_file(self, file_id: uuid.UUID) -> list[Remittance]:

@@ -21,8 +21,9 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     adjustment_group: str | None  # CAS01: CO, OA, PI, PR
     reason_code: str | None  # CARC (or CLP02 on the payment entry)
     remark_codes: list[str]  # RARC
-    segment: str | None  # CLM, CLP, CAS, PLB
+    segment: str | None  # CLM, CLP, SVC, CAS, AMT, PLB
     segment_position: int | None  # the CLP's ordinal in its transaction set; the line for a charge
+    segment_index: int | None = None  # the segment's own position within its transaction set (ST is 1)
 
 
 class ClaimLedger(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +60,8 @@ class RemittanceImport(msgspec.Struct, kw_only=True):
     unassigned: list[RemittanceSet] = msgspec.field(default_factory=list)
     claims_matched: int = 0
     claims_unmatched: int = 0
+    # Why each unmatched CLP found no claim (by CLP01, CLP07, then patient + date of service + CLP03)
+    unmatched_reasons: list[str] = msgspec.field(default_factory=list)
     posted_cents: int = 0
     unapplied_cents: int = 0
     provider_adjustments_cents: int = 0
@@ -83,6 +86,8 @@ class RemittanceView(msgspec.Struct, frozen=True, kw_only=True):
     state: str
     held_reason: str | None
     claim_count: int
+    # A held payment's review (``POST /billing/remittances/{id}/release``): posted, discarded, or None
+    released: str | None = None
 
 
 class UnassignedView(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,3 +175,29 @@ class EftReassociation(msgspec.Struct, frozen=True, kw_only=True):
     payments_without_deposit: list[ReassociatedPayment]
     deposits_without_payment: list[DepositView]
     totals: ReassociationTotals
+
+
+class ReleaseCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A reviewer's decision on a held payment: ``post`` it whole (the balance check is run again; a set
+    that still does not balance is posted only with ``accept_imbalance``, BPR02's difference going to
+    unapplied) or ``discard`` it; the reason is kept."""
+
+    action: Annotated[str, msgspec.Meta(pattern=r"^(post|discard)$")]
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=500)]
+    accept_imbalance: bool = False
+
+
+class ReleaseView(msgspec.Struct, kw_only=True):
+    """A held payment's review: posted or discarded, why, by whom; what posting it did (no PHI)."""
+
+    remittance_id: uuid.UUID
+    action: str  # posted, discarded
+    reason: str
+    imbalance_cents: int  # BPR02 minus what its claims and PLB explain, posted to unapplied
+    decided_by: str
+    decided_at: datetime
+    claims_matched: int = 0
+    claims_unmatched: int = 0
+    posted_cents: int = 0
+    unapplied_cents: int = 0
+    unmatched_reasons: list[str] = msgspec.field(default_factory=list)

@@ -14,10 +14,12 @@ from rcm.claims.models import Claim as OurClaim
 from rcm.claims.models import ClaimLine
 from rcm.kit.pagination import Page, decode_cursor, paginate
 from rcm.ledger import posting, schemas
+from rcm.ledger.lines import match_lines
 from rcm.ledger.models import RECEIVABLES, Account, Remittance, RemittanceState, Source
+from rcm.ledger.release_repository import ReleaseRepository
 from rcm.ledger.repository import LedgerRepository, RemittanceRepository
 from rcm.tenancy.scope import StaffScope, TenantScope, Touched
-from rcm.x12.remittance_model import Claim, Header, ProviderAdjustment
+from rcm.x12.remittance_model import Claim, ClaimSource, Header, ProviderAdjustment
 
 LEDGER = "claim_ledger"
 REMITTANCE = "remittance"
@@ -50,6 +52,17 @@ async def give_back_patient_share(scope: TenantScope, claim_id: uuid.UUID) -> di
     standing = await repo.coordinated(claim_id)
     await repo.post([posting.reversed_coordination(claim_id, standing)], actor=scope.principal.subject)
     return standing
+
+
+async def give_back_prior_share(scope: TenantScope, claim_id: uuid.UUID, prior_claim_id: uuid.UUID) -> int:
+    """The prior claim's payment was reversed: the patient's share ``claim`` (its next payer's) took over
+    from it goes back to it, where the reversal's own entries will take it off again. Returns the cents."""
+    repo = scope.repo(LedgerRepository)
+    amount = (await repo.coordinated(claim_id)).get(prior_claim_id, 0)
+    if amount:
+        draft = posting.reversed_coordination(claim_id, {prior_claim_id: amount})
+        await repo.post([draft], actor=scope.principal.subject)
+    return amount
 
 
 async def take_over_standing(scope: TenantScope, claim_id: uuid.UUID, standing: dict[uuid.UUID, int]) -> None:
@@ -120,9 +133,13 @@ async def post_remittance(
     claims: Sequence[Claim],
     matched: Sequence[OurClaim | None],
     adjustments: Sequence[ProviderAdjustment],
+    *,
+    sources: Sequence[ClaimSource] = (),
+    adjustment_positions: Sequence[int] = (),
 ) -> Posted:
     """Post a balanced set: a posting per CLP (``matched[i]`` is the claim of ``claims[i]``, or None) and per
-    PLB adjustment. Payments posted sum to BPR02 (checked by ``hold_reason`` before)."""
+    PLB adjustment, each entry pointing at its segment (``sources``, ``adjustment_positions``: where the
+    reader found them). Payments posted sum to BPR02 (checked by ``hold_reason`` before)."""
     if received.state is not RemittanceState.POSTED:
         raise ValueError("a held remittance is not posted")
     repo = scope.repo(LedgerRepository)
@@ -130,15 +147,20 @@ async def post_remittance(
     drafts = []
     applied = unapplied = 0
     for ordinal, (paid, claim) in enumerate(zip(claims, matched, strict=True), start=1):
+        source = sources[ordinal - 1] if sources else None
         if claim is None:
             unapplied += paid.paid
-            drafts.append(posting.claim_payment(paid, ordinal, None, []))
+            drafts.append(posting.claim_payment(paid, ordinal, None, [], source=source))
             continue
         applied += paid.paid
-        lines = posting.match_lines(paid.lines, billed.get(claim.id, []))
+        lines = match_lines(paid.lines, billed.get(claim.id, []))
         after_prior = claim.primary_claim_id is not None
-        drafts.append(posting.claim_payment(paid, ordinal, claim.id, lines, after_prior_payer=after_prior))
-    drafts.extend(posting.provider_adjustments(adjustments))
+        drafts.append(
+            posting.claim_payment(
+                paid, ordinal, claim.id, lines, after_prior_payer=after_prior, source=source
+            )
+        )
+    drafts.extend(posting.provider_adjustments(adjustments, adjustment_positions))
     await repo.post(drafts, remittance_id=received.remittance_id)
     return Posted(applied, unapplied, sum(a.amount for a in adjustments))
 
@@ -165,6 +187,7 @@ async def claim_ledger(scope: TenantScope, claim: OurClaim) -> schemas.ClaimLedg
             remark_codes=list(entry.remark_codes),
             segment=entry.segment,
             segment_position=entry.segment_position,
+            segment_index=entry.segment_index,
         )
         for entry, found in rows
     ]
@@ -187,7 +210,7 @@ async def claim_ledger(scope: TenantScope, claim: OurClaim) -> schemas.ClaimLedg
     )
 
 
-def remittance_view(row: Remittance) -> schemas.RemittanceView:
+def remittance_view(row: Remittance, released: str | None = None) -> schemas.RemittanceView:
     return schemas.RemittanceView(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -204,6 +227,7 @@ def remittance_view(row: Remittance) -> schemas.RemittanceView:
         state=row.state.value,
         held_reason=row.held_reason,
         claim_count=row.claim_count,
+        released=released,
     )
 
 
@@ -221,4 +245,10 @@ async def staff_remittances(
         touched=[Touched(r.tenant_id, r.id) for r in rows[:limit]],
         detail={"state": state.value if state else None},
     )
-    return paginate(rows, limit, remittance_view)
+    reviews = await scope.repo(ReleaseRepository).of_remittances([r.id for r in rows[:limit]])
+
+    def shown(row: Remittance) -> schemas.RemittanceView:
+        review = reviews.get(row.id)
+        return remittance_view(row, review.action.value if review is not None else None)
+
+    return paginate(rows, limit, shown)

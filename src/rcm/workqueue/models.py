@@ -41,6 +41,9 @@ class BillingReason(enum.StrEnum):
     FOLLOW_UP = "follow_up"  # no answer from the payer after its status-inquiry days
     ENROLLMENT = "enrollment"  # the practice is not enrolled with the claim's payer
     DENIAL = "denial"  # an 835 denied the claim or a line; due at its appeal deadline (rcm.denials)
+    # A primary's payment was reversed (835 CLP02 22) after its secondary was built: the secondary bills
+    # what the primary no longer paid; correct it (replace or void) once the primary's correction comes.
+    COB_CORRECTION = "cob_correction"
 
 
 class ItemStatus(enum.StrEnum):

@@ -34,10 +34,12 @@ from rcm.x12.remittance_model import (
     Adjustment,
     Balance,
     Claim,
+    ClaimSource,
     ProviderAdjustment,
     Reference,
     Remittance,
     ServiceLine,
+    balance_off,
 )
 from rcm.x12.segments import Segment
 from rcm.x12.values import cents, date8, quantity, required, required_cents
@@ -60,6 +62,11 @@ class RemittanceStream(HeaderReader):
         self._claims_paid = 0
         self._unbalanced = 0
         self.provider_adjustments: list[ProviderAdjustment] = []
+        # Segment positions within the set (ST is 1): per claim read, its parts' (``ClaimSource``); per
+        # provider adjustment, its PLB's.
+        self._base = transaction.st.index - 1
+        self.sources: list[ClaimSource] = []
+        self.provider_adjustment_positions: list[int] = []
         self.header = self._read_header()
 
     # -- claims
@@ -104,6 +111,11 @@ class RemittanceStream(HeaderReader):
         inpatient: tuple[str, ...] = ()
         patient = insured = rendering = None
         start = end = received = None
+        interest = interest_at = None
+        base = self._base
+        adjusted_at: list[int] = []  # each claim adjustment's CAS position
+        lines_at: list[int] = []
+        line_adjusted_at: list[tuple[int, ...]] = []
         # The hot loop of the file: segments straight from the transaction's iterator, ``elements[0]`` rather
         # than the ``id`` property; a service line hands back the segment that ended it.
         segments = self._segments
@@ -113,13 +125,18 @@ class RemittanceStream(HeaderReader):
             segment_id = e[0]
             qualifier = e[1] if len(e) > 1 else ""
             if segment_id == "SVC":
-                line, line_adjusted = self._read_line(segment)
+                line, line_adjusted, positions = self._read_line(segment)
                 lines.append(line)
+                lines_at.append(segment.index - base)
+                line_adjusted_at.append(positions)
                 adjusted += line_adjusted
                 segment = self._next()
                 continue
             if segment_id == "CAS":
                 adjusted += self._read_cas(segment, adjustments)
+                adjusted_at += [segment.index - base] * (len(adjustments) - len(adjusted_at))
+            elif segment_id == "AMT" and qualifier == "I":
+                interest, interest_at = cents(segment, 2), segment.index - base
             elif segment_id == "NM1":
                 if qualifier == "QC":
                     patient = person(segment)
@@ -177,8 +194,14 @@ class RemittanceStream(HeaderReader):
             end,
             received,
             tuple(lines),
+            interest,
         )
-        self._check_claim_balance(clp, claim.charge - claim.paid - adjusted)
+        self.sources.append(
+            ClaimSource(
+                clp.index - base, tuple(adjusted_at), interest_at, tuple(lines_at), tuple(line_adjusted_at)
+            )
+        )
+        self._check_claim_balance(clp, balance_off(claim.charge - claim.paid - adjusted, interest))
         return claim
 
     def _check_claim_balance(self, clp: Segment, difference: int) -> None:
@@ -227,8 +250,10 @@ class RemittanceStream(HeaderReader):
             )
         return total
 
-    def _read_line(self, svc: Segment) -> tuple[ServiceLine, int]:  # noqa: PLR0912 - a branch per segment
-        """Loop 2110, with the total of its CAS amounts."""
+    def _read_line(  # noqa: PLR0912 - a branch per segment
+        self, svc: Segment
+    ) -> tuple[ServiceLine, int, tuple[int, ...]]:
+        """Loop 2110, with the total of its CAS amounts and each adjustment's CAS position in the set."""
         procedure = required(svc, 1).split(self._component)
         if len(procedure) < 2 or not procedure[1]:
             raise X12Error(
@@ -244,12 +269,14 @@ class RemittanceStream(HeaderReader):
         start = end = None
         control = None
         allowed = None
+        adjusted_at: list[int] = []
         for segment in self._segments:
             e = segment.elements
             segment_id = e[0]
             qualifier = e[1] if len(e) > 1 else ""
             if segment_id == "CAS":
                 adjusted += self._read_cas(segment, adjustments)
+                adjusted_at += [segment.index - self._base] * (len(adjustments) - len(adjusted_at))
             elif segment_id == "DTM":
                 if qualifier == "472":
                     start = end = date8(segment, 2)
@@ -270,7 +297,8 @@ class RemittanceStream(HeaderReader):
             else:
                 self._push(segment)
                 break
-        e = padded(svc, 5)
+        e = padded(svc, 6)
+        original = e[6].split(self._component) if e[6] else None
         line = ServiceLine(
             qualifier=procedure[0],
             code=procedure[1],
@@ -285,12 +313,14 @@ class RemittanceStream(HeaderReader):
             control_number=control,
             allowed=allowed,
             remarks=tuple(remarks),
+            original_code=original[1] if original and len(original) > 1 and original[1] else None,
+            original_modifiers=tuple(m for m in original[2:6] if m) if original else (),
         )
         if line.charge - line.paid != adjusted:  # line_imbalance of the model
             self.findings.append(
                 finding(svc, "service line does not balance: charge minus payment is not its adjustments")
             )
-        return line, adjusted
+        return line, adjusted, tuple(adjusted_at)
 
     def _read_plb(self, plb: Segment) -> None:
         provider = required(plb, 1)
@@ -301,6 +331,7 @@ class RemittanceStream(HeaderReader):
             reason, _, reference = plb[start].partition(self._component)
             if reason not in PLB_REASONS:
                 self.findings.append(finding(plb, "provider adjustment reason code not in the guide", start))
+            self.provider_adjustment_positions.append(plb.index - self._base)
             self.provider_adjustments.append(
                 ProviderAdjustment(
                     provider_id=provider,

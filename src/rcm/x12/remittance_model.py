@@ -157,6 +157,19 @@ class ServiceLine(msgspec.Struct, frozen=True, kw_only=True):
     control_number: str | None = None  # REF*6R: the line item control number the 837 sent
     allowed: int | None = None  # AMT*B6
     remarks: tuple[str, ...] = ()  # LQ*HE: RARC remark codes
+    # SVC06: the procedure as billed, when the payer paid another (a bundled or split line names the code
+    # the claim line carried; the SVC01 code is what the payer adjudicated)
+    original_code: str | None = None
+    original_modifiers: tuple[str, ...] = ()
+
+    @property
+    def billed_code(self) -> str:
+        """The procedure the claim line billed: SVC06 when present, else SVC01."""
+        return self.original_code or self.code
+
+    @property
+    def billed_modifiers(self) -> tuple[str, ...]:
+        return self.original_modifiers if self.original_code else self.modifiers
 
 
 class Claim(msgspec.Struct, frozen=True):
@@ -187,10 +200,25 @@ class Claim(msgspec.Struct, frozen=True):
     service_end: date | None = None  # DTM*233
     received: date | None = None  # DTM*050
     lines: tuple[ServiceLine, ...] = ()
+    # AMT*I: interest the payer pays on the claim, included in CLP04 (so CLP03 - (CLP04 - AMT*I) = Σ CAS
+    # when no CAS carries it)
+    interest: int | None = None
 
     @property
     def reversal(self) -> bool:
         return self.status == REVERSAL
+
+
+class ClaimSource(msgspec.Struct, frozen=True, gc=False):
+    """Where a claim's parts were read: segment positions within the transaction set (ST is 1), the
+    reader's side record (not part of what the writer writes): CLP, each claim adjustment's CAS, AMT*I, each
+    line's SVC and each line adjustment's CAS."""
+
+    clp: int
+    adjustments: tuple[int, ...] = ()
+    interest: int | None = None
+    lines: tuple[int, ...] = ()
+    line_adjustments: tuple[tuple[int, ...], ...] = ()
 
 
 class ProviderAdjustment(msgspec.Struct, frozen=True, kw_only=True):
@@ -224,10 +252,31 @@ class Remittance(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def claim_imbalance(claim: Claim) -> int:
-    """CLP03 - CLP04 - Σ CAS of the claim and its lines, in cents; zero when the claim balances."""
+    """CLP03 - CLP04 - Σ CAS of the claim and its lines, in cents; zero when the claim balances. Interest
+    (AMT*I) is included in CLP04: a claim balances as well when CLP03 - (CLP04 - AMT*I) = Σ CAS (the payer
+    carried no CAS for the interest)."""
     adjusted = sum(a.amount for a in claim.adjustments)
     adjusted += sum(a.amount for line in claim.lines for a in line.adjustments)
-    return claim.charge - claim.paid - adjusted
+    return balance_off(claim.charge - claim.paid - adjusted, claim.interest)
+
+
+def balance_off(difference: int, interest: int | None) -> int:
+    """CLP03 - CLP04 - Σ CAS (``difference``) with the claim's interest taken out of CLP04 when that is what
+    makes the claim balance."""
+    if difference and interest and difference + interest == 0:
+        return 0
+    return difference
+
+
+def interest_paid(claim: Claim) -> int:
+    """The part of CLP04 that is interest (AMT*I) rather than payment of the charges: AMT*I when it is what
+    balances the claim, else 0 (no interest, or a CAS carried it)."""
+    adjusted = sum(a.amount for a in claim.adjustments)
+    adjusted += sum(a.amount for line in claim.lines for a in line.adjustments)
+    difference = claim.charge - claim.paid - adjusted
+    if claim.interest and difference and difference + claim.interest == 0:
+        return claim.interest
+    return 0
 
 
 def line_imbalance(line: ServiceLine) -> int:

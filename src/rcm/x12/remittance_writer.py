@@ -99,7 +99,11 @@ def _dates(body: TransactionWriter, start: date | None, end: date | None, codes:
 
 def _line(body: TransactionWriter, line: ServiceLine) -> None:
     procedure = (line.qualifier, line.code, *line.modifiers)
-    body.segment("SVC", procedure, amount(line.charge), amount(line.paid), line.revenue_code, line.units)
+    # SVC06: the procedure as billed, when the payer adjudicated another (bundled or split lines)
+    original = (line.qualifier, line.original_code, *line.original_modifiers) if line.original_code else None
+    body.segment(
+        "SVC", procedure, amount(line.charge), amount(line.paid), line.revenue_code, line.units, original
+    )
     if line.service_start is not None and line.service_start == line.service_end:
         body.segment("DTM", "472", _d8(line.service_start))
     else:
@@ -144,6 +148,8 @@ def write_claim(body: TransactionWriter, claim: Claim) -> None:
     _dates(body, claim.service_start, claim.service_end, ("232", "233"))
     if claim.received is not None:
         body.segment("DTM", "050", _d8(claim.received))
+    if claim.interest is not None:
+        body.segment("AMT", "I", amount(claim.interest))
     for line in claim.lines:
         _line(body, line)
 
