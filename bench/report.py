@@ -266,7 +266,7 @@ async def set_up(admin: str, big: uuid.UUID, *, claims: int, practices: int, sma
     conn = await asyncpg.connect(admin)
     bulk = max(0, claims - TRIGGERED)
     try:
-        await conn.execute("ALTER TABLE rcm.ledger_entry DISABLE TRIGGER ledger_entry_balanced")
+        await conn.execute("ALTER TABLE rcm.ledger_entry DISABLE TRIGGER ledger_entry_checked")
         for table, trigger in ROLLUP_TRIGGERS.items():
             await conn.execute(f"ALTER TABLE rcm.{table} DISABLE TRIGGER {trigger}")
         started = time.perf_counter()
@@ -298,7 +298,7 @@ async def set_up(admin: str, big: uuid.UUID, *, claims: int, practices: int, sma
                 flush=True,
             )
     finally:
-        await conn.execute("ALTER TABLE rcm.ledger_entry ENABLE TRIGGER ledger_entry_balanced")
+        await conn.execute("ALTER TABLE rcm.ledger_entry ENABLE TRIGGER ledger_entry_checked")
         for table, trigger in ROLLUP_TRIGGERS.items():
             await conn.execute(f"ALTER TABLE rcm.{table} ENABLE TRIGGER {trigger}")
         await conn.close()
