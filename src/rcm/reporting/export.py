@@ -156,7 +156,8 @@ def to_xlsx(table: Table, sheet: str) -> bytes:
     for r, row in enumerate(table.rows, start=1):
         for c, value in enumerate(row):
             if isinstance(value, Decimal):
-                worksheet.write_number(r, c, float(value), money)
+                # The Decimal itself: xlsxwriter writes it as its exact decimal text (no binary float).
+                worksheet.write(r, c, value, money)
             elif isinstance(value, int):
                 worksheet.write_number(r, c, value)
             elif value is not None:
