@@ -31,7 +31,7 @@ from rcm.kit.migrations import upgrade_to_head
 from rcm.kit.tenant import TenantId
 from rcm.tenancy.manifest import validate_manifest
 from rcm.tenancy.models import Tenant
-from tests.support import Api
+from tests.support import Api, Cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,6 +111,12 @@ async def owner_engine(admin_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(async_url(admin_url), poolclass=NullPool)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def cli(admin_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``await cli("remit", "release", ...)``: the ``rcm`` command as the operator runs it (``Cli``)."""
+    return Cli(monkeypatch, admin_url, settings.data_dir)
 
 
 @pytest.fixture(scope="session")

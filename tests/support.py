@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from click.testing import CliRunner, Result
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -105,3 +109,25 @@ def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+class Cli:
+    """``rcm ...`` run as the operator runs it, against the test database (the administrative URL) and the
+    session's data directory, whose key file opens the practices' keys; run in a thread (the command runs
+    its own event loop), the settings cache cleared around it so the command reads this environment."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, admin_url: str, data_dir: Path) -> None:
+        self.monkeypatch, self.admin_url, self.data_dir = monkeypatch, admin_url, data_dir
+
+    async def __call__(self, *args: str) -> Result:
+        from rcm.cli import main
+        from rcm.config import get_settings
+
+        self.monkeypatch.setenv("RCM_ENV", "test")
+        self.monkeypatch.setenv("RCM_DATABASE_URL", self.admin_url)
+        self.monkeypatch.setenv("RCM_DATA_DIR", self.data_dir.as_posix())
+        get_settings.cache_clear()
+        try:
+            return await asyncio.to_thread(CliRunner().invoke, main, list(args))
+        finally:
+            get_settings.cache_clear()

@@ -6,7 +6,6 @@ changes nothing; claims the practice does not have are counted, another practice
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from sandbox_payer.payer import payer_claim_control_number
 from sandbox_payer.rules import Outcome, Rule, Rules, When, write_rules
 from tests.claims.conftest import Claims, enrolled_practice, practice_scope, rows
 from tests.conftest import practice_api_for
+from tests.support import Cli
 from tests.x12 import claimdata as data
 
 EVENTS = "SELECT 1 FROM rcm.claim_event WHERE tenant_id = :t AND x12_file_id IS NOT NULL"
@@ -409,15 +409,10 @@ async def test_the_fetch_job_and_the_operator_command(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     owner_engine: AsyncEngine,
-    admin_url: str,
-    monkeypatch: pytest.MonkeyPatch,
+    cli: Cli,
 ) -> None:
     """The worker's job (its payload ids only, through JSON) and ``rcm claims fetch SLUG`` do the same."""
-    from click.testing import CliRunner
-
     from rcm.claims.tasks import fetch_responses
-    from rcm.cli import main
-    from rcm.config import get_settings
     from rcm.worker import configure_jobs, encode_payload_roundtrip, setup_broker
     from rcm.worker.scheduler import periodic_jobs
 
@@ -438,14 +433,8 @@ async def test_the_fetch_job_and_the_operator_command(
     second, second_pcn = await _submitted(claims, setup.api, setup.practice, setup.payer_id)
     await _batch(claims, setup.practice, setup.payer_id, 32, [second])
     await _submit(setup, 32, {second_pcn: DENY})
-    monkeypatch.setenv("RCM_DATABASE_URL", admin_url)
-    monkeypatch.setenv("RCM_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    try:
-        result = await asyncio.to_thread(CliRunner().invoke, main, ["claims", "fetch", setup.practice.slug])
-        unknown = await asyncio.to_thread(CliRunner().invoke, main, ["claims", "fetch", "no-such-practice"])
-    finally:
-        get_settings.cache_clear()
+    result = await cli("claims", "fetch", setup.practice.slug)
+    unknown = await cli("claims", "fetch", "no-such-practice")
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"{setup.practice.slug}: 1 endpoint(s), 3 file(s) fetched, 3 new")
     assert (await _states(owner_engine, setup.practice))[second][0] == "denied"

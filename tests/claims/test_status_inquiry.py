@@ -4,7 +4,6 @@ and linked, and the job idempotent."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from rcm.tenancy.models import Tenant
 from rcm.worker import configure_jobs
 from sandbox_payer.store import ClaimRecord, Store
 from tests.claims.conftest import Claims, practice_scope, rows
-from tests.support import Api
+from tests.support import Api, Cli
 
 
 @pytest.fixture(autouse=True)
@@ -214,34 +213,11 @@ def test_an_unreadable_answer_or_a_999_is_refused() -> None:
 
 
 async def test_the_operator_command_asks_and_prints_the_outcomes(
-    *,
-    claims: Claims,
-    intake: Api,
-    practice: Tenant,
-    owner_engine: AsyncEngine,
-    settings: Settings,
-    admin_url: str,
-    monkeypatch: pytest.MonkeyPatch,
+    *, claims: Claims, intake: Api, practice: Tenant, owner_engine: AsyncEngine, cli: Cli
 ) -> None:
-    from click.testing import CliRunner
-
-    from rcm.cli import main
-    from rcm.config import get_settings
-
     await _submitted_long_ago(claims, intake, practice, owner_engine)
-    # The session's data directory: its key file opens the practice's keys.
-    monkeypatch.setenv("RCM_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("RCM_DATABASE_URL", admin_url)
-    get_settings.cache_clear()
-    try:
-        first = await asyncio.to_thread(
-            CliRunner().invoke, main, ["claims", "status-inquiries", practice.slug]
-        )
-        again = await asyncio.to_thread(
-            CliRunner().invoke, main, ["claims", "status-inquiries", practice.slug]
-        )
-    finally:
-        get_settings.cache_clear()
+    first = await cli("claims", "status-inquiries", practice.slug)
+    again = await cli("claims", "status-inquiries", practice.slug)
     assert first.exit_code == 0, first.output
     assert first.output.strip() == "not_found=1"
     assert again.output.strip() == "no claims due an inquiry"

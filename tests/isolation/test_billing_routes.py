@@ -31,7 +31,7 @@ from tests.claims.conftest import (  # noqa: F401 - fixtures
 )
 from tests.coding.conftest import MakeStaff
 from tests.isolation.test_route_matrix import PARAM, _snapshot, http_routes
-from tests.ledger.test_posting import _apply, _file
+from tests.ledger.support import apply_era, era_file
 from tests.support import Api
 from tests.x12 import remittances as rm
 
@@ -73,7 +73,9 @@ async def test_billing_routes_never_reach_another_practice(
     async with practice_scope(sessions, settings, other_practice) as scope:
         b_item = await open_billing_item(scope, b_claim, BillingReason.REJECTION, now=datetime.now(UTC))
     # and a payment held (BPR02 off by a cent): its review is B's alone.
-    held = await _apply(sessions, settings, other_practice, _file(rm.paid_claim(1), trace="B-HELD", off_by=1))
+    held = await apply_era(
+        sessions, settings, other_practice, era_file(rm.paid_claim(1), trace="B-HELD", off_by=1)
+    )
     assert held.held == 1
     b_remittance = (
         await rows(owner_engine, "SELECT id FROM rcm.remittance WHERE tenant_id = :t", t=other_practice.id)

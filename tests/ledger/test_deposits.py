@@ -8,7 +8,7 @@ from rcm.identity.principal import Role
 from rcm.tenancy.models import Tenant
 from tests.claims.conftest import Claims
 from tests.coding.conftest import MakeStaff
-from tests.ledger.test_posting import _claim, _file, _paid
+from tests.ledger.support import era_file, paid_in_part, submitted_claim
 from tests.support import Api
 
 REPORT = "/reports/eft-reassociation"
@@ -23,13 +23,13 @@ async def test_payments_are_paired_with_deposits(
     other_practice: Tenant,
     make_staff: MakeStaff,
 ) -> None:
-    claim, lines = await _claim(claims, intake, practice)
-    paid = _paid(claim, lines)
+    claim, lines = await submitted_claim(claims, intake, practice)
+    paid = paid_in_part(claim, lines)
     npi = practice.manifest.billing_provider.npi
     biller = await make_staff(Role.BILLER, practice)
     headers = biller.headers() | {"Content-Type": "application/edi-x12"}
     for trace, control, off in (("EFT-D1", 51, 0), ("EFT-D2", 52, 0), ("EFT-D3", 53, 5)):
-        data = _file(paid, trace=trace, control=control, npi=npi, off_by=off)  # BPR16 2026-12-01
+        data = era_file(paid, trace=trace, control=control, npi=npi, off_by=off)  # BPR16 2026-12-01
         sent = await biller.client.post("/api/v1/billing/remittances", content=data, headers=headers)
         assert sent.status_code == 200, sent.text
     deposits = [

@@ -16,7 +16,7 @@ from rcm.ledger.lines import BilledLine, allocate, match_lines
 from rcm.tenancy.models import Tenant
 from rcm.x12.remittance_model import Adjustment, Claim, Person, ServiceLine
 from tests.claims.conftest import Claims, rows
-from tests.ledger.test_posting import _apply, _claim, _file
+from tests.ledger.support import apply_era, era_file, submitted_claim
 from tests.support import Api
 
 DAY = date(2026, 11, 2)
@@ -104,7 +104,9 @@ async def test_bundled_split_reordered_and_interest_post_to_their_lines(
         {"procedure_code": "36415", "charge_cents": 1000, "diagnosis_pointers": [1]},
         {"procedure_code": "85025", "charge_cents": 2000, "diagnosis_pointers": [1]},
     ]
-    claim, lines = await _claim(claims, intake, practice, charges=charges, service_date=DAY.isoformat())
+    claim, lines = await submitted_claim(
+        claims, intake, practice, charges=charges, service_date=DAY.isoformat()
+    )
     assert [(line.line_number, line.procedure_code) for line in lines] == [
         (1, "99213"),
         (2, "93000"),
@@ -130,8 +132,8 @@ async def test_bundled_split_reordered_and_interest_post_to_their_lines(
         lines=paid_lines,
         interest=interest,
     )
-    data = _file(remitted, trace="EFT-LINES1")
-    outcome = await _apply(sessions, settings, practice, data)
+    data = era_file(remitted, trace="EFT-LINES1")
+    outcome = await apply_era(sessions, settings, practice, data)
     assert (outcome.posted, outcome.held, outcome.matched, outcome.posted_cents) == (1, 0, 1, 13823)
     ledger = (await intake.get(f"/claims/{claim.id}/ledger")).json()
     entries = ledger["entries"]
@@ -179,7 +181,7 @@ async def test_a_claim_with_interest_and_no_cas_for_it_is_not_held(
     settings: Settings,
 ) -> None:
     """CLP03 - (CLP04 - AMT*I) = Σ CAS balances the claim; without AMT*I the same CLP is held."""
-    claim, lines = await _claim(claims, intake, practice)
+    claim, lines = await submitted_claim(claims, intake, practice)
     charge = sum(line.charge_cents for line in lines)
     paid_lines = tuple(
         ServiceLine(
@@ -206,9 +208,9 @@ async def test_a_claim_with_interest_and_no_cas_for_it_is_not_held(
             interest=interest,
         )
 
-    held = await _apply(sessions, settings, practice, _file(clp(None), trace="EFT-INT0"))
+    held = await apply_era(sessions, settings, practice, era_file(clp(None), trace="EFT-INT0"))
     assert (held.posted, held.held) == (0, 1)
-    posted = await _apply(sessions, settings, practice, _file(clp(50), trace="EFT-INT1"))
+    posted = await apply_era(sessions, settings, practice, era_file(clp(50), trace="EFT-INT1"))
     assert (posted.posted, posted.held, posted.posted_cents) == (1, 0, charge + 50)
     ledger = (await intake.get(f"/claims/{claim.id}/ledger")).json()
     assert ledger["balance_cents"] == 0

@@ -13,7 +13,7 @@ from rcm.config import Settings
 from rcm.tenancy.models import Tenant
 from rcm.x12.remittance_model import Adjustment, Claim, Person, ServiceLine
 from tests.claims.conftest import Claims, rows
-from tests.ledger.test_posting import _apply, _claim, _file
+from tests.ledger.support import apply_era, era_file, submitted_claim
 from tests.support import Api, patient_payload
 
 DOS = date.today() - timedelta(days=3)
@@ -63,11 +63,11 @@ async def test_a_clp_is_matched_by_patient_date_and_amount(
     patient = patient_payload()
     member_id = "MX0011223"
     coverage = {"payer_id": "DEMO-MCR", "member_id": member_id, "relationship": "self"}
-    claim, lines = await _claim(
+    claim, lines = await submitted_claim(
         claims, intake, practice, patient=patient, coverage=coverage, service_date=DOS.isoformat()
     )
     paid = _by_patient(lines, family=patient["family_name"], given=patient["given_name"], member_id=member_id)
-    outcome = await _apply(sessions, settings, practice, _file(paid, trace="EFT-PM1"))
+    outcome = await apply_era(sessions, settings, practice, era_file(paid, trace="EFT-PM1"))
     assert (outcome.posted, outcome.matched, outcome.unmatched, outcome.unmatched_reasons) == (1, 1, 0, ())
     assert outcome.posted_cents == paid.paid
     ledger = (await intake.get(f"/claims/{claim.id}/ledger")).json()
@@ -98,7 +98,7 @@ async def test_a_clp_is_matched_by_patient_date_and_amount(
         service_start=DOS,
         lines=other_amount.lines,
     )
-    missed = await _apply(sessions, settings, practice, _file(stranger, other_amount, trace="EFT-PM2"))
+    missed = await apply_era(sessions, settings, practice, era_file(stranger, other_amount, trace="EFT-PM2"))
     assert (missed.posted, missed.matched, missed.unmatched) == (1, 0, 2)
     assert missed.unapplied_cents == stranger.paid + other_amount.paid
     assert all("nor its patient, date of service and billed amount" in r for r in missed.unmatched_reasons)
@@ -116,14 +116,14 @@ async def test_two_claims_of_the_patient_alike_leave_the_clp_unmatched(
     patient = patient_payload()
     member_id = "MX0099887"
     coverage = {"payer_id": "DEMO-MCR", "member_id": member_id, "relationship": "self"}
-    first, lines = await _claim(
+    first, lines = await submitted_claim(
         claims, intake, practice, patient=patient, coverage=coverage, service_date=DOS.isoformat()
     )
-    second, _ = await _claim(
+    second, _ = await submitted_claim(
         claims, intake, practice, patient=patient, coverage=coverage, service_date=DOS.isoformat()
     )
     paid = _by_patient(lines, family=patient["family_name"], given=patient["given_name"], member_id=member_id)
-    outcome = await _apply(sessions, settings, practice, _file(paid, trace="EFT-PM3"))
+    outcome = await apply_era(sessions, settings, practice, era_file(paid, trace="EFT-PM3"))
     assert (outcome.posted, outcome.matched, outcome.unmatched) == (1, 0, 1)
     assert outcome.unapplied_cents == paid.paid
     assert outcome.unmatched_reasons == (

@@ -21,7 +21,7 @@ from rcm.interchanges import service as files
 from rcm.interchanges.models import Direction
 from rcm.tenancy.models import Tenant
 from tests.claims.conftest import Claims, practice_scope, rows
-from tests.ledger.test_posting import _apply, _claim, _file, _paid
+from tests.ledger.support import apply_era, era_file, paid_in_part, submitted_claim
 from tests.support import Api
 from tests.webhooks.conftest import Receiver, receiver, subscribe  # noqa: F401 - the receiver fixture
 
@@ -36,14 +36,14 @@ async def test_a_multi_claim_835_writes_one_event_and_one_webhook_per_transition
     owner_engine: AsyncEngine,
     receiver: Receiver,  # noqa: F811 - the fixture imported above
 ) -> None:
-    submitted = [await _claim(claims, intake, practice) for _ in range(2)]
-    accepted = [await _claim(claims, intake, practice) for _ in range(2)]
+    submitted = [await submitted_claim(claims, intake, practice) for _ in range(2)]
+    accepted = [await submitted_claim(claims, intake, practice) for _ in range(2)]
     for claim, _ in accepted:
         await claims.walk(practice, claim.id, ClaimState.ACCEPTED, icn=f"ICN-{claim.patient_control_number}")
     await subscribe(intake, receiver.url, "claim.status_changed")
-    paid = [_paid(claim, lines) for claim, lines in [*submitted, *accepted]]
+    paid = [paid_in_part(claim, lines) for claim, lines in [*submitted, *accepted]]
 
-    outcome = await _apply(sessions, settings, practice, _file(*paid))
+    outcome = await apply_era(sessions, settings, practice, era_file(*paid))
 
     assert (outcome.matched, outcome.partially_paid, outcome.unchanged, outcome.unmatched) == (4, 4, 0, 0)
     ids = [claim.id for claim, _ in [*submitted, *accepted]]
@@ -243,19 +243,23 @@ async def test_a_clp_whose_clp01_is_unknown_is_matched_by_its_clp07(
 ) -> None:
     """CLP01 (our CLM01) first; a CLP whose CLP01 names none of the practice's claims is matched by CLP07, the
     payer's claim control number learnt on acceptance; one naming neither is unmatched."""
-    by_pcn, by_icn = [await _claim(claims, intake, practice) for _ in range(2)]
+    by_pcn, by_icn = [await submitted_claim(claims, intake, practice) for _ in range(2)]
     await claims.walk(practice, by_icn[0].id, ClaimState.ACCEPTED, icn="ICNBYCLP07")
     paid = [
-        _paid(*by_pcn),
+        paid_in_part(*by_pcn),
         msgspec.structs.replace(
-            _paid(*by_icn), patient_control_number="NOSUCHCLAIM1", payer_claim_control_number="ICNBYCLP07"
+            paid_in_part(*by_icn),
+            patient_control_number="NOSUCHCLAIM1",
+            payer_claim_control_number="ICNBYCLP07",
         ),
         msgspec.structs.replace(
-            _paid(*by_icn), patient_control_number="NOSUCHCLAIM2", payer_claim_control_number="NOSUCHICN"
+            paid_in_part(*by_icn),
+            patient_control_number="NOSUCHCLAIM2",
+            payer_claim_control_number="NOSUCHICN",
         ),
     ]
 
-    outcome = await _apply(sessions, settings, practice, _file(*paid))
+    outcome = await apply_era(sessions, settings, practice, era_file(*paid))
 
     assert (outcome.matched, outcome.unmatched, outcome.partially_paid) == (2, 1, 2)
     found = await rows(

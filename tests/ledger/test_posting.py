@@ -20,101 +20,17 @@ from rcm.claims import schemas as claim_schemas
 from rcm.claims import service as claim_service
 from rcm.claims.acknowledgments import apply_file
 from rcm.claims.applying import Outcome
-from rcm.claims.models import Claim as OurClaim
-from rcm.claims.repository import ClaimRepository
-from rcm.claims.states import ClaimState
 from rcm.config import Settings
 from rcm.identity.principal import Role
 from rcm.interchanges import service as files
 from rcm.interchanges.models import Direction
 from rcm.tenancy.models import Tenant
-from rcm.x12.remittance_model import Adjustment, Claim, Header, ServiceLine
+from rcm.x12.remittance_model import Claim, ServiceLine
 from tests.claims.conftest import Claims, practice_scope, rows
 from tests.coding.conftest import MakeStaff
+from tests.ledger.support import apply_era, era_file, paid_in_part, submitted_claim
 from tests.support import Api
 from tests.x12 import remittances as rm
-
-
-async def _claim(
-    claims: Claims, intake: Api, practice: Tenant, **overrides: Any
-) -> tuple[OurClaim, list[Any]]:
-    claim_id = await claims.new(intake, practice, **overrides)
-    await claims.walk(practice, claim_id, ClaimState.SUBMITTED)
-    async with practice_scope(claims.sessions, claims.settings, practice) as scope:
-        repo = scope.repo(ClaimRepository)
-        claim = await repo.get(claim_id)
-        lines = await repo.lines(claim_id)
-    assert claim is not None
-    return claim, list(lines)
-
-
-def _paid(claim: OurClaim, lines: list[Any]) -> Claim:
-    """Each line: 60% paid, 25% CO-45, the rest PR-2 coinsurance."""
-    paid_lines = []
-    for line in lines:
-        paid, written_off = line.charge_cents * 60 // 100, line.charge_cents * 25 // 100
-        patient = line.charge_cents - paid - written_off
-        paid_lines.append(
-            ServiceLine(
-                qualifier="HC",
-                code=line.procedure_code,
-                modifiers=tuple(line.modifiers),
-                charge=line.charge_cents,
-                paid=paid,
-                units=str(line.units),
-                service_start=line.service_date,
-                service_end=line.service_date,
-                adjustments=(
-                    Adjustment(group="CO", reason="45", amount=written_off),
-                    Adjustment(group="PR", reason="2", amount=patient),
-                ),
-                control_number=str(line.line_number),
-                remarks=("N130",),
-            )
-        )
-    base = rm.claim(1, tuple(paid_lines), icn="ICN7700001")
-    return Claim(
-        patient_control_number=claim.patient_control_number,
-        status=base.status,
-        charge=base.charge,
-        paid=base.paid,
-        filing_indicator=base.filing_indicator,
-        payer_claim_control_number=base.payer_claim_control_number,
-        patient=base.patient,
-        patient_responsibility=base.patient_responsibility,
-        lines=base.lines,
-    )
-
-
-def _file(
-    *claims: Claim, trace: str = "EFT0001", off_by: int = 0, control: int = 1, npi: str | None = None
-) -> bytes:
-    remittance = rm.remittance(claims)
-    h = remittance.header
-    header = Header(
-        handling=h.handling,
-        total_paid=h.total_paid + off_by,
-        credit_debit=h.credit_debit,
-        payment_method=h.payment_method,
-        funds=h.funds,
-        payment_date=h.payment_date,
-        trace_number=trace,
-        trace_originator=h.trace_originator,
-        production_date=h.production_date,
-        payer=h.payer,
-        payee=h.payee if npi is None else rm.Payee(name=h.payee.name, npi=npi),
-    )
-    return rm.write(rm.Remittance(header=header, claims=remittance.claims), control_number=control).encode()
-
-
-async def _apply(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, practice: Tenant, data: bytes
-) -> Outcome:
-    store = BlobStore()
-    async with practice_scope(sessions, settings, practice) as scope:
-        row, _ = await files.keep(scope, store, data, direction=Direction.INBOUND, connector="test")
-    async with practice_scope(sessions, settings, practice) as scope:
-        return await apply_file(scope, store, row.id)
 
 
 def _balance_is_the_sum(ledger: dict[str, Any]) -> None:
@@ -135,15 +51,15 @@ async def test_charges_payment_duplicate_and_hold(
     owner_engine: AsyncEngine,
     make_staff: MakeStaff,
 ) -> None:
-    claim, lines = await _claim(claims, intake, practice)
+    claim, lines = await submitted_claim(claims, intake, practice)
     charge = sum(line.charge_cents for line in lines)
     built = (await intake.get(f"/claims/{claim.id}/ledger")).json()
     assert built["balance_cents"] == built["insurance_balance_cents"] == charge
     assert {e["source"] for e in built["entries"]} == {"claim_built"}
     _balance_is_the_sum(built)
 
-    paid = _paid(claim, lines)
-    outcome = await _apply(sessions, settings, practice, _file(paid))
+    paid = paid_in_part(claim, lines)
+    outcome = await apply_era(sessions, settings, practice, era_file(paid))
     assert (outcome.posted, outcome.held, outcome.duplicates, outcome.matched) == (1, 0, 0, 1)
     assert outcome.posted_cents == paid.paid
     ledger = (await intake.get(f"/claims/{claim.id}/ledger")).json()
@@ -169,12 +85,12 @@ async def test_charges_payment_duplicate_and_hold(
     # The same payment in another file (another envelope): refused, nothing posted twice.
     count = "SELECT count(*) AS n FROM rcm.ledger_entry WHERE tenant_id = :t"
     before = (await rows(owner_engine, count, t=practice.id))[0].n
-    again = await _apply(sessions, settings, practice, _file(paid, control=2))
+    again = await apply_era(sessions, settings, practice, era_file(paid, control=2))
     assert (again.posted, again.duplicates) == (0, 1)
     assert (await rows(owner_engine, count, t=practice.id))[0].n == before
 
     # An unbalanced payment (BPR02 off by a cent): held whole with the reason, nothing posted.
-    held = await _apply(sessions, settings, practice, _file(paid, trace="EFT0002", off_by=1, control=3))
+    held = await apply_era(sessions, settings, practice, era_file(paid, trace="EFT0002", off_by=1, control=3))
     assert (held.posted, held.held, held.matched) == (0, 1, 0)
     reasons = await rows(
         owner_engine,
@@ -336,14 +252,14 @@ async def test_two_workers_posting_one_payment_post_it_once(
 ) -> None:
     """The same payment in two files (two envelopes) applied at once: the unique trace key makes the second
     wait for the first's commit, then find it: one posts, the other reports a duplicate."""
-    claim, lines = await _claim(claims, intake, practice)
-    paid = _paid(claim, lines)
+    claim, lines = await submitted_claim(claims, intake, practice)
+    paid = paid_in_part(claim, lines)
     store = BlobStore()
     kept = []
     async with practice_scope(sessions, settings, practice) as scope:
         for control in (11, 12):
             row, _ = await files.keep(
-                scope, store, _file(paid, control=control), direction=Direction.INBOUND, connector="test"
+                scope, store, era_file(paid, control=control), direction=Direction.INBOUND, connector="test"
             )
             kept.append(row.id)
 
@@ -373,9 +289,9 @@ async def test_a_reversal_and_its_correction_post_negative_then_new_entries(
 ) -> None:
     """Paid, then the payer takes the payment back (CLP02 22, every amount negated) and pays it again in
     full (the correction) in one later 835: the claim ends paid in full, its balance the sum of entries."""
-    claim, lines = await _claim(claims, intake, practice)
-    paid = _paid(claim, lines)
-    first = await _apply(sessions, settings, practice, _file(paid, trace="EFT-R1", control=21))
+    claim, lines = await submitted_claim(claims, intake, practice)
+    paid = paid_in_part(claim, lines)
+    first = await apply_era(sessions, settings, practice, era_file(paid, trace="EFT-R1", control=21))
     assert first.posted == 1
     reversal = rm.reversal_of(paid)
     reversal = Claim(
@@ -409,7 +325,9 @@ async def test_a_reversal_and_its_correction_post_negative_then_new_entries(
             for line in paid.lines
         ),
     )
-    second = await _apply(sessions, settings, practice, _file(reversal, full, trace="EFT-R2", control=22))
+    second = await apply_era(
+        sessions, settings, practice, era_file(reversal, full, trace="EFT-R2", control=22)
+    )
     assert (second.posted, second.held, second.reversals) == (1, 0, 1)
     ledger = (await intake.get(f"/claims/{claim.id}/ledger")).json()
     _balance_is_the_sum(ledger)
@@ -436,9 +354,9 @@ async def test_a_biller_uploads_an_835_routed_to_the_practice_its_payee_names(
     other_practice: Tenant,
     make_staff: MakeStaff,
 ) -> None:
-    claim, lines = await _claim(claims, intake, practice)
-    paid = _paid(claim, lines)
-    data = _file(paid, trace="EFT-UP1", control=31, npi=practice.manifest.billing_provider.npi)
+    claim, lines = await submitted_claim(claims, intake, practice)
+    paid = paid_in_part(claim, lines)
+    data = era_file(paid, trace="EFT-UP1", control=31, npi=practice.manifest.billing_provider.npi)
     biller = await make_staff(Role.BILLER, practice)
     headers = biller.headers() | {"Content-Type": "application/edi-x12"}
     url = "/api/v1/billing/remittances"
@@ -453,7 +371,7 @@ async def test_a_biller_uploads_an_835_routed_to_the_practice_its_payee_names(
     assert (again["posted"], [d["trace_number"] for d in again["duplicates"]]) == (0, ["EFT-UP1"])
     # A biller of two practices under one NPI: the payee names several, the payment is left unassigned.
     both = await make_staff(Role.BILLER, practice, other_practice)
-    other = _file(paid, trace="EFT-UP2", control=32, npi=practice.manifest.billing_provider.npi)
+    other = era_file(paid, trace="EFT-UP2", control=32, npi=practice.manifest.billing_provider.npi)
     split = (await both.client.post(url, content=other, headers=both.headers())).json()
     assert (split["posted"], len(split["unassigned"]), split["practices"]) == (0, 1, {})
     # The payments received in the biller's practices; another practice's biller sees none of them.

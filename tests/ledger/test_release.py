@@ -5,63 +5,53 @@ another is a 409), audited, and another practice's staff get 404."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from rcm.config import Settings, get_settings
+from rcm.config import Settings
 from rcm.identity.principal import Role
 from rcm.tenancy.models import Tenant
-from tests.claims.conftest import Claims, rows
+from tests.claims.conftest import rows
 from tests.coding.conftest import MakeStaff
-from tests.ledger.test_posting import _apply, _claim, _file, _paid
-from tests.support import Api
-
-COUNT = "SELECT count(*) AS n FROM rcm.ledger_entry WHERE tenant_id = :t"
+from tests.ledger.support import HoldPayment, apply_era, entry_count, era_file
+from tests.support import Api, Cli
 
 
 async def test_a_held_payment_posted_after_review(
     *,
-    claims: Claims,
+    hold: HoldPayment,
     intake: Api,
     practice: Tenant,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
     owner_engine: AsyncEngine,
     make_staff: MakeStaff,
 ) -> None:
-    claim, lines = await _claim(claims, intake, practice)
-    paid = _paid(claim, lines)
-    held = await _apply(sessions, settings, practice, _file(paid, trace="EFT-REL1", off_by=7))
-    assert (held.posted, held.held) == (0, 1)
+    held = await hold(trace="EFT-REL1", off_by=7)
+    paid = held.paid
     biller = await make_staff(Role.BILLER, practice)
     listed = (await biller.get("/billing/remittances", remittance_state="held")).json()["items"]
-    assert [(r["trace_number"], r["released"]) for r in listed] == [("EFT-REL1", None)]
-    remittance_id = listed[0]["id"]
-    url = f"/billing/remittances/{remittance_id}/release"
-    before = (await rows(owner_engine, COUNT, t=practice.id))[0].n
+    assert [(r["id"], r["trace_number"], r["released"]) for r in listed] == [
+        (str(held.remittance_id), "EFT-REL1", None)
+    ]
+    before = await entry_count(owner_engine, practice)
 
     # Still off by 7 cents: refused without accept_imbalance, naming the reason; nothing written.
-    refused = await biller.post(url, {"action": "post", "reason": "checked the EOB"})
+    refused = await biller.post(held.url, {"action": "post", "reason": "checked the EOB"})
     assert refused.status_code == 409, refused.text
     assert "off by 7 cents" in refused.json()["detail"]
-    assert (await rows(owner_engine, COUNT, t=practice.id))[0].n == before
+    assert await entry_count(owner_engine, practice) == before
 
     # Another practice's biller: the same 404 as an unknown payment.
     stranger = await make_staff(Role.BILLER)
-    assert (await stranger.post(url, {"action": "discard", "reason": "not mine"})).status_code == 404
+    assert (await stranger.post(held.url, {"action": "discard", "reason": "not mine"})).status_code == 404
 
     body = {"action": "post", "reason": "payer confirmed 7 cents extra", "accept_imbalance": True}
-    posted = await biller.post(url, body)
+    posted = await biller.post(held.url, body)
     assert posted.status_code == 200, posted.text
     answer = posted.json()
     assert (answer["action"], answer["imbalance_cents"], answer["claims_matched"]) == ("posted", 7, 1)
     assert (answer["posted_cents"], answer["unapplied_cents"]) == (paid.paid, 7)
-    ledger = (await intake.get(f"/claims/{claim.id}/ledger")).json()
+    ledger = (await intake.get(f"/claims/{held.claim.id}/ledger")).json()
     patient = sum(a.amount for line in paid.lines for a in line.adjustments if a.group == "PR")
     assert (ledger["insurance_balance_cents"], ledger["patient_balance_cents"]) == (0, patient)
     # The set's payments are BPR02 to the cent: the claim's and the 7 cents unapplied.
@@ -72,17 +62,17 @@ async def test_a_held_payment_posted_after_review(
         " WHERE e.tenant_id = :t AND p.remittance_id = :r"
         " AND e.account IN ('payments', 'unapplied') GROUP BY e.account ORDER BY e.account",
         t=practice.id,
-        r=remittance_id,
+        r=held.remittance_id,
     )
     assert [(c.account, c.n) for c in cash] == [("payments", paid.paid + 7), ("unapplied", -7)]
-    after = (await rows(owner_engine, COUNT, t=practice.id))[0].n
+    after = await entry_count(owner_engine, practice)
 
     # The same decision again posts nothing; another decision is a 409.
-    again = await biller.post(url, body)
+    again = await biller.post(held.url, body)
     assert again.status_code == 200, again.text
     assert again.json()["action"] == "posted"
-    assert (await rows(owner_engine, COUNT, t=practice.id))[0].n == after
-    assert (await biller.post(url, {"action": "discard", "reason": "too late"})).status_code == 409
+    assert await entry_count(owner_engine, practice) == after
+    assert (await biller.post(held.url, {"action": "discard", "reason": "too late"})).status_code == 409
     listed = (await biller.get("/billing/remittances", remittance_state="held")).json()["items"]
     assert [r["released"] for r in listed] == ["posted"]
     audited = await rows(
@@ -96,7 +86,7 @@ async def test_a_held_payment_posted_after_review(
 
 async def test_a_held_payment_discarded_is_never_posted(
     *,
-    claims: Claims,
+    hold: HoldPayment,
     intake: Api,
     practice: Tenant,
     sessions: async_sessionmaker[AsyncSession],
@@ -104,24 +94,23 @@ async def test_a_held_payment_discarded_is_never_posted(
     owner_engine: AsyncEngine,
     make_staff: MakeStaff,
 ) -> None:
-    claim, lines = await _claim(claims, intake, practice)
-    paid = _paid(claim, lines)
-    assert (await _apply(sessions, settings, practice, _file(paid, trace="EFT-REL2", off_by=-3))).held == 1
+    held = await hold(trace="EFT-REL2", off_by=-3)
     boss = await make_staff(Role.SUPERVISOR, practice)
-    remittance_id = (await boss.get("/billing/remittances", remittance_state="held")).json()["items"][0]["id"]
-    url = f"/billing/remittances/{remittance_id}/release"
-    before = (await rows(owner_engine, COUNT, t=practice.id))[0].n
-    discarded = await boss.post(url, {"action": "discard", "reason": "payer recalled the EFT"})
+    before = await entry_count(owner_engine, practice)
+    discarded = await boss.post(held.url, {"action": "discard", "reason": "payer recalled the EFT"})
     assert discarded.status_code == 200, discarded.text
     assert (discarded.json()["action"], discarded.json()["reason"]) == ("discarded", "payer recalled the EFT")
-    refused = await boss.post(url, {"action": "post", "reason": "changed my mind", "accept_imbalance": True})
+    refused = await boss.post(
+        held.url, {"action": "post", "reason": "changed my mind", "accept_imbalance": True}
+    )
     assert refused.status_code == 409
-    assert (await rows(owner_engine, COUNT, t=practice.id))[0].n == before
-    assert (await intake.get(f"/claims/{claim.id}/ledger")).json()["insurance_balance_cents"] == sum(
-        line.charge_cents for line in lines
+    assert await entry_count(owner_engine, practice) == before
+    assert (await intake.get(f"/claims/{held.claim.id}/ledger")).json()["insurance_balance_cents"] == sum(
+        line.charge_cents for line in held.lines
     )
     # A payment posted on arrival is not reviewed.
-    assert (await _apply(sessions, settings, practice, _file(paid, trace="EFT-REL3"))).posted == 1
+    posted_on_arrival = await apply_era(sessions, settings, practice, era_file(held.paid, trace="EFT-REL3"))
+    assert posted_on_arrival.posted == 1
     posted = (await boss.get("/billing/remittances", remittance_state="posted")).json()["items"][0]["id"]
     answer = await boss.post(
         f"/billing/remittances/{posted}/release", {"action": "discard", "reason": "x" * 5}
@@ -130,37 +119,12 @@ async def test_a_held_payment_discarded_is_never_posted(
 
 
 async def test_rcm_remit_release_discards_a_held_payment(
-    *,
-    claims: Claims,
-    intake: Api,
-    practice: Tenant,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    owner_engine: AsyncEngine,
-    admin_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    *, hold: HoldPayment, practice: Tenant, cli: Cli
 ) -> None:
-    from rcm.cli import main
-
-    claim, lines = await _claim(claims, intake, practice)
-    held = await _apply(sessions, settings, practice, _file(_paid(claim, lines), trace="EFT-CLI", off_by=2))
-    assert held.held == 1
-    [remittance] = await rows(
-        owner_engine, "SELECT id FROM rcm.remittance WHERE tenant_id = :t", t=practice.id
-    )
-    monkeypatch.setenv("RCM_ENV", "test")
-    monkeypatch.setenv("RCM_DATABASE_URL", admin_url)
-    monkeypatch.setenv("RCM_DATA_DIR", settings.data_dir.as_posix())
-    get_settings.cache_clear()
-    command = ["remit", "release", practice.slug, str(remittance.id)]
-    try:
-        discarded = await asyncio.to_thread(
-            CliRunner().invoke, main, [*command, "--discard", "--reason", "payer recalled it"]
-        )
-        refused = await asyncio.to_thread(CliRunner().invoke, main, [*command, "--post", "--reason", "retry"])
-    finally:
-        get_settings.cache_clear()
+    held = await hold(trace="EFT-CLI", off_by=2)
+    command = ["remit", "release", practice.slug, str(held.remittance_id)]
+    discarded = await cli(*command, "--discard", "--reason", "payer recalled it")
+    refused = await cli(*command, "--post", "--reason", "retry")
     assert discarded.exit_code == 0, discarded.output
     assert json.loads(discarded.stdout)["action"] == "discarded"
     assert refused.exit_code == 1

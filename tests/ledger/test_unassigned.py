@@ -18,7 +18,7 @@ from rcm.ledger.intake import import_file
 from rcm.tenancy.models import Tenant
 from tests.claims.conftest import Claims
 from tests.coding.conftest import MakeStaff
-from tests.ledger.test_posting import _claim, _file, _paid
+from tests.ledger.support import era_file, paid_in_part, submitted_claim
 from tests.support import Api
 
 UNKNOWN_NPI = "1999999992"
@@ -32,9 +32,9 @@ async def test_an_unassigned_payment_is_queued_then_routed_by_hand_once(
     other_practice: Tenant,
     make_staff: MakeStaff,
 ) -> None:
-    claim, lines = await _claim(claims, intake, practice)
-    paid = _paid(claim, lines)
-    data = _file(paid, trace="EFT-Q1", control=41, npi=UNKNOWN_NPI)
+    claim, lines = await submitted_claim(claims, intake, practice)
+    paid = paid_in_part(claim, lines)
+    data = era_file(paid, trace="EFT-Q1", control=41, npi=UNKNOWN_NPI)
     biller = await make_staff(Role.BILLER, practice)
     headers = biller.headers() | {"Content-Type": "application/edi-x12"}
     summary = (await biller.client.post("/api/v1/billing/remittances", content=data, headers=headers)).json()
@@ -104,9 +104,9 @@ async def test_an_operators_import_is_routed_by_a_platform_admin_only(
     practice: Tenant,
     make_staff: MakeStaff,
 ) -> None:
-    claim, lines = await _claim(claims, intake, practice)
-    paid = _paid(claim, lines)
-    data = _file(paid, trace="EFT-Q2", control=42, npi=UNKNOWN_NPI)
+    claim, lines = await submitted_claim(claims, intake, practice)
+    paid = paid_in_part(claim, lines)
+    data = era_file(paid, trace="EFT-Q2", control=42, npi=UNKNOWN_NPI)
     summary = await import_file(
         claims.sessions,
         KeyStore(key_provider(claims.settings)),
@@ -144,8 +144,8 @@ async def test_the_same_file_from_another_practices_biller_widens_who_may_route_
     other_practice: Tenant,
     make_staff: MakeStaff,
 ) -> None:
-    claim, lines = await _claim(claims, intake, practice)
-    data = _file(_paid(claim, lines), trace="EFT-Q3", control=43, npi=UNKNOWN_NPI)
+    claim, lines = await submitted_claim(claims, intake, practice)
+    data = era_file(paid_in_part(claim, lines), trace="EFT-Q3", control=43, npi=UNKNOWN_NPI)
     ids = []
     for tenant in (practice, other_practice):
         biller = await make_staff(Role.BILLER, tenant)
@@ -164,18 +164,18 @@ async def test_a_payment_routed_by_hand_is_still_refused_as_a_duplicate(
     practice: Tenant,
     make_staff: MakeStaff,
 ) -> None:
-    claim, lines = await _claim(claims, intake, practice)
-    paid = _paid(claim, lines)
+    claim, lines = await submitted_claim(claims, intake, practice)
+    paid = paid_in_part(claim, lines)
     biller = await make_staff(Role.BILLER, practice)
     headers = biller.headers() | {"Content-Type": "application/edi-x12"}
     url = "/api/v1/billing/remittances"
     npi = practice.manifest.billing_provider.npi
     posted = await biller.client.post(
-        url, content=_file(paid, trace="EFT-Q4", control=44, npi=npi), headers=headers
+        url, content=era_file(paid, trace="EFT-Q4", control=44, npi=npi), headers=headers
     )
     assert posted.json()["posted"] == 1
     # The same payment (TRN02, payer, amount) in another file naming no practice: queued, then routed.
-    again = _file(paid, trace="EFT-Q4", control=45, npi=UNKNOWN_NPI)
+    again = era_file(paid, trace="EFT-Q4", control=45, npi=UNKNOWN_NPI)
     queued_id = (await biller.client.post(url, content=again, headers=headers)).json()["unassigned"][0][
         "queued_id"
     ]

@@ -40,7 +40,7 @@ from rcm.tenancy.service import apply_manifest
 from rcm.worker import encode_payload_roundtrip
 from tests.claims.conftest import Claims, practice_scope, rows
 from tests.coding.conftest import MakeStaff
-from tests.ledger.test_posting import _apply, _claim, _file, _paid
+from tests.ledger.support import apply_era, era_file, paid_in_part, submitted_claim
 from tests.support import Api
 from tests.webhooks.conftest import subscribe
 
@@ -68,9 +68,11 @@ async def _billed(
     claims: Claims, intake: Api, practice: Tenant, sessions: Any, settings: Settings, *, trace: str
 ) -> tuple[Any, int]:
     """A claim built, submitted and paid by an 835 (60% paid, 25% CO-45, the rest PR-2): (claim, PR)."""
-    claim, lines = await _claim(claims, intake, practice)
-    paid = _paid(claim, lines)
-    outcome = await _apply(sessions, settings, practice, _file(paid, trace=trace, control=int(trace[-3:])))
+    claim, lines = await submitted_claim(claims, intake, practice)
+    paid = paid_in_part(claim, lines)
+    outcome = await apply_era(
+        sessions, settings, practice, era_file(paid, trace=trace, control=int(trace[-3:]))
+    )
     assert outcome.posted == 1
     patient = sum(a.amount for line in paid.lines for a in line.adjustments if a.group == "PR")
     return claim, patient
