@@ -111,5 +111,14 @@ async def test_billing_routes_never_reach_another_practice(
                 else:
                     assert response.status_code < 500, f"{method} {url}: {text}"
     assert calls == 4 * len(routes)
+    # Nor may A's staff route B's held payment, to A or to the unassigned-ERA queue: the same 404.
+    for caller in (biller, boss):
+        for where in ({"tenant": practice.slug}, {"unassigned": True}):
+            routed = await caller.post(
+                f"/billing/remittances/{b_remittance}/release",
+                {"action": "route", "reason": "matrix", **where},
+            )
+            assert routed.status_code == 404, routed.text
+            assert str(other_practice.id) not in routed.text
     after = await _snapshot(owner_engine, other_practice.id)
     assert {t: rows for t, rows in after.items() if rows != before[t] and t != "audit_event"} == {}

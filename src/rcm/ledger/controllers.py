@@ -134,8 +134,10 @@ class BillingLedgerController(Controller):
         "/remittances/{remittance_id:uuid}/release",
         guards=[requires_scopes(Scope.PAYMENTS_WRITE)],
         summary="Review a held payment: post it whole (its balance checked again; one that still does not "
-        "balance only with accept_imbalance, the difference to unapplied) or discard it, with a reason; "
-        "the same decision again answers it, another is a 409",
+        "balance only with accept_imbalance, the difference to unapplied), discard it, or route it to the "
+        "practice it belongs to (tenant: one of yours; or unassigned: the unassigned-ERA queue), posted or "
+        "held there as an incoming payment would be; with a reason. One decision per payment: the same "
+        "again answers it, another is a 409",
         responses=created_responses(schemas.ReleaseView, 200),
     )
     async def release(
@@ -149,10 +151,11 @@ class BillingLedgerController(Controller):
         idempotency_key: IdemKey = None,
     ) -> Response[bytes]:
         practice = await releases.remittance_practice(staff, remittance_id)
+        destination = await releases.staff_destination(staff, practice, data, state.keystore.provider)
         store = BlobStore.from_settings(state.settings)
 
         async def produce() -> tuple[int, schemas.ReleaseView]:
-            return 200, await releases.release(practice, store, remittance_id, data)
+            return 200, await releases.release(practice, store, remittance_id, data, destination=destination)
 
         return await run_idempotent(
             practice, request, key=idempotency_key, resource_type=releases.RELEASE, produce=produce

@@ -132,15 +132,13 @@ async def _unassigned(
     session: AsyncSession,
     provider: KeyProvider,
     data: bytes,
-    headers: list[SetHeader],
-    routed: dict[int, uuid.UUID],
+    left: list[SetHeader],
     *,
     candidates: list[uuid.UUID],
     actor: Principal,
     request: RequestInfo,
 ) -> list[RemittanceSet]:
-    """The sets routed to no practice, queued (the file sealed) for staff to route by hand."""
-    left = [h for h in headers if h.index not in routed]
+    """The sets ``left`` (routed to no practice), queued (the file sealed) for staff to route by hand."""
     queued = [
         unassigned.Queued(
             h.index, h.control_number, h.trace_number, h.total_paid, h.payer_name, h.payee.npi, h.payee.tin
@@ -226,7 +224,13 @@ async def import_file(
         tenants = await active_tenants(session)
         routed = route(headers, tenants, resolver)
         left = await _unassigned(
-            session, keystore.provider, data, headers, routed, candidates=[], actor=actor, request=request
+            session,
+            keystore.provider,
+            data,
+            [h for h in headers if h.index not in routed],
+            candidates=[],
+            actor=actor,
+            request=request,
         )
     summary = RemittanceImport(transaction_sets=len(headers), unassigned=left)
     for tenant_id in dict.fromkeys(routed.values()):
@@ -254,8 +258,7 @@ async def upload(
         staff.session,
         provider,
         data,
-        headers,
-        routed,
+        [h for h in headers if h.index not in routed],
         candidates=list(staff.tenant_ids),
         actor=staff.principal,
         request=staff.request,
@@ -268,6 +271,51 @@ async def upload(
     return summary
 
 
+async def post_by_hand(
+    practice: TenantScope,
+    store: BlobStore,
+    data: bytes,
+    index: int,
+    *,
+    resource_type: str,
+    resource_ids: list[uuid.UUID],
+) -> RemittanceImport:
+    """The set ``index`` of the 835 ``data``, sent to ``practice`` by a person (from the unassigned-ERA
+    queue, or a held set another practice's reviewer routed here), applied there exactly as one routed by
+    its payee: posted, held when it does not balance, refused when received before. Audited in the
+    practice's trail, naming what was routed (``resource_ids``)."""
+    headers = read_headers(data)
+    summary = RemittanceImport(transaction_sets=1)
+    await apply_routed(practice, store, data, headers=headers, indexes={index}, summary=summary)
+    practice.audit(
+        "remittance.routed_by_hand",
+        Action.UPDATE,
+        resource_type=resource_type,
+        resource_ids=resource_ids,
+        detail={"posted": summary.posted, "duplicates": len(summary.duplicates), "held": len(summary.held)},
+    )
+    return summary
+
+
+async def queue_by_hand(
+    session: AsyncSession,
+    provider: KeyProvider,
+    data: bytes,
+    index: int,
+    *,
+    candidates: list[uuid.UUID],
+    actor: Principal,
+    request: RequestInfo,
+) -> RemittanceSet:
+    """The set ``index`` of the 835 ``data`` put in the unassigned-ERA queue by a person, as a set whose
+    payee names no practice is (``candidates``: the practices whose supervisors may route it from there)."""
+    headers = read_headers(data)
+    [queued] = await _unassigned(
+        session, provider, data, [headers[index]], candidates=candidates, actor=actor, request=request
+    )
+    return queued
+
+
 async def route_by_hand(
     practice: TenantScope,
     provider: KeyProvider,
@@ -275,19 +323,11 @@ async def route_by_hand(
     row: UnassignedRemittance,
     file: UnassignedFile,
 ) -> schemas.RoutedUnassigned:
-    """A queued set (locked by ``unassigned.take``) posted into ``practice`` exactly as one routed by its
-    payee (a payment received before is still refused as a duplicate), then marked routed; audited in the
-    practice's trail and the platform's."""
+    """A queued set (locked by ``unassigned.take``) posted into ``practice`` (``post_by_hand``), then marked
+    routed; audited in the practice's trail and the platform's."""
     data = unassigned.unseal(provider, file)
-    headers = read_headers(data)
-    summary = RemittanceImport(transaction_sets=1)
-    await apply_routed(practice, store, data, headers=headers, indexes={row.set_index}, summary=summary)
-    practice.audit(
-        "remittance.routed_by_hand",
-        Action.UPDATE,
-        resource_type=unassigned.RESOURCE,
-        resource_ids=[row.id],
-        detail={"posted": summary.posted, "duplicates": len(summary.duplicates), "held": len(summary.held)},
+    summary = await post_by_hand(
+        practice, store, data, row.set_index, resource_type=unassigned.RESOURCE, resource_ids=[row.id]
     )
     tenant_id = practice.context.tenant_id
     await unassigned.mark_routed(

@@ -152,12 +152,14 @@ class LedgerEntry(TenantOwned, Base):
 class ReleaseAction(enum.StrEnum):
     POSTED = "posted"  # posted whole after review
     DISCARDED = "discarded"  # never to be posted (a test file, a payment the payer recalled...)
+    ROUTED = "routed"  # another practice's payment (wrong payee routing): sent there, or to the ERA queue
 
 
 class RemittanceRelease(TenantOwned, Base):
     """A reviewer's decision on a held transaction set (migration 0043_remit_source): once per set, never
     changed (append-only, as the ledger). ``imbalance_cents``: BPR02 minus what the claims and PLB explain,
-    posted to ``unapplied`` when it was posted anyway."""
+    posted to ``unapplied`` when it was posted anyway. ``routed_tenant_id`` (migration 0049_remit_gaps): the
+    practice a routed set was sent to; NULL for a routed set means the unassigned-ERA queue."""
 
     __tablename__ = "remittance_release"
     __table_args__ = (
@@ -167,6 +169,7 @@ class RemittanceRelease(TenantOwned, Base):
         UniqueConstraint("tenant_id", "remittance_id", name="uq_remittance_release"),
         enum_check("action", ReleaseAction),
         CheckConstraint("action = 'posted' OR imbalance_cents = 0", name="imbalance"),
+        CheckConstraint("action = 'routed' OR routed_tenant_id IS NULL", name="routed"),
     )
 
     remittance_id: Mapped[uuid.UUID]
@@ -174,6 +177,7 @@ class RemittanceRelease(TenantOwned, Base):
     reason: Mapped[str] = mapped_column(Text)
     imbalance_cents: Mapped[int] = mapped_column(BigInteger)
     actor: Mapped[str] = mapped_column(Text)
+    routed_tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenant.id"), nullable=True)
 
 
 # -- the unassigned-ERA queue (migration 0038_era_queue): platform-level, no practice yet.

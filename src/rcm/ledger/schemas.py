@@ -180,18 +180,24 @@ class EftReassociation(msgspec.Struct, frozen=True, kw_only=True):
 class ReleaseCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A reviewer's decision on a held payment: ``post`` it whole (the balance check is run again; a set
     that still does not balance is posted only with ``accept_imbalance``, BPR02's difference going to
-    unapplied) or ``discard`` it; the reason is kept."""
+    unapplied), ``discard`` it, or ``route`` it: the payment is another practice's (the payer's payee routing
+    was wrong), sent to ``tenant`` (the slug of a practice of yours) or, with ``unassigned``, to the
+    unassigned-ERA queue, and posted or held there as an incoming payment would be. The reason is kept."""
 
-    action: Annotated[str, msgspec.Meta(pattern=r"^(post|discard)$")]
+    action: Annotated[str, msgspec.Meta(pattern=r"^(post|discard|route)$")]
     reason: Annotated[str, msgspec.Meta(min_length=3, max_length=500)]
     accept_imbalance: bool = False
+    tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = (
+        None  # route: to this practice
+    )
+    unassigned: bool = False  # route: to the unassigned-ERA queue
 
 
 class ReleaseView(msgspec.Struct, kw_only=True):
-    """A held payment's review: posted or discarded, why, by whom; what posting it did (no PHI)."""
+    """A held payment's review: posted, discarded or routed, why, by whom; what posting it did (no PHI)."""
 
     remittance_id: uuid.UUID
-    action: str  # posted, discarded
+    action: str  # posted, discarded, routed
     reason: str
     imbalance_cents: int  # BPR02 minus what its claims and PLB explain, posted to unapplied
     decided_by: str
@@ -201,3 +207,8 @@ class ReleaseView(msgspec.Struct, kw_only=True):
     posted_cents: int = 0
     unapplied_cents: int = 0
     unmatched_reasons: list[str] = msgspec.field(default_factory=list)
+    # routed: the practice (slug) it was sent to, or None for the unassigned-ERA queue
+    routed_to: str | None = None
+    # routed, on the first answer: what applying it there did (posted, held, or refused as a duplicate)
+    routed_result: RemittanceImport | None = None
+    queued_id: uuid.UUID | None = None  # routed to the unassigned-ERA queue: its place there

@@ -83,9 +83,10 @@ async def provide_staff_scope(
         yield scope
 
 
-async def one_practice(scope: StaffScope, tenant_id: uuid.UUID) -> TenantScope:
+async def one_practice(scope: StaffScope | SystemScope, tenant_id: uuid.UUID) -> TenantScope:
     """One of ``scope``'s practices as a ``TenantScope`` on the same transaction: for the work on one item
-    (its practice's PHI keyring, manifest and idempotency records). Any other practice is a 404."""
+    (its practice's PHI keyring, manifest and idempotency records). Any other practice is a 404. An operator
+    job's (``SystemScope``) acts as that job, as ``rcm.tenancy.jobs`` scopes do."""
     tenant = (
         await tenant_by_id(scope.session, scope.tenant(tenant_id)) if tenant_id in scope.tenant_ids else None
     )
@@ -98,5 +99,5 @@ async def one_practice(scope: StaffScope, tenant_id: uuid.UUID) -> TenantScope:
         keyring=await scope.keyring(tenant.id),
         request=scope.request,
         manifest=tenant.manifest,
-        access="staff_scope",
+        access=f"job:{scope.job}" if isinstance(scope, SystemScope) else "staff_scope",
     )
