@@ -524,3 +524,45 @@ async def test_a_reversed_primary_takes_the_share_back_and_flags_the_secondary_f
     # The same file again: a duplicate, nothing given back or flagged twice.
     again = await cob.apply(remittances.reversal_of(first), corrected, control=3)
     assert (again.duplicates, again.cob_corrections) == (1, 0)
+
+
+async def test_the_replacement_of_a_flagged_secondary_takes_over_the_share_the_correction_leaves(
+    clean_intake: Api, clean_practice: Tenant, claims: Claims, owner_engine: AsyncEngine
+) -> None:
+    """The primary's payment reversed and corrected (leaving the patient 20.00 instead of 40.00) after the
+    secondary was built and accepted: the secondary, flagged cob_correction, gave its 40.00 back. Replaced
+    (frequency 7), the replacement takes over the 20.00 the correction leaves; the primary's patient
+    receivable is clear, the item resolved, every posting balances."""
+    cob = Cob(claims, clean_practice, clean_intake)
+    primary_id, pcn, patient_id = await cob.primary(**DEMO_CODED)
+    await cob.cover(patient_id, "DEMO-MCR", "secondary")
+    first = _clp(pcn, "1", (_line(1, "99213", 12500, 8500, PR2_30, PR1_10),), "MCR-ICN-F")
+    await cob.apply(first)
+    [secondary] = await _following(owner_engine, primary_id)
+    await cob.claims.walk(cob.tenant, secondary.id, S.SUBMITTED, S.ACCEPTED, icn="MCR-ICN-F2")
+    assert await _balances(cob, secondary.id) == (4000, 0)
+
+    pr2_20 = Adjustment(group="PR", reason="2", amount=2000)
+    corrected = _clp(pcn, "1", (_line(1, "99213", 12500, 10500, pr2_20),), "MCR-ICN-F")
+    outcome = await cob.apply(remittances.reversal_of(first), corrected, control=2)
+    assert (outcome.reversals, outcome.cob_corrections) == (1, 1)
+    assert await _balances(cob, secondary.id) == (0, 0)
+    assert await _balances(cob, primary_id) == (0, 2000)  # the correction's share, not yet taken over
+
+    async with cob.scope() as scope:
+        replacement = await replace_claim(
+            scope, secondary.id, ReplaceClaim(reason="primary corrected"), secrets=SecretResolver()
+        )
+    assert await _balances(cob, replacement.id) == (2000, 0)
+    assert [e["source"] for e in (await _ledger(cob, replacement.id))["entries"]] == [
+        "coordination_of_benefits"
+    ]
+    assert await _balances(cob, primary_id) == (0, 0)
+    assert await _patient_owes(cob, patient_id) == 0
+    items = await rows(
+        owner_engine,
+        "SELECT reason, status FROM rcm.work_item WHERE subject_id = :c AND kind = 'billing'",
+        c=secondary.id,
+    )
+    assert [(i.reason, i.status) for i in items] == [("cob_correction", "done")]
+    await _every_posting_balances(owner_engine)

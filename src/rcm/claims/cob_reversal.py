@@ -7,7 +7,9 @@ share included, so the share the next claim holds goes back to the primary first
 the primary's patient receivable ends where the reversal leaves it (nothing owed for a payment that no longer
 stands), and the next claim's insurance receivable loses what it billed. That claim is then flagged for
 correction: a billing-queue item (reason ``cob_correction``) on it, so a biller replaces or voids it once the
-primary's correction (or a new adjudication) comes; a claim with a live item keeps it. Audited.
+primary's correction (or a new adjudication) comes; a claim with a live item keeps it. Audited. Its
+replacement (frequency 7) takes over the share the primary's adjudication leaves then
+(``ledger.take_over_share_left``): the correction's, not the reversed payment's.
 """
 
 from __future__ import annotations

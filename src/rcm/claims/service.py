@@ -253,14 +253,16 @@ async def _follow_up_claim(
     await repo.insert_new(claim, lines)
     await repo.log_created(claim, cause=Cause.BILLER, actor=scope.principal.subject, reason=reason)
     # The original's charges reversed; a replacement bills its own (a void claim bills nothing). A next
-    # payer's claim bills no charges but the prior claim's patient share: given back, a replacement's again.
+    # payer's claim bills no charges but the prior claim's patient share: given back, and a replacement takes
+    # over what the prior claim's adjudication leaves now (after a reversal and correction of the prior
+    # claim's payment, the correction's share: the cob_correction a replacement resolves).
     voided = frequency is Frequency.VOID
     await ledger.reverse_charges(
         scope, original.id, LedgerSource.CLAIM_VOIDED if voided else LedgerSource.CLAIM_REPLACED
     )
-    standing = await ledger.give_back_patient_share(scope, original.id)
+    await ledger.give_back_patient_share(scope, original.id)
     if not voided and original.primary_claim_id is not None:
-        await ledger.take_over_standing(scope, claim.id, standing)
+        await ledger.take_over_share_left(scope, original.primary_claim_id, claim.id)
     elif not voided:
         await ledger.post_charges(scope, claim, lines)
     claim = await make_ready(scope, claim, cause=Cause.BILLER, now=now)

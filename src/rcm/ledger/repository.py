@@ -119,6 +119,27 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
         )
         return {prior: int(total) for prior, total in await self._rows(stmt) if prior is not None and total}
 
+    async def patient_share_left(self, prior_claim_id: uuid.UUID) -> int:
+        """What of the patient's share the prior claim's standing adjudication leaves (its 835s' PR entries,
+        reversals netted) no next payer's claim holds (its coordination postings, less their reversals)."""
+        stmt = (
+            select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0))
+            .join(
+                LedgerPosting,
+                (LedgerPosting.tenant_id == LedgerEntry.tenant_id)
+                & (LedgerPosting.id == LedgerEntry.posting_id),
+            )
+            .where(
+                self.tenant_filter(LedgerEntry.tenant_id),
+                LedgerEntry.claim_id == prior_claim_id,
+                LedgerEntry.account == Account.PATIENT_RECEIVABLE,
+                LedgerPosting.source.in_(
+                    [Source.REMITTANCE_CLAIM, Source.COORDINATION_OF_BENEFITS, Source.COORDINATION_REVERSED]
+                ),
+            )
+        )
+        return int((await self._rows(stmt))[0][0])
+
     async def of_claim(self, claim_id: uuid.UUID) -> list[tuple[LedgerEntry, LedgerPosting]]:
         """Every entry on the claim with its posting, oldest first."""
         stmt = (

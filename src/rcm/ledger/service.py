@@ -47,7 +47,7 @@ async def take_over_patient_share(scope: TenantScope, prior: OurClaim, claim: Ou
 
 async def give_back_patient_share(scope: TenantScope, claim_id: uuid.UUID) -> dict[uuid.UUID, int]:
     """The claim is voided or replaced: the prior claims' patient shares it still holds go back to them.
-    Returns what it gave back, per prior claim (a replacement takes it over again: ``take_over_standing``)."""
+    Returns what it gave back, per prior claim (a replacement then takes over ``take_over_share_left``)."""
     repo = scope.repo(LedgerRepository)
     standing = await repo.coordinated(claim_id)
     await repo.post([posting.reversed_coordination(claim_id, standing)], actor=scope.principal.subject)
@@ -65,10 +65,17 @@ async def give_back_prior_share(scope: TenantScope, claim_id: uuid.UUID, prior_c
     return amount
 
 
-async def take_over_standing(scope: TenantScope, claim_id: uuid.UUID, standing: dict[uuid.UUID, int]) -> None:
-    """A replacement takes over the prior claims' patient shares its original gave back."""
-    drafts = [posting.coordination(prior_id, claim_id, amount) for prior_id, amount in standing.items()]
-    await scope.repo(LedgerRepository).post(drafts, actor=scope.principal.subject)
+async def take_over_share_left(scope: TenantScope, prior_claim_id: uuid.UUID, claim_id: uuid.UUID) -> int:
+    """A replacement of a next payer's claim (its original's share given back first) takes over the patient's
+    share the prior claim's standing adjudication leaves: what the original held, or, when the prior claim's
+    payment was reversed since (the original flagged ``cob_correction``, its share given back then), what
+    the correction that followed leaves (nothing while none came). Returns the cents."""
+    repo = scope.repo(LedgerRepository)
+    amount = await repo.patient_share_left(prior_claim_id)
+    if amount > 0:
+        draft = posting.coordination(prior_claim_id, claim_id, amount)
+        await repo.post([draft], actor=scope.principal.subject)
+    return max(amount, 0)
 
 
 # -- 835
