@@ -43,6 +43,9 @@ _POST = text(
     ' "index" integer)'
 )
 _DRAFTS = msgspec.json.Encoder()
+_ITS_POSTING = (LedgerPosting.tenant_id == LedgerEntry.tenant_id) & (
+    LedgerPosting.id == LedgerEntry.posting_id
+)
 
 
 class LedgerRepository(TenantScopedRepository[LedgerEntry]):
@@ -103,11 +106,7 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
         )
         stmt = (
             select(LedgerEntry.claim_id, -func.sum(LedgerEntry.amount_cents))
-            .join(
-                LedgerPosting,
-                (LedgerPosting.tenant_id == LedgerEntry.tenant_id)
-                & (LedgerPosting.id == LedgerEntry.posting_id),
-            )
+            .join(LedgerPosting, _ITS_POSTING)
             .where(
                 self.tenant_filter(LedgerEntry.tenant_id),
                 LedgerEntry.posting_id.in_(mine),  # by ix_ledger_entry_claim_id, then the postings' index
@@ -124,11 +123,7 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
         reversals netted) no next payer's claim holds (its coordination postings, less their reversals)."""
         stmt = (
             select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0))
-            .join(
-                LedgerPosting,
-                (LedgerPosting.tenant_id == LedgerEntry.tenant_id)
-                & (LedgerPosting.id == LedgerEntry.posting_id),
-            )
+            .join(LedgerPosting, _ITS_POSTING)
             .where(
                 self.tenant_filter(LedgerEntry.tenant_id),
                 LedgerEntry.claim_id == prior_claim_id,
@@ -144,11 +139,7 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
         """Every entry on the claim with its posting, oldest first."""
         stmt = (
             select(LedgerEntry, LedgerPosting)
-            .join(
-                LedgerPosting,
-                (LedgerPosting.tenant_id == LedgerEntry.tenant_id)
-                & (LedgerPosting.id == LedgerEntry.posting_id),
-            )
+            .join(LedgerPosting, _ITS_POSTING)
             .where(self.tenant_filter(LedgerEntry.tenant_id), LedgerEntry.claim_id == claim_id)
             .order_by(LedgerEntry.created_at, LedgerPosting.id, LedgerEntry.account, LedgerEntry.id)
         )
