@@ -3,6 +3,17 @@ figure family, grouped by practice so the operator's roll-up runs the same state
 
 Money from ``ledger_entry`` only; rates from ``claim_event`` (and ``scrub_run``); productivity from the work
 items' events, the claims' events and the ledger's postings. Codes, ids, counts and cents: no PHI.
+
+Why the KPIs' money does not read the day rollup (``report_ledger_day``) as the cash-flow report does: the
+two count a different day. The KPIs (HFMA-style: what was posted in the period) place an entry at its
+posting instant, ``created_at``, in half-open UTC bounds; the rollup places it on its report day, which is
+the 835's payment date (BPR16) for a remittance's entries, moved forward past any closed month, and it keeps
+no claim, which the drill-down and the AR-over-90 split need. So the flows read the ledger, bounded to the
+period (and the 90-day charge window) through ``ix_ledger_entry_created_at``. The AR at the period's end
+does read a rollup: each claim's open balance now (``report_claim_balance``, kept in the same transaction
+as the entries) less the receivable entries posted since the end, the same sum to the cent as every
+receivable entry before the end (receivables always name a claim: ``ck_ledger_entry_receivable_claim``),
+without reading the practice's history.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from rcm.coding.models import QaSample, SampleStatus
 from rcm.kit.repository import TenantRowRepository
 from rcm.ledger.models import RECEIVABLES, Account, LedgerEntry, LedgerPosting, Source
 from rcm.reporting.kpi_vocabulary import KpiKey
+from rcm.reporting.models import ReportClaimBalance
 from rcm.scrub.models import ScrubOutcome, ScrubRun
 from rcm.workqueue.models import ItemEventType, QueueKind, WorkItem, WorkItemEvent
 
@@ -85,6 +97,7 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         e = LedgerEntry
         in_period = and_(e.created_at >= span.start, e.created_at < span.end)
         keys = [e.tenant_id, e.claim_id] if by_claim else [e.tenant_id]
+        earliest = min(span.start, span.window_start)  # every figure below is posted on or after it
         return (
             select(
                 *keys,
@@ -110,7 +123,7 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                     0,
                 ).label("window_charges"),
             )
-            .where(self.tenant_filter(e.tenant_id), e.created_at < span.end)
+            .where(self.tenant_filter(e.tenant_id), e.created_at >= earliest, e.created_at < span.end)
             .group_by(*keys)
         )
 
@@ -128,16 +141,24 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
 
     def balance_claims(self, span: PeriodBounds) -> Any:
         """One row per claim with a receivable balance at the period's end, and whether it is aged (its
-        date of service before ``aged_before``)."""
-        e = LedgerEntry
+        date of service before ``aged_before``).
+
+        The balance at the end: the claim's open balance now (``report_claim_balance``) less its
+        receivable entries posted since the end. A claim settled since then has no open balance now and
+        enters through those entries alone."""
+        e, b = LedgerEntry, ReportClaimBalance
+        open_now = select(
+            b.tenant_id, b.claim_id, (b.insurance_cents + b.patient_cents).label("amount")
+        ).where(self.tenant_filter(b.tenant_id), or_(b.insurance_cents != 0, b.patient_cents != 0))
+        since_end = select(e.tenant_id, e.claim_id, -e.amount_cents).where(
+            self.tenant_filter(e.tenant_id),
+            e.account.in_([a.value for a in RECEIVABLES]),
+            e.created_at >= span.end,
+        )
+        parts = union_all(open_now, since_end).subquery("parts")
         balances = (
-            select(e.tenant_id, e.claim_id, func.sum(e.amount_cents).label("balance"))
-            .where(
-                self.tenant_filter(e.tenant_id),
-                e.account.in_([a.value for a in RECEIVABLES]),
-                e.created_at < span.end,
-            )
-            .group_by(e.tenant_id, e.claim_id)
+            select(parts.c.tenant_id, parts.c.claim_id, func.sum(parts.c.amount).label("balance"))
+            .group_by(parts.c.tenant_id, parts.c.claim_id)
             .subquery("balances")
         )
         return (
@@ -363,11 +384,17 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         payer, first submission, first adjudication, gross charges (ledger) and whether it closed unpaid."""
         adj, subs = self._first_adjudication(), self._submissions()
         e = LedgerEntry
+        # Per claim of the result, through ix_ledger_entry_claim_id (not every charge of the practice).
         charged = (
-            select(e.tenant_id, e.claim_id, (-func.sum(e.amount_cents)).label("charged"))
-            .where(self.tenant_filter(e.tenant_id), e.account == Account.CHARGES, e.amount_cents < 0)
-            .group_by(e.tenant_id, e.claim_id)
-            .subquery()
+            select(-func.sum(e.amount_cents))
+            .where(
+                self.tenant_filter(e.tenant_id),
+                e.tenant_id == Claim.tenant_id,
+                e.claim_id == Claim.id,
+                e.account == Account.CHARGES,
+                e.amount_cents < 0,
+            )
+            .scalar_subquery()
         )
         stmt = (
             select(
@@ -375,16 +402,13 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                 Claim.payer_id,
                 subs.c.first_at,
                 adj.c.created_at,
-                func.coalesce(charged.c.charged, 0),
+                func.coalesce(charged, 0),
                 Claim.state.in_([ClaimState.VOIDED, ClaimState.CLOSED]),
             )
             .select_from(
-                subs.join(Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id))
-                .outerjoin(adj, and_(adj.c.tenant_id == subs.c.tenant_id, adj.c.claim_id == subs.c.claim_id))
-                .outerjoin(
-                    charged,
-                    and_(charged.c.tenant_id == subs.c.tenant_id, charged.c.claim_id == subs.c.claim_id),
-                )
+                subs.join(
+                    Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id)
+                ).outerjoin(adj, and_(adj.c.tenant_id == subs.c.tenant_id, adj.c.claim_id == subs.c.claim_id))
             )
             .where(subs.c.first_at < before, or_(subs.c.first_at >= since, adj.c.created_at.is_(None)))
         )
