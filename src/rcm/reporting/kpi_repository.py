@@ -139,41 +139,41 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
             .subquery("flow_claims")
         )
 
-    def balance_claims(self, span: PeriodBounds) -> Any:
-        """One row per claim with a receivable balance at the period's end, and whether it is aged (its
-        date of service before ``aged_before``).
-
-        The balance at the end: the claim's open balance now (``report_claim_balance``) less its
+    def _ar_parts(self, span: PeriodBounds) -> Any:
+        """The amounts making up each claim's receivable balance at the period's end, each with whether the
+        claim is aged (its date of service, as the rollup holds it from the claim, before
+        ``aged_before``): the claim's open balance now (``report_claim_balance``) and, negated, its
         receivable entries posted since the end. A claim settled since then has no open balance now and
         enters through those entries alone."""
         e, b = LedgerEntry, ReportClaimBalance
+        aged = (b.service_date < span.aged_before).label("aged")
         open_now = select(
-            b.tenant_id, b.claim_id, (b.insurance_cents + b.patient_cents).label("amount")
+            b.tenant_id, b.claim_id, (b.insurance_cents + b.patient_cents).label("amount"), aged
         ).where(self.tenant_filter(b.tenant_id), or_(b.insurance_cents != 0, b.patient_cents != 0))
-        since_end = select(e.tenant_id, e.claim_id, -e.amount_cents).where(
-            self.tenant_filter(e.tenant_id),
-            e.account.in_([a.value for a in RECEIVABLES]),
-            e.created_at >= span.end,
+        since_end = (
+            select(e.tenant_id, e.claim_id, -e.amount_cents, aged)
+            .select_from(join(e, b, and_(b.tenant_id == e.tenant_id, b.claim_id == e.claim_id)))
+            .where(
+                self.tenant_filter(e.tenant_id),
+                e.account.in_([a.value for a in RECEIVABLES]),
+                e.created_at >= span.end,
+            )
         )
-        parts = union_all(open_now, since_end).subquery("parts")
-        balances = (
-            select(parts.c.tenant_id, parts.c.claim_id, func.sum(parts.c.amount).label("balance"))
-            .group_by(parts.c.tenant_id, parts.c.claim_id)
-            .subquery("balances")
-        )
+        return union_all(open_now, since_end).subquery("ar_parts")
+
+    def balance_claims(self, span: PeriodBounds) -> Any:
+        """One row per claim with a receivable balance at the period's end, and whether it is aged."""
+        parts = self._ar_parts(span)
+        balance = func.sum(parts.c.amount)
         return (
             select(
-                balances.c.tenant_id,
-                balances.c.claim_id,
-                balances.c.balance,
-                func.coalesce(Claim.service_date < span.aged_before, False).label("aged"),
+                parts.c.tenant_id,
+                parts.c.claim_id,
+                balance.label("balance"),
+                func.bool_or(parts.c.aged).label("aged"),
             )
-            .select_from(
-                balances.outerjoin(
-                    Claim, and_(Claim.tenant_id == balances.c.tenant_id, Claim.id == balances.c.claim_id)
-                )
-            )
-            .where(balances.c.balance != 0)
+            .group_by(parts.c.tenant_id, parts.c.claim_id)
+            .having(balance != 0)
             .subquery("balance_claims")
         )
 
@@ -190,12 +190,13 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                 "ar": 0,
                 "ar_aged": 0,
             }
-        bal = self.balance_claims(span)
+        # Summed per practice without a per-claim step: a claim's balance at the end adds up its parts.
+        parts = self._ar_parts(span)
         aged = select(
-            bal.c.tenant_id,
-            func.sum(bal.c.balance),
-            func.coalesce(func.sum(bal.c.balance).filter(bal.c.aged), 0),
-        ).group_by(bal.c.tenant_id)
+            parts.c.tenant_id,
+            func.sum(parts.c.amount),
+            func.coalesce(func.sum(parts.c.amount).filter(parts.c.aged), 0),
+        ).group_by(parts.c.tenant_id)
         for tenant_id, ar, ar_aged in await self._rows(aged):
             figures = out.setdefault(tenant_id, dict.fromkeys(_MONEY_KEYS, 0))
             figures["ar"], figures["ar_aged"] = int(ar or 0), int(ar_aged or 0)
