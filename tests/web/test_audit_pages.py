@@ -87,6 +87,9 @@ async def test_the_auditor_pages(
     assert "Chains verified" in ran.text
     assert str(tenant.id) in ran.text
     assert str(other_tenant.id) not in ran.text
+    history = await browser.get("/app/audit/?event_type=audit.verify")  # the page's link: who verified, when
+    assert history.status_code == 200
+    assert "<td>audit.verify</td>" in history.text
 
 
 async def test_others_are_refused_the_auditor_pages(
