@@ -25,7 +25,11 @@ Timed, sequentially, interleaved (ours, reference, ours...), ``--requests`` each
   beside the reference: the app role under RLS counting the same rollup rows (both periods) by an index-only
   scan of the rollup's key;
 - AR aging: ``rcm.reporting.aging.ar_aging`` (date-of-service basis), beside an index-only count of the open
-  claims' rollup rows (the partial index it reads).
+  claims' rollup rows (the partial index it reads);
+- KPI money (``KpiRepository.money``: charges, payments, contractual adjustments, the 90-day charge window
+  and the AR at the period's end, over or under 90 days) for the 30 days ending today and for the same 30
+  days a year earlier, beside the statements the KPIs ran before (the practice's ledger summed up to the
+  period's end); both answers are printed and must agree to the cent.
 Each figure is the p95 (and median) of wall time per call; the plans of the references are printed.
 
 Uses RCM_DATABASE_URL when set, otherwise the embedded PostgreSQL; drops and creates rcm_bench_report.
@@ -61,6 +65,8 @@ from rcm.kit.db import create_engine, session_factory, tenant_transaction
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.reporting.aging import ar_aging
 from rcm.reporting.cashflow import cash_flow
+from rcm.reporting.kpi_repository import KpiRepository, PeriodBounds
+from rcm.reporting.kpis import bounds
 from rcm.reporting.schemas import AgingBasis, Grain, GroupBy
 from rcm.tenancy.repository import tenant_by_id
 from rcm.tenancy.scope import TenantScope
@@ -74,6 +80,25 @@ ROLLUP_TRIGGERS = {
     "ledger_entry": "ledger_entry_report_rollup",
     "claim_event": "claim_event_report_submitted",
 }
+
+# The KPIs' money as read before 0050_report_gaps: the practice's ledger up to the period's end.
+KPI_FLOWS_BEFORE = """
+SELECT coalesce(-sum(amount_cents) FILTER (WHERE account = 'charges' AND created_at >= $2), 0),
+       coalesce(sum(amount_cents) FILTER (WHERE account IN ('payments', 'patient_payments')
+                                            AND claim_id IS NOT NULL AND created_at >= $2), 0),
+       coalesce(sum(amount_cents) FILTER (WHERE account = 'adjustments' AND adjustment_group = 'CO'
+                                            AND created_at >= $2), 0),
+       coalesce(-sum(amount_cents) FILTER (WHERE account = 'charges' AND created_at >= $4), 0)
+  FROM rcm.ledger_entry WHERE tenant_id = $1 AND created_at < $3
+"""
+KPI_AR_BEFORE = """
+SELECT coalesce(sum(b.balance), 0), coalesce(sum(b.balance) FILTER (WHERE c.service_date < $3), 0)
+  FROM (SELECT claim_id, sum(amount_cents) AS balance FROM rcm.ledger_entry
+         WHERE tenant_id = $1 AND account IN ('insurance_receivable', 'patient_receivable') AND created_at < $2
+         GROUP BY claim_id) b
+  LEFT JOIN rcm.claim c ON c.tenant_id = $1 AND c.id = b.claim_id
+ WHERE b.balance <> 0
+"""
 
 # The claims of one chunk of practices: ``targets`` (tenant_id, lo, hi) names the claim numbers to make in
 # each. Templates: the practice's encounters, numbered. Dates: service over the last 730 days.
@@ -499,6 +524,53 @@ async def bench(args: argparse.Namespace) -> None:
             f"  index-only scan p95 {ref95:7.1f} ms (p50 {statistics.median(figures[theirs]) * 1000:6.1f})"
             f"  ratio {p95 / ref95:4.2f} (target <= {TARGET:.0f})"
         )
+    await kpi_money(settings, db.app, big, today, args.requests)
+
+
+async def kpi_money(settings: Settings, app_url: str, big: uuid.UUID, today: date, requests: int) -> None:
+    """KPI money through a request's scope beside the statements the KPIs ran before 0050_report_gaps, for
+    the 30 days ending today and the same 30 days a year earlier; both answers must agree to the cent."""
+    periods = {
+        "the 30 days ending today": bounds(today - timedelta(days=29), today),
+        "the same 30 days a year ago": bounds(today - timedelta(days=365 + 29), today - timedelta(days=365)),
+    }
+    before_conn = await asyncpg.connect(app_url)
+
+    async def before(span: PeriodBounds) -> dict[str, int]:
+        async with before_conn.transaction():
+            await before_conn.execute("SELECT set_config('rcm.tenant_id', $1, true)", str(big))
+            flows = await before_conn.fetchrow(KPI_FLOWS_BEFORE, big, span.start, span.end, span.window_start)
+            ar = await before_conn.fetchrow(KPI_AR_BEFORE, big, span.end, span.aged_before)
+        assert flows is not None  # aggregates without GROUP BY: one row each
+        assert ar is not None
+        keys = ("charges", "payments", "contractual", "window_charges", "ar", "ar_aged")
+        return dict(zip(keys, (int(v) for v in (*flows, *ar)), strict=True))
+
+    async with request_scopes(settings, TenantId(big)) as scopes:
+
+        async def ours(span: PeriodBounds) -> dict[str, int]:
+            async with scopes() as scope:
+                return (await scope.repo(KpiRepository).money(span)).get(big, {})
+
+        for label, span in periods.items():
+            mine, theirs = await ours(span), await before(span)
+            print(f"KPI money, {label}: ours {mine}, before {theirs}", flush=True)
+            if mine != theirs:
+                raise SystemExit(f"KPI money differs from the ledger summed up to the period's end ({label})")
+            samples: tuple[list[float], list[float]] = ([], [])
+            for _ in range(3):  # warm-up
+                await ours(span)
+                await before(span)
+            for _ in range(requests):
+                await timed(lambda span=span: ours(span), samples[0])  # type: ignore[misc]
+                await timed(lambda span=span: before(span), samples[1])  # type: ignore[misc]
+            p95, ref95 = _p95(samples[0]), _p95(samples[1])
+            print(
+                f"{'KPI money, ' + label:<56} ours p95 {p95:7.1f} ms (p50 {statistics.median(samples[0]) * 1000:6.1f})"
+                f"  as before (ledger up to the end) p95 {ref95:7.1f} ms"
+                f" (p50 {statistics.median(samples[1]) * 1000:6.1f})  ratio {p95 / ref95:4.2f}"
+            )
+    await before_conn.close()
 
 
 def main() -> None:

@@ -51,7 +51,10 @@ async def call(
     client: Client, mint: Mint, who: Principal, path: str, params: dict[str, Any] | None = None
 ) -> httpx.Response:
     token = await mint(who)
-    return await client.get(f"{BASE}{path}", params=params, headers={"Authorization": f"Bearer {token}"})
+    method = "POST" if path == "/verify" else "GET"  # a verification reads every event: never on a GET
+    return await client.request(
+        method, f"{BASE}{path}", params=params, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 async def logged(owner_engine: AsyncEngine, request_id: str) -> list[dict[str, Any]]:

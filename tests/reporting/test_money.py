@@ -35,6 +35,7 @@ from rcm.ledger.repository import LedgerRepository
 from rcm.reporting.aging import ar_aging
 from rcm.reporting.cashflow import cash_flow, cash_flow_entries
 from rcm.reporting.close import close_month
+from rcm.reporting.kpi_repository import KpiRepository, PeriodBounds
 from rcm.reporting.schemas import (
     BUCKETS,
     AgingBasis,
@@ -369,6 +370,72 @@ async def test_reports_equal_a_recomputation_from_the_ledger_after_random_postin
                 break
         assert total == cell.payments_cents
         assert seen == cell.entries
+
+
+KPI_ENTRIES = """
+SELECT e.account, e.amount_cents, e.adjustment_group, e.created_at, e.claim_id, c.service_date
+  FROM rcm.ledger_entry e LEFT JOIN rcm.claim c ON c.tenant_id = e.tenant_id AND c.id = e.claim_id
+ WHERE e.tenant_id = :t
+"""
+
+
+def _kpi_money_expected(entries: Iterable[Any], span: PeriodBounds) -> dict[str, int]:
+    """The KPIs' money as defined (posting instants, half-open), summed entry by entry."""
+    out = dict.fromkeys(("charges", "payments", "contractual", "window_charges", "ar", "ar_aged"), 0)
+    for e in entries:
+        if e.created_at >= span.end:
+            continue
+        in_period = e.created_at >= span.start
+        if e.account == "charges":
+            out["charges"] -= e.amount_cents if in_period else 0
+            out["window_charges"] -= e.amount_cents if e.created_at >= span.window_start else 0
+        elif e.account in ("payments", "patient_payments") and e.claim_id is not None and in_period:
+            out["payments"] += e.amount_cents
+        elif e.account == "adjustments" and e.adjustment_group == "CO" and in_period:
+            out["contractual"] += e.amount_cents
+        elif e.account in ("insurance_receivable", "patient_receivable"):
+            out["ar"] += e.amount_cents
+            out["ar_aged"] += e.amount_cents if e.service_date < span.aged_before else 0
+    return out
+
+
+async def test_kpi_money_equals_the_ledger_at_any_period_end(
+    *,
+    claims: Claims,
+    intake: Api,
+    practice: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    owner_engine: AsyncEngine,
+) -> None:
+    """The KPIs' AR at a period's end is the open balances now less what was posted since: after random
+    postings on both sides of the end (some settling claims since), it equals the ledger summed up to it."""
+    rng = random.Random(41)
+    claim_ids = await _claim_ids(claims, intake, practice, 4)
+    await _post_randomly(
+        rng, sessions=sessions, settings=settings, practice=practice, claim_ids=claim_ids, n=8
+    )
+    middle = datetime.now(UTC)
+    await _post_randomly(
+        rng, sessions=sessions, settings=settings, practice=practice, claim_ids=claim_ids, n=8
+    )
+    entries = await rows(owner_engine, KPI_ENTRIES, t=practice.id)
+    assert any(e.created_at < middle for e in entries)
+    assert any(e.created_at >= middle and e.account.endswith("_receivable") for e in entries)
+    service_dates = sorted({e.service_date for e in entries if e.service_date is not None})
+    ends = (middle, middle + timedelta(seconds=1), datetime.now(UTC) + timedelta(days=1))
+    for end in ends:
+        for aged_before in (service_dates[0], service_dates[-1] + timedelta(days=1)):
+            span = PeriodBounds(
+                start=end - timedelta(days=30),
+                end=end,
+                window_start=end - timedelta(days=90),
+                aged_before=aged_before,
+            )
+            async with practice_scope(sessions, settings, practice, role=Role.PRACTICE_OWNER) as scope:
+                money = await scope.repo(KpiRepository).money(span)
+            expected = _kpi_money_expected(entries, span)
+            assert money.get(practice.id, dict.fromkeys(expected, 0)) == expected, (end, aged_before)
 
 
 async def test_a_closed_month_never_shifts_and_late_entries_land_in_the_open_period(

@@ -9,6 +9,7 @@ Window 2025-03-10..2025-03-11. In practice A (the supervisor's):
 - biller L completes a billing item 03-10 10:00, moves claim X at 10:05 and 10:20 and claim Y on 03-11
   11:00, and posts a patient payment at 11:30: hours 03-10 10h and 03-11 11h.
 - live items: a coding item past its due time (open), a billing item waiting, due in the future.
+- C and L are in the people directory (shown by name beside their id); I is not (shown by id alone).
 
 In practice B (not the supervisor's): C completes five items and has a QA sample agreeing on 0 of 10.
 """
@@ -26,14 +27,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.config import Settings
+from rcm.identity.oidc import DEV_ISSUER
 from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
-from rcm.tenancy.models import Tenant
+from rcm.kit.db import platform_transaction
+from rcm.tenancy.models import AppUser, Tenant
 from tests.coding.conftest import Staff, assign
 from tests.identity.conftest import make_user
 from tests.reporting.scenario import Scenario, Work
 from tests.reporting.test_kpis import march, noise, values
 from tests.support import Api
+from tests.web.support import browser_login
 
 MakePerson = Callable[..., Awaitable[Staff]]
 CODER = str(uuid.uuid4())
@@ -125,6 +129,8 @@ async def a_week_of_work(a: Work, b: Work) -> None:
 
 async def test_productivity_over_the_supervisors_practices(
     *,
+    client: AsyncTestClient[Litestar],
+    control_sessions: async_sessionmaker[AsyncSession],
     practice_api: Api,
     other_practice_api: Api,
     tenant: Tenant,
@@ -133,6 +139,19 @@ async def test_productivity_over_the_supervisors_practices(
     people: MakePerson,
 ) -> None:
     await a_week_of_work(Work(owner_engine, practice_api), Work(owner_engine, other_practice_api))
+    async with platform_transaction(control_sessions) as session:
+        for subject, name in ((CODER, "Casey Coder"), (BILLER, "Lee Biller")):
+            email = f"{subject}@test.invalid"
+            session.add(
+                AppUser(
+                    id=uuid.UUID(subject),
+                    issuer=DEV_ISSUER,
+                    subject=email,
+                    email=email,
+                    display_name=name,
+                    roles=[Role.CODER.value],
+                )
+            )
     boss = await people(Role.SUPERVISOR, tenant)
     response = await boss.get("/billing/reports/productivity", since="2025-03-10", until="2025-03-11")
     assert response.status_code == 200, response.text
@@ -144,8 +163,10 @@ async def test_productivity_over_the_supervisors_practices(
     assert staff[IDLE]["qa_accuracy"] == 1.0
     assert staff[IDLE]["items_coded"] == staff[IDLE]["active_hours"] == 0
     assert staff[IDLE]["actions_per_hour"] is None
+    assert staff[IDLE]["name"] is None  # not in the directory: the id alone
     assert staff[CODER] == {
         "staff": CODER,
+        "name": "Casey Coder",
         "items_coded": 3,
         "billing_items_completed": 0,
         "claims_worked": 0,
@@ -160,6 +181,7 @@ async def test_productivity_over_the_supervisors_practices(
     }
     assert staff[BILLER] == {
         "staff": BILLER,
+        "name": "Lee Biller",
         "items_coded": 0,
         "billing_items_completed": 1,
         "claims_worked": 2,
@@ -181,6 +203,12 @@ async def test_productivity_over_the_supervisors_practices(
     assert queues["coding"]["oldest_age_seconds"] >= 5 * 3600 - 60
     assert str(other_tenant.id) not in response.text
     assert other_tenant.slug not in response.text
+    # The supervisor's page shows each person's name beside the id.
+    browser = await browser_login(client, boss.user.email, mfa=True)
+    shown = await browser.get("/app/supervisor?since=2025-03-10&until=2025-03-11")
+    assert shown.status_code == 200, shown.text
+    assert f'Casey Coder <span class="muted">{CODER}</span>' in shown.text
+    assert f'<th scope="row">{IDLE}</th>' in shown.text
 
 
 async def test_productivity_is_for_supervisors_only(

@@ -74,11 +74,22 @@ async def test_the_auditor_pages(
     assert "after hours" in anomalies.text
     verify = await browser.get("/app/audit/verify")
     assert "Verify the chains now" in verify.text
+    assert '<form method="post" action="/app/audit/verify">' in verify.text
+    assert "/app/audit/?event_type=audit.verify" in verify.text  # the earlier verifications
     assert "Chains verified" not in verify.text  # only when asked
-    ran = await browser.get("/app/audit/verify?run=true")
+    assert "Chains verified" not in (await browser.get("/app/audit/verify?run=true")).text  # never on a GET
+    # A cross-site form posts the cookie without the token: refused, nothing verified.
+    forged = await client.post("/app/audit/verify", headers=browser.headers(csrf=False))
+    assert forged.status_code == 403
+    assert "Chains verified" not in forged.text
+    ran = await client.post("/app/audit/verify", headers=browser.headers())
+    assert ran.status_code == 200, ran.text
     assert "Chains verified" in ran.text
     assert str(tenant.id) in ran.text
     assert str(other_tenant.id) not in ran.text
+    history = await browser.get("/app/audit/?event_type=audit.verify")  # the page's link: who verified, when
+    assert history.status_code == 200
+    assert "<td>audit.verify</td>" in history.text
 
 
 async def test_others_are_refused_the_auditor_pages(

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
@@ -367,8 +367,17 @@ class AuditController(Controller):
             proof = await proofs.inclusion_proof(session, event_id, actor=caller, request=info)
         return msgspec.convert(proof.document(), ProofOut)
 
-    @get("/verify", guards=[requires_auditor_or_mfa_admin])
+    @post(
+        "/verify",
+        status_code=200,
+        guards=[requires_auditor_or_mfa_admin],
+        responses=problem_responses(401, 403, 429),
+    )
     async def verify_chain(self, request: Request[Any, Any, Any]) -> VerifyOut:
+        """Verify now: every chain the caller may read against its signed checkpoints and their external
+        copy. A POST, as it reads every event (a link or an image on another site cannot start it; a
+        browser session must send its CSRF token). Each verification is recorded in every chain it read
+        as ``audit.verify``: the last results are ``GET /api/v1/audit/events?event_type=audit.verify``."""
         report = await verify_readable(request)
         return VerifyOut(
             ok=report.ok,

@@ -20,7 +20,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,19 +166,6 @@ async def person_patient_touches(session: AsyncSession, *, since: datetime, unti
         .group_by(e.tenant_id, e.actor_subject, patients.c.patient_id)
     )
     return _groups((await session.execute(statement)).all())
-
-
-async def display_names(
-    session: AsyncSession, user_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, tuple[str, str]]:
-    """(display name, email) of each person, from the global directory."""
-    if not user_ids:
-        return {}
-    rows = await session.execute(
-        text("SELECT id, display_name, email FROM rcm.app_user WHERE id = ANY (:ids)"),
-        {"ids": list(user_ids)},
-    )
-    return {row[0]: (row[1], row[2]) for row in rows}
 
 
 async def patient_family_names(

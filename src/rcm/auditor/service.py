@@ -43,6 +43,7 @@ from rcm.kit.errors import FieldError, InvalidInput
 from rcm.kit.models import utcnow
 from rcm.kit.tenant import TenantId
 from rcm.patients.models import Patient
+from rcm.tenancy.repository import people_by_subject
 
 SIX_YEARS = timedelta(days=6 * 366)  # 164.528(a)(1): the six years before the request, leap days included
 ANOMALY_WINDOW = timedelta(days=7)
@@ -201,16 +202,7 @@ async def disclosures(
 
 async def _names(session: AsyncSession, subjects: Sequence[str | None]) -> dict[str, str]:
     """Display names of the people among ``subjects`` (principal subjects that are app user ids)."""
-    ids = {_as_uuid(s) for s in subjects if s}
-    known = await repository.display_names(session, [i for i in ids if i is not None])
-    return {str(user_id): name for user_id, (name, _email) in known.items()}
-
-
-def _as_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+    return {subject: name for subject, (name, _email) in (await people_by_subject(session, subjects)).items()}
 
 
 # --- timelines --------------------------------------------------------------------------------------------
@@ -438,10 +430,8 @@ async def _same_family_name(
     request: RequestInfo,
 ) -> list[Flag]:
     touches = await repository.person_patient_touches(session, since=start, until=end)
-    people = await repository.display_names(
-        session, [u for u in {_as_uuid(t.actor_subject) for t in touches} if u is not None]
-    )
-    family = {str(uid): family_name_of(name) for uid, (name, _email) in people.items()}
+    people = await people_by_subject(session, {t.actor_subject for t in touches})
+    family = {subject: family_name_of(name) for subject, (name, _email) in people.items()}
     # Only the patients of people whose family name is known are opened, practice by practice.
     wanted: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
     for touch in touches:

@@ -128,6 +128,13 @@ class LedgerEntry(TenantOwned, Base):
         enum_check("account", Account),
         Index("ix_ledger_entry_claim_id", "tenant_id", "claim_id", "created_at"),
         Index("ix_ledger_entry_posting_id", "tenant_id", "posting_id"),
+        # Reports read ranges of posting time (migration 0050_report_gaps).
+        Index("ix_ledger_entry_created_at", "tenant_id", "created_at"),
+        # A receivable is always some claim's (what report_claim_balance sums per claim).
+        CheckConstraint(
+            "claim_id IS NOT NULL OR account NOT IN ('insurance_receivable', 'patient_receivable')",
+            name="receivable_claim",
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)  # no foreign key: see above

@@ -3,6 +3,17 @@ figure family, grouped by practice so the operator's roll-up runs the same state
 
 Money from ``ledger_entry`` only; rates from ``claim_event`` (and ``scrub_run``); productivity from the work
 items' events, the claims' events and the ledger's postings. Codes, ids, counts and cents: no PHI.
+
+Why the KPIs' money does not read the day rollup (``report_ledger_day``) as the cash-flow report does: the
+two count a different day. The KPIs (HFMA-style: what was posted in the period) place an entry at its
+posting instant, ``created_at``, in half-open UTC bounds; the rollup places it on its report day, which is
+the 835's payment date (BPR16) for a remittance's entries, moved forward past any closed month, and it keeps
+no claim, which the drill-down and the AR-over-90 split need. So the flows read the ledger, bounded to the
+period (and the 90-day charge window) through ``ix_ledger_entry_created_at``. The AR at the period's end
+does read a rollup: each claim's open balance now (``report_claim_balance``, kept in the same transaction
+as the entries) less the receivable entries posted since the end, the same sum to the cent as every
+receivable entry before the end (receivables always name a claim: ``ck_ledger_entry_receivable_claim``),
+without reading the practice's history.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from rcm.coding.models import QaSample, SampleStatus
 from rcm.kit.repository import TenantRowRepository
 from rcm.ledger.models import RECEIVABLES, Account, LedgerEntry, LedgerPosting, Source
 from rcm.reporting.kpi_vocabulary import KpiKey
+from rcm.reporting.models import ReportClaimBalance
 from rcm.scrub.models import ScrubOutcome, ScrubRun
 from rcm.workqueue.models import ItemEventType, QueueKind, WorkItem, WorkItemEvent
 
@@ -85,6 +97,7 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         e = LedgerEntry
         in_period = and_(e.created_at >= span.start, e.created_at < span.end)
         keys = [e.tenant_id, e.claim_id] if by_claim else [e.tenant_id]
+        earliest = min(span.start, span.window_start)  # every figure below is posted on or after it
         return (
             select(
                 *keys,
@@ -110,7 +123,7 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                     0,
                 ).label("window_charges"),
             )
-            .where(self.tenant_filter(e.tenant_id), e.created_at < span.end)
+            .where(self.tenant_filter(e.tenant_id), e.created_at >= earliest, e.created_at < span.end)
             .group_by(*keys)
         )
 
@@ -126,33 +139,41 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
             .subquery("flow_claims")
         )
 
-    def balance_claims(self, span: PeriodBounds) -> Any:
-        """One row per claim with a receivable balance at the period's end, and whether it is aged (its
-        date of service before ``aged_before``)."""
-        e = LedgerEntry
-        balances = (
-            select(e.tenant_id, e.claim_id, func.sum(e.amount_cents).label("balance"))
+    def _ar_parts(self, span: PeriodBounds) -> Any:
+        """The amounts making up each claim's receivable balance at the period's end, each with whether the
+        claim is aged (its date of service, as the rollup holds it from the claim, before
+        ``aged_before``): the claim's open balance now (``report_claim_balance``) and, negated, its
+        receivable entries posted since the end. A claim settled since then has no open balance now and
+        enters through those entries alone."""
+        e, b = LedgerEntry, ReportClaimBalance
+        aged = (b.service_date < span.aged_before).label("aged")
+        open_now = select(
+            b.tenant_id, b.claim_id, (b.insurance_cents + b.patient_cents).label("amount"), aged
+        ).where(self.tenant_filter(b.tenant_id), or_(b.insurance_cents != 0, b.patient_cents != 0))
+        since_end = (
+            select(e.tenant_id, e.claim_id, -e.amount_cents, aged)
+            .select_from(join(e, b, and_(b.tenant_id == e.tenant_id, b.claim_id == e.claim_id)))
             .where(
                 self.tenant_filter(e.tenant_id),
                 e.account.in_([a.value for a in RECEIVABLES]),
-                e.created_at < span.end,
+                e.created_at >= span.end,
             )
-            .group_by(e.tenant_id, e.claim_id)
-            .subquery("balances")
         )
+        return union_all(open_now, since_end).subquery("ar_parts")
+
+    def balance_claims(self, span: PeriodBounds) -> Any:
+        """One row per claim with a receivable balance at the period's end, and whether it is aged."""
+        parts = self._ar_parts(span)
+        balance = func.sum(parts.c.amount)
         return (
             select(
-                balances.c.tenant_id,
-                balances.c.claim_id,
-                balances.c.balance,
-                func.coalesce(Claim.service_date < span.aged_before, False).label("aged"),
+                parts.c.tenant_id,
+                parts.c.claim_id,
+                balance.label("balance"),
+                func.bool_or(parts.c.aged).label("aged"),
             )
-            .select_from(
-                balances.outerjoin(
-                    Claim, and_(Claim.tenant_id == balances.c.tenant_id, Claim.id == balances.c.claim_id)
-                )
-            )
-            .where(balances.c.balance != 0)
+            .group_by(parts.c.tenant_id, parts.c.claim_id)
+            .having(balance != 0)
             .subquery("balance_claims")
         )
 
@@ -169,12 +190,13 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                 "ar": 0,
                 "ar_aged": 0,
             }
-        bal = self.balance_claims(span)
+        # Summed per practice without a per-claim step: a claim's balance at the end adds up its parts.
+        parts = self._ar_parts(span)
         aged = select(
-            bal.c.tenant_id,
-            func.sum(bal.c.balance),
-            func.coalesce(func.sum(bal.c.balance).filter(bal.c.aged), 0),
-        ).group_by(bal.c.tenant_id)
+            parts.c.tenant_id,
+            func.sum(parts.c.amount),
+            func.coalesce(func.sum(parts.c.amount).filter(parts.c.aged), 0),
+        ).group_by(parts.c.tenant_id)
         for tenant_id, ar, ar_aged in await self._rows(aged):
             figures = out.setdefault(tenant_id, dict.fromkeys(_MONEY_KEYS, 0))
             figures["ar"], figures["ar_aged"] = int(ar or 0), int(ar_aged or 0)
@@ -363,11 +385,17 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         payer, first submission, first adjudication, gross charges (ledger) and whether it closed unpaid."""
         adj, subs = self._first_adjudication(), self._submissions()
         e = LedgerEntry
+        # Per claim of the result, through ix_ledger_entry_claim_id (not every charge of the practice).
         charged = (
-            select(e.tenant_id, e.claim_id, (-func.sum(e.amount_cents)).label("charged"))
-            .where(self.tenant_filter(e.tenant_id), e.account == Account.CHARGES, e.amount_cents < 0)
-            .group_by(e.tenant_id, e.claim_id)
-            .subquery()
+            select(-func.sum(e.amount_cents))
+            .where(
+                self.tenant_filter(e.tenant_id),
+                e.tenant_id == Claim.tenant_id,
+                e.claim_id == Claim.id,
+                e.account == Account.CHARGES,
+                e.amount_cents < 0,
+            )
+            .scalar_subquery()
         )
         stmt = (
             select(
@@ -375,16 +403,13 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                 Claim.payer_id,
                 subs.c.first_at,
                 adj.c.created_at,
-                func.coalesce(charged.c.charged, 0),
+                func.coalesce(charged, 0),
                 Claim.state.in_([ClaimState.VOIDED, ClaimState.CLOSED]),
             )
             .select_from(
-                subs.join(Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id))
-                .outerjoin(adj, and_(adj.c.tenant_id == subs.c.tenant_id, adj.c.claim_id == subs.c.claim_id))
-                .outerjoin(
-                    charged,
-                    and_(charged.c.tenant_id == subs.c.tenant_id, charged.c.claim_id == subs.c.claim_id),
-                )
+                subs.join(
+                    Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id)
+                ).outerjoin(adj, and_(adj.c.tenant_id == subs.c.tenant_id, adj.c.claim_id == subs.c.claim_id))
             )
             .where(subs.c.first_at < before, or_(subs.c.first_at >= since, adj.c.created_at.is_(None)))
         )

@@ -2,7 +2,8 @@
 roll-up of every practice's KPIs for people holding the operator role.
 
 Productivity (``StaffScope``: the supervisor's own live assignments, nothing else), per person (their
-principal subject) over a window:
+principal subject, with their display name from the people directory: staff names are not PHI) over a
+window:
 
 - items coded: coding work items they completed; billing items: billing work items they completed;
 - claims worked: distinct claims they moved by hand (corrections, resubmissions, appeals, closes);
@@ -45,7 +46,7 @@ from rcm.reporting.kpis import (
     empty_money,
 )
 from rcm.tenancy.models import Tenant
-from rcm.tenancy.repository import active_tenants
+from rcm.tenancy.repository import active_tenants, people_by_subject
 from rcm.tenancy.scope import StaffScope
 from rcm.tenancy.staff import system_scope
 from rcm.workqueue.models import QueueKind
@@ -57,6 +58,7 @@ MAX_WINDOW_DAYS = 366
 
 class StaffProductivity(msgspec.Struct):
     staff: str  # principal subject (the person's id)
+    name: str | None = None  # the person's display name (staff names are not PHI); None for an API client
     items_coded: int = 0
     billing_items_completed: int = 0
     claims_worked: int = 0
@@ -158,6 +160,9 @@ async def productivity_report(
         )
     for coder, (samples, agreed, total) in qa.items():  # reviewed, though idle in the window
         staff.append(StaffProductivity(staff=coder, qa_samples=samples, qa_accuracy=_rate(agreed, total)))
+    names = await people_by_subject(scope.session, [s.staff for s in staff])
+    for person in staff:
+        person.name = names.get(person.staff, (None, None))[0]
     tenants = await _slugs(scope.session, scope.tenant_ids)
     now = datetime.now(UTC)
     queues = []

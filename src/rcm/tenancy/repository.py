@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, Text, bindparam, cast, func, literal_column, select, update
@@ -249,3 +250,23 @@ _LOOKUP_AND_BIND_BY_ID = select(
 async def lookup_and_bind_by_id(session: AsyncSession, tenant_id: uuid.UUID) -> Row[Any] | None:
     """The tenant of ``tenant_id``, and the transaction bound to it in the same statement."""
     return (await session.execute(_LOOKUP_AND_BIND_BY_ID, {"tenant_id": tenant_id})).first()
+
+
+async def people_by_subject(
+    session: AsyncSession, subjects: Iterable[str | None]
+) -> dict[str, tuple[str, str]]:
+    """(display name, email) of each person among ``subjects``, from the global directory, keyed by the
+    subject as given. Principal subjects are app_user ids for people; an API client's id, or an id no
+    longer in the directory, is left out. Staff names and emails are not PHI."""
+    by_id: dict[uuid.UUID, str] = {}
+    for subject in subjects:
+        try:
+            by_id[uuid.UUID(subject or "")] = subject or ""
+        except ValueError:
+            continue
+    if not by_id:
+        return {}
+    rows = await session.execute(
+        select(AppUser.id, AppUser.display_name, AppUser.email).where(AppUser.id.in_(list(by_id)))
+    )
+    return {by_id[row[0]]: (row[1], row[2]) for row in rows}

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
 
@@ -309,10 +309,24 @@ class AuditPages(Controller):
         )
 
     @get("/verify", guards=[requires_auditor_or_mfa_admin])
-    async def verify(self, request: Request[Any, Any, Any], *, run: FromQuery[bool] = False) -> Template:
-        """The chain verification button: each practice's hash chain against its signed checkpoints and
-        their external copy (only when asked: a verification reads every event)."""
-        report = await verify_readable(request) if run else None
+    async def verify(self, request: Request[Any, Any, Any]) -> Template:
+        """The chain verification button, and a link to the earlier verifications in the log."""
+        return self._verify_page(request, None)
+
+    @post("/verify", status_code=200, guards=[requires_auditor_or_mfa_admin])
+    async def verify_now(self, request: Request[Any, Any, Any]) -> Template:
+        """The button's POST (CSRF-checked by the session middleware): each practice's hash chain against
+        its signed checkpoints and their external copy. Never on a GET: a verification reads every event,
+        and a link on another site must not start one in a signed-in auditor's name."""
+        return self._verify_page(request, await verify_readable(request))
+
+    @staticmethod
+    def _verify_page(request: Request[Any, Any, Any], report: audit_service.VerifyReport | None) -> Template:
         return page(
-            request, "audit_verify.html", title="Verify the access log", active_nav="verify", report=report
+            request,
+            "audit_verify.html",
+            title="Verify the access log",
+            active_nav="verify",
+            report=report,
+            history=f"{AUDIT_PATH}/?{urlencode({'event_type': 'audit.verify'})}",
         )
