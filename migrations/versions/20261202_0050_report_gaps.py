@@ -1,7 +1,7 @@
 """The KPIs read the ledger by posting time within bounds: an index on it, and receivables always name a claim.
 
 Revision ID: 0050_report_gaps
-Revises: 0043_remit_source
+Revises: 0049_remit_gaps
 Create Date: 2026-12-02
 
 - ``ix_ledger_entry_created_at`` on ``rcm.ledger_entry (tenant_id, created_at)``: the KPIs' money flows
@@ -22,7 +22,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0050_report_gaps"
-down_revision = "0043_remit_source"
+down_revision = "0049_remit_gaps"
 branch_labels = None
 depends_on = None
 
