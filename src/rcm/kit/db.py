@@ -1,8 +1,9 @@
 """Engine, sessions and the per-transaction tenant context.
 
 The application connects as ``rcm_app``: it owns no table and lacks BYPASSRLS, so PostgreSQL's row-level
-security is the backstop beneath every query. The tenant is set with ``set_config('rcm.tenant_id', $1, true)``
-inside each transaction; the setting dies with the transaction, so a pooled connection carries nothing over.
+security is the backstop beneath every query. The tenant is set with
+``set_config('rcm.tenant_id', ..., true)`` inside each transaction (with its BEGIN when it comes first:
+``BindingConnection``); the setting dies with the transaction, so a pooled connection carries nothing over.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ class BindingConnection(asyncpg.Connection):
     than one statement. ``apply_tenant_context`` hands the binding over (``bind_at_begin``) just before it
     makes the SQLAlchemy adapter begin; the next ``execute`` must be that BEGIN, or nothing is sent. The
     binding is still its own statement, run before any statement of the transaction is planned, and still
-    transaction-local: only what an RLS policy sees is unchanged, one round trip fewer per transaction.
+    transaction-local: what an RLS policy sees is unchanged, and the transaction takes one round trip fewer.
+    The setting is the one value ever written into SQL text here, and only when it is tenant UUIDs and
+    commas (``_SETTING``, a full match): anything else is refused before it reaches the connection.
     """
 
     __slots__ = ("_after_begin",)
