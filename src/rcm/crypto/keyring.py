@@ -44,9 +44,9 @@ _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _MIN_LENGTH = _HEADER.size + _NONCE_BYTES + _TAG_BYTES
 _BODY_AT = _HEADER.size + _NONCE_BYTES
+_HEADER_SIZE = _HEADER.size
 _AAD_LABEL = b"rcm/phi"
 _BLIND_LABEL = b"rcm/blind-index/v1"
-_V1 = bytes([FORMAT_V1])
 
 
 class DecryptionError(Exception):
@@ -189,13 +189,17 @@ class FieldOpener:
     Anything unusual (short, unknown format, unknown version) goes through ``decrypt_str`` for its error.
     """
 
-    __slots__ = ("_columns", "_keyring", "_table", "_versions")
+    __slots__ = ("_columns", "_headers", "_keyring", "_table")
 
     def __init__(self, keyring: TenantKeyring, table: str, columns: tuple[str, ...]) -> None:
         self._keyring, self._table, self._columns = keyring, table, columns
-        # key version -> (key, per column: (associated data before the row id, after it))
-        self._versions: dict[int, tuple[AESGCM, tuple[tuple[bytes, bytes], ...]]] = {
-            version: (key, tuple(_aad_parts(keyring.tenant_id, table, column, version) for column in columns))
+        # A ciphertext's header (format, key version) -> (key, per column: (associated data before the row
+        # id, after it)): one look-up per field finds both the format and the key.
+        self._headers: dict[bytes, tuple[AESGCM, tuple[tuple[bytes, bytes], ...]]] = {
+            _HEADER.pack(FORMAT_V1, version): (
+                key,
+                tuple(_aad_parts(keyring.tenant_id, table, column, version) for column in columns),
+            )
             for version, key in keyring._phi_keys.items()
         }
 
@@ -204,22 +208,24 @@ class FieldOpener:
         if len(ciphertexts) != len(self._columns):
             raise ValueError(f"{self._table}: {len(self._columns)} columns to open, got {len(ciphertexts)}")
         rid = row_id.bytes
+        headers = self._headers
         out: list[str | None] = []
         for index, ciphertext in enumerate(ciphertexts):
             if ciphertext is None:
                 out.append(None)
                 continue
-            version = int.from_bytes(ciphertext[1 : _HEADER.size]) if ciphertext[:1] == _V1 else None
-            entry = self._versions.get(version) if version is not None else None
+            entry = headers.get(ciphertext[:_HEADER_SIZE])
             if entry is None or len(ciphertext) < _MIN_LENGTH:
                 out.append(self._slow(index, row_id, ciphertext))
                 continue
             key, parts = entry
             head, tail = parts[index]
             try:
-                nonce, body = ciphertext[_HEADER.size : _BODY_AT], ciphertext[_BODY_AT:]
-                plaintext = key.decrypt(nonce, body, head + rid + tail)
-                out.append(plaintext.decode())
+                out.append(
+                    key.decrypt(
+                        ciphertext[_HEADER_SIZE:_BODY_AT], ciphertext[_BODY_AT:], head + rid + tail
+                    ).decode()
+                )
             except InvalidTag:
                 raise DecryptionError(
                     f"{self._table}.{self._columns[index]}: authentication failed"

@@ -1,12 +1,14 @@
 """Engine, sessions and the per-transaction tenant context.
 
 The application connects as ``rcm_app``: it owns no table and lacks BYPASSRLS, so PostgreSQL's row-level
-security is the backstop beneath every query. The tenant is set with ``set_config('rcm.tenant_id', $1, true)``
-inside each transaction; the setting dies with the transaction, so a pooled connection carries nothing over.
+security is the backstop beneath every query. The tenant is set with
+``set_config('rcm.tenant_id', ..., true)`` inside each transaction (with its BEGIN when it comes first:
+``BindingConnection``); the setting dies with the transaction, so a pooled connection carries nothing over.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +25,50 @@ from rcm.config import async_url
 from rcm.kit.tenant import TenantContext
 
 _SET_TENANT = text("SELECT set_config('rcm.tenant_id', :tenants, true)")
+# What ``TenantContext.as_setting`` makes: tenant UUIDs, comma-separated (none: the empty context). Only a
+# setting of exactly this shape is ever written into SQL text (``BindingConnection``).
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_SETTING = re.compile(f"(?:{_UUID}(?:,{_UUID})*)?")
+
+
+class BindingConnection(asyncpg.Connection):
+    """asyncpg's connection, which can send a transaction's tenant binding in the round trip of its BEGIN.
+
+    asyncpg begins a transaction with ``execute("BEGIN;")``, a simple-protocol query, which may carry more
+    than one statement. ``apply_tenant_context`` hands the binding over (``bind_at_begin``) just before it
+    makes the SQLAlchemy adapter begin; the next ``execute`` must be that BEGIN, or nothing is sent. The
+    binding is still its own statement, run before any statement of the transaction is planned, and still
+    transaction-local: what an RLS policy sees is unchanged, and the transaction takes one round trip fewer.
+    The setting is the one value ever written into SQL text here, and only when it is tenant UUIDs and
+    commas (``_SETTING``, a full match): anything else is refused before it reaches the connection.
+    """
+
+    __slots__ = ("_after_begin",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._after_begin: str | None = None
+
+    def bind_at_begin(self, setting: str) -> str:
+        """Send ``set_config('rcm.tenant_id', setting, true)`` with the next BEGIN; the statement sent."""
+        if _SETTING.fullmatch(setting) is None:
+            raise ValueError("not a tenant setting")  # never quoted into SQL: UUIDs and commas only
+        self._after_begin = f"SELECT set_config('rcm.tenant_id', '{setting}', true)"
+        return f"BEGIN; {self._after_begin}"
+
+    def forget_binding(self) -> bool:
+        """Drop a binding no BEGIN took; whether there was one."""
+        pending, self._after_begin = self._after_begin, None
+        return pending is not None
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109 - asyncpg's signature
+        after = self._after_begin
+        if after is not None:
+            self._after_begin = None  # taken once, by this statement or by none
+            if query != "BEGIN;" or args:
+                raise RuntimeError("a tenant binding was waiting for BEGIN, not for another statement")
+            query = f"BEGIN; {after}"
+        return await super().execute(query, *args, timeout=timeout)
 
 
 def create_engine(url: str, *, pool_size: int = 10, application_name: str = "rcm") -> AsyncEngine:
@@ -45,7 +91,10 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "rcm
         max_overflow=pool_size,
         pool_pre_ping=False,
         pool_reset_on_return="rollback",
-        connect_args={"server_settings": {"application_name": application_name}},
+        connect_args={
+            "server_settings": {"application_name": application_name},
+            "connection_class": BindingConnection,
+        },
     )
 
 
@@ -54,8 +103,33 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def apply_tenant_context(session: AsyncSession, context: TenantContext) -> None:
-    """Bind the transaction to the context's tenants (transaction-local, bound parameter)."""
-    await session.execute(_SET_TENANT, {"tenants": context.as_setting()})
+    """Bind the transaction to the context's tenants (transaction-local).
+
+    As the transaction's first statement, in the round trip of its BEGIN (``BindingConnection``); later in
+    a transaction (or on a connection made elsewhere), as a statement of its own with a bound parameter.
+    """
+    setting = context.as_setting()
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if isinstance(driver, BindingConnection) and not driver.is_in_transaction():
+        sent = driver.bind_at_begin(setting)
+        try:
+            # The adapter's own begin (SQLAlchemy 2.0's asyncpg adapter begins lazily, at the first
+            # statement): asyncpg's Transaction sends "BEGIN;", and the binding goes with it.
+            await raw.dbapi_connection._start_transaction()  # type: ignore[union-attr]
+        except BaseException:
+            driver.forget_binding()
+            # BEGIN may have run without its binding, or with it and then failed: the connection's state
+            # is unknown, so it is closed rather than pooled.
+            await connection.invalidate()
+            raise
+        if not driver.forget_binding():
+            for listener in _driver_listeners:
+                listener(connection.sync_connection, sent, True)
+            return
+        # No BEGIN was sent (an autocommit connection): bound on its own below.
+    await session.execute(_SET_TENANT, {"tenants": setting})
 
 
 _REQUIRED: Any = object()  # a parameter the caller gives with every execution
@@ -100,8 +174,9 @@ class DriverStatement:
 
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
-# RoundTrips' listeners: (engine, statement) for each statement sent with ``driver_fetch``.
-_driver_listeners: list[Callable[[Any, str], None]] = []
+# RoundTrips' listeners: (SQLAlchemy connection, statement, whether it began the transaction) for each
+# statement sent on the driver itself (``driver_fetch``, a binding sent with BEGIN).
+_driver_listeners: list[Callable[[Any, str, bool], None]] = []
 
 
 async def driver_fetch(
@@ -119,7 +194,7 @@ async def driver_fetch(
     if not driver.is_in_transaction():
         raise RuntimeError("driver_fetch outside a begun transaction")
     for listener in _driver_listeners:
-        listener(connection.sync_engine, statement.sql)
+        listener(connection.sync_connection, statement.sql, False)
     return await driver.fetch(statement.sql, *statement.arguments(params))
 
 
@@ -161,7 +236,8 @@ class RoundTrips:
     """Counts the database round trips an engine makes (for the hot-path tests and the benchmarks).
 
     A statement is one round trip; a transaction that runs any adds two (BEGIN, sent lazily before its first
-    statement by the asyncpg adapter, and COMMIT or ROLLBACK). Prepares of statements new to a connection
+    statement by the asyncpg adapter, and COMMIT or ROLLBACK), or one when its tenant binding went with
+    the BEGIN (``apply_tenant_context``). Prepares of statements new to a connection
     are not counted: a warm pool has them cached.
     """
 
@@ -173,16 +249,18 @@ class RoundTrips:
         self.compiled: list[str] = []
         self.transactions = 0
         self.driver_statements = 0
+        self.begins_with_statement = 0  # transactions whose BEGIN went with their first statement
 
     @property
     def round_trips(self) -> int:
-        return len(self.statements) + 2 * self.transactions
+        return len(self.statements) + 2 * self.transactions - self.begins_with_statement
 
     def reset(self) -> None:
         self.statements.clear()
         self.compiled.clear()
         self.transactions = 0
         self.driver_statements = 0
+        self.begins_with_statement = 0
 
     def _begin(self, conn: Connection) -> None:
         conn.info["rcm.round_trips.begun"] = False
@@ -199,12 +277,17 @@ class RoundTrips:
     def _end(self, conn: Connection) -> None:
         conn.info.pop("rcm.round_trips.begun", None)
 
-    def _driver(self, engine: Any, statement: str) -> None:
-        # Sent on asyncpg itself, inside a transaction a SQLAlchemy statement has begun: counted as a
-        # statement, never compiled per request (compiled once at import).
-        if engine is self.engine:
-            self.statements.append(statement)
-            self.driver_statements += 1
+    def _driver(self, conn: Connection, statement: str, begins: bool) -> None:
+        # Sent on asyncpg itself: counted as a statement, never compiled per request (compiled once at
+        # import). A binding sent with its transaction's BEGIN is one round trip for both.
+        if conn.engine is not self.engine:
+            return
+        self.statements.append(statement)
+        self.driver_statements += 1
+        if begins and conn.info.get("rcm.round_trips.begun") is False:
+            conn.info["rcm.round_trips.begun"] = True
+            self.transactions += 1
+            self.begins_with_statement += 1
 
     def __enter__(self) -> RoundTrips:
         sa_event.listen(self.engine, "begin", self._begin)
