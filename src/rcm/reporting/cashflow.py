@@ -87,19 +87,11 @@ async def cash_flow(
 ) -> CashFlowReport:
     """The practice's money from ``date_from`` to ``date_to`` (report days, inclusive)."""
     check_period(date_from, date_to)
-    repo = scope.repo(ReportRepository)
-    last_closed = await repo.last_closed()
-    closed_through = month_end(last_closed) if last_closed is not None else None
     length = (date_to - date_from).days + 1
     previous_to = date_from - timedelta(days=1)
     previous_from = date_from - timedelta(days=length)
-    figures = await repo.day_figures(
-        day_from=date_from,
-        day_to=date_to,
-        grain=grain,
-        group_by=group_by,
-        closed_through=closed_through,
-        previous_from=previous_from,
+    closed_through, figures = await scope.repo(ReportRepository).day_figures(
+        day_from=date_from, day_to=date_to, grain=grain, group_by=group_by, previous_from=previous_from
     )
     rows: dict[tuple[date, str | None], CashFlowFigures] = {}
     groups: dict[str | None, CashFlowGroup] = {}

@@ -6,11 +6,29 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Date, case, cast, func, insert, literal, literal_column, or_, select, text, union_all
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
+from rcm.kit.db import DriverStatement
 from rcm.kit.repository import TenantRowRepository
 from rcm.reporting.models import (
     ReportClaimBalance,
@@ -59,8 +77,68 @@ class CellFilter:
     group: str | None = None
 
 
+_MONTH: ColumnElement[Any] = literal_column("interval '1 month'")
+_DAY: ColumnElement[Any] = literal_column("interval '1 day'")
+
+
 def _bucket(age: ColumnElement[Any]) -> ColumnElement[str]:
     return func.rcm.report_bucket(age)
+
+
+@cache
+def _day_figures_statement(grain: Grain, group_by: GroupBy) -> DriverStatement:
+    """The cash flow's one statement, compiled once per grain and grouping: the close (the last closed
+    month's end, ``through``) and the sums of the days from ``:first`` to ``:day_to``, joined so that one
+    row comes back even when there is no sum (``through``, then NULLs). Days up to ``through`` come from the
+    closed months' snapshot, the later ones from the live rollup."""
+    tenant = TenantRowRepository.tenant_param_filter
+    first, day_from = bindparam("first", type_=Date), bindparam("day_from", type_=Date)
+    day_to = bindparam("day_to", type_=Date)
+    closed = (
+        select(
+            cast(func.date_trunc("month", func.max(ReportClose.month)) + _MONTH - _DAY, Date).label("through")
+        )
+        .where(tenant(ReportClose.tenant_id))
+        .cte("closed")
+    )
+    parts = []
+    for table, kept in (
+        (ReportClosedDay, lambda day: day <= closed.c.through),
+        (ReportLedgerDay, lambda day: or_(closed.c.through.is_(None), day > closed.c.through)),
+    ):
+        group = getattr(table, _GROUP_COLUMN[group_by]) if group_by in _GROUP_COLUMN else null()
+        parts.append(
+            select(
+                table.day.label("day"),
+                group.label("grp"),
+                table.kind.label("kind"),
+                table.adjustment_group.label("adjustment_group"),
+                table.amount_cents.label("amount_cents"),
+                table.entries.label("entries"),
+            )
+            .select_from(table)
+            .join(closed, true())
+            .where(tenant(table.tenant_id), table.day >= first, table.day <= day_to, kept(table.day))
+        )
+    rows = union_all(*parts).subquery("rows")
+    period = case(
+        (rows.c.day < day_from, null()), else_=cast(func.date_trunc(grain.value, rows.c.day), Date)
+    ).label("period")
+    sums = (
+        select(
+            period,
+            rows.c.grp,
+            rows.c.kind,
+            rows.c.adjustment_group,
+            cast(func.sum(rows.c.amount_cents), BigInteger).label("amount_cents"),
+            cast(func.sum(rows.c.entries), BigInteger).label("entries"),
+        )
+        .group_by(period, rows.c.grp, rows.c.kind, rows.c.adjustment_group)
+        .subquery("sums")
+    )
+    return DriverStatement.compile(
+        select(closed.c.through, *sums.c).select_from(closed.outerjoin(sums, true()))
+    )
 
 
 class ReportRepository(TenantRowRepository[ReportLedgerDay]):
@@ -89,54 +167,16 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
     # Cash flow ----------------------------------------------------------------------------------------
 
     async def day_figures(
-        self,
-        *,
-        day_from: date,
-        day_to: date,
-        grain: Grain,
-        group_by: GroupBy,
-        closed_through: date | None,
-        previous_from: date | None = None,
-    ) -> list[DayFigure]:
-        """Sums per period, group, kind and CAS group: closed days from the frozen snapshot, the others from
-        the live rollup. With ``previous_from``, the days from it to ``day_from`` are summed too, in one
-        scan, as rows whose period is None (the comparison period's totals)."""
-        first = min(day_from, previous_from) if previous_from is not None else day_from
-        parts = []
-        for table, closed in ((ReportClosedDay, True), (ReportLedgerDay, False)):
-            where = [self.tenant_filter(table.tenant_id), table.day >= first, table.day <= day_to]
-            if closed_through is not None:
-                where.append(table.day <= closed_through if closed else table.day > closed_through)
-            elif closed:
-                continue
-            group = getattr(table, _GROUP_COLUMN[group_by]) if group_by in _GROUP_COLUMN else literal(None)
-            parts.append(
-                select(
-                    table.day.label("day"),
-                    group.label("grp"),
-                    table.kind.label("kind"),
-                    table.adjustment_group.label("adjustment_group"),
-                    table.amount_cents.label("amount_cents"),
-                    table.entries.label("entries"),
-                ).where(*where)
-            )
-        rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-        period = case(
-            (rows.c.day < day_from, literal(None, Date)),
-            else_=cast(func.date_trunc(grain.value, rows.c.day), Date),
-        ).label("period")
-        stmt = select(
-            period,
-            rows.c.grp,
-            rows.c.kind,
-            rows.c.adjustment_group,
-            func.sum(rows.c.amount_cents),
-            func.sum(rows.c.entries),
-        ).group_by(period, rows.c.grp, rows.c.kind, rows.c.adjustment_group)
-        return [
-            DayFigure(p, g, k, a, int(amount), int(entries))
-            for p, g, k, a, amount, entries in await self._rows(stmt)
-        ]
+        self, *, day_from: date, day_to: date, grain: Grain, group_by: GroupBy, previous_from: date
+    ) -> tuple[date | None, list[DayFigure]]:
+        """The last day of the last closed month (None: no close) and the sums per period, group, kind and
+        CAS group: closed days from the frozen snapshot, the others from the live rollup. The days from
+        ``previous_from`` to ``day_from`` are summed too, in the same scan, as rows whose period is None
+        (the comparison period's totals). One round trip (``_day_figures_statement``)."""
+        params = {"day_from": day_from, "day_to": day_to, "first": min(day_from, previous_from)}
+        rows = await self._driver_rows(_day_figures_statement(grain, group_by), params)
+        closed_through: date | None = rows[0][0]
+        return closed_through, [DayFigure(*r[1:]) for r in rows if r[3] is not None]
 
     # AR aging -----------------------------------------------------------------------------------------
 
