@@ -4,6 +4,7 @@ the ledger behind a figure."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -26,10 +27,12 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 from rcm.kit.db import DriverStatement
-from rcm.kit.repository import TenantRowRepository
+from rcm.kit.repository import TENANT_PARAM, TenantRowRepository
 from rcm.reporting.models import (
     ReportClaimBalance,
     ReportClose,
@@ -37,7 +40,7 @@ from rcm.reporting.models import (
     ReportClosedDay,
     ReportLedgerDay,
 )
-from rcm.reporting.schemas import PATIENT_PAYER, AgingBasis, Grain, GroupBy
+from rcm.reporting.schemas import BUCKET_DAYS, BUCKETS, PATIENT_PAYER, AgingBasis, Grain, GroupBy
 
 _GROUP_COLUMN = {
     GroupBy.PAYER: "payer_id",
@@ -141,6 +144,50 @@ def _day_figures_statement(grain: Grain, group_by: GroupBy) -> DriverStatement:
     )
 
 
+@cache
+def _service_aging_statement() -> DriverStatement:
+    """AR aging on the date-of-service basis, without grouping row by row: the payers of the open claims
+    (a skip scan of ``ix_report_claim_balance_open``, one probe per payer), then per payer and bucket the
+    sums of one range of that index, (tenant, payer, date of service): every open claim read once, by the
+    index alone. Bucket k holds the dates of service from ``as_of`` - its upper edge (included) to ``as_of``
+    - the edge before it (excluded), the first open above and the last open below, as rcm.report_bucket
+    ages a claim. A row for every payer and bucket, empty ones with no claims."""
+    edges = [f":as_of - {days}" for days in BUCKET_DAYS]
+    bounds = zip([*edges, "'-infinity'::date"], ["'infinity'::date", *edges], strict=True)
+    buckets = ", ".join(f"('{label}', {lo}, {hi})" for label, (lo, hi) in zip(BUCKETS, bounds, strict=True))
+    # Only constants are formatted in (column names, bucket labels and edges); the values are bound.
+    sql = f"""
+WITH RECURSIVE payers AS (
+  SELECT min(b.payer_id) AS payer_id FROM rcm.report_claim_balance b
+   WHERE b.tenant_id = :{TENANT_PARAM} AND {_OPEN}
+  UNION ALL
+  SELECT (SELECT min(b.payer_id) FROM rcm.report_claim_balance b
+           WHERE b.tenant_id = :{TENANT_PARAM} AND {_OPEN} AND b.payer_id > p.payer_id)
+    FROM payers p WHERE p.payer_id IS NOT NULL
+)
+SELECT p.payer_id, r.bucket, s.*
+  FROM payers p
+  CROSS JOIN (VALUES {buckets}) r (bucket, lo, hi)
+  CROSS JOIN LATERAL (
+    SELECT coalesce(sum(b.insurance_cents), 0)::bigint, count(*) FILTER (WHERE b.insurance_cents <> 0),
+           coalesce(sum(b.patient_cents), 0)::bigint, count(*) FILTER (WHERE b.patient_cents <> 0)
+      FROM rcm.report_claim_balance b
+     WHERE b.tenant_id = :{TENANT_PARAM} AND {_OPEN}
+       AND b.payer_id = p.payer_id AND b.service_date >= r.lo AND b.service_date < r.hi
+  ) s
+ WHERE p.payer_id IS NOT NULL
+"""  # noqa: S608 - constants only
+    return DriverStatement.compile(
+        text(sql).bindparams(
+            bindparam(TENANT_PARAM, type_=PG_UUID(as_uuid=True)), bindparam("as_of", type_=Date)
+        )
+    )
+
+
+# The partial index's predicate, as constants (a generic plan must still see that the index applies).
+_OPEN = "(b.insurance_cents <> 0 OR b.patient_cents <> 0)"
+
+
 class ReportRepository(TenantRowRepository[ReportLedgerDay]):
     model = ReportLedgerDay
 
@@ -181,34 +228,16 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
     # AR aging -----------------------------------------------------------------------------------------
 
     async def open_aging(self, *, as_of: date, basis: AgingBasis) -> list[AgingFigure]:
-        """Open balances now, per payer and bucket of age at ``as_of`` (the index of open claims alone)."""
-        b = ReportClaimBalance
-        since = b.service_date if basis is AgingBasis.SERVICE_DATE else b.submitted_on
-        # as_of - since, in days; NULL (never submitted) stays NULL: 'unsubmitted'.
-        age = literal(as_of, Date) - since
-        # Constants, not bound parameters: a generic plan must still see the partial index's predicate.
-        zero: ColumnElement[int] = literal_column("0")
-        open_rows = or_(b.insurance_cents != zero, b.patient_cents != zero)
-        bucket = _bucket(age).label("bucket")
-        insurance_open = b.insurance_cents != zero
-        patient_open = b.patient_cents != zero
-        # One pass over the open claims' index: per payer and bucket, the insurance balances and the
-        # patients' (folded into the patient row below), instead of one scan for each side.
-        stmt = (
-            select(
-                b.payer_id,
-                bucket,
-                func.coalesce(func.sum(b.insurance_cents).filter(insurance_open), zero),
-                func.count().filter(insurance_open),
-                func.coalesce(func.sum(b.patient_cents).filter(patient_open), zero),
-                func.count().filter(patient_open),
-            )
-            .where(self.tenant_filter(b.tenant_id), open_rows)
-            .group_by(b.payer_id, bucket)
-        )
+        """Open balances now, per payer and bucket of age at ``as_of``, from the index of open claims alone:
+        on the date-of-service basis one range of it per payer and bucket (``_SERVICE_AGING``), on the
+        submission basis one pass grouped by payer and bucket (``_submission_aging``)."""
+        if basis is AgingBasis.SERVICE_DATE:
+            rows: Sequence[Any] = await self._driver_rows(_service_aging_statement(), {"as_of": as_of})
+        else:
+            rows = await self._rows(self._submission_aging(as_of))
         figures: list[AgingFigure] = []
         patient: dict[str, list[int]] = {}
-        for payer, label, ins_cents, ins_claims, pat_cents, pat_claims in await self._rows(stmt):
+        for payer, label, ins_cents, ins_claims, pat_cents, pat_claims in rows:
             if ins_claims:
                 figures.append(AgingFigure(payer, label, int(ins_cents), int(ins_claims)))
             if pat_claims:
@@ -218,6 +247,28 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
         figures.extend(AgingFigure(PATIENT_PAYER, label, c, n) for label, (c, n) in patient.items())
         figures.sort(key=lambda f: f.payer_id)
         return figures
+
+    def _submission_aging(self, as_of: date) -> Select[Any]:
+        b = ReportClaimBalance
+        # as_of - first submission, in days; NULL (never submitted) stays NULL: 'unsubmitted'.
+        bucket = _bucket(literal(as_of, Date) - b.submitted_on).label("bucket")
+        # Constants, not bound parameters: a generic plan must still see the partial index's predicate.
+        zero: ColumnElement[int] = literal_column("0")
+        insurance_open, patient_open = b.insurance_cents != zero, b.patient_cents != zero
+        # One pass over the open claims' index: per payer and bucket, the insurance balances and the
+        # patients' (folded into the patient row by open_aging), instead of one scan for each side.
+        return (
+            select(
+                b.payer_id,
+                bucket,
+                func.coalesce(func.sum(b.insurance_cents).filter(insurance_open), zero),
+                func.count().filter(insurance_open),
+                func.coalesce(func.sum(b.patient_cents).filter(patient_open), zero),
+                func.count().filter(patient_open),
+            )
+            .where(self.tenant_filter(b.tenant_id), or_(insurance_open, patient_open))
+            .group_by(b.payer_id, bucket)
+        )
 
     async def closed_aging(self, *, month: date, basis: AgingBasis) -> list[AgingFigure] | None:
         """The AR aging frozen at ``month``'s close, or None when that month is not closed."""
