@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Date,
+    DateTime,
     bindparam,
     case,
     cast,
@@ -124,9 +125,10 @@ def _day_figures_statement(grain: Grain, group_by: GroupBy) -> DriverStatement:
             .where(tenant(table.tenant_id), table.day >= first, table.day <= day_to, kept(table.day))
         )
     rows = union_all(*parts).subquery("rows")
-    period = case(
-        (rows.c.day < day_from, null()), else_=cast(func.date_trunc(grain.value, rows.c.day), Date)
-    ).label("period")
+    # The period's first day, truncated as a timestamp without time zone: the same day as through a
+    # timestamptz, without the time zone's rules on each of the rows.
+    start = func.date_trunc(grain.value, cast(rows.c.day, DateTime(timezone=False)))
+    period = case((rows.c.day < day_from, null()), else_=cast(start, Date)).label("period")
     sums = (
         select(
             period,
