@@ -104,13 +104,14 @@ async def cash_flow(
         return found
 
     for f in figures:
+        sums = _sums(f)
         if f.period is None:  # the comparison period
-            add(group_of(f.group).previous, *_sums(f))
-            add(previous_total, *_sums(f))
+            add(group_of(f.group).previous, *sums)
+            add(previous_total, *sums)
             continue
-        add(rows.setdefault((f.period, f.group), CashFlowFigures()), *_sums(f))
-        add(group_of(f.group).current, *_sums(f))
-        add(total, *_sums(f))
+        add(rows.setdefault((f.period, f.group), CashFlowFigures()), *sums)
+        add(group_of(f.group).current, *sums)
+        add(total, *sums)
     return CashFlowReport(
         date_from=date_from,
         date_to=date_to,

@@ -25,7 +25,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
@@ -91,25 +90,22 @@ def _bucket(age: ColumnElement[Any]) -> ColumnElement[str]:
 
 @cache
 def _day_figures_statement(grain: Grain, group_by: GroupBy) -> DriverStatement:
-    """The cash flow's one statement, compiled once per grain and grouping: the close (the last closed
-    month's end, ``through``) and the sums of the days from ``:first`` to ``:day_to``, joined so that one
-    row comes back even when there is no sum (``through``, then NULLs). Days up to ``through`` come from the
-    closed months' snapshot, the later ones from the live rollup."""
+    """The cash flow's one statement, compiled once per grain and grouping: the sums of the days from
+    ``:first`` to ``:day_to`` (days up to the last closed month's end from the closed months' snapshot, the
+    later ones from the live rollup; the close's day is an index bound of each scan, not a per-row filter),
+    and one more row whose kind is NULL carrying that day (``through``, NULL when nothing is closed)."""
     tenant = TenantRowRepository.tenant_param_filter
     first, day_from = bindparam("first", type_=Date), bindparam("day_from", type_=Date)
     day_to = bindparam("day_to", type_=Date)
-    closed = (
-        select(
-            cast(func.date_trunc("month", func.max(ReportClose.month)) + _MONTH - _DAY, Date).label("through")
-        )
+    through = (
+        select(cast(func.max(ReportClose.month) + _MONTH - _DAY, Date))
         .where(tenant(ReportClose.tenant_id))
-        .cte("closed")
+        .scalar_subquery()
     )
     parts = []
-    for table, kept in (
-        (ReportClosedDay, lambda day: day <= closed.c.through),
-        (ReportLedgerDay, lambda day: or_(closed.c.through.is_(None), day > closed.c.through)),
-    ):
+    for table, closed in ((ReportClosedDay, True), (ReportLedgerDay, False)):
+        since = func.coalesce(through, literal_column("'-infinity'::date"))
+        kept = table.day <= through if closed else table.day > since
         group = getattr(table, _GROUP_COLUMN[group_by]) if group_by in _GROUP_COLUMN else null()
         parts.append(
             select(
@@ -119,31 +115,24 @@ def _day_figures_statement(grain: Grain, group_by: GroupBy) -> DriverStatement:
                 table.adjustment_group.label("adjustment_group"),
                 table.amount_cents.label("amount_cents"),
                 table.entries.label("entries"),
-            )
-            .select_from(table)
-            .join(closed, true())
-            .where(tenant(table.tenant_id), table.day >= first, table.day <= day_to, kept(table.day))
+            ).where(tenant(table.tenant_id), table.day >= first, table.day <= day_to, kept)
         )
     rows = union_all(*parts).subquery("rows")
     # The period's first day, truncated as a timestamp without time zone: the same day as through a
     # timestamptz, without the time zone's rules on each of the rows.
     start = func.date_trunc(grain.value, cast(rows.c.day, DateTime(timezone=False)))
     period = case((rows.c.day < day_from, null()), else_=cast(start, Date)).label("period")
-    sums = (
-        select(
-            period,
-            rows.c.grp,
-            rows.c.kind,
-            rows.c.adjustment_group,
-            cast(func.sum(rows.c.amount_cents), BigInteger).label("amount_cents"),
-            cast(func.sum(rows.c.entries), BigInteger).label("entries"),
-        )
-        .group_by(period, rows.c.grp, rows.c.kind, rows.c.adjustment_group)
-        .subquery("sums")
-    )
-    return DriverStatement.compile(
-        select(closed.c.through, *sums.c).select_from(closed.outerjoin(sums, true()))
-    )
+    sums = select(
+        cast(null(), Date).label("through"),
+        period,
+        rows.c.grp,
+        rows.c.kind,
+        rows.c.adjustment_group,
+        cast(func.sum(rows.c.amount_cents), BigInteger).label("amount_cents"),
+        cast(func.sum(rows.c.entries), BigInteger).label("entries"),
+    ).group_by(period, rows.c.grp, rows.c.kind, rows.c.adjustment_group)
+    close = select(through, *(null() for _ in range(6)))
+    return DriverStatement.compile(union_all(sums, close))
 
 
 @cache
@@ -224,7 +213,7 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
         (the comparison period's totals). One round trip (``_day_figures_statement``)."""
         params = {"day_from": day_from, "day_to": day_to, "first": min(day_from, previous_from)}
         rows = await self._driver_rows(_day_figures_statement(grain, group_by), params)
-        closed_through: date | None = rows[0][0]
+        closed_through: date | None = next(r[0] for r in rows if r[3] is None)
         return closed_through, [DayFigure(*r[1:]) for r in rows if r[3] is not None]
 
     # AR aging -----------------------------------------------------------------------------------------
