@@ -2,6 +2,7 @@
 1,000,000 claims among 1,000 practices, beside an index-only scan of the same rollup rows. Target: <= 3x.
 
     .venv/bin/python bench/report.py [--claims 1000000] [--practices 1000] [--small 100] [--requests 200]
+                                     [--pages 5]
                                      [--reuse]   (measure again on the database a previous run set up)
 
 Set-up (not timed), in a scratch database with the demo seeded (``rcm_bench_report``), set-based in SQL as
@@ -31,6 +32,9 @@ Timed, sequentially, interleaved (ours, reference, ours...), ``--requests`` each
   days a year earlier, beside the statements the KPIs ran before (the practice's ledger summed up to the
   period's end); both answers are printed and must agree to the cent.
 Each figure is the p95 (and median) of wall time per call; the plans of the references are printed.
+Then the dashboard page (``/app/t/{slug}``: cash flow, KPIs, AR aging, forecast, saved views) is rendered
+``--pages`` times (after one warm-up) by the app in-process for the practice's owner, signed in through the dev issuer: its
+server time per page (session checks, tenant scope, every report, the HTML), p95 and median.
 
 Uses RCM_DATABASE_URL when set, otherwise the embedded PostgreSQL; drops and creates rcm_bench_report.
 """
@@ -49,18 +53,25 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+import httpx
 from benchkit import API_TENANT, ROOT, Database, scratch_database, server_url
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
+from rcm.app import create_app
 from rcm.audit.events import RequestInfo
 from rcm.cli import DEMO_SECRETS
 from rcm.config import APP_ROLE, Settings, app_database_url
 from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.demo import SEEDER
+from rcm.identity.web_session import LOGIN_COOKIE, SESSION_COOKIE
 from rcm.kit.db import create_engine, session_factory, tenant_transaction
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.reporting.aging import ar_aging
@@ -74,6 +85,7 @@ from rcm.tenancy.scope import TenantScope
 DB_NAME = "rcm_bench_report"
 CHUNK = 100_000
 TARGET = 3.0
+OWNER = "owner@sunrise.demo.rcm.test"  # the demo practice owner (tenants/demo/people.yaml)
 CLONED = ("provider", "patient", "coverage", "encounter")
 TRIGGERED = 50_000  # claims of the large practice posted last, with the rollup triggers on
 ROLLUP_TRIGGERS = {
@@ -407,6 +419,55 @@ async def request_scopes(
         await engine.dispose()
 
 
+def _cookies(response: httpx.Response) -> dict[str, str]:
+    """The cookies a response sets (by hand: httpx keeps no Secure cookie over the test client's http)."""
+    found: SimpleCookie = SimpleCookie()
+    for header in response.headers.get_list("set-cookie"):
+        found.load(header)
+    return {name: morsel.value for name, morsel in found.items()}
+
+
+def _path(location: str) -> str:
+    parts = urlsplit(location)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+async def signed_in(client: AsyncTestClient[Litestar], email: str, page: str) -> dict[str, str]:
+    """The headers of a browser signed in as ``email`` through the dev issuer, as a person does it:
+    /login, the issuer's form, the callback that sets the session cookie."""
+    login = await client.get("/login", params={"next": page}, follow_redirects=False)
+    authorize = _path(login.headers["location"])
+    form = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
+    issued = await client.post("/dev/oidc/authorize", data={**form, "email": email}, follow_redirects=False)
+    callback = await client.get(
+        _path(issued.headers["location"]),
+        headers={"Cookie": f"{LOGIN_COOKIE}={_cookies(login)[LOGIN_COOKIE]}"},
+        follow_redirects=False,
+    )
+    if callback.status_code != 303:
+        raise SystemExit(f"the bench's sign-in failed: {callback.status_code}")
+    return {"Cookie": f"{SESSION_COOKIE}={_cookies(callback)[SESSION_COOKIE]}"}
+
+
+async def dashboard_times(settings: Settings, requests: int) -> list[float]:
+    """The dashboard page (``/app/t/{slug}``, its default period) rendered by the app in-process for the
+    practice's signed-in owner: the server's time per page, the session's checks and the HTML included."""
+    app = create_app(settings)
+    page = f"/app/t/{API_TENANT}"
+    samples: list[float] = []
+    async with AsyncTestClient(app=app) as client:
+        headers = await signed_in(client, OWNER, page)
+        for n in range(requests + 1):  # a warm-up page first
+            started = time.perf_counter()
+            response = await client.get(page, headers=headers, follow_redirects=False)
+            elapsed = time.perf_counter() - started
+            if response.status_code != 200:
+                raise SystemExit(f"the dashboard answered {response.status_code}")
+            if n:
+                samples.append(elapsed)
+    return samples
+
+
 def _p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
@@ -448,7 +509,14 @@ async def bench(args: argparse.Namespace) -> None:
         os.environ.setdefault(name, value)
     os.environ["RCM_ENV"] = "dev"
     db, big = await prepare(args)
-    settings = Settings(env="dev", database_url=db.admin, data_dir=db.data_dir)
+    settings = Settings(
+        env="dev",
+        database_url=db.admin,
+        data_dir=db.data_dir,
+        log_level="WARNING",
+        rate_limit_per_minute=100_000_000,
+        rate_limit_per_ip_per_minute=100_000_000,
+    )
 
     today = datetime.now(UTC).date()
     date_from = date(today.year - 1, today.month, 1)
@@ -518,13 +586,23 @@ async def bench(args: argparse.Namespace) -> None:
         ("cash flow (12 months by month and payer, + previous)", "cash", "cash_ref"),
         ("AR aging (by payer, date of service)", "aging", "aging_ref"),
     ):
+        if not args.requests:
+            break
         p95, ref95 = _p95(figures[ours]), _p95(figures[theirs])
         print(
             f"{label:<56} ours p95 {p95:7.1f} ms (p50 {statistics.median(figures[ours]) * 1000:6.1f})"
             f"  index-only scan p95 {ref95:7.1f} ms (p50 {statistics.median(figures[theirs]) * 1000:6.1f})"
             f"  ratio {p95 / ref95:4.2f} (target <= {TARGET:.0f})"
         )
-    await kpi_money(settings, db.app, big, today, args.requests)
+    if args.requests:
+        await kpi_money(settings, db.app, big, today, args.requests)
+    if not args.pages:
+        return
+    pages = await dashboard_times(settings, args.pages)
+    print(
+        f"{'dashboard page /app/t/' + API_TENANT + ' (server time)':<56} p95 {_p95(pages):7.1f} ms"
+        f" (p50 {statistics.median(pages) * 1000:6.1f}), {args.pages} pages rendered in-process"
+    )
 
 
 async def kpi_money(settings: Settings, app_url: str, big: uuid.UUID, today: date, requests: int) -> None:
@@ -579,6 +657,12 @@ def main() -> None:
     parser.add_argument("--practices", type=int, default=1_000)
     parser.add_argument("--small", type=int, default=100, help="claims of each other practice")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--pages",
+        type=int,
+        default=5,
+        help="dashboard pages rendered (0: none; --requests 0: the page alone)",
+    )
     parser.add_argument(
         "--reuse", action="store_true", help="measure again on the database of a previous run"
     )

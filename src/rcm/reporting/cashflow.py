@@ -87,19 +87,11 @@ async def cash_flow(
 ) -> CashFlowReport:
     """The practice's money from ``date_from`` to ``date_to`` (report days, inclusive)."""
     check_period(date_from, date_to)
-    repo = scope.repo(ReportRepository)
-    last_closed = await repo.last_closed()
-    closed_through = month_end(last_closed) if last_closed is not None else None
     length = (date_to - date_from).days + 1
     previous_to = date_from - timedelta(days=1)
     previous_from = date_from - timedelta(days=length)
-    figures = await repo.day_figures(
-        day_from=date_from,
-        day_to=date_to,
-        grain=grain,
-        group_by=group_by,
-        closed_through=closed_through,
-        previous_from=previous_from,
+    closed_through, figures = await scope.repo(ReportRepository).day_figures(
+        day_from=date_from, day_to=date_to, grain=grain, group_by=group_by, previous_from=previous_from
     )
     rows: dict[tuple[date, str | None], CashFlowFigures] = {}
     groups: dict[str | None, CashFlowGroup] = {}
@@ -112,13 +104,14 @@ async def cash_flow(
         return found
 
     for f in figures:
+        sums = _sums(f)
         if f.period is None:  # the comparison period
-            add(group_of(f.group).previous, *_sums(f))
-            add(previous_total, *_sums(f))
+            add(group_of(f.group).previous, *sums)
+            add(previous_total, *sums)
             continue
-        add(rows.setdefault((f.period, f.group), CashFlowFigures()), *_sums(f))
-        add(group_of(f.group).current, *_sums(f))
-        add(total, *_sums(f))
+        add(rows.setdefault((f.period, f.group), CashFlowFigures()), *sums)
+        add(group_of(f.group).current, *sums)
+        add(total, *sums)
     return CashFlowReport(
         date_from=date_from,
         date_to=date_to,

@@ -76,7 +76,8 @@ class ReportClaimBalance(Base):
             "ix_report_claim_balance_open",
             "tenant_id",
             "payer_id",
-            postgresql_include=["service_date", "submitted_on", "insurance_cents", "patient_cents"],
+            "service_date",
+            postgresql_include=["submitted_on", "insurance_cents", "patient_cents"],
             postgresql_where=text("insurance_cents <> 0 OR patient_cents <> 0"),
         ),
     )

@@ -4,14 +4,35 @@ the ledger behind a figure."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Date, case, cast, func, insert, literal, literal_column, or_, select, text, union_all
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
-from rcm.kit.repository import TenantRowRepository
+from rcm.kit.db import DriverStatement
+from rcm.kit.repository import TENANT_PARAM, TenantRowRepository
 from rcm.reporting.models import (
     ReportClaimBalance,
     ReportClose,
@@ -19,7 +40,7 @@ from rcm.reporting.models import (
     ReportClosedDay,
     ReportLedgerDay,
 )
-from rcm.reporting.schemas import PATIENT_PAYER, AgingBasis, Grain, GroupBy
+from rcm.reporting.schemas import BUCKET_DAYS, BUCKETS, PATIENT_PAYER, AgingBasis, Grain, GroupBy
 
 _GROUP_COLUMN = {
     GroupBy.PAYER: "payer_id",
@@ -59,8 +80,103 @@ class CellFilter:
     group: str | None = None
 
 
+_MONTH: ColumnElement[Any] = literal_column("interval '1 month'")
+_DAY: ColumnElement[Any] = literal_column("interval '1 day'")
+
+
 def _bucket(age: ColumnElement[Any]) -> ColumnElement[str]:
     return func.rcm.report_bucket(age)
+
+
+@cache
+def _day_figures_statement(grain: Grain, group_by: GroupBy) -> DriverStatement:
+    """The cash flow's one statement, compiled once per grain and grouping: the sums of the days from
+    ``:first`` to ``:day_to`` (days up to the last closed month's end from the closed months' snapshot, the
+    later ones from the live rollup; the close's day is an index bound of each scan, not a per-row filter),
+    and one more row whose kind is NULL carrying that day (``through``, NULL when nothing is closed)."""
+    tenant = TenantRowRepository.tenant_param_filter
+    first, day_from = bindparam("first", type_=Date), bindparam("day_from", type_=Date)
+    day_to = bindparam("day_to", type_=Date)
+    through = (
+        select(cast(func.max(ReportClose.month) + _MONTH - _DAY, Date))
+        .where(tenant(ReportClose.tenant_id))
+        .scalar_subquery()
+    )
+    parts = []
+    for table, closed in ((ReportClosedDay, True), (ReportLedgerDay, False)):
+        since = func.coalesce(through, literal_column("'-infinity'::date"))
+        kept = table.day <= through if closed else table.day > since
+        group = getattr(table, _GROUP_COLUMN[group_by]) if group_by in _GROUP_COLUMN else null()
+        parts.append(
+            select(
+                table.day.label("day"),
+                group.label("grp"),
+                table.kind.label("kind"),
+                table.adjustment_group.label("adjustment_group"),
+                table.amount_cents.label("amount_cents"),
+                table.entries.label("entries"),
+            ).where(tenant(table.tenant_id), table.day >= first, table.day <= day_to, kept)
+        )
+    rows = union_all(*parts).subquery("rows")
+    # The period's first day, truncated as a timestamp without time zone: the same day as through a
+    # timestamptz, without the time zone's rules on each of the rows.
+    start = func.date_trunc(grain.value, cast(rows.c.day, DateTime(timezone=False)))
+    period = case((rows.c.day < day_from, null()), else_=cast(start, Date)).label("period")
+    sums = select(
+        cast(null(), Date).label("through"),
+        period,
+        rows.c.grp,
+        rows.c.kind,
+        rows.c.adjustment_group,
+        cast(func.sum(rows.c.amount_cents), BigInteger).label("amount_cents"),
+        cast(func.sum(rows.c.entries), BigInteger).label("entries"),
+    ).group_by(period, rows.c.grp, rows.c.kind, rows.c.adjustment_group)
+    close = select(through, *(null() for _ in range(6)))
+    return DriverStatement.compile(union_all(sums, close))
+
+
+@cache
+def _service_aging_statement() -> DriverStatement:
+    """AR aging on the date-of-service basis, without grouping row by row: the payers of the open claims
+    (a skip scan of ``ix_report_claim_balance_open``, one probe per payer), then per payer and bucket the
+    sums of one range of that index, (tenant, payer, date of service): every open claim read once, by the
+    index alone. Bucket k holds the dates of service from ``as_of`` - its upper edge (included) to ``as_of``
+    - the edge before it (excluded), the first open above and the last open below, as rcm.report_bucket
+    ages a claim. A row for every payer and bucket, empty ones with no claims."""
+    edges = [f":as_of - {days}" for days in BUCKET_DAYS]
+    bounds = zip([*edges, "'-infinity'::date"], ["'infinity'::date", *edges], strict=True)
+    buckets = ", ".join(f"('{label}', {lo}, {hi})" for label, (lo, hi) in zip(BUCKETS, bounds, strict=True))
+    # Only constants are formatted in (column names, bucket labels and edges); the values are bound.
+    sql = f"""
+WITH RECURSIVE payers AS (
+  SELECT min(b.payer_id) AS payer_id FROM rcm.report_claim_balance b
+   WHERE b.tenant_id = :{TENANT_PARAM} AND {_OPEN}
+  UNION ALL
+  SELECT (SELECT min(b.payer_id) FROM rcm.report_claim_balance b
+           WHERE b.tenant_id = :{TENANT_PARAM} AND {_OPEN} AND b.payer_id > p.payer_id)
+    FROM payers p WHERE p.payer_id IS NOT NULL
+)
+SELECT p.payer_id, r.bucket, s.*
+  FROM payers p
+  CROSS JOIN (VALUES {buckets}) r (bucket, lo, hi)
+  CROSS JOIN LATERAL (
+    SELECT coalesce(sum(b.insurance_cents), 0)::bigint, count(*) FILTER (WHERE b.insurance_cents <> 0),
+           coalesce(sum(b.patient_cents), 0)::bigint, count(*) FILTER (WHERE b.patient_cents <> 0)
+      FROM rcm.report_claim_balance b
+     WHERE b.tenant_id = :{TENANT_PARAM} AND {_OPEN}
+       AND b.payer_id = p.payer_id AND b.service_date >= r.lo AND b.service_date < r.hi
+  ) s
+ WHERE p.payer_id IS NOT NULL
+"""  # noqa: S608 - constants only
+    return DriverStatement.compile(
+        text(sql).bindparams(
+            bindparam(TENANT_PARAM, type_=PG_UUID(as_uuid=True)), bindparam("as_of", type_=Date)
+        )
+    )
+
+
+# The partial index's predicate, as constants (a generic plan must still see that the index applies).
+_OPEN = "(b.insurance_cents <> 0 OR b.patient_cents <> 0)"
 
 
 class ReportRepository(TenantRowRepository[ReportLedgerDay]):
@@ -89,86 +205,30 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
     # Cash flow ----------------------------------------------------------------------------------------
 
     async def day_figures(
-        self,
-        *,
-        day_from: date,
-        day_to: date,
-        grain: Grain,
-        group_by: GroupBy,
-        closed_through: date | None,
-        previous_from: date | None = None,
-    ) -> list[DayFigure]:
-        """Sums per period, group, kind and CAS group: closed days from the frozen snapshot, the others from
-        the live rollup. With ``previous_from``, the days from it to ``day_from`` are summed too, in one
-        scan, as rows whose period is None (the comparison period's totals)."""
-        first = min(day_from, previous_from) if previous_from is not None else day_from
-        parts = []
-        for table, closed in ((ReportClosedDay, True), (ReportLedgerDay, False)):
-            where = [self.tenant_filter(table.tenant_id), table.day >= first, table.day <= day_to]
-            if closed_through is not None:
-                where.append(table.day <= closed_through if closed else table.day > closed_through)
-            elif closed:
-                continue
-            group = getattr(table, _GROUP_COLUMN[group_by]) if group_by in _GROUP_COLUMN else literal(None)
-            parts.append(
-                select(
-                    table.day.label("day"),
-                    group.label("grp"),
-                    table.kind.label("kind"),
-                    table.adjustment_group.label("adjustment_group"),
-                    table.amount_cents.label("amount_cents"),
-                    table.entries.label("entries"),
-                ).where(*where)
-            )
-        rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-        period = case(
-            (rows.c.day < day_from, literal(None, Date)),
-            else_=cast(func.date_trunc(grain.value, rows.c.day), Date),
-        ).label("period")
-        stmt = select(
-            period,
-            rows.c.grp,
-            rows.c.kind,
-            rows.c.adjustment_group,
-            func.sum(rows.c.amount_cents),
-            func.sum(rows.c.entries),
-        ).group_by(period, rows.c.grp, rows.c.kind, rows.c.adjustment_group)
-        return [
-            DayFigure(p, g, k, a, int(amount), int(entries))
-            for p, g, k, a, amount, entries in await self._rows(stmt)
-        ]
+        self, *, day_from: date, day_to: date, grain: Grain, group_by: GroupBy, previous_from: date
+    ) -> tuple[date | None, list[DayFigure]]:
+        """The last day of the last closed month (None: no close) and the sums per period, group, kind and
+        CAS group: closed days from the frozen snapshot, the others from the live rollup. The days from
+        ``previous_from`` to ``day_from`` are summed too, in the same scan, as rows whose period is None
+        (the comparison period's totals). One round trip (``_day_figures_statement``)."""
+        params = {"day_from": day_from, "day_to": day_to, "first": min(day_from, previous_from)}
+        rows = await self._driver_rows(_day_figures_statement(grain, group_by), params)
+        closed_through: date | None = next(r[0] for r in rows if r[3] is None)
+        return closed_through, [DayFigure(*r[1:]) for r in rows if r[3] is not None]
 
     # AR aging -----------------------------------------------------------------------------------------
 
     async def open_aging(self, *, as_of: date, basis: AgingBasis) -> list[AgingFigure]:
-        """Open balances now, per payer and bucket of age at ``as_of`` (the index of open claims alone)."""
-        b = ReportClaimBalance
-        since = b.service_date if basis is AgingBasis.SERVICE_DATE else b.submitted_on
-        # as_of - since, in days; NULL (never submitted) stays NULL: 'unsubmitted'.
-        age = literal(as_of, Date) - since
-        # Constants, not bound parameters: a generic plan must still see the partial index's predicate.
-        zero: ColumnElement[int] = literal_column("0")
-        open_rows = or_(b.insurance_cents != zero, b.patient_cents != zero)
-        bucket = _bucket(age).label("bucket")
-        insurance_open = b.insurance_cents != zero
-        patient_open = b.patient_cents != zero
-        # One pass over the open claims' index: per payer and bucket, the insurance balances and the
-        # patients' (folded into the patient row below), instead of one scan for each side.
-        stmt = (
-            select(
-                b.payer_id,
-                bucket,
-                func.coalesce(func.sum(b.insurance_cents).filter(insurance_open), zero),
-                func.count().filter(insurance_open),
-                func.coalesce(func.sum(b.patient_cents).filter(patient_open), zero),
-                func.count().filter(patient_open),
-            )
-            .where(self.tenant_filter(b.tenant_id), open_rows)
-            .group_by(b.payer_id, bucket)
-        )
+        """Open balances now, per payer and bucket of age at ``as_of``, from the index of open claims alone:
+        on the date-of-service basis one range of it per payer and bucket (``_SERVICE_AGING``), on the
+        submission basis one pass grouped by payer and bucket (``_submission_aging``)."""
+        if basis is AgingBasis.SERVICE_DATE:
+            rows: Sequence[Any] = await self._driver_rows(_service_aging_statement(), {"as_of": as_of})
+        else:
+            rows = await self._rows(self._submission_aging(as_of))
         figures: list[AgingFigure] = []
         patient: dict[str, list[int]] = {}
-        for payer, label, ins_cents, ins_claims, pat_cents, pat_claims in await self._rows(stmt):
+        for payer, label, ins_cents, ins_claims, pat_cents, pat_claims in rows:
             if ins_claims:
                 figures.append(AgingFigure(payer, label, int(ins_cents), int(ins_claims)))
             if pat_claims:
@@ -178,6 +238,28 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
         figures.extend(AgingFigure(PATIENT_PAYER, label, c, n) for label, (c, n) in patient.items())
         figures.sort(key=lambda f: f.payer_id)
         return figures
+
+    def _submission_aging(self, as_of: date) -> Select[Any]:
+        b = ReportClaimBalance
+        # as_of - first submission, in days; NULL (never submitted) stays NULL: 'unsubmitted'.
+        bucket = _bucket(literal(as_of, Date) - b.submitted_on).label("bucket")
+        # Constants, not bound parameters: a generic plan must still see the partial index's predicate.
+        zero: ColumnElement[int] = literal_column("0")
+        insurance_open, patient_open = b.insurance_cents != zero, b.patient_cents != zero
+        # One pass over the open claims' index: per payer and bucket, the insurance balances and the
+        # patients' (folded into the patient row by open_aging), instead of one scan for each side.
+        return (
+            select(
+                b.payer_id,
+                bucket,
+                func.coalesce(func.sum(b.insurance_cents).filter(insurance_open), zero),
+                func.count().filter(insurance_open),
+                func.coalesce(func.sum(b.patient_cents).filter(patient_open), zero),
+                func.count().filter(patient_open),
+            )
+            .where(self.tenant_filter(b.tenant_id), or_(insurance_open, patient_open))
+            .group_by(b.payer_id, bucket)
+        )
 
     async def closed_aging(self, *, month: date, basis: AgingBasis) -> list[AgingFigure] | None:
         """The AR aging frozen at ``month``'s close, or None when that month is not closed."""

@@ -55,6 +55,8 @@ class AgingBasis(enum.StrEnum):
 # The AR aging buckets, by age in days (as_of minus the basis date); 'unsubmitted' holds, on the submission
 # basis, balances of claims never submitted. The same edges as SQL rcm.report_bucket (0040_report_rollups).
 BUCKETS = ("0-30", "31-60", "61-90", "91-120", "120+")
+# The upper edge of each bucket but the last, in days of age (as rcm.report_bucket draws them).
+BUCKET_DAYS = (30, 60, 90, 120)
 UNSUBMITTED = "unsubmitted"
 PATIENT_PAYER = "patient"  # the payer column of patients' balances
 
