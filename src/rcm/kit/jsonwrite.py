@@ -9,6 +9,7 @@ from the metadata; values only ever travel in the parameters.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,24 +79,18 @@ class _Layout:
     binary: tuple[int, ...]  # positions of bytea columns
 
 
-_LAYOUTS: dict[Any, _Layout] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def _layout(model: Any, spec: ColumnSpec) -> _Layout:
-    found = _LAYOUTS.get(model)
-    if found is None:
-        attrs = inspect(model).column_attrs
-        binary = {attr.key for attr in attrs if isinstance(attr.columns[0].type, LargeBinary)}
-        found = _Layout(
-            keys=tuple(key for key, _, _ in spec),
-            names=tuple(name for _, name, _ in spec),
-            defaults=tuple(
-                (index, key, default) for index, (key, _, default) in enumerate(spec) if default is not None
-            ),
-            binary=tuple(index for index, (key, _, _) in enumerate(spec) if key in binary),
-        )
-        _LAYOUTS[model] = found
-    return found
+    attrs = inspect(model).column_attrs
+    binary = {attr.key for attr in attrs if isinstance(attr.columns[0].type, LargeBinary)}
+    return _Layout(
+        keys=tuple(key for key, _, _ in spec),
+        names=tuple(name for _, name, _ in spec),
+        defaults=tuple(
+            (index, key, default) for index, (key, _, default) in enumerate(spec) if default is not None
+        ),
+        binary=tuple(index for index, (key, _, _) in enumerate(spec) if key in binary),
+    )
 
 
 def _values(row: TenantOwned, layout: _Layout, tenant_id: uuid.UUID, now: datetime) -> list[Any]:
@@ -124,13 +119,14 @@ def rows_params(
     every timestamp), so the caller's objects hold what the database holds.
     """
     batches: dict[str, list[dict[str, Any]]] = {table_name(model): [] for model in columns}
+    # Per model, once per call: its layout and the list its rows join.
+    plan = {model: (_layout(model, spec), batches[table_name(model)]) for model, spec in columns.items()}
     for row in rows:
-        model: Any = type(row)
-        layout = _layout(model, columns[model])
+        layout, batch = plan[type(row)]
         values = _values(row, layout, tenant_id, now)
         for index in layout.binary:
             values[index] = json_value(values[index])
-        batches[table_name(model)].append(dict(zip(layout.names, values, strict=True)))
+        batch.append(dict(zip(layout.names, values, strict=True)))
     return batches
 
 
