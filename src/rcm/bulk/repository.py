@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, Text, bindparam, text, update
 
 from rcm.bulk.models import BulkIntake, BulkIntakeLine, BulkStatus
+from rcm.kit.jsonwrite import encode, populate, table_name
 from rcm.kit.repository import TenantScopedRepository
+
+_LINE_COLUMNS = ("tenant_id", "job_id", "line_no", "outcome", "encounter_id", "errors")
+# A batch's line outcomes in one constant statement (compiled once, prepared once per connection), the
+# rows one JSON parameter: an ORM executemany compiles a multi-row VALUES of every row's parameters.
+_ADD_LINES = text(populate(cast(Table, BulkIntakeLine.__table__), _LINE_COLUMNS)).bindparams(
+    bindparam(table_name(BulkIntakeLine), type_=Text)
+)
 
 
 class BulkIntakeRepository(TenantScopedRepository[BulkIntake]):
@@ -31,10 +39,11 @@ class BulkIntakeRepository(TenantScopedRepository[BulkIntake]):
         )
 
     async def add_lines(self, job: BulkIntake, rows: list[dict[str, Any]]) -> None:
+        """Line outcomes (``line_no``, ``outcome``, ``encounter_id``, ``errors``) of ``job``."""
         if rows:
-            await self._execute(
-                insert(BulkIntakeLine), [{"tenant_id": job.tenant_id, "job_id": job.id, **r} for r in rows]
-            )
+            tenant_id, job_id = str(job.tenant_id), str(job.id)
+            lines = [{"tenant_id": tenant_id, "job_id": job_id, **row} for row in rows]
+            await self._execute(_ADD_LINES, encode({table_name(BulkIntakeLine): lines}))
 
     async def lines(self, job_id: uuid.UUID, *, after: int, limit: int) -> list[BulkIntakeLine]:
         stmt = (

@@ -13,7 +13,6 @@ the clear so decrypt picks the right key while a rotation's background re-encryp
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import secrets
 import struct
@@ -176,7 +175,7 @@ class TenantKeyring:
             raise ValueError("blind index kind must be a non-empty name")
         normalised = "|".join(normalise(part) for part in value.split("|"))
         message = _BLIND_LABEL + b"\x00" + kind.encode() + b"\x00" + normalised.encode()
-        return hmac.new(self._blind_key, message, hashlib.sha256).digest()
+        return hmac.digest(self._blind_key, message, "sha256")
 
 
 class FieldOpener:

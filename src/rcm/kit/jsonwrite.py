@@ -9,8 +9,10 @@ from the metadata; values only ever travel in the parameters.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, cast
@@ -67,18 +69,45 @@ def table_name(model: Any) -> str:
     return cast(Table, model.__table__).name
 
 
-_BINARY: dict[Any, frozenset[str]] = {}
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """A model's columns as the writes read them off its objects."""
+
+    keys: tuple[str, ...]  # attribute per column, in column order
+    names: tuple[str, ...]  # column names
+    defaults: tuple[tuple[int, str, Callable[[], Any]], ...]  # (position, attribute, Python default)
+    binary: tuple[int, ...]  # positions of bytea columns
 
 
-def _binary(model: Any) -> frozenset[str]:
-    """The attributes of ``model`` whose value goes into the JSON as bytea's text form."""
-    found = _BINARY.get(model)
-    if found is None:
-        found = frozenset(
-            attr.key for attr in inspect(model).column_attrs if isinstance(attr.columns[0].type, LargeBinary)
-        )
-        _BINARY[model] = found
-    return found
+@functools.lru_cache(maxsize=256)
+def _layout(model: Any, spec: ColumnSpec) -> _Layout:
+    attrs = inspect(model).column_attrs
+    binary = {attr.key for attr in attrs if isinstance(attr.columns[0].type, LargeBinary)}
+    return _Layout(
+        keys=tuple(key for key, _, _ in spec),
+        names=tuple(name for _, name, _ in spec),
+        defaults=tuple(
+            (index, key, default) for index, (key, _, default) in enumerate(spec) if default is not None
+        ),
+        binary=tuple(index for index, (key, _, _) in enumerate(spec) if key in binary),
+    )
+
+
+def _values(row: TenantOwned, layout: _Layout, tenant_id: uuid.UUID, now: datetime) -> list[Any]:
+    """``row``'s column values in column order, ``tenant_id`` stamped and unset columns defaulted (on the
+    object too)."""
+    # A new object's set attributes are in its __dict__ (read there: the instrumented getattr costs more
+    # than the rest of the loop on a bulk batch); an attribute never set is absent.
+    given = row.__dict__
+    if given.get("tenant_id") != tenant_id:
+        row.tenant_id = tenant_id
+    values = [given.get(key) for key in layout.keys]
+    for index, key, default in layout.defaults:
+        if values[index] is None:
+            # One instant for every timestamp of the write; other defaults as the model says. Set as
+            # ``build`` sets values (no attribute events): the row is written by a Core statement.
+            values[index] = given[key] = now if key in ("created_at", "updated_at") else default()
+    return values
 
 
 def rows_params(
@@ -90,25 +119,14 @@ def rows_params(
     every timestamp), so the caller's objects hold what the database holds.
     """
     batches: dict[str, list[dict[str, Any]]] = {table_name(model): [] for model in columns}
+    # Per model, once per call: its layout and the list its rows join.
+    plan = {model: (_layout(model, spec), batches[table_name(model)]) for model, spec in columns.items()}
     for row in rows:
-        model: Any = type(row)
-        binary = _binary(model)
-        # A new object's set attributes are in its __dict__ (read there: the instrumented getattr costs
-        # more than the rest of the loop on a bulk batch); an attribute never set is absent.
-        given = row.__dict__
-        if given.get("tenant_id") != tenant_id:
-            row.tenant_id = tenant_id
-        values: dict[str, Any] = {}
-        for key, name, default in columns[model]:
-            value = given.get(key)
-            if value is None and default is not None:
-                # One instant for every timestamp of the write; other defaults as the model says.
-                value = now if key in ("created_at", "updated_at") else default()
-                setattr(row, key, value)
-            elif key in binary and value is not None:
-                value = json_value(value)
-            values[name] = value
-        batches[table_name(model)].append(values)
+        layout, batch = plan[type(row)]
+        values = _values(row, layout, tenant_id, now)
+        for index in layout.binary:
+            values[index] = json_value(values[index])
+        batch.append(dict(zip(layout.names, values, strict=True)))
     return batches
 
 
