@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import cast
 
 import msgspec
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import ARRAY, Table, Uuid, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import ClaimLine
+from rcm.kit.db import DriverStatement
 from rcm.kit.models import utcnow
 from rcm.kit.repository import TenantScopedRepository
 from rcm.ledger.lines import BilledLine
@@ -43,6 +44,23 @@ _POST = text(
     ' "index" integer)'
 )
 _DRAFTS = msgspec.json.Encoder()
+# The lines of an 835's claims (thousands): the columns only, read by the driver (no ClaimLine instances, and
+# no per-element processing of each line's modifiers array by SQLAlchemy), compiled once.
+_BILLED_LINES = DriverStatement.compile(
+    select(
+        ClaimLine.claim_id,
+        ClaimLine.line_number,
+        ClaimLine.procedure_code,
+        ClaimLine.modifiers,
+        ClaimLine.service_date,
+        ClaimLine.charge_cents,
+    )
+    .where(
+        TenantScopedRepository.tenant_param_filter(ClaimLine.tenant_id),
+        ClaimLine.claim_id == func.any(bindparam("claim_ids", type_=ARRAY(Uuid))),
+    )
+    .order_by(ClaimLine.claim_id, ClaimLine.line_number)
+)
 
 
 class LedgerRepository(TenantScopedRepository[LedgerEntry]):
@@ -137,21 +155,10 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
         """The lines of the claims as built, for matching an 835's service lines."""
         if not claim_ids:
             return {}
-        # The columns only (no ClaimLine instances: thousands of them for a large 835).
-        stmt = (
-            select(
-                ClaimLine.claim_id,
-                ClaimLine.line_number,
-                ClaimLine.procedure_code,
-                ClaimLine.modifiers,
-                ClaimLine.service_date,
-                ClaimLine.charge_cents,
-            )
-            .where(self.tenant_filter(ClaimLine.tenant_id), ClaimLine.claim_id.in_(list(claim_ids)))
-            .order_by(ClaimLine.claim_id, ClaimLine.line_number)
-        )
         found: dict[uuid.UUID, list[BilledLine]] = {}
-        for claim_id, number, code, modifiers, service_date, charge in await self._rows(stmt):
+        for claim_id, number, code, modifiers, service_date, charge in await self._driver_rows(
+            _BILLED_LINES, {"claim_ids": list(claim_ids)}
+        ):
             found.setdefault(claim_id, []).append(
                 BilledLine(number, code, tuple(modifiers), service_date, charge)
             )
