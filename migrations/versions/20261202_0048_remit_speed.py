@@ -139,17 +139,8 @@ BEGIN
     + _END
 )
 
-CHECK_ENTRIES = """
-CREATE OR REPLACE FUNCTION rcm.ledger_check_entries() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-  hit record;
-  wanted bigint;
-  locked bigint;
-  tenants uuid[];
-  claims uuid[];
-BEGIN
-  SELECT posting_id, sum(amount_cents) AS total INTO hit
+# Both versions' first checks (unchanged): each posting balances, and is in the ledger.
+_POSTINGS_CHECKED = """  SELECT posting_id, sum(amount_cents) AS total INTO hit
     FROM added GROUP BY tenant_id, posting_id HAVING sum(amount_cents) <> 0 LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'ledger posting % does not balance (off by % cents)', hit.posting_id, hit.total
@@ -163,7 +154,22 @@ BEGIN
     RAISE EXCEPTION 'ledger entry of posting % that is not in the ledger', hit.posting_id
       USING ERRCODE = 'foreign_key_violation';
   END IF;
-  SELECT array_agg(DISTINCT tenant_id), array_agg(DISTINCT claim_id) FILTER (WHERE claim_id IS NOT NULL)
+"""
+
+CHECK_ENTRIES = (
+    """
+CREATE OR REPLACE FUNCTION rcm.ledger_check_entries() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  hit record;
+  wanted bigint;
+  locked bigint;
+  tenants uuid[];
+  claims uuid[];
+BEGIN
+"""
+    + _POSTINGS_CHECKED
+    + """  SELECT array_agg(DISTINCT tenant_id), array_agg(DISTINCT claim_id) FILTER (WHERE claim_id IS NOT NULL)
     INTO tenants, claims FROM added;
   IF claims IS NULL THEN
     RETURN NULL;
@@ -191,6 +197,7 @@ BEGIN
 END
 $$
 """
+)
 
 
 def upgrade() -> None:
@@ -233,28 +240,17 @@ BEGIN
     + _END
 )
 
-CHECK_BEFORE = """CREATE OR REPLACE FUNCTION rcm.ledger_check_entries() RETURNS trigger
+CHECK_BEFORE = (
+    """CREATE OR REPLACE FUNCTION rcm.ledger_check_entries() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   hit record;
   wanted bigint;
   locked bigint;
 BEGIN
-  SELECT posting_id, sum(amount_cents) AS total INTO hit
-    FROM added GROUP BY tenant_id, posting_id HAVING sum(amount_cents) <> 0 LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'ledger posting % does not balance (off by % cents)', hit.posting_id, hit.total
-      USING ERRCODE = 'check_violation';
-  END IF;
-  SELECT a.posting_id INTO hit FROM (SELECT DISTINCT tenant_id, posting_id FROM added) a
-    WHERE NOT EXISTS (
-      SELECT 1 FROM rcm.ledger_posting p WHERE p.tenant_id = a.tenant_id AND p.id = a.posting_id
-    ) LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'ledger entry of posting % that is not in the ledger', hit.posting_id
-      USING ERRCODE = 'foreign_key_violation';
-  END IF;
-  SELECT count(*) INTO wanted FROM (SELECT DISTINCT tenant_id, claim_id FROM added WHERE claim_id IS NOT NULL) a;
+"""
+    + _POSTINGS_CHECKED
+    + """  SELECT count(*) INTO wanted FROM (SELECT DISTINCT tenant_id, claim_id FROM added WHERE claim_id IS NOT NULL) a;
   IF wanted > 0 THEN
     SELECT count(*) INTO locked FROM (
       SELECT 1 FROM rcm.claim c
@@ -270,6 +266,7 @@ BEGIN
 END
 $$
 """
+)
 
 
 def downgrade() -> None:
