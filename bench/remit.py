@@ -1,7 +1,7 @@
 """Remittance posting (issue 8, point 6): 835 claims posted per second (parse, match, post, commit) beside
 pyx12's segment reader over the same file. Target: ours >= 0.4x, for a 10,000-claim file.
 
-    .venv/bin/python bench/remit.py [--claims 10000] [--sets 4] [--runs 3] [--profile]
+    .venv/bin/python bench/remit.py [--claims 10000] [--sets 4] [--runs 3] [--profile] [--statements]
 
 Set-up (not timed), in a scratch database with the demo seeded (``rcm_bench_remit``):
 - a few dozen encounters of the demo practice (sunrise-family-medicine, enrolled with DEMO-MCR) created and
@@ -542,7 +542,48 @@ def write_file(claims: Sequence[Cloned], sets: int, tag: str, control: int) -> t
 # -- timed: ours in a fresh process, pyx12 here
 
 
-def post_child(path: Path, profile: bool) -> None:
+def _statement_clock() -> dict[str, list[float]]:
+    """Per statement text (its first 90 characters): the number sent and the seconds from send to result,
+    as this process sees them (SQLAlchemy's cursor executions, and the COMMIT with its deferred checks)."""
+    from sqlalchemy import event
+    from sqlalchemy.dialects.postgresql import asyncpg as adapter
+    from sqlalchemy.engine import Engine
+
+    spent: dict[str, list[float]] = {}
+
+    def clocked(key: str, seconds: float) -> None:
+        row = spent.setdefault(key, [0, 0.0])
+        row[0] += 1
+        row[1] += seconds
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _sent(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        conn.info["rcm_bench_sent"] = time.perf_counter()
+
+    @event.listens_for(Engine, "after_cursor_execute")
+    def _done(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        clocked(" ".join(statement.split())[:90], time.perf_counter() - conn.info.pop("rcm_bench_sent"))
+
+    commit = adapter.AsyncAdapt_asyncpg_connection.commit
+
+    def timed_commit(self: Any) -> None:
+        started = time.perf_counter()
+        commit(self)
+        clocked("COMMIT", time.perf_counter() - started)
+
+    adapter.AsyncAdapt_asyncpg_connection.commit = timed_commit  # type: ignore[method-assign]
+    return spent
+
+
+def _print_statements(spent: dict[str, list[float]], seconds: float) -> None:
+    total = sum(s for _, s in spent.values())
+    sent = sum(n for n, _ in spent.values())
+    print(f"statements: {total:.2f} s of {seconds:.2f} s wall, {sent:.0f} sent", file=sys.stderr)
+    for key, (count, took) in sorted(spent.items(), key=lambda kv: -kv[1][1])[:25]:
+        print(f"  {took:7.3f} s {count:6.0f}x  {key}", file=sys.stderr)
+
+
+def post_child(path: Path, profile: bool, statements: bool = False) -> None:
     """In a fresh process (RCM_DATABASE_URL etc. set by the parent): the CLI's import of ``path``, timed
     from the bytes in memory to the commit; prints seconds, CPU seconds, peak RSS and the summary."""
     import msgspec
@@ -568,9 +609,12 @@ def post_child(path: Path, profile: bool) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    spent = _statement_clock() if statements else None
     cpu, started = time.process_time(), time.perf_counter()
     summary = asyncio.run(_import(data))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if spent is not None:
+        _print_statements(spent, seconds)
     if profiler is not None:
         import pstats
 
@@ -588,7 +632,7 @@ def post_child(path: Path, profile: bool) -> None:
     print(json.dumps(result))
 
 
-def post(path: Path, admin: str, data_dir: Path, profile: bool) -> dict[str, Any]:
+def post(path: Path, admin: str, data_dir: Path, profile: bool, statements: bool = False) -> dict[str, Any]:
     env = {
         **os.environ,
         "RCM_ENV": "dev",
@@ -598,6 +642,7 @@ def post(path: Path, admin: str, data_dir: Path, profile: bool) -> dict[str, Any
         **DEMO_SECRETS,
     }
     command = [sys.executable, __file__, "--post-child", str(path), *(["--profile"] if profile else [])]
+    command += ["--statements"] if statements else []
     done = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True)  # noqa: S603
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -670,10 +715,13 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=4, help="transaction sets (payments) in the file")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs (medians are printed)")
     parser.add_argument("--profile", action="store_true", help="cProfile the last run's posting (stderr)")
+    parser.add_argument(
+        "--statements", action="store_true", help="time each statement of the last run's posting (stderr)"
+    )
     parser.add_argument("--post-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.post_child is not None:
-        post_child(args.post_child, args.profile)
+        post_child(args.post_child, args.profile, args.statements)
         return
     asyncio.run(bench(args))
 
@@ -707,7 +755,8 @@ async def bench(args: argparse.Namespace) -> None:
     reference: list[float] = []
     for run, (claims, path, expected) in enumerate(runs):
         await db.vacuum()
-        result = post(path, db.admin, db.data_dir, args.profile and run == len(runs) - 1)
+        last = run == len(runs) - 1
+        result = post(path, db.admin, db.data_dir, args.profile and last, args.statements and last)
         await verify(db.admin, tenant_id, claims, expected, result["summary"])
         ours.append(len(claims) / result["seconds"])
         cpu.append(result["cpu"] / result["seconds"])

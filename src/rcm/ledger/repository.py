@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import cast
 
 import msgspec
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import ARRAY, Table, Uuid, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rcm.claims.models import ClaimLine
+from rcm.kit.db import DriverStatement
 from rcm.kit.models import utcnow
 from rcm.kit.repository import TenantScopedRepository
 from rcm.ledger.lines import BilledLine
@@ -20,15 +21,17 @@ from rcm.ledger.models import Account, LedgerEntry, LedgerPosting, Remittance, R
 from rcm.ledger.posting import Draft
 
 _REMITTANCE = cast(Table, Remittance.__table__)
-# Postings and their entries in ONE constant statement, whatever their number: the drafts as given (one JSON
-# array: each draft's id, source, claim and entries, ``posting.Draft``), each posting's id given to its
-# entries (the materialized ``draft``), whose ids are its own time-ordered id's first 8 bytes (time and
-# version) then 8 random bytes (variant kept): appended near each other in the primary key. Each posting's
-# balance, its posting and its claim are checked once for the whole statement (``ledger_entry_checked``);
-# the ledger is only appended to.
+# Postings and their entries in ONE constant statement, whatever their number: the drafts as given
+# (``posting.Draft``) as typed arrays, one element per posting, then one per entry with its posting's ordinal
+# (the driver sends them binary: nothing to parse). Each posting's id is given to its entries, whose ids are
+# its own time-ordered id's first 8 bytes (time and version) then 8 random bytes (variant kept): appended near
+# each other in the primary key. An entry's remark codes (rare) travel as a JSON array, NULL for none. Each
+# posting's balance, its posting and its claim are checked once for the whole statement
+# (``ledger_entry_checked``); the ledger is only appended to.
 _POST = text(
-    "WITH draft AS MATERIALIZED (SELECT d.id, d.source, d.claim_id, d.entries"
-    " FROM json_to_recordset(CAST(:drafts AS json)) AS d(id uuid, source text, claim_id uuid, entries json)),"
+    "WITH draft AS MATERIALIZED (SELECT d.id, d.source, d.claim_id, d.ordinal"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:sources AS text[]), CAST(:claims AS uuid[]))"
+    " WITH ORDINALITY AS d(id, source, claim_id, ordinal)),"
     " posting AS (INSERT INTO rcm.ledger_posting (tenant_id, id, created_at, source, claim_id, remittance_id,"
     " actor) SELECT CAST(:tenant_id AS uuid), id, CAST(:now AS timestamptz), source, claim_id,"
     " CAST(:remittance_id AS uuid), CAST(:actor AS text) FROM draft)"
@@ -36,13 +39,35 @@ _POST = text(
     " line_number, adjustment_group, reason_code, remark_codes, segment, segment_position, segment_index)"
     " SELECT CAST(:tenant_id AS uuid), CAST(encode(overlay(uuid_send(gen_random_uuid()) PLACING"
     " substring(uuid_send(draft.id) FROM 1 FOR 8) FROM 1 FOR 8), 'hex') AS uuid), CAST(:now AS timestamptz),"
-    " draft.id, e.account,"
-    ' e.amount, e.claim_id, e.line_number, e.group, e.reason, e.remarks, e.segment, e.position, e."index"'
-    " FROM draft, json_to_recordset(draft.entries) AS e(account text, amount bigint, claim_id uuid,"
-    ' line_number smallint, "group" text, reason text, remarks text[], segment text, position integer,'
-    ' "index" integer)'
+    " draft.id, e.account, e.amount, e.claim_id, e.line_number, e.grp, e.reason,"
+    " CASE WHEN e.remarks IS NULL THEN CAST('{}' AS text[])"
+    " ELSE ARRAY(SELECT json_array_elements_text(CAST(e.remarks AS json))) END,"
+    " e.segment, e.position, e.idx"
+    " FROM unnest(CAST(:entry_posting AS bigint[]), CAST(:accounts AS text[]), CAST(:amounts AS bigint[]),"
+    " CAST(:entry_claims AS uuid[]), CAST(:lines AS smallint[]), CAST(:groups AS text[]),"
+    " CAST(:reasons AS text[]), CAST(:remarks AS text[]), CAST(:segments AS text[]),"
+    " CAST(:positions AS integer[]), CAST(:indexes AS integer[]))"
+    " AS e(posting, account, amount, claim_id, line_number, grp, reason, remarks, segment, position, idx)"
+    " JOIN draft ON draft.ordinal = e.posting"
 )
-_DRAFTS = msgspec.json.Encoder()
+_REMARKS = msgspec.json.Encoder()
+# The lines of an 835's claims (thousands): the columns only, read by the driver (no ClaimLine instances, and
+# no per-element processing of each line's modifiers array by SQLAlchemy), compiled once.
+_BILLED_LINES = DriverStatement.compile(
+    select(
+        ClaimLine.claim_id,
+        ClaimLine.line_number,
+        ClaimLine.procedure_code,
+        ClaimLine.modifiers,
+        ClaimLine.service_date,
+        ClaimLine.charge_cents,
+    )
+    .where(
+        TenantScopedRepository.tenant_param_filter(ClaimLine.tenant_id),
+        ClaimLine.claim_id == func.any(bindparam("claim_ids", type_=ARRAY(Uuid))),
+    )
+    .order_by(ClaimLine.claim_id, ClaimLine.line_number)
+)
 _ITS_POSTING = (LedgerPosting.tenant_id == LedgerEntry.tenant_id) & (
     LedgerPosting.id == LedgerEntry.posting_id
 )
@@ -75,8 +100,22 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
             if draft.total:
                 raise ValueError(f"a {draft.source} posting off by {draft.total} cents")
         if given:
+            entries = [(ordinal, entry) for ordinal, draft in enumerate(given, 1) for entry in draft.entries]
             params = {
-                "drafts": _DRAFTS.encode(given).decode(),
+                "ids": [draft.id for draft in given],
+                "sources": [draft.source.value for draft in given],
+                "claims": [draft.claim_id for draft in given],
+                "entry_posting": [ordinal for ordinal, _ in entries],
+                "accounts": [e.account.value for _, e in entries],
+                "amounts": [e.amount for _, e in entries],
+                "entry_claims": [e.claim_id for _, e in entries],
+                "lines": [e.line_number for _, e in entries],
+                "groups": [e.group for _, e in entries],
+                "reasons": [e.reason for _, e in entries],
+                "remarks": [_REMARKS.encode(e.remarks).decode() if e.remarks else None for _, e in entries],
+                "segments": [e.segment for _, e in entries],
+                "positions": [e.position for _, e in entries],
+                "indexes": [e.index for _, e in entries],
                 "tenant_id": self.context.tenant_id,
                 "now": utcnow(),
                 "remittance_id": remittance_id,
@@ -149,21 +188,10 @@ class LedgerRepository(TenantScopedRepository[LedgerEntry]):
         """The lines of the claims as built, for matching an 835's service lines."""
         if not claim_ids:
             return {}
-        # The columns only (no ClaimLine instances: thousands of them for a large 835).
-        stmt = (
-            select(
-                ClaimLine.claim_id,
-                ClaimLine.line_number,
-                ClaimLine.procedure_code,
-                ClaimLine.modifiers,
-                ClaimLine.service_date,
-                ClaimLine.charge_cents,
-            )
-            .where(self.tenant_filter(ClaimLine.tenant_id), ClaimLine.claim_id.in_(list(claim_ids)))
-            .order_by(ClaimLine.claim_id, ClaimLine.line_number)
-        )
         found: dict[uuid.UUID, list[BilledLine]] = {}
-        for claim_id, number, code, modifiers, service_date, charge in await self._rows(stmt):
+        for claim_id, number, code, modifiers, service_date, charge in await self._driver_rows(
+            _BILLED_LINES, {"claim_ids": list(claim_ids)}
+        ):
             found.setdefault(claim_id, []).append(
                 BilledLine(number, code, tuple(modifiers), service_date, charge)
             )
