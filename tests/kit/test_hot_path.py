@@ -54,6 +54,7 @@ async def test_round_trips_per_intake_and_per_list_read(app: Litestar, practice_
         assert listed.status_code == 200
         reads = counter.round_trips
         statements = list(counter.statements)
+        on_driver = counter.driver_statements
         read_compiled = list(counter.compiled)
     print(f"\nround trips: intake {intake}, list read {reads}")
     assert intake <= MAX_INTAKE_ROUND_TRIPS
@@ -65,6 +66,9 @@ async def test_round_trips_per_intake_and_per_list_read(app: Litestar, practice_
     assert not any("FROM rcm.tenant " in s for s in statements)  # the tenant row came from the cache
     assert sum("set_config" in s for s in statements) == 1
     assert statements[0].startswith("BEGIN; SELECT set_config('rcm.tenant_id', ")  # one round trip
+    # The practice's own system in its own practice, all cached: the whole unit of work ran on the driver,
+    # no session (``provide_tenant_read``).
+    assert on_driver == len(statements)
 
 
 async def test_an_intake_with_everything_by_id_takes_the_same_round_trips(

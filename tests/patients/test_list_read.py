@@ -4,16 +4,19 @@ of the read (plain, next page, search by MRN, by name and birth date)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import msgspec
 import pytest
+from litestar import Litestar
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from rcm.kit.db import DriverStatement, driver_fetch
+from rcm.kit.db import DriverStatement, RoundTrips, driver_fetch
 from rcm.kit.pagination import Page
 from rcm.patients import schemas
+from rcm.tenancy.models import Tenant
 from tests.support import Api, patient_payload
 
 
@@ -84,3 +87,43 @@ async def test_a_driver_statement_runs_only_inside_a_begun_transaction(
     assert [(row["value"], row["fixed"]) for row in rows] == [("x", "f")]
     with pytest.raises(KeyError):
         statement.arguments({})
+
+
+async def test_the_list_on_the_driver_audits_as_a_tenant_scope_does(
+    app: Litestar, practice_api: Api, owner_engine: AsyncEngine, tenant: Tenant
+) -> None:
+    """With the practice's row and keys cached, the list runs on the driver (``provide_tenant_read``): its
+    event is written with the read, and a refusal inside it (a cursor this API never issued) rolls the unit
+    back and is recorded in the practice as ``request.refused``, as in a ``TenantScope``."""
+    created = await practice_api.post("/patients", patient_payload())
+    assert created.status_code == 201, created.text
+    assert (await practice_api.get("/patients")).status_code == 200  # warm: tenant row and keys cached
+    with RoundTrips(app.state.engine) as counter:
+        listed = await practice_api.get("/patients?limit=5")
+        on_driver = counter.driver_statements == len(counter.statements) > 0
+        refused = await practice_api.get("/patients?cursor=not-one-of-ours")
+    assert listed.status_code == 200, listed.text
+    assert on_driver
+    assert refused.status_code == 422
+    assert "query:cursor" in refused.text
+    async with owner_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT event_type, resource_ids, detail FROM rcm.audit_event WHERE tenant_id = :t"
+                    " AND event_type IN ('patient.search', 'request.refused') ORDER BY occurred_at, id"
+                ),
+                {"t": tenant.id},
+            )
+        ).all()
+    searches = [row for row in rows if row.event_type == "patient.search"]
+    assert len(searches) == 2  # the warm-up and the list: none for the refused one
+    assert searches[-1].resource_ids == [uuid.UUID(created.json()["id"])]
+    assert searches[-1].detail == {
+        "by_mrn": False,
+        "by_name_dob": False,
+        "access": "home_tenant",
+        "count": 1,
+    }
+    [refusal] = [row for row in rows if row.event_type == "request.refused"]
+    assert refusal.detail == {"route": "GET /api/v1/tenants/{tenant_slug}/patients", "status": 422}

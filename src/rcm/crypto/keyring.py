@@ -279,7 +279,8 @@ class KeyStore:
         with self._lock:
             self._cache.pop(tenant_id, None)
 
-    def _cached(self, tenant_id: TenantId) -> TenantKeyring | None:
+    def cached(self, tenant_id: TenantId) -> TenantKeyring | None:
+        """The tenant's keyring if this process holds it (within the TTL); None otherwise (``keyring``)."""
         with self._lock:
             entry = self._cache.get(tenant_id)
             if entry is None:
@@ -305,7 +306,7 @@ class KeyStore:
         transaction, so the keyring is cached only once it is loaded from committed rows: a rolled-back
         first request must not leave a cached key that no row in ``data_key`` holds.
         """
-        cached = self._cached(tenant_id)
+        cached = self.cached(tenant_id)
         if cached is not None:
             return cached
         rows = await repository.load_keys(session, tenant_id)

@@ -89,9 +89,10 @@ async def resolve_tenant_access(
     return decision
 
 
-async def _decide(  # noqa: PLR0911 - one early return per access rule reads best
-    binding: _Binding, principal: Principal, tenant: TenantRow, now: datetime
-) -> AccessDecision:
+def decide_without_rows(principal: Principal, tenant: TenantRow) -> AccessDecision | None:
+    """The decision, when the caller (live, as checked on every request) and the tenant row settle it;
+    None when it turns on the tenant's staff assignment and break-glass rows (``resolve_tenant_access``
+    reads them). The first rules of ``resolve_tenant_access``, and its decision whenever this gives one."""
     if tenant.status != TenantStatus.ACTIVE:
         return AccessDecision.deny("tenant_not_active")
     tenant_id = TenantId(tenant.id)
@@ -107,6 +108,18 @@ async def _decide(  # noqa: PLR0911 - one early return per access rule reads bes
 
     if Role.AUDITOR in principal.roles and (principal.all_tenants or tenant_id in principal.auditor_tenants):
         return AccessDecision(True, AccessBasis.AUDITOR_SCOPE, "auditor_scope", context)
+    return None
+
+
+async def _decide(
+    binding: _Binding, principal: Principal, tenant: TenantRow, now: datetime
+) -> AccessDecision:
+    settled = decide_without_rows(principal, tenant)
+    if settled is not None:
+        return settled
+    assert principal.user_id is not None  # refused above otherwise
+    tenant_id = TenantId(tenant.id)
+    context = TenantContext.single(tenant_id)
 
     # Staff assignments and break-glass grants are tenant-owned rows: read them inside that tenant's context.
     session = binding.session

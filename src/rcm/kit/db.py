@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,16 +220,66 @@ async def driver_connection(sessions: async_sessionmaker[AsyncSession]) -> Async
     """A pooled connection's asyncpg connection with no transaction open, for a hot unit of work that runs
     its own BEGIN ... COMMIT on the driver. The pool's reset on return sends nothing (SQLAlchemy began
     nothing)."""
+    async with _pooled_driver(sessions) as (_connection, driver):
+        yield driver
+
+
+@asynccontextmanager
+async def _pooled_driver(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[tuple[Any, Any]]:
     engine: AsyncEngine = sessions.kw["bind"]
     async with engine.connect() as connection:
         driver: Any = (await connection.get_raw_connection()).driver_connection
         try:
-            yield driver
+            yield connection.sync_connection, driver
         finally:
             # A transaction the driver left open (a unit of work cancelled mid-way) would go back to the pool
             # with its tenant binding: the connection is closed instead.
             if driver.is_in_transaction():
                 await connection.invalidate()
+
+
+@dataclass(frozen=True, slots=True)
+class DriverTransaction:
+    """A transaction bound to ``context``, run on the asyncpg connection itself (``driver_transaction``)."""
+
+    context: TenantContext
+    _connection: Any  # the SQLAlchemy connection holding the driver's (for RoundTrips)
+    _driver: asyncpg.Connection
+
+    async def fetch(self, statement: DriverStatement, params: Mapping[str, Any]) -> Sequence[asyncpg.Record]:
+        """Run ``statement`` in this transaction (one round trip)."""
+        for listener in _driver_listeners:
+            listener(self._connection, statement.sql, False)
+        return await self._driver.fetch(statement.sql, *statement.arguments(params))
+
+
+@asynccontextmanager
+async def driver_transaction(
+    sessions: async_sessionmaker[AsyncSession], context: TenantContext
+) -> AsyncIterator[DriverTransaction]:
+    """``tenant_transaction`` for a hot unit of work made only of ``DriverStatement``s, without a session:
+    BEGIN with the tenant binding (one round trip, the same transaction-local ``set_config`` as
+    ``apply_tenant_context``), the statements, COMMIT on success and ROLLBACK on error (a connection whose
+    state is unknown after a failure is closed rather than pooled)."""
+    async with _pooled_driver(sessions) as (connection, driver):
+        if not isinstance(driver, BindingConnection):
+            raise RuntimeError("a driver transaction needs the engine of create_engine")
+        sent = driver.bind_at_begin(context.as_setting())
+        try:
+            await driver.execute("BEGIN;")  # the binding goes with it (BindingConnection)
+        finally:
+            driver.forget_binding()
+        for listener in _driver_listeners:
+            listener(connection, sent, True)
+        try:
+            yield DriverTransaction(context, connection, driver)
+        except Exception:
+            if driver.is_in_transaction():
+                # A ROLLBACK that fails leaves the transaction open: the connection is then closed.
+                with suppress(Exception):
+                    await driver.execute("ROLLBACK")
+            raise
+        await driver.execute("COMMIT")
 
 
 class RoundTrips:
@@ -284,10 +334,16 @@ class RoundTrips:
             return
         self.statements.append(statement)
         self.driver_statements += 1
-        if begins and conn.info.get("rcm.round_trips.begun") is False:
+        if not begins:
+            return
+        begun = conn.info.get("rcm.round_trips.begun")
+        if begun is False:  # SQLAlchemy's transaction, begun with this statement
             conn.info["rcm.round_trips.begun"] = True
-            self.transactions += 1
-            self.begins_with_statement += 1
+        elif begun is not None:
+            return
+        # else: a transaction of the driver's own (``driver_transaction``), unseen by SQLAlchemy
+        self.transactions += 1
+        self.begins_with_statement += 1
 
     def __enter__(self) -> RoundTrips:
         sa_event.listen(self.engine, "begin", self._begin)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
-from rcm.kit.db import DriverStatement, driver_fetch
+from rcm.kit.db import DriverStatement, DriverTransaction, driver_fetch
 from rcm.kit.errors import NotFound
 from rcm.kit.models import TenantOwned, utcnow
 from rcm.kit.pagination import after_key
@@ -94,14 +94,26 @@ class TenantRowRepository(Generic[T]):
     ) -> Sequence[asyncpg.Record]:
         """Run a statement compiled once (``tenant_param_filter`` in it) on the driver, in this session's
         transaction, its tenant parameter bound to this repository's tenant (single-tenant work only)."""
-        tenants = self.context.tenant_ids
-        if len(tenants) != 1:
-            raise ValueError("a driver statement runs for exactly one tenant")
-        return await driver_fetch(self.session, statement, {**params, TENANT_PARAM: tenants[0]})
+        return await driver_fetch(self.session, statement, _tenant_bound(self.context, params))
 
     async def _first(self, stmt: Select[tuple[S]]) -> S | None:
         found: S | None = (await self.session.execute(stmt)).scalars().first()
         return found
+
+
+def _tenant_bound(context: TenantContext, params: Mapping[str, Any]) -> dict[str, Any]:
+    tenants = context.tenant_ids
+    if len(tenants) != 1:
+        raise ValueError("a driver statement runs for exactly one tenant")
+    return {**params, TENANT_PARAM: tenants[0]}
+
+
+async def driver_rows(
+    unit: DriverTransaction, statement: DriverStatement, params: Mapping[str, Any]
+) -> Sequence[asyncpg.Record]:
+    """``TenantRowRepository._driver_rows`` in a unit of work run on the driver without a session
+    (``driver_transaction``), its tenant parameter bound to the unit's one tenant."""
+    return await unit.fetch(statement, _tenant_bound(unit.context, params))
 
 
 class TenantScopedRepository(TenantRowRepository[M]):

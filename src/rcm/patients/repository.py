@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 import asyncpg
 from sqlalchemy import DateTime, Integer, LargeBinary, bindparam, func, select, tuple_
@@ -13,8 +14,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from rcm.audit.records import AuditRecord
 from rcm.audit.repository import read_with_event_params, read_with_event_statement
-from rcm.kit.db import DriverStatement
-from rcm.kit.repository import TenantScopedRepository
+from rcm.kit.db import DriverStatement, DriverTransaction
+from rcm.kit.repository import TenantScopedRepository, driver_rows
 from rcm.patients.models import Coverage, Patient
 
 # What a patient's DTO is made of (and the keyset): not its blind indexes, nor its update time. A page's
@@ -73,18 +74,41 @@ class PatientRepository(TenantScopedRepository[Patient]):
         """A page as plain rows of the columns of the patient's DTO (``PAGE_ID``...), and its audit event
         written by the same statement, naming the first ``limit - 1`` patients (the page shown; the last row
         only says that another page exists). One round trip, in the scope's transaction."""
-        statement = _page_statement(
-            by_mrn=mrn_index is not None, by_name_dob=name_dob_index is not None, after=after is not None
-        )
-        params = read_with_event_params(audit, shown=limit - 1)
-        params["page_limit"] = limit
-        if mrn_index is not None:
-            params["mrn_index"] = mrn_index
-        if name_dob_index is not None:
-            params["name_dob_index"] = name_dob_index
-        if after is not None:
-            params["after_at"], params["after_id"] = after
-        return await self._driver_rows(statement, params)
+        return await self._driver_rows(*_page_query(limit, after, mrn_index, name_dob_index, audit))
+
+
+async def page_on_driver(
+    unit: DriverTransaction,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+    mrn_index: list[bytes] | None = None,
+    name_dob_index: list[bytes] | None = None,
+    audit: AuditRecord,
+) -> PageRows:
+    """``PatientRepository.page`` in a unit of work run on the driver without a session."""
+    return await driver_rows(unit, *_page_query(limit, after, mrn_index, name_dob_index, audit))
+
+
+def _page_query(
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+    mrn_index: list[bytes] | None,
+    name_dob_index: list[bytes] | None,
+    audit: AuditRecord,
+) -> tuple[DriverStatement, dict[str, Any]]:
+    statement = _page_statement(
+        by_mrn=mrn_index is not None, by_name_dob=name_dob_index is not None, after=after is not None
+    )
+    params = read_with_event_params(audit, shown=limit - 1)
+    params["page_limit"] = limit
+    if mrn_index is not None:
+        params["mrn_index"] = mrn_index
+    if name_dob_index is not None:
+        params["name_dob_index"] = name_dob_index
+    if after is not None:
+        params["after_at"], params["after_id"] = after
+    return statement, params
 
 
 class CoverageRepository(TenantScopedRepository[Coverage]):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -29,9 +30,10 @@ from rcm.patients.repository import (
     CoverageRepository,
     PageRows,
     PatientRepository,
+    page_on_driver,
 )
 from rcm.tenancy.manifest import TenantManifest
-from rcm.tenancy.scope import TenantScope
+from rcm.tenancy.scope import OnePractice, TenantRead, TenantScope
 
 PATIENT = "patient"
 COVERAGE = "coverage"
@@ -242,7 +244,7 @@ def patient_page_json(keyring: TenantKeyring, rows: PageRows, limit: int) -> byt
 
 
 async def list_patients(
-    scope: TenantScope,
+    scope: OnePractice,
     *,
     limit: int,
     cursor: str | None,
@@ -251,7 +253,8 @@ async def list_patients(
     birth_date: date | None = None,
 ) -> bytes:
     """A page of the practice's patients, as the JSON of ``Page[schemas.Patient]``, audited in the read's
-    own statement (the event names the patients shown)."""
+    own statement (the event names the patients shown). In a ``TenantRead``, that statement is the whole
+    unit of work, run on the driver."""
     if (family_name is None) != (birth_date is None):
         pointer = "/birth_date" if birth_date is None else "/family_name"
         raise InvalidInput(
@@ -265,7 +268,13 @@ async def list_patients(
         resource_type=PATIENT,
         detail={"by_mrn": mrn is not None, "by_name_dob": family_name is not None},
     )
-    rows = await scope.repo(PatientRepository).page(
+    page: Callable[..., Awaitable[PageRows]]
+    if isinstance(scope, TenantRead):
+        page = functools.partial(page_on_driver, scope.unit)
+    else:
+        assert isinstance(scope, TenantScope)
+        page = scope.repo(PatientRepository).page
+    rows = await page(
         limit=limit + 1,
         after=decode_cursor(cursor) if cursor else None,
         mrn_index=[keyring.blind_index("mrn", mrn)] if mrn is not None else None,

@@ -77,14 +77,22 @@ class TenantCache:
             self._slugs[tenant_id] = row.slug
         return Lookup(record, bound=True)
 
+    def cached(self, slug: str) -> TenantRecord | None:
+        """The tenant of ``slug`` if this process read it within the TTL and nothing changed it since; None
+        otherwise (``by_slug`` reads it)."""
+        cached = self._cache.get(slug)
+        if cached is not None and cached[0] > self._clock() and cached[1] == _generation:
+            return cached[2]
+        return None
+
     async def by_slug(self, session: AsyncSession, slug: str) -> Lookup:
         if "\x00" in slug:
             # PostgreSQL text cannot hold NUL, so no tenant has this slug; the driver would refuse the query.
             return Lookup(None, bound=False)
+        cached = self.cached(slug)
+        if cached is not None:
+            return Lookup(cached, bound=False)
         now = self._clock()
-        cached = self._cache.get(slug)
-        if cached is not None and cached[0] > now and cached[1] == _generation:
-            return Lookup(cached[2], bound=False)
         generation = _generation
         row = await lookup_and_bind(session, slug)
         if row is None:

@@ -15,15 +15,16 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rcm.audit.events import Action, AuditEvent, Outcome, request_info_from
+from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo, request_info_from
 from rcm.audit.trail import record_now
 from rcm.identity import audit_hooks
-from rcm.identity.access import resolve_tenant_access
+from rcm.identity.access import decide_without_rows, resolve_tenant_access
 from rcm.identity.principal import Principal
+from rcm.kit.db import driver_transaction
 from rcm.kit.errors import NotFound, RCMError
 from rcm.kit.tenant import PLATFORM_TENANT, TenantId
 from rcm.tenancy.cache import Lookup, TenantCache
-from rcm.tenancy.scope import TenantScope
+from rcm.tenancy.scope import OnePractice, TenantRead, TenantScope
 
 STATE_KEY = "tenant_cache"
 
@@ -40,11 +41,54 @@ def tenant_cache(state: State) -> TenantCache:
 async def provide_tenant_scope(
     request: Request[Principal, Any, Any], state: State, tenant_slug: FromPath[str]
 ) -> AsyncGenerator[TenantScope, None]:
-    async def lookup(session: AsyncSession) -> Lookup:
-        return await tenant_cache(state).by_slug(session, tenant_slug)
-
-    async with _tenant_scope(request, state, lookup) as scope:
+    async with _tenant_scope(request, state, _by_slug(state, tenant_slug)) as scope:
         yield scope
+
+
+def _by_slug(state: State, slug: str) -> Callable[[AsyncSession], Awaitable[Lookup]]:
+    async def lookup(session: AsyncSession) -> Lookup:
+        return await tenant_cache(state).by_slug(session, slug)
+
+    return lookup
+
+
+async def provide_tenant_read(
+    request: Request[Principal, Any, Any], state: State, tenant_slug: FromPath[str]
+) -> AsyncGenerator[OnePractice, None]:
+    """``provide_tenant_scope`` for a hot read made of driver statements only (the patient list).
+
+    When this process holds the tenant's row and keys (within their TTLs, as ``provide_tenant_scope`` uses
+    them) and the caller alone settles the access decision (``decide_without_rows``: a practice's system or
+    person in its own practice, an auditor in scope), the unit of work runs on the driver without a
+    session (``driver_transaction``): BEGIN with the same transaction-local binding, the read with its audit
+    event, COMMIT. A failure inside it is audited as ``provide_tenant_scope`` audits it. Anything else (a
+    refusal, staff whose access turns on assignment or break-glass rows, a cold cache) is
+    ``provide_tenant_scope`` itself: every refusal is its refusal, audited alike.
+    """
+    principal: Principal = request.user
+    tenant = tenant_cache(state).cached(tenant_slug)
+    decision = decide_without_rows(principal, tenant) if tenant is not None else None
+    keyring = state.keystore.cached(TenantId(tenant.id)) if tenant is not None else None
+    if tenant is None or decision is None or decision.context is None or keyring is None:
+        async with _tenant_scope(request, state, _by_slug(state, tenant_slug)) as scope:
+            yield scope
+        return
+    info = request_info_from(request)
+    context = decision.context
+    try:
+        async with driver_transaction(state.sessions, context) as unit:
+            yield TenantRead(
+                unit=unit,
+                context=context,
+                principal=principal,
+                keyring=keyring,
+                request=info,
+                manifest=tenant.manifest,
+                access=str(decision.basis),
+            )
+    except RCMError as exc:
+        await record_now(state.sessions, _refusal(request, info, context.tenant_id, exc))
+        raise
 
 
 async def provide_home_tenant_scope(
@@ -121,20 +165,26 @@ async def _tenant_scope(
                     failure = exc
                     raise
         except RCMError as exc:
-            failure = failure or exc
             await record_now(
-                sessions,
-                AuditEvent(
-                    tenant_id=denied_tenant or PLATFORM_TENANT,
-                    event_type="access.denied" if isinstance(failure, NotFound) else "request.refused",
-                    action=_action(request.method),
-                    outcome=Outcome.MINOR_FAILURE,
-                    request=info,
-                    actor=principal,
-                    detail={"route": route, "status": failure.status_code},
-                ),
+                sessions, _refusal(request, info, denied_tenant or PLATFORM_TENANT, failure or exc)
             )
             raise
+
+
+def _refusal(
+    request: Request[Principal, Any, Any], info: RequestInfo, tenant_id: TenantId, failure: RCMError
+) -> AuditEvent:
+    """The audit event of a request refused in (or before) its tenant's unit of work."""
+    route = f"{request.method} {request.scope.get('path_template', request.url.path)}"
+    return AuditEvent(
+        tenant_id=tenant_id,
+        event_type="access.denied" if isinstance(failure, NotFound) else "request.refused",
+        action=_action(request.method),
+        outcome=Outcome.MINOR_FAILURE,
+        request=info,
+        actor=request.user,
+        detail={"route": route, "status": failure.status_code},
+    )
 
 
 def _action(method: str) -> Action:

@@ -25,6 +25,7 @@ from rcm.audit.events import Action, AuditEvent, Outcome, RequestInfo
 from rcm.audit.trail import of_row, record
 from rcm.crypto.keyring import KeyStore, TenantKeyring
 from rcm.identity.principal import Principal
+from rcm.kit.db import DriverTransaction
 from rcm.kit.repository import TenantRowRepository
 from rcm.kit.tenant import PLATFORM_TENANT, TenantContext, TenantId
 from rcm.tenancy.manifest import TenantManifest
@@ -37,8 +38,56 @@ def _repo(repository: type[R], session: AsyncSession, context: TenantContext) ->
     return repository(session, context)
 
 
+class OnePractice:
+    """A unit of work in one practice, whichever way it runs: ``TenantScope`` (a session) or
+    ``TenantRead`` (a hot read on the driver). Routes that take either are typed with this."""
+
+    __slots__ = ()
+    context: TenantContext
+    principal: Principal
+    keyring: TenantKeyring
+    request: RequestInfo
+    manifest: TenantManifest
+    access: str
+    break_glass_grant_id: uuid.UUID | None
+
+    @property
+    def tenant_id(self) -> TenantId:
+        return self.context.tenant_id
+
+    def event(
+        self,
+        event_type: str,
+        action: Action,
+        *,
+        resource_type: str,
+        resource_ids: Iterable[uuid.UUID] = (),
+        patient_ids: Iterable[uuid.UUID] = (),
+        outcome: Outcome = Outcome.SUCCESS,
+        detail: Detail | None = None,
+    ) -> AuditEvent:
+        """The event ``TenantScope.audit`` records, for a repository that writes it in its own statement
+        (``rcm.audit.trail.written_by_caller``)."""
+        return AuditEvent(
+            tenant_id=self.tenant_id,
+            event_type=event_type,
+            action=action,
+            outcome=outcome,
+            request=self.request,
+            actor=self.principal,
+            resource_type=resource_type,
+            resource_ids=tuple(resource_ids),
+            patient_ids=tuple(dict.fromkeys(patient_ids)),
+            detail={**(detail or {}), **self._access_detail()},
+        )
+
+    def _access_detail(self) -> dict[str, str | None]:
+        grant = str(self.break_glass_grant_id) if self.break_glass_grant_id else None
+        return {"access": self.access, "break_glass_grant": grant} if grant else {"access": self.access}
+
+
 @dataclass(slots=True)
-class TenantScope:
+class TenantScope(OnePractice):
     session: AsyncSession  # inside a transaction bound to ``context``
     context: TenantContext
     principal: Principal
@@ -50,17 +99,9 @@ class TenantScope:
     access: str = "home_tenant"
     break_glass_grant_id: uuid.UUID | None = None
 
-    @property
-    def tenant_id(self) -> TenantId:
-        return self.context.tenant_id
-
     def repo(self, repository: type[R]) -> R:
         """A repository bound to this scope's transaction and tenant."""
         return _repo(repository, self.session, self.context)
-
-    def _access_detail(self) -> dict[str, str | None]:
-        grant = str(self.break_glass_grant_id) if self.break_glass_grant_id else None
-        return {"access": self.access, "break_glass_grant": grant} if grant else {"access": self.access}
 
     def audit(
         self,
@@ -87,31 +128,21 @@ class TenantScope:
             ),
         )
 
-    def event(
-        self,
-        event_type: str,
-        action: Action,
-        *,
-        resource_type: str,
-        resource_ids: Iterable[uuid.UUID] = (),
-        patient_ids: Iterable[uuid.UUID] = (),
-        outcome: Outcome = Outcome.SUCCESS,
-        detail: Detail | None = None,
-    ) -> AuditEvent:
-        """The event ``audit`` records, for a repository that writes it in its own statement
-        (``rcm.audit.trail.written_by_caller``)."""
-        return AuditEvent(
-            tenant_id=self.tenant_id,
-            event_type=event_type,
-            action=action,
-            outcome=outcome,
-            request=self.request,
-            actor=self.principal,
-            resource_type=resource_type,
-            resource_ids=tuple(resource_ids),
-            patient_ids=tuple(dict.fromkeys(patient_ids)),
-            detail={**(detail or {}), **self._access_detail()},
-        )
+
+@dataclass(slots=True)
+class TenantRead(OnePractice):
+    """A ``TenantScope`` for a hot read whose whole unit of work runs on the driver, without a session
+    (``unit``: bound to the practice, committed by ``rcm.tenancy.dependencies.provide_tenant_read``). Its
+    statements record their audit events themselves (``event``), as ``TenantScope``'s do."""
+
+    unit: DriverTransaction
+    context: TenantContext
+    principal: Principal
+    keyring: TenantKeyring
+    request: RequestInfo
+    manifest: TenantManifest
+    access: str
+    break_glass_grant_id: uuid.UUID | None = None  # always None: emergency access takes a TenantScope
 
 
 @dataclass(frozen=True, slots=True)
