@@ -151,12 +151,19 @@ class DriverStatement:
     parameters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
 
     @classmethod
-    def compile(cls, stmt: Executable) -> DriverStatement:
-        compiled = stmt.compile(dialect=_DIALECT)  # type: ignore[attr-defined]
+    def compile(cls, stmt: Executable, *, expand: bool = False) -> DriverStatement:
+        """``expand``: ``IN`` lists given in the statement become one parameter per value (a statement
+        compiled per call; without it an expanding parameter cannot reach the driver)."""
+        kwargs = {"render_postcompile": True} if expand else {}
+        compiled = stmt.compile(dialect=_DIALECT, compile_kwargs=kwargs)  # type: ignore[attr-defined]
         processors = compiled._bind_processors
+        values = compiled.construct_params() if expand else {}
         parameters = []
         for name in compiled.positiontup or ():
-            bind = compiled.binds[name]
+            bind = compiled.binds.get(name)
+            if bind is None:  # one value of an expanded IN list
+                parameters.append((name, values[name], processors.get(name)))
+                continue
             fixed = _REQUIRED if bind.required else bind.effective_value
             parameters.append((name, fixed, processors.get(name)))
         return cls(compiled.string, tuple(parameters))

@@ -107,24 +107,60 @@ def _instant(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def _histories(
-    claims: Sequence[ClaimHistory], paid_by_claim: dict[uuid.UUID, int], as_of: datetime
-) -> dict[str, _History]:
-    lags: dict[str, list[float]] = defaultdict(list)
-    out: dict[str, _History] = defaultdict(_History)
-    for claim in claims:
-        if claim.adjudicated_at is None or claim.adjudicated_at >= as_of:
-            continue
-        lag = (claim.adjudicated_at - claim.submitted_at).total_seconds() / _DAY
-        for key in (claim.payer_id, POOLED):
-            history = out[key]
-            history.claims += 1
-            history.charged += claim.charge_cents
-            history.paid += paid_by_claim.get(claim.claim_id, 0)
-            lags[key].append(lag)
-    for key, values in lags.items():
-        out[key].lags = sorted(values)
-    return dict(out)
+class _Timeline:
+    """The model's history at each of several ascending moments, from one pass over the rows: per payer (and
+    pooled), claims, charges and payer payments bucketed by the first moment that sees them, and each lag
+    with the first moment that sees it."""
+
+    def __init__(
+        self,
+        claims: Sequence[ClaimHistory],
+        payments: Iterable[tuple[uuid.UUID, datetime, int]],
+        moments: Sequence[datetime],
+    ) -> None:
+        self.moments = moments
+        n = len(moments)
+        last = moments[-1]
+        self._claims: dict[str, list[int]] = defaultdict(lambda: [0] * n)
+        self._charged: dict[str, list[int]] = defaultdict(lambda: [0] * n)
+        self._paid: dict[str, list[int]] = defaultdict(lambda: [0] * n)
+        lags: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        seen: dict[
+            int, tuple[str, int]
+        ] = {}  # adjudicated claim (id as an integer): payer, first moment after
+        for claim in claims:
+            adjudicated = claim.adjudicated_at
+            if adjudicated is None or adjudicated >= last:
+                continue
+            k = bisect.bisect_right(moments, adjudicated)  # adjudicated_at < moments[k:]
+            lag = (adjudicated - claim.submitted_at).total_seconds() / _DAY
+            seen[claim.claim_id.int] = (claim.payer_id, k)
+            for key in (claim.payer_id, POOLED):
+                self._claims[key][k] += 1
+                self._charged[key][k] += claim.charge_cents
+                lags[key].append((lag, k))
+        for claim_id, at, cents in payments:
+            if at >= last or (hit := seen.get(claim_id.int)) is None:
+                continue
+            k = max(hit[1], bisect.bisect_right(moments, at))  # both the payment and its claim's 835 before
+            for key in (hit[0], POOLED):
+                self._paid[key][k] += cents
+        self._lags = {key: sorted(values) for key, values in lags.items()}
+
+    def at(self, index: int) -> dict[str, _History]:
+        """The history as of ``moments[index]``: claims adjudicated before it, payments posted before it."""
+        out = {}
+        for key, counts in self._claims.items():
+            claims = sum(counts[: index + 1])
+            if not claims:
+                continue
+            out[key] = _History(
+                claims=claims,
+                charged=sum(self._charged[key][: index + 1]),
+                paid=sum(self._paid[key][: index + 1]) if key in self._paid else 0,
+                lags=[lag for lag, k in self._lags[key] if k <= index],
+            )
+        return out
 
 
 def _model(histories: dict[str, _History], payer_id: str) -> tuple[_History | None, bool]:
@@ -158,34 +194,58 @@ class _Projection:
 
 
 def project(
-    claims: Sequence[ClaimHistory], paid_by_claim: dict[uuid.UUID, int], as_of: datetime, weeks: int
-) -> tuple[_Projection, dict[str, _History]]:
-    """The forecast as of ``as_of`` from claims and payments known before it (pure: the backtest
-    reruns it)."""
-    histories = _histories(claims, paid_by_claim, as_of)
+    claims: Iterable[ClaimHistory], histories: dict[str, _History], as_of: datetime, weeks: int
+) -> _Projection:
+    """The forecast as of ``as_of`` from the history known before it (pure: the backtest reruns it)."""
     projection = _Projection(
         [defaultdict(float) for _ in range(weeks)], 0.0, defaultdict(int), defaultdict(int)
     )
+    open_claims, open_charges, weekly = projection.open_claims, projection.open_charges, projection.weekly
+    models: dict[str, tuple[float, list[float]] | None] = {}  # per payer: its model's ratio and lags
+    # Per payer and submission instant: the weeks' shares, or None when the claim is unscheduled.
+    shared: dict[tuple[str, datetime], list[tuple[int, float]] | None] = {}
     for claim in claims:
         if claim.submitted_at >= as_of or claim.closed:
             continue
         if claim.adjudicated_at is not None and claim.adjudicated_at < as_of:
             continue
-        projection.open_claims[claim.payer_id] += 1
-        projection.open_charges[claim.payer_id] += claim.charge_cents
-        model, _ = _model(histories, claim.payer_id)
-        if model is None or model.ratio is None or not model.lags:
+        payer_id = claim.payer_id
+        open_claims[payer_id] += 1
+        open_charges[payer_id] += claim.charge_cents
+        if payer_id not in models:
+            model = _model(histories, payer_id)[0]
+            ratio = None if model is None else model.ratio
+            models[payer_id] = (ratio, model.lags) if model and ratio is not None and model.lags else None
+        found = models[payer_id]
+        if found is None:
             continue
-        expected = claim.charge_cents * model.ratio
-        age = (as_of - claim.submitted_at).total_seconds() / _DAY
-        shares = _shares(model.lags, age, weeks)
-        if not any(shares):
+        expected = claim.charge_cents * found[0]
+        key = (payer_id, claim.submitted_at)
+        if key in shared:
+            shares = shared[key]
+        else:
+            age = (as_of - claim.submitted_at).total_seconds() / _DAY
+            every = _shares(found[1], age, weeks)
+            shares = shared[key] = [(k, share) for k, share in enumerate(every) if share] or None
+        if shares is None:
             projection.unscheduled += expected
             continue
-        for k, share in enumerate(shares):
-            if share:
-                projection.weekly[k][claim.payer_id] += expected * share
-    return projection, histories
+        for k, share in shares:
+            weekly[k][payer_id] += expected * share
+    return projection
+
+
+def _near(
+    claims: Sequence[ClaimHistory], histories: dict[str, _History], as_of: datetime, weeks: int
+) -> list[ClaimHistory]:
+    """The claims (in order) whose age at ``as_of`` is, give or take a day, within ``weeks`` of a past lag:
+    the only ones a projection can put into one of its weeks (the others are unscheduled or not open)."""
+    lags = [h.lags for h in histories.values() if h.lags]
+    if not lags:
+        return []
+    oldest = as_of - timedelta(days=max(values[-1] for values in lags) + 1)
+    youngest = as_of - timedelta(days=min(values[0] for values in lags) - 7 * weeks - 1)
+    return [c for c in claims if oldest <= c.submitted_at < youngest]
 
 
 def _payers(histories: dict[str, _History], projection: _Projection) -> list[PayerModel]:
@@ -210,17 +270,25 @@ def _payers(histories: dict[str, _History], projection: _Projection) -> list[Pay
     return out
 
 
-def _actual(
+def _actuals(
     payments: Iterable[tuple[uuid.UUID, datetime, int]],
-    submitted: dict[uuid.UUID, datetime],
-    start: datetime,
+    submitted: dict[int, datetime],  # by claim id (as an integer: hashed in C)
+    starts: Sequence[datetime],
     end: datetime,
-) -> int:
-    return sum(
-        cents
-        for claim_id, at, cents in payments
-        if start <= at < end and claim_id in submitted and submitted[claim_id] < start
-    )
+) -> list[int]:
+    """Per backtest week (consecutive, from each of ``starts``; the last ends at ``end``): payer payments
+    posted in it on claims submitted before it started."""
+    out = [0] * len(starts)
+    if not starts:
+        return out
+    for claim_id, at, cents in payments:
+        if not starts[0] <= at < end:
+            continue
+        j = bisect.bisect_right(starts, at) - 1
+        sent = submitted.get(claim_id.int)
+        if sent is not None and sent < starts[j]:
+            out[j] += cents
+    return out
 
 
 def forecast_from(
@@ -233,17 +301,17 @@ def forecast_from(
     backtest_weeks: int,
 ) -> CashForecast:
     """The forecast and its backtest from the repository's rows (pure)."""
-
-    def paid_before(moment: datetime) -> dict[uuid.UUID, int]:
-        out: dict[uuid.UUID, int] = defaultdict(int)
-        for claim_id, at, cents in payments:
-            if at < moment:
-                out[claim_id] += cents
-        return out
-
     first = as_of + timedelta(days=1)  # the forecast's first day: it is made at the end of ``as_of``
     now = _instant(first)
-    projection, histories = project(claims, paid_before(now), now, weeks)
+    starts = [first - timedelta(days=7 * j) for j in range(backtest_weeks, 0, -1)]
+    moments = [*(_instant(start) for start in starts), now]  # ascending: the backtest's, then the forecast's
+    timeline = _Timeline(claims, payments, moments)
+    # Claims that may be open at one of the moments, in the rows' order (the sums' order stays the same).
+    candidates = [
+        c for c in claims if not c.closed and (c.adjudicated_at is None or c.adjudicated_at >= moments[0])
+    ]
+    histories = timeline.at(len(moments) - 1)
+    projection = project(candidates, histories, now, weeks)
     forecast_weeks = [
         ForecastWeek(
             week_start=first + timedelta(days=7 * k),
@@ -253,14 +321,14 @@ def forecast_from(
         )
         for k, per_payer in enumerate(projection.weekly)
     ]
-    submitted = {c.claim_id: c.submitted_at for c in claims}
+    actuals = _actuals(payments, {c.claim_id.int: c.submitted_at for c in claims}, moments[:-1], now)
     backtest = []
-    for j in range(backtest_weeks, 0, -1):
-        start = first - timedelta(days=7 * j)
-        moment = _instant(start)
-        past, _ = project(claims, paid_before(moment), moment, 1)
+    for j, start in enumerate(starts):
+        moment = moments[j]
+        history = timeline.at(j)  # only the first week's total is read: the claims it can hold suffice
+        past = project(_near(candidates, history, moment, 1), history, moment, 1)
         forecast = round(sum(past.weekly[0].values()))
-        actual = _actual(payments, submitted, moment, moment + timedelta(days=7))
+        actual = actuals[j]
         error = forecast - actual
         backtest.append(
             BacktestWeek(
