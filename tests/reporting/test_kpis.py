@@ -271,3 +271,47 @@ DRILL_FIELDS = {
     "in_numerator",
     "measure",
 }
+
+
+async def test_first_submission_and_adjudication_before_the_period_keep_a_claim_out_of_it(
+    practice_api: Api, owner: Api, owner_engine: AsyncEngine
+) -> None:
+    """The rates read the period's events only: a claim counts where its first submission (or first
+    adjudication) falls, not where a later one does, and its days to payment run from the first submission
+    even when that was before the period.
+
+    - H, Medicare: sent 02-20, rejected 02-21, sent again 03-02, accepted 03-03, paid 03-10.
+    - I, Medicare: sent 02-01, accepted 02-02, denied 02-15, paid on appeal 03-05.
+    """
+    s = Scenario(owner_engine, practice_api)
+    h = await s.claim(
+        service_date=date(2025, 2, 18), charge=7000, charged_at=at(date(2025, 2, 20), 9), state="paid"
+    )
+    await s.event(h, "submitted", at(date(2025, 2, 20)))
+    await s.event(h, "rejected", at(date(2025, 2, 21)))
+    await s.event(h, "ready", at(date(2025, 2, 21), 15))
+    await s.event(h, "submitted", at(date(2025, 3, 2)))
+    await s.event(h, "accepted", at(date(2025, 3, 3)))
+    await s.remit(h, at(date(2025, 3, 10)), paid=7000)
+    i = await s.claim(
+        service_date=date(2025, 1, 30), charge=3000, charged_at=at(date(2025, 2, 1), 9), state="paid"
+    )
+    await s.event(i, "submitted", at(date(2025, 2, 1)))
+    await s.event(i, "accepted", at(date(2025, 2, 2)))
+    await s.remit(i, at(date(2025, 2, 15)), paid=0)
+    await s.remit(i, at(date(2025, 3, 5)), paid=3000)
+
+    response = await owner.get("/reports/kpis", {"period_from": "2025-03-01", "period_to": "2025-03-31"})
+    assert response.status_code == 200, response.text
+    current, previous = values(response.json()["current"]), values(response.json()["previous"])
+    # March: H first adjudicated (paid, sent twice: not first pass), 18 days from 02-20; I was first
+    # adjudicated in February. Nothing was first sent in March.
+    assert current["denial_rate"] == (0, 1, 0.0)
+    assert current["first_pass_resolution_rate"] == (0, 1, 0.0)
+    assert current["days_to_payment"] == (18, 1, 18.0)
+    assert current["clean_claim_rate"] == (0, 0, None)
+    # 01-29 .. 02-28: I first adjudicated (denied); H and I first sent and answered, only I clean.
+    assert previous["denial_rate"] == (1, 1, 1.0)
+    assert previous["first_pass_resolution_rate"] == (0, 1, 0.0)
+    assert previous["days_to_payment"] == (0, 0, None)
+    assert previous["clean_claim_rate"] == (1, 2, 0.5)

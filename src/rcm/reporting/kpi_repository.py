@@ -19,11 +19,13 @@ without reading the practice's history.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Date, and_, case, cast, exists, func, join, literal, or_, select, union_all
+from sqlalchemy import Date, and_, case, cast, exists, func, join, literal, or_, select, true, union_all
+from sqlalchemy.orm import aliased
 
 from rcm.claims.models import Claim, ClaimEvent
 from rcm.claims.states import Cause, ClaimState
@@ -77,6 +79,11 @@ class ClaimHistory(NamedTuple):
     adjudicated_at: datetime | None  # first 835 adjudication (any outcome)
     charge_cents: int  # gross charges credited for it on the ledger
     closed: bool  # voided or closed without ever being adjudicated: never expected to pay
+
+
+def _adjudication(ev: Any) -> list[Any]:
+    """A payer's adjudication of a claim (any outcome), as conditions on a claim event entity."""
+    return [ev.cause == Cause.REMITTANCE, ev.to_state.in_(_ADJUDICATED)]
 
 
 def _utc_date(column: Any) -> Any:
@@ -232,11 +239,57 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
             .cte("submissions")
         )
 
+    def _first_in_period(self, span: PeriodBounds, moves: Callable[[Any], list[Any]]) -> Any:
+        """Whether a claim event is of the period and one of ``moves`` (conditions on the claim event entity
+        given) on a claim with none of them before the period's start: the period's events through
+        ``ix_claim_event_state_time``, an earlier one by a probe per claim of ``ix_claim_event_claim``."""
+        ev, earlier = ClaimEvent, aliased(ClaimEvent)
+        return and_(
+            self.tenant_filter(ev.tenant_id),
+            *moves(ev),
+            ev.created_at >= span.start,
+            ev.created_at < span.end,
+            ~exists().where(
+                earlier.tenant_id == ev.tenant_id,
+                earlier.claim_id == ev.claim_id,
+                *moves(earlier),
+                earlier.created_at < span.start,
+            ),
+        )
+
+    def _first_adjudications_in(self, span: PeriodBounds) -> Any:
+        """The claims first adjudicated in the period, with that first adjudication (as
+        ``_first_adjudication`` gives it), read from the period's events alone: the first adjudication of a
+        claim falls in the period exactly when the claim has one in it and none before its start (its first
+        one in the period is then its first ever, ties on the instant included: they are in the period too).
+        The period's events through ``ix_claim_event_state_time``, the earlier one by a probe per claim."""
+        ev = ClaimEvent
+        return (
+            select(ev.tenant_id, ev.claim_id, ev.to_state, ev.created_at)
+            .where(self._first_in_period(span, _adjudication))
+            .distinct(ev.tenant_id, ev.claim_id)
+            .order_by(ev.tenant_id, ev.claim_id, ev.created_at, ev.id)
+            .subquery("first_adjudication")
+        )
+
     def adjudicated_claims(self, span: PeriodBounds) -> Any:
         """One row per claim first adjudicated in the period: its payer and patient, whether the payer
         denied it, paid it on its first submission, and the whole days from first submission to a paying
-        835 (None unless it paid)."""
-        adj, subs = self._first_adjudication(), self._submissions()
+        835 (None unless it paid). Each claim's submissions are summed for that claim alone (a lateral
+        aggregate through ``ix_claim_event_claim``; no row, so NULLs, when it has none, as an outer join to
+        the grouped submissions gave)."""
+        adj = self._first_adjudications_in(span)
+        ev = ClaimEvent
+        subs = (
+            select(func.min(ev.created_at).label("first_at"), func.count().label("times"))
+            .where(
+                ev.tenant_id == adj.c.tenant_id,
+                ev.claim_id == adj.c.claim_id,
+                ev.to_state == ClaimState.SUBMITTED,
+            )
+            .group_by(ev.tenant_id, ev.claim_id)
+            .lateral("submissions")
+        )
         paid = adj.c.to_state.in_(_PAID)
         days = _utc_date(adj.c.created_at) - _utc_date(subs.c.first_at)
         return (
@@ -251,20 +304,23 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
             .select_from(
                 adj.join(
                     Claim, and_(Claim.tenant_id == adj.c.tenant_id, Claim.id == adj.c.claim_id)
-                ).outerjoin(
-                    subs, and_(subs.c.tenant_id == adj.c.tenant_id, subs.c.claim_id == adj.c.claim_id)
-                )
+                ).outerjoin(subs, true())
             )
-            .where(adj.c.created_at >= span.start, adj.c.created_at < span.end)
             .subquery("adjudicated")
         )
 
     def submitted_claims(self, span: PeriodBounds) -> Any:
         """One row per claim first submitted in the period and answered since (accepted, rejected or
         adjudicated), and whether it was clean: an original, never rejected, its encounter never failing
-        a scrub edit."""
-        subs = self._submissions()
+        a scrub edit. First submitted in the period: submitted in it and never before its start (the
+        period's submissions through ``ix_claim_event_state_time``, an earlier one by a probe per claim)."""
         ev = ClaimEvent
+        subs = (
+            select(ev.tenant_id, ev.claim_id)
+            .where(self._first_in_period(span, lambda e: [e.to_state == ClaimState.SUBMITTED]))
+            .group_by(ev.tenant_id, ev.claim_id)
+            .subquery("submissions")
+        )
         answered = exists().where(
             ev.tenant_id == subs.c.tenant_id, ev.claim_id == subs.c.claim_id, ev.to_state.in_(_ANSWERED)
         )
@@ -287,7 +343,7 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
             .select_from(
                 subs.join(Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id))
             )
-            .where(subs.c.first_at >= span.start, subs.c.first_at < span.end, answered)
+            .where(answered)
             .subquery("submitted")
         )
 
