@@ -314,15 +314,20 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         adjudicated), and whether it was clean: an original, never rejected, its encounter never failing
         a scrub edit. First submitted in the period: submitted in it and never before its start (the
         period's submissions through ``ix_claim_event_state_time``, an earlier one by a probe per claim)."""
-        ev = ClaimEvent
+        ev, answer = ClaimEvent, aliased(ClaimEvent)
+        # Answered: in the same statement as the period's submissions, so it can narrow them before the
+        # probe for an earlier one (a range of ix_claim_event_state_time per answer state).
+        answered = exists().where(
+            self.tenant_filter(answer.tenant_id),
+            answer.tenant_id == ev.tenant_id,
+            answer.claim_id == ev.claim_id,
+            answer.to_state.in_(_ANSWERED),
+        )
         subs = (
             select(ev.tenant_id, ev.claim_id)
-            .where(self._first_in_period(span, lambda e: [e.to_state == ClaimState.SUBMITTED]))
+            .where(self._first_in_period(span, lambda e: [e.to_state == ClaimState.SUBMITTED]), answered)
             .group_by(ev.tenant_id, ev.claim_id)
             .subquery("submissions")
-        )
-        answered = exists().where(
-            ev.tenant_id == subs.c.tenant_id, ev.claim_id == subs.c.claim_id, ev.to_state.in_(_ANSWERED)
         )
         rejected = exists().where(
             ev.tenant_id == subs.c.tenant_id,
@@ -343,7 +348,6 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
             .select_from(
                 subs.join(Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id))
             )
-            .where(answered)
             .subquery("submitted")
         )
 
