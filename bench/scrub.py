@@ -6,7 +6,7 @@ Target (issue 6): scrub + read >= 0.5x read alone. A scrub reads the encounter (
 patient sex, coverage, providers, diagnoses and lines), looks up the code sets (code validity, NCCI pairs,
 MUE limits, sex/age edits: one statement), runs every rule in memory and audits; a stored scrub also looks
 up the encounter's live billing item and writes the run, its per-rule results, a new billing item, the
-audit event and the idempotent answer in one statement (8 round trips in all). Measured, interleaved, each
+audit event and the idempotent answer in one statement (9 round trips in all). Measured, interleaved, each
 phase for the same wall time with VACUUM ANALYZE between phases, medians of the runs with their ranges:
 - "API scrub, dry run": ``POST .../encounters/{id}/scrub?dry_run=true`` (nothing written but the audit);
 - "API scrub, stored": ``POST .../encounters/{id}/scrub`` with a fresh Idempotency-Key per request;

@@ -1,14 +1,12 @@
 """Engine, sessions and the per-transaction tenant context.
 
 The application connects as ``rcm_app``: it owns no table and lacks BYPASSRLS, so PostgreSQL's row-level
-security is the backstop beneath every query. The tenant is set with
-``set_config('rcm.tenant_id', ..., true)`` inside each transaction (with its BEGIN when it comes first:
-``BindingConnection``); the setting dies with the transaction, so a pooled connection carries nothing over.
+security is the backstop beneath every query. The tenant is set with ``set_config('rcm.tenant_id', $1, true)``
+inside each transaction; the setting dies with the transaction, so a pooled connection carries nothing over.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -25,50 +23,7 @@ from rcm.config import async_url
 from rcm.kit.tenant import TenantContext
 
 _SET_TENANT = text("SELECT set_config('rcm.tenant_id', :tenants, true)")
-# What ``TenantContext.as_setting`` makes: tenant UUIDs, comma-separated (none: the empty context). Only a
-# setting of exactly this shape is ever written into SQL text (``BindingConnection``).
-_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_SETTING = re.compile(f"(?:{_UUID}(?:,{_UUID})*)?")
-
-
-class BindingConnection(asyncpg.Connection):
-    """asyncpg's connection, which can send a transaction's tenant binding in the round trip of its BEGIN.
-
-    asyncpg begins a transaction with ``execute("BEGIN;")``, a simple-protocol query, which may carry more
-    than one statement. ``apply_tenant_context`` hands the binding over (``bind_at_begin``) just before it
-    makes the SQLAlchemy adapter begin; the next ``execute`` must be that BEGIN, or nothing is sent. The
-    binding is still its own statement, run before any statement of the transaction is planned, and still
-    transaction-local: what an RLS policy sees is unchanged, and the transaction takes one round trip fewer.
-    The setting is the one value ever written into SQL text here, and only when it is tenant UUIDs and
-    commas (``_SETTING``, a full match): anything else is refused before it reaches the connection.
-    """
-
-    __slots__ = ("_after_begin",)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._after_begin: str | None = None
-
-    def bind_at_begin(self, setting: str) -> str:
-        """Send ``set_config('rcm.tenant_id', setting, true)`` with the next BEGIN; the statement sent."""
-        if _SETTING.fullmatch(setting) is None:
-            raise ValueError("not a tenant setting")  # never quoted into SQL: UUIDs and commas only
-        self._after_begin = f"SELECT set_config('rcm.tenant_id', '{setting}', true)"
-        return f"BEGIN; {self._after_begin}"
-
-    def forget_binding(self) -> bool:
-        """Drop a binding no BEGIN took; whether there was one."""
-        pending, self._after_begin = self._after_begin, None
-        return pending is not None
-
-    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109 - asyncpg's signature
-        after = self._after_begin
-        if after is not None:
-            self._after_begin = None  # taken once, by this statement or by none
-            if query != "BEGIN;" or args:
-                raise RuntimeError("a tenant binding was waiting for BEGIN, not for another statement")
-            query = f"BEGIN; {after}"
-        return await super().execute(query, *args, timeout=timeout)
+_SET_TENANT_DRIVER = "SELECT set_config('rcm.tenant_id', $1, true)"
 
 
 def create_engine(url: str, *, pool_size: int = 10, application_name: str = "rcm") -> AsyncEngine:
@@ -91,10 +46,7 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "rcm
         max_overflow=pool_size,
         pool_pre_ping=False,
         pool_reset_on_return="rollback",
-        connect_args={
-            "server_settings": {"application_name": application_name},
-            "connection_class": BindingConnection,
-        },
+        connect_args={"server_settings": {"application_name": application_name}},
     )
 
 
@@ -103,33 +55,8 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def apply_tenant_context(session: AsyncSession, context: TenantContext) -> None:
-    """Bind the transaction to the context's tenants (transaction-local).
-
-    As the transaction's first statement, in the round trip of its BEGIN (``BindingConnection``); later in
-    a transaction (or on a connection made elsewhere), as a statement of its own with a bound parameter.
-    """
-    setting = context.as_setting()
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    if isinstance(driver, BindingConnection) and not driver.is_in_transaction():
-        sent = driver.bind_at_begin(setting)
-        try:
-            # The adapter's own begin (SQLAlchemy 2.0's asyncpg adapter begins lazily, at the first
-            # statement): asyncpg's Transaction sends "BEGIN;", and the binding goes with it.
-            await raw.dbapi_connection._start_transaction()  # type: ignore[union-attr]
-        except BaseException:
-            driver.forget_binding()
-            # BEGIN may have run without its binding, or with it and then failed: the connection's state
-            # is unknown, so it is closed rather than pooled.
-            await connection.invalidate()
-            raise
-        if not driver.forget_binding():
-            for listener in _driver_listeners:
-                listener(connection.sync_connection, sent, True)
-            return
-        # No BEGIN was sent (an autocommit connection): bound on its own below.
-    await session.execute(_SET_TENANT, {"tenants": setting})
+    """Bind the transaction to the context's tenants (transaction-local, bound parameter)."""
+    await session.execute(_SET_TENANT, {"tenants": context.as_setting()})
 
 
 _REQUIRED: Any = object()  # a parameter the caller gives with every execution
@@ -265,19 +192,22 @@ async def driver_transaction(
     sessions: async_sessionmaker[AsyncSession], context: TenantContext
 ) -> AsyncIterator[DriverTransaction]:
     """``tenant_transaction`` for a hot unit of work made only of ``DriverStatement``s, without a session:
-    BEGIN with the tenant binding (one round trip, the same transaction-local ``set_config`` as
+    BEGIN, the tenant binding (the same transaction-local ``set_config`` with a bound parameter as
     ``apply_tenant_context``), the statements, COMMIT on success and ROLLBACK on error (a connection whose
     state is unknown after a failure is closed rather than pooled)."""
     async with _pooled_driver(sessions) as (connection, driver):
-        if not isinstance(driver, BindingConnection):
-            raise RuntimeError("a driver transaction needs the engine of create_engine")
-        sent = driver.bind_at_begin(context.as_setting())
-        try:
-            await driver.execute("BEGIN;")  # the binding goes with it (BindingConnection)
-        finally:
-            driver.forget_binding()
+        await driver.execute("BEGIN")
         for listener in _driver_listeners:
-            listener(connection, sent, True)
+            listener(connection, "BEGIN", True)
+        try:
+            # The same transaction-local binding as ``apply_tenant_context``, with a bound parameter.
+            await driver.execute(_SET_TENANT_DRIVER, context.as_setting())
+        except BaseException:
+            with suppress(Exception):
+                await driver.execute("ROLLBACK")
+            raise
+        for listener in _driver_listeners:
+            listener(connection, _SET_TENANT_DRIVER, False)
         try:
             yield DriverTransaction(context, connection, driver)
         except Exception:
@@ -293,9 +223,9 @@ class RoundTrips:
     """Counts the database round trips an engine makes (for the hot-path tests and the benchmarks).
 
     A statement is one round trip; a transaction that runs any adds two (BEGIN, sent lazily before its first
-    statement by the asyncpg adapter, and COMMIT or ROLLBACK), or one when its tenant binding went with
-    the BEGIN (``apply_tenant_context``). Prepares of statements new to a connection
-    are not counted: a warm pool has them cached.
+    statement by the asyncpg adapter, and COMMIT or ROLLBACK); a transaction run on the driver itself
+    (``driver_transaction``) sends its BEGIN as a statement, counted once. Prepares of statements new to a
+    connection are not counted: a warm pool has them cached.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -336,7 +266,7 @@ class RoundTrips:
 
     def _driver(self, conn: Connection, statement: str, begins: bool) -> None:
         # Sent on asyncpg itself: counted as a statement, never compiled per request (compiled once at
-        # import). A binding sent with its transaction's BEGIN is one round trip for both.
+        # import). ``begins``: the statement is the BEGIN of a transaction of the driver's own.
         if conn.engine is not self.engine:
             return
         self.statements.append(statement)
