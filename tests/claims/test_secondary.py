@@ -566,3 +566,58 @@ async def test_the_replacement_of_a_flagged_secondary_takes_over_the_share_the_c
     )
     assert [(i.reason, i.status) for i in items] == [("cob_correction", "done")]
     await _every_posting_balances(owner_engine)
+
+
+async def test_the_replacement_of_a_flagged_secondary_renders_the_primarys_corrected_adjudication(
+    cob: Cob, owner_engine: AsyncEngine
+) -> None:
+    """The primary's payment reversed and corrected (paid 105.00, 20.00 coinsurance, instead of 85.00 with
+    30.00 coinsurance and 10.00 deductible) after the secondary was built and accepted: its replacement's 837
+    reports the correction in 2320 (AMT*D, AMT*EAF, CAS, REF*F8) and 2430 (SVD, CAS, DTP*573),
+    and passes pyx12. The kept adjudications stay append-only: the first, the reversal superseding it, the
+    correction, each a version."""
+    primary_id, pcn, patient_id = await cob.primary(**DEMO_CODED)
+    await cob.cover(patient_id, "DEMO-BCX", "secondary")
+    first = _clp(pcn, "1", (_line(1, "99213", 12500, 8500, PR2_30, PR1_10),), "MCR-ICN-V")
+    await cob.apply(first)
+    [secondary] = await _following(owner_engine, primary_id)
+    await cob.claims.walk(cob.tenant, secondary.id, S.SUBMITTED, S.ACCEPTED, icn="MCR-ICN-V2")
+
+    pr2_20 = Adjustment(group="PR", reason="2", amount=2000)
+    corrected = _clp(pcn, "1", (_line(1, "99213", 12500, 10500, pr2_20),), "MCR-ICN-V3")
+    outcome = await cob.apply(remittances.reversal_of(first), corrected, control=2)
+    assert (outcome.reversals, outcome.cob_corrections) == (1, 1)
+    kept = await rows(
+        owner_engine,
+        "SELECT version, claim_status, paid_cents, patient_responsibility_cents"
+        " FROM rcm.claim_adjudication WHERE claim_id = :c ORDER BY version",
+        c=primary_id,
+    )
+    assert [(k.version, k.claim_status, k.paid_cents, k.patient_responsibility_cents) for k in kept] == [
+        (1, "1", 8500, 4000),
+        (2, "22", -8500, -4000),
+        (3, "1", 10500, 2000),
+    ]
+
+    async with cob.scope() as scope:
+        await replace_claim(
+            scope, secondary.id, ReplaceClaim(reason="primary corrected"), secrets=SecretResolver()
+        )
+    content = await cob.render("DEMO-BCX")
+    assert pyx12_errors(content) == []
+    segments = content.split("~")
+    assert "CLM" in {s.split("*")[0] for s in segments}
+    assert "AMT*D*105" in segments  # the correction's payment, not the reversed 85.00
+    assert "AMT*EAF*20" in segments
+    assert "REF*F8*MCR-ICN-V3" in segments  # 2330B: the correction's claim control number
+    assert "SVD*DEMO-MCR*105*HC:99213**1" in segments
+    assert "CAS*PR*2*20" in segments
+    assert not [s for s in segments if s.startswith(("CAS*PR*1", "CAS*PR*2*30", "SVD*DEMO-MCR*85"))]
+    [claim] = [
+        c for p in read_batch(content).billing_providers for loop in p.subscribers for c in loop.claims
+    ]
+    [other] = claim.other_subscribers
+    assert (other.paid, other.remaining_patient_liability) == (10500, 2000)
+    assert [[(a.paid, a.adjustments) for a in line.adjudications] for line in claim.lines] == [
+        [(10500, (pr2_20,))]
+    ]

@@ -34,7 +34,7 @@ from rcm.claims.cob_reversal import primaries_reversed
 from rcm.claims.models import Claim as OurClaim
 from rcm.claims.patient_match import by_patient
 from rcm.claims.repository import ResponseMatchRepository
-from rcm.claims.secondary import after_adjudication
+from rcm.claims.secondary import after_adjudication, revised
 from rcm.claims.states import ClaimState
 from rcm.denials import recording as denials
 from rcm.interchanges.models import X12File
@@ -195,6 +195,7 @@ async def _apply_chunk(
     remitted: list[Claim] = []  # the CLP of each move
     adjudications: list[tuple[OurClaim, Claim]] = []
     reversed_claims: list[OurClaim] = []
+    revisions: list[tuple[OurClaim, Claim]] = []  # reversals and adjudications, in the file's order
     for ordinal, paid in enumerate(chunk, start=first):
         claim: OurClaim | None = by_pcn.get(paid.patient_control_number) or by_icn.get(
             paid.payer_claim_control_number
@@ -212,6 +213,7 @@ async def _apply_chunk(
         if paid.status == REVERSAL:
             work.count("reversals")
             reversed_claims.append(claim)
+            revisions.append((claim, paid))
             continue
         target = adjudicated(paid)
         if target is None:
@@ -230,6 +232,7 @@ async def _apply_chunk(
         )
         remitted.append(paid)
         adjudications.append((claim, paid))
+        revisions.append((claim, paid))
     arrived = await work.move_all(moves)  # the chunk's moves: a few statements, whatever their number
     adjudicated_now = [
         denials.Denied(move.claim, paid)
@@ -242,4 +245,6 @@ async def _apply_chunk(
     # chunk's corrections may build or adjudicate anything).
     await primaries_reversed(work, reversed_claims)
     await after_adjudication(work, adjudications, adjudicated_on=remitted_on)  # the next payers' claims
+    # Their kept adjudications superseded by a reversal, and the correction after it standing (2320/2430).
+    await revised(work, revisions, adjudicated_on=remitted_on)
     return matched

@@ -171,16 +171,21 @@ class Claim(TenantOwned, Base):
 class ClaimAdjudication(TenantOwned, Base):
     """What a payer's 835 said of a claim (CLP, claim CAS, per line SVC03 and CAS, the remittance date), kept
     when the next payer's claim is built from it: that claim's 837 tells its payer (2320/2430). Codes and
-    amounts only. One per claim, written once: the app role may only INSERT and SELECT."""
+    amounts only. Versioned, each version written once (the app role may only INSERT and SELECT): version 1
+    is the adjudication the next payer's claim was built from; a reversal of that payment (CLP02 22) adds
+    the next version, superseding it, and the correction that follows the next, the current one. The
+    claim's standing adjudication is its latest version unless that is a reversal (none stands then)."""
 
     __tablename__ = "claim_adjudication"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "claim_id"], ["rcm.claim.tenant_id", "rcm.claim.id"]),
         ForeignKeyConstraint(["tenant_id", "x12_file_id"], ["rcm.x12_file.tenant_id", "rcm.x12_file.id"]),
-        UniqueConstraint("tenant_id", "claim_id"),
+        UniqueConstraint("tenant_id", "claim_id", "version"),
+        CheckConstraint("version >= 1", name="version"),
     )
 
     claim_id: Mapped[uuid.UUID]
+    version: Mapped[int] = mapped_column(SmallInteger)
     x12_file_id: Mapped[uuid.UUID | None]  # the 835 it was read from
     payer_id: Mapped[str] = mapped_column(Text)  # the claim's payer (2330B NM109 on the next claim)
     claim_status: Mapped[str] = mapped_column(Text)  # CLP02

@@ -187,6 +187,36 @@ async def _build(
     )
 
 
+async def revised(
+    work: Applying, remitted: Sequence[tuple[Claim, remit.Claim]], *, adjudicated_on: date
+) -> None:
+    """The chunk's CLPs (reversals and adjudications, in the file's order) applied, and the next payers'
+    claims built: each claim whose adjudication is kept (a next payer's claim was built from it) gets a new
+    version when its payment is reversed (CLP02 22, superseding the standing one) and when an adjudication
+    follows a reversal (the correction, standing from now on). The next payer's 837 (a replacement after the
+    ``cob_correction``, or its first rendering when it was not sent yet) then reports the correction in 2320
+    and 2430, never the reversed payment. One read for the chunk; a claim line read and an INSERT per version
+    (rare: reversed claims that have a next payer's claim)."""
+    wanted = [(claim, paid) for claim, paid in remitted if claim.responsibility in NEXT]
+    if not wanted:
+        return
+    repo = work.scope.repo(ClaimAdjudicationRepository)
+    latest = await repo.latest({claim.id for claim, _ in wanted})
+    if not latest:
+        return
+    claims = work.scope.repo(ClaimRepository)
+    for claim, paid in wanted:
+        current = latest.get(claim.id)
+        if current is None or (paid.status == remit.REVERSAL) == (current.claim_status == remit.REVERSAL):
+            continue  # nothing kept, a reversal of nothing standing, or an adjudication no reversal preceded
+        row = adjudication_of(
+            claim, paid, await claims.lines(claim.id), x12_file_id=work.file_id, adjudicated_on=adjudicated_on
+        )
+        row.version = current.version + 1
+        await repo.supersede(row)
+        latest[claim.id] = row
+
+
 def _adjustments(adjustments: Sequence[remit.Adjustment]) -> list[dict[str, Any]]:
     """CAS triples grouped by group code (first seen first), so each group is one CAS segment."""
     order = list(dict.fromkeys(a.group for a in adjustments))
@@ -255,7 +285,8 @@ async def prior_payers(
     scope: TenantScope, parties: dict[uuid.UUID, Parties], claims: Sequence[tuple[Claim, Sequence[ClaimLine]]]
 ) -> dict[uuid.UUID, Parties]:
     """``parties`` with each secondary or tertiary claim's payers before it (2320/2330A/2330B, 2430): the
-    chain of ``primary_claim_id``, their kept adjudications, their coverages' insureds (opened and audited by
+    chain of ``primary_claim_id``, their standing adjudications (a correction, not the payment it reversed;
+    none while a reversal awaits its correction), their coverages' insureds (opened and audited by
     ``claim_parties``) and their payers' directory names and filing indicators."""
     chains: dict[uuid.UUID, list[Claim]] = {}
     pending: dict[uuid.UUID, uuid.UUID | None] = {
@@ -275,7 +306,7 @@ async def prior_payers(
             chains.setdefault(claim_id, []).append(prior)
             pending[claim_id] = prior.primary_claim_id
     priors = list(known.values())
-    adjudications = await scope.repo(ClaimAdjudicationRepository).of_claims([p.id for p in priors])
+    adjudications = await scope.repo(ClaimAdjudicationRepository).standing([p.id for p in priors])
     insureds = await claim_parties(scope, priors)
     payers = await directory_payers(scope.session, {p.payer_id for p in priors})
     out = dict(parties)
