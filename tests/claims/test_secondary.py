@@ -526,6 +526,21 @@ async def test_a_reversed_primary_takes_the_share_back_and_flags_the_secondary_f
     assert (again.duplicates, again.cob_corrections) == (1, 0)
 
 
+async def _accepted_secondary(
+    cob: Cob, owner_engine: AsyncEngine, payer_id: str
+) -> tuple[uuid.UUID, str, str, Any, Claim]:
+    """A primary paid 85.00 of 125.00, leaving the patient 40.00 (30.00 coinsurance, 10.00 deductible), and
+    its secondary (with ``payer_id``) built and accepted: the primary's id and PCN, the patient's id, the
+    secondary's row and the primary's CLP."""
+    primary_id, pcn, patient_id = await cob.primary(**DEMO_CODED)
+    await cob.cover(patient_id, payer_id, "secondary")
+    first = _clp(pcn, "1", (_line(1, "99213", 12500, 8500, PR2_30, PR1_10),), "MCR-ICN-F")
+    await cob.apply(first)
+    [secondary] = await _following(owner_engine, primary_id)
+    await cob.claims.walk(cob.tenant, secondary.id, S.SUBMITTED, S.ACCEPTED, icn="MCR-ICN-F2")
+    return primary_id, pcn, patient_id, secondary, first
+
+
 async def test_the_replacement_of_a_flagged_secondary_takes_over_the_share_the_correction_leaves(
     clean_intake: Api, clean_practice: Tenant, claims: Claims, owner_engine: AsyncEngine
 ) -> None:
@@ -534,12 +549,7 @@ async def test_the_replacement_of_a_flagged_secondary_takes_over_the_share_the_c
     (frequency 7), the replacement takes over the 20.00 the correction leaves; the primary's patient
     receivable is clear, the item resolved, every posting balances."""
     cob = Cob(claims, clean_practice, clean_intake)
-    primary_id, pcn, patient_id = await cob.primary(**DEMO_CODED)
-    await cob.cover(patient_id, "DEMO-MCR", "secondary")
-    first = _clp(pcn, "1", (_line(1, "99213", 12500, 8500, PR2_30, PR1_10),), "MCR-ICN-F")
-    await cob.apply(first)
-    [secondary] = await _following(owner_engine, primary_id)
-    await cob.claims.walk(cob.tenant, secondary.id, S.SUBMITTED, S.ACCEPTED, icn="MCR-ICN-F2")
+    primary_id, pcn, patient_id, secondary, first = await _accepted_secondary(cob, owner_engine, "DEMO-MCR")
     assert await _balances(cob, secondary.id) == (4000, 0)
 
     pr2_20 = Adjustment(group="PR", reason="2", amount=2000)
@@ -568,32 +578,32 @@ async def test_the_replacement_of_a_flagged_secondary_takes_over_the_share_the_c
     await _every_posting_balances(owner_engine)
 
 
+@pytest.mark.parametrize("apart", [False, True], ids=["one_835", "correction_in_a_later_835"])
 async def test_the_replacement_of_a_flagged_secondary_renders_the_primarys_corrected_adjudication(
-    cob: Cob, owner_engine: AsyncEngine
+    cob: Cob, owner_engine: AsyncEngine, apart: bool
 ) -> None:
     """The primary's payment reversed and corrected (paid 105.00, 20.00 coinsurance, instead of 85.00 with
     30.00 coinsurance and 10.00 deductible) after the secondary was built and accepted: its replacement's 837
     reports the correction in 2320 (AMT*D, AMT*EAF, CAS, REF*F8) and 2430 (SVD, CAS, DTP*573),
     and passes pyx12. The kept adjudications stay append-only: the first, the reversal superseding it, the
     correction, each a version."""
-    primary_id, pcn, patient_id = await cob.primary(**DEMO_CODED)
-    await cob.cover(patient_id, "DEMO-BCX", "secondary")
-    first = _clp(pcn, "1", (_line(1, "99213", 12500, 8500, PR2_30, PR1_10),), "MCR-ICN-V")
-    await cob.apply(first)
-    [secondary] = await _following(owner_engine, primary_id)
-    await cob.claims.walk(cob.tenant, secondary.id, S.SUBMITTED, S.ACCEPTED, icn="MCR-ICN-V2")
+    primary_id, pcn, _, secondary, first = await _accepted_secondary(cob, owner_engine, "DEMO-BCX")
 
     pr2_20 = Adjustment(group="PR", reason="2", amount=2000)
-    corrected = _clp(pcn, "1", (_line(1, "99213", 12500, 10500, pr2_20),), "MCR-ICN-V3")
-    outcome = await cob.apply(remittances.reversal_of(first), corrected, control=2)
-    assert (outcome.reversals, outcome.cob_corrections) == (1, 1)
-    kept = await rows(
-        owner_engine,
-        "SELECT version, claim_status, paid_cents, patient_responsibility_cents"
-        " FROM rcm.claim_adjudication WHERE claim_id = :c ORDER BY version",
-        c=primary_id,
-    )
-    assert [(k.version, k.claim_status, k.paid_cents, k.patient_responsibility_cents) for k in kept] == [
+    corrected = _clp(pcn, "1", (_line(1, "99213", 12500, 10500, pr2_20),), "MCR-ICN-F3")
+    if (
+        apart
+    ):  # the reversal first, beside another claim's payment (BPR02 stays positive); its correction later
+        _, other_pcn, _ = await cob.primary(**DEMO_CODED)
+        paid_other = _clp(other_pcn, "1", (_line(1, "99213", 12500, 12500),), "MCR-ICN-O")
+        outcome = await cob.apply(remittances.reversal_of(first), paid_other, control=2)
+        assert (outcome.reversals, outcome.cob_corrections) == (1, 1)
+        assert await _kept(owner_engine, primary_id) == [(1, "1", 8500, 4000), (2, "22", -8500, -4000)]
+        await cob.apply(corrected, control=3)
+    else:
+        outcome = await cob.apply(remittances.reversal_of(first), corrected, control=2)
+        assert (outcome.reversals, outcome.cob_corrections) == (1, 1)
+    assert await _kept(owner_engine, primary_id) == [
         (1, "1", 8500, 4000),
         (2, "22", -8500, -4000),
         (3, "1", 10500, 2000),
@@ -609,7 +619,7 @@ async def test_the_replacement_of_a_flagged_secondary_renders_the_primarys_corre
     assert "CLM" in {s.split("*")[0] for s in segments}
     assert "AMT*D*105" in segments  # the correction's payment, not the reversed 85.00
     assert "AMT*EAF*20" in segments
-    assert "REF*F8*MCR-ICN-V3" in segments  # 2330B: the correction's claim control number
+    assert "REF*F8*MCR-ICN-F3" in segments  # 2330B: the correction's claim control number
     assert "SVD*DEMO-MCR*105*HC:99213**1" in segments
     assert "CAS*PR*2*20" in segments
     assert not [s for s in segments if s.startswith(("CAS*PR*1", "CAS*PR*2*30", "SVD*DEMO-MCR*85"))]
@@ -621,3 +631,14 @@ async def test_the_replacement_of_a_flagged_secondary_renders_the_primarys_corre
     assert [[(a.paid, a.adjustments) for a in line.adjudications] for line in claim.lines] == [
         [(10500, (pr2_20,))]
     ]
+
+
+async def _kept(owner_engine: AsyncEngine, claim_id: uuid.UUID) -> list[tuple[int, str, int, int | None]]:
+    """The claim's kept adjudications, oldest version first: (version, CLP02, CLP04, CLP05)."""
+    kept = await rows(
+        owner_engine,
+        "SELECT version, claim_status, paid_cents, patient_responsibility_cents"
+        " FROM rcm.claim_adjudication WHERE claim_id = :c ORDER BY version",
+        c=claim_id,
+    )
+    return [(k.version, k.claim_status, k.paid_cents, k.patient_responsibility_cents) for k in kept]
