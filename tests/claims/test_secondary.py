@@ -24,6 +24,7 @@ from rcm.claims.service import void as void_claim
 from rcm.claims.states import Cause, ClaimState
 from rcm.interchanges import service as files
 from rcm.interchanges.models import Direction
+from rcm.kit.errors import Conflict
 from rcm.kit.secrets import SecretResolver
 from rcm.tenancy.models import Tenant
 from rcm.x12.claims837_read import read_batch
@@ -599,6 +600,13 @@ async def test_the_replacement_of_a_flagged_secondary_renders_the_primarys_corre
         outcome = await cob.apply(remittances.reversal_of(first), paid_other, control=2)
         assert (outcome.reversals, outcome.cob_corrections) == (1, 1)
         assert await _kept(owner_engine, primary_id) == [(1, "1", 8500, 4000), (2, "22", -8500, -4000)]
+        # No adjudication of the primary stands until the correction comes: the secondary cannot be replaced.
+        with pytest.raises(Conflict) as refused:
+            async with cob.scope() as scope:
+                await replace_claim(
+                    scope, secondary.id, ReplaceClaim(reason="too soon"), secrets=SecretResolver()
+                )
+        assert [e.pointer for e in refused.value.errors] == ["/primary_claim_id"]
         await cob.apply(corrected, control=3)
     else:
         outcome = await cob.apply(remittances.reversal_of(first), corrected, control=2)

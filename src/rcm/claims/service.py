@@ -18,6 +18,7 @@ from rcm.claims import schemas, states
 from rcm.claims.building import CLAIM, make_ready, new_claim, snapshot
 from rcm.claims.models import Claim, ClaimEvent, ClaimLine
 from rcm.claims.repository import BillingQueueRepository, ClaimRepository
+from rcm.claims.secondary_repository import ClaimAdjudicationRepository
 from rcm.claims.states import Cause, ClaimState, Frequency
 from rcm.denials import recording as denials
 from rcm.kit.errors import Conflict, FieldError, NotFound
@@ -277,16 +278,34 @@ async def _follow_up_claim(
     return claim
 
 
+async def _prior_adjudication_stands(scope: TenantScope, claim: Claim) -> None:
+    """A next payer's claim is replaced with its prior payer's standing adjudication in 2320/2430: not
+    while that payer's payment is reversed (CLP02 22) and its correction has not come, else 409 (a void
+    is still possible)."""
+    if claim.primary_claim_id is None:
+        return
+    if not await scope.repo(ClaimAdjudicationRepository).standing([claim.primary_claim_id]):
+        raise Conflict(
+            "The prior payer's payment was reversed and its correction has not come: replace the claim"
+            " once it has, or void it.",
+            errors=[
+                FieldError("/primary_claim_id", "has no standing adjudication (reversed, not corrected)")
+            ],
+        )
+
+
 async def replace(
     scope: TenantScope, claim_id: uuid.UUID, data: schemas.ReplaceClaim, *, secrets: SecretResolver
 ) -> schemas.Claim:
     """A corrected claim (frequency 7) from the encounter as it is coded now, referencing the original's
     payer claim control number; the original is closed as replaced. The original must be accepted or
-    adjudicated and carry the payer's number, else 409. The encounter is locked and must pass the
-    scrubber as it stands (a dry run: its audit event only), else 409 naming the rules that fired or could
-    not run: a correction never reaches the payer unchecked."""
+    adjudicated and carry the payer's number, else 409; a next payer's claim also needs its prior payer's
+    standing adjudication (not a reversal awaiting its correction), else 409. The encounter is locked and
+    must pass the scrubber as it stands (a dry run: its audit event only), else 409 naming the rules that
+    fired or could not run: a correction never reaches the payer unchecked."""
     original = await _locked(scope, claim_id)
     _held_number(original, "replaced")
+    await _prior_adjudication_stands(scope, original)
     await load_scrub_input(scope, original.encounter_id, lock=True)
     report = await scrub_encounter(scope, original.encounter_id, dry_run=True, secrets=secrets)
     if report.outcome is not ScrubOutcome.CLEAN:
