@@ -650,3 +650,34 @@ async def _kept(owner_engine: AsyncEngine, claim_id: uuid.UUID) -> list[tuple[in
         c=claim_id,
     )
     return [(k.version, k.claim_status, k.paid_cents, k.patient_responsibility_cents) for k in kept]
+
+
+async def test_a_ready_secondary_waits_for_its_primarys_correction_before_it_goes_in_a_batch(
+    cob: Cob, owner_engine: AsyncEngine
+) -> None:
+    """The secondary was built but not yet batched when the primary's payment was reversed: no batch takes
+    it while no adjudication of the primary stands (its 2320/2430 would be empty). The correction's 835 frees
+    it, and its 837 reports the correction and passes pyx12."""
+    primary_id, pcn, patient_id = await cob.primary(**DEMO_CODED)
+    await cob.cover(patient_id, "DEMO-BCX", "secondary")
+    first = _clp(pcn, "1", (_line(1, "99213", 12500, 8500, PR2_30, PR1_10),), "MCR-ICN-W")
+    await cob.apply(first)
+    [secondary] = await _following(owner_engine, primary_id)
+    assert secondary.state == "ready"
+    _, other_pcn, _ = await cob.primary(**DEMO_CODED)
+    paid_other = _clp(other_pcn, "1", (_line(1, "99213", 12500, 12500),), "MCR-ICN-WO")
+    outcome = await cob.apply(remittances.reversal_of(first), paid_other, control=2)
+    assert (outcome.reversals, outcome.cob_corrections) == (1, 1)
+
+    async with cob.scope() as scope:
+        assert [b.payer_id for b in await build_batches(scope)] == []
+    [waiting] = await _following(owner_engine, primary_id)
+    assert waiting.state == "ready"
+
+    pr2_20 = Adjustment(group="PR", reason="2", amount=2000)
+    await cob.apply(_clp(pcn, "1", (_line(1, "99213", 12500, 10500, pr2_20),), "MCR-ICN-W3"), control=3)
+    content = await cob.render("DEMO-BCX")
+    assert pyx12_errors(content) == []
+    segments = content.split("~")
+    assert "AMT*D*105" in segments
+    assert "REF*F8*MCR-ICN-W3" in segments

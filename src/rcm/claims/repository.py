@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from rcm.claims.models import (
     BatchStatus,
     Claim,
+    ClaimAdjudication,
     ClaimEvent,
     ClaimLine,
     SubmissionBatch,
@@ -30,6 +31,7 @@ from rcm.webhooks.models import EventType
 from rcm.webhooks.outbox import OutboxRepository
 from rcm.workqueue.models import BillingReason, ItemEventType, ItemStatus, QueueKind, WorkItem
 from rcm.workqueue.repository import WorkItemRepository
+from rcm.x12.remittance_model import REVERSAL
 
 _CLAIM = cast(Table, Claim.__table__)
 _EVENT = cast(Table, ClaimEvent.__table__)
@@ -358,10 +360,25 @@ class ClaimRepository(TenantScopedRepository[Claim]):
     # Batches -------------------------------------------------------------------------------------------
 
     async def unbatched_ready(self, *, limit: int) -> list[Claim]:
-        """Ready claims in no batch, oldest first, locked (SKIP LOCKED: two batchers never take one claim)."""
+        """Ready claims in no batch, oldest first, locked (SKIP LOCKED: two batchers never take one claim).
+
+        A next payer's claim waits while its prior payer's latest kept adjudication is a reversal (CLP02 22)
+        whose correction has not come: its 837 would have no 2320/2430 to report. It goes in the first batch
+        after the correction (which its 2320 then reports)."""
+        prior_latest = (
+            select(ClaimAdjudication.claim_status)
+            .where(
+                ClaimAdjudication.tenant_id == Claim.tenant_id,
+                ClaimAdjudication.claim_id == Claim.primary_claim_id,
+            )
+            .order_by(ClaimAdjudication.version.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         stmt = (
             self.base_statement()
             .where(Claim.state == ClaimState.READY, Claim.submission_batch_id.is_(None))
+            .where(or_(Claim.primary_claim_id.is_(None), func.coalesce(prior_latest, "") != REVERSAL))
             .order_by(Claim.tenant_id, Claim.payer_id, Claim.claim_type, Claim.created_at, Claim.id)
             .limit(limit)
         )
