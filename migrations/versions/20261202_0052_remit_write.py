@@ -89,6 +89,21 @@ END
 $$
 """
 
+# The new rows with what they name (``p``, ``c``, ``l``: each version looks them up its own way), as both
+# versions of the rollup join them (0048's, unchanged).
+_ENTRIES = """  ), e AS (
+    SELECT n.tenant_id, n.claim_id, n.account, n.amount_cents, n.adjustment_group, p.source,
+           greatest(coalesce(p.paid_on, (n.created_at AT TIME ZONE 'UTC')::date),
+                    coalesce(o.open_from, '-infinity'::date)) AS day,
+           c.payer_id, c.service_date, c.rendering_provider_id, c.facility_name, l.procedure_code
+      FROM new_entries n
+      JOIN p ON p.tenant_id = n.tenant_id AND p.id = n.posting_id
+      LEFT JOIN c ON c.tenant_id = n.tenant_id AND c.id = n.claim_id
+      LEFT JOIN l ON l.tenant_id = n.tenant_id AND l.claim_id = n.claim_id AND l.line_number = n.line_number
+      LEFT JOIN (SELECT tenant_id, (max(month) + interval '1 month')::date AS open_from
+                   FROM rcm.report_close GROUP BY tenant_id) o ON o.tenant_id = n.tenant_id
+"""
+
 ROLLUP_TRIGGER = (
     """
 CREATE OR REPLACE FUNCTION rcm.report_rollup_entries() RETURNS trigger
@@ -129,18 +144,8 @@ BEGIN
         SELECT l.procedure_code FROM rcm.claim_line l
          WHERE l.tenant_id = n.tenant_id AND l.claim_id = n.claim_id AND l.line_number = n.line_number
         OFFSET 0) x
-  ), e AS (
-    SELECT n.tenant_id, n.claim_id, n.account, n.amount_cents, n.adjustment_group, p.source,
-           greatest(coalesce(p.paid_on, (n.created_at AT TIME ZONE 'UTC')::date),
-                    coalesce(o.open_from, '-infinity'::date)) AS day,
-           c.payer_id, c.service_date, c.rendering_provider_id, c.facility_name, l.procedure_code
-      FROM new_entries n
-      JOIN p ON p.tenant_id = n.tenant_id AND p.id = n.posting_id
-      LEFT JOIN c ON c.tenant_id = n.tenant_id AND c.id = n.claim_id
-      LEFT JOIN l ON l.tenant_id = n.tenant_id AND l.claim_id = n.claim_id AND l.line_number = n.line_number
-      LEFT JOIN (SELECT tenant_id, (max(month) + interval '1 month')::date AS open_from
-                   FROM rcm.report_close GROUP BY tenant_id) o ON o.tenant_id = n.tenant_id
 """
+    + _ENTRIES
     + _SUMS
     + """$rollup$;
 """
@@ -164,6 +169,16 @@ _POSTINGS_CHECKED = """  SELECT posting_id, sum(amount_cents) AS total INTO hit
   END IF;
 """
 
+# Both versions' last check: as many claims found (and locked) as named.
+_CLAIMS_FOUND = """  IF locked <> wanted THEN
+    RAISE EXCEPTION 'ledger entry naming a claim that is not in its practice'
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN NULL;
+END
+$$
+"""
+
 CHECK_ENTRIES = (
     """
 CREATE OR REPLACE FUNCTION rcm.ledger_check_entries() RETURNS trigger
@@ -181,14 +196,8 @@ BEGIN
     LEFT JOIN LATERAL (
       SELECT c.id FROM rcm.claim c WHERE c.tenant_id = a.tenant_id AND c.id = a.claim_id FOR KEY SHARE OF c
     ) l ON true;
-  IF locked <> wanted THEN
-    RAISE EXCEPTION 'ledger entry naming a claim that is not in its practice'
-      USING ERRCODE = 'foreign_key_violation';
-  END IF;
-  RETURN NULL;
-END
-$$
 """
+    + _CLAIMS_FOUND
 )
 
 
@@ -232,18 +241,8 @@ BEGIN
     SELECT l.tenant_id, l.claim_id, l.line_number, l.procedure_code
       FROM rcm.claim_line l
      WHERE l.tenant_id = ANY ($1) AND l.claim_id = ANY ($3)
-  ), e AS (
-    SELECT n.tenant_id, n.claim_id, n.account, n.amount_cents, n.adjustment_group, p.source,
-           greatest(coalesce(p.paid_on, (n.created_at AT TIME ZONE 'UTC')::date),
-                    coalesce(o.open_from, '-infinity'::date)) AS day,
-           c.payer_id, c.service_date, c.rendering_provider_id, c.facility_name, l.procedure_code
-      FROM new_entries n
-      JOIN p ON p.tenant_id = n.tenant_id AND p.id = n.posting_id
-      LEFT JOIN c ON c.tenant_id = n.tenant_id AND c.id = n.claim_id
-      LEFT JOIN l ON l.tenant_id = n.tenant_id AND l.claim_id = n.claim_id AND l.line_number = n.line_number
-      LEFT JOIN (SELECT tenant_id, (max(month) + interval '1 month')::date AS open_from
-                   FROM rcm.report_close GROUP BY tenant_id) o ON o.tenant_id = n.tenant_id
 """
+    + _ENTRIES
     + _SUMS
     + """$rollup$ USING tenants, postings, claims;
 """
@@ -283,14 +282,8 @@ BEGIN
         FOR KEY SHARE OF c
     ) l;
   END IF;
-  IF locked <> wanted THEN
-    RAISE EXCEPTION 'ledger entry naming a claim that is not in its practice'
-      USING ERRCODE = 'foreign_key_violation';
-  END IF;
-  RETURN NULL;
-END
-$$
 """
+    + _CLAIMS_FOUND
 )
 
 
