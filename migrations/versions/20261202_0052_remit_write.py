@@ -1,7 +1,7 @@
 """The 835 posting's ledger INSERT: its two statement-level triggers read only the rows the statement names.
 
 Revision ID: 0052_remit_write
-Revises: 0051_dash_speed
+Revises: 0054_adj_version
 Create Date: 2026-12-02
 
 0048 handed the postings, claims and claim lines an INSERT names to its triggers as arrays (``id = ANY
@@ -33,7 +33,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0052_remit_write"
-down_revision = "0051_dash_speed"
+down_revision = "0054_adj_version"
 branch_labels = None
 depends_on = None
 
