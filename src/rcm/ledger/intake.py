@@ -13,8 +13,11 @@ posted (``rcm.claims.adjudication.apply_set``); a set received before is refused
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,31 +73,55 @@ def all_duplicates(summary: RemittanceImport) -> bool:
     return summary.transaction_sets > 0 and len(summary.duplicates) == summary.transaction_sets
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a file is read: reading makes tracked objects by the segment
+    (a list per segment, structs per claim, line and adjustment: some 200,000 for 10,000 claims), none in a
+    cycle, so the collections their allocations would trigger walk ever more objects to free nothing (about
+    a fifth of the reading's time). Reading never awaits: no other task runs meanwhile. Restored as it was,
+    whatever happens."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_headers(data: bytes) -> list[SetHeader]:
     """Every set's header (and the set, read whole), the whole file checked as an 835 (X12Error names where
     it is not). The file is read once: what is applied is what was read here."""
     found = []
     try:
-        for index, transaction in enumerate(transactions(data)):
-            if transaction.kind != "835":
-                raise X12Error(f"a {transaction.kind} set in an 835 file", segment_id="ST")
-            read = read_set(transaction)
-            header = read.header
-            found.append(
-                SetHeader(
-                    index,
-                    read.control_number,
-                    header.trace_number,
-                    header.total_paid,
-                    header.payee,
-                    header.payer.name,
-                    read,
-                )
-            )
+        with _collector_paused():
+            found = _read_sets(data)
     except X12Error as exc:
         raise NotAnERA(where(exc)) from exc
     if not found:
         raise NotAnERA("segment ST: the file holds no transaction set")
+    return found
+
+
+def _read_sets(data: bytes) -> list[SetHeader]:
+    """Each set read whole, in file order (``read_headers``)."""
+    found = []
+    for index, transaction in enumerate(transactions(data)):
+        if transaction.kind != "835":
+            raise X12Error(f"a {transaction.kind} set in an 835 file", segment_id="ST")
+        read = read_set(transaction)
+        header = read.header
+        found.append(
+            SetHeader(
+                index,
+                read.control_number,
+                header.trace_number,
+                header.total_paid,
+                header.payee,
+                header.payer.name,
+                read,
+            )
+        )
     return found
 
 

@@ -35,6 +35,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from rcm.kit.models import time_ordered_uuid
 from rcm.ledger.lines import LineShare, allocate
 from rcm.ledger.models import Account, Source
@@ -51,10 +53,18 @@ from rcm.x12.remittance_model import (
 PATIENT_GROUP = "PR"
 INTEREST_REASON = "L6"
 PRIOR_PAYER_REASON = "23"  # CARC 23: the impact of prior payer(s) adjudication (payments and adjustments)
+# The accounts an 835 posts to, looked up once: a member read from its enum class costs a descriptor call
+# (about 0.3 us on 3.11), and a 10,000-claim file posts over 100,000 entries.
+_PAYMENTS, _UNAPPLIED, _INTEREST = Account.PAYMENTS, Account.UNAPPLIED, Account.INTEREST
+_INSURANCE_RECEIVABLE, _PATIENT_RECEIVABLE = Account.INSURANCE_RECEIVABLE, Account.PATIENT_RECEIVABLE
+_ADJUSTMENTS, _PROVIDER_ADJUSTMENTS = Account.ADJUSTMENTS, Account.PROVIDER_ADJUSTMENTS
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True, gc=False):
+    """One side of a posting. A msgspec Struct: an 835 of 10,000 claims makes over 100,000 of them, and a
+    Struct is built in C (a frozen dataclass sets each of its ten fields through ``object.__setattr__``).
+    Not tracked by the garbage collector: it holds strings, ints, a UUID and a tuple of strings, no cycle."""
+
     account: Account
     amount: int
     claim_id: uuid.UUID | None = None
@@ -94,21 +104,11 @@ class Draft:
         """``amount`` debited to ``debit`` and credited to ``credit`` (nothing when zero)."""
         if not amount:
             return
-        for account, signed in ((debit, amount), (credit, -amount)):
-            self.entries.append(
-                Entry(
-                    account,
-                    signed,
-                    self.claim_id,
-                    line_number,
-                    group,
-                    reason,
-                    remarks,
-                    segment,
-                    position,
-                    index,
-                )
-            )
+        claim_id = self.claim_id
+        self.entries += (
+            Entry(debit, amount, claim_id, line_number, group, reason, remarks, segment, position, index),
+            Entry(credit, -amount, claim_id, line_number, group, reason, remarks, segment, position, index),
+        )
 
     @property
     def total(self) -> int:
@@ -223,16 +223,14 @@ def claim_payment(
     remarks = claim.remarks + claim.inpatient_remarks
     clp_at = source.clp if source is not None else None
     if claim_id is None:
-        draft.add(
-            Account.PAYMENTS, Account.UNAPPLIED, claim.paid, segment="CLP", position=ordinal, index=clp_at
-        )
+        draft.add(_PAYMENTS, _UNAPPLIED, claim.paid, segment="CLP", position=ordinal, index=clp_at)
         return draft
     shares = [_share(n) for n in line_numbers]
     interest = interest_paid(claim)
     lines_paid = sum(line.paid for line, share in zip(claim.lines, shares, strict=True) if share)
     draft.add(
-        Account.PAYMENTS,
-        Account.INSURANCE_RECEIVABLE,
+        _PAYMENTS,
+        _INSURANCE_RECEIVABLE,
         claim.paid - interest - lines_paid,
         remarks=remarks,
         segment="CLP",
@@ -241,7 +239,7 @@ def claim_payment(
     )
     if interest:
         at = source.interest if source is not None else None
-        draft.add(Account.PAYMENTS, Account.INTEREST, interest, segment="AMT", position=ordinal, index=at)
+        draft.add(_PAYMENTS, _INTEREST, interest, segment="AMT", position=ordinal, index=at)
     for i, adjustment in enumerate(claim.adjustments):
         if not (after_prior_payer and adjustment.reason == PRIOR_PAYER_REASON):
             at = source.adjustments[i] if source is not None else None
@@ -251,8 +249,8 @@ def claim_payment(
         if share:
             for number, part in allocate(line.paid, share):
                 draft.add(
-                    Account.PAYMENTS,
-                    Account.INSURANCE_RECEIVABLE,
+                    _PAYMENTS,
+                    _INSURANCE_RECEIVABLE,
                     part,
                     line_number=number,
                     remarks=line.remarks,
@@ -284,11 +282,11 @@ def _adjust(
     ordinal: int,
     index: int | None,
 ) -> None:
-    to = Account.PATIENT_RECEIVABLE if adjustment.group == PATIENT_GROUP else Account.ADJUSTMENTS
+    to = _PATIENT_RECEIVABLE if adjustment.group == PATIENT_GROUP else _ADJUSTMENTS
     for line_number, part in allocate(adjustment.amount, share):
         draft.add(
             to,
-            Account.INSURANCE_RECEIVABLE,
+            _INSURANCE_RECEIVABLE,
             part,
             line_number=line_number,
             group=adjustment.group,
@@ -308,11 +306,11 @@ def provider_adjustments(
     drafts = []
     for ordinal, adjustment in enumerate(adjustments, start=1):
         draft = Draft(Source.PROVIDER_ADJUSTMENT)
-        to = Account.INTEREST if adjustment.reason == INTEREST_REASON else Account.PROVIDER_ADJUSTMENTS
+        to = _INTEREST if adjustment.reason == INTEREST_REASON else _PROVIDER_ADJUSTMENTS
         at = positions[ordinal - 1] if ordinal <= len(positions) else None
         draft.add(
             to,
-            Account.PAYMENTS,
+            _PAYMENTS,
             adjustment.amount,
             reason=adjustment.reason,
             segment="PLB",

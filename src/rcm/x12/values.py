@@ -91,14 +91,27 @@ def date8(segment: Segment, position: int, *, required: bool = True) -> date | N
     return _calendar(raw, segment, position)
 
 
+# Dates read, by their text: a file's dates repeat (one payment date, a few dates of service per claim), and
+# a dict lookup is a fraction of the checks and the conversion. Bounded: emptied when it fills.
+_DATES: dict[str, date] = {}
+_DATES_KEPT = 4096
+
+
 def _calendar(raw: str, segment: Segment, position: int) -> date:
+    found = _DATES.get(raw)
+    if found is not None:
+        return found
     if len(raw) != 8 or not raw.isdigit() or not raw.isascii():
         raise _error(segment, position, "not a CCYYMMDD date")
     try:
         # Eight ASCII digits are ISO 8601's basic calendar form, which fromisoformat reads in C (3.11+).
-        return date.fromisoformat(raw)
+        found = date.fromisoformat(raw)
     except ValueError:
         raise _error(segment, position, "not a calendar date") from None
+    if len(_DATES) >= _DATES_KEPT:
+        _DATES.clear()
+    _DATES[raw] = found
+    return found
 
 
 def period(segment: Segment, qualifier_position: int, value_position: int) -> tuple[date, date]:
