@@ -392,20 +392,12 @@ async def request_scopes(
 ) -> AsyncIterator[Callable[[], AbstractAsyncContextManager[TenantScope]]]:
     """Scopes as a request of the API has them once its tenant cache is warm: the practice's manifest and
     keyring looked up once, then per call a transaction of the app role bound to the practice (RLS)."""
-    async with _warm_practice(settings, tenant_id) as (sessions, context, keyring, tenant):
+    async with _warm_practice(settings, tenant_id) as (sessions, context, common):
 
         @asynccontextmanager
         async def scope() -> AsyncIterator[TenantScope]:
             async with tenant_transaction(sessions, context) as session:
-                yield TenantScope(
-                    session=session,
-                    context=context,
-                    principal=SEEDER,
-                    keyring=keyring,
-                    request=REQUEST,
-                    manifest=tenant.manifest,
-                    access="bench",
-                )
+                yield TenantScope(session=session, **common)
 
         yield scope
 
@@ -417,30 +409,20 @@ async def request_reads(
     """``request_scopes`` for the routes that take ``provide_tenant_read`` (the cash flow): with the tenant
     cache warm and the access settled without rows (the practice's owner), per call a transaction of the
     app role bound to the practice, run on the driver without a session (``driver_transaction``)."""
-    async with _warm_practice(settings, tenant_id) as (sessions, context, keyring, tenant):
+    async with _warm_practice(settings, tenant_id) as (sessions, context, common):
 
         @asynccontextmanager
         async def read() -> AsyncIterator[TenantRead]:
             async with driver_transaction(sessions, context) as unit:
-                yield TenantRead(
-                    unit=unit,
-                    context=context,
-                    principal=SEEDER,
-                    keyring=keyring,
-                    request=REQUEST,
-                    manifest=tenant.manifest,
-                    access="bench",
-                )
+                yield TenantRead(unit=unit, **common)
 
         yield read
 
 
-REQUEST = RequestInfo(request_id="bench", trace_id="")
-
-
 @asynccontextmanager
 async def _warm_practice(settings: Settings, tenant_id: TenantId) -> AsyncIterator[tuple[Any, ...]]:
-    """An engine of the app role, and the practice's context, keyring and row looked up once."""
+    """An engine of the app role, the practice's context, and a scope's other fields (the practice's keyring
+    and manifest looked up once)."""
     engine = create_engine(app_database_url(settings), pool_size=2, application_name="bench")
     sessions = session_factory(engine)
     context = TenantContext.single(tenant_id)
@@ -448,8 +430,17 @@ async def _warm_practice(settings: Settings, tenant_id: TenantId) -> AsyncIterat
         tenant = await tenant_by_id(session, tenant_id)
         keyring = await KeyStore(key_provider(settings)).keyring(session, tenant_id)
     assert tenant is not None
+    request = RequestInfo(request_id="bench", trace_id="")
+    common = {
+        "context": context,
+        "principal": SEEDER,
+        "keyring": keyring,
+        "request": request,
+        "manifest": tenant.manifest,
+        "access": "bench",
+    }
     try:
-        yield sessions, context, keyring, tenant
+        yield sessions, context, common
     finally:
         await engine.dispose()
 
