@@ -21,8 +21,9 @@ the database owner (generate_series, chunks of 100,000 claims):
 
 Timed, sequentially, interleaved (ours, reference, ours...), ``--requests`` each, after VACUUM ANALYZE:
 - cash flow: ``rcm.reporting.cashflow.cash_flow`` for the last 12 months, by month and payer (and the
-  previous 12 months beside it), through a TenantScope as an API request has it with a warm tenant cache
-  (the manifest and keyring looked up once; per call a transaction of the app role bound to the practice),
+  previous 12 months beside it), in the unit of work its API route gives the practice's owner with a warm
+  tenant cache (``provide_tenant_read``: the manifest and keyring looked up once; per call a transaction
+  of the app role bound to the practice, run on the driver),
   beside the reference: the app role under RLS counting the same rollup rows (both periods) by an index-only
   scan of the rollup's key;
 - AR aging: ``rcm.reporting.aging.ar_aging`` (date-of-service basis), beside an index-only count of the open
@@ -72,7 +73,7 @@ from rcm.crypto.keyring import KeyStore
 from rcm.crypto.provider import key_provider
 from rcm.demo import SEEDER
 from rcm.identity.web_session import LOGIN_COOKIE, SESSION_COOKIE
-from rcm.kit.db import create_engine, session_factory, tenant_transaction
+from rcm.kit.db import create_engine, driver_transaction, session_factory, tenant_transaction
 from rcm.kit.tenant import TenantContext, TenantId
 from rcm.reporting.aging import ar_aging
 from rcm.reporting.cashflow import cash_flow
@@ -80,7 +81,7 @@ from rcm.reporting.kpi_repository import KpiRepository, PeriodBounds
 from rcm.reporting.kpis import bounds
 from rcm.reporting.schemas import AgingBasis, Grain, GroupBy
 from rcm.tenancy.repository import tenant_by_id
-from rcm.tenancy.scope import TenantScope
+from rcm.tenancy.scope import TenantRead, TenantScope
 
 DB_NAME = "rcm_bench_report"
 CHUNK = 100_000
@@ -391,6 +392,37 @@ async def request_scopes(
 ) -> AsyncIterator[Callable[[], AbstractAsyncContextManager[TenantScope]]]:
     """Scopes as a request of the API has them once its tenant cache is warm: the practice's manifest and
     keyring looked up once, then per call a transaction of the app role bound to the practice (RLS)."""
+    async with _warm_practice(settings, tenant_id) as (sessions, context, common):
+
+        @asynccontextmanager
+        async def scope() -> AsyncIterator[TenantScope]:
+            async with tenant_transaction(sessions, context) as session:
+                yield TenantScope(session=session, **common)
+
+        yield scope
+
+
+@asynccontextmanager
+async def request_reads(
+    settings: Settings, tenant_id: TenantId
+) -> AsyncIterator[Callable[[], AbstractAsyncContextManager[TenantRead]]]:
+    """``request_scopes`` for the routes that take ``provide_tenant_read`` (the cash flow): with the tenant
+    cache warm and the access settled without rows (the practice's owner), per call a transaction of the
+    app role bound to the practice, run on the driver without a session (``driver_transaction``)."""
+    async with _warm_practice(settings, tenant_id) as (sessions, context, common):
+
+        @asynccontextmanager
+        async def read() -> AsyncIterator[TenantRead]:
+            async with driver_transaction(sessions, context) as unit:
+                yield TenantRead(unit=unit, **common)
+
+        yield read
+
+
+@asynccontextmanager
+async def _warm_practice(settings: Settings, tenant_id: TenantId) -> AsyncIterator[tuple[Any, ...]]:
+    """An engine of the app role, the practice's context, and a scope's other fields (the practice's keyring
+    and manifest looked up once)."""
     engine = create_engine(app_database_url(settings), pool_size=2, application_name="bench")
     sessions = session_factory(engine)
     context = TenantContext.single(tenant_id)
@@ -399,22 +431,16 @@ async def request_scopes(
         keyring = await KeyStore(key_provider(settings)).keyring(session, tenant_id)
     assert tenant is not None
     request = RequestInfo(request_id="bench", trace_id="")
-
-    @asynccontextmanager
-    async def scope() -> AsyncIterator[TenantScope]:
-        async with tenant_transaction(sessions, context) as session:
-            yield TenantScope(
-                session=session,
-                context=context,
-                principal=SEEDER,
-                keyring=keyring,
-                request=request,
-                manifest=tenant.manifest,
-                access="bench",
-            )
-
+    common = {
+        "context": context,
+        "principal": SEEDER,
+        "keyring": keyring,
+        "request": request,
+        "manifest": tenant.manifest,
+        "access": "bench",
+    }
     try:
-        yield scope
+        yield sessions, context, common
     finally:
         await engine.dispose()
 
@@ -543,12 +569,15 @@ async def bench(args: argparse.Namespace) -> None:
             print(f"reference plan ({label}): " + " / ".join(r[0].strip() for r in plan[:3]), flush=True)
 
     figures: dict[str, list[float]] = {k: [] for k in ("cash", "cash_ref", "aging", "aging_ref")}
-    async with request_scopes(settings, TenantId(big)) as scopes:
+    async with (
+        request_scopes(settings, TenantId(big)) as scopes,
+        request_reads(settings, TenantId(big)) as reads,
+    ):
 
         async def ours_cash() -> None:
-            async with scopes() as scope:
+            async with reads() as read:  # as GET .../reports/cash-flow runs it for the practice's owner
                 await cash_flow(
-                    scope, date_from=date_from, date_to=today, grain=Grain.MONTH, group_by=GroupBy.PAYER
+                    read, date_from=date_from, date_to=today, grain=Grain.MONTH, group_by=GroupBy.PAYER
                 )
 
         async def ours_aging() -> None:

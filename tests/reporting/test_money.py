@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import openpyxl
 import pytest
 from litestar import Litestar
@@ -27,6 +28,7 @@ from rcm.claims.states import ClaimState
 from rcm.config import Settings
 from rcm.identity.principal import Role
 from rcm.identity.testing import mint_access_token, user_principal
+from rcm.kit.db import RoundTrips
 from rcm.kit.errors import Conflict, InvalidInput
 from rcm.kit.tenant import TenantId
 from rcm.ledger.models import Account, Remittance, RemittanceState, Source
@@ -526,6 +528,7 @@ async def test_owner_and_supervisor_routes_exports_and_an_audited_close(
     claims: Claims,
     intake: Api,
     practice: Tenant,
+    app: Litestar,
     client: AsyncTestClient[Litestar],
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -549,6 +552,31 @@ async def test_owner_and_supervisor_routes_exports_and_an_audited_close(
     assert (body["group_by"], body["grain"]) == ("payer", "month")
     charges = body["total"]["charges_cents"]
     assert charges == sum(r["figures"]["charges_cents"] for r in body["rows"])
+    # Again, the caches warm: the owner's access is settled without rows, so the unit of work is BEGIN with
+    # the binding (a bound parameter), the report's one statement and COMMIT, all on the driver
+    # (``provide_tenant_read``); the answer is the service's through a session.
+    with RoundTrips(app.state.engine) as counter:
+        again = await owner_api.get(f"/reports/cash-flow?{query}")
+        statements, on_driver, round_trips = (
+            list(counter.statements),
+            counter.driver_statements,
+            counter.round_trips,
+        )
+    assert again.json() == body
+    assert round_trips == 4
+    assert on_driver == len(statements) == 3
+    assert statements[0] == "BEGIN"
+    assert "set_config" in statements[1]
+    assert "$1" in statements[1]
+    async with practice_scope(sessions, settings, practice, role=Role.PRACTICE_OWNER) as scope:
+        report = await cash_flow(
+            scope,
+            date_from=TODAY - timedelta(days=90),
+            date_to=TODAY,
+            grain=Grain.MONTH,
+            group_by=GroupBy.PAYER,
+        )
+    assert msgspec.to_builtins(report) == body
 
     csv_response = await owner_api.get(f"/reports/cash-flow.csv?{query}")
     assert csv_response.status_code == 200, csv_response.text

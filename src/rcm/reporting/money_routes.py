@@ -29,8 +29,8 @@ from rcm.reporting.schemas import (
     MonthClose,
     MonthCloseCreate,
 )
-from rcm.tenancy.dependencies import provide_tenant_scope
-from rcm.tenancy.scope import TenantScope
+from rcm.tenancy.dependencies import provide_tenant_read, provide_tenant_scope
+from rcm.tenancy.scope import OnePractice, TenantScope
 
 _ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
 
@@ -100,10 +100,13 @@ class MoneyReportController(Controller):
         description=CASH_FLOW,
         responses=_ERRORS,
         guards=[requires_scopes(REPORTS_READ)],
+        # One statement and no audit event: on the driver when the access is settled without the database
+        # (``provide_tenant_read``; a supervisor's assignment is read in a scope's transaction as before).
+        dependencies={"tenant": Provide(provide_tenant_read)},
     )
     async def cash_flow(
         self,
-        tenant: NamedDependency[TenantScope],
+        tenant: NamedDependency[OnePractice],
         date_from: DateFrom = None,
         date_to: DateTo = None,
         grain: FromQuery[Grain] = Grain.MONTH,
@@ -119,12 +122,13 @@ class MoneyReportController(Controller):
         responses=_ERRORS,
         guards=[requires_scopes(REPORTS_READ)],
         media_type="application/octet-stream",
+        dependencies={"tenant": Provide(provide_tenant_read)},
     )
     async def cash_flow_file(
         self,
         request: Request[Any, Any, Any],
         *,
-        tenant: NamedDependency[TenantScope],
+        tenant: NamedDependency[OnePractice],
         date_from: DateFrom = None,
         date_to: DateTo = None,
         grain: FromQuery[Grain] = Grain.MONTH,

@@ -31,8 +31,8 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
-from rcm.kit.db import DriverStatement
-from rcm.kit.repository import TENANT_PARAM, TenantRowRepository
+from rcm.kit.db import DriverStatement, DriverTransaction
+from rcm.kit.repository import TENANT_PARAM, TenantRowRepository, driver_rows
 from rcm.reporting.models import (
     ReportClaimBalance,
     ReportClose,
@@ -175,6 +175,29 @@ SELECT p.payer_id, r.bucket, s.*
     )
 
 
+async def day_figures_on_driver(
+    unit: DriverTransaction,
+    *,
+    day_from: date,
+    day_to: date,
+    grain: Grain,
+    group_by: GroupBy,
+    previous_from: date,
+) -> tuple[date | None, list[DayFigure]]:
+    """``ReportRepository.day_figures`` in a unit of work run on the driver without a session."""
+    params = _day_figures_params(day_from, day_to, previous_from)
+    return _day_figures_of(await driver_rows(unit, _day_figures_statement(grain, group_by), params))
+
+
+def _day_figures_params(day_from: date, day_to: date, previous_from: date) -> dict[str, Any]:
+    return {"day_from": day_from, "day_to": day_to, "first": min(day_from, previous_from)}
+
+
+def _day_figures_of(rows: Sequence[Any]) -> tuple[date | None, list[DayFigure]]:
+    closed_through: date | None = next(r[0] for r in rows if r[3] is None)
+    return closed_through, [DayFigure(*r[1:]) for r in rows if r[3] is not None]
+
+
 # The partial index's predicate, as constants (a generic plan must still see that the index applies).
 _OPEN = "(b.insurance_cents <> 0 OR b.patient_cents <> 0)"
 
@@ -211,10 +234,8 @@ class ReportRepository(TenantRowRepository[ReportLedgerDay]):
         CAS group: closed days from the frozen snapshot, the others from the live rollup. The days from
         ``previous_from`` to ``day_from`` are summed too, in the same scan, as rows whose period is None
         (the comparison period's totals). One round trip (``_day_figures_statement``)."""
-        params = {"day_from": day_from, "day_to": day_to, "first": min(day_from, previous_from)}
-        rows = await self._driver_rows(_day_figures_statement(grain, group_by), params)
-        closed_through: date | None = next(r[0] for r in rows if r[3] is None)
-        return closed_through, [DayFigure(*r[1:]) for r in rows if r[3] is not None]
+        params = _day_figures_params(day_from, day_to, previous_from)
+        return _day_figures_of(await self._driver_rows(_day_figures_statement(grain, group_by), params))
 
     # AR aging -----------------------------------------------------------------------------------------
 
