@@ -137,6 +137,14 @@ async def test_readiness_names_the_rate_limit_store(windows: Windows) -> None:
         await store.aclose()
 
 
+async def _well_inside_a_minute() -> None:
+    """Wait for the next minute when less than 15 s of this one are left: the app's windows are minutes, and a
+    few requests straddling a boundary see the earlier bucket weighted by what is left of it (a count of 2
+    weighs 1.98 a moment later), so a limit reached just before the boundary is not yet reached after it."""
+    if time.time() % 60 > 45:
+        await _just_after_a_boundary(60_000)
+
+
 def _shared(settings: Settings, redis_url: str, prefix: str, **limits: int) -> Settings:
     return settings.model_copy(
         update={"redis_url": SecretStr(redis_url), "redis_key_prefix": prefix, **limits}
@@ -152,6 +160,7 @@ async def test_two_app_instances_share_one_per_address_limit(
         AsyncTestClient(app=create_app(shared)) as first,
         AsyncTestClient(app=create_app(shared)) as second,
     ):
+        await _well_inside_a_minute()
         assert (await first.get(PUBLIC_ROUTE)).status_code == 200
         assert (await second.get(PUBLIC_ROUTE)).status_code == 200
         assert (await first.get(PUBLIC_ROUTE)).status_code == 200
@@ -176,6 +185,7 @@ async def test_two_app_instances_share_one_per_caller_limit(
         AsyncTestClient(app=create_app(shared)) as first,
         AsyncTestClient(app=create_app(shared)) as second,
     ):
+        await _well_inside_a_minute()
         ok = await first.get("/api/v1/admin/break-glass", headers=headers)
         assert ok.status_code == 200
         assert ok.headers["ratelimit-limit"] == "2"
