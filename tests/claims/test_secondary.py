@@ -673,9 +673,17 @@ async def test_a_ready_secondary_waits_for_its_primarys_correction_before_it_goe
         assert [b.payer_id for b in await build_batches(scope)] == []
     [waiting] = await _following(owner_engine, primary_id)
     assert waiting.state == "ready"
+    assert await _balances(cob, waiting.id) == (0, 0)  # its share went back with the reversal
 
     pr2_20 = Adjustment(group="PR", reason="2", amount=2000)
-    await cob.apply(_clp(pcn, "1", (_line(1, "99213", 12500, 10500, pr2_20),), "MCR-ICN-W3"), control=3)
+    outcome = await cob.apply(
+        _clp(pcn, "1", (_line(1, "99213", 12500, 10500, pr2_20),), "MCR-ICN-W3"), control=3
+    )
+    # Never sent, it has nothing to replace: it takes over the share the correction leaves the patient.
+    assert outcome.cob_taken_over == 1
+    assert await _balances(cob, waiting.id) == (2000, 0)
+    assert await _balances(cob, primary_id) == (0, 0)
+    await _every_posting_balances(owner_engine)
     content = await cob.render("DEMO-BCX")
     assert pyx12_errors(content) == []
     segments = content.split("~")

@@ -53,6 +53,7 @@ class Outcome:
     next_payer_claims: int = 0  # 835: secondary (tertiary) claims built from it (``rcm.claims.secondary``)
     crossovers: int = 0  # 835 CLP02 19-21: forwarded by the payer to the next payer, nothing built
     cob_corrections: int = 0  # next payers' claims flagged: their primary's payment was reversed
+    cob_taken_over: int = 0  # next payers' claims not sent yet that took over the correction's share
     items: int = 0  # billing-queue items opened
     batch_id: uuid.UUID | None = None
     # 835 CLPs left unmatched, each with the reason (the set, the CLP's ordinal, why: never the patient)
@@ -283,6 +284,7 @@ class Applying:
             next_payer_claims=n("next_payer_claims", 0),
             crossovers=n("crossovers", 0),
             cob_corrections=n("cob_corrections", 0),
+            cob_taken_over=n("cob_taken_over", 0),
             items=n("items", 0),
             batch_id=batch_id,
             unmatched_reasons=tuple(self.unmatched_reasons),

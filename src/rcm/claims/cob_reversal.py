@@ -9,7 +9,9 @@ stands), and the next claim's insurance receivable loses what it billed. That cl
 correction: a billing-queue item (reason ``cob_correction``) on it, so a biller replaces or voids it once the
 primary's correction (or a new adjudication) comes; a claim with a live item keeps it. Audited. Its
 replacement (frequency 7) takes over the share the primary's adjudication leaves then
-(``ledger.take_over_share_left``): the correction's, not the reversed payment's.
+(``ledger.take_over_share_left``): the correction's, not the reversed payment's. A next claim not sent yet
+has nothing to replace: it stays out of batches until the correction comes (``unbatched_ready``), and then
+takes over the share the correction leaves (``secondary.revised``).
 """
 
 from __future__ import annotations

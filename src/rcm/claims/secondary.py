@@ -44,7 +44,7 @@ from rcm.claims.models import Claim, ClaimAdjudication, ClaimEvent, ClaimLine
 from rcm.claims.parties import Parties, claim_parties
 from rcm.claims.repository import ClaimRepository
 from rcm.claims.secondary_repository import ClaimAdjudicationRepository
-from rcm.claims.states import ADJUDICATED, Cause, Frequency, Responsibility
+from rcm.claims.states import ADJUDICATED, Cause, ClaimState, Frequency, Responsibility
 from rcm.ledger import service as ledger
 from rcm.patients.models import Coverage
 from rcm.payers.repository import directory_payers
@@ -215,6 +215,20 @@ async def revised(
         row.version = current.version + 1
         await repo.supersede(row)
         latest[claim.id] = row
+        if paid.status != remit.REVERSAL:
+            await _unsent_take_over(work, claim, paid)
+
+
+async def _unsent_take_over(work: Applying, prior: Claim, correction: remit.Claim) -> None:
+    """The correction of ``prior``'s reversed payment stands: each of its next payers' claims not sent yet (in
+    no batch: nothing to replace, so no biller's replacement will take the share over) that gave its share
+    back at the reversal takes over the share the correction leaves the patient, as ``_build`` does for a new
+    one. A claim already sent waits for its replacement (``cob_correction``), which takes it over then."""
+    scope = work.scope
+    for claim in await scope.repo(ClaimAdjudicationRepository).next_claims([prior.id]):
+        unsent = claim.submission_batch_id is None and claim.state in (ClaimState.CREATED, ClaimState.READY)
+        if unsent and await ledger.take_over_corrected_share(scope, prior, claim, correction):
+            work.count("cob_taken_over")
 
 
 def _adjustments(adjustments: Sequence[remit.Adjustment]) -> list[dict[str, Any]]:

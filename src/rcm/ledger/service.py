@@ -65,6 +65,20 @@ async def give_back_prior_share(scope: TenantScope, claim_id: uuid.UUID, prior_c
     return amount
 
 
+async def take_over_corrected_share(
+    scope: TenantScope, prior: OurClaim, claim: OurClaim, correction: Claim
+) -> int:
+    """``claim`` (a next payer's, not sent) gave its share back when ``prior``'s payment was reversed: it
+    takes over the share ``correction`` (the 835 CLP that followed the reversal) leaves the patient. Nothing
+    when it holds a share still. Returns the cents."""
+    repo = scope.repo(LedgerRepository)
+    amount = posting.patient_share(correction)
+    if amount <= 0 or await repo.coordinated(claim.id):
+        return 0
+    await repo.post([posting.coordination(prior.id, claim.id, amount)], actor=scope.principal.subject)
+    return amount
+
+
 async def take_over_share_left(scope: TenantScope, prior_claim_id: uuid.UUID, claim_id: uuid.UUID) -> int:
     """A replacement of a next payer's claim (its original's share given back first) takes over the patient's
     share the prior claim's standing adjudication leaves: what the original held, or, when the prior claim's
