@@ -70,15 +70,33 @@ class RateCounts:
     by_payer: list[PayerDays] = field(default_factory=list)
 
 
-class ClaimHistory(NamedTuple):
-    """One submitted claim as the forecast reads it (a tuple: a million of them are built per forecast)."""
+class ClaimGroup(NamedTuple):
+    """Submitted claims of one payer alike to the forecast, at its grain (the UTC day): how many, and their
+    gross charges (ledger) in cents."""
 
-    claim_id: uuid.UUID
     payer_id: str
-    submitted_at: datetime  # first submission
-    adjudicated_at: datetime | None  # first 835 adjudication (any outcome)
-    charge_cents: int  # gross charges credited for it on the ledger
+    submitted_on: date  # first submission
+    adjudicated_on: date | None  # first 835 adjudication (any outcome)
     closed: bool  # voided or closed without ever being adjudicated: never expected to pay
+    claims: int
+    charge_cents: int
+
+
+class PaymentGroup(NamedTuple):
+    """Payer payments (835 CLP04, account payments) posted on one day on claims of a ``ClaimGroup``'s payer,
+    submission and adjudication days, in cents."""
+
+    payer_id: str
+    submitted_on: date
+    adjudicated_on: date | None
+    posted_on: date
+    cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastHistory:
+    claims: list[ClaimGroup]
+    payments: list[PaymentGroup]
 
 
 def _adjudication(ev: Any) -> list[Any]:
@@ -439,55 +457,76 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
 
     # -- the forecast's history -------------------------------------------------------------------------
 
-    async def claim_histories(self, *, before: datetime, since: datetime) -> list[ClaimHistory]:
-        """Every claim first submitted in ``[since, before)``, and every older one never adjudicated:
-        payer, first submission, first adjudication, gross charges (ledger) and whether it closed unpaid."""
+    async def forecast_history(self, *, before: datetime, since: datetime) -> ForecastHistory:
+        """The forecast's history, summed per payer and UTC day: every claim first submitted in ``[since,
+        before)`` and every older one never adjudicated (claims and gross charges per submission day,
+        first adjudication day and closed unpaid or not), and the payer payments posted in ``[since,
+        before)`` on those claims, per the same days and the posting day. Rows scale with payers x days,
+        not with claims: the claims are read once, in the statement, and never leave it."""
         adj, subs = self._first_adjudication(), self._submissions()
         e = LedgerEntry
-        # The practice's gross charges per claim, summed in one grouped pass joined to the result (a lookup
-        # per claim of the result through ix_ledger_entry_claim_id cost a random heap read per claim).
+        # Joined on the claim id alone, every side filtered to the one practice: a join on the CTEs' tenant
+        # column too made the planner expect a few hundred claims (it knows no statistics of a CTE's
+        # columns) and probe the ledger's index once per claim for the payments instead of hashing them.
+        claims = (
+            select(
+                Claim.id.label("claim_id"),
+                Claim.payer_id,
+                _utc_date(subs.c.first_at).label("submitted_on"),
+                _utc_date(adj.c.created_at).label("adjudicated_on"),
+                and_(
+                    Claim.state.in_([ClaimState.VOIDED, ClaimState.CLOSED]), adj.c.created_at.is_(None)
+                ).label("closed"),
+            )
+            .select_from(
+                subs.join(Claim, Claim.id == subs.c.claim_id).outerjoin(
+                    adj, adj.c.claim_id == subs.c.claim_id
+                )
+            )
+            .where(
+                self.tenant_filter(Claim.tenant_id),
+                subs.c.first_at < before,
+                or_(subs.c.first_at >= since, adj.c.created_at.is_(None)),
+            )
+            .cte("forecast_claims")
+            .prefix_with("MATERIALIZED")
+        )
+        # The practice's gross charges per claim, summed in one grouped pass joined to the claims.
         charged = (
-            select(e.tenant_id, e.claim_id, (-func.sum(e.amount_cents)).label("cents"))
+            select(e.claim_id, (-func.sum(e.amount_cents)).label("cents"))
             .where(
                 self.tenant_filter(e.tenant_id),
                 e.claim_id.is_not(None),
                 e.account == Account.CHARGES,
                 e.amount_cents < 0,
             )
-            .group_by(e.tenant_id, e.claim_id)
+            .group_by(e.claim_id)
             .subquery("charged")
         )
-        stmt = (
+        claim_keys = [claims.c.payer_id, claims.c.submitted_on, claims.c.adjudicated_on, claims.c.closed]
+        per_claims = (
             select(
-                Claim.id,
-                Claim.payer_id,
-                subs.c.first_at,
-                adj.c.created_at,
-                func.coalesce(charged.c.cents, 0),
-                Claim.state.in_([ClaimState.VOIDED, ClaimState.CLOSED]),
+                literal(True).label("claim_rows"),
+                *claim_keys,
+                cast(literal(None), Date).label("posted_on"),
+                func.count().label("claims"),
+                func.coalesce(func.sum(charged.c.cents), 0).label("cents"),
             )
-            .select_from(
-                subs.join(Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id))
-                .outerjoin(adj, and_(adj.c.tenant_id == subs.c.tenant_id, adj.c.claim_id == subs.c.claim_id))
-                .outerjoin(
-                    charged, and_(charged.c.tenant_id == Claim.tenant_id, charged.c.claim_id == Claim.id)
-                )
-            )
-            .where(subs.c.first_at < before, or_(subs.c.first_at >= since, adj.c.created_at.is_(None)))
+            .select_from(claims.outerjoin(charged, charged.c.claim_id == claims.c.claim_id))
+            .group_by(*claim_keys)
         )
-        # On the driver itself: for a million rows SQLAlchemy's per-row result work cost as much as the query.
-        return [
-            ClaimHistory(row[0], row[1], row[2], row[3], int(row[4]), bool(row[5]) and row[3] is None)
-            for row in await self._driver_rows(DriverStatement.compile(stmt, expand=True), {})
-        ]
-
-    async def payer_payments(
-        self, *, before: datetime, since: datetime
-    ) -> list[tuple[uuid.UUID, datetime, int]]:
-        """Payer payments applied to claims (835 CLP04, account payments), per claim and posting time."""
-        e = LedgerEntry
-        stmt = (
-            select(e.claim_id, e.created_at, func.sum(e.amount_cents))
+        posted_on = _utc_date(e.created_at)
+        payment_keys = [claims.c.payer_id, claims.c.submitted_on, claims.c.adjudicated_on]
+        per_payments = (
+            select(
+                literal(False),
+                *payment_keys,
+                literal(False),
+                posted_on,
+                literal(0),
+                func.sum(e.amount_cents),
+            )
+            .select_from(join(e, claims, claims.c.claim_id == e.claim_id))
             .where(
                 self.tenant_filter(e.tenant_id),
                 e.account == Account.PAYMENTS,
@@ -495,12 +534,17 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                 e.created_at < before,
                 e.created_at >= since,
             )
-            .group_by(e.claim_id, e.created_at)
+            .group_by(*payment_keys, posted_on)
         )
-        return [
-            (row[0], row[1], int(row[2]))
-            for row in await self._driver_rows(DriverStatement.compile(stmt), {})
-        ]
+        out = ForecastHistory([], [])
+        for row in await self._driver_rows(
+            DriverStatement.compile(union_all(per_claims, per_payments), expand=True), {}
+        ):
+            if row[0]:
+                out.claims.append(ClaimGroup(row[1], row[2], row[3], row[4], int(row[6]), int(row[7])))
+            else:
+                out.payments.append(PaymentGroup(row[1], row[2], row[3], row[5], int(row[7])))
+        return out
 
     # -- productivity (staff scope) ---------------------------------------------------------------------
 
