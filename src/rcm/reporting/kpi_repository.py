@@ -229,33 +229,6 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
 
     # -- rates (claim events) ---------------------------------------------------------------------------
 
-    def _first_adjudication(self) -> Any:
-        ev = ClaimEvent
-        return (
-            select(ev.tenant_id, ev.claim_id, ev.to_state, ev.created_at)
-            .where(
-                self.tenant_filter(ev.tenant_id),
-                ev.cause == Cause.REMITTANCE,
-                ev.to_state.in_(_ADJUDICATED),
-            )
-            .distinct(ev.tenant_id, ev.claim_id)
-            .order_by(ev.tenant_id, ev.claim_id, ev.created_at, ev.id)
-            .cte("first_adjudication")
-        )
-
-    def _submissions(self) -> Any:
-        """Each submitted claim's first submission, for the forecast's whole history. Materialized: inlined,
-        the planner built it in each parallel worker of the join (three times the grouping of a million
-        submissions on the bench)."""
-        ev = ClaimEvent
-        return (
-            select(ev.tenant_id, ev.claim_id, func.min(ev.created_at).label("first_at"))
-            .where(self.tenant_filter(ev.tenant_id), ev.to_state == ClaimState.SUBMITTED)
-            .group_by(ev.tenant_id, ev.claim_id)
-            .cte("submissions")
-            .prefix_with("MATERIALIZED")
-        )
-
     def _first_in_period(self, span: PeriodBounds, moves: Callable[[Any], list[Any]]) -> Any:
         """Whether a claim event is of the period and one of ``moves`` (conditions on the claim event entity
         given) on a claim with none of them before the period's start: the period's events through
@@ -275,11 +248,12 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         )
 
     def _first_adjudications_in(self, span: PeriodBounds) -> Any:
-        """The claims first adjudicated in the period, with that first adjudication (as
-        ``_first_adjudication`` gives it), read from the period's events alone: the first adjudication of a
-        claim falls in the period exactly when the claim has one in it and none before its start (its first
-        one in the period is then its first ever, ties on the instant included: they are in the period too).
-        The period's events through ``ix_claim_event_state_time``, the earlier one by a probe per claim."""
+        """The claims first adjudicated in the period, with that first adjudication (the earliest, the
+        lowest id among those at the same instant), read from the period's events alone: the first
+        adjudication of a claim falls in the period exactly when the claim has one in it and none before its
+        start (its first one in the period is then its first ever, ties on the instant included: they are in
+        the period too). The period's events through ``ix_claim_event_state_time``, the earlier one by a
+        probe per claim."""
         ev = ClaimEvent
         return (
             select(ev.tenant_id, ev.claim_id, ev.to_state, ev.created_at)
@@ -463,30 +437,42 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         first adjudication day and closed unpaid or not), and the payer payments posted in ``[since,
         before)`` on those claims, per the same days and the posting day. Rows scale with payers x days,
         not with claims: the claims are read once, in the statement, and never leave it."""
-        adj, subs = self._first_adjudication(), self._submissions()
-        e = LedgerEntry
-        # Joined on the claim id alone, every side filtered to the one practice: a join on the CTEs' tenant
-        # column too made the planner expect a few hundred claims (it knows no statistics of a CTE's
-        # columns) and probe the ledger's index once per claim for the payments instead of hashing them.
+        ev, e = ClaimEvent, LedgerEntry
+        # Each claim's first submission and first adjudication in one grouped pass over its events.
+        # Materialized: inlined, the planner built it in each parallel worker of the join.
+        times = (
+            select(
+                ev.claim_id,
+                func.min(ev.created_at).filter(ev.to_state == ClaimState.SUBMITTED).label("submitted_at"),
+                func.min(ev.created_at).filter(*_adjudication(ev)).label("adjudicated_at"),
+            )
+            .where(
+                self.tenant_filter(ev.tenant_id),
+                or_(ev.to_state == ClaimState.SUBMITTED, and_(*_adjudication(ev))),
+            )
+            .group_by(ev.claim_id)
+            .cte("claim_times")
+            .prefix_with("MATERIALIZED")
+        )
+        # Joined on the claim id alone, every side filtered to the one practice: the planner knows the
+        # claims' ids unique and so estimates the joins near the truth (a join on the tenant column too, of
+        # a CTE without statistics, had it expect a few hundred claims and probe the ledger once per claim;
+        # estimates a hundredfold over cost a plan past JIT compilation's thresholds: seconds).
         claims = (
             select(
                 Claim.id.label("claim_id"),
                 Claim.payer_id,
-                _utc_date(subs.c.first_at).label("submitted_on"),
-                _utc_date(adj.c.created_at).label("adjudicated_on"),
+                _utc_date(times.c.submitted_at).label("submitted_on"),
+                _utc_date(times.c.adjudicated_at).label("adjudicated_on"),
                 and_(
-                    Claim.state.in_([ClaimState.VOIDED, ClaimState.CLOSED]), adj.c.created_at.is_(None)
+                    Claim.state.in_([ClaimState.VOIDED, ClaimState.CLOSED]), times.c.adjudicated_at.is_(None)
                 ).label("closed"),
             )
-            .select_from(
-                subs.join(Claim, Claim.id == subs.c.claim_id).outerjoin(
-                    adj, adj.c.claim_id == subs.c.claim_id
-                )
-            )
+            .select_from(times.join(Claim, Claim.id == times.c.claim_id))
             .where(
                 self.tenant_filter(Claim.tenant_id),
-                subs.c.first_at < before,
-                or_(subs.c.first_at >= since, adj.c.created_at.is_(None)),
+                times.c.submitted_at < before,
+                or_(times.c.submitted_at >= since, times.c.adjudicated_at.is_(None)),
             )
             .cte("forecast_claims")
             .prefix_with("MATERIALIZED")
