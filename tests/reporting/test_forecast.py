@@ -17,9 +17,14 @@ Backtest: as of T-14 only H1..H5 are history (ratio 0.64); Y is open at age 16, 
 
 from __future__ import annotations
 
+import random
 import uuid
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
+from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.reporting.scenario import Scenario, at
@@ -112,3 +117,191 @@ async def test_forecast_parameters_are_bounded(owner: Api) -> None:
     assert empty.status_code == 200, empty.text
     assert [w["expected_cents"] for w in empty.json()["weeks"]] == [0, 0]
     assert empty.json()["payers"] == []
+
+
+# -- the SQL-grouped forecast against a per-claim computation ----------------------------------------------
+
+
+@dataclass
+class Sent:
+    """A claim of the random ledger as the test wrote it."""
+
+    payer: str
+    submitted: datetime  # first submission
+    charge: int
+    adjudicated: datetime | None = None  # first 835 adjudication
+    closed: bool = False  # voided, never adjudicated
+    payments: list[tuple[datetime, int]] = field(default_factory=list)
+
+
+async def random_ledger(s: Scenario, rng: random.Random) -> list[Sent]:
+    """Claims of three payers (one with too little history of its own) submitted, adjudicated and paid at
+    random instants within their days, some resubmitted, re-adjudicated, paid in two parts, voided or still
+    open; one sent before the history's year and never answered, one sent then and adjudicated (out)."""
+    claims = []
+    for n in range(36):
+        payer = "DEMO-SLIM" if n % 12 == 0 else rng.choice(["DEMO-MCR", "DEMO-BCX"])
+        offset = -500 if n == 1 else -rng.randint(1, 110)
+        submitted = at(day(offset), 0) + timedelta(minutes=rng.randint(0, 24 * 60 - 1))
+        fate = "open" if n == 1 else rng.choice(["paid", "paid", "paid", "denied", "open", "voided"])
+        if n == 2:
+            offset, fate = -480, "paid"
+            submitted = at(day(offset), 3)
+        charge = rng.randint(10, 500) * 100 + rng.randint(0, 99)
+        state = {"open": "accepted", "voided": "voided"}.get(fate, fate)
+        claim_id = await s.claim(
+            service_date=day(offset - 1), charge=charge, charged_at=submitted, state=state, payer=payer
+        )
+        await s.event(claim_id, "submitted", submitted)
+        if rng.random() < 0.2:  # a resubmission: the first submission counts
+            await s.event(claim_id, "submitted", submitted + timedelta(days=rng.randint(1, 5)))
+        sent = Sent(payer, submitted, charge, closed=fate == "voided")
+        if fate in ("paid", "denied"):
+            sent.adjudicated = submitted + timedelta(minutes=rng.randint(3 * 24 * 60, 45 * 24 * 60))
+            paid = rng.randint(charge // 3, charge) if fate == "paid" else 0
+            first = paid if rng.random() < 0.7 else paid // 2
+            await s.remit(claim_id, sent.adjudicated, paid=first, contractual=charge - paid, state=fate)
+            if first:
+                sent.payments.append((sent.adjudicated, first))
+            if paid > first:  # the rest on a later 835, adjudicating it again: the first 835 counts
+                later = sent.adjudicated + timedelta(minutes=rng.randint(60, 20 * 24 * 60))
+                await s.remit(claim_id, later, paid=paid - first)
+                sent.payments.append((later, paid - first))
+        claims.append(sent)
+    return claims
+
+
+def _day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def per_claim(claims: list[Sent], as_of: date, weeks: int, backtest_weeks: int) -> dict[str, Any]:
+    """The method text worked claim by claim, in exact fractions (times taken to their UTC day)."""
+    first = as_of + timedelta(days=1)
+    since = first - timedelta(days=365 + 7 * backtest_weeks)
+    read = [
+        c
+        for c in claims
+        if _day(c.submitted) < first and (_day(c.submitted) >= since or c.adjudicated is None)
+    ]
+
+    def history(moment: date) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for c in read:
+            if c.adjudicated is None or _day(c.adjudicated) >= moment:
+                continue
+            paid = sum(cents for when, cents in c.payments if since <= _day(when) < moment)
+            for key in (c.payer, "*"):
+                h = out.setdefault(key, {"claims": 0, "charged": 0, "paid": 0, "lags": []})
+                h["claims"] += 1
+                h["charged"] += c.charge
+                h["paid"] += paid
+                h["lags"].append((_day(c.adjudicated) - _day(c.submitted)).days)
+        return out
+
+    def model(h: dict[str, dict[str, Any]], payer: str) -> tuple[dict[str, Any] | None, bool]:
+        own = h.get(payer)
+        if own is not None and own["claims"] >= 5:
+            return own, False
+        return (h["*"], True) if "*" in h else (own, False)
+
+    def forecast(moment: date, n: int) -> tuple[list[dict[str, Fraction]], Fraction, dict[str, list[int]]]:
+        h = history(moment)
+        weekly: list[dict[str, Fraction]] = [{} for _ in range(n)]
+        unscheduled = Fraction(0)
+        opened: dict[str, list[int]] = {}
+        for c in read:
+            if _day(c.submitted) >= moment or c.closed:
+                continue
+            if c.adjudicated is not None and _day(c.adjudicated) < moment:
+                continue
+            counts = opened.setdefault(c.payer, [0, 0])
+            counts[0] += 1
+            counts[1] += c.charge
+            m = model(h, c.payer)[0]
+            if m is None or not m["charged"]:
+                continue
+            expected = c.charge * Fraction(m["paid"], m["charged"])
+            age = (moment - _day(c.submitted)).days
+            later = [lag for lag in m["lags"] if lag >= age]
+            shares = [
+                Fraction(sum(age + 7 * k <= lag < age + 7 * k + 7 for lag in later), len(later) or 1)
+                for k in range(n)
+            ]
+            if not any(shares):
+                unscheduled += expected
+                continue
+            for k, share in enumerate(shares):
+                if share:
+                    weekly[k][c.payer] = weekly[k].get(c.payer, Fraction(0)) + expected * share
+        return weekly, unscheduled, opened
+
+    weekly, unscheduled, opened = forecast(first, weeks)
+    h = history(first)
+    payers = []
+    for payer in sorted({*h, *opened} - {"*"}):
+        m, pooled = model(h, payer)
+        own = h.get(payer, {"claims": 0, "charged": 0, "paid": 0})
+        lags = sorted(m["lags"]) if m else []
+        payers.append(
+            {
+                "payer_id": payer,
+                "adjudicated_claims": own["claims"],
+                "charged_cents": own["charged"],
+                "paid_cents": own["paid"],
+                "paid_ratio": round(m["paid"] / m["charged"], 6) if m and m["charged"] else None,
+                "median_lag_days": float(lags[len(lags) // 2]) if lags else None,
+                "pooled": pooled,
+                "open_claims": opened.get(payer, [0, 0])[0],
+                "open_charges_cents": opened.get(payer, [0, 0])[1],
+            }
+        )
+    backtest = []
+    for j in range(backtest_weeks, 0, -1):
+        start = first - timedelta(days=7 * j)
+        forecast_cents = round(sum(forecast(start, 1)[0][0].values(), Fraction(0)))
+        actual = sum(
+            cents
+            for c in read
+            if _day(c.submitted) < start
+            for when, cents in c.payments
+            if start <= _day(when) < start + timedelta(days=7)
+        )
+        backtest.append((start.isoformat(), forecast_cents, actual))
+    return {
+        "weeks": [
+            (
+                (first + timedelta(days=7 * k)).isoformat(),
+                round(sum(w.values(), Fraction(0))),
+                [{"payer_id": p, "expected_cents": round(c)} for p, c in sorted(w.items()) if round(c)],
+            )
+            for k, w in enumerate(weekly)
+        ],
+        "unscheduled_cents": round(unscheduled),
+        "payers": payers,
+        "backtest": backtest,
+    }
+
+
+@pytest.mark.parametrize("seed", [7, 2026])
+async def test_grouped_forecast_equals_the_per_claim_computation(
+    seed: int, practice_api: Api, owner: Api, owner_engine: AsyncEngine
+) -> None:
+    rng = random.Random(seed)
+    claims = await random_ledger(Scenario(owner_engine, practice_api), rng)
+    as_of = T - timedelta(days=1)
+    response = await owner.get(
+        "/reports/forecast", {"as_of": as_of.isoformat(), "weeks": 6, "backtest_weeks": 6}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = per_claim(claims, as_of, 6, 6)
+    assert [(w["week_start"], w["expected_cents"], w["by_payer"]) for w in body["weeks"]] == expected["weeks"]
+    assert body["unscheduled_cents"] == expected["unscheduled_cents"]
+    assert body["payers"] == expected["payers"]
+    assert [(b["week_start"], b["forecast_cents"], b["actual_cents"]) for b in body["backtest"]] == expected[
+        "backtest"
+    ]
+    # Not vacuous: something paid in the backtest's weeks, something expected in the coming ones.
+    assert any(b["actual_cents"] for b in body["backtest"])
+    assert any(w["expected_cents"] for w in body["weeks"])

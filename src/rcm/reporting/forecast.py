@@ -2,11 +2,14 @@
 the same method was on past weeks (a backtest).
 
 The forecast is made at the end of its day ``as_of`` (everything posted through that day, UTC): its weeks
-start the next day (``F``). The model, per payer, from claims adjudicated before ``F``:
+start the next day (``F``). Times are taken to their UTC day: a claim's first submission, its first 835
+adjudication and a payment's posting count on their UTC date, so lags and ages are whole days. The model,
+per payer, from claims adjudicated before ``F``:
 
 - paid ratio = payer payments posted on those claims (ledger account ``payments``) / their gross charges
   (ledger account ``charges``): denials count, as zero paid;
-- lag = days from a claim's first submission to its first 835 adjudication (``claim_event``).
+- lag = days from the day of a claim's first submission to the day of its first 835 adjudication
+  (``claim_event``).
 
 An open claim (submitted before ``F``, not adjudicated by then, not closed unpaid) of age ``A`` days is
 expected to bring ``charges x paid ratio``, spread over the weeks ahead by the lag distribution conditioned
@@ -22,17 +25,18 @@ first week, beside the payer payments actually posted that week on claims submit
 from __future__ import annotations
 
 import bisect
-import uuid
+import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
 
 import msgspec
 
 from rcm.audit.events import Action
 from rcm.kit.errors import FieldError, InvalidInput
-from rcm.reporting.kpi_repository import ClaimHistory, KpiRepository
+from rcm.reporting.kpi_repository import ClaimGroup, ForecastHistory, KpiRepository, PaymentGroup
 from rcm.tenancy.scope import TenantScope
 
 MIN_HISTORY = 5
@@ -41,7 +45,6 @@ MIN_HISTORY = 5
 HISTORY_DAYS = 365
 MAX_WEEKS = 26
 POOLED = "*"  # the practice's history over every payer
-_DAY = 86_400
 
 
 class PayerAmount(msgspec.Struct):
@@ -92,11 +95,37 @@ METHOD = (__doc__ or "").split("\n\n", 1)[1].strip()
 
 
 @dataclass(slots=True)
+class _Lags:
+    """Past lags in whole days, as a multiset: the distinct values ascending and, for each, how many lags
+    are shorter (``below`` is one longer: its last entry counts them all)."""
+
+    values: list[int]
+    below: list[int]
+
+    @classmethod
+    def of(cls, counts: Mapping[int, int]) -> _Lags:
+        values = sorted(counts)
+        return cls(values, [0, *itertools.accumulate(counts[v] for v in values)])
+
+    @property
+    def total(self) -> int:
+        return self.below[-1]
+
+    def shorter(self, days: int) -> int:
+        """How many lags are shorter than ``days``."""
+        return self.below[bisect.bisect_left(self.values, days)]
+
+    def median(self) -> int:
+        """The lag at index ``total // 2`` of the sorted lags."""
+        return self.values[bisect.bisect_right(self.below, self.total // 2) - 1]
+
+
+@dataclass(slots=True)
 class _History:
     claims: int = 0
     charged: int = 0
     paid: int = 0
-    lags: list[float] | None = None  # sorted, in days
+    lags: _Lags | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -108,44 +137,35 @@ def _instant(day: date) -> datetime:
 
 
 class _Timeline:
-    """The model's history at each of several ascending moments, from one pass over the rows: per payer (and
-    pooled), claims, charges and payer payments bucketed by the first moment that sees them, and each lag
-    with the first moment that sees it."""
+    """The model's history at each of several ascending moments (the starts of their days), from one pass over
+    the grouped rows: per payer (and pooled), claims, charges and payer payments bucketed by the first moment
+    that sees them, and the lags' counts with the first moment that sees them."""
 
-    def __init__(
-        self,
-        claims: Sequence[ClaimHistory],
-        payments: Iterable[tuple[uuid.UUID, datetime, int]],
-        moments: Sequence[datetime],
-    ) -> None:
-        self.moments = moments
+    def __init__(self, history: ForecastHistory, moments: Sequence[date]) -> None:
         n = len(moments)
         last = moments[-1]
         self._claims: dict[str, list[int]] = defaultdict(lambda: [0] * n)
         self._charged: dict[str, list[int]] = defaultdict(lambda: [0] * n)
         self._paid: dict[str, list[int]] = defaultdict(lambda: [0] * n)
-        lags: dict[str, list[tuple[float, int]]] = defaultdict(list)
-        seen: dict[
-            int, tuple[str, int]
-        ] = {}  # adjudicated claim (id as an integer): payer, first moment after
-        for claim in claims:
-            adjudicated = claim.adjudicated_at
+        self._lags: dict[str, dict[tuple[int, int], int]] = defaultdict(lambda: defaultdict(int))
+        for group in history.claims:
+            adjudicated = group.adjudicated_on
             if adjudicated is None or adjudicated >= last:
                 continue
-            k = bisect.bisect_right(moments, adjudicated)  # adjudicated_at < moments[k:]
-            lag = (adjudicated - claim.submitted_at).total_seconds() / _DAY
-            seen[claim.claim_id.int] = (claim.payer_id, k)
-            for key in (claim.payer_id, POOLED):
-                self._claims[key][k] += 1
-                self._charged[key][k] += claim.charge_cents
-                lags[key].append((lag, k))
-        for claim_id, at, cents in payments:
-            if at >= last or (hit := seen.get(claim_id.int)) is None:
+            k = bisect.bisect_right(moments, adjudicated)  # adjudicated before moments[k:]
+            lag = (adjudicated - group.submitted_on).days
+            for key in (group.payer_id, POOLED):
+                self._claims[key][k] += group.claims
+                self._charged[key][k] += group.charge_cents
+                self._lags[key][lag, k] += group.claims
+        for payment in history.payments:
+            adjudicated = payment.adjudicated_on
+            if adjudicated is None or adjudicated >= last or payment.posted_on >= last:
                 continue
-            k = max(hit[1], bisect.bisect_right(moments, at))  # both the payment and its claim's 835 before
-            for key in (hit[0], POOLED):
-                self._paid[key][k] += cents
-        self._lags = {key: sorted(values) for key, values in lags.items()}
+            # Both the payment and its claim's 835 before the moment.
+            k = bisect.bisect_right(moments, max(adjudicated, payment.posted_on))
+            for key in (payment.payer_id, POOLED):
+                self._paid[key][k] += payment.cents
 
     def at(self, index: int) -> dict[str, _History]:
         """The history as of ``moments[index]``: claims adjudicated before it, payments posted before it."""
@@ -154,11 +174,15 @@ class _Timeline:
             claims = sum(counts[: index + 1])
             if not claims:
                 continue
+            lags: dict[int, int] = defaultdict(int)
+            for (lag, k), count in self._lags[key].items():
+                if k <= index:
+                    lags[lag] += count
             out[key] = _History(
                 claims=claims,
                 charged=sum(self._charged[key][: index + 1]),
                 paid=sum(self._paid[key][: index + 1]) if key in self._paid else 0,
-                lags=[lag for lag, k in self._lags[key] if k <= index],
+                lags=_Lags.of(lags),
             )
         return out
 
@@ -171,81 +195,76 @@ def _model(histories: dict[str, _History], payer_id: str) -> tuple[_History | No
     return (pooled, True) if pooled is not None else (own, False)
 
 
-def _shares(lags: list[float], age: float, weeks: int) -> list[float]:
-    """P(lag in week k | lag >= age) for k < weeks, from sorted past lags."""
-    first = bisect.bisect_left(lags, age)
-    remaining = len(lags) - first
-    if remaining == 0:
-        return [0.0] * weeks
-    out = []
-    for k in range(weeks):
-        low = bisect.bisect_left(lags, age + 7 * k)
-        high = bisect.bisect_left(lags, age + 7 * (k + 1))
-        out.append((high - low) / remaining)
+def _open_claims(groups: Iterable[ClaimGroup], day: date) -> dict[tuple[str, date], tuple[int, int]]:
+    """The claims open at the start of ``day`` (submitted before it, not adjudicated before it, not closed
+    unpaid): how many and their charges, per payer and submission day."""
+    out: dict[tuple[str, date], tuple[int, int]] = {}
+    for group in groups:
+        if group.submitted_on >= day or group.closed:
+            continue
+        if group.adjudicated_on is not None and group.adjudicated_on < day:
+            continue
+        key = (group.payer_id, group.submitted_on)
+        claims, charges = out.get(key, (0, 0))
+        out[key] = (claims + group.claims, charges + group.charge_cents)
     return out
 
 
 @dataclass(slots=True)
 class _Projection:
-    weekly: list[dict[str, float]]  # per week, per payer, expected cents
-    unscheduled: float
+    weekly: list[dict[str, Fraction]]  # per week, per payer, expected cents (exact)
+    unscheduled: Fraction
     open_claims: dict[str, int]
     open_charges: dict[str, int]
 
 
 def project(
-    claims: Iterable[ClaimHistory], histories: dict[str, _History], as_of: datetime, weeks: int
+    open_claims: Mapping[tuple[str, date], tuple[int, int]],
+    histories: dict[str, _History],
+    as_of: date,
+    weeks: int,
 ) -> _Projection:
-    """The forecast as of ``as_of`` from the history known before it (pure: the backtest reruns it)."""
-    projection = _Projection(
-        [defaultdict(float) for _ in range(weeks)], 0.0, defaultdict(int), defaultdict(int)
-    )
-    open_claims, open_charges, weekly = projection.open_claims, projection.open_charges, projection.weekly
-    models: dict[str, tuple[float, list[float]] | None] = {}  # per payer: its model's ratio and lags
-    # Per payer and submission instant: the weeks' shares, or None when the claim is unscheduled.
-    shared: dict[tuple[str, datetime], list[tuple[int, float]] | None] = {}
-    for claim in claims:
-        if claim.submitted_at >= as_of or claim.closed:
-            continue
-        if claim.adjudicated_at is not None and claim.adjudicated_at < as_of:
-            continue
-        payer_id = claim.payer_id
-        open_claims[payer_id] += 1
-        open_charges[payer_id] += claim.charge_cents
+    """The forecast as of the start of ``as_of`` from the history known before it (pure: the backtest reruns
+    it). Exact: per payer and week, the charges times the lag counts are summed per conditioning count (the
+    lags ``>= age``), and divided and multiplied by the paid ratio once, as fractions, so the rounded cents do
+    not depend on how the claims were grouped."""
+    projection = _Projection([{} for _ in range(weeks)], Fraction(0), defaultdict(int), defaultdict(int))
+    models: dict[str, _History | None] = {}  # per payer: its model, None when it has no paid ratio
+    # Per week and payer: charges x lags in the week, per count of lags >= the claims' age.
+    weighted: list[dict[str, dict[int, int]]] = [defaultdict(lambda: defaultdict(int)) for _ in range(weeks)]
+    unscheduled: dict[str, int] = defaultdict(int)  # per payer: charges
+    for (payer_id, submitted_on), (claims, charges) in open_claims.items():
+        projection.open_claims[payer_id] += claims
+        projection.open_charges[payer_id] += charges
         if payer_id not in models:
             model = _model(histories, payer_id)[0]
-            ratio = None if model is None else model.ratio
-            models[payer_id] = (ratio, model.lags) if model and ratio is not None and model.lags else None
+            models[payer_id] = model if model is not None and model.charged else None
         found = models[payer_id]
-        if found is None:
+        if found is None or found.lags is None:
             continue
-        expected = claim.charge_cents * found[0]
-        key = (payer_id, claim.submitted_at)
-        if key in shared:
-            shares = shared[key]
-        else:
-            age = (as_of - claim.submitted_at).total_seconds() / _DAY
-            every = _shares(found[1], age, weeks)
-            shares = shared[key] = [(k, share) for k, share in enumerate(every) if share] or None
-        if shares is None:
-            projection.unscheduled += expected
+        lags = found.lags
+        age = (as_of - submitted_on).days
+        shorter = lags.shorter(age)
+        remaining = lags.total - shorter
+        counts = []
+        for k in range(weeks):
+            longer = lags.shorter(age + 7 * (k + 1))
+            counts.append(longer - shorter)
+            shorter = longer
+        if not remaining or not any(counts):
+            unscheduled[payer_id] += charges
             continue
-        for k, share in shares:
-            weekly[k][payer_id] += expected * share
+        for k, count in enumerate(counts):
+            if count:
+                weighted[k][payer_id][remaining] += charges * count
+    ratios = {p: Fraction(m.paid, m.charged) for p, m in models.items() if m is not None}
+    for k, per_payer in enumerate(weighted):
+        for payer_id, sums in per_payer.items():
+            projection.weekly[k][payer_id] = ratios[payer_id] * sum(
+                (Fraction(total, remaining) for remaining, total in sums.items()), Fraction(0)
+            )
+    projection.unscheduled = sum((ratios[p] * charges for p, charges in unscheduled.items()), Fraction(0))
     return projection
-
-
-def _near(
-    claims: Sequence[ClaimHistory], histories: dict[str, _History], as_of: datetime, weeks: int
-) -> list[ClaimHistory]:
-    """The claims (in order) whose age at ``as_of`` is, give or take a day, within ``weeks`` of a past lag:
-    the only ones a projection can put into one of its weeks (the others are unscheduled or not open)."""
-    lags = [h.lags for h in histories.values() if h.lags]
-    if not lags:
-        return []
-    oldest = as_of - timedelta(days=max(values[-1] for values in lags) + 1)
-    youngest = as_of - timedelta(days=min(values[0] for values in lags) - 7 * weeks - 1)
-    return [c for c in claims if oldest <= c.submitted_at < youngest]
 
 
 def _payers(histories: dict[str, _History], projection: _Projection) -> list[PayerModel]:
@@ -261,7 +280,7 @@ def _payers(histories: dict[str, _History], projection: _Projection) -> list[Pay
                 charged_cents=own.charged,
                 paid_cents=own.paid,
                 paid_ratio=None if model is None or model.ratio is None else round(model.ratio, 6),
-                median_lag_days=round(lags[len(lags) // 2], 2) if lags else None,
+                median_lag_days=float(lags.median()) if lags else None,
                 pooled=pooled,
                 open_claims=projection.open_claims.get(payer_id, 0),
                 open_charges_cents=projection.open_charges.get(payer_id, 0),
@@ -270,64 +289,52 @@ def _payers(histories: dict[str, _History], projection: _Projection) -> list[Pay
     return out
 
 
-def _actuals(
-    payments: Iterable[tuple[uuid.UUID, datetime, int]],
-    submitted: dict[int, datetime],  # by claim id (as an integer: hashed in C)
-    starts: Sequence[datetime],
-    end: datetime,
-) -> list[int]:
-    """Per backtest week (consecutive, from each of ``starts``; the last ends at ``end``): payer payments
+def _actuals(payments: Iterable[PaymentGroup], starts: Sequence[date], end: date) -> list[int]:
+    """Per backtest week (consecutive, from each of ``starts``; the last ends before ``end``): payer payments
     posted in it on claims submitted before it started."""
     out = [0] * len(starts)
     if not starts:
         return out
-    for claim_id, at, cents in payments:
-        if not starts[0] <= at < end:
+    for payment in payments:
+        if not starts[0] <= payment.posted_on < end:
             continue
-        j = bisect.bisect_right(starts, at) - 1
-        sent = submitted.get(claim_id.int)
-        if sent is not None and sent < starts[j]:
-            out[j] += cents
+        j = bisect.bisect_right(starts, payment.posted_on) - 1
+        if payment.submitted_on < starts[j]:
+            out[j] += payment.cents
     return out
 
 
 def forecast_from(
-    claims: Sequence[ClaimHistory],
-    payments: Sequence[tuple[uuid.UUID, datetime, int]],
-    *,
-    tenant: str,
-    as_of: date,
-    weeks: int,
-    backtest_weeks: int,
+    history: ForecastHistory, *, tenant: str, as_of: date, weeks: int, backtest_weeks: int
 ) -> CashForecast:
-    """The forecast and its backtest from the repository's rows (pure)."""
+    """The forecast and its backtest from the repository's grouped rows (pure)."""
     first = as_of + timedelta(days=1)  # the forecast's first day: it is made at the end of ``as_of``
-    now = _instant(first)
     starts = [first - timedelta(days=7 * j) for j in range(backtest_weeks, 0, -1)]
-    moments = [*(_instant(start) for start in starts), now]  # ascending: the backtest's, then the forecast's
-    timeline = _Timeline(claims, payments, moments)
-    # Claims that may be open at one of the moments, in the rows' order (the sums' order stays the same).
+    moments = [*starts, first]  # ascending: the backtest's, then the forecast's
+    timeline = _Timeline(history, moments)
+    # Claims that may be open at one of the moments.
     candidates = [
-        c for c in claims if not c.closed and (c.adjudicated_at is None or c.adjudicated_at >= moments[0])
+        g
+        for g in history.claims
+        if not g.closed and (g.adjudicated_on is None or g.adjudicated_on >= moments[0])
     ]
     histories = timeline.at(len(moments) - 1)
-    projection = project(candidates, histories, now, weeks)
+    projection = project(_open_claims(candidates, first), histories, first, weeks)
     forecast_weeks = [
         ForecastWeek(
             week_start=first + timedelta(days=7 * k),
             week_end=first + timedelta(days=7 * k + 6),
-            expected_cents=round(sum(per_payer.values())),
+            expected_cents=round(sum(per_payer.values(), Fraction(0))),
             by_payer=[PayerAmount(p, round(c)) for p, c in sorted(per_payer.items()) if round(c)],
         )
         for k, per_payer in enumerate(projection.weekly)
     ]
-    actuals = _actuals(payments, {c.claim_id.int: c.submitted_at for c in claims}, moments[:-1], now)
+    actuals = _actuals(history.payments, starts, first)
     backtest = []
     for j, start in enumerate(starts):
-        moment = moments[j]
-        history = timeline.at(j)  # only the first week's total is read: the claims it can hold suffice
-        past = project(_near(candidates, history, moment, 1), history, moment, 1)
-        forecast = round(sum(past.weekly[0].values()))
+        # Only the first week's total is read.
+        past = project(_open_claims(candidates, start), timeline.at(j), start, 1)
+        forecast = round(sum(past.weekly[0].values(), Fraction(0)))
         actual = actuals[j]
         error = forecast - actual
         backtest.append(
@@ -370,8 +377,7 @@ async def cash_forecast(
     repo = scope.repo(KpiRepository)
     before = _instant(day + timedelta(days=1))
     since = before - timedelta(days=HISTORY_DAYS + 7 * backtest_weeks)
-    claims = await repo.claim_histories(before=before, since=since)
-    payments = await repo.payer_payments(before=before, since=since)
+    history = await repo.forecast_history(before=before, since=since)
     scope.audit(
         "report.forecast",
         Action.READ,
@@ -379,5 +385,5 @@ async def cash_forecast(
         detail={"as_of": day.isoformat(), "weeks": weeks, "backtest_weeks": backtest_weeks},
     )
     return forecast_from(
-        claims, payments, tenant=scope.manifest.slug, as_of=day, weeks=weeks, backtest_weeks=backtest_weeks
+        history, tenant=scope.manifest.slug, as_of=day, weeks=weeks, backtest_weeks=backtest_weeks
     )

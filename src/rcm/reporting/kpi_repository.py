@@ -70,15 +70,33 @@ class RateCounts:
     by_payer: list[PayerDays] = field(default_factory=list)
 
 
-class ClaimHistory(NamedTuple):
-    """One submitted claim as the forecast reads it (a tuple: a million of them are built per forecast)."""
+class ClaimGroup(NamedTuple):
+    """Submitted claims of one payer alike to the forecast, at its grain (the UTC day): how many, and their
+    gross charges (ledger) in cents."""
 
-    claim_id: uuid.UUID
     payer_id: str
-    submitted_at: datetime  # first submission
-    adjudicated_at: datetime | None  # first 835 adjudication (any outcome)
-    charge_cents: int  # gross charges credited for it on the ledger
+    submitted_on: date  # first submission
+    adjudicated_on: date | None  # first 835 adjudication (any outcome)
     closed: bool  # voided or closed without ever being adjudicated: never expected to pay
+    claims: int
+    charge_cents: int
+
+
+class PaymentGroup(NamedTuple):
+    """Payer payments (835 CLP04, account payments) posted on one day on claims of a ``ClaimGroup``'s payer,
+    submission and adjudication days, in cents."""
+
+    payer_id: str
+    submitted_on: date
+    adjudicated_on: date | None
+    posted_on: date
+    cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastHistory:
+    claims: list[ClaimGroup]
+    payments: list[PaymentGroup]
 
 
 def _adjudication(ev: Any) -> list[Any]:
@@ -211,33 +229,6 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
 
     # -- rates (claim events) ---------------------------------------------------------------------------
 
-    def _first_adjudication(self) -> Any:
-        ev = ClaimEvent
-        return (
-            select(ev.tenant_id, ev.claim_id, ev.to_state, ev.created_at)
-            .where(
-                self.tenant_filter(ev.tenant_id),
-                ev.cause == Cause.REMITTANCE,
-                ev.to_state.in_(_ADJUDICATED),
-            )
-            .distinct(ev.tenant_id, ev.claim_id)
-            .order_by(ev.tenant_id, ev.claim_id, ev.created_at, ev.id)
-            .cte("first_adjudication")
-        )
-
-    def _submissions(self) -> Any:
-        """Each submitted claim's first submission, for the forecast's whole history. Materialized: inlined,
-        the planner built it in each parallel worker of the join (three times the grouping of a million
-        submissions on the bench)."""
-        ev = ClaimEvent
-        return (
-            select(ev.tenant_id, ev.claim_id, func.min(ev.created_at).label("first_at"))
-            .where(self.tenant_filter(ev.tenant_id), ev.to_state == ClaimState.SUBMITTED)
-            .group_by(ev.tenant_id, ev.claim_id)
-            .cte("submissions")
-            .prefix_with("MATERIALIZED")
-        )
-
     def _first_in_period(self, span: PeriodBounds, moves: Callable[[Any], list[Any]]) -> Any:
         """Whether a claim event is of the period and one of ``moves`` (conditions on the claim event entity
         given) on a claim with none of them before the period's start: the period's events through
@@ -257,11 +248,12 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         )
 
     def _first_adjudications_in(self, span: PeriodBounds) -> Any:
-        """The claims first adjudicated in the period, with that first adjudication (as
-        ``_first_adjudication`` gives it), read from the period's events alone: the first adjudication of a
-        claim falls in the period exactly when the claim has one in it and none before its start (its first
-        one in the period is then its first ever, ties on the instant included: they are in the period too).
-        The period's events through ``ix_claim_event_state_time``, the earlier one by a probe per claim."""
+        """The claims first adjudicated in the period, with that first adjudication (the earliest, the
+        lowest id among those at the same instant), read from the period's events alone: the first
+        adjudication of a claim falls in the period exactly when the claim has one in it and none before its
+        start (its first one in the period is then its first ever, ties on the instant included: they are in
+        the period too). The period's events through ``ix_claim_event_state_time``, the earlier one by a
+        probe per claim."""
         ev = ClaimEvent
         return (
             select(ev.tenant_id, ev.claim_id, ev.to_state, ev.created_at)
@@ -439,55 +431,88 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
 
     # -- the forecast's history -------------------------------------------------------------------------
 
-    async def claim_histories(self, *, before: datetime, since: datetime) -> list[ClaimHistory]:
-        """Every claim first submitted in ``[since, before)``, and every older one never adjudicated:
-        payer, first submission, first adjudication, gross charges (ledger) and whether it closed unpaid."""
-        adj, subs = self._first_adjudication(), self._submissions()
-        e = LedgerEntry
-        # The practice's gross charges per claim, summed in one grouped pass joined to the result (a lookup
-        # per claim of the result through ix_ledger_entry_claim_id cost a random heap read per claim).
+    async def forecast_history(self, *, before: datetime, since: datetime) -> ForecastHistory:
+        """The forecast's history, summed per payer and UTC day: every claim first submitted in ``[since,
+        before)`` and every older one never adjudicated (claims and gross charges per submission day,
+        first adjudication day and closed unpaid or not), and the payer payments posted in ``[since,
+        before)`` on those claims, per the same days and the posting day. Rows scale with payers x days,
+        not with claims: the claims are read once, in the statement, and never leave it."""
+        ev, e = ClaimEvent, LedgerEntry
+        # Each claim's first submission and first adjudication in one grouped pass over its events.
+        # Materialized: inlined, the planner built it in each parallel worker of the join.
+        times = (
+            select(
+                ev.claim_id,
+                func.min(ev.created_at).filter(ev.to_state == ClaimState.SUBMITTED).label("submitted_at"),
+                func.min(ev.created_at).filter(*_adjudication(ev)).label("adjudicated_at"),
+            )
+            .where(
+                self.tenant_filter(ev.tenant_id),
+                or_(ev.to_state == ClaimState.SUBMITTED, and_(*_adjudication(ev))),
+            )
+            .group_by(ev.claim_id)
+            .cte("claim_times")
+            .prefix_with("MATERIALIZED")
+        )
+        # Joined on the claim id alone, every side filtered to the one practice: the planner knows the
+        # claims' ids unique and so estimates the joins near the truth (a join on the tenant column too, of
+        # a CTE without statistics, had it expect a few hundred claims and probe the ledger once per claim;
+        # estimates a hundredfold over cost a plan past JIT compilation's thresholds: seconds).
+        claims = (
+            select(
+                Claim.id.label("claim_id"),
+                Claim.payer_id,
+                _utc_date(times.c.submitted_at).label("submitted_on"),
+                _utc_date(times.c.adjudicated_at).label("adjudicated_on"),
+                and_(
+                    Claim.state.in_([ClaimState.VOIDED, ClaimState.CLOSED]), times.c.adjudicated_at.is_(None)
+                ).label("closed"),
+            )
+            .select_from(times.join(Claim, Claim.id == times.c.claim_id))
+            .where(
+                self.tenant_filter(Claim.tenant_id),
+                times.c.submitted_at < before,
+                or_(times.c.submitted_at >= since, times.c.adjudicated_at.is_(None)),
+            )
+            .cte("forecast_claims")
+            .prefix_with("MATERIALIZED")
+        )
+        # The practice's gross charges per claim, summed in one grouped pass joined to the claims.
         charged = (
-            select(e.tenant_id, e.claim_id, (-func.sum(e.amount_cents)).label("cents"))
+            select(e.claim_id, (-func.sum(e.amount_cents)).label("cents"))
             .where(
                 self.tenant_filter(e.tenant_id),
                 e.claim_id.is_not(None),
                 e.account == Account.CHARGES,
                 e.amount_cents < 0,
             )
-            .group_by(e.tenant_id, e.claim_id)
+            .group_by(e.claim_id)
             .subquery("charged")
         )
-        stmt = (
+        claim_keys = [claims.c.payer_id, claims.c.submitted_on, claims.c.adjudicated_on, claims.c.closed]
+        per_claims = (
             select(
-                Claim.id,
-                Claim.payer_id,
-                subs.c.first_at,
-                adj.c.created_at,
-                func.coalesce(charged.c.cents, 0),
-                Claim.state.in_([ClaimState.VOIDED, ClaimState.CLOSED]),
+                literal(True).label("claim_rows"),
+                *claim_keys,
+                cast(literal(None), Date).label("posted_on"),
+                func.count().label("claims"),
+                func.coalesce(func.sum(charged.c.cents), 0).label("cents"),
             )
-            .select_from(
-                subs.join(Claim, and_(Claim.tenant_id == subs.c.tenant_id, Claim.id == subs.c.claim_id))
-                .outerjoin(adj, and_(adj.c.tenant_id == subs.c.tenant_id, adj.c.claim_id == subs.c.claim_id))
-                .outerjoin(
-                    charged, and_(charged.c.tenant_id == Claim.tenant_id, charged.c.claim_id == Claim.id)
-                )
-            )
-            .where(subs.c.first_at < before, or_(subs.c.first_at >= since, adj.c.created_at.is_(None)))
+            .select_from(claims.outerjoin(charged, charged.c.claim_id == claims.c.claim_id))
+            .group_by(*claim_keys)
         )
-        # On the driver itself: for a million rows SQLAlchemy's per-row result work cost as much as the query.
-        return [
-            ClaimHistory(row[0], row[1], row[2], row[3], int(row[4]), bool(row[5]) and row[3] is None)
-            for row in await self._driver_rows(DriverStatement.compile(stmt, expand=True), {})
-        ]
-
-    async def payer_payments(
-        self, *, before: datetime, since: datetime
-    ) -> list[tuple[uuid.UUID, datetime, int]]:
-        """Payer payments applied to claims (835 CLP04, account payments), per claim and posting time."""
-        e = LedgerEntry
-        stmt = (
-            select(e.claim_id, e.created_at, func.sum(e.amount_cents))
+        posted_on = _utc_date(e.created_at)
+        payment_keys = [claims.c.payer_id, claims.c.submitted_on, claims.c.adjudicated_on]
+        per_payments = (
+            select(
+                literal(False),
+                *payment_keys,
+                literal(False),
+                posted_on,
+                literal(0),
+                func.sum(e.amount_cents),
+            )
+            .select_from(join(e, claims, claims.c.claim_id == e.claim_id))
             .where(
                 self.tenant_filter(e.tenant_id),
                 e.account == Account.PAYMENTS,
@@ -495,12 +520,17 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                 e.created_at < before,
                 e.created_at >= since,
             )
-            .group_by(e.claim_id, e.created_at)
+            .group_by(*payment_keys, posted_on)
         )
-        return [
-            (row[0], row[1], int(row[2]))
-            for row in await self._driver_rows(DriverStatement.compile(stmt), {})
-        ]
+        out = ForecastHistory([], [])
+        for row in await self._driver_rows(
+            DriverStatement.compile(union_all(per_claims, per_payments), expand=True), {}
+        ):
+            if row[0]:
+                out.claims.append(ClaimGroup(row[1], row[2], row[3], row[4], int(row[6]), int(row[7])))
+            else:
+                out.payments.append(PaymentGroup(row[1], row[2], row[3], row[5], int(row[7])))
+        return out
 
     # -- productivity (staff scope) ---------------------------------------------------------------------
 
