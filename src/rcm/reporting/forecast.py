@@ -65,7 +65,7 @@ class PayerModel(msgspec.Struct):
     charged_cents: int
     paid_cents: int
     paid_ratio: float | None  # paid / charged; None without history
-    median_lag_days: float | None
+    median_lag_days: int | None  # whole days
     pooled: bool  # fewer than MIN_HISTORY claims: the practice's pooled history was used
     open_claims: int
     open_charges_cents: int
@@ -280,7 +280,7 @@ def _payers(histories: dict[str, _History], projection: _Projection) -> list[Pay
                 charged_cents=own.charged,
                 paid_cents=own.paid,
                 paid_ratio=None if model is None or model.ratio is None else round(model.ratio, 6),
-                median_lag_days=float(lags.median()) if lags else None,
+                median_lag_days=lags.median() if lags else None,
                 pooled=pooled,
                 open_claims=projection.open_claims.get(payer_id, 0),
                 open_charges_cents=projection.open_charges.get(payer_id, 0),
