@@ -71,11 +71,10 @@ async def take_over_corrected_share(
     """``claim`` (a next payer's, not sent) gave its share back when ``prior``'s payment was reversed: it
     takes over the share ``correction`` (the 835 CLP that followed the reversal) leaves the patient. Nothing
     when it holds a share still. Returns the cents."""
-    repo = scope.repo(LedgerRepository)
     amount = posting.patient_share(correction)
-    if amount <= 0 or await repo.coordinated(claim.id):
+    if amount <= 0 or await scope.repo(LedgerRepository).coordinated(claim.id):
         return 0
-    await repo.post([posting.coordination(prior.id, claim.id, amount)], actor=scope.principal.subject)
+    await take_over_patient_share(scope, prior, claim, correction)
     return amount
 
 
