@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.reporting.scenario import Scenario, at
+from tests.reporting.scenario import Scenario, at, forecast_rollups_rebuilt_alike
 from tests.support import Api
 
 T = date(2025, 6, 2)
@@ -136,19 +136,22 @@ class Sent:
 
 async def random_ledger(s: Scenario, rng: random.Random) -> list[Sent]:
     """Claims of three payers (one with too little history of its own) submitted, adjudicated and paid at
-    random instants within their days, some resubmitted, re-adjudicated, paid in two parts, voided or still
-    open; one sent before the history's year and never answered, one sent then and adjudicated (out)."""
+    random instants within their days, some resubmitted, re-adjudicated, paid in two parts, voided (at once
+    or later, by a state change) or still open; one sent before the history's year and never answered, one
+    sent then and adjudicated (out). Submission days and lags come from short lists, so several claims
+    share a payer, a submission day and an adjudication day: the rollups' groups sum them."""
     claims = []
     for n in range(36):
         payer = "DEMO-SLIM" if n % 12 == 0 else rng.choice(["DEMO-MCR", "DEMO-BCX"])
-        offset = -500 if n == 1 else -rng.randint(1, 110)
+        offset = -500 if n == 1 else -rng.choice(range(5, 111, 7))
         submitted = at(day(offset), 0) + timedelta(minutes=rng.randint(0, 24 * 60 - 1))
         fate = "open" if n == 1 else rng.choice(["paid", "paid", "paid", "denied", "open", "voided"])
         if n == 2:
             offset, fate = -480, "paid"
             submitted = at(day(offset), 3)
         charge = rng.randint(10, 500) * 100 + rng.randint(0, 99)
-        state = {"open": "accepted", "voided": "voided"}.get(fate, fate)
+        voided_later = fate == "voided" and rng.random() < 0.5
+        state = "accepted" if fate == "open" or voided_later else {"voided": "voided"}.get(fate, fate)
         claim_id = await s.claim(
             service_date=day(offset - 1), charge=charge, charged_at=submitted, state=state, payer=payer
         )
@@ -156,8 +159,11 @@ async def random_ledger(s: Scenario, rng: random.Random) -> list[Sent]:
         if rng.random() < 0.2:  # a resubmission: the first submission counts
             await s.event(claim_id, "submitted", submitted + timedelta(days=rng.randint(1, 5)))
         sent = Sent(payer, submitted, charge, closed=fate == "voided")
+        if voided_later:
+            await s.set_state(claim_id, "voided")
         if fate in ("paid", "denied"):
-            sent.adjudicated = submitted + timedelta(minutes=rng.randint(3 * 24 * 60, 45 * 24 * 60))
+            lag = rng.choice([3, 10, 17, 24, 31, 38])
+            sent.adjudicated = at(day(offset + lag), 0) + timedelta(minutes=rng.randint(0, 24 * 60 - 1))
             paid = rng.randint(charge // 3, charge) if fate == "paid" else 0
             first = paid if rng.random() < 0.7 else paid // 2
             await s.remit(claim_id, sent.adjudicated, paid=first, contractual=charge - paid, state=fate)
@@ -296,6 +302,8 @@ async def test_grouped_forecast_equals_the_per_claim_computation(
     assert response.status_code == 200, response.text
     body = response.json()
     expected = per_claim(claims, as_of, 6, 6)
+    groups = await forecast_rollups_rebuilt_alike(owner_engine, practice_api.tenant_id)
+    assert max(claims for *_, claims, _ in groups[0]) > 1  # claims summed in a group
     assert [(w["week_start"], w["expected_cents"], w["by_payer"]) for w in body["weeks"]] == expected["weeks"]
     assert body["unscheduled_cents"] == expected["unscheduled_cents"]
     assert body["payers"] == expected["payers"]

@@ -14,9 +14,9 @@ per payer, from claims adjudicated before ``F``:
 An open claim (submitted before ``F``, not adjudicated by then, not closed unpaid) of age ``A`` days is
 expected to bring ``charges x paid ratio``, spread over the weeks ahead by the lag distribution conditioned
 on ``lag >= A``: week ``k`` (``[F + 7k, F + 7k + 7)``) gets the share of past lags in
-``[A + 7k, A + 7k + 7)`` among those ``>= A``. A claim older than every past lag is ``unscheduled``. A payer
-with fewer than ``MIN_HISTORY`` adjudicated claims borrows the practice's pooled history. History is the
-year of claims submitted before ``F``.
+``[A + 7k, A + 7k + 7)`` among those ``>= A``. A claim older than every past lag, or whose lags ``>= A`` all
+fall after the forecast's last week, is ``unscheduled``. A payer with fewer than ``MIN_HISTORY`` adjudicated
+claims borrows the practice's pooled history. History is the year of claims submitted before ``F``.
 
 Backtest: for each past week starting ``d``, the forecast made as of ``d`` (only data before ``d``) for its
 first week, beside the payer payments actually posted that week on claims submitted before ``d``.
@@ -29,7 +29,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 
 import msgspec
@@ -83,7 +83,7 @@ class CashForecast(msgspec.Struct):
     tenant: str
     as_of: date
     weeks: list[ForecastWeek]
-    unscheduled_cents: int  # open claims older than every observed lag of their payer
+    unscheduled_cents: int  # open claims older than every past lag of their payer, or due after the weeks
     payers: list[PayerModel]
     backtest: list[BacktestWeek]
     mean_absolute_error_cents: int | None
@@ -130,10 +130,6 @@ class _History:
     @property
     def ratio(self) -> float | None:
         return None if not self.charged else self.paid / self.charged
-
-
-def _instant(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 class _Timeline:
@@ -280,7 +276,7 @@ def _payers(histories: dict[str, _History], projection: _Projection) -> list[Pay
                 charged_cents=own.charged,
                 paid_cents=own.paid,
                 paid_ratio=None if model is None or model.ratio is None else round(model.ratio, 6),
-                median_lag_days=lags.median() if lags else None,
+                median_lag_days=lags.median() if lags is not None else None,
                 pooled=pooled,
                 open_claims=projection.open_claims.get(payer_id, 0),
                 open_charges_cents=projection.open_charges.get(payer_id, 0),
@@ -355,7 +351,7 @@ def forecast_from(
         unscheduled_cents=round(projection.unscheduled),
         payers=_payers(histories, projection),
         backtest=backtest,
-        mean_absolute_error_cents=round(sum(errors) / len(errors)) if errors else None,
+        mean_absolute_error_cents=round(Fraction(sum(errors), len(errors))) if errors else None,
         mean_absolute_percentage_error=round(sum(pct) / len(pct), 6) if pct else None,
         method=METHOD,
     )
@@ -375,7 +371,7 @@ async def cash_forecast(
                 errors=[FieldError(f"/{name}", f"is {value}")],
             )
     repo = scope.repo(KpiRepository)
-    before = _instant(day + timedelta(days=1))
+    before = day + timedelta(days=1)
     since = before - timedelta(days=HISTORY_DAYS + 7 * backtest_weeks)
     history = await repo.forecast_history(before=before, since=since)
     scope.audit(

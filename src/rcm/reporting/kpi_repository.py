@@ -22,9 +22,26 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Date, and_, case, cast, exists, func, join, literal, or_, select, true, union_all
+from sqlalchemy import (
+    Date,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    join,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import aliased
 
 from rcm.claims.models import Claim, ClaimEvent
@@ -34,7 +51,7 @@ from rcm.kit.db import DriverStatement
 from rcm.kit.repository import TenantRowRepository
 from rcm.ledger.models import RECEIVABLES, Account, LedgerEntry, LedgerPosting, Source
 from rcm.reporting.kpi_vocabulary import KpiKey
-from rcm.reporting.models import ReportClaimBalance
+from rcm.reporting.models import ReportClaimBalance, ReportForecastClaims, ReportForecastPayments
 from rcm.scrub.models import ScrubOutcome, ScrubRun
 from rcm.workqueue.models import ItemEventType, QueueKind, WorkItem, WorkItemEvent
 
@@ -106,6 +123,54 @@ def _adjudication(ev: Any) -> list[Any]:
 
 def _utc_date(column: Any) -> Any:
     return cast(func.timezone("UTC", column), Date)
+
+
+@cache
+def _forecast_history_statement() -> DriverStatement:
+    """``KpiRepository.forecast_history``'s statement, compiled once."""
+    tenant = TenantRowRepository.tenant_param_filter
+    c, p = ReportForecastClaims, ReportForecastPayments
+    since_p, before_p = bindparam("since", type_=Date), bindparam("before", type_=Date)
+
+    def adjudicated(column: Any) -> Any:  # 'infinity' in the rollups' key: not adjudicated
+        return func.nullif(column, literal_column("'infinity'::date"))
+
+    def in_history(t: Any) -> Any:
+        return and_(
+            t.submitted_on < before_p,
+            or_(t.submitted_on >= since_p, t.adjudicated_on == literal_column("'infinity'::date")),
+        )
+
+    closed = and_(c.ended, c.adjudicated_on == literal_column("'infinity'::date"))
+    claim_keys = [c.payer_id, c.submitted_on, adjudicated(c.adjudicated_on), closed]
+    per_claims = (
+        select(
+            literal(True).label("claim_rows"),
+            *claim_keys,
+            cast(null(), Date).label("posted_on"),
+            func.sum(c.claims).label("claims"),
+            func.sum(c.charged_cents).label("cents"),
+        )
+        .where(tenant(c.tenant_id), in_history(c), c.claims != 0)
+        .group_by(*claim_keys)
+    )
+    per_payments = select(
+        literal(False),
+        p.payer_id,
+        p.submitted_on,
+        adjudicated(p.adjudicated_on),
+        literal(False),
+        p.posted_on,
+        literal(0),
+        p.cents,
+    ).where(
+        tenant(p.tenant_id),
+        in_history(p),
+        p.posted_on >= since_p,
+        p.posted_on < before_p,
+        p.cents != 0,
+    )
+    return DriverStatement.compile(union_all(per_claims, per_payments))
 
 
 class KpiRepository(TenantRowRepository[LedgerEntry]):
@@ -431,101 +496,16 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
 
     # -- the forecast's history -------------------------------------------------------------------------
 
-    async def forecast_history(self, *, before: datetime, since: datetime) -> ForecastHistory:
-        """The forecast's history, summed per payer and UTC day: every claim first submitted in ``[since,
-        before)`` and every older one never adjudicated (claims and gross charges per submission day,
-        first adjudication day and closed unpaid or not), and the payer payments posted in ``[since,
-        before)`` on those claims, per the same days and the posting day. Rows scale with payers x days,
-        not with claims: the claims are read once, in the statement, and never leave it."""
-        ev, e = ClaimEvent, LedgerEntry
-        # Each claim's first submission and first adjudication in one grouped pass over its events.
-        # Materialized: inlined, the planner built it in each parallel worker of the join.
-        times = (
-            select(
-                ev.claim_id,
-                func.min(ev.created_at).filter(ev.to_state == ClaimState.SUBMITTED).label("submitted_at"),
-                func.min(ev.created_at).filter(*_adjudication(ev)).label("adjudicated_at"),
-            )
-            .where(
-                self.tenant_filter(ev.tenant_id),
-                or_(ev.to_state == ClaimState.SUBMITTED, and_(*_adjudication(ev))),
-            )
-            .group_by(ev.claim_id)
-            .cte("claim_times")
-            .prefix_with("MATERIALIZED")
-        )
-        # Joined on the claim id alone, every side filtered to the one practice: the planner knows the
-        # claims' ids unique and so estimates the joins near the truth (a join on the tenant column too, of
-        # a CTE without statistics, had it expect a few hundred claims and probe the ledger once per claim;
-        # estimates a hundredfold over cost a plan past JIT compilation's thresholds: seconds).
-        claims = (
-            select(
-                Claim.id.label("claim_id"),
-                Claim.payer_id,
-                _utc_date(times.c.submitted_at).label("submitted_on"),
-                _utc_date(times.c.adjudicated_at).label("adjudicated_on"),
-                and_(
-                    Claim.state.in_([ClaimState.VOIDED, ClaimState.CLOSED]), times.c.adjudicated_at.is_(None)
-                ).label("closed"),
-            )
-            .select_from(times.join(Claim, Claim.id == times.c.claim_id))
-            .where(
-                self.tenant_filter(Claim.tenant_id),
-                times.c.submitted_at < before,
-                or_(times.c.submitted_at >= since, times.c.adjudicated_at.is_(None)),
-            )
-            .cte("forecast_claims")
-            .prefix_with("MATERIALIZED")
-        )
-        # The practice's gross charges per claim, summed in one grouped pass joined to the claims.
-        charged = (
-            select(e.claim_id, (-func.sum(e.amount_cents)).label("cents"))
-            .where(
-                self.tenant_filter(e.tenant_id),
-                e.claim_id.is_not(None),
-                e.account == Account.CHARGES,
-                e.amount_cents < 0,
-            )
-            .group_by(e.claim_id)
-            .subquery("charged")
-        )
-        claim_keys = [claims.c.payer_id, claims.c.submitted_on, claims.c.adjudicated_on, claims.c.closed]
-        per_claims = (
-            select(
-                literal(True).label("claim_rows"),
-                *claim_keys,
-                cast(literal(None), Date).label("posted_on"),
-                func.count().label("claims"),
-                func.coalesce(func.sum(charged.c.cents), 0).label("cents"),
-            )
-            .select_from(claims.outerjoin(charged, charged.c.claim_id == claims.c.claim_id))
-            .group_by(*claim_keys)
-        )
-        posted_on = _utc_date(e.created_at)
-        payment_keys = [claims.c.payer_id, claims.c.submitted_on, claims.c.adjudicated_on]
-        per_payments = (
-            select(
-                literal(False),
-                *payment_keys,
-                literal(False),
-                posted_on,
-                literal(0),
-                func.sum(e.amount_cents),
-            )
-            .select_from(join(e, claims, claims.c.claim_id == e.claim_id))
-            .where(
-                self.tenant_filter(e.tenant_id),
-                e.account == Account.PAYMENTS,
-                e.claim_id.is_not(None),
-                e.created_at < before,
-                e.created_at >= since,
-            )
-            .group_by(*payment_keys, posted_on)
-        )
+    async def forecast_history(self, *, before: date, since: date) -> ForecastHistory:
+        """The forecast's history from its rollups (``report_forecast_claims`` and ``_payments``, kept as
+        claims and entries are written; migration 0055): the claims first submitted from ``since`` to before
+        ``before`` and every older one never adjudicated, per payer, submission day, first-adjudication day
+        and closed unpaid or not (claims and gross charges), and the payer payments posted from ``since``
+        to before ``before`` on those claims, per the same days and the posting day. One round trip; rows
+        scale with payers x submission days x adjudication days, not with claims."""
         out = ForecastHistory([], [])
-        for row in await self._driver_rows(
-            DriverStatement.compile(union_all(per_claims, per_payments), expand=True), {}
-        ):
+        params = {"since": since, "before": before}
+        for row in await self._driver_rows(_forecast_history_statement(), params):
             if row[0]:
                 out.claims.append(ClaimGroup(row[1], row[2], row[3], row[4], int(row[6]), int(row[7])))
             else:

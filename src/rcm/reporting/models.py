@@ -89,6 +89,40 @@ class ReportClaimBalance(Base):
     submitted_on: Mapped[date | None]  # the first submission (UTC day)
     insurance_cents: Mapped[int] = mapped_column(BigInteger)
     patient_cents: Mapped[int] = mapped_column(BigInteger)
+    # The cash forecast's facts (0055_forecast_rollup): the first 835 adjudication (UTC day, any outcome),
+    # voided or closed now, and the gross charges (charge entries, reversals not netted).
+    adjudicated_on: Mapped[date | None]
+    ended: Mapped[bool] = mapped_column(server_default=text("false"))
+    charged_cents: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class ReportForecastClaims(Base):
+    """Submitted claims per payer, first-submission day, first-adjudication day and ended (voided or closed):
+    how many and their gross charges. Kept by the triggers of 0055_forecast_rollup."""
+
+    __tablename__ = "report_forecast_claims"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
+    payer_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    submitted_on: Mapped[date] = mapped_column(primary_key=True)
+    adjudicated_on: Mapped[date] = mapped_column(primary_key=True)  # 'infinity': not adjudicated
+    ended: Mapped[bool] = mapped_column(primary_key=True)
+    claims: Mapped[int] = mapped_column(BigInteger)
+    charged_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportForecastPayments(Base):
+    """Payer payments (ledger account ``payments``) per their claim's payer, submission and adjudication
+    days, and the UTC day they were posted. Kept by the triggers of 0055_forecast_rollup."""
+
+    __tablename__ = "report_forecast_payments"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
+    payer_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    submitted_on: Mapped[date] = mapped_column(primary_key=True)
+    adjudicated_on: Mapped[date] = mapped_column(primary_key=True)  # 'infinity': not adjudicated
+    posted_on: Mapped[date] = mapped_column(primary_key=True)
+    cents: Mapped[int] = mapped_column(BigInteger)
 
 
 class ReportClosedAr(Base):
