@@ -32,6 +32,7 @@ from rcm.x12.remittance_model import Adjustment, Claim, Person, Remittance, Serv
 from tests.claims.conftest import DEMO_CODED, Claims, practice_scope, rows
 from tests.claims.test_institutional import institutional_payload
 from tests.encounters.test_parties import SUBSCRIBER, dependent_payload
+from tests.reporting.scenario import forecast_rollups_rebuilt_alike
 from tests.support import Api, encounter_payload
 from tests.x12 import remittances
 from tests.x12.pyx12check import pyx12_errors
@@ -679,13 +680,30 @@ async def test_a_ready_secondary_waits_for_its_primarys_correction_before_it_goe
     outcome = await cob.apply(
         _clp(pcn, "1", (_line(1, "99213", 12500, 10500, pr2_20),), "MCR-ICN-W3"), control=3
     )
-    # Never sent, it has nothing to replace: it takes over the share the correction leaves the patient.
+    # Never sent, it has nothing to replace: it takes over the share the correction leaves the patient, and
+    # the item the reversal opened on it (replace or void) is cancelled: done without a biller. Audited.
     assert outcome.cob_taken_over == 1
     assert await _balances(cob, waiting.id) == (2000, 0)
     assert await _balances(cob, primary_id) == (0, 0)
+    items = await rows(
+        owner_engine,
+        "SELECT reason, status FROM rcm.work_item WHERE subject_id = :c AND kind = 'billing'",
+        c=waiting.id,
+    )
+    assert [(i.reason, i.status) for i in items] == [("cob_correction", "cancelled")]
+    [audited] = await rows(
+        owner_engine,
+        "SELECT resource_ids, detail FROM rcm.audit_event WHERE event_type = 'claim.cob_taken_over'",
+    )
+    assert audited.resource_ids == [waiting.id]
+    assert (audited.detail["claims"], audited.detail["taken_cents"]) == (1, 2000)
     await _every_posting_balances(owner_engine)
     content = await cob.render("DEMO-BCX")
     assert pyx12_errors(content) == []
     segments = content.split("~")
     assert "AMT*D*105" in segments
     assert "REF*F8*MCR-ICN-W3" in segments
+    # The cash forecast's rollups followed the submissions, the 835s, the reversal and its correction.
+    claims, payments = await forecast_rollups_rebuilt_alike(owner_engine, str(cob.tenant.id))
+    assert sum(row[-2] for row in claims) == 2  # the two primaries: the secondary's batch is not sent
+    assert payments

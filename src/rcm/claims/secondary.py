@@ -49,6 +49,8 @@ from rcm.ledger import service as ledger
 from rcm.patients.models import Coverage
 from rcm.payers.repository import directory_payers
 from rcm.tenancy.scope import TenantScope
+from rcm.workqueue.models import BillingReason, SubjectType
+from rcm.workqueue.repository import WorkItemRepository
 from rcm.x12 import claims as x12
 from rcm.x12 import remittance_model as remit
 
@@ -223,12 +225,31 @@ async def _unsent_take_over(work: Applying, prior: Claim, correction: remit.Clai
     """The correction of ``prior``'s reversed payment stands: each of its next payers' claims not sent yet (in
     no batch: nothing to replace, so no biller's replacement will take the share over) that gave its share
     back at the reversal takes over the share the correction leaves the patient, as ``_build`` does for a new
-    one. A claim already sent waits for its replacement (``cob_correction``), which takes it over then."""
+    one, and the ``cob_correction`` item the reversal opened on it is cancelled (done without a biller).
+    Audited. A claim already sent waits for its replacement (``cob_correction``), which takes it over then."""
     scope = work.scope
+    taken: list[Claim] = []
+    cents = 0
     for claim in await scope.repo(ClaimAdjudicationRepository).next_claims([prior.id]):
         unsent = claim.submission_batch_id is None and claim.state in (ClaimState.CREATED, ClaimState.READY)
-        if unsent and await ledger.take_over_corrected_share(scope, prior, claim, correction):
-            work.count("cob_taken_over")
+        amount = await ledger.take_over_corrected_share(scope, prior, claim, correction) if unsent else 0
+        if not amount:
+            continue
+        await scope.repo(WorkItemRepository).cancel_for_subject(
+            SubjectType.CLAIM, claim.id, actor=scope.principal.subject, reason=BillingReason.COB_CORRECTION
+        )
+        work.count("cob_taken_over")
+        taken.append(claim)
+        cents += amount
+    if taken:
+        scope.audit(
+            "claim.cob_taken_over",
+            Action.UPDATE,
+            resource_type=CLAIM,
+            resource_ids=[c.id for c in taken],
+            patient_ids=list({c.patient_id for c in taken}),
+            detail={"claims": len(taken), "taken_cents": cents},
+        )
 
 
 def _adjustments(adjustments: Sequence[remit.Adjustment]) -> list[dict[str, Any]]:

@@ -351,9 +351,15 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
         return rows[0] if rows else None
 
     async def cancel_for_subject(
-        self, subject_type: SubjectType, subject_id: uuid.UUID, *, actor: str | None
+        self,
+        subject_type: SubjectType,
+        subject_id: uuid.UUID,
+        *,
+        actor: str | None,
+        reason: BillingReason | None = None,
     ) -> list[WorkItem]:
-        """Cancel the live items about a subject (it was voided, merged or billed another way)."""
+        """Cancel the live items about a subject (it was voided, merged or billed another way); only those
+        opened for ``reason`` when given (what they asked for was done another way)."""
         changed = (
             update(_ITEM)
             .where(
@@ -361,6 +367,7 @@ class WorkItemRepository(TenantScopedRepository[WorkItem]):
                 _ITEM.c.subject_type == subject_type,
                 _ITEM.c.subject_id == subject_id,
                 _ITEM.c.status.in_([ItemStatus.OPEN, ItemStatus.LEASED, ItemStatus.WAITING]),
+                true() if reason is None else _ITEM.c.reason == reason,
             )
             .values(
                 status=ItemStatus.CANCELLED,
