@@ -92,6 +92,7 @@ TRIGGERED = 50_000  # claims of the large practice posted last, with the rollup 
 ROLLUP_TRIGGERS = (  # (table, trigger): off for the bulk, which rcm.report_rebuild then sums
     ("ledger_entry", "ledger_entry_report_rollup"),
     ("ledger_entry", "ledger_entry_report_rollup_forecast"),
+    ("ledger_entry", "ledger_entry_report_posted"),
     ("claim_event", "claim_event_report_submitted"),
     ("claim", "claim_report_forecast_ended"),
 )

@@ -13,7 +13,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,6 +22,7 @@ import openpyxl
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.claims.states import ClaimState
@@ -401,6 +402,12 @@ def _kpi_money_expected(entries: Iterable[Any], span: PeriodBounds) -> dict[str,
     return out
 
 
+POSTED_DAYS = (
+    "SELECT day, charges_cents, payments_cents, contractual_cents FROM rcm.report_posted_day"
+    " WHERE tenant_id = :t ORDER BY day"
+)
+
+
 async def test_kpi_money_equals_the_ledger_at_any_period_end(
     *,
     claims: Claims,
@@ -425,7 +432,10 @@ async def test_kpi_money_equals_the_ledger_at_any_period_end(
     assert any(e.created_at < middle for e in entries)
     assert any(e.created_at >= middle and e.account.endswith("_receivable") for e in entries)
     service_dates = sorted({e.service_date for e in entries if e.service_date is not None})
-    ends = (middle, middle + timedelta(seconds=1), datetime.now(UTC) + timedelta(days=1))
+    # Mid-day ends (the flows from the ledger) and midnight UTC ends, as a KPI period's (from the posting
+    # days' rollup): the entries' day, and the next (the flows of every entry).
+    today = datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
+    ends = (middle, middle + timedelta(seconds=1), today, today + timedelta(days=1))
     for end in ends:
         for aged_before in (service_dates[0], service_dates[-1] + timedelta(days=1)):
             span = PeriodBounds(
@@ -438,6 +448,12 @@ async def test_kpi_money_equals_the_ledger_at_any_period_end(
                 money = await scope.repo(KpiRepository).money(span)
             expected = _kpi_money_expected(entries, span)
             assert money.get(practice.id, dict.fromkeys(expected, 0)) == expected, (end, aged_before)
+    # The posting days' rollup summed again from the ledger (rcm.report_rebuild) equals it as kept.
+    async with owner_engine.begin() as conn:
+        kept = (await conn.execute(text(POSTED_DAYS), {"t": practice.id})).all()
+        await conn.execute(text("SELECT rcm.report_rebuild(:t)"), {"t": practice.id})
+        assert (await conn.execute(text(POSTED_DAYS), {"t": practice.id})).all() == kept
+    assert kept
 
 
 async def test_a_closed_month_never_shifts_and_late_entries_land_in_the_open_period(

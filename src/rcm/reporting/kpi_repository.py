@@ -6,14 +6,15 @@ items' events, the claims' events and the ledger's postings. Codes, ids, counts 
 
 Why the KPIs' money does not read the day rollup (``report_ledger_day``) as the cash-flow report does: the
 two count a different day. The KPIs (HFMA-style: what was posted in the period) place an entry at its
-posting instant, ``created_at``, in half-open UTC bounds; the rollup places it on its report day, which is
-the 835's payment date (BPR16) for a remittance's entries, moved forward past any closed month, and it keeps
-no claim, which the drill-down and the AR-over-90 split need. So the flows read the ledger, bounded to the
-period (and the 90-day charge window) through ``ix_ledger_entry_created_at``. The AR at the period's end
-does read a rollup: each claim's open balance now (``report_claim_balance``, kept in the same transaction
-as the entries) less the receivable entries posted since the end, the same sum to the cent as every
-receivable entry before the end (receivables always name a claim: ``ck_ledger_entry_receivable_claim``),
-without reading the practice's history.
+posting instant, ``created_at``, in half-open UTC bounds; the cash-flow rollup places it on its report day,
+which is the 835's payment date (BPR16) for a remittance's entries, moved forward past any closed month. So
+the flows read their own rollup, per UTC posting day (``report_posted_day``, migration 0056; a period is
+whole UTC days), and the drill-down, which needs the claims, reads the ledger bounded to the period (and the
+90-day charge window) through ``ix_ledger_entry_created_at``. The AR at the period's end reads a rollup too:
+each claim's open balance now (``report_claim_balance``, kept in the same transaction as the entries) less
+the receivable entries posted since the end, the same sum to the cent as every receivable entry before the
+end (receivables always name a claim: ``ck_ledger_entry_receivable_claim``), without reading the practice's
+history.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -51,7 +52,12 @@ from rcm.kit.db import DriverStatement
 from rcm.kit.repository import TenantRowRepository
 from rcm.ledger.models import RECEIVABLES, Account, LedgerEntry, LedgerPosting, Source
 from rcm.reporting.kpi_vocabulary import KpiKey
-from rcm.reporting.models import ReportClaimBalance, ReportForecastClaims, ReportForecastPayments
+from rcm.reporting.models import (
+    ReportClaimBalance,
+    ReportForecastClaims,
+    ReportForecastPayments,
+    ReportPostedDay,
+)
 from rcm.scrub.models import ScrubOutcome, ScrubRun
 from rcm.workqueue.models import ItemEventType, QueueKind, WorkItem, WorkItemEvent
 
@@ -121,6 +127,13 @@ def _adjudication(ev: Any) -> list[Any]:
     return [ev.cause == Cause.REMITTANCE, ev.to_state.in_(_ADJUDICATED)]
 
 
+def _day_of(instant: datetime) -> date | None:
+    """A period's bound as its UTC day when it is midnight UTC, else None."""
+    if instant.utcoffset() != timedelta(0) or instant.timetz().replace(tzinfo=None) != time():
+        return None
+    return instant.date()
+
+
 def _utc_date(column: Any) -> Any:
     return cast(func.timezone("UTC", column), Date)
 
@@ -183,7 +196,7 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
 
     def _flows(self, span: PeriodBounds, *, by_claim: bool) -> Any:
         """Charges, payments and contractual adjustments posted in the period and charges of the 90 days
-        ending with it, per practice (and per claim when ``by_claim``)."""
+        ending with it, per practice (and per claim when ``by_claim``), from the ledger's entries."""
         e = LedgerEntry
         in_period = and_(e.created_at >= span.start, e.created_at < span.end)
         keys = [e.tenant_id, e.claim_id] if by_claim else [e.tenant_id]
@@ -215,6 +228,26 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
             )
             .where(self.tenant_filter(e.tenant_id), e.created_at >= earliest, e.created_at < span.end)
             .group_by(*keys)
+        )
+
+    def _day_flows(self, span: PeriodBounds) -> Any:
+        """``_flows`` per practice, summed from the posting days' rollup: for a span of whole UTC days (a
+        KPI period always is); another span reads the ledger."""
+        start, end, window = (_day_of(t) for t in (span.start, span.end, span.window_start))
+        if start is None or end is None or window is None:
+            return self._flows(span, by_claim=False)
+        d = ReportPostedDay
+        in_period = and_(d.day >= start, d.day < end)
+        return (
+            select(
+                d.tenant_id,
+                func.coalesce(func.sum(d.charges_cents).filter(in_period), 0).label("charges"),
+                func.coalesce(func.sum(d.payments_cents).filter(in_period), 0).label("payments"),
+                func.coalesce(func.sum(d.contractual_cents).filter(in_period), 0).label("contractual"),
+                func.coalesce(func.sum(d.charges_cents).filter(d.day >= window), 0).label("window_charges"),
+            )
+            .where(self.tenant_filter(d.tenant_id), d.day >= min(start, window), d.day < end)
+            .group_by(d.tenant_id)
         )
 
     def flow_claims(self, span: PeriodBounds) -> Any:
@@ -271,7 +304,7 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         """Per practice: charges, payments and contractual adjustments posted in the period, charges of the
         90 days ending with it, and the receivables outstanding at its end (all, and on claims aged > 90)."""
         out: dict[uuid.UUID, dict[str, int]] = {}
-        for row in await self._rows(self._flows(span, by_claim=False)):
+        for row in await self._rows(self._day_flows(span)):
             out[row.tenant_id] = {
                 "charges": int(row.charges),
                 "payments": int(row.payments),

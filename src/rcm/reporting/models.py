@@ -140,3 +140,17 @@ class ReportClosedAr(Base):
     bucket: Mapped[str] = mapped_column(Text, primary_key=True)
     balance_cents: Mapped[int] = mapped_column(BigInteger)
     claims: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportPostedDay(Base):
+    """The KPIs' money flows per UTC day of posting (``created_at``): charges (billed positive), payments on
+    claims (payer and patient) and contractual (CAS CO) adjustments. Kept by the ledger's statement trigger
+    (migration 0056_kpi_money_day)."""
+
+    __tablename__ = "report_posted_day"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    charges_cents: Mapped[int] = mapped_column(BigInteger)
+    payments_cents: Mapped[int] = mapped_column(BigInteger)
+    contractual_cents: Mapped[int] = mapped_column(BigInteger)
