@@ -41,7 +41,12 @@ async def reverse_charges(scope: TenantScope, claim_id: uuid.UUID, source: Sourc
 async def take_over_patient_share(scope: TenantScope, prior: OurClaim, claim: OurClaim, paid: Claim) -> None:
     """``claim`` (a secondary or tertiary) was just built from ``prior``'s 835 CLP ``paid``: the patient's
     share that 835 posted on ``prior`` is now the next payer's to pay, on ``claim``."""
-    draft = posting.coordination(prior.id, claim.id, posting.patient_share(paid))
+    await _coordinate(scope, prior.id, claim.id, posting.patient_share(paid))
+
+
+async def _coordinate(scope: TenantScope, prior_claim_id: uuid.UUID, claim_id: uuid.UUID, cents: int) -> None:
+    """Post ``cents`` of the prior claim's patient share as ``claim_id``'s to bill (``coordination``)."""
+    draft = posting.coordination(prior_claim_id, claim_id, cents)
     await scope.repo(LedgerRepository).post([draft], actor=scope.principal.subject)
 
 
@@ -74,7 +79,7 @@ async def take_over_corrected_share(
     amount = posting.patient_share(correction)
     if amount <= 0 or await scope.repo(LedgerRepository).coordinated(claim.id):
         return 0
-    await take_over_patient_share(scope, prior, claim, correction)
+    await _coordinate(scope, prior.id, claim.id, amount)
     return amount
 
 
@@ -83,11 +88,9 @@ async def take_over_share_left(scope: TenantScope, prior_claim_id: uuid.UUID, cl
     share the prior claim's standing adjudication leaves: what the original held, or, when the prior claim's
     payment was reversed since (the original flagged ``cob_correction``, its share given back then), what
     the correction that followed leaves (nothing while none came). Returns the cents."""
-    repo = scope.repo(LedgerRepository)
-    amount = await repo.patient_share_left(prior_claim_id)
+    amount = await scope.repo(LedgerRepository).patient_share_left(prior_claim_id)
     if amount > 0:
-        draft = posting.coordination(prior_claim_id, claim_id, amount)
-        await repo.post([draft], actor=scope.principal.subject)
+        await _coordinate(scope, prior_claim_id, claim_id, amount)
     return max(amount, 0)
 
 
