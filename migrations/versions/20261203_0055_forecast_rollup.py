@@ -157,17 +157,15 @@ _CHANGED = """
 """
 _MOVED = "(r.payer_id, r.submitted_on, r.adjudicated_on) IS DISTINCT FROM (r.new_payer_id, r.new_submitted_on, r.new_adjudicated_on)"
 
-# Most updates of the claim rows are balances (every posting): they leave after one join of the statement's
-# old and new rows. The others move the changed claims between groups, in one statement (both rollups).
+# One statement: the claims whose facts changed (one join of the statement's old and new rows; none for the
+# balance updates of every posting, which then write nothing) move between groups, in both rollups.
 BALANCE_UPDATED = (
     """
 CREATE FUNCTION rcm.report_forecast_updated() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, rcm AS $$
 DECLARE"""
     + _BIND
-    + "  IF pg_trigger_depth() = 1 OR NOT EXISTS ("
-    + _CHANGED
-    + "  ) THEN\n    RETURN NULL;\n  END IF;\n"
+    + "  IF pg_trigger_depth() = 1 THEN\n    RETURN NULL;\n  END IF;\n"
     + _BIND_ROWS.format(rows="new_rows")
     + "  WITH r AS MATERIALIZED ("
     + _CHANGED

@@ -333,31 +333,30 @@ class Work(Scenario):
             )
 
 
-async def forecast_rollups_rebuilt_alike(engine: AsyncEngine, tenant_id: str) -> tuple[list[Any], list[Any]]:
-    """The practice's forecast rollups (groups holding nothing left out, in key order) as the triggers kept
-    them, checked equal to the same rollups summed again from scratch (``rcm.report_rebuild``)."""
-    kept = await _forecast_rollups(engine, tenant_id)
+async def rebuilt_alike(engine: AsyncEngine, tenant_id: Any, *queries: str) -> list[list[tuple[Any, ...]]]:
+    """Each query's rows (``:t`` the practice) as the rollup triggers kept them, checked equal to the same
+    rows once the practice's rollups are summed again from scratch (``rcm.report_rebuild``)."""
+
+    async def read() -> list[list[tuple[Any, ...]]]:
+        async with engine.begin() as conn:
+            return [[tuple(r) for r in await conn.execute(text(q), {"t": tenant_id})] for q in queries]
+
+    kept = await read()
     async with engine.begin() as conn:
         await conn.execute(text("SELECT rcm.report_rebuild(:t)"), {"t": tenant_id})
-    assert await _forecast_rollups(engine, tenant_id) == kept
+    assert await read() == kept
     return kept
 
 
-async def _forecast_rollups(engine: AsyncEngine, tenant_id: str) -> tuple[list[Any], list[Any]]:
-    async with engine.begin() as conn:
-        claims = await conn.execute(
-            text(
-                "SELECT payer_id, submitted_on, adjudicated_on, ended, claims, charged_cents"
-                " FROM rcm.report_forecast_claims WHERE tenant_id = :t AND (claims, charged_cents) <> (0, 0)"
-                " ORDER BY 1, 2, 3, 4"
-            ),
-            {"t": tenant_id},
-        )
-        payments = await conn.execute(
-            text(
-                "SELECT payer_id, submitted_on, adjudicated_on, posted_on, cents"
-                " FROM rcm.report_forecast_payments WHERE tenant_id = :t AND cents <> 0 ORDER BY 1, 2, 3, 4"
-            ),
-            {"t": tenant_id},
-        )
-        return [tuple(r) for r in claims], [tuple(r) for r in payments]
+async def forecast_rollups_rebuilt_alike(engine: AsyncEngine, tenant_id: str) -> tuple[list[Any], list[Any]]:
+    """The practice's forecast rollups (groups holding nothing left out, in key order), ``rebuilt_alike``."""
+    claims, payments = await rebuilt_alike(
+        engine,
+        tenant_id,
+        "SELECT payer_id, submitted_on, adjudicated_on, ended, claims, charged_cents"
+        " FROM rcm.report_forecast_claims WHERE tenant_id = :t AND (claims, charged_cents) <> (0, 0)"
+        " ORDER BY 1, 2, 3, 4",
+        "SELECT payer_id, submitted_on, adjudicated_on, posted_on, cents"
+        " FROM rcm.report_forecast_payments WHERE tenant_id = :t AND cents <> 0 ORDER BY 1, 2, 3, 4",
+    )
+    return claims, payments

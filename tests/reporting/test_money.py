@@ -22,7 +22,6 @@ import openpyxl
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rcm.claims.states import ClaimState
@@ -50,6 +49,7 @@ from rcm.reporting.schemas import (
 from rcm.tenancy.models import Tenant
 from tests.claims.conftest import Claims, practice_scope, rows
 from tests.coding.conftest import MakeStaff
+from tests.reporting.scenario import rebuilt_alike
 from tests.support import Api
 
 TODAY = datetime.now(UTC).date()
@@ -449,10 +449,7 @@ async def test_kpi_money_equals_the_ledger_at_any_period_end(
             expected = _kpi_money_expected(entries, span)
             assert money.get(practice.id, dict.fromkeys(expected, 0)) == expected, (end, aged_before)
     # The posting days' rollup summed again from the ledger (rcm.report_rebuild) equals it as kept.
-    async with owner_engine.begin() as conn:
-        kept = (await conn.execute(text(POSTED_DAYS), {"t": practice.id})).all()
-        await conn.execute(text("SELECT rcm.report_rebuild(:t)"), {"t": practice.id})
-        assert (await conn.execute(text(POSTED_DAYS), {"t": practice.id})).all() == kept
+    [kept] = await rebuilt_alike(owner_engine, practice.id, POSTED_DAYS)
     assert kept
 
 
