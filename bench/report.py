@@ -93,6 +93,7 @@ ROLLUP_TRIGGERS = (  # (table, trigger): off for the bulk, which rcm.report_rebu
     ("ledger_entry", "ledger_entry_report_rollup"),
     ("ledger_entry", "ledger_entry_report_rollup_forecast"),
     ("ledger_entry", "ledger_entry_report_posted"),
+    ("ledger_entry", "ledger_entry_report_receivable"),
     ("claim_event", "claim_event_report_submitted"),
     ("claim", "claim_report_forecast_ended"),
 )

@@ -11,10 +11,12 @@ which is the 835's payment date (BPR16) for a remittance's entries, moved forwar
 the flows read their own rollup, per UTC posting day (``report_posted_day``, migration 0056; a period is
 whole UTC days), and the drill-down, which needs the claims, reads the ledger bounded to the period (and the
 90-day charge window) through ``ix_ledger_entry_created_at``. The AR at the period's end reads a rollup too:
-each claim's open balance now (``report_claim_balance``, kept in the same transaction as the entries) less
-the receivable entries posted since the end, the same sum to the cent as every receivable entry before the
-end (receivables always name a claim: ``ck_ledger_entry_receivable_claim``), without reading the practice's
-history.
+the receivable entries per UTC posting day and date of service (``report_receivable_day``, migration 0057),
+summed over the days before the end (and over dates of service before the aging bound for the AR over 90
+days). The drill-down's per-claim balances at the end are each claim's open balance now
+(``report_claim_balance``) less the receivable entries posted since the end: the same sum to the cent as
+every receivable entry before the end (receivables always name a claim:
+``ck_ledger_entry_receivable_claim``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -57,6 +59,7 @@ from rcm.reporting.models import (
     ReportForecastClaims,
     ReportForecastPayments,
     ReportPostedDay,
+    ReportReceivableDay,
 )
 from rcm.scrub.models import ScrubOutcome, ScrubRun
 from rcm.workqueue.models import ItemEventType, QueueKind, WorkItem, WorkItemEvent
@@ -284,6 +287,33 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         )
         return union_all(open_now, since_end).subquery("ar_parts")
 
+    def _ar_at_end(self, span: PeriodBounds) -> Any:
+        """Receivables outstanding at the period's end per practice, all and on claims whose date of service
+        is before ``aged_before``, without a per-claim step: the receivable days' rollup
+        (``report_receivable_day``) before the end's UTC day, plus the entries of that day up to the end
+        from the ledger (none when the end is midnight UTC, as a KPI period's always is)."""
+        r, e, b = ReportReceivableDay, LedgerEntry, ReportClaimBalance
+        end_day = span.end.astimezone(UTC).date()
+        days = select(
+            r.tenant_id, r.amount_cents.label("amount"), (r.service_date < span.aged_before).label("aged")
+        ).where(self.tenant_filter(r.tenant_id), r.day < end_day)
+        end_day_so_far = (
+            select(e.tenant_id, e.amount_cents, b.service_date < span.aged_before)
+            .select_from(join(e, b, and_(b.tenant_id == e.tenant_id, b.claim_id == e.claim_id)))
+            .where(
+                self.tenant_filter(e.tenant_id),
+                e.account.in_([a.value for a in RECEIVABLES]),
+                e.created_at >= datetime.combine(end_day, time(), tzinfo=UTC),
+                e.created_at < span.end,
+            )
+        )
+        parts = union_all(days, end_day_so_far).subquery("ar_parts")
+        return select(
+            parts.c.tenant_id,
+            func.sum(parts.c.amount),
+            func.coalesce(func.sum(parts.c.amount).filter(parts.c.aged), 0),
+        ).group_by(parts.c.tenant_id)
+
     def balance_claims(self, span: PeriodBounds) -> Any:
         """One row per claim with a receivable balance at the period's end, and whether it is aged."""
         parts = self._ar_parts(span)
@@ -313,14 +343,7 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
                 "ar": 0,
                 "ar_aged": 0,
             }
-        # Summed per practice without a per-claim step: a claim's balance at the end adds up its parts.
-        parts = self._ar_parts(span)
-        aged = select(
-            parts.c.tenant_id,
-            func.sum(parts.c.amount),
-            func.coalesce(func.sum(parts.c.amount).filter(parts.c.aged), 0),
-        ).group_by(parts.c.tenant_id)
-        for tenant_id, ar, ar_aged in await self._rows(aged):
+        for tenant_id, ar, ar_aged in await self._rows(self._ar_at_end(span)):
             figures = out.setdefault(tenant_id, dict.fromkeys(_MONEY_KEYS, 0))
             figures["ar"], figures["ar_aged"] = int(ar or 0), int(ar_aged or 0)
         return out

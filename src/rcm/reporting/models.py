@@ -154,3 +154,16 @@ class ReportPostedDay(Base):
     charges_cents: Mapped[int] = mapped_column(BigInteger)
     payments_cents: Mapped[int] = mapped_column(BigInteger)
     contractual_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportReceivableDay(Base):
+    """Receivable entries (accounts ``insurance_receivable`` and ``patient_receivable``) summed per UTC day
+    of posting (``created_at``) and the claim's date of service: the KPIs' AR at a period's end, and over 90
+    days. Kept by the ledger's statement trigger (migration 0057_ar_posted_day)."""
+
+    __tablename__ = "report_receivable_day"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    service_date: Mapped[date] = mapped_column(primary_key=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
