@@ -41,12 +41,17 @@ CREATE TABLE rcm.report_receivable_day (
 """
 
 # The sums of ``{source}`` receivable entries ``n`` (the trigger's new rows, or a practice's ledger) per
-# posting day and the claim's date of service.
+# posting day and the claim's date of service: summed per claim first, then each claim's date of service
+# looked up by its key (a few thousand index probes for an 835, never a scan of the practice's claims).
 _SUMS = """
-  SELECT n.tenant_id, (n.created_at AT TIME ZONE 'UTC')::date, c.service_date, sum(n.amount_cents)
-    FROM {source} n
-    JOIN rcm.claim c ON c.tenant_id = n.tenant_id AND c.id = n.claim_id
-   WHERE n.account IN ('insurance_receivable', 'patient_receivable'){where}
+  SELECT n.tenant_id, n.day,
+         (SELECT c.service_date FROM rcm.claim c WHERE c.tenant_id = n.tenant_id AND c.id = n.claim_id),
+         sum(n.cents)
+    FROM (SELECT n.tenant_id, (n.created_at AT TIME ZONE 'UTC')::date AS day, n.claim_id,
+                 sum(n.amount_cents) AS cents
+            FROM {source} n
+           WHERE n.account IN ('insurance_receivable', 'patient_receivable'){where}
+           GROUP BY 1, 2, 3) n
    GROUP BY 1, 2, 3
 """
 _INTO = "  INSERT INTO rcm.report_receivable_day AS d (tenant_id, day, service_date, amount_cents)"
