@@ -680,7 +680,7 @@ async def kpi_money(settings: Settings, app_url: str, big: uuid.UUID, today: dat
             print(
                 f"{'KPI money, ' + label:<56} ours p95 {p95:7.1f} ms (p50 {statistics.median(samples[0]) * 1000:6.1f})"
                 f"  as before (ledger up to the end) p95 {ref95:7.1f} ms"
-                f" (p50 {statistics.median(samples[1]) * 1000:6.1f})  ratio {p95 / ref95:4.2f}"
+                f" (p50 {statistics.median(samples[1]) * 1000:6.1f})  ratio {p95 / ref95:.2g}"
             )
     await before_conn.close()
 
