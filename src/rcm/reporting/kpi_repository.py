@@ -277,16 +277,20 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         open_now = select(
             b.tenant_id, b.claim_id, (b.insurance_cents + b.patient_cents).label("amount"), aged
         ).where(self.tenant_filter(b.tenant_id), or_(b.insurance_cents != 0, b.patient_cents != 0))
-        since_end = (
-            select(e.tenant_id, e.claim_id, -e.amount_cents, aged)
-            .select_from(join(e, b, and_(b.tenant_id == e.tenant_id, b.claim_id == e.claim_id)))
-            .where(
-                self.tenant_filter(e.tenant_id),
-                e.account.in_([a.value for a in RECEIVABLES]),
-                e.created_at >= span.end,
-            )
+        since_end = self._receivable_entries(e.claim_id, -e.amount_cents, aged).where(
+            e.created_at >= span.end
         )
         return union_all(open_now, since_end).subquery("ar_parts")
+
+    def _receivable_entries(self, *columns: Any) -> Any:
+        """``columns`` of the receivable entries (accounts insurance_receivable and patient_receivable), per
+        practice, with their claim's rollup row (``report_claim_balance``, for its date of service)."""
+        e, b = LedgerEntry, ReportClaimBalance
+        return (
+            select(e.tenant_id, *columns)
+            .select_from(join(e, b, and_(b.tenant_id == e.tenant_id, b.claim_id == e.claim_id)))
+            .where(self.tenant_filter(e.tenant_id), e.account.in_([a.value for a in RECEIVABLES]))
+        )
 
     def _ar_at_end(self, span: PeriodBounds) -> Any:
         """Receivables outstanding at the period's end per practice, all and on claims whose date of service
@@ -298,15 +302,8 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         days = select(
             r.tenant_id, r.amount_cents.label("amount"), (r.service_date < span.aged_before).label("aged")
         ).where(self.tenant_filter(r.tenant_id), r.day < end_day)
-        end_day_so_far = (
-            select(e.tenant_id, e.amount_cents, b.service_date < span.aged_before)
-            .select_from(join(e, b, and_(b.tenant_id == e.tenant_id, b.claim_id == e.claim_id)))
-            .where(
-                self.tenant_filter(e.tenant_id),
-                e.account.in_([a.value for a in RECEIVABLES]),
-                e.created_at >= datetime.combine(end_day, time(), tzinfo=UTC),
-                e.created_at < span.end,
-            )
+        end_day_so_far = self._receivable_entries(e.amount_cents, b.service_date < span.aged_before).where(
+            e.created_at >= datetime.combine(end_day, time(), tzinfo=UTC), e.created_at < span.end
         )
         parts = union_all(days, end_day_so_far).subquery("ar_parts")
         return select(
