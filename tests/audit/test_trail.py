@@ -129,9 +129,16 @@ async def test_chainer_under_concurrent_inserts_skips_nothing_and_seals_once(  #
     chainers = [asyncio.create_task(chainer()) for _ in range(2)]
     first_seen: dict[uuid.UUID, int] = {}
     await asyncio.gather(*(writer(n) for n in range(6)))
-    for record_ in await chain(owner_engine, tenant.id):
+    sealed_early = await chain(owner_engine, tenant.id)
+    for _ in range(200):  # the running chainers seal within moments; the check below needs some sealed
+        if sealed_early:
+            break
+        await asyncio.sleep(0.05)
+        sealed_early = await chain(owner_engine, tenant.id)
+    for record_ in sealed_early:
         assert record_.seq is not None
         first_seen[record_.id] = record_.seq
+    assert first_seen, "the chainers sealed nothing while running"
     stop.set()
     await asyncio.gather(*chainers)
     await seal_all(audit_sessions)

@@ -352,9 +352,10 @@ async def test_a_999_rejection_rejects_the_batch_with_its_errors_in_words(
     assert {i.subject_id for i in items} == {first, second}
     reasons = await rows(
         owner_engine,
-        "SELECT reason FROM rcm.claim_event WHERE tenant_id = :t AND to_state = 'rejected'",
+        "SELECT claim_id, reason FROM rcm.claim_event WHERE tenant_id = :t AND to_state = 'rejected'",
         t=setup.practice.id,
     )
+    assert sorted(str(event.claim_id) for event in reasons) == sorted([str(first), str(second)])
     for event in reasons:
         assert event.reason.startswith("999 R Rejected; 5 One or more segments in error; CLM at ")
         assert "in loop 2300: 8 Segment has data element errors" in event.reason

@@ -180,10 +180,17 @@ async def test_an_inactive_coverage_holds_its_claim_back_with_an_eligibility_ite
 
 
 async def test_a_coverage_never_checked_is_billed_as_before(
-    intake: Api, claims: Claims, practice: Tenant
+    intake: Api, claims: Claims, practice: Tenant, owner_engine: AsyncEngine
 ) -> None:
     claim_id = await claims.new(intake, practice)
     assert isinstance(claim_id, uuid.UUID)
+    # No check, no hold: nothing waits on an eligibility work item.
+    items = await rows(
+        owner_engine,
+        "SELECT id FROM rcm.work_item WHERE tenant_id = :t AND subject_type = 'eligibility_check'",
+        t=practice.id,
+    )
+    assert items == []
 
 
 async def test_a_connector_that_cannot_be_configured_is_a_502_and_stores_nothing(
