@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ def start_embedded_postgres(data_dir: Path, *, stop_on_exit: bool = True) -> str
         except ImportError as exc:
             raise EmbeddedPostgresUnavailable(MISSING) from exc
 
+        # pgserver narrates every pg_ctl command at INFO, even from its exit hook, after a test runner or a
+        # shell has closed the stream: only its warnings and errors are worth a line.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
         data_dir.mkdir(parents=True, exist_ok=True)
         server: Any = get_server(str(data_dir.resolve()), cleanup_mode="stop" if stop_on_exit else None)
     uri: str = server.get_uri()
