@@ -2,14 +2,19 @@
 
     make bench-intake          (or: .venv/bin/python bench/intake.py [--seconds 6] [--runs 3])
 
-Two references, both as the app role under RLS, one transaction per encounter, on as many connections as
+Three references, all as the app role under RLS, one transaction per encounter, on as many connections as
 the API has in flight:
 - "rows": the rows the API writes for one encounter (idempotency record, patient, coverage, encounter,
-  diagnoses, charge lines, event, work item, audit events), nothing else;
+  diagnoses, charge lines, event, work item and its event, three audit events), nothing else, a statement
+  each (the reference the issue's target was set against);
 - "rows+lookups": the same plus the lookups a correct intake must make (tenant by slug, external id,
-  patient by MRN index, coverage by member index, provider by NPI, idempotency reserve then store).
-The ratio to "rows" is the cost of all our layers; the ratio to "rows+lookups" is the cost beyond the
-statements the work needs. One API process and then two (the multi-worker figure) are measured, each phase
+  patient by MRN index, coverage by member index, provider by NPI, idempotency reserve then store);
+- "rows, one statement": the same rows as "rows" in ONE statement of data-modifying CTEs, the fewest round
+  trips plain asyncpg can take: the true ceiling (the API also writes in one statement, after one lookup
+  statement, so this is the fairest comparison of the per-row work).
+Not in any reference: the API's webhook fan-out (an INSERT ... SELECT over the practice's subscriptions,
+none here). The ratio to "rows" is the cost of all our layers against a statement-per-row writer; to
+"rows, one statement", against the leanest writer. One API process and then two (the multi-worker figure) are measured, each phase
 for the same wall time, interleaved with the references, VACUUM ANALYZE between phases; figures are medians
 of the runs with their ranges. Uses RCM_DATABASE_URL when set, otherwise the embedded PostgreSQL under
 .rcm/bench-pg; drops and creates the database rcm_bench_intake. All traffic stays on 127.0.0.1.
@@ -136,13 +141,7 @@ class Ceiling:
             " mrn_bidx, name_dob_bidx) VALUES ($1, $2, $3, $4, $5, $6, $7, 'male', $8, $9)",
             tenant_id,
             patient,
-            blob(45),
-            blob(35),
-            blob(45),
-            blob(40),
-            blob(40),
-            blob(32),
-            blob(32),
+            *patient_values(),
         )
         if self.lookups:
             await conn.fetchrow(
@@ -226,10 +225,89 @@ class Ceiling:
             " trace_id, detail) VALUES ($1, $2, $3, $4, 'C', '0', 'client', 'x',"
             " '{practice_client}', 'encounter', $5, $6, 'r', '', '{}')",
             [
-                (tenant_id, now, uuid.uuid4(), kind, [enc], [patient])
-                for kind in ("patient.create", "encounter.create")
+                (tenant_id, now, uuid.uuid4(), kind, [resource], [patient])
+                for kind, resource in audited(patient, coverage, enc)
             ],
         )
+
+    async def in_one_statement(self, conn: asyncpg.Connection, i: int) -> None:
+        """The same rows as ``one`` without lookups, every INSERT in ONE statement (data-modifying CTEs):
+        the fewest round trips plain asyncpg can take (BEGIN, the tenant binding, the statement, COMMIT)."""
+        tenant_id, blob = self.tenant_id, secrets.token_bytes
+        patient, coverage, enc = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        now = datetime.now(UTC)
+        await conn.execute("SELECT set_config('rcm.tenant_id', $1, true)", str(tenant_id))
+        events = list(audited(patient, coverage, enc))
+        await conn.execute(
+            ONE_STATEMENT,
+            tenant_id,
+            uuid.uuid4(),
+            f"C1-{self.run}-{i}",
+            blob(32),
+            blob(1400),
+            patient,
+            *patient_values(),
+            coverage,
+            blob(45),
+            blob(32),
+            enc,
+            self.provider_id,
+            date.today(),
+            blob(320),
+            now + timedelta(hours=48),
+            now,
+            [kind for kind, _ in events],
+            [str(resource) for _, resource in events],
+        )
+
+
+def patient_values() -> list[bytes]:
+    """A patient's ciphertexts and blind indexes as sized as the API's: MRN, given and family name, birth
+    date, phone, MRN index, name-and-birth-date index."""
+    return [secrets.token_bytes(size) for size in (45, 35, 45, 40, 40, 32, 32)]
+
+
+def audited(patient: uuid.UUID, coverage: uuid.UUID, encounter: uuid.UUID) -> Iterator[tuple[str, uuid.UUID]]:
+    """The audit events of one intake creating its patient and coverage, as the API records them."""
+    yield from (("coverage.create", coverage), ("patient.create", patient), ("encounter.create", encounter))
+
+
+# ``Ceiling.in_one_statement``: $1 tenant, $2-$5 idempotency record (id, key, request hash, response),
+# $6-$13 patient, $14-$16 coverage, $17-$21 encounter (id, provider, date, documentation, item due), $22 now,
+# $23/$24 the audit events' kinds and resource ids.
+ONE_STATEMENT = (
+    "WITH idem AS (INSERT INTO rcm.idempotency_record (tenant_id, id, principal, key, route, request_hash,"
+    " status_code, response_body) VALUES ($1, $2, 'client:x', $3, 'POST /encounters', $4, 201, $5)),"
+    " pat AS (INSERT INTO rcm.patient (tenant_id, id, mrn, given_name, family_name, birth_date, phone, sex,"
+    " mrn_bidx, name_dob_bidx) VALUES ($1, $6, $7, $8, $9, $10, $11, 'male', $12, $13) RETURNING id),"
+    " cov AS (INSERT INTO rcm.coverage (tenant_id, id, patient_id, payer_id, member_id, member_id_bidx,"
+    " relationship, priority) SELECT $1, $14, id, 'DEMO-MCR', $15, $16, 'self', 'primary' FROM pat"
+    " RETURNING id, patient_id),"
+    " enc AS (INSERT INTO rcm.encounter (tenant_id, id, external_id, patient_id, coverage_id,"
+    " rendering_provider_id, billing_provider_id, service_date, place_of_service, documentation, status,"
+    " total_charge_cents, source) SELECT $1, $17, $3, patient_id, id, $18, $18, $19, '11', $20,"
+    " 'needs_coding', 14150, 'json' FROM cov RETURNING id),"
+    " dx AS (INSERT INTO rcm.diagnosis (tenant_id, id, encounter_id, sequence, code)"
+    " SELECT $1, gen_random_uuid(), enc.id, d.seq, d.code FROM enc,"
+    " (VALUES (1, 'E119'), (2, 'I10')) AS d(seq, code)),"
+    " lines AS (INSERT INTO rcm.charge_line (tenant_id, id, encounter_id, line_number, procedure_code,"
+    " modifiers, units, charge_cents, diagnosis_pointers)"
+    " SELECT $1, gen_random_uuid(), enc.id, l.n, l.code, '{}', 1, l.cents, l.pointers FROM enc,"
+    " (VALUES (1, '99213', 12500, '{1,2}'::smallint[]), (2, 'G2211', 1650, '{1}'::smallint[]))"
+    " AS l(n, code, cents, pointers)),"
+    " ev AS (INSERT INTO rcm.encounter_event (tenant_id, id, encounter_id, status)"
+    " SELECT $1, gen_random_uuid(), id, 'needs_coding' FROM enc),"
+    " item AS (INSERT INTO rcm.work_item (tenant_id, id, kind, subject_type, subject_id, status, priority,"
+    " due_at) SELECT $1, gen_random_uuid(), 'coding', 'encounter', id, 'open', 5, $21 FROM enc"
+    " RETURNING tenant_id, id, created_at, status),"
+    " item_ev AS (INSERT INTO rcm.work_item_event (tenant_id, id, created_at, work_item_id, event, status)"
+    " SELECT tenant_id, gen_random_uuid(), created_at, id, 'created', status FROM item)"
+    " INSERT INTO rcm.audit_event (tenant_id, occurred_at, id, event_type, action, outcome, actor_kind,"
+    " actor_subject, actor_roles, resource_type, resource_ids, patient_ids, request_id, trace_id, detail)"
+    " SELECT $1, $22, gen_random_uuid(), a.kind, 'C', '0', 'client', 'x', '{practice_client}', 'encounter',"
+    " ARRAY[a.resource::uuid], ARRAY[$6::uuid], 'r', '', '{}' FROM unnest($23::text[], $24::text[])"
+    " AS a(kind, resource)"
+)
 
 
 async def ceiling_provider(db: Database, tenant_id: uuid.UUID) -> uuid.UUID:
@@ -264,14 +342,15 @@ async def main() -> None:
     two = ApiServers(db, [PORT + 1, PORT + 2], pool_size=concurrency // 2).start()
     api1, api2 = Series("API, 1 process"), Series("API, 2 processes")
     rows, lookups = Series("asyncpg rows"), Series("asyncpg rows+lookups")
+    single = Series("asyncpg rows, one statement")
     pool = await reference_pool(db, concurrency)
     try:
         requests = intake_requests(token(PORT, db.clients[API_TENANT]))
         for servers in (one, two):  # warm-up: pools, key caches, prepared statements
             await drive_http(servers, requests, concurrency=concurrency, seconds=1.5, expect=201)
-        await drive_pool(
-            pool, Ceiling(tenant_id, provider_id, lookups=True).one, concurrency=concurrency, seconds=1
-        )
+        warm = Ceiling(tenant_id, provider_id, lookups=True)
+        for work in (warm.one, warm.in_one_statement):
+            await drive_pool(pool, work, concurrency=concurrency, seconds=1)
         for _ in range(args.runs):
             for series, servers in ((api1, one), (api2, two)):
                 await db.vacuum()
@@ -280,11 +359,15 @@ async def main() -> None:
                         servers, requests, concurrency=concurrency, seconds=args.seconds, expect=201
                     )
                 )
-            for series, with_lookups in ((rows, False), (lookups, True)):
+            plain, looked_up = (Ceiling(tenant_id, provider_id, lookups=flag) for flag in (False, True))
+            for series, work in (
+                (rows, plain.one),
+                (lookups, looked_up.one),
+                (single, plain.in_one_statement),
+            ):
                 await db.vacuum()
-                ceiling = Ceiling(tenant_id, provider_id, lookups=with_lookups)
                 series.phases.append(
-                    await drive_pool(pool, ceiling.one, concurrency=concurrency, seconds=args.seconds)
+                    await drive_pool(pool, work, concurrency=concurrency, seconds=args.seconds)
                 )
     finally:
         await pool.close()
@@ -295,7 +378,7 @@ async def main() -> None:
         f" {args.runs} interleaved runs of {args.seconds:.0f} s, medians [range]",
         "enc/s",
         [api1, api2],
-        [rows, lookups],
+        [rows, lookups, single],
     )
 
 

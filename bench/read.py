@@ -155,8 +155,12 @@ async def main() -> None:
         await seed_patients(PORT, bearer)
         keyring = await tenant_keyring(db, tenant_id)
         requests = list_requests(bearer)
-        for servers in (one, two):  # warm-up: pools, key caches, prepared statements
+        references = ((plain, Reference(tenant_id, None)), (full, Reference(tenant_id, keyring)))
+        # Warm-up, both sides: pools, key caches, prepared statements on every connection.
+        for servers in (one, two):
             await drive_http(servers, requests, concurrency=concurrency, seconds=1.5, expect=200)
+        for _series, reference in references:
+            await drive_pool(pool, reference.one, concurrency=concurrency, seconds=1.5)
         for _ in range(args.runs):
             for series, servers in ((api1, one), (api2, two)):
                 await db.vacuum()
@@ -165,10 +169,7 @@ async def main() -> None:
                         servers, requests, concurrency=concurrency, seconds=args.seconds, expect=200
                     )
                 )
-            for series, reference in (
-                (plain, Reference(tenant_id, None)),
-                (full, Reference(tenant_id, keyring)),
-            ):
+            for series, reference in references:
                 await db.vacuum()
                 series.phases.append(
                     await drive_pool(pool, reference.one, concurrency=concurrency, seconds=args.seconds)

@@ -87,10 +87,15 @@ def read_ours(path: Path) -> int:
 
 
 def read_pyx12(path: Path) -> int:
+    return count_pyx12(str(path))
+
+
+def count_pyx12(source: str | io.StringIO) -> int:
+    """CLP segments counted by pyx12's segment reader, from a file's path or from its text in memory."""
     import pyx12.x12file
 
     count = 0
-    for segment in pyx12.x12file.X12Reader(str(path)):
+    for segment in pyx12.x12file.X12Reader(source):
         if segment.get_seg_id() == "CLP":
             count += 1
     return count
