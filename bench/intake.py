@@ -14,10 +14,11 @@ the API has in flight:
   statement, so this is the fairest comparison of the per-row work).
 Not in any reference: the API's webhook fan-out (an INSERT ... SELECT over the practice's subscriptions,
 none here). The ratio to "rows" is the cost of all our layers against a statement-per-row writer; to
-"rows, one statement", against the leanest writer. One API process and then two (the multi-worker figure) are measured, each phase
-for the same wall time, interleaved with the references, VACUUM ANALYZE between phases; figures are medians
-of the runs with their ranges. Uses RCM_DATABASE_URL when set, otherwise the embedded PostgreSQL under
-.rcm/bench-pg; drops and creates the database rcm_bench_intake. All traffic stays on 127.0.0.1.
+"rows, one statement", against the leanest writer. One API process and then two (the multi-worker figure)
+are measured, each phase for the same wall time, interleaved with the references, VACUUM ANALYZE between
+phases; figures are medians of the runs with their ranges. Uses RCM_DATABASE_URL when set, otherwise the
+embedded PostgreSQL under .rcm/bench-pg; drops and creates the database rcm_bench_intake. All traffic stays
+on 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -192,6 +192,7 @@ def _forecast_history_statement() -> DriverStatement:
 
 class KpiRepository(TenantRowRepository[LedgerEntry]):
     model = LedgerEntry
+    _custom_plans = False  # ``_planned_per_call`` sent in this repository's transaction
 
     def only_tenant(self) -> uuid.UUID:
         return self.context.tenant_ids[0]
@@ -467,8 +468,11 @@ class KpiRepository(TenantRowRepository[LedgerEntry]):
         read a practice's claim events, whose number ranges from none to millions across practices and
         periods, and the generic plan, made for an average practice, scanned every event of a practice with
         a million claims (0.4-0.5 s a statement, where the plan for the parameters takes milliseconds).
-        Planning them costs about a millisecond."""
-        await self._execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        Planning them costs about a millisecond. Sent once per repository (a repository lives in one
+        transaction): the dashboard reads the rates of two periods."""
+        if not self._custom_plans:
+            await self._execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            self._custom_plans = True
 
     async def rates(self, span: PeriodBounds) -> dict[uuid.UUID, RateCounts]:
         """Per practice: the first adjudications of the period (denied, paid first time, days from first
