@@ -9,6 +9,8 @@ Fairness rules the scripts follow (issue 5, point 10):
   printed with its range;
 - the API and the references use the same number of database connections as there are requests in flight
   (RCM_DB_POOL_SIZE = concurrency for one API process, half each for two), as the app role under RLS;
+- a reference can run in processes of its own, as many as the API side has (``drive_processes``), so
+  two API processes are not set beside a reference confined to the generator's one process;
 - all traffic goes to 127.0.0.1.
 """
 
@@ -291,6 +293,56 @@ async def drive_pool(
     return Phase(len(latencies) / wall, latencies, (time.process_time() - cpu) / wall)
 
 
+CHILD_START = 5.0  # seconds between spawning reference processes and their common start (imports, warm-up)
+
+
+async def drive_processes(
+    script: Path, child: list[str], *, processes: int, seconds: float, env: dict[str, str]
+) -> Phase:
+    """The reference side in ``processes`` processes of its own, as the API's side is: each a fresh run of
+    ``script`` with ``child`` arguments (plus ``--start-at`` and ``--seconds``), which connects, warms up
+    and then calls ``drive_pool`` from the same instant as the others, and prints its ``Phase`` as JSON
+    (``child_phase``); ``env`` is added to their environment. The phases are summed: rates and the
+    generators' CPU added, latencies pooled."""
+    start_at = time.time() + CHILD_START
+    command = [sys.executable, str(script), *child, "--start-at", repr(start_at), "--seconds", str(seconds)]
+    spawned = [
+        await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, env={**os.environ, **env}
+        )
+        for _ in range(processes)
+    ]
+    outputs = [await process.communicate() for process in spawned]
+    phases = []
+    for process, (out, _err) in zip(spawned, outputs, strict=True):
+        if process.returncode != 0:
+            raise SystemExit(f"a reference process exited with {process.returncode}")
+        phases.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return Phase(
+        sum(p["rate"] for p in phases),
+        [x for p in phases for x in p["latencies"]],
+        sum(p["generator_cpu"] for p in phases),
+    )
+
+
+async def child_phase(
+    pool: asyncpg.Pool,
+    one: Callable[[asyncpg.Connection, int], Awaitable[None]],
+    *,
+    concurrency: int,
+    start_at: float,
+    seconds: float,
+) -> None:
+    """A reference process's side of ``drive_processes``: warm up until ``start_at`` (pool, prepared
+    statements, key caches), then one timed ``drive_pool``, printed as one line of JSON."""
+    await drive_pool(pool, one, concurrency=concurrency, seconds=max(0.0, start_at - time.time() - 0.05))
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    phase = await drive_pool(pool, one, concurrency=concurrency, seconds=seconds)
+    print(
+        json.dumps({"rate": phase.rate, "latencies": phase.latencies, "generator_cpu": phase.generator_cpu})
+    )
+
+
 async def _no_reset(_connection: asyncpg.Connection) -> None:
     """The references' transaction ends every unit of work, as the API's does, so neither pays a reset
     query on release (asyncpg's default reset is a full round trip: a handicap the API does not carry)."""
@@ -325,12 +377,19 @@ class Series:
         )
 
 
-def report(title: str, unit: str, ours: list[Series], references: list[Series]) -> None:
+def report(
+    title: str,
+    unit: str,
+    ours: list[Series],
+    references: list[Series],
+    pairs: list[tuple[Series, Series]] | None = None,
+) -> None:
+    """The series, then the ratio of each of ours to each reference (or only the ``pairs`` given: sides
+    run in the same number of processes)."""
     print(f"\n{title}")
     for series in [*ours, *references]:
         print(series.line(unit))
-    for mine in ours:
-        for reference in references:
-            print(
-                f"ratio {mine.label.split(' (')[0]} / {reference.label.split(' (')[0]}: {mine.median / reference.median:.2f}"
-            )
+    for mine, reference in pairs if pairs is not None else [(m, r) for m in ours for r in references]:
+        print(
+            f"ratio {mine.label.split(' (')[0]} / {reference.label.split(' (')[0]}: {mine.median / reference.median:.2f}"
+        )

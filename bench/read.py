@@ -8,9 +8,11 @@ as the API has in flight:
 - "SELECT": the tenant context and the same SELECT of 101 rows (the page plus one, as the API reads);
 - "SELECT+decrypt+audit": the same, with every PHI field decrypted in-process with the tenant's real keys
   and the read's audit event inserted: the least work a correct, audited read can do.
-One API process and then two are measured; phases are interleaved and time-boxed, VACUUM ANALYZE between
-them; figures are medians of the runs with ranges. Uses RCM_DATABASE_URL when set, otherwise the embedded
-PostgreSQL under .rcm/bench-pg; drops and creates rcm_bench_read. All traffic stays on 127.0.0.1.
+One API process and then two are measured, and each reference in one process (the load generator's) and
+then in two processes of their own started together, half the connections each: each API figure is set
+beside the references run in as many processes. Phases are interleaved and time-boxed, VACUUM ANALYZE
+between them; figures are medians of the runs with ranges. Uses RCM_DATABASE_URL when set, otherwise the
+embedded PostgreSQL under .rcm/bench-pg; drops and creates rcm_bench_read. All traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 from benchkit import (
@@ -33,8 +37,10 @@ from benchkit import (
     Connection,
     Database,
     Series,
+    child_phase,
     drive_http,
     drive_pool,
+    drive_processes,
     raw_request,
     reference_pool,
     report,
@@ -135,20 +141,49 @@ class Reference:
         )
 
 
+async def reference_process(
+    kind: str, tenant: str, connections: int, start_at: float, seconds: float
+) -> None:
+    """One of the processes of a reference run in processes of its own (``drive_processes``): the database
+    as the parent passed it in the environment, the tenant's keyring fetched here for ``full``."""
+    db = Database(
+        admin=os.environ["RCM_BENCH_ADMIN"],
+        app=os.environ["RCM_BENCH_APP"],
+        data_dir=Path(os.environ["RCM_BENCH_DATA_DIR"]),
+        clients={},
+    )
+    tenant_id = TenantId(uuid.UUID(tenant))
+    keyring = await tenant_keyring(db, tenant_id) if kind == "full" else None
+    pool = await reference_pool(db, connections)
+    try:
+        reference = Reference(tenant_id, keyring)
+        await child_phase(pool, reference.one, concurrency=connections, start_at=start_at, seconds=seconds)
+    finally:
+        await pool.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="wall time of each phase")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs (medians are printed)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests (and connections) in flight")
+    parser.add_argument("--reference-child", choices=("plain", "full"), help=argparse.SUPPRESS)
+    parser.add_argument("--tenant", help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     concurrency = args.concurrency
+    if args.reference_child:
+        await reference_process(args.reference_child, args.tenant, concurrency, args.start_at, args.seconds)
+        return
 
     db = await scratch_database("rcm_bench_read")
     tenant_id = TenantId(await db.tenant_id(API_TENANT))
     one = ApiServers(db, [PORT], pool_size=concurrency).start()
     two = ApiServers(db, [PORT + 1, PORT + 2], pool_size=concurrency // 2).start()
     api1, api2 = Series("API, 1 process"), Series("API, 2 processes")
-    plain, full = Series("asyncpg SELECT"), Series("asyncpg SELECT+decrypt+audit")
+    plain, full = Series("asyncpg SELECT, 1 process"), Series("asyncpg SELECT+decrypt+audit, 1 process")
+    plain2, full2 = Series("asyncpg SELECT, 2 processes"), Series("asyncpg SELECT+decrypt+audit, 2 processes")
+    children = {"RCM_BENCH_ADMIN": db.admin, "RCM_BENCH_APP": db.app, "RCM_BENCH_DATA_DIR": str(db.data_dir)}
     pool = await reference_pool(db, concurrency)
     try:
         bearer = token(PORT, db.clients[API_TENANT])
@@ -174,6 +209,21 @@ async def main() -> None:
                 series.phases.append(
                     await drive_pool(pool, reference.one, concurrency=concurrency, seconds=args.seconds)
                 )
+            for series, kind in ((plain2, "plain"), (full2, "full")):
+                await db.vacuum()
+                child = [
+                    "--reference-child",
+                    kind,
+                    "--tenant",
+                    str(tenant_id),
+                    "--concurrency",
+                    str(concurrency // 2),
+                ]
+                series.phases.append(
+                    await drive_processes(
+                        Path(__file__), child, processes=2, seconds=args.seconds, env=children
+                    )
+                )
     finally:
         await pool.close()
         one.stop()
@@ -183,7 +233,8 @@ async def main() -> None:
         f" {args.runs} interleaved runs of {args.seconds:.0f} s, medians [range]",
         "lists/s",
         [api1, api2],
-        [plain, full],
+        [plain, full, plain2, full2],
+        pairs=[(api1, plain), (api1, full), (api2, plain2), (api2, full2)],
     )
 
 
