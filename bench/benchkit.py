@@ -134,6 +134,22 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
+def database_cpu_seconds() -> float:
+    """CPU seconds (user and system) spent so far by the PostgreSQL processes of this machine: its live
+    processes' own, and those of the backends that have exited (counted in their parent's children's
+    time once reaped). The difference over a phase is the database's CPU in it, when nothing else uses the
+    server then (it counts every database's work)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:  # gone meanwhile
+            continue
+        if head.partition("(")[2] == "postgres":
+            total += sum(int(field) for field in rest.split()[11:15])  # utime, stime, cutime, cstime
+    return total / TICKS
+
+
 @dataclass
 class ApiServers:
     """``rcm serve`` processes on consecutive ports, each with its share of the connections."""
