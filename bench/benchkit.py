@@ -16,6 +16,7 @@ Fairness rules the scripts follow (issue 5, point 10):
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -76,6 +78,24 @@ class Database:
             return await connection.fetchval("SELECT id FROM rcm.tenant WHERE slug = $1", slug)
         finally:
             await connection.close()
+
+    def environment(self) -> dict[str, str]:
+        """What a reference process (``drive_processes``) is given to reach this database."""
+        return {
+            "RCM_BENCH_ADMIN": self.admin,
+            "RCM_BENCH_APP": self.app,
+            "RCM_BENCH_DATA_DIR": str(self.data_dir),
+        }
+
+    @classmethod
+    def from_environment(cls) -> Database:
+        """In a reference process: the database its parent named (``environment``)."""
+        return cls(
+            admin=os.environ["RCM_BENCH_ADMIN"],
+            app=os.environ["RCM_BENCH_APP"],
+            data_dir=Path(os.environ["RCM_BENCH_DATA_DIR"]),
+            clients={},
+        )
 
     async def vacuum(self) -> None:
         """Between phases: dead tuples and stale statistics of one phase must not tax the next."""
@@ -313,19 +333,19 @@ CHILD_START = 5.0  # seconds between spawning reference processes and their comm
 
 
 async def drive_processes(
-    script: Path, child: list[str], *, processes: int, seconds: float, env: dict[str, str]
+    db: Database, script: Path, child: list[str], *, processes: int, concurrency: int, seconds: float
 ) -> Phase:
     """The reference side in ``processes`` processes of its own, as the API's side is: each a fresh run of
-    ``script`` with ``child`` arguments (plus ``--start-at`` and ``--seconds``), which connects, warms up
-    and then calls ``drive_pool`` from the same instant as the others, and prints its ``Phase`` as JSON
-    (``child_phase``); ``env`` is added to their environment. The phases are summed: rates and the
+    ``script`` with ``child`` arguments (plus ``--start-at``, ``--seconds`` and its share of ``concurrency``,
+    read by ``child_arguments``), which connects to ``db``, warms up and then drives from the same instant
+    as the others (``child_phase``), printing its ``Phase`` as JSON. The phases are summed: rates and the
     generators' CPU added, latencies pooled."""
     start_at = time.time() + CHILD_START
     command = [sys.executable, str(script), *child, "--start-at", repr(start_at), "--seconds", str(seconds)]
+    command += ["--concurrency", str(concurrency // processes)]
+    environment = {**os.environ, **db.environment()}
     spawned = [
-        await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, env={**os.environ, **env}
-        )
+        await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE, env=environment)
         for _ in range(processes)
     ]
     outputs = [await process.communicate() for process in spawned]
@@ -341,19 +361,35 @@ async def drive_processes(
     )
 
 
+def child_arguments(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) -> None:
+    """The hidden arguments a script takes when ``drive_processes`` runs it as a reference process (it takes
+    ``--seconds`` and ``--concurrency`` already)."""
+    parser.add_argument("--reference-child", choices=kinds, help=argparse.SUPPRESS)
+    parser.add_argument("--tenant", type=uuid.UUID, help=argparse.SUPPRESS)
+    parser.add_argument("--provider", type=uuid.UUID, help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
+
+
 async def child_phase(
-    pool: asyncpg.Pool,
-    one: Callable[[asyncpg.Connection, int], Awaitable[None]],
+    db: Database,
+    work: Callable[[], Callable[[asyncpg.Connection, int], Awaitable[None]]],
     *,
     concurrency: int,
     start_at: float,
     seconds: float,
 ) -> None:
-    """A reference process's side of ``drive_processes``: warm up until ``start_at`` (pool, prepared
-    statements, key caches), then one timed ``drive_pool``, printed as one line of JSON."""
-    await drive_pool(pool, one, concurrency=concurrency, seconds=max(0.0, start_at - time.time() - 0.05))
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    phase = await drive_pool(pool, one, concurrency=concurrency, seconds=seconds)
+    """A reference process's side of ``drive_processes``: its own pool of ``concurrency`` connections, warmed
+    up until ``start_at`` (prepared statements, key caches), then one timed ``drive_pool``, printed as one
+    line of JSON. ``work`` gives the unit of work afresh for each (``drive_pool`` numbers its calls from 0
+    each time: a reference writing keys from that number needs a new run for each)."""
+    pool = await reference_pool(db, concurrency)
+    try:
+        warm_up = max(0.0, start_at - time.time() - 0.05)
+        await drive_pool(pool, work(), concurrency=concurrency, seconds=warm_up)
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        phase = await drive_pool(pool, work(), concurrency=concurrency, seconds=seconds)
+    finally:
+        await pool.close()
     print(
         json.dumps({"rate": phase.rate, "latencies": phase.latencies, "generator_cpu": phase.generator_cpu})
     )

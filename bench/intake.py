@@ -15,7 +15,9 @@ the API has in flight:
 Not in any reference: the API's webhook fan-out (an INSERT ... SELECT over the practice's subscriptions,
 none here). The ratio to "rows" is the cost of all our layers against a statement-per-row writer; to
 "rows, one statement", against the leanest writer. One API process and then two (the multi-worker figure)
-are measured, each phase for the same wall time, interleaved with the references, VACUUM ANALYZE between
+are measured, and each reference in one process (the load generator's) and then in two processes of their
+own started together, half the connections each: each API figure is set beside the references run in as
+many processes. Each phase runs for the same wall time, interleaved with the others, VACUUM ANALYZE between
 phases; figures are medians of the runs with their ranges. Uses RCM_DATABASE_URL when set, otherwise the
 embedded PostgreSQL under .rcm/bench-pg; drops and creates the database rcm_bench_intake. All traffic stays
 on 127.0.0.1.
@@ -31,8 +33,9 @@ import asyncio
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 from benchkit import (
@@ -40,8 +43,11 @@ from benchkit import (
     ApiServers,
     Database,
     Series,
+    child_arguments,
+    child_phase,
     drive_http,
     drive_pool,
+    drive_processes,
     raw_request,
     reference_pool,
     report,
@@ -51,6 +57,7 @@ from benchkit import (
 
 CEILING_TENANT = "lakeside-pediatrics"
 PORT = 8765
+KINDS = ("rows", "lookups", "single")  # the references, in the order printed
 PLACEHOLDER = b"@@@@@@@@@@@@"  # replaced per request by a unique tag (cheap for the generator)
 
 
@@ -328,13 +335,33 @@ async def ceiling_provider(db: Database, tenant_id: uuid.UUID) -> uuid.UUID:
     return provider_id
 
 
+def reference_work(
+    kind: str, tenant_id: uuid.UUID, provider_id: uuid.UUID
+) -> Callable[[asyncpg.Connection, int], Awaitable[None]]:
+    """What one encounter of the reference ``kind`` ("rows", "lookups" or "single") does."""
+    ceiling = Ceiling(tenant_id, provider_id, lookups=kind == "lookups")
+    return ceiling.in_one_statement if kind == "single" else ceiling.one
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="wall time of each phase")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs (medians are printed)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests (and connections) in flight")
+    child_arguments(parser, KINDS)
     args = parser.parse_args()
     concurrency = args.concurrency
+    if args.reference_child:
+        kind, tenant, provider = args.reference_child, args.tenant, args.provider
+        db = Database.from_environment()
+        await child_phase(
+            db,
+            lambda: reference_work(kind, tenant, provider),
+            concurrency=concurrency,
+            start_at=args.start_at,
+            seconds=args.seconds,
+        )
+        return
 
     db = await scratch_database("rcm_bench_intake")
     tenant_id = await db.tenant_id(CEILING_TENANT)
@@ -342,8 +369,11 @@ async def main() -> None:
     one = ApiServers(db, [PORT], pool_size=concurrency).start()
     two = ApiServers(db, [PORT + 1, PORT + 2], pool_size=concurrency // 2).start()
     api1, api2 = Series("API, 1 process"), Series("API, 2 processes")
-    rows, lookups = Series("asyncpg rows"), Series("asyncpg rows+lookups")
-    single = Series("asyncpg rows, one statement")
+    references = {
+        (kind, processes): Series(f"asyncpg {label}, {processes} process{'es' if processes > 1 else ''}")
+        for processes in (1, 2)
+        for kind, label in zip(KINDS, ("rows", "rows+lookups", "rows, one statement"), strict=True)
+    }
     pool = await reference_pool(db, concurrency)
     try:
         requests = intake_requests(token(PORT, db.clients[API_TENANT]))
@@ -360,15 +390,26 @@ async def main() -> None:
                         servers, requests, concurrency=concurrency, seconds=args.seconds, expect=201
                     )
                 )
-            plain, looked_up = (Ceiling(tenant_id, provider_id, lookups=flag) for flag in (False, True))
-            for series, work in (
-                (rows, plain.one),
-                (lookups, looked_up.one),
-                (single, plain.in_one_statement),
-            ):
+            for kind in KINDS:
                 await db.vacuum()
-                series.phases.append(
+                work = reference_work(kind, tenant_id, provider_id)
+                references[kind, 1].phases.append(
                     await drive_pool(pool, work, concurrency=concurrency, seconds=args.seconds)
+                )
+            for kind in KINDS:
+                await db.vacuum()
+                child = [
+                    "--reference-child",
+                    kind,
+                    "--tenant",
+                    str(tenant_id),
+                    "--provider",
+                    str(provider_id),
+                ]
+                references[kind, 2].phases.append(
+                    await drive_processes(
+                        db, Path(__file__), child, processes=2, concurrency=concurrency, seconds=args.seconds
+                    )
                 )
     finally:
         await pool.close()
@@ -379,7 +420,10 @@ async def main() -> None:
         f" {args.runs} interleaved runs of {args.seconds:.0f} s, medians [range]",
         "enc/s",
         [api1, api2],
-        [rows, lookups, single],
+        list(references.values()),
+        pairs=[
+            (api, references[kind, processes]) for api, processes in ((api1, 1), (api2, 2)) for kind in KINDS
+        ],
     )
 
 

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from benchkit import (
     Connection,
     Database,
     Series,
+    child_arguments,
     child_phase,
     drive_http,
     drive_pool,
@@ -142,24 +142,14 @@ class Reference:
 
 
 async def reference_process(
-    kind: str, tenant: str, connections: int, start_at: float, seconds: float
+    kind: str, tenant_id: uuid.UUID, *, concurrency: int, start_at: float, seconds: float
 ) -> None:
-    """One of the processes of a reference run in processes of its own (``drive_processes``): the database
-    as the parent passed it in the environment, the tenant's keyring fetched here for ``full``."""
-    db = Database(
-        admin=os.environ["RCM_BENCH_ADMIN"],
-        app=os.environ["RCM_BENCH_APP"],
-        data_dir=Path(os.environ["RCM_BENCH_DATA_DIR"]),
-        clients={},
-    )
-    tenant_id = TenantId(uuid.UUID(tenant))
-    keyring = await tenant_keyring(db, tenant_id) if kind == "full" else None
-    pool = await reference_pool(db, connections)
-    try:
-        reference = Reference(tenant_id, keyring)
-        await child_phase(pool, reference.one, concurrency=connections, start_at=start_at, seconds=seconds)
-    finally:
-        await pool.close()
+    """One of the processes of a reference run in processes of its own (``drive_processes``); the tenant's
+    keyring is fetched here for ``full``."""
+    db = Database.from_environment()
+    keyring = await tenant_keyring(db, TenantId(tenant_id)) if kind == "full" else None
+    reference = Reference(tenant_id, keyring)
+    await child_phase(db, lambda: reference.one, concurrency=concurrency, start_at=start_at, seconds=seconds)
 
 
 async def main() -> None:
@@ -167,13 +157,17 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="wall time of each phase")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs (medians are printed)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests (and connections) in flight")
-    parser.add_argument("--reference-child", choices=("plain", "full"), help=argparse.SUPPRESS)
-    parser.add_argument("--tenant", help=argparse.SUPPRESS)
-    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
+    child_arguments(parser, ("plain", "full"))
     args = parser.parse_args()
     concurrency = args.concurrency
     if args.reference_child:
-        await reference_process(args.reference_child, args.tenant, concurrency, args.start_at, args.seconds)
+        await reference_process(
+            args.reference_child,
+            args.tenant,
+            concurrency=concurrency,
+            start_at=args.start_at,
+            seconds=args.seconds,
+        )
         return
 
     db = await scratch_database("rcm_bench_read")
@@ -183,7 +177,6 @@ async def main() -> None:
     api1, api2 = Series("API, 1 process"), Series("API, 2 processes")
     plain, full = Series("asyncpg SELECT, 1 process"), Series("asyncpg SELECT+decrypt+audit, 1 process")
     plain2, full2 = Series("asyncpg SELECT, 2 processes"), Series("asyncpg SELECT+decrypt+audit, 2 processes")
-    children = {"RCM_BENCH_ADMIN": db.admin, "RCM_BENCH_APP": db.app, "RCM_BENCH_DATA_DIR": str(db.data_dir)}
     pool = await reference_pool(db, concurrency)
     try:
         bearer = token(PORT, db.clients[API_TENANT])
@@ -211,17 +204,10 @@ async def main() -> None:
                 )
             for series, kind in ((plain2, "plain"), (full2, "full")):
                 await db.vacuum()
-                child = [
-                    "--reference-child",
-                    kind,
-                    "--tenant",
-                    str(tenant_id),
-                    "--concurrency",
-                    str(concurrency // 2),
-                ]
+                child = ["--reference-child", kind, "--tenant", str(tenant_id)]
                 series.phases.append(
                     await drive_processes(
-                        Path(__file__), child, processes=2, seconds=args.seconds, env=children
+                        db, Path(__file__), child, processes=2, concurrency=concurrency, seconds=args.seconds
                     )
                 )
     finally:
