@@ -275,7 +275,7 @@ class Phase:
 
     rate: float
     latencies: list[float]
-    generator_cpu: float  # share of one core the load generator (this process) used
+    generator_cpu: float  # share of one core the load generator used (this process, or reference processes)
     server_cpu_ms: float = 0.0  # server CPU per request, all API processes together
 
 
