@@ -361,12 +361,13 @@ async def drive_processes(
     )
 
 
-def child_arguments(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) -> None:
-    """The hidden arguments a script takes when ``drive_processes`` runs it as a reference process (it takes
-    ``--seconds`` and ``--concurrency`` already)."""
+def child_arguments(parser: argparse.ArgumentParser, kinds: tuple[str, ...], ids: tuple[str, ...]) -> None:
+    """The hidden arguments a script takes when ``drive_processes`` runs it as a reference process: the
+    reference's kind, the start, and the ids its parent passes (``--tenant`` and the like, as UUIDs); it
+    takes ``--seconds`` and ``--concurrency`` already."""
     parser.add_argument("--reference-child", choices=kinds, help=argparse.SUPPRESS)
-    parser.add_argument("--tenant", type=uuid.UUID, help=argparse.SUPPRESS)
-    parser.add_argument("--provider", type=uuid.UUID, help=argparse.SUPPRESS)
+    for name in ids:
+        parser.add_argument(f"--{name}", type=uuid.UUID, help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
 
 

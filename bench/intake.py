@@ -348,7 +348,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="wall time of each phase")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs (medians are printed)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests (and connections) in flight")
-    child_arguments(parser, KINDS)
+    child_arguments(parser, KINDS, ("tenant", "provider"))
     args = parser.parse_args()
     concurrency = args.concurrency
     if args.reference_child:

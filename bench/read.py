@@ -157,7 +157,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="wall time of each phase")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs (medians are printed)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests (and connections) in flight")
-    child_arguments(parser, ("plain", "full"))
+    child_arguments(parser, ("plain", "full"), ("tenant",))
     args = parser.parse_args()
     concurrency = args.concurrency
     if args.reference_child:

@@ -773,8 +773,8 @@ async def bench(args: argparse.Namespace) -> None:
         runs.append((claims, path, expected))
     size = runs[0][1].stat().st_size / 1e6
     print(
-        f"set-up: {TEMPLATES} claims through the service code, {args.runs} x {args.claims:,} cloned,"
-        f" {args.runs} files written ({size:.1f} MB each) in {time.perf_counter() - started:.0f} s",
+        f"set-up: {TEMPLATES} claims through the service code, {len(runs)} x {args.claims:,} cloned,"
+        f" {len(runs)} files written ({size:.1f} MB each) in {time.perf_counter() - started:.0f} s",
         flush=True,
     )
     count_pyx12(io.StringIO(runs[0][1].read_text()))  # warm-up: imports
